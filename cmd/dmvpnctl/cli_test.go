@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"go.uber.org/zap"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// daemon serves p on a fresh socket and returns its path.
+func daemon(t *testing.T, p api.Provider, opts ...api.Option) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	ln, err := api.Listen(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.NewServer(p, opts...)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return path
+}
+
+// ctl runs dmvpnctl against socket and returns stdout, stderr and the exit status.
+func ctl(t *testing.T, socket string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := env{out: &out, errOut: &errOut, now: func() time.Time { return apitest.Now },
+		client: api.NewClient, pollInterval: time.Millisecond}
+	code := run(e, append([]string{"--socket", socket}, args...))
+	return out.String(), errOut.String(), code
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s mismatch (-want +got):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+// lineDiff is a minimal line diff for golden mismatches.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := 0; i < max(len(w), len(g)); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			b.WriteString("-" + wl + "\n+" + gl + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestGoldenTables(t *testing.T) {
+	fixtures := map[string]apitest.Snapshot{"hub": apitest.HubFixture(), "spoke": apitest.SpokeFixture()}
+	commands := [][]string{
+		{"show", "dmvpn"},
+		{"show", "nhrp", "cache"},
+		{"show", "nhrp", "nhs"},
+		{"show", "nhrp", "shortcuts"},
+		{"show", "ipsec"},
+		{"show", "bgp", "summary"},
+		{"show", "counters"},
+		{"status"},
+	}
+	for role, snap := range fixtures {
+		sock := daemon(t, apitest.NewFake(snap))
+		for _, args := range commands {
+			name := strings.Join(args, "_") + "_" + role
+			t.Run(name, func(t *testing.T) {
+				out, errOut, code := ctl(t, sock, args...)
+				if code != 0 || errOut != "" {
+					t.Fatalf("exit %d, stderr %q", code, errOut)
+				}
+				checkAligned(t, out)
+				golden(t, name, out)
+			})
+		}
+	}
+}
+
+func TestGoldenEmpty(t *testing.T) {
+	sock := daemon(t, apitest.NewFake(apitest.Snapshot{DMVPN: api.DMVPN{Interface: "gre1", Role: "spoke"}}))
+	for _, args := range [][]string{
+		{"show", "dmvpn"}, {"show", "nhrp", "cache"}, {"show", "nhrp", "nhs"}, {"show", "nhrp", "shortcuts"},
+		{"show", "ipsec"}, {"show", "bgp", "summary"}, {"show", "counters"},
+	} {
+		name := strings.Join(args, "_") + "_empty"
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := ctl(t, sock, args...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			golden(t, name, out)
+		})
+	}
+}
+
+func TestGoldenJSON(t *testing.T) {
+	sock := daemon(t, apitest.NewFake(apitest.SpokeFixture()))
+	out, errOut, code := ctl(t, sock, "show", "dmvpn", "--json")
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	golden(t, "show_dmvpn_spoke_json", out)
+}
+
+// checkAligned verifies that every table's rows start their columns where
+// the dashed rule under the titles does.
+func checkAligned(t *testing.T, out string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(strings.TrimLeft(l, " "), "---") || strings.Trim(l, "- ") != "" {
+			continue
+		}
+		var starts []int
+		for j := range l {
+			if l[j] == '-' && (j == 0 || l[j-1] == ' ') {
+				starts = append(starts, j)
+			}
+		}
+		for _, row := range lines[i+1:] {
+			if row == "" {
+				break
+			}
+			for _, s := range starts[1:] {
+				if s > len(row) {
+					continue // trailing empty cells are trimmed
+				}
+				if row[s-1] != ' ' || row[s-2] != ' ' {
+					t.Errorf("row %q: no column gap before offset %d", row, s)
+				}
+			}
+		}
+		if len(l) != len(strings.TrimRight(l, " ")) {
+			t.Errorf("trailing blanks in %q", l)
+		}
+	}
+}
+
+func TestLogLevelCommand(t *testing.T) {
+	lvl := zap.NewAtomicLevelAt(zap.InfoLevel)
+	sock := daemon(t, apitest.NewFake(apitest.HubFixture()), api.WithLevel(lvl))
+	if out, _, code := ctl(t, sock, "log-level"); code != 0 || out != "Log level: info\n" {
+		t.Errorf("log-level = %q, %d", out, code)
+	}
+	if out, _, code := ctl(t, sock, "log-level", "debug"); code != 0 || out != "Log level: debug\n" || lvl.Level() != zap.DebugLevel {
+		t.Errorf("log-level debug = %q, %d, level %s", out, code, lvl.Level())
+	}
+	if _, errOut, code := ctl(t, sock, "log-level", "loud"); code != 1 || errOut != "dmvpnctl: api: \"loud\" is not debug, info, warn or error\n" {
+		t.Errorf("log-level loud = %q, %d", errOut, code)
+	}
+}

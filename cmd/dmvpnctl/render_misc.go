@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+)
+
+func renderIPsec(w io.Writer, sas []api.SA, now time.Time) error {
+	if len(sas) == 0 {
+		_, err := io.WriteString(w, "No IPsec SAs\n")
+		return err
+	}
+	t := newTable(column{title: "Peer NBMA Addr"}, column{title: "State"}, column{title: "Local"}, column{title: "Remote"},
+		column{title: "NAT-T", right: true}, column{title: "UpDn Tm", right: true}, column{title: "Reason"})
+	for _, s := range sas {
+		natt := "-"
+		if s.NATTPort != 0 {
+			natt = strconv.Itoa(int(s.NATTPort))
+		}
+		t.add(addr(s.PeerNBMA), string(s.State), addr(s.Local), addr(s.Remote), natt, since(now, s.Since), orDash(s.Reason))
+	}
+	return t.write(w)
+}
+
+func renderBGP(w io.Writer, s api.BGPSummary, now time.Time) error {
+	if !s.Enabled {
+		_, err := io.WriteString(w, "BGP is not enabled\n")
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "BGP router identifier %s, local AS number %d\nNeighbors: %d\n\n", addr(s.RouterID), s.AS, len(s.Neighbors)); err != nil {
+		return err
+	}
+	if len(s.Neighbors) == 0 {
+		_, err := io.WriteString(w, "No BGP neighbors\n")
+		return err
+	}
+	t := newTable(column{title: "Neighbor"}, column{title: "AS", right: true}, column{title: "Up/Down", right: true},
+		column{title: "State"}, column{title: "PfxRcd", right: true}, column{title: "PfxAcc", right: true},
+		column{title: "PfxAdv", right: true}, column{title: "Type"})
+	for _, n := range s.Neighbors {
+		kind := "static"
+		if n.Dynamic {
+			kind = "dynamic"
+		}
+		t.add(addr(n.Address), strconv.FormatUint(uint64(n.AS), 10), since(now, n.Since), n.State,
+			strconv.Itoa(n.Received), strconv.Itoa(n.Accepted), strconv.Itoa(n.Advertised), kind)
+	}
+	return t.write(w)
+}
+
+func renderCounters(w io.Writer, c api.Counters) error {
+	if len(c) == 0 {
+		_, err := io.WriteString(w, "No counters\n")
+		return err
+	}
+	names := make([]string, 0, len(c))
+	for n := range c {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	t := newTable(column{title: "Counter"}, column{title: "Value", right: true})
+	for _, n := range names {
+		t.add(n, strconv.FormatUint(c[n], 10))
+	}
+	return t.write(w)
+}
+
+func renderStatus(w io.Writer, s api.Status, now time.Time) error {
+	t := newTable(column{title: "Field"}, column{title: "Value"})
+	t.add("Ready", yesNo(s.Ready))
+	t.add("State", orDash(s.State))
+	t.add("Reason", orDash(s.Reason))
+	t.add("Role", orDash(s.Role))
+	t.add("Version", orDash(s.Version))
+	t.add("Uptime", since(now, s.Started))
+	return t.write(w)
+}

@@ -1,0 +1,167 @@
+// Package apitest provides a fake api.Provider and a fixed snapshot fixture
+// for tests of the control API, dmvpnctl and dmvpnd.
+package apitest
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+)
+
+// Snapshot is everything a Provider reports.
+type Snapshot struct {
+	Status    api.Status
+	DMVPN     api.DMVPN
+	Cache     []api.CacheEntry
+	NHS       []api.NHS
+	Shortcuts []api.Shortcut
+	SAs       []api.SA
+	BGP       api.BGPSummary
+	Counters  api.Counters
+}
+
+// Fake is an api.Provider serving a Snapshot. Err, when set, is returned by
+// every view; ReloadErr by Reload. Safe for concurrent use.
+type Fake struct {
+	mu        sync.Mutex
+	snap      Snapshot
+	err       error
+	reloadErr error
+	calls     map[string]int
+}
+
+var _ api.Provider = (*Fake)(nil)
+
+// NewFake returns a Fake serving s.
+func NewFake(s Snapshot) *Fake { return &Fake{snap: s, calls: map[string]int{}} }
+
+// Set replaces the snapshot.
+func (f *Fake) Set(s Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap = s
+}
+
+// SetStatus replaces only the status.
+func (f *Fake) SetStatus(s api.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snap.Status = s
+}
+
+// SetErr makes every view fail with err (nil restores).
+func (f *Fake) SetErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+// SetReloadErr makes Reload fail with err (nil restores).
+func (f *Fake) SetReloadErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reloadErr = err
+}
+
+// Calls reports how often method was called.
+func (f *Fake) Calls(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+func view[T any](f *Fake, method string, get func(*Snapshot) T) (T, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[method]++
+	if f.err != nil {
+		var zero T
+		return zero, f.err
+	}
+	return get(&f.snap), nil
+}
+
+// Status implements api.Source.
+func (f *Fake) Status(context.Context) (api.Status, error) {
+	return view(f, "Status", func(s *Snapshot) api.Status { return s.Status })
+}
+
+// DMVPN implements api.Source.
+func (f *Fake) DMVPN(context.Context) (api.DMVPN, error) {
+	return view(f, "DMVPN", func(s *Snapshot) api.DMVPN { return s.DMVPN })
+}
+
+// Cache implements api.Source.
+func (f *Fake) Cache(context.Context) ([]api.CacheEntry, error) {
+	return view(f, "Cache", func(s *Snapshot) []api.CacheEntry { return s.Cache })
+}
+
+// NHS implements api.Source.
+func (f *Fake) NHS(context.Context) ([]api.NHS, error) {
+	return view(f, "NHS", func(s *Snapshot) []api.NHS { return s.NHS })
+}
+
+// Shortcuts implements api.Source.
+func (f *Fake) Shortcuts(context.Context) ([]api.Shortcut, error) {
+	return view(f, "Shortcuts", func(s *Snapshot) []api.Shortcut { return s.Shortcuts })
+}
+
+// IPsec implements api.Source.
+func (f *Fake) IPsec(context.Context) ([]api.SA, error) {
+	return view(f, "IPsec", func(s *Snapshot) []api.SA { return s.SAs })
+}
+
+// BGP implements api.Source.
+func (f *Fake) BGP(context.Context) (api.BGPSummary, error) {
+	return view(f, "BGP", func(s *Snapshot) api.BGPSummary { return s.BGP })
+}
+
+// Counters implements api.Source.
+func (f *Fake) Counters(context.Context) (api.Counters, error) {
+	return view(f, "Counters", func(s *Snapshot) api.Counters { return s.Counters })
+}
+
+// ClearCache drops the non-static cache entries.
+func (f *Fake) ClearCache(context.Context) (int, error) {
+	return view(f, "ClearCache", func(s *Snapshot) int {
+		kept := s.Cache[:0:0]
+		for _, e := range s.Cache {
+			if e.Type == api.CacheStatic || e.Type == api.CacheLocal || e.Type == api.CacheNHS {
+				kept = append(kept, e)
+			}
+		}
+		n := len(s.Cache) - len(kept)
+		s.Cache = kept
+		return n
+	})
+}
+
+// ClearShortcuts drops all shortcuts.
+func (f *Fake) ClearShortcuts(context.Context) (int, error) {
+	return view(f, "ClearShortcuts", func(s *Snapshot) int {
+		n := len(s.Shortcuts)
+		s.Shortcuts = nil
+		return n
+	})
+}
+
+// Reload returns the configured reload error.
+func (f *Fake) Reload(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["Reload"]++
+	return f.reloadErr
+}
+
+// CmpOptions compare the netip values inside snapshots with go-cmp.
+func CmpOptions() cmp.Options {
+	return cmp.Options{
+		cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+		cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+	}
+}

@@ -1,0 +1,23 @@
+// Package api is dmvpnd's control API: the status model the controller fills
+// (peers, NHS, NHRP cache, shortcuts, IPsec SAs, BGP, counters), a Server
+// serving it as JSON over HTTP on a unix socket, and the Client dmvpnctl uses.
+//
+// Routes (all under /v1):
+//
+//	GET  /v1/status               Status (readiness)
+//	GET  /v1/dmvpn                DMVPN (peers and NHS, the "show dmvpn" view)
+//	GET  /v1/nhrp/cache           []CacheEntry
+//	GET  /v1/nhrp/nhs             []NHS
+//	GET  /v1/nhrp/shortcuts       []Shortcut
+//	GET  /v1/ipsec                []SA
+//	GET  /v1/bgp/summary          BGPSummary
+//	GET  /v1/counters             Counters
+//	POST /v1/nhrp/cache/clear     ClearResult
+//	POST /v1/nhrp/shortcuts/clear ClearResult
+//	POST /v1/reload               re-read and apply the configuration file
+//	GET  /v1/log-level            LogLevel
+//	PUT  /v1/log-level            LogLevel
+//
+// Errors are {"error": "..."} with a non-2xx status; the Client returns them
+// as *Error.
+package api

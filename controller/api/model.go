@@ -1,0 +1,222 @@
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// PeerState is a peer's overall state as "show dmvpn" reports it.
+type PeerState string
+
+// Peer states.
+const (
+	// PeerUp: NHRP binding valid and, with IPsec, its SA established.
+	PeerUp PeerState = "UP"
+	// PeerDown: no valid binding.
+	PeerDown PeerState = "DOWN"
+	// PeerNHRP: NHRP registration or resolution in progress.
+	PeerNHRP PeerState = "NHRP"
+	// PeerIKE: binding known, IKE negotiating the SA.
+	PeerIKE PeerState = "IKE"
+)
+
+// Attr is a peer attribute; the table shows its abbreviation (Cisco's
+// "Attrb" column letters).
+type Attr string
+
+// Peer attributes.
+const (
+	AttrStatic          Attr = "static"           // S: configured (an NHS)
+	AttrDynamic         Attr = "dynamic"          // D: learnt (registered with us, or resolved)
+	AttrIncomplete      Attr = "incomplete"       // I: resolution pending
+	AttrNAT             Attr = "nat"              // N: peer is behind NAT
+	AttrLocal           Attr = "local"            // L: our own binding
+	AttrRouteInstalled  Attr = "route-installed"  // T1: shortcut route installed
+	AttrNexthopOverride Attr = "nexthop-override" // T2: next hop overridden by a shortcut
+)
+
+// Peer is one NBMA peer on the tunnel.
+type Peer struct {
+	// NBMA is the peer's claimed underlay address.
+	NBMA netip.Addr `json:"nbma"`
+	// ObservedNBMA is the post-NAT address we see, when it differs.
+	ObservedNBMA netip.Addr `json:"observed_nbma,omitzero"`
+	// Tunnel is the peer's tunnel (protocol) address.
+	Tunnel netip.Addr `json:"tunnel"`
+	State  PeerState  `json:"state"`
+	// Since is when State last changed.
+	Since time.Time `json:"since,omitzero"`
+	// Entries counts the NHRP cache entries with this NBMA peer.
+	Entries int    `json:"entries"`
+	Attrs   []Attr `json:"attrs,omitempty"`
+}
+
+// NHSState is the registration state with one NHS (Cisco's E/R/W).
+type NHSState string
+
+// NHS states.
+const (
+	NHSResponding NHSState = "responding" // R: registered, replies arriving
+	NHSExpecting  NHSState = "expecting"  // E: request sent, expecting a reply
+	NHSWaiting    NHSState = "waiting"    // W: waiting before the next attempt
+	NHSDown       NHSState = "down"       // D: not in use (e.g. IPsec down)
+)
+
+// NHS is one next-hop server as seen by this node.
+type NHS struct {
+	NBMA netip.Addr `json:"nbma"`
+	// Protocol is the server's tunnel address; zero while a dynamic NHS is
+	// not yet learnt.
+	Protocol netip.Addr `json:"protocol,omitzero"`
+	// Dynamic is true when the protocol address is learnt, not configured.
+	Dynamic  bool     `json:"dynamic,omitempty"`
+	Priority int      `json:"priority"`
+	State    NHSState `json:"state"`
+	// Reason explains a state other than responding.
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	// Expires is when the current registration lapses.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// DMVPN is the "show dmvpn" view: the tunnel, its peers and its NHSs.
+type DMVPN struct {
+	Interface string `json:"interface"`
+	// Role is "hub" or "spoke".
+	Role string `json:"role"`
+	// Address is the local tunnel address and prefix.
+	Address netip.Prefix `json:"address,omitzero"`
+	// NBMA is the local underlay address.
+	NBMA  netip.Addr `json:"nbma,omitzero"`
+	Peers []Peer     `json:"peers"`
+	NHS   []NHS      `json:"nhs"`
+}
+
+// CacheType is the kind of an NHRP cache entry.
+type CacheType string
+
+// Cache entry types.
+const (
+	CacheLocal      CacheType = "local"
+	CacheStatic     CacheType = "static"
+	CacheDynamic    CacheType = "dynamic" // registered with us
+	CacheNHS        CacheType = "nhs"
+	CacheCached     CacheType = "cached" // from a resolution reply
+	CacheNegative   CacheType = "negative"
+	CacheIncomplete CacheType = "incomplete"
+)
+
+// CacheFlag qualifies an NHRP cache entry.
+type CacheFlag string
+
+// Cache flags.
+const (
+	FlagUnique        CacheFlag = "unique"
+	FlagUsed          CacheFlag = "used"
+	FlagRouter        CacheFlag = "router"
+	FlagAuthoritative CacheFlag = "authoritative"
+	FlagNAT           CacheFlag = "nat"
+)
+
+// CacheEntry is one NHRP cache entry.
+type CacheEntry struct {
+	Type   CacheType    `json:"type"`
+	Prefix netip.Prefix `json:"prefix"`
+	// Tunnel is the next hop's tunnel address (equal to Prefix's address for
+	// host entries).
+	Tunnel       netip.Addr  `json:"tunnel,omitzero"`
+	NBMA         netip.Addr  `json:"nbma,omitzero"`
+	ObservedNBMA netip.Addr  `json:"observed_nbma,omitzero"`
+	Created      time.Time   `json:"created,omitzero"`
+	Expires      time.Time   `json:"expires,omitzero"`
+	Flags        []CacheFlag `json:"flags,omitempty"`
+}
+
+// Shortcut is an installed NHRP shortcut route (Phase 3).
+type Shortcut struct {
+	Prefix netip.Prefix `json:"prefix"`
+	// Via is the egress peer's tunnel address.
+	Via     netip.Addr `json:"via"`
+	NBMA    netip.Addr `json:"nbma,omitzero"`
+	Created time.Time  `json:"created,omitzero"`
+	Expires time.Time  `json:"expires,omitzero"`
+	// Used reports traffic since the last refresh.
+	Used bool `json:"used"`
+}
+
+// SAState is an IPsec SA's state.
+type SAState string
+
+// SA states.
+const (
+	SAEstablished SAState = "ESTABLISHED"
+	SAConnecting  SAState = "CONNECTING"
+	SARekeying    SAState = "REKEYING"
+	SADown        SAState = "DOWN"
+)
+
+// SA is the IPsec protection towards one peer.
+type SA struct {
+	// Name is the VICI connection name.
+	Name     string     `json:"name"`
+	PeerNBMA netip.Addr `json:"peer_nbma"`
+	State    SAState    `json:"state"`
+	Local    netip.Addr `json:"local,omitzero"`
+	Remote   netip.Addr `json:"remote,omitzero"`
+	// NATTPort is the remote UDP port when ESP is UDP-encapsulated (NAT-T),
+	// zero otherwise.
+	NATTPort uint16    `json:"natt_port,omitzero"`
+	Since    time.Time `json:"since,omitzero"`
+	// Reason explains a state other than established.
+	Reason string `json:"reason,omitempty"`
+}
+
+// BGPNeighbor is one BGP session.
+type BGPNeighbor struct {
+	Address netip.Addr `json:"address"`
+	AS      uint32     `json:"as"`
+	// State is the BGP FSM state: Idle, Connect, Active, OpenSent,
+	// OpenConfirm or Established.
+	State string    `json:"state"`
+	Since time.Time `json:"since,omitzero"`
+	// Received and Accepted prefixes; Advertised prefixes.
+	Received   int  `json:"received"`
+	Accepted   int  `json:"accepted"`
+	Advertised int  `json:"advertised"`
+	Dynamic    bool `json:"dynamic,omitempty"`
+}
+
+// BGPSummary is the "show bgp summary" view.
+type BGPSummary struct {
+	Enabled   bool          `json:"enabled"`
+	RouterID  netip.Addr    `json:"router_id,omitzero"`
+	AS        uint32        `json:"as,omitempty"`
+	Neighbors []BGPNeighbor `json:"neighbors"`
+}
+
+// Counters are named monotonic counters.
+type Counters map[string]uint64
+
+// Status is the node's readiness.
+type Status struct {
+	// Ready: a spoke is registered with an NHS and its sessions are up;
+	// a hub has its tunnel programmed.
+	Ready bool `json:"ready"`
+	// State is a one-word summary, e.g. starting, registering, running.
+	State string `json:"state"`
+	// Reason says why the node is not ready.
+	Reason  string    `json:"reason,omitempty"`
+	Role    string    `json:"role,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started,omitzero"`
+}
+
+// ClearResult reports how many entries a clear removed.
+type ClearResult struct {
+	Cleared int `json:"cleared"`
+}
+
+// LogLevel is the daemon's current minimum log level.
+type LogLevel struct {
+	Level string `json:"level"`
+}

@@ -1,0 +1,37 @@
+package api
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotEnabled is returned by a Source for a view whose subsystem is off
+// (e.g. BGP disabled); the server answers 404 with the message.
+var ErrNotEnabled = errors.New("not enabled")
+
+// Source produces the status snapshots and performs the clear actions. The
+// controller implements it. Methods are called concurrently and must return
+// copies the caller may keep.
+type Source interface {
+	Status(ctx context.Context) (Status, error)
+	DMVPN(ctx context.Context) (DMVPN, error)
+	Cache(ctx context.Context) ([]CacheEntry, error)
+	NHS(ctx context.Context) ([]NHS, error)
+	Shortcuts(ctx context.Context) ([]Shortcut, error)
+	IPsec(ctx context.Context) ([]SA, error)
+	BGP(ctx context.Context) (BGPSummary, error)
+	Counters(ctx context.Context) (Counters, error)
+	// ClearCache drops the dynamic NHRP cache and returns how many
+	// entries went.
+	ClearCache(ctx context.Context) (int, error)
+	// ClearShortcuts removes the shortcut routes.
+	ClearShortcuts(ctx context.Context) (int, error)
+}
+
+// Provider is what the Server serves: a Source plus Reload, which re-reads
+// the configuration file and applies it (an invalid file is rejected with
+// an error and the running configuration stays).
+type Provider interface {
+	Source
+	Reload(ctx context.Context) error
+}

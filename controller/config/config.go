@@ -1,0 +1,166 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is one node's configuration: the root of the YAML file.
+type Config struct {
+	Tunnel  Tunnel  `mapstructure:"tunnel"`
+	NHRP    NHRP    `mapstructure:"nhrp"`
+	IPsec   IPsec   `mapstructure:"ipsec"`
+	BGP     BGP     `mapstructure:"bgp"`
+	Control Control `mapstructure:"control"`
+	Metrics Metrics `mapstructure:"metrics"`
+	Log     Log     `mapstructure:"log"`
+}
+
+// Tunnel describes the mGRE tunnel interface.
+type Tunnel struct {
+	// Name is the kernel interface name (default gre1).
+	Name string `mapstructure:"name"`
+	// Key is the GRE key; 0 sends no key.
+	Key uint32 `mapstructure:"key"`
+	// LocalNBMA is the underlay (NBMA) source address. At least one of
+	// LocalNBMA and UnderlayDevice must be set.
+	LocalNBMA netip.Addr `mapstructure:"local_nbma"`
+	// UnderlayDevice binds the tunnel to an underlay interface; the NBMA
+	// address is then taken from it (useful behind DHCP).
+	UnderlayDevice string `mapstructure:"underlay_device"`
+	// Address is this node's tunnel address with the tunnel prefix length,
+	// e.g. 10.0.0.1/24.
+	Address netip.Prefix `mapstructure:"address"`
+	// MTU of the tunnel interface (default 1400).
+	MTU int `mapstructure:"mtu"`
+}
+
+// NHRP configures the NHRP engine.
+type NHRP struct {
+	Role Role `mapstructure:"role"`
+	// NetworkID separates NHRP domains on the same tunnel (required).
+	NetworkID uint32 `mapstructure:"network_id"`
+	// HoldingTime advertised in registrations and replies (default 7200s;
+	// 600s is recommended). Whole seconds, at most 65535s.
+	HoldingTime time.Duration `mapstructure:"holding_time"`
+	// NHS lists the next-hop servers a spoke registers with.
+	NHS []NHS `mapstructure:"nhs"`
+	// Registration is "unique" (default) or "no-unique".
+	Registration Registration `mapstructure:"registration"`
+	// Authentication is the Cisco cleartext password (at most 8 bytes);
+	// empty disables authentication.
+	Authentication Secret `mapstructure:"authentication"`
+	// Redirect makes a hub send traffic indications (Phase 3).
+	Redirect bool `mapstructure:"redirect"`
+	// Shortcut makes a spoke act on traffic indications and install
+	// shortcut routes (Phase 3).
+	Shortcut bool   `mapstructure:"shortcut"`
+	Limits   Limits `mapstructure:"limits"`
+}
+
+// NHS is one next-hop server.
+type NHS struct {
+	// NBMA is the server's underlay address.
+	NBMA netip.Addr `mapstructure:"nbma"`
+	// Protocol is the server's tunnel address, or "dynamic" (the default)
+	// to learn it from the registration reply.
+	Protocol NHSProtocol `mapstructure:"protocol"`
+	// Priority orders servers: lower is preferred (0..255, default 0).
+	Priority int `mapstructure:"priority"`
+}
+
+// Limits bound the NHRP engine's resources.
+type Limits struct {
+	// CacheSize is the maximum number of NHRP cache entries (default 10000).
+	CacheSize int `mapstructure:"cache_size"`
+	// Pending is the maximum number of outstanding requests (default 256).
+	Pending int `mapstructure:"pending"`
+	// PerSourceRate is the number of NHRP requests accepted per second from
+	// one source NBMA address (default 10).
+	PerSourceRate float64 `mapstructure:"per_source_rate"`
+}
+
+// IPsec configures protection of the GRE traffic through strongSwan (VICI).
+type IPsec struct {
+	Enabled bool `mapstructure:"enabled"`
+	// ViciSocket is charon's VICI socket (default /var/run/charon.vici).
+	ViciSocket string    `mapstructure:"vici_socket"`
+	Auth       IPsecAuth `mapstructure:"auth"`
+	Proposals  Proposals `mapstructure:"proposals"`
+}
+
+// IPsecAuth selects pre-shared key or certificate authentication.
+type IPsecAuth struct {
+	Method AuthMethod `mapstructure:"method"`
+	// PSK is the pre-shared key; PSKFile reads it from a file instead.
+	PSK     Secret `mapstructure:"psk"`
+	PSKFile string `mapstructure:"psk_file"`
+	// Cert, Key and CA are PEM files for x509 authentication.
+	Cert string `mapstructure:"cert"`
+	Key  string `mapstructure:"key"`
+	CA   string `mapstructure:"ca"`
+}
+
+// Proposals are strongSwan proposal strings.
+type Proposals struct {
+	IKE []string `mapstructure:"ike"`
+	ESP []string `mapstructure:"esp"`
+}
+
+// BGP configures the embedded BGP speaker.
+type BGP struct {
+	Enabled bool   `mapstructure:"enabled"`
+	ASN     uint32 `mapstructure:"asn"`
+	// RouterID defaults to the tunnel address.
+	RouterID netip.Addr `mapstructure:"router_id"`
+	// Listen is the BGP listen address; a hub defaults to its tunnel
+	// address port 179, a spoke does not listen unless set.
+	Listen    netip.AddrPort `mapstructure:"listen"`
+	Neighbors []Neighbor     `mapstructure:"neighbors"`
+	// Dynamic accepts neighbors from a prefix (hub only).
+	Dynamic DynamicNeighbors `mapstructure:"dynamic"`
+	// Prefixes are the LAN prefixes this node originates.
+	Prefixes []netip.Prefix `mapstructure:"prefixes"`
+	// HubMode is "reflect" (Phase 2, default for hubs) or "summary"
+	// (Phase 3: advertise only Summaries).
+	HubMode   HubMode        `mapstructure:"hub_mode"`
+	Summaries []netip.Prefix `mapstructure:"summaries"`
+	// GRPCListen exposes GoBGP's gRPC API for the gobgp CLI; loopback
+	// host:port or unix:/path only (it has no authentication). Empty disables.
+	GRPCListen string `mapstructure:"grpc_listen"`
+}
+
+// Neighbor is a static BGP neighbor.
+type Neighbor struct {
+	Address netip.Addr `mapstructure:"address"`
+	// ASN defaults to the local ASN (iBGP).
+	ASN uint32 `mapstructure:"asn"`
+}
+
+// DynamicNeighbors accepts passive BGP sessions from a prefix.
+type DynamicNeighbors struct {
+	Prefix netip.Prefix `mapstructure:"prefix"`
+	// ASN defaults to the local ASN (iBGP).
+	ASN uint32 `mapstructure:"asn"`
+}
+
+// Control configures the control API socket used by dmvpnctl.
+type Control struct {
+	// Socket path (default /run/dmvpnd/dmvpnd.sock), mode 0660.
+	Socket string `mapstructure:"socket"`
+	// Group owning the socket; empty keeps the daemon's group.
+	Group string `mapstructure:"group"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is host:port for /metrics (default 127.0.0.1:9474); empty
+	// disables the endpoint.
+	Listen string `mapstructure:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  LogLevel  `mapstructure:"level"`
+	Format LogFormat `mapstructure:"format"`
+}

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+)
+
+func (c *Config) validateBGP(v *validator) {
+	b := c.BGP
+	if !b.Enabled {
+		return
+	}
+	hub := c.NHRP.Role == RoleHub
+	if b.ASN == 0 {
+		v.add("bgp.asn", "required (1..4294967295)")
+	} else if b.ASN == 23456 {
+		v.add("bgp.asn", "23456 is AS_TRANS and cannot be used")
+	}
+	if !b.RouterID.Is4() {
+		v.add("bgp.router_id", "%s is not an IPv4 address", orUnset(b.RouterID))
+	}
+	if b.Listen.IsValid() && b.Listen.Port() == 0 {
+		v.add("bgp.listen", "%s has port 0", b.Listen)
+	}
+	seen := map[netip.Addr]int{}
+	for i, n := range b.Neighbors {
+		p := fmt.Sprintf("bgp.neighbors[%d].address", i)
+		if !n.Address.IsValid() {
+			v.add(p, "required")
+			continue
+		}
+		c.checkInTunnel(v, p, n.Address)
+		if j, dup := seen[n.Address]; dup {
+			v.add(p, "%s is already bgp.neighbors[%d]", n.Address, j)
+		}
+		seen[n.Address] = i
+	}
+	if d := b.Dynamic.Prefix; d.IsValid() {
+		if !hub {
+			v.add("bgp.dynamic.prefix", "only a hub accepts dynamic neighbors (role is %s)", c.NHRP.Role)
+		}
+		checkMasked(v, "bgp.dynamic.prefix", d)
+	} else if b.Dynamic.ASN != 0 {
+		v.add("bgp.dynamic.prefix", "required when bgp.dynamic.asn is set")
+	}
+	if !hub && len(b.Neighbors) == 0 {
+		v.add("bgp.neighbors", "a spoke needs at least one BGP neighbor (its hubs)")
+	}
+	for i, p := range b.Prefixes {
+		checkMasked(v, fmt.Sprintf("bgp.prefixes[%d]", i), p)
+	}
+	switch b.HubMode {
+	case "":
+	case HubReflect, HubSummary:
+		if !hub {
+			v.add("bgp.hub_mode", "only applies to a hub (role is %s)", c.NHRP.Role)
+		}
+	default:
+		v.add("bgp.hub_mode", "%q is not reflect or summary", b.HubMode)
+	}
+	if b.HubMode == HubSummary && len(b.Summaries) == 0 {
+		v.add("bgp.summaries", "hub_mode summary needs at least one summary prefix")
+	}
+	if b.HubMode != HubSummary && len(b.Summaries) > 0 {
+		v.add("bgp.summaries", "only used with hub_mode summary")
+	}
+	for i, p := range b.Summaries {
+		checkMasked(v, fmt.Sprintf("bgp.summaries[%d]", i), p)
+	}
+	if g := b.GRPCListen; g != "" {
+		checkGRPCListen(v, g)
+	}
+}
+
+func checkGRPCListen(v *validator, g string) {
+	if path, ok := strings.CutPrefix(g, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			v.add("bgp.grpc_listen", "%q: unix socket path is not absolute", g)
+		}
+		return
+	}
+	ap, err := netip.ParseAddrPort(g)
+	switch {
+	case err != nil:
+		v.add("bgp.grpc_listen", "%q is not address:port or unix:/path", g)
+	case !ap.Addr().IsLoopback():
+		v.add("bgp.grpc_listen", "%s is not a loopback address (the gRPC API has no authentication)", ap.Addr())
+	}
+}
+
+func checkMasked(v *validator, path string, p netip.Prefix) {
+	if p != p.Masked() {
+		v.add(path, "%s has host bits set (did you mean %s?)", p, p.Masked())
+	}
+}
+
+func orUnset(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unset"
+	}
+	return a.String()
+}

@@ -1,0 +1,68 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
+func (c *Config) validateIPsec(v *validator) {
+	s := c.IPsec
+	if !s.Enabled {
+		return
+	}
+	if !filepath.IsAbs(s.ViciSocket) {
+		v.add("ipsec.vici_socket", "%q is not an absolute path", s.ViciSocket)
+	}
+	a := s.Auth
+	switch a.Method {
+	case AuthPSK:
+		switch {
+		case a.PSK.IsZero() && a.PSKFile == "":
+			v.add("ipsec.auth", "method psk needs psk or psk_file")
+		case !a.PSK.IsZero() && a.PSKFile != "":
+			v.add("ipsec.auth", "set psk or psk_file, not both")
+		case a.PSKFile != "":
+			checkAbs(v, "ipsec.auth.psk_file", a.PSKFile)
+		}
+		for _, f := range []struct{ name, val string }{{"cert", a.Cert}, {"key", a.Key}, {"ca", a.CA}} {
+			if f.val != "" {
+				v.add("ipsec.auth."+f.name, "only used with method x509")
+			}
+		}
+	case AuthX509:
+		for _, f := range []struct{ name, val string }{{"cert", a.Cert}, {"key", a.Key}, {"ca", a.CA}} {
+			if f.val == "" {
+				v.add("ipsec.auth."+f.name, "required with method x509")
+			} else {
+				checkAbs(v, "ipsec.auth."+f.name, f.val)
+			}
+		}
+		if !a.PSK.IsZero() || a.PSKFile != "" {
+			v.add("ipsec.auth", "psk and psk_file are only used with method psk")
+		}
+	case "":
+		v.add("ipsec.auth.method", "required (psk or x509)")
+	default:
+		v.add("ipsec.auth.method", "%q is not psk or x509", a.Method)
+	}
+	checkProposals(v, "ipsec.proposals.ike", s.Proposals.IKE)
+	checkProposals(v, "ipsec.proposals.esp", s.Proposals.ESP)
+}
+
+func checkProposals(v *validator, path string, ps []string) {
+	if len(ps) == 0 {
+		v.add(path, "at least one proposal is required")
+	}
+	for i, p := range ps {
+		if p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			v.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a strongSwan proposal (like aes256gcm16-prfsha256-ecp256)", p)
+		}
+	}
+}
+
+func checkAbs(v *validator, path, file string) {
+	if !filepath.IsAbs(file) {
+		v.add(path, "%q is not an absolute path", file)
+	}
+}

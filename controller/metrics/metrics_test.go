@@ -1,0 +1,138 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestScrape(t *testing.T) {
+	m := New("v1.2.3")
+	srv := httptest.NewServer(m.Mux())
+	defer srv.Close()
+
+	m.Registrations.WithLabelValues("received", "success").Add(3)
+	m.Resolutions.WithLabelValues("sent", "timeout").Inc()
+	m.Redirects.WithLabelValues("sent").Inc()
+	m.ShortcutsInstalled.Inc()
+	m.Shortcuts.Set(2)
+	m.PacketsReceived.WithLabelValues("registration_request").Add(3)
+	m.PacketsSent.WithLabelValues("traffic_indication").Inc()
+	m.Drops.WithLabelValues("auth_failure").Inc()
+	m.ReconcileErrors.WithLabelValues("kernel").Inc()
+	m.SetPeers(map[string]int{"up": 3, "ike": 1})
+	m.SetSAs(map[string]int{"established": 3})
+	m.SetBGPSessions(map[string]int{"established": 2, "active": 1})
+	m.ConfigReloads.WithLabelValues("failure").Inc()
+
+	body := scrape(t, srv.URL+"/metrics")
+	want := []string{
+		`dmvpnd_nhrp_registrations_total{direction="received",result="success"} 3`,
+		`dmvpnd_nhrp_registrations_total{direction="sent",result="failure"} 0`,
+		`dmvpnd_nhrp_resolutions_total{direction="sent",result="timeout"} 1`,
+		`dmvpnd_nhrp_redirects_total{direction="sent"} 1`,
+		`dmvpnd_nhrp_shortcuts_installed_total 1`,
+		`dmvpnd_nhrp_shortcuts 2`,
+		`dmvpnd_nhrp_packets_received_total{type="registration_request"} 3`,
+		`dmvpnd_nhrp_packets_received_total{type="purge_reply"} 0`,
+		`dmvpnd_nhrp_packets_sent_total{type="traffic_indication"} 1`,
+		`dmvpnd_nhrp_drops_total{reason="auth_failure"} 1`,
+		`dmvpnd_nhrp_drops_total{reason="malformed"} 0`,
+		`dmvpnd_reconcile_errors_total{subsystem="kernel"} 1`,
+		`dmvpnd_peers{state="up"} 3`,
+		`dmvpnd_peers{state="down"} 0`,
+		`dmvpnd_peers{state="ike"} 1`,
+		`dmvpnd_ipsec_sas{state="established"} 3`,
+		`dmvpnd_bgp_sessions{state="active"} 1`,
+		`dmvpnd_config_reloads_total{result="failure"} 1`,
+		`dmvpnd_build_info{version="v1.2.3"} 1`,
+		`go_goroutines `,
+		`process_start_time_seconds `,
+	}
+	var missing []string
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			missing = append(missing, w)
+		}
+	}
+	if diff := cmp.Diff([]string(nil), missing); diff != "" {
+		t.Errorf("scrape lacks lines (-want +got):\n%s\n--- body ---\n%s", diff, body)
+	}
+	if idx := scrape(t, srv.URL+"/"); !strings.Contains(idx, "/metrics") {
+		t.Errorf("index = %q", idx)
+	}
+}
+
+func TestSetStatesReplaces(t *testing.T) {
+	m := New("test")
+	m.SetPeers(map[string]int{"up": 5})
+	m.SetPeers(map[string]int{"down": 1})
+	if got := value(t, m.Peers.WithLabelValues("up")); got != 0 {
+		t.Errorf("peers{up} = %v after replacement, want 0", got)
+	}
+	if got := value(t, m.Peers.WithLabelValues("down")); got != 1 {
+		t.Errorf("peers{down} = %v, want 1", got)
+	}
+}
+
+func TestDedicatedRegistry(t *testing.T) {
+	a, b := New("a"), New("b") // two instances must not collide
+	a.Shortcuts.Set(1)
+	if got := value(t, b.Shortcuts); got != 0 {
+		t.Errorf("instances share state: %v", got)
+	}
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "dmvpnd_") {
+			t.Errorf("%s registered on the global registry", mf.GetName())
+		}
+	}
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	if body := scrape(t, srv.URL); !strings.Contains(body, "\ndmvpnd_nhrp_shortcuts 1\n") {
+		t.Errorf("scrape of a lacks dmvpnd_nhrp_shortcuts 1:\n%s", body)
+	}
+}
+
+// value reads a gauge or counter.
+func value(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	}
+	t.Fatalf("not a gauge or counter: %v", &m)
+	return 0
+}
