@@ -1,0 +1,236 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// BindingKind says where a cache entry came from.
+type BindingKind uint8
+
+// Binding kinds.
+const (
+	// KindRegistered: an NHS's entry for a client that registered.
+	KindRegistered BindingKind = iota + 1
+	// KindNHS: a client's entry for one of its servers.
+	KindNHS
+	// KindResolved: learnt from a Resolution Reply.
+	KindResolved
+	// KindRequester: learnt from a Resolution Request's source (S flag).
+	KindRequester
+	// KindNegative: a failed resolution, cached to stop request storms
+	// (snapshots only).
+	KindNegative
+)
+
+func (k BindingKind) String() string {
+	switch k {
+	case KindRegistered:
+		return "registered"
+	case KindNHS:
+		return "nhs"
+	case KindResolved:
+		return "resolved"
+	case KindRequester:
+		return "requester"
+	case KindNegative:
+		return "negative"
+	}
+	return "unknown"
+}
+
+// Binding is a neighbor entry the controller programs: Proto -> NBMA,
+// NBMA being the GRE destination. Claimed and Observed are the peer's
+// announced and post-NAT NBMA addresses (Observed zero without NAT).
+type Binding struct {
+	Proto    netip.Addr
+	NBMA     netip.Addr
+	Claimed  netip.Addr
+	Observed netip.Addr
+	Kind     BindingKind
+}
+
+// peer is one cache entry, keyed by protocol address.
+type peer struct {
+	proto    netip.Addr
+	kind     BindingKind
+	claimed  netip.Addr // NBMA the peer announced
+	observed netip.Addr // post-NAT NBMA, zero when equal to claimed
+	nbma     netip.Addr // direct GRE destination; zero: no direct path
+	unique   bool
+	expires  time.Time
+	expiry   *timer
+	bound    netip.Addr // lladdr programmed through the Binder
+
+	// resolvers: clients that resolved this registration (proto -> NBMA
+	// the resolution came from), purged when it changes (NHS role).
+	resolvers map[netip.Addr]netip.Addr
+
+	// Direct path state and shortcuts via this peer (client role).
+	path      pathState
+	pc        *pathCtl
+	lastUsed  time.Time
+	shortcuts map[netip.Prefix]*shortcut
+}
+
+const maxResolversPerEntry = 256
+
+// addPeer inserts pe, binds it and reports it. It fails when the cache is
+// full or the Binder refuses.
+func (e *Engine) addPeer(pe *peer, reason string) bool {
+	if len(e.peers) >= e.cfg.MaxCache {
+		e.counters.inc(cDropCacheFull)
+		return false
+	}
+	e.peers[pe.proto] = pe
+	if !e.rebind(pe) {
+		delete(e.peers, pe.proto)
+		return false
+	}
+	if pe.nbma.IsValid() {
+		e.emit(Event{Kind: EventPeerUp, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
+			Observed: pe.observed, Binding: pe.kind, Reason: reason})
+	}
+	return true
+}
+
+// setExpiry (re)arms the entry's expiry timer.
+func (e *Engine) setExpiry(pe *peer, d time.Duration) {
+	pe.expires = e.now.Add(d)
+	if pe.expiry == nil {
+		pe.expiry = newTimer(func() { e.peerExpired(pe) })
+	}
+	e.schedule(pe.expiry, pe.expires)
+}
+
+func (e *Engine) peerExpired(pe *peer) {
+	if e.peers[pe.proto] != pe {
+		return
+	}
+	if len(pe.shortcuts) > 0 {
+		// Shortcuts keep a resolved peer alive; they expire on their own.
+		e.schedule(pe.expiry, e.now.Add(e.cfg.HoldingTime))
+		return
+	}
+	e.removePeer(pe, "expired")
+}
+
+// removePeer deletes pe with its shortcuts, unbinds it, purges the clients
+// that resolved it and reports it.
+func (e *Engine) removePeer(pe *peer, reason string) {
+	if e.peers[pe.proto] != pe {
+		return
+	}
+	delete(e.peers, pe.proto)
+	e.cancel(pe.expiry)
+	e.stopPath(pe)
+	for _, sc := range pe.shortcuts {
+		e.removeShortcut(sc, reason)
+	}
+	if pe.bound.IsValid() {
+		e.unbind(pe)
+	}
+	if pe.nbma.IsValid() {
+		e.emit(Event{Kind: EventPeerDown, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
+			Observed: pe.observed, Binding: pe.kind, Reason: reason})
+	}
+	if len(pe.resolvers) > 0 {
+		e.purgeResolvers(pe)
+	}
+}
+
+func (pe *peer) binding(lladdr netip.Addr) Binding {
+	return Binding{Proto: pe.proto, NBMA: lladdr, Claimed: pe.claimed, Observed: pe.observed, Kind: pe.kind}
+}
+
+// lladdr is the GRE destination the kernel neighbor entry for pe should
+// carry: the direct address once it is usable, the primary NHS (relay via
+// the hub) for a resolved peer whose direct path is not proven, nothing for
+// an entry only learnt from a request.
+func (e *Engine) lladdr(pe *peer) netip.Addr {
+	switch pe.kind {
+	case KindRegistered, KindNHS:
+		return pe.nbma
+	case KindResolved:
+		if pe.path == pathUp {
+			return pe.nbma
+		}
+		if n := e.primaryNHS(); n != nil {
+			return n.cfg.NBMA
+		}
+	}
+	return netip.Addr{}
+}
+
+// rebind brings the programmed neighbor entry of pe in line with lladdr.
+// It returns false when the Binder refused.
+func (e *Engine) rebind(pe *peer) bool {
+	want := e.lladdr(pe)
+	if want == pe.bound {
+		return true
+	}
+	if !want.IsValid() {
+		e.unbind(pe)
+		return true
+	}
+	b := pe.binding(want)
+	if e.cfg.Binder != nil {
+		if err := e.cfg.Binder.Bind(b); err != nil {
+			e.counters.inc(cBindErrors)
+			e.log.Warn("binder refused neighbor entry", zap.Stringer("proto", pe.proto),
+				zap.Stringer("nbma", want), zap.Error(err))
+			return false
+		}
+	}
+	pe.bound = want
+	e.emit(Event{Kind: EventBindingAdded, Proto: pe.proto, NBMA: want, Claimed: pe.claimed,
+		Observed: pe.observed, Binding: pe.kind})
+	return true
+}
+
+func (e *Engine) unbind(pe *peer) {
+	if !pe.bound.IsValid() {
+		return
+	}
+	b := pe.binding(pe.bound)
+	if e.cfg.Binder != nil {
+		e.cfg.Binder.Unbind(b)
+	}
+	pe.bound = netip.Addr{}
+	e.emit(Event{Kind: EventBindingRemoved, Proto: pe.proto, NBMA: b.NBMA, Claimed: pe.claimed,
+		Observed: pe.observed, Binding: pe.kind})
+}
+
+// negEntry is a negative cache entry: resolution of addr failed.
+type negEntry struct {
+	addr    netip.Addr
+	reason  string
+	expires time.Time
+	t       *timer
+}
+
+func (e *Engine) addNegative(addr netip.Addr, reason string) {
+	if n, ok := e.negative[addr]; ok {
+		n.reason = reason
+		n.expires = e.now.Add(e.cfg.NegativeTTL)
+		e.schedule(n.t, n.expires)
+		return
+	}
+	if len(e.negative) >= e.cfg.MaxCache {
+		e.counters.inc(cDropCacheFull)
+		return
+	}
+	n := &negEntry{addr: addr, reason: reason, expires: e.now.Add(e.cfg.NegativeTTL)}
+	n.t = newTimer(func() { delete(e.negative, addr) })
+	e.negative[addr] = n
+	e.schedule(n.t, n.expires)
+}
+
+func (e *Engine) removeNegative(addr netip.Addr) {
+	if n, ok := e.negative[addr]; ok {
+		e.cancel(n.t)
+		delete(e.negative, addr)
+	}
+}

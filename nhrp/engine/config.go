@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// NHSConfig names one Next Hop Server of a client (spoke).
+type NHSConfig struct {
+	// NBMA is the server's NBMA address (required).
+	NBMA netip.Addr
+	// Proto is the server's protocol (tunnel) address; zero means
+	// "dynamic": learnt from the Responder Address of the first reply.
+	Proto netip.Addr
+	// Priority orders servers: lower is preferred. Equal priorities keep
+	// configuration order.
+	Priority int
+}
+
+// Config configures an Engine. Zero durations and limits take the
+// defaults documented on each field.
+type Config struct {
+	// Proto and NBMA are this node's tunnel address and (claimed) NBMA
+	// address. Required.
+	Proto netip.Addr
+	NBMA  netip.Addr
+
+	// Server enables the NHS role: accept registrations, answer and
+	// forward resolutions for registered clients.
+	Server bool
+	// AcceptPrefixes limits the protocol addresses the NHS accepts in
+	// registrations (code 4 otherwise). Empty accepts every address.
+	AcceptPrefixes []netip.Prefix
+
+	// NHSs are the servers this node registers with (client role).
+	NHSs []NHSConfig
+	// MaxActiveNHS is how many servers to stay registered with at the same
+	// time; the preferred ones are retried while a less preferred one
+	// serves. 0 = all.
+	MaxActiveNHS int
+	// Unique sets the U flag on registrations.
+	Unique bool
+
+	// HoldingTime is advertised in registrations and replies (default
+	// 7200 s, at most 65535 s).
+	HoldingTime time.Duration
+	// MTU is advertised in CIEs (0 = default).
+	MTU uint16
+	// HopCount for packets this node originates (default 64).
+	HopCount uint8
+
+	// AuthPassword enables Cisco cleartext authentication (at most 8
+	// octets): sent on every packet, required on every received one.
+	AuthPassword []byte
+	// IPsec: NHRP is protected by IPsec in tunnel mode whose inner
+	// selectors are the claimed NBMA addresses (see the package doc).
+	// Packets without PacketMeta.Trusted are dropped, and peers behind NAT
+	// are addressed by their claimed NBMA.
+	IPsec bool
+
+	// Limits. Defaults: MaxCache 65536 entries (registrations, resolved
+	// and requester entries; negative entries count separately against
+	// the same limit), MaxPending 4096 outstanding requests, MaxFlows
+	// 16384 hub flows, per-source token bucket SourceRate 200 packets/s
+	// with SourceBurst 400 over at most MaxSources 65536 sources.
+	MaxCache        int
+	MaxPending      int
+	MaxFlows        int
+	SourceRate      float64
+	SourceBurst     float64
+	MaxSources      int
+	NegativeTTL     time.Duration // negative cache entry lifetime (default 10 s)
+	IndicationEvery time.Duration // hub: min interval per flow (default 10 s)
+
+	// Retransmission of requests: first retry after RetryMin, doubling up
+	// to RetryMax (defaults 1 s and 64 s as FRR). Resolutions are retried
+	// ResolveTries times (default 4) before failing.
+	RetryMin, RetryMax time.Duration
+	ResolveTries       int
+	// RegisterFailAfter unanswered registration tries mark an NHS down
+	// (default 3).
+	RegisterFailAfter int
+
+	// Direct path liveness for shortcuts: a probe every KeepaliveInterval
+	// (default 5 s) answered within ProbeTimeout (default 1 s);
+	// ProbeTries unanswered probes in a row (default 3) fall back to the
+	// hub path, retried after PathRetryMin doubling to PathRetryMax
+	// (defaults 4 s and 128 s).
+	KeepaliveInterval time.Duration
+	ProbeTimeout      time.Duration
+	ProbeTries        int
+	PathRetryMin      time.Duration
+	PathRetryMax      time.Duration
+
+	// RequestIDSeed is the first request id (default 1), for reproducible
+	// tests.
+	RequestIDSeed uint32
+
+	Clock  Clock
+	Conn   Conn
+	Router Router
+	Binder Binder
+	// Events receives every event synchronously, on the goroutine calling
+	// the engine. It must not call back into the engine. Nil drops events.
+	Events func(Event)
+	Logger *zap.Logger
+}
+
+// Defaults.
+const (
+	DefaultHoldingTime = 7200 * time.Second
+	defaultHopCount    = 64
+)
+
+func (c *Config) setDefaults() error {
+	if !c.Proto.IsValid() || !c.NBMA.IsValid() {
+		return errors.New("engine: config: Proto and NBMA are required")
+	}
+	if c.Clock == nil || c.Conn == nil {
+		return errors.New("engine: config: Clock and Conn are required")
+	}
+	if len(c.AuthPassword) > 8 {
+		return fmt.Errorf("engine: config: authentication password of %d octets exceeds 8", len(c.AuthPassword))
+	}
+	for i, n := range c.NHSs {
+		if !n.NBMA.IsValid() {
+			return fmt.Errorf("engine: config: NHS %d: NBMA address required", i)
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defi := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HoldingTime, DefaultHoldingTime)
+	if c.HoldingTime > 65535*time.Second {
+		c.HoldingTime = 65535 * time.Second
+	}
+	if c.HopCount == 0 {
+		c.HopCount = defaultHopCount
+	}
+	def(&c.NegativeTTL, 10*time.Second)
+	def(&c.IndicationEvery, 10*time.Second)
+	def(&c.RetryMin, time.Second)
+	def(&c.RetryMax, 64*time.Second)
+	defi(&c.ResolveTries, 4)
+	defi(&c.RegisterFailAfter, 3)
+	def(&c.KeepaliveInterval, 5*time.Second)
+	def(&c.ProbeTimeout, time.Second)
+	defi(&c.ProbeTries, 3)
+	def(&c.PathRetryMin, 4*time.Second)
+	def(&c.PathRetryMax, 128*time.Second)
+	defi(&c.MaxCache, 65536)
+	defi(&c.MaxPending, 4096)
+	defi(&c.MaxFlows, 16384)
+	defi(&c.MaxSources, 65536)
+	if c.SourceRate <= 0 {
+		c.SourceRate = 200
+	}
+	if c.SourceBurst <= 0 {
+		c.SourceBurst = 400
+	}
+	if c.RequestIDSeed == 0 {
+		c.RequestIDSeed = 1
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return nil
+}
+
+func (c *Config) holdingSeconds() uint16 { return uint16(c.HoldingTime / time.Second) }

@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/nhrp"
+	"go.uber.org/zap"
+)
+
+// Engine is the NHRP protocol engine of one tunnel interface. It is not
+// safe for concurrent use: the controller calls it from one goroutine.
+type Engine struct {
+	cfg Config
+	log *zap.Logger
+	now time.Time
+
+	timers   timerHeap
+	timerSeq uint64
+	nextID   uint32
+
+	counters counters
+	sources  map[netip.Addr]*bucket
+	overflow bucket
+
+	rx     nhrp.Packet // decode scratch, reused
+	txbuf  []byte
+	fixbuf []byte // see lenient
+
+	nhss      []*nhs
+	myPublic  netip.Addr // our post-NAT NBMA, learnt from an NHS
+	peers     map[netip.Addr]*peer
+	negative  map[netip.Addr]*negEntry
+	pending   map[uint32]*pending
+	resolving map[netip.Addr]*pending
+	shortcuts map[netip.Prefix]*shortcut
+	flows     map[flowKey]time.Time
+}
+
+// New returns an engine. It sends nothing until Start.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		nextID:    cfg.RequestIDSeed,
+		counters:  counters{},
+		sources:   map[netip.Addr]*bucket{},
+		peers:     map[netip.Addr]*peer{},
+		negative:  map[netip.Addr]*negEntry{},
+		pending:   map[uint32]*pending{},
+		resolving: map[netip.Addr]*pending{},
+		shortcuts: map[netip.Prefix]*shortcut{},
+		flows:     map[flowKey]time.Time{},
+	}
+	e.now = cfg.Clock.Now()
+	e.overflow.last = e.now
+	e.overflow.tokens = cfg.SourceBurst
+	e.initNHSs()
+	return e, nil
+}
+
+// Start begins registering with the configured NHSs.
+func (e *Engine) Start() {
+	e.now = e.cfg.Clock.Now()
+	e.recomputeWanted()
+}
+
+func (e *Engine) newID() uint32 {
+	id := e.nextID
+	e.nextID++
+	if e.nextID == 0 {
+		e.nextID = 1
+	}
+	return id
+}
+
+// HandlePacket processes one NHRP packet received from the NBMA address
+// from (the GRE source). Malformed, unauthenticated, untrusted or
+// rate-limited packets are counted and dropped; HandlePacket never panics
+// on any input.
+func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
+	e.now = e.cfg.Clock.Now()
+	e.counters.inc(cRxPackets)
+	if from == e.cfg.NBMA {
+		e.counters.inc(cDropSelf)
+		return
+	}
+	if e.cfg.IPsec && !meta.Trusted {
+		e.counters.inc(cDropUntrusted)
+		return
+	}
+	if !e.allowSource(from) {
+		e.counters.inc(cDropRateLimited)
+		return
+	}
+	b = e.lenient(b)
+	p := &e.rx
+	p.Type, p.SrcProto = 0, netip.Addr{} // no stale values in a partial decode
+	if err := p.Unmarshal(b); err != nil {
+		e.dropMalformed(err, p, b, from)
+		return
+	}
+	outer := meta.Outer
+	if !outer.IsValid() {
+		outer = from
+	}
+	if !e.authOK(p) {
+		e.counters.inc(cDropAuth)
+		e.log.Debug("authentication failed", zap.Stringer("from", from), zap.Stringer("type", p.Type))
+		e.sendError(nhrp.ErrorAuthenticationFailure, 0, p, b, from)
+		return
+	}
+	in := &inbound{p: p, raw: b, from: from, outer: outer}
+	switch p.Type {
+	case nhrp.TypeRegistrationRequest:
+		e.handleRegistration(in)
+	case nhrp.TypeRegistrationReply:
+		e.handleRegistrationReply(in)
+	case nhrp.TypeResolutionRequest:
+		e.handleResolutionRequest(in)
+	case nhrp.TypeResolutionReply:
+		e.handleResolutionReply(in)
+	case nhrp.TypePurgeRequest:
+		e.handlePurgeRequest(in)
+	case nhrp.TypePurgeReply:
+		e.handlePurgeReply(in)
+	case nhrp.TypeErrorIndication:
+		e.handleErrorIndication(in)
+	case nhrp.TypeTrafficIndication:
+		e.handleTrafficIndication(in)
+	}
+}
+
+// inbound is a received packet with its arrival facts.
+type inbound struct {
+	p     *nhrp.Packet
+	raw   []byte
+	from  netip.Addr // GRE source: where answers go
+	outer netip.Addr // post-NAT source (== from without IPsec)
+}
+
+// dropMalformed counts a packet that did not decode and, when the decoder
+// got far enough to know its type and source (and the RFC allows it: not
+// for a bad checksum, never for an Error Indication), answers with the
+// Error Indication code the decoder found.
+func (e *Engine) dropMalformed(err error, p *nhrp.Packet, b []byte, from netip.Addr) {
+	var pe *nhrp.ParseError
+	// A corrupted packet's addresses cannot be trusted: no answer then.
+	if errors.As(err, &pe) && !errors.Is(pe.Err, nhrp.ErrChecksum) && p.Type.Valid() && p.SrcProto.IsValid() {
+		e.sendError(pe.Code, pe.Offset, p, b, from)
+	}
+	switch {
+	case errors.As(err, &pe) && errors.Is(pe.Err, nhrp.ErrChecksum):
+		e.counters.inc(cDropChecksum)
+	case errors.As(err, &pe) && errors.Is(pe.Err, nhrp.ErrHopCount):
+		e.counters.inc(cDropHopCount)
+	default:
+		e.counters.inc(cDropMalformed)
+	}
+	e.log.Debug("dropped malformed packet", zap.Stringer("from", from), zap.Error(err))
+}
+
+// send marshals p, adding authentication when configured, and writes it to
+// nbma. It returns the bytes sent (valid until the next send).
+func (e *Engine) send(p *nhrp.Packet, nbma netip.Addr) []byte {
+	if len(e.cfg.AuthPassword) > 0 && p.Type != nhrp.TypeErrorIndication {
+		p.SetCleartextAuth(e.cfg.AuthPassword)
+	}
+	b, err := p.AppendMarshal(e.txbuf[:0])
+	if err != nil {
+		e.counters.inc(cTxErrors)
+		e.log.Warn("cannot encode packet", zap.Stringer("type", p.Type), zap.Error(err))
+		return nil
+	}
+	e.txbuf = b
+	e.write(b, nbma)
+	return b
+}
+
+func (e *Engine) write(b []byte, nbma netip.Addr) {
+	if err := e.cfg.Conn.WriteTo(b, nbma); err != nil {
+		e.counters.inc(cTxErrors)
+		e.log.Debug("send failed", zap.Stringer("to", nbma), zap.Error(err))
+		return
+	}
+	e.counters.inc(cTxPackets)
+}
+
+// sendError answers the offending packet p (raw bytes b) with an Error
+// Indication, never in answer to another Error Indication.
+func (e *Engine) sendError(code nhrp.ErrorCode, off int, p *nhrp.Packet, b []byte, to netip.Addr) {
+	if p.Type == nhrp.TypeErrorIndication || !p.SrcProto.IsValid() {
+		return
+	}
+	if len(b) > 512 {
+		b = b[:512]
+	}
+	ei := nhrp.NewErrorIndication(e.cfg.NBMA, e.cfg.Proto, p.SrcProto, code, uint16(off), b)
+	ei.HopCount = e.cfg.HopCount
+	if pe := e.peers[p.SrcProto]; pe != nil && pe.kind == KindRegistered {
+		to = pe.nbma // straight to our client, not back along a loop
+	}
+	e.counters.inc(cErrorsSent)
+	e.send(ei, to)
+}

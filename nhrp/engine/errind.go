@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"encoding/binary"
+
+	"github.com/dmvpnd/dmvpnd/nhrp"
+)
+
+// handleErrorIndication matches an Error Indication (§5.2.7) to the
+// request it reports on, or, as an NHS, passes it on towards its
+// destination.
+func (e *Engine) handleErrorIndication(in *inbound) {
+	p := in.p
+	e.counters.inc(cErrorsReceived)
+	if p.DstProto != e.cfg.Proto {
+		next := e.nextHop(p.DstProto)
+		if !e.cfg.Server || !next.IsValid() || next == in.from || p.HopCount <= 1 {
+			e.counters.inc(cDropUnexpected)
+			return
+		}
+		p.HopCount--
+		e.send(p, next)
+		return
+	}
+	pl := p.Payload
+	if len(pl) < 28 {
+		e.counters.inc(cDropUnmatched)
+		return
+	}
+	typ := nhrp.Type(pl[17])
+	id := binary.BigEndian.Uint32(pl[24:28])
+	reason := "error indication: " + p.ErrorCode.String()
+	switch typ {
+	case nhrp.TypeRegistrationRequest:
+		for _, n := range e.nhss {
+			if n.pkt != nil && n.reqID == id {
+				e.cancel(n.timer)
+				n.pkt = nil
+				n.refusal = min(max(2*n.refusal, e.cfg.RetryMin), e.cfg.RetryMax)
+				n.failed = true
+				e.setNHSState(n, NHSDown, reason)
+				e.after(n.timer, n.refusal)
+				e.rebindResolved()
+				e.recomputeWanted()
+				return
+			}
+		}
+	case nhrp.TypeResolutionRequest, nhrp.TypePurgeRequest:
+		if pd := e.pending[id]; pd != nil {
+			e.finishPending(pd)
+			e.pendingFailed(pd, reason)
+			return
+		}
+	}
+	e.counters.inc(cDropUnmatched)
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/nhrp"
+)
+
+// pathState is what we know about the direct path to a resolved peer.
+type pathState uint8
+
+const (
+	pathUnknown    pathState = iota // not probed yet
+	pathNone                        // no direct path possible (both behind NAT)
+	pathValidating                  // probing; traffic stays on the hub
+	pathUp                          // a direct exchange succeeded both ways
+	pathDown                        // probes failed; hub path, retry later
+)
+
+// pathCtl is the per-peer probe machinery, kept beside the peer.
+type pathCtl struct {
+	fails   int
+	backoff time.Duration
+	t       *timer
+	probe   *pending
+}
+
+func (e *Engine) ctl(pe *peer) *pathCtl {
+	if pe.pc == nil {
+		pe.pc = &pathCtl{backoff: e.cfg.PathRetryMin}
+		pe.pc.t = newTimer(func() { e.pathTimer(pe) })
+	}
+	return pe.pc
+}
+
+// startPath begins validating the direct path of a resolved peer. A probe
+// is a Resolution Request for the peer's own address sent straight to its
+// NBMA address: its reply proves both directions at once.
+func (e *Engine) startPath(pe *peer) {
+	if !pe.nbma.IsValid() {
+		e.setPath(pe, pathNone, "no direct path: both ends behind different NATs")
+		return
+	}
+	c := e.ctl(pe)
+	c.fails = 0
+	e.setPath(pe, pathValidating, "probing direct path")
+	e.sendProbe(pe)
+}
+
+func (e *Engine) sendProbe(pe *peer) {
+	c := e.ctl(pe)
+	if c.probe != nil || e.pendingFull() {
+		return
+	}
+	id := e.newID()
+	p := nhrp.NewResolutionRequest(e.cfg.NBMA, e.cfg.Proto, pe.proto, id, e.cfg.holdingSeconds(), e.cfg.MTU)
+	p.HopCount = e.cfg.HopCount
+	b := e.send(p, pe.nbma)
+	if b == nil {
+		return
+	}
+	e.counters.inc(cProbesSent)
+	c.probe = &pending{id: id, kind: pendProbe, target: pe.proto, to: pe.nbma, max: 1, wait: e.cfg.ProbeTimeout, peer: pe}
+	e.track(c.probe, b)
+}
+
+func (e *Engine) probeOK(pe *peer) {
+	if e.peers[pe.proto] != pe {
+		return
+	}
+	c := e.ctl(pe)
+	c.probe = nil
+	c.fails = 0
+	c.backoff = e.cfg.PathRetryMin
+	e.setPath(pe, pathUp, "direct path confirmed")
+	e.after(c.t, e.cfg.KeepaliveInterval)
+}
+
+func (e *Engine) probeFailed(pe *peer, reason string) {
+	if e.peers[pe.proto] != pe {
+		return
+	}
+	c := e.ctl(pe)
+	c.probe = nil
+	c.fails++
+	e.counters.inc(cProbeFailures)
+	if c.fails < e.cfg.ProbeTries {
+		e.sendProbe(pe)
+		return
+	}
+	e.setPath(pe, pathDown, "direct path failed: "+reason)
+	e.after(c.t, c.backoff)
+	c.backoff = min(2*c.backoff, e.cfg.PathRetryMax)
+}
+
+// pathTimer: keepalive while up, retry while down.
+func (e *Engine) pathTimer(pe *peer) {
+	if e.peers[pe.proto] != pe {
+		return
+	}
+	c := e.ctl(pe)
+	switch pe.path {
+	case pathUp:
+		e.sendProbe(pe)
+		e.after(c.t, e.cfg.KeepaliveInterval)
+	case pathDown:
+		c.fails = 0
+		e.setPath(pe, pathValidating, "retrying direct path")
+		e.sendProbe(pe)
+	}
+}
+
+// directFrom notes NHRP traffic that came straight from peer proto: if its
+// direct path is not confirmed, probe it now instead of waiting.
+func (e *Engine) directFrom(proto, from netip.Addr) {
+	pe := e.peers[proto]
+	if pe == nil || pe.kind != KindResolved || pe.nbma != from {
+		return
+	}
+	if pe.path == pathDown {
+		e.cancel(e.ctl(pe).t)
+		e.pathTimer(pe)
+	}
+}
+
+func (e *Engine) stopPath(pe *peer) {
+	if pe.pc == nil {
+		return
+	}
+	e.cancel(pe.pc.t)
+	if pe.pc.probe != nil {
+		e.finishPending(pe.pc.probe)
+		pe.pc.probe = nil
+	}
+}
+
+// setPath changes the path state, re-points the neighbor entry and
+// reports every shortcut via the peer.
+func (e *Engine) setPath(pe *peer, s pathState, reason string) {
+	if pe.path == s {
+		return
+	}
+	pe.path = s
+	e.rebind(pe)
+	for _, sc := range sortedShortcuts(pe.shortcuts) {
+		e.setShortcut(sc, shortcutStateFor(s), reason)
+	}
+}

@@ -1,0 +1,64 @@
+package engine_test
+
+import (
+	"testing"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+)
+
+func TestPurgeOnNBMAChange(t *testing.T) {
+	tp := newTopo(t)
+	s2 := tp.spoke(2, "198.51.100.2", nil)
+	s3 := tp.spoke(3, "198.51.100.3", nil)
+	tp.start()
+	s3.Engine.NeighborMiss(addr("10.255.0.2"))
+	tp.run()
+	if st := shortcutState(s3, "10.255.0.2/32"); st != engine.ShortcutUp {
+		t.Fatalf("spoke3 -> spoke2: %v", st)
+	}
+
+	// Spoke 2 comes back from a new NBMA address (non-unique: allowed).
+	s2.Down = true
+	moved := tp.add("spoke2-moved", "198.51.100.22", nil, spokeConfig(2))
+	moved.Engine.Start()
+	tp.run()
+
+	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.22") {
+		t.Errorf("hub binding %v, want the new NBMA", got)
+	}
+	if got := tp.hub.Engine.Counters()["purges_sent"]; got != 1 {
+		t.Errorf("hub purges_sent = %d, want 1", got)
+	}
+	if got := s3.Engine.Counters()["purges_received"]; got != 1 {
+		t.Errorf("spoke3 purges_received = %d, want 1", got)
+	}
+	if _, ok := cacheEntry(s3, "10.255.0.2", engine.KindResolved); ok {
+		t.Error("spoke3 still caches the old binding")
+	}
+	if _, ok := s3.Neigh.Lookup(addr("10.255.0.2")); ok {
+		t.Errorf("spoke3 still has a neighbor entry:\n%s", s3.Neigh)
+	}
+	if got := tp.hub.Engine.Counters()["drop_unmatched_reply"]; got != 0 {
+		t.Errorf("purge reply unmatched at the hub (%d)", got)
+	}
+	// Resolving again finds the new address.
+	s3.Engine.NeighborMiss(addr("10.255.0.2"))
+	tp.run()
+	if ce, _ := cacheEntry(s3, "10.255.0.2", engine.KindResolved); ce.NBMA != addr("198.51.100.22") || ce.Path != "up" {
+		t.Errorf("re-resolved entry %+v", ce)
+	}
+}
+
+func TestDeregisterPurgesOwnRegistration(t *testing.T) {
+	tp := newTopo(t)
+	s2 := tp.spoke(2, "198.51.100.2", nil)
+	tp.start()
+	s2.Engine.Deregister()
+	tp.run()
+	if _, ok := cacheEntry(tp.hub, "10.255.0.2", engine.KindRegistered); ok {
+		t.Error("hub kept the registration after the spoke purged it")
+	}
+	if got := nhsStates(s2); got != "192.0.2.1=down" {
+		t.Errorf("spoke NHS states %s", got)
+	}
+}

@@ -1,0 +1,172 @@
+package engine_test
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/dmvpnd/dmvpnd/nhrp"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
+)
+
+// validPackets returns encodings of every packet type as the nodes would
+// see them, to mutate.
+func validPackets(t testing.TB) [][]byte {
+	src, sp, dp := addr("198.51.100.9"), addr("10.255.0.9"), addr("10.255.0.1")
+	ps := []*nhrp.Packet{
+		nhrp.NewRegistrationRequest(src, sp, dp, 7, 600, 0, true),
+		nhrp.NewResolutionRequest(src, sp, addr("10.255.0.2"), 8, 600, 0),
+		nhrp.NewPurgeRequest(src, sp, dp, 9, false, addr("10.255.0.2")),
+		nhrp.NewTrafficIndication(src, sp, addr("10.0.2.1"), ipv4("10.0.9.1", "10.0.2.1")),
+		nhrp.NewErrorIndication(src, sp, dp, nhrp.ErrorLoopDetected, 0, make([]byte, 40)),
+	}
+	reply := nhrp.NewResolutionRequest(src, sp, addr("10.255.0.2"), 8, 600, 0)
+	reply.Type = nhrp.TypeResolutionReply
+	reply.SetNATAddress(nhrp.CIE{ClientNBMA: src, ClientProto: sp})
+	ps = append(ps, reply)
+	var out [][]byte
+	for _, p := range ps {
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func fixChecksum(b []byte) {
+	if len(b) < 20 {
+		return
+	}
+	b[12], b[13] = 0, 0
+	var sum uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		sum += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		sum += uint32(b[len(b)-1]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	c := ^uint16(sum)
+	b[12], b[13] = byte(c>>8), byte(c)
+}
+
+// feed delivers b to the hub and a spoke of a registered topology.
+func robustTopo(t testing.TB) (*nhrpsim.Network, []*nhrpsim.Node) {
+	net := nhrpsim.New()
+	hub, err := net.AddNode("hub", hubNBMA, nil, hubConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub.Routes.Add("10.0.0.0/8", true, "10.255.0.2")
+	s2, _ := net.AddNode("s2", "198.51.100.2", nil, spokeConfig(2))
+	s2.Routes.Add("10.0.2.0/24", false, "")
+	if err := net.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	return net, []*nhrpsim.Node{hub, s2}
+}
+
+func TestMalformedPacketsCountedNeverPanic(t *testing.T) {
+	net, nodes := robustTopo(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	valid := validPackets(t)
+	from := addr("198.51.100.9")
+	const n = 20000
+	for i := range n {
+		var b []byte
+		switch i % 3 {
+		case 0: // random bytes
+			b = make([]byte, rng.IntN(200))
+			for j := range b {
+				b[j] = byte(rng.Uint32())
+			}
+		default: // a valid packet with a few bytes flipped, checksum fixed or not
+			b = append([]byte(nil), valid[rng.IntN(len(valid))]...)
+			for range 1 + rng.IntN(4) {
+				b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
+			}
+			if i%3 == 1 {
+				fixChecksum(b)
+			}
+		}
+		nd := nodes[i%2]
+		nd.Engine.HandlePacket(from, b, engine.PacketMeta{})
+		if err := net.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nd := range nodes {
+		c := nd.Engine.Counters()
+		if c["rx_packets"] < n/2 {
+			t.Errorf("%s: rx_packets %d", nd.Name, c["rx_packets"])
+		}
+		if c["drop_malformed"] == 0 || c["drop_checksum"] == 0 {
+			t.Errorf("%s: malformed %d checksum %d, want both counted", nd.Name, c["drop_malformed"], c["drop_checksum"])
+		}
+	}
+	// The registered spoke survived the noise.
+	if got := nhsStates(nodes[1]); got != "192.0.2.1=up" {
+		t.Errorf("spoke after the noise: %s", got)
+	}
+}
+
+func TestUntrustedPacketsChangeNothing(t *testing.T) {
+	net := nhrpsim.New()
+	cfg := hubConfig()
+	cfg.IPsec = true
+	hub, _ := net.AddNode("hub", hubNBMA, nil, cfg)
+	b := validPackets(t)[0] // a registration
+	hub.Engine.HandlePacket(addr("198.51.100.9"), b, engine.PacketMeta{Trusted: false})
+	if err := net.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if len(hub.Engine.Cache()) != 0 || hub.Engine.Counters()["drop_untrusted"] != 1 {
+		t.Errorf("untrusted registration: cache %v counters %v", hub.Engine.Cache(), hub.Engine.Counters())
+	}
+	hub.Engine.HandlePacket(addr("198.51.100.9"), b, engine.PacketMeta{Trusted: true})
+	if len(hub.Engine.Cache()) != 1 {
+		t.Errorf("trusted registration not accepted: %v", hub.Engine.Counters())
+	}
+}
+
+func TestPerSourceRateLimit(t *testing.T) {
+	cfg := hubConfig()
+	cfg.SourceRate, cfg.SourceBurst = 1, 5
+	hub, _ := nhrpsim.New().AddNode("hub", hubNBMA, nil, cfg)
+	b := validPackets(t)[0]
+	for range 10 {
+		hub.Engine.HandlePacket(addr("198.51.100.9"), b, engine.PacketMeta{})
+	}
+	hub.Engine.HandlePacket(addr("198.51.100.10"), b, engine.PacketMeta{})
+	c := hub.Engine.Counters()
+	// Five from .9 pass (one registration, four refreshes), five are
+	// dropped; .10 has its own bucket and gets through (and is refused:
+	// the unique address is held by .9).
+	if c["drop_rate_limited"] != 5 || c["registrations_accepted"] != 5 || c["registrations_refused"] != 1 {
+		t.Errorf("rate limited %d accepted %d refused %d, want 5, 5, 1",
+			c["drop_rate_limited"], c["registrations_accepted"], c["registrations_refused"])
+	}
+}
+
+func FuzzHandlePacket(f *testing.F) {
+	for _, b := range validPackets(f) {
+		f.Add(b)
+	}
+	net, nodes := robustTopo(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fixed := append([]byte(nil), b...)
+		fixChecksum(fixed) // get past the checksum to the engine's logic
+		for _, nd := range nodes {
+			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), b, engine.PacketMeta{})
+			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), fixed, engine.PacketMeta{})
+		}
+		if err := net.Run(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// CacheEntry is one cache entry as dmvpnctl shows it.
+type CacheEntry struct {
+	Proto    netip.Addr
+	Kind     BindingKind
+	NBMA     netip.Addr // direct GRE destination (zero: none)
+	Bound    netip.Addr // neighbor entry programmed (zero: none)
+	Claimed  netip.Addr
+	Observed netip.Addr
+	Unique   bool
+	Expires  time.Time
+	Path     string // resolved peers: direct path state
+	Reason   string // negative entries
+}
+
+// NHSStatus is one NHS as dmvpnctl shows it.
+type NHSStatus struct {
+	NBMA     netip.Addr
+	Proto    netip.Addr
+	Priority int
+	State    NHSState
+	Reason   string
+	Since    time.Time
+	Expires  time.Time  // registration expiry (when up)
+	Public   netip.Addr // our post-NAT address as this NHS sees it
+	Standby  bool       // not wanted: a preferred NHS serves
+}
+
+// ShortcutStatus is one shortcut as dmvpnctl shows it.
+type ShortcutStatus struct {
+	Prefix  netip.Prefix
+	Via     netip.Addr
+	NBMA    netip.Addr
+	State   ShortcutState
+	Reason  string
+	Expires time.Time
+}
+
+func (s pathState) String() string {
+	switch s {
+	case pathNone:
+		return "none"
+	case pathValidating:
+		return "validating"
+	case pathUp:
+		return "up"
+	case pathDown:
+		return "down"
+	}
+	return ""
+}
+
+// Cache returns the cache sorted by protocol address, negative entries
+// included.
+func (e *Engine) Cache() []CacheEntry {
+	out := make([]CacheEntry, 0, len(e.peers)+len(e.negative))
+	for _, pe := range e.peers {
+		ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
+			Observed: pe.observed, Unique: pe.unique, Expires: pe.expires}
+		if pe.kind == KindResolved {
+			ce.Path = pe.path.String()
+		}
+		out = append(out, ce)
+	}
+	for _, n := range e.negative {
+		out = append(out, CacheEntry{Proto: n.addr, Kind: KindNegative, Expires: n.expires, Reason: n.reason})
+	}
+	slices.SortFunc(out, func(a, b CacheEntry) int {
+		if c := a.Proto.Compare(b.Proto); c != 0 {
+			return c
+		}
+		return int(a.Kind) - int(b.Kind)
+	})
+	return out
+}
+
+// NHSs returns the servers in preference order.
+func (e *Engine) NHSs() []NHSStatus {
+	out := make([]NHSStatus, 0, len(e.nhss))
+	for _, n := range e.nhss {
+		st := NHSStatus{NBMA: n.cfg.NBMA, Proto: n.proto, Priority: n.cfg.Priority, State: n.state,
+			Reason: n.reason, Since: n.since, Public: n.public, Standby: !n.wanted}
+		if n.state == NHSUp {
+			st.Expires = n.expires
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Shortcuts returns the shortcuts sorted by prefix.
+func (e *Engine) Shortcuts() []ShortcutStatus {
+	out := make([]ShortcutStatus, 0, len(e.shortcuts))
+	for _, sc := range sortedShortcuts(e.shortcuts) {
+		out = append(out, ShortcutStatus{Prefix: sc.prefix, Via: sc.via.proto, NBMA: sc.via.nbma, State: sc.state,
+			Reason: sc.reason, Expires: sc.expires})
+	}
+	return out
+}
+
+// PublicNBMA returns this node's post-NAT NBMA address as its NHS reported
+// it, or the zero address when it is not behind NAT.
+func (e *Engine) PublicNBMA() netip.Addr { return e.myPublic }
