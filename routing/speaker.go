@@ -1,0 +1,371 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	api "github.com/osrg/gobgp/v3/api"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"go.uber.org/zap"
+)
+
+// ErrNotRunning is returned by Speaker methods that need a started speaker.
+var ErrNotRunning = errors.New("routing: speaker not running")
+
+// Option configures a Speaker.
+type Option func(*Speaker)
+
+// WithLogger sets the logger (default: no-op).
+func WithLogger(l *zap.Logger) Option { return func(s *Speaker) { s.log = l } }
+
+// WithClock sets the clock (default: real time).
+func WithClock(c Clock) Option { return func(s *Speaker) { s.clock = c } }
+
+// WithRouteSink makes the speaker program best paths into sink through a FIB
+// reconciler. Without it no routes are pushed anywhere.
+func WithRouteSink(sink RouteSink, opts FIBOptions) Option {
+	return func(s *Speaker) { s.sink, s.fibOpts = sink, opts }
+}
+
+// WithEventBuffer sets the capacity of the Events channel (default 256).
+// Events that do not fit are dropped and counted, never blocking GoBGP.
+func WithEventBuffer(n int) Option { return func(s *Speaker) { s.eventBuf = n } }
+
+// Speaker is the embedded GoBGP server of one dmvpnd node.
+type Speaker struct {
+	cfg      Config
+	plan     Plan
+	log      *zap.Logger
+	clock    Clock
+	sink     RouteSink
+	fibOpts  FIBOptions
+	eventBuf int
+
+	fib     *FIB
+	events  chan NeighborEvent
+	dropped atomic.Uint64
+	badPath atomic.Uint64
+
+	mu         sync.Mutex
+	srv        *server.BgpServer
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	originated map[netip.Prefix]bool
+
+	fatalMu sync.Mutex
+	fatal   error
+	fatalCh chan struct{} // closed when fatal is set
+}
+
+// NewSpeaker validates cfg and returns a stopped speaker.
+func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
+	plan, err := BuildPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Speaker{
+		cfg:        cfg.withDefaults(),
+		plan:       plan,
+		log:        zap.NewNop(),
+		clock:      realClock{},
+		eventBuf:   256,
+		originated: make(map[netip.Prefix]bool),
+		fatalCh:    make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.log = s.log.Named("routing")
+	s.events = make(chan NeighborEvent, s.eventBuf)
+	if s.sink != nil {
+		fo := s.fibOpts
+		if fo.Table == 0 {
+			fo.Table = s.cfg.FIB.Table
+		}
+		if fo.Metric == 0 {
+			fo.Metric = s.cfg.FIB.Metric
+		}
+		if fo.Logger == nil {
+			fo.Logger = s.log
+		}
+		if fo.Clock == nil {
+			fo.Clock = s.clock
+		}
+		s.fib = NewFIB(s.sink, fo)
+	}
+	return s, nil
+}
+
+// Events delivers neighbor state changes. The channel is never closed.
+func (s *Speaker) Events() <-chan NeighborEvent { return s.events }
+
+// EventsDropped counts events lost because the Events channel was full.
+func (s *Speaker) EventsDropped() uint64 { return s.dropped.Load() }
+
+// BadPaths counts best paths from GoBGP that could not be converted.
+func (s *Speaker) BadPaths() uint64 { return s.badPath.Load() }
+
+// FIB returns the reconciler, or nil without WithRouteSink.
+func (s *Speaker) FIB() *FIB { return s.fib }
+
+// ownAddrs are next hops that mean "this node".
+func (s *Speaker) ownAddrs() []netip.Addr {
+	out := []netip.Addr{s.cfg.RouterID}
+	if s.cfg.ListenAddress.IsValid() {
+		out = append(out, s.cfg.ListenAddress)
+	}
+	for _, n := range append(slices.Clone(s.cfg.Spoke.Hubs), s.cfg.Hub.Peers...) {
+		if n.LocalAddress.IsValid() {
+			out = append(out, n.LocalAddress)
+		}
+	}
+	return out
+}
+
+// Start starts the embedded server, configures it, starts the watches and
+// originates cfg.Originated(). On error everything started is stopped again.
+func (s *Speaker) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("routing: speaker already started")
+	}
+	if err := prepareAPIListener(s.cfg.API); err != nil {
+		return err
+	}
+	s.fatalMu.Lock()
+	s.fatal, s.fatalCh = nil, make(chan struct{})
+	s.fatalMu.Unlock()
+	opts := []server.ServerOption{server.LoggerOption(newZapLogger(s.log, s.onFatal))}
+	if s.cfg.API != "" {
+		opts = append(opts, server.GrpcListenAddress(s.cfg.API))
+	}
+	srv := server.NewBgpServer(opts...)
+	// Serve must run before any API call. GoBGP's Serve never returns, so
+	// this goroutine outlives Stop (a GoBGP limitation).
+	go srv.Serve()
+	wctx, cancel := context.WithCancel(context.Background())
+	s.srv, s.cancel = srv, cancel
+	if err := s.configure(ctx, wctx); err != nil {
+		s.stopLocked()
+		return err
+	}
+	if err := s.waitAPI(ctx); err != nil {
+		s.stopLocked()
+		return err
+	}
+	if s.fib != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.fib.Run(wctx)
+		}()
+	}
+	if err := s.setPrefixesLocked(ctx, s.cfg.Originated()); err != nil {
+		s.stopLocked()
+		return err
+	}
+	return nil
+}
+
+func (s *Speaker) configure(ctx, wctx context.Context) error {
+	srv, p := s.srv, s.plan
+	if err := srv.StartBgp(ctx, p.Start); err != nil {
+		return fmt.Errorf("routing: start bgp: %w", err)
+	}
+	// Watches first, so that no state change of the peers added below is missed.
+	// GoBGP may still run a callback after wctx is cancelled (its watcher
+	// goroutine selects between the event and the context): events after
+	// Stop are dropped, so that Stop leaves the FIB as it was.
+	onPeer := func(r *api.WatchEventResponse) {
+		if wctx.Err() == nil {
+			s.onPeerEvent(r)
+		}
+	}
+	onTable := func(r *api.WatchEventResponse) {
+		if wctx.Err() == nil {
+			s.onTableEvent(r)
+		}
+	}
+	if err := srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, onPeer); err != nil {
+		return fmt.Errorf("routing: watch peers: %w", err)
+	}
+	if s.fib != nil {
+		s.fib.forget()
+		s.fib.SetOwn(s.cfg.Originated(), s.ownAddrs())
+		req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
+			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
+		}}
+		if err := srv.WatchEvent(wctx, req, onTable); err != nil {
+			return fmt.Errorf("routing: watch best paths: %w", err)
+		}
+	}
+	for _, r := range p.Policies {
+		if err := srv.AddPolicy(ctx, r); err != nil {
+			return fmt.Errorf("routing: add policy %s: %w", r.Policy.Name, err)
+		}
+	}
+	for _, r := range p.Assignments {
+		if err := srv.AddPolicyAssignment(ctx, r); err != nil {
+			return fmt.Errorf("routing: assign policy: %w", err)
+		}
+	}
+	for _, r := range p.PeerGroups {
+		if err := srv.AddPeerGroup(ctx, r); err != nil {
+			return fmt.Errorf("routing: add peer group %s: %w", r.PeerGroup.Conf.PeerGroupName, err)
+		}
+	}
+	for _, r := range p.DynamicNeighbors {
+		if err := srv.AddDynamicNeighbor(ctx, r); err != nil {
+			return fmt.Errorf("routing: add dynamic neighbor %s: %w", r.DynamicNeighbor.Prefix, err)
+		}
+	}
+	for _, r := range p.Peers {
+		if err := srv.AddPeer(ctx, r); err != nil {
+			return fmt.Errorf("routing: add neighbor %s: %w", r.Peer.Conf.NeighborAddress, err)
+		}
+	}
+	return nil
+}
+
+// Stop cancels the watches, waits for the FIB loop, and stops the server
+// (sessions are closed with a Cease notification). Routes already pushed to
+// the sink stay; the controller decides whether to flush them.
+func (s *Speaker) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	s.stopLocked()
+	return nil
+}
+
+func (s *Speaker) stopLocked() {
+	s.cancel() // watches end before StopBgp
+	s.wg.Wait()
+	s.srv.Stop() // StopBgp, then the gRPC server
+	s.srv, s.cancel = nil, nil
+	s.originated = make(map[netip.Prefix]bool)
+}
+
+// Err returns a fatal condition GoBGP reported asynchronously since the
+// last Start (for example that the gRPC API could not listen), or nil.
+func (s *Speaker) Err() error {
+	s.fatalMu.Lock()
+	defer s.fatalMu.Unlock()
+	return s.fatal
+}
+
+func (s *Speaker) onFatal(msg string, fields gobgplog.Fields) {
+	err := fmt.Errorf("routing: gobgp: %s: %v", msg, fields["Err"])
+	s.fatalMu.Lock()
+	defer s.fatalMu.Unlock()
+	if s.fatal == nil {
+		s.fatal = err
+		close(s.fatalCh)
+	}
+}
+
+func (s *Speaker) onPeerEvent(r *api.WatchEventResponse) {
+	ev, ok := neighborEvent(s.clock.Now(), r.GetPeer())
+	if !ok {
+		return
+	}
+	s.log.Info("bgp neighbor state", zap.Stringer("neighbor", ev.Neighbor), zap.Uint32("as", ev.AS), zap.String("state", string(ev.State)))
+	select {
+	case s.events <- ev:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+func (s *Speaker) onTableEvent(r *api.WatchEventResponse) {
+	t := r.GetTable()
+	if t == nil {
+		return
+	}
+	ups := make([]PathUpdate, 0, len(t.Paths))
+	for _, p := range t.Paths {
+		u, err := pathUpdate(p)
+		if errors.Is(err, errNotIPv4Unicast) {
+			continue
+		}
+		if err != nil {
+			s.badPath.Add(1)
+			s.log.Warn("dropping best path", zap.Error(err))
+			continue
+		}
+		ups = append(ups, u)
+	}
+	s.fib.Apply(ups)
+}
+
+// SetPrefixes makes the originated prefixes exactly desired: new ones are
+// advertised, missing ones withdrawn, unchanged ones left alone. It is
+// idempotent and meant for config reloads (pass Config.Originated()).
+func (s *Speaker) SetPrefixes(ctx context.Context, desired []netip.Prefix) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return ErrNotRunning
+	}
+	return s.setPrefixesLocked(ctx, desired)
+}
+
+func (s *Speaker) setPrefixesLocked(ctx context.Context, desired []netip.Prefix) error {
+	want := make(map[netip.Prefix]bool, len(desired))
+	for _, p := range desired {
+		if err := checkPrefix(p); err != nil {
+			return fmt.Errorf("routing: set prefixes: %w", err)
+		}
+		want[p] = true
+	}
+	var errs []error
+	for _, p := range sortPrefixes(slices.Collect(maps.Keys(s.originated))) {
+		if want[p] {
+			continue
+		}
+		req, err := WithdrawRequest(p)
+		if err == nil {
+			err = s.srv.DeletePath(ctx, req)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routing: withdraw %s: %w", p, err))
+			continue
+		}
+		delete(s.originated, p)
+	}
+	for _, p := range sortPrefixes(slices.Collect(maps.Keys(want))) {
+		if s.originated[p] {
+			continue
+		}
+		req, err := OriginateRequest(p)
+		if err == nil {
+			_, err = s.srv.AddPath(ctx, req)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("routing: originate %s: %w", p, err))
+			continue
+		}
+		s.originated[p] = true
+	}
+	if s.fib != nil {
+		s.fib.SetOwn(sortPrefixes(slices.Collect(maps.Keys(want))), s.ownAddrs())
+	}
+	return errors.Join(errs...)
+}
+
+// Originated returns the prefixes currently advertised, sorted.
+func (s *Speaker) Originated() []netip.Prefix {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortPrefixes(slices.Collect(maps.Keys(s.originated)))
+}
