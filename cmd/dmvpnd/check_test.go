@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/controller/config"
+)
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	psk := filepath.Join(dir, "psk")
+	if err := os.WriteFile(psk, []byte("0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		yaml   string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"valid", hubYAML + "ipsec: {enabled: true, auth: {method: psk, psk_file: " + psk + "}}\n", exitOK,
+			"CFG: configuration OK (hub, tunnel gre1 10.0.0.1/24)\n", ""},
+		{"invalid", "tunnel: {local_nbma: 300.1.1.1, address: 10.0.0.1/24}\nnhrp: {role: hub, network_id: 1}\n", exitConfig,
+			"", "dmvpnd: config: tunnel.local_nbma: \"300.1.1.1\" is not an IPv4 or IPv6 address\n"},
+		{"several problems", "tunnel: {local_nbma: 192.0.2.1, address: 10.0.0.1/24, mtu: 10}\nnhrp: {role: hub}\n", exitConfig,
+			"", "dmvpnd: config: tunnel.mtu: 10 is out of range (576..9000)\nconfig: nhrp.network_id: required (1..4294967295)\n"},
+		{"missing psk file", hubYAML + "ipsec: {enabled: true, auth: {method: psk, psk_file: /nonexistent/psk}}\n", exitConfig,
+			"", "dmvpnd: config: ipsec.auth.psk_file: open /nonexistent/psk: no such file or directory\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, tt.name+".yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			rt := &app{stdout: &out, stderr: &errOut, load: loadConfig,
+				newDaemon: func(_ *config.Config, _ Deps) (Daemon, error) { t.Fatal("--check built a daemon"); return nil, nil }}
+			code := rt.execute(context.Background(), []string{"--config", path, "--check"})
+			want := []any{tt.code, replaceCFG(tt.stdout, path), tt.stderr}
+			if diff := cmp.Diff(want, []any{code, out.String(), errOut.String()}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func replaceCFG(s, path string) string {
+	if len(s) >= 3 && s[:3] == "CFG" {
+		return path + s[3:]
+	}
+	return s
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmvpnd/dmvpnd/controller/config"
+)
+
+// Exit statuses. exitConfig is listed in the unit's RestartPreventExitStatus
+// so that systemd does not restart a daemon whose file is invalid.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitConfig  = 2
+)
+
+// DefaultConfig is the configuration file used without --config.
+const DefaultConfig = "/etc/dmvpnd/dmvpnd.yaml"
+
+// app is the daemon's outside world, injected for tests.
+type app struct {
+	stdout, stderr io.Writer
+	// load reads and validates a configuration file, secret files included.
+	load      func(path string) (*config.Config, error)
+	newDaemon Factory
+	// notify sends one sd_notify state (READY=1, STATUS=..., WATCHDOG=1).
+	notify func(state string)
+	// watchdog returns systemd's watchdog interval, 0 when disabled.
+	watchdog func() (time.Duration, error)
+	// signals delivers SIGTERM, SIGINT and SIGHUP.
+	signals <-chan os.Signal
+	now     func() time.Time
+
+	// metricsAddr is the bound metrics address once listening (tests).
+	metricsAddr string
+}
+
+// loadConfig is config.Load plus the files the configuration refers to.
+func loadConfig(path string) (*config.Config, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.ReadSecretFiles(nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// configError marks errors that should exit with exitConfig.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
+func (rt *app) execute(ctx context.Context, args []string) int {
+	var path string
+	var check bool
+	code := exitOK
+	cmd := &cobra.Command{
+		Use:           "dmvpnd",
+		Short:         "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
+		Version:       version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if abs, err := filepath.Abs(path); err == nil {
+				path = abs
+			}
+			cfg, err := rt.load(path)
+			if err != nil {
+				return configError{err}
+			}
+			if check {
+				_, err := fmt.Fprintf(rt.stdout, "%s: configuration OK (%s, tunnel %s %s)\n",
+					path, cfg.NHRP.Role, cfg.Tunnel.Name, cfg.Tunnel.Address)
+				return err
+			}
+			code = rt.serve(cmd.Context(), path, cfg)
+			return nil
+		},
+	}
+	cmd.SetOut(rt.stdout)
+	cmd.SetErr(rt.stderr)
+	cmd.Flags().StringVarP(&path, "config", "c", DefaultConfig, "configuration file (YAML)")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration and exit (0 if valid)")
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(rt.stderr, "dmvpnd: %v\n", err)
+		if errors.As(err, new(configError)) {
+			return exitConfig
+		}
+		return exitFailure
+	}
+	return code
+}

@@ -1,0 +1,199 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+	"github.com/dmvpnd/dmvpnd/routing"
+)
+
+// resyncInterval is the period of the full level-triggered resync of the
+// kernel and IPsec desired state.
+const resyncInterval = 30 * time.Second
+
+// Controller runs one dmvpnd node. Create it with New, run it with Run; its
+// api.Source methods may be called from any goroutine.
+type Controller struct {
+	log  *zap.Logger
+	deps Deps
+
+	// reqs carries closures to run on the loop goroutine.
+	reqs chan func()
+	// wake nudges the loop to re-examine its timers and dirty state.
+	wake chan struct{}
+
+	started time.Time
+
+	// Loop-owned state (only the Run goroutine touches it).
+	cfgp      atomic.Pointer[config.Config]
+	nbma      netip.Addr
+	ifindex   int
+	eng       *engine.Engine
+	conn      kernel.PacketConn
+	bgp       BGP
+	shortcuts map[netip.Prefix]netip.Addr // usable shortcuts: prefix -> via
+	bgpRoutes []routing.Route
+	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
+	peerKinds map[netip.Addr]engine.BindingKind
+	trusted   map[netip.Addr]bool // NBMA addresses with an established SA
+	dirty     dirtySet
+	retry     backoff
+	stats     stats
+	since     map[netip.Addr]time.Time // peer state change times for show dmvpn
+	// lastCounters are the engine counters last published to Prometheus.
+	lastCounters map[string]uint64
+
+	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
+	bgpMu      sync.Mutex
+	pendingBGP []routing.Route
+	bgpNew     bool
+}
+
+type dirtySet struct {
+	routes, ipsec bool
+}
+
+// New checks the configuration against what the controller supports and
+// returns a controller. It touches nothing: Run does.
+func New(cfg *config.Config, deps Deps) (*Controller, error) {
+	if deps.Dataplane == nil || deps.Listen == nil || deps.Clock == nil {
+		return nil, errors.New("controller: Dataplane, Listen and Clock are required")
+	}
+	if deps.Log == nil {
+		deps.Log = zap.NewNop()
+	}
+	nbma, err := localNBMA(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{
+		log:  deps.Log,
+		deps: deps,
+		reqs: make(chan func()),
+		wake: make(chan struct{}, 1),
+
+		nbma:      nbma,
+		shortcuts: map[netip.Prefix]netip.Addr{},
+		peers:     map[netip.Addr]ipsec.Peer{},
+		peerKinds: map[netip.Addr]engine.BindingKind{},
+		trusted:   map[netip.Addr]bool{},
+		since:     map[netip.Addr]time.Time{},
+		retry:     backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
+		stats:     stats{},
+	}
+	c.cfgp.Store(cfg)
+	return c, nil
+}
+
+// config is the configuration in effect; Reload swaps it.
+func (c *Controller) config() *config.Config { return c.cfgp.Load() }
+
+// Run programs the node and keeps it reconciled until ctx ends. Kernel
+// state is left in place on return so that a restarted dmvpnd adopts it.
+func (c *Controller) Run(ctx context.Context) error {
+	c.started = c.deps.Clock.Now()
+	ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(c.config()))
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	c.ifindex = ifindex
+	conn, err := c.deps.Listen(ifindex)
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	c.conn = conn
+	defer conn.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	if err := c.startEngine(); err != nil {
+		return err
+	}
+	in := inputs{packets: make(chan packet, 256)}
+	wg.Add(1)
+	go func() { defer wg.Done(); c.readPackets(ctx, in.packets) }()
+	if in.misses, err = c.deps.Misses.WatchMisses(ctx); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	if c.deps.Hairpins != nil && c.config().NHRP.Redirect {
+		if err := c.deps.Hairpins.Install(ifindex); err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+		defer func() {
+			if err := c.deps.Hairpins.Remove(); err != nil {
+				c.log.Warn("removing hairpin trigger", zap.Error(err))
+			}
+		}()
+		if in.hairpins, err = c.deps.Hairpins.Hairpins(ctx); err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+	}
+	if c.deps.IPsec != nil {
+		in.ipsec = c.deps.IPsec.Events()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.deps.IPsec.Run(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("ipsec manager stopped", zap.Error(err))
+			}
+		}()
+		c.wantStaticPeers()
+	}
+	if c.deps.NewBGP != nil && c.config().BGP.Enabled {
+		bgp, err := c.deps.NewBGP(fibSink{c})
+		if err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+		if err := bgp.Start(ctx); err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+		c.bgp = bgp
+		defer func() {
+			stopCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+			defer stop()
+			if err := bgp.Stop(stopCtx); err != nil {
+				c.log.Warn("stopping BGP", zap.Error(err))
+			}
+		}()
+		if err := bgp.SetPrefixes(ctx, c.config().BGP.Prefixes); err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
+	}
+	c.eng.Start()
+	c.dirty = dirtySet{routes: true, ipsec: true}
+	c.log.Info("controller running", zap.String("tunnel", c.config().Tunnel.Name), zap.Int("ifindex", ifindex),
+		zap.Stringer("nbma", c.nbma), zap.String("role", string(c.config().NHRP.Role)))
+	return c.loop(ctx, in)
+}
+
+// startEngine builds the NHRP engine with its I/O hooks.
+func (c *Controller) startEngine() error {
+	ec := engineConfig(c.config(), c.nbma)
+	ec.Clock = c.deps.Clock
+	ec.Conn = engineConn{c}
+	ec.Router = engineRouter{c}
+	ec.Binder = engineBinder{c}
+	ec.Events = c.onEngineEvent
+	ec.Logger = c.log.Named("nhrp")
+	eng, err := engine.New(ec)
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	c.eng = eng
+	return nil
+}

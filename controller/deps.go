@@ -1,0 +1,62 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/controller/metrics"
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+	"github.com/dmvpnd/dmvpnd/routing"
+)
+
+// Hairpins is the hub's redirect trigger (kernel.HairpinTrap).
+type Hairpins interface {
+	Install(ifindex int) error
+	Remove() error
+	Hairpins(ctx context.Context) (<-chan kernel.Hairpin, error)
+}
+
+// RouteLookup answers the engine's route lookups from the kernel's table.
+type RouteLookup interface {
+	LookupRoute(dst netip.Addr) (kernel.RouteMatch, bool, error)
+}
+
+// IPsec is the strongSwan side (ipsec.Manager).
+type IPsec interface {
+	ipsec.Protector
+	Run(ctx context.Context) error
+}
+
+// BGP is the embedded speaker (routing.Speaker).
+type BGP interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	SetPrefixes(ctx context.Context, desired []netip.Prefix) error
+	Summary(ctx context.Context) ([]routing.NeighborSummary, error)
+}
+
+// Deps are the outside systems the controller drives. Tests pass fakes
+// (kernel/kerneltest, ipsec/ipsectest, ...); cmd/dmvpnd passes the real ones.
+type Deps struct {
+	Dataplane kernel.Dataplane
+	Misses    kernel.MissWatcher
+	Lookup    RouteLookup
+	// Listen opens the NHRP packet socket on the tunnel.
+	Listen func(ifindex int) (kernel.PacketConn, error)
+	// Hairpins is the hub's redirect trigger; nil when not redirecting.
+	Hairpins Hairpins
+	// IPsec is nil when protection is off.
+	IPsec IPsec
+	// NewBGP builds the BGP speaker with the controller as its FIB sink;
+	// nil when BGP is off.
+	NewBGP func(sink routing.RouteSink) (BGP, error)
+	// Clock is the engine's clock (engine.Clock); the loop's timers use the
+	// time package, which testing/synctest fakes.
+	Clock   engine.Clock
+	Log     *zap.Logger
+	Metrics *metrics.Metrics
+}

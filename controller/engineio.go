@@ -1,0 +1,93 @@
+package controller
+
+import (
+	"net/netip"
+
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+)
+
+// engineConn sends the engine's packets through the tunnel's packet socket.
+type engineConn struct{ c *Controller }
+
+func (e engineConn) WriteTo(b []byte, nbma netip.Addr) error {
+	_, err := e.c.conn.WriteTo(b, nbma)
+	if err != nil {
+		e.c.stats.inc("nhrp_send_errors")
+		return err
+	}
+	e.c.countPacket(b, true)
+	return nil
+}
+
+// engineRouter answers route lookups from the kernel's routing table.
+type engineRouter struct{ c *Controller }
+
+func (r engineRouter) Lookup(dst netip.Addr) (engine.Route, bool) {
+	if r.c.deps.Lookup == nil {
+		return engine.Route{}, false
+	}
+	m, ok, err := r.c.deps.Lookup.LookupRoute(dst)
+	if err != nil {
+		r.c.log.Warn("route lookup", zap.Stringer("dst", dst), zap.Error(err))
+		return engine.Route{}, false
+	}
+	if !ok {
+		return engine.Route{}, false
+	}
+	return engine.Route{Prefix: m.Prefix, ViaTunnel: m.Ifindex == r.c.ifindex, NextHop: m.Gateway}, true
+}
+
+// engineBinder programs neighbor entries. Entries the engine refreshes
+// itself (registrations, NHSs) are permanent so they never age; resolved
+// peers are written REACHABLE so that the kernel reports continued use with
+// a probe (a miss in state PROBE), which the engine takes as "used".
+type engineBinder struct{ c *Controller }
+
+func (b engineBinder) Bind(bd engine.Binding) error {
+	permanent := bd.Kind != engine.KindResolved && bd.Kind != engine.KindRequester
+	if err := b.c.deps.Dataplane.ReplaceNeighbor(bd.Proto, bd.NBMA, permanent); err != nil {
+		b.c.stats.inc("kernel_neighbor_errors")
+		b.c.log.Warn("programming neighbor", zap.Stringer("proto", bd.Proto), zap.Stringer("nbma", bd.NBMA), zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+func (b engineBinder) Unbind(bd engine.Binding) {
+	if err := b.c.deps.Dataplane.DeleteNeighbor(bd.Proto); err != nil {
+		b.c.stats.inc("kernel_neighbor_errors")
+		b.c.log.Warn("removing neighbor", zap.Stringer("proto", bd.Proto), zap.Error(err))
+	}
+}
+
+// onEngineEvent turns engine events into desired state. It runs on the loop
+// goroutine, inside an engine call, and must not call back into the engine.
+func (c *Controller) onEngineEvent(ev engine.Event) {
+	c.log.Debug("nhrp event", zap.Stringer("event", ev))
+	c.stats.inc("nhrp_event_" + ev.Kind.String())
+	switch ev.Kind {
+	case engine.EventPeerUp:
+		c.since[ev.Proto] = ev.Time
+		c.peerKinds[ev.Proto] = ev.Binding
+		c.wantPeer(ev)
+	case engine.EventPeerDown:
+		c.since[ev.Proto] = ev.Time
+		delete(c.peerKinds, ev.Proto)
+		c.unwantPeer(ev)
+	case engine.EventShortcut:
+		if ev.Shortcut == engine.ShortcutUp {
+			if _, had := c.shortcuts[ev.Prefix]; !had && c.deps.Metrics != nil {
+				c.deps.Metrics.ShortcutsInstalled.Inc()
+			}
+			c.shortcuts[ev.Prefix] = ev.Via
+		} else {
+			delete(c.shortcuts, ev.Prefix)
+		}
+		c.dirty.routes = true
+	case engine.EventNHS:
+		c.log.Info("nhs state", zap.Stringer("nbma", ev.NBMA), zap.Stringer("proto", ev.Proto),
+			zap.Stringer("state", ev.NHS), zap.String("reason", ev.Reason))
+	}
+}

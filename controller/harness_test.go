@@ -1,0 +1,175 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/controller/metrics"
+	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+)
+
+// wallClock is the engine clock inside a synctest bubble (time is virtual
+// there, so this is deterministic).
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// fakeRoutes answers route lookups from a static table, as the kernel's
+// main table would.
+type fakeRoutes struct {
+	tunnelIfindex int
+	routes        []kernel.RouteMatch
+}
+
+func (f *fakeRoutes) LookupRoute(dst netip.Addr) (kernel.RouteMatch, bool, error) {
+	var best kernel.RouteMatch
+	ok := false
+	for _, r := range f.routes {
+		if r.Prefix.Contains(dst) && (!ok || r.Prefix.Bits() > best.Prefix.Bits()) {
+			best, ok = r, true
+		}
+	}
+	return best, ok, nil
+}
+
+// node is one controller under test with its fakes.
+type node struct {
+	name   string
+	cfg    *config.Config
+	kernel *kerneltest.Fake
+	m      *metrics.Metrics
+	routes *fakeRoutes
+	ctl    *Controller
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// lanRoutes gives a node a LAN and a summary of the others through the tunnel.
+func lanRoutes(lan string, summary string, hubTunnel string) []kernel.RouteMatch {
+	rs := []kernel.RouteMatch{{Prefix: netip.MustParsePrefix(lan), Ifindex: 2}}
+	if summary != "" {
+		rs = append(rs, kernel.RouteMatch{Prefix: netip.MustParsePrefix(summary), Ifindex: -1,
+			Gateway: netip.MustParseAddr(hubTunnel)})
+	}
+	return rs
+}
+
+func parseConfig(t *testing.T, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func hubYAML(nbma, addr string) string {
+	return fmt.Sprintf(`
+tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s}
+nhrp: {role: hub, network_id: 1, holding_time: 600s, redirect: true}
+`, nbma, addr)
+}
+
+func spokeYAML(nbma, addr string, nhs ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s}\n", nbma, addr)
+	b.WriteString("nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: 600s\n  shortcut: true\n  nhs:\n")
+	for i := 0; i+1 < len(nhs); i += 2 {
+		fmt.Fprintf(&b, "    - {nbma: %s, protocol: %s, priority: %d}\n", nhs[i], nhs[i+1], i)
+	}
+	return b.String()
+}
+
+// start runs a controller on the in-memory network. It must be called inside
+// a synctest bubble.
+func start(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch) *node {
+	t.Helper()
+	cfg := parseConfig(t, yaml)
+	n := &node{name: name, cfg: cfg, kernel: kerneltest.New(), m: metrics.New("test"), done: make(chan error, 1)}
+	n.routes = &fakeRoutes{routes: routes}
+	var hair Hairpins
+	if cfg.NHRP.Role == config.RoleHub {
+		hair = n.kernel
+	}
+	ctl, err := New(cfg, Deps{
+		Dataplane: n.kernel,
+		Misses:    n.kernel,
+		Lookup:    n.routes,
+		Hairpins:  hair,
+		Listen: func(ifindex int) (kernel.PacketConn, error) {
+			n.routes.tunnelIfindex = ifindex
+			for i := range n.routes.routes {
+				if n.routes.routes[i].Ifindex == -1 {
+					n.routes.routes[i].Ifindex = ifindex
+				}
+			}
+			return netw.Listen(cfg.Tunnel.LocalNBMA)
+		},
+		Clock:   wallClock{},
+		Metrics: n.m,
+	})
+	if err != nil {
+		t.Fatalf("%s: New: %v", name, err)
+	}
+	n.ctl = ctl
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- ctl.Run(ctx) }()
+	return n
+}
+
+// stop ends the controller and reports its error.
+func (n *node) stop(t *testing.T) {
+	t.Helper()
+	n.cancel()
+	if err := <-n.done; err != nil {
+		t.Errorf("%s: Run: %v", n.name, err)
+	}
+}
+
+// stopAll stops nodes in order, waiting for each.
+func stopAll(t *testing.T, nodes ...*node) {
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.stop(t) }()
+	}
+	wg.Wait()
+}
+
+// has reports whether the node's kernel state has a line containing all parts.
+func (n *node) has(parts ...string) bool {
+	for _, l := range n.kernel.Lines() {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
+}

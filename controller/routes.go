@@ -1,0 +1,96 @@
+package controller
+
+import (
+	"context"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/routing"
+)
+
+// fibSink receives BGP's best paths from the routing package's goroutine
+// and hands them to the loop.
+type fibSink struct{ c *Controller }
+
+func (s fibSink) SetRoutes(_ context.Context, routes []routing.Route) error {
+	s.c.bgpMu.Lock()
+	s.c.pendingBGP = slices.Clone(routes)
+	s.c.bgpNew = true
+	s.c.bgpMu.Unlock()
+	select {
+	case s.c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// takeBGPRoutes moves the latest BGP route set into the loop's state.
+func (c *Controller) takeBGPRoutes() {
+	c.bgpMu.Lock()
+	defer c.bgpMu.Unlock()
+	if !c.bgpNew {
+		return
+	}
+	c.bgpRoutes, c.bgpNew = c.pendingBGP, false
+	c.dirty.routes = true
+}
+
+// desiredRoutes merges BGP routes and usable NHRP shortcuts. A shortcut is
+// installed with a lower metric than BGP routes, so it wins at equal prefix
+// length and, being usually more specific than a Phase 3 summary, by
+// longest match otherwise.
+func (c *Controller) desiredRoutes() []kernel.Route {
+	out := make([]kernel.Route, 0, len(c.bgpRoutes)+len(c.shortcuts))
+	for _, r := range c.bgpRoutes {
+		out = append(out, kernel.Route{Dst: r.Prefix, Via: r.Via, Metric: r.Metric})
+	}
+	for p, via := range c.shortcuts {
+		out = append(out, kernel.Route{Dst: p, Via: via, Metric: shortcutMetric})
+	}
+	slices.SortFunc(out, func(a, b kernel.Route) int {
+		if c := a.Dst.Addr().Compare(b.Dst.Addr()); c != 0 {
+			return c
+		}
+		if a.Dst.Bits() != b.Dst.Bits() {
+			return a.Dst.Bits() - b.Dst.Bits()
+		}
+		return a.Metric - b.Metric
+	})
+	return out
+}
+
+// reconcile pushes whatever desired state is dirty. A failure leaves it
+// dirty; the loop retries with backoff.
+func (c *Controller) reconcile(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	if c.dirty.routes {
+		if err := c.deps.Dataplane.SetRoutes(c.desiredRoutes()); err != nil {
+			c.stats.inc("reconcile_errors_routes")
+			c.countReconcileError("kernel")
+			c.log.Warn("reconciling routes", zap.Error(err))
+		} else {
+			c.dirty.routes = false
+		}
+	}
+	if c.dirty.ipsec {
+		if c.deps.IPsec == nil {
+			c.dirty.ipsec = false
+		} else if err := c.reconcileIPsec(); err != nil {
+			c.stats.inc("reconcile_errors_ipsec")
+			c.countReconcileError("ipsec")
+			c.log.Warn("reconciling ipsec peers", zap.Error(err))
+		} else {
+			c.dirty.ipsec = false
+		}
+	}
+}
+
+func (c *Controller) countReconcileError(subsystem string) {
+	if c.deps.Metrics != nil {
+		c.deps.Metrics.ReconcileErrors.WithLabelValues(subsystem).Inc()
+	}
+}

@@ -1,0 +1,7 @@
+package controller
+
+// stats are the controller's own counters, shown next to the engine's by
+// dmvpnctl show counters.
+type stats map[string]uint64
+
+func (s stats) inc(name string) { s[name]++ }

@@ -1,0 +1,323 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+	"github.com/dmvpnd/dmvpnd/routing"
+)
+
+var _ api.Source = (*Controller)(nil)
+
+// errNotRunning answers API calls before Run started its loop.
+var errNotRunning = errors.New("controller: not running yet")
+
+// snapshot runs f on the loop; API calls made before the loop runs fail
+// fast instead of hanging.
+func (c *Controller) snapshot(ctx context.Context, f func()) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := c.run(ctx, f); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return errNotRunning
+		}
+		return err
+	}
+	return nil
+}
+
+// Status reports readiness: a hub once its loop runs; a spoke once it is
+// registered with an NHS and, with BGP, every session is established.
+func (c *Controller) Status(ctx context.Context) (api.Status, error) {
+	st := api.Status{State: "starting", Role: string(c.config().NHRP.Role), Started: c.started}
+	var (
+		nhss []engine.NHSStatus
+		bgp  BGP
+	)
+	if err := c.snapshot(ctx, func() { nhss, bgp = c.eng.NHSs(), c.bgp }); err != nil {
+		st.Reason = err.Error()
+		return st, nil
+	}
+	reasons := []string{}
+	if c.config().NHRP.Role == config.RoleSpoke {
+		up := false
+		for _, n := range nhss {
+			up = up || n.State == engine.NHSUp
+		}
+		if !up {
+			reasons = append(reasons, "not registered with any NHS")
+		}
+	}
+	if bgp != nil {
+		sum, err := bgp.Summary(ctx)
+		switch {
+		case err != nil:
+			reasons = append(reasons, "bgp: "+err.Error())
+		case len(sum) == 0 && c.config().NHRP.Role == config.RoleSpoke:
+			reasons = append(reasons, "no BGP session")
+		default:
+			for _, n := range sum {
+				if n.State != routing.StateEstablished && !dynamicNeighbor(c.config(), n.Neighbor) {
+					reasons = append(reasons, "bgp neighbor "+n.Neighbor.String()+" "+string(n.State))
+				}
+			}
+		}
+	}
+	if len(reasons) == 0 {
+		st.Ready, st.State = true, "running"
+	} else {
+		st.State, st.Reason = "converging", strings.Join(reasons, "; ")
+	}
+	return st, nil
+}
+
+func dynamicNeighbor(cfg *config.Config, a netip.Addr) bool {
+	return cfg.BGP.Dynamic.Prefix.IsValid() && cfg.BGP.Dynamic.Prefix.Contains(a)
+}
+
+// Counters merges the engine's counters and the controller's own.
+func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
+	out := api.Counters{}
+	err := c.snapshot(ctx, func() {
+		for k, v := range c.eng.Counters() {
+			out["nhrp_"+k] = v
+		}
+		maps.Copy(out, c.stats)
+	})
+	return out, err
+}
+
+// NHS lists the servers this node registers with.
+func (c *Controller) NHS(ctx context.Context) ([]api.NHS, error) {
+	var nhss []engine.NHSStatus
+	if err := c.snapshot(ctx, func() { nhss = c.eng.NHSs() }); err != nil {
+		return nil, err
+	}
+	out := make([]api.NHS, 0, len(nhss))
+	for _, n := range nhss {
+		a := api.NHS{NBMA: n.NBMA, Protocol: n.Proto, Priority: n.Priority, Reason: n.Reason,
+			Since: n.Since, Expires: n.Expires}
+		for _, cn := range c.config().NHRP.NHS {
+			if cn.NBMA == n.NBMA {
+				a.Dynamic = cn.Protocol.Dynamic()
+			}
+		}
+		switch {
+		case n.State == engine.NHSUp:
+			a.State = api.NHSResponding
+		case n.State == engine.NHSProbing:
+			a.State = api.NHSExpecting
+		case n.Standby:
+			a.State, a.Reason = api.NHSDown, "standby: a preferred NHS serves"
+		default:
+			a.State = api.NHSWaiting
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Cache lists the NHRP cache.
+func (c *Controller) Cache(ctx context.Context) ([]api.CacheEntry, error) {
+	var entries []engine.CacheEntry
+	if err := c.snapshot(ctx, func() { entries = c.eng.Cache() }); err != nil {
+		return nil, err
+	}
+	out := make([]api.CacheEntry, 0, len(entries))
+	for _, e := range entries {
+		bits := e.Proto.BitLen()
+		a := api.CacheEntry{Prefix: netip.PrefixFrom(e.Proto, bits), Tunnel: e.Proto, NBMA: e.Claimed,
+			ObservedNBMA: e.Observed, Expires: e.Expires}
+		if !a.NBMA.IsValid() {
+			a.NBMA = e.NBMA
+		}
+		switch e.Kind {
+		case engine.KindRegistered:
+			a.Type = api.CacheDynamic
+		case engine.KindNHS:
+			a.Type = api.CacheNHS
+		case engine.KindResolved, engine.KindRequester:
+			a.Type = api.CacheCached
+		case engine.KindNegative:
+			a.Type = api.CacheNegative
+		}
+		if e.Unique {
+			a.Flags = append(a.Flags, api.FlagUnique)
+		}
+		if e.Observed.IsValid() {
+			a.Flags = append(a.Flags, api.FlagNAT)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Shortcuts lists the shortcuts the engine tracks.
+func (c *Controller) Shortcuts(ctx context.Context) ([]api.Shortcut, error) {
+	var scs []engine.ShortcutStatus
+	if err := c.snapshot(ctx, func() { scs = c.eng.Shortcuts() }); err != nil {
+		return nil, err
+	}
+	out := make([]api.Shortcut, 0, len(scs))
+	for _, s := range scs {
+		if s.State != engine.ShortcutUp {
+			continue
+		}
+		out = append(out, api.Shortcut{Prefix: s.Prefix, Via: s.Via, NBMA: s.NBMA, Expires: s.Expires})
+	}
+	return out, nil
+}
+
+// DMVPN is the show dmvpn view: one row per peer.
+func (c *Controller) DMVPN(ctx context.Context) (api.DMVPN, error) {
+	d := api.DMVPN{Interface: c.config().Tunnel.Name, Role: string(c.config().NHRP.Role), Address: c.config().Tunnel.Address, NBMA: c.nbma}
+	var (
+		entries []engine.CacheEntry
+		scs     []engine.ShortcutStatus
+		since   map[netip.Addr]time.Time
+	)
+	if err := c.snapshot(ctx, func() {
+		entries, scs, since = c.eng.Cache(), c.eng.Shortcuts(), maps.Clone(c.since)
+	}); err != nil {
+		return d, err
+	}
+	var sas map[netip.Addr]ipsec.PeerState
+	if c.deps.IPsec != nil {
+		sas = map[netip.Addr]ipsec.PeerState{}
+		for _, p := range c.deps.IPsec.State().Peers {
+			sas[p.RemoteNBMA] = p
+			if p.ClaimedNBMA.IsValid() {
+				sas[p.ClaimedNBMA] = p
+			}
+		}
+	}
+	viaShortcut := map[netip.Addr]bool{}
+	for _, s := range scs {
+		if s.State == engine.ShortcutUp {
+			viaShortcut[s.Via] = true
+		}
+	}
+	for _, e := range entries {
+		if e.Kind == engine.KindNegative {
+			continue
+		}
+		nbma := e.Claimed
+		if !nbma.IsValid() {
+			nbma = e.NBMA
+		}
+		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, Since: since[e.Proto], Entries: 1}
+		switch {
+		case !e.NBMA.IsValid():
+			p.State = api.PeerNHRP
+		case sas != nil && sas[nbma].Status != ipsec.StatusUp:
+			p.State = api.PeerIKE
+		default:
+			p.State = api.PeerUp
+		}
+		if e.Kind == engine.KindNHS {
+			p.Attrs = append(p.Attrs, api.AttrStatic)
+		} else {
+			p.Attrs = append(p.Attrs, api.AttrDynamic)
+		}
+		if e.Observed.IsValid() {
+			p.Attrs = append(p.Attrs, api.AttrNAT)
+		}
+		if viaShortcut[e.Proto] {
+			p.Attrs = append(p.Attrs, api.AttrRouteInstalled)
+		}
+		d.Peers = append(d.Peers, p)
+	}
+	nhs, err := c.NHS(ctx)
+	if err != nil {
+		return d, err
+	}
+	d.NHS = nhs
+	return d, nil
+}
+
+// IPsec lists the SA state of every wanted peer.
+func (c *Controller) IPsec(_ context.Context) ([]api.SA, error) {
+	if c.deps.IPsec == nil {
+		return nil, api.ErrNotEnabled
+	}
+	st := c.deps.IPsec.State()
+	out := make([]api.SA, 0, len(st.Peers))
+	for _, p := range st.Peers {
+		sa := api.SA{Name: p.Name, PeerNBMA: p.RemoteNBMA, Local: c.nbma, Remote: p.Observed.Addr(),
+			Since: p.Since, Reason: p.Reason}
+		if p.ClaimedNBMA.IsValid() {
+			sa.PeerNBMA = p.ClaimedNBMA
+		}
+		switch p.Status {
+		case ipsec.StatusUp:
+			sa.State = api.SAEstablished
+		case ipsec.StatusConnecting:
+			sa.State = api.SAConnecting
+		default:
+			sa.State = api.SADown
+		}
+		if p.NATRemote {
+			sa.NATTPort = p.Observed.Port()
+		}
+		out = append(out, sa)
+	}
+	return out, nil
+}
+
+// BGP is the show bgp summary view.
+func (c *Controller) BGP(ctx context.Context) (api.BGPSummary, error) {
+	var bgp BGP
+	if err := c.snapshot(ctx, func() { bgp = c.bgp }); err != nil {
+		return api.BGPSummary{}, err
+	}
+	if bgp == nil {
+		return api.BGPSummary{}, api.ErrNotEnabled
+	}
+	sum, err := bgp.Summary(ctx)
+	if err != nil {
+		return api.BGPSummary{}, err
+	}
+	out := api.BGPSummary{Enabled: true, RouterID: c.config().BGP.RouterID, AS: c.config().BGP.ASN}
+	now := c.deps.Clock.Now()
+	for _, n := range sum {
+		bn := api.BGPNeighbor{Address: n.Neighbor, AS: n.AS, State: bgpState(n.State),
+			Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Dynamic: n.PeerGroup != ""}
+		if n.Uptime > 0 {
+			bn.Since = now.Add(-n.Uptime)
+		}
+		out.Neighbors = append(out.Neighbors, bn)
+	}
+	return out, nil
+}
+
+// bgpState maps routing's lower-case states to the names dmvpnctl shows.
+func bgpState(s routing.NeighborState) string {
+	switch s {
+	case routing.StateOpenSent:
+		return "OpenSent"
+	case routing.StateOpenConfirm:
+		return "OpenConfirm"
+	case "":
+		return "Unknown"
+	}
+	return strings.ToUpper(string(s[:1])) + string(s[1:])
+}
+
+// ClearCache is not offered yet: the engine has no operation that drops
+// dynamic entries while telling peers (purge).
+func (c *Controller) ClearCache(context.Context) (int, error) {
+	return 0, errors.New("controller: clear nhrp cache is not implemented yet")
+}
+
+// ClearShortcuts is not offered yet (see ClearCache).
+func (c *Controller) ClearShortcuts(context.Context) (int, error) {
+	return 0, errors.New("controller: clear nhrp shortcuts is not implemented yet")
+}

@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/e2e/lab"
+)
+
+// binaries builds dmvpnd and dmvpnctl once per test process into the
+// module's cache; the guest sees the same path through the host root.
+var binaries = sync.OnceValues(func() (string, error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(root, ".cache", "lab", "bin")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return dir, nil
+})
+
+// dnode is one node running dmvpnd in the lab.
+type dnode struct {
+	name    string
+	nbma    netip.Addr
+	tunnel  netip.Addr
+	lan     netip.Prefix // the LAN interface address, e.g. 10.1.1.1/24
+	hub     bool
+	node    *lab.Node
+	proc    *lab.Proc
+	dir     string
+	bin     string
+	extra   string // extra YAML appended to the generated config
+	nhsYAML string
+}
+
+func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
+
+// config renders the node's dmvpnd.yaml.
+func (d *dnode) config() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/24}\n", d.nbma, d.tunnel)
+	if d.hub {
+		b.WriteString("nhrp: {role: hub, network_id: 1, holding_time: 300s, redirect: true}\n")
+	} else {
+		b.WriteString("nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: 300s\n  shortcut: true\n  nhs:\n" + d.nhsYAML)
+	}
+	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: \"\"}\nlog: {level: debug}\n", d.socket())
+	b.WriteString(d.extra)
+	return b.String()
+}
+
+// start writes the config and starts dmvpnd on the node.
+func (d *dnode) start(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := d.dir + "/dmvpnd.yaml"
+	if err := l.WriteFile(ctx, cfg, []byte(d.config()), 0o600); err != nil {
+		t.Fatalf("%s: write config: %v", d.name, err)
+	}
+	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.proc = p
+}
+
+// ctl runs dmvpnctl against the node's daemon.
+func (d *dnode) ctl(ctx context.Context, args string) (string, error) {
+	res, err := d.node.Run(ctx, d.bin+"/dmvpnctl --socket "+d.socket()+" "+args)
+	if err != nil {
+		return "", fmt.Errorf("%s: dmvpnctl %s: %w", d.name, args, err)
+	}
+	return string(res.Stdout), nil
+}
+
+// showDMVPN returns the node's show dmvpn view.
+func (d *dnode) showDMVPN(ctx context.Context) (api.DMVPN, error) {
+	out, err := d.ctl(ctx, "show dmvpn --json")
+	if err != nil {
+		return api.DMVPN{}, err
+	}
+	var v api.DMVPN
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return api.DMVPN{}, fmt.Errorf("%s: show dmvpn --json: %v\n%s", d.name, err, out)
+	}
+	return v, nil
+}
+
+// waitReady waits for dmvpnctl status --wait to succeed.
+func (d *dnode) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
+	defer cancel()
+	if _, err := d.ctl(ctx, fmt.Sprintf("status --wait --timeout %s", timeout)); err != nil {
+		t.Fatalf("%s not ready: %v", d.name, err)
+	}
+}
+
+// dmvpnLab builds the hub + spokes topology and returns the nodes (not
+// started).
+func dmvpnLab(t *testing.T, spokes int) (*lab.Lab, []*dnode) {
+	t.Helper()
+	bin, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lab.New(t, lab.Options{})
+	var topo lab.Topology
+	nodes := []*dnode{}
+	for i := 0; i <= spokes; i++ {
+		name := "hub"
+		if i > 0 {
+			name = fmt.Sprintf("s%d", i)
+		}
+		d := &dnode{
+			name:   name,
+			nbma:   netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}),
+			tunnel: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i)}),
+			lan:    netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), 24),
+			hub:    i == 0,
+			bin:    bin,
+			dir:    l.Scratch() + "/dmvpnd/" + name,
+		}
+		d.nhsYAML = "    - {nbma: 198.51.100.1, protocol: 10.0.0.1}\n"
+		nodes = append(nodes, d)
+		topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: name, NBMA: d.nbma, LANs: []netip.Prefix{d.lan}})
+	}
+	l.Build(topo)
+	for _, d := range nodes {
+		d.node = l.Node(d.name)
+		d.node.MustRun("sysctl -qw net.ipv4.ip_forward=1")
+	}
+	return l, nodes
+}
+
+// tunnelRxPackets reads gre1's received packet counter on a node.
+func tunnelRxPackets(ctx context.Context, d *dnode) (int, error) {
+	res, err := d.node.Run(ctx, "cat /sys/class/net/gre1/statistics/rx_packets")
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	_, err = fmt.Sscanf(strings.TrimSpace(string(res.Stdout)), "%d", &n)
+	return n, err
+}
