@@ -1,0 +1,37 @@
+// Package kernel is dmvpnd's only contact with the Linux network stack.
+//
+// It takes desired state from the controller and makes the kernel match it,
+// idempotently, and reports what the kernel tells it:
+//
+//   - an ip_gre multipoint tunnel (no remote; the outer destination comes from
+//     the neighbor entry's 4-byte lladdr), created or adopted (EnsureTunnel);
+//   - neighbor entries tunnel address -> NBMA address (ReplaceNeighbor,
+//     DeleteNeighbor, ListNeighbors): dynamic entries are written REACHABLE so
+//     that the kernel asks again (RTM_GETNEIGH, state PROBE) while traffic
+//     still uses them; hub entries are PERMANENT;
+//   - neighbor misses (WatchMisses): RTM_GETNEIGH for INCOMPLETE and PROBE
+//     entries, made possible by app_solicit=1, ucast_solicit=0,
+//     mcast_solicit=0 on the tunnel;
+//   - routes marked with a dedicated route protocol number (SetRoutes) so that
+//     a restart removes only what dmvpnd created;
+//   - the NHRP packet socket (ListenNHRP): AF_PACKET, SOCK_DGRAM, protocol
+//     0x2001, whose link-layer address is the 4-byte NBMA address;
+//   - the hub hairpin trigger (HairpinTrap: Install, Remove, Hairpins): an
+//     nftables table of our own, replaced and removed in one netlink batch,
+//     logging tunnel-to-tunnel forwarded packets to NFLOG with a per-flow
+//     rate limit (dynamic set keyed on saddr . daddr), delivered at once
+//     (queue threshold 1);
+//   - neighbor table sizing for large hubs (SizeNeighborTable) and typed
+//     refusals (errors.Is(err, ErrResourceExhausted));
+//   - read-only inspection for dmvpnctl (Inspect), including XFRM summaries
+//     without key material.
+//
+// Every kernel error is an *OpError naming the operation and the object:
+// "kernel: replace neighbor 10.0.0.2 lladdr 198.51.100.2 dev gre1: ...".
+// Config.NetNS lets one process drive another network namespace (the
+// privileged tests create their own).
+//
+// See ../../shared/docs/protocol-notes.md §3 and §6 for the kernel facts this
+// package relies on. kernel/kerneltest holds an in-memory fake of the
+// interfaces declared in api.go.
+package kernel

@@ -1,0 +1,471 @@
+// Package kerneltest is an in-memory fake of package kernel's interfaces for
+// controller tests. Its state renders as sorted text lines in the style of
+// iproute2, so tests compare text:
+//
+//	tunnel gre1 ifindex 10 local 198.51.100.1 key 42 ttl 64 mtu 1400 addr 10.0.0.1/32
+//	neigh 10.0.0.2 lladdr 198.51.100.2 PERMANENT
+//	route 192.168.2.0/24 via 10.0.0.3 dev gre1 proto 157
+//	hairpin table dmvpnd iif 10
+package kerneltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/dmvpnd/dmvpnd/kernel"
+)
+
+// Fake implements kernel.Dataplane, kernel.MissWatcher and
+// kernel.HairpinTrigger in memory. The zero value is not usable: call New.
+type Fake struct {
+	mu sync.Mutex
+
+	protocol int
+	tunnel   *kernel.TunnelConfig
+	ifindex  int
+	nextIdx  int
+	neigh    map[netip.Addr]kernel.Neighbor
+	routes   map[routeKey]kernel.Route
+	foreign  map[string]bool // rendered foreign route lines
+	hairpin  int             // installed trigger's ifindex, 0 none
+
+	// NeighborLimit, when > 0, makes ReplaceNeighbor refuse new dynamic
+	// entries beyond it like a full kernel table (errors.Is(err,
+	// kernel.ErrResourceExhausted)). Permanent entries are exempt, as in
+	// the kernel.
+	NeighborLimit int
+
+	failures map[string]error // op -> error for the next call
+	ops      []string
+
+	missWatchers    []chan kernel.Miss
+	hairpinWatchers []chan kernel.Hairpin
+}
+
+type routeKey struct {
+	dst    netip.Prefix
+	metric int
+}
+
+var (
+	_ kernel.Dataplane      = (*Fake)(nil)
+	_ kernel.MissWatcher    = (*Fake)(nil)
+	_ kernel.HairpinTrigger = (*Fake)(nil)
+)
+
+// New returns an empty fake whose routes carry protocol 157.
+func New() *Fake {
+	return &Fake{
+		protocol: kernel.DefaultRouteProtocol,
+		nextIdx:  10,
+		neigh:    map[netip.Addr]kernel.Neighbor{},
+		routes:   map[routeKey]kernel.Route{},
+		foreign:  map[string]bool{},
+		failures: map[string]error{},
+	}
+}
+
+// FailNext makes the next call of op ("EnsureTunnel", "ReplaceNeighbor",
+// "DeleteNeighbor", "SetRoutes", "Install", "Remove") fail with err.
+func (f *Fake) FailNext(op string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failures[op] = err
+}
+
+func (f *Fake) fail(op string) error {
+	if err, ok := f.failures[op]; ok {
+		delete(f.failures, op)
+		return err
+	}
+	return nil
+}
+
+// Ops returns the mutating operations performed so far, in order, e.g.
+// "replace neighbor 10.0.0.2 lladdr 198.51.100.2 REACHABLE",
+// "delete route 10.9.0.0/16". Unchanged objects produce no entry.
+func (f *Fake) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.ops...)
+}
+
+// EnsureTunnel implements kernel.Dataplane.
+func (f *Fake) EnsureTunnel(cfg kernel.TunnelConfig) (int, error) {
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("EnsureTunnel"); err != nil {
+		return 0, err
+	}
+	if f.tunnel != nil && f.tunnel.Name == cfg.Name {
+		if *f.tunnel != cfg {
+			f.ops = append(f.ops, "modify tunnel "+cfg.Name)
+		}
+	} else {
+		f.nextIdx++
+		f.ifindex = f.nextIdx
+		f.ops = append(f.ops, "create tunnel "+cfg.Name)
+	}
+	c := cfg
+	f.tunnel = &c
+	return f.ifindex, nil
+}
+
+func (f *Fake) requireTunnel() error {
+	if f.tunnel == nil {
+		return kernel.ErrNoTunnel
+	}
+	return nil
+}
+
+// ReplaceNeighbor implements kernel.Dataplane.
+func (f *Fake) ReplaceNeighbor(tunnelAddr, nbma netip.Addr, permanent bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return err
+	}
+	obj := fmt.Sprintf("%s lladdr %s dev %s", tunnelAddr, nbma, f.tunnel.Name)
+	if err := f.fail("ReplaceNeighbor"); err != nil {
+		return &kernel.OpError{Op: "replace neighbor", Object: obj, Err: err}
+	}
+	if !tunnelAddr.Is4() || !nbma.Is4() {
+		return &kernel.OpError{Op: "replace neighbor", Object: obj, Err: errors.New("both addresses must be IPv4")}
+	}
+	state := kernel.NeighReachable
+	if permanent {
+		state = kernel.NeighPermanent
+	}
+	if _, exists := f.neigh[tunnelAddr]; !exists && !permanent && f.NeighborLimit > 0 && f.dynamicCount() >= f.NeighborLimit {
+		return &kernel.OpError{Op: "replace neighbor", Object: obj, Err: syscall.ENOBUFS}
+	}
+	n := kernel.Neighbor{Addr: tunnelAddr, NBMA: nbma, State: state}
+	if old, ok := f.neigh[tunnelAddr]; ok && old == n && permanent {
+		return nil // a permanent entry rewritten unchanged is a no-op
+	}
+	f.neigh[tunnelAddr] = n
+	f.ops = append(f.ops, fmt.Sprintf("replace neighbor %s lladdr %s %s", tunnelAddr, nbma, state))
+	return nil
+}
+
+func (f *Fake) dynamicCount() int {
+	c := 0
+	for _, n := range f.neigh {
+		if !n.Permanent() {
+			c++
+		}
+	}
+	return c
+}
+
+// DeleteNeighbor implements kernel.Dataplane.
+func (f *Fake) DeleteNeighbor(tunnelAddr netip.Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return err
+	}
+	if err := f.fail("DeleteNeighbor"); err != nil {
+		return &kernel.OpError{Op: "delete neighbor", Object: fmt.Sprintf("%s dev %s", tunnelAddr, f.tunnel.Name), Err: err}
+	}
+	if _, ok := f.neigh[tunnelAddr]; !ok {
+		return nil
+	}
+	delete(f.neigh, tunnelAddr)
+	f.ops = append(f.ops, "delete neighbor "+tunnelAddr.String())
+	return nil
+}
+
+// ListNeighbors implements kernel.Dataplane.
+func (f *Fake) ListNeighbors() ([]kernel.Neighbor, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return nil, err
+	}
+	out := make([]kernel.Neighbor, 0, len(f.neigh))
+	for _, n := range f.neigh {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out, nil
+}
+
+// SetNeighborState changes an entry's state as the kernel would over time
+// (REACHABLE -> STALE -> PROBE...).
+func (f *Fake) SetNeighborState(addr netip.Addr, st kernel.NeighState) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.neigh[addr]
+	if ok {
+		n.State = st
+		f.neigh[addr] = n
+	}
+	return ok
+}
+
+// SetRoutes implements kernel.Dataplane.
+func (f *Fake) SetRoutes(desired []kernel.Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return err
+	}
+	if err := f.fail("SetRoutes"); err != nil {
+		return &kernel.OpError{Op: "set routes", Object: "dev " + f.tunnel.Name, Err: err}
+	}
+	want := map[routeKey]kernel.Route{}
+	for _, r := range desired {
+		if !r.Dst.IsValid() || !r.Dst.Addr().Is4() || (r.Via.IsValid() && !r.Via.Is4()) || r.Metric < 0 {
+			return &kernel.OpError{Op: "replace route", Object: r.String(), Err: errors.New("invalid route")}
+		}
+		r.Dst = r.Dst.Masked()
+		k := routeKey{r.Dst, r.Metric}
+		if prev, dup := want[k]; dup && prev != r {
+			return &kernel.OpError{Op: "replace route", Object: r.String(), Err: fmt.Errorf("conflicts with %s", prev)}
+		}
+		want[k] = r
+	}
+	for k, r := range want {
+		if old, ok := f.routes[k]; ok && old == r {
+			continue
+		}
+		f.routes[k] = r
+		f.ops = append(f.ops, "replace route "+r.String())
+	}
+	for k, r := range f.routes {
+		if _, ok := want[k]; !ok {
+			delete(f.routes, k)
+			f.ops = append(f.ops, "delete route "+r.String())
+		}
+	}
+	return nil
+}
+
+// ListRoutes implements kernel.Dataplane.
+func (f *Fake) ListRoutes() ([]kernel.Route, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]kernel.Route, 0, len(f.routes))
+	for _, r := range f.routes {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, nil
+}
+
+// AddForeignRoute adds a route dmvpnd does not own (another protocol); it
+// appears in Render and is never touched by SetRoutes.
+func (f *Fake) AddForeignRoute(line string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.foreign["route "+line] = true
+}
+
+// Install implements kernel.HairpinTrigger.
+func (f *Fake) Install(ifindex int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("Install"); err != nil {
+		return err
+	}
+	if ifindex <= 0 {
+		return fmt.Errorf("kerneltest: invalid ifindex %d", ifindex)
+	}
+	f.hairpin = ifindex
+	f.ops = append(f.ops, fmt.Sprintf("install hairpin iif %d", ifindex))
+	return nil
+}
+
+// Remove implements kernel.HairpinTrigger.
+func (f *Fake) Remove() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("Remove"); err != nil {
+		return err
+	}
+	if f.hairpin != 0 {
+		f.ops = append(f.ops, "remove hairpin")
+	}
+	f.hairpin = 0
+	return nil
+}
+
+// WatchMisses implements kernel.MissWatcher; InjectMiss feeds it.
+func (f *Fake) WatchMisses(ctx context.Context) (<-chan kernel.Miss, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return nil, err
+	}
+	ch := make(chan kernel.Miss, 64)
+	f.missWatchers = append(f.missWatchers, ch)
+	go func() {
+		<-ctx.Done()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for i, w := range f.missWatchers {
+			if w == ch {
+				f.missWatchers = append(f.missWatchers[:i], f.missWatchers[i+1:]...)
+				break
+			}
+		}
+		close(ch)
+	}()
+	return ch, nil
+}
+
+// InjectMiss delivers a miss to every watcher as the kernel's RTM_GETNEIGH
+// would. It reports how many watchers received it.
+func (f *Fake) InjectMiss(m kernel.Miss) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, w := range f.missWatchers {
+		select {
+		case w <- m:
+			n++
+		default:
+		}
+	}
+	return n
+}
+
+// Hairpins implements kernel.HairpinSource; InjectHairpin feeds it.
+func (f *Fake) Hairpins(ctx context.Context) (<-chan kernel.Hairpin, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch := make(chan kernel.Hairpin, 64)
+	f.hairpinWatchers = append(f.hairpinWatchers, ch)
+	go func() {
+		<-ctx.Done()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for i, w := range f.hairpinWatchers {
+			if w == ch {
+				f.hairpinWatchers = append(f.hairpinWatchers[:i], f.hairpinWatchers[i+1:]...)
+				break
+			}
+		}
+		close(ch)
+	}()
+	return ch, nil
+}
+
+// InjectHairpin delivers a hairpin notification if the trigger is
+// installed, as the kernel would; it reports how many watchers received it.
+func (f *Fake) InjectHairpin(h kernel.Hairpin) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hairpin == 0 {
+		return 0
+	}
+	n := 0
+	for _, w := range f.hairpinWatchers {
+		select {
+		case w <- h:
+			n++
+		default:
+		}
+	}
+	return n
+}
+
+// Lines renders the state as sorted text lines.
+func (f *Fake) Lines() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var lines []string
+	if t := f.tunnel; t != nil {
+		local := "any"
+		if t.Local.IsValid() {
+			local = t.Local.String()
+		}
+		s := fmt.Sprintf("tunnel %s ifindex %d local %s", t.Name, f.ifindex, local)
+		if t.Underlay != "" {
+			s += " dev " + t.Underlay
+		}
+		if t.Key != 0 {
+			s += fmt.Sprintf(" key %d", t.Key)
+		}
+		s += fmt.Sprintf(" ttl %d", t.TTL)
+		if t.NoPMTUDisc {
+			s += " nopmtudisc"
+		}
+		if t.MTU != 0 {
+			s += fmt.Sprintf(" mtu %d", t.MTU)
+		}
+		s += " addr " + t.Address.String()
+		lines = append(lines, s)
+	}
+	for _, n := range f.neigh {
+		lines = append(lines, fmt.Sprintf("neigh %s lladdr %s %s", n.Addr, n.NBMA, n.State))
+	}
+	dev := ""
+	if f.tunnel != nil {
+		dev = f.tunnel.Name
+	}
+	for _, r := range f.routes {
+		s := "route " + r.Dst.String()
+		if r.Via.IsValid() {
+			s += " via " + r.Via.String()
+		}
+		s += fmt.Sprintf(" dev %s proto %d", dev, f.protocol)
+		if r.Metric != 0 {
+			s += fmt.Sprintf(" metric %d", r.Metric)
+		}
+		lines = append(lines, s)
+	}
+	for l := range f.foreign {
+		lines = append(lines, l)
+	}
+	if f.hairpin != 0 {
+		lines = append(lines, fmt.Sprintf("hairpin table %s iif %d", kernel.DefaultHairpinTable, f.hairpin))
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// Render is Lines joined with newlines (with a trailing newline if any).
+func (f *Fake) Render() string {
+	l := f.Lines()
+	if len(l) == 0 {
+		return ""
+	}
+	return strings.Join(l, "\n") + "\n"
+}
+
+var _ kernel.Inspector = (*Fake)(nil)
+
+// Inspect implements kernel.Inspector from the fake's state (no XFRM).
+func (f *Fake) Inspect(tunnel string) (kernel.State, error) {
+	f.mu.Lock()
+	if f.tunnel == nil || f.tunnel.Name != tunnel {
+		f.mu.Unlock()
+		return kernel.State{}, &kernel.OpError{Op: "read tunnel", Object: "dev " + tunnel, Err: syscall.ENODEV}
+	}
+	t := *f.tunnel
+	st := kernel.State{Tunnel: kernel.TunnelInfo{
+		Name: t.Name, Ifindex: f.ifindex, Up: true, Owned: true, Local: t.Local,
+		Key: t.Key, TTL: t.TTL, PMTUDisc: !t.NoPMTUDisc, MTU: t.MTU,
+		Addresses: []netip.Prefix{t.Address},
+	}}
+	f.mu.Unlock()
+	var err error
+	if st.Neighbors, err = f.ListNeighbors(); err != nil {
+		return kernel.State{}, err
+	}
+	if st.Routes, err = f.ListRoutes(); err != nil {
+		return kernel.State{}, err
+	}
+	return st, nil
+}

@@ -1,0 +1,167 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+)
+
+// EtherTypeNHRP is the protocol number NHRP uses over GRE (RFC 2332 §3,
+// "NHRP over GRE").
+const EtherTypeNHRP = 0x2001
+
+// DefaultNHRPRcvBuf is the NHRP socket's receive buffer: room for thousands
+// of registrations arriving at once after a hub reboot.
+const DefaultNHRPRcvBuf = 8 << 20
+
+// NHRPConn is the NHRP packet socket: AF_PACKET, SOCK_DGRAM, protocol 0x2001,
+// bound to the tunnel. The link-layer address of an mGRE tunnel is the 4-byte
+// NBMA (outer IPv4) address: received packets carry the sender's, and sending
+// to an NBMA address needs no neighbor entry. It implements PacketConn.
+type NHRPConn struct {
+	c       *packet.Conn
+	ifindex int
+
+	mu    sync.Mutex
+	stats NHRPStats // accumulated: the kernel resets its counters on read
+}
+
+// NHRPStats are the socket's kernel counters since it was opened.
+type NHRPStats struct {
+	// Packets is every packet that reached the socket, Drops those of them
+	// the kernel dropped because the receive buffer was full.
+	Packets, Drops uint64
+}
+
+var _ PacketConn = (*NHRPConn)(nil)
+
+// ListenNHRPConfig configures ListenNHRP.
+type ListenNHRPConfig struct {
+	// NetNS is an open network namespace fd (0: current).
+	NetNS int
+	// Ifindex of the tunnel.
+	Ifindex int
+	// RcvBuf is SO_RCVBUF in bytes; 0 means DefaultNHRPRcvBuf. As root it is
+	// set with SO_RCVBUFFORCE, beyond net.core.rmem_max.
+	RcvBuf int
+}
+
+// ListenNHRP opens the NHRP socket on the tunnel.
+func ListenNHRP(cfg ListenNHRPConfig) (*NHRPConn, error) {
+	obj := fmt.Sprintf("ifindex %d", cfg.Ifindex)
+	if cfg.Ifindex <= 0 {
+		return nil, opErr("open NHRP socket", obj, errors.New("invalid ifindex"))
+	}
+	rcvbuf := cfg.RcvBuf
+	if rcvbuf == 0 {
+		rcvbuf = DefaultNHRPRcvBuf
+	}
+	var c *packet.Conn
+	err := inNetNS(cfg.NetNS, func() error {
+		var lerr error
+		c, lerr = packet.Listen(&net.Interface{Index: cfg.Ifindex}, packet.Datagram, EtherTypeNHRP, nil)
+		return lerr
+	})
+	if err != nil {
+		return nil, opErr("open NHRP socket", obj, err)
+	}
+	if err := setRcvBuf(c, rcvbuf); err != nil {
+		_ = c.Close()
+		return nil, opErr("set NHRP socket receive buffer", obj, err)
+	}
+	return &NHRPConn{c: c, ifindex: cfg.Ifindex}, nil
+}
+
+func setRcvBuf(c *packet.Conn, size int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
+		if serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// RcvBuf returns the socket's effective receive buffer (the kernel doubles
+// the requested value for bookkeeping).
+func (c *NHRPConn) RcvBuf() (int, error) {
+	rc, err := c.c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		v, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil {
+		return 0, err
+	}
+	return v, gerr
+}
+
+// ReadFrom reads one NHRP packet and returns the sender's NBMA address.
+func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
+	n, addr, err := c.c.ReadFrom(b)
+	if err != nil {
+		return n, netip.Addr{}, fmt.Errorf("kernel: read NHRP packet: %w", err)
+	}
+	nbma, err := nbmaFromLinkAddr(addr)
+	if err != nil {
+		return n, netip.Addr{}, fmt.Errorf("kernel: read NHRP packet: %w", err)
+	}
+	return n, nbma, nil
+}
+
+// WriteTo sends one NHRP packet to an NBMA address through the tunnel.
+func (c *NHRPConn) WriteTo(b []byte, nbma netip.Addr) (int, error) {
+	if !nbma.Is4() {
+		return 0, opErr("send NHRP packet", "to "+nbma.String(), errors.New("NBMA address must be IPv4"))
+	}
+	a4 := nbma.As4()
+	n, err := c.c.WriteTo(b, &packet.Addr{HardwareAddr: net.HardwareAddr(a4[:])})
+	if err != nil {
+		return n, opErr("send NHRP packet", fmt.Sprintf("to %s ifindex %d", nbma, c.ifindex), err)
+	}
+	return n, nil
+}
+
+// Stats returns the kernel's packet and drop counters since the socket was
+// opened (PACKET_STATISTICS).
+func (c *NHRPConn) Stats() (NHRPStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, err := c.c.Stats()
+	if err != nil {
+		return c.stats, opErr("read NHRP socket statistics", fmt.Sprintf("ifindex %d", c.ifindex), err)
+	}
+	c.stats.Packets += uint64(st.Packets)
+	c.stats.Drops += uint64(st.Drops)
+	return c.stats, nil
+}
+
+// Close closes the socket; a blocked ReadFrom returns an error.
+func (c *NHRPConn) Close() error { return c.c.Close() }
+
+func nbmaFromLinkAddr(a net.Addr) (netip.Addr, error) {
+	pa, ok := a.(*packet.Addr)
+	if !ok || pa == nil {
+		return netip.Addr{}, fmt.Errorf("unexpected source address %v", a)
+	}
+	if len(pa.HardwareAddr) != 4 {
+		return netip.Addr{}, fmt.Errorf("source link-layer address %x is not a 4-byte NBMA address", []byte(pa.HardwareAddr))
+	}
+	return netip.AddrFrom4([4]byte(pa.HardwareAddr)), nil
+}

@@ -1,0 +1,234 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Privileged tests run only with DMVPND_PRIVILEGED=1 (as root, in the lab VM
+// or on a host that has the needed kernel features). Each test creates its
+// own network namespaces, so it never touches the namespace it runs in.
+// Tests that need ip_gre skip when the kernel lacks it, unless
+// DMVPND_REQUIRE_GRE=1 turns that into a failure (set it in the lab).
+func requirePrivileged(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DMVPND_PRIVILEGED") != "1" {
+		t.Skip("privileged test: set DMVPND_PRIVILEGED=1 (root, throw-away machine)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("DMVPND_PRIVILEGED=1 but not running as root")
+	}
+}
+
+// newNetNS creates an anonymous network namespace and returns an fd for it,
+// closed at the end of the test (the namespace disappears with its last
+// reference). The creating thread is discarded, never reused.
+func newNetNS(t *testing.T) int {
+	t.Helper()
+	requirePrivileged(t)
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- result{-1, err}
+			return
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		ch <- result{fd, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		t.Fatalf("create network namespace: %v", r.err)
+	}
+	t.Cleanup(func() { _ = unix.Close(r.fd) })
+	h := nsHandle(t, r.fd)
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	return r.fd
+}
+
+func nsHandle(t *testing.T, fd int) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(netns.NsHandle(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+func newKernel(t *testing.T, fd int) *Kernel {
+	t.Helper()
+	k, err := New(Config{NetNS: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.Close() })
+	return k
+}
+
+func sysctlIn(fd int) ProcSysctl { return ProcSysctl{NetNS: fd} }
+
+func mustSysctl(t *testing.T, fd int, key, value string) {
+	t.Helper()
+	if err := sysctlIn(fd).WriteSysctl(key, value); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requireGRE skips the test when ip_gre is missing (the development host),
+// unless DMVPND_REQUIRE_GRE=1.
+func requireGRE(t *testing.T) {
+	t.Helper()
+	requirePrivileged(t)
+	fd := newNetNS(t)
+	h := nsHandle(t, fd)
+	// A key keeps it distinct from the fallback gre0 (no key, no addresses).
+	err := h.LinkAdd(&netlink.Gretun{LinkAttrs: netlink.LinkAttrs{Name: "grecheck"}, Local: net.IPv4zero, IKey: 1, OKey: 1, PMtuDisc: 1})
+	if err == nil {
+		return
+	}
+	if os.Getenv("DMVPND_REQUIRE_GRE") == "1" || greModuleInstalled() {
+		t.Fatalf("ip_gre is expected here (DMVPND_REQUIRE_GRE=1 or module installed) but: %v", err)
+	}
+	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENODEV) || strings.Contains(err.Error(), "not supported") {
+		t.Skipf("kernel has no ip_gre: %v", err)
+	}
+	t.Fatalf("create test gre tunnel: %v", err)
+}
+
+// vethPair creates a veth pair between two namespaces and gives each end an
+// address (prefixes like "172.16.0.1/24").
+func vethPair(t *testing.T, fdA int, nameA, addrA string, fdB int, nameB, addrB string) {
+	t.Helper()
+	hA, hB := nsHandle(t, fdA), nsHandle(t, fdB)
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: nameA}, PeerName: nameB, PeerNamespace: netlink.NsFd(fdB)}
+	if err := hA.LinkAdd(v); err != nil {
+		t.Fatalf("create veth %s/%s: %v", nameA, nameB, err)
+	}
+	for _, e := range []struct {
+		h    *netlink.Handle
+		name string
+		addr string
+	}{{hA, nameA, addrA}, {hB, nameB, addrB}} {
+		l, err := e.h.LinkByName(e.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.addr != "" {
+			addLinkAddr(t, e.h, l, e.addr)
+		}
+		if err := e.h.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func addLinkAddr(t *testing.T, h *netlink.Handle, l netlink.Link, prefix string) {
+	t.Helper()
+	p := netip.MustParsePrefix(prefix)
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
+	if err := h.AddrAdd(l, a); err != nil {
+		t.Fatalf("add %s to %s: %v", prefix, l.Attrs().Name, err)
+	}
+}
+
+func addRoute(t *testing.T, h *netlink.Handle, dst, via string, proto int) {
+	t.Helper()
+	p := netip.MustParsePrefix(dst)
+	r := &netlink.Route{
+		Dst:      &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)},
+		Gw:       net.ParseIP(via),
+		Protocol: netlink.RouteProtocol(proto),
+	}
+	if err := h.RouteAdd(r); err != nil {
+		t.Fatalf("add route %s via %s: %v", dst, via, err)
+	}
+}
+
+// udpIn opens a UDP socket bound to laddr inside the namespace.
+func udpIn(t *testing.T, fd int, laddr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	err := inNetNS(fd, func() error {
+		var err error
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(laddr)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("udp socket %s: %v", laddr, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func sendUDP(t *testing.T, c *net.UDPConn, to string, payload string) {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort([]byte(payload), netip.MustParseAddrPort(to)); err != nil {
+		t.Fatalf("send to %s: %v", to, err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func fmtNeighbors(ns []Neighbor) string {
+	var b strings.Builder
+	for _, n := range ns {
+		fmt.Fprintf(&b, "%s lladdr %s %s\n", n.Addr, n.NBMA, n.State)
+	}
+	return b.String()
+}
+
+// greModuleInstalled reports whether the running kernel ships ip_gre as a
+// module (the lab VM): then a failure to create a tunnel is a real failure.
+func greModuleInstalled() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	for _, ext := range []string{"", ".xz", ".zst", ".gz"} {
+		if _, err := os.Stat("/lib/modules/" + release + "/kernel/net/ipv4/ip_gre.ko" + ext); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,172 @@
+package kernel
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func (r Route) String() string {
+	s := r.Dst.String()
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Metric != 0 {
+		s += fmt.Sprintf(" metric %d", r.Metric)
+	}
+	return s
+}
+
+func validateRoute(r Route) error {
+	if !r.Dst.IsValid() || !r.Dst.Addr().Is4() {
+		return fmt.Errorf("destination %q is not an IPv4 prefix", r.Dst)
+	}
+	if r.Via.IsValid() && !r.Via.Is4() {
+		return fmt.Errorf("next hop %s is not IPv4", r.Via)
+	}
+	if r.Metric < 0 {
+		return fmt.Errorf("negative metric %d", r.Metric)
+	}
+	return nil
+}
+
+// toNetlinkRoute builds the kernel route. A next hop is marked onlink: the
+// tunnel carries a /32, so no connected route covers the peer's address.
+func (k *Kernel) toNetlinkRoute(r Route, ifindex int) *netlink.Route {
+	dst := r.Dst.Masked()
+	nr := &netlink.Route{
+		LinkIndex: ifindex,
+		Dst:       &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(dst.Bits(), 32)},
+		Protocol:  netlink.RouteProtocol(k.cfg.RouteProtocol),
+		Table:     k.cfg.RouteTable,
+		Priority:  r.Metric,
+		Type:      unix.RTN_UNICAST,
+		Family:    unix.AF_INET,
+	}
+	if r.Via.IsValid() {
+		nr.Gw = net.IP(r.Via.AsSlice())
+		nr.Flags = int(netlink.FLAG_ONLINK)
+		nr.Scope = netlink.SCOPE_UNIVERSE
+	} else {
+		nr.Scope = netlink.SCOPE_LINK
+	}
+	return nr
+}
+
+// ownedRoute is one of our routes as read from the kernel.
+type ownedRoute struct {
+	Route
+	ifindex int
+	nl      netlink.Route
+}
+
+func (k *Kernel) listOwned() ([]ownedRoute, error) {
+	filter := &netlink.Route{Table: k.cfg.RouteTable, Protocol: netlink.RouteProtocol(k.cfg.RouteProtocol)}
+	rs, err := k.nl.RouteListFiltered(unix.AF_INET, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		return nil, opErr("list routes", fmt.Sprintf("proto %d table %d", k.cfg.RouteProtocol, k.cfg.RouteTable), err)
+	}
+	out := make([]ownedRoute, 0, len(rs))
+	for _, nr := range rs {
+		if int(nr.Protocol) != k.cfg.RouteProtocol || nr.Table != k.cfg.RouteTable {
+			continue // defensive: filtering is done by the library in userspace on old kernels
+		}
+		p, ok := prefixFromIPNet(nr.Dst)
+		if !ok {
+			p = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		}
+		out = append(out, ownedRoute{
+			Route:   Route{Dst: p, Via: addrFromIP(nr.Gw), Metric: nr.Priority},
+			ifindex: nr.LinkIndex,
+			nl:      nr,
+		})
+	}
+	return out, nil
+}
+
+// ListRoutes implements Dataplane: the routes carrying our protocol number in
+// our table, sorted by destination and metric.
+func (k *Kernel) ListRoutes() ([]Route, error) {
+	owned, err := k.listOwned()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Route, 0, len(owned))
+	for _, o := range owned {
+		out = append(out, o.Route)
+	}
+	sortRoutes(out)
+	return out, nil
+}
+
+func sortRoutes(rs []Route) {
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if c := a.Dst.Addr().Compare(b.Dst.Addr()); c != 0 {
+			return c < 0
+		}
+		if a.Dst.Bits() != b.Dst.Bits() {
+			return a.Dst.Bits() < b.Dst.Bits()
+		}
+		return a.Metric < b.Metric
+	})
+}
+
+// SetRoutes implements Dataplane. Routes already present with the same next
+// hop on the tunnel are left untouched (no netlink traffic), so a restart that
+// asks for the same state changes nothing.
+func (k *Kernel) SetRoutes(desired []Route) error {
+	t, err := k.currentTunnel()
+	if err != nil {
+		return err
+	}
+	want := make(map[routeKey]Route, len(desired))
+	for _, r := range desired {
+		if err := validateRoute(r); err != nil {
+			return opErr("replace route", r.String()+" dev "+t.name, err)
+		}
+		if prev, dup := want[r.key()]; dup && prev != r {
+			return opErr("replace route", r.String()+" dev "+t.name, fmt.Errorf("conflicts with %s", prev))
+		}
+		want[r.key()] = r
+	}
+	owned, err := k.listOwned()
+	if err != nil {
+		return err
+	}
+	have := make(map[routeKey]ownedRoute, len(owned))
+	for _, o := range owned {
+		have[o.key()] = o
+	}
+	// Replace first, then prune, so traffic never loses a covering route.
+	keys := make([]routeKey, 0, len(want))
+	for key := range want {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].dst.String() < keys[j].dst.String() || (keys[i].dst == keys[j].dst && keys[i].metric < keys[j].metric)
+	})
+	for _, key := range keys {
+		r := want[key]
+		if o, ok := have[key]; ok && o.ifindex == t.ifindex && o.Via == r.Via {
+			continue
+		}
+		if err := k.nl.RouteReplace(k.toNetlinkRoute(r, t.ifindex)); err != nil {
+			return opErr("replace route", r.String()+" dev "+t.name, err)
+		}
+	}
+	for key, o := range have {
+		if _, ok := want[key]; ok {
+			continue
+		}
+		nr := o.nl
+		if err := k.nl.RouteDel(&nr); err != nil && !isNotExist(err) {
+			return opErr("delete route", o.String()+fmt.Sprintf(" proto %d", k.cfg.RouteProtocol), err)
+		}
+	}
+	return nil
+}
