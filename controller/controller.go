@@ -108,6 +108,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("controller: %w", err)
 	}
 	c.ifindex = ifindex
+	if c.deps.SizeNeighborTable != nil && c.config().NHRP.Role == config.RoleHub {
+		if err := c.deps.SizeNeighborTable(c.config().NHRP.Limits.CacheSize); err != nil {
+			c.log.Warn("sizing the kernel neighbor table", zap.Error(err))
+		}
+	}
 	conn, err := c.deps.Listen(ifindex)
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)

@@ -54,6 +54,10 @@ type Deps struct {
 	// NewBGP builds the BGP speaker with the controller as its FIB sink;
 	// nil when BGP is off.
 	NewBGP func(sink routing.RouteSink) (BGP, error)
+	// SizeNeighborTable sizes the kernel's neighbor table for this many
+	// peers (hubs); nil skips it. Failure is logged, not fatal: the table
+	// is global and its sysctls exist only in the initial namespace.
+	SizeNeighborTable func(peers int) error
 	// Clock is the engine's clock (engine.Clock); the loop's timers use the
 	// time package, which testing/synctest fakes.
 	Clock   engine.Clock

@@ -35,6 +35,9 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		Listen: func(ifindex int) (kernel.PacketConn, error) {
 			return kernel.ListenNHRP(kernel.ListenNHRPConfig{Ifindex: ifindex})
 		},
+		SizeNeighborTable: func(peers int) error {
+			return kernel.SizeNeighborTable(kernel.ProcSysctl{}, peers)
+		},
 		Clock:   systemClock{},
 		Log:     log,
 		Metrics: m,
