@@ -53,6 +53,8 @@ type Controller struct {
 	since     map[netip.Addr]time.Time // peer state change times for show dmvpn
 	// lastCounters are the engine counters last published to Prometheus.
 	lastCounters map[string]uint64
+	// adopt is the kernel state a previous run left (adopt.go).
+	adopt adoption
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
 	bgpMu      sync.Mutex
@@ -175,7 +177,7 @@ func (c *Controller) Run(ctx context.Context) error {
 				c.log.Warn("stopping BGP", zap.Error(err))
 			}
 		}()
-		if err := bgp.SetPrefixes(ctx, c.config().BGP.Prefixes); err != nil {
+		if err := bgp.SetPrefixes(ctx, originated(c.config())); err != nil {
 			return fmt.Errorf("controller: %w", err)
 		}
 	}

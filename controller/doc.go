@@ -19,4 +19,63 @@
 //   - BGP best paths -> routes (merged with shortcuts; shortcuts win by
 //     being more specific or by a lower metric);
 //   - registration lost / peer down -> its state is withdrawn.
+//
+// # Neighbor entries in use
+//
+// Resolved peers' entries are written REACHABLE. While traffic uses one, the
+// kernel ages it to PROBE and asks userspace (a miss); without an answer it
+// marks the entry FAILED a second later and drops the flow. Every miss for
+// an entry the engine has bound is therefore answered by writing the entry
+// again (same address: a no-op for the flow) and reported to the engine as
+// "in use", which keeps the shortcut refreshed (FRR's nhrpd does the same).
+//
+// # Restart: adopting the kernel state
+//
+// dmvpnd leaves the kernel state in place when it stops, even on kill -9,
+// and a new run adopts it so that established traffic keeps flowing:
+//
+//   - the tunnel is adopted by EnsureTunnel (same ifindex; fixed in place
+//     if its parameters differ, never re-created);
+//   - before the first route push the controller lists the routes of its
+//     own protocol and the tunnel's neighbor entries (adopt.go). Nothing
+//     is pushed until this listing succeeds;
+//   - adopted routes stay in the desired set until their owner re-learns
+//     them: a shortcut route (metric shortcutMetric) until the engine
+//     reports the same shortcut up (the route is then the engine's, and
+//     unchanged, so the kernel sees no operation); a BGP route until BGP
+//     delivers the same destination and metric;
+//   - as soon as an NHS is up, each adopted shortcut's prefix is resolved
+//     again. Its adopted neighbor entry was handed to the engine
+//     (engine.Adopt): when the resolution names the same peer at the same
+//     NBMA address, the entry stays on that direct address while the path
+//     is probed, instead of being pointed at the hub until the probe is
+//     answered. Only a failed probe moves it to the hub, as for any path;
+//   - while the engine does not know an adopted entry yet, kernel misses
+//     for it are answered by writing it again (so it does not fail) and are
+//     not passed to the engine (which would resolve the address, or cache
+//     it as unresolvable before registration);
+//   - what is not re-learnt is removed, bounded in time: an adopted
+//     shortcut as soon as the engine reports its path down or its
+//     resolution fails, every other adopted route and dynamic entry after
+//     adoptGrace (2 minutes), permanent entries (NHS, registrations) that
+//     the engine has not bound after the holding time (by then every live
+//     client has registered again). Only our own routes (protocol number)
+//     and entries on our tunnel are ever touched;
+//   - kernel Replace operations are idempotent and identical routes are
+//     not rewritten, so re-learning what is already correct produces no
+//     change in the kernel: no delete, no re-add.
+//
+// The lab test e2e TestRestartKeepsShortcut kills dmvpnd with SIGKILL on a
+// spoke whose shortcut carries a ping and checks that no packet is lost and
+// that `ip monitor` sees neither the route nor the entry change.
+//
+// Limits: if dmvpnd stays down longer than the kernel's probe interval
+// (about 1 s) exactly when an in-use entry reaches PROBE, the kernel fails
+// the entry before the new run can answer; traffic resumes once the new
+// run has re-resolved the peer. IPsec state is not adopted yet: when the
+// IPsec manager connects to charon it unloads the dmvpn- connections that
+// are not in its desired set at that moment, which after a restart holds
+// at most the NHSs (possibly nothing yet: the set is pushed in the first
+// reconcile, after the manager started), so SAs to resolved peers are torn
+// down and negotiated again when their shortcuts are re-resolved.
 package controller

@@ -12,6 +12,15 @@ import (
 type engineConn struct{ c *Controller }
 
 func (e engineConn) WriteTo(b []byte, nbma netip.Addr) error {
+	if !e.c.isTrusted(nbma) {
+		// With IPsec on, NHRP leaves only inside an established SA:
+		// before it is up (a spoke's first registrations, a shortcut's
+		// first direct-path probe) the GRE packet would cross the
+		// underlay in cleartext. Dropped as if lost; the engine
+		// retransmits, and the SA is being negotiated meanwhile.
+		e.c.stats.inc("nhrp_send_no_sa")
+		return nil
+	}
 	_, err := e.c.conn.WriteTo(b, nbma)
 	if err != nil {
 		e.c.stats.inc("nhrp_send_errors")

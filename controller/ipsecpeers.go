@@ -148,10 +148,17 @@ func tsHost(ts string) (netip.Addr, bool) {
 	return p.Addr(), true
 }
 
-// isTrusted reports whether NHRP from nbma may change state.
+// isTrusted reports whether NHRP from nbma may change state (and may be
+// sent to it). An SA that a peer initiated to the responder connection
+// raises no event: the peer is not wanted until its registration, which
+// travels over that very SA, arrives. So before refusing, look at the
+// latest snapshot, whose unattributed SAs include it.
 func (c *Controller) isTrusted(nbma netip.Addr) bool {
 	if c.deps.IPsec == nil {
 		return true
+	}
+	if !c.trusted[nbma] {
+		c.refreshTrusted()
 	}
 	return c.trusted[nbma]
 }

@@ -86,13 +86,17 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 			return nil
 		case p := <-in.packets:
 			c.countPacket(p.b, false)
+			if ignoresIndication(c.config(), p.b) {
+				c.stats.inc("traffic_indications_ignored")
+				continue
+			}
 			c.eng.HandlePacket(p.from, p.b, engine.PacketMeta{Trusted: c.isTrusted(p.from)})
 		case m, ok := <-in.misses:
 			if !ok {
 				return errors.New("controller: neighbor miss watcher stopped")
 			}
 			c.stats.inc("kernel_neighbor_misses")
-			c.eng.NeighborMiss(m.Addr)
+			c.onNeighborMiss(m)
 		case h, ok := <-in.hairpins:
 			if !ok {
 				in.hairpins = nil
@@ -112,6 +116,8 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 			c.publishMetrics(ctx)
 		case <-retry:
 			retry = nil
+		case <-c.adopt.expiry():
+			c.expireAdoption()
 		case <-c.wake:
 			c.takeBGPRoutes()
 		case f := <-c.reqs:

@@ -49,7 +49,7 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 		c.ifindex = ifindex
 	}
 	if c.bgp != nil && !slices.Equal(cur.BGP.Prefixes, next.BGP.Prefixes) {
-		if err := c.bgp.SetPrefixes(ctx, next.BGP.Prefixes); err != nil {
+		if err := c.bgp.SetPrefixes(ctx, originated(next)); err != nil {
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 	}

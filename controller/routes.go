@@ -49,6 +49,7 @@ func (c *Controller) desiredRoutes() []kernel.Route {
 	for p, via := range c.shortcuts {
 		out = append(out, kernel.Route{Dst: p, Via: via, Metric: shortcutMetric})
 	}
+	out = c.withAdopted(out)
 	slices.SortFunc(out, func(a, b kernel.Route) int {
 		if c := a.Dst.Addr().Compare(b.Dst.Addr()); c != 0 {
 			return c
@@ -67,7 +68,12 @@ func (c *Controller) reconcile(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	if c.dirty.routes {
+	// Nothing is pushed before the previous run's routes are adopted.
+	adopted := c.adoptKernelState()
+	if adopted {
+		c.settleAdoption()
+	}
+	if c.dirty.routes && adopted {
 		if err := c.deps.Dataplane.SetRoutes(c.desiredRoutes()); err != nil {
 			c.stats.inc("reconcile_errors_routes")
 			c.countReconcileError("kernel")

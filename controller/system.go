@@ -2,6 +2,8 @@ package controller
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -95,7 +97,7 @@ func routingConfig(cfg *config.Config) (routing.Config, error) {
 		ASN:      b.ASN,
 		RouterID: b.RouterID,
 		Prefixes: b.Prefixes,
-		API:      b.GRPCListen,
+		API:      grpcAPI(b.GRPCListen),
 	}
 	if !rc.RouterID.IsValid() {
 		rc.RouterID = cfg.Tunnel.Address.Addr()
@@ -135,4 +137,15 @@ func routingConfig(cfg *config.Config) (routing.Config, error) {
 		return routing.Config{}, fmt.Errorf("controller: unknown role %q", cfg.NHRP.Role)
 	}
 	return rc, nil
+}
+
+// grpcAPI turns the config's grpc_listen ("host:port" or "unix:/path", as
+// config.BGP documents it) into the routing package's API address, which
+// spells unix sockets "unix:///path".
+func grpcAPI(listen string) string {
+	path, ok := strings.CutPrefix(listen, "unix:")
+	if !ok {
+		return listen
+	}
+	return "unix://" + filepath.Clean(path)
 }

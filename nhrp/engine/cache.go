@@ -69,6 +69,9 @@ type peer struct {
 	resolvers map[netip.Addr]netip.Addr
 
 	// Direct path state and shortcuts via this peer (client role).
+	// heard: NHRP arrived straight from nbma, so a NAT in front of the
+	// peer has a mapping towards us (see awaitsPeer).
+	heard     bool
 	path      pathState
 	pc        *pathCtl
 	lastUsed  time.Time
@@ -154,7 +157,7 @@ func (e *Engine) lladdr(pe *peer) netip.Addr {
 	case KindRegistered, KindNHS:
 		return pe.nbma
 	case KindResolved:
-		if pe.path == pathUp {
+		if pe.path == pathUp || e.adoptedDirect(pe) {
 			return pe.nbma
 		}
 		if n := e.primaryNHS(); n != nil {

@@ -36,6 +36,7 @@ type Engine struct {
 	resolving map[netip.Addr]*pending
 	shortcuts map[netip.Prefix]*shortcut
 	flows     map[flowKey]time.Time
+	adopted   map[netip.Addr]*adoptedPath // see Adopt; nil until used
 }
 
 // New returns an engine. It sends nothing until Start.

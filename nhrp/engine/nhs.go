@@ -39,6 +39,13 @@ func (e *Engine) handleRegistration(in *inbound) {
 	}
 	p.Type = nhrp.TypeRegistrationReply
 	p.HopCount = e.cfg.HopCount
+	// The destination protocol address names this NHS: a spoke with a
+	// dynamic NHS sent its own address there, and FRR nhrpd learns the
+	// NHS's protocol address from the reply's destination (not from the
+	// Responder Address extension), as FRR's own hub answers.
+	if p.DstProto.BitLen() == e.cfg.Proto.BitLen() {
+		p.DstProto = e.cfg.Proto
+	}
 	e.fillResponder(p)
 	if obs := natted(p.SrcNBMA, in.outer); obs.IsValid() {
 		addNAT(p, obs, p.SrcProto)

@@ -44,8 +44,23 @@ func (e *Engine) startPath(pe *peer) {
 	}
 	c := e.ctl(pe)
 	c.fails = 0
+	if e.awaitsPeer(pe) {
+		e.setPath(pe, pathDown, "waiting for the peer behind NAT to open the direct path")
+		return
+	}
 	e.setPath(pe, pathValidating, "probing direct path")
 	e.sendProbe(pe)
+}
+
+// awaitsPeer reports whether the direct path to pe must be opened by pe
+// itself: it is behind a NAT, we are not, and nothing has come straight
+// from it yet. Its NAT drops what we send until pe has sent to us (with
+// IPsec there is no SA before pe initiates), and on Linux an unsolicited
+// GRE packet even blocks the mapping pe is about to open, for as long as
+// the NAT's conntrack entry for it lives (30 s, refreshed by every retry).
+// The path is probed as soon as pe's own packet arrives (directFrom).
+func (e *Engine) awaitsPeer(pe *peer) bool {
+	return pe.observed.IsValid() && !e.myPublic.IsValid() && !pe.heard
 }
 
 func (e *Engine) sendProbe(pe *peer) {
@@ -115,7 +130,11 @@ func (e *Engine) pathTimer(pe *peer) {
 // direct path is not confirmed, probe it now instead of waiting.
 func (e *Engine) directFrom(proto, from netip.Addr) {
 	pe := e.peers[proto]
-	if pe == nil || pe.kind != KindResolved || pe.nbma != from {
+	if pe == nil || pe.nbma != from {
+		return
+	}
+	pe.heard = true
+	if pe.kind != KindResolved {
 		return
 	}
 	if pe.path == pathDown {
@@ -142,6 +161,7 @@ func (e *Engine) setPath(pe *peer, s pathState, reason string) {
 		return
 	}
 	pe.path = s
+	e.settleAdopted(pe)
 	e.rebind(pe)
 	for _, sc := range sortedShortcuts(pe.shortcuts) {
 		e.setShortcut(sc, shortcutStateFor(s), reason)

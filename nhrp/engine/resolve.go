@@ -243,11 +243,12 @@ func (e *Engine) learnRequester(in *inbound, transit bool) {
 	pe := e.peers[p.SrcProto]
 	switch {
 	case pe == nil:
-		pe = &peer{proto: p.SrcProto, kind: KindRequester, claimed: claimed, observed: observed, nbma: nbma}
+		pe = &peer{proto: p.SrcProto, kind: KindRequester, claimed: claimed, observed: observed, nbma: nbma, heard: !transit}
 		if !e.addPeer(pe, "resolution requester") {
 			return
 		}
 	case pe.kind == KindRequester:
+		pe.heard = !transit || (pe.heard && pe.nbma == nbma)
 		pe.claimed, pe.observed, pe.nbma = claimed, observed, nbma
 	default:
 		return

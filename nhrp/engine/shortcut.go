@@ -98,14 +98,16 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 		}
 		e.startPath(pe)
 	case pe.kind == KindRequester:
+		nbma := e.directNBMA(claimed, observed)
+		pe.heard = pe.heard && pe.nbma == nbma
 		pe.kind, pe.claimed, pe.observed = KindResolved, claimed, observed
-		pe.nbma = e.directNBMA(claimed, observed)
+		pe.nbma = nbma
 		pe.shortcuts = map[netip.Prefix]*shortcut{}
 		e.startPath(pe)
 	case pe.kind == KindResolved:
 		if pe.claimed != claimed || pe.observed != observed {
 			pe.claimed, pe.observed = claimed, observed
-			pe.nbma = e.directNBMA(claimed, observed)
+			pe.nbma, pe.heard = e.directNBMA(claimed, observed), false
 			e.stopPath(pe)
 			pe.path = pathUnknown
 			e.startPath(pe)

@@ -1,0 +1,110 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+	"github.com/dmvpnd/dmvpnd/routing"
+)
+
+// prefixRecorder is a BGP speaker that records what it is told to
+// originate.
+type prefixRecorder struct {
+	mu   sync.Mutex
+	sets [][]netip.Prefix
+}
+
+func (r *prefixRecorder) Start(context.Context) error { return nil }
+func (r *prefixRecorder) Stop(context.Context) error  { return nil }
+func (r *prefixRecorder) Summary(context.Context) ([]routing.NeighborSummary, error) {
+	return nil, nil
+}
+
+func (r *prefixRecorder) SetPrefixes(_ context.Context, desired []netip.Prefix) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := slices.Clone(desired)
+	slices.SortFunc(p, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	r.sets = append(r.sets, p)
+	return nil
+}
+
+func (r *prefixRecorder) last() []netip.Prefix {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sets) == 0 {
+		return nil
+	}
+	return r.sets[len(r.sets)-1]
+}
+
+// TestHubOriginatesSummaries runs a Phase 3 hub with a recording BGP
+// speaker: the summaries must stay originated at start and after a reload
+// that changes the LAN prefixes (SetPrefixes replaces the whole set).
+func TestHubOriginatesSummaries(t *testing.T) {
+	const base = `
+tunnel: {name: gre1, key: 42, local_nbma: 198.51.100.1, address: 10.0.0.1/24}
+nhrp: {role: hub, network_id: 1, holding_time: 600s}
+bgp:
+  enabled: true
+  asn: 65000
+  hub_mode: summary
+  summaries: [10.1.0.0/16]
+`
+	pfx := netip.MustParsePrefix
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		cfg := parseConfig(t, base+"  prefixes: [10.1.0.0/24]\n")
+		rec := &prefixRecorder{}
+		k := kerneltest.New()
+		ctl, err := New(cfg, Deps{
+			Dataplane: k,
+			Misses:    k,
+			Lookup:    &fakeRoutes{},
+			Listen:    func(int) (kernel.PacketConn, error) { return netw.Listen(cfg.Tunnel.LocalNBMA) },
+			NewBGP:    func(routing.RouteSink) (BGP, error) { return rec, nil },
+			Clock:     wallClock{},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ctl.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff([]netip.Prefix{pfx("10.1.0.0/16"), pfx("10.1.0.0/24")}, rec.last(), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Errorf("originated after start (-want +got):\n%s", diff)
+		}
+
+		next := parseConfig(t, base+"  prefixes: [10.1.0.0/24, 10.2.0.0/24]\n")
+		if err := ctl.Reload(ctx, next); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+		want := []netip.Prefix{pfx("10.1.0.0/16"), pfx("10.1.0.0/24"), pfx("10.2.0.0/24")}
+		if diff := cmp.Diff(want, rec.last(), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Errorf("originated after reload (-want +got):\n%s", diff)
+		}
+	})
+}

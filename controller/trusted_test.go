@@ -1,0 +1,63 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+)
+
+// responderOnly is an IPsec side whose SAs were all initiated by peers to
+// the responder connection: they appear in State as unattributed and no
+// Event is ever sent (the peers are not wanted yet).
+type responderOnly struct{ sas []ipsec.SAInfo }
+
+func (r *responderOnly) SetPeers([]ipsec.Peer) error   { return nil }
+func (r *responderOnly) State() ipsec.State            { return ipsec.State{Connected: true, Unattributed: r.sas} }
+func (r *responderOnly) Events() <-chan ipsec.Event    { return nil }
+func (r *responderOnly) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+
+// TestTrustsSAsInitiatedByPeers: a hub with IPsec must accept (and answer)
+// NHRP from a spoke whose SA the spoke initiated, although no IPsec event
+// announced it; seen in the lab as every registration over an established
+// SA being dropped (drop_untrusted) and never answered. A spoke behind NAT
+// is trusted by the inner address its tunnel-mode SA carries, never by the
+// NAT's public address.
+func TestTrustsSAsInitiatedByPeers(t *testing.T) {
+	ip := &responderOnly{}
+	c, err := New(parseConfig(t, hubYAML("198.51.100.1", "10.0.0.1/24")), Deps{
+		Dataplane: kerneltest.New(),
+		Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
+		Clock:     wallClock{},
+		IPsec:     ip,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	public, natPublic, natInner := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.102"), netip.MustParseAddr("192.168.2.2")
+	trusted := func() map[string]bool {
+		out := map[string]bool{}
+		for _, a := range []netip.Addr{public, natPublic, natInner} {
+			out[a.String()] = c.isTrusted(a)
+		}
+		return out
+	}
+	if diff := cmp.Diff(map[string]bool{"198.51.100.2": false, "198.51.100.102": false, "192.168.2.2": false}, trusted()); diff != "" {
+		t.Errorf("before any SA (-want +got):\n%s", diff)
+	}
+
+	ip.sas = []ipsec.SAInfo{
+		{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(public, 500),
+			Children: []ipsec.ChildInfo{{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT", RemoteTS: []string{"198.51.100.2/32[gre]"}}}},
+		{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(natPublic, 4500), NATRemote: true,
+			Children: []ipsec.ChildInfo{{Name: "gre-nat", State: "INSTALLED", Mode: "TUNNEL", RemoteTS: []string{"192.168.2.2/32[gre]"}}}},
+	}
+	if diff := cmp.Diff(map[string]bool{"198.51.100.2": true, "198.51.100.102": false, "192.168.2.2": true}, trusted()); diff != "" {
+		t.Errorf("with SAs the peers initiated, no event (-want +got):\n%s", diff)
+	}
+}
