@@ -152,6 +152,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	if c.deps.IPsec != nil {
 		in.ipsec = c.deps.IPsec.Events()
+		// The NHS peers are wanted before the manager first talks to
+		// charon: it unloads dmvpnd connections it does not want, and
+		// after a restart the SAs to the hubs must survive that.
+		c.wantStaticPeers()
+		if err := c.reconcileIPsec(); err != nil {
+			return fmt.Errorf("controller: %w", err)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -159,7 +166,6 @@ func (c *Controller) Run(ctx context.Context) error {
 				c.log.Error("ipsec manager stopped", zap.Error(err))
 			}
 		}()
-		c.wantStaticPeers()
 	}
 	if c.deps.NewBGP != nil && c.config().BGP.Enabled {
 		bgp, err := c.deps.NewBGP(fibSink{c})
