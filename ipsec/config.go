@@ -1,0 +1,248 @@
+package ipsec
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// AuthMethod selects how IKE peers authenticate.
+type AuthMethod int
+
+const (
+	// AuthPSK is a pre-shared key common to the DMVPN.
+	AuthPSK AuthMethod = iota
+	// AuthX509 is certificates: own certificate and key, peers checked against a CA.
+	AuthX509
+)
+
+func (a AuthMethod) String() string {
+	switch a {
+	case AuthPSK:
+		return "psk"
+	case AuthX509:
+		return "x509"
+	}
+	return fmt.Sprintf("AuthMethod(%d)", int(a))
+}
+
+// Auth is the IKE authentication configuration.
+type Auth struct {
+	Method AuthMethod
+	// PSK is the pre-shared key (AuthPSK).
+	PSK Secret
+	// CertFile, KeyFile and CAFile name PEM or DER files (AuthX509). They
+	// are read by New and passed to charon as blobs.
+	CertFile, KeyFile, CAFile string
+}
+
+// Config configures a Manager.
+type Config struct {
+	// SocketPath is charon's VICI socket (default DefaultSocketPath).
+	SocketPath string
+	// LocalNBMA is this node's own (claimed, pre-NAT) NBMA address: the IKE
+	// local address, the GRE tunnel source and, with PSK, the IKE identity.
+	LocalNBMA netip.Addr
+	// LocalID overrides the local IKE identity (default: LocalNBMA for PSK,
+	// the certificate subject for X.509).
+	LocalID string
+	// BehindNAT says that this node reaches peers through a NAT: its
+	// per-peer connections then use tunnel mode with inner selectors
+	// LocalNBMA/32[gre] (protocol-notes §4). Without it, the Manager
+	// switches to tunnel mode (and restarts its SAs) as soon as charon
+	// reports a NAT in front of this node on an IKE_SA; setting it saves
+	// that first failed attempt.
+	BehindNAT bool
+	// NATInnerPrefixes, if set, lets the responder connection accept
+	// initiators behind NAT whose claimed NBMA address lies in one of these
+	// prefixes (tunnel mode). The Manager terminates any such SA whose inner
+	// address is not bound to the peer's IKE identity (see doc.go).
+	NATInnerPrefixes []netip.Prefix
+	Auth             Auth
+	// IKEProposals and ESPProposals override the defaults (swanctl syntax).
+	IKEProposals, ESPProposals []string
+
+	// FallbackDelay is how long the higher-addressed side of an
+	// InitiateTieBreak pair waits for the other side before initiating
+	// itself (default 3s).
+	FallbackDelay time.Duration
+	// ConnectTimeout bounds one initiation attempt (default 30s).
+	ConnectTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts for one
+	// peer (defaults 1s and 60s).
+	RetryMin, RetryMax time.Duration
+	// ReconnectMin and ReconnectMax bound the backoff for reconnecting to
+	// the VICI socket (defaults 200ms and 30s).
+	ReconnectMin, ReconnectMax time.Duration
+	// ResyncInterval is the period of a full resync with list-sas (default 60s).
+	ResyncInterval time.Duration
+	// CommandTimeout bounds every VICI command (default 10s).
+	CommandTimeout time.Duration
+
+	Logger *zap.Logger
+	Clock  Clock
+}
+
+func (c *Config) setDefaults() {
+	if c.SocketPath == "" {
+		c.SocketPath = DefaultSocketPath
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.FallbackDelay, 3*time.Second)
+	def(&c.ConnectTimeout, 30*time.Second)
+	def(&c.RetryMin, time.Second)
+	def(&c.RetryMax, 60*time.Second)
+	def(&c.ReconnectMin, 200*time.Millisecond)
+	def(&c.ReconnectMax, 30*time.Second)
+	def(&c.ResyncInterval, 60*time.Second)
+	def(&c.CommandTimeout, 10*time.Second)
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+}
+
+// ErrInvalidConfig is wrapped by configuration and peer validation errors.
+var ErrInvalidConfig = errors.New("ipsec: invalid configuration")
+
+func (c *Config) validate() error {
+	if !c.LocalNBMA.IsValid() || !c.LocalNBMA.Is4() {
+		return fmt.Errorf("%w: LocalNBMA must be an IPv4 address", ErrInvalidConfig)
+	}
+	switch c.Auth.Method {
+	case AuthPSK:
+		if c.Auth.PSK.IsZero() {
+			return fmt.Errorf("%w: PSK authentication without a key", ErrInvalidConfig)
+		}
+	case AuthX509:
+		if c.Auth.CertFile == "" || c.Auth.KeyFile == "" || c.Auth.CAFile == "" {
+			return fmt.Errorf("%w: X.509 authentication needs cert, key and CA files", ErrInvalidConfig)
+		}
+	default:
+		return fmt.Errorf("%w: unknown auth method %v", ErrInvalidConfig, c.Auth.Method)
+	}
+	for _, p := range c.NATInnerPrefixes {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return fmt.Errorf("%w: NAT inner prefix %v", ErrInvalidConfig, p)
+		}
+	}
+	for _, p := range append(append([]string{}, c.IKEProposals...), c.ESPProposals...) {
+		if p == "" || strings.ContainsAny(p, " ,\n") {
+			return fmt.Errorf("%w: proposal %q", ErrInvalidConfig, p)
+		}
+	}
+	if c.ReconnectMax < c.ReconnectMin || c.RetryMax < c.RetryMin {
+		return fmt.Errorf("%w: backoff maximum below minimum", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Initiation says who brings up the SA with a peer.
+type Initiation int
+
+const (
+	// Respond: load the connection and wait for the peer to initiate
+	// (for example a hub towards spokes, or any node towards a peer behind NAT).
+	Respond Initiation = iota
+	// Initiate at once (a spoke towards its hub; a node behind NAT towards anyone).
+	Initiate
+	// InitiateTieBreak: both ends may want the SA at the same moment
+	// (spoke-to-spoke shortcuts). The end with the lower NBMA address
+	// initiates at once; the other initiates only if no SA exists after
+	// Config.FallbackDelay.
+	InitiateTieBreak
+)
+
+// MarshalText implements encoding.TextMarshaler (for dmvpnctl JSON output).
+func (i Initiation) MarshalText() ([]byte, error) { return []byte(i.String()), nil }
+
+func (i Initiation) String() string {
+	switch i {
+	case Respond:
+		return "respond"
+	case Initiate:
+		return "initiate"
+	case InitiateTieBreak:
+		return "tie-break"
+	}
+	return fmt.Sprintf("Initiation(%d)", int(i))
+}
+
+// Peer is one peer the controller wants protected.
+type Peer struct {
+	// Name identifies the peer in State and events (default: the claimed
+	// NBMA address, or RemoteNBMA). Letters, digits, '.', '-' and '_' only.
+	Name string
+	// RemoteNBMA is where IKE and ESP go: the peer's address as reachable
+	// from here (post-NAT for a peer behind NAT).
+	RemoteNBMA netip.Addr
+	// ClaimedNBMA is the peer's own NBMA address when it differs from
+	// RemoteNBMA (peer behind NAT). The SA then uses tunnel mode with inner
+	// selectors ClaimedNBMA/32[gre], bound to the peer's identity.
+	ClaimedNBMA netip.Addr
+	// RemoteID is the peer's expected IKE identity. Default: ClaimedNBMA
+	// (or RemoteNBMA) for PSK and for X.509 peers behind NAT; any identity
+	// certified by the CA for other X.509 peers.
+	RemoteID string
+	// Initiate says who brings the SA up.
+	Initiate Initiation
+}
+
+// claimed returns the peer's own NBMA address.
+func (p Peer) claimed() netip.Addr {
+	if p.ClaimedNBMA.IsValid() {
+		return p.ClaimedNBMA
+	}
+	return p.RemoteNBMA
+}
+
+// natted reports whether the peer sits behind NAT as seen from here.
+func (p Peer) natted() bool {
+	return p.ClaimedNBMA.IsValid() && p.ClaimedNBMA != p.RemoteNBMA
+}
+
+func (p Peer) name() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.claimed().String()
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (p Peer) validate() error {
+	if !p.RemoteNBMA.IsValid() || !p.RemoteNBMA.Is4() {
+		return fmt.Errorf("%w: peer %q: RemoteNBMA must be an IPv4 address", ErrInvalidConfig, p.Name)
+	}
+	if p.ClaimedNBMA.IsValid() && !p.ClaimedNBMA.Is4() {
+		return fmt.Errorf("%w: peer %q: ClaimedNBMA must be IPv4", ErrInvalidConfig, p.Name)
+	}
+	if !validName(p.name()) {
+		return fmt.Errorf("%w: peer name %q", ErrInvalidConfig, p.name())
+	}
+	if p.Initiate < Respond || p.Initiate > InitiateTieBreak {
+		return fmt.Errorf("%w: peer %q: initiation %v", ErrInvalidConfig, p.name(), p.Initiate)
+	}
+	return nil
+}

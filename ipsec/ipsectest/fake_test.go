@@ -1,0 +1,73 @@
+package ipsectest
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestFake(t *testing.T) {
+	f := NewFake(func() time.Time { return time.Unix(0, 0) })
+	hub := ipsec.Peer{Name: "hub", RemoteNBMA: netip.MustParseAddr("192.0.2.1"), Initiate: ipsec.Initiate}
+	nat := ipsec.Peer{RemoteNBMA: netip.MustParseAddr("198.51.100.7"), ClaimedNBMA: netip.MustParseAddr("172.16.0.2")}
+	if err := f.SetPeers([]ipsec.Peer{nat, hub}); err != nil {
+		t.Fatal(err)
+	}
+	want := "172.16.0.2 remote 198.51.100.7 claimed 172.16.0.2 respond\nhub remote 192.0.2.1 claimed invalid IP initiate\n"
+	if diff := cmp.Diff(want, f.Text()); diff != "" {
+		t.Errorf("Text (-want +got):\n%s", diff)
+	}
+	obs := netip.MustParseAddrPort("198.51.100.7:4500")
+	if !f.SetStatus("172.16.0.2", ipsec.StatusUp, obs, "") {
+		t.Fatal("SetStatus of a wanted peer failed")
+	}
+	if f.SetStatus("nobody", ipsec.StatusUp, obs, "") {
+		t.Error("SetStatus of an unknown peer succeeded")
+	}
+	ev := <-f.Events()
+	if ev.Peer != "172.16.0.2" || ev.Status != ipsec.StatusUp || ev.Observed != obs {
+		t.Errorf("event %+v", ev)
+	}
+	if !f.State().Protected(netip.MustParseAddr("172.16.0.2")) || f.State().Protected(netip.MustParseAddr("192.0.2.1")) {
+		t.Errorf("Protected wrong: %+v", f.State())
+	}
+	if err := f.SetPeers([]ipsec.Peer{hub}); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.State(); len(st.Peers) != 1 || st.Peers[0].Name != "hub" || f.Calls() != 2 {
+		t.Errorf("after removal: %+v, %d calls", st, f.Calls())
+	}
+}
+
+func TestClock(t *testing.T) {
+	c := NewClock(time.Unix(100, 0))
+	a := c.NewTimer(2 * time.Second)
+	b := c.NewTimer(5 * time.Second)
+	if err := c.WaitForWaiter(2*time.Second, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForWaiter(time.Second, 10*time.Millisecond); err == nil {
+		t.Error("found a timer due within 1s")
+	}
+	c.Advance(3 * time.Second)
+	select {
+	case got := <-a.C():
+		if !got.Equal(time.Unix(103, 0)) {
+			t.Errorf("fired at %v", got)
+		}
+	default:
+		t.Fatal("2s timer did not fire after 3s")
+	}
+	if !b.Stop() || c.Pending() != 0 {
+		t.Errorf("Stop of a pending timer: pending %d", c.Pending())
+	}
+	c.Advance(time.Hour)
+	select {
+	case <-b.C():
+		t.Error("stopped timer fired")
+	default:
+	}
+}

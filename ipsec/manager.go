@@ -1,0 +1,668 @@
+package ipsec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strongswan/govici/vici"
+	"go.uber.org/zap"
+)
+
+// Manager keeps charon's connections and SAs in line with the desired set
+// of peers. All interaction with charon happens on the goroutine running
+// Run; SetPeers and State may be called from anywhere.
+type Manager struct {
+	cfg    Config
+	log    *zap.Logger
+	clock  Clock
+	creds  *credentials
+	events chan Event
+	kick   chan struct{}
+
+	mu         sync.Mutex
+	desired    map[string]Peer
+	snap       State
+	dropped    uint64
+	malformed  uint64
+	terminated uint64
+
+	// Owned by the Run goroutine.
+	link       *link
+	daemon     string
+	props      proposals
+	peers      map[string]*peerState
+	sas        map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
+	loaded     map[string]string // connection name -> rendered request
+	killed     map[string]bool   // IKE_SA unique ids we asked charon to terminate
+	reconnects int
+	nextResync time.Time
+	// natLocal is set once charon reports this node behind a NAT;
+	// natSwitch asks reconcile to move existing SAs to tunnel mode.
+	natLocal, natSwitch bool
+}
+
+// peerState is the Manager's bookkeeping for one wanted peer.
+type peerState struct {
+	peer        Peer
+	conn        string
+	wantSince   time.Time
+	initiating  bool
+	lastAttempt time.Time
+	attempts    int
+	nextAttempt time.Time
+	reason      string
+	status      Status
+	since       time.Time
+	emitted     Event
+}
+
+// New validates cfg and reads the credential files it names.
+func New(cfg Config) (*Manager, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	creds, err := readCredentials(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("ipsec"),
+		clock:   cfg.Clock,
+		creds:   creds,
+		events:  make(chan Event, 256),
+		kick:    make(chan struct{}, 1),
+		desired: map[string]Peer{},
+		peers:   map[string]*peerState{},
+		sas:     map[string]SAInfo{},
+		loaded:  map[string]string{},
+		killed:  map[string]bool{},
+	}, nil
+}
+
+// Events delivers peer state changes. The channel is buffered; when the
+// reader falls behind, events are dropped and counted (State is the level
+// truth).
+func (m *Manager) Events() <-chan Event { return m.events }
+
+// SetPeers replaces the set of peers to protect. It may be called any
+// number of times with the same set. An invalid set is rejected whole.
+func (m *Manager) SetPeers(peers []Peer) error {
+	want := make(map[string]Peer, len(peers))
+	for _, p := range peers {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		if p.RemoteNBMA == m.cfg.LocalNBMA {
+			return fmt.Errorf("%w: peer %q is this node", ErrInvalidConfig, p.name())
+		}
+		if _, dup := want[p.name()]; dup {
+			return fmt.Errorf("%w: duplicate peer name %q", ErrInvalidConfig, p.name())
+		}
+		want[p.name()] = p
+	}
+	m.mu.Lock()
+	m.desired = want
+	m.mu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// State returns a snapshot for dmvpnctl and the controller.
+func (m *Manager) State() State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.snap
+	s.Peers = slices.Clone(s.Peers)
+	s.Unattributed = slices.Clone(s.Unattributed)
+	s.DroppedEvents = m.dropped
+	s.MalformedEvents = m.malformed
+	s.Terminated = m.terminated
+	return s
+}
+
+// Protected reports whether an established SA protects GRE from or to
+// nbma (see State.Protected).
+func (m *Manager) Protected(nbma netip.Addr) bool { return m.State().Protected(nbma) }
+
+// Run connects to charon and reconciles until ctx is done. Connection
+// losses are retried with capped exponential backoff; after each
+// (re)connection everything is loaded again.
+func (m *Manager) Run(ctx context.Context) error {
+	backoff := m.cfg.ReconnectMin
+	for {
+		err := m.connect(ctx)
+		if err == nil {
+			backoff = m.cfg.ReconnectMin
+			err = m.serve(ctx)
+			m.link.close()
+			m.link = nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.Warn("charon session failed, reconnecting", zap.Error(err), zap.Duration("retry_in", backoff))
+		m.lost("charon connection lost")
+		t := m.clock.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+		backoff = min(2*backoff, m.cfg.ReconnectMax)
+	}
+}
+
+func (m *Manager) cmdCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, m.cfg.CommandTimeout)
+}
+
+func (m *Manager) call(ctx context.Context, cmd string, in *vici.Message) (*vici.Message, error) {
+	cctx, cancel := m.cmdCtx(ctx)
+	defer cancel()
+	return m.link.call(cctx, cmd, in)
+}
+
+// connect dials charon and loads credentials and the responder connection.
+func (m *Manager) connect(ctx context.Context) error {
+	l, err := dial(m.cfg.SocketPath)
+	if err != nil {
+		return err
+	}
+	m.link = l
+	fail := func(err error) error {
+		m.link.close()
+		m.link = nil
+		return err
+	}
+	v, err := m.call(ctx, cmdVersion, nil)
+	if err != nil {
+		return fail(err)
+	}
+	m.daemon = str(v, "daemon") + " " + str(v, "version")
+	algs, err := m.algorithms(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	m.props = m.chooseProposals(algs)
+	if err := m.loadCreds(ctx); err != nil {
+		return fail(err)
+	}
+	m.loaded = map[string]string{}
+	if err := m.loadConn(ctx, responderConn, m.renderResponderConn()); err != nil {
+		return fail(err)
+	}
+	if err := m.pruneConns(ctx); err != nil {
+		return fail(err)
+	}
+	if err := m.resync(ctx); err != nil {
+		return fail(err)
+	}
+	m.reconnects++
+	m.log.Info("connected to charon", zap.String("daemon", m.daemon),
+		zap.Strings("ike_proposals", m.props.ike), zap.Strings("esp_proposals", m.props.esp))
+	return nil
+}
+
+func (m *Manager) algorithms(ctx context.Context) (algorithms, error) {
+	resp, err := m.call(ctx, cmdGetAlgorithms, nil)
+	if err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) {
+			return algorithms{}, nil
+		}
+		return nil, err
+	}
+	a := algorithms{}
+	for _, sec := range resp.Keys() {
+		s := section(resp, sec)
+		if s == nil {
+			continue
+		}
+		a[sec] = map[string]bool{}
+		for _, k := range s.Keys() {
+			a[sec][k] = true
+		}
+	}
+	return a, nil
+}
+
+func (m *Manager) chooseProposals(a algorithms) proposals {
+	p := proposals{ike: m.cfg.IKEProposals, esp: m.cfg.ESPProposals}
+	if len(p.ike) == 0 {
+		p.ike = a.filter(DefaultIKEProposals, false)
+	}
+	if len(p.esp) == 0 {
+		p.esp = a.filter(DefaultESPProposals, true)
+	}
+	return p
+}
+
+// loadCreds loads the PSK or the certificates and key. The secret goes
+// only into the request; errors and logs never contain it.
+func (m *Manager) loadCreds(ctx context.Context) error {
+	switch m.cfg.Auth.Method {
+	case AuthPSK:
+		if _, err := m.call(ctx, cmdLoadShared, m.renderLoadShared()); err != nil {
+			return fmt.Errorf("ipsec: loading pre-shared key: %w", scrub(err, m.cfg.Auth.PSK.reveal()))
+		}
+	case AuthX509:
+		if _, err := m.call(ctx, cmdLoadCert, renderLoadCert(m.creds.ca, true)); err != nil {
+			return fmt.Errorf("ipsec: loading CA certificate: %w", err)
+		}
+		if _, err := m.call(ctx, cmdLoadCert, renderLoadCert(m.creds.cert, false)); err != nil {
+			return fmt.Errorf("ipsec: loading certificate: %w", err)
+		}
+		if _, err := m.call(ctx, cmdLoadKey, m.renderLoadKey()); err != nil {
+			return fmt.Errorf("ipsec: loading private key: %w", scrub(err, string(m.creds.key)))
+		}
+	}
+	return nil
+}
+
+func (m *Manager) loadConn(ctx context.Context, name string, msg *vici.Message) error {
+	text := msg.String()
+	if m.loaded[name] == text {
+		return nil
+	}
+	if _, err := m.call(ctx, cmdLoadConn, msg); err != nil {
+		return fmt.Errorf("ipsec: loading connection %s: %w", name, err)
+	}
+	m.loaded[name] = text
+	m.log.Debug("loaded connection", zap.String("conn", name))
+	return nil
+}
+
+// pruneConns unloads connections dmvpnd loaded earlier (a previous run)
+// that are no longer wanted. Connections of others are left alone.
+func (m *Manager) pruneConns(ctx context.Context) error {
+	resp, err := m.call(ctx, cmdGetConns, nil)
+	if err != nil {
+		return err
+	}
+	want := m.wantedConns()
+	for _, c := range list(resp, "conns") {
+		if len(c) <= len(connPrefix) || c[:len(connPrefix)] != connPrefix || want[c] || c == responderConn {
+			continue
+		}
+		m.unload(ctx, c)
+	}
+	return nil
+}
+
+func (m *Manager) wantedConns() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for _, p := range m.desired {
+		out[connName(p)] = true
+	}
+	return out
+}
+
+// unload terminates the SAs of conn and unloads it. Missing SAs or a
+// missing connection are not errors.
+func (m *Manager) unload(ctx context.Context, conn string) error {
+	if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(conn)); err != nil && errors.Is(err, ErrConnection) {
+		return err
+	}
+	if _, err := m.call(ctx, cmdUnloadConn, renderUnload(conn)); err != nil && errors.Is(err, ErrConnection) {
+		return err
+	}
+	delete(m.loaded, conn)
+	m.log.Debug("unloaded connection", zap.String("conn", conn))
+	return nil
+}
+
+// resync replaces the SA table with charon's list-sas.
+func (m *Manager) resync(ctx context.Context) error {
+	cctx, cancel := m.cmdCtx(ctx)
+	defer cancel()
+	msgs, err := m.link.listSAs(cctx)
+	if err != nil {
+		return err
+	}
+	sas := map[string]SAInfo{}
+	for _, msg := range msgs {
+		for _, conn := range msg.Keys() {
+			b := section(msg, conn)
+			if b == nil || !ownConn(conn) {
+				continue
+			}
+			sa, err := parseSA(conn, b)
+			if err != nil {
+				m.log.Warn("malformed list-sa entry", zap.Error(err))
+				continue
+			}
+			sas[sa.UniqueID] = sa
+		}
+	}
+	m.sas = sas
+	for id := range m.killed {
+		if _, ok := sas[id]; !ok {
+			delete(m.killed, id)
+		}
+	}
+	m.nextResync = m.clock.Now().Add(m.cfg.ResyncInterval)
+	return nil
+}
+
+func ownConn(name string) bool {
+	return len(name) > len(connPrefix) && name[:len(connPrefix)] == connPrefix
+}
+
+// lost forgets everything charon held: after a reconnect all is loaded again.
+func (m *Manager) lost(reason string) {
+	m.sas = map[string]SAInfo{}
+	m.loaded = map[string]string{}
+	m.killed = map[string]bool{}
+	now := m.clock.Now()
+	for _, ps := range m.peers {
+		ps.initiating = false
+		ps.attempts = 0
+		ps.nextAttempt = now
+		ps.reason = reason
+	}
+	m.publish(false)
+}
+
+// serve handles events, SetPeers and timers until the connection fails.
+func (m *Manager) serve(ctx context.Context) error {
+	for {
+		if err := m.reconcile(ctx); err != nil {
+			if errors.Is(err, ErrConnection) {
+				return err
+			}
+			m.log.Warn("reconcile", zap.Error(err))
+		}
+		m.publish(true)
+		t := m.clock.NewTimer(m.nextWake())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case ev, ok := <-m.link.events:
+			t.Stop()
+			if !ok {
+				return fmt.Errorf("%w: event stream closed", ErrConnection)
+			}
+			m.handleEvent(ev)
+			if err := m.drainEvents(); err != nil {
+				return err
+			}
+		case <-m.kick:
+			t.Stop()
+		case <-t.C():
+		}
+		if !m.clock.Now().Before(m.nextResync) {
+			if err := m.resync(ctx); err != nil {
+				if errors.Is(err, ErrConnection) {
+					return err
+				}
+				m.log.Warn("resync", zap.Error(err))
+				m.nextResync = m.clock.Now().Add(m.cfg.RetryMin)
+			}
+		}
+	}
+}
+
+// drainEvents handles the events already queued, so that a burst costs
+// one reconcile pass.
+func (m *Manager) drainEvents() error {
+	for {
+		select {
+		case ev, ok := <-m.link.events:
+			if !ok {
+				return fmt.Errorf("%w: event stream closed", ErrConnection)
+			}
+			m.handleEvent(ev)
+		default:
+			return nil
+		}
+	}
+}
+
+// nextWake is the time until the next timer-driven action.
+func (m *Manager) nextWake() time.Duration {
+	now := m.clock.Now()
+	next := m.nextResync
+	consider := func(t time.Time) {
+		if !t.IsZero() && t.After(now) && t.Before(next) {
+			next = t
+		}
+	}
+	for _, ps := range m.peers {
+		if ps.initiating {
+			consider(ps.lastAttempt.Add(m.cfg.ConnectTimeout))
+		}
+		consider(ps.nextAttempt)
+		if ps.peer.Initiate == InitiateTieBreak {
+			consider(ps.wantSince.Add(m.cfg.FallbackDelay))
+		}
+	}
+	d := next.Sub(now)
+	if d <= 0 {
+		d = time.Millisecond
+	}
+	return d
+}
+
+func (m *Manager) backoff(attempts int) time.Duration {
+	d := m.cfg.RetryMin
+	for i := 1; i < attempts && d < m.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, m.cfg.RetryMax)
+}
+
+// reconcile brings charon's connections in line with the desired peers,
+// initiates where due and enforces the duplicate and binding policies.
+func (m *Manager) reconcile(ctx context.Context) error {
+	m.mu.Lock()
+	desired := maps.Clone(m.desired)
+	m.mu.Unlock()
+	now := m.clock.Now()
+
+	if err := m.loadConn(ctx, responderConn, m.renderResponderConn()); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(m.peers)) {
+		ps := m.peers[name]
+		p, ok := desired[name]
+		if ok && p.RemoteNBMA == ps.peer.RemoteNBMA && p.claimed() == ps.peer.claimed() {
+			continue
+		}
+		// Removed, or moved to another address: tear the old one down.
+		if err := m.unload(ctx, ps.conn); err != nil {
+			return err
+		}
+		m.dropSAs(ps.conn)
+		delete(m.peers, name)
+		m.emit(ps, Event{Peer: name, Status: StatusDown, Reason: "peer removed", Time: now})
+	}
+	if m.natSwitch {
+		// Charon found a NAT in front of us: per-peer connections switch
+		// to tunnel mode; their transport-mode SAs cannot work through it.
+		m.natSwitch = false
+		for _, name := range slices.Sorted(maps.Keys(m.peers)) {
+			ps := m.peers[name]
+			if ps.peer.natted() || m.loaded[ps.conn] == "" {
+				continue
+			}
+			if err := m.loadConn(ctx, ps.conn, m.renderPeerConn(ps.peer)); err != nil {
+				return err
+			}
+			if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
+				return err
+			}
+			m.dropSAs(ps.conn)
+			ps.initiating = false
+			ps.attempts = 0
+			ps.nextAttempt = now
+		}
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(desired)) {
+		p := desired[name]
+		ps := m.peers[name]
+		if ps == nil {
+			ps = &peerState{peer: p, conn: connName(p), wantSince: now, nextAttempt: now, since: now}
+			m.peers[name] = ps
+		}
+		if p.Initiate != ps.peer.Initiate {
+			ps.wantSince = now // a new tie-break starts now
+		}
+		ps.peer = p
+		if err := m.loadConn(ctx, ps.conn, m.renderPeerConn(p)); err != nil {
+			if errors.Is(err, ErrConnection) {
+				return err
+			}
+			ps.reason = err.Error()
+			errs = append(errs, err)
+			continue
+		}
+		if err := m.maybeInitiate(ctx, ps, now); err != nil {
+			return err
+		}
+	}
+	if err := m.enforce(ctx); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) dropSAs(conn string) {
+	for id, sa := range m.sas {
+		if sa.Conn == conn {
+			delete(m.sas, id)
+		}
+	}
+}
+
+// lowerThan reports whether this node wins the initiation tie-break with p.
+func (m *Manager) lowerThan(p Peer) bool { return m.cfg.LocalNBMA.Less(p.claimed()) }
+
+// shouldInitiate applies the Initiation policy of protocol-notes §4 and doc.go.
+func (m *Manager) shouldInitiate(ps *peerState, now time.Time) bool {
+	switch ps.peer.Initiate {
+	case Initiate:
+		return true
+	case InitiateTieBreak:
+		if m.cfg.BehindNAT {
+			return true // nobody can initiate towards us
+		}
+		if ps.peer.natted() {
+			return false // the NAT would drop our IKE_SA_INIT
+		}
+		return m.lowerThan(ps.peer) || !now.Before(ps.wantSince.Add(m.cfg.FallbackDelay))
+	}
+	return false
+}
+
+func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Time) error {
+	st, sas := m.peerSAs(ps)
+	if st == StatusUp {
+		ps.initiating = false
+		ps.attempts = 0
+		return nil
+	}
+	for _, sa := range sas {
+		if sa.State != ikeStateUp && !ps.initiating {
+			return nil // an IKE_SA is being set up (perhaps by the peer)
+		}
+	}
+	if !m.shouldInitiate(ps, now) {
+		return nil
+	}
+	if ps.initiating {
+		if now.Before(ps.lastAttempt.Add(m.cfg.ConnectTimeout)) {
+			return nil
+		}
+		// Timed out: clear the half-open SA and retry after backoff.
+		ps.initiating = false
+		ps.reason = "initiation timed out"
+		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
+		if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
+			return err
+		}
+		m.dropSAs(ps.conn)
+		return nil
+	}
+	if now.Before(ps.nextAttempt) {
+		return nil
+	}
+	ps.attempts++
+	ps.lastAttempt = now
+	_, err := m.call(ctx, cmdInitiate, renderInitiate(ps.conn))
+	if err != nil {
+		if errors.Is(err, ErrConnection) {
+			return err
+		}
+		ps.reason = err.Error()
+		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
+		m.log.Warn("initiate failed", zap.String("peer", ps.peer.name()), zap.Error(err))
+		return nil
+	}
+	ps.initiating = true
+	m.log.Info("initiating", zap.String("peer", ps.peer.name()), zap.Stringer("remote", ps.peer.RemoteNBMA),
+		zap.Int("attempt", ps.attempts))
+	return nil
+}
+
+// saKey returns the claimed NBMA address an SA on the responder connection
+// belongs to: the inner address of a tunnel-mode child, else the remote
+// IKE address.
+func saKey(sa SAInfo) string {
+	for _, c := range sa.Children {
+		if c.Mode == childModeTunnel {
+			for _, ts := range c.RemoteTS {
+				if a, ok := tsHost(ts); ok {
+					return a.String()
+				}
+			}
+		}
+	}
+	return sa.Remote.Addr().String()
+}
+
+// peerSAs derives a peer's status from the SAs attributed to it.
+func (m *Manager) peerSAs(ps *peerState) (Status, []SAInfo) {
+	var mine []SAInfo
+	for _, id := range slices.Sorted(maps.Keys(m.sas)) {
+		sa := m.sas[id]
+		if sa.Conn == ps.conn || (sa.Conn == responderConn && saKey(sa) == ps.peer.claimed().String()) {
+			sa.Terminating = m.killed[id]
+			mine = append(mine, sa)
+		}
+	}
+	st := StatusDown
+	if ps.initiating {
+		st = StatusConnecting
+	}
+	for _, sa := range mine {
+		if sa.Terminating {
+			continue
+		}
+		st = max(st, StatusConnecting)
+		if sa.State != ikeStateUp {
+			continue
+		}
+		for _, c := range sa.Children {
+			if c.State == childStateUp {
+				st = StatusUp
+			}
+		}
+	}
+	return st, mine
+}

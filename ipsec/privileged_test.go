@@ -1,0 +1,318 @@
+package ipsec_test
+
+// Tests against real charon daemons in two network namespaces. They need
+// root, esp4 and the XFRM crypto modules (the lab's Debian kernel), and run
+// only with DMVPND_PRIVILEGED=1.
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/strongswan/govici/vici"
+)
+
+const labTimeout = 90 * time.Second // qemu TCG is slow; the first ESP SA loads modules
+
+// checkESP sends GRE from a to b and checks that a's outbound ESP state
+// counted it and b's inbound state received it.
+func checkESP(t *testing.T, a, b *node) {
+	t.Helper()
+	before, _ := a.espPackets(a.addr, b.addr)
+	var wire map[string]int
+	if a.wire {
+		wire = a.egress()
+	}
+	const n = 20
+	if err := a.sendGRE(b.addr, n); err != nil {
+		t.Fatalf("sending GRE: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, okOut := a.espPackets(a.addr, b.addr)
+		in, okIn := b.espPackets(a.addr, b.addr)
+		if okOut && okIn && out-before >= n && in >= n {
+			t.Logf("ESP %s->%s: %d packets out (+%d), %d in", a.addr, b.addr, out, out-before, in)
+			if a.wire {
+				checkWire(t, a, wire, n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ESP counters %s->%s: out %d (found %v, before %d), in %d (found %v), want +%d",
+				a.addr, b.addr, out, okOut, before, in, okIn, n)
+		}
+		time.Sleep(100 * time.Millisecond) // polling kernel counters with a deadline
+	}
+}
+
+// countSAs asks charon directly how many IKE and CHILD SAs are established.
+func countSAs(t *testing.T, sock string) (ike, child int) {
+	t.Helper()
+	s, err := vici.NewSession(vici.WithSocketPath(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Not CallStreaming: it can lose the last events (see link.listSAs).
+	events := make(chan vici.Event, 1024)
+	s.NotifyEvents(events)
+	if err := s.Subscribe("list-sa"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Call(ctx, "list-sas", nil); err != nil {
+		t.Fatal(err)
+	}
+	for len(events) > 0 {
+		m := (<-events).Message
+		for _, k := range m.Keys() {
+			sa, ok := m.Get(k).(*vici.Message)
+			if !ok || sa.Get("state") != "ESTABLISHED" {
+				continue
+			}
+			ike++
+			if cs, ok := sa.Get("child-sas").(*vici.Message); ok {
+				for _, ck := range cs.Keys() {
+					if c, ok := cs.Get(ck).(*vici.Message); ok && c.Get("state") == "INSTALLED" {
+						child++
+					}
+				}
+			}
+		}
+	}
+	return ike, child
+}
+
+func pskLab() ipsec.Config {
+	return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthPSK, PSK: ipsec.NewSecret("lab psk 0123456789")}}
+}
+
+func peerOf(n *node, init ipsec.Initiation) ipsec.Peer {
+	return ipsec.Peer{RemoteNBMA: n.addr, Initiate: init}
+}
+
+// upPair starts charon and a Manager on both nodes: b responds, a initiates.
+func upPair(t *testing.T, a, b *node, cfgA, cfgB ipsec.Config) (ma, mb *ipsec.Manager) {
+	t.Helper()
+	a.startCharon()
+	b.startCharon()
+	mb = b.manager(cfgB)
+	if err := mb.SetPeers([]ipsec.Peer{peerOf(a, ipsec.Respond)}); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, mb)
+	ma = a.manager(cfgA)
+	if err := ma.SetPeers([]ipsec.Peer{peerOf(b, ipsec.Initiate)}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	ev := waitUp(t, ma, b.addr.String(), labTimeout)
+	waitUp(t, mb, a.addr.String(), labTimeout)
+	t.Logf("SA up after %v, observed %v", time.Since(start).Round(time.Millisecond), ev.Observed)
+	if ev.Observed.Addr() != b.addr {
+		t.Errorf("observed %v, want %v", ev.Observed, b.addr)
+	}
+	return ma, mb
+}
+
+func waitConnected(t *testing.T, m *ipsec.Manager) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !m.State().Connected || len(m.State().Peers) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("manager not connected: %+v", m.State())
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+}
+
+func TestCharonPSK(t *testing.T) {
+	requirePrivileged(t)
+	a, b := newPair(t)
+	upPair(t, a, b, pskLab(), pskLab())
+	checkESP(t, a, b)
+	checkESP(t, b, a)
+	if ike, child := countSAs(t, a.sock); ike != 1 || child != 1 {
+		t.Errorf("charon a: %d IKE_SAs, %d CHILD_SAs; want 1 and 1", ike, child)
+	}
+}
+
+func TestCharonX509(t *testing.T) {
+	requirePrivileged(t)
+	a, b := newPair(t)
+	ca := newTestPKI(t, "dmvpnd lab CA")
+	x509For := func(n *node) ipsec.Config {
+		dir := filepath.Join(n.dir, "pki")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		caf, cert, key := ca.writeFiles(t, dir, "node "+n.addr.String(), n.addr)
+		return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthX509, CAFile: caf, CertFile: cert, KeyFile: key}}
+	}
+	upPair(t, a, b, x509For(a), x509For(b))
+	checkESP(t, a, b)
+}
+
+// TestCharonX509RogueCA: a node whose certificate comes from another CA
+// gets no SA, although it trusts the right CA itself.
+func TestCharonX509RogueCA(t *testing.T) {
+	requirePrivileged(t)
+	a, b := newPair(t)
+	ca := newTestPKI(t, "dmvpnd lab CA")
+	rogue := newTestPKI(t, "rogue CA")
+	cfgFor := func(n *node, issuer *testPKI) ipsec.Config {
+		dir := filepath.Join(n.dir, "pki")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_, cert, key := issuer.writeFiles(t, dir, "node "+n.addr.String(), n.addr)
+		caf := filepath.Join(dir, "trusted-ca.pem")
+		if err := os.WriteFile(caf, ca.pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthX509, CAFile: caf, CertFile: cert, KeyFile: key},
+			ConnectTimeout: 5 * time.Second}
+	}
+	a.startCharon()
+	b.startCharon()
+	mb := b.manager(cfgFor(b, ca))
+	if err := mb.SetPeers([]ipsec.Peer{peerOf(a, ipsec.Respond)}); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, mb)
+	ma := a.manager(cfgFor(a, rogue))
+	if err := ma.SetPeers([]ipsec.Peer{peerOf(b, ipsec.Initiate)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case ev := <-ma.Events():
+			if ev.Status == ipsec.StatusUp {
+				t.Fatalf("SA up with a certificate from a rogue CA: %+v", ev)
+			}
+			continue
+		case ev := <-mb.Events():
+			if ev.Status == ipsec.StatusUp {
+				t.Fatalf("responder accepted a rogue certificate: %+v", ev)
+			}
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	if ike, _ := countSAs(t, b.sock); ike != 0 {
+		t.Errorf("responder has %d IKE_SAs with the rogue node", ike)
+	}
+	if st := ma.State(); st.Peers[0].Attempts < 2 {
+		t.Errorf("initiator made %d attempts in 20s, want retries", st.Peers[0].Attempts)
+	}
+}
+
+// TestCharonRestart: charon on the initiating node dies and comes back;
+// the Manager reconnects, reloads and brings the SA back, and the
+// responder ends up with exactly one IKE_SA (unique = replace).
+func TestCharonRestart(t *testing.T) {
+	requirePrivileged(t)
+	a, b := newPair(t)
+	ma, mb := upPair(t, a, b, pskLab(), pskLab())
+	a.stopCharon()
+	deadline := time.After(30 * time.Second)
+	for down := false; !down; {
+		select {
+		case ev := <-ma.Events():
+			down = ev.Peer == b.addr.String() && ev.Status == ipsec.StatusDown
+		case <-deadline:
+			t.Fatalf("no down event after charon died: %+v", ma.State())
+		}
+	}
+	start := time.Now()
+	a.startCharon()
+	ready := time.Now()
+	waitUp(t, ma, b.addr.String(), labTimeout)
+	t.Logf("SA restored %v after charon's socket reappeared (charon start took %v)",
+		time.Since(ready).Round(time.Millisecond), ready.Sub(start).Round(time.Millisecond))
+	checkESP(t, a, b)
+	settle := time.Now().Add(20 * time.Second)
+	for {
+		ikeB, childB := countSAs(t, b.sock)
+		if ikeB == 1 && childB == 1 {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("responder has %d IKE_SAs and %d CHILD_SAs after the restart, want 1 and 1", ikeB, childB)
+		}
+		time.Sleep(200 * time.Millisecond) // polling charon with a deadline
+	}
+	if st := ma.State(); st.Reconnects < 1 {
+		t.Errorf("reconnects %d", st.Reconnects)
+	}
+	_ = mb
+}
+
+// TestCharonSimultaneous: both ends want the SA at the same moment
+// (InitiateTieBreak, short fallback). Exactly one IKE_SA and one
+// CHILD_SA remain on each side.
+func TestCharonSimultaneous(t *testing.T) {
+	requirePrivileged(t)
+	a, b := newPair(t)
+	a.startCharon()
+	b.startCharon()
+	cfg := pskLab()
+	cfg.FallbackDelay = 50 * time.Millisecond // make the fallback race the lower end's IKE
+	ma, mb := a.manager(cfg), b.manager(cfg)
+	waitConnectedNoPeers(t, ma)
+	waitConnectedNoPeers(t, mb)
+	if err := ma.SetPeers([]ipsec.Peer{peerOf(b, ipsec.InitiateTieBreak)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.SetPeers([]ipsec.Peer{peerOf(a, ipsec.InitiateTieBreak)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, ma, b.addr.String(), labTimeout)
+	waitUp(t, mb, a.addr.String(), labTimeout)
+	settle := time.Now().Add(30 * time.Second)
+	for {
+		ia, ca := countSAs(t, a.sock)
+		ib, cb := countSAs(t, b.sock)
+		if ia == 1 && ca == 1 && ib == 1 && cb == 1 {
+			t.Logf("one IKE_SA and one CHILD_SA per side; terminated by policy: a %d, b %d",
+				ma.State().Terminated, mb.State().Terminated)
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("SAs: a %d IKE %d CHILD, b %d IKE %d CHILD; want 1 each", ia, ca, ib, cb)
+		}
+		time.Sleep(200 * time.Millisecond) // polling charon with a deadline
+	}
+	checkESP(t, a, b)
+	checkESP(t, b, a)
+}
+
+func waitConnectedNoPeers(t *testing.T, m *ipsec.Manager) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !m.State().Connected {
+		if time.Now().After(deadline) {
+			t.Fatalf("manager not connected: %+v", m.State())
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// checkWire checks a's egress counters since before: no cleartext GRE
+// left the node, and at least n ESP (or ESP-in-UDP) packets did.
+func checkWire(t *testing.T, a *node, before map[string]int, n int) {
+	t.Helper()
+	now := a.egress()
+	gre, esp := now["gre"]-before["gre"], now["esp"]-before["esp"]+now["natt"]-before["natt"]
+	t.Logf("on the wire from %s: %d ESP, %d cleartext GRE", a.ns, esp, gre)
+	if gre != 0 || esp < n {
+		t.Errorf("%s sent %d cleartext GRE and %d ESP packets on %s, want 0 and >= %d", a.ns, gre, esp, a.dev, n)
+	}
+}

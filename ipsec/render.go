@@ -1,0 +1,188 @@
+package ipsec
+
+import (
+	"net/netip"
+
+	"github.com/strongswan/govici/vici"
+)
+
+// This file renders the VICI request messages. Every value is set as a
+// string or list of strings explicitly: govici would render an int zero as
+// "0" and false as "no", which are meaningful to charon.
+
+// proposals are the IKE and ESP proposals offered on every connection.
+type proposals struct {
+	ike, esp []string
+}
+
+func newMsg() *vici.Message { return vici.NewMessage() }
+
+// set ignores errors: only string, []string and *vici.Message are used.
+func set(m *vici.Message, k string, v any) *vici.Message {
+	_ = m.Set(k, v)
+	return m
+}
+
+func (m *Manager) localID() string {
+	if m.cfg.LocalID != "" {
+		return m.cfg.LocalID
+	}
+	if m.cfg.Auth.Method == AuthPSK {
+		return m.cfg.LocalNBMA.String()
+	}
+	return "" // certificate subject
+}
+
+func (m *Manager) authSections(remoteID string) (local, remote *vici.Message) {
+	local, remote = newMsg(), newMsg()
+	switch m.cfg.Auth.Method {
+	case AuthPSK:
+		set(local, "auth", "psk")
+		set(remote, "auth", "psk")
+	case AuthX509:
+		set(local, "auth", "pubkey")
+		set(local, "certs", []string{string(m.creds.cert)})
+		set(remote, "auth", "pubkey")
+		set(remote, "cacerts", []string{string(m.creds.ca)})
+	}
+	if id := m.localID(); id != "" {
+		set(local, "id", id)
+	}
+	set(remote, "id", remoteID)
+	return local, remote
+}
+
+func ikeSection(local netip.Addr, remote string, p proposals, l, r, children *vici.Message) *vici.Message {
+	s := newMsg()
+	set(s, "version", "2")
+	set(s, "local_addrs", []string{local.String()})
+	set(s, "remote_addrs", []string{remote})
+	set(s, "proposals", p.ike)
+	set(s, "mobike", "no")
+	set(s, "unique", uniqueReplace)
+	set(s, "dpd_delay", defaultDPDDelay)
+	set(s, "local", l)
+	set(s, "remote", r)
+	set(s, "children", children)
+	return s
+}
+
+func childSection(tunnel bool, localTS, remoteTS []string, esp []string) *vici.Message {
+	c := newMsg()
+	if tunnel {
+		set(c, "mode", "tunnel")
+	} else {
+		set(c, "mode", "transport")
+	}
+	set(c, "local_ts", localTS)
+	set(c, "remote_ts", remoteTS)
+	set(c, "esp_proposals", esp)
+	set(c, "start_action", "none")
+	set(c, "close_action", "none")
+	set(c, "dpd_action", "clear")
+	return c
+}
+
+func hostTS(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() + greSelector }
+
+// peerRemoteID is the IKE identity a peer must present.
+func (m *Manager) peerRemoteID(p Peer) string {
+	if p.RemoteID != "" {
+		return p.RemoteID
+	}
+	if m.cfg.Auth.Method == AuthPSK || p.natted() {
+		return p.claimed().String()
+	}
+	return "%any"
+}
+
+// usesTunnel reports whether the SA with p needs tunnel mode (protocol-notes
+// §4: a NAT on either side).
+func (m *Manager) usesTunnel(p Peer) bool { return p.natted() || m.behindNAT() }
+
+// behindNAT: configured, or detected by charon on an IKE_SA (nat-local).
+func (m *Manager) behindNAT() bool { return m.cfg.BehindNAT || m.natLocal }
+
+// renderPeerConn renders load-conn for one peer.
+func (m *Manager) renderPeerConn(p Peer) *vici.Message {
+	var child *vici.Message
+	if m.usesTunnel(p) {
+		child = childSection(true, []string{hostTS(m.cfg.LocalNBMA)}, []string{hostTS(p.claimed())}, m.props.esp)
+	} else {
+		child = childSection(false, []string{dynamicSelector}, []string{dynamicSelector}, m.props.esp)
+	}
+	l, r := m.authSections(m.peerRemoteID(p))
+	children := set(newMsg(), childName, child)
+	return set(newMsg(), connName(p), ikeSection(m.cfg.LocalNBMA, p.RemoteNBMA.String(), m.props, l, r, children))
+}
+
+// renderResponderConn renders the connection that accepts any peer.
+func (m *Manager) renderResponderConn() *vici.Message {
+	children := newMsg()
+	set(children, childName, childSection(false, []string{dynamicSelector}, []string{dynamicSelector}, m.props.esp))
+	if len(m.cfg.NATInnerPrefixes) > 0 {
+		var remote []string
+		for _, p := range m.cfg.NATInnerPrefixes {
+			remote = append(remote, p.Masked().String()+greSelector)
+		}
+		set(children, natChildName, childSection(true, []string{hostTS(m.cfg.LocalNBMA)}, remote, m.props.esp))
+	}
+	l, r := m.authSections("%any")
+	return set(newMsg(), responderConn, ikeSection(m.cfg.LocalNBMA, "%any", m.props, l, r, children))
+}
+
+func connName(p Peer) string { return connPrefix + "peer-" + p.name() }
+
+func renderUnload(name string) *vici.Message { return set(newMsg(), "name", name) }
+
+func renderInitiate(conn string) *vici.Message {
+	m := newMsg()
+	set(m, "child", childName)
+	set(m, "ike", conn)
+	set(m, "timeout", nonblockingParam)
+	set(m, "init-limits", "no")
+	return m
+}
+
+func renderTerminateConn(conn string) *vici.Message {
+	m := newMsg()
+	set(m, "ike", conn)
+	set(m, "timeout", nonblockingParam)
+	set(m, "force", "yes")
+	return m
+}
+
+func renderTerminateID(id string) *vici.Message {
+	m := newMsg()
+	set(m, "ike-id", id)
+	set(m, "timeout", nonblockingParam)
+	return m
+}
+
+// renderLoadShared renders the group PSK; no owners means any identity.
+func (m *Manager) renderLoadShared() *vici.Message {
+	s := newMsg()
+	set(s, "id", pskID)
+	set(s, "type", "IKE")
+	set(s, "data", m.cfg.Auth.PSK.reveal())
+	return s
+}
+
+func renderLoadCert(data []byte, ca bool) *vici.Message {
+	s := newMsg()
+	set(s, "type", "X509")
+	if ca {
+		set(s, "flag", "CA")
+	} else {
+		set(s, "flag", "NONE")
+	}
+	set(s, "data", string(data))
+	return s
+}
+
+func (m *Manager) renderLoadKey() *vici.Message {
+	s := newMsg()
+	set(s, "type", m.creds.keyType)
+	set(s, "data", string(m.creds.key))
+	return s
+}
