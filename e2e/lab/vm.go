@@ -1,0 +1,176 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/e2e/lab/agent"
+)
+
+// vm is a running qemu guest with a connected agent.
+type vm struct {
+	cfg     vmConfig
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+	client  *agentClient
+	sockDir string
+	log     *zap.Logger
+}
+
+// buildAgent compiles the guest agent as a static binary into out.
+func buildAgent(ctx context.Context, root, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "./e2e/lab/agent/labagent")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("lab: build agent: %w: %s", err, b)
+	}
+	return nil
+}
+
+// startVM boots qemu and waits until the agent answers or ctx ends.
+func startVM(ctx context.Context, cfg vmConfig, log *zap.Logger) (*vm, error) {
+	sockDir, err := os.MkdirTemp("", "lab")
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	cfg.Socket = filepath.Join(sockDir, "agent.sock")
+	args, err := cfg.qemuArgs()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	qlog, err := os.Create(filepath.Join(cfg.ResultsDir, "qemu.log"))
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	defer qlog.Close()
+	v := &vm{cfg: cfg, exited: make(chan struct{}), sockDir: sockDir, log: log}
+	v.cmd = exec.Command("qemu-system-x86_64", args...)
+	v.cmd.Stdout, v.cmd.Stderr = qlog, qlog
+	// Should the test binary die without its cleanups (go test -timeout),
+	// qemu goes with it.
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := v.cmd.Start(); err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("lab: start qemu: %w", err)
+	}
+	log.Info("qemu started", zap.Int("pid", v.cmd.Process.Pid), zap.String("accel", cfg.Accel))
+	go func() { v.waitErr = v.cmd.Wait(); close(v.exited) }()
+	if err := v.connect(ctx); err != nil {
+		v.stop()
+		return nil, err
+	}
+	return v, nil
+}
+
+// connect dials the agent socket and pings until the agent answers.
+func (v *vm) connect(ctx context.Context) error {
+	fail := func(what string, err error) error {
+		select {
+		case <-v.exited:
+			what += fmt.Sprintf(" (qemu exited: %v)", v.waitErr)
+		default:
+		}
+		return fmt.Errorf("lab: %s: %w\n%s", what, err, v.consoleTail(30))
+	}
+	var conn net.Conn
+	for {
+		var err error
+		conn, err = net.Dial("unix", v.cfg.Socket)
+		if err == nil {
+			break
+		}
+		if err := v.pause(ctx, 20*time.Millisecond); err != nil {
+			return fail("connect to agent socket", err)
+		}
+	}
+	v.client = newAgentClient(conn)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := v.client.Do(pctx, agent.Request{Cmd: "true", Timeout: 5 * time.Second})
+		cancel()
+		if err == nil && resp.Exit == 0 {
+			return nil
+		}
+		if err := v.pause(ctx, 0); err != nil {
+			return fail("wait for agent", err)
+		}
+	}
+}
+
+// pause waits d, failing early when ctx ends or qemu exits.
+func (v *vm) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-v.exited:
+		return errors.New("qemu exited")
+	case <-t.C:
+		return nil
+	}
+}
+
+// consoleTail returns the last n lines of the guest console.
+func (v *vm) consoleTail(n int) string {
+	b, err := os.ReadFile(v.cfg.Console)
+	if err != nil {
+		return fmt.Sprintf("(no console: %v)", err)
+	}
+	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "guest console (" + v.cfg.Console + "), last lines:\n" + string(bytes.Join(lines, []byte("\n")))
+}
+
+// stop kills qemu (the guest is disposable) and waits for it.
+func (v *vm) stop() {
+	if v.client != nil {
+		v.client.Close()
+	}
+	if v.cmd.Process != nil {
+		_ = v.cmd.Process.Kill()
+		select {
+		case <-v.exited:
+		case <-time.After(10 * time.Second):
+			v.log.Warn("qemu did not exit after SIGKILL")
+		}
+	}
+	os.RemoveAll(v.sockDir)
+}
+
+// run executes one request in the guest.
+func (v *vm) run(ctx context.Context, req agent.Request) (agent.Response, error) {
+	select {
+	case <-v.exited:
+		return agent.Response{}, fmt.Errorf("lab: qemu exited: %v\n%s", v.waitErr, v.consoleTail(20))
+	default:
+	}
+	return v.client.Do(ctx, req)
+}
+
+// kvmUsable reports whether /dev/kvm can be opened; it does not prove that
+// a guest boots (see Options.Accel).
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
