@@ -134,3 +134,35 @@ func (s State) Protected(nbma netip.Addr) bool {
 	}
 	return false
 }
+
+// ProtectedAddrs returns every NBMA address Protected reports true for, as
+// a set, so that a caller checking each packet does constant work per
+// packet instead of scanning all peers.
+func (s State) ProtectedAddrs() map[netip.Addr]bool {
+	out := make(map[netip.Addr]bool, len(s.Peers))
+	for _, p := range s.Peers {
+		if p.Status != StatusUp {
+			continue
+		}
+		if p.RemoteNBMA.IsValid() {
+			out[p.RemoteNBMA] = true
+		}
+		if p.ClaimedNBMA.IsValid() {
+			out[p.ClaimedNBMA] = true
+		}
+	}
+	for _, sa := range s.Unattributed {
+		if sa.State != ikeStateUp || sa.Terminating {
+			continue
+		}
+		for _, c := range sa.Children {
+			if c.State != childStateUp {
+				continue
+			}
+			if a, err := netip.ParseAddr(saKey(sa)); err == nil {
+				out[a] = true
+			}
+		}
+	}
+	return out
+}

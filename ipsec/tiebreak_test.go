@@ -198,6 +198,9 @@ func TestNATBinding(t *testing.T) {
 		if got := st.Protected(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("Protected(%s) = %v, want %v", addr, got, want)
 		}
+		if got := st.ProtectedAddrs()[netip.MustParseAddr(addr)]; got != want {
+			t.Errorf("ProtectedAddrs()[%s] = %v, want %v", addr, got, want)
+		}
 	}
 	// The impostor's SA no longer protects anything, even before charon
 	// reports it gone.
