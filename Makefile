@@ -6,7 +6,7 @@ BIN        := $(CURDIR)/bin
 STATICCHECK := $(CACHE)/bin/staticcheck
 FUZZTIME   ?= 60s
 SHORTFUZZ  ?= 5s
-LABTIMEOUT ?= 40m
+LABTIMEOUT ?= 60m
 export GOFLAGS := -buildvcs=false
 
 .PHONY: help deps tools build test test-unit test-lab fuzz fuzz-short bench lint demo clean
@@ -30,7 +30,9 @@ test-unit: ## unit tests only (no root, no VM; quick loop)
 	$(GO) test -count=1 ./...
 
 test-lab: deps build ## lab scenarios in the VM (or natively on a full kernel); logs under .cache/lab/runs
-	DMVPND_LAB_TESTS=1 $(GO) test -count=1 -timeout $(LABTIMEOUT) -v ./e2e/... 2>&1 | tee $(CACHE)/lab-last.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|lab:' ; exit $${PIPESTATUS[0]}
+	@mkdir -p $(CACHE)
+	DMVPND_LAB_TESTS=1 $(GO) test -p 1 -count=1 -timeout $(LABTIMEOUT) -v ./e2e/... 2>&1 | tee $(CACHE)/lab-last.log | \
+	  grep -E '^\s*(--- |PASS|FAIL|ok |panic)|timing:|_test.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
 
 fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
 	@sh e2e/scripts/fuzz.sh $(FUZZTIME)
