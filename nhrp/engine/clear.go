@@ -1,0 +1,45 @@
+package engine
+
+import "slices"
+
+// ClearShortcuts removes every shortcut, as an operator's "clear nhrp
+// shortcuts" does: their routes go (ShortcutRemoved events), traffic falls
+// back to the hub path, and the next redirect builds them again. Resolved
+// peers left without shortcuts go with them. It returns how many shortcuts
+// were removed.
+func (e *Engine) ClearShortcuts() int {
+	e.now = e.cfg.Clock.Now()
+	scs := sortedShortcuts(e.shortcuts)
+	for _, sc := range scs {
+		e.removeShortcut(sc, "cleared by operator")
+	}
+	return len(scs)
+}
+
+// ClearCache drops the dynamic entries learnt from resolutions (resolved
+// peers with their shortcuts, requesters) and the negative entries. Entries
+// the node cannot re-learn on demand stay: its own NHSs and, on a hub, the
+// registrations of its clients (they are refreshed by the clients
+// themselves). It returns how many entries were removed.
+func (e *Engine) ClearCache() int {
+	e.now = e.cfg.Clock.Now()
+	var drop []*peer
+	for _, pe := range e.peers {
+		if pe.kind == KindResolved || pe.kind == KindRequester {
+			drop = append(drop, pe)
+		}
+	}
+	slices.SortFunc(drop, func(a, b *peer) int { return a.proto.Compare(b.proto) })
+	n := 0
+	for _, pe := range drop {
+		if e.peers[pe.proto] == pe { // removing a shortcut may have removed it
+			e.removePeer(pe, "cleared by operator")
+			n++
+		}
+	}
+	for addr := range e.negative {
+		e.removeNegative(addr)
+		n++
+	}
+	return n
+}
