@@ -119,6 +119,25 @@ func TestPhase3Shortcut(t *testing.T) {
 			t.Errorf("s1 shortcuts %+v, %v", scs, err)
 		}
 
+		// An operator's clear removes the shortcut route.
+		if n, err := s1.ctl.ClearShortcuts(context.Background()); err != nil || n != 1 {
+			t.Errorf("ClearShortcuts = %d, %v; want 1", n, err)
+		}
+		synctest.Wait()
+		if s1.has("route 192.168.2.0/24") {
+			t.Errorf("s1: shortcut route still present after clear:\n%s", s1.kernel.Render())
+		}
+		// The next hairpin builds it again.
+		time.Sleep(15 * time.Second) // past the hub's per-flow indication interval
+		hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")})
+		deadline = time.Now().Add(30 * time.Second)
+		for !s1.has("route 192.168.2.0/24", "via 10.0.0.3") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !s1.has("route 192.168.2.0/24", "via 10.0.0.3") {
+			t.Fatalf("s1: shortcut not rebuilt after clear; state:\n%s", s1.kernel.Render())
+		}
+
 		// Idle: nothing uses it any more; it must expire (holding time 600 s).
 		time.Sleep(20 * time.Minute)
 		synctest.Wait()

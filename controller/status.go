@@ -311,13 +311,19 @@ func bgpState(s routing.NeighborState) string {
 	return strings.ToUpper(string(s[:1])) + string(s[1:])
 }
 
-// ClearCache is not offered yet: the engine has no operation that drops
-// dynamic entries while telling peers (purge).
-func (c *Controller) ClearCache(context.Context) (int, error) {
-	return 0, errors.New("controller: clear nhrp cache is not implemented yet")
+// ClearCache drops the dynamic NHRP entries learnt from resolutions (and
+// with them their shortcuts) and the negative entries; NHS entries and a
+// hub's registrations stay, since only their owners can refresh them.
+func (c *Controller) ClearCache(ctx context.Context) (int, error) {
+	n := 0
+	err := c.snapshot(ctx, func() { n = c.eng.ClearCache() })
+	return n, err
 }
 
-// ClearShortcuts is not offered yet (see ClearCache).
-func (c *Controller) ClearShortcuts(context.Context) (int, error) {
-	return 0, errors.New("controller: clear nhrp shortcuts is not implemented yet")
+// ClearShortcuts removes every shortcut; their routes go in the next
+// reconcile and traffic falls back to the hub path until the next redirect.
+func (c *Controller) ClearShortcuts(ctx context.Context) (int, error) {
+	n := 0
+	err := c.snapshot(ctx, func() { n = c.eng.ClearShortcuts() })
+	return n, err
 }
