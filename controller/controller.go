@@ -46,7 +46,8 @@ type Controller struct {
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
 	peerKinds map[netip.Addr]engine.BindingKind
-	trusted   map[netip.Addr]bool // NBMA addresses with an established SA
+	trusted   map[netip.Addr]bool       // NBMA addresses with an established SA
+	natOuter  map[netip.Addr]netip.Addr // claimed NBMA of a NATed peer -> its SA's remote (post-NAT) address
 	dirty     dirtySet
 	retry     backoff
 	stats     stats
@@ -75,7 +76,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 	if deps.Log == nil {
 		deps.Log = zap.NewNop()
 	}
-	nbma, err := localNBMA(cfg)
+	nbma, err := localNBMA(cfg, deps.DeviceAddr)
 	if err != nil {
 		return nil, err
 	}

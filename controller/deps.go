@@ -54,6 +54,9 @@ type Deps struct {
 	// NewBGP builds the BGP speaker with the controller as its FIB sink;
 	// nil when BGP is off.
 	NewBGP func(sink routing.RouteSink) (BGP, error)
+	// DeviceAddr reads an underlay device's IPv4 address when the config
+	// names a device instead of a local NBMA address; nil when unknown.
+	DeviceAddr func(name string) (netip.Addr, error)
 	// SizeNeighborTable sizes the kernel's neighbor table for this many
 	// peers (hubs); nil skips it. Failure is logged, not fatal: the table
 	// is global and its sysctls exist only in the initial namespace.

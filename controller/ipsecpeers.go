@@ -3,7 +3,6 @@ package controller
 import (
 	"net/netip"
 	"slices"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -21,28 +20,51 @@ func (c *Controller) wantStaticPeers() {
 }
 
 // wantPeer adds the IPsec peer behind an NHRP peer that came up.
+func (c *Controller) wantPeer(ev engine.Event) {
+	if c.deps.IPsec == nil {
+		return
+	}
+	var public netip.Addr
+	if c.eng != nil {
+		public = c.eng.PublicNBMA()
+	}
+	claimed, p := ipsecPeerFor(ev, public)
+	if old, ok := c.peers[claimed]; ok && old == p {
+		return
+	}
+	c.peers[claimed] = p
+	c.dirty.ipsec = true
+}
+
+// ipsecPeerFor derives the IPsec peer of an NHRP peer event, keyed by the
+// peer's claimed NBMA; public is our own post-NAT address (zero when we
+// are not behind NAT).
+//
+// Where IKE goes: to the peer's post-NAT address when it is behind NAT,
+// with its claimed address as the tunnel-mode inner address, except when
+// it is behind the same NAT address as we are: then both talk over their
+// private addresses directly (protocol-notes §4), which the engine also
+// uses as GRE destination.
 //
 // Who initiates: a spoke towards its NHS; nobody towards a peer behind NAT
 // (its NAT refuses us: it must initiate); a node behind NAT towards anyone;
 // spoke to spoke, both ends want the SA at once (both got a traffic
 // indication), so the ipsec package breaks the tie by address.
-func (c *Controller) wantPeer(ev engine.Event) {
-	if c.deps.IPsec == nil {
-		return
-	}
+func ipsecPeerFor(ev engine.Event, public netip.Addr) (netip.Addr, ipsec.Peer) {
 	claimed := ev.Claimed
 	if !claimed.IsValid() {
 		claimed = ev.NBMA
 	}
 	remote := ev.NBMA
-	if ev.Observed.IsValid() {
+	if ev.Observed.IsValid() && ev.Observed != public {
 		remote = ev.Observed
+	} else if ev.Observed.IsValid() {
+		remote = claimed // behind our own NAT address: the private LAN
 	}
 	p := ipsec.Peer{RemoteNBMA: remote}
 	if claimed != remote {
 		p.ClaimedNBMA = claimed
 	}
-	weAreNATed := c.eng != nil && c.eng.PublicNBMA().IsValid()
 	switch {
 	case ev.Binding == engine.KindNHS:
 		p.Initiate = ipsec.Initiate
@@ -50,16 +72,12 @@ func (c *Controller) wantPeer(ev engine.Event) {
 		p.Initiate = ipsec.Respond
 	case p.ClaimedNBMA.IsValid():
 		p.Initiate = ipsec.Respond
-	case weAreNATed:
+	case public.IsValid() && !ev.Observed.IsValid():
 		p.Initiate = ipsec.Initiate
 	default:
 		p.Initiate = ipsec.InitiateTieBreak
 	}
-	if old, ok := c.peers[claimed]; ok && old == p {
-		return
-	}
-	c.peers[claimed] = p
-	c.dirty.ipsec = true
+	return claimed, p
 }
 
 // unwantPeer drops the IPsec peer of an NHRP peer that went away, unless it
@@ -99,53 +117,17 @@ func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 	c.log.Info("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
 		zap.String("reason", ev.Reason))
 	c.refreshTrusted()
+	c.kickProtected(ev)
 }
 
 // refreshTrusted recomputes the NBMA addresses NHRP may be accepted from:
-// those with an established SA. For a peer behind NAT (tunnel mode) the GRE
-// source is its claimed address, the inner traffic selector of its SA.
+// those with an established SA that the ipsec manager vouches for (not
+// being terminated as a duplicate or an impostor). For a peer behind NAT
+// (tunnel mode) the GRE source is its claimed address, the inner traffic
+// selector of its SA.
 func (c *Controller) refreshTrusted() {
 	st := c.deps.IPsec.State()
-	trusted := map[netip.Addr]bool{}
-	for _, p := range st.Peers {
-		if p.Status != ipsec.StatusUp {
-			continue
-		}
-		trusted[p.RemoteNBMA] = true
-		if p.ClaimedNBMA.IsValid() {
-			trusted[p.ClaimedNBMA] = true
-		}
-	}
-	for _, sa := range st.Unattributed {
-		if !strings.EqualFold(sa.State, "ESTABLISHED") {
-			continue
-		}
-		if sa.NATRemote {
-			// Only the inner (claimed) address the SA was bound to counts.
-			for _, ch := range sa.Children {
-				for _, ts := range ch.RemoteTS {
-					if a, ok := tsHost(ts); ok {
-						trusted[a] = true
-					}
-				}
-			}
-			continue
-		}
-		trusted[sa.Remote.Addr()] = true
-	}
-	c.trusted = trusted
-}
-
-// tsHost parses a host traffic selector such as "172.16.0.2/32[gre]".
-func tsHost(ts string) (netip.Addr, bool) {
-	if i := strings.IndexByte(ts, '['); i >= 0 {
-		ts = ts[:i]
-	}
-	p, err := netip.ParsePrefix(ts)
-	if err != nil || !p.IsSingleIP() {
-		return netip.Addr{}, false
-	}
-	return p.Addr(), true
+	c.trusted, c.natOuter = st.ProtectedAddrs(), natOuters(st)
 }
 
 // isTrusted reports whether NHRP from nbma may change state (and may be

@@ -90,7 +90,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				c.stats.inc("traffic_indications_ignored")
 				continue
 			}
-			c.eng.HandlePacket(p.from, p.b, engine.PacketMeta{Trusted: c.isTrusted(p.from)})
+			c.eng.HandlePacket(p.from, p.b, c.packetMeta(p.from))
 		case m, ok := <-in.misses:
 			if !ok {
 				return errors.New("controller: neighbor miss watcher stopped")

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		Listen: func(ifindex int) (kernel.PacketConn, error) {
 			return kernel.ListenNHRP(kernel.ListenNHRPConfig{Ifindex: ifindex})
 		},
+		DeviceAddr: k.DeviceIPv4,
 		SizeNeighborTable: func(peers int) error {
 			return kernel.SizeNeighborTable(kernel.ProcSysctl{}, peers)
 		},
@@ -52,7 +54,11 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		deps.Hairpins = trap
 	}
 	if cfg.IPsec.Enabled {
-		mgr, err := ipsec.New(ipsecConfig(cfg, log))
+		nbma, err := localNBMA(cfg, k.DeviceIPv4)
+		if err != nil {
+			return nil, err
+		}
+		mgr, err := ipsec.New(ipsecConfig(cfg, nbma, log))
 		if err != nil {
 			return nil, err
 		}
@@ -72,13 +78,17 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 }
 
 // ipsecConfig derives the strongSwan manager's configuration.
-func ipsecConfig(cfg *config.Config, log *zap.Logger) ipsec.Config {
+func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Config {
 	ic := ipsec.Config{
 		SocketPath:   cfg.IPsec.ViciSocket,
-		LocalNBMA:    cfg.Tunnel.LocalNBMA,
+		LocalNBMA:    nbma,
 		IKEProposals: cfg.IPsec.Proposals.IKE,
 		ESPProposals: cfg.IPsec.Proposals.ESP,
 		Logger:       log.Named("ipsec"),
+		// Peers behind NAT initiate tunnel-mode SAs whose inner address is
+		// their claimed NBMA: without these the responder connection
+		// refuses them (TS_UNACCEPTABLE) and they never register.
+		NATInnerPrefixes: natInnerPrefixes(),
 	}
 	switch cfg.IPsec.Auth.Method {
 	case config.AuthX509:
@@ -88,6 +98,21 @@ func ipsecConfig(cfg *config.Config, log *zap.Logger) ipsec.Config {
 		ic.Auth = ipsec.Auth{Method: ipsec.AuthPSK, PSK: ipsec.NewSecret(cfg.IPsec.Auth.PSK.Reveal())}
 	}
 	return ic
+}
+
+// natInnerPrefixes are the claimed NBMA addresses a peer behind NAT may use
+// as the inner address of a tunnel-mode SA it initiates to this node's
+// responder connection (protocol-notes §4): the private ranges of RFC 1918
+// and the carrier-grade NAT range of RFC 6598. The ipsec Manager still
+// terminates any such SA whose inner address is not bound to the peer's
+// IKE identity.
+func natInnerPrefixes() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("100.64.0.0/10"),
+	}
 }
 
 // routingConfig derives the BGP speaker's configuration.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
@@ -35,12 +36,20 @@ func tunnelConfig(c *config.Config) kernel.TunnelConfig {
 	}
 }
 
-// localNBMA is this node's claimed NBMA address.
-func localNBMA(c *config.Config) (netip.Addr, error) {
+// localNBMA is this node's claimed NBMA address: tunnel.local_nbma, or
+// the address of tunnel.underlay_device found through deviceAddr.
+func localNBMA(c *config.Config, deviceAddr func(string) (netip.Addr, error)) (netip.Addr, error) {
 	if c.Tunnel.LocalNBMA.IsValid() {
 		return c.Tunnel.LocalNBMA, nil
 	}
-	return netip.Addr{}, errors.New("controller: tunnel.local_nbma is required (taking it from tunnel.underlay_device is not implemented yet)")
+	if c.Tunnel.UnderlayDevice == "" || deviceAddr == nil {
+		return netip.Addr{}, errors.New("controller: tunnel.local_nbma is not set and no underlay device address can be read")
+	}
+	a, err := deviceAddr(c.Tunnel.UnderlayDevice)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("controller: tunnel.underlay_device: %w", err)
+	}
+	return a, nil
 }
 
 // engineConfig derives the NHRP engine's configuration. The I/O hooks are

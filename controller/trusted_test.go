@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // responderOnly is an IPsec side whose SAs were all initiated by peers to
@@ -59,5 +61,40 @@ func TestTrustsSAsInitiatedByPeers(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string]bool{"198.51.100.2": true, "198.51.100.102": false, "192.168.2.2": true}, trusted()); diff != "" {
 		t.Errorf("with SAs the peers initiated, no event (-want +got):\n%s", diff)
+	}
+	// The engine learns the NATed peer's post-NAT address from the SA.
+	for _, tc := range []struct {
+		from netip.Addr
+		want engine.PacketMeta
+	}{
+		{public, engine.PacketMeta{Trusted: true}},
+		{natInner, engine.PacketMeta{Trusted: true, Outer: natPublic}},
+		{natPublic, engine.PacketMeta{}},
+	} {
+		if diff := cmp.Diff(tc.want, c.packetMeta(tc.from), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("packet from %s (-want +got):\n%s", tc.from, diff)
+		}
+	}
+}
+
+// TestResponderAcceptsNATedInitiators: the IPsec configuration lets peers
+// behind NAT initiate tunnel-mode SAs with their private claimed address
+// as inner address (the hub refused them with TS_UNACCEPTABLE in the lab).
+func TestResponderAcceptsNATedInitiators(t *testing.T) {
+	cfg := parseConfig(t, hubYAML("198.51.100.1", "10.0.0.1/24"))
+	ic := ipsecConfig(cfg, cfg.Tunnel.LocalNBMA, zap.NewNop())
+	for _, a := range []string{"192.168.2.2", "172.16.0.2", "10.20.30.40", "100.64.1.2"} {
+		covered := false
+		for _, p := range ic.NATInnerPrefixes {
+			covered = covered || p.Contains(netip.MustParseAddr(a))
+		}
+		if !covered {
+			t.Errorf("NAT inner prefixes %v do not cover the private address %s", ic.NATInnerPrefixes, a)
+		}
+	}
+	for _, p := range ic.NATInnerPrefixes {
+		if p.Contains(netip.MustParseAddr("198.51.100.2")) {
+			t.Errorf("NAT inner prefix %v covers a public address", p)
+		}
 	}
 }

@@ -45,7 +45,13 @@ type NHRP struct {
 	HoldingTime time.Duration `mapstructure:"holding_time"`
 	// NHS lists the next-hop servers a spoke registers with.
 	NHS []NHS `mapstructure:"nhs"`
-	// Registration is "unique" (default) or "no-unique".
+	// Registration is "unique" (default) or "no-unique". A unique
+	// registration pins the tunnel address to the NBMA address that
+	// registered it until the entry expires: a spoke coming back from
+	// another address is refused (code 14) for up to the holding time.
+	// Spokes whose underlay address can change (DHCP, mobile) must use
+	// no-unique: the NHS then replaces the entry and purges the clients
+	// that resolved the old address.
 	Registration Registration `mapstructure:"registration"`
 	// Authentication is the Cisco cleartext password (at most 8 bytes);
 	// empty disables authentication.
