@@ -132,7 +132,9 @@
 // (MaxFlows) and per-source token buckets (SourceRate, SourceBurst,
 // MaxSources) are bounded; every dropped packet increments one drop_*
 // counter. With IPsec configured, packets without an established SA
-// (PacketMeta.Trusted unset) change no state (drop_untrusted). Per-packet
+// (PacketMeta.Trusted unset) change no state (drop_untrusted); the
+// caller reports each SA that comes up with Engine.Protected, which resends
+// at once what waited for it (a registration, a direct-path probe). Per-packet
 // work is O(log n) in the number of registrations (map lookups and one
 // heap operation); BenchmarkHubPerPacket shows it flat from 1,000 to
 // 10,000 spokes.

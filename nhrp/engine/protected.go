@@ -1,14 +1,21 @@
 package engine
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // Protected tells the engine that an IPsec SA with the NBMA address nbma
 // has just been established. With Config.IPsec the dataplane drops what
-// the engine sends to a peer before its SA is up, so an unanswered
-// Registration Request to that NHS waits for its next retransmission,
-// which backs off up to RetryMax (64 s by default) while the SA is being
-// negotiated. Protected resends it now and restarts its backoff. A server
-// that refused us, or one we are registered with, is left alone.
+// the engine sends to a peer before its SA is up, so whatever was sent to
+// nbma meanwhile waits for its next retry, which backs off while the SA is
+// negotiated. Protected sends it now:
+//   - an unanswered Registration Request to the NHS at nbma is resent and
+//     its backoff (up to RetryMax, 64 s by default) restarts; a server that
+//     refused us, or one we are registered with, is left alone;
+//   - the direct path to a resolved peer at nbma that is not confirmed yet
+//     is probed now: a probe in flight (lost) is replaced, and a path that
+//     gave up (down, retrying after PathRetryMin or more) is retried.
 func (e *Engine) Protected(nbma netip.Addr) {
 	e.now = e.cfg.Clock.Now()
 	for _, n := range e.nhss {
@@ -20,5 +27,26 @@ func (e *Engine) Protected(nbma netip.Addr) {
 		n.tries++
 		e.write(n.pkt, n.cfg.NBMA)
 		e.after(n.timer, n.backoff)
+	}
+	var peers []*peer
+	for _, pe := range e.peers {
+		if pe.nbma == nbma && pe.kind == KindResolved && pe.pc != nil &&
+			(pe.path == pathValidating || pe.path == pathDown) {
+			peers = append(peers, pe)
+		}
+	}
+	slices.SortFunc(peers, func(a, b *peer) int { return a.proto.Compare(b.proto) })
+	for _, pe := range peers {
+		c := pe.pc
+		if pe.path == pathDown {
+			e.cancel(c.t)
+			e.pathTimer(pe)
+			continue
+		}
+		if c.probe != nil {
+			e.finishPending(c.probe)
+			c.probe = nil
+		}
+		e.sendProbe(pe)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // TestProtectedResendsRegistration: while a spoke's SA with its hub is
@@ -38,6 +40,49 @@ func TestProtectedResendsRegistration(t *testing.T) {
 			tp.run() // deliver what the engine sent, without advancing the clock
 			if got, want := nhsStates(s2) == "192.0.2.1=up", tc.wantUp; got != want {
 				t.Errorf("registered at the SA event: %v, want %v (NHS states %s)", got, want, nhsStates(s2))
+			}
+		})
+	}
+}
+
+// TestProtectedProbesDirectPath: a shortcut's direct path is validated
+// by probes that are dropped while the spoke-to-spoke SA is negotiated;
+// when the SA comes up the path is probed at once, whether the probes so
+// far are still being retried (validating) or have given up (down, next
+// retry 4 s or more away).
+func TestProtectedProbesDirectPath(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		wait      time.Duration // from the traffic indication to the SA
+		before    engine.ShortcutState
+		protected string
+		want      engine.ShortcutState
+	}{
+		{"validating, sa with the peer", 1500 * time.Millisecond, engine.ShortcutValidating, "198.51.100.3", engine.ShortcutUp},
+		{"down, sa with the peer", 3500 * time.Millisecond, engine.ShortcutDown, "198.51.100.3", engine.ShortcutUp},
+		{"down, sa with another peer", 3500 * time.Millisecond, engine.ShortcutDown, "198.51.100.9", engine.ShortcutDown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := newTopo(t)
+			s2 := tp.spoke(2, "198.51.100.2", nil)
+			tp.spoke(3, "198.51.100.3", nil)
+			noSA := true
+			tp.net.Drop = func(src, dst netip.Addr, _ []byte) bool {
+				return noSA && (src == addr("198.51.100.2") && dst == addr("198.51.100.3") ||
+					src == addr("198.51.100.3") && dst == addr("198.51.100.2"))
+			}
+			tp.start()
+			tp.hub.Engine.Hairpin(ipv4("10.0.2.5", "10.0.3.7"))
+			tp.run()
+			tp.advance(tc.wait)
+			if st := shortcutState(s2, "10.0.3.0/24"); st != tc.before {
+				t.Fatalf("shortcut %v %v after the indication without SA, want %v (history %v)", st, tc.wait, tc.before, shortcutHistory(s2, "10.0.3.0/24"))
+			}
+			noSA = false
+			s2.Engine.Protected(addr(tc.protected))
+			tp.run() // deliver what the engine sent, without advancing the clock
+			if st := shortcutState(s2, "10.0.3.0/24"); st != tc.want {
+				t.Errorf("shortcut %v right after the SA event, want %v (history %v)", st, tc.want, shortcutHistory(s2, "10.0.3.0/24"))
 			}
 		})
 	}
