@@ -41,9 +41,11 @@ mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 mount -t tmpfs -o mode=0755 run /newroot/run || fail "mount /run"
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp || fail "mount /tmp"
+# /tmp stays the overlay's (writable, thrown away with the guest): a fresh
+# tmpfs there would hide a checkout under the host's /tmp (the kernel
+# modules, the agent and the binaries under test live in its .cache).
 mkdir -p /newroot/lib/modules/6.1.0-test-amd64
-mount --bind "/newroot$MODULES" /newroot/lib/modules/6.1.0-test-amd64 || fail "bind modules"
+mount --bind "/lower$MODULES" /newroot/lib/modules/6.1.0-test-amd64 || fail "bind modules"
 mkdir -p "/newroot$RESULTS"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results "/newroot$RESULTS" || fail "mount results"
 hostname lab
