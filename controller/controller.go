@@ -48,6 +48,7 @@ type Controller struct {
 	peerKinds map[netip.Addr]engine.BindingKind
 	trusted   map[netip.Addr]bool       // NBMA addresses with an established SA
 	natOuter  map[netip.Addr]netip.Addr // claimed NBMA of a NATed peer -> its SA's remote (post-NAT) address
+	reported  map[netip.Addr]bool       // protected NBMA addresses the engine was told about (kickProtected)
 	dirty     dirtySet
 	retry     backoff
 	stats     stats

@@ -91,8 +91,8 @@ func spokeYAML(nbma, addr string, nhs ...string) string {
 }
 
 // start runs a controller on the in-memory network. It must be called inside
-// a synctest bubble.
-func start(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch) *node {
+// a synctest bubble. mod may change the dependencies (an IPsec fake).
+func start(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, mod ...func(*Deps)) *node {
 	t.Helper()
 	cfg := parseConfig(t, yaml)
 	n := &node{name: name, cfg: cfg, kernel: kerneltest.New(), m: metrics.New("test"), done: make(chan error, 1)}
@@ -101,7 +101,7 @@ func start(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []k
 	if cfg.NHRP.Role == config.RoleHub {
 		hair = n.kernel
 	}
-	ctl, err := New(cfg, Deps{
+	deps := Deps{
 		Dataplane: n.kernel,
 		Misses:    n.kernel,
 		Lookup:    n.routes,
@@ -117,7 +117,11 @@ func start(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []k
 		},
 		Clock:   wallClock{},
 		Metrics: n.m,
-	})
+	}
+	for _, m := range mod {
+		m(&deps)
+	}
+	ctl, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("%s: New: %v", name, err)
 	}

@@ -16,6 +16,10 @@ import (
 //   - the direct path to a resolved peer at nbma that is not confirmed yet
 //     is probed now: a probe in flight (lost) is replaced, and a path that
 //     gave up (down, retrying after PathRetryMin or more) is retried.
+//
+// Each call sends at most one packet to each such NHS or peer and restarts
+// its retry timer (RetryMin, then doubling; the probe timeout), so a burst
+// of calls cannot become a storm. Nothing is sent for other addresses.
 func (e *Engine) Protected(nbma netip.Addr) {
 	e.now = e.cfg.Clock.Now()
 	for _, n := range e.nhss {
