@@ -1,0 +1,511 @@
+package e2e
+
+// Helpers for the dmvpnd-with-IPsec scenarios (ipsec_dmvpn_test.go).
+// Names start with "ipd" so they do not collide with other scenario
+// helpers of this package.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/e2e/lab"
+	"github.com/dmvpnd/dmvpnd/ipsec"
+)
+
+// ipdPSK is the lab's group pre-shared key (not a secret).
+const ipdPSK = "ipd-lab-psk-not-a-secret-0123456789"
+
+// ipdYAML is the ipsec section of a node whose charon listens on socket.
+func ipdYAML(socket string) string {
+	return fmt.Sprintf("ipsec:\n  enabled: true\n  vici_socket: %s\n  auth: {method: psk, psk: %s}\n", socket, ipdPSK)
+}
+
+// ipdStartCharons starts a charon in each node's namespace and points the
+// node's dmvpnd at its vici socket (PSK).
+func ipdStartCharons(t *testing.T, nodes ...*dnode) map[*dnode]*lab.Charon {
+	t.Helper()
+	return ipdStartCharonsAuth(t, nil, ipdAuthPSK, nodes...)
+}
+
+// ipdAuth selects the IKE authentication of a scenario.
+type ipdAuth int
+
+const (
+	ipdAuthPSK ipdAuth = iota
+	ipdAuthX509
+)
+
+// ipdStartCharonsAuth is ipdStartCharons with a choice of authentication.
+// For X.509 it issues every node a certificate (IP SAN = its NBMA address)
+// from a throw-away CA, writes CA, certificate and key into the node's
+// directory in the lab, names them in dmvpnd's ipsec section, and loads
+// the certificate plugins into charon (ipsec.CharonPlugins).
+func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode) map[*dnode]*lab.Charon {
+	t.Helper()
+	var ca *ipdCA
+	cfg := lab.CharonConfig{}
+	if auth == ipdAuthX509 {
+		ca = newIPDCA(t)
+		cfg.Plugins = ipsec.CharonPlugins
+	}
+	out := map[*dnode]*lab.Charon{}
+	for _, d := range nodes {
+		c := d.node.MustStartCharon(cfg)
+		if ca == nil {
+			d.extra += ipdYAML(c.Socket)
+		} else {
+			d.extra += ca.yaml(t, l, d, c.Socket)
+		}
+		out[d] = c
+	}
+	return out
+}
+
+// ipdCA is a throw-away certificate authority. RSA keys: Debian's charon
+// verifies RSA with gmp even where openssl is missing.
+type ipdCA struct {
+	cert   *x509.Certificate
+	key    *rsa.PrivateKey
+	pem    []byte
+	serial int64
+}
+
+func newIPDCA(t *testing.T) *ipdCA {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "dmvpnd lab CA", Organization: []string{"dmvpnd e2e"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ipdCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial: 2}
+}
+
+// yaml issues d's certificate, writes the PEM files into d's directory in
+// the lab and returns d's ipsec section.
+func (ca *ipdCA) yaml(t *testing.T, l *lab.Lab, d *dnode, socket string) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(ca.serial),
+		Subject:      pkix.Name{CommonName: d.name, Organization: []string{"dmvpnd e2e"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		IPAddresses:  []net.IP{net.IP(d.nbma.AsSlice())},
+	}
+	ca.serial++
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	files := []struct {
+		path string
+		data []byte
+	}{
+		{d.dir + "/ca.pem", ca.pem},
+		{d.dir + "/cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})},
+		{d.dir + "/key.pem", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})},
+	}
+	for _, f := range files {
+		if err := l.WriteFile(ctx, f.path, f.data, 0o600); err != nil {
+			t.Fatalf("%s: %v", d.name, err)
+		}
+	}
+	return fmt.Sprintf("ipsec:\n  enabled: true\n  vici_socket: %s\n  auth: {method: x509, ca: %s, cert: %s, key: %s}\n",
+		socket, files[0].path, files[1].path, files[2].path)
+}
+
+// ipdShowIPsec returns the node's dmvpnctl show ipsec --json view.
+func ipdShowIPsec(ctx context.Context, d *dnode) ([]api.SA, error) {
+	out, err := d.ctl(ctx, "show ipsec --json")
+	if err != nil {
+		return nil, err
+	}
+	var v []api.SA
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return nil, fmt.Errorf("%s: show ipsec --json: %v\n%s", d.name, err, out)
+	}
+	return v, nil
+}
+
+// ipdSAState returns the state dmvpnctl show ipsec reports for peer's
+// NBMA address ("" when the peer is not listed).
+func ipdSAState(sas []api.SA, peer netip.Addr) api.SAState {
+	for _, s := range sas {
+		if s.PeerNBMA == peer {
+			return s.State
+		}
+	}
+	return ""
+}
+
+// ipdWaitSA waits until d's show ipsec --json reports the SA with peer
+// ESTABLISHED.
+func ipdWaitSA(ctx context.Context, d *dnode, peer netip.Addr, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last []api.SA
+	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
+		v, err := ipdShowIPsec(ctx, d)
+		if err != nil {
+			return err
+		}
+		last = v
+		if st := ipdSAState(v, peer); st != api.SAEstablished {
+			return fmt.Errorf("%s: SA with %s is %q, want %s", d.name, peer, st, api.SAEstablished)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; show ipsec: %+v", err, last)
+	}
+	return nil
+}
+
+// ipdCounters returns the node's dmvpnctl show counters --json.
+func ipdCounters(ctx context.Context, d *dnode) (api.Counters, error) {
+	out, err := d.ctl(ctx, "show counters --json")
+	if err != nil {
+		return nil, err
+	}
+	var c api.Counters
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		return nil, fmt.Errorf("%s: show counters --json: %v\n%s", d.name, err, out)
+	}
+	return c, nil
+}
+
+// ipdPeerState returns the state of the peer with tunnel address tunnel
+// in d's show dmvpn ("" when it is not listed).
+func ipdPeerState(v api.DMVPN, tunnel netip.Addr) api.PeerState {
+	for _, p := range v.Peers {
+		if p.Tunnel == tunnel {
+			return p.State
+		}
+	}
+	return ""
+}
+
+// ipdWaitPeerUp waits until d's show dmvpn lists the peer with tunnel
+// address tunnel as UP.
+func ipdWaitPeerUp(ctx context.Context, d *dnode, tunnel netip.Addr, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last api.DMVPN
+	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
+		v, err := d.showDMVPN(ctx)
+		if err != nil {
+			return err
+		}
+		last = v
+		if st := ipdPeerState(v, tunnel); st != api.PeerUp {
+			return fmt.Errorf("%s: peer %s is %q, want %s", d.name, tunnel, st, api.PeerUp)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w; show dmvpn peers: %+v", err, last.Peers)
+	}
+	return nil
+}
+
+// ipdCharonSAs counts, in charon's list-sas (swanctl --list-sas --raw:
+// one line per IKE_SA), the IKE_SAs whose remote host is peer (any state)
+// and their installed CHILD_SAs.
+func ipdCharonSAs(ctx context.Context, c *lab.Charon, peer netip.Addr) (ike, child int, raw string, err error) {
+	res, err := c.Swanctl(ctx, "--list-sas", "--raw")
+	if err != nil {
+		return 0, 0, "", err
+	}
+	raw = string(res.Stdout)
+	ike, child = ipdCountSAs(raw, peer)
+	return ike, child, raw, nil
+}
+
+// ipdCountSAs parses swanctl --list-sas --raw output (see ipdCharonSAs).
+func ipdCountSAs(raw string, peer netip.Addr) (ike, child int) {
+	for line := range strings.SplitSeq(raw, "\n") {
+		if !strings.Contains(line, " remote-host="+peer.String()+" ") {
+			continue
+		}
+		ike++
+		if _, children, ok := strings.Cut(line, "child-sas {"); ok {
+			child += strings.Count(children, "state=INSTALLED ")
+		}
+	}
+	return ike, child
+}
+
+// ipdXfrmStates counts the ESP states from src to dst in d's kernel.
+func ipdXfrmStates(ctx context.Context, d *dnode, src, dst netip.Addr) (int, string, error) {
+	res, err := d.node.Run(ctx, "ip xfrm state")
+	if err != nil {
+		return 0, "", err
+	}
+	n := 0
+	prefix := fmt.Sprintf("src %s dst %s", src, dst)
+	for line := range strings.SplitSeq(string(res.Stdout), "\n") {
+		if strings.TrimSpace(line) == prefix {
+			n++
+		}
+	}
+	return n, string(res.Stdout), nil
+}
+
+// ipdWaitOnePair waits until the charons of a and b each hold exactly one
+// IKE_SA with the other with exactly one installed CHILD_SA, and each
+// kernel exactly one ESP state per direction between them.
+func ipdWaitOnePair(ctx context.Context, a, b *dnode, ca, cb *lab.Charon, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	err := lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) (err error) {
+		defer func() {
+			if err != nil && ctx.Err() == nil {
+				last = err
+			}
+		}()
+		for _, s := range []struct {
+			d, peer *dnode
+			c       *lab.Charon
+		}{{a, b, ca}, {b, a, cb}} {
+			ike, child, raw, err := ipdCharonSAs(ctx, s.c, s.peer.nbma)
+			if err != nil {
+				return err
+			}
+			if ike != 1 || child != 1 {
+				return fmt.Errorf("%s: %d IKE_SAs and %d installed CHILD_SAs with %s, want 1 and 1; swanctl --list-sas --raw:\n%s",
+					s.d.name, ike, child, s.peer.name, raw)
+			}
+			for _, dir := range [][2]netip.Addr{{s.d.nbma, s.peer.nbma}, {s.peer.nbma, s.d.nbma}} {
+				n, raw, err := ipdXfrmStates(ctx, s.d, dir[0], dir[1])
+				if err != nil {
+					return err
+				}
+				if n != 1 {
+					return fmt.Errorf("%s: %d ESP states %s -> %s, want 1; ip xfrm state:\n%s", s.d.name, n, dir[0], dir[1], raw)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
+	}
+	return nil
+}
+
+// ipdLogLine is one line of dmvpnd's JSON log, with the fields the
+// scenarios read.
+type ipdLogLine struct {
+	TS     time.Time `json:"ts"`
+	Msg    string    `json:"msg"`
+	Peer   string    `json:"peer"`
+	Status string    `json:"status"`
+	NBMA   string    `json:"nbma"`
+	Reason string    `json:"reason"`
+	Event  string    `json:"event"`
+}
+
+// ipdLog reads d's dmvpnd log lines (those that parse as JSON).
+func ipdLog(t *testing.T, d *dnode) []ipdLogLine {
+	t.Helper()
+	b, err := os.ReadFile(d.proc.Log)
+	if err != nil {
+		t.Fatalf("%s: %v", d.name, err)
+	}
+	var out []ipdLogLine
+	for line := range strings.SplitSeq(string(b), "\n") {
+		var e ipdLogLine
+		if json.Unmarshal([]byte(line), &e) == nil && !e.TS.IsZero() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// ipdClockOffset estimates how far the lab's clock (which stamps dmvpnd's
+// logs) is ahead of the test's: guest time minus the midpoint of the
+// command's round trip, so a host time h reads h.Add(offset) in the logs.
+func ipdClockOffset(ctx context.Context, d *dnode) (time.Duration, error) {
+	before := time.Now()
+	res, err := d.node.Run(ctx, "date +%s.%N")
+	after := time.Now()
+	if err != nil {
+		return 0, err
+	}
+	g, err := ipdParseDate(string(res.Stdout))
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", d.name, err)
+	}
+	return g.Sub(before.Add(after.Sub(before) / 2)), nil
+}
+
+// ipdParseDate parses the first line of output as `date +%s.%N` prints it.
+func ipdParseDate(out string) (time.Time, error) {
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	var sec, nsec int64
+	if _, err := fmt.Sscanf(line, "%d.%d", &sec, &nsec); err != nil {
+		return time.Time{}, fmt.Errorf("date output %q: %v", line, err)
+	}
+	return time.Unix(sec, nsec), nil
+}
+
+// ipdFirst returns the time of the first log line at or after since that
+// matches.
+func ipdFirst(lines []ipdLogLine, since time.Time, match func(ipdLogLine) bool) (time.Time, bool) {
+	for _, e := range lines {
+		if !e.TS.Before(since) && match(e) {
+			return e.TS, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// ipdSAUp matches the controller's "ipsec peer" line for peer going up.
+func ipdSAUp(peer netip.Addr) func(ipdLogLine) bool {
+	return func(e ipdLogLine) bool {
+		return e.Msg == "ipsec peer" && e.Status == "up" && strings.Contains(e.Peer, peer.String())
+	}
+}
+
+// ipdRegistered matches the controller's "nhs state" line for the NHS at
+// nbma becoming registered.
+func ipdRegistered(nbma netip.Addr) func(ipdLogLine) bool {
+	return func(e ipdLogLine) bool {
+		return e.Msg == "nhs state" && e.NBMA == nbma.String() && e.Reason == "registered"
+	}
+}
+
+// ipdShortcutUp matches the engine's event for the shortcut to prefix
+// going up (its direct path confirmed).
+func ipdShortcutUp(prefix netip.Prefix) func(ipdLogLine) bool {
+	return func(e ipdLogLine) bool {
+		return e.Msg == "nhrp event" && strings.HasPrefix(e.Event, "shortcut ") &&
+			strings.Contains(e.Event, " prefix="+prefix.String()+" ") && strings.Contains(e.Event, " state=up ")
+	}
+}
+
+// ipdWaitNeigh waits until d's gre1 neighbor entry for proto points at
+// nbma (for a shortcut: its direct path is confirmed and in use).
+func ipdWaitNeigh(ctx context.Context, d *dnode, proto, nbma netip.Addr, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
+		res, err := d.node.Run(ctx, "ip neigh show dev gre1 "+proto.String())
+		if err != nil {
+			return err
+		}
+		last = strings.TrimSpace(string(res.Stdout))
+		if !strings.Contains(last+" ", "lladdr "+nbma.String()+" ") {
+			return fmt.Errorf("%s: neighbor %s is %q, want lladdr %s", d.name, proto, last, nbma)
+		}
+		return nil
+	})
+	if err != nil && last != "" {
+		return fmt.Errorf("%w (last: %q)", err, last)
+	}
+	return err
+}
+
+// ipdLANPing pings from's LAN address to dst count times (0.05 s apart)
+// and fails unless every probe is answered.
+func ipdLANPing(ctx context.Context, from *dnode, dst netip.Addr, count int) error {
+	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i 0.05 -W 2 -I %s %s", count, from.lan.Addr(), dst))
+	if err != nil {
+		return err
+	}
+	if res.Exit != 0 || !strings.Contains(string(res.Stdout), fmt.Sprintf("%d received", count)) {
+		return fmt.Errorf("%s: ping %s from %s: exit %d: %s", from.name, dst, from.lan.Addr(), res.Exit, res.Stdout)
+	}
+	return nil
+}
+
+// ipdLogState logs show dmvpn, show ipsec and the counters of each node.
+func ipdLogState(ctx context.Context, t *testing.T, nodes ...*dnode) {
+	t.Helper()
+	for _, d := range nodes {
+		for _, cmd := range []string{"show dmvpn", "show ipsec", "show counters"} {
+			out, err := d.ctl(ctx, cmd)
+			if err != nil {
+				t.Logf("%s %s: %v", d.name, cmd, err)
+				continue
+			}
+			t.Logf("%s %s:\n%s", d.name, cmd, out)
+		}
+	}
+}
+
+// ipdProtoUDP is the IPv4 protocol number of UDP (IKE, NAT-T).
+const ipdProtoUDP = 17
+
+// ipdCapture is a capture on the underlay bridge port of one node.
+type ipdCapture struct {
+	c    *lab.Capture
+	port string
+}
+
+// ipdStartCapture captures on node port's bridge port (the switch side, so
+// that decrypted GRE re-entering the host after XFRM is not seen).
+func ipdStartCapture(ctx context.Context, l *lab.Lab, port, name string) (*ipdCapture, error) {
+	c, err := l.Node(l.Topology().Switch).Capture(ctx, port, name)
+	if err != nil {
+		return nil, err
+	}
+	return &ipdCapture{c: c, port: port}, nil
+}
+
+// stopESPOnly stops the capture and fails unless it saw at least min ESP
+// packets and no cleartext GRE.
+func (c *ipdCapture) stopESPOnly(ctx context.Context, min int) (lab.PacketCounts, error) {
+	counts, err := c.c.Stop(ctx)
+	if err != nil {
+		return counts, err
+	}
+	if err := lab.CheckESPOnly(counts, min); err != nil {
+		return counts, fmt.Errorf("bridge port %s: %w (pcap %s)", c.port, err, c.c.Path)
+	}
+	// Between protected peers IPv4 carries only ESP and IKE (UDP).
+	for proto, n := range counts.ByProto {
+		if proto != lab.ProtoESP && proto != ipdProtoUDP && n > 0 {
+			return counts, fmt.Errorf("bridge port %s: %d IPv4 packets of protocol %d besides ESP and IKE (pcap %s)", c.port, n, proto, c.c.Path)
+		}
+	}
+	return counts, nil
+}
