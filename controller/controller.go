@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -113,7 +114,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.ifindex = ifindex
 	if c.deps.SizeNeighborTable != nil && c.config().NHRP.Role == config.RoleHub {
-		if err := c.deps.SizeNeighborTable(c.config().NHRP.Limits.CacheSize); err != nil {
+		switch err := c.deps.SizeNeighborTable(c.config().NHRP.Limits.CacheSize); {
+		case errors.Is(err, fs.ErrNotExist):
+			// The table's sysctls exist only in the initial network
+			// namespace; a hub in another one relies on its host's.
+			c.log.Info("kernel neighbor table not sized: its sysctls belong to the initial network namespace")
+		case err != nil:
 			c.log.Warn("sizing the kernel neighbor table", zap.Error(err))
 		}
 	}
