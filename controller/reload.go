@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 
@@ -13,9 +14,13 @@ import (
 
 // Reload applies a new, validated configuration without touching what the
 // change leaves alone: changed BGP prefixes are re-originated, a changed
-// tunnel is adjusted in place (never re-created). Changes to NHRP, IPsec or
-// the other BGP settings are refused for now (restart dmvpnd to apply
-// them); the running configuration then stays in effect.
+// tunnel is adjusted in place (never re-created), and changed NHRP settings
+// (holding time, NHSs, authentication, limits, registration mode, shortcut)
+// restart the NHRP engine over the kernel state it leaves, which the new
+// engine adopts as after a daemon restart (adopt.go): neighbor entries and
+// shortcut routes stay while it re-registers and re-resolves. Changes to
+// the role, redirect, IPsec or the other BGP settings are refused (restart
+// dmvpnd to apply them); the running configuration then stays in effect.
 func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
 	var err error
 	runErr := c.run(ctx, func() { err = c.reload(ctx, next) })
@@ -27,8 +32,9 @@ func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
 
 func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 	cur := c.config()
-	if !reflect.DeepEqual(cur.NHRP, next.NHRP) {
-		return fmt.Errorf("controller: reload: nhrp settings changed: restart dmvpnd to apply them")
+	nhrpChanged := !reflect.DeepEqual(cur.NHRP, next.NHRP)
+	if nhrpChanged && (cur.NHRP.Role != next.NHRP.Role || cur.NHRP.Redirect != next.NHRP.Redirect) {
+		return fmt.Errorf("controller: reload: nhrp.role or nhrp.redirect changed: restart dmvpnd to apply them")
 	}
 	if !reflect.DeepEqual(cur.IPsec, next.IPsec) {
 		return fmt.Errorf("controller: reload: ipsec settings changed: restart dmvpnd to apply them")
@@ -54,6 +60,41 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 		}
 	}
 	c.cfgp.Store(next)
+	if nhrpChanged {
+		if err := c.restartEngine(cur); err != nil {
+			c.cfgp.Store(cur)
+			return fmt.Errorf("controller: reload: %w", err)
+		}
+	}
 	c.log.Info("configuration reloaded", zap.Int("prefixes", len(next.BGP.Prefixes)))
+	return nil
+}
+
+// restartEngine replaces the NHRP engine after an NHRP settings change. The
+// old engine is dropped without deregistering: what it programmed stays in
+// the kernel and is adopted by the new one, so traffic keeps flowing while
+// the new engine registers and re-resolves.
+func (c *Controller) restartEngine(prev *config.Config) error {
+	old := c.eng
+	if err := c.startEngine(); err != nil {
+		c.eng = old
+		return err
+	}
+	if c.adopt.timer != nil {
+		c.adopt.timer.Stop()
+	}
+	c.adopt = adoption{}
+	c.shortcuts = map[netip.Prefix]netip.Addr{}
+	c.lastCounters = nil
+	if c.deps.IPsec != nil {
+		for _, n := range prev.NHRP.NHS {
+			delete(c.peers, n.NBMA)
+		}
+		c.wantStaticPeers()
+		c.reported = nil
+	}
+	c.dirty.routes = true
+	c.eng.Start()
+	c.log.Info("nhrp settings changed: engine restarted over the adopted kernel state")
 	return nil
 }

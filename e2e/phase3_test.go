@@ -17,7 +17,9 @@ import (
 //   - the hub's hairpin trigger makes it send a traffic indication, s1
 //     resolves s2's LAN and installs a shortcut route (proto 157);
 //   - afterwards the flow goes direct: the hub's tunnel receive counter
-//     stops growing while s1 pings s2's LAN.
+//     stops growing while s1 pings s2's LAN;
+//   - a SIGHUP with changed NHRP settings restarts s1's engine without
+//     touching the shortcut route, which keeps carrying the flow.
 func TestDMVPNPhase3(t *testing.T) {
 	l, nodes := dmvpnLab(t, 2)
 	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
@@ -90,6 +92,43 @@ func TestDMVPNPhase3(t *testing.T) {
 	if after-before >= 10 {
 		t.Errorf("hub gre1 received %d packets during 20 pings over the shortcut: traffic still goes through the hub", after-before)
 	}
+	// A reload that changes NHRP settings restarts s1's engine over the
+	// kernel state: the shortcut route is not touched and keeps carrying
+	// the flow while s1 registers and re-resolves.
+	routesBefore, err := s1.node.Run(ctx, "ip route show proto 157")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := s1.dir + "/dmvpnd.yaml"
+	if err := l.WriteFile(ctx, cfgPath, []byte(strings.Replace(s1.config(), "holding_time: 300s", "holding_time: 240s", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err = tunnelRxPackets(ctx, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.node.Run(ctx, fmt.Sprintf("kill -HUP %d && ping -n -c 20 -i 0.1 -W 2 -I %s %s", s1.proc.PID, s1.lan.Addr(), s2.lan.Addr())); err != nil {
+		t.Fatalf("LAN to LAN across an NHRP reload: %v", err)
+	}
+	s1.waitReady(t, 30*time.Second)
+	after, err = tunnelRxPackets(ctx, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before >= 10 {
+		t.Errorf("hub gre1 received %d packets during 20 pings across the reload: the shortcut stopped carrying the flow", after-before)
+	}
+	routesAfter, err := s1.node.Run(ctx, "ip route show proto 157")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(routesAfter.Stdout) != string(routesBefore.Stdout) {
+		t.Errorf("s1 routes changed across the reload:\nbefore:\n%s\nafter:\n%s", routesBefore.Stdout, routesAfter.Stdout)
+	}
+	if nhs, err := s1.ctl(ctx, "show nhrp nhs --json"); err != nil || !strings.Contains(nhs, "responding") {
+		t.Errorf("s1 NHS after the reload: %s %v", nhs, err)
+	}
+
 	out, _ := s1.ctl(ctx, "show dmvpn")
 	t.Logf("s1 show dmvpn:\n%s", out)
 	out, _ = hub.ctl(ctx, "show dmvpn")
