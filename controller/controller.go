@@ -50,10 +50,14 @@ type Controller struct {
 	trusted   map[netip.Addr]bool       // NBMA addresses with an established SA
 	natOuter  map[netip.Addr]netip.Addr // claimed NBMA of a NATed peer -> its SA's remote (post-NAT) address
 	reported  map[netip.Addr]bool       // protected NBMA addresses the engine was told about (kickProtected)
-	dirty     dirtySet
-	retry     backoff
-	stats     stats
-	since     map[netip.Addr]time.Time // peer state change times for show dmvpn
+	// trustedGen is the IPsec snapshot generation trusted and natOuter
+	// were derived from; trustedKnown says it may be compared.
+	trustedGen   uint64
+	trustedKnown bool
+	dirty        dirtySet
+	retry        backoff
+	stats        stats
+	since        map[netip.Addr]time.Time // peer state change times for show dmvpn
 	// lastCounters are the engine counters last published to Prometheus.
 	lastCounters map[string]uint64
 	// adopt is the kernel state a previous run left (adopt.go).

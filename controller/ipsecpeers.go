@@ -125,10 +125,24 @@ func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 // being terminated as a duplicate or an impostor). For a peer behind NAT
 // (tunnel mode) the GRE source is its claimed address, the inner traffic
 // selector of its SA.
+//
+// isTrusted calls it for every packet from an address not trusted yet, a
+// path a flood of cleartext NHRP takes: when the IPsec side numbers its
+// snapshots (ipsec.Manager), the O(peers) copy and derivation is skipped
+// while the snapshot is unchanged.
 func (c *Controller) refreshTrusted() {
+	g, numbered := c.deps.IPsec.(snapshotGeneration)
+	if numbered && c.trustedKnown && g.Generation() == c.trustedGen {
+		return
+	}
 	st := c.deps.IPsec.State()
 	c.trusted, c.natOuter = st.ProtectedAddrs(), natOuters(st)
+	c.trustedGen, c.trustedKnown = st.Generation, numbered
 }
+
+// snapshotGeneration is implemented by an IPsec side whose State carries a
+// Generation that changes with every new snapshot.
+type snapshotGeneration interface{ Generation() uint64 }
 
 // isTrusted reports whether NHRP from nbma may change state (and may be
 // sent to it). An SA that a peer initiated to the responder connection

@@ -180,3 +180,19 @@ func TestMalformedEventCounted(t *testing.T) {
 		t.Errorf("hub %+v after malformed events", v)
 	}
 }
+
+// TestGenerationFollowsSnapshots: Generation reads the current snapshot's
+// number without copying it, and a change in charon's state makes it grow.
+func TestGenerationFollowsSnapshots(t *testing.T) {
+	h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+	h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
+	before := h.m.State().Generation
+	if g := h.m.Generation(); g < before {
+		t.Fatalf("Generation %d older than State's %d", g, before)
+	}
+	h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, hubSA(1, true)))
+	st := h.settle(before)
+	if g := h.m.Generation(); g < st.Generation || g <= before {
+		t.Errorf("Generation %d after a new snapshot %d (was %d)", g, st.Generation, before)
+	}
+}

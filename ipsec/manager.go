@@ -131,6 +131,15 @@ func (m *Manager) State() State {
 	return s
 }
 
+// Generation is the Generation of the current snapshot, without copying
+// it: a caller that derives data from State can skip the work while the
+// generation is unchanged.
+func (m *Manager) Generation() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snap.Generation
+}
+
 // Protected reports whether an established SA protects GRE from or to
 // nbma (see State.Protected).
 func (m *Manager) Protected(nbma netip.Addr) bool { return m.State().Protected(nbma) }
