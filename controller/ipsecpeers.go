@@ -136,7 +136,7 @@ func (c *Controller) refreshTrusted() {
 		return
 	}
 	st := c.deps.IPsec.State()
-	c.trusted, c.natOuter = st.ProtectedAddrs(), natOuters(st)
+	c.trusted, c.natOuter = st.ProtectedAddrs(), st.NATOuters()
 	c.trustedGen, c.trustedKnown = st.Generation, numbered
 }
 

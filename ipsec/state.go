@@ -2,6 +2,7 @@ package ipsec
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -161,6 +162,31 @@ func (s State) ProtectedAddrs() map[netip.Addr]bool {
 			}
 			if a, err := netip.ParseAddr(saKey(sa)); err == nil {
 				out[a] = true
+			}
+		}
+	}
+	return out
+}
+
+// NATOuters maps the claimed NBMA address of each peer behind NAT with an
+// established tunnel-mode SA (the GRE source of its packets, the SA's inner
+// address) to the SA's remote, post-NAT address.
+func (s State) NATOuters() map[netip.Addr]netip.Addr {
+	out := map[netip.Addr]netip.Addr{}
+	for _, p := range s.Peers {
+		if p.Status == StatusUp && p.NATRemote && p.ClaimedNBMA.IsValid() && p.Observed.IsValid() {
+			out[p.ClaimedNBMA] = p.Observed.Addr()
+		}
+	}
+	for _, sa := range s.Unattributed {
+		if !sa.NATRemote || sa.Terminating || !strings.EqualFold(sa.State, ikeStateUp) {
+			continue
+		}
+		for _, ch := range sa.Children {
+			for _, ts := range ch.RemoteTS {
+				if a, ok := tsHost(ts); ok && a != sa.Remote.Addr() {
+					out[a] = sa.Remote.Addr()
+				}
 			}
 		}
 	}
