@@ -8,6 +8,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // metricsInterval is how often engine counters and state gauges are
@@ -75,7 +76,7 @@ func (c *Controller) publishMetrics(ctx context.Context) {
 	peers := map[string]int{}
 	for _, e := range c.eng.Cache() {
 		switch {
-		case e.Kind.String() == "negative":
+		case e.Kind == engine.KindNegative:
 		case !e.NBMA.IsValid():
 			peers["nhrp"]++
 		case c.deps.IPsec != nil && !c.trusted[e.NBMA]:
