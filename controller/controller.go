@@ -102,6 +102,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		stats:     stats{},
 	}
 	c.cfgp.Store(cfg)
+	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
+		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -126,6 +131,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		case err != nil:
 			c.log.Warn("sizing the kernel neighbor table", zap.Error(err))
 		}
+	}
+	if err := c.applyGuard(); err != nil {
+		return fmt.Errorf("controller: %w", err)
 	}
 	conn, err := c.deps.Listen(ifindex)
 	if err != nil {

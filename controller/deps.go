@@ -51,6 +51,9 @@ type Deps struct {
 	Hairpins Hairpins
 	// IPsec is nil when protection is off.
 	IPsec IPsec
+	// Guard drops GRE that no SA protects while IPsec is on; a run without
+	// IPsec removes it. Nil skips both.
+	Guard Guard
 	// NewBGP builds the BGP speaker with the controller as its FIB sink;
 	// nil when BGP is off.
 	NewBGP func(sink routing.RouteSink) (BGP, error)

@@ -92,6 +92,7 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		}
 		maps.Copy(out, c.stats)
 	})
+	c.guardCounters(out)
 	return out, err
 }
 

@@ -42,6 +42,7 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		SizeNeighborTable: func(peers int) error {
 			return kernel.SizeNeighborTable(kernel.ProcSysctl{}, peers)
 		},
+		Guard:   kernel.NewGREGuard(kernel.GuardConfig{}),
 		Clock:   systemClock{},
 		Log:     log,
 		Metrics: m,

@@ -1,0 +1,69 @@
+package controller
+
+import (
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/kernel"
+)
+
+// Guard drops GRE that no IPsec SA protects (kernel.GREGuard).
+type Guard interface {
+	Install(local netip.Addr) error
+	Remove() error
+	Counters() (kernel.GuardCounters, error)
+}
+
+// applyGuard installs the cleartext GRE guard when the tunnel runs over
+// IPsec, before the NHRP socket opens, and removes a previous run's guard
+// otherwise. It is left in place when dmvpnd stops, like the rest of the
+// kernel state, so that nothing passes in clear while it restarts.
+func (c *Controller) applyGuard() error {
+	if c.deps.Guard == nil {
+		return nil
+	}
+	if c.deps.IPsec == nil {
+		return c.deps.Guard.Remove()
+	}
+	return c.deps.Guard.Install(c.nbma)
+}
+
+// guardCounters adds the guard's drops to counters (show counters).
+func (c *Controller) guardCounters(out map[string]uint64) {
+	if c.deps.Guard == nil || c.deps.IPsec == nil {
+		return
+	}
+	gc, err := c.deps.Guard.Counters()
+	if err != nil {
+		c.log.Debug("reading the GRE guard counters", zap.Error(err))
+		return
+	}
+	out["ipsec_gre_clear_in_dropped"] = gc.InPackets
+	out["ipsec_gre_clear_out_dropped"] = gc.OutPackets
+}
+
+// guardCollector exports the guard's drops at scrape time, off the loop.
+type guardCollector struct {
+	g    Guard
+	desc *prometheus.Desc
+}
+
+func newGuardCollector(g Guard) *guardCollector {
+	return &guardCollector{g: g, desc: prometheus.NewDesc("dmvpnd_ipsec_cleartext_gre_dropped_total",
+		"GRE packets dropped because no IPsec SA protected them, by direction (in: arrived in clear; out: would have left in clear).",
+		[]string{"direction"}, nil)}
+}
+
+func (gc *guardCollector) Describe(ch chan<- *prometheus.Desc) { ch <- gc.desc }
+
+func (gc *guardCollector) Collect(ch chan<- prometheus.Metric) {
+	c, err := gc.g.Counters()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(gc.desc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(gc.desc, prometheus.CounterValue, float64(c.InPackets), "in")
+	ch <- prometheus.MustNewConstMetric(gc.desc, prometheus.CounterValue, float64(c.OutPackets), "out")
+}
