@@ -216,9 +216,11 @@ func ipdPhase3(t *testing.T, auth ipdAuth) {
 // TestDMVPNIPsecUnprotectedPeer: NHRP from a peer without an SA changes
 // nothing. The hub and s1 run IPsec; s2 runs dmvpnd without IPsec and no
 // charon, so its registrations reach the hub as cleartext GRE (the hub's
-// kernel has no policy for it). The hub must count them as untrusted,
-// must not list s2 in show dmvpn nor program a neighbor for it, and must
-// not answer; s1 stays registered.
+// kernel has no policy for it). The hub's cleartext GRE guard must drop
+// and count them before they reach dmvpnd (its NHRP engine sees none), the
+// hub must not list s2 in show dmvpn nor program a neighbor for it, and
+// must not answer; s1 stays registered. (The engine's own refusal of NHRP
+// without an SA, behind the guard, is unit-tested in nhrp/engine.)
 func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
 	l, nodes := dmvpnLab(t, 2)
 	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
@@ -252,18 +254,23 @@ func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
 			return err
 		}
 		c = got
-		if got["nhrp_drop_untrusted"] < base["nhrp_drop_untrusted"]+2 {
-			return fmt.Errorf("hub drop_untrusted %d (before s2 started: %d)", got["nhrp_drop_untrusted"], base["nhrp_drop_untrusted"])
+		const k = "ipsec_gre_clear_in_dropped"
+		if got[k] < base[k]+2 {
+			return fmt.Errorf("hub %s %d (before s2 started: %d)", k, got[k], base[k])
 		}
 		return nil
 	})
 	wcancel()
 	if err != nil {
-		t.Fatalf("the unprotected spoke's NHRP never reached the hub's untrusted drop: %v", err)
+		t.Fatalf("the hub's GRE guard never counted the unprotected spoke's cleartext GRE: %v", err)
 	}
-	t.Logf("hub counters after s2's attempts: drop_untrusted %d, rx_packets %d, registrations_accepted %d (before: %d, %d, %d)",
-		c["nhrp_drop_untrusted"], c["nhrp_rx_packets"], c["nhrp_registrations_accepted"],
-		base["nhrp_drop_untrusted"], base["nhrp_rx_packets"], base["nhrp_registrations_accepted"])
+	t.Logf("hub counters after s2's attempts: gre_clear_in_dropped %d, drop_untrusted %d, rx_packets %d, registrations_accepted %d (before: %d, %d, %d, %d)",
+		c["ipsec_gre_clear_in_dropped"], c["nhrp_drop_untrusted"], c["nhrp_rx_packets"], c["nhrp_registrations_accepted"],
+		base["ipsec_gre_clear_in_dropped"], base["nhrp_drop_untrusted"], base["nhrp_rx_packets"], base["nhrp_registrations_accepted"])
+	if c["nhrp_drop_untrusted"] != base["nhrp_drop_untrusted"] {
+		t.Errorf("cleartext NHRP passed the hub's kernel guard: the engine dropped %d as untrusted",
+			c["nhrp_drop_untrusted"]-base["nhrp_drop_untrusted"])
+	}
 
 	v, err := hub.showDMVPN(ctx)
 	if err != nil {
