@@ -41,6 +41,14 @@ func (k BindingKind) String() string {
 	return "unknown"
 }
 
+// Permanent reports whether entries of kind k are permanent: they live as
+// long as the node's own configuration or a client's registration (NHSs,
+// registered clients) and never age in the kernel, unlike entries learnt
+// from resolutions, which the kernel may age and the engine re-learns on
+// demand. It is the one definition the controller's neighbor programming
+// and its status output share.
+func (k BindingKind) Permanent() bool { return k == KindRegistered || k == KindNHS }
+
 // Binding is a neighbor entry the controller programs: Proto -> NBMA,
 // NBMA being the GRE destination. Claimed and Observed are the peer's
 // announced and post-NAT NBMA addresses (Observed zero without NAT).

@@ -26,7 +26,6 @@ type Engine struct {
 
 	rx     nhrp.Packet // decode scratch, reused
 	txbuf  []byte
-	fixbuf []byte // see lenient
 
 	nhss      []*nhs
 	myPublic  netip.Addr // our post-NAT NBMA, learnt from an NHS
@@ -98,10 +97,9 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 		e.counters.inc(cDropRateLimited)
 		return
 	}
-	b = e.lenient(b)
 	p := &e.rx
 	p.Type, p.SrcProto = 0, netip.Addr{} // no stale values in a partial decode
-	if err := p.Unmarshal(b); err != nil {
+	if err := p.UnmarshalOptions(b, decodeOptions); err != nil {
 		e.dropMalformed(err, p, b, from)
 		return
 	}
@@ -135,6 +133,10 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 		e.handleTrafficIndication(in)
 	}
 }
+
+// decodeOptions: FRR nhrpd (up to 8.x) sends Error Indications with hop
+// count 0; they are never forwarded by hop count, so they are taken.
+var decodeOptions = nhrp.DecodeOptions{ZeroHopErrorIndication: true}
 
 // inbound is a received packet with its arrival facts.
 type inbound struct {

@@ -1,10 +1,6 @@
 package engine
 
-import (
-	"encoding/binary"
-
-	"github.com/dmvpnd/dmvpnd/nhrp"
-)
+import "github.com/dmvpnd/dmvpnd/nhrp"
 
 // handleErrorIndication matches an Error Indication (§5.2.7) to the
 // request it reports on, or, as an NHS, passes it on towards its
@@ -22,13 +18,12 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 		e.send(p, next)
 		return
 	}
-	pl := p.Payload
-	if len(pl) < 28 {
+	typ, _ := nhrp.PeekType(p.Payload)
+	id, ok := nhrp.PeekRequestID(p.Payload)
+	if !ok {
 		e.counters.inc(cDropUnmatched)
 		return
 	}
-	typ := nhrp.Type(pl[17])
-	id := binary.BigEndian.Uint32(pl[24:28])
 	reason := "error indication: " + p.ErrorCode.String()
 	switch typ {
 	case nhrp.TypeRegistrationRequest:
