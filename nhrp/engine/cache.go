@@ -92,7 +92,7 @@ const maxResolversPerEntry = 256
 // full or the Binder refuses.
 func (e *Engine) addPeer(pe *peer, reason string) bool {
 	if len(e.peers) >= e.cfg.MaxCache {
-		e.counters.inc(cDropCacheFull)
+		e.drop(DropCacheFull)
 		return false
 	}
 	e.peers[pe.proto] = pe
@@ -230,7 +230,7 @@ func (e *Engine) addNegative(addr netip.Addr, reason string) {
 		return
 	}
 	if len(e.negative) >= e.cfg.MaxCache {
-		e.counters.inc(cDropCacheFull)
+		e.drop(DropCacheFull)
 		return
 	}
 	n := &negEntry{addr: addr, reason: reason, expires: e.now.Add(e.cfg.NegativeTTL)}

@@ -86,15 +86,15 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 	e.now = e.cfg.Clock.Now()
 	e.counters.inc(cRxPackets)
 	if from == e.cfg.NBMA {
-		e.counters.inc(cDropSelf)
+		e.drop(DropSelf)
 		return
 	}
 	if e.cfg.IPsec && !meta.Trusted {
-		e.counters.inc(cDropUntrusted)
+		e.drop(DropUntrusted)
 		return
 	}
 	if !e.allowSource(from) {
-		e.counters.inc(cDropRateLimited)
+		e.drop(DropRateLimited)
 		return
 	}
 	p := &e.rx
@@ -108,7 +108,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 		outer = from
 	}
 	if !e.authOK(p) {
-		e.counters.inc(cDropAuth)
+		e.drop(DropAuth)
 		e.log.Debug("authentication failed", zap.Stringer("from", from), zap.Stringer("type", p.Type))
 		e.sendError(nhrp.ErrorAuthenticationFailure, 0, p, b, from)
 		return
@@ -158,11 +158,11 @@ func (e *Engine) dropMalformed(err error, p *nhrp.Packet, b []byte, from netip.A
 	}
 	switch {
 	case errors.As(err, &pe) && errors.Is(pe.Err, nhrp.ErrChecksum):
-		e.counters.inc(cDropChecksum)
+		e.drop(DropChecksum)
 	case errors.As(err, &pe) && errors.Is(pe.Err, nhrp.ErrHopCount):
-		e.counters.inc(cDropHopCount)
+		e.drop(DropHopCount)
 	default:
-		e.counters.inc(cDropMalformed)
+		e.drop(DropMalformed)
 	}
 	e.log.Debug("dropped malformed packet", zap.Stringer("from", from), zap.Error(err))
 }

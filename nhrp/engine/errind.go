@@ -11,7 +11,7 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 	if p.DstProto != e.cfg.Proto {
 		next := e.nextHop(p.DstProto)
 		if !e.cfg.Server || !next.IsValid() || next == in.from || p.HopCount <= 1 {
-			e.counters.inc(cDropUnexpected)
+			e.drop(DropUnexpected)
 			return
 		}
 		p.HopCount--
@@ -21,7 +21,7 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 	typ, _ := nhrp.PeekType(p.Payload)
 	id, ok := nhrp.PeekRequestID(p.Payload)
 	if !ok {
-		e.counters.inc(cDropUnmatched)
+		e.drop(DropUnmatched)
 		return
 	}
 	reason := "error indication: " + p.ErrorCode.String()
@@ -47,5 +47,5 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 			return
 		}
 	}
-	e.counters.inc(cDropUnmatched)
+	e.drop(DropUnmatched)
 }

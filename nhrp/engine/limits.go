@@ -6,31 +6,11 @@ import (
 	"time"
 )
 
-// Counter names. Every dropped packet increments exactly one drop_* counter.
+// Counter names. Drops are counted by DropReason (drop.go).
 const (
 	cRxPackets          = "rx_packets"
 	cTxPackets          = "tx_packets"
 	cTxErrors           = "tx_errors"
-	cDropMalformed      = "drop_malformed"
-	cDropChecksum       = "drop_checksum"
-	cDropHopCount       = "drop_hop_count"
-	cDropUntrusted      = "drop_untrusted"
-	cDropAuth           = "drop_auth"
-	cDropRateLimited    = "drop_rate_limited"
-	cDropUnknownExt     = "drop_unknown_compulsory_extension"
-	cDropNotServer      = "drop_not_server"
-	cDropUnmatched      = "drop_unmatched_reply"
-	cDropLoop           = "drop_loop"
-	cDropNoRoute        = "drop_no_route"
-	cDropUnexpected     = "drop_unexpected"
-	cDropPendingFull    = "drop_pending_full"
-	cDropCacheFull      = "drop_cache_full"
-	cDropFlowsFull      = "drop_flows_full"
-	cDropBadHairpin     = "drop_bad_hairpin"
-	cDropNotIngress     = "drop_not_ingress"
-	cDropNegative       = "drop_negative_cached"
-	cDropIndicationRate = "drop_indication_rate"
-	cDropSelf           = "drop_from_self"
 	cRegAccepted        = "registrations_accepted"
 	cRegRefused         = "registrations_refused"
 	cResolutionsSent    = "resolutions_sent"

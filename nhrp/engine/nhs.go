@@ -11,11 +11,11 @@ import (
 func (e *Engine) handleRegistration(in *inbound) {
 	p := in.p
 	if !e.cfg.Server {
-		e.counters.inc(cDropNotServer)
+		e.drop(DropNotServer)
 		return
 	}
 	if perr := p.UnrecognizedCompulsory(); perr != nil {
-		e.counters.inc(cDropUnknownExt)
+		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 		return
 	}

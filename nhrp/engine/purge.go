@@ -73,7 +73,7 @@ func (e *Engine) handlePurgeRequest(in *inbound) {
 	p := in.p
 	e.counters.inc(cPurgesReceived)
 	if perr := p.UnrecognizedCompulsory(); perr != nil {
-		e.counters.inc(cDropUnknownExt)
+		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 		return
 	}
@@ -138,7 +138,7 @@ func (e *Engine) purgeLocal(pfx netip.Prefix, src, from netip.Addr) {
 func (e *Engine) handlePurgeReply(in *inbound) {
 	pd := e.pending[in.p.RequestID]
 	if pd == nil || pd.kind != pendPurge || in.p.SrcProto != e.cfg.Proto {
-		e.counters.inc(cDropUnmatched)
+		e.drop(DropUnmatched)
 		return
 	}
 	e.finishPending(pd)

@@ -21,17 +21,17 @@ func (e *Engine) Hairpin(pkt []byte) {
 	e.now = e.cfg.Clock.Now()
 	src, dst, ok := ipAddrs(pkt)
 	if !ok {
-		e.counters.inc(cDropBadHairpin)
+		e.drop(DropBadHairpin)
 		return
 	}
 	k := flowKey{src, dst}
 	if last, ok := e.flows[k]; ok && e.now.Sub(last) < e.cfg.IndicationEvery {
-		e.counters.inc(cDropIndicationRate)
+		e.drop(DropIndicationRate)
 		return
 	}
 	to := e.spokeFor(src)
 	if !to.IsValid() {
-		e.counters.inc(cDropNoRoute)
+		e.drop(DropNoRoute)
 		return
 	}
 	if len(e.flows) >= e.cfg.MaxFlows {
@@ -41,7 +41,7 @@ func (e *Engine) Hairpin(pkt []byte) {
 			}
 		}
 		if len(e.flows) >= e.cfg.MaxFlows {
-			e.counters.inc(cDropFlowsFull)
+			e.drop(DropFlowsFull)
 			return
 		}
 	}
@@ -77,11 +77,11 @@ func (e *Engine) handleTrafficIndication(in *inbound) {
 	e.counters.inc(cIndicationsRecv)
 	src, dst, ok := ipAddrs(in.p.Payload)
 	if !ok {
-		e.counters.inc(cDropMalformed)
+		e.drop(DropMalformed)
 		return
 	}
 	if r, ok := e.route(src); !ok || r.ViaTunnel {
-		e.counters.inc(cDropNotIngress)
+		e.drop(DropNotIngress)
 		return
 	}
 	if sc := e.shortcutFor(dst); sc != nil {

@@ -37,7 +37,7 @@ func (e *Engine) resolve(target netip.Addr) {
 		return
 	}
 	if _, ok := e.negative[target]; ok {
-		e.counters.inc(cDropNegative)
+		e.drop(DropNegative)
 		return
 	}
 	if e.pendingFull() {
@@ -93,13 +93,13 @@ func (e *Engine) appendTransit(p *nhrp.Packet, t nhrp.ExtensionType) {
 func (e *Engine) handleResolutionRequest(in *inbound) {
 	p := in.p
 	if p.SrcProto == e.cfg.Proto {
-		e.counters.inc(cDropLoop)
+		e.drop(DropLoop)
 		return
 	}
 	fwd := transitCIEs(p, nhrp.ExtensionForwardTransit)
 	for i := range fwd {
 		if fwd[i].ClientProto == e.cfg.Proto {
-			e.counters.inc(cDropLoop)
+			e.drop(DropLoop)
 			e.sendError(nhrp.ErrorLoopDetected, 0, p, in.raw, in.from)
 			return
 		}
@@ -116,7 +116,7 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 	if e.cfg.Server {
 		if pe := e.peers[target]; pe != nil && pe.kind == KindRegistered {
 			if perr := p.UnrecognizedCompulsory(); perr != nil {
-				e.counters.inc(cDropUnknownExt)
+				e.drop(DropUnknownExt)
 				e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 				return
 			}
@@ -145,7 +145,7 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 // answerLocal answers as the egress: this node owns pfx.
 func (e *Engine) answerLocal(in *inbound, pfx netip.Prefix, transit bool) {
 	if perr := in.p.UnrecognizedCompulsory(); perr != nil {
-		e.counters.inc(cDropUnknownExt)
+		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, in.p, in.raw, in.from)
 		return
 	}
@@ -181,7 +181,7 @@ func (e *Engine) nak(in *inbound) {
 	p.HopCount = e.cfg.HopCount
 	p.CIEs = append(p.CIEs[:0], nhrp.CIE{Code: nhrp.CIENoBinding, PrefixLength: nhrp.HostPrefixLength})
 	e.fillResponder(p)
-	e.counters.inc(cDropNoRoute)
+	e.drop(DropNoRoute)
 	e.send(p, in.from)
 }
 
@@ -207,7 +207,7 @@ func (e *Engine) nextHop(target netip.Addr) netip.Addr {
 func (e *Engine) forwardRequest(in *inbound, next netip.Addr, transit bool) {
 	p := in.p
 	if p.HopCount <= 1 {
-		e.counters.inc(cDropHopCount)
+		e.drop(DropHopCount)
 		e.sendError(nhrp.ErrorHopCountExceeded, 9, p, in.raw, in.from)
 		return
 	}
@@ -275,7 +275,7 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 	}
 	pd := e.pending[p.RequestID]
 	if pd == nil || pd.kind == pendPurge || pd.target != p.DstProto {
-		e.counters.inc(cDropUnmatched)
+		e.drop(DropUnmatched)
 		return
 	}
 	e.finishPending(pd)
@@ -295,7 +295,7 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 	observed := natted(c.ClientNBMA, natObserved(p, proto))
 	if pd.kind == pendProbe {
 		if in.from != pd.to { // not over the path being probed
-			e.counters.inc(cDropUnmatched)
+			e.drop(DropUnmatched)
 			e.pendingFailed(pd, "reply from another address")
 			return
 		}
@@ -314,7 +314,7 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 func (e *Engine) forwardReply(in *inbound) {
 	p := in.p
 	if !e.cfg.Server {
-		e.counters.inc(cDropUnexpected)
+		e.drop(DropUnexpected)
 		return
 	}
 	if len(p.CIEs) > 0 && p.CIEs[0].Code == nhrp.CIESuccess {
@@ -326,12 +326,12 @@ func (e *Engine) forwardReply(in *inbound) {
 		}
 	}
 	if p.HopCount <= 1 {
-		e.counters.inc(cDropHopCount)
+		e.drop(DropHopCount)
 		return
 	}
 	next := e.nextHop(p.SrcProto)
 	if !next.IsValid() || next == in.from {
-		e.counters.inc(cDropNoRoute)
+		e.drop(DropNoRoute)
 		return
 	}
 	p.HopCount--
