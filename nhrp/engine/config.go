@@ -65,8 +65,10 @@ type Config struct {
 	// Limits. Defaults: MaxCache 65536 entries (registrations, resolved
 	// and requester entries; negative entries count separately against
 	// the same limit), MaxPending 4096 outstanding requests, MaxFlows
-	// 16384 hub flows, per-source token bucket SourceRate 200 packets/s
-	// with SourceBurst 400 over at most MaxSources 65536 sources.
+	// 16384 hub flows, per-source token bucket SourceRate 200 CIEs/s
+	// with SourceBurst 400 over at most MaxSources 65536 sources (a
+	// packet costs its number of CIEs, at least one; a negative
+	// SourceRate disables the limit, for tests and benchmarks).
 	MaxCache        int
 	MaxPending      int
 	MaxFlows        int
@@ -163,7 +165,7 @@ func (c *Config) setDefaults() error {
 	defi(&c.MaxPending, 4096)
 	defi(&c.MaxFlows, 16384)
 	defi(&c.MaxSources, 65536)
-	if c.SourceRate <= 0 {
+	if c.SourceRate == 0 {
 		c.SourceRate = 200
 	}
 	if c.SourceBurst <= 0 {

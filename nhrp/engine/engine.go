@@ -21,11 +21,10 @@ type Engine struct {
 	nextID   uint32
 
 	counters counters
-	sources  map[netip.Addr]*bucket
-	overflow bucket
+	limit    *limiter // nil: no per-source limit
 
-	rx     nhrp.Packet // decode scratch, reused
-	txbuf  []byte
+	rx    nhrp.Packet // decode scratch, reused
+	txbuf []byte
 
 	nhss      []*nhs
 	myPublic  netip.Addr // our post-NAT NBMA, learnt from an NHS
@@ -48,7 +47,6 @@ func New(cfg Config) (*Engine, error) {
 		log:       cfg.Logger,
 		nextID:    cfg.RequestIDSeed,
 		counters:  counters{},
-		sources:   map[netip.Addr]*bucket{},
 		peers:     map[netip.Addr]*peer{},
 		negative:  map[netip.Addr]*negEntry{},
 		pending:   map[uint32]*pending{},
@@ -57,8 +55,9 @@ func New(cfg Config) (*Engine, error) {
 		flows:     map[flowKey]time.Time{},
 	}
 	e.now = cfg.Clock.Now()
-	e.overflow.last = e.now
-	e.overflow.tokens = cfg.SourceBurst
+	if cfg.SourceRate > 0 {
+		e.limit = newLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, e.now)
+	}
 	e.initNHSs()
 	return e, nil
 }
@@ -93,14 +92,22 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 		e.drop(DropUntrusted)
 		return
 	}
-	if !e.allowSource(from) {
-		e.drop(DropRateLimited)
-		return
+	var bk *bucket
+	if e.limit != nil {
+		if bk = e.limit.get(from, e.now); !e.limit.take(bk, 1, e.now) {
+			e.drop(DropRateLimited)
+			return
+		}
 	}
 	p := &e.rx
 	p.Type, p.SrcProto = 0, netip.Addr{} // no stale values in a partial decode
 	if err := p.UnmarshalOptions(b, decodeOptions); err != nil {
 		e.dropMalformed(err, p, b, from)
+		return
+	}
+	// The rate counts CIEs: one packet carrying 256 costs 256 tokens.
+	if n := len(p.CIEs); bk != nil && n > 1 && !e.limit.take(bk, float64(n-1), e.now) {
+		e.drop(DropRateLimited)
 		return
 	}
 	outer := meta.Outer

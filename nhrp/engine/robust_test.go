@@ -55,15 +55,21 @@ func fixChecksum(b []byte) {
 	b[12], b[13] = byte(c>>8), byte(c)
 }
 
-// feed delivers b to the hub and a spoke of a registered topology.
+// robustTopo is a hub and a registered spoke whose per-source rate limit
+// is off, so that noise from one source reaches the decoder and the
+// engine's logic however much of it there is.
 func robustTopo(t testing.TB) (*nhrpsim.Network, []*nhrpsim.Node) {
 	net := nhrpsim.New()
-	hub, err := net.AddNode("hub", hubNBMA, nil, hubConfig())
+	cfg := hubConfig()
+	cfg.SourceRate = -1
+	hub, err := net.AddNode("hub", hubNBMA, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hub.Routes.Add("10.0.0.0/8", true, "10.255.0.2")
-	s2, _ := net.AddNode("s2", "198.51.100.2", nil, spokeConfig(2))
+	scfg := spokeConfig(2)
+	scfg.SourceRate = -1
+	s2, _ := net.AddNode("s2", "198.51.100.2", nil, scfg)
 	s2.Routes.Add("10.0.2.0/24", false, "")
 	if err := net.StartAll(); err != nil {
 		t.Fatal(err)
@@ -102,8 +108,13 @@ func TestMalformedPacketsCountedNeverPanic(t *testing.T) {
 	}
 	for _, nd := range nodes {
 		c := nd.Engine.Counters()
-		if c["rx_packets"] < n/2 {
-			t.Errorf("%s: rx_packets %d", nd.Name, c["rx_packets"])
+		if c["rx_packets"] < n/2 || c["drop_rate_limited"] != 0 {
+			t.Errorf("%s: rx_packets %d, rate limited %d", nd.Name, c["rx_packets"], c["drop_rate_limited"])
+		}
+		// Every packet went past the limiter into the decoder: far more
+		// than the ~400 a rate-limited source gets through.
+		if decoded := c["rx_packets"] - c["drop_malformed"] - c["drop_checksum"] - c["drop_hop_count"]; c["drop_malformed"]+c["drop_checksum"] < 5000 || decoded < 100 {
+			t.Errorf("%s: malformed %d checksum %d decoded %d: the decoder was not exercised", nd.Name, c["drop_malformed"], c["drop_checksum"], decoded)
 		}
 		if c["drop_malformed"] == 0 || c["drop_checksum"] == 0 {
 			t.Errorf("%s: malformed %d checksum %d, want both counted", nd.Name, c["drop_malformed"], c["drop_checksum"])
