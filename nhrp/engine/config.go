@@ -56,10 +56,12 @@ type Config struct {
 	// AuthPassword enables Cisco cleartext authentication (at most 8
 	// octets): sent on every packet, required on every received one.
 	AuthPassword []byte
-	// IPsec: NHRP is protected by IPsec in tunnel mode whose inner
-	// selectors are the claimed NBMA addresses (see the package doc).
-	// Packets without PacketMeta.Trusted are dropped, and peers behind NAT
-	// are addressed by their claimed NBMA.
+	// IPsec: NHRP is protected by IPsec (transport mode, or tunnel mode
+	// whose inner selectors are the claimed NBMA addresses behind NAT; see
+	// the package doc). The engine takes packets from and sends to only
+	// the NBMA addresses an SA proves (SetProtections), requires claims to
+	// match the proof, keys peers by IKE identity, and addresses peers
+	// behind NAT by their claimed NBMA.
 	IPsec bool
 
 	// Limits. Defaults: MaxCache 65536 entries (registrations, resolved

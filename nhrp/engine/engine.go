@@ -35,6 +35,7 @@ type Engine struct {
 	shortcuts map[netip.Prefix]*shortcut
 	flows     map[flowKey]time.Time
 	adopted   map[netip.Addr]*adoptedPath // see Adopt; nil until used
+	prot      map[netip.Addr]*proof       // see SetProtections
 }
 
 // New returns an engine. It sends nothing until Start.
@@ -78,19 +79,28 @@ func (e *Engine) newID() uint32 {
 }
 
 // HandlePacket processes one NHRP packet received from the NBMA address
-// from (the GRE source). Malformed, unauthenticated, untrusted or
-// rate-limited packets are counted and dropped; HandlePacket never panics
-// on any input.
-func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
+// from (the GRE source; with IPsec the inner source after decryption).
+// Malformed, unauthenticated, unprotected or rate-limited packets are
+// counted and dropped; HandlePacket never panics on any input.
+func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 	e.now = e.cfg.Clock.Now()
 	e.counters.inc(cRxPackets)
 	if from == e.cfg.NBMA {
 		e.drop(DropSelf)
 		return
 	}
-	if e.cfg.IPsec && !meta.Trusted {
-		e.drop(DropUntrusted)
-		return
+	// The post-NAT address comes from the SA, never from an NHRP claim.
+	outer, owner := from, ownerKey{nbma: from}
+	pr, why := e.proven(from)
+	if pr != nil && pr.outer.IsValid() {
+		outer = pr.outer
+	}
+	if e.cfg.IPsec {
+		if pr == nil {
+			e.drop(why)
+			return
+		}
+		owner = ownerKey{identity: pr.identity}
 	}
 	var bk *bucket
 	if e.limit != nil {
@@ -110,17 +120,13 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 		e.drop(DropRateLimited)
 		return
 	}
-	outer := meta.Outer
-	if !outer.IsValid() {
-		outer = from
-	}
 	if !e.authOK(p) {
 		e.drop(DropAuth)
 		e.log.Debug("authentication failed", zap.Stringer("from", from), zap.Stringer("type", p.Type))
 		e.sendError(nhrp.ErrorAuthenticationFailure, 0, p, b, from)
 		return
 	}
-	in := &inbound{p: p, raw: b, from: from, outer: outer}
+	in := &inbound{p: p, raw: b, from: from, outer: outer, owner: owner}
 	switch p.Type {
 	case nhrp.TypeRegistrationRequest:
 		e.handleRegistration(in)
@@ -150,7 +156,23 @@ type inbound struct {
 	p     *nhrp.Packet
 	raw   []byte
 	from  netip.Addr // GRE source: where answers go
-	outer netip.Addr // post-NAT source (== from without IPsec)
+	outer netip.Addr // post-NAT source: from, or the outer address of from's SA
+	owner ownerKey   // who sent it
+}
+
+// ownerKey names the peer that sent a packet and owns what it registers:
+// its IKE identity with IPsec, else its source NBMA address (the GRE
+// source, post-NAT). Exactly one field is set.
+type ownerKey struct {
+	identity string
+	nbma     netip.Addr
+}
+
+func (o ownerKey) String() string {
+	if o.identity != "" {
+		return "identity " + o.identity
+	}
+	return "nbma " + o.nbma.String()
 }
 
 // dropMalformed counts a packet that did not decode and, when the decoder
@@ -192,6 +214,15 @@ func (e *Engine) send(p *nhrp.Packet, nbma netip.Addr) []byte {
 }
 
 func (e *Engine) write(b []byte, nbma netip.Addr) {
+	if e.cfg.IPsec {
+		if pr, why := e.proven(nbma); pr == nil {
+			if why == DropUntrusted {
+				why = DropSendNoSA
+			}
+			e.drop(why)
+			return
+		}
+	}
 	if err := e.cfg.Conn.WriteTo(b, nbma); err != nil {
 		e.counters.inc(cTxErrors)
 		e.log.Debug("send failed", zap.Stringer("to", nbma), zap.Error(err))

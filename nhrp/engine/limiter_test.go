@@ -49,7 +49,7 @@ func TestSourceRateCountsCIEs(t *testing.T) {
 				t.Fatal(err)
 			}
 			src := addr("198.51.100.9")
-			hub.Engine.HandlePacket(src, registrationWithCIEs(t, src, addr("10.255.0.9"), 1, tc.cies), engine.PacketMeta{})
+			hub.Engine.HandlePacket(src, registrationWithCIEs(t, src, addr("10.255.0.9"), 1, tc.cies))
 			c := hub.Engine.Counters()
 			if c["drop_rate_limited"] != tc.wantDrop {
 				t.Errorf("drop_rate_limited = %d, want %d", c["drop_rate_limited"], tc.wantDrop)
@@ -74,7 +74,7 @@ func TestSourceTableRecyclesIdleBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := validPackets(t)[2] // a purge request: one CIE
-	send := func(src string) { hub.Engine.HandlePacket(addr(src), b, engine.PacketMeta{}) }
+	send := func(src string) { hub.Engine.HandlePacket(addr(src), b) }
 	dropped := func() uint64 { return hub.Engine.Counters()["drop_rate_limited"] }
 
 	send("198.51.100.1")
@@ -115,12 +115,12 @@ func BenchmarkLimiterNewSourceFullTable(b *testing.B) {
 	pkt := []byte{0} // dropped as malformed right after the limiter
 	src := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)}) }
 	for i := range 65536 {
-		hub.HandlePacket(src(i), pkt, engine.PacketMeta{})
+		hub.HandlePacket(src(i), pkt)
 	}
 	clock.Set(clock.Now().Add(time.Second)) // not long enough to refill: the table stays busy
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		hub.HandlePacket(src(65536+i%(1<<20)), pkt, engine.PacketMeta{})
+		hub.HandlePacket(src(65536+i%(1<<20)), pkt)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
-	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
 )
 
@@ -101,7 +100,7 @@ func TestMalformedPacketsCountedNeverPanic(t *testing.T) {
 			}
 		}
 		nd := nodes[i%2]
-		nd.Engine.HandlePacket(from, b, engine.PacketMeta{})
+		nd.Engine.HandlePacket(from, b)
 		if err := net.Run(); err != nil {
 			t.Fatal(err)
 		}
@@ -126,34 +125,15 @@ func TestMalformedPacketsCountedNeverPanic(t *testing.T) {
 	}
 }
 
-func TestUntrustedPacketsChangeNothing(t *testing.T) {
-	net := nhrpsim.New()
-	cfg := hubConfig()
-	cfg.IPsec = true
-	hub, _ := net.AddNode("hub", hubNBMA, nil, cfg)
-	b := validPackets(t)[0] // a registration
-	hub.Engine.HandlePacket(addr("198.51.100.9"), b, engine.PacketMeta{Trusted: false})
-	if err := net.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if len(hub.Engine.Cache()) != 0 || hub.Engine.Counters()["drop_untrusted"] != 1 {
-		t.Errorf("untrusted registration: cache %v counters %v", hub.Engine.Cache(), hub.Engine.Counters())
-	}
-	hub.Engine.HandlePacket(addr("198.51.100.9"), b, engine.PacketMeta{Trusted: true})
-	if len(hub.Engine.Cache()) != 1 {
-		t.Errorf("trusted registration not accepted: %v", hub.Engine.Counters())
-	}
-}
-
 func TestPerSourceRateLimit(t *testing.T) {
 	cfg := hubConfig()
 	cfg.SourceRate, cfg.SourceBurst = 1, 5
 	hub, _ := nhrpsim.New().AddNode("hub", hubNBMA, nil, cfg)
 	b := validPackets(t)[0]
 	for range 10 {
-		hub.Engine.HandlePacket(addr("198.51.100.9"), b, engine.PacketMeta{})
+		hub.Engine.HandlePacket(addr("198.51.100.9"), b)
 	}
-	hub.Engine.HandlePacket(addr("198.51.100.10"), b, engine.PacketMeta{})
+	hub.Engine.HandlePacket(addr("198.51.100.10"), b)
 	c := hub.Engine.Counters()
 	// Five from .9 pass (one registration, four refreshes), five are
 	// dropped; .10 has its own bucket and gets through (and is refused:
@@ -173,8 +153,8 @@ func FuzzHandlePacket(f *testing.F) {
 		fixed := append([]byte(nil), b...)
 		fixChecksum(fixed) // get past the checksum to the engine's logic
 		for _, nd := range nodes {
-			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), b, engine.PacketMeta{})
-			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), fixed, engine.PacketMeta{})
+			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), b)
+			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), fixed)
 		}
 		if err := net.Run(); err != nil {
 			t.Fatal(err)
