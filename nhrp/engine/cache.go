@@ -68,6 +68,7 @@ type peer struct {
 	observed netip.Addr // post-NAT NBMA, zero when equal to claimed
 	nbma     netip.Addr // direct GRE destination; zero: no direct path
 	unique   bool
+	owner    ownerKey // who created it (registrations: who may change it)
 	expires  time.Time
 	expiry   *timer
 	bound    netip.Addr // lladdr programmed through the Binder
@@ -84,9 +85,42 @@ type peer struct {
 	pc        *pathCtl
 	lastUsed  time.Time
 	shortcuts map[netip.Prefix]*shortcut
+	counted   bool // counts against its owner's MaxCachePerSource
 }
 
 const maxResolversPerEntry = 256
+
+// account adds d to the per-owner counts of pe: registrations held
+// (AddressesPerPeer) and other entries created (MaxCachePerSource).
+func (e *Engine) account(pe *peer, d int) {
+	var m map[ownerKey]int
+	switch {
+	case pe.kind == KindRegistered:
+		m = e.owned
+	case pe.counted:
+		m = e.perSource
+	default:
+		return
+	}
+	if m[pe.owner] += d; m[pe.owner] <= 0 {
+		delete(m, pe.owner)
+	}
+}
+
+// fromNHS reports whether o names one of our configured NHSs.
+func (e *Engine) fromNHS(o ownerKey) bool {
+	return o.identity == "" && e.isNHS(o.nbma)
+}
+
+// isNHS reports whether nbma is a configured NHS's address.
+func (e *Engine) isNHS(nbma netip.Addr) bool {
+	for _, n := range e.nhss {
+		if n.cfg.NBMA == nbma {
+			return true
+		}
+	}
+	return false
+}
 
 // addPeer inserts pe, binds it and reports it. It fails when the cache is
 // full or the Binder refuses.
@@ -95,11 +129,18 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 		e.drop(DropCacheFull)
 		return false
 	}
+	quota := pe.kind != KindRegistered && pe.kind != KindNHS && pe.owner != (ownerKey{}) && !e.fromNHS(pe.owner)
+	if quota && e.perSource[pe.owner] >= e.cfg.MaxCachePerSource {
+		e.drop(DropSourceQuota)
+		return false
+	}
 	e.peers[pe.proto] = pe
 	if !e.rebind(pe) {
 		delete(e.peers, pe.proto)
 		return false
 	}
+	pe.counted = quota
+	e.account(pe, 1)
 	if pe.nbma.IsValid() {
 		e.emit(Event{Kind: EventPeerUp, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
 			Observed: pe.observed, Binding: pe.kind, Reason: reason})
@@ -135,6 +176,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 		return
 	}
 	delete(e.peers, pe.proto)
+	e.account(pe, -1)
 	e.cancel(pe.expiry)
 	e.stopPath(pe)
 	for _, sc := range pe.shortcuts {

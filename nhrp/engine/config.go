@@ -35,6 +35,23 @@ type Config struct {
 	// AcceptPrefixes limits the protocol addresses the NHS accepts in
 	// registrations (code 4 otherwise). Empty accepts every address.
 	AcceptPrefixes []netip.Prefix
+	// TunnelPrefix is the tunnel interface's prefix. When set, the NHS
+	// accepts registrations only for host addresses inside it, never its
+	// network or (IPv4) broadcast address. The NHS's own address and
+	// configured NHSs' addresses are refused in any case.
+	TunnelPrefix netip.Prefix
+	// AddressesPerPeer is how many tunnel addresses one peer may hold
+	// registered (default 1); a registration that would exceed it is
+	// refused as a whole. A peer is an IKE identity with IPsec, a source
+	// NBMA address (post-NAT) without.
+	AddressesPerPeer int
+	// MaxHolding clamps the holding time of accepted registrations
+	// (default HoldingTime); the reply carries the clamped value.
+	MaxHolding time.Duration
+	// MaxCachePerSource bounds the cache entries other than registrations
+	// (requester and resolved entries) one source may create (default
+	// 64); configured NHSs are exempt.
+	MaxCachePerSource int
 
 	// NHSs are the servers this node registers with (client role).
 	NHSs []NHSConfig
@@ -167,6 +184,12 @@ func (c *Config) setDefaults() error {
 	defi(&c.MaxPending, 4096)
 	defi(&c.MaxFlows, 16384)
 	defi(&c.MaxSources, 65536)
+	defi(&c.AddressesPerPeer, 1)
+	defi(&c.MaxCachePerSource, 64)
+	def(&c.MaxHolding, c.HoldingTime)
+	if c.MaxHolding > 65535*time.Second {
+		c.MaxHolding = 65535 * time.Second
+	}
 	if c.SourceRate == 0 {
 		c.SourceRate = 200
 	}

@@ -36,6 +36,8 @@ type Engine struct {
 	flows     map[flowKey]time.Time
 	adopted   map[netip.Addr]*adoptedPath // see Adopt; nil until used
 	prot      map[netip.Addr]*proof       // see SetProtections
+	owned     map[ownerKey]int            // registrations held per peer
+	perSource map[ownerKey]int            // other cache entries per source
 }
 
 // New returns an engine. It sends nothing until Start.
@@ -54,6 +56,8 @@ func New(cfg Config) (*Engine, error) {
 		resolving: map[netip.Addr]*pending{},
 		shortcuts: map[netip.Prefix]*shortcut{},
 		flows:     map[flowKey]time.Time{},
+		owned:     map[ownerKey]int{},
+		perSource: map[ownerKey]int{},
 	}
 	e.now = cfg.Clock.Now()
 	if cfg.SourceRate > 0 {

@@ -30,6 +30,7 @@ type sentPacket struct {
 func newRig(t *testing.T, mod ...func(*engine.Config)) *rig {
 	t.Helper()
 	cfg := hubConfig()
+	cfg.TunnelPrefix = pfx("10.255.0.0/24")
 	for _, m := range mod {
 		m(&cfg)
 	}
