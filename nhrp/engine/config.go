@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -117,9 +119,11 @@ type Config struct {
 	PathRetryMin      time.Duration
 	PathRetryMax      time.Duration
 
-	// RequestIDSeed is the first request id (default 1), for reproducible
-	// tests.
-	RequestIDSeed uint32
+	// RequestIDs returns request ids. Nil (the default) draws them from a
+	// ChaCha8 generator seeded from crypto/rand, so that an off-path
+	// attacker cannot predict them; tests may inject a sequence. Zero and
+	// ids of outstanding requests are skipped.
+	RequestIDs func() uint32
 
 	Clock  Clock
 	Conn   Conn
@@ -196,8 +200,12 @@ func (c *Config) setDefaults() error {
 	if c.SourceBurst <= 0 {
 		c.SourceBurst = 400
 	}
-	if c.RequestIDSeed == 0 {
-		c.RequestIDSeed = 1
+	if c.RequestIDs == nil {
+		var seed [32]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			return fmt.Errorf("engine: config: seeding request ids: %w", err)
+		}
+		c.RequestIDs = mrand.New(mrand.NewChaCha8(seed)).Uint32
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
@@ -18,7 +19,6 @@ type Engine struct {
 
 	timers   timerHeap
 	timerSeq uint64
-	nextID   uint32
 
 	counters counters
 	limit    *limiter // nil: no per-source limit
@@ -48,7 +48,6 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		nextID:    cfg.RequestIDSeed,
 		counters:  counters{},
 		peers:     map[netip.Addr]*peer{},
 		negative:  map[netip.Addr]*negEntry{},
@@ -73,13 +72,16 @@ func (e *Engine) Start() {
 	e.recomputeWanted()
 }
 
+// newID returns an unpredictable request id that no outstanding request
+// uses.
 func (e *Engine) newID() uint32 {
-	id := e.nextID
-	e.nextID++
-	if e.nextID == 0 {
-		e.nextID = 1
+	for {
+		id := e.cfg.RequestIDs()
+		if id == 0 || e.pending[id] != nil || slices.ContainsFunc(e.nhss, func(n *nhs) bool { return n.pkt != nil && n.reqID == id }) {
+			continue
+		}
+		return id
 	}
-	return id
 }
 
 // HandlePacket processes one NHRP packet received from the NBMA address
@@ -203,7 +205,7 @@ func (e *Engine) dropMalformed(err error, p *nhrp.Packet, b []byte, from netip.A
 // send marshals p, adding authentication when configured, and writes it to
 // nbma. It returns the bytes sent (valid until the next send).
 func (e *Engine) send(p *nhrp.Packet, nbma netip.Addr) []byte {
-	if len(e.cfg.AuthPassword) > 0 && p.Type != nhrp.TypeErrorIndication {
+	if len(e.cfg.AuthPassword) > 0 {
 		p.SetCleartextAuth(e.cfg.AuthPassword)
 	}
 	b, err := p.AppendMarshal(e.txbuf[:0])

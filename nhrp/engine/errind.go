@@ -28,7 +28,7 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 	switch typ {
 	case nhrp.TypeRegistrationRequest:
 		for _, n := range e.nhss {
-			if n.pkt != nil && n.reqID == id {
+			if n.pkt != nil && n.reqID == id && n.cfg.NBMA == in.from {
 				e.cancel(n.timer)
 				n.pkt = nil
 				n.refusal = min(max(2*n.refusal, e.cfg.RetryMin), e.cfg.RetryMax)
@@ -41,7 +41,7 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 			}
 		}
 	case nhrp.TypeResolutionRequest, nhrp.TypePurgeRequest:
-		if pd := e.pending[id]; pd != nil {
+		if pd := e.pending[id]; pd != nil && pd.to == in.from {
 			e.finishPending(pd)
 			e.pendingFailed(pd, reason)
 			return

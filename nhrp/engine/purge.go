@@ -162,5 +162,9 @@ func (e *Engine) handlePurgeReply(in *inbound) {
 		e.drop(DropUnmatched)
 		return
 	}
+	if pd.to != in.from {
+		e.drop(DropWrongResponder)
+		return
+	}
 	e.finishPending(pd)
 }

@@ -70,10 +70,16 @@ func (e *Engine) spokeFor(src netip.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// handleTrafficIndication is the spoke side of Phase 3: if this node is
-// the ingress for the embedded packet (its source is not reached over the
+// handleTrafficIndication is the spoke side of Phase 3: if the indication
+// comes from a configured NHS and this node is the ingress for the embedded packet (its source is not reached over the
 // tunnel), resolve the destination.
 func (e *Engine) handleTrafficIndication(in *inbound) {
+	if !e.isNHS(in.from) {
+		// Only our NHSs see our hairpinned traffic (with IPsec, over an SA
+		// proving the NHS's address).
+		e.drop(DropNotNHS)
+		return
+	}
 	e.counters.inc(cIndicationsRecv)
 	src, dst, ok := ipAddrs(in.p.Payload)
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"go.uber.org/zap"
 )
 
 // NeighborMiss reports that the kernel needs (or, for an entry that aged,
@@ -278,6 +279,10 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 		e.drop(DropUnmatched)
 		return
 	}
+	if in.from != pd.to { // not from the node asked: forged, or a wrong path
+		e.drop(DropWrongResponder)
+		return
+	}
 	e.finishPending(pd)
 	if len(p.CIEs) == 0 || p.CIEs[0].Code != nhrp.CIESuccess || !p.CIEs[0].ClientNBMA.IsValid() {
 		reason := "no CIE"
@@ -294,11 +299,6 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 	}
 	observed := natted(c.ClientNBMA, natObserved(p, proto))
 	if pd.kind == pendProbe {
-		if in.from != pd.to { // not over the path being probed
-			e.drop(DropUnmatched)
-			e.pendingFailed(pd, "reply from another address")
-			return
-		}
 		e.probeOK(pd.peer)
 		return
 	}
@@ -307,7 +307,56 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 		plen = pd.target.BitLen()
 	}
 	pfx := netip.PrefixFrom(pd.target, plen).Masked()
+	if !e.isNHS(in.from) {
+		// Answered directly by a shortcut's peer: it speaks only for
+		// itself and within the shortcut the request went through.
+		pe, sc := e.peers[proto], e.shortcutFor(pd.target)
+		if pe == nil || pe.nbma != in.from || pe.claimed != c.ClientNBMA {
+			e.drop(DropWrongResponder)
+			e.pendingFailed(pd, "reply names another peer")
+			return
+		}
+		if sc == nil || pfx.Bits() < sc.prefix.Bits() {
+			e.drop(DropPrefixTooWide)
+			e.pendingFailed(pd, "reply prefix wider than the shortcut")
+			return
+		}
+	}
 	e.resolved(pd.target, pfx, proto, c.ClientNBMA, observed, c.Holding())
+}
+
+// replyVouched checks a positive reply this NHS is asked to relay: its
+// client must be registered here from the NBMA the reply came from, with
+// the NBMA the reply claims, and its prefix must lie within the route this
+// NHS has towards that client for the resolved target (the client's own
+// address: a host entry only).
+func (e *Engine) replyVouched(in *inbound) (*peer, DropReason) {
+	p := in.p
+	c := &p.CIEs[0]
+	pe := e.peers[c.ClientProto]
+	if pe == nil || pe.kind != KindRegistered || pe.nbma != in.from {
+		return nil, DropNotRegistered
+	}
+	if c.ClientNBMA.IsValid() && c.ClientNBMA != pe.claimed {
+		return nil, DropClaimMismatch
+	}
+	target := p.DstProto
+	bits := c.EffectivePrefixLength(target.BitLen())
+	if c.PrefixLength == 0 {
+		bits = target.BitLen()
+	}
+	limit := target.BitLen() // the client's own address
+	if target != pe.proto {
+		r, ok := e.route(target)
+		if !ok || !r.ViaTunnel || r.NextHop != pe.proto {
+			return nil, DropPrefixTooWide
+		}
+		limit = r.Prefix.Bits()
+	}
+	if bits < limit {
+		return nil, DropPrefixTooWide
+	}
+	return pe, 0
 }
 
 // forwardReply sends a reply on along the reverse path.
@@ -317,12 +366,20 @@ func (e *Engine) forwardReply(in *inbound) {
 		e.drop(DropUnexpected)
 		return
 	}
-	if len(p.CIEs) > 0 && p.CIEs[0].Code == nhrp.CIESuccess {
-		if pe := e.peers[p.CIEs[0].ClientProto]; pe != nil && pe.kind == KindRegistered {
-			e.noteResolver(pe, p.SrcProto, e.nextHop(p.SrcProto))
-			if pe.observed.IsValid() {
-				addNAT(p, pe.observed, pe.proto)
-			}
+	if len(p.CIEs) > 0 && p.CIEs[0].Code == nhrp.CIESuccess && !e.isNHS(in.from) {
+		// From the egress client (a reply from our own NHS was vouched
+		// for by that NHS).
+		pe, why := e.replyVouched(in)
+		if pe == nil {
+			e.drop(why)
+			e.log.Info("refused to relay a resolution reply", zap.Stringer("reason", why),
+				zap.Stringer("from", in.from), zap.Stringer("client", p.CIEs[0].ClientProto),
+				zap.Stringer("claimed", p.CIEs[0].ClientNBMA), zap.Stringer("target", p.DstProto))
+			return
+		}
+		e.noteResolver(pe, p.SrcProto, e.nextHop(p.SrcProto))
+		if pe.observed.IsValid() {
+			addNAT(p, pe.observed, pe.proto)
 		}
 	}
 	if p.HopCount <= 1 {
