@@ -20,7 +20,20 @@ func Parse(b []byte) (*Packet, error) {
 // decoding into the same Packet allocates nothing once they have grown;
 // the result does not alias b. On error p holds a partial decode and the
 // error is a *ParseError.
-func (p *Packet) Unmarshal(b []byte) error {
+func (p *Packet) Unmarshal(b []byte) error { return p.UnmarshalOptions(b, DecodeOptions{}) }
+
+// DecodeOptions relax the decoder for deviations of deployed peers that are
+// harmless to a receiver. The zero value decodes strictly (Unmarshal).
+type DecodeOptions struct {
+	// ZeroHopErrorIndication accepts an Error Indication with hop count 0,
+	// as FRR nhrpd up to 8.x sends them (RFC 2332 §5.1 makes 0 an error on
+	// every packet). An Error Indication is never forwarded by hop count,
+	// so a receiver loses nothing; HopCount keeps the wire value 0.
+	ZeroHopErrorIndication bool
+}
+
+// UnmarshalOptions is Unmarshal with the relaxations in o.
+func (p *Packet) UnmarshalOptions(b []byte, o DecodeOptions) error {
 	if len(b) < fixedHeaderLen {
 		return perr(ErrorProtocolError, len(b), ErrTruncated,
 			"fixed header truncated: %d of %d octets", len(b), fixedHeaderLen)
@@ -62,7 +75,7 @@ func (p *Packet) Unmarshal(b []byte) error {
 		return perr(ErrorProtocolError, offType, ErrUnsupported,
 			"unknown packet type %d", p.Type)
 	}
-	if p.HopCount == 0 {
+	if p.HopCount == 0 && !(o.ZeroHopErrorIndication && p.Type == TypeErrorIndication) {
 		return perr(ErrorHopCountExceeded, offHopCount, ErrHopCount, "hop count 0")
 	}
 	shtl, sstl := b[offSHTL], b[offSSTL]

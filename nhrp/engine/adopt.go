@@ -34,7 +34,7 @@ func (e *Engine) Adopt(proto, nbma netip.Addr) {
 	a := e.adopted[proto]
 	if a == nil {
 		if len(e.adopted) >= e.cfg.MaxCache {
-			e.counters.inc(cDropCacheFull)
+			e.drop(DropCacheFull)
 			return
 		}
 		a = &adoptedPath{}

@@ -7,10 +7,11 @@ import (
 )
 
 // authOK checks the Authentication extension against the configured
-// password. Error Indications carry no extensions and are exempt; they can
-// only fail a request we sent.
+// password, on every packet type: an unauthenticated Error Indication
+// could fail our requests and registrations as surely as a forged reply
+// could answer them.
 func (e *Engine) authOK(p *nhrp.Packet) bool {
-	if len(e.cfg.AuthPassword) == 0 || p.Type == nhrp.TypeErrorIndication {
+	if len(e.cfg.AuthPassword) == 0 {
 		return true
 	}
 	pw, ok := p.Extension(nhrp.ExtensionAuthentication).CleartextPassword()

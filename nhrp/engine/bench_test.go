@@ -38,7 +38,7 @@ func benchHub(tb testing.TB) *engine.Engine {
 	e, err := engine.New(engine.Config{
 		Proto: addr(hubProto), NBMA: addr(hubNBMA), Server: true, HoldingTime: holding,
 		Clock: nhrpsim.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Conn: discardConn{},
-		MaxCache: 1 << 20, Binder: &nhrpsim.Neigh{}, SourceRate: 1e12, SourceBurst: 1e12,
+		MaxCache: 1 << 20, Binder: &nhrpsim.Neigh{}, SourceRate: -1,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -63,7 +63,7 @@ func BenchmarkHubRegister10k(b *testing.B) {
 		b.StartTimer()
 		for i, p := range pkts {
 			nbma, _ := benchSpoke(i)
-			hub.HandlePacket(nbma, p, engine.PacketMeta{})
+			hub.HandlePacket(nbma, p)
 		}
 		b.StopTimer()
 		runtime.GC()
@@ -88,7 +88,7 @@ func BenchmarkHubPerPacket(b *testing.B) {
 		hub := benchHub(b)
 		for i, p := range pkts {
 			nbma, _ := benchSpoke(i)
-			hub.HandlePacket(nbma, p, engine.PacketMeta{})
+			hub.HandlePacket(nbma, p)
 		}
 		res := make([][]byte, n)
 		for i := range n {
@@ -105,14 +105,14 @@ func BenchmarkHubPerPacket(b *testing.B) {
 			b.ReportAllocs()
 			for i := range b.N {
 				nbma, _ := benchSpoke(i % n)
-				hub.HandlePacket(nbma, pkts[i%n], engine.PacketMeta{})
+				hub.HandlePacket(nbma, pkts[i%n])
 			}
 		})
 		b.Run(fmt.Sprintf("resolve/spokes=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for i := range b.N {
 				nbma, _ := benchSpoke(i % n)
-				hub.HandlePacket(nbma, res[i%n], engine.PacketMeta{})
+				hub.HandlePacket(nbma, res[i%n])
 			}
 		})
 		if c := hub.Counters(); c["registrations_refused"] != 0 || c["drop_rate_limited"] != 0 {

@@ -41,6 +41,14 @@ func (k BindingKind) String() string {
 	return "unknown"
 }
 
+// Permanent reports whether entries of kind k are permanent: they live as
+// long as the node's own configuration or a client's registration (NHSs,
+// registered clients) and never age in the kernel, unlike entries learnt
+// from resolutions, which the kernel may age and the engine re-learns on
+// demand. It is the one definition the controller's neighbor programming
+// and its status output share.
+func (k BindingKind) Permanent() bool { return k == KindRegistered || k == KindNHS }
+
 // Binding is a neighbor entry the controller programs: Proto -> NBMA,
 // NBMA being the GRE destination. Claimed and Observed are the peer's
 // announced and post-NAT NBMA addresses (Observed zero without NAT).
@@ -60,6 +68,7 @@ type peer struct {
 	observed netip.Addr // post-NAT NBMA, zero when equal to claimed
 	nbma     netip.Addr // direct GRE destination; zero: no direct path
 	unique   bool
+	owner    ownerKey // who created it (registrations: who may change it)
 	expires  time.Time
 	expiry   *timer
 	bound    netip.Addr // lladdr programmed through the Binder
@@ -76,15 +85,53 @@ type peer struct {
 	pc        *pathCtl
 	lastUsed  time.Time
 	shortcuts map[netip.Prefix]*shortcut
+	counted   bool // counts against its owner's MaxCachePerSource
 }
 
 const maxResolversPerEntry = 256
+
+// account adds d to the per-owner counts of pe: registrations held
+// (AddressesPerPeer) and other entries created (MaxCachePerSource).
+func (e *Engine) account(pe *peer, d int) {
+	var m map[ownerKey]int
+	switch {
+	case pe.kind == KindRegistered:
+		m = e.owned
+	case pe.counted:
+		m = e.perSource
+	default:
+		return
+	}
+	if m[pe.owner] += d; m[pe.owner] <= 0 {
+		delete(m, pe.owner)
+	}
+}
+
+// fromNHS reports whether o names one of our configured NHSs.
+func (e *Engine) fromNHS(o ownerKey) bool {
+	return o.identity == "" && e.isNHS(o.nbma)
+}
+
+// isNHS reports whether nbma is a configured NHS's address.
+func (e *Engine) isNHS(nbma netip.Addr) bool {
+	for _, n := range e.nhss {
+		if n.cfg.NBMA == nbma {
+			return true
+		}
+	}
+	return false
+}
 
 // addPeer inserts pe, binds it and reports it. It fails when the cache is
 // full or the Binder refuses.
 func (e *Engine) addPeer(pe *peer, reason string) bool {
 	if len(e.peers) >= e.cfg.MaxCache {
-		e.counters.inc(cDropCacheFull)
+		e.drop(DropCacheFull)
+		return false
+	}
+	quota := pe.kind != KindRegistered && pe.kind != KindNHS && pe.owner != (ownerKey{}) && !e.fromNHS(pe.owner)
+	if quota && e.perSource[pe.owner] >= e.cfg.MaxCachePerSource {
+		e.drop(DropSourceQuota)
 		return false
 	}
 	e.peers[pe.proto] = pe
@@ -92,6 +139,8 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 		delete(e.peers, pe.proto)
 		return false
 	}
+	pe.counted = quota
+	e.account(pe, 1)
 	if pe.nbma.IsValid() {
 		e.emit(Event{Kind: EventPeerUp, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
 			Observed: pe.observed, Binding: pe.kind, Reason: reason})
@@ -127,6 +176,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 		return
 	}
 	delete(e.peers, pe.proto)
+	e.account(pe, -1)
 	e.cancel(pe.expiry)
 	e.stopPath(pe)
 	for _, sc := range pe.shortcuts {
@@ -222,7 +272,7 @@ func (e *Engine) addNegative(addr netip.Addr, reason string) {
 		return
 	}
 	if len(e.negative) >= e.cfg.MaxCache {
-		e.counters.inc(cDropCacheFull)
+		e.drop(DropCacheFull)
 		return
 	}
 	n := &negEntry{addr: addr, reason: reason, expires: e.now.Add(e.cfg.NegativeTTL)}

@@ -170,7 +170,7 @@ func TestFRRErrorIndicationWithHopCountZero(t *testing.T) {
 	b[9] = 0 // hop count 0, as FRR sends it; fix the checksum
 	b[12], b[13] = 0, 0
 	fixChecksum(b)
-	s2.Engine.HandlePacket(addr(hubNBMA), b, engine.PacketMeta{})
+	s2.Engine.HandlePacket(addr(hubNBMA), b)
 	ce, ok := cacheEntry(s2, "10.9.9.9", engine.KindNegative)
 	if !ok || !strings.Contains(ce.Reason, "error-2") {
 		t.Errorf("negative entry %+v (found %v), want the request failed by the error indication", ce, ok)

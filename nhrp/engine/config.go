@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -35,6 +37,23 @@ type Config struct {
 	// AcceptPrefixes limits the protocol addresses the NHS accepts in
 	// registrations (code 4 otherwise). Empty accepts every address.
 	AcceptPrefixes []netip.Prefix
+	// TunnelPrefix is the tunnel interface's prefix. When set, the NHS
+	// accepts registrations only for host addresses inside it, never its
+	// network or (IPv4) broadcast address. The NHS's own address and
+	// configured NHSs' addresses are refused in any case.
+	TunnelPrefix netip.Prefix
+	// AddressesPerPeer is how many tunnel addresses one peer may hold
+	// registered (default 1); a registration that would exceed it is
+	// refused as a whole. A peer is an IKE identity with IPsec, a source
+	// NBMA address (post-NAT) without.
+	AddressesPerPeer int
+	// MaxHolding clamps the holding time of accepted registrations
+	// (default HoldingTime); the reply carries the clamped value.
+	MaxHolding time.Duration
+	// MaxCachePerSource bounds the cache entries other than registrations
+	// (requester and resolved entries) one source may create (default
+	// 64); configured NHSs are exempt.
+	MaxCachePerSource int
 
 	// NHSs are the servers this node registers with (client role).
 	NHSs []NHSConfig
@@ -56,17 +75,21 @@ type Config struct {
 	// AuthPassword enables Cisco cleartext authentication (at most 8
 	// octets): sent on every packet, required on every received one.
 	AuthPassword []byte
-	// IPsec: NHRP is protected by IPsec in tunnel mode whose inner
-	// selectors are the claimed NBMA addresses (see the package doc).
-	// Packets without PacketMeta.Trusted are dropped, and peers behind NAT
-	// are addressed by their claimed NBMA.
+	// IPsec: NHRP is protected by IPsec (transport mode, or tunnel mode
+	// whose inner selectors are the claimed NBMA addresses behind NAT; see
+	// the package doc). The engine takes packets from and sends to only
+	// the NBMA addresses an SA proves (SetProtections), requires claims to
+	// match the proof, keys peers by IKE identity, and addresses peers
+	// behind NAT by their claimed NBMA.
 	IPsec bool
 
 	// Limits. Defaults: MaxCache 65536 entries (registrations, resolved
 	// and requester entries; negative entries count separately against
 	// the same limit), MaxPending 4096 outstanding requests, MaxFlows
-	// 16384 hub flows, per-source token bucket SourceRate 200 packets/s
-	// with SourceBurst 400 over at most MaxSources 65536 sources.
+	// 16384 hub flows, per-source token bucket SourceRate 200 CIEs/s
+	// with SourceBurst 400 over at most MaxSources 65536 sources (a
+	// packet costs its number of CIEs, at least one; a negative
+	// SourceRate disables the limit, for tests and benchmarks).
 	MaxCache        int
 	MaxPending      int
 	MaxFlows        int
@@ -96,9 +119,11 @@ type Config struct {
 	PathRetryMin      time.Duration
 	PathRetryMax      time.Duration
 
-	// RequestIDSeed is the first request id (default 1), for reproducible
-	// tests.
-	RequestIDSeed uint32
+	// RequestIDs returns request ids. Nil (the default) draws them from a
+	// ChaCha8 generator seeded from crypto/rand, so that an off-path
+	// attacker cannot predict them; tests may inject a sequence. Zero and
+	// ids of outstanding requests are skipped.
+	RequestIDs func() uint32
 
 	Clock  Clock
 	Conn   Conn
@@ -163,14 +188,24 @@ func (c *Config) setDefaults() error {
 	defi(&c.MaxPending, 4096)
 	defi(&c.MaxFlows, 16384)
 	defi(&c.MaxSources, 65536)
-	if c.SourceRate <= 0 {
+	defi(&c.AddressesPerPeer, 1)
+	defi(&c.MaxCachePerSource, 64)
+	def(&c.MaxHolding, c.HoldingTime)
+	if c.MaxHolding > 65535*time.Second {
+		c.MaxHolding = 65535 * time.Second
+	}
+	if c.SourceRate == 0 {
 		c.SourceRate = 200
 	}
 	if c.SourceBurst <= 0 {
 		c.SourceBurst = 400
 	}
-	if c.RequestIDSeed == 0 {
-		c.RequestIDSeed = 1
+	if c.RequestIDs == nil {
+		var seed [32]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			return fmt.Errorf("engine: config: seeding request ids: %w", err)
+		}
+		c.RequestIDs = mrand.New(mrand.NewChaCha8(seed)).Uint32
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -1,7 +1,8 @@
 // Package engine is dmvpnd's NHRP protocol engine (RFC 2332 with the
 // Cisco/FRR DMVPN extensions of draft-detienne-dmvpn-01): the NHC (spoke)
 // and NHS (hub) roles, Phase 1/2/3 resolution, purge, error indications,
-// the Cisco NAT extension and cleartext authentication. It decides what to
+// the Cisco NAT extension, cleartext authentication and the trust model
+// that decides whose claims it believes. It decides what to
 // register, answer, forward and cache, and tells the controller which
 // peers, neighbor entries and shortcut routes exist. It uses package nhrp
 // for the wire format and contains no OS code (a test checks its
@@ -12,7 +13,8 @@
 // The engine is not internally concurrent and starts no goroutines. The
 // controller owns one goroutine per tunnel and serializes every call:
 //
-//	HandlePacket(from, b, meta)  an NHRP packet from the tunnel
+//	HandlePacket(from, b)        an NHRP packet from the tunnel
+//	SetProtections(ps)           the whole set of established IPsec SAs
 //	NeighborMiss(dst)            the kernel wants (or still uses) dst's lladdr
 //	Hairpin(pkt)                 hub: a packet hairpinned on the tunnel (NFLOG)
 //	Resolve(dst), Deregister()   operator / shutdown actions
@@ -92,7 +94,8 @@
 //   - A binding's GRE destination (Binding.NBMA, the kernel neighbor
 //     lladdr) is the address the packet came from: with IPsec that is the
 //     claimed address (the inner source after decryption), and the
-//     post-NAT address arrives in PacketMeta.Outer, from the SA.
+//     post-NAT address is the Outer of the Protection proving it, never an
+//     NHRP claim.
 //   - A public node addresses a NATed peer by its claimed address; the
 //     controller builds the per-peer IPsec connection from the event's
 //     Claimed (inner selector, identity) and Observed (remote address).
@@ -108,7 +111,9 @@
 //     direct path instead of one exchange).
 //
 // Without IPsec a NATed peer is addressed by its observed address, which
-// works for one spoke per public address only (GRE has no ports).
+// works for one spoke per public address only (GRE has no ports): the
+// second spoke behind one public address is the same peer and is refused
+// over AddressesPerPeer.
 //
 // # Compatibility
 //
@@ -121,21 +126,73 @@
 // codes 1, 3, 11, 15.
 //
 // Cleartext authentication (Config.AuthPassword) is added to every packet
-// but Error Indications and required on every packet received but Error
-// Indications (which can only fail a request we sent); a mismatch is
-// dropped, counted and answered with Error Indication code 11. The
+// and required on every packet received, Error Indications included; a
+// mismatch is dropped, counted and answered with Error Indication code 11
+// (which a peer with another password cannot authenticate either). The
 // password is never logged.
+//
+// # Trust: who may claim what
+//
+// docs/security.md states the attackers and what each may achieve; this
+// is what the engine enforces.
+//
+// Protection is one level-triggered input: SetProtections gets every
+// established SA as {NBMA, Outer, Identity, Bound}. An NBMA is proven when
+// exactly one SA claims it; two SAs with different identities or outer
+// addresses for one NBMA prove nothing (after decryption the engine cannot
+// tell which one a packet came through), which defeats a key holder that
+// negotiates a tunnel-mode SA whose inner address is another spoke's
+// NBMA. With Config.IPsec the engine takes NHRP only from a proven NBMA
+// (drop_untrusted, drop_ambiguous_sa) and sends only to one
+// (drop_send_no_sa); what waited is sent when the NBMA becomes proven. A
+// NAT's public address is never proven by a tunnel-mode SA behind it.
+//
+// A peer is its IKE identity with IPsec, its source NBMA (post-NAT)
+// without. With IPsec every NBMA a registration claims (source and CIE
+// client NBMA) must be the one its SA proves (CIE code 4,
+// drop_claim_mismatch, an EventRefused with both addresses); nothing about
+// the existing binding changes. A registered tunnel address is owned by
+// the peer that registered it: only that peer refreshes, replaces
+// (unique or not) or removes it (code 14, drop_owned_by_another_peer),
+// until it expires or the operator clears it (ClearRegistration). A peer
+// holds at most AddressesPerPeer addresses (a registration over the cap is
+// refused as a whole), never the NHS's own, another configured NHS's, or
+// the TunnelPrefix's network and broadcast address, only those its
+// Protection.Bound lists when set, and for at most MaxHolding.
+//
+// Resolution: request ids come from a ChaCha8 generator seeded from
+// crypto/rand. A reply, Error Indication or Purge Reply is taken only from
+// the NBMA the request went to (drop_wrong_responder). A reply answered
+// directly by a shortcut's peer may name only that peer, with the NBMA it
+// is known by, and a prefix within the shortcut the request went through.
+// A transit NHS relays a positive reply from a client only if the reply's
+// client is registered here from that NBMA with the NBMA it claims, and
+// its prefix lies within this NHS's route towards that client
+// (drop_not_registered, drop_claim_mismatch, drop_prefix_too_wide).
+// Purge Requests remove a registration only for its owner, and resolved
+// entries, shortcuts and negative entries only for a configured NHS or the
+// entry's own peer. Traffic Indications are taken only from a configured
+// NHS (drop_not_nhs).
+//
+// Two spokes behind different NATs with the same private NBMA: without
+// IPsec they are distinct peers (distinct source NBMAs) and neither can
+// refresh, deregister or purge the other's registration. With IPsec their
+// SAs have the same inner address and different outer ones, so that NBMA
+// is ambiguous and neither is taken: a GRE destination must identify one
+// SA, which needs distinct inner addresses (an IPsec-side decision).
 //
 // # Limits
 //
-// The cache (MaxCache), outstanding requests (MaxPending), hub flows
-// (MaxFlows) and per-source token buckets (SourceRate, SourceBurst,
-// MaxSources) are bounded; every dropped packet increments one drop_*
-// counter. With IPsec configured, packets without an established SA
-// (PacketMeta.Trusted unset) change no state (drop_untrusted); the
-// caller reports each SA that comes up with Engine.Protected, which resends
-// at once what waited for it (a registration, a direct-path probe). Per-packet
-// work is O(log n) in the number of registrations (map lookups and one
-// heap operation); BenchmarkHubPerPacket shows it flat from 1,000 to
-// 10,000 spokes.
+// The cache (MaxCache, and MaxCachePerSource for entries a non-NHS source
+// creates), registrations per peer (AddressesPerPeer), outstanding
+// requests (MaxPending), hub flows (MaxFlows) and per-source token buckets
+// (SourceRate, SourceBurst, MaxSources) are bounded. Rates count CIEs, not
+// packets: a 256-CIE registration costs 256 tokens. The source table is
+// kept in least-recently-used order; a new source at a full table recycles
+// the least recently used bucket if it has refilled, else shares one
+// overflow bucket, in O(1) (BenchmarkLimiterNewSourceFullTable). Every
+// drop and refusal increments the counter of one DropReason ("drop_" +
+// its name). Per-packet work is O(log n) in the number of registrations
+// (map lookups and one heap operation); BenchmarkHubPerPacket shows it
+// flat from 1,000 to 10,000 spokes.
 package engine

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
@@ -18,15 +19,12 @@ type Engine struct {
 
 	timers   timerHeap
 	timerSeq uint64
-	nextID   uint32
 
 	counters counters
-	sources  map[netip.Addr]*bucket
-	overflow bucket
+	limit    *limiter // nil: no per-source limit
 
-	rx     nhrp.Packet // decode scratch, reused
-	txbuf  []byte
-	fixbuf []byte // see lenient
+	rx    nhrp.Packet // decode scratch, reused
+	txbuf []byte
 
 	nhss      []*nhs
 	myPublic  netip.Addr // our post-NAT NBMA, learnt from an NHS
@@ -37,6 +35,9 @@ type Engine struct {
 	shortcuts map[netip.Prefix]*shortcut
 	flows     map[flowKey]time.Time
 	adopted   map[netip.Addr]*adoptedPath // see Adopt; nil until used
+	prot      map[netip.Addr]*proof       // see SetProtections
+	owned     map[ownerKey]int            // registrations held per peer
+	perSource map[ownerKey]int            // other cache entries per source
 }
 
 // New returns an engine. It sends nothing until Start.
@@ -47,19 +48,20 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		nextID:    cfg.RequestIDSeed,
 		counters:  counters{},
-		sources:   map[netip.Addr]*bucket{},
 		peers:     map[netip.Addr]*peer{},
 		negative:  map[netip.Addr]*negEntry{},
 		pending:   map[uint32]*pending{},
 		resolving: map[netip.Addr]*pending{},
 		shortcuts: map[netip.Prefix]*shortcut{},
 		flows:     map[flowKey]time.Time{},
+		owned:     map[ownerKey]int{},
+		perSource: map[ownerKey]int{},
 	}
 	e.now = cfg.Clock.Now()
-	e.overflow.last = e.now
-	e.overflow.tokens = cfg.SourceBurst
+	if cfg.SourceRate > 0 {
+		e.limit = newLimiter(cfg.SourceRate, cfg.SourceBurst, cfg.MaxSources, e.now)
+	}
 	e.initNHSs()
 	return e, nil
 }
@@ -70,52 +72,67 @@ func (e *Engine) Start() {
 	e.recomputeWanted()
 }
 
+// newID returns an unpredictable request id that no outstanding request
+// uses.
 func (e *Engine) newID() uint32 {
-	id := e.nextID
-	e.nextID++
-	if e.nextID == 0 {
-		e.nextID = 1
+	for {
+		id := e.cfg.RequestIDs()
+		if id == 0 || e.pending[id] != nil || slices.ContainsFunc(e.nhss, func(n *nhs) bool { return n.pkt != nil && n.reqID == id }) {
+			continue
+		}
+		return id
 	}
-	return id
 }
 
 // HandlePacket processes one NHRP packet received from the NBMA address
-// from (the GRE source). Malformed, unauthenticated, untrusted or
-// rate-limited packets are counted and dropped; HandlePacket never panics
-// on any input.
-func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
+// from (the GRE source; with IPsec the inner source after decryption).
+// Malformed, unauthenticated, unprotected or rate-limited packets are
+// counted and dropped; HandlePacket never panics on any input.
+func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 	e.now = e.cfg.Clock.Now()
 	e.counters.inc(cRxPackets)
 	if from == e.cfg.NBMA {
-		e.counters.inc(cDropSelf)
+		e.drop(DropSelf)
 		return
 	}
-	if e.cfg.IPsec && !meta.Trusted {
-		e.counters.inc(cDropUntrusted)
-		return
+	// The post-NAT address comes from the SA, never from an NHRP claim.
+	outer, owner := from, ownerKey{nbma: from}
+	pr, why := e.proven(from)
+	if pr != nil && pr.outer.IsValid() {
+		outer = pr.outer
 	}
-	if !e.allowSource(from) {
-		e.counters.inc(cDropRateLimited)
-		return
+	if e.cfg.IPsec {
+		if pr == nil {
+			e.drop(why)
+			return
+		}
+		owner = ownerKey{identity: pr.identity}
 	}
-	b = e.lenient(b)
+	var bk *bucket
+	if e.limit != nil {
+		if bk = e.limit.get(from, e.now); !e.limit.take(bk, 1, e.now) {
+			e.drop(DropRateLimited)
+			return
+		}
+	}
 	p := &e.rx
 	p.Type, p.SrcProto = 0, netip.Addr{} // no stale values in a partial decode
-	if err := p.Unmarshal(b); err != nil {
+	if err := p.UnmarshalOptions(b, decodeOptions); err != nil {
 		e.dropMalformed(err, p, b, from)
 		return
 	}
-	outer := meta.Outer
-	if !outer.IsValid() {
-		outer = from
+	// The rate counts CIEs: one packet carrying 256 costs 256 tokens.
+	if n := len(p.CIEs); bk != nil && n > 1 && !e.limit.take(bk, float64(n-1), e.now) {
+		e.drop(DropRateLimited)
+		return
 	}
 	if !e.authOK(p) {
-		e.counters.inc(cDropAuth)
+		e.drop(DropAuth)
 		e.log.Debug("authentication failed", zap.Stringer("from", from), zap.Stringer("type", p.Type))
 		e.sendError(nhrp.ErrorAuthenticationFailure, 0, p, b, from)
 		return
 	}
-	in := &inbound{p: p, raw: b, from: from, outer: outer}
+	in := &inbound{p: p, raw: b, from: from, outer: outer, owner: owner}
 	switch p.Type {
 	case nhrp.TypeRegistrationRequest:
 		e.handleRegistration(in)
@@ -136,12 +153,32 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte, meta PacketMeta) {
 	}
 }
 
+// decodeOptions: FRR nhrpd (up to 8.x) sends Error Indications with hop
+// count 0; they are never forwarded by hop count, so they are taken.
+var decodeOptions = nhrp.DecodeOptions{ZeroHopErrorIndication: true}
+
 // inbound is a received packet with its arrival facts.
 type inbound struct {
 	p     *nhrp.Packet
 	raw   []byte
 	from  netip.Addr // GRE source: where answers go
-	outer netip.Addr // post-NAT source (== from without IPsec)
+	outer netip.Addr // post-NAT source: from, or the outer address of from's SA
+	owner ownerKey   // who sent it
+}
+
+// ownerKey names the peer that sent a packet and owns what it registers:
+// its IKE identity with IPsec, else its source NBMA address (the GRE
+// source, post-NAT). Exactly one field is set.
+type ownerKey struct {
+	identity string
+	nbma     netip.Addr
+}
+
+func (o ownerKey) String() string {
+	if o.identity != "" {
+		return "identity " + o.identity
+	}
+	return "nbma " + o.nbma.String()
 }
 
 // dropMalformed counts a packet that did not decode and, when the decoder
@@ -156,11 +193,11 @@ func (e *Engine) dropMalformed(err error, p *nhrp.Packet, b []byte, from netip.A
 	}
 	switch {
 	case errors.As(err, &pe) && errors.Is(pe.Err, nhrp.ErrChecksum):
-		e.counters.inc(cDropChecksum)
+		e.drop(DropChecksum)
 	case errors.As(err, &pe) && errors.Is(pe.Err, nhrp.ErrHopCount):
-		e.counters.inc(cDropHopCount)
+		e.drop(DropHopCount)
 	default:
-		e.counters.inc(cDropMalformed)
+		e.drop(DropMalformed)
 	}
 	e.log.Debug("dropped malformed packet", zap.Stringer("from", from), zap.Error(err))
 }
@@ -168,7 +205,7 @@ func (e *Engine) dropMalformed(err error, p *nhrp.Packet, b []byte, from netip.A
 // send marshals p, adding authentication when configured, and writes it to
 // nbma. It returns the bytes sent (valid until the next send).
 func (e *Engine) send(p *nhrp.Packet, nbma netip.Addr) []byte {
-	if len(e.cfg.AuthPassword) > 0 && p.Type != nhrp.TypeErrorIndication {
+	if len(e.cfg.AuthPassword) > 0 {
 		p.SetCleartextAuth(e.cfg.AuthPassword)
 	}
 	b, err := p.AppendMarshal(e.txbuf[:0])
@@ -183,6 +220,15 @@ func (e *Engine) send(p *nhrp.Packet, nbma netip.Addr) []byte {
 }
 
 func (e *Engine) write(b []byte, nbma netip.Addr) {
+	if e.cfg.IPsec {
+		if pr, why := e.proven(nbma); pr == nil {
+			if why == DropUntrusted {
+				why = DropSendNoSA
+			}
+			e.drop(why)
+			return
+		}
+	}
 	if err := e.cfg.Conn.WriteTo(b, nbma); err != nil {
 		e.counters.inc(cTxErrors)
 		e.log.Debug("send failed", zap.Stringer("to", nbma), zap.Error(err))

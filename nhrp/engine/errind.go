@@ -1,10 +1,6 @@
 package engine
 
-import (
-	"encoding/binary"
-
-	"github.com/dmvpnd/dmvpnd/nhrp"
-)
+import "github.com/dmvpnd/dmvpnd/nhrp"
 
 // handleErrorIndication matches an Error Indication (§5.2.7) to the
 // request it reports on, or, as an NHS, passes it on towards its
@@ -15,25 +11,24 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 	if p.DstProto != e.cfg.Proto {
 		next := e.nextHop(p.DstProto)
 		if !e.cfg.Server || !next.IsValid() || next == in.from || p.HopCount <= 1 {
-			e.counters.inc(cDropUnexpected)
+			e.drop(DropUnexpected)
 			return
 		}
 		p.HopCount--
 		e.send(p, next)
 		return
 	}
-	pl := p.Payload
-	if len(pl) < 28 {
-		e.counters.inc(cDropUnmatched)
+	typ, _ := nhrp.PeekType(p.Payload)
+	id, ok := nhrp.PeekRequestID(p.Payload)
+	if !ok {
+		e.drop(DropUnmatched)
 		return
 	}
-	typ := nhrp.Type(pl[17])
-	id := binary.BigEndian.Uint32(pl[24:28])
 	reason := "error indication: " + p.ErrorCode.String()
 	switch typ {
 	case nhrp.TypeRegistrationRequest:
 		for _, n := range e.nhss {
-			if n.pkt != nil && n.reqID == id {
+			if n.pkt != nil && n.reqID == id && n.cfg.NBMA == in.from {
 				e.cancel(n.timer)
 				n.pkt = nil
 				n.refusal = min(max(2*n.refusal, e.cfg.RetryMin), e.cfg.RetryMax)
@@ -46,11 +41,11 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 			}
 		}
 	case nhrp.TypeResolutionRequest, nhrp.TypePurgeRequest:
-		if pd := e.pending[id]; pd != nil {
+		if pd := e.pending[id]; pd != nil && pd.to == in.from {
 			e.finishPending(pd)
 			e.pendingFailed(pd, reason)
 			return
 		}
 	}
-	e.counters.inc(cDropUnmatched)
+	e.drop(DropUnmatched)
 }

@@ -29,6 +29,11 @@ const (
 	EventShortcut
 	// EventNHS: an NHS changed state.
 	EventNHS
+	// EventRefused: a registration CIE (or a reply) was refused. Proto is
+	// the address asked for, NBMA the address the packet came from (the
+	// one its SA proves, with IPsec), Claimed the NBMA it claimed, Drop
+	// why. Nothing else changed.
+	EventRefused
 )
 
 func (k EventKind) String() string {
@@ -45,6 +50,8 @@ func (k EventKind) String() string {
 		return "shortcut"
 	case EventNHS:
 		return "nhs"
+	case EventRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("event-%d", k)
 }
@@ -68,6 +75,8 @@ type Event struct {
 	Shortcut ShortcutState
 	// NHS state.
 	NHS NHSState
+	// Drop is why a request was refused (EventRefused).
+	Drop DropReason
 	// Reason is a short human-readable cause.
 	Reason string
 }

@@ -47,15 +47,3 @@ type Binder interface {
 	Bind(b Binding) error
 	Unbind(b Binding)
 }
-
-// PacketMeta describes how a packet arrived.
-type PacketMeta struct {
-	// Outer is the post-NAT source address the packet really came from,
-	// when the controller knows it and it differs from the GRE source (with
-	// IPsec tunnel mode, the remote address of the SA; the GRE source is
-	// then the peer's claimed NBMA). Zero means "same as from".
-	Outer netip.Addr
-	// Trusted is set when the packet arrived protected by an established
-	// IPsec SA. With Config.IPsec, untrusted packets change no state.
-	Trusted bool
-}

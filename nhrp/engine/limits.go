@@ -1,36 +1,12 @@
 package engine
 
-import (
-	"maps"
-	"net/netip"
-	"time"
-)
+import "maps"
 
-// Counter names. Every dropped packet increments exactly one drop_* counter.
+// Counter names. Drops are counted by DropReason (drop.go).
 const (
 	cRxPackets          = "rx_packets"
 	cTxPackets          = "tx_packets"
 	cTxErrors           = "tx_errors"
-	cDropMalformed      = "drop_malformed"
-	cDropChecksum       = "drop_checksum"
-	cDropHopCount       = "drop_hop_count"
-	cDropUntrusted      = "drop_untrusted"
-	cDropAuth           = "drop_auth"
-	cDropRateLimited    = "drop_rate_limited"
-	cDropUnknownExt     = "drop_unknown_compulsory_extension"
-	cDropNotServer      = "drop_not_server"
-	cDropUnmatched      = "drop_unmatched_reply"
-	cDropLoop           = "drop_loop"
-	cDropNoRoute        = "drop_no_route"
-	cDropUnexpected     = "drop_unexpected"
-	cDropPendingFull    = "drop_pending_full"
-	cDropCacheFull      = "drop_cache_full"
-	cDropFlowsFull      = "drop_flows_full"
-	cDropBadHairpin     = "drop_bad_hairpin"
-	cDropNotIngress     = "drop_not_ingress"
-	cDropNegative       = "drop_negative_cached"
-	cDropIndicationRate = "drop_indication_rate"
-	cDropSelf           = "drop_from_self"
 	cRegAccepted        = "registrations_accepted"
 	cRegRefused         = "registrations_refused"
 	cResolutionsSent    = "resolutions_sent"
@@ -56,46 +32,3 @@ func (c counters) inc(name string) { c[name]++ }
 
 // Counters returns a snapshot of every counter that is non-zero.
 func (e *Engine) Counters() map[string]uint64 { return maps.Clone(e.counters) }
-
-// bucket is a token bucket refilled at Config.SourceRate per second.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// allowSource applies the per-source rate limit to a packet from nbma. The
-// table is bounded: when full, idle (refilled) buckets are swept, and if it
-// is still full the new source shares one overflow bucket.
-func (e *Engine) allowSource(nbma netip.Addr) bool {
-	b, ok := e.sources[nbma]
-	if !ok {
-		if len(e.sources) >= e.cfg.MaxSources {
-			e.sweepSources()
-		}
-		if len(e.sources) >= e.cfg.MaxSources {
-			b = &e.overflow
-		} else {
-			b = &bucket{tokens: e.cfg.SourceBurst, last: e.now}
-			e.sources[nbma] = b
-		}
-	}
-	b.tokens += e.now.Sub(b.last).Seconds() * e.cfg.SourceRate
-	if b.tokens > e.cfg.SourceBurst {
-		b.tokens = e.cfg.SourceBurst
-	}
-	b.last = e.now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-func (e *Engine) sweepSources() {
-	full := time.Duration(e.cfg.SourceBurst / e.cfg.SourceRate * float64(time.Second))
-	for a, b := range e.sources {
-		if e.now.Sub(b.last) >= full {
-			delete(e.sources, a)
-		}
-	}
-}

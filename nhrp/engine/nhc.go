@@ -168,7 +168,7 @@ func (e *Engine) handleRegistrationReply(in *inbound) {
 		}
 	}
 	if n == nil || !n.wanted || len(p.CIEs) == 0 {
-		e.counters.inc(cDropUnmatched)
+		e.drop(DropUnmatched)
 		return
 	}
 	e.cancel(n.timer)

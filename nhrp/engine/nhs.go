@@ -2,24 +2,31 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
+	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"go.uber.org/zap"
 )
 
 // handleRegistration serves a Registration Request (§5.2.3) as NHS and
-// answers it in place with a Registration Reply (§5.2.4).
+// answers it in place with a Registration Reply (§5.2.4). Each CIE is
+// accepted or refused on its own, except that a packet that would leave
+// its sender holding more than AddressesPerPeer addresses is refused as a
+// whole.
 func (e *Engine) handleRegistration(in *inbound) {
 	p := in.p
 	if !e.cfg.Server {
-		e.counters.inc(cDropNotServer)
+		e.drop(DropNotServer)
 		return
 	}
 	if perr := p.UnrecognizedCompulsory(); perr != nil {
-		e.counters.inc(cDropUnknownExt)
+		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 		return
 	}
 	unique := p.Flags&nhrp.FlagRegistrationUnique != 0
+	overQuota := e.overQuota(in)
 	for i := range p.CIEs {
 		c := &p.CIEs[i]
 		proto := c.ClientProto
@@ -30,12 +37,17 @@ func (e *Engine) handleRegistration(in *inbound) {
 		if !claimed.IsValid() {
 			claimed = p.SrcNBMA
 		}
-		c.Code = e.register(proto, claimed, in.from, in.outer, unique, c)
-		if c.Code == nhrp.CIESuccess {
-			e.counters.inc(cRegAccepted)
-		} else {
-			e.counters.inc(cRegRefused)
+		code, why := nhrp.CIEAdminProhibited, DropAddressQuota
+		if !overQuota {
+			code, why = e.register(in, proto, claimed, unique, c)
 		}
+		c.Code = code
+		if code == nhrp.CIESuccess {
+			e.counters.inc(cRegAccepted)
+			continue
+		}
+		e.counters.inc(cRegRefused)
+		e.refused(why, proto, claimed, in)
 	}
 	p.Type = nhrp.TypeRegistrationReply
 	p.HopCount = e.cfg.HopCount
@@ -53,48 +65,146 @@ func (e *Engine) handleRegistration(in *inbound) {
 	e.send(p, in.from)
 }
 
-// register applies one registration CIE and returns its code.
-func (e *Engine) register(proto, claimed, from, outer netip.Addr, unique bool, c *nhrp.CIE) nhrp.CIECode {
+// overQuota reports whether accepting every CIE of the registration in
+// would leave its sender holding more than AddressesPerPeer addresses.
+func (e *Engine) overQuota(in *inbound) bool {
+	held := e.owned[in.owner]
+	var seen []netip.Addr
+	for i := range in.p.CIEs {
+		c := &in.p.CIEs[i]
+		proto := c.ClientProto
+		if !proto.IsValid() {
+			proto = in.p.SrcProto
+		}
+		if c.HoldingTime == 0 || slices.Contains(seen, proto) {
+			continue
+		}
+		seen = append(seen, proto)
+		if pe := e.peers[proto]; pe != nil && pe.kind == KindRegistered && pe.owner == in.owner {
+			continue // a refresh
+		}
+		held++
+	}
+	return held > e.cfg.AddressesPerPeer
+}
+
+// refused counts a refused CIE and reports it with both the claimed NBMA
+// and the one the packet came from.
+func (e *Engine) refused(why DropReason, proto, claimed netip.Addr, in *inbound) {
+	e.drop(why)
+	e.log.Info("registration refused", zap.Stringer("reason", why), zap.Stringer("proto", proto),
+		zap.Stringer("claimed", claimed), zap.Stringer("from", in.from), zap.Stringer("outer", in.outer),
+		zap.Stringer("peer", in.owner))
+	e.emit(Event{Kind: EventRefused, Proto: proto, NBMA: in.from, Claimed: claimed, Observed: natted(in.from, in.outer),
+		Drop: why, Reason: "registration refused: " + why.String()})
+}
+
+// register applies one registration CIE and returns its code and, for a
+// refusal, why.
+func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c *nhrp.CIE) (nhrp.CIECode, DropReason) {
+	from := in.from
+	if e.cfg.IPsec && (claimed != from || in.p.SrcNBMA != from) {
+		// The SA proves from (the inner address in tunnel mode): a peer
+		// claims no other NBMA.
+		return nhrp.CIEAdminProhibited, DropClaimMismatch
+	}
 	bits := proto.BitLen()
 	if pl := int(c.PrefixLength); pl != 0 && pl != nhrp.HostPrefixLength && pl < bits {
-		return nhrp.CIEAdminProhibited // only host registrations
+		return nhrp.CIEAdminProhibited, DropNotAcceptable // only host registrations
 	}
 	if !e.acceptable(proto) || proto.BitLen() != e.cfg.Proto.BitLen() {
-		return nhrp.CIEAdminProhibited
+		return nhrp.CIEAdminProhibited, DropNotAcceptable
 	}
-	holding := c.Holding()
+	if e.reserved(proto) {
+		return nhrp.CIEAdminProhibited, DropReserved
+	}
+	if e.cfg.IPsec {
+		if pr := e.prot[from]; pr != nil && pr.bound != nil && !slices.Contains(pr.bound, proto) {
+			return nhrp.CIEAdminProhibited, DropNotBound
+		}
+	}
+	holding := min(c.Holding(), e.cfg.MaxHolding)
+	if c.HoldingTime != 0 {
+		c.HoldingTime = uint16(holding / time.Second) // tell the client what it got
+	}
 	ex := e.peers[proto]
 	if ex != nil && ex.kind == KindRegistered {
+		if ex.owner != in.owner {
+			// Only the peer that registered an address may refresh,
+			// replace or remove it, unique or not.
+			return nhrp.CIEUniqueAlreadyRegistered, DropOwned
+		}
 		if ex.claimed == claimed && ex.nbma == from {
 			if holding == 0 { // deregistration
 				e.removePeer(ex, "deregistered")
-				return nhrp.CIESuccess
+				return nhrp.CIESuccess, 0
 			}
 			ex.unique = unique
-			ex.observed = natted(claimed, outer)
+			ex.observed = natted(claimed, in.outer)
 			e.setExpiry(ex, holding)
-			return nhrp.CIESuccess
-		}
-		if ex.unique || unique {
-			return nhrp.CIEUniqueAlreadyRegistered
+			return nhrp.CIESuccess, 0
 		}
 		e.removePeer(ex, "replaced: NBMA address changed")
 	} else if ex != nil {
 		e.removePeer(ex, "superseded by a registration")
 	}
 	if holding == 0 {
-		return nhrp.CIESuccess
+		return nhrp.CIESuccess, 0
 	}
-	pe := &peer{proto: proto, kind: KindRegistered, claimed: claimed, observed: natted(claimed, outer),
-		nbma: from, unique: unique}
+	pe := &peer{proto: proto, kind: KindRegistered, claimed: claimed, observed: natted(claimed, in.outer),
+		nbma: from, unique: unique, owner: in.owner}
 	if !e.addPeer(pe, "registered") {
-		return nhrp.CIEInsufficientResources
+		return nhrp.CIEInsufficientResources, DropCacheFull
 	}
 	e.setExpiry(pe, holding)
-	return nhrp.CIESuccess
+	return nhrp.CIESuccess, 0
+}
+
+// reserved reports addresses no client may register: this NHS's own,
+// another configured NHS's, and the tunnel prefix's network and (IPv4)
+// broadcast addresses.
+func (e *Engine) reserved(proto netip.Addr) bool {
+	if proto == e.cfg.Proto {
+		return true
+	}
+	for _, n := range e.nhss {
+		if proto == n.cfg.Proto || proto == n.proto {
+			return true
+		}
+	}
+	if tp := e.cfg.TunnelPrefix; tp.IsValid() && tp.Bits() < tp.Addr().BitLen()-1 {
+		if proto == tp.Masked().Addr() || proto.Is4() && proto == lastAddr(tp) {
+			return true
+		}
+	}
+	return false
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// ClearRegistration removes the registration of the tunnel address addr,
+// as "dmvpnctl clear nhrp registration ADDR" does: its neighbor entry
+// goes, the clients that resolved it are purged, and the address is free
+// for the next registration. It reports whether there was one.
+func (e *Engine) ClearRegistration(addr netip.Addr) bool {
+	e.now = e.cfg.Clock.Now()
+	pe := e.peers[addr]
+	if pe == nil || pe.kind != KindRegistered {
+		return false
+	}
+	e.removePeer(pe, "cleared by operator")
+	return true
 }
 
 func (e *Engine) acceptable(proto netip.Addr) bool {
+	if tp := e.cfg.TunnelPrefix; tp.IsValid() && !tp.Contains(proto) {
+		return false
+	}
 	if len(e.cfg.AcceptPrefixes) == 0 {
 		return true
 	}

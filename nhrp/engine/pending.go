@@ -83,7 +83,7 @@ func (e *Engine) pendingFailed(pd *pending, reason string) {
 
 func (e *Engine) pendingFull() bool {
 	if len(e.pending) >= e.cfg.MaxPending {
-		e.counters.inc(cDropPendingFull)
+		e.drop(DropPendingFull)
 		return true
 	}
 	return false

@@ -28,8 +28,9 @@ func (l *sendLog) saw(now time.Time, src, dst netip.Addr, b []byte) {
 	}
 }
 
-// TestProtectedRegistrationSends counts what Protected sends to an NHS
-// and when the next registration follows: one registration per call for
+// TestProtectedRegistrationSends counts what SetProtections sends to an NHS
+// and when the next registration follows: one registration when the NHS's
+// NBMA becomes protected (a repeated, unchanged set sends nothing) for
 // an NHS whose registration is outstanding, its backoff restarted at
 // RetryMin (1 s) although the next backed-off retry was 11 s away; nothing
 // for an NHS that is up or for another address, whose timers are kept.
@@ -50,7 +51,7 @@ func TestProtectedRegistrationSends(t *testing.T) {
 		{name: "pending, sa with the nhs, reply lost", protected: hubNBMA, calls: 1,
 			wantNow: 1, wantNext: time.Second, wantState: "192.0.2.1=probing"},
 		{name: "pending, two calls", protected: hubNBMA, calls: 2,
-			wantNow: 2, wantNext: time.Second, wantState: "192.0.2.1=probing"},
+			wantNow: 1, wantNext: time.Second, wantState: "192.0.2.1=probing"},
 		{name: "pending, sa with another peer", protected: "198.51.100.9", calls: 1,
 			wantNow: 0, wantNext: 11 * time.Second, wantState: "192.0.2.1=probing"},
 		{name: "registered, sa with the nhs", registered: true, protected: hubNBMA, calls: 3,
@@ -88,7 +89,7 @@ func TestProtectedRegistrationSends(t *testing.T) {
 			blocked = !tc.reachable && (!tc.registered || tc.refreshLost)
 			call := tp.net.Clock.Now()
 			for range tc.calls {
-				s2.Engine.Protected(addr(tc.protected))
+				s2.Engine.SetProtections([]engine.Protection{{NBMA: addr(tc.protected)}})
 			}
 			tp.run() // deliver, without advancing the clock
 			if got := len(regs.at) - before; got != tc.wantNow {
@@ -155,7 +156,7 @@ func TestProtectedProbeSends(t *testing.T) {
 			}
 			noSA = false
 			before := len(probes.at)
-			s2.Engine.Protected(addr(tc.protected))
+			s2.Engine.SetProtections([]engine.Protection{{NBMA: addr(tc.protected)}})
 			tp.run()
 			if got := len(probes.at) - before; got != tc.wantNow {
 				t.Errorf("%d probes sent by the call, want %d", got, tc.wantNow)

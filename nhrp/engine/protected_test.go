@@ -35,7 +35,7 @@ func TestProtectedResendsRegistration(t *testing.T) {
 			}
 			noSA = false
 			if tc.protected != "" {
-				s2.Engine.Protected(addr(tc.protected))
+				s2.Engine.SetProtections([]engine.Protection{{NBMA: addr(tc.protected)}})
 			}
 			tp.run() // deliver what the engine sent, without advancing the clock
 			if got, want := nhsStates(s2) == "192.0.2.1=up", tc.wantUp; got != want {
@@ -79,7 +79,7 @@ func TestProtectedProbesDirectPath(t *testing.T) {
 				t.Fatalf("shortcut %v %v after the indication without SA, want %v (history %v)", st, tc.wait, tc.before, shortcutHistory(s2, "10.0.3.0/24"))
 			}
 			noSA = false
-			s2.Engine.Protected(addr(tc.protected))
+			s2.Engine.SetProtections([]engine.Protection{{NBMA: addr(tc.protected)}})
 			tp.run() // deliver what the engine sent, without advancing the clock
 			if st := shortcutState(s2, "10.0.3.0/24"); st != tc.want {
 				t.Errorf("shortcut %v right after the SA event, want %v (history %v)", st, tc.want, shortcutHistory(s2, "10.0.3.0/24"))

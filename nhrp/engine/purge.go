@@ -73,7 +73,7 @@ func (e *Engine) handlePurgeRequest(in *inbound) {
 	p := in.p
 	e.counters.inc(cPurgesReceived)
 	if perr := p.UnrecognizedCompulsory(); perr != nil {
-		e.counters.inc(cDropUnknownExt)
+		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 		return
 	}
@@ -86,7 +86,7 @@ func (e *Engine) handlePurgeRequest(in *inbound) {
 		if c.PrefixLength == 0 {
 			bits = c.ClientProto.BitLen()
 		}
-		e.purgeLocal(netip.PrefixFrom(c.ClientProto, bits).Masked(), p.SrcProto, in.from)
+		e.purgeLocal(netip.PrefixFrom(c.ClientProto, bits).Masked(), p.SrcProto, in)
 	}
 	if p.Flags&nhrp.FlagPurgeNoReply != 0 {
 		return
@@ -97,9 +97,14 @@ func (e *Engine) handlePurgeRequest(in *inbound) {
 }
 
 // purgeLocal removes cached bindings, shortcuts and negative entries in
-// pfx. A registration is removed only by its owner (purging itself from
-// the NBMA address it registered from).
-func (e *Engine) purgeLocal(pfx netip.Prefix, src, from netip.Addr) {
+// pfx that the purge's sender may remove: a registration only its owner
+// (the peer that registered it, purging itself); a resolved or requester
+// entry, a shortcut or a negative entry a configured NHS (which answered
+// or relayed the resolution) or the entry's own peer (from its NBMA).
+// Anything else in pfx is left alone and counted (drop_wrong_responder).
+func (e *Engine) purgeLocal(pfx netip.Prefix, src netip.Addr, in *inbound) {
+	from := in.from
+	nhs := e.isNHS(from)
 	var victims []*peer
 	if pfx.IsSingleIP() {
 		if pe := e.peers[pfx.Addr()]; pe != nil {
@@ -113,32 +118,52 @@ func (e *Engine) purgeLocal(pfx netip.Prefix, src, from netip.Addr) {
 		}
 	}
 	slices.SortFunc(victims, func(a, b *peer) int { return a.proto.Compare(b.proto) })
+	refused := false
 	for _, pe := range victims {
 		switch pe.kind {
 		case KindResolved, KindRequester:
-			e.removePeer(pe, "purged")
+			if nhs || pe.nbma == from {
+				e.removePeer(pe, "purged")
+			} else {
+				refused = true
+			}
 		case KindRegistered:
-			if pe.proto == src && pe.nbma == from {
+			if pe.proto == src && pe.owner == in.owner {
 				e.removePeer(pe, "purged by its owner")
+			} else {
+				refused = true
 			}
 		}
 	}
 	for _, sc := range sortedShortcuts(e.shortcuts) {
 		if sc.prefix.Overlaps(pfx) {
-			e.removeShortcut(sc, "purged")
+			if nhs || sc.via.nbma == from {
+				e.removeShortcut(sc, "purged")
+			} else {
+				refused = true
+			}
 		}
 	}
-	for a := range e.negative {
-		if pfx.Contains(a) {
-			e.removeNegative(a)
+	if nhs {
+		for a := range e.negative {
+			if pfx.Contains(a) {
+				e.removeNegative(a)
+			}
 		}
+	}
+	if refused {
+		e.drop(DropWrongResponder)
 	}
 }
 
 func (e *Engine) handlePurgeReply(in *inbound) {
 	pd := e.pending[in.p.RequestID]
 	if pd == nil || pd.kind != pendPurge || in.p.SrcProto != e.cfg.Proto {
-		e.counters.inc(cDropUnmatched)
+		e.drop(DropUnmatched)
+		return
+	}
+	if pd.to != in.from {
+		e.drop(DropWrongResponder)
 		return
 	}
 	e.finishPending(pd)

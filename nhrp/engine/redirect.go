@@ -21,17 +21,17 @@ func (e *Engine) Hairpin(pkt []byte) {
 	e.now = e.cfg.Clock.Now()
 	src, dst, ok := ipAddrs(pkt)
 	if !ok {
-		e.counters.inc(cDropBadHairpin)
+		e.drop(DropBadHairpin)
 		return
 	}
 	k := flowKey{src, dst}
 	if last, ok := e.flows[k]; ok && e.now.Sub(last) < e.cfg.IndicationEvery {
-		e.counters.inc(cDropIndicationRate)
+		e.drop(DropIndicationRate)
 		return
 	}
 	to := e.spokeFor(src)
 	if !to.IsValid() {
-		e.counters.inc(cDropNoRoute)
+		e.drop(DropNoRoute)
 		return
 	}
 	if len(e.flows) >= e.cfg.MaxFlows {
@@ -41,7 +41,7 @@ func (e *Engine) Hairpin(pkt []byte) {
 			}
 		}
 		if len(e.flows) >= e.cfg.MaxFlows {
-			e.counters.inc(cDropFlowsFull)
+			e.drop(DropFlowsFull)
 			return
 		}
 	}
@@ -70,18 +70,24 @@ func (e *Engine) spokeFor(src netip.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// handleTrafficIndication is the spoke side of Phase 3: if this node is
-// the ingress for the embedded packet (its source is not reached over the
+// handleTrafficIndication is the spoke side of Phase 3: if the indication
+// comes from a configured NHS and this node is the ingress for the embedded packet (its source is not reached over the
 // tunnel), resolve the destination.
 func (e *Engine) handleTrafficIndication(in *inbound) {
+	if !e.isNHS(in.from) {
+		// Only our NHSs see our hairpinned traffic (with IPsec, over an SA
+		// proving the NHS's address).
+		e.drop(DropNotNHS)
+		return
+	}
 	e.counters.inc(cIndicationsRecv)
 	src, dst, ok := ipAddrs(in.p.Payload)
 	if !ok {
-		e.counters.inc(cDropMalformed)
+		e.drop(DropMalformed)
 		return
 	}
 	if r, ok := e.route(src); !ok || r.ViaTunnel {
-		e.counters.inc(cDropNotIngress)
+		e.drop(DropNotIngress)
 		return
 	}
 	if sc := e.shortcutFor(dst); sc != nil {

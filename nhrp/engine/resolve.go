@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"go.uber.org/zap"
 )
 
 // NeighborMiss reports that the kernel needs (or, for an entry that aged,
@@ -37,7 +38,7 @@ func (e *Engine) resolve(target netip.Addr) {
 		return
 	}
 	if _, ok := e.negative[target]; ok {
-		e.counters.inc(cDropNegative)
+		e.drop(DropNegative)
 		return
 	}
 	if e.pendingFull() {
@@ -93,13 +94,13 @@ func (e *Engine) appendTransit(p *nhrp.Packet, t nhrp.ExtensionType) {
 func (e *Engine) handleResolutionRequest(in *inbound) {
 	p := in.p
 	if p.SrcProto == e.cfg.Proto {
-		e.counters.inc(cDropLoop)
+		e.drop(DropLoop)
 		return
 	}
 	fwd := transitCIEs(p, nhrp.ExtensionForwardTransit)
 	for i := range fwd {
 		if fwd[i].ClientProto == e.cfg.Proto {
-			e.counters.inc(cDropLoop)
+			e.drop(DropLoop)
 			e.sendError(nhrp.ErrorLoopDetected, 0, p, in.raw, in.from)
 			return
 		}
@@ -116,7 +117,7 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 	if e.cfg.Server {
 		if pe := e.peers[target]; pe != nil && pe.kind == KindRegistered {
 			if perr := p.UnrecognizedCompulsory(); perr != nil {
-				e.counters.inc(cDropUnknownExt)
+				e.drop(DropUnknownExt)
 				e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 				return
 			}
@@ -145,7 +146,7 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 // answerLocal answers as the egress: this node owns pfx.
 func (e *Engine) answerLocal(in *inbound, pfx netip.Prefix, transit bool) {
 	if perr := in.p.UnrecognizedCompulsory(); perr != nil {
-		e.counters.inc(cDropUnknownExt)
+		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, in.p, in.raw, in.from)
 		return
 	}
@@ -181,7 +182,7 @@ func (e *Engine) nak(in *inbound) {
 	p.HopCount = e.cfg.HopCount
 	p.CIEs = append(p.CIEs[:0], nhrp.CIE{Code: nhrp.CIENoBinding, PrefixLength: nhrp.HostPrefixLength})
 	e.fillResponder(p)
-	e.counters.inc(cDropNoRoute)
+	e.drop(DropNoRoute)
 	e.send(p, in.from)
 }
 
@@ -207,7 +208,7 @@ func (e *Engine) nextHop(target netip.Addr) netip.Addr {
 func (e *Engine) forwardRequest(in *inbound, next netip.Addr, transit bool) {
 	p := in.p
 	if p.HopCount <= 1 {
-		e.counters.inc(cDropHopCount)
+		e.drop(DropHopCount)
 		e.sendError(nhrp.ErrorHopCountExceeded, 9, p, in.raw, in.from)
 		return
 	}
@@ -275,7 +276,11 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 	}
 	pd := e.pending[p.RequestID]
 	if pd == nil || pd.kind == pendPurge || pd.target != p.DstProto {
-		e.counters.inc(cDropUnmatched)
+		e.drop(DropUnmatched)
+		return
+	}
+	if in.from != pd.to { // not from the node asked: forged, or a wrong path
+		e.drop(DropWrongResponder)
 		return
 	}
 	e.finishPending(pd)
@@ -294,11 +299,6 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 	}
 	observed := natted(c.ClientNBMA, natObserved(p, proto))
 	if pd.kind == pendProbe {
-		if in.from != pd.to { // not over the path being probed
-			e.counters.inc(cDropUnmatched)
-			e.pendingFailed(pd, "reply from another address")
-			return
-		}
 		e.probeOK(pd.peer)
 		return
 	}
@@ -307,31 +307,88 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 		plen = pd.target.BitLen()
 	}
 	pfx := netip.PrefixFrom(pd.target, plen).Masked()
+	if !e.isNHS(in.from) {
+		// Answered directly by a shortcut's peer: it speaks only for
+		// itself and within the shortcut the request went through.
+		pe, sc := e.peers[proto], e.shortcutFor(pd.target)
+		if pe == nil || pe.nbma != in.from || pe.claimed != c.ClientNBMA {
+			e.drop(DropWrongResponder)
+			e.pendingFailed(pd, "reply names another peer")
+			return
+		}
+		if sc == nil || pfx.Bits() < sc.prefix.Bits() {
+			e.drop(DropPrefixTooWide)
+			e.pendingFailed(pd, "reply prefix wider than the shortcut")
+			return
+		}
+	}
 	e.resolved(pd.target, pfx, proto, c.ClientNBMA, observed, c.Holding())
+}
+
+// replyVouched checks a positive reply this NHS is asked to relay: its
+// client must be registered here from the NBMA the reply came from, with
+// the NBMA the reply claims, and its prefix must lie within the route this
+// NHS has towards that client for the resolved target (the client's own
+// address: a host entry only).
+func (e *Engine) replyVouched(in *inbound) (*peer, DropReason) {
+	p := in.p
+	c := &p.CIEs[0]
+	pe := e.peers[c.ClientProto]
+	if pe == nil || pe.kind != KindRegistered || pe.nbma != in.from {
+		return nil, DropNotRegistered
+	}
+	if c.ClientNBMA.IsValid() && c.ClientNBMA != pe.claimed {
+		return nil, DropClaimMismatch
+	}
+	target := p.DstProto
+	bits := c.EffectivePrefixLength(target.BitLen())
+	if c.PrefixLength == 0 {
+		bits = target.BitLen()
+	}
+	limit := target.BitLen() // the client's own address
+	if target != pe.proto {
+		r, ok := e.route(target)
+		if !ok || !r.ViaTunnel || r.NextHop != pe.proto {
+			return nil, DropPrefixTooWide
+		}
+		limit = r.Prefix.Bits()
+	}
+	if bits < limit {
+		return nil, DropPrefixTooWide
+	}
+	return pe, 0
 }
 
 // forwardReply sends a reply on along the reverse path.
 func (e *Engine) forwardReply(in *inbound) {
 	p := in.p
 	if !e.cfg.Server {
-		e.counters.inc(cDropUnexpected)
+		e.drop(DropUnexpected)
 		return
 	}
-	if len(p.CIEs) > 0 && p.CIEs[0].Code == nhrp.CIESuccess {
-		if pe := e.peers[p.CIEs[0].ClientProto]; pe != nil && pe.kind == KindRegistered {
-			e.noteResolver(pe, p.SrcProto, e.nextHop(p.SrcProto))
-			if pe.observed.IsValid() {
-				addNAT(p, pe.observed, pe.proto)
-			}
+	if len(p.CIEs) > 0 && p.CIEs[0].Code == nhrp.CIESuccess && !e.isNHS(in.from) {
+		// From the egress client (a reply from our own NHS was vouched
+		// for by that NHS).
+		pe, why := e.replyVouched(in)
+		if pe == nil {
+			e.drop(why)
+			e.log.Info("refused to relay a resolution reply", zap.Stringer("reason", why),
+				zap.Stringer("from", in.from), zap.Stringer("client", p.CIEs[0].ClientProto),
+				zap.Stringer("claimed", p.CIEs[0].ClientNBMA), zap.Stringer("target", p.DstProto))
+			return
+		}
+		e.noteResolver(pe, p.SrcProto, e.nextHop(p.SrcProto))
+		if pe.observed.IsValid() {
+			addNAT(p, pe.observed, pe.proto)
 		}
 	}
 	if p.HopCount <= 1 {
-		e.counters.inc(cDropHopCount)
+		e.drop(DropHopCount)
 		return
 	}
 	next := e.nextHop(p.SrcProto)
 	if !next.IsValid() || next == in.from {
-		e.counters.inc(cDropNoRoute)
+		e.drop(DropNoRoute)
 		return
 	}
 	p.HopCount--

@@ -127,7 +127,7 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 	}
 	if sc == nil {
 		if len(e.shortcuts) >= e.cfg.MaxCache {
-			e.counters.inc(cDropCacheFull)
+			e.drop(DropCacheFull)
 			return
 		}
 		sc = &shortcut{prefix: pfx, target: target, via: pe}

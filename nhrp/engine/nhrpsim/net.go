@@ -41,9 +41,15 @@ type delivery struct {
 // Network connects nodes.
 type Network struct {
 	Clock *Clock
-	// IPsec models tunnel-mode IPsec between claimed NBMA addresses: every
-	// packet arrives Trusted, peers behind NAT are reached at their claimed
-	// address once they have initiated (sent) to the other side.
+	// IPsec models IPsec between claimed NBMA addresses (tunnel mode
+	// behind NAT) by what each node's IPsec layer reports to its engine
+	// (engine.SetProtections, identity = node name): an SA with every node
+	// of its own address realm and with every public node (a node can
+	// initiate towards them at any time); a public node has an SA with a
+	// node behind NAT once that node has sent to it (the NATed side
+	// initiates). Peers behind NAT are reached at their claimed address
+	// through their SA. Set it before StartAll. Tests that need another
+	// protection set leave IPsec off and call SetProtections themselves.
 	IPsec bool
 	// Drop, when set, drops packets for which it returns true (link
 	// failures between two addresses).
@@ -58,6 +64,7 @@ type Network struct {
 	nodes map[netip.Addr]*Node
 	nats  map[netip.Addr]*NAT
 	sas   map[[2]netip.Addr]bool
+	newSA bool // an SA came up since the protections were last pushed
 	queue []delivery
 	order []*Node
 }
@@ -161,7 +168,7 @@ func (n *Network) deliver(d delivery) {
 		n.drop("filtered")
 		return
 	}
-	dst, from, outer, ok := n.route(d.src, d.to)
+	dst, from, _, ok := n.route(d.src, d.to)
 	if !ok {
 		return
 	}
@@ -169,15 +176,15 @@ func (n *Network) deliver(d delivery) {
 		n.drop("destination down")
 		return
 	}
-	meta := engine.PacketMeta{Trusted: n.IPsec}
-	if outer != from {
-		meta.Outer = outer
+	if n.IPsec && n.newSA {
+		n.newSA = false
+		n.protectAll()
 	}
 	n.Delivered++
 	if n.Trace != nil {
 		n.Trace(d.src.Addr, from, dst, d.b)
 	}
-	dst.Engine.HandlePacket(from, d.b, meta)
+	dst.Engine.HandlePacket(from, d.b)
 }
 
 func saKey(a, b netip.Addr) [2]netip.Addr {
@@ -208,7 +215,10 @@ func (n *Network) route(src *Node, to netip.Addr) (dst *Node, from, outer netip.
 			return nil, from, outer, false
 		default: // public target, source behind NAT
 			if n.IPsec {
-				n.sas[saKey(src.Addr, t.Addr)] = true // the NATed side initiates
+				if k := saKey(src.Addr, t.Addr); !n.sas[k] {
+					n.sas[k] = true // the NATed side initiates
+					n.newSA = true
+				}
 				return t, src.Addr, srcPublic, true
 			}
 			return t, srcPublic, srcPublic, true
@@ -261,8 +271,28 @@ func (n *Network) Advance(d time.Duration) error {
 	return nil
 }
 
+// protectAll reports every node's SAs to its engine (see Network.IPsec).
+func (n *Network) protectAll() {
+	for _, nd := range n.order {
+		var ps []engine.Protection
+		for _, o := range n.order {
+			switch {
+			case o == nd:
+			case o.NAT == nd.NAT, o.NAT == nil:
+				ps = append(ps, engine.Protection{NBMA: o.Addr, Identity: o.Name})
+			case nd.NAT == nil && n.sas[saKey(nd.Addr, o.Addr)]:
+				ps = append(ps, engine.Protection{NBMA: o.Addr, Outer: o.NAT.Public, Identity: o.Name})
+			}
+		}
+		nd.Engine.SetProtections(ps)
+	}
+}
+
 // StartAll starts every engine and delivers the first packets.
 func (n *Network) StartAll() error {
+	if n.IPsec {
+		n.protectAll()
+	}
 	for _, nd := range n.order {
 		nd.Engine.Start()
 	}

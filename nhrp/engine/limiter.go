@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"net/netip"
+	"time"
+)
+
+// limiter is the per-source token bucket table: each NBMA source may send
+// SourceBurst CIEs at once and SourceRate CIEs per second after that (a
+// packet without CIEs costs one). The table holds at most MaxSources
+// buckets in least-recently-used order; a new source takes the least
+// recently used bucket when that one has refilled (it was idle long enough
+// to have forgotten nothing), else it shares one overflow bucket with every
+// other source that found the table busy. Both cases are O(1): there is no
+// sweep.
+type limiter struct {
+	rate, burst float64
+	full        time.Duration // time to refill an empty bucket
+	max         int
+	m           map[netip.Addr]*bucket
+	lru         bucket // sentinel: lru.next most recent, lru.prev least
+	overflow    bucket
+}
+
+// bucket is one source's token bucket, linked into the LRU list.
+type bucket struct {
+	addr       netip.Addr
+	tokens     float64
+	last       time.Time
+	prev, next *bucket
+}
+
+func newLimiter(rate, burst float64, max int, now time.Time) *limiter {
+	l := &limiter{rate: rate, burst: burst, max: max, m: map[netip.Addr]*bucket{},
+		full: time.Duration(burst / rate * float64(time.Second))}
+	l.lru.next, l.lru.prev = &l.lru, &l.lru
+	l.overflow = bucket{tokens: burst, last: now}
+	return l
+}
+
+// get returns the bucket of src, making it the most recently used.
+func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
+	if b := l.m[src]; b != nil {
+		l.unlink(b)
+		l.pushFront(b)
+		return b
+	}
+	var b *bucket
+	switch {
+	case len(l.m) < l.max:
+		b = &bucket{}
+	case now.Sub(l.lru.prev.last) >= l.full:
+		b = l.lru.prev // idle: full again, recycle it
+		l.unlink(b)
+		delete(l.m, b.addr)
+	default:
+		return &l.overflow
+	}
+	*b = bucket{addr: src, tokens: l.burst, last: now}
+	l.m[src] = b
+	l.pushFront(b)
+	return b
+}
+
+func (l *limiter) unlink(b *bucket) {
+	b.prev.next, b.next.prev = b.next, b.prev
+	b.prev, b.next = nil, nil
+}
+
+func (l *limiter) pushFront(b *bucket) {
+	b.prev, b.next = &l.lru, l.lru.next
+	l.lru.next.prev = b
+	l.lru.next = b
+}
+
+// take refills b up to now and takes n tokens if it holds them.
+func (l *limiter) take(b *bucket, n float64, now time.Time) bool {
+	b.tokens = min(b.tokens+now.Sub(b.last).Seconds()*l.rate, l.burst)
+	b.last = now
+	if b.tokens < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}

@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"net/netip"
+	"slices"
+
+	"go.uber.org/zap"
+)
+
+// Protection is one established IPsec SA as the engine needs it: proof
+// that GRE from and to NBMA is exchanged with the holder of Identity.
+// The controller passes the whole set to SetProtections whenever it
+// changes.
+type Protection struct {
+	// NBMA is the GRE address the SA carries: in transport mode the peer's
+	// address; in tunnel mode behind NAT the SA's inner address, which is
+	// the peer's claimed (private) NBMA.
+	NBMA netip.Addr
+	// Outer is the post-NAT address the SA comes from (tunnel mode behind
+	// NAT); zero (or NBMA) otherwise.
+	Outer netip.Addr
+	// Identity is the peer's IKE identity. With Config.IPsec, a peer's
+	// registrations are owned by its identity.
+	Identity string
+	// Bound optionally lists the tunnel addresses the identity may
+	// register (for instance the IP SANs of its certificate); nil means no
+	// binding. Protections of one identity contribute the union.
+	Bound []netip.Addr
+}
+
+// proof is what the protection table knows about one NBMA address.
+type proof struct {
+	outer     netip.Addr // zero when not behind NAT
+	identity  string
+	bound     []netip.Addr
+	ambiguous bool // two SAs claim the NBMA: neither proves it
+}
+
+// SetProtections replaces the set of established SAs. With Config.IPsec
+// the engine then takes NHRP only from an NBMA that exactly one SA proves
+// (else drop_untrusted, or drop_ambiguous_sa when SAs of different
+// identities or outer addresses claim it), sends only to such an NBMA
+// (else drop_send_no_sa), and takes a peer's post-NAT address from its SA,
+// never from an NHRP claim.
+//
+// Two SAs with the same NBMA and different identities or outer addresses
+// prove nothing: after decryption the engine cannot tell which one a
+// packet came through. This defeats a key holder that negotiates a
+// tunnel-mode SA whose inner address is another spoke's NBMA: while the
+// victim's own SA is up, the address is ambiguous and both are refused
+// rather than the victim hijacked (docs/security.md).
+//
+// For every NBMA that becomes proven (with or without Config.IPsec), what
+// waited for it is sent at once instead of at its next backed-off retry:
+//   - an unanswered Registration Request to the NHS at that NBMA is resent
+//     and its backoff restarts; a server that refused us, or one we are
+//     registered with, is left alone;
+//   - the direct path to a resolved peer at that NBMA that is not
+//     confirmed yet is probed now: a probe in flight (lost) is replaced, a
+//     path that gave up (down) is retried.
+//
+// Each call sends at most one packet to each such NHS or peer, and an
+// unchanged set sends nothing, so repeated calls cannot become a storm.
+func (e *Engine) SetProtections(ps []Protection) {
+	e.now = e.cfg.Clock.Now()
+	next := make(map[netip.Addr]*proof, len(ps))
+	for _, p := range ps {
+		if !p.NBMA.IsValid() {
+			continue
+		}
+		outer := p.Outer
+		if outer == p.NBMA {
+			outer = netip.Addr{}
+		}
+		if pr := next[p.NBMA]; pr != nil {
+			if pr.identity != p.Identity || pr.outer != outer {
+				pr.ambiguous = true
+			}
+			pr.bound = appendBound(pr.bound, p.Bound)
+			continue
+		}
+		next[p.NBMA] = &proof{outer: outer, identity: p.Identity, bound: appendBound(nil, p.Bound)}
+	}
+	var up []netip.Addr
+	for a, pr := range next {
+		if pr.ambiguous {
+			if old := e.prot[a]; old == nil || !old.ambiguous {
+				e.log.Warn("two IPsec SAs claim one NBMA address: neither proves it", zap.Stringer("nbma", a))
+			}
+			continue
+		}
+		if old := e.prot[a]; old == nil || old.ambiguous || old.identity != pr.identity || old.outer != pr.outer {
+			up = append(up, a)
+		}
+	}
+	e.prot = next
+	slices.SortFunc(up, netip.Addr.Compare)
+	for _, a := range up {
+		e.resendTo(a)
+	}
+}
+
+func appendBound(dst, src []netip.Addr) []netip.Addr {
+	for _, a := range src {
+		if !slices.Contains(dst, a) {
+			dst = append(dst, a)
+		}
+	}
+	return dst
+}
+
+// proven returns the SA proof for nbma, or the reason there is none.
+func (e *Engine) proven(nbma netip.Addr) (*proof, DropReason) {
+	pr := e.prot[nbma]
+	switch {
+	case pr == nil:
+		return nil, DropUntrusted
+	case pr.ambiguous:
+		return nil, DropAmbiguousSA
+	}
+	return pr, 0
+}
+
+// resendTo sends at once what waited for an SA with nbma.
+func (e *Engine) resendTo(nbma netip.Addr) {
+	for _, n := range e.nhss {
+		if !n.wanted || n.pkt == nil || n.state == NHSUp || n.cfg.NBMA != nbma {
+			continue
+		}
+		e.cancel(n.timer)
+		n.backoff = e.cfg.RetryMin
+		n.tries++
+		e.write(n.pkt, n.cfg.NBMA)
+		e.after(n.timer, n.backoff)
+	}
+	var peers []*peer
+	for _, pe := range e.peers {
+		if pe.nbma == nbma && pe.kind == KindResolved && pe.pc != nil &&
+			(pe.path == pathValidating || pe.path == pathDown) {
+			peers = append(peers, pe)
+		}
+	}
+	slices.SortFunc(peers, func(a, b *peer) int { return a.proto.Compare(b.proto) })
+	for _, pe := range peers {
+		c := pe.pc
+		if pe.path == pathDown {
+			e.cancel(c.t)
+			e.pathTimer(pe)
+			continue
+		}
+		if c.probe != nil {
+			e.finishPending(c.probe)
+			c.probe = nil
+		}
+		e.sendProbe(pe)
+	}
+}
