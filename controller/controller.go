@@ -47,13 +47,10 @@ type Controller struct {
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
 	peerKinds map[netip.Addr]engine.BindingKind
-	trusted   map[netip.Addr]bool       // NBMA addresses with an established SA
-	natOuter  map[netip.Addr]netip.Addr // claimed NBMA of a NATed peer -> its SA's remote (post-NAT) address
-	reported  map[netip.Addr]bool       // protected NBMA addresses the engine was told about (kickProtected)
-	// trustedGen is the IPsec snapshot generation trusted and natOuter
-	// were derived from; trustedKnown says it may be compared.
-	trustedGen   uint64
-	trustedKnown bool
+	// protGen is the IPsec snapshot generation the engine's protections
+	// were derived from; protGenKnown says it may be compared.
+	protGen      uint64
+	protGenKnown bool
 	dirty        dirtySet
 	retry        backoff
 	stats        stats
@@ -96,7 +93,6 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		shortcuts: map[netip.Prefix]netip.Addr{},
 		peers:     map[netip.Addr]ipsec.Peer{},
 		peerKinds: map[netip.Addr]engine.BindingKind{},
-		trusted:   map[netip.Addr]bool{},
 		since:     map[netip.Addr]time.Time{},
 		retry:     backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
 		stats:     stats{},
@@ -207,6 +203,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("controller: %w", err)
 		}
 	}
+	c.syncProtections()
 	c.eng.Start()
 	c.dirty = dirtySet{routes: true, ipsec: true}
 	c.log.Info("controller running", zap.String("tunnel", c.config().Tunnel.Name), zap.Int("ifindex", ifindex),
@@ -218,6 +215,8 @@ func (c *Controller) Run(ctx context.Context) error {
 func (c *Controller) startEngine() error {
 	ec := engineConfig(c.config(), c.nbma)
 	ec.Clock = c.deps.Clock
+	// The engine trusts only what SAs prove whenever an IPsec side runs.
+	ec.IPsec = c.deps.IPsec != nil
 	ec.Conn = engineConn{c}
 	ec.Router = engineRouter{c}
 	ec.Binder = engineBinder{c}

@@ -9,18 +9,10 @@ import (
 )
 
 // engineConn sends the engine's packets through the tunnel's packet socket.
+// With IPsec the engine itself sends nothing to an NBMA no SA proves.
 type engineConn struct{ c *Controller }
 
 func (e engineConn) WriteTo(b []byte, nbma netip.Addr) error {
-	if !e.c.isTrusted(nbma) {
-		// With IPsec on, NHRP leaves only inside an established SA:
-		// before it is up (a spoke's first registrations, a shortcut's
-		// first direct-path probe) the GRE packet would cross the
-		// underlay in cleartext. Dropped as if lost; the engine
-		// retransmits, and the SA is being negotiated meanwhile.
-		e.c.stats.inc("nhrp_send_no_sa")
-		return nil
-	}
 	_, err := e.c.conn.WriteTo(b, nbma)
 	if err != nil {
 		e.c.stats.inc("nhrp_send_errors")

@@ -111,50 +111,10 @@ func (c *Controller) reconcileIPsec() error {
 	return c.deps.IPsec.SetPeers(peers)
 }
 
-// onIPsecEvent refreshes which NBMA addresses are protected.
+// onIPsecEvent hands the engine the SAs' new protections.
 func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 	c.stats.inc("ipsec_event_" + ev.Status.String())
 	c.log.Info("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
 		zap.String("reason", ev.Reason))
-	c.refreshTrusted()
-	c.kickProtected(ev)
-}
-
-// refreshTrusted recomputes the NBMA addresses NHRP may be accepted from:
-// those with an established SA that the ipsec manager vouches for (not
-// being terminated as a duplicate or an impostor). For a peer behind NAT
-// (tunnel mode) the GRE source is its claimed address, the inner traffic
-// selector of its SA.
-//
-// isTrusted calls it for every packet from an address not trusted yet, a
-// path a flood of cleartext NHRP takes: when the IPsec side numbers its
-// snapshots (ipsec.Manager), the O(peers) copy and derivation is skipped
-// while the snapshot is unchanged.
-func (c *Controller) refreshTrusted() {
-	g, numbered := c.deps.IPsec.(snapshotGeneration)
-	if numbered && c.trustedKnown && g.Generation() == c.trustedGen {
-		return
-	}
-	st := c.deps.IPsec.State()
-	c.trusted, c.natOuter = st.ProtectedAddrs(), st.NATOuters()
-	c.trustedGen, c.trustedKnown = st.Generation, numbered
-}
-
-// snapshotGeneration is implemented by an IPsec side whose State carries a
-// Generation that changes with every new snapshot.
-type snapshotGeneration interface{ Generation() uint64 }
-
-// isTrusted reports whether NHRP from nbma may change state (and may be
-// sent to it). An SA that a peer initiated to the responder connection
-// raises no event: the peer is not wanted until its registration, which
-// travels over that very SA, arrives. So before refusing, look at the
-// latest snapshot, whose unattributed SAs include it.
-func (c *Controller) isTrusted(nbma netip.Addr) bool {
-	if c.deps.IPsec == nil {
-		return true
-	}
-	if !c.trusted[nbma] {
-		c.refreshTrusted()
-	}
-	return c.trusted[nbma]
+	c.syncProtections()
 }

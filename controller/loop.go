@@ -90,7 +90,8 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				c.stats.inc("traffic_indications_ignored")
 				continue
 			}
-			c.eng.HandlePacket(p.from, p.b, c.packetMeta(p.from))
+			c.syncProtections()
+			c.eng.HandlePacket(p.from, p.b)
 		case m, ok := <-in.misses:
 			if !ok {
 				return errors.New("controller: neighbor miss watcher stopped")

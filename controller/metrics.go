@@ -79,7 +79,7 @@ func (c *Controller) publishMetrics(ctx context.Context) {
 		case e.Kind == engine.KindNegative:
 		case !e.NBMA.IsValid():
 			peers["nhrp"]++
-		case c.deps.IPsec != nil && !c.trusted[e.NBMA]:
+		case !c.eng.Proven(e.NBMA):
 			peers["ike"]++
 		default:
 			peers["up"]++

@@ -16,6 +16,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // nhsState returns the state of n's registration with the NHS at nbma.
@@ -36,7 +37,7 @@ func nhsState(t *testing.T, n *node, nbma netip.Addr) api.NHSState {
 
 // TestRegistersWhenSAComesUp runs a hub and a spoke with IPsec on, whose
 // SA with the hub comes up only after a while: the registrations sent
-// meanwhile are dropped (nhrp_send_no_sa) and the engine's retry backs off
+// meanwhile are dropped (nhrp_drop_send_no_sa) and the engine's retry backs off
 // (1 s doubling), yet the spoke registers within a second of the SA (here
 // at once, in virtual time), not at the next retry. Seen in the lab: the
 // spoke waited 29 s for the backoff after its SA was up.
@@ -69,8 +70,9 @@ func TestRegistersWhenSAComesUp(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cs["nhrp_send_no_sa"] < 3 {
-					t.Fatalf("nhrp_send_no_sa %d before the SA, want the registration and its retries dropped", cs["nhrp_send_no_sa"])
+				noSA := "nhrp_" + engine.DropSendNoSA.Counter()
+				if cs[noSA] < 3 {
+					t.Fatalf("%s %d before the SA, want the registration and its retries dropped", noSA, cs[noSA])
 				}
 
 				if !fake.SetStatus(hubNBMA.String(), ipsec.StatusUp, netip.AddrPortFrom(hubNBMA, 500), "") {
@@ -95,26 +97,26 @@ func TestRegistersWhenSAComesUp(t *testing.T) {
 
 // TestKickProtected follows the packets a spoke with two hubs sends to
 // them as IPsec events arrive (its registrations are never answered
-// here): every address that became protected since the last event is
-// reported to the engine, also one whose own event was lost (the ipsec
-// manager drops events for a slow reader) or that WriteTo already trusted
-// (isTrusted refreshes the trusted set before the event arrives); a
-// repeated Up event reports its peer again.
+// here): every address that became protected since the engine was last
+// told is resent to at once, also one whose own event was lost (the ipsec
+// manager drops events for a slow reader) and one a received packet
+// already synchronised before its event; an event that changes nothing
+// (a repeated Up) sends nothing.
 func TestKickProtected(t *testing.T) {
 	hub1, hub2 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.11")
 	for _, tc := range []struct {
 		name string
 		// Steps, each "<action> <hub1|hub2>": up, down (the SA's status
 		// changes, with its event), silent (the SA comes up, its event is
-		// lost), trust (the SA comes up and WriteTo looks it up before its
-		// event), event (an Up event alone).
+		// lost), packet (the SA comes up and a received packet syncs the
+		// protections before its event), event (an Up event alone).
 		steps []string
 		want  []string // packets sent to each hub after each step
 	}{
 		{"sa up", []string{"up hub1"}, []string{"1 0"}},
-		{"trusted before its event", []string{"trust hub1", "up hub1"}, []string{"0 0", "1 0"}},
+		{"synced by a packet before its event", []string{"packet hub1", "up hub1"}, []string{"1 0", "1 0"}},
 		{"up, down, up", []string{"up hub1", "down hub1", "up hub1"}, []string{"1 0", "1 0", "2 0"}},
-		{"repeated up event", []string{"up hub1", "event hub1"}, []string{"1 0", "2 0"}},
+		{"repeated up event", []string{"up hub1", "event hub1"}, []string{"1 0", "1 0"}},
 		{"event of another sa lost", []string{"silent hub2", "up hub1"}, []string{"0 0", "1 1"}},
 		{"both up, one event each", []string{"up hub1", "up hub2"}, []string{"1 0", "1 1"}},
 		{"down only", []string{"down hub1"}, []string{"0 0"}},
@@ -161,9 +163,10 @@ func TestKickProtected(t *testing.T) {
 				switch action {
 				case "up", "down", "event":
 					c.onIPsecEvent(ipsec.Event{Peer: hub.String(), Status: status})
-				case "trust":
-					if !c.isTrusted(hub) {
-						t.Fatalf("%s not trusted with its SA up", hub)
+				case "packet":
+					c.syncProtections()
+					if !c.eng.Proven(hub) {
+						t.Fatalf("%s not proven with its SA up", hub)
 					}
 				}
 				got = append(got, sent())

@@ -91,9 +91,11 @@ func (c *Controller) restartEngine(prev *config.Config) error {
 			delete(c.peers, n.NBMA)
 		}
 		c.wantStaticPeers()
-		c.reported = nil
 	}
 	c.dirty.routes = true
+	// The new engine knows no SA yet.
+	c.protGenKnown = false
+	c.syncProtections()
 	c.eng.Start()
 	c.log.Info("nhrp settings changed: engine restarted over the adopted kernel state")
 	return nil

@@ -65,6 +65,11 @@ func engineConfig(c *config.Config, nbma netip.Addr) engine.Config {
 		MaxCache:    c.NHRP.Limits.CacheSize,
 		MaxPending:  c.NHRP.Limits.Pending,
 		SourceRate:  c.NHRP.Limits.PerSourceRate,
+
+		TunnelPrefix:      c.Tunnel.Address.Masked(),
+		AddressesPerPeer:  c.NHRP.Limits.AddressesPerPeer,
+		MaxHolding:        c.NHRP.Limits.MaxHoldingTime,
+		MaxCachePerSource: c.NHRP.Limits.PerSourceCache,
 	}
 	if ec.SourceRate > 0 {
 		ec.SourceBurst = 2 * ec.SourceRate

@@ -28,8 +28,9 @@ func (r *responderOnly) Run(ctx context.Context) error { <-ctx.Done(); return ni
 // NHRP from a spoke whose SA the spoke initiated, although no IPsec event
 // announced it; seen in the lab as every registration over an established
 // SA being dropped (drop_untrusted) and never answered. A spoke behind NAT
-// is trusted by the inner address its tunnel-mode SA carries, never by the
-// NAT's public address.
+// is proven by the inner address its tunnel-mode SA carries, never by the
+// NAT's public address, which the engine takes from the SA as its outer
+// address.
 func TestTrustsSAsInitiatedByPeers(t *testing.T) {
 	ip := &responderOnly{}
 	c, err := New(parseConfig(t, hubYAML("198.51.100.1", "10.0.0.1/24")), Deps{
@@ -41,39 +42,38 @@ func TestTrustsSAsInitiatedByPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := c.startEngine(); err != nil {
+		t.Fatal(err)
+	}
 	public, natPublic, natInner := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.102"), netip.MustParseAddr("192.168.2.2")
-	trusted := func() map[string]bool {
+	proven := func() map[string]bool {
+		c.syncProtections() // as for every received packet
 		out := map[string]bool{}
 		for _, a := range []netip.Addr{public, natPublic, natInner} {
-			out[a.String()] = c.isTrusted(a)
+			out[a.String()] = c.eng.Proven(a)
 		}
 		return out
 	}
-	if diff := cmp.Diff(map[string]bool{"198.51.100.2": false, "198.51.100.102": false, "192.168.2.2": false}, trusted()); diff != "" {
+	if diff := cmp.Diff(map[string]bool{"198.51.100.2": false, "198.51.100.102": false, "192.168.2.2": false}, proven()); diff != "" {
 		t.Errorf("before any SA (-want +got):\n%s", diff)
 	}
 
 	ip.sas = []ipsec.SAInfo{
-		{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(public, 500),
+		{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(public, 500), RemoteID: "198.51.100.2",
 			Children: []ipsec.ChildInfo{{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT", RemoteTS: []string{"198.51.100.2/32[gre]"}}}},
-		{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(natPublic, 4500), NATRemote: true,
+		{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(natPublic, 4500), RemoteID: "192.168.2.2", NATRemote: true,
 			Children: []ipsec.ChildInfo{{Name: "gre-nat", State: "INSTALLED", Mode: "TUNNEL", RemoteTS: []string{"192.168.2.2/32[gre]"}}}},
 	}
-	if diff := cmp.Diff(map[string]bool{"198.51.100.2": true, "198.51.100.102": false, "192.168.2.2": true}, trusted()); diff != "" {
+	if diff := cmp.Diff(map[string]bool{"198.51.100.2": true, "198.51.100.102": false, "192.168.2.2": true}, proven()); diff != "" {
 		t.Errorf("with SAs the peers initiated, no event (-want +got):\n%s", diff)
 	}
-	// The engine learns the NATed peer's post-NAT address from the SA.
-	for _, tc := range []struct {
-		from netip.Addr
-		want engine.PacketMeta
-	}{
-		{public, engine.PacketMeta{Trusted: true}},
-		{natInner, engine.PacketMeta{Trusted: true, Outer: natPublic}},
-		{natPublic, engine.PacketMeta{}},
-	} {
-		if diff := cmp.Diff(tc.want, c.packetMeta(tc.from), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-			t.Errorf("packet from %s (-want +got):\n%s", tc.from, diff)
-		}
+	want := []engine.Protection{
+		{NBMA: natInner, Outer: natPublic, Identity: "192.168.2.2"},
+		{NBMA: public, Identity: "198.51.100.2"},
+	}
+	got := engineProtections(ip.State().Protections())
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("protections handed to the engine (-want +got):\n%s", diff)
 	}
 }
 

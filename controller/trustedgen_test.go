@@ -40,10 +40,14 @@ func TestUntrustedFloodDoesNotCopyState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := c.startEngine(); err != nil {
+		t.Fatal(err)
+	}
 	spoke := netip.MustParseAddr("198.51.100.2")
 	for range 1000 {
-		if c.isTrusted(spoke) {
-			t.Fatal("trusted without an SA")
+		c.syncProtections() // as for every received packet
+		if c.eng.Proven(spoke) {
+			t.Fatal("proven without an SA")
 		}
 	}
 	if ip.states != 1 {
@@ -52,7 +56,8 @@ func TestUntrustedFloodDoesNotCopyState(t *testing.T) {
 	ip.sas = []ipsec.SAInfo{{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(spoke, 500),
 		Children: []ipsec.ChildInfo{{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT", RemoteTS: []string{"198.51.100.2/32[gre]"}}}}}
 	ip.gen++
-	if !c.isTrusted(spoke) {
+	c.syncProtections()
+	if !c.eng.Proven(spoke) {
 		t.Error("SA of a new snapshot not picked up")
 	}
 	if ip.states != 2 {

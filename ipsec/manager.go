@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -139,10 +138,6 @@ func (m *Manager) Generation() uint64 {
 	defer m.mu.Unlock()
 	return m.snap.Generation
 }
-
-// Protected reports whether an established SA protects GRE from or to
-// nbma (see State.Protected).
-func (m *Manager) Protected(nbma netip.Addr) bool { return m.State().Protected(nbma) }
 
 // Run connects to charon and reconciles until ctx is done. Connection
 // losses are retried with capped exponential backoff; after each

@@ -2,6 +2,7 @@ package ipsec
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -110,85 +111,68 @@ type State struct {
 	Terminated      uint64   // SAs terminated by policy (duplicates, unbound inner address)
 }
 
-// Protected reports whether an established IKE_SA with an installed
-// CHILD_SA covers the peer whose NBMA address (claimed or as reachable) is
-// nbma. The controller uses it so that NHRP from an unprotected peer
-// changes nothing, even if a packet slipped past the kernel's policies.
-func (s State) Protected(nbma netip.Addr) bool {
-	for _, p := range s.Peers {
-		if p.Status == StatusUp && (p.RemoteNBMA == nbma || p.ClaimedNBMA == nbma) {
-			return true
-		}
-	}
-	for _, sa := range s.Unattributed {
-		if sa.State != ikeStateUp || sa.Terminating {
-			continue
+// Protection is what one installed CHILD_SA proves: GRE to and from NBMA
+// travels inside an SA with the peer that authenticated as Identity.
+type Protection struct {
+	// NBMA is the GRE address the SA carries: in transport mode the IKE
+	// peer's address; in tunnel mode (a peer behind NAT) the child's
+	// single-host remote traffic selector, the peer's private address.
+	NBMA netip.Addr
+	// Outer is the IKE peer's (post-NAT) address in tunnel mode; zero in
+	// transport mode.
+	Outer netip.Addr
+	// Identity is the peer's IKE identity as charon authenticated it.
+	Identity string
+}
+
+// Protections lists what the established SAs prove, derived from the SAs
+// alone (never from the peers dmvpnd wants, which follow NHRP claims):
+// every IKE_SA that is ESTABLISHED and not being terminated, each of its
+// INSTALLED children once. A tunnel-mode child whose remote selector is
+// not exactly one host proves nothing. The result is sorted and has no
+// duplicates.
+func (s State) Protections() []Protection {
+	var out []Protection
+	add := func(sa SAInfo) {
+		if sa.State != ikeStateUp || sa.Terminating || !sa.Remote.IsValid() {
+			return
 		}
 		for _, c := range sa.Children {
 			if c.State != childStateUp {
 				continue
 			}
-			if key := saKey(sa); key == nbma.String() {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// ProtectedAddrs returns every NBMA address Protected reports true for, as
-// a set, so that a caller checking each packet does constant work per
-// packet instead of scanning all peers.
-func (s State) ProtectedAddrs() map[netip.Addr]bool {
-	out := make(map[netip.Addr]bool, len(s.Peers))
-	for _, p := range s.Peers {
-		if p.Status != StatusUp {
-			continue
-		}
-		if p.RemoteNBMA.IsValid() {
-			out[p.RemoteNBMA] = true
-		}
-		if p.ClaimedNBMA.IsValid() {
-			out[p.ClaimedNBMA] = true
-		}
-	}
-	for _, sa := range s.Unattributed {
-		if sa.State != ikeStateUp || sa.Terminating {
-			continue
-		}
-		for _, c := range sa.Children {
-			if c.State != childStateUp {
-				continue
-			}
-			if a, err := netip.ParseAddr(saKey(sa)); err == nil {
-				out[a] = true
-			}
-		}
-	}
-	return out
-}
-
-// NATOuters maps the claimed NBMA address of each peer behind NAT with an
-// established tunnel-mode SA (the GRE source of its packets, the SA's inner
-// address) to the SA's remote, post-NAT address.
-func (s State) NATOuters() map[netip.Addr]netip.Addr {
-	out := map[netip.Addr]netip.Addr{}
-	for _, p := range s.Peers {
-		if p.Status == StatusUp && p.NATRemote && p.ClaimedNBMA.IsValid() && p.Observed.IsValid() {
-			out[p.ClaimedNBMA] = p.Observed.Addr()
-		}
-	}
-	for _, sa := range s.Unattributed {
-		if !sa.NATRemote || sa.Terminating || !strings.EqualFold(sa.State, ikeStateUp) {
-			continue
-		}
-		for _, ch := range sa.Children {
-			for _, ts := range ch.RemoteTS {
-				if a, ok := tsHost(ts); ok && a != sa.Remote.Addr() {
-					out[a] = sa.Remote.Addr()
+			p := Protection{NBMA: sa.Remote.Addr(), Identity: sa.RemoteID}
+			if strings.EqualFold(c.Mode, childModeTunnel) {
+				if len(c.RemoteTS) != 1 {
+					continue
+				}
+				inner, ok := tsHost(c.RemoteTS[0])
+				if !ok {
+					continue
+				}
+				if inner != p.NBMA {
+					p.NBMA, p.Outer = inner, sa.Remote.Addr()
 				}
 			}
+			out = append(out, p)
 		}
 	}
-	return out
+	for _, p := range s.Peers {
+		for _, sa := range p.SAs {
+			add(sa)
+		}
+	}
+	for _, sa := range s.Unattributed {
+		add(sa)
+	}
+	slices.SortFunc(out, func(a, b Protection) int {
+		if c := a.NBMA.Compare(b.NBMA); c != 0 {
+			return c
+		}
+		if c := a.Outer.Compare(b.Outer); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Identity, b.Identity)
+	})
+	return slices.Compact(out)
 }

@@ -195,11 +195,8 @@ func TestNATBinding(t *testing.T) {
 	h.waitCmd("terminate of the impostor", isCmd("terminate", "ike-id", "2"))
 	st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
 	for addr, want := range map[string]bool{"172.16.0.2": true, "172.16.0.3": false, "198.51.100.7": false} {
-		if got := st.Protected(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("Protected(%s) = %v, want %v", addr, got, want)
-		}
-		if got := st.ProtectedAddrs()[netip.MustParseAddr(addr)]; got != want {
-			t.Errorf("ProtectedAddrs()[%s] = %v, want %v", addr, got, want)
+		if got := protects(st, addr); got != want {
+			t.Errorf("protects(%s) = %v, want %v; protections %+v", addr, got, want, st.Protections())
 		}
 	}
 	// The impostor's SA no longer protects anything, even before charon
@@ -213,11 +210,11 @@ func TestNATBinding(t *testing.T) {
 		}
 		return false
 	})
-	if st.Protected(netip.MustParseAddr("172.16.0.2")) {
+	if protects(st, "172.16.0.2") {
 		t.Error("172.16.0.2 still protected by the impostor's SA being terminated")
 	}
 	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "172.16.0.2", "172.16.0.2")))
-	h.waitState("bound SA back", func(s ipsec.State) bool { return s.Protected(netip.MustParseAddr("172.16.0.2")) })
+	h.waitState("bound SA back", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
 	if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
 		t.Error("terminated the bound SA")
 	}

@@ -84,6 +84,16 @@ type Limits struct {
 	// PerSourceRate is the number of NHRP requests accepted per second from
 	// one source NBMA address (default 10).
 	PerSourceRate float64 `mapstructure:"per_source_rate"`
+	// AddressesPerPeer is how many tunnel addresses one peer may hold
+	// registered at a hub (default 1); a peer is an IKE identity with
+	// IPsec, a source NBMA address without.
+	AddressesPerPeer int `mapstructure:"addresses_per_peer"`
+	// MaxHoldingTime clamps the holding time a hub grants a registration
+	// (default: nhrp.holding_time).
+	MaxHoldingTime time.Duration `mapstructure:"max_holding_time"`
+	// PerSourceCache bounds the resolution cache entries one source may
+	// create (default 64; configured NHSs are exempt).
+	PerSourceCache int `mapstructure:"per_source_cache"`
 }
 
 // IPsec configures protection of the GRE traffic through strongSwan (VICI).

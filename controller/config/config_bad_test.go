@@ -134,6 +134,12 @@ nhrp: {role: router, network_id: 1}
 			"config: nhrp.limits.cache_size: 0 must be at least 1",
 			"config: nhrp.limits.pending: -1 must be at least 1",
 			"config: nhrp.limits.per_source_rate: 0 must be greater than 0"}},
+		{"ownership limits", minimalHub[:len(minimalHub)-2] + ", limits: {addresses_per_peer: 0, per_source_cache: -2, max_holding_time: 1500ms}}\n", []string{
+			"config: nhrp.limits.addresses_per_peer: 0 must be at least 1",
+			"config: nhrp.limits.per_source_cache: -2 must be at least 1",
+			"config: nhrp.limits.max_holding_time: 1.5s is not whole seconds from 1s to 65535s"}},
+		{"holding clamp too long", minimalHub[:len(minimalHub)-2] + ", limits: {max_holding_time: 65536s}}\n", []string{
+			"config: nhrp.limits.max_holding_time: 18h12m16s is not whole seconds from 1s to 65535s"}},
 		{"ipsec without auth", minimalSpoke + "ipsec: {enabled: true}\n", []string{
 			"config: ipsec.auth.method: required (psk or x509)"}},
 		{"ipsec psk missing", minimalSpoke + "ipsec: {enabled: true, auth: {method: psk}}\n", []string{

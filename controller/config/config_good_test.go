@@ -21,7 +21,8 @@ func defaultsFor() Config {
 		NHRP: NHRP{
 			HoldingTime:  7200 * time.Second,
 			Registration: RegistrationUnique,
-			Limits:       Limits{CacheSize: 10000, Pending: 256, PerSourceRate: 10},
+			Limits: Limits{CacheSize: 10000, Pending: 256, PerSourceRate: 10, AddressesPerPeer: 1,
+				MaxHoldingTime: 7200 * time.Second, PerSourceCache: 64},
 		},
 		IPsec: IPsec{
 			ViciSocket: "/var/run/charon.vici",
@@ -39,6 +40,7 @@ func TestParseGood(t *testing.T) {
 	hub.NHRP.Role = RoleHub
 	hub.NHRP.NetworkID = 1
 	hub.NHRP.HoldingTime = 600 * time.Second
+	hub.NHRP.Limits.MaxHoldingTime = 600 * time.Second // follows holding_time
 	hub.NHRP.Authentication = NewSecret("dmvpn")
 	hub.NHRP.Redirect = true
 	hub.IPsec.Enabled = true

@@ -126,6 +126,18 @@ func (c *Config) validateNHRP(v *validator) {
 	if !(n.Limits.PerSourceRate > 0) {
 		v.add("nhrp.limits.per_source_rate", "%v must be greater than 0", n.Limits.PerSourceRate)
 	}
+	if n.Limits.AddressesPerPeer < 1 {
+		v.add("nhrp.limits.addresses_per_peer", "%d must be at least 1", n.Limits.AddressesPerPeer)
+	}
+	if n.Limits.PerSourceCache < 1 {
+		v.add("nhrp.limits.per_source_cache", "%d must be at least 1", n.Limits.PerSourceCache)
+	}
+	switch m := n.Limits.MaxHoldingTime; {
+	case m == 0:
+		c.NHRP.Limits.MaxHoldingTime = n.HoldingTime // the default follows nhrp.holding_time
+	case m < time.Second || m > 65535*time.Second || m%time.Second != 0:
+		v.add("nhrp.limits.max_holding_time", "%v is not whole seconds from 1s to 65535s", m)
+	}
 }
 
 func (c *Config) validateControl(v *validator) {

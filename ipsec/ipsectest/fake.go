@@ -20,7 +20,9 @@ type Fake struct {
 	state  map[string]ipsec.PeerState
 	calls  int
 	events chan ipsec.Event
-	now    func() time.Time
+	// unattributed are SAs added by AddUnattributed.
+	unattributed []ipsec.SAInfo
+	now          func() time.Time
 }
 
 var _ ipsec.Protector = (*Fake)(nil)
@@ -114,6 +116,10 @@ func (f *Fake) SetStatus(peer string, s ipsec.Status, observed netip.AddrPort, r
 		return false
 	}
 	st.Status, st.Observed, st.Reason, st.Since = s, observed, reason, f.now()
+	st.SAs = nil
+	if s == ipsec.StatusUp {
+		st.SAs = []ipsec.SAInfo{establishedSA(f.peers[peer], observed)}
+	}
 	f.state[peer] = st
 	f.mu.Unlock()
 	select {
@@ -121,6 +127,34 @@ func (f *Fake) SetStatus(peer string, s ipsec.Status, observed netip.AddrPort, r
 	default: // like the Manager: a slow reader loses events, State stays right
 	}
 	return true
+}
+
+// establishedSA is the IKE_SA charon would report for a peer that came up:
+// transport mode to its address, or, for a peer with a claimed address
+// (behind NAT), tunnel mode with the claimed address as inner selector,
+// from observed. The identity is the peer's address, as with IP-SAN
+// certificates.
+func establishedSA(p ipsec.Peer, observed netip.AddrPort) ipsec.SAInfo {
+	remote := observed
+	if !remote.IsValid() {
+		remote = netip.AddrPortFrom(p.RemoteNBMA, 500)
+	}
+	child := ipsec.ChildInfo{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT"}
+	id := p.RemoteNBMA
+	if p.ClaimedNBMA.IsValid() {
+		id = p.ClaimedNBMA
+		child = ipsec.ChildInfo{Name: "gre-nat", State: "INSTALLED", Mode: "TUNNEL", Encap: true,
+			RemoteTS: []string{netip.PrefixFrom(p.ClaimedNBMA, 32).String() + "[gre]"}}
+	}
+	return ipsec.SAInfo{State: "ESTABLISHED", Remote: remote, RemoteID: id.String(), Children: []ipsec.ChildInfo{child}}
+}
+
+// AddUnattributed adds an SA that no wanted peer owns (a peer that
+// initiated to the responder connection before it registered).
+func (f *Fake) AddUnattributed(sa ipsec.SAInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unattributed = append(f.unattributed, sa)
 }
 
 // State returns a snapshot.
@@ -131,6 +165,7 @@ func (f *Fake) State() ipsec.State {
 	for _, n := range slices.Sorted(maps.Keys(f.state)) {
 		st.Peers = append(st.Peers, f.state[n])
 	}
+	st.Unattributed = slices.Clone(f.unattributed)
 	return st
 }
 

@@ -31,8 +31,9 @@ func TestFake(t *testing.T) {
 	if ev.Peer != "172.16.0.2" || ev.Status != ipsec.StatusUp || ev.Observed != obs {
 		t.Errorf("event %+v", ev)
 	}
-	if !f.State().Protected(netip.MustParseAddr("172.16.0.2")) || f.State().Protected(netip.MustParseAddr("192.0.2.1")) {
-		t.Errorf("Protected wrong: %+v", f.State())
+	wantProt := []ipsec.Protection{{NBMA: netip.MustParseAddr("172.16.0.2"), Outer: obs.Addr(), Identity: "172.16.0.2"}}
+	if d := cmp.Diff(wantProt, f.State().Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+		t.Errorf("Protections (-want +got):\n%s", d)
 	}
 	if err := f.SetPeers([]ipsec.Peer{hub}); err != nil {
 		t.Fatal(err)

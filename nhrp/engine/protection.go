@@ -155,3 +155,13 @@ func (e *Engine) resendTo(nbma netip.Addr) {
 		e.sendProbe(pe)
 	}
 }
+
+// Proven reports whether NHRP may be exchanged with nbma: without
+// Config.IPsec always, with it when exactly one SA proves the address.
+func (e *Engine) Proven(nbma netip.Addr) bool {
+	if !e.cfg.IPsec {
+		return true
+	}
+	pr, _ := e.proven(nbma)
+	return pr != nil
+}

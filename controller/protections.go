@@ -1,0 +1,38 @@
+package controller
+
+import (
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+)
+
+// syncProtections hands the engine what the established SAs prove (the
+// engine alone decides what that lets in and out). It runs for every IPsec
+// event and before every received NHRP packet: an SA that a peer initiated
+// to the responder connection raises no event, and its first registration
+// travels over that very SA. The snapshot is copied and converted only
+// when its generation changed, so a flood of cleartext NHRP costs a
+// comparison per packet.
+func (c *Controller) syncProtections() {
+	if c.deps.IPsec == nil || c.eng == nil {
+		return
+	}
+	g, numbered := c.deps.IPsec.(snapshotGeneration)
+	if numbered && c.protGenKnown && g.Generation() == c.protGen {
+		return
+	}
+	st := c.deps.IPsec.State()
+	c.protGen, c.protGenKnown = st.Generation, numbered
+	c.eng.SetProtections(engineProtections(st.Protections()))
+}
+
+// snapshotGeneration is implemented by an IPsec side whose State carries a
+// Generation that changes with every new snapshot.
+type snapshotGeneration interface{ Generation() uint64 }
+
+func engineProtections(ps []ipsec.Protection) []engine.Protection {
+	out := make([]engine.Protection, len(ps))
+	for i, p := range ps {
+		out[i] = engine.Protection{NBMA: p.NBMA, Outer: p.Outer, Identity: p.Identity}
+	}
+	return out
+}
