@@ -1,6 +1,7 @@
 package ipsec
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -26,7 +27,10 @@ func tsHost(ts string) (netip.Addr, bool) {
 
 // enforce applies two policies to the SA table:
 //
-//   - Duplicates: a peer should have one established IKE_SA. With several
+//   - Duplicates: a peer should have one established IKE_SA. SAs are
+//     duplicates only if they come from the same address (and, on the
+//     responder connection, the same identity): a newer SA from elsewhere
+//     never replaces an older one (see the last rule). With several
 //     (both ends initiated at once, or the peer retried while a slow
 //     attempt still completed), only one end acts, so that the two ends
 //     never delete different SAs and leave none:
@@ -40,6 +44,9 @@ func tsHost(ts string) (netip.Addr, bool) {
 //     peer's IKE identity: the identity is that IP address, or a wanted
 //     peer with that claimed address expects that identity. Anything else
 //     is terminated at once.
+//   - First come, first served: an inner address carried by an SA of one
+//     peer (IKE identity and post-NAT address) is not taken over by an SA
+//     of another; the newer SA is terminated (innerTakenOver).
 func (m *Manager) enforce(ctx context.Context) error {
 	var kill []string
 	groups := map[string][]SAInfo{}
@@ -51,17 +58,18 @@ func (m *Manager) enforce(ctx context.Context) error {
 		for _, sa := range sas {
 			attributed[sa.UniqueID] = true
 			if sa.State == ikeStateUp && !sa.Terminating {
-				groups["peer "+name] = append(groups["peer "+name], sa)
+				key := "peer " + name + " " + sa.Remote.Addr().String()
+				groups[key] = append(groups[key], sa)
+				lower[key] = m.lowerThan(ps.peer)
 			}
 		}
-		lower["peer "+name] = m.lowerThan(ps.peer)
 	}
 	for _, id := range slices.Sorted(maps.Keys(m.sas)) {
 		sa := m.sas[id]
 		if attributed[id] || sa.State != ikeStateUp || m.killed[id] {
 			continue
 		}
-		key := sa.Conn + " " + sa.RemoteID + " " + saKey(sa)
+		key := sa.Conn + " " + sa.RemoteID + " " + saKey(sa) + " " + sa.Remote.Addr().String()
 		groups[key] = append(groups[key], sa)
 	}
 	for _, key := range slices.Sorted(maps.Keys(groups)) {
@@ -84,6 +92,7 @@ func (m *Manager) enforce(ctx context.Context) error {
 			}
 		}
 	}
+	kill = append(kill, m.innerTakenOver(kill)...)
 	for _, id := range kill {
 		if m.killed[id] {
 			continue
@@ -172,4 +181,49 @@ func (m *Manager) unbound(sa SAInfo, c ChildInfo) (inner string, ok bool) {
 		}
 	}
 	return a.String(), false
+}
+
+// innerTakenOver returns the IKE_SAs to terminate because a tunnel-mode
+// child carries an inner address that an older established SA of another
+// peer already carries (another IKE identity, or another post-NAT
+// address). After decryption both would deliver GRE from the same source,
+// so the NHRP engine could not tell them apart: a group-key holder could
+// speak for a spoke behind NAT by negotiating an SA with its private
+// address. The oldest SA (charon numbers IKE_SAs in creation order) keeps
+// the address; SAs already being terminated (skip) do not count.
+func (m *Manager) innerTakenOver(skip []string) []string {
+	type owner struct {
+		id     string
+		remote netip.Addr
+	}
+	num := func(id string) uint64 { n, _ := strconv.ParseUint(id, 10, 64); return n }
+	ids := slices.Collect(maps.Keys(m.sas))
+	slices.SortFunc(ids, func(a, b string) int { return cmp.Compare(num(a), num(b)) })
+	owners := map[netip.Addr]owner{}
+	var kill []string
+	for _, id := range ids {
+		sa := m.sas[id]
+		if sa.State != ikeStateUp || m.killed[id] || slices.Contains(skip, id) {
+			continue
+		}
+		for _, c := range sa.Children {
+			if c.Mode != childModeTunnel || len(c.RemoteTS) != 1 {
+				continue
+			}
+			inner, ok := tsHost(c.RemoteTS[0])
+			if !ok || inner == sa.Remote.Addr() {
+				continue
+			}
+			me := owner{sa.RemoteID, sa.Remote.Addr()}
+			if o, taken := owners[inner]; taken && o != me {
+				m.log.Warn("terminating SA: its inner address belongs to an older SA of another peer",
+					zap.Stringer("inner", inner), zap.String("remote_id", sa.RemoteID), zap.Stringer("remote", sa.Remote),
+					zap.String("owner_id", o.id), zap.Stringer("owner_remote", o.remote), zap.String("ike_id", id))
+				kill = append(kill, id)
+				break
+			}
+			owners[inner] = me
+		}
+	}
+	return kill
 }

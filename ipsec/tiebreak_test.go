@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
 )
@@ -230,4 +232,37 @@ func TestNATBinding(t *testing.T) {
 		return len(s.Peers) == 1 && s.Peers[0].Status == ipsec.StatusUp &&
 			s.Peers[0].Observed == netip.MustParseAddrPort("198.51.100.7:40001")
 	})
+}
+
+// TestNATInnerFirstComeFirstServed: a tunnel-mode SA whose inner address
+// an older SA of another peer already carries is terminated, whichever of
+// identity or post-NAT address differs (a group-key holder claiming a
+// NATed spoke's private address with that spoke's identity, from its own
+// address); the older SA keeps proving the address throughout.
+func TestNATInnerFirstComeFirstServed(t *testing.T) {
+	cfg := pskConfig("192.0.2.1")
+	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+	h := newHarness(t, cfg, []ipsec.Peer{})
+	h.waitCmd("responder", isCmd("load-conn"))
+	sa := func(id uint32, remoteID, remote, inner string) vicitest.SA {
+		return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
+			LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 40000 + uint16(id),
+			RemoteID: remoteID, NATRemote: true,
+			Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
+				Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
+	}
+	victim := sa(1, "172.16.0.2", "198.51.100.7", "172.16.0.2")
+	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, victim))
+	h.waitState("victim up", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
+	// The attacker asserts the victim's identity (a PSK proves none) from its own address.
+	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.2", "203.0.113.66", "172.16.0.2")))
+	h.waitCmd("terminate of the newcomer", isCmd("terminate", "ike-id", "2"))
+	st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
+	want := []ipsec.Protection{{NBMA: netip.MustParseAddr("172.16.0.2"), Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2"}}
+	if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+		t.Errorf("protections after the takeover attempt (-want +got):\n%s", d)
+	}
+	if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
+		t.Error("terminated the older SA")
+	}
 }
