@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"net/netip"
+
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
@@ -22,17 +24,27 @@ func (c *Controller) syncProtections() {
 	}
 	st := c.deps.IPsec.State()
 	c.protGen, c.protGenKnown = st.Generation, numbered
-	c.eng.SetProtections(engineProtections(st.Protections()))
+	c.eng.SetProtections(engineProtections(st.Protections(), c.config().IPsec.Auth.BindTunnelAddress))
 }
 
 // snapshotGeneration is implemented by an IPsec side whose State carries a
 // Generation that changes with every new snapshot.
 type snapshotGeneration interface{ Generation() uint64 }
 
-func engineProtections(ps []ipsec.Protection) []engine.Protection {
+// engineProtections converts what the SAs prove for the engine. With
+// bind (ipsec.auth.bind_tunnel_address) every identity is bound to the
+// tunnel address it is (its certificate carries it as an IP SAN, which
+// charon checked); an identity that is not an address is bound to none.
+func engineProtections(ps []ipsec.Protection, bind bool) []engine.Protection {
 	out := make([]engine.Protection, len(ps))
 	for i, p := range ps {
 		out[i] = engine.Protection{NBMA: p.NBMA, Outer: p.Outer, Identity: p.Identity}
+		if bind {
+			out[i].Bound = []netip.Addr{}
+			if a, err := netip.ParseAddr(p.Identity); err == nil {
+				out[i].Bound = append(out[i].Bound, a)
+			}
+		}
 	}
 	return out
 }

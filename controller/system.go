@@ -95,6 +95,10 @@ func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Con
 	case config.AuthX509:
 		ic.Auth = ipsec.Auth{Method: ipsec.AuthX509, CertFile: cfg.IPsec.Auth.Cert,
 			KeyFile: cfg.IPsec.Auth.Key, CAFile: cfg.IPsec.Auth.CA}
+		if cfg.IPsec.Auth.BindTunnelAddress {
+			ic.LocalID = cfg.Tunnel.Address.Addr().String()
+			ic.CertifiedIdentities = true
+		}
 	default:
 		ic.Auth = ipsec.Auth{Method: ipsec.AuthPSK, PSK: ipsec.NewSecret(cfg.IPsec.Auth.PSK.Reveal())}
 	}

@@ -71,7 +71,7 @@ func TestTrustsSAsInitiatedByPeers(t *testing.T) {
 		{NBMA: natInner, Outer: natPublic, Identity: "192.168.2.2"},
 		{NBMA: public, Identity: "198.51.100.2"},
 	}
-	got := engineProtections(ip.State().Protections())
+	got := engineProtections(ip.State().Protections(), false)
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("protections handed to the engine (-want +got):\n%s", diff)
 	}
@@ -95,6 +95,33 @@ func TestResponderAcceptsNATedInitiators(t *testing.T) {
 	for _, p := range ic.NATInnerPrefixes {
 		if p.Contains(netip.MustParseAddr("198.51.100.2")) {
 			t.Errorf("NAT inner prefix %v covers a public address", p)
+		}
+	}
+}
+
+// TestBindTunnelAddress: with ipsec.auth.bind_tunnel_address an identity
+// is bound to the tunnel address it names; an identity that is no address
+// (a certificate subject) is bound to none, so it can register nothing.
+func TestBindTunnelAddress(t *testing.T) {
+	a := netip.MustParseAddr
+	ps := []ipsec.Protection{
+		{NBMA: a("198.51.100.2"), Identity: "10.0.0.2"},
+		{NBMA: a("198.51.100.3"), Identity: "CN=s3, O=dmvpnd"},
+	}
+	want := []engine.Protection{
+		{NBMA: a("198.51.100.2"), Identity: "10.0.0.2", Bound: []netip.Addr{a("10.0.0.2")}},
+		{NBMA: a("198.51.100.3"), Identity: "CN=s3, O=dmvpnd", Bound: []netip.Addr{}},
+	}
+	got := engineProtections(ps, true)
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("bound protections (-want +got):\n%s", diff)
+	}
+	if got[1].Bound == nil {
+		t.Error("an identity that is no address must be bound to nothing (non-nil), not left unbound")
+	}
+	for _, p := range engineProtections(ps, false) {
+		if p.Bound != nil {
+			t.Errorf("without binding %s got Bound %v", p.Identity, p.Bound)
 		}
 	}
 }

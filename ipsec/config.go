@@ -62,7 +62,14 @@ type Config struct {
 	// prefixes (tunnel mode). The Manager terminates any such SA whose inner
 	// address is not bound to the peer's IKE identity (see doc.go).
 	NATInnerPrefixes []netip.Prefix
-	Auth             Auth
+	// CertifiedIdentities (X.509): every peer authenticates with whatever
+	// identity its certificate carries (remote id %any, also behind NAT),
+	// and a tunnel-mode child's inner address from NATInnerPrefixes is
+	// not tied to the identity; the caller binds each identity to what it
+	// may claim (dmvpnd: its tunnel address). An inner address stays with
+	// the first peer that carries it (see doc.go).
+	CertifiedIdentities bool
+	Auth                Auth
 	// IKEProposals and ESPProposals override the defaults (swanctl syntax).
 	IKEProposals, ESPProposals []string
 

@@ -93,6 +93,11 @@
 // remote_ts = claimed/32). With a group PSK an identity is only asserted,
 // not proven (every key holder can claim any identity); the binding is
 // real with X.509 certificates that carry the NBMA address as an IP SAN.
+// With Config.CertifiedIdentities the identity is bound to something else
+// by the caller (dmvpnd: the tunnel address, checked by the NHRP engine),
+// so any inner address from NATInnerPrefixes is accepted; in every mode an
+// inner address stays with the first peer (identity and post-NAT address)
+// whose SA carries it, and a newer SA of another peer for it is terminated.
 //
 // # Events, state and resilience
 //

@@ -67,6 +67,16 @@ func TestMessagesX509(t *testing.T) {
 	h.waitCmd("initiate to hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 	h.waitReconciled()
 	golden(t, "x509.golden", renderCommands(h.srv.Commands()))
+
+	// Certified identities (dmvpnd's bind_tunnel_address): the local
+	// identity is set, and every peer, the NATed one too, may present any
+	// identity the CA certified.
+	cfg.LocalID = "10.0.0.50"
+	cfg.CertifiedIdentities = true
+	h = newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
+	h.waitCmd("initiate to hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
+	h.waitReconciled()
+	golden(t, "x509-certified.golden", renderCommands(h.srv.Commands()))
 }
 
 // TestProposalDefaultsFollowCharon: with only base plugins (no GCM for IKE,

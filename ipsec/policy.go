@@ -170,7 +170,7 @@ func (m *Manager) unbound(sa SAInfo, c ChildInfo) (inner string, ok bool) {
 	if !isHost {
 		return c.RemoteTS[0], false
 	}
-	if id, err := netip.ParseAddr(sa.RemoteID); err == nil && id == a {
+	if id, err := netip.ParseAddr(sa.RemoteID); (err == nil && id == a) || m.cfg.CertifiedIdentities {
 		return a.String(), true
 	}
 	m.mu.Lock()

@@ -90,7 +90,7 @@ func (m *Manager) peerRemoteID(p Peer) string {
 	if p.RemoteID != "" {
 		return p.RemoteID
 	}
-	if m.cfg.Auth.Method == AuthPSK || p.natted() {
+	if m.cfg.Auth.Method == AuthPSK || (p.natted() && !m.cfg.CertifiedIdentities) {
 		return p.claimed().String()
 	}
 	return "%any"

@@ -115,6 +115,11 @@ type IPsecAuth struct {
 	Cert string `mapstructure:"cert"`
 	Key  string `mapstructure:"key"`
 	CA   string `mapstructure:"ca"`
+	// BindTunnelAddress (x509 only): every node authenticates with its
+	// tunnel address as IKE identity, which its certificate must carry as
+	// an IP SAN, and may register only that tunnel address: even a valid
+	// certificate cannot claim another spoke's address.
+	BindTunnelAddress bool `mapstructure:"bind_tunnel_address"`
 }
 
 // Proposals are strongSwan proposal strings.

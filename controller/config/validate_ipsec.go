@@ -46,6 +46,9 @@ func (c *Config) validateIPsec(v *validator) {
 	default:
 		v.add("ipsec.auth.method", "%q is not psk or x509", a.Method)
 	}
+	if a.BindTunnelAddress && a.Method != AuthX509 {
+		v.add("ipsec.auth.bind_tunnel_address", "needs method x509: a pre-shared key proves no identity")
+	}
 	checkProposals(v, "ipsec.proposals.ike", s.Proposals.IKE)
 	checkProposals(v, "ipsec.proposals.esp", s.Proposals.ESP)
 }

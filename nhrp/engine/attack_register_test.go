@@ -167,6 +167,14 @@ func TestRegistrationBoundToIdentity(t *testing.T) {
 	if diff := cmp.Diff(want, r.state()); diff != "" {
 		t.Errorf("state after the same identity moved (-want +got):\n%s", diff)
 	}
+
+	// An identity bound to no address (its certificate carries none in
+	// the tunnel) registers nothing.
+	r.node.Engine.SetProtections([]engine.Protection{{NBMA: addr("198.51.100.77"), Identity: "no-tunnel-address", Bound: []netip.Addr{}}})
+	got = codes(r.recv("198.51.100.77", registration(t, "198.51.100.77", "10.255.0.77", 3, true, cie{"10.255.0.77", "198.51.100.77", 600})))
+	if !cmp.Equal(got, []string{"administratively-prohibited"}) || r.counter("drop_not_bound") != 2 {
+		t.Errorf("bound to nothing: codes %v drop_not_bound %d, want [administratively-prohibited] and 2", got, r.counter("drop_not_bound"))
+	}
 }
 
 // Two spokes behind different NATs with the same private NBMA (plain

@@ -24,7 +24,8 @@ type Protection struct {
 	Identity string
 	// Bound optionally lists the tunnel addresses the identity may
 	// register (for instance the IP SANs of its certificate); nil means no
-	// binding. Protections of one identity contribute the union.
+	// binding, a non-nil empty slice binds the identity to no address (it
+	// may register none). Protections of one identity contribute the union.
 	Bound []netip.Addr
 }
 
@@ -100,7 +101,12 @@ func (e *Engine) SetProtections(ps []Protection) {
 	}
 }
 
+// appendBound adds src to dst; a non-nil src (even empty: bound to no
+// address) makes the result non-nil.
 func appendBound(dst, src []netip.Addr) []netip.Addr {
+	if src != nil && dst == nil {
+		dst = make([]netip.Addr, 0, len(src))
+	}
 	for _, a := range src {
 		if !slices.Contains(dst, a) {
 			dst = append(dst, a)
