@@ -18,20 +18,24 @@ const EnvPrefix = "DMVPND"
 
 // defaults are applied beneath the file and the environment.
 var defaults = map[string]any{
-	"tunnel.name":                 "gre1",
-	"tunnel.mtu":                  1400,
-	"nhrp.holding_time":           "7200s",
-	"nhrp.registration":           string(RegistrationUnique),
-	"nhrp.limits.cache_size":      10000,
-	"nhrp.limits.pending":         256,
-	"nhrp.limits.per_source_rate": 10,
-	"ipsec.vici_socket":           "/var/run/charon.vici",
-	"ipsec.proposals.ike":         []string{"aes256gcm16-prfsha256-ecp256"},
-	"ipsec.proposals.esp":         []string{"aes256gcm16"},
-	"control.socket":              "/run/dmvpnd/dmvpnd.sock",
-	"metrics.listen":              "127.0.0.1:9474",
-	"log.level":                   string(LogInfo),
-	"log.format":                  string(LogJSON),
+	"tunnel.name":                       "gre1",
+	"tunnel.mtu":                        1400,
+	"nhrp.holding_time":                 "7200s",
+	"nhrp.registration":                 string(RegistrationUnique),
+	"nhrp.limits.cache_size":            10000,
+	"nhrp.limits.pending":               256,
+	"nhrp.limits.per_source_rate":       10,
+	"ipsec.vici_socket":                 "/var/run/charon.vici",
+	"ipsec.proposals.ike":               []string{"aes256gcm16-prfsha256-ecp256"},
+	"ipsec.proposals.esp":               []string{"aes256gcm16"},
+	"control.socket":                    "/run/dmvpnd/dmvpnd.sock",
+	"bgp.grpc_listen":                   "unix:/run/dmvpnd/gobgp.sock",
+	"bgp.max_prefix_action":             "teardown",
+	"bgp.graceful_restart.restart_time": "120s",
+	"bgp.graceful_restart.stale_time":   "360s",
+	"metrics.listen":                    "127.0.0.1:9474",
+	"log.level":                         string(LogInfo),
+	"log.format":                        string(LogJSON),
 }
 
 // Load reads the YAML file at path, applies environment overrides and
