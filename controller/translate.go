@@ -168,7 +168,9 @@ var defaultLANSpace = []netip.Prefix{
 }
 
 // acceptRanges is the import policy's accept list: bgp.accept, or any
-// prefix inside bgp.lan_space.
+// prefix inside bgp.lan_space up to /24 (so that no neighbor can take over
+// part of a /24 LAN with more-specifics; longer LAN prefixes need
+// bgp.accept).
 func acceptRanges(b config.BGP) []routing.PrefixRange {
 	if len(b.Accept) > 0 {
 		out := make([]routing.PrefixRange, 0, len(b.Accept))
@@ -183,7 +185,7 @@ func acceptRanges(b config.BGP) []routing.PrefixRange {
 	}
 	out := make([]routing.PrefixRange, 0, len(space))
 	for _, p := range space {
-		out = append(out, routing.PrefixRange{Prefix: p, LE: 32})
+		out = append(out, routing.PrefixRange{Prefix: p, LE: max(24, uint8(p.Bits()))})
 	}
 	return out
 }

@@ -44,10 +44,10 @@ const (
 )
 
 // testImport accepts the test's LAN space (the hub LAN, the summary, the
-// spoke LANs and the marker).
+// spoke LANs and the marker) up to /24, as the daemon's default does.
 var testImport = routing.ImportConfig{Accept: []routing.PrefixRange{
-	{Prefix: pfx("10.0.0.0/8"), LE: 32},
-	{Prefix: pfx("192.168.0.0/16"), LE: 32},
+	{Prefix: pfx("10.0.0.0/8"), LE: 24},
+	{Prefix: pfx("192.168.0.0/16"), LE: 24},
 }}
 
 func testTimers(c *routing.Config) {
