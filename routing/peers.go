@@ -27,7 +27,7 @@ const (
 // deleted again (Cease, "peer de-configured").
 type peerGuard struct {
 	log        *zap.Logger
-	group      string
+	dynRange   netip.Prefix // the hub's dynamic range; invalid on a spoke
 	limit      int
 	requireReg bool
 	static     map[netip.Addr]bool
@@ -43,7 +43,7 @@ type peerGuard struct {
 func newPeerGuard(c Config, log *zap.Logger) *peerGuard {
 	g := &peerGuard{
 		log:        log,
-		group:      c.Hub.PeerGroup,
+
 		limit:      c.Hub.DynamicLimit,
 		requireReg: c.Role == RoleHub && c.Hub.RequireRegistration,
 		static:     map[netip.Addr]bool{},
@@ -56,16 +56,17 @@ func newPeerGuard(c Config, log *zap.Logger) *peerGuard {
 	for _, n := range append(append([]Neighbor(nil), c.Hub.Peers...), c.Spoke.Hubs...) {
 		g.static[n.Address] = true
 	}
-	if c.Role != RoleHub {
-		g.group = ""
+	if c.Role == RoleHub {
+		g.dynRange = c.Hub.DynamicRange
 	}
 	return g
 }
 
 // observe records a peer event and returns why the neighbor must be
-// refused, or "".
-func (g *peerGuard) observe(ev NeighborEvent, peerGroup string) string {
-	if g.group == "" || peerGroup != g.group || g.static[ev.Neighbor] {
+// refused, or "". Dynamic neighbors are the addresses of the dynamic range
+// that are not configured statically.
+func (g *peerGuard) observe(ev NeighborEvent) string {
+	if !g.dynRange.IsValid() || !g.dynRange.Contains(ev.Neighbor) || g.static[ev.Neighbor] {
 		return ""
 	}
 	g.mu.Lock()

@@ -279,7 +279,7 @@ func (s *Speaker) onPeerEvent(r *api.WatchEventResponse) {
 	if !ok {
 		return
 	}
-	if refuse := s.peers.observe(ev, r.GetPeer().GetPeer().GetConf().GetPeerGroup()); refuse != "" {
+	if refuse := s.peers.observe(ev); refuse != "" {
 		s.refusePeer(ev.Neighbor, refuse)
 	}
 	s.log.Info("bgp neighbor state", zap.Stringer("neighbor", ev.Neighbor), zap.Uint32("as", ev.AS), zap.String("state", string(ev.State)))
