@@ -42,7 +42,7 @@ type peerGuard struct {
 
 func newPeerGuard(c Config, log *zap.Logger) *peerGuard {
 	g := &peerGuard{
-		log:        log,
+		log: log,
 
 		limit:      c.Hub.DynamicLimit,
 		requireReg: c.Role == RoleHub && c.Hub.RequireRegistration,
