@@ -53,8 +53,13 @@ type Controller struct {
 	protGenKnown bool
 	dirty        dirtySet
 	retry        backoff
-	stats        stats
-	since        map[netip.Addr]time.Time // peer state change times for show dmvpn
+	// routesFailed: the last route push failed (some routes refused); it
+	// is retried when the backoff timer fires. refusedRoutes are the
+	// routes the kernel refused then, logged once each.
+	routesFailed  bool
+	refusedRoutes map[kernel.Route]bool
+	stats         stats
+	since         map[netip.Addr]time.Time // peer state change times for show dmvpn
 	// lastCounters are the engine counters last published to Prometheus.
 	lastCounters map[string]uint64
 	// adopt is the kernel state a previous run left (adopt.go).

@@ -68,7 +68,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	var retry <-chan time.Time
 	for {
 		c.reconcile(ctx)
-		if c.dirty.routes || c.dirty.ipsec {
+		if c.dirty.routes || c.dirty.ipsec || c.routesFailed {
 			if retry == nil {
 				retry = time.After(c.retry.next())
 			}
@@ -117,6 +117,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 			c.publishMetrics(ctx)
 		case <-retry:
 			retry = nil
+			c.dirty.routes = c.dirty.routes || c.routesFailed
 		case <-c.adopt.expiry():
 			c.expireAdoption()
 		case <-c.wake:

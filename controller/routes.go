@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"go.uber.org/zap"
@@ -14,7 +15,7 @@ import (
 // and hands them to the loop.
 type fibSink struct{ c *Controller }
 
-func (s fibSink) SetRoutes(_ context.Context, routes []routing.Route) error {
+func (s fibSink) SetRoutes(routes []routing.Route) {
 	s.c.bgpMu.Lock()
 	s.c.pendingBGP = slices.Clone(routes)
 	s.c.bgpNew = true
@@ -23,7 +24,6 @@ func (s fibSink) SetRoutes(_ context.Context, routes []routing.Route) error {
 	case s.c.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // takeBGPRoutes moves the latest BGP route set into the loop's state.
@@ -74,13 +74,7 @@ func (c *Controller) reconcile(ctx context.Context) {
 		c.settleAdoption()
 	}
 	if c.dirty.routes && adopted {
-		if err := c.deps.Dataplane.SetRoutes(c.desiredRoutes()); err != nil {
-			c.stats.inc("reconcile_errors_routes")
-			c.countReconcileError("kernel")
-			c.log.Warn("reconciling routes", zap.Error(err))
-		} else {
-			c.dirty.routes = false
-		}
+		c.pushRoutes()
 	}
 	if c.dirty.ipsec {
 		if c.deps.IPsec == nil {
@@ -99,4 +93,32 @@ func (c *Controller) countReconcileError(subsystem string) {
 	if c.deps.Metrics != nil {
 		c.deps.Metrics.ReconcileErrors.WithLabelValues(subsystem).Inc()
 	}
+}
+
+// pushRoutes applies the desired routes. The kernel skips what it refuses
+// and applies the rest; a failure is retried with backoff when the retry
+// timer fires (routesFailed), never per loop iteration. Each refused route
+// is logged once, when it starts failing.
+func (c *Controller) pushRoutes() {
+	err := c.deps.Dataplane.SetRoutes(c.desiredRoutes())
+	c.dirty.routes = false
+	c.routesFailed = err != nil
+	refused := map[kernel.Route]bool{}
+	if err != nil {
+		c.stats.inc("reconcile_errors_routes")
+		c.countReconcileError("kernel")
+		var re *kernel.RouteErrors
+		if !errors.As(err, &re) {
+			c.log.Warn("reconciling routes", zap.Error(err))
+		} else {
+			for _, f := range re.Failed {
+				refused[f.Route] = true
+				if !c.refusedRoutes[f.Route] {
+					c.stats.inc("routes_refused")
+					c.log.Warn("kernel refused route", zap.String("op", f.Op), zap.Stringer("route", f.Route), zap.Error(f.Err))
+				}
+			}
+		}
+	}
+	c.refusedRoutes = refused
 }

@@ -15,7 +15,8 @@ func TestRoutingConfigGRPCListen(t *testing.T) {
 		listen string
 		want   string
 	}{
-		{"", ""},
+		{"", "unix:///run/dmvpnd/gobgp.sock"}, // the default
+		{"off", ""},
 		{"127.0.0.1:50051", "127.0.0.1:50051"},
 		{"[::1]:50051", "[::1]:50051"},
 		{"unix:/run/dmvpnd/gobgp.sock", "unix:///run/dmvpnd/gobgp.sock"},

@@ -3,8 +3,8 @@ package controller
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
-	"strings"
+	"os/user"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,9 +70,17 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		if err != nil {
 			return nil, err
 		}
+		if g := cfg.Control.Group; g != "" {
+			grp, err := user.LookupGroup(g)
+			if err != nil {
+				return nil, fmt.Errorf("controller: control.group: %w", err)
+			}
+			if rc.APIGroup, err = strconv.Atoi(grp.Gid); err != nil {
+				return nil, fmt.Errorf("controller: control.group %s: gid %q: %w", g, grp.Gid, err)
+			}
+		}
 		deps.NewBGP = func(sink routing.RouteSink) (BGP, error) {
-			return routing.NewSpeaker(rc, routing.WithLogger(log.Named("bgp")),
-				routing.WithRouteSink(sink, routing.FIBOptions{}))
+			return routing.NewSpeaker(rc, routing.WithLogger(log.Named("bgp")), routing.WithRouteSink(sink))
 		}
 	}
 	return New(cfg, deps)
@@ -118,64 +126,4 @@ func natInnerPrefixes() []netip.Prefix {
 		netip.MustParsePrefix("192.168.0.0/16"),
 		netip.MustParsePrefix("100.64.0.0/10"),
 	}
-}
-
-// routingConfig derives the BGP speaker's configuration.
-func routingConfig(cfg *config.Config) (routing.Config, error) {
-	b := cfg.BGP
-	rc := routing.Config{
-		ASN:      b.ASN,
-		RouterID: b.RouterID,
-		Prefixes: b.Prefixes,
-		API:      grpcAPI(b.GRPCListen),
-	}
-	if !rc.RouterID.IsValid() {
-		rc.RouterID = cfg.Tunnel.Address.Addr()
-	}
-	if b.Listen.IsValid() {
-		rc.ListenAddress, rc.ListenPort = b.Listen.Addr(), int(b.Listen.Port())
-	}
-	switch cfg.NHRP.Role {
-	case config.RoleHub:
-		rc.Role = routing.RoleHub
-		if !b.Listen.IsValid() {
-			rc.ListenAddress = cfg.Tunnel.Address.Addr()
-		}
-		rc.Hub = routing.HubConfig{DynamicRange: b.Dynamic.Prefix, Summaries: b.Summaries,
-			EBGPSpokes: b.Dynamic.ASN != 0 && b.Dynamic.ASN != b.ASN}
-		if !rc.Hub.DynamicRange.IsValid() {
-			rc.Hub.DynamicRange = cfg.Tunnel.Address.Masked()
-		}
-		rc.Hub.Mode = routing.HubModeReflect
-		if b.HubMode == config.HubSummary {
-			rc.Hub.Mode = routing.HubModeSummary
-		}
-		for _, n := range b.Neighbors {
-			rc.Hub.Peers = append(rc.Hub.Peers, routing.Neighbor{Address: n.Address, PeerAS: n.ASN,
-				LocalAddress: cfg.Tunnel.Address.Addr()})
-		}
-	case config.RoleSpoke:
-		rc.Role = routing.RoleSpoke
-		if !b.Listen.IsValid() {
-			rc.ListenPort = -1
-		}
-		for _, n := range b.Neighbors {
-			rc.Spoke.Hubs = append(rc.Spoke.Hubs, routing.Neighbor{Address: n.Address, PeerAS: n.ASN,
-				LocalAddress: cfg.Tunnel.Address.Addr()})
-		}
-	default:
-		return routing.Config{}, fmt.Errorf("controller: unknown role %q", cfg.NHRP.Role)
-	}
-	return rc, nil
-}
-
-// grpcAPI turns the config's grpc_listen ("host:port" or "unix:/path", as
-// config.BGP documents it) into the routing package's API address, which
-// spells unix sockets "unix:///path".
-func grpcAPI(listen string) string {
-	path, ok := strings.CutPrefix(listen, "unix:")
-	if !ok {
-		return listen
-	}
-	return "unix://" + filepath.Clean(path)
 }

@@ -20,7 +20,9 @@ type Dataplane interface {
 	ListNeighbors() ([]Neighbor, error)
 	// SetRoutes makes the routes owned by dmvpnd (its protocol number, its
 	// table) equal desired: missing or different ones are replaced, extra
-	// ones of our own are deleted, foreign routes are never touched.
+	// ones of our own are deleted, foreign routes are never touched. A route
+	// that is invalid or that the kernel refuses is skipped and reported in
+	// a *RouteErrors; the rest is applied all the same.
 	SetRoutes(desired []Route) error
 	// ListRoutes returns the routes dmvpnd owns.
 	ListRoutes() ([]Route, error)

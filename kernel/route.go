@@ -119,21 +119,18 @@ func sortRoutes(rs []Route) {
 // SetRoutes implements Dataplane. Routes already present with the same next
 // hop on the tunnel are left untouched (no netlink traffic), so a restart that
 // asks for the same state changes nothing.
+//
+// One bad route does not block the others: an invalid route, a duplicate
+// that conflicts with an earlier one, or a route the kernel refuses (a next
+// hop it rejects, say) is skipped and reported in a *RouteErrors, and
+// everything else is installed and pruned. Other errors (no tunnel, listing
+// failed) mean nothing was changed.
 func (k *Kernel) SetRoutes(desired []Route) error {
 	t, err := k.currentTunnel()
 	if err != nil {
 		return err
 	}
-	want := make(map[routeKey]Route, len(desired))
-	for _, r := range desired {
-		if err := validateRoute(r); err != nil {
-			return opErr("replace route", r.String()+" dev "+t.name, err)
-		}
-		if prev, dup := want[r.key()]; dup && prev != r {
-			return opErr("replace route", r.String()+" dev "+t.name, fmt.Errorf("conflicts with %s", prev))
-		}
-		want[r.key()] = r
-	}
+	want, failed := desiredRoutes(desired)
 	owned, err := k.listOwned()
 	if err != nil {
 		return err
@@ -143,30 +140,62 @@ func (k *Kernel) SetRoutes(desired []Route) error {
 		have[o.key()] = o
 	}
 	// Replace first, then prune, so traffic never loses a covering route.
-	keys := make([]routeKey, 0, len(want))
-	for key := range want {
-		keys = append(keys, key)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		return keys[i].dst.String() < keys[j].dst.String() || (keys[i].dst == keys[j].dst && keys[i].metric < keys[j].metric)
-	})
-	for _, key := range keys {
+	for _, key := range sortedKeys(want) {
 		r := want[key]
 		if o, ok := have[key]; ok && o.ifindex == t.ifindex && o.Via == r.Via {
 			continue
 		}
 		if err := k.nl.RouteReplace(k.toNetlinkRoute(r, t.ifindex)); err != nil {
-			return opErr("replace route", r.String()+" dev "+t.name, err)
+			failed = append(failed, RouteError{Op: "replace route", Route: r, Err: err})
 		}
 	}
-	for key, o := range have {
-		if _, ok := want[key]; ok {
+	for _, o := range owned {
+		if _, ok := want[o.key()]; ok {
 			continue
 		}
 		nr := o.nl
 		if err := k.nl.RouteDel(&nr); err != nil && !isNotExist(err) {
-			return opErr("delete route", o.String()+fmt.Sprintf(" proto %d", k.cfg.RouteProtocol), err)
+			failed = append(failed, RouteError{Op: "delete route", Route: o.Route, Err: err})
 		}
 	}
-	return nil
+	return routeErrors(failed)
+}
+
+// desiredRoutes keys the desired routes, skipping (and reporting) invalid
+// ones and later duplicates that conflict with an earlier route.
+func desiredRoutes(desired []Route) (map[routeKey]Route, []RouteError) {
+	want := make(map[routeKey]Route, len(desired))
+	var failed []RouteError
+	for _, r := range desired {
+		if err := validateRoute(r); err != nil {
+			failed = append(failed, RouteError{Op: "replace route", Route: r, Err: err})
+			continue
+		}
+		r.Dst = r.Dst.Masked()
+		if prev, dup := want[r.key()]; dup {
+			if prev != r {
+				failed = append(failed, RouteError{Op: "replace route", Route: r, Err: fmt.Errorf("conflicts with %s", prev)})
+			}
+			continue
+		}
+		want[r.key()] = r
+	}
+	return want, failed
+}
+
+func sortedKeys(m map[routeKey]Route) []routeKey {
+	keys := make([]routeKey, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if c := keys[i].dst.Addr().Compare(keys[j].dst.Addr()); c != 0 {
+			return c < 0
+		}
+		if keys[i].dst.Bits() != keys[j].dst.Bits() {
+			return keys[i].dst.Bits() < keys[j].dst.Bits()
+		}
+		return keys[i].metric < keys[j].metric
+	})
+	return keys
 }

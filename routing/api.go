@@ -65,7 +65,7 @@ func (s *Speaker) waitAPI(ctx context.Context) error {
 		if err == nil {
 			return c.Close()
 		}
-		t := s.clock.NewTimer(delay)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -73,7 +73,7 @@ func (s *Speaker) waitAPI(ctx context.Context) error {
 		case <-fatalCh:
 			t.Stop()
 			return s.Err()
-		case <-t.C():
+		case <-t.C:
 		}
 		delay = min(2*delay, 100*time.Millisecond)
 	}

@@ -156,6 +156,20 @@ func TestGobgpCLI(t *testing.T) {
 			if diff := cmp.Diff(want, ribRows(out)); diff != "" {
 				t.Errorf("spoke global rib (-want +got):\n%s", diff)
 			}
+
+			// The API is read-only: injecting a route is refused, clearly.
+			cmd := exec.CommandContext(ctx, bin, append(hubTarget, "global", "rib", "add", "192.168.99.0/24", "nexthop", spokeAddrs[0].String())...)
+			b, err := cmd.CombinedOutput()
+			t.Logf("gobgp global rib add (hub): %v\n%s", err, b)
+			if err == nil || !strings.Contains(string(b), routing.ErrAPIReadOnly) {
+				t.Errorf("global rib add: err %v, output %q; want refusal %q", err, b, routing.ErrAPIReadOnly)
+			}
+			if out := runCLI(ctx, t, bin, hubTarget, "global", "rib"); strings.Contains(out, "192.168.99.0") {
+				t.Errorf("refused route in the hub's RIB:\n%s", out)
+			}
 		})
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("api socket mode: %v, %v; want 0660", fi.Mode(), err)
 	}
 }

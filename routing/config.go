@@ -41,6 +41,8 @@ const (
 	DefaultHoldTime     = 90 * time.Second
 	DefaultConnectRetry = 10 * time.Second
 	DefaultPeerGroup    = "dmvpn-spokes"
+	DefaultRestartTime  = 120 * time.Second
+	DefaultStaleTime    = 360 * time.Second
 	// DefaultRouteMetric is the kernel metric of BGP-learned routes. NHRP
 	// shortcut routes use a lower metric so that they win at equal prefix length.
 	DefaultRouteMetric = 20
@@ -75,8 +77,109 @@ type Config struct {
 	// loopback or "unix:///path". Empty disables the API. The API has no
 	// authentication: non-loopback TCP addresses are refused.
 	API string
+	// APIWrite allows the gRPC API's modifying methods; without it only
+	// List* and Get* calls are served (see ReadOnlyInterceptors).
+	APIWrite bool
+	// APIGroup, when > 0, is the group id given to the unix API socket,
+	// whose mode is 0660; 0 keeps the daemon's group.
+	APIGroup int
 	// FIB describes how learned routes are handed to the kernel.
 	FIB FIBConfig
+	// Tunnel is the tunnel prefix. Every accepted next hop lies inside it
+	// (and is neither its network nor its broadcast address); routes inside
+	// or covering it are rejected.
+	Tunnel netip.Prefix
+	// Import is the import policy applied to every neighbor.
+	Import ImportConfig
+	// Protected are prefixes no learned route may overlap: the node's
+	// underlay route and the configured NBMA addresses (as /32). Learned NBMA
+	// addresses are added at runtime with Speaker.SetProtected.
+	Protected []netip.Prefix
+	// MaxPrefixes limits the prefixes accepted from one neighbor (0: no
+	// limit); MaxPrefixAction says what happens beyond it.
+	MaxPrefixes     uint32
+	MaxPrefixAction MaxPrefixAction
+	// Password is the TCP MD5 password (RFC 2385) of every session; empty
+	// disables it.
+	Password string
+	// GracefulRestart enables BGP graceful restart (RFC 4724).
+	GracefulRestart GracefulRestart
+}
+
+// MaxPrefixAction is what happens when a neighbor exceeds MaxPrefixes.
+type MaxPrefixAction string
+
+// Max-prefix actions.
+const (
+	// MaxPrefixTeardown closes the session with a Cease notification
+	// (RFC 4486 subcode 1, GoBGP's prefix limit); the neighbor reconnects
+	// after its connect-retry time.
+	MaxPrefixTeardown MaxPrefixAction = "teardown"
+	// MaxPrefixDrop keeps the session and ignores the neighbor's prefixes
+	// beyond the limit (the first MaxPrefixes, in prefix order, are
+	// installed).
+	MaxPrefixDrop MaxPrefixAction = "drop"
+)
+
+// ImportConfig is the import policy: what a neighbor may announce.
+type ImportConfig struct {
+	// Accept are the prefix ranges accepted from neighbors; anything else is
+	// rejected. Built-in rejections (the tunnel prefix, Protected, the
+	// node's own prefixes and their more-specifics, next hops outside the
+	// tunnel) apply first and cannot be turned off.
+	Accept []PrefixRange
+	// AcceptDefault accepts 0.0.0.0/0, from hubs only (a spoke's
+	// neighbors; a hub's static peers).
+	AcceptDefault bool
+}
+
+// PrefixRange matches prefixes inside Prefix whose length is within
+// [GE, LE], like "ip prefix-list ... ge GE le LE": without GE and LE only
+// Prefix itself; GE alone means GE..32, LE alone Prefix.Bits()..LE.
+type PrefixRange struct {
+	Prefix netip.Prefix
+	GE, LE uint8
+}
+
+// Bounds returns the effective length range.
+func (r PrefixRange) Bounds() (ge, le uint8) {
+	ge, le = r.GE, r.LE
+	switch {
+	case ge == 0 && le == 0:
+		return uint8(r.Prefix.Bits()), uint8(r.Prefix.Bits())
+	case ge == 0:
+		return uint8(r.Prefix.Bits()), le
+	case le == 0:
+		return ge, 32
+	}
+	return ge, le
+}
+
+// Contains reports whether p is matched by the range.
+func (r PrefixRange) Contains(p netip.Prefix) bool {
+	ge, le := r.Bounds()
+	b := uint8(p.Bits())
+	return p.Bits() >= r.Prefix.Bits() && r.Prefix.Contains(p.Addr()) && b >= ge && b <= le
+}
+
+func (r PrefixRange) String() string {
+	ge, le := r.Bounds()
+	return fmt.Sprintf("%s ge %d le %d", r.Prefix, ge, le)
+}
+
+// GracefulRestart configures BGP graceful restart (RFC 4724): this node
+// advertises the capability, keeps a restarting neighbor's routes as stale
+// for up to RestartTime until the session is back, and removes what the
+// neighbor did not announce again once it sent End-of-RIB (or after
+// StaleTime).
+type GracefulRestart struct {
+	Enabled bool
+	// RestartTime is advertised to neighbors: how long they keep our routes
+	// while we restart (default DefaultRestartTime, at most 4095s).
+	RestartTime time.Duration
+	// StaleTime bounds how long stale routes are kept after a restarted
+	// neighbor is back (default DefaultStaleTime).
+	StaleTime time.Duration
 }
 
 // HubConfig configures a hub.
@@ -105,6 +208,13 @@ type HubConfig struct {
 	// Peers are statically configured neighbors, typically the other hubs.
 	// They are not route-reflector clients.
 	Peers []Neighbor
+	// DynamicLimit caps the number of spoke sessions (0: no limit); a spoke
+	// beyond it is refused, like Cisco's "bgp listen limit".
+	DynamicLimit int
+	// RequireRegistration accepts a spoke's session only from a tunnel
+	// address that is registered with this hub's NHRP server
+	// (Speaker.SetRegistered).
+	RequireRegistration bool
 }
 
 // SpokeConfig configures a spoke.
@@ -126,12 +236,13 @@ type Neighbor struct {
 	LocalAddress netip.Addr
 	// AllowOwnAS accepts routes carrying the local AS this many times.
 	AllowOwnAS uint8
+	// Password is the session's TCP MD5 password; empty means
+	// Config.Password.
+	Password string
 }
 
 // FIBConfig describes the kernel routes built from BGP best paths.
 type FIBConfig struct {
-	// Table is the kernel routing table (0 lets the sink use main).
-	Table int
 	// Metric is the route metric (DefaultRouteMetric if 0).
 	Metric int
 }
@@ -184,9 +295,10 @@ func (c Config) Validate() error {
 	if err := validateAPI(c.API); err != nil {
 		add(err)
 	}
-	if c.FIB.Table < 0 || c.FIB.Metric < 0 {
-		add(cfgErr("fib", "table and metric must not be negative"))
+	if c.FIB.Metric < 0 {
+		add(cfgErr("fib", "metric must not be negative"))
 	}
+	errs = append(errs, c.validatePolicy()...)
 	switch c.Role {
 	case RoleHub:
 		errs = append(errs, c.Hub.validate()...)
@@ -311,6 +423,15 @@ func (c Config) withDefaults() Config {
 	if c.FIB.Metric == 0 {
 		c.FIB.Metric = DefaultRouteMetric
 	}
+	if c.MaxPrefixAction == "" {
+		c.MaxPrefixAction = MaxPrefixTeardown
+	}
+	if c.GracefulRestart.RestartTime == 0 {
+		c.GracefulRestart.RestartTime = DefaultRestartTime
+	}
+	if c.GracefulRestart.StaleTime == 0 {
+		c.GracefulRestart.StaleTime = DefaultStaleTime
+	}
 	return c
 }
 
@@ -335,4 +456,39 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
+}
+
+func (c Config) validatePolicy() []error {
+	var errs []error
+	add := func(err error) { errs = append(errs, err) }
+	if !c.Tunnel.IsValid() || !c.Tunnel.Addr().Is4() || c.Tunnel != c.Tunnel.Masked() || c.Tunnel.Bits() > 30 {
+		add(cfgErr("tunnel", "must be a masked IPv4 prefix of at most /30, got %q", c.Tunnel))
+	}
+	for i, r := range c.Import.Accept {
+		ge, le := r.Bounds()
+		switch {
+		case checkPrefix(r.Prefix) != nil:
+			add(cfgErr(fmt.Sprintf("import.accept[%d]", i), "%v", checkPrefix(r.Prefix)))
+		case int(ge) < r.Prefix.Bits() || ge > le || le > 32:
+			add(cfgErr(fmt.Sprintf("import.accept[%d]", i), "need %d <= ge <= le <= 32, got %s", r.Prefix.Bits(), r))
+		}
+	}
+	for i, p := range c.Protected {
+		if err := checkPrefix(p); err != nil {
+			add(cfgErr(fmt.Sprintf("protected[%d]", i), "%v", err))
+		}
+	}
+	switch c.MaxPrefixAction {
+	case "", MaxPrefixTeardown, MaxPrefixDrop:
+	default:
+		add(cfgErr("max_prefix_action", "must be %q or %q, got %q", MaxPrefixTeardown, MaxPrefixDrop, c.MaxPrefixAction))
+	}
+	if c.Hub.DynamicLimit < 0 {
+		add(cfgErr("hub.dynamic_limit", "must not be negative"))
+	}
+	gr := c.GracefulRestart
+	if gr.RestartTime < 0 || gr.RestartTime > 4095*time.Second || gr.StaleTime < 0 {
+		add(cfgErr("graceful_restart", "restart time must be within 0..4095s and stale time not negative"))
+	}
+	return errs
 }

@@ -9,12 +9,45 @@
 //     group and dynamic neighbor, static neighbors). OriginateRequest and
 //     WithdrawRequest build the AddPath/DeletePath requests for LAN prefixes.
 //   - Speaker: the embedded server (Start, Stop, SetPrefixes for reloads,
-//     Summary and RIB snapshots, Events for neighbor state changes). GoBGP
-//     logs through the injected zap logger.
+//     Summary (ctx-aware) and Stats, Events for neighbor state changes,
+//     SetProtected for learned NBMA addresses, SetRegistered for the hub's
+//     registered tunnel addresses). GoBGP logs through the injected zap
+//     logger.
 //   - FIB: best paths from GoBGP's watch API (BEST, with the initial table)
-//     become the desired set of Routes, pushed to a RouteSink (the kernel
-//     package, adapted by the controller; routingtest.Sink in tests),
-//     debounced and retried with capped backoff.
+//     become the desired set of Routes, handed synchronously to a RouteSink
+//     (the controller, which applies them to the kernel with its other
+//     routes and retries refused routes with backoff; routingtest.Sink in
+//     tests). The FIB decides, the controller applies: one reconciler.
+//
+// # Import policy (guard.go, policy.go)
+//
+// One GoBGP import policy (global assignment, default REJECT) applies to
+// every neighbor: locally originated paths pass; the default route is
+// rejected unless Import.AcceptDefault and it comes from a hub; anything
+// overlapping the tunnel prefix or a Protected prefix (NBMA addresses, the
+// underlay route: no recursive routing), and the node's LAN prefixes and
+// their more-specifics are rejected; next hops outside the tunnel prefix or
+// on its network/broadcast address are rejected; then Import.Accept ranges
+// (one prefix set and statement each: GoBGP matches a set by its longest
+// key only) accept, on a hub with "next-hop peer-address" for spoke
+// sessions. The FIB applies the same guard again before installing. Rejected
+// paths stay in GoBGP's Adj-RIB-In and are counted per neighbor
+// (NeighborSummary.PrefixesRejected, "gobgp neighbor X adj-in" filtered).
+//
+// # Limits
+//
+// MaxPrefixes with "teardown" is GoBGP's prefix limit (Cease subcode 1,
+// NeighborSummary.MaxPrefixTeardowns); with "drop" the FIB installs only
+// the first MaxPrefixes of a neighbor. GoBGP has no dynamic-neighbor cap and
+// no accept hook, so the peer guard (peers.go) deletes a dynamic neighbor
+// on its first peer event (TCP accepted, before the OPEN exchange) when it
+// is over Hub.DynamicLimit or, with Hub.RequireRegistration, not registered.
+//
+// # gRPC API
+//
+// Read-only unless Config.APIWrite: an interceptor serves only List*, Get*
+// and Watch* methods and refuses the rest with PermissionDenied
+// (ErrAPIReadOnly). A unix socket gets mode 0660 and Config.APIGroup.
 //
 // # Hub and spoke
 //
@@ -59,7 +92,8 @@
 //
 // Config.API makes GoBGP serve its gRPC API on a loopback host:port or a
 // unix socket ("unix:///run/dmvpnd/gobgp.sock"); the API has no
-// authentication, so other TCP addresses are refused. Start returns only
+// authentication, so other TCP addresses are refused, and it is read-only
+// by default. Start returns only
 // once the API accepts connections. The stock CLI works against it:
 //
 //	gobgp --target unix:///run/dmvpnd/gobgp.sock neighbor
@@ -81,7 +115,8 @@
 //     server's own address, the normal DMVPN case): not reproduced with
 //     3.37.0; TestIntegrationHubIdleCPU guards it.
 //   - osrg/gobgp#1939 (stale graceful-restart routes of dynamic peers):
-//     graceful restart is not enabled.
+//     GracefulRestart is optional (off by default); with it GoBGP keeps a
+//     dynamic peer that went down gracefully until its restart timer ends.
 //   - GoBGP keeps route-selection options in package globals; all speakers
 //     in one process use the defaults, so that is harmless here.
 package routing

@@ -1,256 +1,172 @@
 package routing
 
 import (
-	"context"
-	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 )
 
-// FIB defaults.
-const (
-	DefaultFIBDebounce   = 50 * time.Millisecond
-	DefaultFIBMinBackoff = 250 * time.Millisecond
-	DefaultFIBMaxBackoff = 30 * time.Second
-)
-
-// FIBOptions configures a FIB reconciler. Zero values mean the defaults.
-type FIBOptions struct {
-	Table  int
-	Metric int
-	// Debounce is how long changes are collected before the sink is called.
-	Debounce time.Duration
-	// MinBackoff and MaxBackoff bound the retry delay after a sink error; the
-	// delay doubles per consecutive failure.
-	MinBackoff time.Duration
-	MaxBackoff time.Duration
-	Logger     *zap.Logger
-	Clock      Clock
-}
-
-// FIBStats is a snapshot of the reconciler's counters.
-type FIBStats struct {
-	// Routes is the number of routes in the desired set.
-	Routes int
-	// Syncs and Failures count sink calls that succeeded and failed.
-	Syncs    uint64
-	Failures uint64
-	// Ignored counts best paths that were not turned into routes (own
-	// prefix, own or unusable next hop).
-	Ignored uint64
-	// LastError is the last sink error, "" after a success.
-	LastError string
-}
-
 // FIB turns BGP best-path changes into the desired set of kernel routes and
-// pushes that set to a RouteSink: batched (Debounce), level-triggered, and
-// retried with capped exponential backoff on errors.
+// hands every new set to a RouteSink, synchronously. It decides only: the
+// sink's owner (the controller) applies the set to the kernel, merged with
+// its other routes, and retries refused routes with backoff. There is one
+// route reconciler, and it is not here.
 //
-// Best paths for the node's own prefixes and best paths whose next hop is
-// one of the node's own addresses (or unspecified: locally originated) are
-// not installed. Any other next hop is kept as-is, including another spoke's
-// tunnel address.
+// A best path becomes a route unless the guard rejects it (counted per
+// reason), its prefix is one the node originates, its next hop is one of the
+// node's own addresses, or its neighbor is over the max-prefix limit with
+// action "drop".
 type FIB struct {
-	sink RouteSink
-	opts FIBOptions
-	log  *zap.Logger
+	sink   RouteSink
+	metric int
+	log    *zap.Logger
 
-	kick chan struct{}
-
-	mu          sync.Mutex
-	best        map[netip.Prefix]netip.Addr
-	ownPrefixes map[netip.Prefix]bool
-	ownAddrs    map[netip.Addr]bool
-	gen         uint64 // bumped on every change of the desired set
-	stats       FIBStats
+	mu         sync.Mutex
+	best       map[netip.Prefix]bestPath
+	guard      guard
+	hubs       map[netip.Addr]bool // neighbors whose default route may be accepted
+	ownAddrs   map[netip.Addr]bool
+	originated map[netip.Prefix]bool
+	maxPerNbr  int // > 0: "drop" action of the max-prefix limit
+	rejected   map[string]uint64
+	lastSent   []Route
+	sent       bool
 }
 
-// NewFIB returns a reconciler for sink. Call Run to start pushing.
-func NewFIB(sink RouteSink, opts FIBOptions) *FIB {
-	if opts.Metric == 0 {
-		opts.Metric = DefaultRouteMetric
-	}
-	if opts.Debounce <= 0 {
-		opts.Debounce = DefaultFIBDebounce
-	}
-	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = DefaultFIBMinBackoff
-	}
-	if opts.MaxBackoff < opts.MinBackoff {
-		opts.MaxBackoff = max(DefaultFIBMaxBackoff, opts.MinBackoff)
-	}
-	if opts.Clock == nil {
-		opts.Clock = realClock{}
-	}
-	log := opts.Logger
-	if log == nil {
-		log = zap.NewNop()
-	}
+type bestPath struct {
+	nextHop netip.Addr
+	from    netip.Addr // neighbor; zero for local paths
+}
+
+// newFIB returns a FIB that pushes to sink.
+func newFIB(sink RouteSink, metric int, g guard, log *zap.Logger) *FIB {
 	return &FIB{
-		sink:        sink,
-		opts:        opts,
-		log:         log.Named("fib"),
-		kick:        make(chan struct{}, 1),
-		best:        make(map[netip.Prefix]netip.Addr),
-		ownPrefixes: make(map[netip.Prefix]bool),
-		ownAddrs:    make(map[netip.Addr]bool),
+		sink:     sink,
+		metric:   metric,
+		log:      log.Named("fib"),
+		best:     make(map[netip.Prefix]bestPath),
+		guard:    g,
+		hubs:     make(map[netip.Addr]bool),
+		ownAddrs: make(map[netip.Addr]bool),
+		rejected: make(map[string]uint64),
 	}
 }
 
-// SetOwn replaces the node's own prefixes and addresses, which are never
-// installed as routes.
-func (f *FIB) SetOwn(prefixes []netip.Prefix, addrs []netip.Addr) {
-	f.mu.Lock()
-	f.ownPrefixes = make(map[netip.Prefix]bool, len(prefixes))
-	for _, p := range prefixes {
-		f.ownPrefixes[p.Masked()] = true
-	}
-	f.ownAddrs = make(map[netip.Addr]bool, len(addrs))
-	for _, a := range addrs {
-		f.ownAddrs[a.Unmap()] = true
-	}
-	f.gen++
-	f.mu.Unlock()
-	f.trigger()
-}
-
-// Apply records best-path changes in order (a later update of the same prefix
-// wins) and schedules a sync. An empty batch also schedules one, so that the
-// initial (possibly empty) table dump prunes stale routes.
-func (f *FIB) Apply(updates []PathUpdate) {
-	f.mu.Lock()
-	for _, u := range updates {
-		p := u.Prefix.Masked()
-		if u.Withdraw {
-			delete(f.best, p)
-			continue
+// setOwn replaces the node's originated prefixes and addresses, which are
+// never installed as routes, and its LAN prefixes, whose more-specifics are
+// rejected.
+func (f *FIB) setOwn(originated, lan []netip.Prefix, addrs []netip.Addr) {
+	f.update(func() {
+		f.guard.own = slices.Clone(lan)
+		f.originated = make(map[netip.Prefix]bool, len(originated))
+		for _, p := range originated {
+			f.originated[p.Masked()] = true
 		}
-		f.best[p] = u.NextHop.Unmap()
-	}
-	f.gen++
-	f.mu.Unlock()
-	f.trigger()
+		f.ownAddrs = make(map[netip.Addr]bool, len(addrs))
+		for _, a := range addrs {
+			f.ownAddrs[a.Unmap()] = true
+		}
+	})
 }
 
-// forget drops all recorded best paths without scheduling a sync; the
-// speaker calls it before a new watch replays the table, so that paths of a
-// previous run do not linger.
+// setProtected replaces the prefixes no route may overlap.
+func (f *FIB) setProtected(ps []netip.Prefix) {
+	f.update(func() { f.guard.protected = slices.Clone(ps) })
+}
+
+// apply records best-path changes in order (a later update of the same
+// prefix wins) and pushes the new set. An empty batch pushes too, so that
+// the initial (possibly empty) table dump prunes stale routes.
+func (f *FIB) apply(updates []PathUpdate) {
+	f.update(func() {
+		for _, u := range updates {
+			p := u.Prefix.Masked()
+			if u.Withdraw {
+				delete(f.best, p)
+				continue
+			}
+			f.best[p] = bestPath{nextHop: u.NextHop.Unmap(), from: u.From}
+		}
+	}, updates...)
+}
+
+// forget drops all recorded best paths without pushing; the speaker calls
+// it before a new watch replays the table.
 func (f *FIB) forget() {
 	f.mu.Lock()
 	clear(f.best)
-	f.gen++
 	f.mu.Unlock()
 }
 
-// Resync schedules a sync of the unchanged desired set (periodic full resync).
-func (f *FIB) Resync() {
+// update changes the state under the lock, then pushes the desired set if
+// it changed (or was never pushed). Rejections are counted for the paths in
+// counted, so that a path is counted once per announcement, not per push.
+func (f *FIB) update(change func(), counted ...PathUpdate) {
 	f.mu.Lock()
-	f.gen++
-	f.mu.Unlock()
-	f.trigger()
-}
-
-func (f *FIB) trigger() {
-	select {
-	case f.kick <- struct{}{}:
-	default:
+	change()
+	for _, u := range counted {
+		if u.Withdraw || f.localLocked(u.Prefix.Masked(), u.NextHop.Unmap()) {
+			continue
+		}
+		if why := f.guard.check(u.Prefix.Masked(), u.NextHop.Unmap(), f.hubs[u.From]); why != "" {
+			f.rejected[why]++
+			f.log.Info("rejecting best path", zap.Stringer("prefix", u.Prefix), zap.Stringer("next_hop", u.NextHop),
+				zap.Stringer("neighbor", u.From), zap.String("reason", why))
+		}
 	}
+	routes := f.desiredLocked()
+	if f.sent && slices.Equal(routes, f.lastSent) {
+		f.mu.Unlock()
+		return
+	}
+	f.lastSent, f.sent = routes, true
+	f.mu.Unlock()
+	// The sink is called outside the lock; GoBGP's watch delivers table
+	// events from one goroutine, so pushes are not reordered.
+	f.sink.SetRoutes(slices.Clone(routes))
 }
 
 // Routes returns the desired routes, sorted.
 func (f *FIB) Routes() []Route {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	rs, _ := f.desiredLocked()
-	return rs
+	return f.desiredLocked()
 }
 
-// Stats returns the counters.
-func (f *FIB) Stats() FIBStats {
+// Rejected returns how many best paths the FIB refused, by reason.
+func (f *FIB) Rejected() map[string]uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := f.stats
-	rs, _ := f.desiredLocked()
-	s.Routes = len(rs)
-	return s
+	return maps.Clone(f.rejected)
 }
 
-func (f *FIB) desiredLocked() (routes []Route, ignored int) {
+// localLocked: a path for one of our own prefixes or via one of our own
+// addresses (locally originated); never installed, and not a rejection.
+func (f *FIB) localLocked(p netip.Prefix, nh netip.Addr) bool {
+	return f.originated[p] || f.ownAddrs[nh] || !nh.IsValid() || nh.IsUnspecified()
+}
+
+func (f *FIB) desiredLocked() []Route {
+	perNbr := map[netip.Addr]int{}
+	var routes []Route
 	for _, p := range slices.SortedFunc(maps.Keys(f.best), comparePrefix) {
-		nh := f.best[p]
-		if f.ownPrefixes[p] || f.ownAddrs[nh] || !nh.IsValid() || nh.IsUnspecified() || !p.IsValid() {
-			ignored++
+		b := f.best[p]
+		if f.localLocked(p, b.nextHop) {
 			continue
 		}
-		routes = append(routes, Route{Prefix: p, Via: nh, Table: f.opts.Table, Metric: f.opts.Metric})
+		if f.guard.check(p, b.nextHop, f.hubs[b.from]) != "" {
+			continue
+		}
+		if f.maxPerNbr > 0 && b.from.IsValid() {
+			if perNbr[b.from]++; perNbr[b.from] > f.maxPerNbr {
+				continue
+			}
+		}
+		routes = append(routes, Route{Prefix: p, Via: b.nextHop, Metric: f.metric})
 	}
 	SortRoutes(routes)
-	return routes, ignored
-}
-
-// Run pushes the desired set to the sink whenever it changes until ctx ends.
-// It returns ctx's error.
-func (f *FIB) Run(ctx context.Context) error {
-	var applied uint64
-	synced := false
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-f.kick:
-		}
-		if err := f.wait(ctx, f.opts.Debounce); err != nil {
-			return err
-		}
-		backoff := f.opts.MinBackoff
-		for {
-			f.mu.Lock()
-			gen := f.gen
-			routes, ignored := f.desiredLocked()
-			f.mu.Unlock()
-			if synced && gen == applied {
-				break
-			}
-			err := f.sink.SetRoutes(ctx, routes)
-			f.mu.Lock()
-			if err == nil {
-				f.stats.Syncs++
-				f.stats.Ignored = uint64(ignored)
-				f.stats.LastError = ""
-			} else {
-				f.stats.Failures++
-				f.stats.LastError = err.Error()
-			}
-			f.mu.Unlock()
-			if err == nil {
-				applied, synced = gen, true
-				f.log.Debug("routes synced", zap.Int("routes", len(routes)))
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			f.log.Warn("route sync failed, retrying", zap.Error(fmt.Errorf("routing: fib: %w", err)), zap.Duration("backoff", backoff))
-			if err := f.wait(ctx, backoff); err != nil {
-				return err
-			}
-			backoff = min(backoff*2, f.opts.MaxBackoff)
-		}
-	}
-}
-
-func (f *FIB) wait(ctx context.Context, d time.Duration) error {
-	t := f.opts.Clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C():
-		return nil
-	}
+	return routes
 }

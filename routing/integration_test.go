@@ -31,6 +31,9 @@ var (
 	summary    = pfx("192.168.0.0/16")
 )
 
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
+
 func spokeLAN(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(i + 2), 0}), 24)
 }
@@ -39,6 +42,13 @@ const (
 	hubAS   = 65000
 	spokeAS = 65011 // eBGP spokes: 65011, 65012, 65013
 )
+
+// testImport accepts the test's LAN space (the hub LAN, the summary, the
+// spoke LANs and the marker) up to /24, as the daemon's default does.
+var testImport = routing.ImportConfig{Accept: []routing.PrefixRange{
+	{Prefix: pfx("10.0.0.0/8"), LE: 24},
+	{Prefix: pfx("192.168.0.0/16"), LE: 24},
+}}
 
 func testTimers(c *routing.Config) {
 	c.HoldTime = 9 * time.Second
@@ -88,7 +98,7 @@ func startNode(t *testing.T, name string, cfg routing.Config, opts ...routing.Op
 	n := &node{name: name, cfg: cfg, sink: routingtest.NewSink(), states: map[netip.Addr]routing.NeighborState{}}
 	opts = append([]routing.Option{
 		routing.WithLogger(testLogger(t).Named(name)),
-		routing.WithRouteSink(n.sink, routing.FIBOptions{Debounce: 20 * time.Millisecond}),
+		routing.WithRouteSink(n.sink),
 	}, opts...)
 	sp, err := routing.NewSpeaker(cfg, opts...)
 	if err != nil {
@@ -165,6 +175,8 @@ func hubConfig(mode routing.HubMode, port int, ebgp bool) routing.Config {
 		ASN: hubAS, RouterID: hubAddr, ListenAddress: hubAddr, ListenPort: port,
 		Role:     routing.RoleHub,
 		Prefixes: []netip.Prefix{hubLAN},
+		Tunnel:   tunnelPfx,
+		Import:   testImport,
 		Hub: routing.HubConfig{
 			DynamicRange: tunnelPfx,
 			EBGPSpokes:   ebgp,
@@ -183,6 +195,8 @@ func spokeConfig(i int, hubs []netip.AddrPort, peerAS, ownAS uint32) routing.Con
 		ASN: ownAS, RouterID: spokeAddrs[i], ListenPort: -1,
 		Role:     routing.RoleSpoke,
 		Prefixes: []netip.Prefix{spokeLAN(i)},
+		Tunnel:   tunnelPfx,
+		Import:   testImport,
 	}
 	for _, h := range hubs {
 		c.Spoke.Hubs = append(c.Spoke.Hubs, routing.Neighbor{

@@ -18,6 +18,10 @@ type zapLogger struct {
 	l       *zap.Logger
 	level   zap.AtomicLevel
 	onFatal func(msg string, fields gobgplog.Fields)
+	// onPeerDown and onPrefixLimit receive GoBGP's "Peer Down" (with its
+	// reason) and "prefix limit reached" log lines, whatever the level.
+	onPeerDown    func(neighbor, reason string)
+	onPrefixLimit func(neighbor string)
 }
 
 var _ gobgplog.Logger = (*zapLogger)(nil)
@@ -34,6 +38,14 @@ func newZapLogger(l *zap.Logger, onFatal func(string, gobgplog.Fields)) *zapLogg
 }
 
 func (z *zapLogger) log(lvl zapcore.Level, msg string, fields gobgplog.Fields) {
+	key, _ := fields["Key"].(string)
+	switch {
+	case msg == "Peer Down" && z.onPeerDown != nil:
+		reason, _ := fields["Reason"].(string)
+		z.onPeerDown(key, reason)
+	case msg == "prefix limit reached" && z.onPrefixLimit != nil && fields["Pct"] == nil:
+		z.onPrefixLimit(key)
+	}
 	if !z.level.Enabled(lvl) {
 		return
 	}

@@ -40,6 +40,9 @@ func pathUpdate(p *api.Path) (PathUpdate, error) {
 		return PathUpdate{}, fmt.Errorf("routing: path %s: %w", pfx, err)
 	}
 	u.NextHop = nh
+	if from, err := netip.ParseAddr(p.NeighborIp); err == nil && !from.IsUnspecified() {
+		u.From = from.Unmap()
+	}
 	return u, nil
 }
 

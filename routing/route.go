@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -23,32 +22,27 @@ import (
 type Route struct {
 	Prefix netip.Prefix
 	Via    netip.Addr
-	// Table is the kernel routing table; 0 means the sink's default (main).
-	Table int
 	// Metric is the kernel route priority; lower wins.
 	Metric int
 }
 
 func (r Route) String() string {
-	return fmt.Sprintf("%s via %s table %d metric %d", r.Prefix, r.Via, r.Table, r.Metric)
+	return fmt.Sprintf("%s via %s metric %d", r.Prefix, r.Via, r.Metric)
 }
 
-// RouteSink receives the complete desired set of BGP routes. SetRoutes is
-// level-triggered: it may be called repeatedly with the same set, must add
-// what is missing, replace what differs and remove the sink's own routes that
-// are not in the set. The kernel package implements it; routingtest.Sink is a
-// fake.
+// RouteSink receives the complete desired set of BGP routes whenever it
+// changes, from the speaker's watch goroutine. SetRoutes must not block and
+// must not call back into the speaker: the controller stores the set and
+// wakes its loop, which applies it to the kernel (and retries what the kernel
+// refuses). routingtest.Sink is a fake.
 type RouteSink interface {
-	SetRoutes(ctx context.Context, routes []Route) error
+	SetRoutes(routes []Route)
 }
 
-// SortRoutes orders routes by table, prefix and next hop, the order in which
-// the FIB hands them to a sink.
+// SortRoutes orders routes by prefix and next hop, the order in which the
+// FIB hands them to a sink.
 func SortRoutes(rs []Route) {
 	slices.SortFunc(rs, func(a, b Route) int {
-		if a.Table != b.Table {
-			return a.Table - b.Table
-		}
 		if c := comparePrefix(a.Prefix, b.Prefix); c != 0 {
 			return c
 		}
@@ -62,4 +56,6 @@ type PathUpdate struct {
 	Prefix   netip.Prefix
 	NextHop  netip.Addr
 	Withdraw bool
+	// From is the neighbor the path was learned from; zero for local paths.
+	From netip.Addr
 }

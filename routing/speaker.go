@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
@@ -25,13 +26,10 @@ type Option func(*Speaker)
 // WithLogger sets the logger (default: no-op).
 func WithLogger(l *zap.Logger) Option { return func(s *Speaker) { s.log = l } }
 
-// WithClock sets the clock (default: real time).
-func WithClock(c Clock) Option { return func(s *Speaker) { s.clock = c } }
-
-// WithRouteSink makes the speaker program best paths into sink through a FIB
-// reconciler. Without it no routes are pushed anywhere.
-func WithRouteSink(sink RouteSink, opts FIBOptions) Option {
-	return func(s *Speaker) { s.sink, s.fibOpts = sink, opts }
+// WithRouteSink makes the speaker hand the desired kernel routes to sink
+// (through a FIB). Without it no routes are pushed anywhere.
+func WithRouteSink(sink RouteSink) Option {
+	return func(s *Speaker) { s.sink = sink }
 }
 
 // WithEventBuffer sets the capacity of the Events channel (default 256).
@@ -43,10 +41,9 @@ type Speaker struct {
 	cfg      Config
 	plan     Plan
 	log      *zap.Logger
-	clock    Clock
 	sink     RouteSink
-	fibOpts  FIBOptions
 	eventBuf int
+	peers    *peerGuard
 
 	fib     *FIB
 	events  chan NeighborEvent
@@ -58,6 +55,7 @@ type Speaker struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	originated map[netip.Prefix]bool
+	protected  []netip.Prefix // the protected set last given to GoBGP
 
 	fatalMu sync.Mutex
 	fatal   error
@@ -74,7 +72,6 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 		cfg:        cfg.withDefaults(),
 		plan:       plan,
 		log:        zap.NewNop(),
-		clock:      realClock{},
 		eventBuf:   256,
 		originated: make(map[netip.Prefix]bool),
 		fatalCh:    make(chan struct{}),
@@ -84,21 +81,16 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 	}
 	s.log = s.log.Named("routing")
 	s.events = make(chan NeighborEvent, s.eventBuf)
+	s.peers = newPeerGuard(s.cfg, s.log)
 	if s.sink != nil {
-		fo := s.fibOpts
-		if fo.Table == 0 {
-			fo.Table = s.cfg.FIB.Table
+		g := guard{tunnel: s.cfg.Tunnel, acceptDefault: s.cfg.Import.AcceptDefault, protected: s.cfg.Protected}
+		s.fib = newFIB(s.sink, s.cfg.FIB.Metric, g, s.log)
+		for _, n := range append(slices.Clone(s.cfg.Spoke.Hubs), s.cfg.Hub.Peers...) {
+			s.fib.hubs[n.Address] = true
 		}
-		if fo.Metric == 0 {
-			fo.Metric = s.cfg.FIB.Metric
+		if s.cfg.MaxPrefixes > 0 && s.cfg.MaxPrefixAction == MaxPrefixDrop {
+			s.fib.maxPerNbr = int(s.cfg.MaxPrefixes)
 		}
-		if fo.Logger == nil {
-			fo.Logger = s.log
-		}
-		if fo.Clock == nil {
-			fo.Clock = s.clock
-		}
-		s.fib = NewFIB(s.sink, fo)
 	}
 	return s, nil
 }
@@ -143,9 +135,14 @@ func (s *Speaker) Start(ctx context.Context) error {
 	s.fatalMu.Lock()
 	s.fatal, s.fatalCh = nil, make(chan struct{})
 	s.fatalMu.Unlock()
-	opts := []server.ServerOption{server.LoggerOption(newZapLogger(s.log, s.onFatal))}
+	zl := newZapLogger(s.log, s.onFatal)
+	zl.onPeerDown, zl.onPrefixLimit = s.peers.down, s.peers.prefixLimit
+	opts := []server.ServerOption{server.LoggerOption(zl)}
 	if s.cfg.API != "" {
 		opts = append(opts, server.GrpcListenAddress(s.cfg.API))
+		if !s.cfg.APIWrite {
+			opts = append(opts, server.GrpcOption(readOnlyOptions()))
+		}
 	}
 	srv := server.NewBgpServer(opts...)
 	// Serve must run before any API call. GoBGP's Serve never returns, so
@@ -161,12 +158,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 		s.stopLocked()
 		return err
 	}
-	if s.fib != nil {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			_ = s.fib.Run(wctx)
-		}()
+	if err := s.secureAPISocket(); err != nil {
+		s.stopLocked()
+		return err
 	}
 	if err := s.setPrefixesLocked(ctx, s.cfg.Originated()); err != nil {
 		s.stopLocked()
@@ -199,12 +193,17 @@ func (s *Speaker) configure(ctx, wctx context.Context) error {
 	}
 	if s.fib != nil {
 		s.fib.forget()
-		s.fib.SetOwn(s.cfg.Originated(), s.ownAddrs())
+		s.fib.setOwn(s.cfg.Originated(), s.cfg.Prefixes, s.ownAddrs())
 		req := &api.WatchEventRequest{Table: &api.WatchEventRequest_Table{
 			Filters: []*api.WatchEventRequest_Table_Filter{{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true}},
 		}}
 		if err := srv.WatchEvent(wctx, req, onTable); err != nil {
 			return fmt.Errorf("routing: watch best paths: %w", err)
+		}
+	}
+	for _, r := range p.DefinedSets {
+		if err := srv.AddDefinedSet(ctx, r); err != nil {
+			return fmt.Errorf("routing: add defined set %s: %w", r.DefinedSet.Name, err)
 		}
 	}
 	for _, r := range p.Policies {
@@ -254,6 +253,7 @@ func (s *Speaker) stopLocked() {
 	s.srv.Stop() // StopBgp, then the gRPC server
 	s.srv, s.cancel = nil, nil
 	s.originated = make(map[netip.Prefix]bool)
+	s.protected = nil
 }
 
 // Err returns a fatal condition GoBGP reported asynchronously since the
@@ -275,9 +275,12 @@ func (s *Speaker) onFatal(msg string, fields gobgplog.Fields) {
 }
 
 func (s *Speaker) onPeerEvent(r *api.WatchEventResponse) {
-	ev, ok := neighborEvent(s.clock.Now(), r.GetPeer())
+	ev, ok := neighborEvent(time.Now(), r.GetPeer())
 	if !ok {
 		return
+	}
+	if refuse := s.peers.observe(ev); refuse != "" {
+		s.refusePeer(ev.Neighbor, refuse)
 	}
 	s.log.Info("bgp neighbor state", zap.Stringer("neighbor", ev.Neighbor), zap.Uint32("as", ev.AS), zap.String("state", string(ev.State)))
 	select {
@@ -305,7 +308,7 @@ func (s *Speaker) onTableEvent(r *api.WatchEventResponse) {
 		}
 		ups = append(ups, u)
 	}
-	s.fib.Apply(ups)
+	s.fib.apply(ups)
 }
 
 // SetPrefixes makes the originated prefixes exactly desired: new ones are
@@ -358,7 +361,9 @@ func (s *Speaker) setPrefixesLocked(ctx context.Context, desired []netip.Prefix)
 		s.originated[p] = true
 	}
 	if s.fib != nil {
-		s.fib.SetOwn(sortPrefixes(slices.Collect(maps.Keys(want))), s.ownAddrs())
+		all := sortPrefixes(slices.Collect(maps.Keys(want)))
+		lan := slices.DeleteFunc(slices.Clone(all), func(p netip.Prefix) bool { return slices.Contains(s.cfg.Hub.Summaries, p) })
+		s.fib.setOwn(all, lan, s.ownAddrs())
 	}
 	return errors.Join(errs...)
 }

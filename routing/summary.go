@@ -18,13 +18,53 @@ type NeighborSummary struct {
 	State     NeighborState
 	PeerGroup string
 	// Uptime is the time since the session was established (0 if it is not).
-	Uptime           time.Duration
+	Uptime time.Duration
+	// PrefixesReceived counts what the neighbor announced (Adj-RIB-In);
+	// PrefixesRejected those of them the import policy refuses;
+	// PrefixesAccepted the rest.
 	PrefixesReceived uint64
 	PrefixesAccepted uint64
+	PrefixesRejected uint64
+	// LastDownReason is GoBGP's reason for the last teardown of the session
+	// ("notification-received code cease...", "hold-timer-expired", ...);
+	// "" if it never went down.
+	LastDownReason string
+	// MaxPrefixTeardowns counts sessions closed for exceeding MaxPrefixes.
+	MaxPrefixTeardowns uint64
+}
+
+// Stats are the speaker's counters beyond the per-neighbor summary.
+type Stats struct {
+	// FIBRejected counts best paths the FIB refused to install, by reason
+	// (Reject* constants): what got past the import policy.
+	FIBRejected map[string]uint64
+	// NeighborsRefused counts dynamic neighbors refused, by reason
+	// (Refused* constants).
+	NeighborsRefused map[string]uint64
+	// EventsDropped counts neighbor events lost because Events was full;
+	// BadPaths best paths that could not be converted.
+	EventsDropped uint64
+	BadPaths      uint64
+	// MaxPrefixTeardowns counts sessions closed for exceeding MaxPrefixes,
+	// over all neighbors (a dynamic neighbor torn down disappears from
+	// Summary, its count stays here).
+	MaxPrefixTeardowns uint64
+}
+
+// Stats returns the counters. It does not call into GoBGP.
+func (s *Speaker) Stats() Stats {
+	st := Stats{NeighborsRefused: s.peers.refusedCounts(), EventsDropped: s.dropped.Load(), BadPaths: s.badPath.Load(),
+		MaxPrefixTeardowns: s.peers.maxPrefixTotal()}
+	if s.fib != nil {
+		st.FIBRejected = s.fib.Rejected()
+	}
+	return st
 }
 
 // Summary returns the state of all neighbors, dynamic ones included, sorted
-// by address.
+// by address. GoBGP's management calls ignore ctx; Summary does not: it
+// returns ctx's error as soon as ctx ends (the GoBGP call finishes in the
+// background).
 func (s *Speaker) Summary(ctx context.Context) ([]NeighborSummary, error) {
 	s.mu.Lock()
 	srv := s.srv
@@ -32,7 +72,30 @@ func (s *Speaker) Summary(ctx context.Context) ([]NeighborSummary, error) {
 	if srv == nil {
 		return nil, ErrNotRunning
 	}
-	now := s.clock.Now()
+	type result struct {
+		out []NeighborSummary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := s.summary(ctx, srv)
+		done <- result{out, err}
+	}()
+	select {
+	case r := <-done:
+		return r.out, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("routing: list neighbors: %w", ctx.Err())
+	}
+}
+
+type bgpServer interface {
+	ListPeer(context.Context, *api.ListPeerRequest, func(*api.Peer)) error
+	ListPath(context.Context, *api.ListPathRequest, func(*api.Destination)) error
+}
+
+func (s *Speaker) summary(ctx context.Context, srv bgpServer) ([]NeighborSummary, error) {
+	now := time.Now()
 	var out []NeighborSummary
 	var convErr error
 	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
@@ -49,8 +112,37 @@ func (s *Speaker) Summary(ctx context.Context) ([]NeighborSummary, error) {
 	if convErr != nil {
 		return nil, convErr
 	}
+	for i := range out {
+		n := &out[i]
+		n.LastDownReason, n.MaxPrefixTeardowns = s.peers.neighbor(n.Neighbor)
+		if n.State != StateEstablished || n.PrefixesReceived == 0 {
+			continue
+		}
+		rejected, err := filteredIn(ctx, srv, n.Neighbor)
+		if err != nil {
+			continue // the session went down meanwhile
+		}
+		n.PrefixesRejected = rejected
+		n.PrefixesAccepted = n.PrefixesReceived - min(rejected, n.PrefixesReceived)
+	}
 	slices.SortFunc(out, func(a, b NeighborSummary) int { return a.Neighbor.Compare(b.Neighbor) })
 	return out, nil
+}
+
+// filteredIn counts the neighbor's Adj-RIB-In paths GoBGP's import policy
+// rejects ("gobgp neighbor X adj-in" marks them filtered).
+func filteredIn(ctx context.Context, srv bgpServer, a netip.Addr) (uint64, error) {
+	var n uint64
+	err := srv.ListPath(ctx, &api.ListPathRequest{
+		TableType: api.TableType_ADJ_IN, Name: a.String(), Family: ipv4Unicast(), EnableFiltered: true,
+	}, func(d *api.Destination) {
+		for _, p := range d.Paths {
+			if p.Filtered {
+				n++
+			}
+		}
+	})
+	return n, err
 }
 
 func neighborSummary(now time.Time, p *api.Peer) (NeighborSummary, error) {

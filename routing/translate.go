@@ -20,6 +20,7 @@ const (
 // without a running server.
 type Plan struct {
 	Start            *api.StartBgpRequest
+	DefinedSets      []*api.AddDefinedSetRequest
 	Policies         []*api.AddPolicyRequest
 	Assignments      []*api.AddPolicyAssignmentRequest
 	PeerGroups       []*api.AddPeerGroupRequest
@@ -36,6 +37,19 @@ func BuildPlan(cfg Config) (Plan, error) {
 	}
 	c := cfg.withDefaults()
 	p := Plan{Start: startRequest(c)}
+	sets, imp := importPolicy(c)
+	for _, ds := range sets {
+		p.DefinedSets = append(p.DefinedSets, &api.AddDefinedSetRequest{DefinedSet: ds})
+	}
+	p.Policies = append(p.Policies, &api.AddPolicyRequest{Policy: imp})
+	p.Assignments = append(p.Assignments, &api.AddPolicyAssignmentRequest{
+		Assignment: &api.PolicyAssignment{
+			Name:          globalAssignment,
+			Direction:     api.PolicyDirection_IMPORT,
+			Policies:      []*api.Policy{{Name: imp.Name}},
+			DefaultAction: api.RouteAction_REJECT,
+		},
+	})
 	if pol, def := exportPolicy(c); pol != nil {
 		p.Policies = append(p.Policies, &api.AddPolicyRequest{Policy: pol})
 		p.Assignments = append(p.Assignments, &api.AddPolicyAssignmentRequest{
@@ -78,6 +92,9 @@ func startRequest(c Config) *api.StartBgpRequest {
 	}
 	if c.ListenAddress.IsValid() {
 		g.ListenAddresses = []string{c.ListenAddress.String()}
+	}
+	if gr := gracefulRestart(c); gr != nil {
+		g.GracefulRestart = gr
 	}
 	return &api.StartBgpRequest{Global: g}
 }
@@ -138,8 +155,36 @@ func ipv4Unicast() *api.Family {
 	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }
 
-func afiSafis() []*api.AfiSafi {
-	return []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: ipv4Unicast(), Enabled: true}}}
+func afiSafis(c Config) []*api.AfiSafi {
+	af := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: ipv4Unicast(), Enabled: true}}
+	if c.MaxPrefixes > 0 && c.MaxPrefixAction == MaxPrefixTeardown {
+		// GoBGP counts what the neighbor sent (Adj-RIB-In) and closes the
+		// session with Cease/maximum number of prefixes reached.
+		af.PrefixLimits = &api.PrefixLimit{Family: ipv4Unicast(), MaxPrefixes: c.MaxPrefixes, ShutdownThresholdPct: 80}
+	}
+	if c.GracefulRestart.Enabled {
+		af.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	return []*api.AfiSafi{af}
+}
+
+// gracefulRestart is the per-session graceful restart configuration.
+// LocalRestarting is set on every start: a dmvpnd that starts may be a
+// restart (even after kill -9), so it advertises the Restart State bit and
+// defers its own updates until the neighbors sent End-of-RIB (or
+// DeferralTime passed), as "gobgpd -r" does; the neighbors keep our routes
+// as stale meanwhile.
+func gracefulRestart(c Config) *api.GracefulRestart {
+	if !c.GracefulRestart.Enabled {
+		return nil
+	}
+	return &api.GracefulRestart{
+		Enabled:         true,
+		RestartTime:     uint32(seconds(c.GracefulRestart.RestartTime)),
+		StaleRoutesTime: uint32(seconds(c.GracefulRestart.StaleTime)),
+		DeferralTime:    uint32(seconds(c.ConnectRetry)) + 10,
+		LocalRestarting: true,
+	}
 }
 
 func spokePeerGroup(c Config) *api.PeerGroup {
@@ -148,10 +193,12 @@ func spokePeerGroup(c Config) *api.PeerGroup {
 			PeerGroupName: c.Hub.PeerGroup,
 			PeerAsn:       c.ASN,
 		},
-		Timers:    timers(c),
-		Transport: &api.Transport{PassiveMode: true},
-		AfiSafis:  afiSafis(),
+		Timers:          timers(c),
+		Transport:       &api.Transport{PassiveMode: true},
+		AfiSafis:        afiSafis(c),
+		GracefulRestart: gracefulRestart(c),
 	}
+	pg.Conf.AuthPassword = c.Password
 	if c.Hub.EBGPSpokes {
 		// No fixed peer AS: GoBGP takes each spoke's AS from its OPEN.
 		pg.Conf.PeerAsn = 0
@@ -175,10 +222,15 @@ func staticPeer(c Config, n Neighbor) *api.Peer {
 			NeighborAddress: n.Address.String(),
 			PeerAsn:         as,
 			AllowOwnAsn:     allow,
+			AuthPassword:    c.Password,
 		},
-		Timers:    timers(c),
-		Transport: &api.Transport{},
-		AfiSafis:  afiSafis(),
+		Timers:          timers(c),
+		Transport:       &api.Transport{},
+		AfiSafis:        afiSafis(c),
+		GracefulRestart: gracefulRestart(c),
+	}
+	if n.Password != "" {
+		p.Conf.AuthPassword = n.Password
 	}
 	if n.Port != 0 {
 		p.Transport.RemotePort = uint32(n.Port)

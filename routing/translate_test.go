@@ -99,6 +99,8 @@ func baseHub() routing.Config {
 		Prefixes: []netip.Prefix{pfx("172.16.0.0/24")},
 		Hub:      routing.HubConfig{DynamicRange: pfx("10.0.0.0/24")},
 		API:      "unix:///run/dmvpnd/gobgp.sock",
+		Tunnel:   pfx("10.0.0.0/24"),
+		Import:   routing.ImportConfig{Accept: []routing.PrefixRange{{Prefix: pfx("192.168.0.0/16"), GE: 24}}},
 	}
 }
 
@@ -112,7 +114,9 @@ func baseSpoke() routing.Config {
 			{Address: addr("10.0.0.1"), LocalAddress: addr("10.0.0.11")},
 			{Address: addr("10.0.0.2"), LocalAddress: addr("10.0.0.11")},
 		}},
-		API: "127.0.0.1:50051",
+		API:    "127.0.0.1:50051",
+		Tunnel: pfx("10.0.0.0/24"),
+		Import: routing.ImportConfig{Accept: []routing.PrefixRange{{Prefix: pfx("192.168.0.0/16"), GE: 24}}},
 	}
 }
 
@@ -181,7 +185,7 @@ func TestBuildPlanSemantics(t *testing.T) {
 		hub.DynamicNeighbors, protocmp.Transform()); diff != "" {
 		t.Errorf("dynamic neighbors (-want +got):\n%s", diff)
 	}
-	if len(hub.Policies) != 0 || len(hub.Assignments) != 0 {
+	if len(exportPolicies(hub.Policies)) != 0 || len(exportAssignments(hub.Assignments)) != 0 {
 		t.Errorf("iBGP reflect hub has policies %v: reflection must keep next hops without one", hub.Policies)
 	}
 
@@ -197,12 +201,12 @@ func TestBuildPlanSemantics(t *testing.T) {
 		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
 		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT, Nexthop: &api.NexthopAction{Self: true}},
 	}}}
-	if diff := cmp.Diff([]*api.AddPolicyRequest{{Policy: wantPolicy}}, sum.Policies, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff([]*api.AddPolicyRequest{{Policy: wantPolicy}}, exportPolicies(sum.Policies), protocmp.Transform()); diff != "" {
 		t.Errorf("summary policy (-want +got):\n%s", diff)
 	}
 	wantAssign := &api.PolicyAssignment{Name: "global", Direction: api.PolicyDirection_EXPORT,
 		Policies: []*api.Policy{{Name: "dmvpn-export"}}, DefaultAction: api.RouteAction_REJECT}
-	if diff := cmp.Diff([]*api.AddPolicyAssignmentRequest{{Assignment: wantAssign}}, sum.Assignments, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff([]*api.AddPolicyAssignmentRequest{{Assignment: wantAssign}}, exportAssignments(sum.Assignments), protocmp.Transform()); diff != "" {
 		t.Errorf("summary assignment (-want +got):\n%s", diff)
 	}
 
@@ -320,4 +324,24 @@ func TestOriginated(t *testing.T) {
 	if diff := cmp.Diff(want, c.Originated(), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("Originated (-want +got):\n%s", diff)
 	}
+}
+
+func exportPolicies(ps []*api.AddPolicyRequest) []*api.AddPolicyRequest {
+	var out []*api.AddPolicyRequest
+	for _, p := range ps {
+		if p.Policy.Name == "dmvpn-export" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func exportAssignments(as []*api.AddPolicyAssignmentRequest) []*api.AddPolicyAssignmentRequest {
+	var out []*api.AddPolicyAssignmentRequest
+	for _, a := range as {
+		if a.Assignment.Direction == api.PolicyDirection_EXPORT {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -146,9 +146,49 @@ type BGP struct {
 	// (Phase 3: advertise only Summaries).
 	HubMode   HubMode        `mapstructure:"hub_mode"`
 	Summaries []netip.Prefix `mapstructure:"summaries"`
-	// GRPCListen exposes GoBGP's gRPC API for the gobgp CLI; loopback
-	// host:port or unix:/path only (it has no authentication). Empty disables.
+	// GRPCListen exposes GoBGP's gRPC API for the gobgp CLI: unix:/path
+	// (default unix:/run/dmvpnd/gobgp.sock, mode 0660, group control.group)
+	// or a loopback host:port; "off" disables it.
 	GRPCListen string `mapstructure:"grpc_listen"`
+	// GRPCWrite allows the API's modifying calls; by default only List*,
+	// Get* and Watch* calls are served.
+	GRPCWrite bool `mapstructure:"grpc_write"`
+	// LANSpace is the address space of all DMVPN LANs; the default import
+	// policy accepts any prefix inside it (default: 10.0.0.0/8,
+	// 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10).
+	LANSpace []netip.Prefix `mapstructure:"lan_space"`
+	// Accept replaces the default import policy: the prefix ranges
+	// accepted from neighbors.
+	Accept []PrefixRange `mapstructure:"accept"`
+	// AcceptDefault accepts a default route, from hubs only.
+	AcceptDefault bool `mapstructure:"accept_default"`
+	// MaxPrefixes limits the prefixes per neighbor (0: no limit).
+	MaxPrefixes uint32 `mapstructure:"max_prefixes"`
+	// MaxPrefixAction is "teardown" (default) or "drop".
+	MaxPrefixAction string `mapstructure:"max_prefix_action"`
+	// Password is the TCP MD5 password of every BGP session.
+	Password Secret `mapstructure:"password"`
+	// GracefulRestart configures BGP graceful restart.
+	GracefulRestart GracefulRestart `mapstructure:"graceful_restart"`
+}
+
+// PrefixRange is one bgp.accept entry: prefixes inside Prefix whose
+// length is within ge..le ("ip prefix-list" semantics).
+type PrefixRange struct {
+	Prefix netip.Prefix `mapstructure:"prefix"`
+	GE     uint8        `mapstructure:"ge"`
+	LE     uint8        `mapstructure:"le"`
+}
+
+// GracefulRestart configures BGP graceful restart (RFC 4724).
+type GracefulRestart struct {
+	Enabled bool `mapstructure:"enabled"`
+	// RestartTime is how long neighbors keep our routes while we restart
+	// (default 120s, at most 4095s).
+	RestartTime time.Duration `mapstructure:"restart_time"`
+	// StaleTime bounds how long a restarted neighbor's stale routes are
+	// kept (default 360s).
+	StaleTime time.Duration `mapstructure:"stale_time"`
 }
 
 // Neighbor is a static BGP neighbor.
@@ -163,6 +203,11 @@ type DynamicNeighbors struct {
 	Prefix netip.Prefix `mapstructure:"prefix"`
 	// ASN defaults to the local ASN (iBGP).
 	ASN uint32 `mapstructure:"asn"`
+	// Limit caps the number of dynamic neighbors (0: no limit).
+	Limit int `mapstructure:"limit"`
+	// RequireRegistration accepts a dynamic neighbor only from a tunnel
+	// address registered with this hub's NHRP server.
+	RequireRegistration bool `mapstructure:"require_registration"`
 }
 
 // Control configures the control API socket used by dmvpnctl.

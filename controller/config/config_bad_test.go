@@ -200,6 +200,26 @@ bgp:
 			`config: bgp.hub_mode: "mirror" is not reflect or summary`,
 			"config: bgp.summaries: only used with hub_mode summary",
 			`config: bgp.grpc_listen: "localhost:1" is not address:port or unix:/path`}},
+		{"bgp policy and limits", minimalSpoke + `
+bgp:
+  enabled: true
+  asn: 65000
+  neighbors: [{address: 10.0.0.1}]
+  lan_space: [192.168.1.0/16]
+  accept: [{prefix: 192.168.0.0/16, ge: 8}, {prefix: 10.0.0.0/8, ge: 24, le: 16}, {ge: 24}]
+  max_prefix_action: shout
+  dynamic: {limit: -1}
+  graceful_restart: {restart_time: 5000s, stale_time: 1500ms}
+`, []string{
+			"config: bgp.lan_space[0]: 192.168.1.0/16 has host bits set (did you mean 192.168.0.0/16?)",
+			"config: bgp.accept[0]: need 16 <= ge <= le <= 32, got ge 8 le 0",
+			"config: bgp.accept[1]: need 8 <= ge <= le <= 32, got ge 24 le 16",
+			"config: bgp.accept[2].prefix: required",
+			`config: bgp.max_prefix_action: "shout" is not teardown or drop`,
+			"config: bgp.dynamic.limit: must not be negative",
+			"config: bgp.dynamic: limit and require_registration only apply to a hub (role is spoke)",
+			"config: bgp.graceful_restart.restart_time: 1h23m20s is not whole seconds within 0..4095s",
+			"config: bgp.graceful_restart.stale_time: 1.5s is not whole seconds"}},
 		{"control, metrics, log", minimalSpoke + `
 control: {socket: dmvpnd.sock, group: "net admins"}
 metrics: {listen: "example.com:80"}

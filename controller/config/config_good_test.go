@@ -28,6 +28,10 @@ func defaultsFor() Config {
 			ViciSocket: "/var/run/charon.vici",
 			Proposals:  Proposals{IKE: []string{"aes256gcm16-prfsha256-ecp256"}, ESP: []string{"aes256gcm16"}},
 		},
+		BGP: BGP{
+			GRPCListen: "unix:/run/dmvpnd/gobgp.sock", MaxPrefixAction: "teardown",
+			GracefulRestart: GracefulRestart{RestartTime: 120 * time.Second, StaleTime: 360 * time.Second},
+		},
 		Control: Control{Socket: "/run/dmvpnd/dmvpnd.sock"},
 		Metrics: Metrics{Listen: "127.0.0.1:9474"},
 		Log:     Log{Level: LogInfo, Format: LogJSON},
@@ -45,14 +49,12 @@ func TestParseGood(t *testing.T) {
 	hub.NHRP.Redirect = true
 	hub.IPsec.Enabled = true
 	hub.IPsec.Auth = IPsecAuth{Method: AuthPSK, PSKFile: "/etc/dmvpnd/psk"}
-	hub.BGP = BGP{
-		Enabled: true, ASN: 65000, RouterID: addr("10.0.0.1"),
-		Listen:    netip.MustParseAddrPort("10.0.0.1:179"),
-		Dynamic:   DynamicNeighbors{Prefix: pfx("10.0.0.0/24")},
-		Prefixes:  []netip.Prefix{pfx("192.168.0.0/24")},
-		HubMode:   HubSummary,
-		Summaries: []netip.Prefix{pfx("192.168.0.0/16")},
-	}
+	hub.BGP.Enabled, hub.BGP.ASN, hub.BGP.RouterID = true, 65000, addr("10.0.0.1")
+	hub.BGP.Listen = netip.MustParseAddrPort("10.0.0.1:179")
+	hub.BGP.Dynamic = DynamicNeighbors{Prefix: pfx("10.0.0.0/24")}
+	hub.BGP.Prefixes = []netip.Prefix{pfx("192.168.0.0/24")}
+	hub.BGP.HubMode = HubSummary
+	hub.BGP.Summaries = []netip.Prefix{pfx("192.168.0.0/16")}
 	hub.Control.Group = "dmvpn"
 
 	spoke := defaultsFor()
@@ -68,11 +70,9 @@ func TestParseGood(t *testing.T) {
 	spoke.IPsec.Enabled = true
 	spoke.IPsec.Auth = IPsecAuth{Method: AuthX509, Cert: "/etc/dmvpnd/spoke.pem", Key: "/etc/dmvpnd/spoke.key", CA: "/etc/dmvpnd/ca.pem"}
 	spoke.IPsec.Proposals.ESP = []string{"aes128gcm16", "aes256gcm16"}
-	spoke.BGP = BGP{
-		Enabled: true, ASN: 65000, RouterID: addr("10.0.0.11"),
-		Neighbors: []Neighbor{{Address: addr("10.0.0.1")}, {Address: addr("10.0.0.2"), ASN: 65001}},
-		Prefixes:  []netip.Prefix{pfx("192.168.11.0/24")},
-	}
+	spoke.BGP.Enabled, spoke.BGP.ASN, spoke.BGP.RouterID = true, 65000, addr("10.0.0.11")
+	spoke.BGP.Neighbors = []Neighbor{{Address: addr("10.0.0.1")}, {Address: addr("10.0.0.2"), ASN: 65001}}
+	spoke.BGP.Prefixes = []netip.Prefix{pfx("192.168.11.0/24")}
 	spoke.Metrics.Listen = ""
 	spoke.Log = Log{Level: LogDebug, Format: LogConsole}
 

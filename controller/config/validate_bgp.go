@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 func (c *Config) validateBGP(v *validator) {
@@ -69,8 +70,55 @@ func (c *Config) validateBGP(v *validator) {
 	for i, p := range b.Summaries {
 		checkMasked(v, fmt.Sprintf("bgp.summaries[%d]", i), p)
 	}
-	if g := b.GRPCListen; g != "" {
+	if g := b.GRPCListen; g != "" && g != "off" {
 		checkGRPCListen(v, g)
+	}
+	c.validateBGPPolicy(v)
+}
+
+func (c *Config) validateBGPPolicy(v *validator) {
+	b := c.BGP
+	for i, p := range b.LANSpace {
+		checkMasked(v, fmt.Sprintf("bgp.lan_space[%d]", i), p)
+	}
+	for i, r := range b.Accept {
+		path := fmt.Sprintf("bgp.accept[%d]", i)
+		if !r.Prefix.IsValid() {
+			v.add(path+".prefix", "required")
+			continue
+		}
+		checkMasked(v, path+".prefix", r.Prefix)
+		ge, le := int(r.GE), int(r.LE)
+		if ge == 0 {
+			ge = r.Prefix.Bits()
+		}
+		if le == 0 {
+			le = 32
+		}
+		if (r.GE != 0 && ge < r.Prefix.Bits()) || le > 32 || ge > le || (r.LE != 0 && le < r.Prefix.Bits()) {
+			v.add(path, "need %d <= ge <= le <= 32, got ge %d le %d", r.Prefix.Bits(), r.GE, r.LE)
+		}
+	}
+	switch b.MaxPrefixAction {
+	case "", "teardown", "drop":
+	default:
+		v.add("bgp.max_prefix_action", "%q is not teardown or drop", b.MaxPrefixAction)
+	}
+	if b.Dynamic.Limit < 0 {
+		v.add("bgp.dynamic.limit", "must not be negative")
+	}
+	if (b.Dynamic.Limit != 0 || b.Dynamic.RequireRegistration) && c.NHRP.Role != RoleHub {
+		v.add("bgp.dynamic", "limit and require_registration only apply to a hub (role is %s)", c.NHRP.Role)
+	}
+	if len(b.Password.Reveal()) > 80 {
+		v.add("bgp.password", "longer than 80 bytes (TCP MD5 keys are at most 80)")
+	}
+	gr := b.GracefulRestart
+	if gr.RestartTime < 0 || gr.RestartTime > 4095*time.Second || gr.RestartTime%time.Second != 0 {
+		v.add("bgp.graceful_restart.restart_time", "%s is not whole seconds within 0..4095s", gr.RestartTime)
+	}
+	if gr.StaleTime < 0 || gr.StaleTime%time.Second != 0 {
+		v.add("bgp.graceful_restart.stale_time", "%s is not whole seconds", gr.StaleTime)
 	}
 }
 

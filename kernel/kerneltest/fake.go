@@ -42,6 +42,7 @@ type Fake struct {
 	NeighborLimit int
 
 	failures map[string]error // op -> error for the next call
+	refuse   func(kernel.Route) error
 	ops      []string
 
 	missWatchers    []chan kernel.Miss
@@ -213,7 +214,18 @@ func (f *Fake) SetNeighborState(addr netip.Addr, st kernel.NeighState) bool {
 	return ok
 }
 
-// SetRoutes implements kernel.Dataplane.
+// RefuseRoutes makes SetRoutes refuse every route for which refuse returns
+// an error, as the kernel refuses a next hop it cannot use (a broadcast
+// gateway, say); nil accepts everything again.
+func (f *Fake) RefuseRoutes(refuse func(kernel.Route) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuse = refuse
+}
+
+// SetRoutes implements kernel.Dataplane like the kernel package: invalid,
+// conflicting or refused routes are skipped and reported in a
+// *kernel.RouteErrors, everything else is installed and pruned.
 func (f *Fake) SetRoutes(desired []kernel.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -223,21 +235,38 @@ func (f *Fake) SetRoutes(desired []kernel.Route) error {
 	if err := f.fail("SetRoutes"); err != nil {
 		return &kernel.OpError{Op: "set routes", Object: "dev " + f.tunnel.Name, Err: err}
 	}
+	var failed []kernel.RouteError
 	want := map[routeKey]kernel.Route{}
 	for _, r := range desired {
 		if !r.Dst.IsValid() || !r.Dst.Addr().Is4() || (r.Via.IsValid() && !r.Via.Is4()) || r.Metric < 0 {
-			return &kernel.OpError{Op: "replace route", Object: r.String(), Err: errors.New("invalid route")}
+			failed = append(failed, kernel.RouteError{Op: "replace route", Route: r, Err: errors.New("invalid route")})
+			continue
 		}
 		r.Dst = r.Dst.Masked()
 		k := routeKey{r.Dst, r.Metric}
-		if prev, dup := want[k]; dup && prev != r {
-			return &kernel.OpError{Op: "replace route", Object: r.String(), Err: fmt.Errorf("conflicts with %s", prev)}
+		if prev, dup := want[k]; dup {
+			if prev != r {
+				failed = append(failed, kernel.RouteError{Op: "replace route", Route: r, Err: fmt.Errorf("conflicts with %s", prev)})
+			}
+			continue
 		}
 		want[k] = r
 	}
-	for k, r := range want {
+	keys := make([]routeKey, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return want[keys[i]].String() < want[keys[j]].String() })
+	for _, k := range keys {
+		r := want[k]
 		if old, ok := f.routes[k]; ok && old == r {
 			continue
+		}
+		if f.refuse != nil {
+			if err := f.refuse(r); err != nil {
+				failed = append(failed, kernel.RouteError{Op: "replace route", Route: r, Err: err})
+				continue
+			}
 		}
 		f.routes[k] = r
 		f.ops = append(f.ops, "replace route "+r.String())
@@ -248,7 +277,10 @@ func (f *Fake) SetRoutes(desired []kernel.Route) error {
 			f.ops = append(f.ops, "delete route "+r.String())
 		}
 	}
-	return nil
+	if len(failed) == 0 {
+		return nil
+	}
+	return &kernel.RouteErrors{Failed: failed}
 }
 
 // ListRoutes implements kernel.Dataplane.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
@@ -296,5 +297,51 @@ func TestFakeInspect(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y }), cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// TestFakeSetRoutesSkipsRefused: a refused, an invalid and a conflicting
+// route are each reported; the others are installed and stale ones pruned.
+func TestFakeSetRoutesSkipsRefused(t *testing.T) {
+	f := New()
+	if _, err := f.EnsureTunnel(tunnelCfg()); err != nil {
+		t.Fatal(err)
+	}
+	p, a := netip.MustParsePrefix, netip.MustParseAddr
+	stale := kernel.Route{Dst: p("192.168.9.0/24"), Via: a("10.0.0.9"), Metric: 20}
+	if err := f.SetRoutes([]kernel.Route{stale}); err != nil {
+		t.Fatal(err)
+	}
+	bcast := a("10.0.0.255")
+	refused := errors.New("invalid gateway")
+	f.RefuseRoutes(func(r kernel.Route) error {
+		if r.Via == bcast {
+			return refused
+		}
+		return nil
+	})
+	good := kernel.Route{Dst: p("192.168.2.0/24"), Via: a("10.0.0.2"), Metric: 20}
+	bad := kernel.Route{Dst: p("192.168.3.0/24"), Via: bcast, Metric: 20}
+	invalid := kernel.Route{Dst: p("fd00::/64")}
+	conflict := kernel.Route{Dst: p("192.168.2.0/24"), Via: a("10.0.0.3"), Metric: 20}
+	err := f.SetRoutes([]kernel.Route{good, bad, invalid, conflict})
+	var re *kernel.RouteErrors
+	if !errors.As(err, &re) {
+		t.Fatalf("SetRoutes = %v, want *kernel.RouteErrors", err)
+	}
+	var failed []string
+	for _, e := range re.Failed {
+		failed = append(failed, e.Route.String())
+	}
+	sort.Strings(failed)
+	if d := cmp.Diff([]string{conflict.String(), bad.String(), invalid.String()}, failed); d != "" {
+		t.Errorf("failed (-want +got):\n%s", d)
+	}
+	if !errors.Is(err, refused) {
+		t.Errorf("errors.Is(%v, refused) = false", err)
+	}
+	got, _ := f.ListRoutes()
+	if d := cmp.Diff([]kernel.Route{good}, got, cmp.Comparer(func(x, y kernel.Route) bool { return x == y })); d != "" {
+		t.Errorf("routes (-want +got):\n%s", d)
 	}
 }

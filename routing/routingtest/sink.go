@@ -3,7 +3,6 @@ package routingtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,15 +11,12 @@ import (
 	"github.com/dmvpnd/dmvpnd/routing"
 )
 
-// Sink is a fake routing.RouteSink. It keeps the last accepted route set,
-// renders it as sorted "ip route"-like text, can be told to fail, and lets a
-// test wait for a state.
+// Sink is a fake routing.RouteSink. It keeps the last route set, renders it
+// as sorted "ip route"-like text, and lets a test wait for a state.
 type Sink struct {
 	mu      sync.Mutex
 	routes  []routing.Route
 	calls   int
-	failN   int
-	failErr error
 	changed chan struct{} // closed and replaced on every call
 }
 
@@ -29,37 +25,14 @@ func NewSink() *Sink {
 	return &Sink{changed: make(chan struct{})}
 }
 
-// ErrInjected is returned by SetRoutes while failures are injected.
-var ErrInjected = errors.New("routingtest: injected sink failure")
-
 // SetRoutes implements routing.RouteSink.
-func (s *Sink) SetRoutes(ctx context.Context, routes []routing.Route) error {
+func (s *Sink) SetRoutes(routes []routing.Route) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
-	defer func() {
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}()
-	if s.failN > 0 {
-		s.failN--
-		return s.failErr
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	s.routes = slices.Clone(routes)
-	return nil
-}
-
-// FailNext makes the next n SetRoutes calls fail with err (ErrInjected if nil).
-func (s *Sink) FailNext(n int, err error) {
-	if err == nil {
-		err = ErrInjected
-	}
-	s.mu.Lock()
-	s.failN, s.failErr = n, err
-	s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // Routes returns the last accepted route set.

@@ -102,8 +102,8 @@ func (s *Speaker) Running() (running bool, starts int) {
 }
 
 // Learn pushes routes to the sink as the FIB would after best-path changes.
-func (s *Speaker) Learn(ctx context.Context, routes []routing.Route) error {
+func (s *Speaker) Learn(routes []routing.Route) {
 	rs := slices.Clone(routes)
 	routing.SortRoutes(rs)
-	return s.sink.SetRoutes(ctx, rs)
+	s.sink.SetRoutes(rs)
 }

@@ -18,7 +18,7 @@ type RIBEntry struct {
 	Best bool
 }
 
-// RIB returns the IPv4 unicast paths of the global RIB, sorted by prefix.
+// RIB (tests only) returns the IPv4 unicast paths of the global RIB, sorted by prefix.
 func (s *Speaker) RIB(ctx context.Context) ([]RIBEntry, error) {
 	s.mu.Lock()
 	srv := s.srv
