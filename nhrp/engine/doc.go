@@ -152,9 +152,12 @@
 // client NBMA) must be the one its SA proves (CIE code 4,
 // drop_claim_mismatch, an EventRefused with both addresses); nothing about
 // the existing binding changes. A registered tunnel address is owned by
-// the peer that registered it: only that peer refreshes, replaces
-// (unique or not) or removes it (code 14, drop_owned_by_another_peer),
-// until it expires or the operator clears it (ClearRegistration). A peer
+// the peer that registered it: only that peer refreshes, replaces or
+// removes it (code 14, drop_owned_by_another_peer), until it expires or
+// the operator clears it (ClearRegistration). One exception without IPsec,
+// where nothing proves an NBMA anyway: a no-unique registration may be
+// replaced from another NBMA (a spoke with a dynamic address, RFC 2332
+// 5.2.1 and Cisco's "no ip nhrp registration unique"). A peer
 // holds at most AddressesPerPeer addresses (a registration over the cap is
 // refused as a whole), never the NHS's own, another configured NHS's, or
 // the TunnelPrefix's network and broadcast address, only those its

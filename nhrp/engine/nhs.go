@@ -131,10 +131,19 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c
 	if ex != nil && ex.kind == KindRegistered {
 		if ex.owner != in.owner {
 			// Only the peer that registered an address may refresh,
-			// replace or remove it, unique or not.
-			return nhrp.CIEUniqueAlreadyRegistered, DropOwned
+			// remove or (when unique) replace it. With IPsec that holds
+			// for no-unique registrations too: the owner is an IKE
+			// identity. Without IPsec nothing proves an NBMA (a spoofed
+			// source is the spoke), so a no-unique registration may move
+			// to another NBMA (RFC 2332 5.2.1; Cisco's "no ip nhrp
+			// registration unique", for spokes with a dynamic address).
+			if e.cfg.IPsec || ex.unique || holding == 0 {
+				return nhrp.CIEUniqueAlreadyRegistered, DropOwned
+			}
+			e.removePeer(ex, "replaced: NBMA address changed")
+			ex = nil
 		}
-		if ex.claimed == claimed && ex.nbma == from {
+		if ex != nil && ex.claimed == claimed && ex.nbma == from {
 			if holding == 0 { // deregistration
 				e.removePeer(ex, "deregistered")
 				return nhrp.CIESuccess, 0
@@ -144,7 +153,9 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c
 			e.setExpiry(ex, holding)
 			return nhrp.CIESuccess, 0
 		}
-		e.removePeer(ex, "replaced: NBMA address changed")
+		if ex != nil {
+			e.removePeer(ex, "replaced: NBMA address changed")
+		}
 	} else if ex != nil {
 		e.removePeer(ex, "superseded by a registration")
 	}

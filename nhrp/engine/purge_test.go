@@ -18,24 +18,12 @@ func TestPurgeOnNBMAChange(t *testing.T) {
 		t.Fatalf("spoke3 -> spoke2: %v", st)
 	}
 
-	// Spoke 2 comes back from a new NBMA address. Without IPsec a peer
-	// is its source NBMA: the address stays with the old one (non-unique
-	// or not) until it expires or the operator clears it.
+	// Spoke 2 comes back from a new NBMA address (non-unique, no IPsec:
+	// allowed).
 	s2.Down = true
 	moved := tp.add("spoke2-moved", "198.51.100.22", nil, spokeConfig(2))
 	moved.Engine.Start()
 	tp.run()
-	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.2") {
-		t.Fatalf("hub binding %v after a registration from another NBMA, want the owner's 198.51.100.2", got)
-	}
-	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {
-		t.Errorf("drop_owned_by_another_peer = %d, want 1", got)
-	}
-	if !tp.hub.Engine.ClearRegistration(addr("10.255.0.2")) || tp.hub.Engine.ClearRegistration(addr("10.255.0.2")) {
-		t.Error("ClearRegistration: want true once, then false")
-	}
-	tp.run()
-	tp.advance(2 * time.Second) // the moved spoke's retry after its refusal
 	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.22") {
 		t.Errorf("hub binding %v, want the new NBMA", got)
 	}
@@ -73,5 +61,35 @@ func TestDeregisterPurgesOwnRegistration(t *testing.T) {
 	}
 	if got := nhsStates(s2); got != "192.0.2.1=down" {
 		t.Errorf("spoke NHS states %s", got)
+	}
+}
+
+// TestClearRegistrationLetsAUniqueSpokeMove: a unique registration stays
+// with the NBMA that made it: the spoke coming back from another address
+// is refused (code 14, counted) until the operator clears the
+// registration (dmvpnctl clear nhrp registration), after which its next
+// retry registers.
+func TestClearRegistrationLetsAUniqueSpokeMove(t *testing.T) {
+	tp := newTopo(t)
+	unique := func(c engine.Config) engine.Config { c.Unique = true; return c }
+	s2 := tp.add("spoke2", "198.51.100.2", nil, unique(spokeConfig(2)))
+	tp.start()
+	s2.Down = true
+	moved := tp.add("spoke2-moved", "198.51.100.22", nil, unique(spokeConfig(2)))
+	moved.Engine.Start()
+	tp.run()
+	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.2") {
+		t.Fatalf("hub binding %v after a unique registration from another NBMA, want the owner's 198.51.100.2", got)
+	}
+	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {
+		t.Errorf("drop_owned_by_another_peer = %d, want 1", got)
+	}
+	if !tp.hub.Engine.ClearRegistration(addr("10.255.0.2")) || tp.hub.Engine.ClearRegistration(addr("10.255.0.2")) {
+		t.Error("ClearRegistration: want true once, then false")
+	}
+	tp.run()
+	tp.advance(2 * time.Second) // the moved spoke's retry after its refusal
+	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.22") {
+		t.Errorf("hub binding %v after the clear, want the new NBMA", got)
 	}
 }
