@@ -93,6 +93,12 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 			c.eng.HandlePacket(p.from, p.b, c.packetMeta(p.from))
 		case m, ok := <-in.misses:
 			if !ok {
+				// The watcher closes its channel when ctx ends; select
+				// may pick that over ctx.Done(). Only a close while
+				// running is a failure.
+				if ctx.Err() != nil {
+					return nil
+				}
 				return errors.New("controller: neighbor miss watcher stopped")
 			}
 			c.stats.inc("kernel_neighbor_misses")
@@ -100,6 +106,9 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case h, ok := <-in.hairpins:
 			if !ok {
 				in.hairpins = nil
+				if ctx.Err() != nil {
+					continue
+				}
 				c.log.Error("hairpin trigger stopped: no more traffic indications")
 				continue
 			}
