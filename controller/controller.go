@@ -34,7 +34,9 @@ type Controller struct {
 	// wake nudges the loop to re-examine its timers and dirty state.
 	wake chan struct{}
 
-	started time.Time
+	// started is when Run began (nil before): written by Run, read by
+	// Status from API goroutines.
+	started atomic.Pointer[time.Time]
 
 	// Loop-owned state (only the Run goroutine touches it).
 	cfgp      atomic.Pointer[config.Config]
@@ -105,13 +107,22 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 	return c, nil
 }
 
+// startedAt is when Run began; zero before.
+func (c *Controller) startedAt() time.Time {
+	if t := c.started.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
 // config is the configuration in effect; Reload swaps it.
 func (c *Controller) config() *config.Config { return c.cfgp.Load() }
 
 // Run programs the node and keeps it reconciled until ctx ends. Kernel
 // state is left in place on return so that a restarted dmvpnd adopts it.
 func (c *Controller) Run(ctx context.Context) error {
-	c.started = c.deps.Clock.Now()
+	now := c.deps.Clock.Now()
+	c.started.Store(&now)
 	ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(c.config()))
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
