@@ -26,8 +26,8 @@ build: ## build dmvpnd and dmvpnctl into bin/
 
 test: deps build test-unit fuzz-short test-lab ## everything: unit tests, a short fuzz pass, the VM lab scenarios
 
-test-unit: ## unit tests only (no root, no VM; quick loop)
-	$(GO) test -count=1 ./...
+test-unit: ## unit tests under the race detector (no root, no VM; quick loop)
+	$(GO) test -race -count=1 ./...
 
 test-lab: deps build ## lab scenarios in the VM (or natively on a full kernel); logs under .cache/lab/runs
 	@mkdir -p $(CACHE)
