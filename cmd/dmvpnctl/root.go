@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
 	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
 // requestTimeout bounds one API call.
@@ -45,10 +46,12 @@ func newRoot(e env) *cobra.Command {
 		Short:         "Inspect and control dmvpnd",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Version(),
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
 	}
+	root.SetVersionTemplate(version.Text("dmvpnctl"))
 	root.SetOut(e.out)
 	root.SetErr(e.errOut)
 	def := os.Getenv("DMVPNCTL_SOCKET")

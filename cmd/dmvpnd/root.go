@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
 // Exit statuses. exitConfig is listed in the unit's RestartPreventExitStatus
@@ -68,7 +69,7 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 	cmd := &cobra.Command{
 		Use:           "dmvpnd",
 		Short:         "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
-		Version:       version,
+		Version:       version.Version(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -89,6 +90,7 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 			return nil
 		},
 	}
+	cmd.SetVersionTemplate(version.Text("dmvpnd"))
 	cmd.SetOut(rt.stdout)
 	cmd.SetErr(rt.stderr)
 	cmd.Flags().StringVarP(&path, "config", "c", DefaultConfig, "configuration file (YAML)")

@@ -14,7 +14,9 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
+	"github.com/dmvpnd/dmvpnd/internal/version"
 )
+
 
 // Lifecycle bounds.
 const (
@@ -28,11 +30,12 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	level := zap.NewAtomicLevelAt(zapLevel(cfg.Log.Level))
 	log := newLogger(cfg.Log, level, rt.stderr).With(zap.String("node", cfg.Tunnel.Name))
 	defer func() { _ = log.Sync() }()
-	log.Info("dmvpnd starting", zap.String("version", version), zap.String("config", path),
+	ver := version.Version()
+	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
 		zap.String("role", string(cfg.NHRP.Role)), zap.Stringer("tunnel", cfg.Tunnel.Address))
 
-	m := metrics.New(version)
-	d, err := rt.newDaemon(cfg, Deps{Log: log, Metrics: m, Version: version, Now: rt.now})
+	m := metrics.New(ver)
+	d, err := rt.newDaemon(cfg, Deps{Log: log, Metrics: m, Version: ver, Now: rt.now})
 	if err != nil {
 		log.Error("cannot build the dataplane", zap.Error(err))
 		return exitFailure
