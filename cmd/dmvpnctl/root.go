@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
 	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/internal/docgen"
 	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
@@ -60,6 +61,7 @@ func newRoot(e env) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", def, "dmvpnd control socket (env DMVPNCTL_SOCKET)")
 	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools())
+	root.AddCommand(docgen.Command(root))
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/internal/docgen"
 	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
@@ -69,6 +70,18 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 	cmd := &cobra.Command{
 		Use:           "dmvpnd",
 		Short:         "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
+		Long: `dmvpnd runs one DMVPN hub or spoke: it speaks NHRP, programs an mGRE
+tunnel through netlink, protects peers with IPsec through strongSwan (VICI)
+and carries routes with an embedded BGP speaker. It is configured by one
+YAML file (dmvpnd.yaml(5)) and controlled with dmvpnctl(8).
+
+Run by systemd (Type=notify): READY=1 once the tunnel is programmed,
+WATCHDOG=1 while the controller loop turns. SIGHUP reloads the file (as
+does "dmvpnctl reload"); SIGTERM stops, leaving the kernel state for the
+next start to adopt.
+
+Exit status: 0 after SIGTERM or a successful --check, 1 on a runtime
+failure, 2 on an invalid configuration (not restarted by the unit).`,
 		Version:       version.Version(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -90,6 +103,8 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 			return nil
 		},
 	}
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(docgen.Command(cmd))
 	cmd.SetVersionTemplate(version.Text("dmvpnd"))
 	cmd.SetOut(rt.stdout)
 	cmd.SetErr(rt.stderr)
