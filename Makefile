@@ -16,7 +16,7 @@ LDFLAGS    := -s -w -X $(MODULE)/internal/version.version=$(VERSION) -X $(MODULE
 # Static, path-independent binaries: two builds of one commit are byte-identical.
 GOBUILDFLAGS := -trimpath
 
-.PHONY: help deps tools build reproducible test test-unit test-lab fuzz fuzz-short bench lint demo clean
+.PHONY: help deps tools build package reproducible test test-unit test-lab fuzz fuzz-short bench lint demo clean
 
 help: ## list targets with one-line help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ tools: ## install pinned Go tools (staticcheck) into .cache/bin
 
 build: ## build dmvpnd and dmvpnctl into bin/ (static, -trimpath, version from git describe)
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+package: build ## build the .deb (nfpm) into bin/: binaries, unit, examples, man pages, completions, sysctl
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+	  $(GO) run ./deploy/package -bin $(BIN) -root $(CURDIR) -version $(VERSION) -out $(BIN)/dmvpnd.deb
 
 reproducible: ## build twice (another path, another Go cache) and check the binaries are byte-identical
 	@CGO_ENABLED=0 CACHE=$(CACHE) GO=$(GO) GOBUILDFLAGS="$(GOBUILDFLAGS)" LDFLAGS="$(LDFLAGS)" sh deploy/scripts/reproducible.sh
