@@ -68,8 +68,8 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 	var check bool
 	code := exitOK
 	cmd := &cobra.Command{
-		Use:           "dmvpnd",
-		Short:         "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
+		Use:   "dmvpnd",
+		Short: "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
 		Long: `dmvpnd runs one DMVPN hub or spoke: it speaks NHRP, programs an mGRE
 tunnel through netlink, protects peers with IPsec through strongSwan (VICI)
 and carries routes with an embedded BGP speaker. It is configured by one

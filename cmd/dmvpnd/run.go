@@ -17,7 +17,6 @@ import (
 	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
-
 // Lifecycle bounds.
 const (
 	reloadTimeout   = 20 * time.Second
