@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 
@@ -45,16 +46,33 @@ type app struct {
 	metricsAddr string
 }
 
-// loadConfig is config.Load plus the files the configuration refers to.
+// loadConfig is config.Load plus what the configuration refers to on this
+// host: the secret files (PSK, certificates) and the control socket group.
 func loadConfig(path string) (*config.Config, error) {
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.ReadSecretFiles(nil); err != nil {
+	if err := errors.Join(c.ReadSecretFiles(nil), checkGroup(c)); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// loadOffline validates the file alone, for CI or a build host: no secret
+// files are read and no group is looked up.
+func loadOffline(path string) (*config.Config, error) { return config.Load(path) }
+
+// checkGroup fails when control.group does not exist, which would otherwise
+// only show when the control socket is created.
+func checkGroup(c *config.Config) error {
+	if c.Control.Group == "" {
+		return nil
+	}
+	if _, err := user.LookupGroup(c.Control.Group); err != nil {
+		return fmt.Errorf("config: control.group: %w", err)
+	}
+	return nil
 }
 
 // configError marks errors that should exit with exitConfig.
@@ -65,7 +83,7 @@ func (e configError) Unwrap() error { return e.err }
 
 func (rt *app) execute(ctx context.Context, args []string) int {
 	var path string
-	var check bool
+	var check, noSecrets bool
 	code := exitOK
 	cmd := &cobra.Command{
 		Use:   "dmvpnd",
@@ -90,7 +108,14 @@ failure, 2 on an invalid configuration (not restarted by the unit).`,
 			if abs, err := filepath.Abs(path); err == nil {
 				path = abs
 			}
-			cfg, err := rt.load(path)
+			load := rt.load
+			if noSecrets {
+				if !check {
+					return configError{errors.New("--no-secrets only goes with --check")}
+				}
+				load = loadOffline
+			}
+			cfg, err := load(path)
 			if err != nil {
 				return configError{err}
 			}
@@ -109,7 +134,8 @@ failure, 2 on an invalid configuration (not restarted by the unit).`,
 	cmd.SetOut(rt.stdout)
 	cmd.SetErr(rt.stderr)
 	cmd.Flags().StringVarP(&path, "config", "c", DefaultConfig, "configuration file (YAML)")
-	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration and exit (0 if valid)")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration, the files it names and control.group, and exit (0 if valid, 2 if not)")
+	cmd.Flags().BoolVar(&noSecrets, "no-secrets", false, "with --check: validate the file alone, without reading PSK/certificate files or looking up control.group (CI)")
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(rt.stderr, "dmvpnd: %v\n", err)
