@@ -31,6 +31,10 @@ type Controller struct {
 
 	// reqs carries closures to run on the loop goroutine.
 	reqs chan func()
+	// ready is closed once the loop has run its first reconcile: the
+	// tunnel, the NHRP socket and the adopted kernel state are in place.
+	ready     chan struct{}
+	readyOnce sync.Once
 	// wake nudges the loop to re-examine its timers and dirty state.
 	wake chan struct{}
 
@@ -89,10 +93,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		log:  deps.Log,
-		deps: deps,
-		reqs: make(chan func()),
-		wake: make(chan struct{}, 1),
+		log:   deps.Log,
+		deps:  deps,
+		reqs:  make(chan func()),
+		wake:  make(chan struct{}, 1),
+		ready: make(chan struct{}),
 
 		nbma:      nbma,
 		shortcuts: map[netip.Prefix]netip.Addr{},
@@ -106,6 +111,14 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 	c.cfgp.Store(cfg)
 	return c, nil
 }
+
+// Ready is closed once Run has programmed the tunnel, opened the NHRP
+// socket, adopted the kernel state and reconciled once (systemd READY=1).
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// Ping returns once the loop has run a no-op: a loop stuck in a handler
+// does not answer (the systemd watchdog).
+func (c *Controller) Ping(ctx context.Context) error { return c.run(ctx, func() {}) }
 
 // startedAt is when Run began; zero before.
 func (c *Controller) startedAt() time.Time {

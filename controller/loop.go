@@ -68,6 +68,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	var retry <-chan time.Time
 	for {
 		c.reconcile(ctx)
+		c.readyOnce.Do(func() { close(c.ready) })
 		if c.dirty.routes || c.dirty.ipsec {
 			if retry == nil {
 				retry = time.After(c.retry.next())
