@@ -31,7 +31,9 @@ type readier interface{ Ready() <-chan struct{} }
 
 // pinger is a Daemon whose main loop can be probed; the systemd watchdog
 // is pinged only while it answers.
-type pinger interface{ Ping(ctx context.Context) error }
+type pinger interface {
+	Ping(ctx context.Context) error
+}
 
 // Deps are what a Daemon gets from dmvpnd.
 type Deps struct {

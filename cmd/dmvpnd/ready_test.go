@@ -46,7 +46,9 @@ func runLoopDaemon(t *testing.T, d *loopDaemon, wd time.Duration) (notes, chan o
 		notify:    n.notify, watchdog: func() (time.Duration, error) { return wd, nil },
 		signals: sigs, now: func() time.Time { return apitest.Now }}
 	done := make(chan int, 1)
-	go func() { done <- rt.execute(context.Background(), []string{"--config", filepath.Join(dir, "dmvpnd.yaml")}) }()
+	go func() {
+		done <- rt.execute(context.Background(), []string{"--config", filepath.Join(dir, "dmvpnd.yaml")})
+	}()
 	return n, sigs, done, logs
 }
 
