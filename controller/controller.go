@@ -31,10 +31,16 @@ type Controller struct {
 
 	// reqs carries closures to run on the loop goroutine.
 	reqs chan func()
+	// ready is closed once the loop has run its first reconcile: the
+	// tunnel, the NHRP socket and the adopted kernel state are in place.
+	ready     chan struct{}
+	readyOnce sync.Once
 	// wake nudges the loop to re-examine its timers and dirty state.
 	wake chan struct{}
 
-	started time.Time
+	// started is when Run began (nil before): written by Run, read by
+	// Status from API goroutines.
+	started atomic.Pointer[time.Time]
 
 	// Loop-owned state (only the Run goroutine touches it).
 	cfgp      atomic.Pointer[config.Config]
@@ -89,10 +95,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		log:  deps.Log,
-		deps: deps,
-		reqs: make(chan func()),
-		wake: make(chan struct{}, 1),
+		log:   deps.Log,
+		deps:  deps,
+		reqs:  make(chan func()),
+		wake:  make(chan struct{}, 1),
+		ready: make(chan struct{}),
 
 		nbma:      nbma,
 		shortcuts: map[netip.Prefix]netip.Addr{},
@@ -111,13 +118,30 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 	return c, nil
 }
 
+// Ready is closed once Run has programmed the tunnel, opened the NHRP
+// socket, adopted the kernel state and reconciled once (systemd READY=1).
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// Ping returns once the loop has run a no-op: a loop stuck in a handler
+// does not answer (the systemd watchdog).
+func (c *Controller) Ping(ctx context.Context) error { return c.run(ctx, func() {}) }
+
+// startedAt is when Run began; zero before.
+func (c *Controller) startedAt() time.Time {
+	if t := c.started.Load(); t != nil {
+		return *t
+	}
+	return time.Time{}
+}
+
 // config is the configuration in effect; Reload swaps it.
 func (c *Controller) config() *config.Config { return c.cfgp.Load() }
 
 // Run programs the node and keeps it reconciled until ctx ends. Kernel
 // state is left in place on return so that a restarted dmvpnd adopts it.
 func (c *Controller) Run(ctx context.Context) error {
-	c.started = c.deps.Clock.Now()
+	now := c.deps.Clock.Now()
+	c.started.Store(&now)
 	ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(c.config()))
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)

@@ -68,6 +68,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	var retry <-chan time.Time
 	for {
 		c.reconcile(ctx)
+		c.readyOnce.Do(func() { close(c.ready) })
 		if c.dirty.routes || c.dirty.ipsec || c.routesFailed {
 			if retry == nil {
 				retry = time.After(c.retry.next())
@@ -94,6 +95,12 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 			c.eng.HandlePacket(p.from, p.b)
 		case m, ok := <-in.misses:
 			if !ok {
+				// The watcher closes its channel when ctx ends; select
+				// may pick that over ctx.Done(). Only a close while
+				// running is a failure.
+				if ctx.Err() != nil {
+					return nil
+				}
 				return errors.New("controller: neighbor miss watcher stopped")
 			}
 			c.stats.inc("kernel_neighbor_misses")
@@ -101,6 +108,9 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case h, ok := <-in.hairpins:
 			if !ok {
 				in.hairpins = nil
+				if ctx.Err() != nil {
+					continue
+				}
 				c.log.Error("hairpin trigger stopped: no more traffic indications")
 				continue
 			}

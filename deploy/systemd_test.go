@@ -41,9 +41,9 @@ func TestSystemdUnit(t *testing.T) {
 	k := unitKeys(t, unit)
 	want := map[string]string{
 		"Type":                     "notify",
-		"ExecReload":               "/bin/kill -HUP $MAINPID",
+		"ExecReload":               "/usr/bin/dmvpnctl --socket /run/dmvpnd/dmvpnd.sock reload",
 		"ExecStart":                "/usr/sbin/dmvpnd --config /etc/dmvpnd/dmvpnd.yaml",
-		"ExecStartPre":             "/usr/sbin/dmvpnd --config /etc/dmvpnd/dmvpnd.yaml --check",
+		"ExecStartPre":             "", // not restart-protected: the daemon checks at start
 		"WatchdogSec":              "30s",
 		"RestartPreventExitStatus": "2", // cmd/dmvpnd exitConfig
 		"CapabilityBoundingSet":    "CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE CAP_CHOWN",
@@ -63,13 +63,13 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-analyze not installed")
 	}
-	// verify needs the binary to exist: point the unit at /bin/true.
+	// verify needs the binaries to exist: point the unit at /bin/true.
 	b, err := os.ReadFile(unit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmp := filepath.Join(t.TempDir(), "dmvpnd.service")
-	if err := os.WriteFile(tmp, []byte(strings.ReplaceAll(string(b), "/usr/sbin/dmvpnd", "/bin/true")), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(strings.NewReplacer("/usr/sbin/dmvpnd", "/bin/true", "/usr/bin/dmvpnctl", "/bin/true").Replace(string(b))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(sa, "verify", tmp).CombinedOutput(); err != nil || len(out) > 0 {

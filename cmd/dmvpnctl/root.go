@@ -10,6 +10,8 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
 	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/internal/docgen"
+	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
 // requestTimeout bounds one API call.
@@ -45,10 +47,12 @@ func newRoot(e env) *cobra.Command {
 		Short:         "Inspect and control dmvpnd",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Version(),
 		CompletionOptions: cobra.CompletionOptions{
 			HiddenDefaultCmd: true,
 		},
 	}
+	root.SetVersionTemplate(version.Text("dmvpnctl"))
 	root.SetOut(e.out)
 	root.SetErr(e.errOut)
 	def := os.Getenv("DMVPNCTL_SOCKET")
@@ -57,6 +61,7 @@ func newRoot(e env) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", def, "dmvpnd control socket (env DMVPNCTL_SOCKET)")
 	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools())
+	root.AddCommand(docgen.Command(root))
 	return root
 }
 

@@ -25,6 +25,16 @@ type Daemon interface {
 	api.Source
 }
 
+// readier is a Daemon that says when it has programmed the dataplane;
+// READY=1 waits for it. Daemons without it are ready once Run starts.
+type readier interface{ Ready() <-chan struct{} }
+
+// pinger is a Daemon whose main loop can be probed; the systemd watchdog
+// is pinged only while it answers.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Deps are what a Daemon gets from dmvpnd.
 type Deps struct {
 	Log     *zap.Logger

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/internal/docgen"
+	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
 // Exit statuses. exitConfig is listed in the unit's RestartPreventExitStatus
@@ -43,16 +46,33 @@ type app struct {
 	metricsAddr string
 }
 
-// loadConfig is config.Load plus the files the configuration refers to.
+// loadConfig is config.Load plus what the configuration refers to on this
+// host: the secret files (PSK, certificates) and the control socket group.
 func loadConfig(path string) (*config.Config, error) {
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.ReadSecretFiles(nil); err != nil {
+	if err := errors.Join(c.ReadSecretFiles(nil), checkGroup(c)); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// loadOffline validates the file alone, for CI or a build host: no secret
+// files are read and no group is looked up.
+func loadOffline(path string) (*config.Config, error) { return config.Load(path) }
+
+// checkGroup fails when control.group does not exist, which would otherwise
+// only show when the control socket is created.
+func checkGroup(c *config.Config) error {
+	if c.Control.Group == "" {
+		return nil
+	}
+	if _, err := user.LookupGroup(c.Control.Group); err != nil {
+		return fmt.Errorf("config: control.group: %w", err)
+	}
+	return nil
 }
 
 // configError marks errors that should exit with exitConfig.
@@ -63,12 +83,24 @@ func (e configError) Unwrap() error { return e.err }
 
 func (rt *app) execute(ctx context.Context, args []string) int {
 	var path string
-	var check bool
+	var check, noSecrets bool
 	code := exitOK
 	cmd := &cobra.Command{
-		Use:           "dmvpnd",
-		Short:         "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
-		Version:       version,
+		Use:   "dmvpnd",
+		Short: "DMVPN daemon (NHRP, mGRE, IPsec, BGP) for one hub or spoke",
+		Long: `dmvpnd runs one DMVPN hub or spoke: it speaks NHRP, programs an mGRE
+tunnel through netlink, protects peers with IPsec through strongSwan (VICI)
+and carries routes with an embedded BGP speaker. It is configured by one
+YAML file (dmvpnd.yaml(5)) and controlled with dmvpnctl(8).
+
+Run by systemd (Type=notify): READY=1 once the tunnel is programmed,
+WATCHDOG=1 while the controller loop turns. SIGHUP reloads the file (as
+does "dmvpnctl reload"); SIGTERM stops, leaving the kernel state for the
+next start to adopt.
+
+Exit status: 0 after SIGTERM or a successful --check, 1 on a runtime
+failure, 2 on an invalid configuration (not restarted by the unit).`,
+		Version:       version.Version(),
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -76,7 +108,14 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 			if abs, err := filepath.Abs(path); err == nil {
 				path = abs
 			}
-			cfg, err := rt.load(path)
+			load := rt.load
+			if noSecrets {
+				if !check {
+					return configError{errors.New("--no-secrets only goes with --check")}
+				}
+				load = loadOffline
+			}
+			cfg, err := load(path)
 			if err != nil {
 				return configError{err}
 			}
@@ -89,10 +128,14 @@ func (rt *app) execute(ctx context.Context, args []string) int {
 			return nil
 		},
 	}
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.AddCommand(docgen.Command(cmd))
+	cmd.SetVersionTemplate(version.Text("dmvpnd"))
 	cmd.SetOut(rt.stdout)
 	cmd.SetErr(rt.stderr)
 	cmd.Flags().StringVarP(&path, "config", "c", DefaultConfig, "configuration file (YAML)")
-	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration and exit (0 if valid)")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the configuration, the files it names and control.group, and exit (0 if valid, 2 if not)")
+	cmd.Flags().BoolVar(&noSecrets, "no-secrets", false, "with --check: validate the file alone, without reading PSK/certificate files or looking up control.group (CI)")
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(rt.stderr, "dmvpnd: %v\n", err)

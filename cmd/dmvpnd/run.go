@@ -14,6 +14,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
+	"github.com/dmvpnd/dmvpnd/internal/version"
 )
 
 // Lifecycle bounds.
@@ -28,11 +29,12 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	level := zap.NewAtomicLevelAt(zapLevel(cfg.Log.Level))
 	log := newLogger(cfg.Log, level, rt.stderr).With(zap.String("node", cfg.Tunnel.Name))
 	defer func() { _ = log.Sync() }()
-	log.Info("dmvpnd starting", zap.String("version", version), zap.String("config", path),
+	ver := version.Version()
+	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
 		zap.String("role", string(cfg.NHRP.Role)), zap.Stringer("tunnel", cfg.Tunnel.Address))
 
-	m := metrics.New(version)
-	d, err := rt.newDaemon(cfg, Deps{Log: log, Metrics: m, Version: version, Now: rt.now})
+	m := metrics.New(ver)
+	d, err := rt.newDaemon(cfg, Deps{Log: log, Metrics: m, Version: ver, Now: rt.now})
 	if err != nil {
 		log.Error("cannot build the dataplane", zap.Error(err))
 		return exitFailure
@@ -73,13 +75,26 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
 
+	if r, ok := d.(readier); ok {
+		select {
+		case <-r.Ready():
+		case err := <-runDone:
+			log.Error("dataplane failed to start", zap.Error(err))
+			return exitFailure
+		case <-ctx.Done():
+			return exitOK
+		}
+	}
+
 	var wd <-chan time.Time
+	var wdTimeout time.Duration
 	if iv, err := rt.watchdog(); err != nil {
 		log.Warn("systemd watchdog settings unreadable", zap.Error(err))
 	} else if iv > 0 {
 		t := time.NewTicker(iv / 2)
 		defer t.Stop()
 		wd = t.C
+		wdTimeout = iv / 4
 		log.Info("systemd watchdog enabled", zap.Duration("interval", iv))
 	}
 
@@ -87,7 +102,7 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	rt.notify(fmt.Sprintf("STATUS=running (%s %s)", cfg.NHRP.Role, cfg.Tunnel.Name))
 	log.Info("dmvpnd ready", zap.String("control", cfg.Control.Socket), zap.String("metrics", rt.metricsAddr))
 
-	code, exited := rt.loop(ctx, log, sup, runDone, wd)
+	code, exited := rt.loop(ctx, log, sup, runDone, wd, heartbeat(d, wdTimeout))
 
 	rt.notify("STOPPING=1")
 	stopRun()
@@ -109,7 +124,7 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 
 // loop handles signals, the watchdog and an unexpected dataplane exit. It
 // returns the exit status and whether the dataplane has already returned.
-func (rt *app) loop(ctx context.Context, log *zap.Logger, sup *supervisor, runDone <-chan error, wd <-chan time.Time) (int, bool) {
+func (rt *app) loop(ctx context.Context, log *zap.Logger, sup *supervisor, runDone <-chan error, wd <-chan time.Time, alive func(context.Context) error) (int, bool) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,8 +143,25 @@ func (rt *app) loop(ctx context.Context, log *zap.Logger, sup *supervisor, runDo
 			log.Error("dataplane exited unexpectedly", zap.Error(err))
 			return exitFailure, true
 		case <-wd:
+			if err := alive(ctx); err != nil {
+				log.Error("controller loop does not answer: withholding the watchdog ping", zap.Error(err))
+				continue
+			}
 			rt.notify("WATCHDOG=1")
 		}
+	}
+}
+
+// heartbeat probes the daemon's loop for the watchdog, bounded by timeout.
+func heartbeat(d Daemon, timeout time.Duration) func(context.Context) error {
+	p, ok := d.(pinger)
+	if !ok {
+		return func(context.Context) error { return nil }
+	}
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return p.Ping(ctx)
 	}
 }
 
