@@ -12,7 +12,7 @@ MODULE     := github.com/dmvpnd/dmvpnd
 # The version both binaries report: git describe, or "dev" outside git.
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-LDFLAGS    := -s -w -X $(MODULE)/internal/version.version=$(VERSION) -X $(MODULE)/internal/version.commit=$(COMMIT)
+LDFLAGS    := -s -w -X $(MODULE)/cmd/internal/version.version=$(VERSION) -X $(MODULE)/cmd/internal/version.commit=$(COMMIT)
 # Static, path-independent binaries: two builds of one commit are byte-identical.
 GOBUILDFLAGS := -trimpath
 

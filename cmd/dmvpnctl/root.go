@@ -10,8 +10,8 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
 	"github.com/dmvpnd/dmvpnd/controller/api"
-	"github.com/dmvpnd/dmvpnd/internal/docgen"
-	"github.com/dmvpnd/dmvpnd/internal/version"
+	"github.com/dmvpnd/dmvpnd/cmd/internal/docgen"
+	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
 )
 
 // requestTimeout bounds one API call.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dmvpnd/dmvpnd/internal/version"
+	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
 )
 
 func TestVersionFlag(t *testing.T) {

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
-	"github.com/dmvpnd/dmvpnd/internal/docgen"
-	"github.com/dmvpnd/dmvpnd/internal/version"
+	"github.com/dmvpnd/dmvpnd/cmd/internal/docgen"
+	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
 )
 
 // Exit statuses. exitConfig is listed in the unit's RestartPreventExitStatus

@@ -14,7 +14,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
-	"github.com/dmvpnd/dmvpnd/internal/version"
+	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
 )
 
 // Lifecycle bounds.

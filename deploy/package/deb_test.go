@@ -14,7 +14,7 @@ func buildBinaries(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bin")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags",
-		"-s -w -X github.com/dmvpnd/dmvpnd/internal/version.version=v1.2.3-4-gabcdef0",
+		"-s -w -X github.com/dmvpnd/dmvpnd/cmd/internal/version.version=v1.2.3-4-gabcdef0",
 		"-o", bin+"/", "github.com/dmvpnd/dmvpnd/cmd/dmvpnd", "github.com/dmvpnd/dmvpnd/cmd/dmvpnctl")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -10,7 +10,7 @@ import (
 	"runtime/debug"
 )
 
-// Set at link time: -X github.com/dmvpnd/dmvpnd/internal/version.version=...
+// Set at link time: -X github.com/dmvpnd/dmvpnd/cmd/internal/version.version=...
 var (
 	version string
 	commit  string
