@@ -60,6 +60,10 @@ type Controller struct {
 	since        map[netip.Addr]time.Time // peer state change times for show dmvpn
 	// lastCounters are the engine counters last published to Prometheus.
 	lastCounters map[string]uint64
+	// nhsExpires is each NHS's registration expiry last seen, lastReg the
+	// time of its last successful registration (outcomes.go).
+	nhsExpires map[netip.Addr]time.Time
+	lastReg    map[netip.Addr]time.Time
 	// adopt is the kernel state a previous run left (adopt.go).
 	adopt adoption
 
@@ -92,14 +96,16 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		reqs: make(chan func()),
 		wake: make(chan struct{}, 1),
 
-		nbma:      nbma,
-		shortcuts: map[netip.Prefix]netip.Addr{},
-		peers:     map[netip.Addr]ipsec.Peer{},
-		peerKinds: map[netip.Addr]engine.BindingKind{},
-		trusted:   map[netip.Addr]bool{},
-		since:     map[netip.Addr]time.Time{},
-		retry:     backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
-		stats:     stats{},
+		nbma:       nbma,
+		shortcuts:  map[netip.Prefix]netip.Addr{},
+		peers:      map[netip.Addr]ipsec.Peer{},
+		peerKinds:  map[netip.Addr]engine.BindingKind{},
+		trusted:    map[netip.Addr]bool{},
+		since:      map[netip.Addr]time.Time{},
+		nhsExpires: map[netip.Addr]time.Time{},
+		lastReg:    map[netip.Addr]time.Time{},
+		retry:      backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
+		stats:      stats{},
 	}
 	c.cfgp.Store(cfg)
 	return c, nil
@@ -201,6 +207,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.eng.Start()
 	c.dirty = dirtySet{routes: true, ipsec: true}
+	wg.Add(1)
+	go func() { defer wg.Done(); c.publishLoop(ctx) }()
 	c.log.Info("controller running", zap.String("tunnel", c.config().Tunnel.Name), zap.Int("ifindex", ifindex),
 		zap.Stringer("nbma", c.nbma), zap.String("role", string(c.config().NHRP.Role)))
 	return c.loop(ctx, in)

@@ -96,6 +96,7 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		}
 		c.dirty.routes = true
 	case engine.EventNHS:
+		c.noteNHSEvent(ev)
 		c.log.Info("nhs state", zap.Stringer("nbma", ev.NBMA), zap.Stringer("proto", ev.Proto),
 			zap.Stringer("state", ev.NHS), zap.String("reason", ev.Reason))
 	}

@@ -114,6 +114,9 @@ func (c *Controller) reconcileIPsec() error {
 // onIPsecEvent refreshes which NBMA addresses are protected.
 func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 	c.stats.inc("ipsec_event_" + ev.Status.String())
+	if r := ikeFailure(ev.Reason); ev.Status == ipsec.StatusDown && r != "" && c.deps.Metrics != nil {
+		c.deps.Metrics.IKEFailures.WithLabelValues(r).Inc()
+	}
 	c.log.Info("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
 		zap.String("reason", ev.Reason))
 	c.refreshTrusted()

@@ -63,8 +63,6 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	defer engineTimer.Stop()
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
-	publish := time.NewTicker(metricsInterval)
-	defer publish.Stop()
 	var retry <-chan time.Time
 	for {
 		c.reconcile(ctx)
@@ -90,7 +88,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				c.stats.inc("traffic_indications_ignored")
 				continue
 			}
-			c.eng.HandlePacket(p.from, p.b, c.packetMeta(p.from))
+			c.handlePacket(p)
 		case m, ok := <-in.misses:
 			if !ok {
 				return errors.New("controller: neighbor miss watcher stopped")
@@ -112,8 +110,6 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-resync.C:
 			c.dirty = dirtySet{routes: true, ipsec: true}
 			c.rebindAll()
-		case <-publish.C:
-			c.publishMetrics(ctx)
 		case <-retry:
 			retry = nil
 		case <-c.adopt.expiry():
