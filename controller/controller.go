@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
@@ -35,6 +36,8 @@ type Controller struct {
 	wake chan struct{}
 
 	started time.Time
+	// events fans operator events out (events.go); safe for concurrent use.
+	events *api.Broker
 
 	// Loop-owned state (only the Run goroutine touches it).
 	cfgp      atomic.Pointer[config.Config]
@@ -91,10 +94,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		log:  deps.Log,
-		deps: deps,
-		reqs: make(chan func()),
-		wake: make(chan struct{}, 1),
+		log:    deps.Log,
+		deps:   deps,
+		reqs:   make(chan func()),
+		wake:   make(chan struct{}, 1),
+		events: api.NewBroker(eventBuffer, eventKeep),
 
 		nbma:       nbma,
 		shortcuts:  map[netip.Prefix]netip.Addr{},

@@ -76,6 +76,9 @@ func (b engineBinder) Unbind(bd engine.Binding) {
 func (c *Controller) onEngineEvent(ev engine.Event) {
 	c.log.Debug("nhrp event", zap.Stringer("event", ev))
 	c.stats.inc("nhrp_event_" + ev.Kind.String())
+	if oe, ok := engineEvent(ev); ok {
+		c.event(oe)
+	}
 	switch ev.Kind {
 	case engine.EventPeerUp:
 		c.since[ev.Proto] = ev.Time
@@ -97,7 +100,5 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		c.dirty.routes = true
 	case engine.EventNHS:
 		c.noteNHSEvent(ev)
-		c.log.Info("nhs state", zap.Stringer("nbma", ev.NBMA), zap.Stringer("proto", ev.Proto),
-			zap.Stringer("state", ev.NHS), zap.String("reason", ev.Reason))
 	}
 }

@@ -117,8 +117,12 @@ func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 	if r := ikeFailure(ev.Reason); ev.Status == ipsec.StatusDown && r != "" && c.deps.Metrics != nil {
 		c.deps.Metrics.IKEFailures.WithLabelValues(r).Inc()
 	}
-	c.log.Info("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
-		zap.String("reason", ev.Reason))
+	if oe, ok := ipsecEvent(ev); ok {
+		c.event(oe)
+	} else {
+		c.log.Debug("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
+			zap.String("reason", ev.Reason))
+	}
 	c.refreshTrusted()
 	c.kickProtected(ev)
 }

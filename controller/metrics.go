@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/ipsec"
@@ -122,26 +123,54 @@ func (c *Controller) takeView() view {
 func (c *Controller) publishLoop(ctx context.Context) {
 	t := time.NewTicker(metricsInterval)
 	defer t.Stop()
+	var sessions map[netip.Addr]routing.NeighborState
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.publishMetrics(ctx)
+			sessions = c.publish(ctx, sessions)
 		}
 	}
 }
 
-// publishMetrics takes one snapshot of the loop and publishes it.
-func (c *Controller) publishMetrics(ctx context.Context) {
-	m := c.deps.Metrics
-	if m == nil {
-		return
+// publish takes one snapshot of the loop, publishes it as metrics and
+// reports refusals and BGP session changes as events. sessions is the BGP
+// state last seen; publish returns the current one.
+func (c *Controller) publish(ctx context.Context, sessions map[netip.Addr]routing.NeighborState) map[netip.Addr]routing.NeighborState {
+	v, sum, sumErr, ok := c.publishMetrics(ctx)
+	if !ok {
+		return sessions
 	}
-	var v view
+	for _, ev := range refusalEvents(v.deltas) {
+		c.event(ev)
+	}
+	if v.bgp != nil && sumErr == nil {
+		var evs []api.Event
+		evs, sessions = bgpEvents(sessions, sum)
+		for _, ev := range evs {
+			c.event(ev)
+		}
+	}
+	return sessions
+}
+
+// publishMetrics takes one snapshot of the loop and publishes it; it
+// returns the snapshot and the BGP summary (ok false: the loop did not
+// answer).
+func (c *Controller) publishMetrics(ctx context.Context) (v view, sum []routing.NeighborSummary, sumErr error, ok bool) {
 	start := time.Now()
 	if err := c.run(ctx, func() { v = c.takeView() }); err != nil {
-		return
+		return v, nil, nil, false
+	}
+	if v.bgp != nil {
+		qctx, cancel := context.WithTimeout(ctx, bgpSummaryTimeout)
+		sum, sumErr = v.bgp.Summary(qctx)
+		cancel()
+	}
+	m := c.deps.Metrics
+	if m == nil {
+		return v, sum, sumErr, true
 	}
 	m.LoopLatency.Observe(time.Since(start).Seconds())
 	m.LoopHeartbeat.Set(float64(c.deps.Clock.Now().UnixNano()) / 1e9)
@@ -168,14 +197,7 @@ func (c *Controller) publishMetrics(ctx context.Context) {
 		}
 		m.SetSAs(sas)
 	}
-	var (
-		sum    []routing.NeighborSummary
-		sumErr error
-	)
 	if v.bgp != nil {
-		qctx, cancel := context.WithTimeout(ctx, bgpSummaryTimeout)
-		sum, sumErr = v.bgp.Summary(qctx)
-		cancel()
 		if sumErr == nil {
 			sessions := map[string]int{}
 			rcv, acc := 0, 0
@@ -193,6 +215,7 @@ func (c *Controller) publishMetrics(ctx context.Context) {
 		ready = 1
 	}
 	m.Ready.Set(ready)
+	return v, sum, sumErr, true
 }
 
 // saStateLabel is the state label of dmvpnd_ipsec_sas.

@@ -155,4 +155,3 @@ func label(m *dto.Metric, name string) string {
 	}
 	return ""
 }
-

@@ -98,4 +98,3 @@ func dropTotal(counters map[string]uint64) uint64 {
 	}
 	return n
 }
-

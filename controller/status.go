@@ -106,6 +106,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		}
 		maps.Copy(out, c.stats)
 	})
+	if n := c.events.Lost(); n > 0 {
+		out["events_lost"] = n
+	}
 	return out, err
 }
 
