@@ -56,7 +56,7 @@ func newRoot(e env) *cobra.Command {
 		def = api.DefaultSocket
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", def, "dmvpnd control socket (env DMVPNCTL_SOCKET)")
-	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools())
+	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools(), newMonitor(o))
 	return root
 }
 
