@@ -38,6 +38,11 @@ func (o *opts) emit(v any, text func() error) error {
 	return enc.Encode(v)
 }
 
+func init() {
+	// Unambiguous abbreviations, as on a router: sh dmvpn, sh nhrp ca.
+	cobra.EnablePrefixMatching = true
+}
+
 func newRoot(e env) *cobra.Command {
 	o := &opts{env: e}
 	root := &cobra.Command{
