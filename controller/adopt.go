@@ -262,7 +262,7 @@ func (c *Controller) onNeighborMiss(m kernel.Miss) {
 	if ce, ok := c.eng.Entry(m.Addr); ok && ce.Bound.IsValid() {
 		delete(c.adopt.dynamic, m.Addr)
 		delete(c.adopt.permanent, m.Addr)
-		permanent := ce.Kind != engine.KindResolved && ce.Kind != engine.KindRequester
+		permanent := ce.Kind.Permanent()
 		c.refreshNeighbor(m.Addr, ce.Bound, permanent)
 		c.eng.NeighborMiss(m.Addr)
 		return

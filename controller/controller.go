@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
@@ -41,6 +42,8 @@ type Controller struct {
 	// started is when Run began (nil before): written by Run, read by
 	// Status from API goroutines.
 	started atomic.Pointer[time.Time]
+	// events fans operator events out (events.go); safe for concurrent use.
+	events *api.Broker
 
 	// Loop-owned state (only the Run goroutine touches it).
 	cfgp      atomic.Pointer[config.Config]
@@ -68,6 +71,10 @@ type Controller struct {
 	since         map[netip.Addr]time.Time // peer state change times for show dmvpn
 	// lastCounters are the engine counters last published to Prometheus.
 	lastCounters map[string]uint64
+	// nhsExpires is each NHS's registration expiry last seen, lastReg the
+	// time of its last successful registration (outcomes.go).
+	nhsExpires map[netip.Addr]time.Time
+	lastReg    map[netip.Addr]time.Time
 	// adopt is the kernel state a previous run left (adopt.go).
 	adopt adoption
 
@@ -95,21 +102,31 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		log:   deps.Log,
-		deps:  deps,
-		reqs:  make(chan func()),
-		wake:  make(chan struct{}, 1),
-		ready: make(chan struct{}),
+		log:    deps.Log,
+		deps:   deps,
+		reqs:   make(chan func()),
+		wake:   make(chan struct{}, 1),
+		ready:  make(chan struct{}),
+		events: api.NewBroker(eventBuffer, eventKeep),
 
-		nbma:      nbma,
-		shortcuts: map[netip.Prefix]netip.Addr{},
-		peers:     map[netip.Addr]ipsec.Peer{},
-		peerKinds: map[netip.Addr]engine.BindingKind{},
-		since:     map[netip.Addr]time.Time{},
-		retry:     backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
-		stats:     stats{},
+		nbma:       nbma,
+		shortcuts:  map[netip.Prefix]netip.Addr{},
+		peers:      map[netip.Addr]ipsec.Peer{},
+		peerKinds:  map[netip.Addr]engine.BindingKind{},
+		since:      map[netip.Addr]time.Time{},
+		nhsExpires: map[netip.Addr]time.Time{},
+		lastReg:    map[netip.Addr]time.Time{},
+		retry:      backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
+		stats:      stats{},
 	}
 	c.cfgp.Store(cfg)
+	if deps.Metrics != nil {
+		var reasons []string
+		for _, r := range engine.AllDropReasons() {
+			reasons = append(reasons, r.String())
+		}
+		deps.Metrics.PrecreateDrops(reasons)
+	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
 		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
@@ -235,6 +252,8 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.syncProtections()
 	c.eng.Start()
 	c.dirty = dirtySet{routes: true, ipsec: true}
+	wg.Add(1)
+	go func() { defer wg.Done(); c.publishLoop(ctx) }()
 	c.log.Info("controller running", zap.String("tunnel", c.config().Tunnel.Name), zap.Int("ifindex", ifindex),
 		zap.Stringer("nbma", c.nbma), zap.String("role", string(c.config().NHRP.Role)))
 	return c.loop(ctx, in)

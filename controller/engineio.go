@@ -47,7 +47,7 @@ func (r engineRouter) Lookup(dst netip.Addr) (engine.Route, bool) {
 type engineBinder struct{ c *Controller }
 
 func (b engineBinder) Bind(bd engine.Binding) error {
-	permanent := bd.Kind != engine.KindResolved && bd.Kind != engine.KindRequester
+	permanent := bd.Kind.Permanent()
 	if err := b.c.deps.Dataplane.ReplaceNeighbor(bd.Proto, bd.NBMA, permanent); err != nil {
 		b.c.stats.inc("kernel_neighbor_errors")
 		b.c.log.Warn("programming neighbor", zap.Stringer("proto", bd.Proto), zap.Stringer("nbma", bd.NBMA), zap.Error(err))
@@ -68,6 +68,9 @@ func (b engineBinder) Unbind(bd engine.Binding) {
 func (c *Controller) onEngineEvent(ev engine.Event) {
 	c.log.Debug("nhrp event", zap.Stringer("event", ev))
 	c.stats.inc("nhrp_event_" + ev.Kind.String())
+	if oe, ok := engineEvent(ev); ok {
+		c.event(oe)
+	}
 	switch ev.Kind {
 	case engine.EventPeerUp:
 		c.since[ev.Proto] = ev.Time
@@ -88,7 +91,6 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		}
 		c.dirty.routes = true
 	case engine.EventNHS:
-		c.log.Info("nhs state", zap.Stringer("nbma", ev.NBMA), zap.Stringer("proto", ev.Proto),
-			zap.Stringer("state", ev.NHS), zap.String("reason", ev.Reason))
+		c.noteNHSEvent(ev)
 	}
 }

@@ -10,6 +10,9 @@ import (
 // nhrp.shortcut false builds no shortcuts (its traffic stays on the hub
 // path), so it drops redirects before the engine resolves anything.
 func ignoresIndication(cfg *config.Config, b []byte) bool {
-	return cfg.NHRP.Role == config.RoleSpoke && !cfg.NHRP.Shortcut &&
-		len(b) >= 18 && nhrp.Type(b[17]) == nhrp.TypeTrafficIndication
+	if cfg.NHRP.Role != config.RoleSpoke || cfg.NHRP.Shortcut {
+		return false
+	}
+	t, ok := nhrp.PeekType(b)
+	return ok && t == nhrp.TypeTrafficIndication
 }

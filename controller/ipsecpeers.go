@@ -114,7 +114,14 @@ func (c *Controller) reconcileIPsec() error {
 // onIPsecEvent hands the engine the SAs' new protections.
 func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 	c.stats.inc("ipsec_event_" + ev.Status.String())
-	c.log.Info("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
-		zap.String("reason", ev.Reason))
+	if r := ikeFailure(ev.Reason); ev.Status == ipsec.StatusDown && r != "" && c.deps.Metrics != nil {
+		c.deps.Metrics.IKEFailures.WithLabelValues(r).Inc()
+	}
+	if oe, ok := ipsecEvent(ev); ok {
+		c.event(oe)
+	} else {
+		c.log.Debug("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
+			zap.String("reason", ev.Reason))
+	}
 	c.syncProtections()
 }

@@ -63,8 +63,6 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	defer engineTimer.Stop()
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
-	publish := time.NewTicker(metricsInterval)
-	defer publish.Stop()
 	var retry <-chan time.Time
 	for {
 		c.reconcile(ctx)
@@ -92,7 +90,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				continue
 			}
 			c.syncProtections()
-			c.eng.HandlePacket(p.from, p.b)
+			c.handlePacket(p)
 		case m, ok := <-in.misses:
 			if !ok {
 				// The watcher closes its channel when ctx ends; select
@@ -123,8 +121,6 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-resync.C:
 			c.dirty = dirtySet{routes: true, ipsec: true}
 			c.rebindAll()
-		case <-publish.C:
-			c.publishMetrics(ctx)
 		case <-retry:
 			retry = nil
 			c.dirty.routes = c.dirty.routes || c.routesFailed
@@ -161,7 +157,7 @@ func (c *Controller) run(ctx context.Context, f func()) error {
 func (c *Controller) rebindAll() {
 	b := engineBinder{c}
 	for _, e := range c.eng.Cache() {
-		if e.Bound.IsValid() && e.Kind != engine.KindResolved && e.Kind != engine.KindRequester {
+		if e.Bound.IsValid() && e.Kind.Permanent() {
 			_ = b.Bind(engine.Binding{Proto: e.Proto, NBMA: e.Bound, Claimed: e.Claimed, Observed: e.Observed, Kind: e.Kind})
 		}
 	}

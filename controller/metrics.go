@@ -2,28 +2,35 @@ package controller
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+	"github.com/dmvpnd/dmvpnd/routing"
 )
 
 // metricsInterval is how often engine counters and state gauges are
 // published to Prometheus.
 const metricsInterval = 5 * time.Second
 
-// countPacket counts one NHRP packet by its type octet (ar$op.type at
-// offset 17); short or unknown packets are left to the engine's counters.
+// bgpSummaryTimeout bounds the publisher's BGP query.
+const bgpSummaryTimeout = 2 * time.Second
+
+// countPacket counts one NHRP packet by its type; short or unknown
+// packets are left to the engine's counters.
 func (c *Controller) countPacket(b []byte, sent bool) {
 	m := c.deps.Metrics
-	if m == nil || len(b) < 18 {
+	if m == nil {
 		return
 	}
-	t := nhrp.Type(b[17])
-	if !t.Valid() {
+	t, ok := nhrp.PeekType(b)
+	if !ok || !t.Valid() {
 		return
 	}
 	label := strings.ReplaceAll(t.String(), "-", "_")
@@ -34,8 +41,9 @@ func (c *Controller) countPacket(b []byte, sent bool) {
 	}
 }
 
-// engineCounterMetrics maps engine counters to labelled Prometheus
-// counters: name -> function adding a delta.
+// engineCounterMetrics adds the growth of one engine counter to the
+// labelled Prometheus counter it feeds. Drop counters keep the engine's
+// reason name: drop_<reason> -> dmvpnd_nhrp_drops_total{reason="<reason>"}.
 func engineCounterMetrics(m *metrics.Metrics, name string, delta float64) {
 	switch name {
 	case "registrations_accepted":
@@ -51,62 +59,191 @@ func engineCounterMetrics(m *metrics.Metrics, name string, delta float64) {
 	case "traffic_indications_received":
 		m.Redirects.WithLabelValues("received").Add(delta)
 	default:
-		if reason, ok := strings.CutPrefix(name, "drop_"); ok {
+		if reason, ok := dropReason(name); ok {
 			m.Drops.WithLabelValues(reason).Add(delta)
 		}
 	}
 }
 
-// publishMetrics adds the engine counters' growth since the last call and
-// sets the state gauges. It runs on the loop.
-func (c *Controller) publishMetrics(ctx context.Context) {
-	m := c.deps.Metrics
-	if m == nil {
-		return
-	}
+// dropReason is the drop reason of an engine drop counter.
+func dropReason(counter string) (string, bool) { return strings.CutPrefix(counter, "drop_") }
+
+// counterDeltas returns the growth of the engine counters since the last
+// call and remembers the current values. A counter that went down (the
+// engine was restarted by a reload) counts from zero. Loop only.
+func (c *Controller) counterDeltas() map[string]uint64 {
 	cur := c.eng.Counters()
+	out := map[string]uint64{}
 	for name, v := range cur {
-		if d := v - c.lastCounters[name]; d > 0 && v >= c.lastCounters[name] {
-			engineCounterMetrics(m, name, float64(d))
+		last := c.lastCounters[name]
+		if v < last {
+			last = 0
+		}
+		if v > last {
+			out[name] = v - last
 		}
 	}
 	c.lastCounters = cur
-	m.Shortcuts.Set(float64(len(c.shortcuts)))
+	return out
+}
 
-	peers := map[string]int{}
-	for _, e := range c.eng.Cache() {
-		switch {
-		case e.Kind == engine.KindNegative:
-		case !e.NBMA.IsValid():
-			peers["nhrp"]++
-		case !c.eng.Proven(e.NBMA):
-			peers["ike"]++
-		default:
-			peers["up"]++
+// view is what the publisher copies off the loop in one snapshot.
+type view struct {
+	deltas    map[string]uint64
+	nhss      []engine.NHSStatus
+	lastReg   map[netip.Addr]time.Time
+	peers     map[string]int
+	cache     int
+	shortcuts int
+	bgp       BGP
+	cfg       *config.Config
+}
+
+// takeView copies the loop state the publisher needs. Loop only.
+func (c *Controller) takeView() view {
+	v := view{deltas: c.counterDeltas(), nhss: c.eng.NHSs(), lastReg: map[netip.Addr]time.Time{},
+		peers: map[string]int{}, shortcuts: len(c.shortcuts), bgp: c.bgp, cfg: c.config()}
+	for k, t := range c.lastReg {
+		v.lastReg[k] = t
+	}
+	entries := c.eng.Cache()
+	v.cache = len(entries)
+	for _, e := range entries {
+		if st, ok := peerState(e, c.protectedNow); ok {
+			v.peers[strings.ToLower(string(st))]++
 		}
 	}
-	m.SetPeers(peers)
+	return v
+}
+
+// publishLoop publishes the metrics every metricsInterval until ctx ends.
+// It runs on its own goroutine: the loop only answers a snapshot request
+// (takeView); IPsec state and the BGP summary are read here, so a slow
+// GoBGP never delays the loop.
+func (c *Controller) publishLoop(ctx context.Context) {
+	t := time.NewTicker(metricsInterval)
+	defer t.Stop()
+	var sessions map[netip.Addr]routing.NeighborState
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			sessions = c.publish(ctx, sessions)
+		}
+	}
+}
+
+// publish takes one snapshot of the loop, publishes it as metrics and
+// reports refusals and BGP session changes as events. sessions is the BGP
+// state last seen; publish returns the current one.
+func (c *Controller) publish(ctx context.Context, sessions map[netip.Addr]routing.NeighborState) map[netip.Addr]routing.NeighborState {
+	v, sum, sumErr, ok := c.publishMetrics(ctx)
+	if !ok {
+		return sessions
+	}
+	for _, ev := range refusalEvents(v.deltas) {
+		c.event(ev)
+	}
+	if v.bgp != nil && sumErr == nil {
+		var evs []api.Event
+		evs, sessions = bgpEvents(sessions, sum)
+		for _, ev := range evs {
+			c.event(ev)
+		}
+	}
+	return sessions
+}
+
+// publishMetrics takes one snapshot of the loop and publishes it; it
+// returns the snapshot and the BGP summary (ok false: the loop did not
+// answer).
+func (c *Controller) publishMetrics(ctx context.Context) (v view, sum []routing.NeighborSummary, sumErr error, ok bool) {
+	start := time.Now()
+	if err := c.run(ctx, func() { v = c.takeView() }); err != nil {
+		return v, nil, nil, false
+	}
+	if v.bgp != nil {
+		qctx, cancel := context.WithTimeout(ctx, bgpSummaryTimeout)
+		sum, sumErr = v.bgp.Summary(qctx)
+		cancel()
+	}
+	m := c.deps.Metrics
+	if m == nil {
+		return v, sum, sumErr, true
+	}
+	m.LoopLatency.Observe(time.Since(start).Seconds())
+	m.LoopHeartbeat.Set(float64(c.deps.Clock.Now().UnixNano()) / 1e9)
+
+	for name, d := range v.deltas {
+		engineCounterMetrics(m, name, float64(d))
+	}
+	m.Shortcuts.Set(float64(v.shortcuts))
+	m.SetPeers(v.peers)
+	m.CacheEntries.Set(float64(v.cache))
+	m.CacheLimit.Set(float64(v.cfg.NHRP.Limits.CacheSize))
+	up, last := map[string]bool{}, map[string]time.Time{}
+	for _, n := range v.nhss {
+		up[n.NBMA.String()] = n.State == engine.NHSUp
+		if t, ok := v.lastReg[n.NBMA]; ok {
+			last[n.NBMA.String()] = t
+		}
+	}
+	m.SetNHSs(up, last)
 	if c.deps.IPsec != nil {
 		sas := map[string]int{}
 		for _, p := range c.deps.IPsec.State().Peers {
-			switch p.Status {
-			case ipsec.StatusUp:
-				sas["established"]++
-			case ipsec.StatusConnecting:
-				sas["connecting"]++
-			default:
-				sas["down"]++
-			}
+			sas[saStateLabel(p.Status)]++
 		}
 		m.SetSAs(sas)
 	}
-	if c.bgp != nil {
-		if sum, err := c.bgp.Summary(ctx); err == nil {
+	if v.bgp != nil {
+		if sumErr == nil {
 			sessions := map[string]int{}
+			rcv, acc := 0, 0
 			for _, n := range sum {
 				sessions[string(n.State)]++
+				rcv += int(n.PrefixesReceived)
+				acc += int(n.PrefixesAccepted)
 			}
 			m.SetBGPSessions(sessions)
+			m.SetBGPPrefixes(rcv, acc)
 		}
 	}
+	ready := 0.0
+	if len(readinessReasons(v.cfg, v.nhss, v.bgp != nil, sum, sumErr)) == 0 {
+		ready = 1
+	}
+	m.Ready.Set(ready)
+	return v, sum, sumErr, true
+}
+
+// saStateLabel is the state label of dmvpnd_ipsec_sas.
+func saStateLabel(s ipsec.Status) string {
+	switch s {
+	case ipsec.StatusUp:
+		return "established"
+	case ipsec.StatusConnecting:
+		return "connecting"
+	}
+	return "down"
+}
+
+// ikeFailure classifies why a peer's SA is down for the reason label of
+// dmvpnd_ipsec_ike_failures_total; "" is not a failure (the peer is no
+// longer wanted, or no reason was given).
+func ikeFailure(reason string) string {
+	switch reason {
+	case "", ipsec.ReasonPeerRemoved:
+		return ""
+	case ipsec.ReasonTimeout:
+		return "timeout"
+	case ipsec.ReasonIKEDeleted:
+		return "ike_sa_deleted"
+	case ipsec.ReasonChildDeleted:
+		return "child_sa_deleted"
+	case ipsec.ReasonCharonLost:
+		return "charon_lost"
+	}
+	return "error"
 }

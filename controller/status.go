@@ -46,8 +46,28 @@ func (c *Controller) Status(ctx context.Context) (api.Status, error) {
 		st.Reason = err.Error()
 		return st, nil
 	}
+	var (
+		sum    []routing.NeighborSummary
+		sumErr error
+	)
+	if bgp != nil {
+		sum, sumErr = bgp.Summary(ctx)
+	}
+	reasons := readinessReasons(c.config(), nhss, bgp != nil, sum, sumErr)
+	if len(reasons) == 0 {
+		st.Ready, st.State = true, "running"
+	} else {
+		st.State, st.Reason = "converging", strings.Join(reasons, "; ")
+	}
+	return st, nil
+}
+
+// readinessReasons says why a node is not ready (none: ready): a spoke
+// must be registered with an NHS and, with BGP, every configured session
+// must be established. Status and the dmvpnd_ready gauge both use it.
+func readinessReasons(cfg *config.Config, nhss []engine.NHSStatus, bgpOn bool, sum []routing.NeighborSummary, sumErr error) []string {
 	reasons := []string{}
-	if c.config().NHRP.Role == config.RoleSpoke {
+	if cfg.NHRP.Role == config.RoleSpoke {
 		up := false
 		for _, n := range nhss {
 			up = up || n.State == engine.NHSUp
@@ -56,27 +76,21 @@ func (c *Controller) Status(ctx context.Context) (api.Status, error) {
 			reasons = append(reasons, "not registered with any NHS")
 		}
 	}
-	if bgp != nil {
-		sum, err := bgp.Summary(ctx)
+	if bgpOn {
 		switch {
-		case err != nil:
-			reasons = append(reasons, "bgp: "+err.Error())
-		case len(sum) == 0 && c.config().NHRP.Role == config.RoleSpoke:
+		case sumErr != nil:
+			reasons = append(reasons, "bgp: "+sumErr.Error())
+		case len(sum) == 0 && cfg.NHRP.Role == config.RoleSpoke:
 			reasons = append(reasons, "no BGP session")
 		default:
 			for _, n := range sum {
-				if n.State != routing.StateEstablished && !dynamicNeighbor(c.config(), n.Neighbor) {
+				if n.State != routing.StateEstablished && !dynamicNeighbor(cfg, n.Neighbor) {
 					reasons = append(reasons, "bgp neighbor "+n.Neighbor.String()+" "+string(n.State))
 				}
 			}
 		}
 	}
-	if len(reasons) == 0 {
-		st.Ready, st.State = true, "running"
-	} else {
-		st.State, st.Reason = "converging", strings.Join(reasons, "; ")
-	}
-	return st, nil
+	return reasons
 }
 
 func dynamicNeighbor(cfg *config.Config, a netip.Addr) bool {
@@ -93,6 +107,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		maps.Copy(out, c.stats)
 	})
 	c.guardCounters(out)
+	if n := c.events.Lost(); n > 0 {
+		out["events_lost"] = n
+	}
 	return out, err
 }
 
@@ -177,52 +194,40 @@ func (c *Controller) Shortcuts(ctx context.Context) ([]api.Shortcut, error) {
 	return out, nil
 }
 
-// DMVPN is the show dmvpn view: one row per peer.
+// DMVPN is the show dmvpn view: one row per peer, its state from
+// peerState (as the dmvpnd_peers gauge).
 func (c *Controller) DMVPN(ctx context.Context) (api.DMVPN, error) {
 	d := api.DMVPN{Interface: c.config().Tunnel.Name, Role: string(c.config().NHRP.Role), Address: c.config().Tunnel.Address, NBMA: c.nbma}
-	var (
-		entries []engine.CacheEntry
-		scs     []engine.ShortcutStatus
-		since   map[netip.Addr]time.Time
-	)
-	if err := c.snapshot(ctx, func() {
-		entries, scs, since = c.eng.Cache(), c.eng.Shortcuts(), maps.Clone(c.since)
-	}); err != nil {
+	if err := c.snapshot(ctx, func() { d.Peers = c.peerRows() }); err != nil {
 		return d, err
 	}
-	var sas map[netip.Addr]ipsec.PeerState
-	if c.deps.IPsec != nil {
-		sas = map[netip.Addr]ipsec.PeerState{}
-		for _, p := range c.deps.IPsec.State().Peers {
-			sas[p.RemoteNBMA] = p
-			if p.ClaimedNBMA.IsValid() {
-				sas[p.ClaimedNBMA] = p
-			}
-		}
+	nhs, err := c.NHS(ctx)
+	if err != nil {
+		return d, err
 	}
+	d.NHS = nhs
+	return d, nil
+}
+
+// peerRows derives the show dmvpn rows. Loop only.
+func (c *Controller) peerRows() []api.Peer {
 	viaShortcut := map[netip.Addr]bool{}
-	for _, s := range scs {
+	for _, s := range c.eng.Shortcuts() {
 		if s.State == engine.ShortcutUp {
 			viaShortcut[s.Via] = true
 		}
 	}
-	for _, e := range entries {
-		if e.Kind == engine.KindNegative {
+	var out []api.Peer
+	for _, e := range c.eng.Cache() {
+		state, ok := peerState(e, c.protectedNow)
+		if !ok {
 			continue
 		}
 		nbma := e.Claimed
 		if !nbma.IsValid() {
 			nbma = e.NBMA
 		}
-		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, Since: since[e.Proto], Entries: 1}
-		switch {
-		case !e.NBMA.IsValid():
-			p.State = api.PeerNHRP
-		case sas != nil && sas[nbma].Status != ipsec.StatusUp:
-			p.State = api.PeerIKE
-		default:
-			p.State = api.PeerUp
-		}
+		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, State: state, Since: c.since[e.Proto], Entries: 1}
 		if e.Kind == engine.KindNHS {
 			p.Attrs = append(p.Attrs, api.AttrStatic)
 		} else {
@@ -234,14 +239,9 @@ func (c *Controller) DMVPN(ctx context.Context) (api.DMVPN, error) {
 		if viaShortcut[e.Proto] {
 			p.Attrs = append(p.Attrs, api.AttrRouteInstalled)
 		}
-		d.Peers = append(d.Peers, p)
+		out = append(out, p)
 	}
-	nhs, err := c.NHS(ctx)
-	if err != nil {
-		return d, err
-	}
-	d.NHS = nhs
-	return d, nil
+	return out
 }
 
 // IPsec lists the SA state of every wanted peer.

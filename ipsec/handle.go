@@ -41,7 +41,7 @@ func (m *Manager) handleEvent(e vici.Event) {
 			// connection reloaded) or is terminating is no news.
 			_, known := m.sas[id]
 			if known && !m.killed[id] {
-				m.noteDown(ev.sa, "IKE_SA deleted", now)
+				m.noteDown(ev.sa, ReasonIKEDeleted, now)
 			}
 			delete(m.sas, id)
 			delete(m.killed, id)
@@ -59,7 +59,7 @@ func (m *Manager) handleEvent(e vici.Event) {
 			}
 		}
 		if !ev.up && ok && !m.killed[id] {
-			m.noteDown(ev.sa, "CHILD_SA deleted", now)
+			m.noteDown(ev.sa, ReasonChildDeleted, now)
 		}
 		if ev.up || ok {
 			m.sas[id] = sa

@@ -156,7 +156,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		}
 		m.log.Warn("charon session failed, reconnecting", zap.Error(err), zap.Duration("retry_in", backoff))
-		m.lost("charon connection lost")
+		m.lost(ReasonCharonLost)
 		t := m.clock.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -493,7 +493,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		}
 		m.dropSAs(ps.conn)
 		delete(m.peers, name)
-		m.emit(ps, Event{Peer: name, Status: StatusDown, Reason: "peer removed", Time: now})
+		m.emit(ps, Event{Peer: name, Status: StatusDown, Reason: ReasonPeerRemoved, Time: now})
 	}
 	if m.natSwitch {
 		// Charon found a NAT in front of us: per-peer connections switch
@@ -595,7 +595,7 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 		}
 		// Timed out: clear the half-open SA and retry after backoff.
 		ps.initiating = false
-		ps.reason = "initiation timed out"
+		ps.reason = ReasonTimeout
 		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
 		if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
 			return err

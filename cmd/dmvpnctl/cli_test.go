@@ -92,6 +92,7 @@ func TestGoldenTables(t *testing.T) {
 		{"show", "ipsec"},
 		{"show", "bgp", "summary"},
 		{"show", "counters"},
+		{"show", "topology"},
 		{"status"},
 	}
 	for role, snap := range fixtures {

@@ -40,6 +40,11 @@ func (o *opts) emit(v any, text func() error) error {
 	return enc.Encode(v)
 }
 
+func init() {
+	// Unambiguous abbreviations, as on a router: sh dmvpn, sh nhrp ca.
+	cobra.EnablePrefixMatching = true
+}
+
 func newRoot(e env) *cobra.Command {
 	o := &opts{env: e}
 	root := &cobra.Command{
@@ -60,7 +65,7 @@ func newRoot(e env) *cobra.Command {
 		def = api.DefaultSocket
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", def, "dmvpnd control socket (env DMVPNCTL_SOCKET)")
-	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools())
+	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools(), newMonitor(o))
 	root.AddCommand(docgen.Command(root))
 	return root
 }

@@ -60,6 +60,7 @@ func newShow(o *opts) *cobra.Command {
 		return o.emit(s, func() error { return renderBGP(o.out, s, o.now()) })
 	}))
 
+	show.AddCommand(newTopology(o))
 	show.AddCommand(nhrp, bgp, leaf("ipsec", "IPsec SAs per peer", func(cmd *cobra.Command) error {
 		ctx, cancel := o.ctx(cmd)
 		defer cancel()

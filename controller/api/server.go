@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,6 +20,9 @@ type Server struct {
 	level *zap.AtomicLevel
 	log   *zap.Logger
 	http  *http.Server
+	// closing ends the event streams at Shutdown.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // Option configures a Server.
@@ -32,7 +36,7 @@ func WithLevel(l zap.AtomicLevel) Option { return func(s *Server) { s.level = &l
 
 // NewServer returns a Server for p.
 func NewServer(p Provider, opts ...Option) *Server {
-	s := &Server{p: p, log: zap.NewNop()}
+	s := &Server{p: p, log: zap.NewNop(), closing: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -51,6 +55,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown stops accepting and waits for running requests until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { close(s.closing) })
 	if err := s.http.Shutdown(ctx); err != nil {
 		return fmt.Errorf("api: shutdown: %w", err)
 	}
@@ -92,6 +97,8 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.reply(w, r, struct{}{}, nil)
 	})
+	m.HandleFunc("GET /v1/events", s.serveEvents)
+	m.HandleFunc("GET /v1/events/recent", s.recentEvents)
 	m.HandleFunc("GET /v1/log-level", s.getLevel)
 	m.HandleFunc("PUT /v1/log-level", s.putLevel)
 	return m

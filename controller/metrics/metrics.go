@@ -1,6 +1,11 @@
 package metrics
 
 import (
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -19,13 +24,21 @@ var PacketTypes = []string{
 var (
 	Directions     = []string{"sent", "received"}
 	Results        = []string{"success", "failure", "timeout"}
-	PeerStates     = []string{"up", "down", "nhrp", "ike"}
-	SAStates       = []string{"established", "connecting", "rekeying", "down"}
+	PeerStates     = []string{"up", "nhrp", "ike"}
+	SAStates       = []string{"established", "connecting", "down"}
 	BGPStates      = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
-	DropReasons    = []string{"malformed", "checksum", "auth_failure", "rate_limited", "hop_count", "unknown_type", "no_binding", "queue_full"}
 	Subsystems     = []string{"kernel", "ipsec", "routing", "nhrp"}
 	ReloadOutcomes = []string{"success", "failure"}
+	// IKEFailureReasons are the classes of the "reason" label of
+	// dmvpnd_ipsec_ike_failures_total.
+	IKEFailureReasons = []string{"timeout", "ike_sa_deleted", "child_sa_deleted", "charon_lost", "error"}
+	// PrefixStates label dmvpnd_bgp_prefixes.
+	PrefixStates = []string{"received", "accepted"}
 )
+
+// Drop reasons are not listed here: the engine owns that enumeration and
+// the controller labels dmvpnd_nhrp_drops_total with the engine's own
+// names (PrecreateDrops pre-creates the ones it declares).
 
 // Metrics is the set of dmvpnd metrics. The controller updates the fields;
 // gauges for states are best set through SetPeers, SetSAs and SetBGPSessions.
@@ -60,6 +73,29 @@ type Metrics struct {
 	ConfigReloads *prometheus.CounterVec
 	// Build is 1, labelled with the version.
 	Build *prometheus.GaugeVec
+
+	// NHSUp is 1 while this node is registered with the NHS (label nhs,
+	// its NBMA address), else 0.
+	NHSUp *prometheus.GaugeVec
+	// NHSLastRegistration is the Unix time of the last successful
+	// registration with the NHS.
+	NHSLastRegistration *prometheus.GaugeVec
+	// Ready is 1 while dmvpnctl status reports ready.
+	Ready prometheus.Gauge
+	// CacheEntries is the NHRP cache's size, CacheLimit its configured
+	// bound (nhrp.limits.cache_size).
+	CacheEntries, CacheLimit prometheus.Gauge
+	// IKEFailures counts SAs lost or not established, by reason class.
+	IKEFailures *prometheus.CounterVec
+	// BGPPrefixes is the number of prefixes received and accepted over all
+	// sessions.
+	BGPPrefixes *prometheus.GaugeVec
+	// LoopLatency is how long the controller loop took to answer the
+	// metrics publisher's snapshot request (queueing plus work).
+	LoopLatency prometheus.Histogram
+	// LoopHeartbeat is the Unix time the loop last answered; it stops
+	// moving when the loop is stuck.
+	LoopHeartbeat prometheus.Gauge
 }
 
 // New returns Metrics registered on a fresh registry with the Go and process
@@ -95,6 +131,25 @@ func New(version string) *Metrics {
 			Help: "Configuration reloads by result."}, []string{"result"}),
 		Build: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; labelled with the dmvpnd version."}, []string{"version"}),
+		NHSUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "nhs_up",
+			Help: "1 while registered with the NHS (label nhs: its NBMA address), else 0."}, []string{"nhs"}),
+		NHSLastRegistration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "nhs_last_registration_timestamp_seconds",
+			Help: "Unix time of the last successful registration with the NHS."}, []string{"nhs"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
+			Help: "1 while the node is ready (a spoke registered with an NHS and its BGP sessions up), else 0."}),
+		CacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "cache_entries",
+			Help: "NHRP cache entries."}),
+		CacheLimit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "cache_entries_limit",
+			Help: "Configured bound of the NHRP cache (nhrp.limits.cache_size)."}),
+		IKEFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "ipsec", Name: "ike_failures_total",
+			Help: "IKE/IPsec SAs lost or not established, by reason class."}, []string{"reason"}),
+		BGPPrefixes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "prefixes",
+			Help: "BGP prefixes over all sessions, received and accepted."}, []string{"state"}),
+		LoopLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "controller", Name: "loop_latency_seconds",
+			Help:    "Time the controller loop took to answer a snapshot request.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+		LoopHeartbeat: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "controller", Name: "loop_heartbeat_timestamp_seconds",
+			Help: "Unix time the controller loop last answered a snapshot request."}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -102,6 +157,8 @@ func New(version string) *Metrics {
 		m.Registrations, m.Resolutions, m.Redirects, m.ShortcutsInstalled, m.Shortcuts,
 		m.Peers, m.SAs, m.BGPSessions, m.PacketsReceived, m.PacketsSent, m.Drops,
 		m.ReconcileErrors, m.ConfigReloads, m.Build,
+		m.NHSUp, m.NHSLastRegistration, m.Ready, m.CacheEntries, m.CacheLimit, m.IKEFailures,
+		m.BGPPrefixes, m.LoopLatency, m.LoopHeartbeat,
 	)
 	for _, d := range Directions {
 		m.Redirects.WithLabelValues(d)
@@ -114,8 +171,11 @@ func New(version string) *Metrics {
 		m.PacketsReceived.WithLabelValues(t)
 		m.PacketsSent.WithLabelValues(t)
 	}
-	for _, r := range DropReasons {
-		m.Drops.WithLabelValues(r)
+	for _, r := range IKEFailureReasons {
+		m.IKEFailures.WithLabelValues(r)
+	}
+	for _, s := range PrefixStates {
+		m.BGPPrefixes.WithLabelValues(s)
 	}
 	for _, s := range Subsystems {
 		m.ReconcileErrors.WithLabelValues(s)
@@ -128,6 +188,39 @@ func New(version string) *Metrics {
 	m.SetBGPSessions(nil)
 	m.Build.WithLabelValues(version).Set(1)
 	return m
+}
+
+// PrecreateDrops makes the drop series of these reasons exist at 0, so
+// that rate() and alerts see them before the first drop. Pass the engine's
+// own enumeration; never a list of names it does not emit.
+func (m *Metrics) PrecreateDrops(reasons []string) {
+	for _, r := range reasons {
+		m.Drops.WithLabelValues(r)
+	}
+}
+
+// SetNHSs replaces the per-NHS gauges: up maps each NHS (its NBMA address)
+// to whether this node is registered with it; last holds the time of the
+// last successful registration (absent: never).
+func (m *Metrics) SetNHSs(up map[string]bool, last map[string]time.Time) {
+	m.NHSUp.Reset()
+	for n, u := range up {
+		v := 0.0
+		if u {
+			v = 1
+		}
+		m.NHSUp.WithLabelValues(n).Set(v)
+	}
+	m.NHSLastRegistration.Reset()
+	for n, t := range last {
+		m.NHSLastRegistration.WithLabelValues(n).Set(float64(t.UnixNano()) / 1e9)
+	}
+}
+
+// SetBGPPrefixes sets the prefix gauges.
+func (m *Metrics) SetBGPPrefixes(received, accepted int) {
+	m.BGPPrefixes.WithLabelValues("received").Set(float64(received))
+	m.BGPPrefixes.WithLabelValues("accepted").Set(float64(accepted))
 }
 
 // Registry returns the dedicated registry, for extra collectors.
@@ -151,4 +244,33 @@ func setStates(g *prometheus.GaugeVec, known []string, counts map[string]int) {
 	for s, n := range counts {
 		g.WithLabelValues(s).Set(float64(n))
 	}
+}
+
+// Names returns the name of every dmvpnd_ metric family the registry
+// declares, including those without a series yet (a labelled vector before
+// its first label set); histograms are listed by their base name.
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		m.reg.Describe(ch)
+		close(ch)
+	}()
+	seen := map[string]bool{}
+	for d := range ch {
+		if n := descName(d); strings.HasPrefix(n, ns+"_") {
+			seen[n] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// descName extracts fqName from a Desc (it has no accessor).
+func descName(d *prometheus.Desc) string {
+	s := d.String()
+	_, rest, ok := strings.Cut(s, `fqName: "`)
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rest, `"`)
+	return name
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +42,15 @@ func TestScrape(t *testing.T) {
 	m.Shortcuts.Set(2)
 	m.PacketsReceived.WithLabelValues("registration_request").Add(3)
 	m.PacketsSent.WithLabelValues("traffic_indication").Inc()
-	m.Drops.WithLabelValues("auth_failure").Inc()
+	m.PrecreateDrops([]string{"malformed", "auth"})
+	m.Drops.WithLabelValues("auth").Inc()
+	m.SetNHSs(map[string]bool{"192.0.2.1": true, "192.0.2.2": false}, map[string]time.Time{"192.0.2.1": time.Unix(1700000000, 0)})
+	m.Ready.Set(1)
+	m.CacheEntries.Set(7)
+	m.CacheLimit.Set(10000)
+	m.IKEFailures.WithLabelValues("timeout").Inc()
+	m.SetBGPPrefixes(4, 3)
+	m.LoopLatency.Observe(0.002)
 	m.ReconcileErrors.WithLabelValues("kernel").Inc()
 	m.SetPeers(map[string]int{"up": 3, "ike": 1})
 	m.SetSAs(map[string]int{"established": 3})
@@ -59,11 +68,21 @@ func TestScrape(t *testing.T) {
 		`dmvpnd_nhrp_packets_received_total{type="registration_request"} 3`,
 		`dmvpnd_nhrp_packets_received_total{type="purge_reply"} 0`,
 		`dmvpnd_nhrp_packets_sent_total{type="traffic_indication"} 1`,
-		`dmvpnd_nhrp_drops_total{reason="auth_failure"} 1`,
+		`dmvpnd_nhrp_drops_total{reason="auth"} 1`,
 		`dmvpnd_nhrp_drops_total{reason="malformed"} 0`,
 		`dmvpnd_reconcile_errors_total{subsystem="kernel"} 1`,
 		`dmvpnd_peers{state="up"} 3`,
-		`dmvpnd_peers{state="down"} 0`,
+		`dmvpnd_peers{state="nhrp"} 0`,
+		`dmvpnd_nhrp_nhs_up{nhs="192.0.2.1"} 1`,
+		`dmvpnd_nhrp_nhs_up{nhs="192.0.2.2"} 0`,
+		`dmvpnd_nhrp_nhs_last_registration_timestamp_seconds{nhs="192.0.2.1"} 1.7e+09`,
+		`dmvpnd_ready 1`,
+		`dmvpnd_nhrp_cache_entries 7`,
+		`dmvpnd_nhrp_cache_entries_limit 10000`,
+		`dmvpnd_ipsec_ike_failures_total{reason="timeout"} 1`,
+		`dmvpnd_ipsec_ike_failures_total{reason="charon_lost"} 0`,
+		`dmvpnd_bgp_prefixes{state="accepted"} 3`,
+		`dmvpnd_controller_loop_latency_seconds_bucket{le="0.0025"} 1`,
 		`dmvpnd_peers{state="ike"} 1`,
 		`dmvpnd_ipsec_sas{state="established"} 3`,
 		`dmvpnd_bgp_sessions{state="active"} 1`,
@@ -135,4 +154,33 @@ func value(t *testing.T, c prometheus.Metric) float64 {
 	}
 	t.Fatalf("not a gauge or counter: %v", &m)
 	return 0
+}
+
+// TestNoDropReasonWithoutEngine: no drop series exists before the engine's
+// reasons are pre-created (no invented names).
+func TestNoDropReasonWithoutEngine(t *testing.T) {
+	m := New("test")
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	if body := scrape(t, srv.URL); strings.Contains(body, "dmvpnd_nhrp_drops_total{") {
+		t.Errorf("drop series exist before PrecreateDrops:\n%s", body)
+	}
+}
+
+func TestNames(t *testing.T) {
+	names := New("test").Names()
+	for _, want := range []string{"dmvpnd_nhrp_nhs_up", "dmvpnd_controller_loop_latency_seconds", "dmvpnd_nhrp_drops_total", "dmvpnd_ready"} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("Names() lacks %s: %v", want, names)
+		}
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, "dmvpnd_") {
+			t.Errorf("Names() has %s", n)
+		}
+	}
 }

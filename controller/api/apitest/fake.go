@@ -32,12 +32,29 @@ type Fake struct {
 	err       error
 	reloadErr error
 	calls     map[string]int
+	// Events is the event stream the Fake serves; tests Publish on it.
+	Events *api.Broker
 }
 
-var _ api.Provider = (*Fake)(nil)
+var (
+	_ api.Provider    = (*Fake)(nil)
+	_ api.EventSource = (*Fake)(nil)
+)
 
 // NewFake returns a Fake serving s.
-func NewFake(s Snapshot) *Fake { return &Fake{snap: s, calls: map[string]int{}} }
+func NewFake(s Snapshot) *Fake {
+	return &Fake{snap: s, calls: map[string]int{}, Events: api.NewBroker(4, 100)}
+}
+
+// Subscribe implements api.EventSource.
+func (f *Fake) Subscribe() *api.Subscription { return f.Events.Subscribe() }
+
+// RecentEvents implements api.EventSource.
+func (f *Fake) RecentEvents() []api.Event { return f.Events.RecentEvents() }
+
+// Subscribers reports how many subscriptions are open (to wait for a
+// stream to start).
+func (f *Fake) Subscribers() int { return f.Events.Subscribers() }
 
 // Set replaces the snapshot.
 func (f *Fake) Set(s Snapshot) {

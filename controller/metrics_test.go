@@ -1,0 +1,163 @@
+package controller
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+)
+
+// TestMetricsFollowRegistration: a spoke's per-NHS gauge, last success
+// time, readiness and "sent" registration counter follow its registration,
+// and the hub's peers-by-state gauge agrees with its show dmvpn rows.
+func TestMetricsFollowRegistration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil)
+		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1", "198.51.100.9", "10.0.0.9"), nil)
+		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"), nil)
+		defer stopAll(t, s1, s2, hub)
+		time.Sleep(metricsInterval + time.Second)
+		synctest.Wait()
+
+		if got := metricValue(t, s1.m.NHSUp.WithLabelValues("198.51.100.1")); got != 1 {
+			t.Errorf("s1 nhs_up{198.51.100.1} = %v, want 1", got)
+		}
+		if got := metricValue(t, s1.m.NHSUp.WithLabelValues("198.51.100.9")); got != 0 {
+			t.Errorf("s1 nhs_up{198.51.100.9} (no such hub) = %v, want 0", got)
+		}
+		last := metricValue(t, s1.m.NHSLastRegistration.WithLabelValues("198.51.100.1"))
+		if now := float64(time.Now().Unix()); last <= 0 || last > now {
+			t.Errorf("s1 last registration = %v, want in (0, %v]", last, now)
+		}
+		if got := metricValue(t, s1.m.Registrations.WithLabelValues("sent", "success")); got < 1 {
+			t.Errorf("s1 registrations sent/success = %v, want >= 1", got)
+		}
+		if got := metricValue(t, s1.m.Ready); got != 1 {
+			t.Errorf("s1 ready = %v, want 1", got)
+		}
+		if got := metricValue(t, hub.m.CacheEntries); got != 2 {
+			t.Errorf("hub cache entries = %v, want 2", got)
+		}
+		if got := metricValue(t, hub.m.CacheLimit); got != 10000 {
+			t.Errorf("hub cache limit = %v, want 10000", got)
+		}
+		d, err := hub.ctl.DMVPN(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		byState := map[api.PeerState]float64{}
+		for _, p := range d.Peers {
+			byState[p.State]++
+		}
+		for _, st := range []api.PeerState{api.PeerUp, api.PeerNHRP, api.PeerIKE} {
+			if got := metricValue(t, hub.m.Peers.WithLabelValues(strings.ToLower(string(st)))); got != byState[st] {
+				t.Errorf("hub peers{%s} = %v, show dmvpn has %v", st, got, byState[st])
+			}
+		}
+		if got := metricValue(t, s1.m.LoopHeartbeat); got <= 0 {
+			t.Errorf("loop heartbeat = %v", got)
+		}
+
+		// The hub goes: after the holding time the registration lapses and
+		// the gauge drops, readiness with it.
+		hub.stop(t)
+		time.Sleep(15 * time.Minute)
+		synctest.Wait()
+		if got := metricValue(t, s1.m.NHSUp.WithLabelValues("198.51.100.1")); got != 0 {
+			t.Errorf("s1 nhs_up after hub loss = %v, want 0", got)
+		}
+		if got := metricValue(t, s1.m.Ready); got != 0 {
+			t.Errorf("s1 ready after hub loss = %v, want 0", got)
+		}
+		if got := metricValue(t, s1.m.Registrations.WithLabelValues("sent", "timeout")); got < 1 {
+			t.Errorf("s1 registrations sent/timeout = %v, want >= 1", got)
+		}
+		hub.done <- nil // stopAll stops it again
+	})
+}
+
+// TestDropReasonsAreTheEngines: every drop series carries the name of an
+// engine drop counter with the same value, and every engine drop counter
+// has its series. A hub with room for one entry refuses the second spoke
+// (cache_full) and a garbage packet is malformed.
+func TestDropReasonsAreTheEngines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		hub := start(t, netw, "hub", `
+tunnel: {name: gre1, key: 42, local_nbma: 198.51.100.1, address: 10.0.0.1/24}
+nhrp: {role: hub, network_id: 1, holding_time: 600s, limits: {cache_size: 1}}
+`, nil)
+		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"), nil)
+		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"), nil)
+		defer stopAll(t, s1, s2, hub)
+		rogue, err := netw.Listen(netip.MustParseAddr("198.51.100.66"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rogue.Close()
+		time.Sleep(2 * time.Second)
+		if _, err := rogue.WriteTo([]byte{0, 1, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}, netip.MustParseAddr("198.51.100.1")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(metricsInterval + time.Second)
+		synctest.Wait()
+		// Time stands still in the bubble while this goroutine runs: no
+		// retransmission lands between the publication and the read.
+		hub.ctl.publishMetrics(context.Background())
+		counters, err := hub.ctl.Counters(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every reason of the engine's enumeration has a series from the
+		// start (0 until counted); nothing else does.
+		fromEngine := map[string]float64{}
+		for _, r := range engine.AllDropReasons() {
+			fromEngine[r.String()] = 0
+		}
+		for name, v := range counters {
+			if r, ok := strings.CutPrefix(name, "nhrp_drop_"); ok {
+				fromEngine[r] = float64(v)
+			}
+		}
+		for _, want := range []string{"cache_full", "malformed"} {
+			if fromEngine[want] == 0 {
+				t.Errorf("engine counted no %s drop; counters %v", want, counters)
+			}
+		}
+		mfs, err := hub.m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		series := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "dmvpnd_nhrp_drops_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				series[label(m, "reason")] = m.GetCounter().GetValue()
+			}
+		}
+		if diff := cmp.Diff(fromEngine, series); diff != "" {
+			t.Errorf("drop series differ from the engine's drop counters (-engine +metrics):\n%s", diff)
+		}
+	})
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
