@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
-	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/cmd/internal/docgen"
 	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
+	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
 // requestTimeout bounds one API call.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/cmd/internal/docgen"
 	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
+	"github.com/dmvpnd/dmvpnd/controller/config"
 )
 
 // Exit statuses. exitConfig is listed in the unit's RestartPreventExitStatus

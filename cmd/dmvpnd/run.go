@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
-	"github.com/dmvpnd/dmvpnd/cmd/internal/version"
 )
 
 // Lifecycle bounds.
