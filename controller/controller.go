@@ -75,6 +75,8 @@ type Controller struct {
 	// time of its last successful registration (outcomes.go).
 	nhsExpires map[netip.Addr]time.Time
 	lastReg    map[netip.Addr]time.Time
+	// nhrpView is what BGP must know about NHRP (bgpview.go).
+	nhrpView nhrpView
 	// adopt is the kernel state a previous run left (adopt.go).
 	adopt adoption
 
@@ -248,6 +250,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		if err := bgp.SetPrefixes(ctx, originated(c.config())); err != nil {
 			return fmt.Errorf("controller: %w", err)
 		}
+		wg.Add(1)
+		go func() { defer wg.Done(); c.bgpViewLoop(ctx, bgp) }()
 	}
 	c.syncProtections()
 	c.eng.Start()

@@ -37,6 +37,11 @@ type BGP interface {
 	Stop(ctx context.Context) error
 	SetPrefixes(ctx context.Context, desired []netip.Prefix) error
 	Summary(ctx context.Context) ([]routing.NeighborSummary, error)
+	// SetRegistered replaces the tunnel addresses registered here (it
+	// must not block); SetProtected the NBMA addresses learnt from NHRP,
+	// which no BGP route may cover.
+	SetRegistered(addrs []netip.Addr)
+	SetProtected(ctx context.Context, nbmas []netip.Prefix) error
 }
 
 // Deps are the outside systems the controller drives. Tests pass fakes

@@ -73,10 +73,12 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	}
 	switch ev.Kind {
 	case engine.EventPeerUp:
+		c.nhrpView.notePeer(ev)
 		c.since[ev.Proto] = ev.Time
 		c.peerKinds[ev.Proto] = ev.Binding
 		c.wantPeer(ev)
 	case engine.EventPeerDown:
+		c.nhrpView.notePeer(ev)
 		c.since[ev.Proto] = ev.Time
 		delete(c.peerKinds, ev.Proto)
 		c.unwantPeer(ev)

@@ -22,12 +22,28 @@ import (
 type prefixRecorder struct {
 	mu   sync.Mutex
 	sets [][]netip.Prefix
+	// registered and protected record SetRegistered and SetProtected.
+	registered [][]netip.Addr
+	protected  [][]netip.Prefix
 }
 
 func (r *prefixRecorder) Start(context.Context) error { return nil }
 func (r *prefixRecorder) Stop(context.Context) error  { return nil }
 func (r *prefixRecorder) Summary(context.Context) ([]routing.NeighborSummary, error) {
 	return nil, nil
+}
+
+func (r *prefixRecorder) SetRegistered(addrs []netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.registered = append(r.registered, slices.Clone(addrs))
+}
+
+func (r *prefixRecorder) SetProtected(_ context.Context, nbmas []netip.Prefix) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.protected = append(r.protected, slices.Clone(nbmas))
+	return nil
 }
 
 func (r *prefixRecorder) SetPrefixes(_ context.Context, desired []netip.Prefix) error {
