@@ -290,7 +290,8 @@ func (c *Controller) BGP(ctx context.Context) (api.BGPSummary, error) {
 	now := c.deps.Clock.Now()
 	for _, n := range sum {
 		bn := api.BGPNeighbor{Address: n.Neighbor, AS: n.AS, State: bgpState(n.State),
-			Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Dynamic: n.PeerGroup != ""}
+			Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Rejected: int(n.PrefixesRejected),
+			Dynamic: n.PeerGroup != "", LastDown: n.LastDownReason, MaxPrefixTeardowns: n.MaxPrefixTeardowns}
 		if n.Uptime > 0 {
 			bn.Since = now.Add(-n.Uptime)
 		}

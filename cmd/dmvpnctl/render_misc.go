@@ -5,6 +5,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
@@ -41,16 +42,27 @@ func renderBGP(w io.Writer, s api.BGPSummary, now time.Time) error {
 	}
 	t := newTable(column{title: "Neighbor"}, column{title: "AS", right: true}, column{title: "Up/Down", right: true},
 		column{title: "State"}, column{title: "PfxRcd", right: true}, column{title: "PfxAcc", right: true},
-		column{title: "PfxAdv", right: true}, column{title: "Type"})
+		column{title: "PfxRej", right: true}, column{title: "Type"})
+	var downs []string
 	for _, n := range s.Neighbors {
 		kind := "static"
 		if n.Dynamic {
 			kind = "dynamic"
 		}
 		t.add(addr(n.Address), strconv.FormatUint(uint64(n.AS), 10), since(now, n.Since), n.State,
-			strconv.Itoa(n.Received), strconv.Itoa(n.Accepted), strconv.Itoa(n.Advertised), kind)
+			strconv.Itoa(n.Received), strconv.Itoa(n.Accepted), strconv.Itoa(n.Rejected), kind)
+		if n.LastDown != "" || n.MaxPrefixTeardowns > 0 {
+			downs = append(downs, fmt.Sprintf("%s last down: %s (max-prefix teardowns: %d)", addr(n.Address), n.LastDown, n.MaxPrefixTeardowns))
+		}
 	}
-	return t.write(w)
+	if err := t.write(w); err != nil {
+		return err
+	}
+	if len(downs) > 0 {
+		_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(downs, "\n"))
+		return err
+	}
+	return nil
 }
 
 func renderCounters(w io.Writer, c api.Counters) error {

@@ -179,11 +179,16 @@ type BGPNeighbor struct {
 	// OpenConfirm or Established.
 	State string    `json:"state"`
 	Since time.Time `json:"since,omitzero"`
-	// Received and Accepted prefixes; Advertised prefixes.
-	Received   int  `json:"received"`
-	Accepted   int  `json:"accepted"`
-	Advertised int  `json:"advertised"`
-	Dynamic    bool `json:"dynamic,omitempty"`
+	// Received prefixes, of which the import policy Accepted and
+	// Rejected some.
+	Received int  `json:"received"`
+	Accepted int  `json:"accepted"`
+	Rejected int  `json:"rejected"`
+	Dynamic  bool `json:"dynamic,omitempty"`
+	// LastDown is why the session last went down ("" if never);
+	// MaxPrefixTeardowns counts teardowns for exceeding bgp.max_prefixes.
+	LastDown           string `json:"last_down,omitempty"`
+	MaxPrefixTeardowns uint64 `json:"max_prefix_teardowns,omitempty"`
 }
 
 // BGPSummary is the "show bgp summary" view.

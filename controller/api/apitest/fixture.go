@@ -52,9 +52,10 @@ func HubFixture() Snapshot {
 		BGP: api.BGPSummary{
 			Enabled: true, RouterID: a("10.0.0.1"), AS: 65000,
 			Neighbors: []api.BGPNeighbor{
-				{Address: a("10.0.0.2"), AS: 65000, State: "Established", Since: ago(26 * time.Hour), Received: 3, Accepted: 3, Advertised: 3},
-				{Address: a("10.0.0.11"), AS: 65000, State: "Established", Since: ago(time.Hour), Received: 1, Accepted: 1, Advertised: 1, Dynamic: true},
-				{Address: a("10.0.0.12"), AS: 65000, State: "Established", Since: ago(30 * time.Second), Received: 2, Accepted: 2, Advertised: 1, Dynamic: true},
+				{Address: a("10.0.0.2"), AS: 65000, State: "Established", Since: ago(26 * time.Hour), Received: 3, Accepted: 3},
+				{Address: a("10.0.0.11"), AS: 65000, State: "Established", Since: ago(time.Hour), Received: 1, Accepted: 1, Dynamic: true},
+				{Address: a("10.0.0.12"), AS: 65000, State: "Established", Since: ago(30 * time.Second), Received: 9, Accepted: 2, Rejected: 7, Dynamic: true,
+					LastDown: "notification-received code cease, subcode max-prefix", MaxPrefixTeardowns: 1},
 				{Address: a("10.0.0.13"), AS: 65000, State: "Active", Dynamic: true},
 			},
 		},
@@ -109,7 +110,7 @@ func SpokeFixture() Snapshot {
 		BGP: api.BGPSummary{
 			Enabled: true, RouterID: a("10.0.0.11"), AS: 65000,
 			Neighbors: []api.BGPNeighbor{
-				{Address: a("10.0.0.1"), AS: 65000, State: "Established", Since: ago(76 * time.Hour), Received: 1, Accepted: 1, Advertised: 1},
+				{Address: a("10.0.0.1"), AS: 65000, State: "Established", Since: ago(76 * time.Hour), Received: 1, Accepted: 1},
 				{Address: a("10.0.0.2"), AS: 65000, State: "Connect", Since: ago(2 * time.Minute)},
 			},
 		},
