@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -19,6 +20,11 @@ func prepareAPIListener(api string) error {
 		return nil
 	}
 	if path, ok := strings.CutPrefix(api, "unix://"); ok {
+		// The directory is made like the control socket's; the socket's
+		// own mode and group are set once GoBGP bound it.
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return fmt.Errorf("routing: api socket: %w", err)
+		}
 		fi, err := os.Lstat(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):

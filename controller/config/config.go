@@ -147,8 +147,8 @@ type BGP struct {
 	HubMode   HubMode        `mapstructure:"hub_mode"`
 	Summaries []netip.Prefix `mapstructure:"summaries"`
 	// GRPCListen exposes GoBGP's gRPC API for the gobgp CLI: unix:/path
-	// (default unix:/run/dmvpnd/gobgp.sock, mode 0660, group control.group)
-	// or a loopback host:port; "off" disables it.
+	// (default gobgp.sock beside control.socket, mode 0660, group
+	// control.group) or a loopback host:port; "off" disables it.
 	GRPCListen string `mapstructure:"grpc_listen"`
 	// GRPCWrite allows the API's modifying calls; by default only List*,
 	// Get* and Watch* calls are served.

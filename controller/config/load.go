@@ -31,7 +31,6 @@ var defaults = map[string]any{
 	"ipsec.proposals.ike":               []string{"aes256gcm16-prfsha256-ecp256"},
 	"ipsec.proposals.esp":               []string{"aes256gcm16"},
 	"control.socket":                    "/run/dmvpnd/dmvpnd.sock",
-	"bgp.grpc_listen":                   "unix:/run/dmvpnd/gobgp.sock",
 	"bgp.max_prefix_action":             "teardown",
 	"bgp.graceful_restart.restart_time": "120s",
 	"bgp.graceful_restart.stale_time":   "360s",

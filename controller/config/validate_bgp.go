@@ -70,7 +70,11 @@ func (c *Config) validateBGP(v *validator) {
 	for i, p := range b.Summaries {
 		checkMasked(v, fmt.Sprintf("bgp.summaries[%d]", i), p)
 	}
-	if g := b.GRPCListen; g != "" && g != "off" {
+	if b.GRPCListen == "" {
+		// The default lives beside the control socket, so that one key
+		// places both (and two daemons on one host never share it).
+		c.BGP.GRPCListen = "unix:" + filepath.Join(filepath.Dir(c.Control.Socket), "gobgp.sock")
+	} else if g := b.GRPCListen; g != "off" {
 		checkGRPCListen(v, g)
 	}
 	c.validateBGPPolicy(v)
