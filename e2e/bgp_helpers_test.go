@@ -19,9 +19,9 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
-// bgpHubGRPC is where the hub's GoBGP API listens (inside the hub's network
-// namespace) for the stock gobgp CLI.
-const bgpHubGRPC = "127.0.0.1:50051"
+// gobgpTarget is the gobgp CLI's --target for d's GoBGP API: dmvpnd's
+// default unix socket beside its control socket (read-only).
+func gobgpTarget(d *dnode) string { return "unix://" + d.dir + "/gobgp.sock" }
 
 // bgpSetup is one scenario's NHRP and BGP settings; bgpConfig renders a
 // node's dmvpnd.yaml from it. dnode.config (dmvpnd_test.go) fixes the NHRP
@@ -73,7 +73,7 @@ func (s bgpSetup) bgpConfig(d *dnode, prefixes []netip.Prefix) string {
 	}
 	b.WriteString("bgp:\n  enabled: true\n  asn: 65000\n")
 	if d.hub {
-		fmt.Fprintf(&b, "  dynamic: {prefix: 10.0.0.0/24}\n  hub_mode: %s\n  grpc_listen: %q\n", s.hubMode, bgpHubGRPC)
+		fmt.Fprintf(&b, "  dynamic: {prefix: 10.0.0.0/24}\n  hub_mode: %s\n", s.hubMode)
 		if len(s.summaries) > 0 {
 			fmt.Fprintf(&b, "  summaries: [%s]\n", bgpJoinPrefixes(s.summaries))
 		}
@@ -395,8 +395,7 @@ func bgpHubRelayed(ctx context.Context, hub, from, to *dnode, count int) (int, e
 
 // gobgpCLI runs the stock gobgp CLI against the hub's API.
 func gobgpCLI(ctx context.Context, hub *dnode, args string) (string, error) {
-	ap := netip.MustParseAddrPort(bgpHubGRPC)
-	res, err := hub.node.Run(ctx, fmt.Sprintf("gobgp -u %s -p %d %s", ap.Addr(), ap.Port(), args))
+	res, err := hub.node.Run(ctx, fmt.Sprintf("gobgp --target %s %s", gobgpTarget(hub), args))
 	if err != nil {
 		return "", fmt.Errorf("gobgp %s on %s: %w", args, hub.name, err)
 	}

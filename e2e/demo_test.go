@@ -208,8 +208,7 @@ func TestDemo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ap := netip.MustParseAddrPort(bgpHubGRPC)
-		say("$ gobgp -u %s -p %d %s   (on the hub)\n%s", ap.Addr(), ap.Port(), args, out)
+		say("$ gobgp --target %s %s   (on the hub)\n%s", gobgpTarget(hub), args, out)
 	}
 
 	heading("Result")
