@@ -44,6 +44,9 @@ type bgpSetup struct {
 	// vici_socket, which comes from vici (node name -> socket path).
 	ipsec string
 	vici  map[string]string
+	// bgpExtra is YAML appended to every node's bgp section (indented by
+	// two spaces), e.g. graceful restart.
+	bgpExtra string
 }
 
 // prefixes is what d originates by default in the scenario.
@@ -81,6 +84,7 @@ func (s bgpSetup) bgpConfig(d *dnode, prefixes []netip.Prefix) string {
 		b.WriteString("  neighbors:\n    - address: 10.0.0.1\n")
 	}
 	fmt.Fprintf(&b, "  prefixes: [%s]\n", bgpJoinPrefixes(prefixes))
+	b.WriteString(s.bgpExtra)
 	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: \"\"}\nlog: {level: debug}\n", d.socket())
 	return b.String()
 }

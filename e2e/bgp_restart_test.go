@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/e2e/lab"
+)
+
+// TestBGPGracefulRestart: BGP graceful restart (bgp.graceful_restart on
+// every node) carries Phase 1 traffic through a kill -9 of the hub's
+// dmvpnd. Hub (summary mode, IPsec) and two spokes; a ping from s1's LAN
+// to s2's LAN through the hub runs while the hub's dmvpnd is killed and
+// started again: no packet is lost, neither spoke's kernel ever drops its
+// BGP route (`ip monitor route` sees no deletion of the summary), and the
+// spokes' sessions with the hub are back within the restart time.
+func TestBGPGracefulRestart(t *testing.T) {
+	l, nodes := bgpLab(t, 2)
+	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
+	spokes := nodes[1:]
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	const restartTime = 120 * time.Second
+	setup := bgpWithIPsec(t, l, nodes, bgpSetup{hubMode: "summary", summaries: []netip.Prefix{bgpSummary},
+		bgpExtra: fmt.Sprintf("  graceful_restart: {enabled: true, restart_time: %ds}\n", int(restartTime.Seconds()))})
+	bgpStartAll(t, l, nodes, setup)
+	onlySummary := []bgpRoute{bgpRt(bgpSummary.String(), hub.tunnel.String())}
+	for _, s := range spokes {
+		if err := bgpWaitRoutes(ctx, s, onlySummary, false); err != nil {
+			t.Fatalf("BGP convergence: %v", err)
+		}
+		if err := bgpWaitSA(ctx, s, hub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bgpLANPing(ctx, s1, s2, 3, "0.2"); err != nil {
+		t.Fatalf("LAN to LAN through the hub before the restart: %v", err)
+	}
+
+	// Watch the spokes' routing tables from now on.
+	mons := map[string]*lab.Proc{}
+	for _, s := range spokes {
+		p, err := s.node.Start(ctx, "ip-monitor-route", "ip -4 monitor route")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mons[s.name] = p
+	}
+	type pingResult struct {
+		res lab.Result
+		err error
+	}
+	const pings = 250 // 25 s at 10 per second
+	pingDone := make(chan pingResult, 1)
+	go func() {
+		res, err := s1.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i 0.1 -W 2 -I %s %s", pings, s1.lan.Addr(), s2.lan.Addr()))
+		pingDone <- pingResult{res, err}
+	}()
+	time.Sleep(2 * time.Second) // the ping is under way
+
+	if _, err := hub.node.Run(ctx, fmt.Sprintf("kill -KILL %d", hub.proc.PID)); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	bgpStart(t, l, hub, setup)
+	hub.waitReady(t, 90*time.Second)
+	t.Logf("timing: hub dmvpnd ready %v after the kill", bgpMS(time.Since(killed)))
+	for _, s := range spokes {
+		err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
+			out, err := s.ctl(ctx, "show bgp summary --json")
+			if err != nil {
+				return err
+			}
+			var sum api.BGPSummary
+			if err := json.Unmarshal([]byte(out), &sum); err != nil {
+				return err
+			}
+			for _, n := range sum.Neighbors {
+				if n.Address == hub.tunnel && n.State == "Established" && time.Since(n.Since) < time.Since(killed) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s: session with the hub not re-established: %+v", s.name, sum.Neighbors)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := time.Since(killed)
+		t.Logf("timing: %s's session with the hub back %v after the kill", s.name, bgpMS(back))
+		if back > restartTime {
+			t.Errorf("%s's session came back after %v, beyond the restart time %v", s.name, back, restartTime)
+		}
+	}
+
+	r := <-pingDone
+	if r.err != nil || r.res.Exit != 0 {
+		t.Errorf("ping s1 LAN -> s2 LAN through the hub's restart: exit %d, %v\n%s%s", r.res.Exit, r.err, r.res.Stdout, r.res.Stderr)
+	} else {
+		t.Logf("ping s1 LAN -> s2 LAN through the hub's restart: %s", lastLine(string(r.res.Stdout)))
+	}
+	for _, s := range spokes {
+		if err := bgpWaitRoutes(ctx, s, onlySummary, false); err != nil {
+			t.Errorf("after the restart: %v", err)
+		}
+		b, err := os.ReadFile(mons[s.name].Log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.HasPrefix(line, "Deleted") && strings.Contains(line, bgpSummary.String()) {
+				t.Errorf("%s's kernel withdrew the BGP route during the hub's restart: %s", s.name, line)
+			}
+		}
+		t.Logf("%s: ip monitor route during the restart:\n%s", s.name, strings.TrimSpace(string(b)))
+	}
+}
