@@ -13,6 +13,10 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/config"
 )
 
+// pskWarning is what --check says about a group pre-shared key.
+const pskWarning = "dmvpnd: warning: ipsec.auth.method: psk: a group pre-shared key proves no identity; every holder can take a " +
+	"tunnel address or NATed NBMA that is not in use (docs/security.md); prefer x509 with bind_tunnel_address\n"
+
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
 	psk := filepath.Join(dir, "psk")
@@ -28,7 +32,10 @@ func TestCheck(t *testing.T) {
 		flags  string
 	}{
 		{"valid", hubYAML + "ipsec: {enabled: true, auth: {method: psk, psk_file: " + psk + "}}\n", exitOK,
-			"CFG: configuration OK (hub, tunnel gre1 10.0.0.1/24)\n", "", ""},
+			"CFG: configuration OK (hub, tunnel gre1 10.0.0.1/24)\n", pskWarning, ""},
+		{"valid without ipsec", hubYAML, exitOK, "CFG: configuration OK (hub, tunnel gre1 10.0.0.1/24)\n",
+			"dmvpnd: warning: ipsec.enabled: false: NHRP and overlay traffic are neither authenticated nor encrypted; " +
+				"anyone who can send to this node's NBMA address can register, resolve and purge (docs/security.md)\n", ""},
 		{"invalid", "tunnel: {local_nbma: 300.1.1.1, address: 10.0.0.1/24}\nnhrp: {role: hub, network_id: 1}\n", exitConfig,
 			"", "dmvpnd: config: tunnel.local_nbma: \"300.1.1.1\" is not an IPv4 or IPv6 address\n", ""},
 		{"several problems", "tunnel: {local_nbma: 192.0.2.1, address: 10.0.0.1/24, mtu: 10}\nnhrp: {role: hub}\n", exitConfig,
@@ -38,7 +45,7 @@ func TestCheck(t *testing.T) {
 		{"unknown group", hubYAML + "control: {group: no-such-group-dmvpnd}\n", exitConfig,
 			"", "dmvpnd: config: control.group: group: unknown group no-such-group-dmvpnd\n", ""},
 		{"offline check skips files and group", hubYAML + "ipsec: {enabled: true, auth: {method: psk, psk_file: /nonexistent/psk}}\n" +
-			"control: {group: no-such-group-dmvpnd}\n", exitOK, "CFG: configuration OK (hub, tunnel gre1 10.0.0.1/24)\n", "", "--no-secrets"},
+			"control: {group: no-such-group-dmvpnd}\n", exitOK, "CFG: configuration OK (hub, tunnel gre1 10.0.0.1/24)\n", pskWarning, "--no-secrets"},
 		{"offline check still validates", hubYAML + "log: {level: loud}\n", exitConfig, "",
 			"dmvpnd: config: log.level: \"loud\" is not debug, info, warn or error\n", "--no-secrets"},
 		{"no-secrets without check", hubYAML, exitConfig, "", "dmvpnd: --no-secrets only goes with --check\n", "--no-secrets --check=false"},

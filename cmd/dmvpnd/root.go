@@ -120,6 +120,9 @@ failure, 2 on an invalid configuration (not restarted by the unit).`,
 				return configError{err}
 			}
 			if check {
+				for _, w := range cfg.Warnings() {
+					fmt.Fprintf(rt.stderr, "dmvpnd: warning: %s\n", w)
+				}
 				_, err := fmt.Fprintf(rt.stdout, "%s: configuration OK (%s, tunnel %s %s)\n",
 					path, cfg.NHRP.Role, cfg.Tunnel.Name, cfg.Tunnel.Address)
 				return err

@@ -32,6 +32,9 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	ver := version.Version()
 	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
 		zap.String("role", string(cfg.NHRP.Role)), zap.Stringer("tunnel", cfg.Tunnel.Address))
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration is valid but weak", zap.String("warning", w))
+	}
 
 	m := metrics.New(ver)
 	d, err := rt.newDaemon(cfg, Deps{Log: log, Metrics: m, Version: ver, Now: rt.now})

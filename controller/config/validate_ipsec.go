@@ -69,3 +69,20 @@ func checkAbs(v *validator, path, file string) {
 		v.add(path, "%q is not an absolute path", file)
 	}
 }
+
+// Warnings lists what is valid but weak, for --check and the start-up log:
+// the residual risks docs/security.md describes.
+func (c *Config) Warnings() []string {
+	var w []string
+	switch {
+	case !c.IPsec.Enabled:
+		w = append(w, "ipsec.enabled: false: NHRP and overlay traffic are neither authenticated nor encrypted; "+
+			"anyone who can send to this node's NBMA address can register, resolve and purge (docs/security.md)")
+	case c.IPsec.Auth.Method == AuthPSK:
+		w = append(w, "ipsec.auth.method: psk: a group pre-shared key proves no identity; every holder can take a tunnel "+
+			"address or NATed NBMA that is not in use (docs/security.md); prefer x509 with bind_tunnel_address")
+	case !c.IPsec.Auth.BindTunnelAddress:
+		w = append(w, "ipsec.auth.bind_tunnel_address: false: a valid certificate may register any free tunnel address (docs/security.md)")
+	}
+	return w
+}
