@@ -47,7 +47,7 @@ func main() {
 
 // record is one JSON output line.
 type record struct {
-	Dir    string   `json:"dir"` // "sent" or "recv"
+	Dir    string   `json:"dir"` // "sent", "recv" or "listen" (answer is waiting)
 	Type   string   `json:"type"`
 	Peer   string   `json:"peer"` // NBMA sent to / received from
 	ID     uint32   `json:"id,omitempty"`
@@ -253,6 +253,9 @@ func runAnswer(conn *kernel.NHRPConn, g globals, args []string) error {
 	}
 	var req *nhrp.Packet
 	var from netip.Addr
+	if err := emit(record{Dir: "listen", Type: nhrp.TypeResolutionRequest.String()}); err != nil {
+		return err
+	}
 	err := receive(conn, *timeout, func(f netip.Addr, p *nhrp.Packet) bool {
 		if p.Type != nhrp.TypeResolutionRequest {
 			return false
