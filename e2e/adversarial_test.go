@@ -164,7 +164,8 @@ func TestAdversarial(t *testing.T) {
 
 	r := &advRunner{t: t, forge: forge}
 	mForge := func(to *dnode, srcProto, dstProto netip.Addr, cmd string) advCmd {
-		return advCmd{node: m.node, cmd: fmt.Sprintf("-to %s -src-proto %s -dst-proto %s %s", to.nbma, srcProto, dstProto, cmd)}
+		return advCmd{node: m.node, global: " -src-nbma " + m.nbma.String(),
+			cmd: fmt.Sprintf("-to %s -src-proto %s -dst-proto %s %s", to.nbma, srcProto, dstProto, cmd)}
 	}
 	mReg := func(cmd string) advCmd { return mForge(hub, m.tunnel, hub.tunnel, "register "+cmd) }
 	refused := func(drop string, n uint64) []advWant {
@@ -198,12 +199,23 @@ func TestAdversarial(t *testing.T) {
 	r.run(ctx, "1e own address, CIE NBMA = s1's", mReg(fmt.Sprintf("-cie %s,%s", m.tunnel, s1.nbma)), refused("claim_mismatch", 1))
 	r.run(ctx, "1f own address, packet source NBMA = s1's",
 		mReg(fmt.Sprintf("-cie %s", m.tunnel)).withGlobal("-src-nbma "+s1.nbma.String()), refused("claim_mismatch", 1))
-	// 200 CIEs in 4 packets of 50 (one GRE MTU each): the hub's, s1's and
-	// s2's addresses and 10.0.0.59-255 (broadcast included), 18 h.
+	// The squat, with the default limits (10 CIEs/s, burst 20 per
+	// source): 200 CIEs in 4 packets of 50 (one GRE MTU each), the hub's,
+	// s1's and s2's addresses and 10.0.0.59-255 (broadcast included), 18 h.
+	// Each packet costs more than the burst: all four are dropped before
+	// any CIE is looked at.
 	r.run(ctx, "2a squat the tunnel prefix (200 CIEs, holding 65535)",
 		mReg(fmt.Sprintf("-unique -per-packet 50 -hold 65535 -cie %s -cie %s -cie %s -range 10.0.0.59-10.0.0.255 -range-nbma %s",
-			hub.tunnel, s1.tunnel, s2.tunnel, m.nbma)), refused("address_quota", 200))
-	r.run(ctx, "2b deregister the hub's and the broadcast address",
+			hub.tunnel, s1.tunnel, s2.tunnel, m.nbma)),
+		[]advWant{{hub, "nhrp_drop_rate_limited", 4, false}, {hub, "nhrp_registrations_refused", 0, false}})
+	// A squat the rate admits (20 CIEs, the burst, once the bucket has
+	// refilled: m sent nothing for 3 s) is refused as a whole by the quota.
+	time.Sleep(3 * time.Second)
+	r.run(ctx, "2b squat within the rate (20 CIEs, holding 65535)",
+		mReg(fmt.Sprintf("-unique -hold 65535 -cie %s -cie %s -cie %s -range 10.0.0.239-10.0.0.255 -range-nbma %s",
+			hub.tunnel, s1.tunnel, s2.tunnel, m.nbma)),
+		append(refused("address_quota", 20), advWant{hub, "nhrp_drop_rate_limited", 0, false}))
+	r.run(ctx, "2c deregister the hub's and the broadcast address",
 		mReg(fmt.Sprintf("-cie %s,%s,0 -cie 10.0.0.255,%s,0", hub.tunnel, m.nbma, m.nbma)), refused("reserved_address", 2))
 	r.run(ctx, "3d replace s2's address over the quota", mReg(fmt.Sprintf("-cie %s,%s", s2.tunnel, m.nbma)), refused("address_quota", 1))
 
@@ -235,7 +247,8 @@ func TestAdversarial(t *testing.T) {
 		advCmd{node: x, shell: fmt.Sprintf("ping -n -c 5 -i 0.2 -W 1 %s; ping -n -c 5 -i 0.2 -W 1 %s; true", hub.tunnel, s1.tunnel)},
 		[]advWant{guard(hub, 5), guard(s1, 5)})
 	xForge := func(to *dnode, dstProto netip.Addr, cmd string) advCmd {
-		return advCmd{node: x, cmd: fmt.Sprintf("-count 3 -to %s -src-proto 10.0.0.66 -dst-proto %s %s", to.nbma, dstProto, cmd)}
+		return advCmd{node: x, global: " -src-nbma " + advOutsiderNBMA.String(),
+			cmd: fmt.Sprintf("-count 3 -to %s -src-proto 10.0.0.66 -dst-proto %s %s", to.nbma, dstProto, cmd)}
 	}
 	r.run(ctx, "6b outsider: cleartext registration to the hub", xForge(hub, hub.tunnel, "register -cie 10.0.0.66"), []advWant{guard(hub, 3)})
 	r.run(ctx, "6c outsider: cleartext purge of s2 to s1", xForge(s1, s1.tunnel, "purge -purge "+s2.tunnel.String()), []advWant{guard(s1, 3)})
@@ -284,8 +297,8 @@ func advAnswerRealRequest(ctx context.Context, r *advRunner, hub, s1, s2, m *dno
 	const name = "4d answer a real request naming s2 at m, then m with /1"
 	base := map[*dnode]api.Counters{hub: r.counters(ctx, hub)}
 	t0 := time.Now()
-	p, err := m.node.Start(ctx, "forge-answer", fmt.Sprintf("%s answer -timeout 120s -plen 1 -cie %s,%s -cie %s,%s",
-		r.forge, s2.tunnel, m.nbma, m.tunnel, m.nbma))
+	p, err := m.node.Start(ctx, "forge-answer", fmt.Sprintf("%s -src-nbma %s answer -timeout 120s -plen 1 -cie %s,%s -cie %s,%s",
+		r.forge, m.nbma, s2.tunnel, m.nbma, m.tunnel, m.nbma))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +335,8 @@ func advAnswerRealRequest(ctx context.Context, r *advRunner, hub, s1, s2, m *dno
 }
 
 // advCmd is one attack: nhrpforge arguments (global flags, then the
-// command) or a shell command, run in a node.
+// command; flags in global come first, and a later one wins) or a shell
+// command, run in a node.
 type advCmd struct {
 	node   *lab.Node
 	cmd    string
