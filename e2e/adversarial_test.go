@@ -54,7 +54,8 @@ var advOutsiderNBMA = netip.MustParseAddr("198.51.100.66")
 //     and purges;
 //   - x, an outsider on the underlay without any SA, which injects
 //     cleartext GRE (ICMP inside GRE key 42) and cleartext NHRP at the
-//     hub's and s1's NBMA.
+//     hub's and s1's NBMA, from its own address and spoofing the hub's
+//     and s1's.
 //
 // Every attack must be refused and counted: the step waits until the
 // refusal counters of `dmvpnctl show counters --json` grew by the number
@@ -179,6 +180,12 @@ func TestAdversarial(t *testing.T) {
 	if err := advWaitNoPeer(ctx, hub, m.tunnel, 30*time.Second); err != nil {
 		t.Fatalf("control: m's own deregistration through its SA did not reach the hub: %v", err)
 	}
+	// ... and the snapshot sees such a change (negative control).
+	if now, err := advSnapshot(ctx, hub); err != nil {
+		t.Fatal(err)
+	} else if now == before[hub] {
+		t.Errorf("the hub's snapshot did not change when m deregistered: the comparison cannot fail")
+	}
 
 	// m holds no address now: every CIE reaches the ownership checks.
 	r.run(ctx, "1a spare address, CIE NBMA = s1's", mReg(fmt.Sprintf("-cie %s,%s", spare, s1.nbma)), refused("claim_mismatch", 1))
@@ -252,6 +259,19 @@ func TestAdversarial(t *testing.T) {
 	}
 	r.run(ctx, "6b outsider: cleartext registration to the hub", xForge(hub, hub.tunnel, "register -cie 10.0.0.66"), []advWant{guard(hub, 3)})
 	r.run(ctx, "6c outsider: cleartext purge of s2 to s1", xForge(s1, s1.tunnel, "purge -purge "+s2.tunnel.String()), []advWant{guard(s1, 3)})
+	// Off path, spoofing protected nodes' NBMAs (raw GRE with key 42): the
+	// hub's purge of s2 and a redirect to s1, s1's deregistration to the
+	// hub.
+	spoof := func(as, to *dnode, srcProto, dstProto netip.Addr, cmd string) advCmd {
+		return advCmd{node: x, cmd: fmt.Sprintf("-spoof-src %s -count 3 -to %s -src-proto %s -dst-proto %s %s",
+			as.nbma, to.nbma, srcProto, dstProto, cmd)}
+	}
+	r.run(ctx, "6d outsider as the hub: purge of s2 to s1",
+		spoof(hub, s1, hub.tunnel, s1.tunnel, "purge -no-reply -purge "+s2.tunnel.String()), []advWant{guard(s1, 3)})
+	r.run(ctx, "6e outsider as the hub: traffic indication to s1",
+		spoof(hub, s1, hub.tunnel, s1.lan.Addr(), fmt.Sprintf("traffic -data-src %s -data-dst 10.1.3.1", s1.lan.Addr())), []advWant{guard(s1, 3)})
+	r.run(ctx, "6f outsider as s1: deregistration of s1 to the hub",
+		spoof(s1, hub, s1.tunnel, hub.tunnel, fmt.Sprintf("register -cie %s,%s,0", s1.tunnel, s1.nbma)), []advWant{guard(hub, 3)})
 	for _, d := range []*dnode{hub, s1} {
 		if n := r.counter(ctx, d, "nhrp_drop_untrusted"); n != 0 {
 			t.Errorf("%s's engine saw %d packets without an SA: cleartext NHRP passed the kernel guard", d.name, n)

@@ -101,3 +101,26 @@ func TestForgedPacketsDecode(t *testing.T) {
 		t.Errorf("error indication's offending packet has no request id")
 	}
 }
+
+// The spoofed packet is IPv4 from the spoofed source, GRE with the key
+// and protocol NHRP, then the NHRP packet unchanged.
+func TestGREIPv4(t *testing.T) {
+	p := purgeRequest(testHeader, true, []netip.Addr{netip.MustParseAddr("10.0.0.3")})
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := netip.MustParseAddr("198.51.100.1")
+	pkt := greIPv4(hub, s1NBMA, 42, b)
+	src, _ := netip.AddrFromSlice(pkt[12:16])
+	dst, _ := netip.AddrFromSlice(pkt[16:20])
+	if pkt[0] != 0x45 || pkt[9] != 47 || src != hub || dst != s1NBMA || int(pkt[2])<<8|int(pkt[3]) != len(pkt) {
+		t.Errorf("IPv4 header % x", pkt[:20])
+	}
+	if got := pkt[20:28]; string(got) != "\x20\x00\x20\x01\x00\x00\x00\x2a" {
+		t.Errorf("GRE header % x, want 20 00 20 01 00 00 00 2a", got)
+	}
+	if q, err := nhrp.Parse(pkt[28:]); err != nil || q.Type != nhrp.TypePurgeRequest {
+		t.Errorf("payload: %v, %v", q, err)
+	}
+}

@@ -19,6 +19,9 @@
 //	errind    an Error Indication about a made-up registration
 //	purge     a Purge Request for -purge ADDR (repeatable)
 //
+// With -spoof-src the packets leave as raw GRE (key -key) from that outer
+// source address instead: an off-path outsider spoofing a protected node.
+//
 // Every packet sent and received is printed as one JSON line on stdout.
 package main
 
@@ -77,6 +80,8 @@ type globals struct {
 	dev                         string
 	to                          netip.Addr
 	srcNBMA, srcProto, dstProto netip.Addr
+	spoof                       netip.Addr
+	key                         uint
 	count                       int
 	gap                         time.Duration
 	listen                      time.Duration
@@ -94,6 +99,8 @@ func run(args []string) error {
 	addrFlag(fs, &g.srcNBMA, "src-nbma", "source NBMA address in the packet (default: the tunnel's local address)")
 	addrFlag(fs, &g.srcProto, "src-proto", "source protocol address (required)")
 	addrFlag(fs, &g.dstProto, "dst-proto", "destination protocol address (required)")
+	addrFlag(fs, &g.spoof, "spoof-src", "send as raw GRE from this outer source address instead of on -dev (an off-path outsider)")
+	fs.UintVar(&g.key, "key", 42, "GRE key with -spoof-src")
 	fs.IntVar(&g.count, "count", 1, "send every packet this many times")
 	fs.DurationVar(&g.gap, "gap", 20*time.Millisecond, "pause between packets")
 	fs.DurationVar(&g.listen, "listen", 0, "after sending, print what arrives on the tunnel for this long")
@@ -104,6 +111,9 @@ func run(args []string) error {
 		return errors.New("no command (register, resreply, answer, traffic, errind, purge)")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if g.spoof.IsValid() {
+		return runSpoofed(g, cmd, rest)
+	}
 	ifi, err := net.InterfaceByName(g.dev)
 	if err != nil {
 		return err
@@ -125,6 +135,36 @@ func run(args []string) error {
 	if !g.to.IsValid() || !g.srcProto.IsValid() || !g.dstProto.IsValid() {
 		return errors.New("-to, -src-proto and -dst-proto are required")
 	}
+	if err := sendAll(conn, g, h, cmd, rest); err != nil {
+		return err
+	}
+	if g.listen > 0 {
+		return receive(conn, g.listen, func(netip.Addr, *nhrp.Packet) bool { return false })
+	}
+	return nil
+}
+
+// runSpoofed sends the command's packets as raw GRE from g.spoof.
+func runSpoofed(g globals, cmd string, rest []string) error {
+	if cmd == "answer" || g.listen > 0 {
+		return errors.New("-spoof-src sends only: no answer, no -listen")
+	}
+	if !g.to.IsValid() || !g.srcProto.IsValid() || !g.dstProto.IsValid() {
+		return errors.New("-to, -src-proto and -dst-proto are required")
+	}
+	if !g.srcNBMA.IsValid() {
+		g.srcNBMA = g.spoof
+	}
+	conn, err := newRawGRE(g.spoof, uint32(g.key))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return sendAll(conn, g, header{srcNBMA: g.srcNBMA, srcProto: g.srcProto, dstProto: g.dstProto}, cmd, rest)
+}
+
+// sendAll builds the command's packets and sends them g.count times.
+func sendAll(conn writer, g globals, h header, cmd string, rest []string) error {
 	pkts, err := build(cmd, h, rest)
 	if err != nil {
 		return err
@@ -139,10 +179,12 @@ func run(args []string) error {
 			}
 		}
 	}
-	if g.listen > 0 {
-		return receive(conn, g.listen, func(netip.Addr, *nhrp.Packet) bool { return false })
-	}
 	return nil
+}
+
+// writer sends one NHRP packet to an NBMA address.
+type writer interface {
+	WriteTo(b []byte, nbma netip.Addr) (int, error)
 }
 
 // build parses a command's flags and returns its packets.
@@ -284,7 +326,7 @@ func runAnswer(conn *kernel.NHRPConn, g globals, args []string) error {
 	return nil
 }
 
-func send(conn *kernel.NHRPConn, p *nhrp.Packet, to netip.Addr) error {
+func send(conn writer, p *nhrp.Packet, to netip.Addr) error {
 	b, err := p.Marshal()
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", p.Type, err)
