@@ -117,6 +117,13 @@ func (d *dnode) waitReady(t *testing.T, timeout time.Duration) {
 // started).
 func dmvpnLab(t *testing.T, spokes int) (*lab.Lab, []*dnode) {
 	t.Helper()
+	return dmvpnLabWith(t, spokes)
+}
+
+// dmvpnLabWith is dmvpnLab with extra namespaces on the same underlay
+// that run no dmvpnd (an outsider, say).
+func dmvpnLabWith(t *testing.T, spokes int, extra ...lab.NodeSpec) (*lab.Lab, []*dnode) {
+	t.Helper()
 	bin, err := binaries()
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +149,7 @@ func dmvpnLab(t *testing.T, spokes int) (*lab.Lab, []*dnode) {
 		nodes = append(nodes, d)
 		topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: name, NBMA: d.nbma, LANs: []netip.Prefix{d.lan}})
 	}
+	topo.Nodes = append(topo.Nodes, extra...)
 	l.Build(topo)
 	for _, d := range nodes {
 		d.node = l.Node(d.name)
