@@ -117,6 +117,18 @@
 //   - osrg/gobgp#1939 (stale graceful-restart routes of dynamic peers):
 //     GracefulRestart is optional (off by default); with it GoBGP keeps a
 //     dynamic peer that went down gracefully until its restart timer ends.
+//   - Graceful restart covers a session that ends without a NOTIFICATION
+//     (a crash, kill -9, a lost connection, an expired hold timer):
+//     TestIntegrationGracefulRestart kills a spoke's process; the hub keeps
+//     its routes as stale, its FIB never withdraws them, and after the
+//     restarted spoke's End-of-RIB what it no longer announces is removed.
+//     Speaker.Stop is not graceful: GoBGP's StopBgp sends
+//     Cease/peer-deconfigured to every neighbor (server.go StopBgp,
+//     deleteNeighbor), which ends graceful restart on the peer (fsm.go,
+//     the stateReasonCh case of establishedState), and GoBGP has no call
+//     that closes sessions silently. So a clean dmvpnd stop or restart
+//     withdraws its routes on every peer at once
+//     (TestIntegrationGracefulRestartCease).
 //   - GoBGP keeps route-selection options in package globals; all speakers
 //     in one process use the defaults, so that is harmless here.
 package routing

@@ -16,6 +16,8 @@ type RIBEntry struct {
 	// From is the neighbor the path was learned from; zero for local paths.
 	From netip.Addr
 	Best bool
+	// Stale: kept for a neighbor in graceful restart (RFC 4724).
+	Stale bool
 }
 
 // RIB (tests only) returns the IPv4 unicast paths of the global RIB, sorted by prefix.
@@ -35,7 +37,7 @@ func (s *Speaker) RIB(ctx context.Context) ([]RIBEntry, error) {
 				convErr = err
 				continue
 			}
-			e := RIBEntry{Prefix: u.Prefix, NextHop: u.NextHop, Best: p.Best}
+			e := RIBEntry{Prefix: u.Prefix, NextHop: u.NextHop, Best: p.Best, Stale: p.Stale}
 			if from, err := netip.ParseAddr(p.NeighborIp); err == nil && !from.IsUnspecified() {
 				e.From = from.Unmap()
 			}

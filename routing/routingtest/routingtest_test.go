@@ -29,6 +29,9 @@ func TestSink(t *testing.T) {
 	if diff := cmp.Diff(want, s.String()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff([]string{want}, s.History()); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
 	if s.Calls() != 1 {
 		t.Errorf("calls = %d", s.Calls())
 	}

@@ -16,6 +16,7 @@ import (
 type Sink struct {
 	mu      sync.Mutex
 	routes  []routing.Route
+	history []string // every accepted set, rendered
 	calls   int
 	changed chan struct{} // closed and replaced on every call
 }
@@ -31,6 +32,7 @@ func (s *Sink) SetRoutes(routes []routing.Route) {
 	defer s.mu.Unlock()
 	s.calls++
 	s.routes = slices.Clone(routes)
+	s.history = append(s.history, Render(routes))
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
@@ -40,6 +42,15 @@ func (s *Sink) Routes() []routing.Route {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.routes)
+}
+
+// History returns every route set accepted so far, oldest first, each
+// rendered as String does: a test shows with it that a route was never
+// withdrawn in between.
+func (s *Sink) History() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.history)
 }
 
 // Calls returns how many times SetRoutes was called.

@@ -1,0 +1,223 @@
+package routing_test
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/routing"
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+)
+
+// grSpokeEnv makes TestGracefulRestartSpokeProcess run a spoke, in a child
+// process of TestIntegrationGracefulRestart, until it is killed. Its value
+// is "hub-addr:port prefix...".
+const grSpokeEnv = "DMVPND_TEST_GR_SPOKE"
+
+func withGracefulRestart(c *routing.Config) {
+	// Restart and stale times well beyond the test's duration: what removes
+	// a route here is only the restarted spoke's End-of-RIB.
+	c.GracefulRestart = routing.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleTime: 120 * time.Second}
+}
+
+// TestGracefulRestartSpokeProcess is the spoke of
+// TestIntegrationGracefulRestart. It runs only in the child process the
+// test starts, and blocks until that process is killed.
+func TestGracefulRestartSpokeProcess(t *testing.T) {
+	spec := os.Getenv(grSpokeEnv)
+	if spec == "" {
+		t.Skip("helper process of TestIntegrationGracefulRestart")
+	}
+	f := strings.Fields(spec)
+	hub := netip.MustParseAddrPort(f[0])
+	cfg := spokeConfig(0, []netip.AddrPort{hub}, hubAS, hubAS)
+	cfg.Prefixes = nil
+	for _, p := range f[1:] {
+		cfg.Prefixes = append(cfg.Prefixes, pfx(p))
+	}
+	withGracefulRestart(&cfg)
+	lc := zap.NewDevelopmentConfig()
+	lc.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
+	sp, err := routing.NewSpeaker(cfg, routing.WithLogger(zap.Must(lc.Build())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The parent never closes stdin; it kills this process.
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	t.Fatal("stdin closed: the parent test ended without killing the spoke")
+}
+
+// spokeProcess is a spoke speaker in a child process, so that it can be
+// killed with SIGKILL: the kernel closes its BGP session without a
+// NOTIFICATION, as for a crashed or kill -9'ed dmvpnd. GoBGP offers no way
+// to do that in process: BgpServer.Stop and StopBgp delete every neighbor
+// with Cease/peer-deconfigured (pkg/server/server.go StopBgp,
+// deleteNeighbor), and the peer ends graceful restart on a Cease.
+type spokeProcess struct {
+	cmd *exec.Cmd
+	log string
+}
+
+func startSpokeProcess(t *testing.T, name string, hub netip.AddrPort, ps ...netip.Prefix) *spokeProcess {
+	t.Helper()
+	spec := []string{hub.String()}
+	for _, p := range ps {
+		spec = append(spec, p.String())
+	}
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGracefulRestartSpokeProcess$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), grSpokeEnv+"="+strings.Join(spec, " "))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	sp := &spokeProcess{cmd: cmd, log: logPath}
+	t.Cleanup(func() {
+		sp.kill()
+		stdin.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("%s output:\n%s", name, out)
+		}
+	})
+	return sp
+}
+
+// kill sends SIGKILL to the child (by its pid) and reaps it.
+func (p *spokeProcess) kill() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+// waitRIB polls the node's RIB until ok holds.
+func (n *node) waitRIB(ctx context.Context, t *testing.T, what string, ok func([]routing.RIBEntry) bool) []routing.RIBEntry {
+	t.Helper()
+	for {
+		rib, err := n.sp.RIB(ctx)
+		if err == nil && ok(rib) {
+			return rib
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %s: RIB %+v, err %v: %v", n.name, what, rib, err, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// fromSpoke renders the RIB paths learned from a as "prefix stale=bool".
+func fromSpoke(rib []routing.RIBEntry, a netip.Addr) []string {
+	var out []string
+	for _, e := range rib {
+		if e.From == a {
+			out = append(out, e.Prefix.String()+" stale="+map[bool]string{false: "no", true: "yes"}[e.Stale])
+		}
+	}
+	return out
+}
+
+// TestIntegrationGracefulRestart (RFC 4724) with a hub and a spoke, both
+// with graceful restart: the spoke's process is killed (SIGKILL: its
+// session ends without a NOTIFICATION); the hub keeps the spoke's routes as
+// stale, and its FIB never withdraws them; the restarted spoke announces
+// only one of its two prefixes; after its End-of-RIB that one is current
+// again and the other is removed.
+func TestIntegrationGracefulRestart(t *testing.T) {
+	ctx := testCtx(t)
+	port := freePort(t, hubAddr)
+	hcfg := hubConfig(routing.HubModeReflect, port, false)
+	withGracefulRestart(&hcfg)
+	hub := startNode(t, "hub", hcfg)
+	hubAP := netip.AddrPortFrom(hubAddr, uint16(port))
+	spoke := spokeAddrs[0]
+	kept, gone := spokeLAN(0), pfx("192.168.20.0/24")
+
+	first := startSpokeProcess(t, "spoke-run1", hubAP, kept, gone)
+	hub.waitEstablished(ctx, t, spoke)
+	both := routesText(routing.DefaultRouteMetric, kept.String()+" via "+spoke.String(), gone.String()+" via "+spoke.String())
+	hub.waitRoutes(ctx, t, both)
+	installed := len(hub.sink.History()) - 1
+
+	first.kill()
+	hub.waitState(ctx, t, spoke, func(s routing.NeighborState) bool { return s != routing.StateEstablished })
+	wantStale := []string{kept.String() + " stale=yes", gone.String() + " stale=yes"}
+	hub.waitRIB(ctx, t, "spoke's paths kept as stale", func(rib []routing.RIBEntry) bool {
+		return slices.Equal(fromSpoke(rib, spoke), wantStale)
+	})
+	// A window of several connect-retry and keepalive intervals with the
+	// spoke gone, not a wait for state: nothing may change meanwhile.
+	<-time.After(3 * time.Second)
+	if got := hub.sink.String(); got != both {
+		t.Fatalf("hub FIB while the spoke is down (-want +got):\n%s", cmp.Diff(both, got))
+	}
+	if rib, err := hub.sp.RIB(ctx); err != nil || !slices.Equal(fromSpoke(rib, spoke), wantStale) {
+		t.Fatalf("hub RIB while the spoke is down: %+v, %v", rib, err)
+	}
+
+	startSpokeProcess(t, "spoke-run2", hubAP, kept)
+	hub.waitState(ctx, t, spoke, func(s routing.NeighborState) bool { return s == routing.StateEstablished })
+	only := routesText(routing.DefaultRouteMetric, kept.String()+" via "+spoke.String())
+	hub.waitRoutes(ctx, t, only)
+	hub.waitRIB(ctx, t, "re-announced path current, the other one gone", func(rib []routing.RIBEntry) bool {
+		return slices.Equal(fromSpoke(rib, spoke), []string{kept.String() + " stale=no"})
+	})
+
+	// Every route set the hub's FIB pushed since the spoke's routes were
+	// installed: both routes throughout the restart, then only the one
+	// announced again. No set without them, no flap.
+	if diff := cmp.Diff([]string{both, only}, slices.Compact(hub.sink.History()[installed:])); diff != "" {
+		t.Errorf("hub FIB history since installation (-want +got):\n%s", diff)
+	}
+}
+
+// TestIntegrationGracefulRestartCease: Speaker.Stop is not a graceful
+// restart. GoBGP's StopBgp sends Cease/peer-deconfigured to every neighbor
+// (pkg/server/server.go StopBgp, deleteNeighbor), and a received Cease
+// ends graceful restart (pkg/server/fsm.go: only read/write failures, a
+// hold timer expiry, or with RFC 8538 a Cease that is not a Hard Reset
+// keep the routes; StopBgp's subcode is mapped to Hard Reset). So the hub
+// withdraws a stopped spoke's routes at once although both have graceful
+// restart: only a crash or kill -9 keeps them.
+func TestIntegrationGracefulRestartCease(t *testing.T) {
+	ctx := testCtx(t)
+	port := freePort(t, hubAddr)
+	hcfg := hubConfig(routing.HubModeReflect, port, false)
+	withGracefulRestart(&hcfg)
+	hub := startNode(t, "hub", hcfg)
+	scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}, hubAS, hubAS)
+	withGracefulRestart(&scfg)
+	spoke := startNode(t, "spoke0", scfg)
+	hub.waitRoutes(ctx, t, expectedHub(1, 2))
+	if err := spoke.sp.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hub.waitRoutes(ctx, t, "")
+	hub.waitRIB(ctx, t, "no path of the stopped spoke", func(rib []routing.RIBEntry) bool {
+		return len(fromSpoke(rib, spokeAddrs[0])) == 0
+	})
+}
