@@ -1,0 +1,180 @@
+package routing_test
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/dmvpnd/dmvpnd/routing"
+)
+
+// requireTCPMD5 skips the test when the kernel has no TCP MD5 signatures
+// (CONFIG_TCP_MD5SIG): setsockopt fails with ENOPROTOOPT, or EINVAL for the
+// prefix form (TCP_MD5SIG_EXT) the hub's listener uses for its dynamic
+// range. Any other error fails the test.
+func requireTCPMD5(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rc, err := l.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := func(prefix bool) *unix.TCPMD5Sig {
+		s := &unix.TCPMD5Sig{Keylen: 5}
+		s.Addr.Family = unix.AF_INET
+		copy(s.Addr.Data[2:], spokeAddrs[0].AsSlice())
+		copy(s.Key[:], "probe")
+		if prefix {
+			s.Flags, s.Prefixlen = unix.TCP_MD5SIG_FLAG_PREFIX, 24
+		}
+		return s
+	}
+	var sockErr error
+	if err := rc.Control(func(fd uintptr) {
+		sockErr = unix.SetsockoptTCPMD5Sig(int(fd), unix.IPPROTO_TCP, unix.TCP_MD5SIG, sig(false))
+		if sockErr == nil {
+			sockErr = unix.SetsockoptTCPMD5Sig(int(fd), unix.IPPROTO_TCP, unix.TCP_MD5SIG_EXT, sig(true))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case errors.Is(sockErr, unix.ENOPROTOOPT), errors.Is(sockErr, unix.EINVAL):
+		t.Skipf("the kernel has no TCP MD5 signatures (TCP_MD5SIG/TCP_MD5SIG_EXT: %v); needs CONFIG_TCP_MD5SIG", sockErr)
+	case sockErr != nil:
+		t.Fatalf("setsockopt TCP_MD5SIG: %v", sockErr)
+	}
+}
+
+// tcpExt reads one TcpExt counter of /proc/net/netstat (this network
+// namespace).
+func tcpExt(t *testing.T, name string) uint64 {
+	t.Helper()
+	f, err := os.Open("/proc/net/netstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	var header []string
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] != "TcpExt:" {
+			continue
+		}
+		if header == nil {
+			header = fields
+			continue
+		}
+		for i, h := range header {
+			if h == name && i < len(fields) {
+				n, err := strconv.ParseUint(fields[i], 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+	}
+	t.Fatalf("/proc/net/netstat: no TcpExt counter %s", name)
+	return 0
+}
+
+// TestIntegrationTCPMD5 (RFC 2385): a spoke with the hub's password
+// establishes; with another password, or none, or a password the hub does
+// not have, the hub's kernel drops the spoke's segments (the TcpExt counter
+// of that case grows, twice: the first attempt and a retry) and no session
+// comes up, so no route is learned.
+func TestIntegrationTCPMD5(t *testing.T) {
+	requireTCPMD5(t)
+	tests := []struct {
+		name                  string
+		hub, spoke, neighbour string // neighbour: the spoke's per-hub password
+		counter               string // "" when the session must come up
+	}{
+		{name: "same", hub: "s3cret", spoke: "s3cret"},
+		{name: "per-neighbour", hub: "s3cret", spoke: "other", neighbour: "s3cret"},
+		{name: "different", hub: "s3cret", spoke: "wrong", counter: "TCPMD5Failure"},
+		{name: "spoke-none", hub: "s3cret", counter: "TCPMD5NotFound"},
+		{name: "hub-none", spoke: "s3cret", counter: "TCPMD5Unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			port := freePort(t, hubAddr)
+			hcfg := hubConfig(routing.HubModeReflect, port, false)
+			hcfg.Password = tt.hub
+			before := uint64(0)
+			if tt.counter != "" {
+				before = tcpExt(t, tt.counter)
+			}
+			hub := startNode(t, "hub", hcfg)
+			scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}, hubAS, hubAS)
+			scfg.Password = tt.spoke
+			scfg.Spoke.Hubs[0].Password = tt.neighbour
+			spoke := startNode(t, "spoke0", scfg)
+			if tt.counter == "" {
+				hub.waitEstablished(ctx, t, spokeAddrs[0])
+				spoke.waitEstablished(ctx, t, hubAddr)
+				hub.waitRoutes(ctx, t, expectedHub(1, 2))
+				return
+			}
+			for tcpExt(t, tt.counter) < before+2 {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("the kernel did not count %s (still %d)", tt.counter, tcpExt(t, tt.counter))
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			// No TCP connection ever came up: the hub never saw the
+			// spoke as a (dynamic) neighbor, the spoke never sent an OPEN.
+			drain(hub, spoke)
+			if s, ok := hub.states[spokeAddrs[0]]; ok {
+				t.Errorf("hub: spoke's session %s", s)
+			}
+			switch s := spoke.states[hubAddr]; s {
+			case routing.StateOpenSent, routing.StateOpenConfirm, routing.StateEstablished:
+				t.Errorf("spoke: hub's session %s", s)
+			}
+			if got := hub.sink.String(); got != "" {
+				t.Errorf("hub learned routes without authentication:\n%s", got)
+			}
+			sum, err := hub.sp.Summary(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range sum {
+				if n.Neighbor == spokeAddrs[0] && n.State == routing.StateEstablished {
+					t.Errorf("hub summary: %+v", n)
+				}
+			}
+		})
+	}
+}
+
+// drain records the events already queued for the nodes.
+func drain(nodes ...*node) {
+	for _, n := range nodes {
+	queued:
+		for {
+			select {
+			case ev := <-n.sp.Events():
+				n.states[ev.Neighbor] = ev.State
+			default:
+				break queued
+			}
+		}
+	}
+}
