@@ -43,6 +43,17 @@
 // on its first peer event (TCP accepted, before the OPEN exchange) when it
 // is over Hub.DynamicLimit or, with Hub.RequireRegistration, not registered.
 //
+// # TCP MD5
+//
+// Config.Password (or Neighbor.Password) signs every session (RFC 2385):
+// GoBGP sets the key on the dialer and, for the hub's dynamic range, per
+// prefix on the listener. GoBGP only logs a warning when the listener's
+// key cannot be set and then accepts unsigned sessions, so Start probes
+// the kernel first and fails with ErrTCPMD5Unsupported (kernels without
+// CONFIG_TCP_MD5SIG). TestIntegrationTCPMD5 needs such a kernel (the lab's
+// VMs); it is skipped elsewhere and TestSpeakerTCPMD5Unsupported runs
+// instead.
+//
 // # gRPC API
 //
 // Read-only unless Config.APIWrite: an interceptor serves only List*, Get*

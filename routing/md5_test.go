@@ -16,11 +16,10 @@ import (
 	"github.com/dmvpnd/dmvpnd/routing"
 )
 
-// requireTCPMD5 skips the test when the kernel has no TCP MD5 signatures
-// (CONFIG_TCP_MD5SIG): setsockopt fails with ENOPROTOOPT, or EINVAL for the
-// prefix form (TCP_MD5SIG_EXT) the hub's listener uses for its dynamic
-// range. Any other error fails the test.
-func requireTCPMD5(t *testing.T) {
+// tcpMD5Probe sets a TCP MD5 key on a throwaway listener, per address and
+// per prefix (TCP_MD5SIG_EXT, as the hub's listener does for its dynamic
+// range), and returns the setsockopt error.
+func tcpMD5Probe(t *testing.T) error {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -50,11 +49,53 @@ func requireTCPMD5(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	switch {
-	case errors.Is(sockErr, unix.ENOPROTOOPT), errors.Is(sockErr, unix.EINVAL):
-		t.Skipf("the kernel has no TCP MD5 signatures (TCP_MD5SIG/TCP_MD5SIG_EXT: %v); needs CONFIG_TCP_MD5SIG", sockErr)
-	case sockErr != nil:
-		t.Fatalf("setsockopt TCP_MD5SIG: %v", sockErr)
+	return sockErr
+}
+
+func unsupported(err error) bool {
+	return errors.Is(err, unix.ENOPROTOOPT) || errors.Is(err, unix.EINVAL)
+}
+
+// requireTCPMD5 skips the test when the kernel has no TCP MD5 signatures
+// (CONFIG_TCP_MD5SIG): setsockopt fails with ENOPROTOOPT, or EINVAL for the
+// prefix form. Any other error fails the test.
+func requireTCPMD5(t *testing.T) {
+	t.Helper()
+	switch err := tcpMD5Probe(t); {
+	case unsupported(err):
+		t.Skipf("the kernel has no TCP MD5 signatures (TCP_MD5SIG/TCP_MD5SIG_EXT: %v); needs CONFIG_TCP_MD5SIG", err)
+	case err != nil:
+		t.Fatalf("setsockopt TCP_MD5SIG: %v", err)
+	}
+}
+
+// TestSpeakerTCPMD5Unsupported: on a kernel without TCP MD5, Start refuses
+// a configured password (hub: group password; spoke: per-hub password)
+// instead of letting GoBGP run the sessions unsigned.
+func TestSpeakerTCPMD5Unsupported(t *testing.T) {
+	err := tcpMD5Probe(t)
+	if err == nil {
+		t.Skip("the kernel supports TCP MD5; TestIntegrationTCPMD5 covers it")
+	}
+	if !unsupported(err) {
+		t.Fatalf("setsockopt TCP_MD5SIG: %v", err)
+	}
+	hcfg := hubConfig(routing.HubModeReflect, freePort(t, hubAddr), false)
+	hcfg.Password = "s3cret"
+	scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, 179)}, hubAS, hubAS)
+	scfg.Spoke.Hubs[0].Password = "s3cret"
+	for _, cfg := range []routing.Config{hcfg, scfg} {
+		sp, err := routing.NewSpeaker(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = sp.Start(t.Context())
+		if err == nil {
+			_ = sp.Stop(t.Context())
+		}
+		if !errors.Is(err, routing.ErrTCPMD5Unsupported) || !unsupported(err) {
+			t.Errorf("%s: Start = %v, want ErrTCPMD5Unsupported wrapping ENOPROTOOPT or EINVAL", cfg.Role, err)
+		}
 	}
 }
 

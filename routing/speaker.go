@@ -129,6 +129,11 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return errors.New("routing: speaker already started")
 	}
+	if s.cfg.passwords() {
+		if err := checkTCPMD5(s.cfg.Role == RoleHub); err != nil {
+			return err
+		}
+	}
 	if err := prepareAPIListener(s.cfg.API); err != nil {
 		return err
 	}
