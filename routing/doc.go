@@ -29,10 +29,19 @@
 // their more-specifics are rejected; next hops outside the tunnel prefix or
 // on its network/broadcast address are rejected; then Import.Accept ranges
 // (one prefix set and statement each: GoBGP matches a set by its longest
-// key only) accept, on a hub with "next-hop peer-address" for spoke
-// sessions. The FIB applies the same guard again before installing. Rejected
-// paths stay in GoBGP's Adj-RIB-In and are counted per neighbor
-// (NeighborSummary.PrefixesRejected, "gobgp neighbor X adj-in" filtered).
+// key only) accept. On a hub a spoke's path is accepted only with the
+// spoke's own session address as next hop; anything else is rejected, not
+// rewritten. GoBGP has no "next hop is the neighbor's address" condition
+// and import policies per neighbor only for route-server clients
+// (pkg/server/server.go toPolicyInfo), so spokes.go keeps one statement
+// per spoke and Accept range (neighbor set = the spoke's /32, next hop in
+// [spoke/32]) in the global import policy while GoBGP has the dynamic
+// neighbor (also during its graceful restart), and soft-resets the spoke's
+// Adj-RIB-In after adding them. The FIB applies the same guard (and the
+// spoke next-hop rule) again before installing. Rejected paths stay in
+// GoBGP's Adj-RIB-In and are counted per neighbor and reason
+// (NeighborSummary.PrefixesRejected and RejectedReasons, "gobgp neighbor X
+// adj-in" filtered).
 //
 // # Limits
 //

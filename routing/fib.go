@@ -111,7 +111,7 @@ func (f *FIB) update(change func(), counted ...PathUpdate) {
 		if u.Withdraw || f.localLocked(u.Prefix.Masked(), u.NextHop.Unmap()) {
 			continue
 		}
-		if why := f.guard.check(u.Prefix.Masked(), u.NextHop.Unmap(), f.hubs[u.From]); why != "" {
+		if why := f.guard.reason(u.Prefix.Masked(), u.NextHop.Unmap(), u.From, f.hubs[u.From]); why != "" {
 			f.rejected[why]++
 			f.log.Info("rejecting best path", zap.Stringer("prefix", u.Prefix), zap.Stringer("next_hop", u.NextHop),
 				zap.Stringer("neighbor", u.From), zap.String("reason", why))
@@ -157,7 +157,7 @@ func (f *FIB) desiredLocked() []Route {
 		if f.localLocked(p, b.nextHop) {
 			continue
 		}
-		if f.guard.check(p, b.nextHop, f.hubs[b.from]) != "" {
+		if f.guard.reason(p, b.nextHop, b.from, f.hubs[b.from]) != "" {
 			continue
 		}
 		if f.maxPerNbr > 0 && b.from.IsValid() {

@@ -16,6 +16,9 @@ const (
 	RejectNextHop       = "next-hop"
 	RejectNotAccepted   = "not-accepted"
 	RejectMaxPrefixDrop = "max-prefix"
+	// RejectForeignNextHop: on a hub, a spoke's path whose next hop is not
+	// the spoke's own session address.
+	RejectForeignNextHop = "foreign-next-hop"
 )
 
 // guard holds the rejections that cannot be turned off. The import policy
@@ -28,6 +31,45 @@ type guard struct {
 	acceptDefault bool
 	own           []netip.Prefix // LAN prefixes (not summaries)
 	protected     []netip.Prefix
+	// spokes is the hub's dynamic range (invalid on a spoke): a path from
+	// a neighbor in it that is not a configured hub is a spoke's.
+	spokes netip.Prefix
+}
+
+// reason returns why the path to p via nh from neighbor from (a hub:
+// fromHub) must not be used, or "": check, then foreignNextHop.
+func (g guard) reason(p netip.Prefix, nh, from netip.Addr, fromHub bool) string {
+	if why := g.check(p, nh, fromHub); why != "" {
+		return why
+	}
+	if g.foreignNextHop(nh, from, fromHub) {
+		return RejectForeignNextHop
+	}
+	return ""
+}
+
+// importReason classifies a path GoBGP's import policy rejected, in the
+// policy's order: the built-in rejections, a prefix outside accept, a
+// spoke's foreign next hop; anything else did not match an accept
+// statement either.
+func (g guard) importReason(p netip.Prefix, nh, from netip.Addr, fromHub bool, accept []PrefixRange) string {
+	if why := g.check(p, nh, fromHub); why != "" {
+		return why
+	}
+	if !slices.ContainsFunc(accept, func(r PrefixRange) bool { return r.Contains(p) }) {
+		return RejectNotAccepted
+	}
+	if g.foreignNextHop(nh, from, fromHub) {
+		return RejectForeignNextHop
+	}
+	return RejectNotAccepted
+}
+
+// foreignNextHop: on a hub, a spoke's path must have the spoke's own
+// session address as next hop; a spoke cannot point a route at another
+// node.
+func (g guard) foreignNextHop(nh, from netip.Addr, fromHub bool) bool {
+	return g.spokes.IsValid() && from.IsValid() && !fromHub && g.spokes.Contains(from) && nh != from
 }
 
 // check returns why the route to p via nh must not be installed, or "".

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -53,9 +54,10 @@ func (a *attacker) announce(ctx context.Context, t *testing.T, p netip.Prefix, n
 // announces the default route, 0/1 + 128/1, a /25 of another spoke's LAN,
 // the hub's NBMA address, a prefix inside the tunnel, a route via the tunnel
 // broadcast address and one via another spoke's address. None of the
-// poisoned routes reaches the hub's RIB or any FIB; the hub counts them as
-// rejected for that neighbor; the route via another spoke is installed via
-// the attacker itself; the other spokes' routes are unaffected.
+// poisoned routes reaches the hub's RIB or any FIB (the route via another
+// spoke is rejected, not rewritten to the attacker's address); the hub
+// counts them as rejected for that neighbor, by reason; the other spokes'
+// routes are unaffected.
 func TestIntegrationPoisoning(t *testing.T) {
 	ctx := testCtx(t)
 	skipGoBGPRaces(t)
@@ -87,26 +89,23 @@ func TestIntegrationPoisoning(t *testing.T) {
 		{pfx("192.168.50.0/24"), addr("127.0.1.255")}, // tunnel broadcast as next hop
 		{pfx("192.168.52.0/24"), addr("172.16.0.1")},  // next hop outside the tunnel
 		{pfx("10.100.0.0/17"), evil},                  // more-specific of the hub's LAN
+		{pfx("192.168.51.0/24"), spokeAddrs[0]},       // another spoke's address as next hop
 	}
 	for _, p := range poison {
 		a.announce(ctx, t, p.p, p.nh)
 	}
-	// Accepted, but with the attacker's own address as next hop.
-	a.announce(ctx, t, pfx("192.168.51.0/24"), spokeAddrs[0])
 	// Barrier: a legitimate route announced last.
 	a.announce(ctx, t, pfx("192.168.60.0/24"), evil)
 
 	hubWant := routesText(routing.DefaultRouteMetric,
 		spokeLAN(0).String()+" via "+spokeAddrs[0].String(),
 		spokeLAN(1).String()+" via "+spokeAddrs[1].String(),
-		"192.168.51.0/24 via "+evil.String(),
 		"192.168.60.0/24 via "+evil.String())
 	tp.hub.waitRoutes(ctx, t, hubWant)
 	for i, s := range tp.spokes {
 		want := routesText(routing.DefaultRouteMetric,
 			hubLAN.String()+" via "+hubAddr.String(),
 			spokeLAN(1-i).String()+" via "+spokeAddrs[1-i].String(),
-			"192.168.51.0/24 via "+evil.String(),
 			"192.168.60.0/24 via "+evil.String())
 		s.waitRoutes(ctx, t, want)
 	}
@@ -133,9 +132,21 @@ func TestIntegrationPoisoning(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("no summary for %s: %+v", evil, sum)
 	}
-	if n := sum[i]; n.PrefixesReceived != uint64(len(poison)+2) || n.PrefixesRejected != uint64(len(poison)) || n.PrefixesAccepted != 2 {
-		t.Errorf("attacker summary: received %d rejected %d accepted %d, want %d, %d, 2",
-			n.PrefixesReceived, n.PrefixesRejected, n.PrefixesAccepted, len(poison)+2, len(poison))
+	if n := sum[i]; n.PrefixesReceived != uint64(len(poison)+1) || n.PrefixesRejected != uint64(len(poison)) || n.PrefixesAccepted != 1 {
+		t.Errorf("attacker summary: received %d rejected %d accepted %d, want %d, %d, 1",
+			n.PrefixesReceived, n.PrefixesRejected, n.PrefixesAccepted, len(poison)+1, len(poison))
+	}
+	wantReasons := map[string]uint64{
+		routing.RejectDefault:        1,
+		routing.RejectTunnel:         2, // 0/1 covers the tunnel
+		routing.RejectProtected:      2, // 128/1 covers the NBMA address
+		routing.RejectNotAccepted:    1, // the /25
+		routing.RejectNextHop:        2,
+		routing.RejectOwnPrefix:      1,
+		routing.RejectForeignNextHop: 1,
+	}
+	if diff := cmp.Diff(wantReasons, sum[i].RejectedReasons); diff != "" {
+		t.Errorf("attacker's rejections by reason (-want +got):\n%s", diff)
 	}
 	if st := tp.hub.sp.Stats(); len(st.FIBRejected) != 0 {
 		t.Errorf("the import policy let poisoned paths reach the FIB: %v", st.FIBRejected)

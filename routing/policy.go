@@ -15,7 +15,6 @@ const (
 	setProtected     = "dmvpn-protected"
 	setOwn           = "dmvpn-own"
 	setHubs          = "dmvpn-hubs"
-	setSpokes        = "dmvpn-spokes"
 )
 
 // acceptSetName names the prefix set of Import.Accept[i]. Each range gets its
@@ -35,10 +34,10 @@ func acceptSetName(i int) string { return fmt.Sprintf("dmvpn-accept-%d", i) }
 //  4. a next hop that is the tunnel's network or broadcast address is
 //     rejected;
 //  5. a path matching an Accept range with its next hop inside the tunnel
-//     is accepted. On a hub, a path from another hub keeps its next hop,
-//     and a spoke's path is accepted with the session's tunnel address as
-//     next hop (GoBGP's "next-hop peer-address"), so no spoke can point a
-//     route at another node;
+//     is accepted: on a spoke from any neighbor (its hubs), on a hub from
+//     its static peers (other hubs); a spoke's path only with the spoke's
+//     own address as next hop (spokeImport, per spoke), so that no spoke
+//     can point a route at another node;
 //  6. everything else is rejected.
 func importPolicy(c Config) ([]*api.DefinedSet, *api.Policy) {
 	net, bcast := c.Tunnel.Addr(), broadcast(c.Tunnel)
@@ -54,9 +53,6 @@ func importPolicy(c Config) ([]*api.DefinedSet, *api.Policy) {
 	}
 	if len(hubs) > 0 {
 		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: setHubs, List: hubs})
-	}
-	if c.Role == RoleHub {
-		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: setSpokes, List: []string{c.Hub.DynamicRange.String()}})
 	}
 	inTunnel := []string{c.Tunnel.String()}
 	reject := &api.Actions{RouteAction: api.RouteAction_REJECT}
@@ -101,13 +97,9 @@ func importPolicy(c Config) ([]*api.DefinedSet, *api.Policy) {
 			})
 		}
 		if c.Role == RoleHub {
-			a := accept()
-			a.Nexthop = &api.NexthopAction{PeerAddress: true}
-			st = append(st, &api.Statement{
-				Name:       fmt.Sprintf("accept-%d-from-spokes", i),
-				Conditions: &api.Conditions{PrefixSet: match(acceptSetName(i)), NeighborSet: match(setSpokes), NextHopInList: inTunnel},
-				Actions:    a,
-			})
+			// Spokes: one statement per spoke and range, added while the
+			// spoke is a neighbor (spokeImport).
+			continue
 		}
 		st = append(st, &api.Statement{
 			Name:       fmt.Sprintf("accept-%d", i),
@@ -116,6 +108,33 @@ func importPolicy(c Config) ([]*api.DefinedSet, *api.Policy) {
 		})
 	}
 	return sets, &api.Policy{Name: importPolicyName, Statements: st}
+}
+
+// spokeSetName names the neighbor set of one spoke.
+func spokeSetName(a netip.Addr) string { return "dmvpn-spoke-" + a.String() }
+
+// spokeImport returns the neighbor set and the statements a hub appends to
+// its import policy while spoke a is a (dynamic) neighbor: a path from a
+// matching an Import.Accept range is accepted only with a itself as next
+// hop. GoBGP has no "next hop is the neighbor's address" condition and
+// policies per neighbor only for route-server clients (pkg/server/server.go
+// toPolicyInfo), so the condition is spelled out per spoke; everything
+// else from a spoke falls through to the policy's default, REJECT.
+func spokeImport(c Config, a netip.Addr) (*api.DefinedSet, *api.Policy) {
+	set := &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: spokeSetName(a), List: []string{netip.PrefixFrom(a, 32).String()}}
+	pol := &api.Policy{Name: importPolicyName}
+	for i := range c.Import.Accept {
+		pol.Statements = append(pol.Statements, &api.Statement{
+			Name: fmt.Sprintf("accept-%d-from-%s", i, a),
+			Conditions: &api.Conditions{
+				PrefixSet:     &api.MatchSet{Name: acceptSetName(i), Type: api.MatchSet_ANY},
+				NeighborSet:   &api.MatchSet{Name: set.Name, Type: api.MatchSet_ANY},
+				NextHopInList: []string{netip.PrefixFrom(a, 32).String()},
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+		})
+	}
+	return set, pol
 }
 
 // protectedSet is the defined set SetProtected replaces at runtime.

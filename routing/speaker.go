@@ -44,6 +44,7 @@ type Speaker struct {
 	sink     RouteSink
 	eventBuf int
 	peers    *peerGuard
+	spokes   *spokeImports // hub: per-spoke import statements; nil on a spoke
 
 	fib     *FIB
 	events  chan NeighborEvent
@@ -82,8 +83,11 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 	s.log = s.log.Named("routing")
 	s.events = make(chan NeighborEvent, s.eventBuf)
 	s.peers = newPeerGuard(s.cfg, s.log)
+	if s.cfg.Role == RoleHub && len(s.cfg.Import.Accept) > 0 {
+		s.spokes = newSpokeImports(s.cfg, s.log)
+	}
 	if s.sink != nil {
-		g := guard{tunnel: s.cfg.Tunnel, acceptDefault: s.cfg.Import.AcceptDefault, protected: s.cfg.Protected}
+		g := s.guard(s.cfg.Protected)
 		s.fib = newFIB(s.sink, s.cfg.FIB.Metric, g, s.log)
 		for _, n := range append(slices.Clone(s.cfg.Spoke.Hubs), s.cfg.Hub.Peers...) {
 			s.fib.hubs[n.Address] = true
@@ -93,6 +97,15 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 		}
 	}
 	return s, nil
+}
+
+// guard returns the built-in rejections with the given protected prefixes.
+func (s *Speaker) guard(protected []netip.Prefix) guard {
+	g := guard{tunnel: s.cfg.Tunnel, acceptDefault: s.cfg.Import.AcceptDefault, own: s.cfg.Prefixes, protected: protected}
+	if s.cfg.Role == RoleHub {
+		g.spokes = s.cfg.Hub.DynamicRange
+	}
+	return g
 }
 
 // Events delivers neighbor state changes. The channel is never closed.
@@ -236,6 +249,13 @@ func (s *Speaker) configure(ctx, wctx context.Context) error {
 			return fmt.Errorf("routing: add neighbor %s: %w", r.Peer.Conf.NeighborAddress, err)
 		}
 	}
+	if s.spokes != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.spokes.run(wctx, srv)
+		}()
+	}
 	return nil
 }
 
@@ -286,6 +306,9 @@ func (s *Speaker) onPeerEvent(r *api.WatchEventResponse) {
 	}
 	if refuse := s.peers.observe(ev); refuse != "" {
 		s.refusePeer(ev.Neighbor, refuse)
+	}
+	if s.spokes != nil {
+		s.spokes.trigger()
 	}
 	s.log.Info("bgp neighbor state", zap.Stringer("neighbor", ev.Neighbor), zap.Uint32("as", ev.AS), zap.String("state", string(ev.State)))
 	select {

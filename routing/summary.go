@@ -25,6 +25,9 @@ type NeighborSummary struct {
 	PrefixesReceived uint64
 	PrefixesAccepted uint64
 	PrefixesRejected uint64
+	// RejectedReasons splits PrefixesRejected by reason (Reject*
+	// constants), in the import policy's order.
+	RejectedReasons map[string]uint64
 	// LastDownReason is GoBGP's reason for the last teardown of the session
 	// ("notification-received code cease...", "hold-timer-expired", ...);
 	// "" if it never went down.
@@ -118,11 +121,15 @@ func (s *Speaker) summary(ctx context.Context, srv bgpServer) ([]NeighborSummary
 		if n.State != StateEstablished || n.PrefixesReceived == 0 {
 			continue
 		}
-		rejected, err := filteredIn(ctx, srv, n.Neighbor)
+		reasons, err := s.filteredIn(ctx, srv, n.Neighbor)
 		if err != nil {
 			continue // the session went down meanwhile
 		}
-		n.PrefixesRejected = rejected
+		var rejected uint64
+		for _, c := range reasons {
+			rejected += c
+		}
+		n.PrefixesRejected, n.RejectedReasons = rejected, reasons
 		n.PrefixesAccepted = n.PrefixesReceived - min(rejected, n.PrefixesReceived)
 	}
 	slices.SortFunc(out, func(a, b NeighborSummary) int { return a.Neighbor.Compare(b.Neighbor) })
@@ -130,19 +137,32 @@ func (s *Speaker) summary(ctx context.Context, srv bgpServer) ([]NeighborSummary
 }
 
 // filteredIn counts the neighbor's Adj-RIB-In paths GoBGP's import policy
-// rejects ("gobgp neighbor X adj-in" marks them filtered).
-func filteredIn(ctx context.Context, srv bgpServer, a netip.Addr) (uint64, error) {
-	var n uint64
+// rejects ("gobgp neighbor X adj-in" marks them filtered), by reason.
+func (s *Speaker) filteredIn(ctx context.Context, srv bgpServer, a netip.Addr) (map[string]uint64, error) {
+	s.mu.Lock()
+	prot := s.protected
+	s.mu.Unlock()
+	if prot == nil {
+		prot = s.cfg.Protected
+	}
+	g := s.guard(prot)
+	fromHub := s.peers.static[a]
+	out := map[string]uint64{}
 	err := srv.ListPath(ctx, &api.ListPathRequest{
 		TableType: api.TableType_ADJ_IN, Name: a.String(), Family: ipv4Unicast(), EnableFiltered: true,
 	}, func(d *api.Destination) {
 		for _, p := range d.Paths {
-			if p.Filtered {
-				n++
+			if !p.Filtered {
+				continue
 			}
+			why := RejectNotAccepted
+			if u, err := pathUpdate(p); err == nil {
+				why = g.importReason(u.Prefix.Masked(), u.NextHop.Unmap(), a, fromHub, s.cfg.Import.Accept)
+			}
+			out[why]++
 		}
 	})
-	return n, err
+	return out, err
 }
 
 func neighborSummary(now time.Time, p *api.Peer) (NeighborSummary, error) {

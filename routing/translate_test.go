@@ -188,6 +188,17 @@ func TestBuildPlanSemantics(t *testing.T) {
 	if len(exportPolicies(hub.Policies)) != 0 || len(exportAssignments(hub.Assignments)) != 0 {
 		t.Errorf("iBGP reflect hub has policies %v: reflection must keep next hops without one", hub.Policies)
 	}
+	// A spoke's path is rejected, not rewritten, when its next hop is not
+	// the spoke: the hub's static import policy accepts nothing from
+	// spokes and rewrites no next hop (the per-spoke statements are added
+	// at runtime).
+	for _, p := range hub.Policies {
+		for _, st := range p.Policy.Statements {
+			if st.GetActions().GetNexthop() != nil && p.Policy.Name == "dmvpn-import" {
+				t.Errorf("hub import statement %s changes the next hop: %v", st.Name, st.Actions.Nexthop)
+			}
+		}
+	}
 
 	sc := baseHub()
 	sc.Hub.Mode = routing.HubModeSummary
