@@ -117,7 +117,10 @@ const (
 	MaxPrefixTeardown MaxPrefixAction = "teardown"
 	// MaxPrefixDrop keeps the session and ignores the neighbor's prefixes
 	// beyond the limit (the first MaxPrefixes, in prefix order, are
-	// installed).
+	// installed). Spokes only: the FIB drops the excess, but GoBGP still
+	// holds it, and a hub would reflect it to the other spokes (GoBGP's
+	// prefix limit has no drop mode: pkg/server/peer.go doPrefixLimit
+	// always returns a Cease), so Validate refuses it on a hub.
 	MaxPrefixDrop MaxPrefixAction = "drop"
 )
 
@@ -479,7 +482,12 @@ func (c Config) validatePolicy() []error {
 		}
 	}
 	switch c.MaxPrefixAction {
-	case "", MaxPrefixTeardown, MaxPrefixDrop:
+	case "", MaxPrefixTeardown:
+	case MaxPrefixDrop:
+		if c.Role == RoleHub {
+			add(cfgErr("max_prefix_action", "%q is not supported on a hub: GoBGP's prefix limit can only tear the session down, "+
+				"so the excess routes would stay in the hub's RIB and be reflected to the other spokes; use %q", MaxPrefixDrop, MaxPrefixTeardown))
+		}
 	default:
 		add(cfgErr("max_prefix_action", "must be %q or %q, got %q", MaxPrefixTeardown, MaxPrefixDrop, c.MaxPrefixAction))
 	}

@@ -47,7 +47,11 @@
 //
 // MaxPrefixes with "teardown" is GoBGP's prefix limit (Cease subcode 1,
 // NeighborSummary.MaxPrefixTeardowns); with "drop" the FIB installs only
-// the first MaxPrefixes of a neighbor. GoBGP has no dynamic-neighbor cap and
+// the first MaxPrefixes of a neighbor. "drop" is for spokes only: GoBGP's
+// prefix limit has no drop mode (pkg/server/peer.go doPrefixLimit returns a
+// Cease or nothing), so GoBGP keeps the excess in its RIB, and a hub would
+// reflect it to every other spoke; Validate refuses "drop" on a hub. (A
+// spoke exports only what it originates, so nothing leaks there.) GoBGP has no dynamic-neighbor cap and
 // no accept hook, so the peer guard (peers.go) deletes a dynamic neighbor
 // on its first peer event (TCP accepted, before the OPEN exchange) when it
 // is over Hub.DynamicLimit or, with Hub.RequireRegistration, not registered.

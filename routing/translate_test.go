@@ -290,6 +290,13 @@ func TestValidate(t *testing.T) {
 		{"hub with spoke section", func(c *routing.Config) { c.Spoke.Hubs = []routing.Neighbor{{Address: addr("10.0.0.2")}} }, []string{"spoke.hubs"}},
 		{"spoke without hubs", func(c *routing.Config) { c.Role = routing.RoleSpoke; c.Hub = routing.HubConfig{} }, []string{"spoke.hubs"}},
 		{"two problems", func(c *routing.Config) { c.ASN = 0; c.Hub.Mode = "mesh" }, []string{"asn", "hub.mode"}},
+		// GoBGP would still reflect what the FIB drops.
+		{"drop on a hub", func(c *routing.Config) { c.MaxPrefixes = 10; c.MaxPrefixAction = routing.MaxPrefixDrop }, []string{"max_prefix_action"}},
+		{"drop on a spoke", func(c *routing.Config) {
+			c.Role, c.Hub = routing.RoleSpoke, routing.HubConfig{}
+			c.Spoke.Hubs = []routing.Neighbor{{Address: addr("10.0.0.1")}}
+			c.MaxPrefixes, c.MaxPrefixAction = 10, routing.MaxPrefixDrop
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -220,6 +220,8 @@ bgp:
 			"config: bgp.dynamic: limit and require_registration only apply to a hub (role is spoke)",
 			"config: bgp.graceful_restart.restart_time: 1h23m20s is not whole seconds within 0..4095s",
 			"config: bgp.graceful_restart.stale_time: 1.5s is not whole seconds"}},
+		{"bgp drop on a hub", minimalHub + "bgp: {enabled: true, asn: 65000, max_prefixes: 10, max_prefix_action: drop}\n", []string{
+			"config: bgp.max_prefix_action: drop is not supported on a hub (the excess routes would still be reflected to the other spokes); use teardown"}},
 		{"control, metrics, log", minimalSpoke + `
 control: {socket: dmvpnd.sock, group: "net admins"}
 metrics: {listen: "example.com:80"}

@@ -104,7 +104,11 @@ func (c *Config) validateBGPPolicy(v *validator) {
 		}
 	}
 	switch b.MaxPrefixAction {
-	case "", "teardown", "drop":
+	case "", "teardown":
+	case "drop":
+		if c.NHRP.Role == RoleHub {
+			v.add("bgp.max_prefix_action", "drop is not supported on a hub (the excess routes would still be reflected to the other spokes); use teardown")
+		}
 	default:
 		v.add("bgp.max_prefix_action", "%q is not teardown or drop", b.MaxPrefixAction)
 	}
