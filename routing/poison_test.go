@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	api "github.com/osrg/gobgp/v3/api"
@@ -151,4 +152,47 @@ func TestIntegrationPoisoning(t *testing.T) {
 	if st := tp.hub.sp.Stats(); len(st.FIBRejected) != 0 {
 		t.Errorf("the import policy let poisoned paths reach the FIB: %v", st.FIBRejected)
 	}
+}
+
+// TestIntegrationSpokeReconnect: a spoke's per-spoke import statements go
+// with its dynamic neighbor and come back with it. After a non-graceful
+// session loss (Cease: the neighbor is deleted, and so are the statements)
+// the reconnected spoke's LAN is accepted again, and a path via another
+// spoke's address is still rejected.
+func TestIntegrationSpokeReconnect(t *testing.T) {
+	ctx := testCtx(t)
+	port := freePort(t, hubAddr)
+	hub := startNode(t, "hub", hubConfig(routing.HubModeReflect, port, false))
+	hubAP := []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}
+	spoke := startNode(t, "spoke0", spokeConfig(0, hubAP, hubAS, hubAS))
+	hub.waitRoutes(ctx, t, expectedHub(1, 2))
+	for round := range 2 {
+		if err := spoke.sp.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hub.waitRoutes(ctx, t, "")
+		for {
+			sum, err := hub.sp.Summary(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(sum, func(n routing.NeighborSummary) bool { return n.Neighbor == spokeAddrs[0] }) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("round %d: dynamic neighbor not deleted: %+v", round, sum)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		if err := spoke.sp.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hub.waitRoutes(ctx, t, expectedHub(1, 2))
+	}
+
+	a := startAttacker(t, ctx, spokeAddrs[1], netip.AddrPortFrom(hubAddr, uint16(port)))
+	a.announce(ctx, t, pfx("192.168.70.0/24"), spokeAddrs[0])
+	a.announce(ctx, t, spokeLAN(1), spokeAddrs[1]) // barrier
+	hub.waitRoutes(ctx, t, expectedHub(2))
 }
