@@ -144,9 +144,10 @@ func fromSpoke(rib []routing.RIBEntry, a netip.Addr) []string {
 // TestIntegrationGracefulRestart (RFC 4724) with a hub and a spoke, both
 // with graceful restart: the spoke's process is killed (SIGKILL: its
 // session ends without a NOTIFICATION); the hub keeps the spoke's routes as
-// stale, and its FIB never withdraws them; the restarted spoke announces
-// only one of its two prefixes; after its End-of-RIB that one is current
-// again and the other is removed.
+// stale, and neither its FIB nor another spoke's (it keeps reflecting
+// them) ever withdraws them; the restarted spoke announces only one of its
+// two prefixes; after its End-of-RIB that one is current again and the
+// other is removed, on the hub and on the other spoke.
 func TestIntegrationGracefulRestart(t *testing.T) {
 	ctx := testCtx(t)
 	port := freePort(t, hubAddr)
@@ -157,11 +158,25 @@ func TestIntegrationGracefulRestart(t *testing.T) {
 	spoke := spokeAddrs[0]
 	kept, gone := spokeLAN(0), pfx("192.168.20.0/24")
 
+	ocfg := spokeConfig(1, []netip.AddrPort{hubAP}, hubAS, hubAS)
+	withGracefulRestart(&ocfg)
+	other := startNode(t, "spoke1", ocfg)
+
+	// What the hub and the other spoke install with both of the spoke's
+	// routes, and with only the one the restarted spoke announces again.
+	via := func(p netip.Prefix, a netip.Addr) string { return p.String() + " via " + a.String() }
+	otherLAN, hubRoute := via(spokeLAN(1), spokeAddrs[1]), via(hubLAN, hubAddr)
+	hubBoth := routesText(routing.DefaultRouteMetric, via(kept, spoke), via(gone, spoke), otherLAN)
+	hubOnly := routesText(routing.DefaultRouteMetric, via(kept, spoke), otherLAN)
+	otherBoth := routesText(routing.DefaultRouteMetric, via(kept, spoke), via(gone, spoke), hubRoute)
+	otherOnly := routesText(routing.DefaultRouteMetric, via(kept, spoke), hubRoute)
+
 	first := startSpokeProcess(t, "spoke-run1", hubAP, kept, gone)
 	hub.waitEstablished(ctx, t, spoke)
-	both := routesText(routing.DefaultRouteMetric, kept.String()+" via "+spoke.String(), gone.String()+" via "+spoke.String())
-	hub.waitRoutes(ctx, t, both)
-	installed := len(hub.sink.History()) - 1
+	hub.waitRoutes(ctx, t, hubBoth)
+	other.waitRoutes(ctx, t, otherBoth)
+	hubInstalled := len(hub.sink.History()) - 1
+	otherInstalled := len(other.sink.History()) - 1
 
 	first.kill()
 	hub.waitState(ctx, t, spoke, func(s routing.NeighborState) bool { return s != routing.StateEstablished })
@@ -172,8 +187,11 @@ func TestIntegrationGracefulRestart(t *testing.T) {
 	// A window of several connect-retry and keepalive intervals with the
 	// spoke gone, not a wait for state: nothing may change meanwhile.
 	<-time.After(3 * time.Second)
-	if got := hub.sink.String(); got != both {
-		t.Fatalf("hub FIB while the spoke is down (-want +got):\n%s", cmp.Diff(both, got))
+	if got := hub.sink.String(); got != hubBoth {
+		t.Fatalf("hub FIB while the spoke is down (-want +got):\n%s", cmp.Diff(hubBoth, got))
+	}
+	if got := other.sink.String(); got != otherBoth {
+		t.Fatalf("other spoke's FIB while the spoke is down (-want +got):\n%s", cmp.Diff(otherBoth, got))
 	}
 	if rib, err := hub.sp.RIB(ctx); err != nil || !slices.Equal(fromSpoke(rib, spoke), wantStale) {
 		t.Fatalf("hub RIB while the spoke is down: %+v, %v", rib, err)
@@ -181,17 +199,20 @@ func TestIntegrationGracefulRestart(t *testing.T) {
 
 	startSpokeProcess(t, "spoke-run2", hubAP, kept)
 	hub.waitState(ctx, t, spoke, func(s routing.NeighborState) bool { return s == routing.StateEstablished })
-	only := routesText(routing.DefaultRouteMetric, kept.String()+" via "+spoke.String())
-	hub.waitRoutes(ctx, t, only)
+	hub.waitRoutes(ctx, t, hubOnly)
+	other.waitRoutes(ctx, t, otherOnly)
 	hub.waitRIB(ctx, t, "re-announced path current, the other one gone", func(rib []routing.RIBEntry) bool {
 		return slices.Equal(fromSpoke(rib, spoke), []string{kept.String() + " stale=no"})
 	})
 
-	// Every route set the hub's FIB pushed since the spoke's routes were
+	// Every route set the FIBs pushed since the spoke's routes were
 	// installed: both routes throughout the restart, then only the one
 	// announced again. No set without them, no flap.
-	if diff := cmp.Diff([]string{both, only}, slices.Compact(hub.sink.History()[installed:])); diff != "" {
+	if diff := cmp.Diff([]string{hubBoth, hubOnly}, slices.Compact(hub.sink.History()[hubInstalled:])); diff != "" {
 		t.Errorf("hub FIB history since installation (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{otherBoth, otherOnly}, slices.Compact(other.sink.History()[otherInstalled:])); diff != "" {
+		t.Errorf("other spoke's FIB history since installation (-want +got):\n%s", diff)
 	}
 }
 
