@@ -149,10 +149,15 @@
 //     Speaker.Stop is not graceful: GoBGP's StopBgp sends
 //     Cease/peer-deconfigured to every neighbor (server.go StopBgp,
 //     deleteNeighbor), which ends graceful restart on the peer (fsm.go,
-//     the stateReasonCh case of establishedState), and GoBGP has no call
-//     that closes sessions silently. So a clean dmvpnd stop or restart
-//     withdraws its routes on every peer at once
-//     (TestIntegrationGracefulRestartCease).
+//     the stateReasonCh case of establishedState; with RFC 8538 it is sent
+//     as a Hard Reset), and GoBGP has no call that closes sessions
+//     silently: a stopped speaker's routes are withdrawn on every peer at
+//     once (TestIntegrationGracefulRestartCease). Speaker.StopGraceful
+//     resets the sessions with Cease/administrative-reset first, which a
+//     peer that negotiated RFC 8538 (GracefulRestart advertises the N bit)
+//     handles as a graceful restart, and stops the server once no session
+//     is left (TestIntegrationGracefulStop). Which one a daemon stop or
+//     restart uses is the controller's choice.
 //   - GoBGP keeps route-selection options in package globals; all speakers
 //     in one process use the defaults, so that is harmless here.
 package routing

@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/netip"
 	"os"
@@ -241,4 +242,50 @@ func TestIntegrationGracefulRestartCease(t *testing.T) {
 	hub.waitRIB(ctx, t, "no path of the stopped spoke", func(rib []routing.RIBEntry) bool {
 		return len(fromSpoke(rib, spokeAddrs[0])) == 0
 	})
+}
+
+// TestIntegrationGracefulStop: StopGraceful ends the sessions so that a
+// neighbor keeps the routes as stale, as after a crash: the hub's FIB
+// never withdraws the stopped spoke's routes; after the spoke's restart
+// (announcing one of its two prefixes) the other one is removed.
+func TestIntegrationGracefulStop(t *testing.T) {
+	ctx := testCtx(t)
+	port := freePort(t, hubAddr)
+	hcfg := hubConfig(routing.HubModeReflect, port, false)
+	withGracefulRestart(&hcfg)
+	hub := startNode(t, "hub", hcfg)
+	kept, gone := spokeLAN(0), pfx("192.168.20.0/24")
+	scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}, hubAS, hubAS)
+	scfg.Prefixes = []netip.Prefix{kept, gone}
+	withGracefulRestart(&scfg)
+	spoke := startNode(t, "spoke0", scfg)
+	both := routesText(routing.DefaultRouteMetric, kept.String()+" via "+spokeAddrs[0].String(), gone.String()+" via "+spokeAddrs[0].String())
+	only := routesText(routing.DefaultRouteMetric, kept.String()+" via "+spokeAddrs[0].String())
+	hub.waitRoutes(ctx, t, both)
+	installed := len(hub.sink.History()) - 1
+
+	if err := spoke.sp.StopGraceful(ctx); err != nil {
+		t.Fatalf("StopGraceful: %v", err)
+	}
+	hub.waitState(ctx, t, spokeAddrs[0], func(s routing.NeighborState) bool { return s != routing.StateEstablished })
+	hub.waitRIB(ctx, t, "spoke's paths kept as stale", func(rib []routing.RIBEntry) bool {
+		return slices.Equal(fromSpoke(rib, spokeAddrs[0]), []string{kept.String() + " stale=yes", gone.String() + " stale=yes"})
+	})
+	<-time.After(2 * time.Second) // a window with the spoke gone, not a wait for state
+	if got := hub.sink.String(); got != both {
+		t.Fatalf("hub FIB while the spoke is stopped (-want +got):\n%s", cmp.Diff(both, got))
+	}
+
+	if err := spoke.sp.SetPrefixes(ctx, nil); !errors.Is(err, routing.ErrNotRunning) {
+		t.Fatalf("SetPrefixes on a stopped speaker: %v", err)
+	}
+	restarted := startNode(t, "spoke0-again", func() routing.Config { c := scfg; c.Prefixes = []netip.Prefix{kept}; return c }())
+	restarted.waitEstablished(ctx, t, hubAddr)
+	hub.waitRoutes(ctx, t, only)
+	hub.waitRIB(ctx, t, "re-announced path current, the other one gone", func(rib []routing.RIBEntry) bool {
+		return slices.Equal(fromSpoke(rib, spokeAddrs[0]), []string{kept.String() + " stale=no"})
+	})
+	if diff := cmp.Diff([]string{both, only}, slices.Compact(hub.sink.History()[installed:])); diff != "" {
+		t.Errorf("hub FIB history since installation (-want +got):\n%s", diff)
+	}
 }

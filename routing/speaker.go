@@ -272,6 +272,61 @@ func (s *Speaker) Stop(ctx context.Context) error {
 	return nil
 }
 
+// StopGraceful stops the speaker so that neighbors keep its routes as
+// stale (RFC 4724) until it is back or their restart timer ends, as after
+// a crash. GoBGP's Stop sends Cease/peer-deconfigured, which ends graceful
+// restart on the neighbor, and GoBGP cannot close a session silently. So
+// StopGraceful first resets every session with Cease/administrative-reset,
+// which a neighbor that negotiated RFC 8538 (the N bit, advertised with
+// GracefulRestart) handles as a graceful restart, waits until no session
+// is established (or ctx ends), and then stops the server, which has no
+// session left to send its Cease on. The watches end first, so the FIB
+// keeps the routes it pushed. Without GracefulRestart it is Stop.
+func (s *Speaker) StopGraceful(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		return nil
+	}
+	if !s.cfg.GracefulRestart.Enabled {
+		s.stopLocked()
+		return nil
+	}
+	s.cancel() // the FIB keeps what it has
+	s.wg.Wait()
+	// "" is every neighbor: a hard reset takes no "all" (server.go
+	// addrToPeers), unlike a soft one.
+	err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "", Communication: "dmvpnd restarting"})
+	if err == nil {
+		err = s.waitSessionsDown(ctx)
+	}
+	s.stopLocked()
+	if err != nil {
+		return fmt.Errorf("routing: graceful stop (sessions closed with Cease instead): %w", err)
+	}
+	return nil
+}
+
+// waitSessionsDown polls until no neighbor is established.
+func (s *Speaker) waitSessionsDown(ctx context.Context) error {
+	for {
+		up := 0
+		err := s.srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+				up++
+			}
+		})
+		if err != nil || up == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 func (s *Speaker) stopLocked() {
 	s.cancel() // watches end before StopBgp
 	s.wg.Wait()

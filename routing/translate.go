@@ -184,6 +184,11 @@ func gracefulRestart(c Config) *api.GracefulRestart {
 		StaleRoutesTime: uint32(seconds(c.GracefulRestart.StaleTime)),
 		DeferralTime:    uint32(seconds(c.ConnectRetry)) + 10,
 		LocalRestarting: true,
+		// RFC 8538: a Cease other than a Hard Reset keeps the graceful
+		// restart (Speaker.StopGraceful relies on it); GoBGP sends its
+		// other Ceases (peer de-configured, maximum prefixes, shutdown)
+		// as Hard Reset to a neighbor that advertised the N bit.
+		NotificationEnabled: true,
 	}
 }
 
