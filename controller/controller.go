@@ -59,6 +59,10 @@ type Controller struct {
 	lastCounters map[string]uint64
 	// adopt is the kernel state a previous run left (adopt.go).
 	adopt adoption
+	// mcast is the multicast replication's target set (multicast.go);
+	// mcastRep the running replicator, for counters read off the loop.
+	mcast    multicastState
+	mcastRep atomic.Pointer[replicator]
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
 	bgpMu      sync.Mutex
@@ -98,6 +102,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		stats:     stats{},
 	}
 	c.cfgp.Store(cfg)
+	if deps.Metrics != nil && deps.Multicast != nil {
+		if err := deps.Metrics.Registry().Register(newMulticastCollector(c)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
 		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
@@ -166,6 +175,11 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("controller: %w", err)
 		}
 	}
+	stopMulticast, err := c.startMulticast(ctx, &wg)
+	if err != nil {
+		return err
+	}
+	defer stopMulticast()
 	if c.deps.IPsec != nil {
 		in.ipsec = c.deps.IPsec.Events()
 		// The NHS peers are wanted before the manager first talks to

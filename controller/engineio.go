@@ -68,6 +68,7 @@ func (b engineBinder) Unbind(bd engine.Binding) {
 func (c *Controller) onEngineEvent(ev engine.Event) {
 	c.log.Debug("nhrp event", zap.Stringer("event", ev))
 	c.stats.inc("nhrp_event_" + ev.Kind.String())
+	c.mcast.dirty = true // bindings, peers and NHSs are what multicast goes to
 	switch ev.Kind {
 	case engine.EventPeerUp:
 		c.since[ev.Proto] = ev.Time

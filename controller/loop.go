@@ -68,6 +68,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	var retry <-chan time.Time
 	for {
 		c.reconcile(ctx)
+		c.reconcileMulticast()
 		if c.dirty.routes || c.dirty.ipsec {
 			if retry == nil {
 				retry = time.After(c.retry.next())
@@ -112,6 +113,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 			c.eng.Tick()
 		case <-resync.C:
 			c.dirty = dirtySet{routes: true, ipsec: true}
+			c.mcast.dirty = true
 			c.rebindAll()
 		case <-publish.C:
 			c.publishMetrics(ctx)

@@ -93,6 +93,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		maps.Copy(out, c.stats)
 	})
 	c.guardCounters(out)
+	if r := c.mcastRep.Load(); r != nil {
+		r.counters(out)
+	}
 	return out, err
 }
 
