@@ -79,6 +79,10 @@ type Controller struct {
 	nhrpView nhrpView
 	// adopt is the kernel state a previous run left (adopt.go).
 	adopt adoption
+	// mcast is the multicast replication's target set (multicast.go);
+	// mcastRep the running replicator, for counters read off the loop.
+	mcast    multicastState
+	mcastRep atomic.Pointer[replicator]
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
 	bgpMu      sync.Mutex
@@ -128,6 +132,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 			reasons = append(reasons, r.String())
 		}
 		deps.Metrics.PrecreateDrops(reasons)
+	}
+	if deps.Metrics != nil && deps.Multicast != nil {
+		if err := deps.Metrics.Registry().Register(newMulticastCollector(c)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
 	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
 		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
@@ -214,6 +223,11 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("controller: %w", err)
 		}
 	}
+	stopMulticast, err := c.startMulticast(ctx, &wg)
+	if err != nil {
+		return err
+	}
+	defer stopMulticast()
 	if c.deps.IPsec != nil {
 		in.ipsec = c.deps.IPsec.Events()
 		// The NHS peers are wanted before the manager first talks to

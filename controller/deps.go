@@ -54,6 +54,11 @@ type Deps struct {
 	Listen func(ifindex int) (kernel.PacketConn, error)
 	// Hairpins is the hub's redirect trigger; nil when not redirecting.
 	Hairpins Hairpins
+	// Multicast captures multicast sent into the tunnel and ListenMulticast
+	// opens the socket its copies leave through; both nil when
+	// nhrp.multicast selects no target.
+	Multicast       MulticastCapture
+	ListenMulticast func(ifindex int) (MulticastSender, error)
 	// IPsec is nil when protection is off.
 	IPsec IPsec
 	// Guard drops GRE that no SA protects while IPsec is on; a run without

@@ -71,6 +71,7 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	if oe, ok := engineEvent(ev); ok {
 		c.event(oe)
 	}
+	c.mcast.dirty = true // bindings, peers and NHSs are what multicast goes to
 	switch ev.Kind {
 	case engine.EventPeerUp:
 		c.nhrpView.notePeer(ev)

@@ -110,6 +110,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 	if n := c.events.Lost(); n > 0 {
 		out["events_lost"] = n
 	}
+	if r := c.mcastRep.Load(); r != nil {
+		r.counters(out)
+	}
 	return out, err
 }
 

@@ -54,6 +54,16 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		}
 		deps.Hairpins = trap
 	}
+	if mc := cfg.NHRP.Multicast; mc.Enabled() {
+		trap, err := kernel.NewMulticastTrap(kernel.MulticastConfig{Groups: mc.Groups}, log.Named("multicast"))
+		if err != nil {
+			return nil, err
+		}
+		deps.Multicast = trap
+		deps.ListenMulticast = func(ifindex int) (MulticastSender, error) {
+			return kernel.ListenMulticast(kernel.ListenMulticastConfig{Ifindex: ifindex})
+		}
+	}
 	if cfg.IPsec.Enabled {
 		nbma, err := localNBMA(cfg, k.DeviceIPv4)
 		if err != nil {

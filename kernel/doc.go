@@ -21,6 +21,18 @@
 //     logging tunnel-to-tunnel forwarded packets to NFLOG with a per-flow
 //     rate limit (dynamic set keyed on saddr . daddr), delivered at once
 //     (queue threshold 1);
+//   - multicast replication (MulticastTrap, MulticastConn): multicast that
+//     this node sends into the tunnel to 224.0.0.0/24 (and configured
+//     groups) is logged whole to its own NFLOG group and dropped in an
+//     output chain of its own table (the sender sees EPERM; ospfd logs the
+//     failed sendmsg and carries on), and userspace sends one copy per peer
+//     through an AF_PACKET socket on the tunnel with protocol ETH_P_IP and
+//     the peer's NBMA address as link-layer destination, so the kernel adds
+//     GRE and the peer's xfrm policy encrypts it exactly like NHRP. Copies
+//     go out with sendmmsg (1024 per call, no allocation per copy). A
+//     captured UDP packet's checksum is completed first: the tunnel offers
+//     checksum offload, so the logged packet may carry only the
+//     pseudo-header sum;
 //   - neighbor table sizing for large hubs (SizeNeighborTable) and typed
 //     refusals (errors.Is(err, ErrResourceExhausted));
 //   - read-only inspection for dmvpnctl (Inspect), including XFRM summaries

@@ -62,7 +62,34 @@ type NHRP struct {
 	// shortcut routes (Phase 3).
 	Shortcut bool   `mapstructure:"shortcut"`
 	Limits   Limits `mapstructure:"limits"`
+	// Multicast replicates multicast sent into the tunnel (routing
+	// protocols: OSPF, EIGRP, RIP) as one unicast GRE copy per peer.
+	Multicast Multicast `mapstructure:"multicast"`
 }
+
+// Multicast selects the peers that receive a copy of each multicast packet
+// this node sends into the tunnel (Cisco: ip nhrp map multicast). With none
+// selected multicast is not captured and the kernel sends it as it would
+// (towards the group address, which no underlay routes).
+type Multicast struct {
+	// Dynamic sends a copy to every registered spoke (hub; Cisco: ip nhrp
+	// map multicast dynamic).
+	Dynamic bool `mapstructure:"dynamic"`
+	// NHS sends a copy to each NHS this node is registered with (spoke;
+	// Cisco: ip nhrp map multicast <hub NBMA>).
+	NHS bool `mapstructure:"nhs"`
+	// Static are further NBMA addresses that always get a copy.
+	Static []netip.Addr `mapstructure:"static"`
+	// Groups are captured besides 224.0.0.0/24 (IPv4 multicast prefixes).
+	Groups []netip.Prefix `mapstructure:"groups"`
+	// Rate bounds the copies sent to one peer per second, with bursts of
+	// Burst copies (default 100/s, burst 200).
+	Rate  float64 `mapstructure:"rate"`
+	Burst int     `mapstructure:"burst"`
+}
+
+// Enabled reports whether any peer is to receive multicast copies.
+func (m Multicast) Enabled() bool { return m.Dynamic || m.NHS || len(m.Static) > 0 }
 
 // NHS is one next-hop server.
 type NHS struct {

@@ -27,6 +27,8 @@ var defaults = map[string]any{
 	"nhrp.limits.per_source_rate":       10,
 	"nhrp.limits.addresses_per_peer":    1,
 	"nhrp.limits.per_source_cache":      64,
+	"nhrp.multicast.rate":               100,
+	"nhrp.multicast.burst":              200,
 	"ipsec.vici_socket":                 "/var/run/charon.vici",
 	"ipsec.proposals.ike":               []string{"aes256gcm16-prfsha256-ecp256"},
 	"ipsec.proposals.esp":               []string{"aes256gcm16"},
