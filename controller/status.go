@@ -10,7 +10,6 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
-	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 	"github.com/dmvpnd/dmvpnd/routing"
 )
@@ -244,31 +243,16 @@ func (c *Controller) peerRows() []api.Peer {
 	return out
 }
 
-// IPsec lists the SA state of every wanted peer.
-func (c *Controller) IPsec(_ context.Context) ([]api.SA, error) {
+// IPsec lists the SA state of every wanted peer, with its SAs' details
+// from a fresh listing.
+func (c *Controller) IPsec(ctx context.Context) ([]api.SA, error) {
 	if c.deps.IPsec == nil {
 		return nil, api.ErrNotEnabled
 	}
-	st := c.deps.IPsec.State()
+	st := c.ipsecState(ctx)
 	out := make([]api.SA, 0, len(st.Peers))
 	for _, p := range st.Peers {
-		sa := api.SA{Name: p.Name, PeerNBMA: p.RemoteNBMA, Local: c.nbma, Remote: p.Observed.Addr(),
-			Since: p.Since, Reason: p.Reason}
-		if p.ClaimedNBMA.IsValid() {
-			sa.PeerNBMA = p.ClaimedNBMA
-		}
-		switch p.Status {
-		case ipsec.StatusUp:
-			sa.State = api.SAEstablished
-		case ipsec.StatusConnecting:
-			sa.State = api.SAConnecting
-		default:
-			sa.State = api.SADown
-		}
-		if p.NATRemote {
-			sa.NATTPort = p.Observed.Port()
-		}
-		out = append(out, sa)
+		out = append(out, c.apiSA(p))
 	}
 	return out, nil
 }

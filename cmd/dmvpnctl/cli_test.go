@@ -130,11 +130,16 @@ func TestGoldenEmpty(t *testing.T) {
 
 func TestGoldenJSON(t *testing.T) {
 	sock := daemon(t, apitest.NewFake(apitest.SpokeFixture()))
-	out, errOut, code := ctl(t, sock, "show", "dmvpn", "--json")
-	if code != 0 || errOut != "" {
-		t.Fatalf("exit %d, stderr %q", code, errOut)
+	for _, args := range [][]string{{"show", "dmvpn"}, {"show", "ipsec"}} {
+		name := strings.Join(args, "_") + "_spoke_json"
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := ctl(t, sock, append(args, "--json")...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			golden(t, name, out)
+		})
 	}
-	golden(t, "show_dmvpn_spoke_json", out)
 }
 
 // checkAligned verifies that every table's rows start their columns where

@@ -169,6 +169,60 @@ type SA struct {
 	Since    time.Time `json:"since,omitzero"`
 	// Reason explains a state other than established.
 	Reason string `json:"reason,omitempty"`
+	// IKESAs are the peer's IKE SAs as charon last listed them (usually
+	// one; two while a duplicate is resolved).
+	IKESAs []IKESA `json:"ike_sas,omitempty"`
+}
+
+// IKESA is one IKE SA with its CHILD_SAs (charon's list-sas).
+type IKESA struct {
+	// ID is charon's unique id of the SA.
+	ID        string         `json:"id"`
+	State     string         `json:"state"`
+	Initiator bool           `json:"initiator,omitempty"`
+	Local     netip.AddrPort `json:"local,omitzero"`
+	Remote    netip.AddrPort `json:"remote,omitzero"`
+	// RemoteID is the identity the peer authenticated with.
+	RemoteID string `json:"remote_id,omitempty"`
+	// The negotiated proposal, in charon's names.
+	EncrAlg     string    `json:"encr_alg,omitempty"`
+	EncrKeySize int       `json:"encr_keysize,omitempty"`
+	IntegAlg    string    `json:"integ_alg,omitempty"`
+	PRFAlg      string    `json:"prf_alg,omitempty"`
+	DHGroup     string    `json:"dh_group,omitempty"`
+	Established time.Time `json:"established,omitzero"`
+	RekeyAt     time.Time `json:"rekey_at,omitzero"`
+	// Terminating: dmvpnd asked charon to delete it (a duplicate, or an
+	// inner address the identity may not use).
+	Terminating bool      `json:"terminating,omitempty"`
+	Children    []ChildSA `json:"child_sas"`
+}
+
+// ChildSA is one CHILD_SA: the ESP SA pair carrying GRE.
+type ChildSA struct {
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Mode     string `json:"mode"`
+	Protocol string `json:"protocol,omitempty"`
+	// Encap: ESP in UDP (NAT-T).
+	Encap bool `json:"encap,omitempty"`
+	// SPIIn and SPIOut in hex, as ip xfrm state prints them.
+	SPIIn       string `json:"spi_in"`
+	SPIOut      string `json:"spi_out"`
+	EncrAlg     string `json:"encr_alg,omitempty"`
+	EncrKeySize int    `json:"encr_keysize,omitempty"`
+	// IntegAlg is empty for an AEAD cipher.
+	IntegAlg   string    `json:"integ_alg,omitempty"`
+	Installed  time.Time `json:"installed,omitzero"`
+	RekeyAt    time.Time `json:"rekey_at,omitzero"`
+	Expires    time.Time `json:"expires,omitzero"`
+	BytesIn    uint64    `json:"bytes_in"`
+	BytesOut   uint64    `json:"bytes_out"`
+	PacketsIn  uint64    `json:"packets_in"`
+	PacketsOut uint64    `json:"packets_out"`
+	LocalTS    []string  `json:"local_ts,omitempty"`
+	RemoteTS   []string  `json:"remote_ts,omitempty"`
 }
 
 // BGPNeighbor is one BGP session.

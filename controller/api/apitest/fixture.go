@@ -12,6 +12,7 @@ var Now = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
 
 func a(s string) netip.Addr         { return netip.MustParseAddr(s) }
 func p(s string) netip.Prefix       { return netip.MustParsePrefix(s) }
+func ap(s string) netip.AddrPort    { return netip.MustParseAddrPort(s) }
 func ago(d time.Duration) time.Time { return Now.Add(-d) }
 func in(d time.Duration) time.Time  { return Now.Add(d) }
 
@@ -102,7 +103,13 @@ func SpokeFixture() Snapshot {
 			{Prefix: p("192.168.14.0/23"), Via: a("10.0.0.14"), NBMA: a("198.51.100.14"), Created: ago(9 * time.Minute), Expires: in(time.Minute), Used: false},
 		},
 		SAs: []api.SA{
-			{Name: "dmvpn-192.0.2.1", PeerNBMA: a("192.0.2.1"), State: api.SAEstablished, Local: a("192.0.2.11"), Remote: a("192.0.2.1"), Since: ago(76 * time.Hour)},
+			{Name: "dmvpn-192.0.2.1", PeerNBMA: a("192.0.2.1"), State: api.SAEstablished, Local: a("192.0.2.11"), Remote: a("192.0.2.1"), Since: ago(76 * time.Hour),
+				IKESAs: []api.IKESA{{ID: "12", State: "ESTABLISHED", Initiator: true, Local: ap("192.0.2.11:500"), Remote: ap("192.0.2.1:500"), RemoteID: "192.0.2.1",
+					EncrAlg: "AES_GCM_16", EncrKeySize: 256, PRFAlg: "PRF_HMAC_SHA2_256", DHGroup: "CURVE_25519", Established: ago(3 * time.Hour), RekeyAt: in(time.Hour),
+					Children: []api.ChildSA{{Name: "gre", ID: "31", State: "INSTALLED", Mode: "TRANSPORT", Protocol: "ESP", SPIIn: "c3a1b2f0", SPIOut: "cd09e4a7",
+						EncrAlg: "AES_GCM_16", EncrKeySize: 256, Installed: ago(20 * time.Minute), RekeyAt: in(40 * time.Minute), Expires: in(46 * time.Minute),
+						BytesIn: 1554800, BytesOut: 1302112, PacketsIn: 11420, PacketsOut: 10310,
+						LocalTS: []string{"192.0.2.11/32[gre]"}, RemoteTS: []string{"192.0.2.1/32[gre]"}}}}}},
 			{Name: "dmvpn-192.0.2.2", PeerNBMA: a("192.0.2.2"), State: api.SADown, Local: a("192.0.2.11"), Remote: a("192.0.2.2"), Since: ago(2 * time.Minute), Reason: "peer unreachable"},
 			{Name: "dmvpn-172.16.0.12", PeerNBMA: a("172.16.0.12"), State: api.SAEstablished, Local: a("192.0.2.11"), Remote: a("203.0.113.7"), NATTPort: 4500, Since: ago(13 * time.Second)},
 		},
