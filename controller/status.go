@@ -150,31 +150,35 @@ func (c *Controller) Cache(ctx context.Context) ([]api.CacheEntry, error) {
 	}
 	out := make([]api.CacheEntry, 0, len(entries))
 	for _, e := range entries {
-		bits := e.Proto.BitLen()
-		a := api.CacheEntry{Prefix: netip.PrefixFrom(e.Proto, bits), Tunnel: e.Proto, NBMA: e.Claimed,
-			ObservedNBMA: e.Observed, Expires: e.Expires}
-		if !a.NBMA.IsValid() {
-			a.NBMA = e.NBMA
-		}
-		switch e.Kind {
-		case engine.KindRegistered:
-			a.Type = api.CacheDynamic
-		case engine.KindNHS:
-			a.Type = api.CacheNHS
-		case engine.KindResolved, engine.KindRequester:
-			a.Type = api.CacheCached
-		case engine.KindNegative:
-			a.Type = api.CacheNegative
-		}
-		if e.Unique {
-			a.Flags = append(a.Flags, api.FlagUnique)
-		}
-		if e.Observed.IsValid() {
-			a.Flags = append(a.Flags, api.FlagNAT)
-		}
-		out = append(out, a)
+		out = append(out, apiCacheEntry(e))
 	}
 	return out, nil
+}
+
+func apiCacheEntry(e engine.CacheEntry) api.CacheEntry {
+	bits := e.Proto.BitLen()
+	a := api.CacheEntry{Prefix: netip.PrefixFrom(e.Proto, bits), Tunnel: e.Proto, NBMA: e.Claimed,
+		ObservedNBMA: e.Observed, Expires: e.Expires}
+	if !a.NBMA.IsValid() {
+		a.NBMA = e.NBMA
+	}
+	switch e.Kind {
+	case engine.KindRegistered:
+		a.Type = api.CacheDynamic
+	case engine.KindNHS:
+		a.Type = api.CacheNHS
+	case engine.KindResolved, engine.KindRequester:
+		a.Type = api.CacheCached
+	case engine.KindNegative:
+		a.Type = api.CacheNegative
+	}
+	if e.Unique {
+		a.Flags = append(a.Flags, api.FlagUnique)
+	}
+	if e.Observed.IsValid() {
+		a.Flags = append(a.Flags, api.FlagNAT)
+	}
+	return a
 }
 
 // Shortcuts lists the shortcuts the engine tracks.
@@ -273,14 +277,18 @@ func (c *Controller) BGP(ctx context.Context) (api.BGPSummary, error) {
 	out := api.BGPSummary{Enabled: true, RouterID: c.config().BGP.RouterID, AS: c.config().BGP.ASN}
 	now := c.deps.Clock.Now()
 	for _, n := range sum {
-		bn := api.BGPNeighbor{Address: n.Neighbor, AS: n.AS, State: bgpState(n.State),
-			Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Dynamic: n.PeerGroup != ""}
-		if n.Uptime > 0 {
-			bn.Since = now.Add(-n.Uptime)
-		}
-		out.Neighbors = append(out.Neighbors, bn)
+		out.Neighbors = append(out.Neighbors, apiBGPNeighbor(n, now))
 	}
 	return out, nil
+}
+
+func apiBGPNeighbor(n routing.NeighborSummary, now time.Time) api.BGPNeighbor {
+	bn := api.BGPNeighbor{Address: n.Neighbor, AS: n.AS, State: bgpState(n.State),
+		Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Dynamic: n.PeerGroup != ""}
+	if n.Uptime > 0 {
+		bn.Since = now.Add(-n.Uptime)
+	}
+	return bn
 }
 
 // bgpState maps routing's lower-case states to the names dmvpnctl shows.

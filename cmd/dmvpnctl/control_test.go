@@ -27,6 +27,41 @@ func TestClearCommands(t *testing.T) {
 	}
 }
 
+// TestClearPeerCommands: the per-peer clears print what the daemon did and
+// fail, with its message, for an address it does not know.
+func TestClearPeerCommands(t *testing.T) {
+	f := apitest.NewFake(apitest.HubFixture())
+	sock := daemon(t, f)
+	reg := registeredAddr(t, apitest.HubFixture())
+	if out, errOut, code := ctl(t, sock, "clear", "nhrp", "registration", reg); code != 0 || out != "Cleared 1 NHRP registration(s) of "+reg+"\n" {
+		t.Errorf("clear nhrp registration = %q / %q, %d", out, errOut, code)
+	}
+	if _, errOut, code := ctl(t, sock, "clear", "nhrp", "registration", reg); code != 1 || !strings.Contains(errOut, "no registration from "+reg) {
+		t.Errorf("second clear nhrp registration = %q, %d", errOut, code)
+	}
+	if _, errOut, code := ctl(t, sock, "clear", "dmvpn", "peer", "10.9.9.9"); code != 1 || !strings.Contains(errOut, "no peer 10.9.9.9") {
+		t.Errorf("clear dmvpn peer unknown = %q, %d", errOut, code)
+	}
+	if _, errOut, code := ctl(t, sock, "clear", "dmvpn", "peer", "nope"); code != 1 || !strings.Contains(errOut, "not an IP address") {
+		t.Errorf("clear dmvpn peer nope = %q, %d", errOut, code)
+	}
+	if f.Calls("ClearRegistration") != 2 || f.Calls("ClearPeer") != 1 {
+		t.Errorf("calls: registration %d peer %d", f.Calls("ClearRegistration"), f.Calls("ClearPeer"))
+	}
+}
+
+// registeredAddr is the tunnel address of a registration in the snapshot.
+func registeredAddr(t *testing.T, s apitest.Snapshot) string {
+	t.Helper()
+	for _, e := range s.Cache {
+		if e.Type == api.CacheDynamic {
+			return e.Tunnel.String()
+		}
+	}
+	t.Fatal("no registration in the fixture")
+	return ""
+}
+
 func TestReloadCommand(t *testing.T) {
 	f := apitest.NewFake(apitest.HubFixture())
 	sock := daemon(t, f)

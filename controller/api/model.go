@@ -274,3 +274,64 @@ type ClearResult struct {
 type LogLevel struct {
 	Level string `json:"level"`
 }
+
+// PeerDetail is everything dmvpnd knows about one peer ("show dmvpn
+// peer"): its show dmvpn row and what hangs off it.
+type PeerDetail struct {
+	Peer
+	// Cache lists the NHRP cache entries of the peer.
+	Cache []CacheEntry `json:"cache"`
+	// Path is a resolved peer's direct path: none, validating, up, down.
+	Path string `json:"path,omitempty"`
+	// NHS is set when the peer is one of this node's servers.
+	NHS *NHS `json:"nhs,omitempty"`
+	// Neighbor is the kernel neighbor entry dmvpnd programs for the peer's
+	// tunnel address; nil when there is none.
+	Neighbor *Neighbor `json:"neighbor,omitempty"`
+	// Routes are the routes dmvpnd installs via the peer.
+	Routes []Route `json:"routes"`
+	// SA is the IPsec protection towards the peer; nil with IPsec off or
+	// while none is wanted.
+	SA *SA `json:"sa,omitempty"`
+	// BGP is the session with the peer's tunnel address, if any.
+	BGP *BGPNeighbor `json:"bgp,omitempty"`
+}
+
+// Neighbor is a kernel neighbor entry on the tunnel: the GRE destination
+// for a tunnel address.
+type Neighbor struct {
+	Tunnel netip.Addr `json:"tunnel"`
+	NBMA   netip.Addr `json:"nbma"`
+}
+
+// RouteSource says who wants a route.
+type RouteSource string
+
+// Route sources.
+const (
+	RouteShortcut RouteSource = "nhrp" // an NHRP shortcut (Phase 3)
+	RouteBGP      RouteSource = "bgp"  // a BGP best path
+)
+
+// Route is a route dmvpnd installs on the tunnel.
+type Route struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Via    netip.Addr   `json:"via"`
+	Source RouteSource  `json:"source"`
+	Metric int          `json:"metric,omitempty"`
+	// Expires is when a shortcut lapses unless refreshed.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// PeerClear reports what "clear dmvpn peer" did.
+type PeerClear struct {
+	// Actions says what was cleared or kept, one line each.
+	Actions []string `json:"actions"`
+	// Registrations, Resolved and Shortcuts count what went.
+	Registrations int `json:"registrations"`
+	Resolved      int `json:"resolved"`
+	Shortcuts     int `json:"shortcuts"`
+	// Released lists the NBMA addresses whose IPsec peer is no longer
+	// wanted: their SAs are deleted.
+	Released []netip.Addr `json:"released,omitempty"`
+}
