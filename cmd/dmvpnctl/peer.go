@@ -160,6 +160,7 @@ func writePeerDetail(b *strings.Builder, p api.PeerDetail, now time.Time) {
 		var t strings.Builder
 		_ = renderCache(&t, p.Cache, now)
 		indent(b, t.String(), "    ")
+		b.WriteString("\n")
 	}
 	if p.Path != "" {
 		fmt.Fprintf(b, "  Direct path: %s\n", p.Path)
@@ -179,6 +180,7 @@ func writePeerDetail(b *strings.Builder, p api.PeerDetail, now time.Time) {
 		var tb strings.Builder
 		_ = t.write(&tb)
 		indent(b, tb.String(), "    ")
+		b.WriteString("\n")
 	} else {
 		b.WriteString("  Routes via the peer: none\n")
 	}

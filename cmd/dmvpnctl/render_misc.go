@@ -24,14 +24,14 @@ func renderBGP(w io.Writer, s api.BGPSummary, now time.Time) error {
 	}
 	t := newTable(column{title: "Neighbor"}, column{title: "AS", right: true}, column{title: "Up/Down", right: true},
 		column{title: "State"}, column{title: "PfxRcd", right: true}, column{title: "PfxAcc", right: true},
-		column{title: "PfxAdv", right: true}, column{title: "Type"})
+		column{title: "Type"})
 	for _, n := range s.Neighbors {
 		kind := "static"
 		if n.Dynamic {
 			kind = "dynamic"
 		}
 		t.add(addr(n.Address), strconv.FormatUint(uint64(n.AS), 10), since(now, n.Since), n.State,
-			strconv.Itoa(n.Received), strconv.Itoa(n.Accepted), strconv.Itoa(n.Advertised), kind)
+			strconv.Itoa(n.Received), strconv.Itoa(n.Accepted), kind)
 	}
 	return t.write(w)
 }

@@ -12,8 +12,6 @@ type PeerState string
 const (
 	// PeerUp: NHRP binding valid and, with IPsec, its SA established.
 	PeerUp PeerState = "UP"
-	// PeerDown: no valid binding.
-	PeerDown PeerState = "DOWN"
 	// PeerNHRP: NHRP registration or resolution in progress.
 	PeerNHRP PeerState = "NHRP"
 	// PeerIKE: binding known, IKE negotiating the SA.
@@ -26,13 +24,10 @@ type Attr string
 
 // Peer attributes.
 const (
-	AttrStatic          Attr = "static"           // S: configured (an NHS)
-	AttrDynamic         Attr = "dynamic"          // D: learnt (registered with us, or resolved)
-	AttrIncomplete      Attr = "incomplete"       // I: resolution pending
-	AttrNAT             Attr = "nat"              // N: peer is behind NAT
-	AttrLocal           Attr = "local"            // L: our own binding
-	AttrRouteInstalled  Attr = "route-installed"  // T1: shortcut route installed
-	AttrNexthopOverride Attr = "nexthop-override" // T2: next hop overridden by a shortcut
+	AttrStatic         Attr = "static"          // S: configured (an NHS)
+	AttrDynamic        Attr = "dynamic"         // D: learnt (registered with us, or resolved)
+	AttrNAT            Attr = "nat"             // N: peer is behind NAT
+	AttrRouteInstalled Attr = "route-installed" // T1: shortcut route installed
 )
 
 // Peer is one NBMA peer on the tunnel.
@@ -97,13 +92,10 @@ type CacheType string
 
 // Cache entry types.
 const (
-	CacheLocal      CacheType = "local"
-	CacheStatic     CacheType = "static"
-	CacheDynamic    CacheType = "dynamic" // registered with us
-	CacheNHS        CacheType = "nhs"
-	CacheCached     CacheType = "cached" // from a resolution reply
-	CacheNegative   CacheType = "negative"
-	CacheIncomplete CacheType = "incomplete"
+	CacheDynamic  CacheType = "dynamic" // registered with us
+	CacheNHS      CacheType = "nhs"
+	CacheCached   CacheType = "cached" // from a resolution reply
+	CacheNegative CacheType = "negative"
 )
 
 // CacheFlag qualifies an NHRP cache entry.
@@ -111,11 +103,8 @@ type CacheFlag string
 
 // Cache flags.
 const (
-	FlagUnique        CacheFlag = "unique"
-	FlagUsed          CacheFlag = "used"
-	FlagRouter        CacheFlag = "router"
-	FlagAuthoritative CacheFlag = "authoritative"
-	FlagNAT           CacheFlag = "nat"
+	FlagUnique CacheFlag = "unique"
+	FlagNAT    CacheFlag = "nat"
 )
 
 // CacheEntry is one NHRP cache entry.
@@ -127,7 +116,6 @@ type CacheEntry struct {
 	Tunnel       netip.Addr  `json:"tunnel,omitzero"`
 	NBMA         netip.Addr  `json:"nbma,omitzero"`
 	ObservedNBMA netip.Addr  `json:"observed_nbma,omitzero"`
-	Created      time.Time   `json:"created,omitzero"`
 	Expires      time.Time   `json:"expires,omitzero"`
 	Flags        []CacheFlag `json:"flags,omitempty"`
 }
@@ -138,10 +126,7 @@ type Shortcut struct {
 	// Via is the egress peer's tunnel address.
 	Via     netip.Addr `json:"via"`
 	NBMA    netip.Addr `json:"nbma,omitzero"`
-	Created time.Time  `json:"created,omitzero"`
 	Expires time.Time  `json:"expires,omitzero"`
-	// Used reports traffic since the last refresh.
-	Used bool `json:"used"`
 }
 
 // SAState is an IPsec SA's state.
@@ -151,7 +136,6 @@ type SAState string
 const (
 	SAEstablished SAState = "ESTABLISHED"
 	SAConnecting  SAState = "CONNECTING"
-	SARekeying    SAState = "REKEYING"
 	SADown        SAState = "DOWN"
 )
 
@@ -233,11 +217,10 @@ type BGPNeighbor struct {
 	// OpenConfirm or Established.
 	State string    `json:"state"`
 	Since time.Time `json:"since,omitzero"`
-	// Received and Accepted prefixes; Advertised prefixes.
-	Received   int  `json:"received"`
-	Accepted   int  `json:"accepted"`
-	Advertised int  `json:"advertised"`
-	Dynamic    bool `json:"dynamic,omitempty"`
+	// Received and Accepted prefixes.
+	Received int  `json:"received"`
+	Accepted int  `json:"accepted"`
+	Dynamic  bool `json:"dynamic,omitempty"`
 }
 
 // BGPSummary is the "show bgp summary" view.

@@ -7,24 +7,26 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
-// Snapshot is everything a Provider reports.
+// Snapshot is everything a Provider reports, as of Now.
 type Snapshot struct {
-	Status    api.Status
-	DMVPN     api.DMVPN
-	Cache     []api.CacheEntry
-	NHS       []api.NHS
-	Shortcuts []api.Shortcut
-	SAs       []api.SA
-	BGP       api.BGPSummary
-	Counters  api.Counters
+	Now       time.Time        `json:"now"`
+	Status    api.Status       `json:"status"`
+	DMVPN     api.DMVPN        `json:"dmvpn"`
+	Cache     []api.CacheEntry `json:"cache"`
+	NHS       []api.NHS        `json:"nhs"`
+	Shortcuts []api.Shortcut   `json:"shortcuts"`
+	SAs       []api.SA         `json:"ipsec"`
+	BGP       api.BGPSummary   `json:"bgp"`
+	Counters  api.Counters     `json:"counters"`
 	// Peers are the per-peer details (show dmvpn detail).
-	Peers []api.PeerDetail
+	Peers []api.PeerDetail `json:"peers"`
 }
 
 // Fake is an api.Provider serving a Snapshot. Err, when set, is returned by
@@ -150,7 +152,7 @@ func (f *Fake) ClearCache(context.Context) (int, error) {
 	return view(f, "ClearCache", func(s *Snapshot) int {
 		kept := s.Cache[:0:0]
 		for _, e := range s.Cache {
-			if e.Type == api.CacheStatic || e.Type == api.CacheLocal || e.Type == api.CacheNHS {
+			if e.Type == api.CacheNHS || e.Type == api.CacheDynamic {
 				kept = append(kept, e)
 			}
 		}
