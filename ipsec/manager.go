@@ -23,6 +23,8 @@ type Manager struct {
 	creds  *credentials
 	events chan Event
 	kick   chan struct{}
+	// refresh carries Refresh requests to the Run goroutine.
+	refresh chan chan error
 
 	mu         sync.Mutex
 	desired    map[string]Peer
@@ -78,6 +80,7 @@ func New(cfg Config) (*Manager, error) {
 		creds:   creds,
 		events:  make(chan Event, 256),
 		kick:    make(chan struct{}, 1),
+		refresh: make(chan chan error),
 		desired: map[string]Peer{},
 		peers:   map[string]*peerState{},
 		sas:     map[string]SAInfo{},
@@ -128,6 +131,31 @@ func (m *Manager) State() State {
 	s.MalformedEvents = m.malformed
 	s.Terminated = m.terminated
 	return s
+}
+
+// ErrNotConnected is Refresh's answer while charon is not connected.
+var ErrNotConnected = errors.New("ipsec: not connected to charon")
+
+// Refresh lists charon's SAs now, so that State carries current traffic
+// counters and lifetimes (they move between the periodic resyncs), and
+// returns once State reflects the listing or ctx ends. It does not wait
+// for a reconnection: while charon is away it fails at once.
+func (m *Manager) Refresh(ctx context.Context) error {
+	if !m.State().Connected {
+		return ErrNotConnected
+	}
+	done := make(chan error, 1)
+	select {
+	case m.refresh <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Generation is the Generation of the current snapshot, without copying
@@ -338,13 +366,14 @@ func (m *Manager) resync(ctx context.Context) error {
 		return err
 	}
 	sas := map[string]SAInfo{}
+	now := m.clock.Now()
 	for _, msg := range msgs {
 		for _, conn := range msg.Keys() {
 			b := section(msg, conn)
 			if b == nil || !ownConn(conn) {
 				continue
 			}
-			sa, err := parseSA(conn, b)
+			sa, err := parseSA(conn, b, now)
 			if err != nil {
 				m.log.Warn("malformed list-sa entry", zap.Error(err))
 				continue
@@ -407,6 +436,16 @@ func (m *Manager) serve(ctx context.Context) error {
 			}
 		case <-m.kick:
 			t.Stop()
+		case done := <-m.refresh:
+			t.Stop()
+			err := m.resync(ctx)
+			if err == nil {
+				m.publish(true)
+			}
+			done <- err
+			if errors.Is(err, ErrConnection) {
+				return err
+			}
 		case <-t.C():
 		}
 		if !m.clock.Now().Before(m.nextResync) {

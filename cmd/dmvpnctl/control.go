@@ -36,7 +36,8 @@ func newClear(o *opts) *cobra.Command {
 			return err
 		},
 	})
-	clear.AddCommand(nhrp)
+	nhrp.AddCommand(newClearRegistration(o))
+	clear.AddCommand(nhrp, newClearDMVPN(o))
 	return clear
 }
 

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,8 @@ type env struct {
 	client      func(socket string) *api.Client
 	// pollInterval is how often status --wait asks.
 	pollInterval time.Duration
+	// command runs a local program for tech-support (nil: os/exec).
+	command func(ctx context.Context, name string, args ...string) ([]byte, error)
 }
 
 func main() {

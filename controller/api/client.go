@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -196,4 +197,27 @@ func (c *Client) WaitReady(ctx context.Context, interval time.Duration) (Status,
 		case <-t.C:
 		}
 	}
+}
+
+// PeerDetails describes the peers at addr (tunnel or NBMA), every peer for
+// the zero address.
+func (c *Client) PeerDetails(ctx context.Context, addr netip.Addr) ([]PeerDetail, error) {
+	if !addr.IsValid() {
+		return get[[]PeerDetail](ctx, c, "/v1/dmvpn/peers")
+	}
+	return get[[]PeerDetail](ctx, c, "/v1/dmvpn/peers/"+addr.String())
+}
+
+// ClearPeer drops what the daemon holds for the peers at addr.
+func (c *Client) ClearPeer(ctx context.Context, addr netip.Addr) (PeerClear, error) {
+	var r PeerClear
+	err := c.do(ctx, http.MethodPost, "/v1/dmvpn/peers/"+addr.String()+"/clear", nil, &r)
+	return r, err
+}
+
+// ClearRegistration drops the registration of the client at addr.
+func (c *Client) ClearRegistration(ctx context.Context, addr netip.Addr) (int, error) {
+	var r ClearResult
+	err := c.do(ctx, http.MethodPost, "/v1/nhrp/registrations/"+addr.String()+"/clear", nil, &r)
+	return r.Cleared, err
 }

@@ -14,6 +14,10 @@
 //	GET  /v1/counters             Counters
 //	POST /v1/nhrp/cache/clear     ClearResult
 //	POST /v1/nhrp/shortcuts/clear ClearResult
+//	GET  /v1/dmvpn/peers          []PeerDetail (every peer)
+//	GET  /v1/dmvpn/peers/{addr}   []PeerDetail (tunnel or NBMA address)
+//	POST /v1/dmvpn/peers/{addr}/clear PeerClear
+//	POST /v1/nhrp/registrations/{addr}/clear ClearResult
 //	POST /v1/reload               re-read and apply the configuration file
 //	GET  /v1/log-level            LogLevel
 //	PUT  /v1/log-level            LogLevel

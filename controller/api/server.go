@@ -89,6 +89,7 @@ func (s *Server) Handler() http.Handler {
 		s.log.Info("nhrp shortcuts cleared", zap.Int("entries", n), zap.Error(err))
 		s.reply(w, r, ClearResult{Cleared: n}, err)
 	})
+	s.peerRoutes(m)
 	m.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		err := s.p.Reload(r.Context())
 		if err != nil {
@@ -143,7 +144,7 @@ func (s *Server) putLevel(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
 	switch {
-	case errors.Is(err, ErrNotEnabled):
+	case errors.Is(err, ErrNotEnabled), errors.Is(err, ErrNotFound):
 		s.writeError(w, r, http.StatusNotFound, err)
 		return
 	case err != nil:
