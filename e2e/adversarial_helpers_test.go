@@ -183,9 +183,7 @@ func advSnapshot(ctx context.Context, d *dnode) (string, error) {
 	for _, c := range cache {
 		var flags []string
 		for _, f := range c.Flags {
-			if f != api.FlagUsed {
-				flags = append(flags, string(f))
-			}
+			flags = append(flags, string(f))
 		}
 		lines = append(lines, fmt.Sprintf("cache %s %s tunnel=%s nbma=%s observed=%s flags=%v",
 			c.Type, c.Prefix, c.Tunnel, c.NBMA, c.ObservedNBMA, flags))
