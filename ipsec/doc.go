@@ -17,8 +17,8 @@
 //     and dynamic[gre] selectors. When either end is behind NAT the child is
 //     tunnel mode with inner selectors LocalNBMA/32[gre] and the peer's
 //     claimed NBMA/32[gre], and the remote IKE identity is bound to the peer
-//     (protocol-notes §4: transport mode cannot tell two spokes behind one
-//     NAT address apart);
+//     (transport mode cannot tell two spokes behind one NAT address apart:
+//     docs/strongswan.md, "Spokes behind NAT");
 //   - removed peers are terminated, then unloaded. Only connections whose
 //     name starts with "dmvpn-" are ever touched, so a restarted dmvpnd
 //     prunes what an earlier run left and nothing else.

@@ -31,7 +31,7 @@
 // Config.NetNS lets one process drive another network namespace (the
 // privileged tests create their own).
 //
-// See ../../shared/docs/protocol-notes.md §3 and §6 for the kernel facts this
-// package relies on. kernel/kerneltest holds an in-memory fake of the
+// docs/linux.md describes the kernel facts this package relies on and
+// docs/pitfalls.md the netlink and nftables quirks it works around. kernel/kerneltest holds an in-memory fake of the
 // interfaces declared in api.go.
 package kernel
