@@ -23,8 +23,8 @@
 //     (queue threshold 1);
 //   - neighbor table sizing for large hubs (SizeNeighborTable) and typed
 //     refusals (errors.Is(err, ErrResourceExhausted));
-//   - read-only inspection for dmvpnctl (Inspect), including XFRM summaries
-//     without key material.
+//   - the cleartext GRE guard (GREGuard) that drops GRE no IPsec SA
+//     protects, with its drop counters.
 //
 // Every kernel error is an *OpError naming the operation and the object:
 // "kernel: replace neighbor 10.0.0.2 lladdr 198.51.100.2 dev gre1: ...".
