@@ -120,9 +120,10 @@
 // [State.Protected] reports an established SA for it (the kernel's
 // policies already drop most unprotected GRE).
 //
-// strongSwan-specific names (commands, events, plugins, paths, and a
-// strongswan.conf for a dedicated charon: explicit plugin list including
-// kdf, which 5.9.8 needs for IKEv2 key derivation, no bypass-lan, no
-// routes) are kept in charon.go. Time comes from an injected Clock, logs go to an injected zap
+// strongSwan-specific names (commands, events, plugins including kdf,
+// which 5.9.8 needs for IKEv2 key derivation, and paths) are kept in
+// charon.go; ipsectest.StrongswanConf renders the strongswan.conf of a
+// charon dedicated to tests (explicit plugin list, no bypass-lan, no
+// routes). Time comes from an injected Clock, logs go to an injected zap
 // logger.
 package ipsec
