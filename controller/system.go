@@ -125,7 +125,7 @@ func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Con
 
 // natInnerPrefixes are the claimed NBMA addresses a peer behind NAT may use
 // as the inner address of a tunnel-mode SA it initiates to this node's
-// responder connection (protocol-notes §4): the private ranges of RFC 1918
+// responder connection (docs/strongswan.md, "The responder side"): the private ranges of RFC 1918
 // and the carrier-grade NAT range of RFC 6598. The ipsec Manager still
 // terminates any such SA whose inner address is not bound to the peer's
 // IKE identity.

@@ -596,7 +596,8 @@ func (m *Manager) dropSAs(conn string) {
 // lowerThan reports whether this node wins the initiation tie-break with p.
 func (m *Manager) lowerThan(p Peer) bool { return m.cfg.LocalNBMA.Less(p.claimed()) }
 
-// shouldInitiate applies the Initiation policy of protocol-notes §4 and doc.go.
+// shouldInitiate applies the initiation policy of doc.go ("Who initiates")
+// and docs/strongswan.md ("Who initiates").
 func (m *Manager) shouldInitiate(ps *peerState, now time.Time) bool {
 	switch ps.peer.Initiate {
 	case Initiate:

@@ -35,15 +35,15 @@
 //     pseudo-header sum;
 //   - neighbor table sizing for large hubs (SizeNeighborTable) and typed
 //     refusals (errors.Is(err, ErrResourceExhausted));
-//   - read-only inspection for dmvpnctl (Inspect), including XFRM summaries
-//     without key material.
+//   - the cleartext GRE guard (GREGuard) that drops GRE no IPsec SA
+//     protects, with its drop counters.
 //
 // Every kernel error is an *OpError naming the operation and the object:
 // "kernel: replace neighbor 10.0.0.2 lladdr 198.51.100.2 dev gre1: ...".
 // Config.NetNS lets one process drive another network namespace (the
 // privileged tests create their own).
 //
-// See ../../shared/docs/protocol-notes.md §3 and §6 for the kernel facts this
-// package relies on. kernel/kerneltest holds an in-memory fake of the
+// docs/linux.md describes the kernel facts this package relies on and
+// docs/pitfalls.md the netlink and nftables quirks it works around. kernel/kerneltest holds an in-memory fake of the
 // interfaces declared in api.go.
 package kernel

@@ -32,18 +32,13 @@ func WithRouteSink(sink RouteSink) Option {
 	return func(s *Speaker) { s.sink = sink }
 }
 
-// WithEventBuffer sets the capacity of the Events channel (default 256).
-// Events that do not fit are dropped and counted, never blocking GoBGP.
-func WithEventBuffer(n int) Option { return func(s *Speaker) { s.eventBuf = n } }
-
 // Speaker is the embedded GoBGP server of one dmvpnd node.
 type Speaker struct {
-	cfg      Config
-	plan     Plan
-	log      *zap.Logger
-	sink     RouteSink
-	eventBuf int
-	peers    *peerGuard
+	cfg   Config
+	plan  Plan
+	log   *zap.Logger
+	sink  RouteSink
+	peers *peerGuard
 
 	fib     *FIB
 	events  chan NeighborEvent
@@ -72,7 +67,6 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 		cfg:        cfg.withDefaults(),
 		plan:       plan,
 		log:        zap.NewNop(),
-		eventBuf:   256,
 		originated: make(map[netip.Prefix]bool),
 		fatalCh:    make(chan struct{}),
 	}
@@ -80,7 +74,7 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 		o(s)
 	}
 	s.log = s.log.Named("routing")
-	s.events = make(chan NeighborEvent, s.eventBuf)
+	s.events = make(chan NeighborEvent, eventBuffer)
 	s.peers = newPeerGuard(s.cfg, s.log)
 	if s.sink != nil {
 		g := guard{tunnel: s.cfg.Tunnel, acceptDefault: s.cfg.Import.AcceptDefault, protected: s.cfg.Protected}
@@ -94,6 +88,10 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 	}
 	return s, nil
 }
+
+// eventBuffer is the capacity of the Events channel. Events that do not fit
+// are dropped and counted, never blocking GoBGP.
+const eventBuffer = 256
 
 // Events delivers neighbor state changes. The channel is never closed.
 func (s *Speaker) Events() <-chan NeighborEvent { return s.events }
