@@ -14,6 +14,21 @@ type Config struct {
 	Control Control `mapstructure:"control"`
 	Metrics Metrics `mapstructure:"metrics"`
 	Log     Log     `mapstructure:"log"`
+
+	// Files are digests of the files the configuration names, filled by
+	// ReadSecretFiles, so that Diff sees a certificate or key replaced
+	// under the same name. Not part of the file.
+	Files FileDigests `mapstructure:"-"`
+}
+
+// FileDigests are SHA-256 digests (hex) of the X.509 files.
+type FileDigests struct {
+	Cert, Key, CA string
+}
+
+// digests maps the keys naming the files to their digests.
+func (f FileDigests) digests() map[string]string {
+	return map[string]string{"ipsec.auth.cert": f.Cert, "ipsec.auth.key": f.Key, "ipsec.auth.ca": f.CA}
 }
 
 // Tunnel describes the mGRE tunnel interface.
