@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 )
@@ -18,10 +19,40 @@ func Effective(running, next *Config) (*Config, error) {
 			*d = running.Files.digests()[key]
 		}
 	}
-	if err := out.Validate(); err != nil {
+	if err := newErrors(out.Validate(), running); err != nil {
 		return nil, fmt.Errorf("config: the changes a reload applies do not fit the settings that wait for a restart (restart dmvpnd to apply the file): %w", err)
 	}
 	return &out, nil
+}
+
+// newErrors drops from err the problems the running configuration has
+// itself (a reload is not the place to report them), and joins the rest.
+func newErrors(err error, running *Config) error {
+	if err == nil {
+		return nil
+	}
+	r := *running
+	known := map[string]bool{}
+	for _, e := range unjoin(r.Validate()) {
+		known[e.Error()] = true
+	}
+	var out []error
+	for _, e := range unjoin(err) {
+		if !known[e.Error()] {
+			out = append(out, e)
+		}
+	}
+	return errors.Join(out...)
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // merge copies into dst (a copy of next) the value of src (running) for

@@ -84,6 +84,9 @@ func scalar(v reflect.Value) *yaml.Node {
 		}
 	case reflect.Float32, reflect.Float64:
 		tag = "!!float"
+		if v.Float() == float64(int64(v.Float())) {
+			tag = "!!int" // 10, not !!float 10; the loader takes either
+		}
 	case reflect.String:
 		if val == "" {
 			return nil
