@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,20 +23,6 @@ func TestClearCommands(t *testing.T) {
 	}
 	if f.Calls("ClearCache") != 1 || f.Calls("ClearShortcuts") != 1 {
 		t.Errorf("calls: cache %d shortcuts %d", f.Calls("ClearCache"), f.Calls("ClearShortcuts"))
-	}
-}
-
-func TestReloadCommand(t *testing.T) {
-	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
-	if out, _, code := ctl(t, sock, "reload"); code != 0 || out != "Configuration reloaded\n" {
-		t.Errorf("reload = %q, %d", out, code)
-	}
-	f.SetReloadErr(errors.New("config: bgp.asn: required (1..4294967295)"))
-	_, errOut, code := ctl(t, sock, "reload")
-	want := "dmvpnctl: reload rejected, the running configuration stays: api: config: bgp.asn: required (1..4294967295)\n"
-	if code != 1 || errOut != want {
-		t.Errorf("reload with bad config = %q, %d; want %q", errOut, code, want)
 	}
 }
 

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,6 +33,10 @@ func run(e env, args []string) int {
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(e.errOut, "dmvpnctl: %v\n", err)
+		var es *exitStatus
+		if errors.As(err, &es) {
+			return es.code
+		}
 		return 1
 	}
 	return 0

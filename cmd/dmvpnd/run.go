@@ -39,7 +39,7 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 		log.Error("cannot build the dataplane", zap.Error(err))
 		return exitFailure
 	}
-	sup := &supervisor{path: path, load: rt.load, daemon: d, log: log, level: level, metrics: m, notify: rt.notify, cfg: cfg}
+	sup := &supervisor{path: path, load: rt.load, parse: parseConfig, daemon: d, log: log, level: level, metrics: m, notify: rt.notify, cfg: cfg}
 
 	ln, err := api.Listen(cfg.Control.Socket, cfg.Control.Group)
 	if err != nil {
@@ -133,7 +133,7 @@ func (rt *app) loop(ctx context.Context, log *zap.Logger, sup *supervisor, runDo
 			if sig == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading configuration")
 				rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
-				_ = sup.reload(rctx) // logged; the old configuration keeps running
+				_, _ = sup.reload(rctx, api.ReloadRequest{}) // logged; the old configuration keeps running
 				cancel()
 				continue
 			}

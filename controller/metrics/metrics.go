@@ -28,7 +28,8 @@ var (
 	SAStates       = []string{"established", "connecting", "down"}
 	BGPStates      = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
 	Subsystems     = []string{"kernel", "ipsec", "routing", "nhrp"}
-	ReloadOutcomes = []string{"success", "failure"}
+	// "partial": applied, but some changed keys wait for a restart.
+	ReloadOutcomes = []string{"success", "partial", "failure"}
 	// IKEFailureReasons are the classes of the "reason" label of
 	// dmvpnd_ipsec_ike_failures_total.
 	IKEFailureReasons = []string{"timeout", "ike_sa_deleted", "child_sa_deleted", "charon_lost", "error"}
