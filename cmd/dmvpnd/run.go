@@ -31,7 +31,7 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	defer func() { _ = log.Sync() }()
 	ver := version.Version()
 	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
-		zap.String("role", string(cfg.NHRP.Role)), zap.Stringer("tunnel", cfg.Tunnel.Address))
+		zap.String("role", string(cfg.NHRP.Role)), zap.Uint32("nhrp_network_id", cfg.NHRP.NetworkID), zap.Stringer("tunnel", cfg.Tunnel.Address))
 
 	m := metrics.New(ver)
 	d, err := rt.newDaemon(cfg, Deps{Log: log, Metrics: m, Version: ver, Now: rt.now})

@@ -53,7 +53,10 @@ type Tunnel struct {
 // NHRP configures the NHRP engine.
 type NHRP struct {
 	Role Role `mapstructure:"role"`
-	// NetworkID separates NHRP domains on the same tunnel (required).
+	// NetworkID is the NHRP network id (required, 1..4294967295, as
+	// Cisco's "ip nhrp network-id"). RFC 2332 keeps it local: it is never
+	// sent. dmvpnd runs one NHRP network per tunnel, so it only names the
+	// network in the start log; nodes need not agree on it.
 	NetworkID uint32 `mapstructure:"network_id"`
 	// HoldingTime advertised in registrations and replies (default 7200s;
 	// 600s is recommended). Whole seconds, at most 65535s.
@@ -137,7 +140,9 @@ type IPsecAuth struct {
 	BindTunnelAddress bool `mapstructure:"bind_tunnel_address"`
 }
 
-// Proposals are strongSwan proposal strings.
+// Proposals are strongSwan proposal strings. Empty (the default) lets the
+// ipsec package choose among its defaults (AES-256, PFS on ESP rekeys)
+// those the running charon implements; see ipsec's package doc.
 type Proposals struct {
 	IKE []string `mapstructure:"ike"`
 	ESP []string `mapstructure:"esp"`

@@ -95,7 +95,7 @@ func TestDiff(t *testing.T) {
 			c.BGP.Enabled = false
 			c.IPsec.Proposals.IKE = []string{"aes128-sha256-modp3072"}
 		}, []string{
-			"ipsec.proposals.ike: [aes256gcm16-prfsha256-ecp256] -> [aes128-sha256-modp3072] (live)",
+			"ipsec.proposals.ike: [] -> [aes128-sha256-modp3072] (live)",
 			"bgp.enabled: true -> false (restart: the BGP speaker takes its neighbors, policy and timers at start)",
 		}},
 		{"a certificate replaced under the same name", func(c *Config) {
