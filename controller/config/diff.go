@@ -117,16 +117,16 @@ func disposition(key string, old, next *Config) (Disposition, string) {
 			return Restart, "follows " + s.enabledKey
 		}
 	}
-	if r := restartReason(key); r != "" {
+	if r := RestartReason(key); r != "" {
 		return Restart, r
 	}
 	return Live, ""
 }
 
-// restartReason says why a key (Keys() form, or a list of mappings such as
+// RestartReason says why a key (Keys() form, or a list of mappings such as
 // "bgp.neighbors[]") cannot change without a restart; "" when a reload
-// applies it. deploy/README.md documents the same split.
-func restartReason(key string) string {
+// applies it. deploy/README.md documents the same split (a test checks).
+func RestartReason(key string) string {
 	switch {
 	case key == "tunnel.name":
 		return "the tunnel interface is created at start"
