@@ -114,7 +114,9 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				continue
 			}
 			c.stats.inc("kernel_hairpins")
-			c.eng.Hairpin(h.Packet)
+			if c.config().NHRP.Redirect {
+				c.eng.Hairpin(h.Packet)
+			}
 		case ev := <-in.ipsec:
 			c.onIPsecEvent(ev)
 		case <-engineTimer.C:

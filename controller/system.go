@@ -47,7 +47,8 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		Log:     log,
 		Metrics: m,
 	}
-	if cfg.NHRP.Role == config.RoleHub && cfg.NHRP.Redirect {
+	if cfg.NHRP.Role == config.RoleHub {
+		// Built on every hub, so that a reload can turn nhrp.redirect on.
 		trap, err := kernel.NewHairpinTrap(kernel.HairpinConfig{}, log.Named("hairpin"))
 		if err != nil {
 			return nil, err

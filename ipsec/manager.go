@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -22,12 +23,19 @@ type Manager struct {
 	clock  Clock
 	creds  *credentials
 	events chan Event
+	// method and local are cfg.Auth.Method and cfg.LocalNBMA, which never
+	// change, for SetCredentials (cfg belongs to the Run goroutine).
+	method AuthMethod
+	local  netip.Addr
 	kick   chan struct{}
 	// refresh carries Refresh requests to the Run goroutine.
 	refresh chan chan error
 
-	mu         sync.Mutex
-	desired    map[string]Peer
+	mu      sync.Mutex
+	desired map[string]Peer
+	// update holds credentials and proposals from SetCredentials until
+	// the Run goroutine takes them.
+	update     *credUpdate
 	snap       State
 	dropped    uint64
 	malformed  uint64
@@ -36,6 +44,7 @@ type Manager struct {
 	// Owned by the Run goroutine.
 	link       *link
 	daemon     string
+	algs       algorithms
 	props      proposals
 	peers      map[string]*peerState
 	sas        map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
@@ -78,6 +87,8 @@ func New(cfg Config) (*Manager, error) {
 		log:     cfg.Logger.Named("ipsec"),
 		clock:   cfg.Clock,
 		creds:   creds,
+		method:  cfg.Auth.Method,
+		local:   cfg.LocalNBMA,
 		events:  make(chan Event, 256),
 		kick:    make(chan struct{}, 1),
 		refresh: make(chan chan error),
@@ -227,6 +238,8 @@ func (m *Manager) connect(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
+	m.algs = algs
+	m.takeUpdate()
 	m.props = m.chooseProposals(algs)
 	if err := m.loadCreds(ctx); err != nil {
 		return fail(err)
@@ -410,9 +423,13 @@ func (m *Manager) lost(reason string) {
 	m.publish(false)
 }
 
-// serve handles events, SetPeers and timers until the connection fails.
+// serve handles events, SetPeers, SetCredentials and timers until the
+// connection fails.
 func (m *Manager) serve(ctx context.Context) error {
 	for {
+		if err := m.applyUpdate(ctx); err != nil {
+			return err
+		}
 		if err := m.reconcile(ctx); err != nil {
 			if errors.Is(err, ErrConnection) {
 				return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,20 +59,6 @@ func registeredAddr(t *testing.T, s apitest.Snapshot) string {
 	}
 	t.Fatal("no registration in the fixture")
 	return ""
-}
-
-func TestReloadCommand(t *testing.T) {
-	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
-	if out, _, code := ctl(t, sock, "reload"); code != 0 || out != "Configuration reloaded\n" {
-		t.Errorf("reload = %q, %d", out, code)
-	}
-	f.SetReloadErr(errors.New("config: bgp.asn: required (1..4294967295)"))
-	_, errOut, code := ctl(t, sock, "reload")
-	want := "dmvpnctl: reload rejected, the running configuration stays: api: config: bgp.asn: required (1..4294967295)\n"
-	if code != 1 || errOut != want {
-		t.Errorf("reload with bad config = %q, %d; want %q", errOut, code, want)
-	}
 }
 
 type readyAfter struct {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,10 @@ func run(e env, args []string) int {
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(e.errOut, "dmvpnctl: %v\n", err)
+		var es *exitStatus
+		if errors.As(err, &es) {
+			return es.code
+		}
 		return 1
 	}
 	return 0

@@ -12,6 +12,7 @@ func newShow(o *opts) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd) }}
 	}
+	show.AddCommand(newShowRunningConfig(o))
 	dmvpn := leaf("dmvpn", "Peers and NHS status, as Cisco's show dmvpn", func(cmd *cobra.Command) error {
 		ctx, cancel := o.ctx(cmd)
 		defer cancel()

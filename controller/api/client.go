@@ -147,9 +147,17 @@ func (c *Client) ClearShortcuts(ctx context.Context) (int, error) {
 	return r.Cleared, err
 }
 
-// Reload asks the daemon to re-read its configuration file.
-func (c *Client) Reload(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil)
+// Reload asks the daemon to re-read its configuration file and apply it,
+// or with req.DryRun only to list the changes (of req.Config if set).
+func (c *Client) Reload(ctx context.Context, req ReloadRequest) (ReloadResult, error) {
+	var r ReloadResult
+	err := c.do(ctx, http.MethodPost, "/v1/reload", req, &r)
+	return r, err
+}
+
+// RunningConfig returns the configuration in effect.
+func (c *Client) RunningConfig(ctx context.Context) (RunningConfig, error) {
+	return get[RunningConfig](ctx, c, "/v1/config")
 }
 
 // LogLevel returns the daemon's log level.

@@ -44,9 +44,11 @@ type Source interface {
 }
 
 // Provider is what the Server serves: a Source plus Reload, which re-reads
-// the configuration file and applies it (an invalid file is rejected with
-// an error and the running configuration stays).
+// the configuration file and applies what it can (an invalid file is
+// rejected with an error and the running configuration stays), and the
+// running configuration.
 type Provider interface {
 	Source
-	Reload(ctx context.Context) error
+	Reload(ctx context.Context, req ReloadRequest) (ReloadResult, error)
+	RunningConfig(ctx context.Context) (RunningConfig, error)
 }

@@ -108,13 +108,26 @@ func TestErrors(t *testing.T) {
 	f.SetErr(nil)
 
 	f.SetReloadErr(errors.New("config: nhrp.role: required (hub or spoke)"))
-	err = c.Reload(ctx)
+	_, err = c.Reload(ctx, api.ReloadRequest{})
 	if !errors.As(err, &ae) || ae.Status != 422 || ae.Message != "config: nhrp.role: required (hub or spoke)" {
 		t.Errorf("Reload error = %v", err)
 	}
 	f.SetReloadErr(nil)
-	if err := c.Reload(ctx); err != nil || f.Calls("Reload") != 2 {
-		t.Errorf("Reload = %v, calls %d", err, f.Calls("Reload"))
+	want := api.ReloadResult{Changes: []api.ConfigChange{
+		{Key: "nhrp.holding_time", Old: "600s", New: "300s", Disposition: api.DispositionLive},
+		{Key: "tunnel.name", Old: "gre1", New: "gre2", Disposition: api.DispositionRestart, Reason: "the tunnel interface is created at start"},
+	}}
+	f.SetReloadResult(want)
+	got, err := c.Reload(ctx, api.ReloadRequest{})
+	if err != nil || f.Calls("Reload") != 2 || !cmp.Equal(got, want) || got.Complete() {
+		t.Errorf("Reload = %+v, %v, calls %d; want %+v, not complete", got, err, f.Calls("Reload"), want)
+	}
+	got, err = c.Reload(ctx, api.ReloadRequest{DryRun: true, Config: "nhrp: {}"})
+	if err != nil || !got.DryRun || f.LastReload().Config != "nhrp: {}" {
+		t.Errorf("dry-run Reload = %+v, %v; request %+v", got, err, f.LastReload())
+	}
+	if _, err := c.Reload(ctx, api.ReloadRequest{Config: "nhrp: {}"}); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("Reload with a configuration but no dry run = %v, want 400", err)
 	}
 }
 

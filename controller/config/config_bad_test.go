@@ -157,7 +157,6 @@ nhrp: {role: router, network_id: 1}
 			"config: ipsec.auth: psk and psk_file are only used with method psk"}},
 		{"ipsec bad method and proposals", minimalSpoke + "ipsec: {enabled: true, auth: {method: rsa}, proposals: {ike: [], esp: [\"aes 256\"]}}\n", []string{
 			`config: ipsec.auth.method: "rsa" is not psk or x509`,
-			"config: ipsec.proposals.ike: at least one proposal is required",
 			`config: ipsec.proposals.esp[0]: "aes 256" is not a strongSwan proposal (like aes256gcm16-prfsha256-ecp256)`}},
 		{"ipsec disabled is not checked", minimalSpoke + "ipsec: {enabled: false, auth: {method: rsa}}\nbgp: {enabled: false, asn: 0}\n", nil},
 		{"bgp spoke", minimalSpoke + `

@@ -27,7 +27,6 @@ func defaultsFor() Config {
 		},
 		IPsec: IPsec{
 			ViciSocket: "/var/run/charon.vici",
-			Proposals:  Proposals{IKE: []string{"aes256gcm16-prfsha256-ecp256"}, ESP: []string{"aes256gcm16"}},
 		},
 		BGP: BGP{
 			GRPCListen: "unix:/run/dmvpnd/gobgp.sock", MaxPrefixAction: "teardown",

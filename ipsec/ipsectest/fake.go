@@ -25,7 +25,14 @@ type Fake struct {
 	unattributed []ipsec.SAInfo
 	now          func() time.Time
 	// ids numbers the SAs SetStatus creates, as charon's unique ids.
-	ids int
+	ids   int
+	creds []Credentials
+}
+
+// Credentials is one SetCredentials call.
+type Credentials struct {
+	Auth     ipsec.Auth
+	IKE, ESP []string
 }
 
 var _ ipsec.Protector = (*Fake)(nil)
@@ -51,6 +58,21 @@ func name(p ipsec.Peer) string {
 		return p.ClaimedNBMA.String()
 	}
 	return p.RemoteNBMA.String()
+}
+
+// SetCredentials records the call (see Credentials).
+func (f *Fake) SetCredentials(auth ipsec.Auth, ike, esp []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creds = append(f.creds, Credentials{Auth: auth, IKE: slices.Clone(ike), ESP: slices.Clone(esp)})
+	return nil
+}
+
+// CredentialUpdates returns the SetCredentials calls so far.
+func (f *Fake) CredentialUpdates() []Credentials {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.creds)
 }
 
 // SetPeers records the desired set. New peers start down.

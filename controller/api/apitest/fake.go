@@ -32,11 +32,14 @@ type Snapshot struct {
 // Fake is an api.Provider serving a Snapshot. Err, when set, is returned by
 // every view; ReloadErr by Reload. Safe for concurrent use.
 type Fake struct {
-	mu        sync.Mutex
-	snap      Snapshot
-	err       error
-	reloadErr error
-	calls     map[string]int
+	mu         sync.Mutex
+	snap       Snapshot
+	err        error
+	reloadErr  error
+	reload     api.ReloadResult
+	lastReload api.ReloadRequest
+	running    api.RunningConfig
+	calls      map[string]int
 	// Events is the event stream the Fake serves; tests Publish on it.
 	Events *api.Broker
 }
@@ -234,12 +237,48 @@ func (f *Fake) ClearRegistration(_ context.Context, addr netip.Addr) (int, error
 	return n, err
 }
 
-// Reload returns the configured reload error.
-func (f *Fake) Reload(context.Context) error {
+// Reload returns the configured reload error, else the configured result
+// (marked DryRun as asked). The last request is kept (LastReload).
+func (f *Fake) Reload(_ context.Context, req api.ReloadRequest) (api.ReloadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["Reload"]++
-	return f.reloadErr
+	f.lastReload = req
+	if f.reloadErr != nil {
+		return api.ReloadResult{}, f.reloadErr
+	}
+	r := f.reload
+	r.DryRun = req.DryRun
+	return r, nil
+}
+
+// SetReloadResult sets what Reload returns.
+func (f *Fake) SetReloadResult(r api.ReloadResult) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reload = r
+}
+
+// LastReload is the last Reload request.
+func (f *Fake) LastReload() api.ReloadRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastReload
+}
+
+// RunningConfig returns the configured running configuration.
+func (f *Fake) RunningConfig(context.Context) (api.RunningConfig, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["RunningConfig"]++
+	return f.running, f.err
+}
+
+// SetRunningConfig sets what RunningConfig returns.
+func (f *Fake) SetRunningConfig(r api.RunningConfig) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running = r
 }
 
 // CmpOptions compare the netip values inside snapshots with go-cmp.
