@@ -91,7 +91,9 @@ func (s *supervisor) reload(ctx context.Context, req api.ReloadRequest) (api.Rel
 		if c.Disposition == config.Restart {
 			pending = append(pending, c.Key)
 			s.log.Warn("change waits for a restart", zap.String("key", c.Key), zap.String("change", c.Values()), zap.String("reason", c.Reason))
+			continue
 		}
+		s.log.Info("configuration change applied", zap.String("key", c.Key), zap.Stringer("change", c))
 	}
 	if len(pending) > 0 {
 		s.metrics.ConfigReloads.WithLabelValues("partial").Inc()
