@@ -94,6 +94,10 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		}
 		c.dirty.routes = true
 	case engine.EventNHS:
+		// Every step (sent, registered, standby), for debugging; the
+		// operator event above reports only registration and failure.
+		c.log.Debug("nhs state", zap.Stringer("nbma", ev.NBMA), zap.Stringer("proto", ev.Proto),
+			zap.Stringer("state", ev.NHS), zap.String("reason", ev.Reason))
 		c.noteNHSEvent(ev)
 	}
 }

@@ -408,10 +408,10 @@ func ipdFirst(lines []ipdLogLine, since time.Time, match func(ipdLogLine) bool) 
 	return time.Time{}, false
 }
 
-// ipdSAUp matches the controller's "ipsec peer" line for peer going up.
+// ipdSAUp matches the controller's sa-up event for peer.
 func ipdSAUp(peer netip.Addr) func(ipdLogLine) bool {
 	return func(e ipdLogLine) bool {
-		return e.Msg == "ipsec peer" && e.Status == "up" && strings.Contains(e.Peer, peer.String())
+		return e.Event == "sa-up" && e.NBMA == peer.String()
 	}
 }
 
