@@ -4,6 +4,7 @@ GO         ?= go
 CACHE      := $(CURDIR)/.cache
 BIN        := $(CURDIR)/bin
 STATICCHECK := $(CACHE)/bin/staticcheck
+DEADCODE   := $(CACHE)/bin/deadcode
 FUZZTIME   ?= 60s
 SHORTFUZZ  ?= 5s
 LABTIMEOUT ?= 60m
@@ -25,8 +26,9 @@ deps: ## install Debian packages and the lab kernel (idempotent, seconds on a se
 	@sh e2e/scripts/deps.sh
 	@$(MAKE) --no-print-directory tools
 
-tools: ## install pinned Go tools (staticcheck) into .cache/bin
+tools: ## install pinned Go tools (staticcheck, deadcode) into .cache/bin
 	@test -x $(STATICCHECK) || GOBIN=$(CACHE)/bin $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	@test -x $(DEADCODE) || GOBIN=$(CACHE)/bin $(GO) install golang.org/x/tools/cmd/deadcode@v0.52.0
 
 build: ## build dmvpnd and dmvpnctl into bin/ (static, -trimpath, version from git describe)
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
@@ -57,10 +59,11 @@ fuzz-short: ## run every fuzz target for a few seconds (part of make test)
 bench: ## benchmarks with ns/op, B/op, allocs/op, side by side with peers where available
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./nhrp/... ./controller/... ./routing/... ./kernel/...
 
-lint: tools ## gofmt, go vet, staticcheck, go mod tidy check
+lint: tools ## gofmt, go vet, staticcheck, deadcode (deploy/scripts/deadcode.allow), go mod tidy check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	DEADCODE=$(DEADCODE) sh deploy/scripts/deadcode.sh
 	@cp go.mod $(CACHE)/go.mod.bak; cp go.sum $(CACHE)/go.sum.bak; $(GO) mod tidy; \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff --stat -- go.mod go.sum; exit 1; fi
 

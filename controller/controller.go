@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -79,6 +78,10 @@ type Controller struct {
 	nhrpView nhrpView
 	// adopt is the kernel state a previous run left (adopt.go).
 	adopt adoption
+	// mcast is the multicast replication's target set (multicast.go);
+	// mcastRep the running replicator, for counters read off the loop.
+	mcast    multicastState
+	mcastRep atomic.Pointer[replicator]
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
 	bgpMu      sync.Mutex
@@ -129,6 +132,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		}
 		deps.Metrics.PrecreateDrops(reasons)
 	}
+	if deps.Metrics != nil && deps.Multicast != nil {
+		if err := deps.Metrics.Registry().Register(newMulticastCollector(c)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
 		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
@@ -166,16 +174,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("controller: %w", err)
 	}
 	c.ifindex = ifindex
-	if c.deps.SizeNeighborTable != nil && c.config().NHRP.Role == config.RoleHub {
-		switch err := c.deps.SizeNeighborTable(c.config().NHRP.Limits.CacheSize); {
-		case errors.Is(err, fs.ErrNotExist):
-			// The table's sysctls exist only in the initial network
-			// namespace; a hub in another one relies on its host's.
-			c.log.Info("kernel neighbor table not sized: its sysctls belong to the initial network namespace")
-		case err != nil:
-			c.log.Warn("sizing the kernel neighbor table", zap.Error(err))
-		}
-	}
+	c.sizeNeighborTable()
 	if err := c.applyGuard(); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
@@ -201,9 +200,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	if in.misses, err = c.deps.Misses.WatchMisses(ctx); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
-	if c.deps.Hairpins != nil && c.config().NHRP.Redirect {
-		if err := c.deps.Hairpins.Install(ifindex); err != nil {
-			return fmt.Errorf("controller: %w", err)
+	if c.deps.Hairpins != nil {
+		// The NFLOG source is open on every hub; the trigger rule is
+		// installed only while nhrp.redirect is on (a reload toggles it).
+		if c.config().NHRP.Redirect {
+			if err := c.deps.Hairpins.Install(ifindex); err != nil {
+				return fmt.Errorf("controller: %w", err)
+			}
 		}
 		defer func() {
 			if err := c.deps.Hairpins.Remove(); err != nil {
@@ -214,6 +217,11 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("controller: %w", err)
 		}
 	}
+	stopMulticast, err := c.startMulticast(ctx, &wg)
+	if err != nil {
+		return err
+	}
+	defer stopMulticast()
 	if c.deps.IPsec != nil {
 		in.ipsec = c.deps.IPsec.Events()
 		// The NHS peers are wanted before the manager first talks to

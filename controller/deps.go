@@ -52,8 +52,14 @@ type Deps struct {
 	Lookup    RouteLookup
 	// Listen opens the NHRP packet socket on the tunnel.
 	Listen func(ifindex int) (kernel.PacketConn, error)
-	// Hairpins is the hub's redirect trigger; nil when not redirecting.
+	// Hairpins is the hub's redirect trigger (installed while
+	// nhrp.redirect is on); nil on spokes.
 	Hairpins Hairpins
+	// Multicast captures multicast sent into the tunnel and ListenMulticast
+	// opens the socket its copies leave through; both nil when
+	// nhrp.multicast selects no target.
+	Multicast       MulticastCapture
+	ListenMulticast func(ifindex int) (MulticastSender, error)
 	// IPsec is nil when protection is off.
 	IPsec IPsec
 	// Guard drops GRE that no SA protects while IPsec is on; a run without

@@ -20,6 +20,26 @@
 //     being more specific or by a lower metric);
 //   - registration lost / peer down -> its state is withdrawn.
 //
+// # Multicast replication
+//
+// With nhrp.multicast selecting targets, the kernel's capture (a table of
+// its own, NFLOG group 2) hands every multicast packet this node sends
+// into the tunnel to a replicator goroutine, which sends one GRE copy per
+// target through kernel.MulticastConn. The targets are derived on the loop
+// from the engine's own snapshots, never from a second view of the peers:
+// registered spokes (dynamic) and NHSs (nhs) at their binding's GRE
+// destination (the neighbor entry's NBMA, the claimed address of a NATed
+// spoke behind a tunnel-mode SA), plus static NBMAs; with IPsec only the
+// NBMAs engine.Proven vouches for. Engine events, protection changes and the
+// periodic resync mark the set dirty; it is recomputed at most every
+// 500 ms and published to the replicator as an immutable slice, which the
+// replicator picks up at its next packet (keeping each remaining peer's
+// token bucket and counters). A send may wait for socket buffer space, so
+// it never runs on the loop. Each peer has a token bucket (nhrp.multicast
+// rate and burst); counters appear in dmvpnctl show counters
+// (multicast_*, per peer multicast_copies_to_NBMA) and as
+// dmvpnd_multicast_packets_total{result}.
+//
 // # Neighbor entries in use
 //
 // Resolved peers' entries are written REACHABLE. While traffic uses one, the

@@ -71,6 +71,7 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	if oe, ok := engineEvent(ev); ok {
 		c.event(oe)
 	}
+	c.mcast.dirty = true // bindings, peers and NHSs are what multicast goes to
 	switch ev.Kind {
 	case engine.EventPeerUp:
 		c.nhrpView.notePeer(ev)
@@ -93,6 +94,10 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		}
 		c.dirty.routes = true
 	case engine.EventNHS:
+		// Every step (sent, registered, standby), for debugging; the
+		// operator event above reports only registration and failure.
+		c.log.Debug("nhs state", zap.Stringer("nbma", ev.NBMA), zap.Stringer("proto", ev.Proto),
+			zap.Stringer("state", ev.NHS), zap.String("reason", ev.Reason))
 		c.noteNHSEvent(ev)
 	}
 }

@@ -43,7 +43,7 @@ func (c *Controller) wantPeer(ev engine.Event) {
 // Where IKE goes: to the peer's post-NAT address when it is behind NAT,
 // with its claimed address as the tunnel-mode inner address, except when
 // it is behind the same NAT address as we are: then both talk over their
-// private addresses directly (protocol-notes §4), which the engine also
+// private addresses directly (docs/strongswan.md, "Who initiates"), which the engine also
 // uses as GRE destination.
 //
 // Who initiates: a spoke towards its NHS; nobody towards a peer behind NAT

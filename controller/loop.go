@@ -67,6 +67,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 	for {
 		c.reconcile(ctx)
 		c.readyOnce.Do(func() { close(c.ready) })
+		c.reconcileMulticast()
 		if c.dirty.routes || c.dirty.ipsec || c.routesFailed {
 			if retry == nil {
 				retry = time.After(c.retry.next())
@@ -113,13 +114,16 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				continue
 			}
 			c.stats.inc("kernel_hairpins")
-			c.eng.Hairpin(h.Packet)
+			if c.config().NHRP.Redirect {
+				c.eng.Hairpin(h.Packet)
+			}
 		case ev := <-in.ipsec:
 			c.onIPsecEvent(ev)
 		case <-engineTimer.C:
 			c.eng.Tick()
 		case <-resync.C:
 			c.dirty = dirtySet{routes: true, ipsec: true}
+			c.mcast.dirty = true
 			c.rebindAll()
 		case <-retry:
 			retry = nil

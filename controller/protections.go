@@ -25,6 +25,7 @@ func (c *Controller) syncProtections() {
 	st := c.deps.IPsec.State()
 	c.protGen, c.protGenKnown = st.Generation, numbered
 	c.eng.SetProtections(engineProtections(st.Protections(), c.config().IPsec.Auth.BindTunnelAddress))
+	c.mcast.dirty = true // what is proven decides who gets multicast copies
 }
 
 // snapshotGeneration is implemented by an IPsec side whose State carries a

@@ -2,10 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"reflect"
-	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -13,14 +15,22 @@ import (
 )
 
 // Reload applies a new, validated configuration without touching what the
-// change leaves alone: changed BGP prefixes are re-originated, a changed
-// tunnel is adjusted in place (never re-created), and changed NHRP settings
-// (holding time, NHSs, authentication, limits, registration mode, shortcut)
-// restart the NHRP engine over the kernel state it leaves, which the new
-// engine adopts as after a daemon restart (adopt.go): neighbor entries and
-// shortcut routes stay while it re-registers and re-resolves. Changes to
-// the role, redirect, IPsec or the other BGP settings are refused (restart
-// dmvpnd to apply them); the running configuration then stays in effect.
+// change leaves alone. next must differ from the running configuration only
+// in keys a reload applies (config.Diff says Live; config.Effective builds
+// such a configuration from a file); a restart-only change is refused with
+// its keys named, and the running configuration stays.
+//
+// What changes how:
+//   - tunnel key and MTU: the tunnel is adjusted in place (never re-created);
+//   - NHRP settings the engine uses (holding time, NHSs, authentication,
+//     registration mode, shortcut, limits) restart the NHRP engine over
+//     the kernel state it leaves, which the new engine adopts as after a
+//     daemon restart (adopt.go): neighbor entries and shortcut routes stay
+//     while it re-registers and re-resolves;
+//   - nhrp.redirect installs or removes the hub's hairpin trigger;
+//   - BGP prefixes are re-originated;
+//   - IPsec credentials and proposals are handed to the IPsec manager: new
+//     SAs use them, established ones keep theirs until they rekey.
 func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
 	var err error
 	runErr := c.run(ctx, func() { err = c.reload(ctx, next) })
@@ -32,42 +42,97 @@ func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
 
 func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 	cur := c.config()
-	nhrpChanged := !reflect.DeepEqual(cur.NHRP, next.NHRP)
-	if nhrpChanged && (cur.NHRP.Role != next.NHRP.Role || cur.NHRP.Redirect != next.NHRP.Redirect) {
-		return fmt.Errorf("controller: reload: nhrp.role or nhrp.redirect changed: restart dmvpnd to apply them")
-	}
-	if !reflect.DeepEqual(cur.IPsec, next.IPsec) {
-		return fmt.Errorf("controller: reload: ipsec settings changed: restart dmvpnd to apply them")
-	}
-	curBGP, nextBGP := cur.BGP, next.BGP
-	curBGP.Prefixes, nextBGP.Prefixes = nil, nil
-	if !reflect.DeepEqual(curBGP, nextBGP) {
-		return fmt.Errorf("controller: reload: bgp settings other than prefixes changed: restart dmvpnd to apply them")
-	}
-	if cur.Tunnel != next.Tunnel {
-		if cur.Tunnel.Name != next.Tunnel.Name || cur.Tunnel.LocalNBMA != next.Tunnel.LocalNBMA {
-			return fmt.Errorf("controller: reload: tunnel name or local NBMA changed: restart dmvpnd to apply them")
+	changes := config.Diff(cur, next)
+	var restart []string
+	changed := map[string]bool{}
+	for _, ch := range changes {
+		if ch.Disposition == config.Restart {
+			restart = append(restart, ch.Key)
 		}
+		changed[ch.Key] = true
+	}
+	if len(restart) > 0 {
+		return fmt.Errorf("controller: reload: %s: restart dmvpnd to apply", strings.Join(restart, ", "))
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	if changed["tunnel.key"] || changed["tunnel.mtu"] {
 		ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(next))
 		if err != nil {
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 		c.ifindex = ifindex
 	}
-	if c.bgp != nil && !slices.Equal(cur.BGP.Prefixes, next.BGP.Prefixes) {
+	if c.bgp != nil && changed["bgp.prefixes"] {
 		if err := c.bgp.SetPrefixes(ctx, originated(next)); err != nil {
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 	}
+	if c.deps.IPsec != nil && next.IPsec.Enabled && anyPrefix(changed, "ipsec.") {
+		ic := ipsecConfig(next, c.nbma, c.log)
+		if err := c.deps.IPsec.SetCredentials(ic.Auth, ic.IKEProposals, ic.ESPProposals); err != nil {
+			return fmt.Errorf("controller: reload: %w", err)
+		}
+	}
 	c.cfgp.Store(next)
-	if nhrpChanged {
+	if changed["nhrp.redirect"] {
+		if err := c.setRedirect(next.NHRP.Redirect); err != nil {
+			c.log.Error("nhrp.redirect: changing the hairpin trigger", zap.Error(err))
+		}
+	}
+	if !reflect.DeepEqual(engineConfig(cur, c.nbma), engineConfig(next, c.nbma)) {
 		if err := c.restartEngine(cur); err != nil {
 			c.cfgp.Store(cur)
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 	}
-	c.log.Info("configuration reloaded", zap.Int("prefixes", len(next.BGP.Prefixes)))
+	if changed["nhrp.limits.cache_size"] {
+		c.sizeNeighborTable()
+	}
+	for _, ch := range changes {
+		c.log.Info("configuration changed", zap.String("key", ch.Key), zap.String("change", ch.Values()))
+	}
 	return nil
+}
+
+func anyPrefix(keys map[string]bool, prefix string) bool {
+	for k := range keys {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// setRedirect installs or removes the hub's hairpin trigger (the NFLOG
+// source is opened at start on every hub, so only the rule changes).
+func (c *Controller) setRedirect(on bool) error {
+	if c.deps.Hairpins == nil {
+		if on {
+			return errors.New("no hairpin trigger on this node")
+		}
+		return nil
+	}
+	if on {
+		return c.deps.Hairpins.Install(c.ifindex)
+	}
+	return c.deps.Hairpins.Remove()
+}
+
+// sizeNeighborTable sizes the kernel's neighbor table for a hub's cache.
+func (c *Controller) sizeNeighborTable() {
+	if c.deps.SizeNeighborTable == nil || c.config().NHRP.Role != config.RoleHub {
+		return
+	}
+	switch err := c.deps.SizeNeighborTable(c.config().NHRP.Limits.CacheSize); {
+	case errors.Is(err, fs.ErrNotExist):
+		// The table's sysctls exist only in the initial network
+		// namespace; a hub in another one relies on its host's.
+		c.log.Info("kernel neighbor table not sized: its sysctls belong to the initial network namespace")
+	case err != nil:
+		c.log.Warn("sizing the kernel neighbor table", zap.Error(err))
+	}
 }
 
 // restartEngine replaces the NHRP engine after an NHRP settings change. The

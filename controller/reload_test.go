@@ -75,3 +75,33 @@ func TestReloadNHRPKeepsKernelState(t *testing.T) {
 		}
 	})
 }
+
+// TestReloadRedirectLive: nhrp.redirect is applied by a reload: turning it
+// off removes the hub's hairpin trigger (hairpins no longer reach the
+// engine), turning it on installs it again; neither restarts the engine
+// (the hub's registrations stay).
+func TestReloadRedirectLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		y := hubYAML("198.51.100.1", "10.0.0.1/24")
+		hub := start(t, netw, "hub", y, nil)
+		defer stopAll(t, hub)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ctx := context.Background()
+		off := parseConfig(t, strings.Replace(y, "redirect: true", "redirect: false", 1))
+		if err := hub.ctl.Reload(ctx, off); err != nil {
+			t.Fatalf("Reload redirect off: %v", err)
+		}
+		if n := hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")}); n != 0 {
+			t.Errorf("hairpin delivered to %d watchers with redirect off: the trigger is still installed", n)
+		}
+		if err := hub.ctl.Reload(ctx, parseConfig(t, y)); err != nil {
+			t.Fatalf("Reload redirect on: %v", err)
+		}
+		ops := strings.Join(hub.kernel.Ops(), "\n")
+		if !strings.Contains(ops, "remove hairpin") || strings.Count(ops, "install hairpin") != 2 {
+			t.Errorf("kernel operations:\n%s\nwant the trigger installed, removed and installed again", ops)
+		}
+	})
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
-	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 	"github.com/dmvpnd/dmvpnd/routing"
 )
@@ -110,6 +109,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 	if n := c.events.Lost(); n > 0 {
 		out["events_lost"] = n
 	}
+	if r := c.mcastRep.Load(); r != nil {
+		r.counters(out)
+	}
 	return out, err
 }
 
@@ -151,31 +153,35 @@ func (c *Controller) Cache(ctx context.Context) ([]api.CacheEntry, error) {
 	}
 	out := make([]api.CacheEntry, 0, len(entries))
 	for _, e := range entries {
-		bits := e.Proto.BitLen()
-		a := api.CacheEntry{Prefix: netip.PrefixFrom(e.Proto, bits), Tunnel: e.Proto, NBMA: e.Claimed,
-			ObservedNBMA: e.Observed, Expires: e.Expires}
-		if !a.NBMA.IsValid() {
-			a.NBMA = e.NBMA
-		}
-		switch e.Kind {
-		case engine.KindRegistered:
-			a.Type = api.CacheDynamic
-		case engine.KindNHS:
-			a.Type = api.CacheNHS
-		case engine.KindResolved, engine.KindRequester:
-			a.Type = api.CacheCached
-		case engine.KindNegative:
-			a.Type = api.CacheNegative
-		}
-		if e.Unique {
-			a.Flags = append(a.Flags, api.FlagUnique)
-		}
-		if e.Observed.IsValid() {
-			a.Flags = append(a.Flags, api.FlagNAT)
-		}
-		out = append(out, a)
+		out = append(out, apiCacheEntry(e))
 	}
 	return out, nil
+}
+
+func apiCacheEntry(e engine.CacheEntry) api.CacheEntry {
+	bits := e.Proto.BitLen()
+	a := api.CacheEntry{Prefix: netip.PrefixFrom(e.Proto, bits), Tunnel: e.Proto, NBMA: e.Claimed,
+		ObservedNBMA: e.Observed, Expires: e.Expires}
+	if !a.NBMA.IsValid() {
+		a.NBMA = e.NBMA
+	}
+	switch e.Kind {
+	case engine.KindRegistered:
+		a.Type = api.CacheDynamic
+	case engine.KindNHS:
+		a.Type = api.CacheNHS
+	case engine.KindResolved, engine.KindRequester:
+		a.Type = api.CacheCached
+	case engine.KindNegative:
+		a.Type = api.CacheNegative
+	}
+	if e.Unique {
+		a.Flags = append(a.Flags, api.FlagUnique)
+	}
+	if e.Observed.IsValid() {
+		a.Flags = append(a.Flags, api.FlagNAT)
+	}
+	return a
 }
 
 // Shortcuts lists the shortcuts the engine tracks.
@@ -244,31 +250,16 @@ func (c *Controller) peerRows() []api.Peer {
 	return out
 }
 
-// IPsec lists the SA state of every wanted peer.
-func (c *Controller) IPsec(_ context.Context) ([]api.SA, error) {
+// IPsec lists the SA state of every wanted peer, with its SAs' details
+// from a fresh listing.
+func (c *Controller) IPsec(ctx context.Context) ([]api.SA, error) {
 	if c.deps.IPsec == nil {
 		return nil, api.ErrNotEnabled
 	}
-	st := c.deps.IPsec.State()
+	st := c.ipsecState(ctx)
 	out := make([]api.SA, 0, len(st.Peers))
 	for _, p := range st.Peers {
-		sa := api.SA{Name: p.Name, PeerNBMA: p.RemoteNBMA, Local: c.nbma, Remote: p.Observed.Addr(),
-			Since: p.Since, Reason: p.Reason}
-		if p.ClaimedNBMA.IsValid() {
-			sa.PeerNBMA = p.ClaimedNBMA
-		}
-		switch p.Status {
-		case ipsec.StatusUp:
-			sa.State = api.SAEstablished
-		case ipsec.StatusConnecting:
-			sa.State = api.SAConnecting
-		default:
-			sa.State = api.SADown
-		}
-		if p.NATRemote {
-			sa.NATTPort = p.Observed.Port()
-		}
-		out = append(out, sa)
+		out = append(out, c.apiSA(p))
 	}
 	return out, nil
 }
@@ -289,15 +280,19 @@ func (c *Controller) BGP(ctx context.Context) (api.BGPSummary, error) {
 	out := api.BGPSummary{Enabled: true, RouterID: c.config().BGP.RouterID, AS: c.config().BGP.ASN}
 	now := c.deps.Clock.Now()
 	for _, n := range sum {
-		bn := api.BGPNeighbor{Address: n.Neighbor, AS: n.AS, State: bgpState(n.State),
-			Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Rejected: int(n.PrefixesRejected),
-			Dynamic: n.PeerGroup != "", LastDown: n.LastDownReason, MaxPrefixTeardowns: n.MaxPrefixTeardowns}
-		if n.Uptime > 0 {
-			bn.Since = now.Add(-n.Uptime)
-		}
-		out.Neighbors = append(out.Neighbors, bn)
+		out.Neighbors = append(out.Neighbors, apiBGPNeighbor(n, now))
 	}
 	return out, nil
+}
+
+func apiBGPNeighbor(n routing.NeighborSummary, now time.Time) api.BGPNeighbor {
+	bn := api.BGPNeighbor{Address: n.Neighbor, AS: n.AS, State: bgpState(n.State),
+		Received: int(n.PrefixesReceived), Accepted: int(n.PrefixesAccepted), Rejected: int(n.PrefixesRejected),
+		Dynamic: n.PeerGroup != "", LastDown: n.LastDownReason, MaxPrefixTeardowns: n.MaxPrefixTeardowns}
+	if n.Uptime > 0 {
+		bn.Since = now.Add(-n.Uptime)
+	}
+	return bn
 }
 
 // bgpState maps routing's lower-case states to the names dmvpnctl shows.

@@ -47,12 +47,23 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		Log:     log,
 		Metrics: m,
 	}
-	if cfg.NHRP.Role == config.RoleHub && cfg.NHRP.Redirect {
+	if cfg.NHRP.Role == config.RoleHub {
+		// Built on every hub, so that a reload can turn nhrp.redirect on.
 		trap, err := kernel.NewHairpinTrap(kernel.HairpinConfig{}, log.Named("hairpin"))
 		if err != nil {
 			return nil, err
 		}
 		deps.Hairpins = trap
+	}
+	if mc := cfg.NHRP.Multicast; mc.Enabled() {
+		trap, err := kernel.NewMulticastTrap(kernel.MulticastConfig{Groups: mc.Groups}, log.Named("multicast"))
+		if err != nil {
+			return nil, err
+		}
+		deps.Multicast = trap
+		deps.ListenMulticast = func(ifindex int) (MulticastSender, error) {
+			return kernel.ListenMulticast(kernel.ListenMulticastConfig{Ifindex: ifindex})
+		}
 	}
 	if cfg.IPsec.Enabled {
 		nbma, err := localNBMA(cfg, k.DeviceIPv4)
@@ -115,7 +126,7 @@ func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Con
 
 // natInnerPrefixes are the claimed NBMA addresses a peer behind NAT may use
 // as the inner address of a tunnel-mode SA it initiates to this node's
-// responder connection (protocol-notes §4): the private ranges of RFC 1918
+// responder connection (docs/strongswan.md, "The responder side"): the private ranges of RFC 1918
 // and the carrier-grade NAT range of RFC 6598. The ipsec Manager still
 // terminates any such SA whose inner address is not bound to the peer's
 // IKE identity.

@@ -19,10 +19,11 @@ import (
 // Event is ever sent (the peers are not wanted yet).
 type responderOnly struct{ sas []ipsec.SAInfo }
 
-func (r *responderOnly) SetPeers([]ipsec.Peer) error   { return nil }
-func (r *responderOnly) State() ipsec.State            { return ipsec.State{Connected: true, Unattributed: r.sas} }
-func (r *responderOnly) Events() <-chan ipsec.Event    { return nil }
-func (r *responderOnly) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (r *responderOnly) SetPeers([]ipsec.Peer) error                         { return nil }
+func (r *responderOnly) State() ipsec.State                                  { return ipsec.State{Connected: true, Unattributed: r.sas} }
+func (r *responderOnly) Events() <-chan ipsec.Event                          { return nil }
+func (r *responderOnly) Run(ctx context.Context) error                       { <-ctx.Done(); return nil }
+func (r *responderOnly) SetCredentials(ipsec.Auth, []string, []string) error { return nil }
 
 // TestTrustsSAsInitiatedByPeers: a hub with IPsec must accept (and answer)
 // NHRP from a spoke whose SA the spoke initiated, although no IPsec event

@@ -142,6 +142,23 @@ func (r *advRunner) run(ctx context.Context, name string, c advCmd, want []advWa
 	r.check(ctx, name, base, want, time.Since(t0))
 }
 
+// advCheckRemoteID checks that c holds an established IKE_SA with the peer
+// at nbma whose remote identity is id.
+func advCheckRemoteID(ctx context.Context, c *lab.Charon, nbma netip.Addr, id string) error {
+	res, err := c.Swanctl(ctx, "--list-sas", "--raw")
+	if err != nil {
+		return err
+	}
+	for line := range strings.SplitSeq(string(res.Stdout), "\n") {
+		if strings.Contains(line, " remote-host="+nbma.String()+" ") && strings.Contains(line, " state=ESTABLISHED ") {
+			if strings.Contains(line, " remote-id="+id+" ") {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no established IKE_SA with %s and remote-id=%s:\n%s", nbma, id, res.Stdout)
+}
+
 // advWaitNoPeer waits until d's show dmvpn no longer lists tunnel.
 func advWaitNoPeer(ctx context.Context, d *dnode, tunnel netip.Addr, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
@@ -183,9 +200,7 @@ func advSnapshot(ctx context.Context, d *dnode) (string, error) {
 	for _, c := range cache {
 		var flags []string
 		for _, f := range c.Flags {
-			if f != api.FlagUsed {
-				flags = append(flags, string(f))
-			}
+			flags = append(flags, string(f))
 		}
 		lines = append(lines, fmt.Sprintf("cache %s %s tunnel=%s nbma=%s observed=%s flags=%v",
 			c.Type, c.Prefix, c.Tunnel, c.NBMA, c.ObservedNBMA, flags))

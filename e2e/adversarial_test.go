@@ -38,18 +38,20 @@ var forgeBinary = sync.OnceValues(func() (string, error) {
 // dmvpnd.
 var advOutsiderNBMA = netip.MustParseAddr("198.51.100.66")
 
-// TestAdversarial is issue 13's acceptance scenario. A hub and two honest
-// spokes (s1, s2) run dmvpnd with IPsec (group PSK, no-unique
-// registrations), Phase 3, and a shortcut s1 <-> s2 carrying a continuous
-// ping. Two attackers:
-//   - m, a spoke holding the PSK: its dmvpnd registers and brings up its
-//     SA with the hub, then is killed with SIGKILL (SA and registration
-//     stay) and nhrpforge takes over its gre1, sending crafted NHRP through
-//     m's own SA: registrations claiming s1's NBMA, squatting the tunnel
-//     prefix, replacing or deregistering s1's and s2's addresses,
-//     resolution replies naming s2 or a /1 (unsolicited, and answering a
-//     real request the hub forwards to m), traffic and error indications
-//     and purges;
+// TestAdversarial is issue 13's acceptance scenario, once with a group
+// PSK and once with X.509 and the tunnel address bound to the certificate
+// (advVariant). A hub and two honest spokes (s1, s2) run dmvpnd with IPsec
+// (no-unique registrations), Phase 3, and a shortcut s1 <-> s2 carrying a
+// continuous ping. Two attackers:
+//   - m, a spoke holding valid credentials (the PSK, or its own
+//     certificate naming its own tunnel address): its dmvpnd registers and
+//     brings up its SA with the hub, then is killed with SIGKILL (SA and
+//     registration stay) and nhrpforge takes over its gre1, sending
+//     crafted NHRP through m's own SA: registrations claiming s1's NBMA,
+//     squatting the tunnel prefix, registering a free address or
+//     replacing or deregistering s1's and s2's addresses, resolution
+//     replies naming s2 or a /1 (unsolicited, and answering a real request
+//     the hub forwards to m), traffic and error indications and purges;
 //   - x, an outsider on the underlay without any SA, which injects
 //     cleartext GRE (ICMP inside GRE key 42) and cleartext NHRP at the
 //     hub's and s1's NBMA, from its own address and spoofing the hub's
@@ -62,7 +64,29 @@ var advOutsiderNBMA = netip.MustParseAddr("198.51.100.66")
 // and after all attacks the hub's, s1's and s2's `show dmvpn`, NHRP
 // cache, shortcuts, gre1 neighbours, proto 157 routes and ESP SPIs must be
 // equal (timers and usage flags removed), and the ping must lose nothing.
+// Each variant boots its own lab (a lab has one topology).
 func TestAdversarial(t *testing.T) {
+	for _, v := range []advVariant{
+		{name: "psk", auth: ipdAuthPSK, foreign: "owned_by_another_peer"},
+		{name: "x509-bound", auth: ipdAuthX509Bound, foreign: "not_bound"},
+	} {
+		t.Run(v.name, func(t *testing.T) { advScenario(t, v) })
+	}
+}
+
+// advVariant is one authentication of TestAdversarial.
+type advVariant struct {
+	name string
+	auth ipdAuth
+	// foreign is the refusal of a registration of another spoke's address
+	// by m while it holds none: ownership with a group PSK; with
+	// bind_tunnel_address the binding, checked first.
+	foreign string
+}
+
+func (v advVariant) bound() bool { return v.auth == ipdAuthX509Bound }
+
+func advScenario(t *testing.T, v advVariant) {
 	start := time.Now()
 	forge, err := forgeBinary()
 	if err != nil {
@@ -83,7 +107,7 @@ func TestAdversarial(t *testing.T) {
 		// before issue 13.
 		s.nhsYAML += "  registration: no-unique\n"
 	}
-	charons := ipdStartCharons(t, hub, s1, s2, m)
+	charons := ipdStartCharonsAuth(t, l, v.auth, hub, s1, s2, m)
 	hub.start(t, l)
 	hub.waitReady(t, 60*time.Second)
 	t0 := time.Now()
@@ -97,6 +121,14 @@ func TestAdversarial(t *testing.T) {
 		}
 	}
 	t.Logf("timing: three spokes registered over IPsec %v after their start", scMS(time.Since(t0)))
+	if v.bound() {
+		// charon authenticated every spoke by its tunnel address.
+		for _, s := range []*dnode{s1, s2, m} {
+			if err := advCheckRemoteID(ctx, charons[hub], s.nbma, s.tunnel.String()); err != nil {
+				t.Fatalf("hub's SA with %s: %v", s.name, err)
+			}
+		}
+	}
 	for _, s := range []*dnode{s1, s2, m} {
 		s.node.MustRun("ip route replace 10.1.0.0/16 via 10.0.0.1 dev gre1 onlink")
 		hub.node.MustRun(fmt.Sprintf("ip route replace %s via %s dev gre1 onlink", s.lan.Masked(), s.tunnel))
@@ -190,9 +222,16 @@ func TestAdversarial(t *testing.T) {
 	r.run(ctx, "1b spare address, packet source NBMA = s1's",
 		mReg(fmt.Sprintf("-cie %s", spare)).withGlobal("-src-nbma "+s1.nbma.String()), refused("claim_mismatch", 1))
 	r.run(ctx, "1c s1's address, s1's NBMA", mReg(fmt.Sprintf("-cie %s,%s", s1.tunnel, s1.nbma)), refused("claim_mismatch", 1))
-	r.run(ctx, "3a replace s2's address (no-unique)", mReg(fmt.Sprintf("-cie %s,%s", s2.tunnel, m.nbma)), refused("owned_by_another_peer", 1))
-	r.run(ctx, "3b replace s2's address (unique)", mReg(fmt.Sprintf("-unique -cie %s,%s", s2.tunnel, m.nbma)), refused("owned_by_another_peer", 1))
-	r.run(ctx, "3c deregister s1", mReg(fmt.Sprintf("-cie %s,%s,0", s1.tunnel, m.nbma)), refused("owned_by_another_peer", 1))
+	r.run(ctx, "3a replace s2's address (no-unique)", mReg(fmt.Sprintf("-cie %s,%s", s2.tunnel, m.nbma)), refused(v.foreign, 1))
+	r.run(ctx, "3b replace s2's address (unique)", mReg(fmt.Sprintf("-unique -cie %s,%s", s2.tunnel, m.nbma)), refused(v.foreign, 1))
+	r.run(ctx, "3c deregister s1", mReg(fmt.Sprintf("-cie %s,%s,0", s1.tunnel, m.nbma)), refused(v.foreign, 1))
+	if v.bound() {
+		// m's certificate names only m's tunnel address: not even a free
+		// one is m's to take (a group PSK holder could register it).
+		r.run(ctx, "7a free address with m's own NBMA", mReg(fmt.Sprintf("-cie %s,%s", spare, m.nbma)), refused("not_bound", 1))
+		r.run(ctx, "7b s1's address while s1 is registered (no-unique)", mReg(fmt.Sprintf("-cie %s,%s", s1.tunnel, m.nbma)), refused("not_bound", 1))
+		r.run(ctx, "7c s1's address while s1 is registered (unique)", mReg(fmt.Sprintf("-unique -cie %s,%s", s1.tunnel, m.nbma)), refused("not_bound", 1))
+	}
 
 	// m registers its own address again (control), then attacks holding
 	// it: the per-peer quota refuses any second address as a whole.

@@ -47,18 +47,23 @@ type ipdAuth int
 const (
 	ipdAuthPSK ipdAuth = iota
 	ipdAuthX509
+	// ipdAuthX509Bound is X.509 with ipsec.auth.bind_tunnel_address:
+	// certificates carry the tunnel address as a second IP SAN, and each
+	// node authenticates with it.
+	ipdAuthX509Bound
 )
 
 // ipdStartCharonsAuth is ipdStartCharons with a choice of authentication.
-// For X.509 it issues every node a certificate (IP SAN = its NBMA address)
-// from a throw-away CA, writes CA, certificate and key into the node's
-// directory in the lab, names them in dmvpnd's ipsec section, and loads
-// the certificate plugins into charon (ipsec.CharonPlugins).
+// For X.509 it issues every node a certificate (IP SAN = its NBMA address,
+// and with ipdAuthX509Bound its tunnel address) from a throw-away CA,
+// writes CA, certificate and key into the node's directory in the lab,
+// names them in dmvpnd's ipsec section, and loads the certificate plugins
+// into charon (ipsec.CharonPlugins).
 func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode) map[*dnode]*lab.Charon {
 	t.Helper()
 	var ca *ipdCA
 	cfg := lab.CharonConfig{}
-	if auth == ipdAuthX509 {
+	if auth != ipdAuthPSK {
 		ca = newIPDCA(t)
 		cfg.Plugins = ipsec.CharonPlugins
 	}
@@ -68,7 +73,7 @@ func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode
 		if ca == nil {
 			d.extra += ipdYAML(c.Socket)
 		} else {
-			d.extra += ca.yaml(t, l, d, c.Socket)
+			d.extra += ca.yaml(t, l, d, c.Socket, auth == ipdAuthX509Bound)
 		}
 		out[d] = c
 	}
@@ -111,8 +116,9 @@ func newIPDCA(t *testing.T) *ipdCA {
 }
 
 // yaml issues d's certificate, writes the PEM files into d's directory in
-// the lab and returns d's ipsec section.
-func (ca *ipdCA) yaml(t *testing.T, l *lab.Lab, d *dnode, socket string) string {
+// the lab and returns d's ipsec section. With bind the certificate also
+// carries d's tunnel address and the section sets bind_tunnel_address.
+func (ca *ipdCA) yaml(t *testing.T, l *lab.Lab, d *dnode, socket string, bind bool) string {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -125,6 +131,11 @@ func (ca *ipdCA) yaml(t *testing.T, l *lab.Lab, d *dnode, socket string) string 
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		IPAddresses:  []net.IP{net.IP(d.nbma.AsSlice())},
+	}
+	bound := ""
+	if bind {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(d.tunnel.AsSlice()))
+		bound = ", bind_tunnel_address: true"
 	}
 	ca.serial++
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
@@ -146,8 +157,8 @@ func (ca *ipdCA) yaml(t *testing.T, l *lab.Lab, d *dnode, socket string) string 
 			t.Fatalf("%s: %v", d.name, err)
 		}
 	}
-	return fmt.Sprintf("ipsec:\n  enabled: true\n  vici_socket: %s\n  auth: {method: x509, ca: %s, cert: %s, key: %s}\n",
-		socket, files[0].path, files[1].path, files[2].path)
+	return fmt.Sprintf("ipsec:\n  enabled: true\n  vici_socket: %s\n  auth: {method: x509, ca: %s, cert: %s, key: %s%s}\n",
+		socket, files[0].path, files[1].path, files[2].path, bound)
 }
 
 // ipdShowIPsec returns the node's dmvpnctl show ipsec --json view.
@@ -397,10 +408,10 @@ func ipdFirst(lines []ipdLogLine, since time.Time, match func(ipdLogLine) bool) 
 	return time.Time{}, false
 }
 
-// ipdSAUp matches the controller's "ipsec peer" line for peer going up.
+// ipdSAUp matches the controller's sa-up event for peer.
 func ipdSAUp(peer netip.Addr) func(ipdLogLine) bool {
 	return func(e ipdLogLine) bool {
-		return e.Msg == "ipsec peer" && e.Status == "up" && strings.Contains(e.Peer, peer.String())
+		return e.Event == "sa-up" && e.NBMA == peer.String()
 	}
 }
 

@@ -4,10 +4,7 @@ package ipsec
 // swanctl keywords, algorithm names, plugin lists, file locations) lives in
 // this file.
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // DefaultSocketPath is charon's default VICI socket.
 const DefaultSocketPath = "/var/run/charon.vici"
@@ -15,7 +12,8 @@ const DefaultSocketPath = "/var/run/charon.vici"
 // CharonBinary is where Debian installs the IKE daemon.
 const CharonBinary = "/usr/lib/ipsec/charon"
 
-// CharonPlugins is the plugin set a dedicated charon for dmvpnd needs: VICI,
+// CharonPlugins is the plugin set a dedicated charon for dmvpnd needs
+// (ipsectest.StrongswanConf renders its strongswan.conf): VICI,
 // the kernel XFRM backend, sockets, X.509/PEM/PKCS#1/PKCS#8 parsing, and
 // crypto (kdf is required since 5.9.8: IKEv2 key derivation goes through
 // KDF_PRF and KDF_PRF_PLUS). Crypto plugins missing on a host are skipped by charon
@@ -27,23 +25,6 @@ var CharonPlugins = []string{
 	"random", "nonce", "drbg", "openssl", "aes", "gcm", "sha1", "sha2", "hmac", "kdf", "gmp", "curve25519",
 	"pem", "pkcs1", "pkcs8", "x509", "pubkey", "revocation", "constraints",
 	"kernel-netlink", "socket-default", "vici",
-}
-
-// StrongswanConf renders a strongswan.conf for a charon dedicated to dmvpnd:
-// explicit plugin list, private VICI socket and pid directory, no routes
-// installed by charon (the kernel package owns routing).
-func StrongswanConf(socketPath, pidDir string, logLevel int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "charon {\n")
-	fmt.Fprintf(&b, "  load_modular = no\n")
-	fmt.Fprintf(&b, "  load = %s\n", strings.Join(CharonPlugins, " "))
-	fmt.Fprintf(&b, "  install_routes = no\n")
-	fmt.Fprintf(&b, "  install_virtual_ip = no\n")
-	fmt.Fprintf(&b, "  piddir = %s\n", pidDir)
-	fmt.Fprintf(&b, "  plugins {\n    vici {\n      socket = unix://%s\n    }\n  }\n", socketPath)
-	fmt.Fprintf(&b, "  filelog {\n    stderr {\n      default = %d\n      ike = %d\n    }\n  }\n", logLevel, logLevel)
-	fmt.Fprintf(&b, "}\n")
-	return b.String()
 }
 
 // VICI commands used by the Manager.

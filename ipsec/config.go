@@ -52,10 +52,10 @@ type Config struct {
 	LocalID string
 	// BehindNAT says that this node reaches peers through a NAT: its
 	// per-peer connections then use tunnel mode with inner selectors
-	// LocalNBMA/32[gre] (protocol-notes §4). Without it, the Manager
-	// switches to tunnel mode (and restarts its SAs) as soon as charon
-	// reports a NAT in front of this node on an IKE_SA; setting it saves
-	// that first failed attempt.
+	// LocalNBMA/32[gre] (docs/strongswan.md, "Spokes behind NAT"). Without
+	// it, the Manager switches to tunnel mode (and restarts its SAs) as
+	// soon as charon reports a NAT in front of this node on an IKE_SA;
+	// setting it saves that first failed attempt.
 	BehindNAT bool
 	// NATInnerPrefixes, if set, lets the responder connection accept
 	// initiators behind NAT whose claimed NBMA address lies in one of these

@@ -17,8 +17,8 @@
 //     and dynamic[gre] selectors. When either end is behind NAT the child is
 //     tunnel mode with inner selectors LocalNBMA/32[gre] and the peer's
 //     claimed NBMA/32[gre], and the remote IKE identity is bound to the peer
-//     (protocol-notes §4: transport mode cannot tell two spokes behind one
-//     NAT address apart);
+//     (transport mode cannot tell two spokes behind one NAT address apart:
+//     docs/strongswan.md, "Spokes behind NAT");
 //   - removed peers are terminated, then unloaded. Only connections whose
 //     name starts with "dmvpn-" are ever touched, so a restarted dmvpnd
 //     prunes what an earlier run left and nothing else.
@@ -120,9 +120,10 @@
 // [State.Protected] reports an established SA for it (the kernel's
 // policies already drop most unprotected GRE).
 //
-// strongSwan-specific names (commands, events, plugins, paths, and a
-// strongswan.conf for a dedicated charon: explicit plugin list including
-// kdf, which 5.9.8 needs for IKEv2 key derivation, no bypass-lan, no
-// routes) are kept in charon.go. Time comes from an injected Clock, logs go to an injected zap
+// strongSwan-specific names (commands, events, plugins including kdf,
+// which 5.9.8 needs for IKEv2 key derivation, and paths) are kept in
+// charon.go; ipsectest.StrongswanConf renders the strongswan.conf of a
+// charon dedicated to tests (explicit plugin list, no bypass-lan, no
+// routes). Time comes from an injected Clock, logs go to an injected zap
 // logger.
 package ipsec

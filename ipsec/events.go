@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/strongswan/govici/vici"
 )
@@ -44,19 +45,51 @@ func addrPort(host, port string) netip.AddrPort {
 	return netip.AddrPortFrom(a.Unmap(), uint16(p))
 }
 
-// parseSA reads the per-IKE_SA body that list-sa and the updown events share.
-func parseSA(conn string, b *vici.Message) (SAInfo, error) {
+// num reads a decimal number; absent or malformed is 0.
+func num(m *vici.Message, k string) uint64 {
+	n, _ := strconv.ParseUint(str(m, k), 10, 64)
+	return n
+}
+
+// ago is the time k seconds before now; zero when k is absent.
+func ago(m *vici.Message, k string, now time.Time) time.Time {
+	if str(m, k) == "" {
+		return time.Time{}
+	}
+	return now.Add(-time.Duration(num(m, k)) * time.Second)
+}
+
+// in is the time k seconds after now; zero when k is absent.
+func in(m *vici.Message, k string, now time.Time) time.Time {
+	if str(m, k) == "" {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(num(m, k)) * time.Second)
+}
+
+// parseSA reads the per-IKE_SA body that list-sa and the updown events
+// share (strongSwan's vici README, "list-sa"). Relative times are anchored
+// at now.
+func parseSA(conn string, b *vici.Message, now time.Time) (SAInfo, error) {
 	sa := SAInfo{
-		Conn:      conn,
-		UniqueID:  str(b, "uniqueid"),
-		State:     str(b, "state"),
-		Initiator: str(b, "initiator") == "yes",
-		Local:     addrPort(str(b, "local-host"), str(b, "local-port")),
-		Remote:    addrPort(str(b, "remote-host"), str(b, "remote-port")),
-		LocalID:   str(b, "local-id"),
-		RemoteID:  str(b, "remote-id"),
-		NATLocal:  str(b, "nat-local") == "yes",
-		NATRemote: str(b, "nat-remote") == "yes",
+		Conn:        conn,
+		UniqueID:    str(b, "uniqueid"),
+		State:       str(b, "state"),
+		Initiator:   str(b, "initiator") == "yes",
+		Local:       addrPort(str(b, "local-host"), str(b, "local-port")),
+		Remote:      addrPort(str(b, "remote-host"), str(b, "remote-port")),
+		LocalID:     str(b, "local-id"),
+		RemoteID:    str(b, "remote-id"),
+		NATLocal:    str(b, "nat-local") == "yes",
+		NATRemote:   str(b, "nat-remote") == "yes",
+		EncrAlg:     str(b, "encr-alg"),
+		EncrKeySize: int(num(b, "encr-keysize")),
+		IntegAlg:    str(b, "integ-alg"),
+		PRFAlg:      str(b, "prf-alg"),
+		DHGroup:     str(b, "dh-group"),
+		Established: ago(b, "established", now),
+		RekeyAt:     in(b, "rekey-time", now),
+		ReauthAt:    in(b, "reauth-time", now),
 	}
 	if sa.UniqueID == "" {
 		return sa, fmt.Errorf("ipsec: SA of %q without uniqueid", conn)
@@ -75,13 +108,27 @@ func parseSA(conn string, b *vici.Message) (SAInfo, error) {
 				name = key
 			}
 			sa.Children = append(sa.Children, ChildInfo{
-				Name:     name,
-				UniqueID: str(c, "uniqueid"),
-				State:    str(c, "state"),
-				Mode:     str(c, "mode"),
-				Encap:    str(c, "encap") == "yes",
-				LocalTS:  list(c, "local-ts"),
-				RemoteTS: list(c, "remote-ts"),
+				Name:        name,
+				UniqueID:    str(c, "uniqueid"),
+				State:       str(c, "state"),
+				Mode:        str(c, "mode"),
+				Encap:       str(c, "encap") == "yes",
+				LocalTS:     list(c, "local-ts"),
+				RemoteTS:    list(c, "remote-ts"),
+				Protocol:    str(c, "protocol"),
+				SPIIn:       str(c, "spi-in"),
+				SPIOut:      str(c, "spi-out"),
+				EncrAlg:     str(c, "encr-alg"),
+				EncrKeySize: int(num(c, "encr-keysize")),
+				IntegAlg:    str(c, "integ-alg"),
+				DHGroup:     str(c, "dh-group"),
+				BytesIn:     num(c, "bytes-in"),
+				BytesOut:    num(c, "bytes-out"),
+				PacketsIn:   num(c, "packets-in"),
+				PacketsOut:  num(c, "packets-out"),
+				Installed:   ago(c, "install-time", now),
+				RekeyAt:     in(c, "rekey-time", now),
+				Expires:     in(c, "life-time", now),
 			})
 		}
 		sort.Slice(sa.Children, func(i, j int) bool { return sa.Children[i].UniqueID < sa.Children[j].UniqueID })
@@ -90,7 +137,7 @@ func parseSA(conn string, b *vici.Message) (SAInfo, error) {
 }
 
 // parseEvent parses one event message. Malformed messages are errors.
-func parseEvent(name string, m *vici.Message) (saEvent, error) {
+func parseEvent(name string, m *vici.Message, now time.Time) (saEvent, error) {
 	if m == nil {
 		return saEvent{}, fmt.Errorf("ipsec: %s event without message", name)
 	}
@@ -113,14 +160,14 @@ func parseEvent(name string, m *vici.Message) (saEvent, error) {
 		if o == nil || n == nil {
 			return ev, fmt.Errorf("ipsec: ike-rekey event without old/new")
 		}
-		old, err := parseSA(conn, o)
+		old, err := parseSA(conn, o, now)
 		if err != nil {
 			return ev, err
 		}
 		ev.old = &old
 		body = n
 	}
-	sa, err := parseSA(conn, body)
+	sa, err := parseSA(conn, body, now)
 	if err != nil {
 		return ev, err
 	}

@@ -12,7 +12,7 @@ import (
 // handleEvent applies one charon event to the SA table. Malformed events
 // are logged, counted and dropped.
 func (m *Manager) handleEvent(e vici.Event) {
-	ev, err := parseEvent(e.Name, e.Message)
+	ev, err := parseEvent(e.Name, e.Message, m.clock.Now())
 	if err != nil {
 		m.log.Warn("dropping malformed event", zap.String("event", e.Name), zap.Error(err))
 		m.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -22,10 +23,19 @@ type Manager struct {
 	clock  Clock
 	creds  *credentials
 	events chan Event
+	// method and local are cfg.Auth.Method and cfg.LocalNBMA, which never
+	// change, for SetCredentials (cfg belongs to the Run goroutine).
+	method AuthMethod
+	local  netip.Addr
 	kick   chan struct{}
+	// refresh carries Refresh requests to the Run goroutine.
+	refresh chan chan error
 
-	mu         sync.Mutex
-	desired    map[string]Peer
+	mu      sync.Mutex
+	desired map[string]Peer
+	// update holds credentials and proposals from SetCredentials until
+	// the Run goroutine takes them.
+	update     *credUpdate
 	snap       State
 	dropped    uint64
 	malformed  uint64
@@ -34,6 +44,7 @@ type Manager struct {
 	// Owned by the Run goroutine.
 	link       *link
 	daemon     string
+	algs       algorithms
 	props      proposals
 	peers      map[string]*peerState
 	sas        map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
@@ -76,8 +87,11 @@ func New(cfg Config) (*Manager, error) {
 		log:     cfg.Logger.Named("ipsec"),
 		clock:   cfg.Clock,
 		creds:   creds,
+		method:  cfg.Auth.Method,
+		local:   cfg.LocalNBMA,
 		events:  make(chan Event, 256),
 		kick:    make(chan struct{}, 1),
+		refresh: make(chan chan error),
 		desired: map[string]Peer{},
 		peers:   map[string]*peerState{},
 		sas:     map[string]SAInfo{},
@@ -128,6 +142,31 @@ func (m *Manager) State() State {
 	s.MalformedEvents = m.malformed
 	s.Terminated = m.terminated
 	return s
+}
+
+// ErrNotConnected is Refresh's answer while charon is not connected.
+var ErrNotConnected = errors.New("ipsec: not connected to charon")
+
+// Refresh lists charon's SAs now, so that State carries current traffic
+// counters and lifetimes (they move between the periodic resyncs), and
+// returns once State reflects the listing or ctx ends. It does not wait
+// for a reconnection: while charon is away it fails at once.
+func (m *Manager) Refresh(ctx context.Context) error {
+	if !m.State().Connected {
+		return ErrNotConnected
+	}
+	done := make(chan error, 1)
+	select {
+	case m.refresh <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Generation is the Generation of the current snapshot, without copying
@@ -199,6 +238,8 @@ func (m *Manager) connect(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
+	m.algs = algs
+	m.takeUpdate()
 	m.props = m.chooseProposals(algs)
 	if err := m.loadCreds(ctx); err != nil {
 		return fail(err)
@@ -338,13 +379,14 @@ func (m *Manager) resync(ctx context.Context) error {
 		return err
 	}
 	sas := map[string]SAInfo{}
+	now := m.clock.Now()
 	for _, msg := range msgs {
 		for _, conn := range msg.Keys() {
 			b := section(msg, conn)
 			if b == nil || !ownConn(conn) {
 				continue
 			}
-			sa, err := parseSA(conn, b)
+			sa, err := parseSA(conn, b, now)
 			if err != nil {
 				m.log.Warn("malformed list-sa entry", zap.Error(err))
 				continue
@@ -381,9 +423,13 @@ func (m *Manager) lost(reason string) {
 	m.publish(false)
 }
 
-// serve handles events, SetPeers and timers until the connection fails.
+// serve handles events, SetPeers, SetCredentials and timers until the
+// connection fails.
 func (m *Manager) serve(ctx context.Context) error {
 	for {
+		if err := m.applyUpdate(ctx); err != nil {
+			return err
+		}
 		if err := m.reconcile(ctx); err != nil {
 			if errors.Is(err, ErrConnection) {
 				return err
@@ -407,6 +453,16 @@ func (m *Manager) serve(ctx context.Context) error {
 			}
 		case <-m.kick:
 			t.Stop()
+		case done := <-m.refresh:
+			t.Stop()
+			err := m.resync(ctx)
+			if err == nil {
+				m.publish(true)
+			}
+			done <- err
+			if errors.Is(err, ErrConnection) {
+				return err
+			}
 		case <-t.C():
 		}
 		if !m.clock.Now().Before(m.nextResync) {
@@ -557,7 +613,8 @@ func (m *Manager) dropSAs(conn string) {
 // lowerThan reports whether this node wins the initiation tie-break with p.
 func (m *Manager) lowerThan(p Peer) bool { return m.cfg.LocalNBMA.Less(p.claimed()) }
 
-// shouldInitiate applies the Initiation policy of protocol-notes §4 and doc.go.
+// shouldInitiate applies the initiation policy of doc.go ("Who initiates")
+// and docs/strongswan.md ("Who initiates").
 func (m *Manager) shouldInitiate(ps *peerState, now time.Time) bool {
 	switch ps.peer.Initiate {
 	case Initiate:

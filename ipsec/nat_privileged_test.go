@@ -47,7 +47,8 @@ func natTopology(t *testing.T, spokes int) (hub *node, natted []*node) {
 	hub.dev = "hub0"
 	hub.wire = hub.watchEgress("hub0")
 	// The hub routes the private NBMA range towards the NAT: GRE to a
-	// claimed address is routed before XFRM picks it up (protocol-notes §4).
+	// claimed address is routed before XFRM picks it up (docs/strongswan.md,
+	// "Spokes behind NAT").
 	run(t, "ip", "-n", hub.ns, "route", "add", "172.16.0.0/12", "via", "10.77.0.254")
 	run(t, "ip", "-n", nat.ns, "addr", "add", "10.77.0.254/24", "dev", "pub0")
 	run(t, "ip", "-n", nat.ns, "link", "set", "pub0", "up")

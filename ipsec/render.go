@@ -96,8 +96,8 @@ func (m *Manager) peerRemoteID(p Peer) string {
 	return "%any"
 }
 
-// usesTunnel reports whether the SA with p needs tunnel mode (protocol-notes
-// §4: a NAT on either side).
+// usesTunnel reports whether the SA with p needs tunnel mode: a NAT on
+// either side (docs/strongswan.md, "Spokes behind NAT").
 func (m *Manager) usesTunnel(p Peer) bool { return p.natted() || m.behindNAT() }
 
 // behindNAT: configured, or detected by charon on an IKE_SA (nat-local).

@@ -65,6 +65,20 @@ type SAInfo struct {
 	// duplicate, or an inner address not bound to the identity); it no
 	// longer counts as protection.
 	Terminating bool
+	// IKE proposal in use, as charon names it (e.g. AES_GCM_16, 256,
+	// PRF_HMAC_SHA2_256, CURVE_25519); empty when not negotiated yet.
+	EncrAlg     string
+	EncrKeySize int
+	IntegAlg    string
+	PRFAlg      string
+	DHGroup     string
+	// Established is when the IKE SA came up; RekeyAt and ReauthAt when
+	// charon rekeys or re-authenticates it (zero: not scheduled). Charon
+	// reports them relative to the listing; they are anchored to the
+	// Manager's clock when parsed.
+	Established time.Time
+	RekeyAt     time.Time
+	ReauthAt    time.Time
 	Children    []ChildInfo
 }
 
@@ -77,6 +91,26 @@ type ChildInfo struct {
 	Encap    bool
 	LocalTS  []string
 	RemoteTS []string
+	// Protocol is ESP or AH.
+	Protocol string
+	// SPIIn and SPIOut are the inbound and outbound SPIs in hex, as
+	// charon (and ip xfrm state) print them.
+	SPIIn, SPIOut string
+	EncrAlg       string
+	EncrKeySize   int
+	// IntegAlg is empty for an AEAD cipher (AES-GCM).
+	IntegAlg   string
+	DHGroup    string
+	BytesIn    uint64
+	BytesOut   uint64
+	PacketsIn  uint64
+	PacketsOut uint64
+	// Installed is when the CHILD_SA was installed; RekeyAt when charon
+	// rekeys it and Expires when it is deleted unless rekeyed (zero: not
+	// scheduled). Counters and times are as of the last listing or event.
+	Installed time.Time
+	RekeyAt   time.Time
+	Expires   time.Time
 }
 
 // PeerState is a snapshot of one wanted peer.

@@ -89,10 +89,3 @@ type routeKey struct {
 }
 
 func (r Route) key() routeKey { return routeKey{dst: r.Dst.Masked(), metric: r.Metric} }
-
-// Inspector is the read-only view `dmvpnctl show` renders.
-type Inspector interface {
-	Inspect(tunnel string) (State, error)
-}
-
-var _ Inspector = (*Kernel)(nil)

@@ -21,17 +21,29 @@
 //     logging tunnel-to-tunnel forwarded packets to NFLOG with a per-flow
 //     rate limit (dynamic set keyed on saddr . daddr), delivered at once
 //     (queue threshold 1);
+//   - multicast replication (MulticastTrap, MulticastConn): multicast that
+//     this node sends into the tunnel to 224.0.0.0/24 (and configured
+//     groups) is logged whole to its own NFLOG group and dropped in an
+//     output chain of its own table (the sender sees EPERM; ospfd logs the
+//     failed sendmsg and carries on), and userspace sends one copy per peer
+//     through an AF_PACKET socket on the tunnel with protocol ETH_P_IP and
+//     the peer's NBMA address as link-layer destination, so the kernel adds
+//     GRE and the peer's xfrm policy encrypts it exactly like NHRP. Copies
+//     go out with sendmmsg (1024 per call, no allocation per copy). A
+//     captured UDP packet's checksum is completed first: the tunnel offers
+//     checksum offload, so the logged packet may carry only the
+//     pseudo-header sum;
 //   - neighbor table sizing for large hubs (SizeNeighborTable) and typed
 //     refusals (errors.Is(err, ErrResourceExhausted));
-//   - read-only inspection for dmvpnctl (Inspect), including XFRM summaries
-//     without key material.
+//   - the cleartext GRE guard (GREGuard) that drops GRE no IPsec SA
+//     protects, with its drop counters.
 //
 // Every kernel error is an *OpError naming the operation and the object:
 // "kernel: replace neighbor 10.0.0.2 lladdr 198.51.100.2 dev gre1: ...".
 // Config.NetNS lets one process drive another network namespace (the
 // privileged tests create their own).
 //
-// See ../../shared/docs/protocol-notes.md §3 and §6 for the kernel facts this
-// package relies on. kernel/kerneltest holds an in-memory fake of the
+// docs/linux.md describes the kernel facts this package relies on and
+// docs/pitfalls.md the netlink and nftables quirks it works around. kernel/kerneltest holds an in-memory fake of the
 // interfaces declared in api.go.
 package kernel

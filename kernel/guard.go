@@ -81,13 +81,7 @@ func NewGREGuard(cfg GuardConfig) *GREGuard {
 	return &GREGuard{cfg: cfg}
 }
 
-func (g *GREGuard) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if g.cfg.NetNS > 0 {
-		opts = append(opts, nftables.WithNetNSFd(g.cfg.NetNS))
-	}
-	return nftables.New(opts...)
-}
+func (g *GREGuard) conn() (*nftables.Conn, error) { return nftConn(g.cfg.NetNS) }
 
 func (g *GREGuard) table() *nftables.Table {
 	return &nftables.Table{Name: g.cfg.Table, Family: nftables.TableFamilyIPv4}

@@ -2,9 +2,7 @@ package kernel
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/florianl/go-nflog/v2"
@@ -43,13 +41,7 @@ func NewHairpinTrap(cfg HairpinConfig, log *zap.Logger) (*HairpinTrap, error) {
 	return &HairpinTrap{cfg: cfg, log: log}, nil
 }
 
-func (h *HairpinTrap) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if h.cfg.NetNS > 0 {
-		opts = append(opts, nftables.WithNetNSFd(h.cfg.NetNS))
-	}
-	return nftables.New(opts...)
-}
+func (h *HairpinTrap) conn() (*nftables.Conn, error) { return nftConn(h.cfg.NetNS) }
 
 func (h *HairpinTrap) object() string {
 	return fmt.Sprintf("table ip %s", h.cfg.Table)
@@ -89,62 +81,8 @@ const hairpinChanLen = 1024
 // Hairpins implements HairpinSource: it binds to the NFLOG group with a queue
 // threshold of 1 and copies up to Snaplen bytes of each packet.
 func (h *HairpinTrap) Hairpins(ctx context.Context) (<-chan Hairpin, error) {
-	nf, err := nflog.Open(&nflog.Config{
-		NetNS:    h.cfg.NetNS,
-		Group:    h.cfg.Group,
-		Copymode: nflog.CopyPacket,
-		Bufsize:  h.cfg.Snaplen,
-		QThresh:  1,
-	})
-	if err != nil {
-		return nil, opErr("open NFLOG", fmt.Sprintf("group %d", h.cfg.Group), err)
-	}
-	out := make(chan Hairpin, hairpinChanLen)
-	var (
-		mu     sync.Mutex
-		closed bool
-	)
-	hook := func(a nflog.Attribute) int {
-		hp, ok := hairpinFromAttr(a)
-		if !ok {
-			h.dropped.Add(1)
-			return 0
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if closed {
-			return 1
-		}
-		select {
-		case out <- hp:
-		default:
-			h.dropped.Add(1)
-		}
-		return 0
-	}
-	errfn := func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		// ENOBUFS and the like: messages were lost, keep receiving.
-		h.log.Warn("kernel: NFLOG receive error", zap.Error(err))
-		return 0
-	}
-	if err := nf.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
-		_ = nf.Close()
-		return nil, opErr("bind NFLOG", fmt.Sprintf("group %d", h.cfg.Group), err)
-	}
-	go func() {
-		<-ctx.Done()
-		if err := nf.Close(); err != nil && !errors.Is(err, context.Canceled) {
-			h.log.Debug("kernel: close NFLOG", zap.Error(err))
-		}
-		mu.Lock()
-		closed = true
-		close(out)
-		mu.Unlock()
-	}()
-	return out, nil
+	return listenNFLOG(ctx, nflogConfig{netns: h.cfg.NetNS, group: h.cfg.Group, copyLen: h.cfg.Snaplen, chanLen: hairpinChanLen},
+		h.log, &h.dropped, hairpinFromAttr)
 }
 
 func hairpinFromAttr(a nflog.Attribute) (Hairpin, bool) {

@@ -232,3 +232,56 @@ func greModuleInstalled() bool {
 	}
 	return false
 }
+
+// tunnelInfo describes the tunnel as the kernel reports it, for the
+// privileged tests' checks of EnsureTunnel.
+type tunnelInfo struct {
+	Name      string
+	Ifindex   int
+	Up        bool
+	NoARP     bool
+	Owned     bool // created by dmvpnd (alias marker)
+	Local     netip.Addr
+	Underlay  int // ifindex, 0 none
+	Key       uint32
+	TTL       uint8
+	PMTUDisc  bool
+	MTU       int
+	Addresses []netip.Prefix
+}
+
+// inspectTunnel reads the named tunnel.
+func (k *Kernel) inspectTunnel(name string) (tunnelInfo, error) {
+	link, err := k.nl.LinkByName(name)
+	if err != nil {
+		return tunnelInfo{}, opErr("read tunnel", "dev "+name, err)
+	}
+	g := readGretun(link)
+	if g == nil {
+		return tunnelInfo{}, opErr("read tunnel", "dev "+name, errors.New("not a gre tunnel: "+link.Type()))
+	}
+	a := link.Attrs()
+	ti := tunnelInfo{
+		Name:     a.Name,
+		Ifindex:  a.Index,
+		Up:       a.RawFlags&unix.IFF_UP != 0,
+		NoARP:    a.RawFlags&unix.IFF_NOARP != 0,
+		Owned:    a.Alias == ownerAlias,
+		Local:    addrFromIP(g.Local),
+		Underlay: int(g.Link),
+		Key:      g.IKey,
+		TTL:      g.Ttl,
+		PMTUDisc: g.PMtuDisc != 0,
+		MTU:      a.MTU,
+	}
+	addrs, err := k.nl.AddrList(link, unix.AF_INET)
+	if err != nil {
+		return tunnelInfo{}, opErr("list addresses on", "dev "+name, err)
+	}
+	for _, ad := range addrs {
+		if p, ok := prefixFromIPNet(ad.IPNet); ok {
+			ti.Addresses = append(ti.Addresses, p)
+		}
+	}
+	return ti, nil
+}

@@ -51,14 +51,14 @@ func TestPrivTunnelCreateAdoptFix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := TunnelInfo{
+	want := tunnelInfo{
 		Name: "gre1", Ifindex: idx, Up: true, NoARP: false, Owned: true,
 		Local: cfg.Local, Underlay: ul.Attrs().Index, Key: 42, TTL: 64, PMTUDisc: true, MTU: 1400,
 		Addresses: []netip.Prefix{cfg.Address},
 	}
 	check := func(stage string) {
 		t.Helper()
-		got, err := k.InspectTunnel("gre1")
+		got, err := k.inspectTunnel("gre1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,14 +315,14 @@ func TestPrivTunnelFixWhileUp(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ip tunnel change: %v: %s", err, out)
 	}
-	ti, err := k.InspectTunnel("gre1")
+	ti, err := k.inspectTunnel("gre1")
 	if err != nil || ti.Key != 9 || !ti.Up {
 		t.Fatalf("drift not applied: %+v %v", ti, err)
 	}
 	if idx2, err := k.EnsureTunnel(cfg); err != nil || idx2 != idx {
 		t.Fatalf("fix while up: ifindex %d (%v), want %d", idx2, err, idx)
 	}
-	ti, err = k.InspectTunnel("gre1")
+	ti, err = k.inspectTunnel("gre1")
 	if err != nil || ti.Key != 42 || ti.TTL != 64 || !ti.Up {
 		t.Errorf("after fix: %+v %v", ti, err)
 	}

@@ -21,27 +21,28 @@
 // was present, the extension order, and CIE prefix lengths 0, 0xFF and the
 // address length as distinct values.
 //
-// # Where the project notes and the primary sources differ
+// # Where the sources differ
 //
-// The project's protocol notes were checked against RFC 2332,
-// draft-detienne-dmvpn-01, Wireshark's packet-nhrp.c (and tshark 4.0 as a
-// judge) and real captures (FRR nhrpd 8.4.4, Cisco IOS, an NHRP trace from
-// 2007). Differences, and what this package does about them:
+// docs/nhrp-wire.md describes the wire layout as dmvpnd uses it. It was
+// checked against RFC 2332, draft-detienne-dmvpn-01, Wireshark's
+// packet-nhrp.c (and tshark 4.0 as a judge) and real captures (FRR nhrpd
+// 8.4.4, Cisco IOS, an NHRP trace from 2007; see interop.md). Where these
+// differ, this package does the following:
 //
-//   - Traffic Indication destination protocol address: the notes and the
-//     draft (§4.2) say it is the destination of the packet that triggered
-//     the indication. FRR 8.4.4 and the 2007 trace both put the triggering
+//   - Traffic Indication destination protocol address: the draft (§4.2)
+//     says it is the destination of the packet that triggered the
+//     indication. FRR 8.4.4 and the 2007 trace both put the triggering
 //     packet's source address there (the host behind the spoke being
 //     redirected). The codec stores what is sent; receivers should take
 //     the target from the embedded packet.
-//   - Traffic Indication payload: the notes say "at least 64" octets of the
-//     data packet. The 2007 trace carries 28 (IP and ICMP headers), FRR
+//   - Traffic Indication payload: no source fixes its length; dmvpnd
+//     sends what NFLOG captured (128 octets by default). The 2007 trace carries 28 (IP and ICMP headers), FRR
 //     carries the whole packet. Any length is accepted.
 //   - Traffic Indications may carry extensions (the draft says so; the
 //     2007 trace has forward and reverse transit, authentication, NAT and
 //     End extensions). Wireshark does not display the traffic code.
-//   - Prefix length 0: the notes' "0 means 0xFF" is RFC 2332 §5.2.0.1
-//     ("0x00 is thus equivalent to 0xFF"); see CIE.EffectivePrefixLength.
+//   - Prefix length 0 means 0xFF (RFC 2332 §5.2.0.1: "0x00 is thus
+//     equivalent to 0xFF"); see CIE.EffectivePrefixLength.
 //     The wire value is kept as sent.
 //   - A bad checksum: RFC 2332 §5.2.7 lists "failed checksum" (and invalid
 //     version or protocol type) under Protocol Error, code 7; ParseError
@@ -50,8 +51,8 @@
 //     storage is allocated"). DMVPN has no use for a packet without one,
 //     so the codec rejects it (and any length other than the AFN's) with
 //     Protocol Error; CIE client addresses may be absent.
-//   - Authentication extension: the notes describe Cisco's form, a 4-octet
-//     type (1 = cleartext) and the password. RFC 2332 §5.3.4 lays out
+//   - Authentication extension: Cisco and FRR send a 4-octet type (1 =
+//     cleartext) and the password. RFC 2332 §5.3.4 lays out
 //     reserved (2), SPI (2), source address, authentication data, and
 //     Wireshark decodes by the RFC (showing the first four password octets
 //     as a "source address"). Authentication keeps the first four octets
@@ -59,7 +60,7 @@
 //   - Resolution Request flag D: RFC 2332 §5.2.1 marks D "unused (clear on
 //     transmit)" in requests; it is meaningful in replies only. FRR and
 //     Cisco set A in requests (only authoritative answers wanted).
-//   - Error Indications with extensions: the notes and Wireshark (expert
+//   - Error Indications with extensions: RFC 2332 and Wireshark (expert
 //     error, "not allowed per RFC2332 section 5.2.7") reject them. The
 //     codec decodes them anyway, so that a receiver can report what it got;
 //     NewErrorIndication adds none.

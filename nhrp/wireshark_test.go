@@ -17,6 +17,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 // tsharkFields are the Wireshark (4.x) NHRP fields the judge compares,
@@ -221,7 +222,7 @@ func TestWiresharkJudge(t *testing.T) {
 		t.Skip("runs tshark")
 	}
 	var buf bytes.Buffer
-	w := nhrpcap.NewWriter(&buf, nhrpcap.LinkTypeEthernet)
+	w := nhrpcaptest.NewWriter(&buf, nhrpcap.LinkTypeEthernet)
 	type frame struct {
 		name string
 		want map[string][]string
@@ -232,7 +233,7 @@ func TestWiresharkJudge(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		fr, err := nhrpcap.EthernetGRE(hubNBMA, s1NBMA, 42, i%2 == 0, b)
+		fr, err := nhrpcaptest.EthernetGRE(hubNBMA, s1NBMA, 42, i%2 == 0, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +247,7 @@ func TestWiresharkJudge(t *testing.T) {
 	sb, _ := sab.Marshal()
 	sb[27]++
 	fix(sb)
-	fr, _ := nhrpcap.EthernetGRE(hubNBMA, s1NBMA, 42, true, sb)
+	fr, _ := nhrpcaptest.EthernetGRE(hubNBMA, s1NBMA, 42, true, sb)
 	if err := w.WriteFrame(time.Unix(100, 0), fr); err != nil {
 		t.Fatal(err)
 	}

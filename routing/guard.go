@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -126,8 +125,6 @@ type setEntry struct {
 	Key      netip.Prefix
 	Min, Max uint8
 }
-
-func (e setEntry) String() string { return fmt.Sprintf("%s %d..%d", e.Key, e.Min, e.Max) }
 
 // overlapEntries returns a GoBGP prefix set that matches exactly the
 // prefixes overlapping one of ps (covering it, equal to it or inside it).

@@ -32,19 +32,14 @@ func WithRouteSink(sink RouteSink) Option {
 	return func(s *Speaker) { s.sink = sink }
 }
 
-// WithEventBuffer sets the capacity of the Events channel (default 256).
-// Events that do not fit are dropped and counted, never blocking GoBGP.
-func WithEventBuffer(n int) Option { return func(s *Speaker) { s.eventBuf = n } }
-
 // Speaker is the embedded GoBGP server of one dmvpnd node.
 type Speaker struct {
-	cfg      Config
-	plan     Plan
-	log      *zap.Logger
-	sink     RouteSink
-	eventBuf int
-	peers    *peerGuard
-	spokes   *spokeImports // hub: per-spoke import statements; nil on a spoke
+	cfg    Config
+	plan   Plan
+	log    *zap.Logger
+	sink   RouteSink
+	peers  *peerGuard
+	spokes *spokeImports // hub: per-spoke import statements; nil on a spoke
 
 	fib     *FIB
 	events  chan NeighborEvent
@@ -73,7 +68,6 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 		cfg:        cfg.withDefaults(),
 		plan:       plan,
 		log:        zap.NewNop(),
-		eventBuf:   256,
 		originated: make(map[netip.Prefix]bool),
 		fatalCh:    make(chan struct{}),
 	}
@@ -81,7 +75,7 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 		o(s)
 	}
 	s.log = s.log.Named("routing")
-	s.events = make(chan NeighborEvent, s.eventBuf)
+	s.events = make(chan NeighborEvent, eventBuffer)
 	s.peers = newPeerGuard(s.cfg, s.log)
 	if s.cfg.Role == RoleHub && len(s.cfg.Import.Accept) > 0 {
 		s.spokes = newSpokeImports(s.cfg, s.log)
@@ -98,6 +92,10 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 	}
 	return s, nil
 }
+
+// eventBuffer is the capacity of the Events channel. Events that do not fit
+// are dropped and counted, never blocking GoBGP.
+const eventBuffer = 256
 
 // guard returns the built-in rejections with the given protected prefixes.
 func (s *Speaker) guard(protected []netip.Prefix) guard {

@@ -86,6 +86,8 @@ func TestGoldenTables(t *testing.T) {
 	fixtures := map[string]apitest.Snapshot{"hub": apitest.HubFixture(), "spoke": apitest.SpokeFixture()}
 	commands := [][]string{
 		{"show", "dmvpn"},
+		{"show", "dmvpn", "detail"},
+		{"show", "dmvpn", "peer", "10.0.0.3"},
 		{"show", "nhrp", "cache"},
 		{"show", "nhrp", "nhs"},
 		{"show", "nhrp", "shortcuts"},
@@ -98,7 +100,7 @@ func TestGoldenTables(t *testing.T) {
 	for role, snap := range fixtures {
 		sock := daemon(t, apitest.NewFake(snap))
 		for _, args := range commands {
-			name := strings.Join(args, "_") + "_" + role
+			name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_") + "_" + role
 			t.Run(name, func(t *testing.T) {
 				out, errOut, code := ctl(t, sock, args...)
 				if code != 0 || errOut != "" {
@@ -130,11 +132,16 @@ func TestGoldenEmpty(t *testing.T) {
 
 func TestGoldenJSON(t *testing.T) {
 	sock := daemon(t, apitest.NewFake(apitest.SpokeFixture()))
-	out, errOut, code := ctl(t, sock, "show", "dmvpn", "--json")
-	if code != 0 || errOut != "" {
-		t.Fatalf("exit %d, stderr %q", code, errOut)
+	for _, args := range [][]string{{"show", "dmvpn"}, {"show", "ipsec"}, {"show", "dmvpn", "peer", "10.0.0.3"}} {
+		name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_") + "_spoke_json"
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := ctl(t, sock, append(args, "--json")...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			golden(t, name, out)
+		})
 	}
-	golden(t, "show_dmvpn_spoke_json", out)
 }
 
 // checkAligned verifies that every table's rows start their columns where

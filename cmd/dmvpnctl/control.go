@@ -36,27 +36,9 @@ func newClear(o *opts) *cobra.Command {
 			return err
 		},
 	})
-	clear.AddCommand(nhrp)
+	nhrp.AddCommand(newClearRegistration(o))
+	clear.AddCommand(nhrp, newClearDMVPN(o))
 	return clear
-}
-
-func newReload(o *opts) *cobra.Command {
-	return &cobra.Command{
-		Use:   "reload",
-		Short: "Re-read the configuration file and apply it (like SIGHUP)",
-		Long: "Re-read the configuration file and apply it. An invalid file is rejected\n" +
-			"with its errors and the running configuration stays in place.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
-			if err := o.api().Reload(ctx); err != nil {
-				return fmt.Errorf("reload rejected, the running configuration stays: %w", err)
-			}
-			_, err := fmt.Fprintln(o.out, "Configuration reloaded")
-			return err
-		},
-	}
 }
 
 func newStatus(o *opts) *cobra.Command {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,10 +15,10 @@ import (
 func TestClearCommands(t *testing.T) {
 	f := apitest.NewFake(apitest.SpokeFixture())
 	sock := daemon(t, f)
-	if out, _, code := ctl(t, sock, "clear", "nhrp", "cache"); code != 0 || out != "Cleared 4 NHRP cache entries\n" {
+	if out, _, code := ctl(t, sock, "clear", "nhrp", "cache"); code != 0 || out != "Cleared 1 NHRP cache entries\n" {
 		t.Errorf("clear nhrp cache = %q, %d", out, code)
 	}
-	if out, _, code := ctl(t, sock, "clear", "nhrp", "shortcuts"); code != 0 || out != "Cleared 2 NHRP shortcuts\n" {
+	if out, _, code := ctl(t, sock, "clear", "nhrp", "shortcuts"); code != 0 || out != "Cleared 1 NHRP shortcuts\n" {
 		t.Errorf("clear nhrp shortcuts = %q, %d", out, code)
 	}
 	if f.Calls("ClearCache") != 1 || f.Calls("ClearShortcuts") != 1 {
@@ -27,18 +26,39 @@ func TestClearCommands(t *testing.T) {
 	}
 }
 
-func TestReloadCommand(t *testing.T) {
+// TestClearPeerCommands: the per-peer clears print what the daemon did and
+// fail, with its message, for an address it does not know.
+func TestClearPeerCommands(t *testing.T) {
 	f := apitest.NewFake(apitest.HubFixture())
 	sock := daemon(t, f)
-	if out, _, code := ctl(t, sock, "reload"); code != 0 || out != "Configuration reloaded\n" {
-		t.Errorf("reload = %q, %d", out, code)
+	reg := registeredAddr(t, apitest.HubFixture())
+	if out, errOut, code := ctl(t, sock, "clear", "nhrp", "registration", reg); code != 0 || out != "Cleared 1 NHRP registration(s) of "+reg+"\n" {
+		t.Errorf("clear nhrp registration = %q / %q, %d", out, errOut, code)
 	}
-	f.SetReloadErr(errors.New("config: bgp.asn: required (1..4294967295)"))
-	_, errOut, code := ctl(t, sock, "reload")
-	want := "dmvpnctl: reload rejected, the running configuration stays: api: config: bgp.asn: required (1..4294967295)\n"
-	if code != 1 || errOut != want {
-		t.Errorf("reload with bad config = %q, %d; want %q", errOut, code, want)
+	if _, errOut, code := ctl(t, sock, "clear", "nhrp", "registration", reg); code != 1 || !strings.Contains(errOut, "no registration from "+reg) {
+		t.Errorf("second clear nhrp registration = %q, %d", errOut, code)
 	}
+	if _, errOut, code := ctl(t, sock, "clear", "dmvpn", "peer", "10.9.9.9"); code != 1 || !strings.Contains(errOut, "no peer 10.9.9.9") {
+		t.Errorf("clear dmvpn peer unknown = %q, %d", errOut, code)
+	}
+	if _, errOut, code := ctl(t, sock, "clear", "dmvpn", "peer", "nope"); code != 1 || !strings.Contains(errOut, "not an IP address") {
+		t.Errorf("clear dmvpn peer nope = %q, %d", errOut, code)
+	}
+	if f.Calls("ClearRegistration") != 2 || f.Calls("ClearPeer") != 1 {
+		t.Errorf("calls: registration %d peer %d", f.Calls("ClearRegistration"), f.Calls("ClearPeer"))
+	}
+}
+
+// registeredAddr is the tunnel address of a registration in the snapshot.
+func registeredAddr(t *testing.T, s apitest.Snapshot) string {
+	t.Helper()
+	for _, e := range s.Cache {
+		if e.Type == api.CacheDynamic {
+			return e.Tunnel.String()
+		}
+	}
+	t.Fatal("no registration in the fixture")
+	return ""
 }
 
 type readyAfter struct {
@@ -85,6 +105,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		into any
 	}{
 		{[]string{"show", "dmvpn"}, &got.DMVPN},
+		{[]string{"show", "dmvpn", "detail"}, &got.Peers},
 		{[]string{"show", "nhrp", "cache"}, &got.Cache},
 		{[]string{"show", "nhrp", "nhs"}, &got.NHS},
 		{[]string{"show", "nhrp", "shortcuts"}, &got.Shortcuts},
@@ -101,7 +122,13 @@ func TestJSONRoundTrip(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", c.args, err, out)
 		}
 	}
-	snap.Shortcuts = []api.Shortcut{}
+	got.Now = snap.Now
+	if snap.Shortcuts == nil {
+		snap.Shortcuts = []api.Shortcut{}
+	}
+	if snap.SAs == nil { // the hub runs without IPsec; the server sends []
+		snap.SAs = []api.SA{}
+	}
 	if diff := cmp.Diff(snap, got, apitest.CmpOptions()); diff != "" {
 		t.Errorf("--json (-want +got):\n%s", diff)
 	}

@@ -4,6 +4,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +21,8 @@ type env struct {
 	client      func(socket string) *api.Client
 	// pollInterval is how often status --wait asks.
 	pollInterval time.Duration
+	// command runs a local program for tech-support (nil: os/exec).
+	command func(ctx context.Context, name string, args ...string) ([]byte, error)
 }
 
 func main() {
@@ -32,6 +36,10 @@ func run(e env, args []string) int {
 	root.SetArgs(args)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(e.errOut, "dmvpnctl: %v\n", err)
+		var es *exitStatus
+		if errors.As(err, &es) {
+			return es.code
+		}
 		return 1
 	}
 	return 0

@@ -10,21 +10,18 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
-const dmvpnLegend = `Legend: Attrb --> S - Static, D - Dynamic, I - Incomplete, N - NATed, L - Local
-                  T1 - Route Installed, T2 - Nexthop-override
+const dmvpnLegend = `Legend: Attrb --> S - Static, D - Dynamic, N - NATed, T1 - Route Installed
         # Ent --> Number of NHRP entries with the same NBMA peer
         NHS Status: R --> Responding, E --> Expecting Replies, W --> Waiting, D --> Down
         UpDn Tm --> Up or Down Time of the peer; Observed NBMA --> post-NAT address
 `
 
 var attrLetters = map[api.Attr]string{
-	api.AttrStatic: "S", api.AttrDynamic: "D", api.AttrIncomplete: "I", api.AttrNAT: "N",
-	api.AttrLocal: "L", api.AttrRouteInstalled: "T1", api.AttrNexthopOverride: "T2",
+	api.AttrStatic: "S", api.AttrDynamic: "D", api.AttrNAT: "N", api.AttrRouteInstalled: "T1",
 }
 
 // attrOrder is the order letters appear in, as Cisco prints them (DT1, SN).
-var attrOrder = []api.Attr{api.AttrStatic, api.AttrDynamic, api.AttrIncomplete, api.AttrNAT,
-	api.AttrLocal, api.AttrRouteInstalled, api.AttrNexthopOverride}
+var attrOrder = []api.Attr{api.AttrStatic, api.AttrDynamic, api.AttrNAT, api.AttrRouteInstalled}
 
 func attrString(attrs []api.Attr) string {
 	has := map[api.Attr]bool{}

@@ -11,23 +11,6 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
-func renderIPsec(w io.Writer, sas []api.SA, now time.Time) error {
-	if len(sas) == 0 {
-		_, err := io.WriteString(w, "No IPsec SAs\n")
-		return err
-	}
-	t := newTable(column{title: "Peer NBMA Addr"}, column{title: "State"}, column{title: "Local"}, column{title: "Remote"},
-		column{title: "NAT-T", right: true}, column{title: "UpDn Tm", right: true}, column{title: "Reason"})
-	for _, s := range sas {
-		natt := "-"
-		if s.NATTPort != 0 {
-			natt = strconv.Itoa(int(s.NATTPort))
-		}
-		t.add(addr(s.PeerNBMA), string(s.State), addr(s.Local), addr(s.Remote), natt, since(now, s.Since), orDash(s.Reason))
-	}
-	return t.write(w)
-}
-
 func renderBGP(w io.Writer, s api.BGPSummary, now time.Time) error {
 	if !s.Enabled {
 		_, err := io.WriteString(w, "BGP is not enabled\n")

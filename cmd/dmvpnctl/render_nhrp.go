@@ -21,17 +21,13 @@ func renderCache(w io.Writer, entries []api.CacheEntry, now time.Time) error {
 		return err
 	}
 	t := newTable(column{title: "Type"}, column{title: "Prefix"}, column{title: "Tunnel Addr"}, column{title: "NBMA Addr"},
-		column{title: "Observed NBMA"}, column{title: "Age", right: true}, column{title: "Expires", right: true}, column{title: "Flags"})
+		column{title: "Observed NBMA"}, column{title: "Expires", right: true}, column{title: "Flags"})
 	for _, e := range entries {
 		obs := "-"
 		if e.ObservedNBMA.IsValid() && e.ObservedNBMA != e.NBMA {
 			obs = e.ObservedNBMA.String()
 		}
-		age := "-"
-		if !e.Created.IsZero() {
-			age = dur(now.Sub(e.Created))
-		}
-		t.add(string(e.Type), orDash(prefixString(e.Prefix)), addr(e.Tunnel), addr(e.NBMA), obs, age, until(now, e.Expires), joinOrDash(e.Flags))
+		t.add(string(e.Type), orDash(prefixString(e.Prefix)), addr(e.Tunnel), addr(e.NBMA), obs, until(now, e.Expires), joinOrDash(e.Flags))
 	}
 	return t.write(w)
 }
@@ -42,13 +38,9 @@ func renderShortcuts(w io.Writer, sc []api.Shortcut, now time.Time) error {
 		return err
 	}
 	t := newTable(column{title: "Prefix"}, column{title: "Via"}, column{title: "NBMA Addr"},
-		column{title: "Age", right: true}, column{title: "Expires", right: true}, column{title: "Used"})
+		column{title: "Expires", right: true})
 	for _, s := range sc {
-		age := "-"
-		if !s.Created.IsZero() {
-			age = dur(now.Sub(s.Created))
-		}
-		t.add(orDash(prefixString(s.Prefix)), addr(s.Via), addr(s.NBMA), age, until(now, s.Expires), yesNo(s.Used))
+		t.add(orDash(prefixString(s.Prefix)), addr(s.Via), addr(s.NBMA), until(now, s.Expires))
 	}
 	return t.write(w)
 }

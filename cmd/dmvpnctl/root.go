@@ -65,7 +65,7 @@ func newRoot(e env) *cobra.Command {
 		def = api.DefaultSocket
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", def, "dmvpnd control socket (env DMVPNCTL_SOCKET)")
-	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools(), newMonitor(o))
+	root.AddCommand(newShow(o), newClear(o), newReload(o), newStatus(o), newLogLevel(o), newNHRPTools(), newMonitor(o), newTechSupport(o))
 	root.AddCommand(docgen.Command(root))
 	return root
 }

@@ -12,7 +12,8 @@ func newShow(o *opts) *cobra.Command {
 		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd) }}
 	}
-	show.AddCommand(leaf("dmvpn", "Peers and NHS status, as Cisco's show dmvpn", func(cmd *cobra.Command) error {
+	show.AddCommand(newShowRunningConfig(o))
+	dmvpn := leaf("dmvpn", "Peers and NHS status, as Cisco's show dmvpn", func(cmd *cobra.Command) error {
 		ctx, cancel := o.ctx(cmd)
 		defer cancel()
 		d, err := o.api().DMVPN(ctx)
@@ -20,7 +21,9 @@ func newShow(o *opts) *cobra.Command {
 			return err
 		}
 		return o.emit(d, func() error { return renderDMVPN(o.out, d, o.now()) })
-	}))
+	})
+	dmvpn.AddCommand(newDMVPNDetail(o), newDMVPNPeer(o))
+	show.AddCommand(dmvpn)
 
 	nhrp := group("nhrp", "NHRP state")
 	nhrp.AddCommand(leaf("cache", "The NHRP cache", func(cmd *cobra.Command) error {

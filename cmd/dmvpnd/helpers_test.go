@@ -116,6 +116,7 @@ func (n notes) waitFor(t *testing.T, want string) []string {
 func newSupervisor(t *testing.T, l *loader, d Daemon, initial *config.Config, n notes) (*supervisor, *metrics.Metrics, zap.AtomicLevel) {
 	m := metrics.New("test")
 	level := zap.NewAtomicLevelAt(zap.InfoLevel)
-	return &supervisor{path: "/etc/dmvpnd/dmvpnd.yaml", load: l.load, daemon: d, log: zap.NewNop(),
+	parse := func([]byte) (*config.Config, error) { return nil, errors.New("config: parse: not in this test") }
+	return &supervisor{path: "/etc/dmvpnd/dmvpnd.yaml", load: l.load, parse: parse, daemon: d, log: zap.NewNop(),
 		level: level, metrics: m, notify: n.notify, cfg: initial}, m, level
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,16 +100,21 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// SIGHUP with a valid file reaches the daemon.
-	next := testConfig(t, hubYAML, t.TempDir())
+	next := testConfig(t, strings.Replace(hubYAML, "192.168.0.0/24", "192.168.1.0/24", 1), t.TempDir())
 	l.push(next, nil)
 	sigs <- syscall.SIGHUP
-	if got := <-d.reloads; got != next {
-		t.Error("SIGHUP did not apply the new configuration")
+	select {
+	case got := <-d.reloads:
+		if !slices.Equal(got.BGP.Prefixes, next.BGP.Prefixes) {
+			t.Error("SIGHUP did not apply the new configuration")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("SIGHUP did not reach the daemon:\n%s", logs.String())
 	}
 
 	// dmvpnctl reload goes through the same path; an invalid file is an API error.
 	l.push(nil, errors.New("config: bgp.asn: required (1..4294967295)"))
-	err = c.Reload(context.Background())
+	_, err = c.Reload(context.Background(), api.ReloadRequest{})
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Status != 422 || !strings.Contains(ae.Message, "config: bgp.asn: required") {
 		t.Errorf("API reload of an invalid file = %v", err)

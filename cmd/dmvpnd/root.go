@@ -59,6 +59,18 @@ func loadConfig(path string) (*config.Config, error) {
 	return c, nil
 }
 
+// parseConfig is loadConfig for a file's content (a dry run).
+func parseConfig(data []byte) (*config.Config, error) {
+	c, err := config.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(c.ReadSecretFiles(nil), checkGroup(c)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // loadOffline validates the file alone, for CI or a build host: no secret
 // files are read and no group is looked up.
 func loadOffline(path string) (*config.Config, error) { return config.Load(path) }

@@ -31,7 +31,7 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	defer func() { _ = log.Sync() }()
 	ver := version.Version()
 	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
-		zap.String("role", string(cfg.NHRP.Role)), zap.Stringer("tunnel", cfg.Tunnel.Address))
+		zap.String("role", string(cfg.NHRP.Role)), zap.Uint32("nhrp_network_id", cfg.NHRP.NetworkID), zap.Stringer("tunnel", cfg.Tunnel.Address))
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration is valid but weak", zap.String("warning", w))
 	}
@@ -42,7 +42,7 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 		log.Error("cannot build the dataplane", zap.Error(err))
 		return exitFailure
 	}
-	sup := &supervisor{path: path, load: rt.load, daemon: d, log: log, level: level, metrics: m, notify: rt.notify, cfg: cfg}
+	sup := &supervisor{path: path, load: rt.load, parse: parseConfig, daemon: d, log: log, level: level, metrics: m, notify: rt.notify, cfg: cfg}
 
 	ln, err := api.Listen(cfg.Control.Socket, cfg.Control.Group)
 	if err != nil {
@@ -136,7 +136,7 @@ func (rt *app) loop(ctx context.Context, log *zap.Logger, sup *supervisor, runDo
 			if sig == syscall.SIGHUP {
 				log.Info("SIGHUP: reloading configuration")
 				rctx, cancel := context.WithTimeout(ctx, reloadTimeout)
-				_ = sup.reload(rctx) // logged; the old configuration keeps running
+				_, _ = sup.reload(rctx, api.ReloadRequest{}) // logged; the old configuration keeps running
 				cancel()
 				continue
 			}

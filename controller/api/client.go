@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -146,9 +147,17 @@ func (c *Client) ClearShortcuts(ctx context.Context) (int, error) {
 	return r.Cleared, err
 }
 
-// Reload asks the daemon to re-read its configuration file.
-func (c *Client) Reload(ctx context.Context) error {
-	return c.do(ctx, http.MethodPost, "/v1/reload", nil, nil)
+// Reload asks the daemon to re-read its configuration file and apply it,
+// or with req.DryRun only to list the changes (of req.Config if set).
+func (c *Client) Reload(ctx context.Context, req ReloadRequest) (ReloadResult, error) {
+	var r ReloadResult
+	err := c.do(ctx, http.MethodPost, "/v1/reload", req, &r)
+	return r, err
+}
+
+// RunningConfig returns the configuration in effect.
+func (c *Client) RunningConfig(ctx context.Context) (RunningConfig, error) {
+	return get[RunningConfig](ctx, c, "/v1/config")
 }
 
 // LogLevel returns the daemon's log level.
@@ -196,4 +205,27 @@ func (c *Client) WaitReady(ctx context.Context, interval time.Duration) (Status,
 		case <-t.C:
 		}
 	}
+}
+
+// PeerDetails describes the peers at addr (tunnel or NBMA), every peer for
+// the zero address.
+func (c *Client) PeerDetails(ctx context.Context, addr netip.Addr) ([]PeerDetail, error) {
+	if !addr.IsValid() {
+		return get[[]PeerDetail](ctx, c, "/v1/dmvpn/peers")
+	}
+	return get[[]PeerDetail](ctx, c, "/v1/dmvpn/peers/"+addr.String())
+}
+
+// ClearPeer drops what the daemon holds for the peers at addr.
+func (c *Client) ClearPeer(ctx context.Context, addr netip.Addr) (PeerClear, error) {
+	var r PeerClear
+	err := c.do(ctx, http.MethodPost, "/v1/dmvpn/peers/"+addr.String()+"/clear", nil, &r)
+	return r, err
+}
+
+// ClearRegistration drops the registration of the client at addr.
+func (c *Client) ClearRegistration(ctx context.Context, addr netip.Addr) (int, error) {
+	var r ClearResult
+	err := c.do(ctx, http.MethodPost, "/v1/nhrp/registrations/"+addr.String()+"/clear", nil, &r)
+	return r.Cleared, err
 }

@@ -14,7 +14,12 @@
 //	GET  /v1/counters             Counters
 //	POST /v1/nhrp/cache/clear     ClearResult
 //	POST /v1/nhrp/shortcuts/clear ClearResult
-//	POST /v1/reload               re-read and apply the configuration file
+//	GET  /v1/dmvpn/peers          []PeerDetail (every peer)
+//	GET  /v1/dmvpn/peers/{addr}   []PeerDetail (tunnel or NBMA address)
+//	POST /v1/dmvpn/peers/{addr}/clear PeerClear
+//	POST /v1/nhrp/registrations/{addr}/clear ClearResult
+//	POST /v1/reload               ReloadRequest -> ReloadResult: re-read and apply the file, or dry run
+//	GET  /v1/config               RunningConfig (effective configuration, secrets redacted)
 //	GET  /v1/log-level            LogLevel
 //	PUT  /v1/log-level            LogLevel
 //

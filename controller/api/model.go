@@ -12,8 +12,6 @@ type PeerState string
 const (
 	// PeerUp: NHRP binding valid and, with IPsec, its SA established.
 	PeerUp PeerState = "UP"
-	// PeerDown: no valid binding.
-	PeerDown PeerState = "DOWN"
 	// PeerNHRP: NHRP registration or resolution in progress.
 	PeerNHRP PeerState = "NHRP"
 	// PeerIKE: binding known, IKE negotiating the SA.
@@ -26,13 +24,10 @@ type Attr string
 
 // Peer attributes.
 const (
-	AttrStatic          Attr = "static"           // S: configured (an NHS)
-	AttrDynamic         Attr = "dynamic"          // D: learnt (registered with us, or resolved)
-	AttrIncomplete      Attr = "incomplete"       // I: resolution pending
-	AttrNAT             Attr = "nat"              // N: peer is behind NAT
-	AttrLocal           Attr = "local"            // L: our own binding
-	AttrRouteInstalled  Attr = "route-installed"  // T1: shortcut route installed
-	AttrNexthopOverride Attr = "nexthop-override" // T2: next hop overridden by a shortcut
+	AttrStatic         Attr = "static"          // S: configured (an NHS)
+	AttrDynamic        Attr = "dynamic"         // D: learnt (registered with us, or resolved)
+	AttrNAT            Attr = "nat"             // N: peer is behind NAT
+	AttrRouteInstalled Attr = "route-installed" // T1: shortcut route installed
 )
 
 // Peer is one NBMA peer on the tunnel.
@@ -97,13 +92,10 @@ type CacheType string
 
 // Cache entry types.
 const (
-	CacheLocal      CacheType = "local"
-	CacheStatic     CacheType = "static"
-	CacheDynamic    CacheType = "dynamic" // registered with us
-	CacheNHS        CacheType = "nhs"
-	CacheCached     CacheType = "cached" // from a resolution reply
-	CacheNegative   CacheType = "negative"
-	CacheIncomplete CacheType = "incomplete"
+	CacheDynamic  CacheType = "dynamic" // registered with us
+	CacheNHS      CacheType = "nhs"
+	CacheCached   CacheType = "cached" // from a resolution reply
+	CacheNegative CacheType = "negative"
 )
 
 // CacheFlag qualifies an NHRP cache entry.
@@ -111,11 +103,8 @@ type CacheFlag string
 
 // Cache flags.
 const (
-	FlagUnique        CacheFlag = "unique"
-	FlagUsed          CacheFlag = "used"
-	FlagRouter        CacheFlag = "router"
-	FlagAuthoritative CacheFlag = "authoritative"
-	FlagNAT           CacheFlag = "nat"
+	FlagUnique CacheFlag = "unique"
+	FlagNAT    CacheFlag = "nat"
 )
 
 // CacheEntry is one NHRP cache entry.
@@ -127,7 +116,6 @@ type CacheEntry struct {
 	Tunnel       netip.Addr  `json:"tunnel,omitzero"`
 	NBMA         netip.Addr  `json:"nbma,omitzero"`
 	ObservedNBMA netip.Addr  `json:"observed_nbma,omitzero"`
-	Created      time.Time   `json:"created,omitzero"`
 	Expires      time.Time   `json:"expires,omitzero"`
 	Flags        []CacheFlag `json:"flags,omitempty"`
 }
@@ -138,10 +126,7 @@ type Shortcut struct {
 	// Via is the egress peer's tunnel address.
 	Via     netip.Addr `json:"via"`
 	NBMA    netip.Addr `json:"nbma,omitzero"`
-	Created time.Time  `json:"created,omitzero"`
 	Expires time.Time  `json:"expires,omitzero"`
-	// Used reports traffic since the last refresh.
-	Used bool `json:"used"`
 }
 
 // SAState is an IPsec SA's state.
@@ -151,7 +136,6 @@ type SAState string
 const (
 	SAEstablished SAState = "ESTABLISHED"
 	SAConnecting  SAState = "CONNECTING"
-	SARekeying    SAState = "REKEYING"
 	SADown        SAState = "DOWN"
 )
 
@@ -169,6 +153,60 @@ type SA struct {
 	Since    time.Time `json:"since,omitzero"`
 	// Reason explains a state other than established.
 	Reason string `json:"reason,omitempty"`
+	// IKESAs are the peer's IKE SAs as charon last listed them (usually
+	// one; two while a duplicate is resolved).
+	IKESAs []IKESA `json:"ike_sas,omitempty"`
+}
+
+// IKESA is one IKE SA with its CHILD_SAs (charon's list-sas).
+type IKESA struct {
+	// ID is charon's unique id of the SA.
+	ID        string         `json:"id"`
+	State     string         `json:"state"`
+	Initiator bool           `json:"initiator,omitempty"`
+	Local     netip.AddrPort `json:"local,omitzero"`
+	Remote    netip.AddrPort `json:"remote,omitzero"`
+	// RemoteID is the identity the peer authenticated with.
+	RemoteID string `json:"remote_id,omitempty"`
+	// The negotiated proposal, in charon's names.
+	EncrAlg     string    `json:"encr_alg,omitempty"`
+	EncrKeySize int       `json:"encr_keysize,omitempty"`
+	IntegAlg    string    `json:"integ_alg,omitempty"`
+	PRFAlg      string    `json:"prf_alg,omitempty"`
+	DHGroup     string    `json:"dh_group,omitempty"`
+	Established time.Time `json:"established,omitzero"`
+	RekeyAt     time.Time `json:"rekey_at,omitzero"`
+	// Terminating: dmvpnd asked charon to delete it (a duplicate, or an
+	// inner address the identity may not use).
+	Terminating bool      `json:"terminating,omitempty"`
+	Children    []ChildSA `json:"child_sas"`
+}
+
+// ChildSA is one CHILD_SA: the ESP SA pair carrying GRE.
+type ChildSA struct {
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Mode     string `json:"mode"`
+	Protocol string `json:"protocol,omitempty"`
+	// Encap: ESP in UDP (NAT-T).
+	Encap bool `json:"encap,omitempty"`
+	// SPIIn and SPIOut in hex, as ip xfrm state prints them.
+	SPIIn       string `json:"spi_in"`
+	SPIOut      string `json:"spi_out"`
+	EncrAlg     string `json:"encr_alg,omitempty"`
+	EncrKeySize int    `json:"encr_keysize,omitempty"`
+	// IntegAlg is empty for an AEAD cipher.
+	IntegAlg   string    `json:"integ_alg,omitempty"`
+	Installed  time.Time `json:"installed,omitzero"`
+	RekeyAt    time.Time `json:"rekey_at,omitzero"`
+	Expires    time.Time `json:"expires,omitzero"`
+	BytesIn    uint64    `json:"bytes_in"`
+	BytesOut   uint64    `json:"bytes_out"`
+	PacketsIn  uint64    `json:"packets_in"`
+	PacketsOut uint64    `json:"packets_out"`
+	LocalTS    []string  `json:"local_ts,omitempty"`
+	RemoteTS   []string  `json:"remote_ts,omitempty"`
 }
 
 // BGPNeighbor is one BGP session.
@@ -224,4 +262,65 @@ type ClearResult struct {
 // LogLevel is the daemon's current minimum log level.
 type LogLevel struct {
 	Level string `json:"level"`
+}
+
+// PeerDetail is everything dmvpnd knows about one peer ("show dmvpn
+// peer"): its show dmvpn row and what hangs off it.
+type PeerDetail struct {
+	Peer
+	// Cache lists the NHRP cache entries of the peer.
+	Cache []CacheEntry `json:"cache"`
+	// Path is a resolved peer's direct path: none, validating, up, down.
+	Path string `json:"path,omitempty"`
+	// NHS is set when the peer is one of this node's servers.
+	NHS *NHS `json:"nhs,omitempty"`
+	// Neighbor is the kernel neighbor entry dmvpnd programs for the peer's
+	// tunnel address; nil when there is none.
+	Neighbor *Neighbor `json:"neighbor,omitempty"`
+	// Routes are the routes dmvpnd installs via the peer.
+	Routes []Route `json:"routes"`
+	// SA is the IPsec protection towards the peer; nil with IPsec off or
+	// while none is wanted.
+	SA *SA `json:"sa,omitempty"`
+	// BGP is the session with the peer's tunnel address, if any.
+	BGP *BGPNeighbor `json:"bgp,omitempty"`
+}
+
+// Neighbor is a kernel neighbor entry on the tunnel: the GRE destination
+// for a tunnel address.
+type Neighbor struct {
+	Tunnel netip.Addr `json:"tunnel"`
+	NBMA   netip.Addr `json:"nbma"`
+}
+
+// RouteSource says who wants a route.
+type RouteSource string
+
+// Route sources.
+const (
+	RouteShortcut RouteSource = "nhrp" // an NHRP shortcut (Phase 3)
+	RouteBGP      RouteSource = "bgp"  // a BGP best path
+)
+
+// Route is a route dmvpnd installs on the tunnel.
+type Route struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Via    netip.Addr   `json:"via"`
+	Source RouteSource  `json:"source"`
+	Metric int          `json:"metric,omitempty"`
+	// Expires is when a shortcut lapses unless refreshed.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// PeerClear reports what "clear dmvpn peer" did.
+type PeerClear struct {
+	// Actions says what was cleared or kept, one line each.
+	Actions []string `json:"actions"`
+	// Registrations, Resolved and Shortcuts count what went.
+	Registrations int `json:"registrations"`
+	Resolved      int `json:"resolved"`
+	Shortcuts     int `json:"shortcuts"`
+	// Released lists the NBMA addresses whose IPsec peer is no longer
+	// wanted: their SAs are deleted.
+	Released []netip.Addr `json:"released,omitempty"`
 }

@@ -3,11 +3,16 @@ package api
 import (
 	"context"
 	"errors"
+	"net/netip"
 )
 
 // ErrNotEnabled is returned by a Source for a view whose subsystem is off
 // (e.g. BGP disabled); the server answers 404 with the message.
 var ErrNotEnabled = errors.New("not enabled")
+
+// ErrNotFound is returned for a peer or registration that does not exist;
+// the server answers 404 with the message.
+var ErrNotFound = errors.New("not found")
 
 // Source produces the status snapshots and performs the clear actions. The
 // controller implements it. Methods are called concurrently and must return
@@ -26,12 +31,24 @@ type Source interface {
 	ClearCache(ctx context.Context) (int, error)
 	// ClearShortcuts removes the shortcut routes.
 	ClearShortcuts(ctx context.Context) (int, error)
+	// PeerDetails describes the peers whose tunnel or NBMA address is
+	// addr (every peer for the zero address); none is ErrNotFound.
+	PeerDetails(ctx context.Context, addr netip.Addr) ([]PeerDetail, error)
+	// ClearPeer drops what this node holds for the peers at addr (tunnel
+	// or NBMA): a registration, a resolved entry with its shortcuts, and
+	// with them the IPsec peer. None is ErrNotFound.
+	ClearPeer(ctx context.Context, addr netip.Addr) (PeerClear, error)
+	// ClearRegistration drops the registration of the client at addr
+	// (tunnel or NBMA) on a hub; none is ErrNotFound.
+	ClearRegistration(ctx context.Context, addr netip.Addr) (int, error)
 }
 
 // Provider is what the Server serves: a Source plus Reload, which re-reads
-// the configuration file and applies it (an invalid file is rejected with
-// an error and the running configuration stays).
+// the configuration file and applies what it can (an invalid file is
+// rejected with an error and the running configuration stays), and the
+// running configuration.
 type Provider interface {
 	Source
-	Reload(ctx context.Context) error
+	Reload(ctx context.Context, req ReloadRequest) (ReloadResult, error)
+	RunningConfig(ctx context.Context) (RunningConfig, error)
 }

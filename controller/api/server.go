@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -89,14 +90,28 @@ func (s *Server) Handler() http.Handler {
 		s.log.Info("nhrp shortcuts cleared", zap.Int("entries", n), zap.Error(err))
 		s.reply(w, r, ClearResult{Cleared: n}, err)
 	})
+	s.peerRoutes(m)
 	m.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		err := s.p.Reload(r.Context())
+		var req ReloadRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			s.writeError(w, r, http.StatusBadRequest, fmt.Errorf("bad request body: %w", err))
+			return
+		}
+		if req.Config != "" && !req.DryRun {
+			s.writeError(w, r, http.StatusBadRequest, errors.New("a configuration in the request is only checked (dry_run); a reload reads the daemon's file"))
+			return
+		}
+		res, err := s.p.Reload(r.Context(), req)
 		if err != nil {
 			s.writeError(w, r, http.StatusUnprocessableEntity, err)
 			return
 		}
-		s.reply(w, r, struct{}{}, nil)
+		if res.Changes == nil {
+			res.Changes = []ConfigChange{}
+		}
+		s.reply(w, r, res, nil)
 	})
+	get("/v1/config", func(ctx context.Context) (any, error) { return s.p.RunningConfig(ctx) })
 	m.HandleFunc("GET /v1/events", s.serveEvents)
 	m.HandleFunc("GET /v1/events/recent", s.recentEvents)
 	m.HandleFunc("GET /v1/log-level", s.getLevel)
@@ -143,7 +158,7 @@ func (s *Server) putLevel(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
 	switch {
-	case errors.Is(err, ErrNotEnabled):
+	case errors.Is(err, ErrNotEnabled), errors.Is(err, ErrNotFound):
 		s.writeError(w, r, http.StatusNotFound, err)
 		return
 	case err != nil:

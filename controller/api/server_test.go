@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -69,11 +70,17 @@ func TestViewsRoundTrip(t *testing.T) {
 			collect(err)
 			got.Counters, err = c.Counters(ctx)
 			collect(err)
+			got.Peers, err = c.PeerDetails(ctx, netip.Addr{})
+			collect(err)
 			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)
 			}
+			got.Now = snap.Now
 			if snap.Shortcuts == nil {
 				snap.Shortcuts = []api.Shortcut{} // served as [] not null
+			}
+			if snap.SAs == nil {
+				snap.SAs = []api.SA{}
 			}
 			if diff := cmp.Diff(snap, got, apitest.CmpOptions()); diff != "" {
 				t.Errorf("snapshot (-want +got):\n%s", diff)
@@ -101,13 +108,26 @@ func TestErrors(t *testing.T) {
 	f.SetErr(nil)
 
 	f.SetReloadErr(errors.New("config: nhrp.role: required (hub or spoke)"))
-	err = c.Reload(ctx)
+	_, err = c.Reload(ctx, api.ReloadRequest{})
 	if !errors.As(err, &ae) || ae.Status != 422 || ae.Message != "config: nhrp.role: required (hub or spoke)" {
 		t.Errorf("Reload error = %v", err)
 	}
 	f.SetReloadErr(nil)
-	if err := c.Reload(ctx); err != nil || f.Calls("Reload") != 2 {
-		t.Errorf("Reload = %v, calls %d", err, f.Calls("Reload"))
+	want := api.ReloadResult{Changes: []api.ConfigChange{
+		{Key: "nhrp.holding_time", Old: "600s", New: "300s", Disposition: api.DispositionLive},
+		{Key: "tunnel.name", Old: "gre1", New: "gre2", Disposition: api.DispositionRestart, Reason: "the tunnel interface is created at start"},
+	}}
+	f.SetReloadResult(want)
+	got, err := c.Reload(ctx, api.ReloadRequest{})
+	if err != nil || f.Calls("Reload") != 2 || !cmp.Equal(got, want) || got.Complete() {
+		t.Errorf("Reload = %+v, %v, calls %d; want %+v, not complete", got, err, f.Calls("Reload"), want)
+	}
+	got, err = c.Reload(ctx, api.ReloadRequest{DryRun: true, Config: "nhrp: {}"})
+	if err != nil || !got.DryRun || f.LastReload().Config != "nhrp: {}" {
+		t.Errorf("dry-run Reload = %+v, %v; request %+v", got, err, f.LastReload())
+	}
+	if _, err := c.Reload(ctx, api.ReloadRequest{Config: "nhrp: {}"}); !errors.As(err, &ae) || ae.Status != 400 {
+		t.Errorf("Reload with a configuration but no dry run = %v, want 400", err)
 	}
 }
 
@@ -116,15 +136,15 @@ func TestClear(t *testing.T) {
 	c, _ := serve(t, f)
 	ctx := context.Background()
 	n, err := c.ClearCache(ctx)
-	if err != nil || n != 4 {
-		t.Fatalf("ClearCache = %d, %v; want 4", n, err)
+	if err != nil || n != 1 {
+		t.Fatalf("ClearCache = %d, %v; want 1", n, err)
 	}
 	cache, err := c.Cache(ctx)
-	if err != nil || len(cache) != 2 {
-		t.Errorf("cache after clear: %d entries, %v; want local and nhs", len(cache), err)
+	if err != nil || len(cache) != 1 {
+		t.Errorf("cache after clear: %d entries, %v; want the nhs", len(cache), err)
 	}
-	if n, err := c.ClearShortcuts(ctx); err != nil || n != 2 {
-		t.Errorf("ClearShortcuts = %d, %v; want 2", n, err)
+	if n, err := c.ClearShortcuts(ctx); err != nil || n != 1 {
+		t.Errorf("ClearShortcuts = %d, %v; want 1", n, err)
 	}
 	if sc, err := c.Shortcuts(ctx); err != nil || len(sc) != 0 {
 		t.Errorf("shortcuts after clear = %v, %v", sc, err)

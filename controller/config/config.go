@@ -14,6 +14,21 @@ type Config struct {
 	Control Control `mapstructure:"control"`
 	Metrics Metrics `mapstructure:"metrics"`
 	Log     Log     `mapstructure:"log"`
+
+	// Files are digests of the files the configuration names, filled by
+	// ReadSecretFiles, so that Diff sees a certificate or key replaced
+	// under the same name. Not part of the file.
+	Files FileDigests `mapstructure:"-"`
+}
+
+// FileDigests are SHA-256 digests (hex) of the X.509 files.
+type FileDigests struct {
+	Cert, Key, CA string
+}
+
+// digests maps the keys naming the files to their digests.
+func (f FileDigests) digests() map[string]string {
+	return map[string]string{"ipsec.auth.cert": f.Cert, "ipsec.auth.key": f.Key, "ipsec.auth.ca": f.CA}
 }
 
 // Tunnel describes the mGRE tunnel interface.
@@ -38,7 +53,10 @@ type Tunnel struct {
 // NHRP configures the NHRP engine.
 type NHRP struct {
 	Role Role `mapstructure:"role"`
-	// NetworkID separates NHRP domains on the same tunnel (required).
+	// NetworkID is the NHRP network id (required, 1..4294967295, as
+	// Cisco's "ip nhrp network-id"). RFC 2332 keeps it local: it is never
+	// sent. dmvpnd runs one NHRP network per tunnel, so it only names the
+	// network in the start log; nodes need not agree on it.
 	NetworkID uint32 `mapstructure:"network_id"`
 	// HoldingTime advertised in registrations and replies (default 7200s;
 	// 600s is recommended). Whole seconds, at most 65535s.
@@ -62,7 +80,34 @@ type NHRP struct {
 	// shortcut routes (Phase 3).
 	Shortcut bool   `mapstructure:"shortcut"`
 	Limits   Limits `mapstructure:"limits"`
+	// Multicast replicates multicast sent into the tunnel (routing
+	// protocols: OSPF, EIGRP, RIP) as one unicast GRE copy per peer.
+	Multicast Multicast `mapstructure:"multicast"`
 }
+
+// Multicast selects the peers that receive a copy of each multicast packet
+// this node sends into the tunnel (Cisco: ip nhrp map multicast). With none
+// selected multicast is not captured and the kernel sends it as it would
+// (towards the group address, which no underlay routes).
+type Multicast struct {
+	// Dynamic sends a copy to every registered spoke (hub; Cisco: ip nhrp
+	// map multicast dynamic).
+	Dynamic bool `mapstructure:"dynamic"`
+	// NHS sends a copy to each NHS this node is registered with (spoke;
+	// Cisco: ip nhrp map multicast <hub NBMA>).
+	NHS bool `mapstructure:"nhs"`
+	// Static are further NBMA addresses that always get a copy.
+	Static []netip.Addr `mapstructure:"static"`
+	// Groups are captured besides 224.0.0.0/24 (IPv4 multicast prefixes).
+	Groups []netip.Prefix `mapstructure:"groups"`
+	// Rate bounds the copies sent to one peer per second, with bursts of
+	// Burst copies (default 100/s, burst 200).
+	Rate  float64 `mapstructure:"rate"`
+	Burst int     `mapstructure:"burst"`
+}
+
+// Enabled reports whether any peer is to receive multicast copies.
+func (m Multicast) Enabled() bool { return m.Dynamic || m.NHS || len(m.Static) > 0 }
 
 // NHS is one next-hop server.
 type NHS struct {
@@ -122,7 +167,9 @@ type IPsecAuth struct {
 	BindTunnelAddress bool `mapstructure:"bind_tunnel_address"`
 }
 
-// Proposals are strongSwan proposal strings.
+// Proposals are strongSwan proposal strings. Empty (the default) lets the
+// ipsec package choose among its defaults (AES-256, PFS on ESP rekeys)
+// those the running charon implements; see ipsec's package doc.
 type Proposals struct {
 	IKE []string `mapstructure:"ike"`
 	ESP []string `mapstructure:"esp"`

@@ -157,7 +157,6 @@ nhrp: {role: router, network_id: 1}
 			"config: ipsec.auth: psk and psk_file are only used with method psk"}},
 		{"ipsec bad method and proposals", minimalSpoke + "ipsec: {enabled: true, auth: {method: rsa}, proposals: {ike: [], esp: [\"aes 256\"]}}\n", []string{
 			`config: ipsec.auth.method: "rsa" is not psk or x509`,
-			"config: ipsec.proposals.ike: at least one proposal is required",
 			`config: ipsec.proposals.esp[0]: "aes 256" is not a strongSwan proposal (like aes256gcm16-prfsha256-ecp256)`}},
 		{"ipsec disabled is not checked", minimalSpoke + "ipsec: {enabled: false, auth: {method: rsa}}\nbgp: {enabled: false, asn: 0}\n", nil},
 		{"bgp spoke", minimalSpoke + `
@@ -234,6 +233,22 @@ log: {level: verbose, format: xml}
 			`config: log.format: "xml" is not json or console`}},
 		{"metrics port", minimalSpoke + "metrics: {listen: \":http\"}\n", []string{
 			`config: metrics.listen: ":http": port "http" is not 1..65535`}},
+		{"multicast dynamic on a spoke", minimalSpoke + "  multicast: {dynamic: true}\n", []string{
+			"config: nhrp.multicast.dynamic: only a hub has registered spokes to copy multicast to (role is spoke)"}},
+		{"multicast nhs without NHS", "tunnel: {local_nbma: 192.0.2.1, address: 10.0.0.1/24}\nnhrp: {role: hub, network_id: 1, multicast: {nhs: true}}\n", []string{
+			"config: nhrp.multicast.nhs: no NHS is configured (nhrp.nhs)"}},
+		{"multicast static", minimalSpoke + "  multicast: {nhs: true, static: [192.0.2.9, 224.0.0.1, 192.0.2.9, 192.0.2.10]}\n", []string{
+			"config: nhrp.multicast.static[1]: 224.0.0.1 is not a unicast address",
+			"config: nhrp.multicast.static[2]: 192.0.2.9 is already nhrp.multicast.static[0]",
+			"config: nhrp.multicast.static[3]: 192.0.2.10 is this node's own NBMA address"}},
+		{"multicast groups", minimalSpoke + "  multicast: {nhs: true, groups: [10.0.0.0/8, 224.0.0.0/3]}\n", []string{
+			"config: nhrp.multicast.groups[0]: 10.0.0.0/8 is not an IPv4 multicast prefix (inside 224.0.0.0/4)",
+			"config: nhrp.multicast.groups[1]: 224.0.0.0/3 is not an IPv4 multicast prefix (inside 224.0.0.0/4)"}},
+		{"multicast groups without targets", minimalSpoke + "  multicast: {groups: [239.1.0.0/16]}\n", []string{
+			"config: nhrp.multicast.groups: no peer receives multicast: set nhrp.multicast.dynamic, nhs or static"}},
+		{"multicast rate and burst", minimalSpoke + "  multicast: {nhs: true, rate: 0, burst: 0}\n", []string{
+			"config: nhrp.multicast.rate: 0 must be greater than 0",
+			"config: nhrp.multicast.burst: 0 must be at least 1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

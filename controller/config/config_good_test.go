@@ -23,10 +23,10 @@ func defaultsFor() Config {
 			Registration: RegistrationUnique,
 			Limits: Limits{CacheSize: 10000, Pending: 256, PerSourceRate: 10, AddressesPerPeer: 1,
 				MaxHoldingTime: 7200 * time.Second, PerSourceCache: 64},
+			Multicast: Multicast{Rate: 100, Burst: 200},
 		},
 		IPsec: IPsec{
 			ViciSocket: "/var/run/charon.vici",
-			Proposals:  Proposals{IKE: []string{"aes256gcm16-prfsha256-ecp256"}, ESP: []string{"aes256gcm16"}},
 		},
 		BGP: BGP{
 			GRPCListen: "unix:/run/dmvpnd/gobgp.sock", MaxPrefixAction: "teardown",

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"strings"
@@ -8,7 +10,7 @@ import (
 
 // ReadSecretFiles loads the files the configuration refers to: the PSK file
 // into IPsec.Auth.PSK, and checks that certificate, key and CA files are
-// readable. readFile is os.ReadFile outside tests.
+// readable, keeping their digests in c.Files. readFile is os.ReadFile outside tests.
 func (c *Config) ReadSecretFiles(readFile func(string) ([]byte, error)) error {
 	if readFile == nil {
 		readFile = os.ReadFile
@@ -29,13 +31,20 @@ func (c *Config) ReadSecretFiles(readFile func(string) ([]byte, error)) error {
 			a.PSK = NewSecret(strings.TrimSpace(string(b)))
 		}
 	}
-	for _, f := range []struct{ name, path string }{{"cert", a.Cert}, {"key", a.Key}, {"ca", a.CA}} {
+	for _, f := range []struct {
+		name, path string
+		digest     *string
+	}{{"cert", a.Cert, &c.Files.Cert}, {"key", a.Key, &c.Files.Key}, {"ca", a.CA, &c.Files.CA}} {
 		if f.path == "" {
 			continue
 		}
-		if _, err := readFile(f.path); err != nil {
+		b, err := readFile(f.path)
+		if err != nil {
 			errs = append(errs, fieldErr("ipsec.auth."+f.name, "%v", err))
+			continue
 		}
+		sum := sha256.Sum256(b)
+		*f.digest = hex.EncodeToString(sum[:])
 	}
 	return errors.Join(errs...)
 }

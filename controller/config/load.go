@@ -16,7 +16,10 @@ import (
 // mappings (nhrp.nhs, bgp.neighbors) can only be set in the file.
 const EnvPrefix = "DMVPND"
 
-// defaults are applied beneath the file and the environment.
+// defaults are applied beneath the file and the environment. They are the
+// only defaults of these keys: the packages the keys configure get every
+// value from here. IPsec proposals have none on purpose: empty lets the
+// ipsec package offer the defaults the running charon implements.
 var defaults = map[string]any{
 	"tunnel.name":                       "gre1",
 	"tunnel.mtu":                        1400,
@@ -27,9 +30,9 @@ var defaults = map[string]any{
 	"nhrp.limits.per_source_rate":       10,
 	"nhrp.limits.addresses_per_peer":    1,
 	"nhrp.limits.per_source_cache":      64,
+	"nhrp.multicast.rate":               100,
+	"nhrp.multicast.burst":              200,
 	"ipsec.vici_socket":                 "/var/run/charon.vici",
-	"ipsec.proposals.ike":               []string{"aes256gcm16-prfsha256-ecp256"},
-	"ipsec.proposals.esp":               []string{"aes256gcm16"},
 	"control.socket":                    "/run/dmvpnd/dmvpnd.sock",
 	"bgp.max_prefix_action":             "teardown",
 	"bgp.graceful_restart.restart_time": "120s",

@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 	v := &validator{}
 	c.validateTunnel(v)
 	c.validateNHRP(v)
+	c.validateMulticast(v)
 	c.validateIPsec(v)
 	c.validateBGP(v)
 	c.validateControl(v)

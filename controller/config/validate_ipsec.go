@@ -53,10 +53,9 @@ func (c *Config) validateIPsec(v *validator) {
 	checkProposals(v, "ipsec.proposals.esp", s.Proposals.ESP)
 }
 
+// checkProposals checks the spelling of configured proposals; none means
+// the ipsec package's defaults, filtered by what charon implements.
 func checkProposals(v *validator, path string, ps []string) {
-	if len(ps) == 0 {
-		v.add(path, "at least one proposal is required")
-	}
 	for i, p := range ps {
 		if p == "" || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 			v.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a strongSwan proposal (like aes256gcm16-prfsha256-ecp256)", p)

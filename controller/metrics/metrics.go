@@ -22,13 +22,14 @@ var PacketTypes = []string{
 
 // Known label values, pre-created so their series exist at 0.
 var (
-	Directions     = []string{"sent", "received"}
-	Results        = []string{"success", "failure", "timeout"}
-	PeerStates     = []string{"up", "nhrp", "ike"}
-	SAStates       = []string{"established", "connecting", "down"}
-	BGPStates      = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
-	Subsystems     = []string{"kernel", "ipsec", "routing", "nhrp"}
-	ReloadOutcomes = []string{"success", "failure"}
+	Directions = []string{"sent", "received"}
+	Results    = []string{"success", "failure", "timeout"}
+	PeerStates = []string{"up", "nhrp", "ike"}
+	SAStates   = []string{"established", "connecting", "down"}
+	BGPStates  = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
+	Subsystems = []string{"kernel", "ipsec", "routing", "nhrp"}
+	// "partial": applied, but some changed keys wait for a restart.
+	ReloadOutcomes = []string{"success", "partial", "failure"}
 	// IKEFailureReasons are the classes of the "reason" label of
 	// dmvpnd_ipsec_ike_failures_total.
 	IKEFailureReasons = []string{"timeout", "ike_sa_deleted", "child_sa_deleted", "charon_lost", "error"}

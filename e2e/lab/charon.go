@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 )
 
 // Charon is a strongSwan charon running in one node's namespace with its
@@ -40,47 +42,6 @@ var DefaultCharonPlugins = []string{
 	"gmp", "kernel-netlink", "socket-default", "vici", "updown",
 }
 
-// renderStrongswanConf renders a per-node strongswan.conf: an explicit
-// plugin list (so never the bypass-lan plugin, which would exempt directly
-// connected peers, i.e. GRE between neighbours, from IPsec), no routes
-// installed by charon, a private vici socket and a log file.
-func renderStrongswanConf(socket, log, extra string, plugins []string) string {
-	return fmt.Sprintf(`# written by dmvpnd e2e/lab
-charon {
-	load_modular = no
-	load = %[4]s
-	install_routes = no
-	threads = 8
-	plugins {
-		vici {
-			socket = unix://%[1]s
-		}
-	}
-	filelog {
-		lab {
-			path = %[2]s
-			time_format = %%T
-			default = 1
-			ike_name = yes
-			flush_line = yes
-		}
-	}
-%[3]s}
-swanctl {
-	load = pem pkcs1 pkcs8 x509 pubkey random
-	socket = unix://%[1]s
-}
-`, socket, log, indent(extra, "\t"), strings.Join(plugins, " "))
-}
-
-func indent(s, prefix string) string {
-	if s == "" {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return prefix + strings.Join(lines, "\n"+prefix) + "\n"
-}
-
 // StartCharon writes the node's strongswan.conf and swanctl.conf and starts
 // charon, waiting until its vici socket exists. Charon's /run is a private
 // directory bind-mounted inside the node's mount namespace.
@@ -103,7 +64,7 @@ func (n *Node) StartCharon(ctx context.Context, cfg CharonConfig) (*Charon, erro
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	for path, data := range map[string]string{
-		c.Conf:        renderStrongswanConf(c.Socket, c.Log, cfg.Extra, plugins),
+		c.Conf:        ipsectest.StrongswanConf(ipsectest.CharonConf{Socket: c.Socket, Log: c.Log, LogLevel: 1, Plugins: plugins, Extra: cfg.Extra}),
 		c.SwanctlConf: cfg.Swanctl,
 	} {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {

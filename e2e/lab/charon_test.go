@@ -1,8 +1,15 @@
 package lab
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
+)
 
 func TestStrongswanConf(t *testing.T) {
-	got := renderStrongswanConf("/tmp/lab/hub/strongswan/charon.vici", "/r/nodes/hub/charon.log", "retransmit_tries = 2\n", DefaultCharonPlugins)
+	got := ipsectest.StrongswanConf(ipsectest.CharonConf{
+		Socket: "/tmp/lab/hub/strongswan/charon.vici", Log: "/r/nodes/hub/charon.log",
+		LogLevel: 1, Plugins: DefaultCharonPlugins, Extra: "retransmit_tries = 2\n",
+	})
 	golden(t, "strongswan.conf", got)
 }

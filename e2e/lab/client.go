@@ -69,7 +69,12 @@ func (c *agentClient) readLoop() {
 }
 
 // Do sends req (its ID is assigned here) and waits for the response or ctx.
-// When ctx ends first, the agent is asked to kill the command.
+// When ctx ends first, the agent is asked to kill the command. A request
+// without a Timeout gets the time left until ctx's deadline, so the agent
+// may kill the command and answer just before ctx ends here (the guest's
+// clock need not agree with the host's): that answer is ctx's deadline too,
+// and Do returns it with an error satisfying errors.Is(err,
+// context.DeadlineExceeded), never as a plain result.
 func (c *agentClient) Do(ctx context.Context, req agent.Request) (agent.Response, error) {
 	ch := make(chan agent.Response, 1)
 	c.mu.Lock()
@@ -81,9 +86,11 @@ func (c *agentClient) Do(ctx context.Context, req agent.Request) (agent.Response
 	c.nextID++
 	c.pending[req.ID] = ch
 	c.mu.Unlock()
+	ctxTimeout := false
 	if req.Timeout == 0 {
 		if dl, ok := ctx.Deadline(); ok {
 			req.Timeout = max(time.Until(dl), time.Millisecond)
+			ctxTimeout = true
 		}
 	}
 	if err := c.send(req); err != nil {
@@ -92,6 +99,9 @@ func (c *agentClient) Do(ctx context.Context, req agent.Request) (agent.Response
 	}
 	select {
 	case resp := <-ch:
+		if resp.TimedOut && ctxTimeout {
+			return resp, fmt.Errorf("lab: %q: %w", req.Cmd, context.DeadlineExceeded)
+		}
 		return resp, nil
 	case <-c.done:
 		c.forget(req.ID)

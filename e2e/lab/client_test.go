@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -58,6 +59,51 @@ func TestAgentClientContextCancels(t *testing.T) {
 	resp, err := c.Do(context.Background(), agent.Request{Cmd: "echo ok"})
 	if err != nil || strings.TrimSpace(string(resp.Stdout)) != "ok" {
 		t.Errorf("Do after cancel = %+v, %v", resp, err)
+	}
+}
+
+// TestAgentClientAgentTimeoutIsDeadline pins the race in which the agent
+// enforces the timeout Do derived from ctx's deadline and answers before
+// ctx ends on the host: the agent here answers every request with a
+// timeout as timed out at once, while ctx has an hour left, so Do sees the
+// answer first every time. Do must report ctx's deadline, not a result.
+func TestAgentClientAgentTimeoutIsDeadline(t *testing.T) {
+	host, guest := net.Pipe()
+	go func() {
+		defer guest.Close()
+		dec, enc := json.NewDecoder(guest), json.NewEncoder(guest)
+		for {
+			var req agent.Request
+			if dec.Decode(&req) != nil {
+				return
+			}
+			resp := agent.Response{ID: req.ID}
+			if req.Timeout > 0 {
+				resp.Exit, resp.TimedOut, resp.Err = -1, true, "timed out"
+			}
+			if enc.Encode(resp) != nil {
+				return
+			}
+		}
+	}()
+	c := newAgentClient(host)
+	t.Cleanup(func() { c.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	resp, err := c.Do(ctx, agent.Request{Cmd: "sleep 20"})
+	if !errors.Is(err, context.DeadlineExceeded) || !resp.TimedOut {
+		t.Errorf("Do with the agent's timeout from ctx = %+v, %v; want the timed-out response and deadline exceeded", resp, err)
+	}
+	// A timeout the caller set is the caller's to read from the response.
+	resp, err = c.Do(ctx, agent.Request{Cmd: "sleep 20", Timeout: time.Second})
+	if err != nil || !resp.TimedOut {
+		t.Errorf("Do with the caller's timeout = %+v, %v; want a timed-out response and no error", resp, err)
+	}
+	// Without a deadline nothing times out.
+	resp, err = c.Do(context.Background(), agent.Request{Cmd: "true"})
+	if err != nil || resp.TimedOut {
+		t.Errorf("Do without a deadline = %+v, %v", resp, err)
 	}
 }
 

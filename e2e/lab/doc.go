@@ -32,10 +32,10 @@
 //		}})
 //		hub := l.Node("hub")
 //		hub.MustRun("ip tunnel add gre1 mode gre key 42 ttl 64 local 198.51.100.1")
-//		d := hub.MustStart("dmvpnd", "/path/to/dmvpnd --config ...") // log in DIR/nodes/hub/dmvpnd.log
+//		d, err := hub.Start(ctx, "dmvpnd", "/path/to/dmvpnd --config ...") // log in DIR/nodes/hub/dmvpnd.log
 //		c := hub.MustStartCharon(lab.CharonConfig{Swanctl: conf})      // own vici socket: c.Socket
 //		pcap, _ := l.Node("inet").Capture(ctx, "s1", "underlay")      // bridge port of s1
-//		err := hub.Ping(ctx, netip.MustParseAddr("10.0.0.2"), 3)
+//		err = hub.Ping(ctx, netip.MustParseAddr("10.0.0.2"), 3)
 //		...
 //	}
 //

@@ -142,6 +142,18 @@ const keepRuns = 5
 
 var runSeq atomic.Int64
 
+// cacheDir is root's .cache with symlinks resolved: the guest's initramfs
+// bind-mounts the kernel modules and mounts the results share at these
+// paths before switch_root, where an absolute symlink (a worktree's
+// .cache -> /work/main/.cache) would point outside the host root.
+func cacheDir(root string) string {
+	dir := filepath.Join(root, ".cache")
+	if r, err := filepath.EvalSymlinks(dir); err == nil {
+		return r
+	}
+	return dir
+}
+
 // newRunDir creates a fresh results directory for test under runs. Runs of
 // the same test in parallel processes get distinct directories.
 func newRunDir(runs, test string, now time.Time) (string, error) {
@@ -178,7 +190,7 @@ func newLab(t testing.TB, opts Options) (*Lab, error) {
 	l := &Lab{t: t, opts: opts, log: log, root: root, Timings: map[string]time.Duration{}}
 	l.dir = opts.ResultsDir
 	if l.dir == "" {
-		if l.dir, err = newRunDir(filepath.Join(root, ".cache", "lab", "runs"), t.Name(), time.Now()); err != nil {
+		if l.dir, err = newRunDir(filepath.Join(cacheDir(root), "lab", "runs"), t.Name(), time.Now()); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +263,7 @@ const qbootROM = "/usr/share/qemu/qboot.rom"
 
 // bootVM builds the initramfs and the agent and boots the guest.
 func (l *Lab) bootVM() (Runner, error) {
-	cache := filepath.Join(l.root, ".cache")
+	cache := cacheDir(l.root)
 	k, err := FindKernel(cache)
 	if err != nil {
 		return nil, err

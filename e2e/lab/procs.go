@@ -57,18 +57,6 @@ func (n *Node) StartScript(ctx context.Context, name, script string) (*Proc, err
 	return p, nil
 }
 
-// MustStart is Start bounded by the step timeout, failing the test on error.
-func (n *Node) MustStart(name, cmd string) *Proc {
-	n.l.t.Helper()
-	ctx, cancel := n.l.stepContext()
-	defer cancel()
-	p, err := n.Start(ctx, name, cmd)
-	if err != nil {
-		n.l.t.Fatal(err)
-	}
-	return p
-}
-
 // procAlive renders a shell condition that is true while pid runs and is
 // not a zombie, with shell builtins only (each exec is slow under emulation).
 func procAlive(pid int) string {

@@ -34,3 +34,30 @@ func TestNewRunDir(t *testing.T) {
 		t.Errorf("latest -> %q, %v; want %q", target, err, filepath.Base(dirs[len(dirs)-1]))
 	}
 }
+
+// TestCacheDirResolvesSymlink: a worktree whose .cache is an absolute
+// symlink gets the target's path, which the guest's initramfs can reach.
+func TestCacheDirResolvesSymlink(t *testing.T) {
+	base := t.TempDir()
+	target := filepath.Join(base, "main", ".cache")
+	wt := filepath.Join(base, "wt")
+	for _, d := range []string{target, wt} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(target, filepath.Join(wt, ".cache")); err != nil {
+		t.Fatal(err)
+	}
+	want, err := filepath.EvalSymlinks(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cacheDir(wt); got != want {
+		t.Errorf("cacheDir(worktree) = %s, want %s", got, want)
+	}
+	// Without a .cache yet (first run), the plain path.
+	if got, want := cacheDir(filepath.Join(base, "fresh")), filepath.Join(base, "fresh", ".cache"); got != want {
+		t.Errorf("cacheDir(fresh) = %s, want %s", got, want)
+	}
+}

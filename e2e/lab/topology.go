@@ -61,16 +61,6 @@ func (t Topology) withDefaults() Topology {
 // NS returns the namespace name of a node, router or the switch.
 func (t Topology) NS(name string) string { return t.Prefix + name }
 
-// Node returns the spec of the named node.
-func (t Topology) Node(name string) (NodeSpec, bool) {
-	for _, n := range t.Nodes {
-		if n.Name == name {
-			return n, true
-		}
-	}
-	return NodeSpec{}, false
-}
-
 // Namespaces lists every namespace the plan creates, switch first.
 func (t Topology) Namespaces() []string {
 	t = t.withDefaults()

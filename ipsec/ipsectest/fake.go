@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,15 @@ type Fake struct {
 	// unattributed are SAs added by AddUnattributed.
 	unattributed []ipsec.SAInfo
 	now          func() time.Time
+	// ids numbers the SAs SetStatus creates, as charon's unique ids.
+	ids   int
+	creds []Credentials
+}
+
+// Credentials is one SetCredentials call.
+type Credentials struct {
+	Auth     ipsec.Auth
+	IKE, ESP []string
 }
 
 var _ ipsec.Protector = (*Fake)(nil)
@@ -48,6 +58,21 @@ func name(p ipsec.Peer) string {
 		return p.ClaimedNBMA.String()
 	}
 	return p.RemoteNBMA.String()
+}
+
+// SetCredentials records the call (see Credentials).
+func (f *Fake) SetCredentials(auth ipsec.Auth, ike, esp []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creds = append(f.creds, Credentials{Auth: auth, IKE: slices.Clone(ike), ESP: slices.Clone(esp)})
+	return nil
+}
+
+// CredentialUpdates returns the SetCredentials calls so far.
+func (f *Fake) CredentialUpdates() []Credentials {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.creds)
 }
 
 // SetPeers records the desired set. New peers start down.
@@ -118,7 +143,8 @@ func (f *Fake) SetStatus(peer string, s ipsec.Status, observed netip.AddrPort, r
 	st.Status, st.Observed, st.Reason, st.Since = s, observed, reason, f.now()
 	st.SAs = nil
 	if s == ipsec.StatusUp {
-		st.SAs = []ipsec.SAInfo{establishedSA(f.peers[peer], observed)}
+		f.ids++
+		st.SAs = []ipsec.SAInfo{establishedSA(f.peers[peer], observed, f.ids, f.now())}
 	}
 	f.state[peer] = st
 	f.mu.Unlock()
@@ -133,20 +159,51 @@ func (f *Fake) SetStatus(peer string, s ipsec.Status, observed netip.AddrPort, r
 // transport mode to its address, or, for a peer with a claimed address
 // (behind NAT), tunnel mode with the claimed address as inner selector,
 // from observed. The identity is the peer's address, as with IP-SAN
-// certificates.
-func establishedSA(p ipsec.Peer, observed netip.AddrPort) ipsec.SAInfo {
+// certificates. The proposal is dmvpnd's default (AES-GCM-256, X25519)
+// with strongSwan's default lifetimes; SPIs derive from the id, and the
+// counters start at zero (SetTraffic moves them).
+func establishedSA(p ipsec.Peer, observed netip.AddrPort, id int, now time.Time) ipsec.SAInfo {
 	remote := observed
 	if !remote.IsValid() {
 		remote = netip.AddrPortFrom(p.RemoteNBMA, 500)
 	}
 	child := ipsec.ChildInfo{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT"}
-	id := p.RemoteNBMA
+	ident := p.RemoteNBMA
 	if p.ClaimedNBMA.IsValid() {
-		id = p.ClaimedNBMA
+		ident = p.ClaimedNBMA
 		child = ipsec.ChildInfo{Name: "gre-nat", State: "INSTALLED", Mode: "TUNNEL", Encap: true,
 			RemoteTS: []string{netip.PrefixFrom(p.ClaimedNBMA, 32).String() + "[gre]"}}
 	}
-	return ipsec.SAInfo{State: "ESTABLISHED", Remote: remote, RemoteID: id.String(), Children: []ipsec.ChildInfo{child}}
+	child.UniqueID = strconv.Itoa(2*id + 1)
+	child.Protocol = "ESP"
+	child.SPIIn, child.SPIOut = fmt.Sprintf("c%07x", 2*id), fmt.Sprintf("c%07x", 2*id+1)
+	child.EncrAlg, child.EncrKeySize = "AES_GCM_16", 256
+	child.Installed, child.RekeyAt, child.Expires = now, now.Add(time.Hour), now.Add(66*time.Minute)
+	return ipsec.SAInfo{UniqueID: strconv.Itoa(2 * id), State: "ESTABLISHED", Remote: remote, RemoteID: ident.String(),
+		EncrAlg: "AES_GCM_16", EncrKeySize: 256, PRFAlg: "PRF_HMAC_SHA2_256", DHGroup: "CURVE_25519",
+		Established: now, RekeyAt: now.Add(4 * time.Hour), Children: []ipsec.ChildInfo{child}}
+}
+
+// SetTraffic sets the counters of a wanted peer's CHILD_SAs, as charon
+// would list them after traffic. It returns false if the peer has no SA.
+func (f *Fake) SetTraffic(peer string, bytesIn, bytesOut, packetsIn, packetsOut uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.state[peer]
+	if !ok || len(st.SAs) == 0 {
+		return false
+	}
+	sas := slices.Clone(st.SAs)
+	for i := range sas {
+		ch := slices.Clone(sas[i].Children)
+		for j := range ch {
+			ch[j].BytesIn, ch[j].BytesOut, ch[j].PacketsIn, ch[j].PacketsOut = bytesIn, bytesOut, packetsIn, packetsOut
+		}
+		sas[i].Children = ch
+	}
+	st.SAs = sas
+	f.state[peer] = st
+	return true
 }
 
 // AddUnattributed adds an SA that no wanted peer owns (a peer that

@@ -17,7 +17,15 @@ type SA struct {
 	Initiator  bool
 	NATLocal   bool
 	NATRemote  bool
-	Children   []ChildSA
+	// IKE proposal and times in seconds, rendered when set.
+	EncrAlg     string
+	EncrKeySize int
+	IntegAlg    string
+	PRFAlg      string
+	DHGroup     string
+	Established uint32 // seconds since the SA was established
+	RekeyTime   uint32 // seconds until rekeying
+	Children    []ChildSA
 }
 
 // ChildSA describes a CHILD_SA.
@@ -29,6 +37,16 @@ type ChildSA struct {
 	Encap    bool
 	LocalTS  []string
 	RemoteTS []string
+	// SPIIn and SPIOut default to c0000001 and c0000002.
+	SPIIn, SPIOut string
+	// Proposal, rendered when set (IntegAlg stays empty for AEAD).
+	EncrAlg     string
+	EncrKeySize int
+	IntegAlg    string
+	// Traffic counters, always rendered as charon does.
+	BytesIn, BytesOut, PacketsIn, PacketsOut uint64
+	// Times in seconds: since installation, until rekeying, until expiry.
+	InstallTime, RekeyTime, LifeTime uint32
 }
 
 func (sa SA) body(children bool) *Message {
@@ -56,6 +74,19 @@ func (sa SA) body(children bool) *Message {
 	if sa.NATLocal || sa.NATRemote {
 		m.Set("nat-any", "yes")
 	}
+	setIf(m, "encr-alg", sa.EncrAlg)
+	if sa.EncrKeySize != 0 {
+		m.Set("encr-keysize", strconv.Itoa(sa.EncrKeySize))
+	}
+	setIf(m, "integ-alg", sa.IntegAlg)
+	setIf(m, "prf-alg", sa.PRFAlg)
+	setIf(m, "dh-group", sa.DHGroup)
+	if sa.State == "ESTABLISHED" {
+		m.Set("established", u32(sa.Established))
+		if sa.RekeyTime != 0 {
+			m.Set("rekey-time", u32(sa.RekeyTime))
+		}
+	}
 	if children {
 		cs := NewMessage()
 		for _, c := range sa.Children {
@@ -65,14 +96,30 @@ func (sa SA) body(children bool) *Message {
 				Set("reqid", strconv.FormatUint(uint64(c.UniqueID), 10)).
 				Set("state", c.State).
 				Set("mode", c.Mode).
-				Set("protocol", "ESP").
-				Set("spi-in", "c0000001").
-				Set("spi-out", "c0000002").
-				Set("local-ts", append([]string{}, c.LocalTS...)).
-				Set("remote-ts", append([]string{}, c.RemoteTS...))
+				Set("protocol", "ESP")
 			if c.Encap {
 				cm.Set("encap", "yes")
 			}
+			cm.Set("spi-in", orDefault(c.SPIIn, "c0000001")).
+				Set("spi-out", orDefault(c.SPIOut, "c0000002"))
+			setIf(cm, "encr-alg", c.EncrAlg)
+			if c.EncrKeySize != 0 {
+				cm.Set("encr-keysize", strconv.Itoa(c.EncrKeySize))
+			}
+			setIf(cm, "integ-alg", c.IntegAlg)
+			cm.Set("bytes-in", u64(c.BytesIn)).
+				Set("packets-in", u64(c.PacketsIn)).
+				Set("bytes-out", u64(c.BytesOut)).
+				Set("packets-out", u64(c.PacketsOut))
+			if c.RekeyTime != 0 {
+				cm.Set("rekey-time", u32(c.RekeyTime))
+			}
+			if c.LifeTime != 0 {
+				cm.Set("life-time", u32(c.LifeTime))
+			}
+			cm.Set("install-time", u32(c.InstallTime)).
+				Set("local-ts", append([]string{}, c.LocalTS...)).
+				Set("remote-ts", append([]string{}, c.RemoteTS...))
 			cs.Set(c.Name+"-"+strconv.FormatUint(uint64(c.UniqueID), 10), cm)
 		}
 		m.Set("child-sas", cs)
@@ -105,3 +152,19 @@ func ChildUpdown(up bool, sa SA) *Message {
 func IKERekey(old, new SA) *Message {
 	return NewMessage().Set(old.Conn, NewMessage().Set("old", old.body(false)).Set("new", new.body(false)))
 }
+
+func setIf(m *Message, k, v string) {
+	if v != "" {
+		m.Set(k, v)
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func u32(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+func u64(n uint64) string { return strconv.FormatUint(n, 10) }

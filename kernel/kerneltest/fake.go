@@ -475,29 +475,3 @@ func (f *Fake) Render() string {
 	}
 	return strings.Join(l, "\n") + "\n"
 }
-
-var _ kernel.Inspector = (*Fake)(nil)
-
-// Inspect implements kernel.Inspector from the fake's state (no XFRM).
-func (f *Fake) Inspect(tunnel string) (kernel.State, error) {
-	f.mu.Lock()
-	if f.tunnel == nil || f.tunnel.Name != tunnel {
-		f.mu.Unlock()
-		return kernel.State{}, &kernel.OpError{Op: "read tunnel", Object: "dev " + tunnel, Err: syscall.ENODEV}
-	}
-	t := *f.tunnel
-	st := kernel.State{Tunnel: kernel.TunnelInfo{
-		Name: t.Name, Ifindex: f.ifindex, Up: true, Owned: true, Local: t.Local,
-		Key: t.Key, TTL: t.TTL, PMTUDisc: !t.NoPMTUDisc, MTU: t.MTU,
-		Addresses: []netip.Prefix{t.Address},
-	}}
-	f.mu.Unlock()
-	var err error
-	if st.Neighbors, err = f.ListNeighbors(); err != nil {
-		return kernel.State{}, err
-	}
-	if st.Routes, err = f.ListRoutes(); err != nil {
-		return kernel.State{}, err
-	}
-	return st, nil
-}

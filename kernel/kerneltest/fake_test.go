@@ -276,30 +276,6 @@ func TestNetwork(t *testing.T) {
 	}
 }
 
-func TestFakeInspect(t *testing.T) {
-	f := New()
-	if _, err := f.Inspect("gre1"); err == nil {
-		t.Error("Inspect before EnsureTunnel succeeded")
-	}
-	apply(t, f, desired{
-		neigh:  map[netip.Addr]kernel.Neighbor{a("10.0.0.2"): {Addr: a("10.0.0.2"), NBMA: a("198.51.100.2"), State: kernel.NeighPermanent}},
-		routes: []kernel.Route{{Dst: p("192.168.2.0/24"), Via: a("10.0.0.2")}},
-	})
-	got, err := f.Inspect("gre1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := kernel.State{
-		Tunnel: kernel.TunnelInfo{Name: "gre1", Ifindex: 11, Up: true, Owned: true, Local: a("198.51.100.1"),
-			Key: 42, TTL: 64, PMTUDisc: true, MTU: 1400, Addresses: []netip.Prefix{p("10.0.0.1/32")}},
-		Neighbors: []kernel.Neighbor{{Addr: a("10.0.0.2"), NBMA: a("198.51.100.2"), State: kernel.NeighPermanent}},
-		Routes:    []kernel.Route{{Dst: p("192.168.2.0/24"), Via: a("10.0.0.2")}},
-	}
-	if d := cmp.Diff(want, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y }), cmp.Comparer(func(x, y netip.Prefix) bool { return x == y })); d != "" {
-		t.Errorf("(-want +got):\n%s", d)
-	}
-}
-
 // TestFakeSetRoutesSkipsRefused: a refused, an invalid and a conflicting
 // route are each reported; the others are installed and stale ones pruned.
 func TestFakeSetRoutesSkipsRefused(t *testing.T) {

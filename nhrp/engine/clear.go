@@ -1,6 +1,9 @@
 package engine
 
-import "slices"
+import (
+	"net/netip"
+	"slices"
+)
 
 // ClearShortcuts removes every shortcut, as an operator's "clear nhrp
 // shortcuts" does: their routes go (ShortcutRemoved events), traffic falls
@@ -42,4 +45,20 @@ func (e *Engine) ClearCache() int {
 		n++
 	}
 	return n
+}
+
+// ClearResolved drops the entry for the protocol address addr if it was
+// learnt from a resolution (a resolved peer, with its shortcuts, or a
+// requester), as ClearCache does for all of them: the operator's per-peer
+// clear. It returns whether an entry went and how many shortcuts with it;
+// an NHS or a registration stays (ClearRegistration drops the latter).
+func (e *Engine) ClearResolved(addr netip.Addr) (removed bool, shortcuts int) {
+	e.now = e.cfg.Clock.Now()
+	pe := e.peers[addr]
+	if pe == nil || (pe.kind != KindResolved && pe.kind != KindRequester) {
+		return false, 0
+	}
+	n := len(pe.shortcuts)
+	e.removePeer(pe, "cleared by operator")
+	return true, n
 }

@@ -56,3 +56,27 @@ func TestClearCache(t *testing.T) {
 		t.Errorf("ClearCache removed the NHS entry: %+v", s3.Engine.Cache())
 	}
 }
+
+// Clearing one resolved peer removes it with its shortcut and neighbor
+// entry, once; the NHS entry is not a resolved peer and stays.
+func TestClearResolved(t *testing.T) {
+	tp, s2, _ := phase3(t)
+	if removed, n := s2.Engine.ClearResolved(addr("10.255.0.3")); !removed || n != 1 {
+		t.Errorf("ClearResolved = %v, %d; want true, 1", removed, n)
+	}
+	tp.run()
+	if st := shortcutState(s2, "10.0.3.0/24"); st != engine.ShortcutRemoved {
+		t.Errorf("shortcut %v after clearing its peer, want removed", st)
+	}
+	if _, ok := s2.Neigh.Lookup(addr("10.255.0.3")); ok {
+		t.Errorf("neighbor entry for the cleared peer left behind:\n%s", s2.Neigh)
+	}
+	if removed, _ := s2.Engine.ClearResolved(addr("10.255.0.3")); removed {
+		t.Error("second ClearResolved removed something")
+	}
+	for _, n := range s2.Engine.NHSs() {
+		if removed, _ := s2.Engine.ClearResolved(n.Proto); removed {
+			t.Errorf("ClearResolved removed the NHS %v", n.Proto)
+		}
+	}
+}

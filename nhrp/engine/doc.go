@@ -84,8 +84,8 @@
 // answers or relays (for the target).
 //
 // Several spokes behind one public address, design chosen (verified in the
-// lab, protocol notes §4): IPsec in tunnel mode whose inner selectors are
-// each spoke's claimed, private NBMA address. The GRE packets are then
+// lab; docs/strongswan.md, "Spokes behind NAT"): IPsec in tunnel mode whose
+// inner selectors are each spoke's claimed, private NBMA address. The GRE packets are then
 // addressed to the claimed address, the tunnel-mode SA carries them to the
 // NAT's public address and NAT-T port of that spoke, and two spokes behind
 // one NAT have distinct SAs and distinct neighbor entries. Consequences

@@ -135,9 +135,11 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c
 			// for no-unique registrations too: the owner is an IKE
 			// identity. Without IPsec nothing proves an NBMA (a spoofed
 			// source is the spoke), so a no-unique registration may move
-			// to another NBMA (RFC 2332 5.2.1; Cisco's "no ip nhrp
-			// registration unique", for spokes with a dynamic address).
-			if e.cfg.IPsec || ex.unique || holding == 0 {
+			// to another NBMA by a no-unique request (RFC 2332 5.2.1: a
+			// unique request for an address registered elsewhere gets code
+			// 14; Cisco's "no ip nhrp registration unique", for spokes
+			// with a dynamic address).
+			if e.cfg.IPsec || ex.unique || unique || holding == 0 {
 				return nhrp.CIEUniqueAlreadyRegistered, DropOwned
 			}
 			e.removePeer(ex, "replaced: NBMA address changed")

@@ -93,3 +93,24 @@ func TestClearRegistrationLetsAUniqueSpokeMove(t *testing.T) {
 		t.Errorf("hub binding %v after the clear, want the new NBMA", got)
 	}
 }
+
+// TestUniqueRequestDoesNotReplace: without IPsec a no-unique registration
+// moves to another NBMA only by a no-unique request; a unique request for
+// it from elsewhere is refused with code 14 (RFC 2332 5.2.3) and changes
+// nothing.
+func TestUniqueRequestDoesNotReplace(t *testing.T) {
+	tp := newTopo(t)
+	tp.spoke(2, "198.51.100.2", nil) // no-unique
+	tp.start()
+	unique := spokeConfig(2)
+	unique.Unique = true
+	moved := tp.add("spoke2-moved", "198.51.100.22", nil, unique)
+	moved.Engine.Start()
+	tp.run()
+	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.2") {
+		t.Fatalf("hub binding %v after a unique request from another NBMA, want 198.51.100.2", got)
+	}
+	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {
+		t.Errorf("drop_owned_by_another_peer = %d, want 1", got)
+	}
+}

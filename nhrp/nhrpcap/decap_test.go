@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 var (
@@ -23,7 +24,7 @@ var (
 // ipPacket returns the IP packet (no link header) EthernetGRE builds.
 func ipPacket(t *testing.T, src, dst netip.Addr, key uint32, hasKey bool, b []byte) []byte {
 	t.Helper()
-	fr, err := nhrpcap.EthernetGRE(src, dst, key, hasKey, b)
+	fr, err := nhrpcaptest.EthernetGRE(src, dst, key, hasKey, b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@
 // and BSD loopback (null). Inside, NHRP is found in GRE (RFC 2784 / 2890,
 // protocol type 0x2001) over IPv4 or IPv6, or directly over IP protocol 54.
 //
-// It also writes classic pcap files, which tests use to hand packets to
-// Wireshark. The package does no I/O of its own beyond the io.Reader and
-// io.Writer it is given.
+// The package does no I/O of its own beyond the io.Reader it is given.
+// Package nhrpcaptest writes classic pcap files, which tests use to hand
+// packets to Wireshark and to this reader.
 package nhrpcap

@@ -23,26 +23,6 @@ const (
 	LinkTypeLinuxSLL2 LinkType = 276 // Linux cooked capture v2
 )
 
-func (l LinkType) String() string {
-	switch l {
-	case LinkTypeNull:
-		return "null"
-	case LinkTypeEthernet:
-		return "ethernet"
-	case LinkTypeRaw, LinkTypeRawAlt12, LinkTypeRawAlt14:
-		return "raw"
-	case LinkTypeLinuxSLL:
-		return "linux-sll"
-	case LinkTypeIPv4:
-		return "ipv4"
-	case LinkTypeIPv6:
-		return "ipv6"
-	case LinkTypeLinuxSLL2:
-		return "linux-sll2"
-	}
-	return fmt.Sprintf("linktype-%d", uint32(l))
-}
-
 // Frame is one captured frame.
 type Frame struct {
 	// Number is the 1-based position of the frame in the file, as
@@ -56,9 +36,6 @@ type Frame struct {
 	Data           []byte
 	OriginalLength int
 }
-
-// Truncated reports whether the frame was captured partially.
-func (f *Frame) Truncated() bool { return f.OriginalLength > len(f.Data) }
 
 // maxFrame bounds the captured length of a frame, so that a corrupt
 // length field cannot make the reader allocate gigabytes.

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 func readAll(t testing.TB, b []byte) ([]nhrpcap.Frame, error) {
@@ -35,7 +36,7 @@ func readAll(t testing.TB, b []byte) ([]nhrpcap.Frame, error) {
 
 func TestWriterReaderRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	w := nhrpcap.NewWriter(&buf, nhrpcap.LinkTypeRaw)
+	w := nhrpcaptest.NewWriter(&buf, nhrpcap.LinkTypeRaw)
 	ts := []time.Time{time.Unix(1700000000, 123456000).UTC(), time.Unix(1700000001, 0).UTC()}
 	data := [][]byte{{0x45, 1, 2}, {0x60}}
 	for i := range ts {
@@ -55,7 +56,7 @@ func TestWriterReaderRoundTrip(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	var empty bytes.Buffer
-	if err := nhrpcap.NewWriter(&empty, nhrpcap.LinkTypeEthernet).Flush(); err != nil {
+	if err := nhrpcaptest.NewWriter(&empty, nhrpcap.LinkTypeEthernet).Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if frames, err := readAll(t, empty.Bytes()); err != nil || len(frames) != 0 {
@@ -104,8 +105,8 @@ func TestClassicPcapVariants(t *testing.T) {
 			if diff := cmp.Diff(want, frames); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
-			if !frames[0].Truncated() {
-				t.Error("Truncated() = false for a frame cut at the snap length")
+			if frames[0].OriginalLength <= len(frames[0].Data) {
+				t.Error("OriginalLength does not exceed the captured length of a frame cut at the snap length")
 			}
 		})
 	}
@@ -240,7 +241,7 @@ func TestReaderErrors(t *testing.T) {
 // reader makes progress (no endless loop on a zero-length block).
 func FuzzReader(f *testing.F) {
 	// A classic pcap with one Ethernet/IPv4/GRE/NHRP-looking frame.
-	fr, err := nhrpcap.EthernetGRE(src4, dst4, 42, true, payload)
+	fr, err := nhrpcaptest.EthernetGRE(src4, dst4, 42, true, payload)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -136,10 +137,10 @@ func TestSyntheticCapture(t *testing.T) {
 	}
 
 	var buf bytes.Buffer
-	w := nhrpcap.NewWriter(&buf, nhrpcap.LinkTypeRaw)
+	w := nhrpcaptest.NewWriter(&buf, nhrpcap.LinkTypeRaw)
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 678000, time.UTC)
 	frame := func(src, dst netip.Addr, b []byte) []byte {
-		f, err := nhrpcap.EthernetGRE(src, dst, 42, true, b)
+		f, err := nhrpcaptest.EthernetGRE(src, dst, 42, true, b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,34 +4,42 @@ package apitest
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
-// Snapshot is everything a Provider reports.
+// Snapshot is everything a Provider reports, as of Now.
 type Snapshot struct {
-	Status    api.Status
-	DMVPN     api.DMVPN
-	Cache     []api.CacheEntry
-	NHS       []api.NHS
-	Shortcuts []api.Shortcut
-	SAs       []api.SA
-	BGP       api.BGPSummary
-	Counters  api.Counters
+	Now       time.Time        `json:"now"`
+	Status    api.Status       `json:"status"`
+	DMVPN     api.DMVPN        `json:"dmvpn"`
+	Cache     []api.CacheEntry `json:"cache"`
+	NHS       []api.NHS        `json:"nhs"`
+	Shortcuts []api.Shortcut   `json:"shortcuts"`
+	SAs       []api.SA         `json:"ipsec"`
+	BGP       api.BGPSummary   `json:"bgp"`
+	Counters  api.Counters     `json:"counters"`
+	// Peers are the per-peer details (show dmvpn detail).
+	Peers []api.PeerDetail `json:"peers"`
 }
 
 // Fake is an api.Provider serving a Snapshot. Err, when set, is returned by
 // every view; ReloadErr by Reload. Safe for concurrent use.
 type Fake struct {
-	mu        sync.Mutex
-	snap      Snapshot
-	err       error
-	reloadErr error
-	calls     map[string]int
+	mu         sync.Mutex
+	snap       Snapshot
+	err        error
+	reloadErr  error
+	reload     api.ReloadResult
+	lastReload api.ReloadRequest
+	running    api.RunningConfig
+	calls      map[string]int
 	// Events is the event stream the Fake serves; tests Publish on it.
 	Events *api.Broker
 }
@@ -147,7 +155,7 @@ func (f *Fake) ClearCache(context.Context) (int, error) {
 	return view(f, "ClearCache", func(s *Snapshot) int {
 		kept := s.Cache[:0:0]
 		for _, e := range s.Cache {
-			if e.Type == api.CacheStatic || e.Type == api.CacheLocal || e.Type == api.CacheNHS {
+			if e.Type == api.CacheNHS || e.Type == api.CacheDynamic {
 				kept = append(kept, e)
 			}
 		}
@@ -166,12 +174,111 @@ func (f *Fake) ClearShortcuts(context.Context) (int, error) {
 	})
 }
 
-// Reload returns the configured reload error.
-func (f *Fake) Reload(context.Context) error {
+// PeerDetails implements api.Source: the details whose tunnel, NBMA or
+// observed NBMA address is addr, all for the zero address.
+func (f *Fake) PeerDetails(_ context.Context, addr netip.Addr) ([]api.PeerDetail, error) {
+	out, err := view(f, "PeerDetails", func(s *Snapshot) []api.PeerDetail { return matching(s.Peers, addr) })
+	if err == nil && addr.IsValid() && len(out) == 0 {
+		return nil, fmt.Errorf("no peer %s: %w", addr, api.ErrNotFound)
+	}
+	return out, err
+}
+
+func matching(peers []api.PeerDetail, addr netip.Addr) []api.PeerDetail {
+	var out []api.PeerDetail
+	for _, p := range peers {
+		if !addr.IsValid() || p.Tunnel == addr || p.NBMA == addr || p.ObservedNBMA == addr {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ClearPeer implements api.Source: it drops the matching details and
+// reports one action per peer.
+func (f *Fake) ClearPeer(_ context.Context, addr netip.Addr) (api.PeerClear, error) {
+	res, err := view(f, "ClearPeer", func(s *Snapshot) api.PeerClear {
+		var r api.PeerClear
+		kept := s.Peers[:0:0]
+		for _, p := range s.Peers {
+			if len(matching([]api.PeerDetail{p}, addr)) == 0 {
+				kept = append(kept, p)
+				continue
+			}
+			r.Resolved++
+			r.Actions = append(r.Actions, "cleared peer "+p.Tunnel.String())
+		}
+		s.Peers = kept
+		return r
+	})
+	if err == nil && len(res.Actions) == 0 {
+		return res, fmt.Errorf("no peer %s: %w", addr, api.ErrNotFound)
+	}
+	return res, err
+}
+
+// ClearRegistration implements api.Source: it drops the dynamic cache
+// entry of the registration at addr.
+func (f *Fake) ClearRegistration(_ context.Context, addr netip.Addr) (int, error) {
+	n, err := view(f, "ClearRegistration", func(s *Snapshot) int {
+		kept := s.Cache[:0:0]
+		for _, e := range s.Cache {
+			if e.Type != api.CacheDynamic || (e.Tunnel != addr && e.NBMA != addr) {
+				kept = append(kept, e)
+			}
+		}
+		n := len(s.Cache) - len(kept)
+		s.Cache = kept
+		return n
+	})
+	if err == nil && n == 0 {
+		return 0, fmt.Errorf("no registration from %s: %w", addr, api.ErrNotFound)
+	}
+	return n, err
+}
+
+// Reload returns the configured reload error, else the configured result
+// (marked DryRun as asked). The last request is kept (LastReload).
+func (f *Fake) Reload(_ context.Context, req api.ReloadRequest) (api.ReloadResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["Reload"]++
-	return f.reloadErr
+	f.lastReload = req
+	if f.reloadErr != nil {
+		return api.ReloadResult{}, f.reloadErr
+	}
+	r := f.reload
+	r.DryRun = req.DryRun
+	return r, nil
+}
+
+// SetReloadResult sets what Reload returns.
+func (f *Fake) SetReloadResult(r api.ReloadResult) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reload = r
+}
+
+// LastReload is the last Reload request.
+func (f *Fake) LastReload() api.ReloadRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastReload
+}
+
+// RunningConfig returns the configured running configuration.
+func (f *Fake) RunningConfig(context.Context) (api.RunningConfig, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["RunningConfig"]++
+	return f.running, f.err
+}
+
+// SetRunningConfig sets what RunningConfig returns.
+func (f *Fake) SetRunningConfig(r api.RunningConfig) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running = r
 }
 
 // CmpOptions compare the netip values inside snapshots with go-cmp.

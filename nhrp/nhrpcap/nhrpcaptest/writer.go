@@ -1,4 +1,6 @@
-package nhrpcap
+// Package nhrpcaptest writes classic pcap files, which tests use to hand
+// packets to Wireshark and to the nhrpcap reader.
+package nhrpcaptest
 
 import (
 	"encoding/binary"
@@ -6,18 +8,26 @@ import (
 	"io"
 	"net/netip"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap"
+)
+
+const (
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86DD
+	ipProtoGRE    = 47
 )
 
 // Writer writes a classic little-endian, microsecond pcap file.
 type Writer struct {
 	w        io.Writer
-	linkType LinkType
+	linkType nhrpcap.LinkType
 	started  bool
 }
 
 // NewWriter returns a Writer producing frames of the given link type. The
 // file header is written with the first frame (or by Flush).
-func NewWriter(w io.Writer, lt LinkType) *Writer { return &Writer{w: w, linkType: lt} }
+func NewWriter(w io.Writer, lt nhrpcap.LinkType) *Writer { return &Writer{w: w, linkType: lt} }
 
 func (w *Writer) header() error {
 	if w.started {
@@ -31,7 +41,7 @@ func (w *Writer) header() error {
 	binary.LittleEndian.PutUint32(h[16:], 0xFFFF)
 	binary.LittleEndian.PutUint32(h[20:], uint32(w.linkType))
 	if _, err := w.w.Write(h[:]); err != nil {
-		return fmt.Errorf("nhrpcap: writing pcap header: %w", err)
+		return fmt.Errorf("nhrpcaptest: writing pcap header: %w", err)
 	}
 	return nil
 }
@@ -50,10 +60,10 @@ func (w *Writer) WriteFrame(ts time.Time, data []byte) error {
 	binary.LittleEndian.PutUint32(h[8:], uint32(len(data)))
 	binary.LittleEndian.PutUint32(h[12:], uint32(len(data)))
 	if _, err := w.w.Write(h[:]); err != nil {
-		return fmt.Errorf("nhrpcap: writing record header: %w", err)
+		return fmt.Errorf("nhrpcaptest: writing record header: %w", err)
 	}
 	if _, err := w.w.Write(data); err != nil {
-		return fmt.Errorf("nhrpcap: writing record: %w", err)
+		return fmt.Errorf("nhrpcaptest: writing record: %w", err)
 	}
 	return nil
 }
@@ -63,7 +73,7 @@ func (w *Writer) WriteFrame(ts time.Time, data []byte) error {
 // with locally administered MAC addresses. The IPv4 header checksum is set.
 func EthernetGRE(src, dst netip.Addr, key uint32, hasKey bool, nhrp []byte) ([]byte, error) {
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
-		return nil, fmt.Errorf("nhrpcap: outer addresses %v and %v are not of one family", src, dst)
+		return nil, fmt.Errorf("nhrpcaptest: outer addresses %v and %v are not of one family", src, dst)
 	}
 	gre := []byte{0, 0, 0x20, 0x01}
 	if hasKey {
@@ -74,7 +84,7 @@ func EthernetGRE(src, dst netip.Addr, key uint32, hasKey bool, nhrp []byte) ([]b
 	b := []byte{0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1}
 	if src.Is4() {
 		if payloadLen+20 > 0xFFFF {
-			return nil, fmt.Errorf("nhrpcap: %d-octet payload too large for IPv4", payloadLen)
+			return nil, fmt.Errorf("nhrpcaptest: %d-octet payload too large for IPv4", payloadLen)
 		}
 		b = binary.BigEndian.AppendUint16(b, etherTypeIPv4)
 		ip := make([]byte, 20)
@@ -97,7 +107,7 @@ func EthernetGRE(src, dst netip.Addr, key uint32, hasKey bool, nhrp []byte) ([]b
 		b = append(b, ip...)
 	} else {
 		if payloadLen > 0xFFFF {
-			return nil, fmt.Errorf("nhrpcap: %d-octet payload too large for IPv6", payloadLen)
+			return nil, fmt.Errorf("nhrpcaptest: %d-octet payload too large for IPv6", payloadLen)
 		}
 		b = binary.BigEndian.AppendUint16(b, etherTypeIPv6)
 		ip := make([]byte, 40)

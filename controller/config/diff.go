@@ -1,0 +1,287 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Disposition is what a reload does with one changed key.
+type Disposition string
+
+// Dispositions.
+const (
+	// Live: a reload applies the change.
+	Live Disposition = "live"
+	// Restart: the change takes effect only when dmvpnd restarts; a reload
+	// keeps the running value and reports the key.
+	Restart Disposition = "restart"
+)
+
+// Change is one changed leaf key between two configurations.
+type Change struct {
+	// Key is the dotted key as in Keys(), with the index of a list of
+	// mappings: "nhrp.holding_time", "nhrp.nhs[1].nbma".
+	Key string
+	// Old and New are the values as the file spells them; empty when the
+	// key is unset on that side (a list element added or removed). For a
+	// secret both are empty: secrets are never printed.
+	Old, New string
+	// Secret: the value is a secret; only the fact that it changed shows.
+	Secret      bool
+	Disposition Disposition
+	// Reason says why a Restart change cannot be applied live.
+	Reason string
+}
+
+// String renders the change on one line, secrets as "changed":
+//
+//	nhrp.holding_time: 7200s -> 600s (live)
+//	tunnel.name: gre1 -> gre2 (restart: the tunnel interface is created at start)
+func (c Change) String() string {
+	s := c.Key + ": " + c.Values()
+	if c.Disposition == Restart {
+		return s + " (restart: " + c.Reason + ")"
+	}
+	return s + " (" + string(c.Disposition) + ")"
+}
+
+// Values renders "old -> new", "changed" for a secret.
+func (c Change) Values() string {
+	if c.Secret {
+		return "changed"
+	}
+	return orNone(c.Old) + " -> " + orNone(c.New)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// Diff lists every leaf key whose value differs between old and next, in
+// schema order, each with its disposition. It is the one place that decides
+// what a reload changes and what it can apply.
+func Diff(old, next *Config) []Change {
+	var out []Change
+	walkPair(reflect.ValueOf(old).Elem(), reflect.ValueOf(next).Elem(), "", func(key string, a, b reflect.Value) {
+		o, n := old.leaf(key, a), next.leaf(key, b)
+		if o.cmp == n.cmp && o.present == n.present {
+			return
+		}
+		c := Change{Key: key, Old: o.value, New: n.value, Secret: o.secret || n.secret}
+		if c.Secret {
+			c.Old, c.New = "", ""
+		} else if c.Old == c.New {
+			c.New += " (new content)"
+		}
+		c.Disposition, c.Reason = disposition(pattern(key), old, next)
+		out = append(out, c)
+	})
+	return out
+}
+
+// disposition decides whether a reload applies a change to the key (in
+// Keys() form) from old to next, and if not, why.
+func disposition(key string, old, next *Config) (Disposition, string) {
+	for _, s := range []struct {
+		prefix     string
+		was, is    bool
+		enabledKey string
+	}{
+		{"ipsec.", old.IPsec.Enabled, next.IPsec.Enabled, "ipsec.enabled"},
+		{"bgp.", old.BGP.Enabled, next.BGP.Enabled, "bgp.enabled"},
+	} {
+		if !strings.HasPrefix(key, s.prefix) || key == s.enabledKey {
+			continue
+		}
+		switch {
+		case !s.was && !s.is:
+			return Live, "" // the section is off: nothing runs that uses it
+		case s.was != s.is:
+			return Restart, "follows " + s.enabledKey
+		}
+	}
+	if r := RestartReason(key); r != "" {
+		return Restart, r
+	}
+	return Live, ""
+}
+
+// RestartReason says why a key (Keys() form, or a list of mappings such as
+// "bgp.neighbors[]") cannot change without a restart; "" when a reload
+// applies it. deploy/README.md documents the same split (a test checks).
+func RestartReason(key string) string {
+	switch {
+	case key == "tunnel.name":
+		return "the tunnel interface is created at start"
+	case key == "tunnel.local_nbma" || key == "tunnel.underlay_device":
+		return "the NBMA address is bound at start (GRE, NHRP, IPsec)"
+	case key == "tunnel.address":
+		return "NHRP, BGP and IPsec identities derive from the tunnel address at start"
+	case key == "nhrp.role":
+		return "a hub and a spoke run different components"
+	case key == "ipsec.enabled":
+		return "the GRE guard and the NHRP trust model are set at start"
+	case key == "ipsec.vici_socket":
+		return "charon's socket is dialled at start"
+	case key == "ipsec.auth.method" || key == "ipsec.auth.bind_tunnel_address":
+		return "IKE identities and the NHRP address binding are set at start"
+	case strings.HasPrefix(key, "nhrp.multicast."):
+		return "the multicast capture and its targets are set up at start"
+	case key == "bgp.prefixes":
+		return ""
+	case strings.HasPrefix(key, "bgp."):
+		return "the BGP speaker takes its neighbors, policy and timers at start"
+	case strings.HasPrefix(key, "control."):
+		return "the control socket is opened at start"
+	case key == "metrics.listen":
+		return "the metrics listener is opened at start"
+	case key == "log.format":
+		return "the logger is built at start"
+	}
+	return ""
+}
+
+// pattern turns "nhrp.nhs[1].nbma" into the Keys() form "nhrp.nhs[].nbma".
+func pattern(key string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(key, '[')
+		if i < 0 {
+			b.WriteString(key)
+			return b.String()
+		}
+		j := strings.IndexByte(key[i:], ']')
+		if j < 0 {
+			b.WriteString(key)
+			return b.String()
+		}
+		b.WriteString(key[:i+1])
+		key = key[i+j:]
+	}
+}
+
+// leaf is one leaf value of a configuration. cmp is what Diff compares:
+// the value, the secret itself, or a file name with its content digest.
+type leaf struct {
+	value, cmp      string
+	secret, present bool
+}
+
+// leaf describes v, the value of key in c; v is invalid when the key is
+// absent (an element beyond the end of a list).
+func (c *Config) leaf(key string, v reflect.Value) leaf {
+	if !v.IsValid() {
+		return leaf{}
+	}
+	l := leaf{present: true}
+	if s, ok := v.Interface().(Secret); ok {
+		l.secret, l.cmp = true, s.Reveal()
+		return l
+	}
+	l.value = render(v)
+	l.cmp = l.value
+	if d, ok := c.Files.digests()[key]; ok && l.value != "" {
+		l.cmp += "\x00" + d
+	}
+	return l
+}
+
+// walkPair calls f for every leaf of the structs a and b (either may be
+// invalid: absent) in schema order, with its dotted key. Lists of mappings
+// are walked element by element up to the longer one.
+func walkPair(a, b reflect.Value, prefix string, f func(key string, a, b reflect.Value)) {
+	var t reflect.Type
+	if a.IsValid() {
+		t = a.Type()
+	} else {
+		t = b.Type()
+	}
+	field := func(v reflect.Value, i int) reflect.Value {
+		if !v.IsValid() {
+			return v
+		}
+		return v.Field(i)
+	}
+	for i := range t.NumField() {
+		tag := t.Field(i).Tag.Get("mapstructure")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := joinPath(prefix, tag)
+		fa, fb := field(a, i), field(b, i)
+		ft := t.Field(i).Type
+		switch {
+		case ft.Kind() == reflect.Struct && !leafTypes[ft]:
+			walkPair(fa, fb, key, f)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !leafTypes[ft.Elem()]:
+			n := max(length(fa), length(fb))
+			for j := range n {
+				walkPair(index(fa, j), index(fb, j), fmt.Sprintf("%s[%d]", key, j), f)
+			}
+		default:
+			f(key, fa, fb)
+		}
+	}
+}
+
+func length(v reflect.Value) int {
+	if !v.IsValid() {
+		return 0
+	}
+	return v.Len()
+}
+
+func index(v reflect.Value, i int) reflect.Value {
+	if !v.IsValid() || i >= v.Len() {
+		return reflect.Value{}
+	}
+	return v.Index(i)
+}
+
+// render spells a leaf value as the file would.
+func render(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case netip.Addr:
+		if !x.IsValid() {
+			return ""
+		}
+		return x.String()
+	case netip.Prefix:
+		if !x.IsValid() {
+			return ""
+		}
+		return x.String()
+	case netip.AddrPort:
+		if !x.IsValid() {
+			return ""
+		}
+		return x.String()
+	case time.Duration:
+		if x%time.Second == 0 {
+			return strconv.FormatInt(int64(x/time.Second), 10) + "s"
+		}
+		return x.String()
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case fmt.Stringer:
+		return x.String()
+	}
+	switch v.Kind() {
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = render(v.Index(i))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case reflect.String:
+		return v.String()
+	}
+	return fmt.Sprint(v.Interface())
+}

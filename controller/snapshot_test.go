@@ -1,0 +1,89 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+)
+
+var update = flag.Bool("update", false, "rewrite the API fixtures under api/apitest/testdata")
+
+// capture is everything n's controller serves, as the control API would.
+func capture(t *testing.T, n *node) apitest.Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	s := apitest.Snapshot{Now: time.Now().UTC()}
+	var err error
+	check := func(what string, e error) {
+		if e != nil && !errors.Is(e, api.ErrNotEnabled) {
+			t.Fatalf("%s: %s: %v", n.name, what, e)
+		}
+	}
+	s.Status, err = n.ctl.Status(ctx)
+	check("status", err)
+	s.DMVPN, err = n.ctl.DMVPN(ctx)
+	check("dmvpn", err)
+	s.Cache, err = n.ctl.Cache(ctx)
+	check("cache", err)
+	s.NHS, err = n.ctl.NHS(ctx)
+	check("nhs", err)
+	s.Shortcuts, err = n.ctl.Shortcuts(ctx)
+	check("shortcuts", err)
+	s.SAs, err = n.ctl.IPsec(ctx)
+	check("ipsec", err)
+	s.BGP, err = n.ctl.BGP(ctx)
+	check("bgp", err)
+	s.Counters, err = n.ctl.Counters(ctx)
+	check("counters", err)
+	s.Peers, err = n.ctl.PeerDetails(ctx, netip.Addr{})
+	check("peers", err)
+	s.Status.Version = "v0.0.0-test"
+	return s
+}
+
+// TestAPISnapshot produces dmvpnctl's fixtures from a real controller: a
+// hub and two spokes on the fakes, run to a Phase 3 shortcut from s1 (with
+// IPsec) to s2's LAN. The hub's and s1's views are written as JSON with
+// -update and compared otherwise, so a change in what the daemon serves
+// shows in dmvpnctl's goldens.
+func TestAPISnapshot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startPhase3(t)
+		defer r.stop(t)
+		for _, c := range []struct {
+			role string
+			n    *node
+		}{{"hub", r.hub}, {"spoke", r.s1}} {
+			b, err := json.MarshalIndent(capture(t, c.n), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, '\n')
+			path := filepath.Join("api", "apitest", "testdata", c.role+".json")
+			if *update {
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(want, b) {
+				t.Errorf("%s differs from what the %s serves (run go test ./controller -run TestAPISnapshot -update, then go test ./cmd/dmvpnctl -update); got:\n%s", path, c.role, b)
+			}
+		}
+	})
+}
