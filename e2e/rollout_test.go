@@ -94,17 +94,19 @@ cp %[1]s/id_ed25519.pub %[1]s/authorized_keys`, sshDir))
 	}
 
 	ansDir := l.Dir() + "/ansible"
-	vaultPass := l.Scratch() + "/vault-pass"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	if err := l.WriteFile(ctx, vaultPass, []byte("lab-vault-password\n"), 0o600); err != nil {
+	// The vault password file and nhrp.authentication (the NHRP password,
+	// every node's the same) vaulted inline in the inventory, made on the
+	// host (python in the guest is slow); the results directory has the
+	// same path in the guest.
+	vaultPass := l.Dir() + "/vault-pass"
+	if err := os.WriteFile(vaultPass, []byte("lab-vault-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// nhrp.authentication (the NHRP password, every node's the same),
-	// vaulted inline in the inventory.
-	authVault, err := l.Run(ctx, "ansible-vault encrypt_string --vault-password-file "+vaultPass+" lab-pw")
+	authVault, err := exec.Command("ansible-vault", "encrypt_string", "--vault-password-file", vaultPass, "lab-pw").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("ansible-vault: %v", err)
 	}
 	for _, h := range hosts {
 		if err := lab.WaitFor(ctx, 500*time.Millisecond, func(ctx context.Context) error {
@@ -115,7 +117,7 @@ cp %[1]s/id_ed25519.pub %[1]s/authorized_keys`, sshDir))
 		}
 	}
 
-	inv := rolloutInventory{hosts: hosts, key: sshDir + "/id_ed25519", auth: strings.TrimSpace(string(authVault.Stdout))}
+	inv := rolloutInventory{hosts: hosts, key: sshDir + "/id_ed25519", auth: strings.TrimSpace(string(authVault))}
 	writeInv := func() string {
 		p := ansDir + "/inventory.yml"
 		if err := l.WriteFile(ctx, p, []byte(inv.render()), 0o644); err != nil {
