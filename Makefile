@@ -59,13 +59,15 @@ fuzz-short: ## run every fuzz target for a few seconds (part of make test)
 bench: ## benchmarks with ns/op, B/op, allocs/op, side by side with peers where available
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./nhrp/... ./controller/... ./routing/... ./kernel/...
 
-lint: tools ## gofmt, go vet, staticcheck, deadcode (deploy/scripts/deadcode.allow), go mod tidy check
+lint: tools ## gofmt, go vet, staticcheck, deadcode (deploy/scripts/deadcode.allow), go mod tidy check, ansible-lint (production) and yamllint on deploy/ansible
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	DEADCODE=$(DEADCODE) sh deploy/scripts/deadcode.sh
 	@cp go.mod $(CACHE)/go.mod.bak; cp go.sum $(CACHE)/go.sum.bak; $(GO) mod tidy; \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff --stat -- go.mod go.sum; exit 1; fi
+	cd deploy/ansible && yamllint --strict .
+	cd deploy/ansible && ANSIBLE_ROLES_PATH=roles ansible-lint --nocolor --profile production
 
 demo: deps build ## boot the lab: hub + 2 spokes (IPsec, BGP, Phase 3), ping, show the shortcut forming
 	DMVPND_LAB_TESTS=1 DMVPND_DEMO=1 $(GO) test -count=1 -timeout 15m -run '^TestDemo$$' -v ./e2e/
