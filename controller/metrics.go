@@ -200,14 +200,20 @@ func (c *Controller) publishMetrics(ctx context.Context) (v view, sum []routing.
 	if v.bgp != nil {
 		if sumErr == nil {
 			sessions := map[string]int{}
-			rcv, acc := 0, 0
+			rcv, acc, rej := 0, 0, 0
+			var ns []metrics.BGPNeighbor
 			for _, n := range sum {
 				sessions[string(n.State)]++
 				rcv += int(n.PrefixesReceived)
 				acc += int(n.PrefixesAccepted)
+				rej += int(n.PrefixesRejected)
+				if n.PrefixesRejected > 0 || n.LastDownReason != "" {
+					ns = append(ns, metrics.BGPNeighbor{Address: n.Neighbor.String(), Rejected: int(n.PrefixesRejected), LastDown: n.LastDownReason})
+				}
 			}
 			m.SetBGPSessions(sessions)
-			m.SetBGPPrefixes(rcv, acc)
+			m.SetBGPPrefixes(rcv, acc, rej)
+			m.SetBGPNeighbors(ns)
 		}
 	}
 	ready := 0.0

@@ -34,7 +34,7 @@ var (
 	// dmvpnd_ipsec_ike_failures_total.
 	IKEFailureReasons = []string{"timeout", "ike_sa_deleted", "child_sa_deleted", "charon_lost", "error"}
 	// PrefixStates label dmvpnd_bgp_prefixes.
-	PrefixStates = []string{"received", "accepted"}
+	PrefixStates = []string{"received", "accepted", "rejected"}
 )
 
 // Drop reasons are not listed here: the engine owns that enumeration and
@@ -88,9 +88,16 @@ type Metrics struct {
 	CacheEntries, CacheLimit prometheus.Gauge
 	// IKEFailures counts SAs lost or not established, by reason class.
 	IKEFailures *prometheus.CounterVec
-	// BGPPrefixes is the number of prefixes received and accepted over all
-	// sessions.
+	// BGPPrefixes is the number of prefixes received, accepted and
+	// rejected (by the import policy) over all sessions.
 	BGPPrefixes *prometheus.GaugeVec
+	// BGPNeighborRejected is the number of prefixes each neighbor sent
+	// that the import policy rejects, and BGPNeighborLastDown (1, with the
+	// reason as label) why its session last went down; both only for the
+	// neighbors concerned, so that a hub with thousands of healthy spokes
+	// exports no series per spoke.
+	BGPNeighborRejected *prometheus.GaugeVec
+	BGPNeighborLastDown *prometheus.GaugeVec
 	// LoopLatency is how long the controller loop took to answer the
 	// metrics publisher's snapshot request (queueing plus work).
 	LoopLatency prometheus.Histogram
@@ -145,7 +152,11 @@ func New(version string) *Metrics {
 		IKEFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "ipsec", Name: "ike_failures_total",
 			Help: "IKE/IPsec SAs lost or not established, by reason class."}, []string{"reason"}),
 		BGPPrefixes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "prefixes",
-			Help: "BGP prefixes over all sessions, received and accepted."}, []string{"state"}),
+			Help: "BGP prefixes over all sessions: received, accepted and rejected by the import policy."}, []string{"state"}),
+		BGPNeighborRejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "neighbor_prefixes_rejected",
+			Help: "Prefixes a BGP neighbor sent that the import policy rejects (only neighbors with rejections)."}, []string{"neighbor"}),
+		BGPNeighborLastDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "neighbor_last_down_info",
+			Help: "Always 1: why a BGP neighbor's session last went down (only neighbors whose session went down)."}, []string{"neighbor", "reason"}),
 		LoopLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "controller", Name: "loop_latency_seconds",
 			Help:    "Time the controller loop took to answer a snapshot request.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -159,7 +170,7 @@ func New(version string) *Metrics {
 		m.Peers, m.SAs, m.BGPSessions, m.PacketsReceived, m.PacketsSent, m.Drops,
 		m.ReconcileErrors, m.ConfigReloads, m.Build,
 		m.NHSUp, m.NHSLastRegistration, m.Ready, m.CacheEntries, m.CacheLimit, m.IKEFailures,
-		m.BGPPrefixes, m.LoopLatency, m.LoopHeartbeat,
+		m.BGPPrefixes, m.BGPNeighborRejected, m.BGPNeighborLastDown, m.LoopLatency, m.LoopHeartbeat,
 	)
 	for _, d := range Directions {
 		m.Redirects.WithLabelValues(d)
@@ -219,9 +230,32 @@ func (m *Metrics) SetNHSs(up map[string]bool, last map[string]time.Time) {
 }
 
 // SetBGPPrefixes sets the prefix gauges.
-func (m *Metrics) SetBGPPrefixes(received, accepted int) {
+func (m *Metrics) SetBGPPrefixes(received, accepted, rejected int) {
 	m.BGPPrefixes.WithLabelValues("received").Set(float64(received))
 	m.BGPPrefixes.WithLabelValues("accepted").Set(float64(accepted))
+	m.BGPPrefixes.WithLabelValues("rejected").Set(float64(rejected))
+}
+
+// BGPNeighbor is what SetBGPNeighbors exports of one neighbor.
+type BGPNeighbor struct {
+	Address  string
+	Rejected int
+	LastDown string
+}
+
+// SetBGPNeighbors replaces the per-neighbor series: rejections for the
+// neighbors with any, the last teardown reason for those with one.
+func (m *Metrics) SetBGPNeighbors(ns []BGPNeighbor) {
+	m.BGPNeighborRejected.Reset()
+	m.BGPNeighborLastDown.Reset()
+	for _, n := range ns {
+		if n.Rejected > 0 {
+			m.BGPNeighborRejected.WithLabelValues(n.Address).Set(float64(n.Rejected))
+		}
+		if n.LastDown != "" {
+			m.BGPNeighborLastDown.WithLabelValues(n.Address, n.LastDown).Set(1)
+		}
+	}
 }
 
 // Registry returns the dedicated registry, for extra collectors.

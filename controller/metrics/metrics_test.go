@@ -49,7 +49,8 @@ func TestScrape(t *testing.T) {
 	m.CacheEntries.Set(7)
 	m.CacheLimit.Set(10000)
 	m.IKEFailures.WithLabelValues("timeout").Inc()
-	m.SetBGPPrefixes(4, 3)
+	m.SetBGPPrefixes(11, 3, 8)
+	m.SetBGPNeighbors([]BGPNeighbor{{Address: "10.0.0.2"}, {Address: "10.0.0.4", Rejected: 8, LastDown: "hold-timer-expired"}})
 	m.LoopLatency.Observe(0.002)
 	m.ReconcileErrors.WithLabelValues("kernel").Inc()
 	m.SetPeers(map[string]int{"up": 3, "ike": 1})
@@ -82,6 +83,9 @@ func TestScrape(t *testing.T) {
 		`dmvpnd_ipsec_ike_failures_total{reason="timeout"} 1`,
 		`dmvpnd_ipsec_ike_failures_total{reason="charon_lost"} 0`,
 		`dmvpnd_bgp_prefixes{state="accepted"} 3`,
+		`dmvpnd_bgp_prefixes{state="rejected"} 8`,
+		`dmvpnd_bgp_neighbor_prefixes_rejected{neighbor="10.0.0.4"} 8`,
+		`dmvpnd_bgp_neighbor_last_down_info{neighbor="10.0.0.4",reason="hold-timer-expired"} 1`,
 		`dmvpnd_controller_loop_latency_seconds_bucket{le="0.0025"} 1`,
 		`dmvpnd_peers{state="ike"} 1`,
 		`dmvpnd_ipsec_sas{state="established"} 3`,
@@ -99,6 +103,9 @@ func TestScrape(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string(nil), missing); diff != "" {
 		t.Errorf("scrape lacks lines (-want +got):\n%s\n--- body ---\n%s", diff, body)
+	}
+	if strings.Contains(body, `neighbor="10.0.0.2"`) {
+		t.Errorf("a healthy neighbor has per-neighbor series:\n%s", body)
 	}
 	if idx := scrape(t, srv.URL+"/"); !strings.Contains(idx, "/metrics") {
 		t.Errorf("index = %q", idx)
