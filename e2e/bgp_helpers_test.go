@@ -373,9 +373,10 @@ func bgpLANPing(ctx context.Context, from, to *dnode, count int, interval string
 	if err != nil {
 		return err
 	}
-	if res.Exit != 0 {
-		return fmt.Errorf("ping %s LAN (%s) -> %s LAN (%s): exit %d\n%s%s", from.name, from.lan.Addr(), to.name, to.lan.Addr(),
-			res.Exit, res.Stdout, res.Stderr)
+	// ping exits 0 as soon as one reply came back: count them.
+	if sent, received, ok := pingSummary(string(res.Stdout)); res.Exit != 0 || !ok || sent != count || received != sent {
+		return fmt.Errorf("ping %s LAN (%s) -> %s LAN (%s): %d of %d answered, exit %d\n%s%s", from.name, from.lan.Addr(), to.name, to.lan.Addr(),
+			received, count, res.Exit, res.Stdout, res.Stderr)
 	}
 	return nil
 }

@@ -259,9 +259,23 @@ func (m *monitor) stop(ctx context.Context, t *testing.T) []string {
 }
 
 var (
-	replyRE = regexp.MustCompile(`icmp_seq=(\d+) ttl=`)
-	sentRE  = regexp.MustCompile(`(\d+) packets transmitted`)
+	replyRE   = regexp.MustCompile(`icmp_seq=(\d+) ttl=`)
+	sentRE    = regexp.MustCompile(`(\d+) packets transmitted`)
+	summaryRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 )
+
+// pingSummary reads "N packets transmitted, M received" from a finished
+// ping's output (ping exits 0 as soon as any reply came back, so the exit
+// status alone does not prove that nothing was lost).
+func pingSummary(out string) (sent, received int, ok bool) {
+	m := summaryRE.FindStringSubmatch(out)
+	if m == nil {
+		return 0, 0, false
+	}
+	sent, _ = strconv.Atoi(m[1])
+	received, _ = strconv.Atoi(m[2])
+	return sent, received, true
+}
 
 // countReplies counts the echo replies in a running ping's log.
 func countReplies(t *testing.T, p *lab.Proc) int {
