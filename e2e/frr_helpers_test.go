@@ -148,13 +148,20 @@ const frrLabPSK = "frr-interop-lab-psk-5d41402abc4b2a76"
 // with an IKEv2 transport-mode SA to whoever it talks to, negotiated on
 // the first packet (start_action = trap, remote %any: charon initiates to
 // the acquired packet's destination) or accepted from any peer.
+// The FRR nodes' proposals; the dmvpnd nodes of the same cloud pin the same
+// ones (dmvpnd's own defaults, charon-aware with PFS, do not include them).
+const (
+	frrIKEProposal = "aes256gcm16-prfsha256-ecp256"
+	frrESPProposal = "aes256gcm16"
+)
+
 func frrSwanctl(nbma netip.Addr) string {
 	return fmt.Sprintf(`connections {
 	dmvpn {
 		version = 2
 		local_addrs = %s
 		remote_addrs = %%any
-		proposals = aes256gcm16-prfsha256-ecp256
+		proposals = %s
 		mobike = no
 		local {
 			auth = psk
@@ -167,7 +174,7 @@ func frrSwanctl(nbma netip.Addr) string {
 				mode = transport
 				local_ts = dynamic[gre]
 				remote_ts = dynamic[gre]
-				esp_proposals = aes256gcm16
+				esp_proposals = %s
 				start_action = trap
 			}
 		}
@@ -178,7 +185,7 @@ secrets {
 		secret = %q
 	}
 }
-`, nbma, frrLabPSK)
+`, nbma, frrIKEProposal, frrESPProposal, frrLabPSK)
 }
 
 // newFRRLab boots a lab and builds the hub-and-spoke topology; kinds
@@ -325,7 +332,8 @@ func (il *frrLab) launch(ctx context.Context, s *frrSite) error {
 	}
 	d := s.d
 	if charon != nil {
-		d.extra = fmt.Sprintf("ipsec: {enabled: true, vici_socket: %s, auth: {method: psk, psk: %q}}\n", charon.Socket, frrLabPSK)
+		d.extra = fmt.Sprintf("ipsec: {enabled: true, vici_socket: %s, auth: {method: psk, psk: %q}, proposals: {ike: [%s], esp: [%s]}}\n",
+			charon.Socket, frrLabPSK, frrIKEProposal, frrESPProposal)
 	}
 	cfg := d.dir + "/dmvpnd.yaml"
 	if err := il.l.WriteFile(ctx, cfg, []byte(d.config()), 0o600); err != nil {
