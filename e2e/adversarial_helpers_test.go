@@ -178,8 +178,11 @@ func advWaitNoPeer(ctx context.Context, d *dnode, tunnel netip.Addr, timeout tim
 // advSnapshot renders what the attacks must not change on d as sorted
 // lines: show dmvpn's peers and NHSs, the NHRP cache, the shortcuts, the
 // gre1 neighbours, the proto 157 routes and the ESP states (addresses,
-// SPI, mode). Fields that move on their own are left out: times, expiry,
-// the "used" flag and neighbour (NUD) states.
+// SPI, mode). Fields that move on their own are left out: times, expiry
+// and neighbour (NUD) states; so are negative cache entries, which bind
+// nothing and come and go with the node's own failed resolutions (step 4d
+// makes s1 resolve m's LAN; m's forged answers are refused, the resolution
+// fails and may be cached negative until it expires).
 func advSnapshot(ctx context.Context, d *dnode) (string, error) {
 	var lines []string
 	v, err := d.showDMVPN(ctx)
@@ -198,6 +201,9 @@ func advSnapshot(ctx context.Context, d *dnode) (string, error) {
 		return "", err
 	}
 	for _, c := range cache {
+		if c.Type == api.CacheNegative {
+			continue
+		}
 		var flags []string
 		for _, f := range c.Flags {
 			flags = append(flags, string(f))
