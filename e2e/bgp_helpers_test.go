@@ -398,6 +398,33 @@ func bgpHubRelayed(ctx context.Context, hub, from, to *dnode, count int) (int, e
 	return after - before, nil
 }
 
+// bgpProveDirect proves that from's LAN-to-LAN flow to to goes spoke to
+// spoke over their own SA: the SA is up, directPings pings leave at most
+// half as many packets on the hub's gre1 (through the hub they would add
+// at least as many), and to's underlay port carries only ESP meanwhile
+// (capture named capture).
+func bgpProveDirect(ctx context.Context, t *testing.T, l *lab.Lab, hub, from, to *dnode, capture string) {
+	t.Helper()
+	if err := bgpWaitSA(ctx, from, to); err != nil {
+		t.Fatalf("spoke-to-spoke SA: %v", err)
+	}
+	var relayed int
+	err := l.CheckESPOnUnderlay(ctx, to.name, capture, directPings, func(ctx context.Context) error {
+		var err error
+		relayed, err = bgpHubRelayed(ctx, hub, from, to, directPings)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("LAN to LAN spoke to spoke: %v", err)
+	}
+	t.Logf("hub gre1 received %d packets during %d pings %s LAN -> %s LAN; only ESP on %s's underlay port",
+		relayed, directPings, from.name, to.name, to.name)
+	if relayed >= directPings/2 {
+		t.Errorf("hub gre1 received %d packets during %d pings %s -> %s: traffic still goes through the hub",
+			relayed, directPings, from.name, to.name)
+	}
+}
+
 // gobgpCLI runs the stock gobgp CLI against the hub's API.
 func gobgpCLI(ctx context.Context, hub *dnode, args string) (string, error) {
 	res, err := hub.node.Run(ctx, fmt.Sprintf("gobgp --target %s %s", gobgpTarget(hub), args))

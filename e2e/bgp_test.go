@@ -154,24 +154,7 @@ func TestBGPPhase2(t *testing.T) {
 	if p, ok := bgpPeer(v, s2.tunnel); !ok || p.NBMA != s2.nbma {
 		t.Errorf("s1 show dmvpn: no peer %s at NBMA %s: %+v", s2.tunnel, s2.nbma, v.Peers)
 	}
-	if err := bgpWaitSA(ctx, s1, s2); err != nil {
-		t.Fatalf("spoke-to-spoke SA: %v", err)
-	}
-	var relayed int
-	// Meanwhile s2's switch port must carry only ESP: the direct path is
-	// protected by its own SA.
-	err = l.CheckESPOnUnderlay(ctx, s2.name, "phase2-s2", directPings, func(ctx context.Context) error {
-		var err error
-		relayed, err = bgpHubRelayed(ctx, hub, s1, s2, directPings)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("LAN to LAN spoke to spoke: %v", err)
-	}
-	t.Logf("hub gre1 received %d packets during %d pings s1 LAN -> s2 LAN; only ESP on s2's underlay port", relayed, directPings)
-	if relayed >= directPings/2 {
-		t.Errorf("hub gre1 received %d packets during %d pings between s1 and s2: traffic still goes through the hub", relayed, directPings)
-	}
+	bgpProveDirect(ctx, t, l, hub, s1, s2, "phase2-s2")
 	if out, err := s1.ctl(ctx, "show dmvpn"); err == nil {
 		t.Logf("s1: dmvpnctl show dmvpn\n%s", out)
 	}
@@ -346,22 +329,7 @@ func TestBGPPhase3Summary(t *testing.T) {
 	if !bgpPeerLineHas(text, s2.tunnel, "T1") {
 		t.Errorf("s1 show dmvpn: the line for %s has no T1:\n%s", s2.tunnel, text)
 	}
-	if err := bgpWaitSA(ctx, s1, s2); err != nil {
-		t.Fatalf("spoke-to-spoke SA: %v", err)
-	}
-	var relayed int
-	err = l.CheckESPOnUnderlay(ctx, s2.name, "phase3-s2", directPings, func(ctx context.Context) error {
-		var err error
-		relayed, err = bgpHubRelayed(ctx, hub, s1, s2, directPings)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("LAN to LAN over the shortcut: %v", err)
-	}
-	t.Logf("hub gre1 received %d packets during %d pings s1 LAN -> s2 LAN over the shortcut; only ESP on s2's underlay port", relayed, directPings)
-	if relayed >= directPings/2 {
-		t.Errorf("hub gre1 received %d packets during %d pings over the shortcut: traffic still goes through the hub", relayed, directPings)
-	}
+	bgpProveDirect(ctx, t, l, hub, s1, s2, "phase3-s2")
 
 	// The flow stops: the shortcuts expire (at most two holding times:
 	// one refresh may still be due for the last traffic).
