@@ -140,6 +140,8 @@ nhrp: {role: router, network_id: 1}
 			"config: nhrp.limits.max_holding_time: 1.5s is not whole seconds from 1s to 65535s"}},
 		{"holding clamp too long", minimalHub[:len(minimalHub)-2] + ", limits: {max_holding_time: 65536s}}\n", []string{
 			"config: nhrp.limits.max_holding_time: 18h12m16s is not whole seconds from 1s to 65535s"}},
+		{"vaulted psk", minimalSpoke + "ipsec: {enabled: true, auth: {method: psk, psk: \"$ANSIBLE_VAULT;1.1;AES256 3365\"}}\n", []string{
+			"config: ipsec.auth.psk: is Ansible Vault ciphertext, not the key (decrypt it when templating)"}},
 		{"bind without x509", minimalSpoke + "ipsec: {enabled: true, auth: {method: psk, psk: k, bind_tunnel_address: true}}\n", []string{
 			"config: ipsec.auth.bind_tunnel_address: needs method x509: a pre-shared key proves no identity"}},
 		{"ipsec without auth", minimalSpoke + "ipsec: {enabled: true}\n", []string{

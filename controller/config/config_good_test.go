@@ -235,4 +235,16 @@ func TestReadSecretFiles(t *testing.T) {
 	if diff := cmp.Diff([]string{"ipsec.auth.cert", "ipsec.auth.ca"}, paths); diff != "" {
 		t.Errorf("failing paths (-want +got):\n%s", diff)
 	}
+
+	// A PSK file holding Ansible Vault ciphertext (copied, not decrypted)
+	// is refused, not taken as the key.
+	if err := os.WriteFile(psk, []byte("$ANSIBLE_VAULT;1.1;AES256\n3365383039\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c = &Config{IPsec: IPsec{Enabled: true, Auth: IPsecAuth{Method: AuthPSK, PSKFile: psk}}}
+	err = c.ReadSecretFiles(nil)
+	want := "config: ipsec.auth.psk_file: " + psk + " holds Ansible Vault ciphertext, not the key (decrypt it when templating)"
+	if err == nil || err.Error() != want || !c.IPsec.Auth.PSK.IsZero() {
+		t.Errorf("vaulted PSK file: err %v, PSK set %v; want %q and no PSK", err, !c.IPsec.Auth.PSK.IsZero(), want)
+	}
 }

@@ -27,6 +27,8 @@ func (c *Config) ReadSecretFiles(readFile func(string) ([]byte, error)) error {
 			errs = append(errs, fieldErr("ipsec.auth.psk_file", "%v", err))
 		case strings.TrimSpace(string(b)) == "":
 			errs = append(errs, fieldErr("ipsec.auth.psk_file", "%s is empty", a.PSKFile))
+		case vaulted(string(b)):
+			errs = append(errs, fieldErr("ipsec.auth.psk_file", "%s holds Ansible Vault ciphertext, not the key (decrypt it when templating)", a.PSKFile))
 		default:
 			a.PSK = NewSecret(strings.TrimSpace(string(b)))
 		}
@@ -47,4 +49,11 @@ func (c *Config) ReadSecretFiles(readFile func(string) ([]byte, error)) error {
 		*f.digest = hex.EncodeToString(sum[:])
 	}
 	return errors.Join(errs...)
+}
+
+// vaulted reports whether a secret is Ansible Vault ciphertext that was
+// copied instead of decrypted: used as a key, it would "work" with every
+// node that made the same mistake and with no other.
+func vaulted(secret string) bool {
+	return strings.HasPrefix(strings.TrimSpace(secret), "$ANSIBLE_VAULT;")
 }

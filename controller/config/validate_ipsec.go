@@ -22,6 +22,8 @@ func (c *Config) validateIPsec(v *validator) {
 			v.add("ipsec.auth", "method psk needs psk or psk_file")
 		case !a.PSK.IsZero() && a.PSKFile != "":
 			v.add("ipsec.auth", "set psk or psk_file, not both")
+		case vaulted(a.PSK.Reveal()):
+			v.add("ipsec.auth.psk", "is Ansible Vault ciphertext, not the key (decrypt it when templating)")
 		case a.PSKFile != "":
 			checkAbs(v, "ipsec.auth.psk_file", a.PSKFile)
 		}
