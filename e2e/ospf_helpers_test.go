@@ -53,7 +53,9 @@ func (s ospfSetup) ospfConfig(d *dnode) string {
 // DR (the spokes have priority 0).
 func (s ospfSetup) ospfdConf(d *dnode) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "hostname %s\nlog stdout informational\n", d.name)
+	// Millisecond timestamps: the dead-interval check reads the time
+	// of the hub's adjacency change from its log.
+	fmt.Fprintf(&b, "hostname %s\nlog stdout informational\nlog timestamp precision 3\n", d.name)
 	fmt.Fprintf(&b, "interface gre1\n ip ospf network %s\n ip ospf hello-interval %d\n ip ospf dead-interval %d\n",
 		s.network, int(ospfHello.Seconds()), int(ospfDead.Seconds()))
 	if s.network == "broadcast" && !d.hub {
