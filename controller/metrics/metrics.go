@@ -27,7 +27,7 @@ var (
 	PeerStates = []string{"up", "nhrp", "ike"}
 	SAStates   = []string{"established", "connecting", "down"}
 	BGPStates  = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
-	Subsystems = []string{"kernel", "ipsec", "routing", "nhrp"}
+	Subsystems = []string{"kernel", "ipsec", "routing", "nhrp", "qos"}
 	// "partial": applied, but some changed keys wait for a restart.
 	ReloadOutcomes = []string{"success", "partial", "failure"}
 	// IKEFailureReasons are the classes of the "reason" label of
