@@ -1,9 +1,6 @@
 package controller
 
 import (
-	"cmp"
-	"fmt"
-	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -197,23 +194,4 @@ func (c *Controller) reconcileQoS() {
 	c.qos.applied = &d
 	c.dirty.qos = false
 	c.log.Info("per-tunnel QoS installed", zap.Int("policies", len(d.Policies)), zap.Int("targets", len(d.Targets)))
-}
-
-// renderQoS renders a desired QoS state as sorted text, one line per
-// policy and per target, for tests and the fake.
-func renderQoS(policies map[string]QoSPolicy, targets []QoSTarget) string {
-	var b strings.Builder
-	for _, name := range slices.Sorted(maps.Keys(policies)) {
-		p := policies[name]
-		fmt.Fprintf(&b, "policy %s rate %d burst %d\n", name, p.Rate, p.Burst)
-		for _, cl := range p.Classes {
-			fmt.Fprintf(&b, "  class %s dscp %v priority %v rate %d ceil %d\n", cl.Name, cl.DSCP, cl.Priority, cl.Rate, cl.Ceil)
-		}
-	}
-	ts := slices.Clone(targets)
-	slices.SortFunc(ts, func(a, b QoSTarget) int { return cmp.Or(a.Dst.Compare(b.Dst), strings.Compare(a.Policy, b.Policy)) })
-	for _, t := range ts {
-		fmt.Fprintf(&b, "target %s policy %s\n", t.Dst, t.Policy)
-	}
-	return b.String()
 }

@@ -1,15 +1,20 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
@@ -108,13 +113,13 @@ func TestDesiredQoS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := desiredQoS(parseConfig(t, tc.yaml), tc.cache)
-			if diff := cmp.Diff(tc.want, renderQoS(d.Policies, d.Targets)); diff != "" {
+			if diff := gocmp.Diff(tc.want, renderQoS(d.Policies, d.Targets)); diff != "" {
 				t.Errorf("desired state (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.unknown, d.Unknown, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+			if diff := gocmp.Diff(tc.unknown, d.Unknown, gocmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
 				t.Errorf("unknown groups (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.conflicts, d.Conflicts, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+			if diff := gocmp.Diff(tc.conflicts, d.Conflicts, gocmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
 				t.Errorf("conflicts (-want +got):\n%s", diff)
 			}
 		})
@@ -148,7 +153,7 @@ func TestQoSFollowsRegistrations(t *testing.T) {
 		synctest.Wait()
 		want := branch2m + "target 198.51.100.2 policy branch-2m\n"
 		st, calls := hq.get()
-		if diff := cmp.Diff(want, st); diff != "" {
+		if diff := gocmp.Diff(want, st); diff != "" {
 			t.Errorf("hub QoS (-want +got):\n%s", diff)
 		}
 		if st, _ := sq.get(); st != "policy branch-10m rate 10000000 burst 0\ntarget 198.51.100.1 policy branch-10m\n" {
@@ -179,8 +184,27 @@ func TestQoSFollowsRegistrations(t *testing.T) {
 		for _, p := range d.Peers {
 			groups = append(groups, p.Tunnel.String()+" "+p.Group)
 		}
-		if diff := cmp.Diff([]string{"10.0.0.2 branch-2m", "10.0.0.3 gold"}, groups); diff != "" {
+		if diff := gocmp.Diff([]string{"10.0.0.2 branch-2m", "10.0.0.3 gold"}, groups); diff != "" {
 			t.Errorf("hub show dmvpn groups (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// renderQoS renders a desired QoS state as sorted text, one line per
+// policy and per target, for tests and the fake.
+func renderQoS(policies map[string]QoSPolicy, targets []QoSTarget) string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(policies)) {
+		p := policies[name]
+		fmt.Fprintf(&b, "policy %s rate %d burst %d\n", name, p.Rate, p.Burst)
+		for _, cl := range p.Classes {
+			fmt.Fprintf(&b, "  class %s dscp %v priority %v rate %d ceil %d\n", cl.Name, cl.DSCP, cl.Priority, cl.Rate, cl.Ceil)
+		}
+	}
+	ts := slices.Clone(targets)
+	slices.SortFunc(ts, func(a, b QoSTarget) int { return cmp.Or(a.Dst.Compare(b.Dst), strings.Compare(a.Policy, b.Policy)) })
+	for _, t := range ts {
+		fmt.Fprintf(&b, "target %s policy %s\n", t.Dst, t.Policy)
+	}
+	return b.String()
 }
