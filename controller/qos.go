@@ -155,6 +155,20 @@ func qosPolicy(p config.QoSPolicy) QoSPolicy {
 type qosState struct {
 	applied *qosDesired
 	unknown map[qosUnknown]bool
+	held    bool // held for adoption (logged once)
+}
+
+// qosAdoptionPending counts the permanent neighbor entries (registrations,
+// NHSs) a previous run left that the engine has not re-learnt yet; the
+// adoption drops them at the holding time (adopt.go), ending the wait.
+func (c *Controller) qosAdoptionPending() int {
+	n := 0
+	for addr := range c.adopt.permanent {
+		if ce, ok := c.eng.Entry(addr); !ok || !ce.Bound.IsValid() {
+			n++
+		}
+	}
+	return n
 }
 
 // reconcileQoS installs the desired per-tunnel QoS when it changed. Each
@@ -181,6 +195,18 @@ func (c *Controller) reconcileQoS() {
 		c.log.Warn("QoS: peer shares its GRE destination with another of a different policy; the other's applies",
 			zap.Stringer("proto", p))
 	}
+	if n := c.qosAdoptionPending(); n > 0 && c.deps.QoS != nil {
+		// The kernel still shapes toward the spokes a previous run had
+		// registered; a desired state without them (their groups are not
+		// known again until they register) would tear that down. Stays
+		// dirty: retried on the next event or backoff.
+		if !c.qos.held {
+			c.log.Info("per-tunnel QoS held until adopted registrations are re-learnt", zap.Int("pending", n))
+		}
+		c.qos.held = true
+		return
+	}
+	c.qos.held = false
 	if c.deps.QoS == nil || c.qos.applied != nil && reflect.DeepEqual(*c.qos.applied, d) {
 		c.dirty.qos = false
 		return

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -207,4 +208,42 @@ func renderQoS(policies map[string]QoSPolicy, targets []QoSTarget) string {
 		fmt.Fprintf(&b, "target %s policy %s\n", t.Dst, t.Policy)
 	}
 	return b.String()
+}
+
+// TestQoSHeldForAdoption: a hub restarted with the permanent entry of a
+// spoke its previous run had registered does not install a QoS state
+// without that spoke (the kernel keeps shaping toward it) until the spoke
+// registers again; then the state includes it.
+func TestQoSHeldForAdoption(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		hubCfg := hubYAML("198.51.100.1", "10.0.0.1/24") + qosGroupsYAML
+		k := kerneltest.New()
+		if _, err := k.EnsureTunnel(tunnelConfig(parseConfig(t, hubCfg))); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.ReplaceNeighbor(netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("198.51.100.2"), true); err != nil {
+			t.Fatal(err)
+		}
+		q := &fakeQoS{}
+		var cut atomic.Bool
+		hub := startOn(t, netw, "hub", hubCfg, nil, k, &cut, func(d *Deps) { d.QoS = q })
+		// s2 (no adopted entry) registers at once; s1, the adopted one,
+		// only after a while: its refresh interval.
+		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1")+"  group: branch-10m\n", nil)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if st, calls := q.get(); calls != 0 {
+			t.Errorf("QoS installed while the adopted registration is pending (%d calls):\n%s", calls, st)
+		}
+		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")+"  group: branch-2m\n", nil)
+		defer stopAll(t, s1, s2, hub)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		want := "policy branch-10m rate 10000000 burst 0\n" + branch2m +
+			"target 198.51.100.2 policy branch-2m\ntarget 198.51.100.3 policy branch-10m\n"
+		if st, _ := q.get(); st != want {
+			t.Errorf("QoS after the adopted spoke registered:\n%s\nwant:\n%s", st, want)
+		}
+	})
 }
