@@ -159,9 +159,13 @@ type qosState struct {
 }
 
 // qosAdoptionPending counts the permanent neighbor entries (registrations,
-// NHSs) a previous run left that the engine has not re-learnt yet; the
-// adoption drops them at the holding time (adopt.go), ending the wait.
+// NHSs) a previous run left that the engine has not re-learnt yet (at least
+// one while that state is not listed); the adoption drops them at the
+// holding time (adopt.go), ending the wait.
 func (c *Controller) qosAdoptionPending() int {
+	if !c.adopt.listed {
+		return 1 // the previous run's state is not known yet
+	}
 	n := 0
 	for addr := range c.adopt.permanent {
 		if ce, ok := c.eng.Entry(addr); !ok || !ce.Bound.IsValid() {
