@@ -189,6 +189,9 @@ func (c *Controller) reconcileQoS() {
 		seen[u] = true
 		if !c.qos.unknown[u] {
 			c.stats.inc("qos_unknown_group")
+			if c.deps.Metrics != nil {
+				c.deps.Metrics.QoSUnknownGroups.Inc()
+			}
 			c.log.Info("NHRP group without a QoS policy: no shaping toward this peer",
 				zap.Stringer("proto", u.Proto), zap.String("group", u.Group))
 		}

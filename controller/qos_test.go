@@ -177,6 +177,12 @@ func TestQoSFollowsRegistrations(t *testing.T) {
 			t.Errorf("counters qos_unknown_group %d (want 1), reconcile_errors_qos %d (want > 0)",
 				c["qos_unknown_group"], c["reconcile_errors_qos"])
 		}
+		if got := metricValue(t, hub.m.QoSUnknownGroups); got != 1 {
+			t.Errorf("dmvpnd_qos_unknown_groups_total = %v, want 1", got)
+		}
+		if got := metricValue(t, hub.m.ReconcileErrors.WithLabelValues("qos")); got == 0 {
+			t.Error("dmvpnd_reconcile_errors_total{subsystem=qos} = 0 after failed installs")
+		}
 		d, err := hub.ctl.DMVPN(context.Background())
 		if err != nil {
 			t.Fatal(err)
