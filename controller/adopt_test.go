@@ -74,12 +74,12 @@ func (g gatedConn) ReadFrom(b []byte) (int, netip.Addr, error) {
 
 // startOn is start with a given (pre-populated) fake kernel, behind a
 // gate that cuts the node off the network while set.
-func startOn(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, k *kerneltest.Fake, cut *atomic.Bool) *node {
+func startOn(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, k *kerneltest.Fake, cut *atomic.Bool, mod ...func(*Deps)) *node {
 	t.Helper()
 	cfg := parseConfig(t, yaml)
 	n := &node{name: name, cfg: cfg, kernel: k, m: metrics.New("test"), done: make(chan error, 1)}
 	n.routes = &fakeRoutes{routes: routes}
-	ctl, err := New(cfg, Deps{
+	deps := Deps{
 		Dataplane: n.kernel,
 		Misses:    n.kernel,
 		Lookup:    n.routes,
@@ -98,7 +98,11 @@ func startOn(t *testing.T, netw *kerneltest.Network, name, yaml string, routes [
 		},
 		Clock:   wallClock{},
 		Metrics: n.m,
-	})
+	}
+	for _, m := range mod {
+		m(&deps)
+	}
+	ctl, err := New(cfg, deps)
 	if err != nil {
 		t.Fatalf("%s: New: %v", name, err)
 	}

@@ -82,6 +82,8 @@ type Controller struct {
 	// mcastRep the running replicator, for counters read off the loop.
 	mcast    multicastState
 	mcastRep atomic.Pointer[replicator]
+	// qos is the per-tunnel QoS last installed (qos.go).
+	qos qosState
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
 	bgpMu      sync.Mutex
@@ -90,7 +92,7 @@ type Controller struct {
 }
 
 type dirtySet struct {
-	routes, ipsec bool
+	routes, ipsec, qos bool
 }
 
 // New checks the configuration against what the controller supports and
@@ -125,6 +127,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		stats:      stats{},
 	}
 	c.cfgp.Store(cfg)
+	c.dirty.qos = true // install the egress policy even before any NHRP event
 	if deps.Metrics != nil {
 		var reasons []string
 		for _, r := range engine.AllDropReasons() {

@@ -62,6 +62,8 @@ type Deps struct {
 	ListenMulticast func(ifindex int) (MulticastSender, error)
 	// IPsec is nil when protection is off.
 	IPsec IPsec
+	// QoS installs per-tunnel QoS (qos.go); nil installs none.
+	QoS QoS
 	// Guard drops GRE that no SA protects while IPsec is on; a run without
 	// IPsec removes it. Nil skips both.
 	Guard Guard

@@ -35,9 +35,10 @@ func startPhase3(t *testing.T) phase3Run {
 	// The hub listens before the spokes' first registrations, so that
 	// their times (in the fixtures) do not depend on goroutine order.
 	synctest.Wait()
-	s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"),
+	// The spokes announce NHRP groups (per-tunnel QoS), so the views show them.
+	s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")+"  group: branch-2m\n",
 		lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), func(d *Deps) { d.IPsec = fakeIPsec{sa} })
-	s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
+	s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1")+"  group: branch-10m\n",
 		lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
 	time.Sleep(time.Second)
 	synctest.Wait()

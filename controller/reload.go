@@ -76,6 +76,7 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 		}
 	}
 	c.cfgp.Store(next)
+	c.dirty.qos = true // qos.* and nhrp.group are live
 	if changed["nhrp.redirect"] {
 		if err := c.setRedirect(next.NHRP.Redirect); err != nil {
 			c.log.Error("nhrp.redirect: changing the hairpin trigger", zap.Error(err))

@@ -87,6 +87,7 @@ func (c *Controller) reconcile(ctx context.Context) {
 			c.dirty.ipsec = false
 		}
 	}
+	c.reconcileQoS()
 }
 
 func (c *Controller) countReconcileError(subsystem string) {

@@ -161,7 +161,7 @@ func (c *Controller) Cache(ctx context.Context) ([]api.CacheEntry, error) {
 func apiCacheEntry(e engine.CacheEntry) api.CacheEntry {
 	bits := e.Proto.BitLen()
 	a := api.CacheEntry{Prefix: netip.PrefixFrom(e.Proto, bits), Tunnel: e.Proto, NBMA: e.Claimed,
-		ObservedNBMA: e.Observed, Expires: e.Expires}
+		ObservedNBMA: e.Observed, Expires: e.Expires, Group: e.Group}
 	if !a.NBMA.IsValid() {
 		a.NBMA = e.NBMA
 	}
@@ -233,7 +233,8 @@ func (c *Controller) peerRows() []api.Peer {
 		if !nbma.IsValid() {
 			nbma = e.NBMA
 		}
-		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, State: state, Since: c.since[e.Proto], Entries: 1}
+		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, State: state, Since: c.since[e.Proto], Entries: 1,
+			Group: e.Group}
 		if e.Kind == engine.KindNHS {
 			p.Attrs = append(p.Attrs, api.AttrStatic)
 		} else {

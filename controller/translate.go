@@ -64,6 +64,7 @@ func engineConfig(c *config.Config, nbma netip.Addr) engine.Config {
 		Server:      c.NHRP.Role == config.RoleHub,
 		Unique:      c.NHRP.Registration != config.RegistrationNoUnique,
 		HoldingTime: c.NHRP.HoldingTime,
+		Group:       c.NHRP.Group,
 		IPsec:       c.IPsec.Enabled,
 		MaxCache:    c.NHRP.Limits.CacheSize,
 		MaxPending:  c.NHRP.Limits.Pending,

@@ -35,5 +35,20 @@ func roundTrip(b []byte, enc func(*nhrp.Packet) ([]byte, error)) error {
 	if !bytes.Equal(b1, b2) {
 		return fmt.Errorf("second encoding differs:\n first %x\nsecond %x", b1, b2)
 	}
+	// The typed NHRP group is canonical: setting the group decoded from
+	// a packet back into it changes no octet.
+	if g, ok, gerr := p1.Group(); ok && gerr == nil {
+		q := p1.Clone()
+		if err := q.SetGroup(g); err != nil {
+			return fmt.Errorf("SetGroup(%q) of a decoded group: %v", g, err)
+		}
+		b3, err := enc(q)
+		if err != nil {
+			return fmt.Errorf("encode after SetGroup: %v", err)
+		}
+		if !bytes.Equal(b1, b3) {
+			return fmt.Errorf("re-setting decoded group %q changed the encoding:\n before %x\n after  %x", g, b1, b3)
+		}
+	}
 	return nil
 }

@@ -31,6 +31,9 @@ var icmpEcho = []byte{
 	0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23,
 }
 
+// sampleGroup is the NHRP group the group samples carry.
+const sampleGroup = "branch-2m"
+
 type sample struct {
 	name string
 	pkt  *nhrp.Packet
@@ -125,5 +128,14 @@ func samples() []sample {
 	// IPv4 over an IPv6 NBMA.
 	mixed2 := nhrp.NewRegistrationRequest(s16NBMA, s1Tunnel, hubTunnel, 15, 600, 0, true)
 	add("registration-request-ipv4-over-ipv6", mixed2)
+
+	// Cisco's NHRP group (Per-Tunnel QoS) next to another vendor's
+	// Vendor-Private extension, which stays opaque.
+	regGroup := nhrp.NewRegistrationRequest(s1NBMA, s1Tunnel, hubTunnel, 16, 600, 1400, true)
+	if err := regGroup.SetGroup(sampleGroup); err != nil {
+		panic(err)
+	}
+	regGroup.AddExtension(nhrp.Extension{Type: nhrp.ExtensionVendorPrivate, Vendor: nhrp.VendorPrivate{OUI: [3]byte{0x00, 0x00, 0x5e}, Data: []byte{9, 9}}})
+	add("registration-request-group", regGroup)
 	return out
 }

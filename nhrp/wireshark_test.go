@@ -271,6 +271,26 @@ func TestWiresharkJudge(t *testing.T) {
 			t.Errorf("%s: Wireshark's view differs from the encoded packet (-encoded +wireshark):\n%s", f.name, diff)
 		}
 	}
+	// Wireshark decodes the group's extension as Cisco's (vendor ID
+	// 00-00-0C = 12) with the name as its data.
+	groupSeen := false
+	for i, f := range frames {
+		if f.name != "registration-request-group" {
+			continue
+		}
+		ids, data := rows[i]["nhrp.vendor_ext.id"], rows[i]["nhrp.vendor_ext.data"]
+		if len(ids) == 0 || ids[0] != "12" || len(data) == 0 {
+			t.Fatalf("%s: tshark vendor IDs %v, data %v; want Cisco (12) first", f.name, ids, data)
+		}
+		name, err := hex.DecodeString(data[0])
+		if err != nil || string(name) != sampleGroup {
+			t.Errorf("%s: tshark decodes group %q (%v), want %q", f.name, name, err, sampleGroup)
+		}
+		groupSeen = true
+	}
+	if !groupSeen {
+		t.Error("no group sample reached tshark")
+	}
 	sabRow := rows[len(frames)]
 	sabWant := expectedFields(sab, sb)
 	if got, want := sabRow["nhrp.reqid"], sabWant["nhrp.reqid"]; cmp.Equal(got, want) {

@@ -151,6 +151,9 @@ func writePeerDetail(b *strings.Builder, p api.PeerDetail, now time.Time) {
 		fmt.Fprintf(b, " (observed %s)", p.ObservedNBMA)
 	}
 	fmt.Fprintf(b, ", %s %s, Attrb %s\n", p.State, since(now, p.Since), attrString(p.Attrs))
+	if p.Group != "" {
+		fmt.Fprintf(b, "  NHRP group: %s\n", p.Group)
+	}
 	if p.NHS != nil {
 		fmt.Fprintf(b, "  NHS: priority %d, %s since %s, registration expires in %s\n",
 			p.NHS.Priority, p.NHS.State, since(now, p.NHS.Since), until(now, p.NHS.Expires))

@@ -44,6 +44,8 @@ type Peer struct {
 	// Entries counts the NHRP cache entries with this NBMA peer.
 	Entries int    `json:"entries"`
 	Attrs   []Attr `json:"attrs,omitempty"`
+	// Group is the NHRP group the peer announces (Per-Tunnel QoS).
+	Group string `json:"group,omitempty"`
 }
 
 // NHSState is the registration state with one NHS (Cisco's E/R/W).
@@ -118,6 +120,8 @@ type CacheEntry struct {
 	ObservedNBMA netip.Addr  `json:"observed_nbma,omitzero"`
 	Expires      time.Time   `json:"expires,omitzero"`
 	Flags        []CacheFlag `json:"flags,omitempty"`
+	// Group is the NHRP group the entry's peer announces (Per-Tunnel QoS).
+	Group string `json:"group,omitempty"`
 }
 
 // Shortcut is an installed NHRP shortcut route (Phase 3).

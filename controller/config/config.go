@@ -14,6 +14,7 @@ type Config struct {
 	Control Control `mapstructure:"control"`
 	Metrics Metrics `mapstructure:"metrics"`
 	Log     Log     `mapstructure:"log"`
+	QoS     QoS     `mapstructure:"qos"`
 
 	// Files are digests of the files the configuration names, filled by
 	// ReadSecretFiles, so that Diff sees a certificate or key replaced
@@ -78,8 +79,12 @@ type NHRP struct {
 	Redirect bool `mapstructure:"redirect"`
 	// Shortcut makes a spoke act on traffic indications and install
 	// shortcut routes (Phase 3).
-	Shortcut bool   `mapstructure:"shortcut"`
-	Limits   Limits `mapstructure:"limits"`
+	Shortcut bool `mapstructure:"shortcut"`
+	// Group is a spoke's NHRP group (Cisco "ip nhrp group"), announced in
+	// its registrations and resolutions: it selects which of a hub's
+	// qos.groups policies shapes the traffic toward this spoke.
+	Group  string `mapstructure:"group"`
+	Limits Limits `mapstructure:"limits"`
 	// Multicast replicates multicast sent into the tunnel (routing
 	// protocols: OSPF, EIGRP, RIP) as one unicast GRE copy per peer.
 	Multicast Multicast `mapstructure:"multicast"`

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -148,8 +150,14 @@ func RestartReason(key string) string {
 	return ""
 }
 
-// pattern turns "nhrp.nhs[1].nbma" into the Keys() form "nhrp.nhs[].nbma".
+// pattern turns "nhrp.nhs[1].nbma" into the Keys() form "nhrp.nhs[].nbma"
+// and "qos.groups.NAME.rate" into "qos.groups.*.rate".
 func pattern(key string) string {
+	if rest, ok := strings.CutPrefix(key, "qos.groups."); ok {
+		if _, field, ok := strings.Cut(rest, "."); ok {
+			key = "qos.groups.*." + field
+		}
+	}
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(key, '[')
@@ -225,10 +233,35 @@ func walkPair(a, b reflect.Value, prefix string, f func(key string, a, b reflect
 			for j := range n {
 				walkPair(index(fa, j), index(fb, j), fmt.Sprintf("%s[%d]", key, j), f)
 			}
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+			for _, name := range mapKeys(fa, fb) {
+				walkPair(mapIndex(fa, name), mapIndex(fb, name), key+"."+name, f)
+			}
 		default:
 			f(key, fa, fb)
 		}
 	}
+}
+
+// mapKeys returns the union of the string keys of the maps a and b
+// (either may be invalid), sorted.
+func mapKeys(a, b reflect.Value) []string {
+	seen := map[string]bool{}
+	for _, v := range []reflect.Value{a, b} {
+		if v.IsValid() {
+			for _, k := range v.MapKeys() {
+				seen[k.String()] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+func mapIndex(v reflect.Value, name string) reflect.Value {
+	if !v.IsValid() {
+		return v
+	}
+	return v.MapIndex(reflect.ValueOf(name))
 }
 
 func length(v reflect.Value) int {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -87,7 +88,7 @@ func decodeFieldErrors(de *mapstructure.DecodeError) []error {
 	if keys, ok := strings.CutPrefix(msg, invalidKeys); ok {
 		var out []error
 		for _, k := range strings.Split(keys, ", ") {
-			out = append(out, &FieldError{Path: joinPath(de.Name(), k), Reason: "unknown key"})
+			out = append(out, &FieldError{Path: joinPath(mapPath(de.Name()), k), Reason: "unknown key"})
 		}
 		return out
 	}
@@ -95,7 +96,33 @@ func decodeFieldErrors(de *mapstructure.DecodeError) []error {
 	if errors.As(inner, &ute) {
 		msg = fmt.Sprintf("expected %s, got %s", kindName(ute.Expected.Type()), typeName(ute.Value))
 	}
-	return []error{&FieldError{Path: de.Name(), Reason: msg}}
+	return []error{&FieldError{Path: mapPath(de.Name()), Reason: msg}}
+}
+
+// mapPath spells a map entry of a decode error's path ("qos.groups[g]") as
+// the file and the validator do ("qos.groups.g"); list indices stay.
+func mapPath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '[')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], ']')
+		if j < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		inner := p[i+1 : i+j]
+		b.WriteString(p[:i])
+		if _, err := strconv.Atoi(inner); err == nil {
+			b.WriteString(p[i : i+j+1])
+		} else {
+			b.WriteString("." + inner)
+		}
+		p = p[i+j+1:]
+	}
 }
 
 func joinPath(parent, key string) string {

@@ -17,6 +17,10 @@ var (
 	typeDuration    = reflect.TypeFor[time.Duration]()
 	typeSecret      = reflect.TypeFor[Secret]()
 	typeNHSProtocol = reflect.TypeFor[NHSProtocol]()
+	typeRate        = reflect.TypeFor[Rate]()
+	typeSize        = reflect.TypeFor[Size]()
+	typeDSCP        = reflect.TypeFor[DSCP]()
+	typeQoSEgress   = reflect.TypeFor[QoSEgress]()
 )
 
 // leafTypes are struct types decoded from a scalar by decodeHook; the env
@@ -82,6 +86,28 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		return NewSecret(s), nil
 	case typeDuration:
 		return toDuration(data)
+	case typeRate:
+		s, err := unitString(data)
+		if err != nil {
+			return nil, err
+		}
+		return ParseRate(s)
+	case typeSize:
+		s, err := unitString(data)
+		if err != nil {
+			return nil, err
+		}
+		return ParseSize(s)
+	case typeDSCP:
+		s, err := unitString(data)
+		if err != nil {
+			return nil, err
+		}
+		return ParseDSCP(s)
+	case typeQoSEgress:
+		if s, ok := data.(string); ok { // "egress: NAME"
+			return map[string]any{"group": s}, nil
+		}
 	}
 	switch to.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -114,6 +140,18 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 	}
 	return data, nil
+}
+
+// unitString returns a scalar with an optional unit as a string: numbers
+// are taken as they are (no unit).
+func unitString(data any) (string, error) {
+	switch v := data.(type) {
+	case string:
+		return v, nil
+	case int, int64, uint64:
+		return fmt.Sprint(v), nil
+	}
+	return "", fmt.Errorf("expected a number or a string with a unit, got %s %v", typeName(data), data)
 }
 
 func scalarString(data any) (string, error) {

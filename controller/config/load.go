@@ -114,11 +114,11 @@ func (c *Config) deriveDefaults() {
 }
 
 // EnvKeys lists the dotted keys that environment variables can override:
-// every scalar and scalar list outside lists of mappings.
+// every scalar and scalar list outside lists and maps of mappings.
 func EnvKeys() []string {
 	var keys []string
 	for _, k := range Keys() {
-		if !strings.Contains(k, "[]") {
+		if !strings.Contains(k, "[]") && !strings.Contains(k, "*") {
 			keys = append(keys, k)
 		}
 	}
@@ -126,7 +126,8 @@ func EnvKeys() []string {
 }
 
 // Keys lists every leaf key of the file in schema order; fields of list
-// elements appear as "nhrp.nhs[].nbma".
+// elements appear as "nhrp.nhs[].nbma", fields of map values as
+// "qos.groups.*.rate".
 func Keys() []string {
 	var keys []string
 	var walk func(t reflect.Type, prefix string)
@@ -143,6 +144,8 @@ func Keys() []string {
 				walk(ft, key)
 			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !leafTypes[ft.Elem()]:
 				walk(ft.Elem(), key+"[]")
+			case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+				walk(ft.Elem(), key+".*")
 			default:
 				keys = append(keys, key)
 			}

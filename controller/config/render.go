@@ -41,6 +41,14 @@ func node(v reflect.Value) *yaml.Node {
 		switch {
 		case ft.Kind() == reflect.Struct && !leafTypes[ft]:
 			n = node(fv)
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+			if fv.Len() == 0 {
+				continue
+			}
+			n = &yaml.Node{Kind: yaml.MappingNode}
+			for _, name := range mapKeys(fv, reflect.Value{}) {
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}, node(fv.MapIndex(reflect.ValueOf(name))))
+			}
 		case ft.Kind() == reflect.Slice:
 			if fv.Len() == 0 {
 				continue
@@ -79,7 +87,14 @@ func scalar(v reflect.Value) *yaml.Node {
 		tag = "!!bool"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if v.Type() != typeDuration {
+		switch v.Type() {
+		case typeDuration:
+		case typeRate, typeSize:
+			if v.Uint() == 0 {
+				return nil // unset
+			}
+		case typeDSCP:
+		default:
 			tag = "!!int"
 		}
 	case reflect.Float32, reflect.Float64:

@@ -31,6 +31,7 @@ func (c *Config) Validate() error {
 	c.validateIPsec(v)
 	c.validateBGP(v)
 	c.validateControl(v)
+	c.validateQoS(v)
 	return errors.Join(v.errs...)
 }
 

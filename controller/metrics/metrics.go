@@ -27,7 +27,7 @@ var (
 	PeerStates = []string{"up", "nhrp", "ike"}
 	SAStates   = []string{"established", "connecting", "down"}
 	BGPStates  = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
-	Subsystems = []string{"kernel", "ipsec", "routing", "nhrp"}
+	Subsystems = []string{"kernel", "ipsec", "routing", "nhrp", "qos"}
 	// "partial": applied, but some changed keys wait for a restart.
 	ReloadOutcomes = []string{"success", "partial", "failure"}
 	// IKEFailureReasons are the classes of the "reason" label of
@@ -72,6 +72,9 @@ type Metrics struct {
 	ReconcileErrors *prometheus.CounterVec
 	// ConfigReloads counts configuration reloads by result.
 	ConfigReloads *prometheus.CounterVec
+	// QoSUnknownGroups counts peers announcing an NHRP group no qos.groups
+	// policy exists for (once per peer and group).
+	QoSUnknownGroups prometheus.Counter
 	// Build is 1, labelled with the version.
 	Build *prometheus.GaugeVec
 
@@ -137,6 +140,8 @@ func New(version string) *Metrics {
 			Help: "Failed reconcile passes by subsystem."}, []string{"subsystem"}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
 			Help: "Configuration reloads by result."}, []string{"result"}),
+		QoSUnknownGroups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "qos", Name: "unknown_groups_total",
+			Help: "Peers announcing an NHRP group that no qos.groups policy exists for (once per peer and group)."}),
 		Build: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 			Help: "Always 1; labelled with the dmvpnd version."}, []string{"version"}),
 		NHSUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "nhs_up",
@@ -168,7 +173,7 @@ func New(version string) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Registrations, m.Resolutions, m.Redirects, m.ShortcutsInstalled, m.Shortcuts,
 		m.Peers, m.SAs, m.BGPSessions, m.PacketsReceived, m.PacketsSent, m.Drops,
-		m.ReconcileErrors, m.ConfigReloads, m.Build,
+		m.ReconcileErrors, m.ConfigReloads, m.QoSUnknownGroups, m.Build,
 		m.NHSUp, m.NHSLastRegistration, m.Ready, m.CacheEntries, m.CacheLimit, m.IKEFailures,
 		m.BGPPrefixes, m.BGPNeighborRejected, m.BGPNeighborLastDown, m.LoopLatency, m.LoopHeartbeat,
 	)

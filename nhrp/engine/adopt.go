@@ -81,7 +81,7 @@ func (e *Engine) Entry(proto netip.Addr) (CacheEntry, bool) {
 		return CacheEntry{}, false
 	}
 	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Expires: pe.expires}
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
 	if pe.kind == KindResolved {
 		ce.Path = pe.path.String()
 	}

@@ -68,6 +68,7 @@ type peer struct {
 	observed netip.Addr // post-NAT NBMA, zero when equal to claimed
 	nbma     netip.Addr // direct GRE destination; zero: no direct path
 	unique   bool
+	group    string   // NHRP group the peer claims (Per-Tunnel QoS); "" none
 	owner    ownerKey // who created it (registrations: who may change it)
 	expires  time.Time
 	expiry   *timer
@@ -143,7 +144,7 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 	e.account(pe, 1)
 	if pe.nbma.IsValid() {
 		e.emit(Event{Kind: EventPeerUp, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
-			Observed: pe.observed, Binding: pe.kind, Reason: reason})
+			Observed: pe.observed, Binding: pe.kind, Group: pe.group, Reason: reason})
 	}
 	return true
 }

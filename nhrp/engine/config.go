@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/nhrp"
 )
 
 // NHSConfig names one Next Hop Server of a client (spoke).
@@ -63,6 +65,12 @@ type Config struct {
 	MaxActiveNHS int
 	// Unique sets the U flag on registrations.
 	Unique bool
+	// Group is this node's NHRP group (Cisco's Per-Tunnel QoS), sent in
+	// its registrations, resolution requests and the resolution replies
+	// it answers for itself, in Cisco's Vendor-Private extension. Empty
+	// sends none. It is a claim about this node only: it selects which of
+	// a hub's QoS policies applies to traffic toward it.
+	Group string
 
 	// HoldingTime is advertised in registrations and replies (default
 	// 7200 s, at most 65535 s).
@@ -150,6 +158,11 @@ func (c *Config) setDefaults() error {
 	}
 	if len(c.AuthPassword) > 8 {
 		return fmt.Errorf("engine: config: authentication password of %d octets exceeds 8", len(c.AuthPassword))
+	}
+	if c.Group != "" {
+		if err := nhrp.ValidGroup(c.Group); err != nil {
+			return fmt.Errorf("engine: config: group: %w", err)
+		}
 	}
 	for i, n := range c.NHSs {
 		if !n.NBMA.IsValid() {

@@ -49,6 +49,8 @@ const (
 	DropNotIngress     // traffic indication for a source reached over the tunnel
 	DropNegative       // resolution suppressed by a negative entry
 	DropIndicationRate // traffic indication within IndicationEvery of the last
+	// NHRP group (Per-Tunnel QoS).
+	DropGroupInvalid // a Cisco vendor-private extension that is not a valid group: the claim is ignored, the packet served
 	dropReasonEnd
 )
 
@@ -86,6 +88,7 @@ var dropNames = [...]string{
 	DropNotIngress:     "not_ingress",
 	DropNegative:       "negative_cached",
 	DropIndicationRate: "indication_rate",
+	DropGroupInvalid:   "group_invalid",
 }
 
 // String is the reason's name: the metrics label and, after "drop_", the

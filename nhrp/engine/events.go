@@ -34,6 +34,10 @@ const (
 	// one its SA proves, with IPsec), Claimed the NBMA it claimed, Drop
 	// why. Nothing else changed.
 	EventRefused
+	// EventGroup: the NHRP group of a peer already reported up changed
+	// (Group, "" for none). EventPeerUp carries the group a peer comes up
+	// with.
+	EventGroup
 )
 
 func (k EventKind) String() string {
@@ -52,6 +56,8 @@ func (k EventKind) String() string {
 		return "nhs"
 	case EventRefused:
 		return "refused"
+	case EventGroup:
+		return "group"
 	}
 	return fmt.Sprintf("event-%d", k)
 }
@@ -77,6 +83,8 @@ type Event struct {
 	NHS NHSState
 	// Drop is why a request was refused (EventRefused).
 	Drop DropReason
+	// Group is the peer's NHRP group (EventPeerUp, EventGroup).
+	Group string
 	// Reason is a short human-readable cause.
 	Reason string
 }
@@ -108,6 +116,9 @@ func (e Event) String() string {
 	}
 	if e.Kind == EventNHS {
 		add("state", e.NHS)
+	}
+	if e.Group != "" {
+		add("group", e.Group)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " reason=%q", e.Reason)

@@ -109,6 +109,7 @@ func (e *Engine) registerNHS(n *nhs) {
 	p := nhrp.NewRegistrationRequest(e.cfg.NBMA, e.cfg.Proto, dst, n.reqID, e.cfg.holdingSeconds(), e.cfg.MTU, e.cfg.Unique)
 	p.CIEs[0].ClientNBMA, p.CIEs[0].ClientProto = e.cfg.NBMA, e.cfg.Proto
 	p.SetNATAddress(nhrp.CIE{PrefixLength: nhrp.HostPrefixLength, ClientNBMA: n.cfg.NBMA, ClientProto: n.proto})
+	e.setOwnGroup(p)
 	b := e.send(p, n.cfg.NBMA)
 	n.pkt = append(n.pkt[:0], b...)
 	n.tries = 1

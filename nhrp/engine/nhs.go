@@ -26,6 +26,7 @@ func (e *Engine) handleRegistration(in *inbound) {
 		return
 	}
 	unique := p.Flags&nhrp.FlagRegistrationUnique != 0
+	group := e.claimedGroup(in)
 	overQuota := e.overQuota(in)
 	for i := range p.CIEs {
 		c := &p.CIEs[i]
@@ -39,7 +40,7 @@ func (e *Engine) handleRegistration(in *inbound) {
 		}
 		code, why := nhrp.CIEAdminProhibited, DropAddressQuota
 		if !overQuota {
-			code, why = e.register(in, proto, claimed, unique, c)
+			code, why = e.register(in, proto, claimed, unique, group, c)
 		}
 		c.Code = code
 		if code == nhrp.CIESuccess {
@@ -101,7 +102,7 @@ func (e *Engine) refused(why DropReason, proto, claimed netip.Addr, in *inbound)
 
 // register applies one registration CIE and returns its code and, for a
 // refusal, why.
-func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c *nhrp.CIE) (nhrp.CIECode, DropReason) {
+func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, group string, c *nhrp.CIE) (nhrp.CIECode, DropReason) {
 	from := in.from
 	if e.cfg.IPsec && (claimed != from || in.p.SrcNBMA != from) {
 		// The SA proves from (the inner address in tunnel mode): a peer
@@ -152,6 +153,7 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c
 			}
 			ex.unique = unique
 			ex.observed = natted(claimed, in.outer)
+			e.setGroup(ex, group)
 			e.setExpiry(ex, holding)
 			return nhrp.CIESuccess, 0
 		}
@@ -165,7 +167,7 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, c
 		return nhrp.CIESuccess, 0
 	}
 	pe := &peer{proto: proto, kind: KindRegistered, claimed: claimed, observed: natted(claimed, in.outer),
-		nbma: from, unique: unique, owner: in.owner}
+		nbma: from, unique: unique, group: group, owner: in.owner}
 	if !e.addPeer(pe, "registered") {
 		return nhrp.CIEInsufficientResources, DropCacheFull
 	}

@@ -71,6 +71,7 @@ func (e *Engine) sendProbe(pe *peer) {
 	id := e.newID()
 	p := nhrp.NewResolutionRequest(e.cfg.NBMA, e.cfg.Proto, pe.proto, id, e.cfg.holdingSeconds(), e.cfg.MTU)
 	p.HopCount = e.cfg.HopCount
+	e.setOwnGroup(p)
 	b := e.send(p, pe.nbma)
 	if b == nil {
 		return

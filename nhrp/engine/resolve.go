@@ -57,6 +57,7 @@ func (e *Engine) resolve(target netip.Addr) {
 	p := nhrp.NewResolutionRequest(e.cfg.NBMA, e.cfg.Proto, target, id, e.cfg.holdingSeconds(), e.cfg.MTU)
 	p.HopCount = e.cfg.HopCount
 	p.SetNATAddress() // empty: the first NHS fills in our post-NAT address
+	e.setOwnGroup(p)
 	b := e.send(p, to)
 	if b == nil {
 		return
@@ -123,7 +124,7 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 			}
 			e.noteResolver(pe, p.SrcProto, in.from)
 			left := max(pe.expires.Sub(e.now)/time.Second, 1)
-			e.answer(in, hostPrefix(target), pe.claimed, pe.proto, pe.observed, uint16(min(left, 65535)))
+			e.answer(in, hostPrefix(target), pe.claimed, pe.proto, pe.observed, pe.group, uint16(min(left, 65535)))
 			return
 		}
 	}
@@ -151,12 +152,13 @@ func (e *Engine) answerLocal(in *inbound, pfx netip.Prefix, transit bool) {
 		return
 	}
 	e.learnRequester(in, transit)
-	e.answer(in, pfx, e.cfg.NBMA, e.cfg.Proto, e.myPublic, e.cfg.holdingSeconds())
+	e.answer(in, pfx, e.cfg.NBMA, e.cfg.Proto, e.myPublic, e.cfg.Group, e.cfg.holdingSeconds())
 }
 
 // answer turns the request into its reply in place and sends it back to
-// the previous hop.
-func (e *Engine) answer(in *inbound, pfx netip.Prefix, nbma, proto, observed netip.Addr, holding uint16) {
+// the previous hop. group is the responder's (the owner of pfx): the
+// request's group, the requester's, is not echoed.
+func (e *Engine) answer(in *inbound, pfx netip.Prefix, nbma, proto, observed netip.Addr, group string, holding uint16) {
 	p := in.p
 	pl := uint8(pfx.Bits())
 	if pfx.Bits() == pfx.Addr().BitLen() {
@@ -171,6 +173,7 @@ func (e *Engine) answer(in *inbound, pfx netip.Prefix, nbma, proto, observed net
 	if obs := natted(nbma, observed); obs.IsValid() {
 		addNAT(p, obs, proto)
 	}
+	_ = p.SetGroup(group) // valid: our own (checked in Config) or a decoded one
 	e.counters.inc(cResolutionsAnswer)
 	e.send(p, in.from)
 }
@@ -182,6 +185,7 @@ func (e *Engine) nak(in *inbound) {
 	p.HopCount = e.cfg.HopCount
 	p.CIEs = append(p.CIEs[:0], nhrp.CIE{Code: nhrp.CIENoBinding, PrefixLength: nhrp.HostPrefixLength})
 	e.fillResponder(p)
+	_ = p.SetGroup("") // nobody's group: do not echo the requester's
 	e.drop(DropNoRoute)
 	e.send(p, in.from)
 }
@@ -241,16 +245,18 @@ func (e *Engine) learnRequester(in *inbound, transit bool) {
 		observed = natted(claimed, in.outer)
 		nbma = in.from
 	}
+	group := e.claimedGroup(in)
 	pe := e.peers[p.SrcProto]
 	switch {
 	case pe == nil:
-		pe = &peer{proto: p.SrcProto, kind: KindRequester, claimed: claimed, observed: observed, nbma: nbma, heard: !transit}
+		pe = &peer{proto: p.SrcProto, kind: KindRequester, claimed: claimed, observed: observed, nbma: nbma, heard: !transit, group: group}
 		if !e.addPeer(pe, "resolution requester") {
 			return
 		}
 	case pe.kind == KindRequester:
 		pe.heard = !transit || (pe.heard && pe.nbma == nbma)
 		pe.claimed, pe.observed, pe.nbma = claimed, observed, nbma
+		e.setGroup(pe, group)
 	default:
 		return
 	}
@@ -322,7 +328,7 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 			return
 		}
 	}
-	e.resolved(pd.target, pfx, proto, c.ClientNBMA, observed, c.Holding())
+	e.resolved(pd.target, pfx, proto, c.ClientNBMA, observed, e.claimedGroup(in), c.Holding())
 }
 
 // replyVouched checks a positive reply this NHS is asked to relay: its

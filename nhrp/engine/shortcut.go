@@ -81,7 +81,7 @@ func (e *Engine) shortcutFor(dst netip.Addr) *shortcut {
 
 // resolved records the answer to a resolution of target: the peer that
 // owns pfx and the shortcut towards it.
-func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, observed netip.Addr, holding time.Duration) {
+func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, observed netip.Addr, group string, holding time.Duration) {
 	if proto == e.cfg.Proto {
 		return
 	}
@@ -92,7 +92,7 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 	switch {
 	case pe == nil:
 		pe = &peer{proto: proto, kind: KindResolved, claimed: claimed, observed: observed,
-			nbma: e.directNBMA(claimed, observed), shortcuts: map[netip.Prefix]*shortcut{}}
+			nbma: e.directNBMA(claimed, observed), group: group, shortcuts: map[netip.Prefix]*shortcut{}}
 		if !e.addPeer(pe, "resolved") {
 			return
 		}
@@ -103,8 +103,10 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 		pe.kind, pe.claimed, pe.observed = KindResolved, claimed, observed
 		pe.nbma = nbma
 		pe.shortcuts = map[netip.Prefix]*shortcut{}
+		e.setGroup(pe, group)
 		e.startPath(pe)
 	case pe.kind == KindResolved:
+		e.setGroup(pe, group)
 		if pe.claimed != claimed || pe.observed != observed {
 			pe.claimed, pe.observed = claimed, observed
 			pe.nbma, pe.heard = e.directNBMA(claimed, observed), false

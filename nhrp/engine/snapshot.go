@@ -15,6 +15,7 @@ type CacheEntry struct {
 	Claimed  netip.Addr
 	Observed netip.Addr
 	Unique   bool
+	Group    string // NHRP group the peer claims ("" none)
 	Expires  time.Time
 	Path     string // resolved peers: direct path state
 	Reason   string // negative entries
@@ -63,7 +64,7 @@ func (e *Engine) Cache() []CacheEntry {
 	out := make([]CacheEntry, 0, len(e.peers)+len(e.negative))
 	for _, pe := range e.peers {
 		ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-			Observed: pe.observed, Unique: pe.unique, Expires: pe.expires}
+			Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
 		if pe.kind == KindResolved {
 			ce.Path = pe.path.String()
 		}

@@ -1,0 +1,230 @@
+package controller
+
+import (
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+)
+
+// Per-tunnel QoS (Cisco's Per-Tunnel QoS for DMVPN). The controller turns
+// the peers' NHRP groups (engine cache) and the qos section into a desired
+// state: the policies in use and one target per GRE destination; the
+// kernel installs it. The types below mirror the kernel's QoS API (owned
+// by the kernel package) so that wiring it is an adapter of a few lines.
+
+// QoSClass is one traffic class: packets whose (inner, copied to the
+// outer) DSCP is in DSCP; Priority classes are strict priority policed at
+// Rate, others get Rate guaranteed and borrow up to Ceil (bit/s). A class
+// with no DSCP is the default class.
+type QoSClass struct {
+	Name     string
+	DSCP     []uint8
+	Priority bool
+	Rate     uint64
+	Ceil     uint64
+}
+
+// QoSPolicy is a shaper of Rate bit/s (bucket Burst bytes, 0 = the
+// kernel's choice) over Classes.
+type QoSPolicy struct {
+	Rate    uint64
+	Burst   uint32
+	Classes []QoSClass
+}
+
+// QoSTarget applies the policy named Policy to the traffic toward the GRE
+// destination Dst.
+type QoSTarget struct {
+	Dst    netip.Addr
+	Policy string
+}
+
+// QoS installs the desired per-tunnel QoS state. SetQoS takes the whole
+// state each time and may be called again with the same state.
+type QoS interface {
+	SetQoS(policies map[string]QoSPolicy, targets []QoSTarget) error
+}
+
+// qosEgressPolicy names an inline qos.egress policy: no qos.groups key
+// contains a dot (the file's key separator), so it never collides.
+const qosEgressPolicy = "qos.egress"
+
+// qosUnknown is a peer announcing a group no policy exists for.
+type qosUnknown struct {
+	Proto netip.Addr
+	Group string
+}
+
+// qosDesired is the per-tunnel QoS the configuration and the cache call
+// for.
+type qosDesired struct {
+	Policies map[string]QoSPolicy
+	Targets  []QoSTarget // sorted by Dst, one per Dst
+	// Unknown lists the peers whose group has no policy (they get none);
+	// Conflicts the peers sharing a GRE destination with an earlier one
+	// whose policy differs (two spokes behind one NAT): the first, by
+	// tunnel address, wins.
+	Unknown   []qosUnknown
+	Conflicts []netip.Addr
+}
+
+// desiredQoS computes the per-tunnel QoS state; a pure function of the
+// configuration and the engine's cache (sorted by Proto, as Cache returns
+// it):
+//   - hub: every registered spoke whose group has a policy, toward its
+//     GRE destination (its NBMA, or post-NAT address);
+//   - spoke: every resolved peer (the far end of a shortcut) whose group
+//     has a policy, and qos.egress toward each configured NHS.
+//
+// A group is matched against qos.groups without regard to case.
+func desiredQoS(cfg *config.Config, cache []engine.CacheEntry) qosDesired {
+	d := qosDesired{Policies: map[string]QoSPolicy{}}
+	byDst := map[netip.Addr]string{}
+	add := func(proto, dst netip.Addr, name string, p config.QoSPolicy) {
+		if prev, ok := byDst[dst]; ok {
+			if prev != name {
+				d.Conflicts = append(d.Conflicts, proto)
+			}
+			return
+		}
+		byDst[dst] = name
+		d.Policies[name] = qosPolicy(p)
+		d.Targets = append(d.Targets, QoSTarget{Dst: dst, Policy: name})
+	}
+	if cfg.NHRP.Role == config.RoleSpoke {
+		if p, ok := cfg.QoS.EgressPolicy(); ok {
+			name := qosEgressPolicy
+			if g := cfg.QoS.Egress.Group; g != "" {
+				name, _ = qosGroupKey(cfg, g)
+			}
+			for _, n := range cfg.NHRP.NHS {
+				add(n.Protocol.Addr, n.NBMA, name, p)
+			}
+		}
+	}
+	want := engine.KindResolved
+	if cfg.NHRP.Role == config.RoleHub {
+		want = engine.KindRegistered
+	}
+	for _, ce := range cache {
+		if ce.Kind != want || ce.Group == "" || !ce.NBMA.IsValid() {
+			continue
+		}
+		name, ok := qosGroupKey(cfg, ce.Group)
+		if !ok {
+			d.Unknown = append(d.Unknown, qosUnknown{Proto: ce.Proto, Group: ce.Group})
+			continue
+		}
+		add(ce.Proto, ce.NBMA, name, cfg.QoS.Groups[name])
+	}
+	slices.SortFunc(d.Targets, func(a, b QoSTarget) int { return a.Dst.Compare(b.Dst) })
+	return d
+}
+
+// qosGroupKey returns the qos.groups key group matches: itself, or its
+// lower-case form (the file's keys are case-insensitive).
+func qosGroupKey(cfg *config.Config, group string) (string, bool) {
+	if _, ok := cfg.QoS.Groups[group]; ok {
+		return group, true
+	}
+	l := strings.ToLower(group)
+	_, ok := cfg.QoS.Groups[l]
+	return l, ok
+}
+
+func qosPolicy(p config.QoSPolicy) QoSPolicy {
+	out := QoSPolicy{Rate: uint64(p.Rate), Burst: uint32(p.Burst)}
+	for _, c := range p.Classes {
+		qc := QoSClass{Name: c.Name, Priority: c.Priority, Rate: uint64(c.Rate), Ceil: uint64(c.Ceil)}
+		for _, d := range c.DSCP {
+			qc.DSCP = append(qc.DSCP, uint8(d))
+		}
+		out.Classes = append(out.Classes, qc)
+	}
+	return out
+}
+
+// qosState is what the controller last installed and which unknown
+// groups it has reported.
+type qosState struct {
+	applied *qosDesired
+	unknown map[qosUnknown]bool
+	held    bool // held for adoption (logged once)
+}
+
+// qosAdoptionPending counts the permanent neighbor entries (registrations,
+// NHSs) a previous run left that the engine has not re-learnt yet (at least
+// one while that state is not listed); the adoption drops them at the
+// holding time (adopt.go), ending the wait.
+func (c *Controller) qosAdoptionPending() int {
+	if !c.adopt.listed {
+		return 1 // the previous run's state is not known yet
+	}
+	n := 0
+	for addr := range c.adopt.permanent {
+		if ce, ok := c.eng.Entry(addr); !ok || !ce.Bound.IsValid() {
+			n++
+		}
+	}
+	return n
+}
+
+// reconcileQoS installs the desired per-tunnel QoS when it changed. Each
+// peer announcing a group without a policy is counted and logged once (per
+// address and group, until it stops announcing it). Without a QoS
+// dependency nothing is installed, but unknown groups are still reported.
+func (c *Controller) reconcileQoS() {
+	if !c.dirty.qos || c.eng == nil {
+		return
+	}
+	d := desiredQoS(c.config(), c.eng.Cache())
+	seen := map[qosUnknown]bool{}
+	for _, u := range d.Unknown {
+		seen[u] = true
+		if !c.qos.unknown[u] {
+			c.stats.inc("qos_unknown_group")
+			if c.deps.Metrics != nil {
+				c.deps.Metrics.QoSUnknownGroups.Inc()
+			}
+			c.log.Info("NHRP group without a QoS policy: no shaping toward this peer",
+				zap.Stringer("proto", u.Proto), zap.String("group", u.Group))
+		}
+	}
+	c.qos.unknown = seen
+	for _, p := range d.Conflicts {
+		c.stats.inc("qos_target_conflicts")
+		c.log.Warn("QoS: peer shares its GRE destination with another of a different policy; the other's applies",
+			zap.Stringer("proto", p))
+	}
+	if n := c.qosAdoptionPending(); n > 0 && c.deps.QoS != nil {
+		// The kernel still shapes toward the spokes a previous run had
+		// registered; a desired state without them (their groups are not
+		// known again until they register) would tear that down. Stays
+		// dirty: retried on the next event or backoff.
+		if !c.qos.held {
+			c.log.Info("per-tunnel QoS held until adopted registrations are re-learnt", zap.Int("pending", n))
+		}
+		c.qos.held = true
+		return
+	}
+	c.qos.held = false
+	if c.deps.QoS == nil || c.qos.applied != nil && reflect.DeepEqual(*c.qos.applied, d) {
+		c.dirty.qos = false
+		return
+	}
+	if err := c.deps.QoS.SetQoS(d.Policies, d.Targets); err != nil {
+		c.stats.inc("reconcile_errors_qos")
+		c.countReconcileError("qos")
+		c.log.Warn("installing per-tunnel QoS", zap.Error(err))
+		return // stays dirty: retried with backoff
+	}
+	c.qos.applied = &d
+	c.dirty.qos = false
+	c.log.Info("per-tunnel QoS installed", zap.Int("policies", len(d.Policies)), zap.Int("targets", len(d.Targets)))
+}
