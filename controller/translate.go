@@ -64,10 +64,12 @@ func engineConfig(c *config.Config, nbma netip.Addr) engine.Config {
 		Server:      c.NHRP.Role == config.RoleHub,
 		Unique:      c.NHRP.Registration != config.RegistrationNoUnique,
 		HoldingTime: c.NHRP.HoldingTime,
-		IPsec:       c.IPsec.Enabled,
-		MaxCache:    c.NHRP.Limits.CacheSize,
-		MaxPending:  c.NHRP.Limits.Pending,
-		SourceRate:  c.NHRP.Limits.PerSourceRate,
+
+		RegistrationInterval: c.NHRP.RegistrationInterval,
+		IPsec:                c.IPsec.Enabled,
+		MaxCache:             c.NHRP.Limits.CacheSize,
+		MaxPending:           c.NHRP.Limits.Pending,
+		SourceRate:           c.NHRP.Limits.PerSourceRate,
 
 		TunnelPrefix:      c.Tunnel.Address.Masked(),
 		AddressesPerPeer:  c.NHRP.Limits.AddressesPerPeer,
