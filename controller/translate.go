@@ -70,6 +70,8 @@ func engineConfig(c *config.Config, nbma netip.Addr) engine.Config {
 		MaxPending:  c.NHRP.Limits.Pending,
 		SourceRate:  c.NHRP.Limits.PerSourceRate,
 
+		RegistrationInterval: c.NHRP.RegistrationInterval,
+
 		TunnelPrefix:      c.Tunnel.Address.Masked(),
 		AddressesPerPeer:  c.NHRP.Limits.AddressesPerPeer,
 		MaxHolding:        c.NHRP.Limits.MaxHoldingTime,

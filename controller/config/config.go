@@ -64,6 +64,14 @@ type NHRP struct {
 	HoldingTime time.Duration `mapstructure:"holding_time"`
 	// NHS lists the next-hop servers a spoke registers with.
 	NHS []NHS `mapstructure:"nhs"`
+	// RegistrationInterval, when set, is how often this node registers
+	// with each NHS and resends an unanswered registration (Cisco: ip nhrp
+	// registration timeout); default a third of the holding time. Three
+	// unanswered registrations in a row mark the NHS down and its routes
+	// fall over to the next NHS, so a failed hub is noticed within four
+	// intervals whatever the holding time. Each interval costs every NHS
+	// one registration from this node.
+	RegistrationInterval time.Duration `mapstructure:"registration_interval"`
 	// Registration is "unique" (default) or "no-unique". A unique
 	// registration pins the tunnel address to the NBMA address that
 	// registered it until the entry expires: a spoke coming back from

@@ -128,6 +128,12 @@ nhrp: {role: router, network_id: 1, redirect: yes}
 tunnel: {local_nbma: 192.0.2.10, address: 10.0.0.10/24}
 nhrp: {role: router, network_id: 1}
 `, []string{`config: nhrp.role: "router" is not hub or spoke`}},
+		{"registration interval too short", minimalSpoke[:len(minimalSpoke)-1] + "\n  registration_interval: 50ms\n", []string{
+			"config: nhrp.registration_interval: 50ms is below 100ms"}},
+		{"registration interval beyond the refresh", minimalSpoke[:len(minimalSpoke)-1] + "\n  holding_time: 30s\n  registration_interval: 11s\n", []string{
+			"config: nhrp.registration_interval: 11s is longer than a third of nhrp.holding_time (30s), the default refresh"}},
+		{"registration interval without NHS", minimalHub[:len(minimalHub)-2] + ", registration_interval: 1s}\n", []string{
+			"config: nhrp.registration_interval: only a node with nhrp.nhs registers"}},
 		{"spoke redirect", minimalSpoke[:len(minimalSpoke)-1] + "\n  redirect: true\n", []string{
 			"config: nhrp.redirect: only a hub sends redirects (role is spoke)"}},
 		{"limits", minimalHub[:len(minimalHub)-2] + ", limits: {cache_size: 0, pending: -1, per_source_rate: 0}}\n", []string{

@@ -14,6 +14,11 @@ import (
 // MaxAuthLen is the longest NHRP cleartext password Cisco accepts.
 const MaxAuthLen = 8
 
+// MinRegistrationInterval is the shortest nhrp.registration_interval: below
+// it a spoke's registrations alone would reach the per-source rate limits
+// of its hubs.
+const MinRegistrationInterval = 100 * time.Millisecond
+
 // validator collects every problem instead of stopping at the first.
 type validator struct{ errs []error }
 
@@ -82,6 +87,16 @@ func (c *Config) validateNHRP(v *validator) {
 		v.add("nhrp.holding_time", "%s is out of range (1s..65535s)", ht)
 	case ht%time.Second != 0:
 		v.add("nhrp.holding_time", "%s is not a whole number of seconds", ht)
+	}
+	if ri := n.RegistrationInterval; ri != 0 {
+		switch {
+		case len(n.NHS) == 0:
+			v.add("nhrp.registration_interval", "only a node with nhrp.nhs registers")
+		case ri < MinRegistrationInterval:
+			v.add("nhrp.registration_interval", "%s is below %s", ri, MinRegistrationInterval)
+		case ri > ht/3:
+			v.add("nhrp.registration_interval", "%s is longer than a third of nhrp.holding_time (%s), the default refresh", ri, ht)
+		}
 	}
 	if n.Role == RoleSpoke && len(n.NHS) == 0 {
 		v.add("nhrp.nhs", "a spoke needs at least one NHS")

@@ -115,6 +115,17 @@ type Config struct {
 	// RegisterFailAfter unanswered registration tries mark an NHS down
 	// (default 3).
 	RegisterFailAfter int
+	// RegistrationInterval, when set, is how often a client registers
+	// with each NHS (instead of a third of the holding time) and how long
+	// it waits before resending an unanswered registration while the NHS
+	// has not failed (instead of RetryMin doubling): NHS liveness
+	// independent of the holding time, as Cisco's "ip nhrp registration
+	// timeout". An NHS that stops answering is marked failed, and its
+	// routes fall over to the next NHS, RegisterFailAfter intervals after
+	// the first unanswered request: within (RegisterFailAfter+1) intervals
+	// of its failure. Every interval costs each NHS one registration per
+	// client.
+	RegistrationInterval time.Duration
 
 	// Direct path liveness for shortcuts: a probe every KeepaliveInterval
 	// (default 5 s) answered within ProbeTimeout (default 1 s);

@@ -80,3 +80,95 @@ func TestNHSFailoverToSecondHubAndBack(t *testing.T) {
 		t.Errorf("preferred NHS history %s", got)
 	}
 }
+
+// TestRegistrationIntervalBoundsFailover: with a registration interval
+// (Cisco's "ip nhrp registration timeout") a spoke registers every
+// interval while its NHS answers, and marks an NHS that stops answering
+// failed within (RegisterFailAfter+1) intervals of its failure, whatever
+// the holding time; the other NHS keeps the spoke registered. Without the
+// interval the same failure goes unnoticed for a third of the holding
+// time (the control).
+func TestRegistrationIntervalBoundsFailover(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		// bound on the detection time; 0: must not be detected within
+		// the observation window below.
+		within time.Duration
+	}{
+		{"interval", interval, 4 * interval},
+		{"holding time only (control)", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := nhrpsim.New()
+			mk := func(name, nbma string, cfg engine.Config) *nhrpsim.Node {
+				nd, err := net.AddNode(name, nbma, nil, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return nd
+			}
+			hub1 := mk("hub1", "192.0.2.1", hubConfig())
+			h2 := hubConfig()
+			h2.Proto = addr("10.255.0.254")
+			mk("hub2", "192.0.2.2", h2)
+			c := spokeConfig(2,
+				engine.NHSConfig{NBMA: addr("192.0.2.1"), Proto: addr("10.255.0.1"), Priority: 1},
+				engine.NHSConfig{NBMA: addr("192.0.2.2"), Proto: addr("10.255.0.254"), Priority: 2})
+			c.RegistrationInterval = tc.interval
+			s := mk("spoke2", "198.51.100.2", c)
+			if err := net.StartAll(); err != nil {
+				t.Fatal(err)
+			}
+			const step = 50 * time.Millisecond
+			advance := func(d time.Duration) {
+				t.Helper()
+				for ; d > 0; d -= step {
+					if err := net.Advance(step); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			advance(3 * time.Second) // past the first registrations' settling
+			if got := nhsStates(s); got != "192.0.2.1=up 192.0.2.2=up" {
+				t.Fatalf("before the failure: NHS states %q", got)
+			}
+			// While hub1 answers, the spoke refreshes every interval.
+			before := hub1.Engine.Counters()["registrations_accepted"]
+			advance(10 * interval)
+			refreshes := hub1.Engine.Counters()["registrations_accepted"] - before
+			if tc.interval > 0 && (refreshes < 9 || refreshes > 11) {
+				t.Errorf("%d registrations accepted by hub1 in %v, want one per interval (%v)", refreshes, 10*interval, interval)
+			}
+			if tc.interval == 0 && refreshes > 1 {
+				t.Errorf("%d registrations accepted by hub1 in %v without an interval, want at most one (refresh every %v)", refreshes, 10*interval, holding/3)
+			}
+
+			hub1.Down = true
+			var detected time.Duration
+			for elapsed := time.Duration(0); elapsed <= 20*interval; elapsed += step {
+				if nhsStates(s) != "192.0.2.1=up 192.0.2.2=up" {
+					detected = elapsed
+					break
+				}
+				advance(step)
+			}
+			switch {
+			case tc.within > 0 && (detected == 0 || detected > tc.within):
+				t.Fatalf("hub1's failure detected after %v (0: not within %v), want within %v", detected, 20*interval, tc.within)
+			case tc.within == 0 && detected != 0:
+				t.Fatalf("hub1's failure detected after %v without a registration interval: the control is not a control", detected)
+			}
+			if tc.within > 0 {
+				if got := nhsStates(s); got != "192.0.2.1=probing 192.0.2.2=up" {
+					t.Errorf("after the failure: NHS states %q", got)
+				}
+				if _, ok := s.Neigh.Lookup(addr("10.255.0.1")); ok {
+					t.Errorf("spoke still has a neighbor entry for the failed hub: %s", s.Neigh)
+				}
+				t.Logf("hub1's failure detected %v after it stopped answering (interval %v)", detected, interval)
+			}
+		})
+	}
+}

@@ -116,7 +116,26 @@ func (e *Engine) registerNHS(n *nhs) {
 	if n.state != NHSUp {
 		e.setNHSState(n, NHSProbing, "registration sent")
 	}
-	e.after(n.timer, n.backoff)
+	e.after(n.timer, e.retransmitAfter(n))
+}
+
+// retransmitAfter is how long an unanswered registration to n waits before
+// it is resent: the registration interval, when one is configured, until n
+// has failed; otherwise (and after a failure) the doubling backoff.
+func (e *Engine) retransmitAfter(n *nhs) time.Duration {
+	if e.cfg.RegistrationInterval > 0 && !n.failed {
+		return e.cfg.RegistrationInterval
+	}
+	return n.backoff
+}
+
+// refreshAfter is how long after a successful registration to n the next
+// one is sent.
+func (e *Engine) refreshAfter(holding time.Duration) time.Duration {
+	if i := e.cfg.RegistrationInterval; i > 0 && i < holding/3 {
+		return i
+	}
+	return holding / 3
 }
 
 // nhsTimer fires for a retransmission, a refresh or a retry.
@@ -137,9 +156,11 @@ func (e *Engine) nhsTimer(n *nhs) {
 		e.recomputeWanted()
 	}
 	n.tries++
-	n.backoff = min(2*n.backoff, e.cfg.RetryMax)
+	if e.cfg.RegistrationInterval <= 0 || n.failed {
+		n.backoff = min(2*n.backoff, e.cfg.RetryMax)
+	}
 	e.write(n.pkt, n.cfg.NBMA)
-	e.after(n.timer, n.backoff)
+	e.after(n.timer, e.retransmitAfter(n))
 }
 
 func (e *Engine) setNHSState(n *nhs, s NHSState, reason string) {
@@ -197,7 +218,7 @@ func (e *Engine) handleRegistrationReply(in *inbound) {
 	}
 	n.expires = e.now.Add(holding)
 	n.backoff, n.refusal, n.failed = e.cfg.RetryMin, 0, false
-	e.after(n.timer, holding/3)
+	e.after(n.timer, e.refreshAfter(holding))
 	wasUp := n.state == NHSUp
 	e.setNHSState(n, NHSUp, "registered")
 	if n.proto.IsValid() {
