@@ -1,0 +1,314 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// NeighborOp is one change of a neighbor batch: replace the entry Addr ->
+// NBMA (PERMANENT when Permanent, else REACHABLE), or delete it.
+type NeighborOp struct {
+	Addr      netip.Addr
+	NBMA      netip.Addr // replace only
+	Permanent bool
+	Delete    bool
+}
+
+func (o NeighborOp) String() string {
+	if o.Delete {
+		return "delete " + o.Addr.String()
+	}
+	return fmt.Sprintf("replace %s lladdr %s %s", o.Addr, o.NBMA, neighState(o.Permanent))
+}
+
+// NeighborBatcher applies many neighbor changes in one netlink transaction.
+type NeighborBatcher interface {
+	// ApplyNeighbors applies ops in order and returns one error per op
+	// (nil: done). A delete of a missing entry is not an error. A refused
+	// op does not stop the others; errors.Is(err, ErrResourceExhausted)
+	// holds for a refusal for lack of room.
+	ApplyNeighbors(ops []NeighborOp) []error
+}
+
+var _ NeighborBatcher = (*Kernel)(nil)
+
+// maxNeighBatch bounds the messages of one sendmsg: every message is
+// acknowledged, and the acknowledgements of one transaction must fit the
+// socket's receive buffer (an ack costs ~1 KiB of it) or the kernel drops
+// them.
+const maxNeighBatch = 512
+
+// neighBatchRcvBuf is the batch socket's receive buffer (forced as root).
+const neighBatchRcvBuf = 4 << 20
+
+// ApplyNeighbors implements NeighborBatcher: one sendmsg carries up to 512
+// RTM_NEWNEIGH/RTM_DELNEIGH messages, each with NLM_F_ACK and its own
+// sequence number, and the acknowledgements are mapped back to their ops by
+// sequence number.
+func (k *Kernel) ApplyNeighbors(ops []NeighborOp) []error {
+	errs := make([]error, len(ops))
+	t, err := k.currentTunnel()
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	items := make([]neighItem, len(ops))
+	for i, o := range ops {
+		items[i] = neighItem{ifindex: t.ifindex, op: o}
+	}
+	k.applyItems(items, errs)
+	for i, o := range ops {
+		if errs[i] == nil {
+			continue
+		}
+		if o.Delete {
+			errs[i] = opErr("delete neighbor", neighObject(o.Addr, netip.Addr{}, t.name), errs[i])
+		} else {
+			errs[i] = opErr("replace neighbor", neighObject(o.Addr, o.NBMA, t.name), errs[i])
+		}
+	}
+	return errs
+}
+
+// applyItems runs items through the batch socket, opened on first use.
+func (k *Kernel) applyItems(items []neighItem, errs []error) {
+	k.batchMu.Lock()
+	defer k.batchMu.Unlock()
+	if k.batch == nil {
+		c, err := openNeighSocket(k.cfg.NetNS)
+		if err != nil {
+			for i := range errs {
+				errs[i] = fmt.Errorf("open batch socket: %w", err)
+			}
+			return
+		}
+		k.batch = &neighBatcher{conn: c}
+	}
+	k.batch.apply(items, errs)
+}
+
+// neighItem is an op on a device (the tunnel, or in tests any ifindex).
+type neighItem struct {
+	ifindex int
+	op      NeighborOp
+}
+
+// nlConn is the netlink socket a batcher talks through; tests fake it.
+type nlConn interface {
+	send(b []byte) error
+	recv(b []byte) (int, error)
+	close() error
+}
+
+// neighBatcher encodes batches and maps acknowledgements back. Not safe
+// for concurrent use.
+type neighBatcher struct {
+	conn nlConn
+	seq  uint32
+	out  []byte
+	in   []byte
+	done []bool
+}
+
+// Netlink message layout (linux/netlink.h, linux/neighbour.h).
+const (
+	nlmsgHdrLen = 16
+	ndmsgLen    = 12
+	rtaHdrLen   = 4
+)
+
+// apply runs items in transactions of maxNeighBatch and stores each item's
+// outcome in errs.
+func (b *neighBatcher) apply(items []neighItem, errs []error) {
+	for off := 0; off < len(items); off += maxNeighBatch {
+		end := min(off+maxNeighBatch, len(items))
+		b.transact(items[off:end], errs[off:end])
+	}
+}
+
+// transact sends one transaction and collects its acknowledgements. Items
+// that cannot be encoded fail without being sent; when the socket fails,
+// every item still unacknowledged gets that error (the kernel may or may
+// not have applied it: the caller's resync finds out).
+func (b *neighBatcher) transact(items []neighItem, errs []error) {
+	base := b.seq + 1
+	b.seq += uint32(len(items))
+	b.out = b.out[:0]
+	if cap(b.done) < len(items) {
+		b.done = make([]bool, len(items))
+	}
+	done := b.done[:len(items)]
+	pending := 0
+	for i, it := range items {
+		var err error
+		b.out, err = appendNeighMsg(b.out, it, base+uint32(i))
+		done[i] = err != nil
+		errs[i] = err
+		if err == nil {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return
+	}
+	fail := func(err error) {
+		for i := range items {
+			if !done[i] {
+				errs[i] = err
+				done[i] = true
+			}
+		}
+	}
+	if err := b.conn.send(b.out); err != nil {
+		fail(fmt.Errorf("send batch: %w", err))
+		return
+	}
+	if len(b.in) == 0 {
+		b.in = make([]byte, 64<<10)
+	}
+	for pending > 0 {
+		n, err := b.conn.recv(b.in)
+		if err != nil {
+			fail(fmt.Errorf("receive acknowledgements: %w", err))
+			return
+		}
+		msgs, err := syscall.ParseNetlinkMessage(b.in[:n])
+		if err != nil {
+			fail(fmt.Errorf("parse acknowledgements: %w", err))
+			return
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.NLMSG_ERROR {
+				continue
+			}
+			i := int(m.Header.Seq - base) // wraps for stale sequence numbers
+			if m.Header.Seq-base >= uint32(len(items)) || done[i] {
+				continue // an ack of an earlier, abandoned transaction
+			}
+			done[i] = true
+			pending--
+			errs[i] = ackError(m.Data, items[i].op.Delete)
+		}
+	}
+}
+
+// ackError decodes struct nlmsgerr's error field: 0 is an ack.
+func ackError(data []byte, del bool) error {
+	if len(data) < 4 {
+		return errors.New("short netlink error message")
+	}
+	code := int32(binary.NativeEndian.Uint32(data[:4]))
+	if code == 0 {
+		return nil
+	}
+	errno := syscall.Errno(-code)
+	if del && errno == syscall.ENOENT {
+		return nil // deleting a missing entry is not an error
+	}
+	return errno
+}
+
+// appendNeighMsg appends the RTM_NEWNEIGH (replace) or RTM_DELNEIGH message
+// for it with sequence number seq.
+func appendNeighMsg(b []byte, it neighItem, seq uint32) ([]byte, error) {
+	o := it.op
+	if !o.Addr.Is4() || (!o.Delete && !o.NBMA.Is4()) {
+		return b, errors.New("addresses must be IPv4")
+	}
+	typ, flags := uint16(unix.RTM_DELNEIGH), uint16(unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	state := uint16(0)
+	size := nlmsgHdrLen + ndmsgLen + rtaHdrLen + 4
+	if !o.Delete {
+		typ = unix.RTM_NEWNEIGH
+		flags |= unix.NLM_F_CREATE | unix.NLM_F_REPLACE
+		state = uint16(neighState(o.Permanent))
+		size += rtaHdrLen + 4
+	}
+	ne := binary.NativeEndian
+	b = ne.AppendUint32(b, uint32(size))
+	b = ne.AppendUint16(b, typ)
+	b = ne.AppendUint16(b, flags)
+	b = ne.AppendUint32(b, seq)
+	b = ne.AppendUint32(b, 0) // pid: the kernel fills in ours
+	// struct ndmsg: family, 3 pad bytes, ifindex, state, flags, type.
+	b = append(b, unix.AF_INET, 0, 0, 0)
+	b = ne.AppendUint32(b, uint32(int32(it.ifindex)))
+	b = ne.AppendUint16(b, state)
+	b = append(b, 0, 0)
+	dst := o.Addr.As4()
+	b = appendRTA4(b, unix.NDA_DST, dst)
+	if !o.Delete {
+		b = appendRTA4(b, unix.NDA_LLADDR, o.NBMA.As4())
+	}
+	return b, nil
+}
+
+func appendRTA4(b []byte, typ uint16, v [4]byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, rtaHdrLen+4)
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	return append(b, v[:]...)
+}
+
+// neighSocket is a NETLINK_ROUTE socket for batches: acks without the
+// request's payload (NETLINK_CAP_ACK) and a receive buffer that holds a
+// whole transaction's acks.
+type neighSocket struct{ fd int }
+
+func openNeighSocket(netNS int) (*neighSocket, error) {
+	var fd int
+	err := inNetNS(netNS, func() error {
+		var serr error
+		fd, serr = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		return serr
+	})
+	if err != nil {
+		return nil, err
+	}
+	setup := func() error {
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return err
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, neighBatchRcvBuf); err != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, neighBatchRcvBuf); err != nil {
+				return err
+			}
+		}
+		// The kernel answers every request at once; a bound on the wait
+		// keeps a lost ack from hanging the caller.
+		tv := unix.Timeval{Sec: 10}
+		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	}
+	if err := setup(); err != nil {
+		_ = unix.Close(fd)
+		return nil, err
+	}
+	return &neighSocket{fd: fd}, nil
+}
+
+func (s *neighSocket) send(b []byte) error {
+	for {
+		err := unix.Sendto(s.fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func (s *neighSocket) recv(b []byte) (int, error) {
+	for {
+		n, _, err := unix.Recvfrom(s.fd, b, 0)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+func (s *neighSocket) close() error { return unix.Close(s.fd) }
