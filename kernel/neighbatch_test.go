@@ -175,7 +175,9 @@ func TestNeighBatchAckMapping(t *testing.T) {
 				{ifindex: 7, op: NeighborOp{Addr: netip.MustParseAddr("2001:db8::1"), NBMA: addrN(2)}},
 				{ifindex: 7, op: NeighborOp{Addr: addrN(3), NBMA: addrN(9)}},
 			},
-			nl:   &fakeNL{refuse: func(typ uint16, _ netip.Addr) syscall.Errno { return map[bool]syscall.Errno{true: syscall.ENOENT}[typ == unix.RTM_DELNEIGH] }},
+			nl: &fakeNL{refuse: func(typ uint16, _ netip.Addr) syscall.Errno {
+				return map[bool]syscall.Errno{true: syscall.ENOENT}[typ == unix.RTM_DELNEIGH]
+			}},
 			want: map[int]string{1: "addresses must be IPv4"}, wantSends: 1,
 		},
 		{
