@@ -151,8 +151,10 @@ func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
 		if a.Halen != 4 {
 			continue // not from an NBMA address: cannot be answered
 		}
-		// Swap, so that every buffer stays in ds exactly once.
-		ds[n].B, ds[i].B = ds[i].B[:min(int(v.msgs[i].len), cap(ds[i].B))], ds[n].B
+		if n != i { // swap, so that every buffer stays in ds exactly once
+			ds[n].B, ds[i].B = ds[i].B, ds[n].B
+		}
+		ds[n].B = ds[n].B[:min(int(v.msgs[i].len), cap(ds[n].B))]
 		ds[n].NBMA = netip.AddrFrom4([4]byte(a.Addr[:4]))
 		n++
 	}
