@@ -81,6 +81,8 @@ type Controller struct {
 	// mcast is the multicast replication's target set (multicast.go);
 	// mcastRep the running replicator, for counters read off the loop.
 	mcast    multicastState
+	// bio is the state of the packet batch being handled (batchio.go).
+	bio batchIO
 	mcastRep atomic.Pointer[replicator]
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
@@ -194,7 +196,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.startEngine(); err != nil {
 		return err
 	}
-	in := inputs{packets: make(chan packet, 256)}
+	in := inputs{packets: make(chan []packet, 4)}
 	wg.Add(1)
 	go func() { defer wg.Done(); c.readPackets(ctx, in.packets) }()
 	if in.misses, err = c.deps.Misses.WatchMisses(ctx); err != nil {

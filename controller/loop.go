@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
@@ -21,7 +19,7 @@ type packet struct {
 
 // inputs are the channels the loop selects on; a nil channel is never ready.
 type inputs struct {
-	packets  chan packet
+	packets  chan []packet
 	misses   <-chan kernel.Miss
 	hairpins <-chan kernel.Hairpin
 	ipsec    <-chan ipsec.Event
@@ -30,32 +28,6 @@ type inputs struct {
 // maxPacket bounds an NHRP packet read from the socket (the tunnel MTU is
 // far below it).
 const maxPacket = 9000
-
-// readPackets copies packets off the socket until ctx ends or the socket
-// fails. The loop drops nothing here: a full channel blocks the reader and
-// the kernel's socket buffer absorbs bursts.
-func (c *Controller) readPackets(ctx context.Context, out chan<- packet) {
-	go func() {
-		<-ctx.Done()
-		_ = c.conn.Close()
-	}()
-	buf := make([]byte, maxPacket)
-	for {
-		n, from, err := c.conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-				c.log.Error("reading NHRP socket", zap.Error(err))
-			}
-			return
-		}
-		p := packet{from: from, b: append([]byte(nil), buf[:n]...)}
-		select {
-		case out <- p:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
 
 // loop is the controller's single owner goroutine.
 func (c *Controller) loop(ctx context.Context, in inputs) error {
@@ -84,14 +56,8 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case p := <-in.packets:
-			c.countPacket(p.b, false)
-			if ignoresIndication(c.config(), p.b) {
-				c.stats.inc("traffic_indications_ignored")
-				continue
-			}
-			c.syncProtections()
-			c.handlePacket(p)
+		case ps := <-in.packets:
+			c.handleBatch(ps)
 		case m, ok := <-in.misses:
 			if !ok {
 				// The watcher closes its channel when ctx ends; select
