@@ -80,9 +80,9 @@ type Controller struct {
 	adopt adoption
 	// mcast is the multicast replication's target set (multicast.go);
 	// mcastRep the running replicator, for counters read off the loop.
-	mcast    multicastState
+	mcast multicastState
 	// bio is the state of the packet batch being handled (batchio.go).
-	bio batchIO
+	bio      batchIO
 	mcastRep atomic.Pointer[replicator]
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
