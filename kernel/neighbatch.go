@@ -81,17 +81,26 @@ func (k *Kernel) ApplyNeighbors(ops []NeighborOp) []error {
 func (k *Kernel) applyItems(items []neighItem, errs []error) {
 	k.batchMu.Lock()
 	defer k.batchMu.Unlock()
-	if k.batch == nil {
-		c, err := openNeighSocket(k.cfg.NetNS)
-		if err != nil {
-			for i := range errs {
-				errs[i] = fmt.Errorf("open batch socket: %w", err)
-			}
-			return
+	if err := k.openBatch(); err != nil {
+		for i := range errs {
+			errs[i] = err
 		}
-		k.batch = &neighBatcher{conn: c}
+		return
 	}
 	k.batch.apply(items, errs)
+}
+
+// openBatch opens the batch socket once; k.batchMu held.
+func (k *Kernel) openBatch() error {
+	if k.batch != nil {
+		return nil
+	}
+	c, err := openNeighSocket(k.cfg.NetNS)
+	if err != nil {
+		return fmt.Errorf("open batch socket: %w", err)
+	}
+	k.batch = &neighBatcher{conn: c}
+	return nil
 }
 
 // neighItem is an op on a device (the tunnel, or in tests any ifindex).
@@ -179,24 +188,154 @@ func (b *neighBatcher) transact(items []neighItem, errs []error) {
 			fail(fmt.Errorf("receive acknowledgements: %w", err))
 			return
 		}
-		msgs, err := syscall.ParseNetlinkMessage(b.in[:n])
+		err = eachNLMsg(b.in[:n], func(h nlHeader, data []byte) {
+			if h.typ != unix.NLMSG_ERROR {
+				return
+			}
+			i := h.seq - base // wraps for stale sequence numbers
+			if i >= uint32(len(items)) || done[i] {
+				return // an ack of an earlier, abandoned transaction
+			}
+			done[i] = true
+			pending--
+			errs[i] = ackError(data, items[i].op.Delete)
+		})
 		if err != nil {
 			fail(fmt.Errorf("parse acknowledgements: %w", err))
 			return
 		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR {
-				continue
+	}
+}
+
+// nlHeader is the part of struct nlmsghdr a reader needs.
+type nlHeader struct {
+	typ, flags uint16
+	seq        uint32
+}
+
+// eachNLMsg calls fn for each netlink message in b (one datagram), with
+// its payload; it allocates nothing.
+func eachNLMsg(b []byte, fn func(h nlHeader, data []byte)) error {
+	ne := binary.NativeEndian
+	for len(b) >= nlmsgHdrLen {
+		l := int(ne.Uint32(b[0:4]))
+		if l < nlmsgHdrLen || l > len(b) {
+			return fmt.Errorf("netlink message length %d of %d bytes", l, len(b))
+		}
+		fn(nlHeader{typ: ne.Uint16(b[4:6]), flags: ne.Uint16(b[6:8]), seq: ne.Uint32(b[8:12])}, b[nlmsgHdrLen:l])
+		b = b[min(nlmAlign(l), len(b)):]
+	}
+	return nil
+}
+
+func nlmAlign(n int) int { return (n + 3) &^ 3 }
+
+// NeighborWalker visits a tunnel's neighbor entries without building a
+// list: a resync that finds nothing to change allocates nothing.
+type NeighborWalker interface {
+	// WalkNeighbors calls fn for each IPv4 neighbor entry of the tunnel,
+	// in the kernel's order; fn must not call back into the walker.
+	WalkNeighbors(fn func(Neighbor)) error
+}
+
+var _ NeighborWalker = (*Kernel)(nil)
+
+// WalkNeighbors implements NeighborWalker with one RTM_GETNEIGH dump on the
+// batch socket.
+func (k *Kernel) WalkNeighbors(fn func(Neighbor)) error {
+	t, err := k.currentTunnel()
+	if err != nil {
+		return err
+	}
+	k.batchMu.Lock()
+	defer k.batchMu.Unlock()
+	if err := k.openBatch(); err != nil {
+		return opErr("list neighbors", "dev "+t.name, err)
+	}
+	return opErr("list neighbors", "dev "+t.name, k.batch.dump(t.ifindex, fn))
+}
+
+// dump lists the IPv4 neighbor table and calls fn for the entries of
+// ifindex.
+func (b *neighBatcher) dump(ifindex int, fn func(Neighbor)) error {
+	b.seq++
+	seq := b.seq
+	ne := binary.NativeEndian
+	b.out = b.out[:0]
+	b.out = ne.AppendUint32(b.out, nlmsgHdrLen+ndmsgLen)
+	b.out = ne.AppendUint16(b.out, unix.RTM_GETNEIGH)
+	b.out = ne.AppendUint16(b.out, unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	b.out = ne.AppendUint32(b.out, seq)
+	b.out = ne.AppendUint32(b.out, 0)
+	b.out = append(b.out, unix.AF_INET, 0, 0, 0)
+	b.out = ne.AppendUint32(b.out, uint32(int32(ifindex)))
+	b.out = append(b.out, 0, 0, 0, 0)
+	if err := b.conn.send(b.out); err != nil {
+		return fmt.Errorf("send dump request: %w", err)
+	}
+	if len(b.in) == 0 {
+		b.in = make([]byte, 64<<10)
+	}
+	var done bool
+	var derr error
+	for !done {
+		n, err := b.conn.recv(b.in)
+		if err != nil {
+			return fmt.Errorf("receive dump: %w", err)
+		}
+		err = eachNLMsg(b.in[:n], func(h nlHeader, data []byte) {
+			if h.seq != seq || done {
+				return // a stale ack of an abandoned transaction
 			}
-			i := int(m.Header.Seq - base) // wraps for stale sequence numbers
-			if m.Header.Seq-base >= uint32(len(items)) || done[i] {
-				continue // an ack of an earlier, abandoned transaction
+			switch h.typ {
+			case unix.NLMSG_DONE:
+				done = true
+			case unix.NLMSG_ERROR:
+				done = true
+				derr = ackError(data, false)
+				if derr == nil {
+					derr = errors.New("dump ended by an acknowledgement")
+				}
+			case unix.RTM_NEWNEIGH:
+				if nb, ok := parseNeighMsg(data, ifindex); ok {
+					fn(nb)
+				}
 			}
-			done[i] = true
-			pending--
-			errs[i] = ackError(m.Data, items[i].op.Delete)
+		})
+		if err != nil {
+			return fmt.Errorf("parse dump: %w", err)
 		}
 	}
+	return derr
+}
+
+// parseNeighMsg decodes an RTM_NEWNEIGH payload (struct ndmsg and
+// attributes) of an IPv4 entry on ifindex.
+func parseNeighMsg(data []byte, ifindex int) (Neighbor, bool) {
+	ne := binary.NativeEndian
+	if len(data) < ndmsgLen || data[0] != unix.AF_INET || int(int32(ne.Uint32(data[4:8]))) != ifindex {
+		return Neighbor{}, false
+	}
+	nb := Neighbor{State: NeighState(ne.Uint16(data[8:10]))}
+	for a := data[ndmsgLen:]; len(a) >= rtaHdrLen; {
+		l := int(ne.Uint16(a[0:2]))
+		if l < rtaHdrLen || l > len(a) {
+			return Neighbor{}, false
+		}
+		v := a[rtaHdrLen:l]
+		switch ne.Uint16(a[2:4]) {
+		case unix.NDA_DST:
+			if len(v) == 4 {
+				nb.Addr = netip.AddrFrom4([4]byte(v))
+			}
+		case unix.NDA_LLADDR:
+			if len(v) == 4 {
+				nb.NBMA = netip.AddrFrom4([4]byte(v))
+			}
+		}
+		a = a[min(nlmAlign(l), len(a)):]
+	}
+	return nb, nb.Addr.IsValid()
 }
 
 // ackError decodes struct nlmsgerr's error field: 0 is an ack.
