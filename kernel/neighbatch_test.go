@@ -1,10 +1,10 @@
 package kernel
 
 import (
-	"fmt"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
