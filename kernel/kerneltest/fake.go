@@ -45,6 +45,7 @@ type Fake struct {
 	refuse       func(kernel.Route) error
 	refuseNeigh  func(kernel.NeighborOp) error
 	neighBatches []int // sizes of the ApplyNeighbors calls
+	walks        int
 	ops          []string
 
 	missWatchers    []chan kernel.Miss
@@ -59,6 +60,7 @@ type routeKey struct {
 var (
 	_ kernel.Dataplane       = (*Fake)(nil)
 	_ kernel.NeighborBatcher = (*Fake)(nil)
+	_ kernel.NeighborWalker  = (*Fake)(nil)
 	_ kernel.MissWatcher     = (*Fake)(nil)
 	_ kernel.HairpinTrigger  = (*Fake)(nil)
 )
@@ -258,6 +260,40 @@ func (f *Fake) ListNeighbors() ([]kernel.Neighbor, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
 	return out, nil
+}
+
+// WalkNeighbors implements kernel.NeighborWalker (in map order, as the
+// kernel's order is no promise either); it allocates nothing. Walks counts
+// the calls.
+func (f *Fake) WalkNeighbors(fn func(kernel.Neighbor)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return err
+	}
+	if err := f.fail("WalkNeighbors"); err != nil {
+		return &kernel.OpError{Op: "list neighbors", Object: "dev " + f.tunnel.Name, Err: err}
+	}
+	f.walks++
+	for _, n := range f.neigh {
+		fn(n)
+	}
+	return nil
+}
+
+// Walks returns how many times WalkNeighbors ran.
+func (f *Fake) Walks() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.walks
+}
+
+// DeleteNeighborBehindBack removes an entry as another process would,
+// without recording an op of dmvpnd's.
+func (f *Fake) DeleteNeighborBehindBack(addr netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.neigh, addr)
 }
 
 // SetNeighborState changes an entry's state as the kernel would over time
