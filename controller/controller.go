@@ -81,8 +81,10 @@ type Controller struct {
 	// mcast is the multicast replication's target set (multicast.go);
 	// mcastRep the running replicator, for counters read off the loop.
 	mcast multicastState
-	// bio is the state of the packet batch being handled (batchio.go).
+	// bio is the state of the packet batch being handled (batchio.go),
+	// nresync the periodic neighbor repair's (resync.go).
 	bio      batchIO
+	nresync  neighborResync
 	mcastRep atomic.Pointer[replicator]
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.

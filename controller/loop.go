@@ -8,7 +8,6 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // packet is one NHRP packet read from the tunnel.
@@ -90,7 +89,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-resync.C:
 			c.dirty = dirtySet{routes: true, ipsec: true}
 			c.mcast.dirty = true
-			c.rebindAll()
+			c.resyncNeighbors()
 		case <-retry:
 			retry = nil
 			c.dirty.routes = c.dirty.routes || c.routesFailed
@@ -117,18 +116,5 @@ func (c *Controller) run(ctx context.Context, f func()) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// rebindAll re-programs the permanent neighbor entries the engine holds,
-// repairing entries removed behind dmvpnd's back. Resolved peers' REACHABLE
-// entries are left alone: rewriting them would reset the kernel's
-// reachability timer and hide whether traffic still uses them.
-func (c *Controller) rebindAll() {
-	b := engineBinder{c}
-	for _, e := range c.eng.Cache() {
-		if e.Bound.IsValid() && e.Kind.Permanent() {
-			_ = b.Bind(engine.Binding{Proto: e.Proto, NBMA: e.Bound, Claimed: e.Claimed, Observed: e.Observed, Kind: e.Kind})
-		}
 	}
 }
