@@ -39,7 +39,6 @@ type mmsgVec struct {
 	msgs  []mmsghdr
 
 	n, off, done int // messages, progress
-	flags        uintptr
 	err          error
 	fn           func(fd uintptr) bool // recv or send bound once
 }
