@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -249,10 +250,14 @@ func (k *Kernel) WalkNeighbors(fn func(Neighbor)) error {
 	}
 	k.batchMu.Lock()
 	defer k.batchMu.Unlock()
-	if err := k.openBatch(); err != nil {
+	err = k.openBatch()
+	if err == nil {
+		err = k.batch.dump(t.ifindex, fn)
+	}
+	if err != nil {
 		return opErr("list neighbors", "dev "+t.name, err)
 	}
-	return opErr("list neighbors", "dev "+t.name, k.batch.dump(t.ifindex, fn))
+	return nil
 }
 
 // dump lists the IPv4 neighbor table and calls fn for the entries of
@@ -432,21 +437,35 @@ func openNeighSocket(netNS int) (*neighSocket, error) {
 	return &neighSocket{fd: fd}, nil
 }
 
+// send writes one datagram to the kernel (an unconnected netlink socket
+// sends to port 0); it allocates nothing.
 func (s *neighSocket) send(b []byte) error {
 	for {
-		err := unix.Sendto(s.fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		_, err := unix.Write(s.fd, b)
 		if err != unix.EINTR {
 			return err
 		}
 	}
 }
 
+// recv reads one datagram from the kernel. Datagrams from another socket
+// (a privileged process may unicast to ours) are dropped unread. It
+// allocates nothing.
 func (s *neighSocket) recv(b []byte) (int, error) {
 	for {
-		n, _, err := unix.Recvfrom(s.fd, b, 0)
-		if err != unix.EINTR {
-			return n, err
+		var sa unix.RawSockaddrNetlink
+		salen := uint32(unix.SizeofSockaddrNetlink)
+		n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0,
+			uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+		switch {
+		case errno == unix.EINTR:
+			continue
+		case errno != 0:
+			return 0, errno
+		case sa.Pid != 0:
+			continue
 		}
+		return int(n), nil
 	}
 }
 

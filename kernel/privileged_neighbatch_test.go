@@ -159,6 +159,9 @@ func TestPrivNeighborBatchScale(t *testing.T) {
 		if seen != n {
 			t.Fatalf("the dump saw %d of the %d entries", seen, n)
 		}
+		if a := testing.AllocsPerRun(3, func() { _ = k.WalkNeighbors(func(Neighbor) {}) }); a > 0 {
+			t.Errorf("a dump of %d entries allocates %.0f times, want none", n, a)
+		}
 		start = time.Now()
 		for i, err := range k.ApplyNeighbors(ops) {
 			if err != nil {
