@@ -201,3 +201,35 @@ func benchHub(b *testing.B, n int) *node {
 	registerSpokes(b, hub, n)
 	return hub
 }
+
+// syncOnly hides the fake's batch interfaces: the controller falls back to
+// one neighbor write per registration, as before batching.
+type syncOnly struct{ kernel.Dataplane }
+
+// BenchmarkRegistrationBurst10k is dmvpnd's own CPU per registration (the
+// fake kernel costs next to nothing) for a burst of 10k registrations
+// handed over in reader-sized batches: batched neighbor writes and held
+// replies against one write per registration.
+func BenchmarkRegistrationBurst10k(b *testing.B) {
+	for _, mode := range []string{"batched", "one-by-one"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				hub := start(b, kerneltest.NewNetwork(), "hub", bigHubYAML(10000), nil, func(d *Deps) {
+					if mode == "one-by-one" {
+						d.Dataplane = syncOnly{d.Dataplane}
+					}
+				})
+				<-hub.ctl.ready
+				b.StartTimer()
+				registerSpokes(b, hub, 10000)
+				b.StopTimer()
+				hub.cancel()
+				<-hub.done
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/registration")
+		})
+	}
+}
