@@ -80,7 +80,11 @@ type Controller struct {
 	adopt adoption
 	// mcast is the multicast replication's target set (multicast.go);
 	// mcastRep the running replicator, for counters read off the loop.
-	mcast    multicastState
+	mcast multicastState
+	// bio is the state of the packet batch being handled (batchio.go),
+	// nresync the periodic neighbor repair's (resync.go).
+	bio      batchIO
+	nresync  neighborResync
 	mcastRep atomic.Pointer[replicator]
 	// qos is the per-tunnel QoS last installed (qos.go).
 	qos qosState
@@ -197,7 +201,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.startEngine(); err != nil {
 		return err
 	}
-	in := inputs{packets: make(chan packet, 256)}
+	in := inputs{packets: make(chan []packet, 4)}
 	wg.Add(1)
 	go func() { defer wg.Done(); c.readPackets(ctx, in.packets) }()
 	if in.misses, err = c.deps.Misses.WatchMisses(ctx); err != nil {

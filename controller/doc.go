@@ -11,6 +11,16 @@
 // pushed, errors are retried with capped backoff, and a periodic full resync
 // repairs whatever changed behind dmvpnd's back.
 //
+// NHRP packets reach the loop in batches (up to 128, all that the socket
+// had queued, read with recvmmsg). The engine handles the batch while the
+// registrations' neighbor writes are queued (engine.ErrBindDeferred); then
+// the queue is written in one netlink transaction, the engine learns each
+// entry's outcome (CommitBindings) and answers the registrations that
+// waited, code 5 for a refused entry, and everything the batch produced is
+// sent with one sendmmsg (batchio.go). The periodic resync dumps the
+// neighbor table once and writes only the permanent entries that differ
+// (resync.go).
+//
 // Flows:
 //   - NHRP peer wanted (registration, NHS, resolved peer) -> IPsec peer
 //     wanted -> SA initiated (where this side initiates);

@@ -5,6 +5,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
@@ -13,6 +14,11 @@ import (
 type engineConn struct{ c *Controller }
 
 func (e engineConn) WriteTo(b []byte, nbma netip.Addr) error {
+	if e.c.bio.queue {
+		e.c.queueSend(b, nbma)
+		e.c.countPacket(b, true)
+		return nil
+	}
 	_, err := e.c.conn.WriteTo(b, nbma)
 	if err != nil {
 		e.c.stats.inc("nhrp_send_errors")
@@ -40,7 +46,9 @@ func (r engineRouter) Lookup(dst netip.Addr) (engine.Route, bool) {
 	return engine.Route{Prefix: m.Prefix, ViaTunnel: m.Ifindex == r.c.ifindex, NextHop: m.Gateway}, true
 }
 
-// engineBinder programs neighbor entries. Entries the engine refreshes
+// engineBinder programs neighbor entries. Inside a batch of packets
+// (batchio.go) registrations' entries and removals are queued and written
+// in one transaction when the batch is done. Entries the engine refreshes
 // itself (registrations, NHSs) are permanent so they never age; resolved
 // peers are written REACHABLE so that the kernel reports continued use with
 // a probe (a miss in state PROBE), which the engine takes as "used".
@@ -48,6 +56,13 @@ type engineBinder struct{ c *Controller }
 
 func (b engineBinder) Bind(bd engine.Binding) error {
 	permanent := bd.Kind.Permanent()
+	if bd.Kind == engine.KindRegistered && b.c.bio.deferBinds {
+		// Written with the rest of the batch; the engine holds the reply.
+		b.c.queueNeighbor(kernel.NeighborOp{Addr: bd.Proto, NBMA: bd.NBMA, Permanent: permanent}, true)
+		return engine.ErrBindDeferred
+	}
+	// Anything queued goes first: the kernel sees the engine's order.
+	b.c.flushNeighbors()
 	if err := b.c.deps.Dataplane.ReplaceNeighbor(bd.Proto, bd.NBMA, permanent); err != nil {
 		b.c.stats.inc("kernel_neighbor_errors")
 		b.c.log.Warn("programming neighbor", zap.Stringer("proto", bd.Proto), zap.Stringer("nbma", bd.NBMA), zap.Error(err))
@@ -57,6 +72,10 @@ func (b engineBinder) Bind(bd engine.Binding) error {
 }
 
 func (b engineBinder) Unbind(bd engine.Binding) {
+	if _, ok := b.c.batcher(); ok && b.c.bio.queue {
+		b.c.queueNeighbor(kernel.NeighborOp{Addr: bd.Proto, Delete: true}, false)
+		return
+	}
 	if err := b.c.deps.Dataplane.DeleteNeighbor(bd.Proto); err != nil {
 		b.c.stats.inc("kernel_neighbor_errors")
 		b.c.log.Warn("removing neighbor", zap.Stringer("proto", bd.Proto), zap.Error(err))

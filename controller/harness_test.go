@@ -64,7 +64,7 @@ func lanRoutes(lan string, summary string, hubTunnel string) []kernel.RouteMatch
 	return rs
 }
 
-func parseConfig(t *testing.T, yaml string) *config.Config {
+func parseConfig(t testing.TB, yaml string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -92,7 +92,7 @@ func spokeYAML(nbma, addr string, nhs ...string) string {
 
 // start runs a controller on the in-memory network. It must be called inside
 // a synctest bubble. mod may change the dependencies (an IPsec fake).
-func start(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, mod ...func(*Deps)) *node {
+func start(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, mod ...func(*Deps)) *node {
 	t.Helper()
 	cfg := parseConfig(t, yaml)
 	n := &node{name: name, cfg: cfg, kernel: kerneltest.New(), m: metrics.New("test"), done: make(chan error, 1)}

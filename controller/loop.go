@@ -6,11 +6,8 @@ import (
 	"net/netip"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // packet is one NHRP packet read from the tunnel.
@@ -21,7 +18,7 @@ type packet struct {
 
 // inputs are the channels the loop selects on; a nil channel is never ready.
 type inputs struct {
-	packets  chan packet
+	packets  chan []packet
 	misses   <-chan kernel.Miss
 	hairpins <-chan kernel.Hairpin
 	ipsec    <-chan ipsec.Event
@@ -30,32 +27,6 @@ type inputs struct {
 // maxPacket bounds an NHRP packet read from the socket (the tunnel MTU is
 // far below it).
 const maxPacket = 9000
-
-// readPackets copies packets off the socket until ctx ends or the socket
-// fails. The loop drops nothing here: a full channel blocks the reader and
-// the kernel's socket buffer absorbs bursts.
-func (c *Controller) readPackets(ctx context.Context, out chan<- packet) {
-	go func() {
-		<-ctx.Done()
-		_ = c.conn.Close()
-	}()
-	buf := make([]byte, maxPacket)
-	for {
-		n, from, err := c.conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-				c.log.Error("reading NHRP socket", zap.Error(err))
-			}
-			return
-		}
-		p := packet{from: from, b: append([]byte(nil), buf[:n]...)}
-		select {
-		case out <- p:
-		case <-ctx.Done():
-			return
-		}
-	}
-}
 
 // loop is the controller's single owner goroutine.
 func (c *Controller) loop(ctx context.Context, in inputs) error {
@@ -84,14 +55,8 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case p := <-in.packets:
-			c.countPacket(p.b, false)
-			if ignoresIndication(c.config(), p.b) {
-				c.stats.inc("traffic_indications_ignored")
-				continue
-			}
-			c.syncProtections()
-			c.handlePacket(p)
+		case ps := <-in.packets:
+			c.handleBatch(ps)
 		case m, ok := <-in.misses:
 			if !ok {
 				// The watcher closes its channel when ctx ends; select
@@ -124,7 +89,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-resync.C:
 			c.dirty = dirtySet{routes: true, ipsec: true, qos: true}
 			c.mcast.dirty = true
-			c.rebindAll()
+			c.resyncNeighbors()
 		case <-retry:
 			retry = nil
 			c.dirty.routes = c.dirty.routes || c.routesFailed
@@ -151,18 +116,5 @@ func (c *Controller) run(ctx context.Context, f func()) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// rebindAll re-programs the permanent neighbor entries the engine holds,
-// repairing entries removed behind dmvpnd's back. Resolved peers' REACHABLE
-// entries are left alone: rewriting them would reset the kernel's
-// reachability timer and hide whether traffic still uses them.
-func (c *Controller) rebindAll() {
-	b := engineBinder{c}
-	for _, e := range c.eng.Cache() {
-		if e.Bound.IsValid() && e.Kind.Permanent() {
-			_ = b.Bind(engine.Binding{Proto: e.Proto, NBMA: e.Bound, Claimed: e.Claimed, Observed: e.Observed, Kind: e.Kind})
-		}
 	}
 }

@@ -106,14 +106,27 @@ func (c *Controller) takeView() view {
 	for k, t := range c.lastReg {
 		v.lastReg[k] = t
 	}
-	entries := c.eng.Cache()
-	v.cache = len(entries)
-	for _, e := range entries {
+	// Counted, not sorted: no snapshot of the cache is built.
+	v.cache = c.eng.CacheLen()
+	for e := range c.eng.Peers() {
 		if st, ok := peerState(e, c.protectedNow); ok {
-			v.peers[strings.ToLower(string(st))]++
+			v.peers[peerStateLabel(st)]++
 		}
 	}
 	return v
+}
+
+// peerStateLabel is the state label of dmvpnd_peers.
+func peerStateLabel(st api.PeerState) string {
+	switch st {
+	case api.PeerUp:
+		return "up"
+	case api.PeerIKE:
+		return "ike"
+	case api.PeerNHRP:
+		return "nhrp"
+	}
+	return strings.ToLower(string(st))
 }
 
 // publishLoop publishes the metrics every metricsInterval until ctx ends.

@@ -5,3 +5,5 @@ package controller
 type stats map[string]uint64
 
 func (s stats) inc(name string) { s[name]++ }
+
+func (s stats) add(name string, n uint64) { s[name] += n }

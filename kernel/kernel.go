@@ -49,6 +49,11 @@ type Kernel struct {
 	mu     sync.Mutex
 	tunnel tunnelRef // set by EnsureTunnel
 
+	// batchMu guards batch, the neighbor batch socket (opened on first
+	// use).
+	batchMu sync.Mutex
+	batch   *neighBatcher
+
 	subscribe    neighSubscribeFunc // nil: netlink.NeighSubscribeWithOptions
 	resubscribes atomic.Int64
 }
@@ -98,10 +103,16 @@ func New(cfg Config) (*Kernel, error) {
 	return &Kernel{cfg: cfg, log: cfg.Logger, nl: h}, nil
 }
 
-// Close releases the netlink handle. Kernel state is left in place so that a
+// Close releases the netlink handle and the batch socket. Kernel state is left in place so that a
 // restarted daemon adopts it.
 func (k *Kernel) Close() error {
 	k.nl.Close()
+	k.batchMu.Lock()
+	defer k.batchMu.Unlock()
+	if k.batch != nil {
+		_ = k.batch.conn.close()
+		k.batch = nil
+	}
 	return nil
 }
 

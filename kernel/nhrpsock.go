@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -25,7 +26,13 @@ const DefaultNHRPRcvBuf = 8 << 20
 // to an NBMA address needs no neighbor entry. It implements PacketConn.
 type NHRPConn struct {
 	c       *packet.Conn
+	rc      syscall.RawConn
 	ifindex int
+
+	rmu sync.Mutex // ReadBatch
+	rv  mmsgVec
+	wmu sync.Mutex // WriteBatch
+	wv  mmsgVec
 
 	mu    sync.Mutex
 	stats NHRPStats // accumulated: the kernel resets its counters on read
@@ -74,7 +81,12 @@ func ListenNHRP(cfg ListenNHRPConfig) (*NHRPConn, error) {
 		_ = c.Close()
 		return nil, opErr("set NHRP socket receive buffer", obj, err)
 	}
-	return &NHRPConn{c: c, ifindex: cfg.Ifindex}, nil
+	rc, err := c.SyscallConn()
+	if err != nil {
+		_ = c.Close()
+		return nil, opErr("open NHRP socket", obj, err)
+	}
+	return &NHRPConn{c: c, rc: rc, ifindex: cfg.Ifindex}, nil
 }
 
 func setRcvBuf(c *packet.Conn, size int) error {

@@ -41,9 +41,12 @@ type Fake struct {
 	// the kernel.
 	NeighborLimit int
 
-	failures map[string]error // op -> error for the next call
-	refuse   func(kernel.Route) error
-	ops      []string
+	failures     map[string]error // op -> error for the next call
+	refuse       func(kernel.Route) error
+	refuseNeigh  func(kernel.NeighborOp) error
+	neighBatches []int // sizes of the ApplyNeighbors calls
+	walks        int
+	ops          []string
 
 	missWatchers    []chan kernel.Miss
 	hairpinWatchers []chan kernel.Hairpin
@@ -55,9 +58,11 @@ type routeKey struct {
 }
 
 var (
-	_ kernel.Dataplane      = (*Fake)(nil)
-	_ kernel.MissWatcher    = (*Fake)(nil)
-	_ kernel.HairpinTrigger = (*Fake)(nil)
+	_ kernel.Dataplane       = (*Fake)(nil)
+	_ kernel.NeighborBatcher = (*Fake)(nil)
+	_ kernel.NeighborWalker  = (*Fake)(nil)
+	_ kernel.MissWatcher     = (*Fake)(nil)
+	_ kernel.HairpinTrigger  = (*Fake)(nil)
 )
 
 // New returns an empty fake whose routes carry protocol 157.
@@ -135,12 +140,22 @@ func (f *Fake) ReplaceNeighbor(tunnelAddr, nbma netip.Addr, permanent bool) erro
 	if err := f.requireTunnel(); err != nil {
 		return err
 	}
-	obj := fmt.Sprintf("%s lladdr %s dev %s", tunnelAddr, nbma, f.tunnel.Name)
 	if err := f.fail("ReplaceNeighbor"); err != nil {
-		return &kernel.OpError{Op: "replace neighbor", Object: obj, Err: err}
+		return &kernel.OpError{Op: "replace neighbor", Object: fmt.Sprintf("%s lladdr %s dev %s", tunnelAddr, nbma, f.tunnel.Name), Err: err}
 	}
+	return f.replaceNeighbor(tunnelAddr, nbma, permanent)
+}
+
+// replaceNeighbor is ReplaceNeighbor with f.mu held and a tunnel.
+func (f *Fake) replaceNeighbor(tunnelAddr, nbma netip.Addr, permanent bool) error {
+	obj := fmt.Sprintf("%s lladdr %s dev %s", tunnelAddr, nbma, f.tunnel.Name)
 	if !tunnelAddr.Is4() || !nbma.Is4() {
 		return &kernel.OpError{Op: "replace neighbor", Object: obj, Err: errors.New("both addresses must be IPv4")}
+	}
+	if f.refuseNeigh != nil {
+		if err := f.refuseNeigh(kernel.NeighborOp{Addr: tunnelAddr, NBMA: nbma, Permanent: permanent}); err != nil {
+			return &kernel.OpError{Op: "replace neighbor", Object: obj, Err: err}
+		}
 	}
 	state := kernel.NeighReachable
 	if permanent {
@@ -156,6 +171,48 @@ func (f *Fake) ReplaceNeighbor(tunnelAddr, nbma netip.Addr, permanent bool) erro
 	f.neigh[tunnelAddr] = n
 	f.ops = append(f.ops, fmt.Sprintf("replace neighbor %s lladdr %s %s", tunnelAddr, nbma, state))
 	return nil
+}
+
+// RefuseNeighbors makes ReplaceNeighbor and ApplyNeighbors refuse every
+// replace for which refuse returns an error, as the kernel refuses one
+// entry of a batch; nil accepts everything again.
+func (f *Fake) RefuseNeighbors(refuse func(kernel.NeighborOp) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuseNeigh = refuse
+}
+
+// ApplyNeighbors implements kernel.NeighborBatcher: each op as
+// ReplaceNeighbor or DeleteNeighbor would do it, in order, a refusal
+// leaving the others applied. A FailNext("ApplyNeighbors") fails every op.
+func (f *Fake) ApplyNeighbors(ops []kernel.NeighborOp) []error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	errs := make([]error, len(ops))
+	f.neighBatches = append(f.neighBatches, len(ops))
+	err := f.requireTunnel()
+	if err == nil {
+		err = f.fail("ApplyNeighbors")
+	}
+	for i, o := range ops {
+		switch {
+		case err != nil:
+			errs[i] = err
+		case o.Delete:
+			f.deleteNeighbor(o.Addr)
+		default:
+			errs[i] = f.replaceNeighbor(o.Addr, o.NBMA, o.Permanent)
+		}
+	}
+	return errs
+}
+
+// NeighborBatches returns the number of ops of each ApplyNeighbors call so
+// far.
+func (f *Fake) NeighborBatches() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.neighBatches...)
 }
 
 func (f *Fake) dynamicCount() int {
@@ -178,12 +235,16 @@ func (f *Fake) DeleteNeighbor(tunnelAddr netip.Addr) error {
 	if err := f.fail("DeleteNeighbor"); err != nil {
 		return &kernel.OpError{Op: "delete neighbor", Object: fmt.Sprintf("%s dev %s", tunnelAddr, f.tunnel.Name), Err: err}
 	}
+	f.deleteNeighbor(tunnelAddr)
+	return nil
+}
+
+func (f *Fake) deleteNeighbor(tunnelAddr netip.Addr) {
 	if _, ok := f.neigh[tunnelAddr]; !ok {
-		return nil
+		return
 	}
 	delete(f.neigh, tunnelAddr)
 	f.ops = append(f.ops, "delete neighbor "+tunnelAddr.String())
-	return nil
 }
 
 // ListNeighbors implements kernel.Dataplane.
@@ -199,6 +260,40 @@ func (f *Fake) ListNeighbors() ([]kernel.Neighbor, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
 	return out, nil
+}
+
+// WalkNeighbors implements kernel.NeighborWalker (in map order, as the
+// kernel's order is no promise either); it allocates nothing. Walks counts
+// the calls.
+func (f *Fake) WalkNeighbors(fn func(kernel.Neighbor)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.requireTunnel(); err != nil {
+		return err
+	}
+	if err := f.fail("WalkNeighbors"); err != nil {
+		return &kernel.OpError{Op: "list neighbors", Object: "dev " + f.tunnel.Name, Err: err}
+	}
+	f.walks++
+	for _, n := range f.neigh {
+		fn(n)
+	}
+	return nil
+}
+
+// Walks returns how many times WalkNeighbors ran.
+func (f *Fake) Walks() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.walks
+}
+
+// DeleteNeighborBehindBack removes an entry as another process would,
+// without recording an op of dmvpnd's.
+func (f *Fake) DeleteNeighborBehindBack(addr netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.neigh, addr)
 }
 
 // SetNeighborState changes an entry's state as the kernel would over time

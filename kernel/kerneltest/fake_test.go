@@ -321,3 +321,48 @@ func TestFakeSetRoutesSkipsRefused(t *testing.T) {
 		t.Errorf("routes (-want +got):\n%s", d)
 	}
 }
+
+// TestFakeApplyNeighborsRefusesOne: one refused op of a batch fails alone,
+// the others are applied in order, and the state is what one-by-one calls
+// would leave.
+func TestFakeApplyNeighborsRefusesOne(t *testing.T) {
+	f := New()
+	if _, err := f.EnsureTunnel(tunnelCfg()); err != nil {
+		t.Fatal(err)
+	}
+	f.RefuseNeighbors(func(o kernel.NeighborOp) error {
+		if o.Addr == a("10.0.0.3") {
+			return errors.New("refused")
+		}
+		return nil
+	})
+	errs := f.ApplyNeighbors([]kernel.NeighborOp{
+		{Addr: a("10.0.0.2"), NBMA: a("198.51.100.2"), Permanent: true},
+		{Addr: a("10.0.0.3"), NBMA: a("198.51.100.3"), Permanent: true},
+		{Addr: a("10.0.0.4"), NBMA: a("198.51.100.4")},
+		{Addr: a("10.0.0.9"), Delete: true},
+		{Addr: a("10.0.0.2"), Delete: true},
+	})
+	var got []string
+	for _, err := range errs {
+		s := ""
+		if err != nil {
+			s = err.Error()
+		}
+		got = append(got, s)
+	}
+	want := []string{"", "kernel: replace neighbor 10.0.0.3 lladdr 198.51.100.3 dev gre1: refused", "", "", ""}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("errors (-want +got):\n%s", d)
+	}
+	ns, err := f.ListNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0] != (kernel.Neighbor{Addr: a("10.0.0.4"), NBMA: a("198.51.100.4"), State: kernel.NeighReachable}) {
+		t.Errorf("neighbors %v, want only 10.0.0.4", ns)
+	}
+	if d := cmp.Diff([]int{5}, f.NeighborBatches()); d != "" {
+		t.Errorf("batches (-want +got):\n%s", d)
+	}
+}

@@ -1,6 +1,7 @@
 package kerneltest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -35,7 +36,7 @@ type PacketConn struct {
 	closeM sync.Once
 }
 
-var _ kernel.PacketConn = (*PacketConn)(nil)
+var _ kernel.BatchPacketConn = (*PacketConn)(nil)
 
 // Listen attaches an endpoint owning nbma.
 func (n *Network) Listen(nbma netip.Addr) (*PacketConn, error) {
@@ -57,6 +58,43 @@ func (c *PacketConn) ReadFrom(b []byte) (int, netip.Addr, error) {
 	case <-c.done:
 		return 0, netip.Addr{}, net.ErrClosed
 	}
+}
+
+// ReadBatch implements kernel.BatchPacketConn: it waits for one datagram,
+// then takes what else is queued without waiting.
+func (c *PacketConn) ReadBatch(ds []kernel.Datagram) (int, error) {
+	if len(ds) == 0 {
+		return 0, nil
+	}
+	n, from, err := c.ReadFrom(ds[0].B[:cap(ds[0].B)])
+	if err != nil {
+		return 0, err
+	}
+	ds[0].B, ds[0].NBMA = ds[0].B[:n], from
+	for i := 1; i < len(ds); i++ {
+		select {
+		case d := <-c.in:
+			ds[i].B = ds[i].B[:copy(ds[i].B[:cap(ds[i].B)], d.b)]
+			ds[i].NBMA = d.from
+		default:
+			return i, nil
+		}
+	}
+	return len(ds), nil
+}
+
+// WriteBatch implements kernel.BatchPacketConn with WriteTo in order.
+func (c *PacketConn) WriteBatch(ds []kernel.Datagram) (int, error) {
+	var first error
+	n := 0
+	for _, d := range ds {
+		if _, err := c.WriteTo(d.B, d.NBMA); err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		n++
+	}
+	return n, first
 }
 
 // WriteTo implements kernel.PacketConn. Packets to unknown addresses are

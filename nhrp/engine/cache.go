@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -87,6 +88,11 @@ type peer struct {
 	lastUsed  time.Time
 	shortcuts map[netip.Prefix]*shortcut
 	counted   bool // counts against its owner's MaxCachePerSource
+
+	// deferred: the Binder queued the write of bound (ErrBindDeferred);
+	// bindRefused: the kernel then refused it (see CommitBindings).
+	deferred    bool
+	bindRefused bool
 }
 
 const maxResolversPerEntry = 256
@@ -231,7 +237,9 @@ func (e *Engine) rebind(pe *peer) bool {
 	}
 	b := pe.binding(want)
 	if e.cfg.Binder != nil {
-		if err := e.cfg.Binder.Bind(b); err != nil {
+		if err := e.cfg.Binder.Bind(b); errors.Is(err, ErrBindDeferred) {
+			e.deferBind(pe)
+		} else if err != nil {
 			e.counters.inc(cBindErrors)
 			e.log.Warn("binder refused neighbor entry", zap.Stringer("proto", pe.proto),
 				zap.Stringer("nbma", want), zap.Error(err))

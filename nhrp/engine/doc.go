@@ -29,7 +29,11 @@
 // Packets leave through Config.Conn (WriteTo with the GRE outer
 // destination). Neighbor entries are programmed synchronously through
 // Config.Binder: a registration is answered with CIE code 5 when the
-// Binder refuses it. Everything else is reported as Events through the
+// Binder refuses it. A Binder may defer the write (ErrBindDeferred) so
+// that the controller writes a whole batch of packets' entries at once:
+// the Registration Replies that depend on a deferred entry are held and
+// sent by CommitBindings, code 5 for an entry the kernel refused.
+// Everything else is reported as Events through the
 // Config.Events callback, called synchronously on the caller's goroutine
 // (it must not call back into the engine): peer up/down with claimed and
 // observed NBMA addresses, binding added/removed, shortcut state changes

@@ -38,6 +38,11 @@ type Engine struct {
 	prot      map[netip.Addr]*proof       // see SetProtections
 	owned     map[ownerKey]int            // registrations held per peer
 	perSource map[ownerKey]int            // other cache entries per source
+
+	// deferred are the entries whose neighbor write a Binder queued, held
+	// the replies waiting for them (see CommitBindings).
+	deferred []*peer
+	held     []heldReply
 }
 
 // New returns an engine. It sends nothing until Start.

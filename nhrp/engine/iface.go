@@ -40,8 +40,11 @@ type Router interface {
 // Binder programs the kernel neighbor entry (protocol address -> GRE
 // destination) for a binding. Bind is called synchronously before a
 // registration is answered; an error (kernel refused, table full) turns
-// the registration into CIE code 5 (insufficient resources). Bind with an
-// existing Proto replaces the entry. Unbind of a missing entry is not an
+// the registration into CIE code 5 (insufficient resources). A Binder that
+// writes many entries in one kernel transaction returns ErrBindDeferred
+// instead and reports the outcome later through Engine.CommitBindings; the
+// replies depending on the entry wait until then. Bind with an existing
+// Proto replaces the entry. Unbind of a missing entry is not an
 // error.
 type Binder interface {
 	Bind(b Binding) error

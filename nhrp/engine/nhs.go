@@ -28,6 +28,7 @@ func (e *Engine) handleRegistration(in *inbound) {
 	unique := p.Flags&nhrp.FlagRegistrationUnique != 0
 	group := e.claimedGroup(in)
 	overQuota := e.overQuota(in)
+	var awaits []awaitedCIE
 	for i := range p.CIEs {
 		c := &p.CIEs[i]
 		proto := c.ClientProto
@@ -44,6 +45,10 @@ func (e *Engine) handleRegistration(in *inbound) {
 		}
 		c.Code = code
 		if code == nhrp.CIESuccess {
+			if pe := e.awaiting(proto); pe != nil {
+				awaits = append(awaits, awaitedCIE{idx: i, pe: pe, claimed: claimed})
+				continue // counted when the write's outcome is known
+			}
 			e.counters.inc(cRegAccepted)
 			continue
 		}
@@ -62,6 +67,10 @@ func (e *Engine) handleRegistration(in *inbound) {
 	e.fillResponder(p)
 	if obs := natted(p.SrcNBMA, in.outer); obs.IsValid() {
 		addNAT(p, obs, p.SrcProto)
+	}
+	if len(awaits) > 0 {
+		e.hold(p, in, awaits)
+		return
 	}
 	e.send(p, in.from)
 }

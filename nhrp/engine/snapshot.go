@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"iter"
 	"net/netip"
 	"slices"
 	"time"
@@ -58,17 +59,39 @@ func (s pathState) String() string {
 	return ""
 }
 
+// Peers yields the cache's entries, negative ones excluded, in no
+// particular order and without copying the cache: for counting and
+// comparing on the caller's goroutine (the engine must not be called
+// while iterating).
+func (e *Engine) Peers() iter.Seq[CacheEntry] {
+	return func(yield func(CacheEntry) bool) {
+		for _, pe := range e.peers {
+			if !yield(pe.entry()) {
+				return
+			}
+		}
+	}
+}
+
+// CacheLen is the number of cache entries, negative ones included: the
+// length of Cache().
+func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
+
+func (pe *peer) entry() CacheEntry {
+	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
+	if pe.kind == KindResolved {
+		ce.Path = pe.path.String()
+	}
+	return ce
+}
+
 // Cache returns the cache sorted by protocol address, negative entries
 // included.
 func (e *Engine) Cache() []CacheEntry {
 	out := make([]CacheEntry, 0, len(e.peers)+len(e.negative))
 	for _, pe := range e.peers {
-		ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-			Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
-		if pe.kind == KindResolved {
-			ce.Path = pe.path.String()
-		}
-		out = append(out, ce)
+		out = append(out, pe.entry())
 	}
 	for _, n := range e.negative {
 		out = append(out, CacheEntry{Proto: n.addr, Kind: KindNegative, Expires: n.expires, Reason: n.reason})
