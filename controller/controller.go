@@ -43,6 +43,10 @@ type Controller struct {
 	started atomic.Pointer[time.Time]
 	// events fans operator events out (events.go); safe for concurrent use.
 	events *api.Broker
+	// eventMu makes stamping, logging and publishing one event atomic, so
+	// that the stream's order is the order of the events' times (the loop
+	// and the metrics publisher both emit).
+	eventMu sync.Mutex
 
 	// Loop-owned state (only the Run goroutine touches it).
 	cfgp      atomic.Pointer[config.Config]

@@ -34,8 +34,12 @@ const (
 )
 
 // event logs ev at its level with structured fields and hands it to the
-// subscribers. Safe from any goroutine; never blocks.
+// subscribers. Safe from any goroutine; never blocks (on anything but
+// another event being emitted). Events are stamped and published under one
+// lock: subscribers and the log see them in the order of their times.
 func (c *Controller) event(ev api.Event) {
+	c.eventMu.Lock()
+	defer c.eventMu.Unlock()
 	ev.Time = c.deps.Clock.Now()
 	if ev.Level == "" {
 		ev.Level = "info"
