@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -17,14 +18,27 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
-// binaries builds dmvpnd and dmvpnctl once per test process into the
-// module's cache; the guest sees the same path through the host root.
+// labBinDir is where this checkout's lab binaries go: the module's cache
+// (the guest sees the same path through the host root), in a directory of
+// this checkout's own. Worktrees share one .cache (a symlink): with one
+// bin directory for all, a lab run could start another branch's dmvpnd,
+// built a second earlier by a concurrent run.
+func labBinDir() (root, dir string, err error) {
+	root, err = filepath.Abs("..")
+	if err != nil {
+		return "", "", err
+	}
+	sum := sha256.Sum256([]byte(root))
+	return root, filepath.Join(root, ".cache", "lab", "bin", fmt.Sprintf("%s-%x", filepath.Base(root), sum[:4])), nil
+}
+
+// binaries builds dmvpnd and dmvpnctl once per test process into
+// labBinDir.
 var binaries = sync.OnceValues(func() (string, error) {
-	root, err := filepath.Abs("..")
+	root, dir, err := labBinDir()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(root, ".cache", "lab", "bin")
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
