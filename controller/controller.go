@@ -58,6 +58,7 @@ type Controller struct {
 	shortcuts map[netip.Prefix]netip.Addr // usable shortcuts: prefix -> via
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
+	saUp      map[string]bool           // IPsec peers (Event.Peer) whose SA is up
 	peerKinds map[netip.Addr]engine.BindingKind
 	// protGen is the IPsec snapshot generation the engine's protections
 	// were derived from; protGenKnown says it may be compared.
@@ -121,6 +122,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		nbma:       nbma,
 		shortcuts:  map[netip.Prefix]netip.Addr{},
 		peers:      map[netip.Addr]ipsec.Peer{},
+		saUp:       map[string]bool{},
 		peerKinds:  map[netip.Addr]engine.BindingKind{},
 		since:      map[netip.Addr]time.Time{},
 		nhsExpires: map[netip.Addr]time.Time{},

@@ -133,16 +133,18 @@ func engineEvent(ev engine.Event) (api.Event, bool) {
 	return out, true
 }
 
-// ipsecEvent turns an IPsec peer event into an operator event.
-func ipsecEvent(ev ipsec.Event) (api.Event, bool) {
+// ipsecEvent turns an IPsec peer event into an operator event; lost says
+// the event ends an established SA (sa-down even when it is connecting
+// again).
+func ipsecEvent(ev ipsec.Event, lost bool) (api.Event, bool) {
 	out := api.Event{State: ev.Status.String(), Reason: ev.Reason}
 	if a, err := netip.ParseAddr(ev.Peer); err == nil {
 		out.NBMA = a
 	}
-	switch ev.Status {
-	case ipsec.StatusUp:
+	switch {
+	case ev.Status == ipsec.StatusUp:
 		out.Kind = api.EventSAUp
-	case ipsec.StatusDown:
+	case ev.Status == ipsec.StatusDown || lost:
 		out.Kind, out.Level = api.EventSADown, "warn"
 		if ev.Reason == ipsec.ReasonPeerRemoved {
 			out.Level = "info"
