@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -61,6 +62,9 @@ type dnode struct {
 	bin     string
 	extra   string // extra YAML appended to the generated config
 	nhsYAML string
+	// metrics is metrics.listen ("" off); holding the NHRP holding time
+	// ("" is 300s).
+	metrics, holding string
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -68,13 +72,14 @@ func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
 // config renders the node's dmvpnd.yaml.
 func (d *dnode) config() string {
 	var b strings.Builder
+	holding := cmp.Or(d.holding, "300s")
 	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/24}\n", d.nbma, d.tunnel)
 	if d.hub {
-		b.WriteString("nhrp: {role: hub, network_id: 1, holding_time: 300s, redirect: true}\n")
+		fmt.Fprintf(&b, "nhrp: {role: hub, network_id: 1, holding_time: %s, redirect: true}\n", holding)
 	} else {
-		b.WriteString("nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: 300s\n  shortcut: true\n  nhs:\n" + d.nhsYAML)
+		fmt.Fprintf(&b, "nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: %s\n  shortcut: true\n  nhs:\n%s", holding, d.nhsYAML)
 	}
-	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: \"\"}\nlog: {level: debug}\n", d.socket())
+	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: %q}\nlog: {level: debug}\n", d.socket(), d.metrics)
 	b.WriteString(d.extra)
 	return b.String()
 }
