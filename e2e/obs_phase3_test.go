@@ -20,7 +20,7 @@ type obsRun struct {
 	charon      string // s1's charon's VICI socket
 	hold        string // the path s1's dmvpnd dials: a link to charon once the monitor listens
 	offset      time.Duration
-	from        time.Time // lab clock, before s1 started
+	from        time.Time // lab clock, before s1 started (set by the scenario)
 	mon         *obsMonitor
 	s1Before    obsSamples
 	childBefore api.ChildSA
@@ -46,7 +46,6 @@ func obsPrepare(t *testing.T, hub, s1, s2 *dnode, charon string, offset time.Dur
 		t.Fatalf("s1's ipsec section names no vici_socket %s:\n%s", charon, s1.extra)
 	}
 	s1.extra = extra
-	o.from = time.Now().Add(offset)
 	return o
 }
 
