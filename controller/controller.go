@@ -43,6 +43,10 @@ type Controller struct {
 	started atomic.Pointer[time.Time]
 	// events fans operator events out (events.go); safe for concurrent use.
 	events *api.Broker
+	// eventMu makes stamping, logging and publishing one event atomic, so
+	// that the stream's order is the order of the events' times (the loop
+	// and the metrics publisher both emit).
+	eventMu sync.Mutex
 
 	// Loop-owned state (only the Run goroutine touches it).
 	cfgp      atomic.Pointer[config.Config]
@@ -54,6 +58,7 @@ type Controller struct {
 	shortcuts map[netip.Prefix]netip.Addr // usable shortcuts: prefix -> via
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
+	saUp      map[string]bool           // IPsec peers (Event.Peer) whose SA is up
 	peerKinds map[netip.Addr]engine.BindingKind
 	// protGen is the IPsec snapshot generation the engine's protections
 	// were derived from; protGenKnown says it may be compared.
@@ -123,6 +128,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		nbma:       nbma,
 		shortcuts:  map[netip.Prefix]netip.Addr{},
 		peers:      map[netip.Addr]ipsec.Peer{},
+		saUp:       map[string]bool{},
 		peerKinds:  map[netip.Addr]engine.BindingKind{},
 		since:      map[netip.Addr]time.Time{},
 		nhsExpires: map[netip.Addr]time.Time{},

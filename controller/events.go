@@ -34,8 +34,12 @@ const (
 )
 
 // event logs ev at its level with structured fields and hands it to the
-// subscribers. Safe from any goroutine; never blocks.
+// subscribers. Safe from any goroutine; never blocks (on anything but
+// another event being emitted). Events are stamped and published under one
+// lock: subscribers and the log see them in the order of their times.
 func (c *Controller) event(ev api.Event) {
+	c.eventMu.Lock()
+	defer c.eventMu.Unlock()
 	ev.Time = c.deps.Clock.Now()
 	if ev.Level == "" {
 		ev.Level = "info"
@@ -129,16 +133,18 @@ func engineEvent(ev engine.Event) (api.Event, bool) {
 	return out, true
 }
 
-// ipsecEvent turns an IPsec peer event into an operator event.
-func ipsecEvent(ev ipsec.Event) (api.Event, bool) {
+// ipsecEvent turns an IPsec peer event into an operator event; lost says
+// the event ends an established SA (sa-down even when it is connecting
+// again).
+func ipsecEvent(ev ipsec.Event, lost bool) (api.Event, bool) {
 	out := api.Event{State: ev.Status.String(), Reason: ev.Reason}
 	if a, err := netip.ParseAddr(ev.Peer); err == nil {
 		out.NBMA = a
 	}
-	switch ev.Status {
-	case ipsec.StatusUp:
+	switch {
+	case ev.Status == ipsec.StatusUp:
 		out.Kind = api.EventSAUp
-	case ipsec.StatusDown:
+	case ev.Status == ipsec.StatusDown || lost:
 		out.Kind, out.Level = api.EventSADown, "warn"
 		if ev.Reason == ipsec.ReasonPeerRemoved {
 			out.Level = "info"

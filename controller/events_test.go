@@ -2,6 +2,7 @@ package controller
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -154,4 +155,45 @@ func TestEventsOfAPhase3Run(t *testing.T) {
 			t.Errorf("recent events: %d", n)
 		}
 	})
+}
+
+// tickClock returns a later time at every call.
+type tickClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *tickClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+// TestEventOrder: events emitted from several goroutines (the loop and the
+// metrics publisher) reach a subscriber in the order of their times, as
+// dmvpnctl monitor shows them.
+func TestEventOrder(t *testing.T) {
+	c := &Controller{deps: Deps{Clock: &tickClock{t: time.Unix(1700000000, 0)}}, log: zap.NewNop(),
+		events: api.NewBroker(4000, 0)}
+	sub := c.Subscribe()
+	defer sub.Close()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 500 {
+				c.event(api.Event{Kind: api.EventRefusal, Reason: "test"})
+			}
+		})
+	}
+	wg.Wait()
+	evs := drain(sub)
+	if len(evs) != 2000 {
+		t.Fatalf("%d events, want 2000", len(evs))
+	}
+	for i := 1; i < len(evs); i++ {
+		if !evs[i].Time.After(evs[i-1].Time) {
+			t.Fatalf("event %d at %v published after one at %v", i, evs[i].Time, evs[i-1].Time)
+		}
+	}
 }

@@ -111,13 +111,23 @@ func (c *Controller) reconcileIPsec() error {
 	return c.deps.IPsec.SetPeers(peers)
 }
 
-// onIPsecEvent hands the engine the SAs' new protections.
+// onIPsecEvent reports SA changes (event, IKE failure counter) and hands
+// the engine the SAs' new protections.
 func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 	c.stats.inc("ipsec_event_" + ev.Status.String())
-	if r := ikeFailure(ev.Reason); ev.Status == ipsec.StatusDown && r != "" && c.deps.Metrics != nil {
+	// An initiator whose established SA is deleted re-initiates at once:
+	// it goes from up to connecting, never down. That is a loss all the
+	// same (seen in the lab: sa-up twice, no sa-down, no IKE failure).
+	lost := c.saUp[ev.Peer] && ev.Status == ipsec.StatusConnecting
+	if ev.Status == ipsec.StatusUp {
+		c.saUp[ev.Peer] = true
+	} else {
+		delete(c.saUp, ev.Peer)
+	}
+	if r := ikeFailure(ev.Reason); (ev.Status == ipsec.StatusDown || lost) && r != "" && c.deps.Metrics != nil {
 		c.deps.Metrics.IKEFailures.WithLabelValues(r).Inc()
 	}
-	if oe, ok := ipsecEvent(ev); ok {
+	if oe, ok := ipsecEvent(ev, lost); ok {
 		c.event(oe)
 	} else {
 		c.log.Debug("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),

@@ -18,13 +18,13 @@ import (
 )
 
 // forgeBinary builds e2e/internal/nhrpforge (the attack tool; never
-// shipped in cmd/) into the lab's bin directory.
+// shipped in cmd/) into the lab's bin directory (labBinDir).
 var forgeBinary = sync.OnceValues(func() (string, error) {
-	root, err := filepath.Abs("..")
+	root, dir, err := labBinDir()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(root, ".cache", "lab", "bin", "nhrpforge")
+	bin := filepath.Join(dir, "nhrpforge")
 	cmd := exec.Command("go", "build", "-o", bin, "./e2e/internal/nhrpforge")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -17,14 +19,27 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
-// binaries builds dmvpnd and dmvpnctl once per test process into the
-// module's cache; the guest sees the same path through the host root.
+// labBinDir is where this checkout's lab binaries go: the module's cache
+// (the guest sees the same path through the host root), in a directory of
+// this checkout's own. Worktrees share one .cache (a symlink): with one
+// bin directory for all, a lab run could start another branch's dmvpnd,
+// built a second earlier by a concurrent run.
+func labBinDir() (root, dir string, err error) {
+	root, err = filepath.Abs("..")
+	if err != nil {
+		return "", "", err
+	}
+	sum := sha256.Sum256([]byte(root))
+	return root, filepath.Join(root, ".cache", "lab", "bin", fmt.Sprintf("%s-%x", filepath.Base(root), sum[:4])), nil
+}
+
+// binaries builds dmvpnd and dmvpnctl once per test process into
+// labBinDir.
 var binaries = sync.OnceValues(func() (string, error) {
-	root, err := filepath.Abs("..")
+	root, dir, err := labBinDir()
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(root, ".cache", "lab", "bin")
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -47,6 +62,9 @@ type dnode struct {
 	bin     string
 	extra   string // extra YAML appended to the generated config
 	nhsYAML string
+	// metrics is metrics.listen ("" off); holding the NHRP holding time
+	// ("" is 300s).
+	metrics, holding string
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -54,13 +72,14 @@ func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
 // config renders the node's dmvpnd.yaml.
 func (d *dnode) config() string {
 	var b strings.Builder
+	holding := cmp.Or(d.holding, "300s")
 	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/24}\n", d.nbma, d.tunnel)
 	if d.hub {
-		b.WriteString("nhrp: {role: hub, network_id: 1, holding_time: 300s, redirect: true}\n")
+		fmt.Fprintf(&b, "nhrp: {role: hub, network_id: 1, holding_time: %s, redirect: true}\n", holding)
 	} else {
-		b.WriteString("nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: 300s\n  shortcut: true\n  nhs:\n" + d.nhsYAML)
+		fmt.Fprintf(&b, "nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: %s\n  shortcut: true\n  nhs:\n%s", holding, d.nhsYAML)
 	}
-	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: \"\"}\nlog: {level: debug}\n", d.socket())
+	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: %q}\nlog: {level: debug}\n", d.socket(), d.metrics)
 	b.WriteString(d.extra)
 	return b.String()
 }

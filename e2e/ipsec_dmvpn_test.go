@@ -27,16 +27,27 @@ import (
 //     growing), and the underlay next to both spokes carried only ESP and
 //     IKE, never cleartext GRE, for the whole test (captures on the
 //     spokes' bridge ports, from before dmvpnd started).
-func TestDMVPNIPsecPhase3(t *testing.T) { ipdPhase3(t, ipdAuthPSK) }
+//
+// It also proves issue 17's acceptance (obsRun): the metrics endpoints of
+// s1 and the hub, scraped before and after the traffic, show s1's
+// registration, its shortcut (0 -> 1) and SAs (1 -> 2) and the hub's two
+// peers and SAs; dmvpnctl monitor --json on s1, subscribed before s1 can
+// register, prints the SA-up, registration, SA-up and shortcut-up events
+// in order with monotonic timestamps; s1's show dmvpn peer s2 counts the
+// pings over the shortcut on its CHILD_SA; at the end the hub's dmvpnd is
+// killed, s1's dmvpnd_nhrp_nhs_up drops to 0 and promtool finds the
+// shipped DMVPNSpokeNotRegistered alert firing on s1's scraped samples.
+func TestDMVPNIPsecPhase3(t *testing.T) { ipdPhase3(t, ipdAuthPSK, true) }
 
 // TestDMVPNIPsecPhase3X509 is TestDMVPNIPsecPhase3 with X.509
 // authentication: every node's certificate, key and the CA are files named
 // in dmvpnd's config (passed to charon as blobs over VICI); certificates
 // carry the node's NBMA address as IP SAN and are issued by a throw-away
 // CA.
-func TestDMVPNIPsecPhase3X509(t *testing.T) { ipdPhase3(t, ipdAuthX509) }
+func TestDMVPNIPsecPhase3X509(t *testing.T) { ipdPhase3(t, ipdAuthX509, false) }
 
-func ipdPhase3(t *testing.T, auth ipdAuth) {
+// ipdPhase3 runs the scenario; observe adds issue 17's checks (obsRun).
+func ipdPhase3(t *testing.T, auth ipdAuth, observe bool) {
 	l, nodes := dmvpnLab(t, 2)
 	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
@@ -65,11 +76,19 @@ func ipdPhase3(t *testing.T, auth ipdAuth) {
 		t.Fatal(err)
 	}
 	t.Logf("lab clock - test clock: %v", scMS(offset))
+	var obs *obsRun
+	if observe {
+		obs = obsPrepare(t, hub, s1, s2, charons[s1].Socket, offset)
+	}
 	hub.start(t, l)
 	hub.waitReady(t, 60*time.Second)
 	t0 := time.Now()
 	for _, s := range []*dnode{s1, s2} {
 		s.start(t, l)
+	}
+	if obs != nil {
+		obs.from = t0.Add(offset)
+		obs.startMonitor(ctx, t)
 	}
 	for _, s := range []*dnode{s1, s2} {
 		s.waitReady(t, 120*time.Second)
@@ -120,6 +139,9 @@ func ipdPhase3(t *testing.T, auth ipdAuth) {
 		if err := hub.node.Ping(ctx, s.tunnel, 3); err != nil {
 			t.Fatalf("hub -> %s over IPsec: %v", s.name, err)
 		}
+	}
+	if obs != nil {
+		obs.before(ctx, t)
 	}
 
 	// First packets go through the hub and trigger the redirect; the
@@ -181,6 +203,9 @@ func ipdPhase3(t *testing.T, auth ipdAuth) {
 	if err := ipdWaitNeigh(ctx, s1, s2.tunnel, s2.nbma, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if obs != nil {
+		obs.beforePing(ctx, t)
+	}
 	before, err := tunnelRxPackets(ctx, hub)
 	if err != nil {
 		t.Fatal(err)
@@ -197,9 +222,16 @@ func ipdPhase3(t *testing.T, auth ipdAuth) {
 	if after-before >= 10 {
 		t.Errorf("hub gre1 received %d packets during 20 pings over the shortcut: traffic still goes through the hub", after-before)
 	}
-	// Still one pair of SAs after the traffic (no late duplicate).
-	if err := ipdWaitOnePair(ctx, s1, s2, charons[s1], charons[s2], 10*time.Second); err != nil {
+	// Still one pair of SAs after the traffic (no late duplicate). One
+	// look runs six commands: under a loaded host each takes up to 6 s.
+	if err := ipdWaitOnePair(ctx, s1, s2, charons[s1], charons[s2], 45*time.Second); err != nil {
 		t.Errorf("s1-s2 SAs after the direct traffic: %v", err)
+	}
+	var killed time.Time
+	if obs != nil {
+		obs.afterPing(ctx, t, 20)
+		// Last: the hub's dmvpnd dies; s1 notices at its next refresh.
+		killed = obs.killHub(ctx, t)
 	}
 
 	for _, c := range caps {
@@ -210,7 +242,12 @@ func ipdPhase3(t *testing.T, auth ipdAuth) {
 		t.Logf("bridge port %s: %d packets, ESP %d, GRE %d, UDP %d", c.port, counts.Total,
 			counts.ByProto[lab.ProtoESP], counts.ByProto[lab.ProtoGRE], counts.ByProto[ipdProtoUDP])
 	}
-	ipdLogState(ctx, t, hub, s1)
+	if obs == nil {
+		ipdLogState(ctx, t, hub, s1)
+		return
+	}
+	obs.afterKill(ctx, t, killed)
+	ipdLogState(ctx, t, s1)
 }
 
 // TestDMVPNIPsecUnprotectedPeer: NHRP from a peer without an SA changes

@@ -22,7 +22,10 @@ func newMonitor(o *opts) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "monitor",
 		Short: "Stream registrations, shortcuts, SAs, BGP sessions and refusals live (Ctrl-C ends)",
-		Args:  cobra.NoArgs,
+		Long: "Stream the daemon's events live, one per line (--json: one api.Event object per line on stdout).\n" +
+			"Once the daemon has accepted the subscription, \"dmvpnctl monitor: listening on SOCKET\" goes to\n" +
+			"stderr: every event from then on is shown (or reported as events-lost).",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var filter netip.Addr
 			if peer != "" {
@@ -33,7 +36,11 @@ func newMonitor(o *opts) *cobra.Command {
 				filter = a
 			}
 			enc := json.NewEncoder(o.out)
-			err := o.api().Events(cmd.Context(), filter, func(ev api.Event) error {
+			// As tcpdump's "listening on": a script that starts the
+			// monitor waits for this line on stderr to know that every
+			// later event is shown.
+			opened := func() { fmt.Fprintf(o.errOut, "dmvpnctl monitor: listening on %s\n", o.socket) }
+			err := o.api().Events(cmd.Context(), filter, opened, func(ev api.Event) error {
 				if asJSON {
 					return enc.Encode(ev)
 				}

@@ -64,8 +64,8 @@ func TestMonitor(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := <-done
-			if r.code != 0 || r.errOut != "" {
-				t.Fatalf("exit %d, stderr %q", r.code, r.errOut)
+			if want := "dmvpnctl monitor: listening on " + path + "\n"; r.code != 0 || r.errOut != want {
+				t.Fatalf("exit %d, stderr %q; want 0, %q", r.code, r.errOut, want)
 			}
 			golden(t, tc.name, r.out)
 		})

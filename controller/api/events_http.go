@@ -101,8 +101,10 @@ func (c *Client) RecentEvents(ctx context.Context) ([]Event, error) {
 }
 
 // Events streams the daemon's events to fn until ctx ends, fn fails or the
-// daemon closes the stream. A valid peer keeps only its events.
-func (c *Client) Events(ctx context.Context, peer netip.Addr, fn func(Event) error) error {
+// daemon closes the stream. A valid peer keeps only its events. opened, if
+// not nil, is called once the daemon has accepted the subscription: every
+// event published from then on reaches fn (or is reported lost).
+func (c *Client) Events(ctx context.Context, peer netip.Addr, opened func(), fn func(Event) error) error {
 	path := "/v1/events"
 	if peer.IsValid() {
 		path += "?peer=" + url.QueryEscape(peer.String())
@@ -122,6 +124,9 @@ func (c *Client) Events(ctx context.Context, peer netip.Addr, fn func(Event) err
 			eb.Error = "GET " + path + ": " + resp.Status
 		}
 		return &Error{Status: resp.StatusCode, Message: eb.Error}
+	}
+	if opened != nil {
+		opened()
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -66,8 +66,10 @@ func TestEventStream(t *testing.T) {
 	got := make(chan api.Event, 100)
 	done := make(chan error, 1)
 	block := make(chan struct{})
+	opened := make(chan int, 1)
 	go func() {
-		done <- c.Events(ctx, peer, func(ev api.Event) error {
+		// opened reports the subscription already made: no wait needed.
+		done <- c.Events(ctx, peer, func() { opened <- f.Subscribers() }, func(ev api.Event) error {
 			got <- ev
 			if ev.Reason == "block" {
 				<-block
@@ -75,7 +77,14 @@ func TestEventStream(t *testing.T) {
 			return nil
 		})
 	}()
-	waitSubscribers(t, f, 1)
+	select {
+	case n := <-opened:
+		if n != 1 {
+			t.Fatalf("opened called with %d subscribers, want 1", n)
+		}
+	case err := <-done:
+		t.Fatalf("Events ended before the stream opened: %v", err)
+	}
 	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Events.Publish(api.Event{Time: at, Kind: api.EventRegistration, PeerTunnel: netip.MustParseAddr("10.0.0.3")})
 	f.Events.Publish(api.Event{Time: at, Kind: api.EventRegistration, PeerTunnel: peer, Level: "info", Reason: "block"})
