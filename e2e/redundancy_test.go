@@ -113,10 +113,13 @@ func TestDMVPNRedundancy(t *testing.T) {
 	if err := pinger.waitReplies(ctx, 30*time.Second, 0, 20); err != nil {
 		t.Fatalf("continuous ping before the failure: %v", err)
 	}
+	// The dataplane fails first (gre1 down: hub1 neither forwards nor
+	// answers from then on), then dmvpnd stops: a hub whose dmvpnd alone
+	// stops keeps forwarding, which would hide the detection time.
 	tFail := time.Now()
-	scStop(t, hub1)
 	hub1.node.MustRun("ip link set dev gre1 down")
-	t.Logf("hub1 down (dmvpnd stopped, gre1 down) at icmp_seq %d", pinger.lastSeq())
+	scStop(t, hub1)
+	t.Logf("hub1 down (gre1 down, dmvpnd stopped) at icmp_seq %d", pinger.lastSeq())
 
 	// Both spokes must notice and keep hub2.
 	only2 := map[netip.Addr]bool{hub1.nbma: false, hub2.nbma: true}
