@@ -63,8 +63,9 @@ type dnode struct {
 	extra   string // extra YAML appended to the generated config
 	nhsYAML string
 	// metrics is metrics.listen ("" off); holding the NHRP holding time
-	// ("" is 300s).
-	metrics, holding string
+	// ("" is 300s); regInterval a spoke's nhrp.registration_interval (""
+	// unset: a third of the holding time).
+	metrics, holding, regInterval string
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -78,6 +79,9 @@ func (d *dnode) config() string {
 		fmt.Fprintf(&b, "nhrp: {role: hub, network_id: 1, holding_time: %s, redirect: true}\n", holding)
 	} else {
 		fmt.Fprintf(&b, "nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: %s\n  shortcut: true\n  nhs:\n%s", holding, d.nhsYAML)
+		if d.regInterval != "" {
+			fmt.Fprintf(&b, "  registration_interval: %s\n", d.regInterval)
+		}
 	}
 	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: %q}\nlog: {level: debug}\n", d.socket(), d.metrics)
 	b.WriteString(d.extra)

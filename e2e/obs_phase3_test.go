@@ -27,10 +27,10 @@ type obsRun struct {
 }
 
 // obsPrepare configures the nodes before they start: metrics endpoints on
-// the hub and s1; s1's holding time 60 s (registration refresh every 20 s,
-// so that a dead hub shows within 20-35 s, not 100 s; shorter would let
-// s2's entry for s1, which has s1's holding time, expire and take the
-// s1-s2 SA down while the scenario still checks it); and s1's dmvpnd
+// the hub and s1; s1's registration interval 1 s (nhrp.registration_
+// interval: a dead hub shows within about 4 s, whatever the holding
+// time, which stays long enough for s2's entry for s1 and the s1-s2 SA to
+// outlive the scenario); and s1's dmvpnd
 // dials its charon through a link created only once the monitor listens.
 // Until then s1 can have no SA with the hub, so it cannot register (an
 // IPsec spoke registers over its SA): the monitor is subscribed before
@@ -40,7 +40,7 @@ func obsPrepare(t *testing.T, hub, s1, s2 *dnode, charon string, offset time.Dur
 	t.Helper()
 	o := &obsRun{hub: hub, s1: s1, s2: s2, charon: charon, hold: s1.dir + "/charon-late.vici", offset: offset}
 	hub.metrics, s1.metrics = obsMetricsListen, obsMetricsListen
-	s1.holding = "60s"
+	s1.regInterval = "1s"
 	extra := strings.Replace(s1.extra, "vici_socket: "+charon+"\n", "vici_socket: "+o.hold+"\n", 1)
 	if extra == s1.extra {
 		t.Fatalf("s1's ipsec section names no vici_socket %s:\n%s", charon, s1.extra)
