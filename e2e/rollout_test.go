@@ -432,7 +432,7 @@ func waitRegistered(t *testing.T, hub *labHost, spokes []*labHost) {
 	defer cancel()
 	var last string
 	err := lab.WaitFor(ctx, 500*time.Millisecond, func(ctx context.Context) error {
-		res, err := hub.exec(ctx, "dmvpnctl --socket /run/dmvpnd/dmvpnd.sock --json show dmvpn")
+		res, err := hub.exec(ctx, "dmvpnctl --socket /run/dmvpnd/dmvpnd.sock show dmvpn --json")
 		if err != nil || res.Exit != 0 {
 			return fmt.Errorf("show dmvpn: exit %d %v", res.Exit, err)
 		}
