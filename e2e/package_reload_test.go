@@ -265,16 +265,34 @@ var (
 // pkgSAs reads the SA between spoke and hub from the spoke's charon and
 // from both kernels.
 func pkgSAs(ctx context.Context, spoke, hub pkgNode) (pkgSAState, error) {
-	var s pkgSAState
 	res, err := spoke.charon.Swanctl(ctx, "--list-sas", "--raw")
 	if err != nil {
-		return s, err
+		return pkgSAState{}, err
 	}
-	for line := range strings.SplitSeq(string(res.Stdout), "\n") {
-		if !strings.Contains(line, " remote-host="+hub.nbma.String()+" ") {
+	s := pkgParseIKE(string(res.Stdout), hub.nbma)
+	for _, n := range []pkgNode{spoke, hub} {
+		res, err := n.node.Run(ctx, "ip xfrm state")
+		if err != nil {
+			return s, err
+		}
+		for _, st := range pkgParseESP(string(res.Stdout), spoke.nbma, hub.nbma) {
+			s.Kernel = append(s.Kernel, n.name+" "+st)
+		}
+	}
+	slices.Sort(s.Kernel)
+	return s, nil
+}
+
+// pkgParseIKE reads the IKE_SA with peer (the last listed) from swanctl
+// --list-sas --raw; Kernel is left empty.
+func pkgParseIKE(raw string, peer netip.Addr) pkgSAState {
+	var s pkgSAState
+	for line := range strings.SplitSeq(raw, "\n") {
+		if !strings.Contains(line, " remote-host="+peer.String()+" ") {
 			continue
 		}
 		ike, children, _ := strings.Cut(line, "child-sas {")
+		s = pkgSAState{}
 		if m := pkgUniqueID.FindStringSubmatch(ike); m != nil {
 			s.IKEID = m[1]
 		}
@@ -284,30 +302,26 @@ func pkgSAs(ctx context.Context, spoke, hub pkgNode) (pkgSAState, error) {
 		s.Established = strings.Contains(ike, " state=ESTABLISHED ")
 		s.Children = strings.Count(children, "state=INSTALLED ")
 	}
-	for _, n := range []pkgNode{spoke, hub} {
-		res, err := n.node.Run(ctx, "ip xfrm state")
-		if err != nil {
-			return s, err
-		}
-		var src, dst string
-		for line := range strings.SplitSeq(string(res.Stdout), "\n") {
-			f := strings.Fields(line)
-			switch {
-			case len(f) == 4 && f[0] == "src" && f[2] == "dst":
-				src, dst = f[1], f[3]
-			case len(f) >= 4 && f[0] == "proto" && f[1] == "esp" && f[2] == "spi":
-				ends := []string{src, dst}
-				slices.Sort(ends)
-				want := []string{spoke.nbma.String(), hub.nbma.String()}
-				slices.Sort(want)
-				if slices.Equal(ends, want) {
-					s.Kernel = append(s.Kernel, fmt.Sprintf("%s %s>%s %s", n.name, src, dst, f[3]))
-				}
+	return s
+}
+
+// pkgParseESP lists the ESP states between a and b (either direction) in
+// ip xfrm state's output as "src>dst spi".
+func pkgParseESP(out string, a, b netip.Addr) []string {
+	var states []string
+	var src, dst string
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 4 && f[0] == "src" && f[2] == "dst":
+			src, dst = f[1], f[3]
+		case len(f) >= 4 && f[0] == "proto" && f[1] == "esp" && f[2] == "spi":
+			if (src == a.String() && dst == b.String()) || (src == b.String() && dst == a.String()) {
+				states = append(states, fmt.Sprintf("%s>%s %s", src, dst, f[3]))
 			}
 		}
 	}
-	slices.Sort(s.Kernel)
-	return s, nil
+	return states
 }
 
 // pkgLogSize is the size of a log file (0 if it does not exist yet).

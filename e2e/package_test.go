@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,12 +83,9 @@ func TestDebInstall(t *testing.T) {
 	hub2 := &labHost{name: "hub2", nbma: nhs[1].NBMA, tunnel: nbrs[1].Address, l: l}
 	spoke := &labHost{name: "spoke", nbma: spokeCfg.Tunnel.LocalNBMA, tunnel: spokeCfg.Tunnel.Address.Addr(), l: l}
 	hosts := []*labHost{hub, hub2, spoke}
-	var topo lab.Topology
+	topo := lab.Topology{Underlay: pkgCommonPrefix(hub.nbma, hub2.nbma, spoke.nbma)}
 	for _, h := range hosts {
 		topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: h.name, NBMA: h.nbma})
-		if topo.Underlay = netip.PrefixFrom(h.nbma, 32); len(topo.Nodes) > 1 {
-			topo.Underlay = pkgCommonPrefix(hub.nbma, h.nbma, topo.Nodes)
-		}
 	}
 	l.Build(topo)
 	for _, h := range hosts {
@@ -212,20 +210,15 @@ func pkgExample(deb, name string) (*config.Config, error) {
 	return c, nil
 }
 
-// pkgCommonPrefix is the longest prefix holding a and every node's NBMA
-// address.
-func pkgCommonPrefix(a, b netip.Addr, nodes []lab.NodeSpec) netip.Prefix {
+// pkgCommonPrefix is the longest prefix holding every address.
+func pkgCommonPrefix(addrs ...netip.Addr) netip.Prefix {
 	for bits := 32; bits > 0; bits-- {
-		p := netip.PrefixFrom(a, bits).Masked()
-		ok := p.Contains(b)
-		for _, n := range nodes {
-			ok = ok && p.Contains(n.NBMA)
-		}
-		if ok {
+		p := netip.PrefixFrom(addrs[0], bits).Masked()
+		if !slices.ContainsFunc(addrs, func(a netip.Addr) bool { return !p.Contains(a) }) {
 			return p
 		}
 	}
-	return netip.PrefixFrom(a, 0).Masked()
+	return netip.PrefixFrom(addrs[0], 0).Masked()
 }
 
 // pkgPrivateRoot starts the process holding h's private root: the
