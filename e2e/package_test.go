@@ -33,22 +33,26 @@ const pkgVersion = "v0.15.0-3-gdeb1500"
 //     scripts run: postinst creates the dmvpn group and applies the sysctl
 //     drop-in (checked in the node's namespace);
 //   - the installed private root is then the lower layer of a private root
-//     per node (hub, spoke), so each has its own /etc/dmvpnd and /run;
+//     per node (hub, hub2, spoke), so each has its own /etc/dmvpnd and
+//     /run;
 //   - dmvpnd --version and dmvpnctl --version name the version;
 //   - the installed examples hub.yaml and spoke.yaml pass --check as
 //     shipped, once the PSK file they name exists; the lab's topology uses
-//     the examples' own addresses (hub 192.0.2.1, spoke 198.51.100.11 on
-//     one underlay) and each node's charon answers at the VICI socket the
-//     example names (a symlink in the node's private /run), so the files
-//     run unchanged: the operator's only step is writing the PSK file
-//     and copying the example to /etc/dmvpnd/dmvpnd.yaml;
+//     the examples' own addresses (hub 192.0.2.1, spoke 198.51.100.11, and
+//     spoke.yaml's second hub 192.0.2.2 / 10.0.0.2, on one underlay) and
+//     each node's charon answers at the VICI socket the example names (a
+//     symlink in the node's private /run), so the files run unchanged: the
+//     operator's only steps are writing the PSK file and copying the
+//     example to /etc/dmvpnd/dmvpnd.yaml. The second hub runs hub.yaml
+//     with its addresses set by DMVPND_* environment variables (what a
+//     unit drop-in's Environment= would pass): a spoke is ready only once
+//     every BGP neighbor it names is established, so without it the spoke
+//     of spoke.yaml never is;
 //   - each dmvpnd runs the installed unit's ExecStart line after creating
 //     its RuntimeDirectory (the lab has no systemd);
-//   - the spoke registers (the hub lists it UP over an IKEv2 SA made with
-//     the PSK), and a ping crosses the tunnel, every probe answered.
-//
-// The spoke example's second hub (192.0.2.2) does not exist in the lab:
-// the spoke keeps trying it, which the scenario ignores.
+//   - the spoke registers with both hubs (each lists it UP) over IKEv2 SAs
+//     made with the PSK, is ready, and pings cross the tunnel to each hub,
+//     every probe answered.
 func TestDebInstall(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
