@@ -68,11 +68,11 @@ func TestAnsibleRollout(t *testing.T) {
 	}
 
 	l := lab.New(t, lab.Options{StepTimeout: 90 * time.Second})
-	hosts := []*rolloutHost{
+	hosts := []*labHost{
 		{name: "hub", nbma: netip.MustParseAddr("198.51.100.1"), tunnel: netip.MustParseAddr("10.0.0.1"), lan: netip.MustParsePrefix("10.1.0.1/24")},
 	}
 	for i := 1; i <= 3; i++ {
-		hosts = append(hosts, &rolloutHost{
+		hosts = append(hosts, &labHost{
 			name:   fmt.Sprintf("s%d", i),
 			nbma:   netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}),
 			tunnel: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i)}),
@@ -97,7 +97,7 @@ cp %[1]s/id_ed25519.pub %[1]s/authorized_keys`, sshDir))
 	for _, h := range hosts {
 		h.l = l
 		h.node = l.Node(h.name)
-		h.sshd = startHostSSHD(t, l, h, sshDir, systemctl)
+		h.root = startHostSSHD(t, l, h, sshDir, systemctl)
 	}
 
 	ansDir := l.Dir() + "/ansible"
@@ -234,12 +234,12 @@ cp %[1]s/id_ed25519.pub %[1]s/authorized_keys`, sshDir))
 	if _, ok := r.changed["s3"]; ok {
 		t.Errorf("the rollout went on to s3 after s2 failed (%s)", r.log)
 	}
-	for h, want := range map[*rolloutHost]string{s1: "warn", s2: "info", s3: "info"} {
+	for h, want := range map[*labHost]string{s1: "warn", s2: "info", s3: "info"} {
 		if got := h.mustCtl(t, "log-level"); !strings.Contains(got, want) {
 			t.Errorf("%s: dmvpnctl log-level = %q, want %s", h.name, got, want)
 		}
 	}
-	for _, h := range []*rolloutHost{hub, s2, s3} {
+	for _, h := range []*labHost{hub, s2, s3} {
 		if got := h.mustExec(t, "cat /etc/dmvpnd/dmvpnd.yaml"); got != before[h.name] {
 			t.Errorf("%s: configuration file changed:\n%s", h.name, got)
 		}
@@ -249,54 +249,10 @@ cp %[1]s/id_ed25519.pub %[1]s/authorized_keys`, sshDir))
 	}
 }
 
-// rolloutHost is one lab node managed over SSH.
-type rolloutHost struct {
-	name   string
-	nbma   netip.Addr
-	tunnel netip.Addr
-	lan    netip.Prefix
-	l      *lab.Lab
-	node   *lab.Node
-	sshd   *lab.Proc
-}
-
-// exec runs cmd in the host's network and mount namespaces (as its sshd
-// sessions see them).
-func (h *rolloutHost) exec(ctx context.Context, cmd string) (lab.Result, error) {
-	return h.l.Exec(ctx, fmt.Sprintf("nsenter -t %d -m -n -- sh -c %s", h.sshd.PID, shq(cmd)))
-}
-
-func (h *rolloutHost) mustExec(t *testing.T, cmd string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	res, err := h.exec(ctx, cmd)
-	if err != nil || res.Exit != 0 {
-		t.Fatalf("%s: %s: exit %d %v\n%s", h.name, cmd, res.Exit, err, res.Stdout)
-	}
-	return string(res.Stdout)
-}
-
-func (h *rolloutHost) mustCtl(t *testing.T, args string) string {
-	t.Helper()
-	return h.mustExec(t, "dmvpnctl --socket /run/dmvpnd/dmvpnd.sock "+args)
-}
-
-func (h *rolloutHost) mustStatus(t *testing.T) api.Status {
-	t.Helper()
-	var st api.Status
-	if err := json.Unmarshal([]byte(h.mustCtl(t, "status --json")), &st); err != nil {
-		t.Fatalf("%s: status: %v", h.name, err)
-	}
-	return st
-}
-
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // startHostSSHD starts sshd in h's namespace inside a mount namespace of
 // its own with private, writable /etc, /usr, /var and /root (overlays on a
 // tmpfs) and an empty /run, and the lab's systemctl.
-func startHostSSHD(t *testing.T, l *lab.Lab, h *rolloutHost, sshDir, systemctl string) *lab.Proc {
+func startHostSSHD(t *testing.T, l *lab.Lab, h *labHost, sshDir, systemctl string) *lab.Proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -315,18 +271,10 @@ Subsystem sftp internal-sftp
 	if err := l.WriteFile(ctx, confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fsRoot := l.Scratch() + "/hostfs/" + h.name
-	inner := fmt.Sprintf(`set -e
-mkdir -p %[1]s
-mount -t tmpfs -o mode=0755 hostfs %[1]s
-for d in etc usr var root; do
-	mkdir -p %[1]s/$d.up %[1]s/$d.work
-	mount -t overlay overlay -o lowerdir=/$d,upperdir=%[1]s/$d.up,workdir=%[1]s/$d.work /$d
-done
-mount -t tmpfs -o mode=0755 run /run
+	inner := privateRootScript(l.Scratch()+"/hostfs/"+h.name, "") + fmt.Sprintf(`
 mkdir -p /run/sshd
-cp --remove-destination %[2]s /usr/bin/systemctl
-exec /usr/sbin/sshd -D -e -f %[3]s`, fsRoot, systemctl, confPath)
+cp --remove-destination %[1]s /usr/bin/systemctl
+exec /usr/sbin/sshd -D -e -f %[2]s`, systemctl, confPath)
 	p, err := h.node.StartScript(ctx, "sshd", "exec unshare -m --propagation private sh -c "+shq(inner))
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +285,7 @@ exec /usr/sbin/sshd -D -e -f %[3]s`, fsRoot, systemctl, confPath)
 // rolloutInventory renders the lab's inventory: the shape of
 // deploy/README.md's, with SSH settings for the lab.
 type rolloutInventory struct {
-	hosts    []*rolloutHost
+	hosts    []*labHost
 	key      string
 	auth     string // nhrp.authentication, an inline !vault value
 	logLevel string
@@ -478,13 +426,13 @@ func rolloutPackage(root, v string) (string, error) {
 }
 
 // waitRegistered waits until the hub lists every spoke as UP.
-func waitRegistered(t *testing.T, hub *rolloutHost, spokes []*rolloutHost) {
+func waitRegistered(t *testing.T, hub *labHost, spokes []*labHost) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var last string
 	err := lab.WaitFor(ctx, 500*time.Millisecond, func(ctx context.Context) error {
-		res, err := hub.exec(ctx, "dmvpnctl --socket /run/dmvpnd/dmvpnd.sock --json show dmvpn")
+		res, err := hub.exec(ctx, "dmvpnctl --socket /run/dmvpnd/dmvpnd.sock show dmvpn --json")
 		if err != nil || res.Exit != 0 {
 			return fmt.Errorf("show dmvpn: exit %d %v", res.Exit, err)
 		}
@@ -508,7 +456,7 @@ func waitRegistered(t *testing.T, hub *rolloutHost, spokes []*rolloutHost) {
 
 // rolloutShortcut pings from a's LAN to b's and waits for a's shortcut
 // route to b's LAN through b's tunnel address.
-func rolloutShortcut(ctx context.Context, a, b *rolloutHost) error {
+func rolloutShortcut(ctx context.Context, a, b *labHost) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	want := fmt.Sprintf("%s via %s", b.lan.Masked(), b.tunnel)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
@@ -11,24 +13,45 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/config"
 )
 
-var partialReload = api.ReloadResult{Changes: []api.ConfigChange{
-	{Key: "tunnel.name", Old: "gre1", New: "gre9", Disposition: api.DispositionRestart, Reason: "the tunnel interface is created at start"},
-	{Key: "nhrp.holding_time", Old: "600s", New: "300s", Disposition: api.DispositionLive},
-	{Key: "nhrp.nhs[1].nbma", New: "198.51.100.2", Disposition: api.DispositionLive},
-	{Key: "ipsec.auth.psk", Secret: true, Disposition: api.DispositionLive},
-}}
+// reloadFixture is what a running dmvpnd answered to a dry run, a reload
+// and show running-config: cmd/dmvpnd's TestReloadFixture writes it from
+// the real supervisor and controller (go test ./cmd/dmvpnd -update).
+type reloadFixture struct {
+	Running       string            `json:"running"`
+	Next          string            `json:"next"`
+	DryRun        api.ReloadResult  `json:"dry_run"`
+	Reload        api.ReloadResult  `json:"reload"`
+	RunningConfig api.RunningConfig `json:"running_config"`
+}
+
+func loadReloadFixture(t *testing.T) reloadFixture {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "dmvpnd", "testdata", "reload_fixture.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f reloadFixture
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Reload.Changes) == 0 || f.Reload.Complete() || f.RunningConfig.YAML == "" {
+		t.Fatalf("reload fixture lacks a partial reload or the running configuration: %+v", f)
+	}
+	return f
+}
 
 // TestReloadCommand: every changed key is printed with its result; the
 // exit status is 0 when all were applied, 3 when some wait for a restart
 // (so that systemctl reload and Ansible fail), 1 when the file is rejected.
 func TestReloadCommand(t *testing.T) {
+	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
 	sock := daemon(t, f)
 	if out, _, code := ctl(t, sock, "reload"); code != 0 || out != "Configuration reloaded: no changes\n" {
 		t.Errorf("reload = %q, %d", out, code)
 	}
 
-	f.SetReloadResult(partialReload)
+	f.SetReloadResult(fx.Reload)
 	out, errOut, code := ctl(t, sock, "reload")
 	if code != exitRestartNeeded || errOut != "dmvpnctl: some changes need a restart of dmvpnd (systemctl restart dmvpnd)\n" {
 		t.Errorf("partial reload: exit %d, stderr %q", code, errOut)
@@ -40,7 +63,13 @@ func TestReloadCommand(t *testing.T) {
 	}
 	golden(t, "reload_partial_json", out)
 
-	f.SetReloadResult(api.ReloadResult{Changes: partialReload.Changes[1:]})
+	var live api.ReloadResult
+	for _, c := range fx.Reload.Changes {
+		if c.Disposition == api.DispositionLive {
+			live.Changes = append(live.Changes, c)
+		}
+	}
+	f.SetReloadResult(live)
 	if out, _, code := ctl(t, sock, "reload", "--wait"); code != 0 {
 		t.Errorf("reload --wait of live changes on a ready node: exit %d\n%s", code, out)
 	}
@@ -56,11 +85,12 @@ func TestReloadCommand(t *testing.T) {
 // TestReloadDryRun: --dry-run FILE sends the file for the daemon to
 // compare, prints the same list, and applies nothing.
 func TestReloadDryRun(t *testing.T) {
+	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
 	sock := daemon(t, f)
-	f.SetReloadResult(partialReload)
+	f.SetReloadResult(fx.DryRun)
 	file := filepath.Join(t.TempDir(), "new.yaml")
-	if err := os.WriteFile(file, []byte("tunnel: {name: gre9}\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(fx.Next), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, _, code := ctl(t, sock, "reload", "--dry-run", file)
@@ -68,7 +98,7 @@ func TestReloadDryRun(t *testing.T) {
 		t.Errorf("dry run exit %d, want %d", code, exitRestartNeeded)
 	}
 	golden(t, "reload_dry_run", out)
-	if r := f.LastReload(); !r.DryRun || r.Config != "tunnel: {name: gre9}\n" {
+	if r := f.LastReload(); !r.DryRun || r.Config != fx.Next {
 		t.Errorf("request %+v, want a dry run carrying the file", r)
 	}
 	if _, errOut, code := ctl(t, sock, "reload", file); code != 1 || errOut == "" {
@@ -76,8 +106,26 @@ func TestReloadDryRun(t *testing.T) {
 	}
 }
 
-// TestShowRunningConfig renders the daemon's effective configuration.
+// TestShowRunningConfig renders the daemon's effective configuration after
+// the fixture's partial reload: defaults filled in, secrets redacted, the
+// restart-only change listed at the end.
 func TestShowRunningConfig(t *testing.T) {
+	fx := loadReloadFixture(t)
+	f := apitest.NewFake(apitest.HubFixture())
+	f.SetRunningConfig(fx.RunningConfig)
+	sock := daemon(t, f)
+	out, _, code := ctl(t, sock, "show", "running-config")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	golden(t, "show_running_config", out)
+	out, _, _ = ctl(t, sock, "show", "running-config", "--json")
+	golden(t, "show_running_config_json", out)
+}
+
+// TestShowRunningConfigSecrets: with IPsec and BGP (which the fixture's
+// daemon over kernel fakes does not run) the PSK is redacted too.
+func TestShowRunningConfigSecrets(t *testing.T) {
 	c, err := config.Parse([]byte(`
 tunnel: {key: 42, local_nbma: 192.0.2.1, address: 10.0.0.1/24}
 nhrp: {role: hub, network_id: 1, holding_time: 600s, authentication: hunter2, redirect: true}
@@ -89,13 +137,16 @@ control: {group: dmvpn}
 		t.Fatal(err)
 	}
 	f := apitest.NewFake(apitest.HubFixture())
-	f.SetRunningConfig(api.RunningConfig{YAML: string(c.YAML()), Config: c.Tree(), Pending: partialReload.Changes[:1]})
+	f.SetRunningConfig(api.RunningConfig{YAML: string(c.YAML()), Config: c.Tree()})
 	sock := daemon(t, f)
 	out, _, code := ctl(t, sock, "show", "running-config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	golden(t, "show_running_config", out)
-	out, _, _ = ctl(t, sock, "show", "running-config", "--json")
-	golden(t, "show_running_config_json", out)
+	golden(t, "show_running_config_secrets", out)
+	for _, secret := range []string{"topsecret", "hunter2"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("show running-config prints the secret %q:\n%s", secret, out)
+		}
+	}
 }

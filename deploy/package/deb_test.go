@@ -84,11 +84,18 @@ func TestDeb(t *testing.T) {
 	if _, err := exec.LookPath("lintian"); err != nil {
 		t.Skip("lintian not installed (make deps installs it)")
 	}
-	// lintian exits non-zero on errors only (--fail-on error); warnings are
-	// logged for the record.
-	out, err = exec.Command("lintian", "--fail-on", "error", "--tag-display-limit", "0", debs[0]).CombinedOutput()
+	// Clean means no error and no warning (lintian's default display);
+	// informational tags, such as spelling in vendored libraries' strings,
+	// are logged for the record. The overrides shipped in
+	// deploy/package/lintian apply.
+	out, err = exec.Command("lintian", "--fail-on", "error,warning", "--display-info", "--tag-display-limit", "0", debs[0]).CombinedOutput()
 	t.Logf("lintian:\n%s", out)
 	if err != nil {
-		t.Errorf("lintian reports errors: %v", err)
+		t.Errorf("lintian reports errors or warnings: %v", err)
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: ") {
+			t.Errorf("lintian: %s", line)
+		}
 	}
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/reload_fixture.json")
+
+// reloadFixture is what a running dmvpnd answered to a dry run, a reload
+// and show running-config. cmd/dmvpnctl renders it for its goldens
+// (TestReloadFromDaemon), so that they show what the daemon produces.
+type reloadFixture struct {
+	// Running is the file dmvpnd started with, Next the one reloaded.
+	Running string `json:"running"`
+	Next    string `json:"next"`
+	// The answers, with the test's temporary directory replaced by
+	// reloadFixtureDir.
+	DryRun        api.ReloadResult  `json:"dry_run"`
+	Reload        api.ReloadResult  `json:"reload"`
+	RunningConfig api.RunningConfig `json:"running_config"`
+}
+
+// reloadFixtureDir replaces the test's temporary directory in the
+// answers (the control socket lives there).
+const reloadFixtureDir = "/run/dmvpnd-test"
+
+const reloadRunning = `tunnel: {name: gre1, key: 42, local_nbma: 192.0.2.1, address: 10.0.0.1/24, mtu: 1400}
+nhrp:
+  role: hub
+  network_id: 1
+  holding_time: 600s
+  authentication: hunter2
+  redirect: true
+metrics: {listen: ""}
+log: {level: info}
+`
+
+// reloadNext changes a restart-only key (tunnel.name), live keys
+// (tunnel.mtu, nhrp.holding_time, nhrp.redirect, log.level) and a secret
+// (nhrp.authentication).
+const reloadNext = `tunnel: {name: gre9, key: 42, local_nbma: 192.0.2.1, address: 10.0.0.1/24, mtu: 1380}
+nhrp:
+  role: hub
+  network_id: 1
+  holding_time: 300s
+  authentication: s3cret
+  redirect: false
+metrics: {listen: ""}
+log: {level: debug}
+`
+
+// TestReloadFixture runs dmvpnd (the real supervisor and controller over
+// the kernel fakes) on reloadRunning and asks it over its control socket
+// for a dry run of reloadNext, then reloads that file and reads the
+// running configuration. The answers are compared with
+// testdata/reload_fixture.json (rewritten with -update), the fixture of
+// dmvpnctl's reload and running-config goldens.
+func TestReloadFixture(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dmvpnd.yaml")
+	if err := os.WriteFile(path, []byte(reloadRunning), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "ctl.sock")
+	t.Setenv("DMVPND_CONTROL_SOCKET", sock)
+	sigs := make(chan os.Signal, 1)
+	n := make(notes, 256)
+	logs := &lockedBuffer{}
+	rt := &app{stdout: io.Discard, stderr: logs, load: loadConfig, newDaemon: fakeSystem,
+		notify: n.notify, watchdog: func() (time.Duration, error) { return 0, nil },
+		signals: sigs, now: time.Now}
+	done := make(chan int, 1)
+	go func() { done <- rt.execute(context.Background(), []string{"--config", path}) }()
+	n.waitFor(t, "READY=1")
+	defer func() {
+		sigs <- syscall.SIGTERM
+		if code := <-done; code != exitOK {
+			t.Errorf("exit %d after SIGTERM\n%s", code, logs.String())
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := api.NewClient(sock)
+	got := reloadFixture{Running: reloadRunning, Next: reloadNext}
+	var err error
+	if got.DryRun, err = c.Reload(ctx, api.ReloadRequest{DryRun: true, Config: reloadNext}); err != nil {
+		t.Fatalf("dry run: %v\n%s", err, logs.String())
+	}
+	if err := os.WriteFile(path, []byte(reloadNext), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got.Reload, err = c.Reload(ctx, api.ReloadRequest{}); err != nil {
+		t.Fatalf("reload: %v\n%s", err, logs.String())
+	}
+	if got.RunningConfig, err = c.RunningConfig(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(bytes.ReplaceAll(b, []byte(dir), []byte(reloadFixtureDir)), '\n')
+	file := filepath.Join("testdata", "reload_fixture.json")
+	if *update {
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", file, diff)
+	}
+	// The restart-only key keeps its running value.
+	if !strings.Contains(got.RunningConfig.YAML, "name: gre1\n") {
+		t.Errorf("running configuration after the reload:\n%s", got.RunningConfig.YAML)
+	}
+}
