@@ -45,7 +45,86 @@ func TestOSPF(t *testing.T) {
 	if !t.Run("Phase3", func(t *testing.T) { ospfPhase3(ctx, t, l, nodes, frr, t0) }) {
 		return
 	}
-	t.Run("Phase2", func(t *testing.T) { ospfPhase2(ctx, t, l, nodes, frr) })
+	if !t.Run("Phase2", func(t *testing.T) { ospfPhase2(ctx, t, l, nodes, frr) }) {
+		return
+	}
+	t.Run("EIGRP", func(t *testing.T) { eigrpOverReplication(ctx, t, nodes[:3]) })
+}
+
+// eigrpOverReplication starts FRR's eigrpd beside ospfd on the hub and
+// the live spokes (issue 18 asks what EIGRP does over the same
+// replication): EIGRP's hellos and updates go to 224.0.0.10, which
+// dmvpnd's capture of 224.0.0.0/24 replicates like OSPF's. The hub and
+// each spoke become EIGRP neighbours and each spoke learns the hub's LAN
+// from EIGRP (zebra prefers it to OSPF's route: distance 90 < 110).
+func eigrpOverReplication(ctx context.Context, t *testing.T, nodes []*dnode) {
+	hub, spokes := nodes[0], nodes[1:]
+	eigrp := map[*dnode]*lab.FRR{}
+	t0 := time.Now()
+	for _, d := range nodes {
+		conf := fmt.Sprintf("hostname %s\nlog stdout informational\nrouter eigrp 1\n eigrp router-id %s\n network 10.0.0.0/24\n network %s\n", d.name, d.tunnel, d.lan.Masked())
+		f, err := d.node.StartFRR(ctx, map[string]string{"eigrpd": conf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eigrp[d] = f
+	}
+	want := map[*dnode][]netip.Addr{hub: bgpTunnelAddrs(spokes)}
+	for _, s := range spokes {
+		want[s] = []netip.Addr{hub.tunnel}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer wcancel()
+	for _, d := range nodes {
+		var last string
+		err := lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) error {
+			res, err := eigrp[d].Vtysh(ctx, "show ip eigrp neighbor")
+			if err != nil {
+				return err
+			}
+			last = string(res.Stdout)
+			for _, w := range want[d] {
+				if !eigrpHasNeighbor(last, w) {
+					return fmt.Errorf("%s: no EIGRP neighbor %s", d.name, w)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("EIGRP adjacency: %v\n%s", err, last)
+		}
+	}
+	t.Logf("timing: EIGRP neighbours hub<->spokes %v after starting eigrpd", bgpMS(time.Since(t0)))
+	for _, s := range spokes {
+		err := ospfWaitRoutes(wctx, s, "EIGRP route to the hub's LAN", func(rs []ospfRoute) bool {
+			return ospfHasRoute(rs, hub.lan.Masked(), hub.tunnel, "eigrp")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("timing: the spokes route the hub's LAN by EIGRP %v after starting eigrpd", bgpMS(time.Since(t0)))
+	for _, s := range spokes {
+		if rs, err := ospfKernelRoutes(ctx, s); err == nil {
+			t.Logf("%s LAN routes with EIGRP and OSPF: %v", s.name, rs)
+		}
+	}
+	if res, err := eigrp[hub].Vtysh(ctx, "show ip eigrp topology"); err == nil {
+		t.Logf("hub: show ip eigrp topology\n%s", strings.TrimSpace(string(res.Stdout)))
+	}
+}
+
+// eigrpHasNeighbor reports whether FRR's `show ip eigrp neighbor` output
+// lists addr as a neighbour (a line starting with the handle, then the
+// address).
+func eigrpHasNeighbor(out string, addr netip.Addr) bool {
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[1] == addr.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // ospfPhase3 is TestOSPF's point-to-multipoint part; it ends with s3
