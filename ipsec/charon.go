@@ -41,6 +41,12 @@ const (
 	cmdLoadKey       = "load-key"
 	cmdListSAs       = "list-sas"
 	evListSA         = "list-sa"
+	cmdListConns     = "list-conns"
+	evListConn       = "list-conn"
+	cmdListCerts     = "list-certs"
+	evListCert       = "list-cert"
+	cmdGetShared     = "get-shared"
+	cmdGetKeys       = "get-keys"
 )
 
 // VICI events the Manager subscribes to.

@@ -87,6 +87,11 @@ type Config struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// ResyncInterval is the period of a full resync with list-sas (default 60s).
 	ResyncInterval time.Duration
+	// VerifyInterval is the period at which the Manager checks that
+	// charon still holds the connections and credentials it loaded, and
+	// reloads what is missing or different (default 30s; also done after
+	// every reconnection). See verify.go.
+	VerifyInterval time.Duration
 	// CommandTimeout bounds every VICI command (default 10s).
 	CommandTimeout time.Duration
 
@@ -110,6 +115,7 @@ func (c *Config) setDefaults() {
 	def(&c.ReconnectMin, 200*time.Millisecond)
 	def(&c.ReconnectMax, 30*time.Second)
 	def(&c.ResyncInterval, 60*time.Second)
+	def(&c.VerifyInterval, 30*time.Second)
 	def(&c.CommandTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -116,6 +116,19 @@
 // attempt that yields no SA within Config.ConnectTimeout is terminated and
 // retried (charon raises no event for a failed IKE_SA_INIT).
 //
+// charon's configuration can also change under a live session: strongSwan's
+// `swanctl --load-all` (strongswan.service runs it at start and reload)
+// unloads every connection, shared key and private key that its
+// swanctl.conf does not name, dmvpnd's included. So after every
+// (re)connection and every Config.VerifyInterval (30 s) the Manager lists
+// charon's connections (list-conns, compared by addresses, version,
+// authentication classes, children, modes and traffic selectors), shared
+// keys (get-shared), private keys (get-keys) and certificates
+// (list-certs), and reloads what is missing or different. Each repair is
+// logged at warning and counted in State.RepairedConns and
+// State.RepairedCreds (verify.go). The value of a shared key cannot be read
+// back, so a key replaced under dmvpnd's id goes unnoticed.
+//
 // The controller should treat NHRP from a peer as trusted only while
 // [State.Protected] reports an established SA for it (the kernel's
 // policies already drop most unprotected GRE).

@@ -40,18 +40,26 @@ type Manager struct {
 	dropped    uint64
 	malformed  uint64
 	terminated uint64
+	// Repairs by verify.go (mu).
+	repairedConns, repairedCreds uint64
 
 	// Owned by the Run goroutine.
-	link       *link
-	daemon     string
-	algs       algorithms
-	props      proposals
-	peers      map[string]*peerState
-	sas        map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
-	loaded     map[string]string // connection name -> rendered request
-	killed     map[string]bool   // IKE_SA unique ids we asked charon to terminate
+	link   *link
+	daemon string
+	algs   algorithms
+	props  proposals
+	peers  map[string]*peerState
+	sas    map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
+	loaded map[string]string // connection name -> rendered request
+	// loadedPrint is the fingerprint of each loaded connection, to
+	// compare with charon's list-conns (verify.go).
+	loadedPrint map[string]string
+	// keyID is the id load-key returned for the X.509 private key.
+	keyID      string
+	killed     map[string]bool // IKE_SA unique ids we asked charon to terminate
 	reconnects int
 	nextResync time.Time
+	nextVerify time.Time
 	// natLocal is set once charon reports this node behind a NAT;
 	// natSwitch asks reconcile to move existing SAs to tunnel mode.
 	natLocal, natSwitch bool
@@ -83,20 +91,21 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{
-		cfg:     cfg,
-		log:     cfg.Logger.Named("ipsec"),
-		clock:   cfg.Clock,
-		creds:   creds,
-		method:  cfg.Auth.Method,
-		local:   cfg.LocalNBMA,
-		events:  make(chan Event, 256),
-		kick:    make(chan struct{}, 1),
-		refresh: make(chan chan error),
-		desired: map[string]Peer{},
-		peers:   map[string]*peerState{},
-		sas:     map[string]SAInfo{},
-		loaded:  map[string]string{},
-		killed:  map[string]bool{},
+		cfg:         cfg,
+		log:         cfg.Logger.Named("ipsec"),
+		clock:       cfg.Clock,
+		creds:       creds,
+		method:      cfg.Auth.Method,
+		local:       cfg.LocalNBMA,
+		events:      make(chan Event, 256),
+		kick:        make(chan struct{}, 1),
+		refresh:     make(chan chan error),
+		desired:     map[string]Peer{},
+		peers:       map[string]*peerState{},
+		sas:         map[string]SAInfo{},
+		loaded:      map[string]string{},
+		loadedPrint: map[string]string{},
+		killed:      map[string]bool{},
 	}, nil
 }
 
@@ -141,6 +150,8 @@ func (m *Manager) State() State {
 	s.DroppedEvents = m.dropped
 	s.MalformedEvents = m.malformed
 	s.Terminated = m.terminated
+	s.RepairedConns = m.repairedConns
+	s.RepairedCreds = m.repairedCreds
 	return s
 }
 
@@ -254,6 +265,12 @@ func (m *Manager) connect(ctx context.Context) error {
 	if err := m.resync(ctx); err != nil {
 		return fail(err)
 	}
+	// What was just loaded is checked at once, so that a charon that
+	// answers but does not keep it (or a reload racing this one) is
+	// seen on every reconnection, not one period later.
+	if err := m.verify(ctx); err != nil {
+		return fail(err)
+	}
 	m.reconnects++
 	m.log.Info("connected to charon", zap.String("daemon", m.daemon),
 		zap.Strings("ike_proposals", m.props.ike), zap.Strings("esp_proposals", m.props.esp))
@@ -309,9 +326,11 @@ func (m *Manager) loadCreds(ctx context.Context) error {
 		if _, err := m.call(ctx, cmdLoadCert, renderLoadCert(m.creds.cert, false)); err != nil {
 			return fmt.Errorf("ipsec: loading certificate: %w", err)
 		}
-		if _, err := m.call(ctx, cmdLoadKey, m.renderLoadKey()); err != nil {
+		resp, err := m.call(ctx, cmdLoadKey, m.renderLoadKey())
+		if err != nil {
 			return fmt.Errorf("ipsec: loading private key: %w", scrub(err, string(m.creds.key)))
 		}
+		m.keyID = str(resp, "id") // empty before charon 5.5.3: then not verified
 	}
 	return nil
 }
@@ -325,6 +344,7 @@ func (m *Manager) loadConn(ctx context.Context, name string, msg *vici.Message) 
 		return fmt.Errorf("ipsec: loading connection %s: %w", name, err)
 	}
 	m.loaded[name] = text
+	m.loadedPrint[name] = requestFingerprint(section(msg, name))
 	m.log.Debug("loaded connection", zap.String("conn", name))
 	return nil
 }
@@ -366,6 +386,7 @@ func (m *Manager) unload(ctx context.Context, conn string) error {
 		return err
 	}
 	delete(m.loaded, conn)
+	delete(m.loadedPrint, conn)
 	m.log.Debug("unloaded connection", zap.String("conn", conn))
 	return nil
 }
@@ -474,6 +495,15 @@ func (m *Manager) serve(ctx context.Context) error {
 				m.nextResync = m.clock.Now().Add(m.cfg.RetryMin)
 			}
 		}
+		if !m.clock.Now().Before(m.nextVerify) {
+			// Repairs take effect in the reconcile at the top of the loop.
+			if err := m.verify(ctx); err != nil {
+				if errors.Is(err, ErrConnection) {
+					return err
+				}
+				m.log.Warn("verifying charon's configuration", zap.Error(err))
+			}
+		}
 	}
 }
 
@@ -497,6 +527,9 @@ func (m *Manager) drainEvents() error {
 func (m *Manager) nextWake() time.Duration {
 	now := m.clock.Now()
 	next := m.nextResync
+	if m.nextVerify.Before(next) {
+		next = m.nextVerify
+	}
 	consider := func(t time.Time) {
 		if !t.IsZero() && t.After(now) && t.Before(next) {
 			next = t
