@@ -135,7 +135,7 @@
 //
 // strongSwan-specific names (commands, events, plugins including kdf,
 // which 5.9.8 needs for IKEv2 key derivation, and paths) are kept in
-// charon.go; ipsectest.StrongswanConf renders the strongswan.conf of a
+// charon.go; StrongswanConf renders the strongswan.conf of a
 // charon dedicated to tests (explicit plugin list, no bypass-lan, no
 // routes). Time comes from an injected Clock, logs go to an injected zap
 // logger.

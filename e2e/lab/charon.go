@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 // Charon is a strongSwan charon running in one node's namespace with its
@@ -64,7 +64,7 @@ func (n *Node) StartCharon(ctx context.Context, cfg CharonConfig) (*Charon, erro
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	for path, data := range map[string]string{
-		c.Conf:        ipsectest.StrongswanConf(ipsectest.CharonConf{Socket: c.Socket, Log: c.Log, LogLevel: 1, Plugins: plugins, Extra: cfg.Extra}),
+		c.Conf:        ipsec.StrongswanConf(ipsec.CharonConf{Socket: c.Socket, Log: c.Log, LogLevel: 1, Plugins: plugins, Extra: cfg.Extra}),
 		c.SwanctlConf: cfg.Swanctl,
 	} {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
