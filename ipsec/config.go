@@ -89,8 +89,8 @@ type Config struct {
 	ResyncInterval time.Duration
 	// VerifyInterval is the period at which the Manager checks that
 	// charon still holds the connections and credentials it loaded, and
-	// reloads what is missing or different (default 30s; also done after
-	// every reconnection). See verify.go.
+	// reloads what is missing or different (default DefaultVerifyInterval;
+	// also done after every reconnection). See verify.go.
 	VerifyInterval time.Duration
 	// CommandTimeout bounds every VICI command (default 10s).
 	CommandTimeout time.Duration
@@ -98,6 +98,11 @@ type Config struct {
 	Logger *zap.Logger
 	Clock  Clock
 }
+
+// DefaultVerifyInterval is Config.VerifyInterval's default: how long a
+// connection or credential that someone else unloaded from charon can stay
+// missing.
+const DefaultVerifyInterval = 30 * time.Second
 
 func (c *Config) setDefaults() {
 	if c.SocketPath == "" {
@@ -115,7 +120,7 @@ func (c *Config) setDefaults() {
 	def(&c.ReconnectMin, 200*time.Millisecond)
 	def(&c.ReconnectMax, 30*time.Second)
 	def(&c.ResyncInterval, 60*time.Second)
-	def(&c.VerifyInterval, 30*time.Second)
+	def(&c.VerifyInterval, DefaultVerifyInterval)
 	def(&c.CommandTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -111,7 +111,11 @@
 //
 // When the socket drops or charon restarts, Run reconnects with capped
 // exponential backoff, reloads credentials and connections and
-// re-initiates wanted peers. When an SA dies while its peer is wanted, the
+// re-initiates wanted peers. A peer that had an established SA when charon
+// was lost is initiated to once even if this end only responds to it: its
+// charon still holds its IKE_SA and, while ESP flows through the kernel's
+// leftover SAs, would not negotiate again until its next rekey or a DPD
+// timeout (not towards a peer behind NAT; not retried). When an SA dies while its peer is wanted, the
 // initiating end re-initiates at once, then with capped backoff; an
 // attempt that yields no SA within Config.ConnectTimeout is terminated and
 // retried (charon raises no event for a failed IKE_SA_INIT).
@@ -135,8 +139,8 @@
 //
 // strongSwan-specific names (commands, events, plugins including kdf,
 // which 5.9.8 needs for IKEv2 key derivation, and paths) are kept in
-// charon.go; StrongswanConf renders the strongswan.conf of a
-// charon dedicated to tests (explicit plugin list, no bypass-lan, no
-// routes). Time comes from an injected Clock, logs go to an injected zap
+// charon.go; StrongswanConf renders the strongswan.conf of a charon
+// dedicated to dmvpnd (explicit plugin list, no bypass-lan, no routes): the
+// one the package ships, and the tests' and the lab's. Time comes from an injected Clock, logs go to an injected zap
 // logger.
 package ipsec

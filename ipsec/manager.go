@@ -78,6 +78,12 @@ type peerState struct {
 	status      Status
 	since       time.Time
 	emitted     Event
+	// recover is set when charon was lost while the peer's SA was up.
+	// The peer's charon still holds that SA, and while ESP flows through
+	// the kernel's leftover SAs its DPD stays quiet, so it has no reason
+	// to negotiate again: this end initiates once after reconnecting,
+	// even towards a peer it normally only responds to.
+	recover bool
 }
 
 // New validates cfg and reads the credential files it names.
@@ -436,6 +442,9 @@ func (m *Manager) lost(reason string) {
 	m.killed = map[string]bool{}
 	now := m.clock.Now()
 	for _, ps := range m.peers {
+		if ps.status == StatusUp {
+			ps.recover = true // sticky across failed reconnection attempts
+		}
 		ps.initiating = false
 		ps.attempts = 0
 		ps.nextAttempt = now
@@ -650,6 +659,10 @@ func (m *Manager) lowerThan(p Peer) bool { return m.cfg.LocalNBMA.Less(p.claimed
 // and docs/strongswan.md ("Who initiates").
 func (m *Manager) shouldInitiate(ps *peerState, now time.Time) bool {
 	switch ps.peer.Initiate {
+	case Respond:
+		// Once, after charon was lost with the SA up; never towards a
+		// peer behind NAT (its NAT would drop IKE_SA_INIT).
+		return ps.recover && !ps.peer.natted()
 	case Initiate:
 		return true
 	case InitiateTieBreak:
@@ -669,6 +682,7 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 	if st == StatusUp {
 		ps.initiating = false
 		ps.attempts = 0
+		ps.recover = false
 		return nil
 	}
 	for _, sa := range sas {
@@ -684,7 +698,10 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 			return nil
 		}
 		// Timed out: clear the half-open SA and retry after backoff.
+		// A recovery attempt is not retried: the peer initiates once
+		// its own DPD notices.
 		ps.initiating = false
+		ps.recover = false
 		ps.reason = ReasonTimeout
 		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
 		if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
@@ -705,12 +722,13 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 		}
 		ps.reason = err.Error()
 		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
+		ps.recover = false
 		m.log.Warn("initiate failed", zap.String("peer", ps.peer.name()), zap.Error(err))
 		return nil
 	}
 	ps.initiating = true
 	m.log.Info("initiating", zap.String("peer", ps.peer.name()), zap.Stringer("remote", ps.peer.RemoteNBMA),
-		zap.Int("attempt", ps.attempts))
+		zap.Int("attempt", ps.attempts), zap.Bool("after_charon_loss", ps.peer.Initiate == Respond))
 	return nil
 }
 
