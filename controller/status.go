@@ -106,6 +106,7 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		maps.Copy(out, c.stats)
 	})
 	c.guardCounters(out)
+	c.ipsecRepairCounters(out)
 	if n := c.events.Lost(); n > 0 {
 		out["events_lost"] = n
 	}

@@ -59,20 +59,73 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("%s (-want +got):\n%s", unit, diff)
 	}
 
+	systemdVerify(t, unit)
+}
+
+// systemdVerify runs systemd-analyze verify on the units (copied beside
+// each other, so that their references resolve), with the binaries they
+// run replaced by /bin/true (verify needs them to exist).
+func systemdVerify(t *testing.T, units ...string) {
+	t.Helper()
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed")
 	}
-	// verify needs the binaries to exist: point the unit at /bin/true.
-	b, err := os.ReadFile(unit)
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	var tmps []string
+	for _, unit := range units {
+		b, err := os.ReadFile(unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, filepath.Base(unit))
+		r := strings.NewReplacer("/usr/sbin/dmvpnd", "/bin/true", "/usr/bin/dmvpnctl", "/bin/true", "/usr/lib/ipsec/charon", "/bin/true")
+		if err := os.WriteFile(tmp, []byte(r.Replace(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmps = append(tmps, tmp)
 	}
-	tmp := filepath.Join(t.TempDir(), "dmvpnd.service")
-	if err := os.WriteFile(tmp, []byte(strings.NewReplacer("/usr/sbin/dmvpnd", "/bin/true", "/usr/bin/dmvpnctl", "/bin/true").Replace(string(b))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(sa, "verify", tmp).CombinedOutput(); err != nil || len(out) > 0 {
+	if out, err := exec.Command(sa, append([]string{"verify"}, tmps...)...).CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
+}
+
+// TestSystemdCharonUnit: dmvpnd starts its own charon and survives it: the
+// charon unit runs with dmvpnd's strongswan.conf, a private /run (its own
+// pid file) with the socket directory bound back, restarts on its own,
+// and is tied to dmvpnd only by dmvpnd's Wants/After (a charon restart
+// does not stop dmvpnd; a dmvpnd restart does not restart charon).
+func TestSystemdCharonUnit(t *testing.T) {
+	const unit = "systemd/dmvpnd-charon.service"
+	k := unitKeys(t, unit)
+	want := map[string]string{
+		"Environment":         "STRONGSWAN_CONF=/etc/dmvpnd/strongswan.conf",
+		"ExecStart":           "/usr/lib/ipsec/charon",
+		"Restart":             "always",
+		"RuntimeDirectory":    "dmvpnd-charon", // config.DefaultViciSocket's directory
+		"TemporaryFileSystem": "/run",
+		"BindPaths":           "/run/dmvpnd-charon",
+		"PartOf":              "",
+		"BindsTo":             "",
+		"Requires":            "",
+	}
+	got := map[string]string{}
+	for key := range want {
+		got[key] = strings.Join(k[key], " | ")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", unit, diff)
+	}
+	d := unitKeys(t, "systemd/dmvpnd.service")
+	for key, want := range map[string]string{
+		"Wants":    "network-online.target dmvpnd-charon.service",
+		"After":    "network-online.target dmvpnd-charon.service",
+		"Requires": "",
+		"BindsTo":  "",
+	} {
+		if got := strings.Join(d[key], " | "); got != want {
+			t.Errorf("dmvpnd.service %s=%q, want %q", key, got, want)
+		}
+	}
+	systemdVerify(t, "systemd/dmvpnd.service", unit)
 }

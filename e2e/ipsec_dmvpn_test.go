@@ -370,7 +370,7 @@ func TestDMVPNIPsecCharonRestart(t *testing.T) {
 func ipdCharonRestart(t *testing.T, signal string) {
 	l, nodes := dmvpnLab(t, 1)
 	hub, s1 := nodes[0], nodes[1]
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
 	defer cancel()
 	defer func() {
 		if t.Failed() {
@@ -387,6 +387,11 @@ func ipdCharonRestart(t *testing.T, signal string) {
 	}
 	if err := s1.node.Ping(ctx, hub.tunnel, 3); err != nil {
 		t.Fatalf("s1 -> hub before the restart: %v", err)
+	}
+	if signal == "KILL" {
+		// Issue 15 on the same boot: the system's swanctl, an operator's
+		// swanctl --load-all and a kill -9 against the hub's charon.
+		ipdSharedCharon(ctx, t, hub, s1, charons)
 	}
 	dpid := s1.proc.PID
 

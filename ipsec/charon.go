@@ -13,7 +13,7 @@ const DefaultSocketPath = "/var/run/charon.vici"
 const CharonBinary = "/usr/lib/ipsec/charon"
 
 // CharonPlugins is the plugin set a dedicated charon for dmvpnd needs
-// (ipsectest.StrongswanConf renders its strongswan.conf): VICI,
+// (StrongswanConf renders its strongswan.conf): VICI,
 // the kernel XFRM backend, sockets, X.509/PEM/PKCS#1/PKCS#8 parsing, and
 // crypto (kdf is required since 5.9.8: IKEv2 key derivation goes through
 // KDF_PRF and KDF_PRF_PLUS). Crypto plugins missing on a host are skipped by charon
@@ -41,6 +41,12 @@ const (
 	cmdLoadKey       = "load-key"
 	cmdListSAs       = "list-sas"
 	evListSA         = "list-sa"
+	cmdListConns     = "list-conns"
+	evListConn       = "list-conn"
+	cmdListCerts     = "list-certs"
+	evListCert       = "list-cert"
+	cmdGetShared     = "get-shared"
+	cmdGetKeys       = "get-keys"
 )
 
 // VICI events the Manager subscribes to.

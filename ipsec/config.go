@@ -87,12 +87,22 @@ type Config struct {
 	ReconnectMin, ReconnectMax time.Duration
 	// ResyncInterval is the period of a full resync with list-sas (default 60s).
 	ResyncInterval time.Duration
+	// VerifyInterval is the period at which the Manager checks that
+	// charon still holds the connections and credentials it loaded, and
+	// reloads what is missing or different (default DefaultVerifyInterval;
+	// also done after every reconnection). See verify.go.
+	VerifyInterval time.Duration
 	// CommandTimeout bounds every VICI command (default 10s).
 	CommandTimeout time.Duration
 
 	Logger *zap.Logger
 	Clock  Clock
 }
+
+// DefaultVerifyInterval is Config.VerifyInterval's default: how long a
+// connection or credential that someone else unloaded from charon can stay
+// missing.
+const DefaultVerifyInterval = 30 * time.Second
 
 func (c *Config) setDefaults() {
 	if c.SocketPath == "" {
@@ -110,6 +120,7 @@ func (c *Config) setDefaults() {
 	def(&c.ReconnectMin, 200*time.Millisecond)
 	def(&c.ReconnectMax, 30*time.Second)
 	def(&c.ResyncInterval, 60*time.Second)
+	def(&c.VerifyInterval, DefaultVerifyInterval)
 	def(&c.CommandTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

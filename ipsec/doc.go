@@ -111,10 +111,27 @@
 //
 // When the socket drops or charon restarts, Run reconnects with capped
 // exponential backoff, reloads credentials and connections and
-// re-initiates wanted peers. When an SA dies while its peer is wanted, the
+// re-initiates wanted peers. A peer that had an established SA when charon
+// was lost is initiated to once even if this end only responds to it: its
+// charon still holds its IKE_SA and, while ESP flows through the kernel's
+// leftover SAs, would not negotiate again until its next rekey or a DPD
+// timeout (not towards a peer behind NAT; not retried). When an SA dies while its peer is wanted, the
 // initiating end re-initiates at once, then with capped backoff; an
 // attempt that yields no SA within Config.ConnectTimeout is terminated and
 // retried (charon raises no event for a failed IKE_SA_INIT).
+//
+// charon's configuration can also change under a live session: strongSwan's
+// `swanctl --load-all` (strongswan.service runs it at start and reload)
+// unloads every connection, shared key and private key that its
+// swanctl.conf does not name, dmvpnd's included. So after every
+// (re)connection and every Config.VerifyInterval (30 s) the Manager lists
+// charon's connections (list-conns, compared by addresses, version,
+// authentication classes, children, modes and traffic selectors), shared
+// keys (get-shared), private keys (get-keys) and certificates
+// (list-certs), and reloads what is missing or different. Each repair is
+// logged at warning and counted in State.RepairedConns and
+// State.RepairedCreds (verify.go). The value of a shared key cannot be read
+// back, so a key replaced under dmvpnd's id goes unnoticed.
 //
 // The controller should treat NHRP from a peer as trusted only while
 // [State.Protected] reports an established SA for it (the kernel's
@@ -122,8 +139,8 @@
 //
 // strongSwan-specific names (commands, events, plugins including kdf,
 // which 5.9.8 needs for IKEv2 key derivation, and paths) are kept in
-// charon.go; ipsectest.StrongswanConf renders the strongswan.conf of a
-// charon dedicated to tests (explicit plugin list, no bypass-lan, no
-// routes). Time comes from an injected Clock, logs go to an injected zap
+// charon.go; StrongswanConf renders the strongswan.conf of a charon
+// dedicated to dmvpnd (explicit plugin list, no bypass-lan, no routes): the
+// one the package ships, and the tests' and the lab's. Time comes from an injected Clock, logs go to an injected zap
 // logger.
 package ipsec

@@ -18,17 +18,28 @@ type saEvent struct {
 	old  *SAInfo // ike-rekey: the replaced SA
 }
 
+// str, list and section read a value of the expected type; a missing
+// message, key or type is the zero value (charon's replies are input).
 func str(m *vici.Message, k string) string {
+	if m == nil {
+		return ""
+	}
 	s, _ := m.Get(k).(string)
 	return s
 }
 
 func list(m *vici.Message, k string) []string {
+	if m == nil {
+		return nil
+	}
 	s, _ := m.Get(k).([]string)
 	return s
 }
 
 func section(m *vici.Message, k string) *vici.Message {
+	if m == nil {
+		return nil
+	}
 	s, _ := m.Get(k).(*vici.Message)
 	return s
 }

@@ -40,18 +40,26 @@ type Manager struct {
 	dropped    uint64
 	malformed  uint64
 	terminated uint64
+	// Repairs by verify.go (mu).
+	repairedConns, repairedCreds uint64
 
 	// Owned by the Run goroutine.
-	link       *link
-	daemon     string
-	algs       algorithms
-	props      proposals
-	peers      map[string]*peerState
-	sas        map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
-	loaded     map[string]string // connection name -> rendered request
-	killed     map[string]bool   // IKE_SA unique ids we asked charon to terminate
+	link   *link
+	daemon string
+	algs   algorithms
+	props  proposals
+	peers  map[string]*peerState
+	sas    map[string]SAInfo // by IKE_SA unique id, only on dmvpnd's connections
+	loaded map[string]string // connection name -> rendered request
+	// loadedPrint is the fingerprint of each loaded connection, to
+	// compare with charon's list-conns (verify.go).
+	loadedPrint map[string]string
+	// keyID is the id load-key returned for the X.509 private key.
+	keyID      string
+	killed     map[string]bool // IKE_SA unique ids we asked charon to terminate
 	reconnects int
 	nextResync time.Time
+	nextVerify time.Time
 	// natLocal is set once charon reports this node behind a NAT;
 	// natSwitch asks reconcile to move existing SAs to tunnel mode.
 	natLocal, natSwitch bool
@@ -70,6 +78,12 @@ type peerState struct {
 	status      Status
 	since       time.Time
 	emitted     Event
+	// recover is set when charon was lost while the peer's SA was up.
+	// The peer's charon still holds that SA, and while ESP flows through
+	// the kernel's leftover SAs its DPD stays quiet, so it has no reason
+	// to negotiate again: this end initiates once after reconnecting,
+	// even towards a peer it normally only responds to.
+	recover bool
 }
 
 // New validates cfg and reads the credential files it names.
@@ -83,20 +97,21 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	return &Manager{
-		cfg:     cfg,
-		log:     cfg.Logger.Named("ipsec"),
-		clock:   cfg.Clock,
-		creds:   creds,
-		method:  cfg.Auth.Method,
-		local:   cfg.LocalNBMA,
-		events:  make(chan Event, 256),
-		kick:    make(chan struct{}, 1),
-		refresh: make(chan chan error),
-		desired: map[string]Peer{},
-		peers:   map[string]*peerState{},
-		sas:     map[string]SAInfo{},
-		loaded:  map[string]string{},
-		killed:  map[string]bool{},
+		cfg:         cfg,
+		log:         cfg.Logger.Named("ipsec"),
+		clock:       cfg.Clock,
+		creds:       creds,
+		method:      cfg.Auth.Method,
+		local:       cfg.LocalNBMA,
+		events:      make(chan Event, 256),
+		kick:        make(chan struct{}, 1),
+		refresh:     make(chan chan error),
+		desired:     map[string]Peer{},
+		peers:       map[string]*peerState{},
+		sas:         map[string]SAInfo{},
+		loaded:      map[string]string{},
+		loadedPrint: map[string]string{},
+		killed:      map[string]bool{},
 	}, nil
 }
 
@@ -141,6 +156,8 @@ func (m *Manager) State() State {
 	s.DroppedEvents = m.dropped
 	s.MalformedEvents = m.malformed
 	s.Terminated = m.terminated
+	s.RepairedConns = m.repairedConns
+	s.RepairedCreds = m.repairedCreds
 	return s
 }
 
@@ -254,6 +271,12 @@ func (m *Manager) connect(ctx context.Context) error {
 	if err := m.resync(ctx); err != nil {
 		return fail(err)
 	}
+	// What was just loaded is checked at once, so that a charon that
+	// answers but does not keep it (or a reload racing this one) is
+	// seen on every reconnection, not one period later.
+	if err := m.verify(ctx); err != nil {
+		return fail(err)
+	}
 	m.reconnects++
 	m.log.Info("connected to charon", zap.String("daemon", m.daemon),
 		zap.Strings("ike_proposals", m.props.ike), zap.Strings("esp_proposals", m.props.esp))
@@ -309,9 +332,11 @@ func (m *Manager) loadCreds(ctx context.Context) error {
 		if _, err := m.call(ctx, cmdLoadCert, renderLoadCert(m.creds.cert, false)); err != nil {
 			return fmt.Errorf("ipsec: loading certificate: %w", err)
 		}
-		if _, err := m.call(ctx, cmdLoadKey, m.renderLoadKey()); err != nil {
+		resp, err := m.call(ctx, cmdLoadKey, m.renderLoadKey())
+		if err != nil {
 			return fmt.Errorf("ipsec: loading private key: %w", scrub(err, string(m.creds.key)))
 		}
+		m.keyID = str(resp, "id") // empty before charon 5.5.3: then not verified
 	}
 	return nil
 }
@@ -325,6 +350,7 @@ func (m *Manager) loadConn(ctx context.Context, name string, msg *vici.Message) 
 		return fmt.Errorf("ipsec: loading connection %s: %w", name, err)
 	}
 	m.loaded[name] = text
+	m.loadedPrint[name] = requestFingerprint(section(msg, name))
 	m.log.Debug("loaded connection", zap.String("conn", name))
 	return nil
 }
@@ -366,6 +392,7 @@ func (m *Manager) unload(ctx context.Context, conn string) error {
 		return err
 	}
 	delete(m.loaded, conn)
+	delete(m.loadedPrint, conn)
 	m.log.Debug("unloaded connection", zap.String("conn", conn))
 	return nil
 }
@@ -415,6 +442,9 @@ func (m *Manager) lost(reason string) {
 	m.killed = map[string]bool{}
 	now := m.clock.Now()
 	for _, ps := range m.peers {
+		if ps.status == StatusUp {
+			ps.recover = true // sticky across failed reconnection attempts
+		}
 		ps.initiating = false
 		ps.attempts = 0
 		ps.nextAttempt = now
@@ -474,6 +504,15 @@ func (m *Manager) serve(ctx context.Context) error {
 				m.nextResync = m.clock.Now().Add(m.cfg.RetryMin)
 			}
 		}
+		if !m.clock.Now().Before(m.nextVerify) {
+			// Repairs take effect in the reconcile at the top of the loop.
+			if err := m.verify(ctx); err != nil {
+				if errors.Is(err, ErrConnection) {
+					return err
+				}
+				m.log.Warn("verifying charon's configuration", zap.Error(err))
+			}
+		}
 	}
 }
 
@@ -497,6 +536,9 @@ func (m *Manager) drainEvents() error {
 func (m *Manager) nextWake() time.Duration {
 	now := m.clock.Now()
 	next := m.nextResync
+	if m.nextVerify.Before(next) {
+		next = m.nextVerify
+	}
 	consider := func(t time.Time) {
 		if !t.IsZero() && t.After(now) && t.Before(next) {
 			next = t
@@ -617,6 +659,10 @@ func (m *Manager) lowerThan(p Peer) bool { return m.cfg.LocalNBMA.Less(p.claimed
 // and docs/strongswan.md ("Who initiates").
 func (m *Manager) shouldInitiate(ps *peerState, now time.Time) bool {
 	switch ps.peer.Initiate {
+	case Respond:
+		// Once, after charon was lost with the SA up; never towards a
+		// peer behind NAT (its NAT would drop IKE_SA_INIT).
+		return ps.recover && !ps.peer.natted()
 	case Initiate:
 		return true
 	case InitiateTieBreak:
@@ -636,6 +682,7 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 	if st == StatusUp {
 		ps.initiating = false
 		ps.attempts = 0
+		ps.recover = false
 		return nil
 	}
 	for _, sa := range sas {
@@ -651,7 +698,10 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 			return nil
 		}
 		// Timed out: clear the half-open SA and retry after backoff.
+		// A recovery attempt is not retried: the peer initiates once
+		// its own DPD notices.
 		ps.initiating = false
+		ps.recover = false
 		ps.reason = ReasonTimeout
 		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
 		if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
@@ -672,12 +722,13 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 		}
 		ps.reason = err.Error()
 		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
+		ps.recover = false
 		m.log.Warn("initiate failed", zap.String("peer", ps.peer.name()), zap.Error(err))
 		return nil
 	}
 	ps.initiating = true
 	m.log.Info("initiating", zap.String("peer", ps.peer.name()), zap.Stringer("remote", ps.peer.RemoteNBMA),
-		zap.Int("attempt", ps.attempts))
+		zap.Int("attempt", ps.attempts), zap.Bool("after_charon_loss", ps.peer.Initiate == Respond))
 	return nil
 }
 

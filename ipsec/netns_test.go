@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,7 +101,7 @@ func (n *node) startCharon() {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(n.dir, "strongswan.conf")
-	if err := os.WriteFile(conf, []byte(ipsectest.StrongswanConf(ipsectest.CharonConf{Socket: n.sock, LogLevel: 1})), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(ipsec.StrongswanConf(ipsec.CharonConf{Socket: n.sock, LogLevel: 1})), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_ = os.Remove(n.sock)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -134,11 +135,72 @@ func waitConnected(t *testing.T, m *ipsec.Manager) {
 func TestCharonPSK(t *testing.T) {
 	requirePrivileged(t)
 	a, b := newPair(t)
-	upPair(t, a, b, pskLab(), pskLab())
+	ca, cb := pskLab(), pskLab()
+	ca.VerifyInterval = time.Second
+	ma, _ := upPair(t, a, b, ca, cb)
 	checkESP(t, a, b)
 	checkESP(t, b, a)
 	if ike, child := countSAs(t, a.sock); ike != 1 || child != 1 {
 		t.Errorf("charon a: %d IKE_SAs, %d CHILD_SAs; want 1 and 1", ike, child)
+	}
+	checkRepair(t, ma, a, b)
+}
+
+// checkRepair unloads a's connection to b and its credentials behind
+// m's back, as swanctl --load-all with an empty swanctl.conf does, and
+// waits for m to load them again. The counts must be exact: a fingerprint
+// or credential check that disagreed with the real charon would repair
+// on every verification (m runs with a 1 s VerifyInterval).
+func checkRepair(t *testing.T, m *ipsec.Manager, a, b *node) {
+	t.Helper()
+	if st := m.State(); st.RepairedConns != 0 || st.RepairedCreds != 0 {
+		t.Fatalf("repairs against the real charon before anyone touched it: %d connections, %d credentials", st.RepairedConns, st.RepairedCreds)
+	}
+	s, err := vici.NewSession(vici.WithSocketPath(a.sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call := func(cmd, k, v string) *vici.Message {
+		in := vici.NewMessage()
+		if k != "" {
+			_ = in.Set(k, v)
+		}
+		resp, err := s.Call(ctx, cmd, in)
+		if err != nil {
+			t.Fatalf("%s %s: %v", cmd, v, err)
+		}
+		return resp
+	}
+	keys := func(cmd string) []string { l, _ := call(cmd, "", "").Get("keys").([]string); return l }
+	creds := 0
+	for _, id := range keys("get-shared") {
+		call("unload-shared", "id", id)
+		creds++
+	}
+	for _, id := range keys("get-keys") {
+		call("unload-key", "id", id)
+		creds++
+	}
+	conn := "dmvpn-peer-" + b.addr.String()
+	call("unload-conn", "name", conn)
+	start := time.Now()
+	for {
+		conns, _ := call("get-conns", "", "").Get("conns").([]string)
+		st := m.State()
+		if slices.Contains(conns, conn) && st.RepairedConns >= 1 && int(st.RepairedCreds) >= creds {
+			t.Logf("repaired %v after the unload", time.Since(start).Round(time.Millisecond))
+			if st.RepairedConns != 1 || int(st.RepairedCreds) != creds {
+				t.Errorf("repairs: %d connections, %d credentials; want exactly 1 and %d", st.RepairedConns, st.RepairedCreds, creds)
+			}
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("not repaired 10 s after the unload: charon lists %v; %d connections, %d credentials repaired", conns, st.RepairedConns, st.RepairedCreds)
+		}
+		time.Sleep(100 * time.Millisecond) // polling charon with a deadline
 	}
 }
 
@@ -152,10 +214,12 @@ func TestCharonX509(t *testing.T) {
 			t.Fatal(err)
 		}
 		caf, cert, key := ca.writeFiles(t, dir, "node "+n.addr.String(), n.addr)
-		return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthX509, CAFile: caf, CertFile: cert, KeyFile: key}}
+		return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthX509, CAFile: caf, CertFile: cert, KeyFile: key},
+			VerifyInterval: time.Second}
 	}
-	upPair(t, a, b, x509For(a), x509For(b))
+	ma, _ := upPair(t, a, b, x509For(a), x509For(b))
 	checkESP(t, a, b)
+	checkRepair(t, ma, a, b)
 }
 
 // TestCharonX509RogueCA: a node whose certificate comes from another CA

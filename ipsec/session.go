@@ -35,7 +35,7 @@ const listBuffer = 16384
 type link struct {
 	cmd, ev *vici.Session
 	events  chan vici.Event
-	lists   chan vici.Event // list-sa events streamed to the command session
+	lists   chan vici.Event // list-sa, list-conn and list-cert events streamed to the command session
 }
 
 func dial(path string) (*link, error) {
@@ -55,7 +55,7 @@ func dial(path string) (*link, error) {
 		return nil, fmt.Errorf("%w: subscribe: %v", ErrConnection, err)
 	}
 	cmd.NotifyEvents(l.lists)
-	if err := cmd.Subscribe(evListSA); err != nil {
+	if err := cmd.Subscribe(evListSA, evListConn, evListCert); err != nil {
 		l.close()
 		return nil, fmt.Errorf("%w: subscribe: %v", ErrConnection, err)
 	}
@@ -85,6 +85,12 @@ func (l *link) call(ctx context.Context, cmd string, in *vici.Message) (*vici.Me
 }
 
 // listSAs runs list-sas and returns the streamed list-sa messages.
+func (l *link) listSAs(ctx context.Context) ([]*vici.Message, error) {
+	return l.stream(ctx, cmdListSAs, evListSA)
+}
+
+// stream runs a listing command (list-sas, list-conns, list-certs) and
+// returns the messages of event it streamed.
 //
 // govici's CallStreaming can lose the last streamed events: its reader
 // selects at random between a queued event and the already queued final
@@ -92,7 +98,7 @@ func (l *link) call(ctx context.Context, cmd string, in *vici.Message) (*vici.Me
 // a plain Call is made: govici's reader hands every event to l.lists
 // before it reads the response, so once Call returns all events are
 // queued and can be drained.
-func (l *link) listSAs(ctx context.Context) ([]*vici.Message, error) {
+func (l *link) stream(ctx context.Context, cmd, event string) ([]*vici.Message, error) {
 	for drained := false; !drained; {
 		select {
 		case <-l.lists: // stale, from an earlier aborted call
@@ -100,7 +106,7 @@ func (l *link) listSAs(ctx context.Context) ([]*vici.Message, error) {
 			drained = true
 		}
 	}
-	if _, err := l.call(ctx, cmdListSAs, nil); err != nil {
+	if _, err := l.call(ctx, cmd, nil); err != nil {
 		return nil, err
 	}
 	var out []*vici.Message
@@ -108,9 +114,11 @@ func (l *link) listSAs(ctx context.Context) ([]*vici.Message, error) {
 		select {
 		case ev, ok := <-l.lists:
 			if !ok {
-				return out, fmt.Errorf("%w: %s: session closed", ErrConnection, cmdListSAs)
+				return out, fmt.Errorf("%w: %s: session closed", ErrConnection, cmd)
 			}
-			out = append(out, ev.Message)
+			if ev.Name == event {
+				out = append(out, ev.Message)
+			}
 		default:
 			return out, nil
 		}

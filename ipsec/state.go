@@ -143,6 +143,10 @@ type State struct {
 	DroppedEvents   uint64   // events the controller did not read in time
 	MalformedEvents uint64   // charon events that could not be parsed
 	Terminated      uint64   // SAs terminated by policy (duplicates, unbound inner address)
+	// RepairedConns and RepairedCreds count the connections and
+	// credentials dmvpnd had loaded that charon no longer held (or held
+	// differently) and that were loaded again (verify.go).
+	RepairedConns, RepairedCreds uint64
 }
 
 // Protection is what one installed CHILD_SA proves: GRE to and from NBMA

@@ -157,7 +157,8 @@ type Limits struct {
 // IPsec configures protection of the GRE traffic through strongSwan (VICI).
 type IPsec struct {
 	Enabled bool `mapstructure:"enabled"`
-	// ViciSocket is charon's VICI socket (default /var/run/charon.vici).
+	// ViciSocket is charon's VICI socket (default DefaultViciSocket, the
+	// charon dedicated to dmvpnd).
 	ViciSocket string    `mapstructure:"vici_socket"`
 	Auth       IPsecAuth `mapstructure:"auth"`
 	Proposals  Proposals `mapstructure:"proposals"`

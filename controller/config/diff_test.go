@@ -76,7 +76,7 @@ func TestDiff(t *testing.T) {
 		}, []string{
 			"tunnel.name: gre1 -> gre2 (restart: the tunnel interface is created at start)",
 			"nhrp.role: spoke -> hub (restart: a hub and a spoke run different components)",
-			"ipsec.vici_socket: /var/run/charon.vici -> /run/charon-dmvpn.vici (restart: charon's socket is dialled at start)",
+			"ipsec.vici_socket: /run/dmvpnd-charon/charon.vici -> /run/charon-dmvpn.vici (restart: charon's socket is dialled at start)",
 			"bgp.neighbors[0].address: 10.0.0.1 -> (none) (restart: the BGP speaker takes its neighbors, policy and timers at start)",
 			"bgp.neighbors[0].asn: 0 -> (none) (restart: the BGP speaker takes its neighbors, policy and timers at start)",
 			"log.level: info -> debug (live)",

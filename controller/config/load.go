@@ -16,6 +16,13 @@ import (
 // mappings (nhrp.nhs, bgp.neighbors) can only be set in the file.
 const EnvPrefix = "DMVPND"
 
+// DefaultViciSocket is the VICI socket of the charon the package runs for
+// dmvpnd alone (deploy/systemd/dmvpnd-charon.service, RuntimeDirectory
+// dmvpnd-charon; its strongswan.conf is rendered with this path). It is
+// not under /run/dmvpnd: systemd removes dmvpnd's runtime directory when
+// dmvpnd stops, and charon keeps running across dmvpnd restarts.
+const DefaultViciSocket = "/run/dmvpnd-charon/charon.vici"
+
 // defaults are applied beneath the file and the environment. They are the
 // only defaults of these keys: the packages the keys configure get every
 // value from here. IPsec proposals have none on purpose: empty lets the
@@ -32,7 +39,7 @@ var defaults = map[string]any{
 	"nhrp.limits.per_source_cache":      64,
 	"nhrp.multicast.rate":               100,
 	"nhrp.multicast.burst":              200,
-	"ipsec.vici_socket":                 "/var/run/charon.vici",
+	"ipsec.vici_socket":                 DefaultViciSocket,
 	"control.socket":                    "/run/dmvpnd/dmvpnd.sock",
 	"bgp.max_prefix_action":             "teardown",
 	"bgp.graceful_restart.restart_time": "120s",

@@ -54,6 +54,7 @@ func TestDeb(t *testing.T) {
 	}
 	for _, want := range []string{
 		"./usr/sbin/dmvpnd", "./usr/bin/dmvpnctl", "./lib/systemd/system/dmvpnd.service",
+		"./lib/systemd/system/dmvpnd-charon.service", "./etc/dmvpnd/strongswan.conf",
 		"./etc/dmvpnd/examples/hub.yaml", "./usr/lib/sysctl.d/60-dmvpnd.conf",
 		"./usr/share/man/man8/dmvpnd.8.gz", "./usr/share/man/man8/dmvpnctl.8.gz",
 		"./usr/share/man/man5/dmvpnd.yaml.5.gz", "./usr/share/bash-completion/completions/dmvpnctl",
@@ -77,7 +78,7 @@ func TestDeb(t *testing.T) {
 		t.Fatalf("dpkg-deb -e: %v\n%s", err, out)
 	}
 	conffiles, _ := os.ReadFile(filepath.Join(ctl, "conffiles"))
-	if want := "/etc/dmvpnd/examples/hub.yaml\n/etc/dmvpnd/examples/spoke-nat.yaml\n/etc/dmvpnd/examples/spoke.yaml\n"; string(conffiles) != want {
+	if want := "/etc/dmvpnd/examples/hub.yaml\n/etc/dmvpnd/examples/spoke-nat.yaml\n/etc/dmvpnd/examples/spoke.yaml\n/etc/dmvpnd/strongswan.conf\n"; string(conffiles) != want {
 		t.Errorf("conffiles = %q, want %q", conffiles, want)
 	}
 

@@ -75,11 +75,20 @@ func build(o options) (string, error) {
 		add(p, dst, "", mode)
 		return nil
 	}
+	// stagedConf is staged for a conffile (mode 0644).
+	stagedConf := func(name string, data []byte, dst string) error {
+		if err := staged(name, data, dst, 0o644); err != nil {
+			return err
+		}
+		contents[len(contents)-1].Type = files.TypeConfig
+		return nil
+	}
 	r := func(p string) string { return filepath.Join(o.root, p) }
 
 	add(filepath.Join(o.bin, "dmvpnd"), "/usr/sbin/dmvpnd", "", 0o755)
 	add(filepath.Join(o.bin, "dmvpnctl"), "/usr/bin/dmvpnctl", "", 0o755)
 	add(r("deploy/systemd/dmvpnd.service"), "/lib/systemd/system/dmvpnd.service", "", 0o644)
+	add(r("deploy/systemd/dmvpnd-charon.service"), "/lib/systemd/system/dmvpnd-charon.service", "", 0o644)
 	add(r("deploy/sysctl/60-dmvpnd.conf"), "/usr/lib/sysctl.d/60-dmvpnd.conf", "", 0o644)
 	add(r("deploy/package/lintian/dmvpnd"), "/usr/share/lintian/overrides/dmvpnd", "", 0o644)
 	for _, ex := range []string{"hub.yaml", "spoke.yaml", "spoke-nat.yaml"} {
@@ -111,6 +120,12 @@ func build(o options) (string, error) {
 		}
 		add(filepath.Join(dir, "bash", prog), "/usr/share/bash-completion/completions/"+prog, "", 0o644)
 		add(filepath.Join(dir, "zsh", "_"+prog), "/usr/share/zsh/vendor-completions/_"+prog, "", 0o644)
+	}
+	// The dedicated charon's strongswan.conf, from the renderer the tests
+	// and the lab use; a conffile, so that a local change (log level,
+	// plugins) survives upgrades.
+	if err := stagedConf("strongswan.conf", []byte(CharonConf()), "/etc/dmvpnd/strongswan.conf"); err != nil {
+		return "", err
 	}
 	readme, err := os.ReadFile(r("deploy/README.md"))
 	if err != nil {

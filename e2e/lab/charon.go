@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 // Charon is a strongSwan charon running in one node's namespace with its
@@ -22,6 +23,8 @@ type Charon struct {
 	SwanctlConf string
 	// Log is charon's log file in the results directory.
 	Log string
+	// run is the directory bind-mounted on charon's /run.
+	run string
 }
 
 // CharonConfig configures StartCharon.
@@ -32,6 +35,15 @@ type CharonConfig struct {
 	Extra string
 	// Plugins replaces DefaultCharonPlugins (e.g. to add x509 for certificates).
 	Plugins []string
+	// Name tells a second charon in the node from the first: its files
+	// are NAME-strongswan.conf, NAME-swanctl.conf and NAME-charon.log, its
+	// /run is its own. "" is the node's charon.
+	Name string
+	// SystemSocket serves VICI on charon's compiled-in default
+	// (ipsec.DefaultSocketPath, /var/run/charon.vici) in its private /run,
+	// as the system's strongswan.service does; Swanctl reaches it without
+	// --uri. Socket is then that file's path outside the charon's /run.
+	SystemSocket bool
 }
 
 // DefaultCharonPlugins is enough for IKEv2 with PSKs and AES-GCM, ECP or
@@ -46,15 +58,24 @@ var DefaultCharonPlugins = []string{
 // charon, waiting until its vici socket exists. Charon's /run is a private
 // directory bind-mounted inside the node's mount namespace.
 func (n *Node) StartCharon(ctx context.Context, cfg CharonConfig) (*Charon, error) {
-	run := n.scratchDir() + "/strongswan"
+	run, prefix := n.scratchDir()+"/strongswan", ""
+	if cfg.Name != "" {
+		run, prefix = n.scratchDir()+"/strongswan-"+cfg.Name, cfg.Name+"-"
+	}
 	c := &Charon{
 		n: n,
 		// Configuration and logs live in the results directory, written
 		// from the host; the socket and /run need a local filesystem.
-		Conf:        n.logDir() + "/strongswan.conf",
-		SwanctlConf: n.logDir() + "/swanctl.conf",
+		Conf:        n.logDir() + "/" + prefix + "strongswan.conf",
+		SwanctlConf: n.logDir() + "/" + prefix + "swanctl.conf",
 		Socket:      run + "/charon.vici",
-		Log:         n.logDir() + "/charon.log",
+		Log:         n.logDir() + "/" + prefix + "charon.log",
+		run:         run + "/run",
+	}
+	confSocket := c.Socket
+	if cfg.SystemSocket {
+		confSocket = ipsec.DefaultSocketPath // seen through the bind mount
+		c.Socket = c.run + "/" + filepath.Base(ipsec.DefaultSocketPath)
 	}
 	plugins := cfg.Plugins
 	if plugins == nil {
@@ -64,18 +85,18 @@ func (n *Node) StartCharon(ctx context.Context, cfg CharonConfig) (*Charon, erro
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	for path, data := range map[string]string{
-		c.Conf:        ipsectest.StrongswanConf(ipsectest.CharonConf{Socket: c.Socket, Log: c.Log, LogLevel: 1, Plugins: plugins, Extra: cfg.Extra}),
+		c.Conf:        ipsec.StrongswanConf(ipsec.CharonConf{Socket: confSocket, Log: c.Log, LogLevel: 1, Plugins: plugins, Extra: cfg.Extra}),
 		c.SwanctlConf: cfg.Swanctl,
 	} {
 		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
-	if _, err := n.l.Run(ctx, "mkdir -p "+shellQuote(run+"/run")); err != nil {
+	if _, err := n.l.Run(ctx, "mkdir -p "+shellQuote(c.run)); err != nil {
 		return nil, err
 	}
-	p, err := n.StartScript(ctx, "charon-stdio", fmt.Sprintf("mount --rbind %s /run && STRONGSWAN_CONF=%s exec /usr/lib/ipsec/charon",
-		shellQuote(run+"/run"), shellQuote(c.Conf)))
+	p, err := n.StartScript(ctx, prefix+"charon-stdio", fmt.Sprintf("mount --rbind %s /run && STRONGSWAN_CONF=%s exec /usr/lib/ipsec/charon",
+		shellQuote(c.run), shellQuote(c.Conf)))
 	if err != nil {
 		return nil, err
 	}
@@ -99,13 +120,15 @@ func (n *Node) MustStartCharon(cfg CharonConfig) *Charon {
 }
 
 // Swanctl runs swanctl against this charon, e.g. Swanctl(ctx, "--load-all")
-// or Swanctl(ctx, "--initiate", "--child", "gre").
+// or Swanctl(ctx, "--initiate", "--child", "gre"), with this charon's
+// strongswan.conf and /run (so a charon on the default socket is reached as
+// the system's swanctl reaches it).
 func (c *Charon) Swanctl(ctx context.Context, args ...string) (Result, error) {
 	q := make([]string, len(args))
 	for i, a := range args {
 		q[i] = shellQuote(a)
 	}
-	cmd := "STRONGSWAN_CONF=" + c.Conf + " swanctl " + strings.Join(q, " ")
+	cmd := "mount --rbind " + shellQuote(c.run) + " /run && STRONGSWAN_CONF=" + c.Conf + " swanctl " + strings.Join(q, " ")
 	if len(args) > 0 && (args[0] == "--load-all" || args[0] == "-q") {
 		cmd += " --file " + c.SwanctlConf
 	}

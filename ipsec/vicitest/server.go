@@ -47,7 +47,9 @@ type Server struct {
 	clients  map[*client]struct{}
 	cmds     []Command
 	handlers map[string]HandlerFunc
-	conns    []string // connection names loaded via load-conn
+	conns    []string            // connection names loaded via load-conn
+	confs    map[string]*Message // connection name -> its load-conn section
+	creds    credStore
 	changed  chan struct{}
 	accepts  int
 }
@@ -65,6 +67,7 @@ func NewServer(path string) (*Server, error) {
 		clients:  map[*client]struct{}{},
 		handlers: map[string]HandlerFunc{},
 		changed:  make(chan struct{}),
+		confs:    map[string]*Message{},
 	}
 	if err := s.Start(); err != nil {
 		return nil, err
@@ -85,6 +88,8 @@ func (s *Server) Start() error {
 	s.mu.Lock()
 	s.ln = ln
 	s.conns = nil
+	s.confs = map[string]*Message{}
+	s.creds = credStore{}
 	s.mu.Unlock()
 	go s.accept(ln)
 	return nil
@@ -102,6 +107,8 @@ func (s *Server) Stop() {
 	}
 	s.clients = map[*client]struct{}{}
 	s.conns = nil
+	s.confs = map[string]*Message{}
+	s.creds = credStore{}
 	s.mu.Unlock()
 	if ln != nil {
 		_ = ln.Close()
@@ -334,6 +341,7 @@ func (s *Server) builtin(name string) HandlerFunc {
 			if !slices.Contains(s.conns, keys[0]) {
 				s.conns = append(s.conns, keys[0])
 			}
+			s.confs[keys[0]] = req.Section(keys[0])
 			s.mu.Unlock()
 			return nil, Success()
 		}
@@ -347,6 +355,7 @@ func (s *Server) builtin(name string) HandlerFunc {
 				return nil, Failure("configuration '" + name + "' not found")
 			}
 			s.conns = slices.Delete(s.conns, i, i+1)
+			delete(s.confs, name)
 			return nil, Success()
 		}
 	case "get-conns":
@@ -362,10 +371,26 @@ func (s *Server) builtin(name string) HandlerFunc {
 				Set("prf", NewMessage().Set("PRF_HMAC_SHA2_384", "hmac")).
 				Set("dh", NewMessage().Set("ECP_384", "openssl").Set("MODP_3072", "gmp").Set("CURVE_25519", "openssl"))
 		}
-	case "list-sas", "list-conns", "list-certs", "list-policies":
+	case "list-conns":
+		return func(*Message) ([]*Message, *Message) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			var out []*Message
+			for _, name := range s.conns {
+				out = append(out, listConn(name, s.confs[name]))
+			}
+			return out, NewMessage()
+		}
+	case "load-shared", "unload-shared", "get-shared", "load-key", "unload-key", "get-keys",
+		"load-cert", "list-certs", "clear-creds":
+		return func(req *Message) ([]*Message, *Message) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.creds.handle(name, req)
+		}
+	case "list-sas", "list-policies":
 		return func(*Message) ([]*Message, *Message) { return nil, NewMessage() }
-	case "initiate", "terminate", "load-shared", "unload-shared", "load-key", "unload-key",
-		"load-cert", "clear-creds", "load-authority", "unload-authority", "reload-settings":
+	case "initiate", "terminate", "load-authority", "unload-authority", "reload-settings":
 		return func(*Message) ([]*Message, *Message) { return nil, Success() }
 	}
 	return nil

@@ -1,15 +1,14 @@
-package ipsectest
+package ipsec
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
-// CharonConf describes a charon dedicated to tests: the ipsec package's
-// privileged tests and the e2e lab run one per network namespace, side by
-// side, each with its own VICI socket and (bind-mounted) /run.
+// CharonConf describes a charon dedicated to dmvpnd: the one the package
+// ships (dmvpnd-charon.service, /etc/dmvpnd/strongswan.conf), and those the
+// ipsec package's privileged tests and the e2e lab run, one per network
+// namespace side by side, each with its own VICI socket and /run.
 type CharonConf struct {
 	// Socket is the VICI socket path.
 	Socket string
@@ -17,7 +16,7 @@ type CharonConf struct {
 	Log string
 	// LogLevel is the default log level (charon's -1..4).
 	LogLevel int
-	// Plugins is the explicit plugin list; nil means ipsec.CharonPlugins.
+	// Plugins is the explicit plugin list; nil means CharonPlugins.
 	Plugins []string
 	// Extra is appended inside the charon { } section.
 	Extra string
@@ -31,13 +30,13 @@ type CharonConf struct {
 func StrongswanConf(c CharonConf) string {
 	plugins := c.Plugins
 	if plugins == nil {
-		plugins = ipsec.CharonPlugins
+		plugins = CharonPlugins
 	}
 	logName, logPath := "stderr", ""
 	if c.Log != "" {
 		logName, logPath = "log", "\t\t\tpath = "+c.Log+"\n"
 	}
-	return fmt.Sprintf(`# written by dmvpnd ipsectest
+	return fmt.Sprintf(`# written by dmvpnd (ipsec.StrongswanConf)
 charon {
 	load_modular = no
 	load = %[1]s
