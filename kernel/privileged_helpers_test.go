@@ -245,6 +245,7 @@ type tunnelInfo struct {
 	Underlay  int // ifindex, 0 none
 	Key       uint32
 	TTL       uint8
+	TOS       uint8 // 1: inherit
 	PMTUDisc  bool
 	MTU       int
 	Addresses []netip.Prefix
@@ -271,6 +272,7 @@ func (k *Kernel) inspectTunnel(name string) (tunnelInfo, error) {
 		Underlay: int(g.Link),
 		Key:      g.IKey,
 		TTL:      g.Ttl,
+		TOS:      g.Tos,
 		PMTUDisc: g.PMtuDisc != 0,
 		MTU:      a.MTU,
 	}

@@ -53,7 +53,7 @@ func TestPrivTunnelCreateAdoptFix(t *testing.T) {
 	}
 	want := tunnelInfo{
 		Name: "gre1", Ifindex: idx, Up: true, NoARP: false, Owned: true,
-		Local: cfg.Local, Underlay: ul.Attrs().Index, Key: 42, TTL: 64, PMTUDisc: true, MTU: 1400,
+		Local: cfg.Local, Underlay: ul.Attrs().Index, Key: 42, TTL: 64, TOS: tosInherit, PMTUDisc: true, MTU: 1400,
 		Addresses: []netip.Prefix{cfg.Address},
 	}
 	check := func(stage string) {
