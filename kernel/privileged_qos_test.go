@@ -140,13 +140,13 @@ func TestPrivQoS(t *testing.T) {
 		"filter parent d: protocol ip pref 10 u32 chain 0 fh 1: ht divisor 256",
 		"filter parent d: protocol ip pref 10 u32 chain 0 fh 800::1 order 1 key ht 800 bkt 0 link 1:",
 		"filter parent d: protocol ip pref 10 u32 chain 0 fh 102: ht divisor 256",
-		"fh 102:14:1 order 1 key ht 102 bkt 14 flowid d:12", // 172.16.20.2 DSCP 34 (AF41)
+		"fh 102:14:1 order 1 key ht 102 bkt 14 *flowid d:12", // 172.16.20.2 DSCP 34 (AF41)
 		"match ac101402/ffffffff at 16",
 		"match 00880000/00fc0000 at 0",
-		"fh 102:14:2 order 2 key ht 102 bkt 14 flowid d:11", // DSCP 46 (EF)
+		"fh 102:14:2 order 2 key ht 102 bkt 14 *flowid d:11", // DSCP 46 (EF)
 		"match 00b80000/00fc0000 at 0",
-		"fh 102:14:3 order 3 key ht 102 bkt 14 flowid d:13", // catch-all
-		"fh 103:14:1 order 1 key ht 103 bkt 14 flowid d:17",
+		"fh 102:14:3 order 3 key ht 102 bkt 14 *flowid d:13", // catch-all
+		"fh 103:14:1 order 1 key ht 103 bkt 14 *flowid d:17",
 	} {
 		if !strings.Contains(filters, want) {
 			t.Errorf("tc filter show lacks %q", want)

@@ -75,6 +75,9 @@ func (s *qosSim) ClassList(link netlink.Link, parent uint32) ([]netlink.Class, e
 	for k, c := range s.classes {
 		if k.ifindex == link.Attrs().Index {
 			cc := *c
+			if cc.Parent == qosRootHandle {
+				cc.Parent = netlink.HANDLE_ROOT // as HTB dumps it
+			}
 			out = append(out, &cc)
 		}
 	}

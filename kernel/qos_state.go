@@ -125,8 +125,12 @@ func adoptDump(dump qosDump) (*qosDev, []*qosInstalled) {
 			continue
 		}
 		a := h.Attrs()
+		parent := a.Parent
+		if parent == netlink.HANDLE_ROOT {
+			parent = qosRootHandle // HTB reports classes at its root with parent TC_H_ROOT
+		}
 		classes[a.Handle] = htbClassSpec{
-			handle: a.Handle, parent: a.Parent, rate: h.Rate, ceil: h.Ceil,
+			handle: a.Handle, parent: parent, rate: h.Rate, ceil: h.Ceil,
 			buffer: h.Buffer, cbuffer: h.Cbuffer, quantum: h.Quantum, prio: h.Prio,
 		}
 	}
