@@ -93,6 +93,9 @@ func (s *qosSim) FilterList(link netlink.Link, parent uint32) ([]netlink.Filter,
 			out = append(out, f)
 		}
 	}
+	if len(out) > 0 { // the kernel reports the u32 instance too, as handle 0
+		out = append(out, &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: link.Attrs().Index, Parent: qosRootHandle, Priority: qosFilterPrio, Protocol: 0x0800}})
+	}
 	return out, nil
 }
 

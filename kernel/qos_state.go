@@ -153,6 +153,9 @@ func adoptDump(dump qosDump) (*qosDev, []*qosInstalled) {
 		}
 		h := u.Attrs().Handle
 		htid := h >> 20
+		if h == 0 {
+			continue // the u32 instance itself (deleting handle 0 would delete every node)
+		}
 		switch {
 		case u.Divisor != 0:
 			if htid == qosL1HT {
