@@ -126,7 +126,9 @@ func fqLeaf(classid uint32, ceilBits uint64) fqSpec {
 
 // unshapedObjects is the class for traffic to no target.
 func unshapedObjects() (htbClassSpec, fqSpec) {
-	c := htbClass(qosUnshaped, qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 0)
+	// prio 1: voice (prio 0) goes before the host's own traffic; the rest
+	// shares with it by quantum, so neither starves the other.
+	c := htbClass(qosUnshaped, qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 1)
 	return c, fqLeaf(qosUnshaped, qosUnshapedRate)
 }
 
