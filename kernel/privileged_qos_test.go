@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 )
 
@@ -180,7 +181,11 @@ func TestPrivQoS(t *testing.T) {
 	t.Logf("unshaped class before a non-target send:\n%s", unshaped)
 
 	// A restarted daemon adopts the tree: no netlink change at all.
-	k2 := newKernel(t, fd)
+	k2, err := New(Config{NetNS: fd, Logger: zaptest.NewLogger(t)}) // logs every change
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k2.Close() })
 	if err := k2.SetQoS(qosPolicies(), targets); err != nil {
 		t.Fatal(err)
 	}

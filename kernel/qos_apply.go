@@ -19,17 +19,49 @@ func qosLink(ifindex int) netlink.Link {
 }
 
 func (k *Kernel) qosHandle() qosNL {
+	var nlh qosNL = k.nl
 	if k.qosNL != nil {
-		return k.qosNL
+		nlh = k.qosNL
 	}
-	return k.nl
+	return qosCounter{qosNL: nlh, k: k}
 }
 
-// qosChange counts one mutating netlink call (tests assert that adoption
-// makes none).
-func (k *Kernel) qosChange(err error) error {
-	k.qosChanges.Add(1)
+// qosCounter counts and logs (debug) every mutating netlink call, so that
+// tests can assert that adoption makes none.
+type qosCounter struct {
+	qosNL
+	k *Kernel
+}
+
+func (c qosCounter) count(op string, ifindex int, handle uint32, err error) error {
+	c.k.qosChanges.Add(1)
+	c.k.log.Debug("kernel: qos change", zap.String("op", op), zap.Int("ifindex", ifindex),
+		zap.String("handle", netlink.HandleStr(handle)), zap.Error(err))
 	return err
+}
+
+func (c qosCounter) QdiscReplace(q netlink.Qdisc) error {
+	return c.count("replace qdisc "+q.Type(), q.Attrs().LinkIndex, q.Attrs().Handle, c.qosNL.QdiscReplace(q))
+}
+
+func (c qosCounter) QdiscDel(q netlink.Qdisc) error {
+	return c.count("delete qdisc", q.Attrs().LinkIndex, q.Attrs().Handle, c.qosNL.QdiscDel(q))
+}
+
+func (c qosCounter) ClassReplace(cl netlink.Class) error {
+	return c.count("replace class", cl.Attrs().LinkIndex, cl.Attrs().Handle, c.qosNL.ClassReplace(cl))
+}
+
+func (c qosCounter) ClassDel(cl netlink.Class) error {
+	return c.count("delete class", cl.Attrs().LinkIndex, cl.Attrs().Handle, c.qosNL.ClassDel(cl))
+}
+
+func (c qosCounter) FilterAdd(f netlink.Filter) error {
+	return c.count("add filter", f.Attrs().LinkIndex, f.Attrs().Handle, c.qosNL.FilterAdd(f))
+}
+
+func (c qosCounter) FilterDel(f netlink.Filter) error {
+	return c.count("delete filter", f.Attrs().LinkIndex, f.Attrs().Handle, c.qosNL.FilterDel(f))
 }
 
 // SetQoS makes the per-tunnel QoS trees match targets: each target's
@@ -150,7 +182,7 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 			return nil
 		}
 		root := &netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT}}
-		if err := k.qosChange(nlh.QdiscDel(root)); err != nil && !isNotExist(err) {
+		if err := nlh.QdiscDel(root); err != nil && !isNotExist(err) {
 			for _, t := range k.qos.targets {
 				if t.ifindex == ifindex {
 					failed = append(failed, QoSError{Dst: t.dst, Policy: t.policy, Reason: QoSKernel, Err: opErr("delete qdisc", fmt.Sprintf("root dev %d", ifindex), err)})
@@ -260,7 +292,7 @@ func (k *Kernel) qosCreateRoot(nlh qosNL, ifindex int) (*qosDev, QoSRefusal, err
 	}
 	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT})
 	root.Defcls = qosUnshaped & 0xffff
-	if err := k.qosChange(nlh.QdiscReplace(root)); err != nil {
+	if err := nlh.QdiscReplace(root); err != nil {
 		return nil, QoSKernel, opErr("add qdisc", "htb "+obj, err)
 	}
 	k.log.Info("kernel: installed qos root qdisc", zap.Int("ifindex", ifindex))
@@ -274,7 +306,7 @@ func (k *Kernel) qosSkeleton(nlh qosNL, d *qosDev) error {
 	if d.skel.leafWrong {
 		// fq_codel cannot change its flow count in place.
 		q := &netlink.FqCodel{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d.ifindex, Handle: l.handle, Parent: l.parent}}
-		if err := k.qosChange(nlh.QdiscDel(q)); err != nil && !isNotExist(err) {
+		if err := nlh.QdiscDel(q); err != nil && !isNotExist(err) {
 			return opErr("delete qdisc", fmt.Sprintf("%s dev %d", netlink.HandleStr(l.handle), d.ifindex), err)
 		}
 		d.skel.leafWrong = false
@@ -295,7 +327,7 @@ func (k *Kernel) qosSkeleton(nlh qosNL, d *qosDev) error {
 		if *step.done {
 			continue
 		}
-		if err := k.qosChange(nlh.FilterAdd(step.f)); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := nlh.FilterAdd(step.f); err != nil && !errors.Is(err, unix.EEXIST) {
 			return opErr("add filter", fmt.Sprintf("%s dev %d", netlink.HandleStr(step.f.Handle), d.ifindex), err)
 		}
 		*step.done = true
@@ -308,7 +340,7 @@ func (k *Kernel) qosAddClass(nlh qosNL, ifindex int, c htbClassSpec, l fqSpec) e
 		ClassAttrs: netlink.ClassAttrs{LinkIndex: ifindex, Handle: c.handle, Parent: c.parent},
 		Rate:       c.rate, Ceil: c.ceil, Buffer: c.buffer, Cbuffer: c.cbuffer, Quantum: c.quantum, Prio: c.prio,
 	}
-	if err := k.qosChange(nlh.ClassReplace(hc)); err != nil {
+	if err := nlh.ClassReplace(hc); err != nil {
 		return opErr("add class", fmt.Sprintf("%s dev %d", netlink.HandleStr(c.handle), ifindex), err)
 	}
 	if l.handle == 0 {
@@ -318,7 +350,7 @@ func (k *Kernel) qosAddClass(nlh qosNL, ifindex int, c htbClassSpec, l fqSpec) e
 		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: l.handle, Parent: l.parent},
 		Limit:      l.limit, Flows: l.flows, MemoryLimit: l.memLimit, ECN: 1,
 	}
-	if err := k.qosChange(nlh.QdiscReplace(fq)); err != nil {
+	if err := nlh.QdiscReplace(fq); err != nil {
 		return opErr("add qdisc", fmt.Sprintf("fq_codel %s dev %d", netlink.HandleStr(l.handle), ifindex), err)
 	}
 	return nil
@@ -362,7 +394,7 @@ func (k *Kernel) qosInstall(nlh qosNL, d *qosDev, inst *qosInstalled) error {
 	}
 	if l2 := qosL2HTID(inst.dst); !d.l2[l2] {
 		for _, f := range []*netlink.U32{qosHashTable(d.ifindex, l2), qosL1Link(d.ifindex, l2)} {
-			if err := k.qosChange(nlh.FilterAdd(f)); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := nlh.FilterAdd(f); err != nil && !errors.Is(err, unix.EEXIST) {
 				return opErr("add filter", fmt.Sprintf("%s dev %d", netlink.HandleStr(f.Handle), d.ifindex), err)
 			}
 		}
@@ -370,7 +402,7 @@ func (k *Kernel) qosInstall(nlh qosNL, d *qosDev, inst *qosInstalled) error {
 	}
 	for i, e := range inst.objs.entries {
 		f := qosEntryFilter(d.ifindex, inst.dst, inst.nodes[i], e)
-		if err := k.qosChange(nlh.FilterAdd(f)); err != nil {
+		if err := nlh.FilterAdd(f); err != nil {
 			return opErr("add filter", fmt.Sprintf("%s dst %s dev %d", netlink.HandleStr(f.Handle), inst.dst, d.ifindex), err)
 		}
 	}
@@ -383,7 +415,7 @@ func (k *Kernel) qosRemoveTarget(nlh qosNL, d *qosDev, t *qosInstalled) error {
 	bucket := qosBucket(t.dst)
 	for i := len(t.nodes) - 1; i >= 0; i-- { // catch-all first: no window where DSCP entries are gone but it stays
 		f := &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, bucket|t.nodes[i])}
-		if err := k.qosChange(nlh.FilterDel(f)); err != nil && !isNotExist(err) {
+		if err := nlh.FilterDel(f); err != nil && !isNotExist(err) {
 			return opErr("delete filter", fmt.Sprintf("%s dst %s dev %d", netlink.HandleStr(f.Handle), t.dst, d.ifindex), err)
 		}
 	}
@@ -392,7 +424,7 @@ func (k *Kernel) qosRemoveTarget(nlh qosNL, d *qosDev, t *qosInstalled) error {
 	for i := len(t.objs.classes) - 1; i >= 0; i-- {
 		c := t.objs.classes[i]
 		hc := &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.ifindex, Handle: c.handle, Parent: c.parent}}
-		if err := k.qosChange(nlh.ClassDel(hc)); err != nil && !isNotExist(err) {
+		if err := nlh.ClassDel(hc); err != nil && !isNotExist(err) {
 			return opErr("delete class", fmt.Sprintf("%s dev %d", netlink.HandleStr(c.handle), d.ifindex), err)
 		}
 	}
@@ -404,7 +436,7 @@ func (k *Kernel) qosRemoveTarget(nlh qosNL, d *qosDev, t *qosInstalled) error {
 func (k *Kernel) qosPruneStale(nlh qosNL, d *qosDev) {
 	for _, h := range d.staleFilters {
 		f := &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, h)}
-		if err := k.qosChange(nlh.FilterDel(f)); err != nil && !isNotExist(err) {
+		if err := nlh.FilterDel(f); err != nil && !isNotExist(err) {
 			k.log.Warn("kernel: deleting a stale qos filter", zap.String("handle", netlink.HandleStr(h)), zap.Error(err))
 			continue
 		}
@@ -413,7 +445,7 @@ func (k *Kernel) qosPruneStale(nlh qosNL, d *qosDev) {
 	d.staleFilters = nil
 	for _, h := range d.staleClasses {
 		hc := &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.ifindex, Handle: h}}
-		if err := k.qosChange(nlh.ClassDel(hc)); err != nil && !isNotExist(err) {
+		if err := nlh.ClassDel(hc); err != nil && !isNotExist(err) {
 			k.log.Warn("kernel: deleting a stale qos class", zap.String("handle", netlink.HandleStr(h)), zap.Error(err))
 		}
 	}
