@@ -89,12 +89,11 @@ func (s *qosSim) FilterList(link netlink.Link, parent uint32) ([]netlink.Filter,
 	defer s.mu.Unlock()
 	var out []netlink.Filter
 	for k, f := range s.filters {
-		if k.ifindex == link.Attrs().Index {
+		// Like vishvananda/netlink, which returns only nodes with a selector:
+		// hash tables are left out.
+		if k.ifindex == link.Attrs().Index && f.Divisor == 0 {
 			out = append(out, f)
 		}
-	}
-	if len(out) > 0 { // the kernel reports the u32 instance too, as handle 0
-		out = append(out, &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: link.Attrs().Index, Parent: qosRootHandle, Priority: qosFilterPrio, Protocol: 0x0800}})
 	}
 	return out, nil
 }

@@ -154,19 +154,22 @@ func adoptDump(dump qosDump) (*qosDev, []*qosInstalled) {
 		h := u.Attrs().Handle
 		htid := h >> 20
 		if h == 0 {
-			continue // the u32 instance itself (deleting handle 0 would delete every node)
+			// The u32 instance itself, which the kernel dumps without options
+			// (the library drops it today): deleting handle 0 would delete
+			// every node.
+			continue
 		}
+		// The library drops hash tables from dumps (they carry no selector):
+		// a table is known to exist when a link names it.
 		switch {
 		case u.Divisor != 0:
-			if htid == qosL1HT {
-				d.skel.l1 = true
-			}
 			continue
 		case u.Link == qosHTHandle(qosL1HT) && htid == qosRootHT:
-			d.skel.rootLink = true
+			d.skel.rootLink, d.skel.l1 = true, true
 			continue
 		case u.Link != 0 && htid == qosL1HT:
 			d.l2[u.Link>>20] = true
+			d.skel.l1 = true
 			continue
 		}
 		dst, e, ok := parseQoSEntry(u)
