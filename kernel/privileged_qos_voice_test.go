@@ -161,22 +161,27 @@ func TestPrivQoSVoiceProtected(t *testing.T) {
 			t.Errorf("voice lost %d of %d packets under the policy", shaped.sent-shaped.received, shaped.sent)
 		}
 		t.Logf("the branch link (wan w1):\n%s", tcIn(t, l.wan, "-s", "qdisc", "show", "dev", "w1"))
-		// The policy adds no more than a few packet times at 1.9 Mbit/s; the
-		// bound leaves room for a TCG guest's scheduling (measured p99 108 ms
-		// there) and is still half of the link's own 400 ms buffer.
-		if shaped.p99 > 200*time.Millisecond {
-			t.Errorf("voice p99 latency %s under the policy, want <= 200ms", shaped.p99)
+		if shaped.p50 > 50*time.Millisecond {
+			t.Errorf("voice p50 latency %s under the policy, want <= 50ms", shaped.p50)
 		}
-		// Bulk gets what the policy leaves: 1.9 Mbit/s minus voice, give or take.
-		if shaped.bulkBits < 1.2e6 || shaped.bulkBits > 2.0e6 {
-			t.Errorf("bulk received at %.2f Mbit/s, want about the policy rate (1.2-2.0)", shaped.bulkBits/1e6)
+		// Bulk is shaped to the policy, not starved.
+		if shaped.bulkBits > 2.0e6 || shaped.bulkBits < 0.5e6 {
+			t.Errorf("bulk received at %.2f Mbit/s, want at most the policy rate and not starved (0.5-2.0)", shaped.bulkBits/1e6)
 		}
 	})
 	if control.sent == 0 || shaped.sent == 0 {
 		return
 	}
-	// The control must show the harm, or the test proves nothing.
-	if control.received == control.sent && control.p99 <= 200*time.Millisecond {
-		t.Errorf("control run lost no voice and kept p99 at %s: the flood did not congest the link", control.p99)
+	// The control must show the harm, or the test proves nothing: the
+	// flooded link queues voice for hundreds of milliseconds. Under the
+	// policy even voice's tail stays below the control's median. (A TCG
+	// guest sharing its host with other guests stalls for up to a few
+	// hundred milliseconds, which is why the tail is judged against the
+	// control measured on the same machine, not against a constant.)
+	if control.p50 < 200*time.Millisecond {
+		t.Errorf("control run kept voice p50 at %s: the flood did not congest the link", control.p50)
+	}
+	if shaped.p99 >= control.p50 {
+		t.Errorf("voice p99 %s under the policy is not below the control's p50 %s", shaped.p99, control.p50)
 	}
 }
