@@ -428,7 +428,7 @@ func (k *Kernel) qosRemoveTarget(nlh qosNL, d *qosDev, t *qosInstalled) error {
 			return opErr("delete class", fmt.Sprintf("%s dev %d", netlink.HandleStr(c.handle), d.ifindex), err)
 		}
 	}
-	delete(d.slots, t.slot)
+	d.releaseSlot(t.slot)
 	delete(k.qos.targets, t.dst)
 	return nil
 }

@@ -37,6 +37,7 @@ type qosState struct {
 type qosDev struct {
 	ifindex int
 	slots   map[int]netip.Addr         // slot -> its target
+	lowFree int                        // every slot below is in use
 	nodes   map[uint32]map[uint32]bool // bucket prefix -> node ids in use
 	l2      map[uint32]bool            // second-level tables present (htid)
 	skel    qosSkeleton
@@ -67,13 +68,21 @@ func newQoSDev(ifindex int) *qosDev {
 	return &qosDev{ifindex: ifindex, slots: map[int]netip.Addr{}, nodes: map[uint32]map[uint32]bool{}, l2: map[uint32]bool{}}
 }
 
+// freeSlot returns the lowest free slot. Slots below d.lowFree are all in
+// use, so installing n targets costs O(n), not O(n^2).
 func (d *qosDev) freeSlot() (int, bool) {
-	for s := 0; s < QoSMaxTargets; s++ {
+	for s := d.lowFree; s < QoSMaxTargets; s++ {
 		if _, used := d.slots[s]; !used {
+			d.lowFree = s
 			return s, true
 		}
 	}
 	return 0, false
+}
+
+func (d *qosDev) releaseSlot(s int) {
+	delete(d.slots, s)
+	d.lowFree = min(d.lowFree, s)
 }
 
 // allocNodes returns n free node ids of bucket, ascending.
