@@ -373,3 +373,30 @@ func TestAdoptDumpStale(t *testing.T) {
 		t.Error("complete target not adopted")
 	}
 }
+
+func TestQoSSlotReuse(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "10.0.0.0/8")
+	k := qosKernel(sim)
+	policies := map[string]QoSPolicy{"p": {Rate: 1_000_000}}
+	tg := func(s string) QoSTarget { return QoSTarget{Dst: netip.MustParseAddr(s), Policy: "p"} }
+	for _, step := range []struct {
+		targets []QoSTarget
+		slots   map[string]int
+	}{
+		{[]QoSTarget{tg("10.0.0.1"), tg("10.0.0.2"), tg("10.0.0.3")}, map[string]int{"10.0.0.1": 0, "10.0.0.2": 1, "10.0.0.3": 2}},
+		{[]QoSTarget{tg("10.0.0.2"), tg("10.0.0.3")}, map[string]int{"10.0.0.2": 1, "10.0.0.3": 2}},
+		{[]QoSTarget{tg("10.0.0.2"), tg("10.0.0.3"), tg("10.0.0.4"), tg("10.0.0.5")}, map[string]int{"10.0.0.2": 1, "10.0.0.3": 2, "10.0.0.4": 0, "10.0.0.5": 3}},
+	} {
+		if err := k.SetQoS(policies, step.targets); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for dst, in := range k.qos.targets {
+			got[dst.String()] = in.slot
+		}
+		if d := cmp.Diff(step.slots, got); d != "" {
+			t.Errorf("slots (-want +got):\n%s", d)
+		}
+	}
+}
