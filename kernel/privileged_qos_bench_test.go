@@ -86,7 +86,7 @@ func BenchmarkPrivQoSInstall(b *testing.B) {
 // installed: the difference is the per-packet cost of the tree (hashed
 // u32 lookup plus HTB).
 func BenchmarkPrivQoSClassify(b *testing.B) {
-	for _, n := range []int{0, 10000} {
+	for _, n := range []int{0, 1000, 10000} {
 		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
 			fd := qosBenchNode(b)
 			if n > 0 {
