@@ -118,6 +118,19 @@ func requireGRE(t *testing.T) {
 	t.Fatalf("create test gre tunnel: %v", err)
 }
 
+// nsFileFor returns a duplicate of the namespace fd as an *os.File for a
+// child process (ExtraFiles): the caller closes it. Wrapping fd itself would
+// let the File's finalizer close the test's namespace fd, or a later test's
+// that reused the number.
+func nsFileFor(t testing.TB, fd int) *os.File {
+	t.Helper()
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(dup), "netns")
+}
+
 // vethPair creates a veth pair between two namespaces and gives each end an
 // address (prefixes like "172.16.0.1/24").
 func vethPair(t testing.TB, fdA int, nameA, addrA string, fdB int, nameB, addrB string) {

@@ -41,7 +41,9 @@ func tcIn(t *testing.T, fd int, args ...string) string {
 		t.Skip("needs tc and nsenter")
 	}
 	cmd := exec.Command(nsenter, append([]string{"--net=/proc/self/fd/3", tc}, args...)...)
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(fd), "netns")}
+	nsFile := nsFileFor(t, fd)
+	defer nsFile.Close()
+	cmd.ExtraFiles = []*os.File{nsFile}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("tc %s: %v: %s", strings.Join(args, " "), err, out)
