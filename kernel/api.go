@@ -28,6 +28,15 @@ type Dataplane interface {
 	ListRoutes() ([]Route, error)
 }
 
+// QoS is the per-tunnel QoS desired-state API (qos.go).
+type QoS interface {
+	// SetQoS makes the installed shapers equal targets; a refused target is
+	// reported in a *QoSErrors and the rest applied.
+	SetQoS(policies map[string]QoSPolicy, targets []QoSTarget) error
+	// QoSStats returns every installed target's counters.
+	QoSStats() ([]QoSTargetStats, error)
+}
+
 // MissWatcher delivers neighbor misses on the tunnel.
 type MissWatcher interface {
 	// WatchMisses runs until ctx is done, then closes the channel.

@@ -56,6 +56,11 @@ type Kernel struct {
 
 	subscribe    neighSubscribeFunc // nil: netlink.NeighSubscribeWithOptions
 	resubscribes atomic.Int64
+
+	qosMu      sync.Mutex // serializes SetQoS and QoSStats
+	qos        qosState
+	qosNL      qosNL // nil: nl (a simulator in unit tests)
+	qosChanges atomic.Int64
 }
 
 type tunnelRef struct {
@@ -66,6 +71,7 @@ type tunnelRef struct {
 var (
 	_ Dataplane   = (*Kernel)(nil)
 	_ MissWatcher = (*Kernel)(nil)
+	_ QoS         = (*Kernel)(nil)
 )
 
 // New opens a netlink handle in the configured namespace.

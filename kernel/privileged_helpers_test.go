@@ -22,7 +22,7 @@ import (
 // own network namespaces, so it never touches the namespace it runs in.
 // Tests that need ip_gre skip when the kernel lacks it, unless
 // DMVPND_REQUIRE_GRE=1 turns that into a failure (set it in the lab).
-func requirePrivileged(t *testing.T) {
+func requirePrivileged(t testing.TB) {
 	t.Helper()
 	if os.Getenv("DMVPND_PRIVILEGED") != "1" {
 		t.Skip("privileged test: set DMVPND_PRIVILEGED=1 (root, throw-away machine)")
@@ -35,7 +35,7 @@ func requirePrivileged(t *testing.T) {
 // newNetNS creates an anonymous network namespace and returns an fd for it,
 // closed at the end of the test (the namespace disappears with its last
 // reference). The creating thread is discarded, never reused.
-func newNetNS(t *testing.T) int {
+func newNetNS(t testing.TB) int {
 	t.Helper()
 	requirePrivileged(t)
 	type result struct {
@@ -68,7 +68,7 @@ func newNetNS(t *testing.T) int {
 	return r.fd
 }
 
-func nsHandle(t *testing.T, fd int) *netlink.Handle {
+func nsHandle(t testing.TB, fd int) *netlink.Handle {
 	t.Helper()
 	h, err := netlink.NewHandleAt(netns.NsHandle(fd))
 	if err != nil {
@@ -118,9 +118,22 @@ func requireGRE(t *testing.T) {
 	t.Fatalf("create test gre tunnel: %v", err)
 }
 
+// nsFileFor returns a duplicate of the namespace fd as an *os.File for a
+// child process (ExtraFiles): the caller closes it. Wrapping fd itself would
+// let the File's finalizer close the test's namespace fd, or a later test's
+// that reused the number.
+func nsFileFor(t testing.TB, fd int) *os.File {
+	t.Helper()
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(dup), "netns")
+}
+
 // vethPair creates a veth pair between two namespaces and gives each end an
 // address (prefixes like "172.16.0.1/24").
-func vethPair(t *testing.T, fdA int, nameA, addrA string, fdB int, nameB, addrB string) {
+func vethPair(t testing.TB, fdA int, nameA, addrA string, fdB int, nameB, addrB string) {
 	t.Helper()
 	hA, hB := nsHandle(t, fdA), nsHandle(t, fdB)
 	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: nameA}, PeerName: nameB, PeerNamespace: netlink.NsFd(fdB)}
@@ -145,7 +158,7 @@ func vethPair(t *testing.T, fdA int, nameA, addrA string, fdB int, nameB, addrB 
 	}
 }
 
-func addLinkAddr(t *testing.T, h *netlink.Handle, l netlink.Link, prefix string) {
+func addLinkAddr(t testing.TB, h *netlink.Handle, l netlink.Link, prefix string) {
 	t.Helper()
 	p := netip.MustParsePrefix(prefix)
 	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}}
@@ -154,7 +167,7 @@ func addLinkAddr(t *testing.T, h *netlink.Handle, l netlink.Link, prefix string)
 	}
 }
 
-func addRoute(t *testing.T, h *netlink.Handle, dst, via string, proto int) {
+func addRoute(t testing.TB, h *netlink.Handle, dst, via string, proto int) {
 	t.Helper()
 	p := netip.MustParsePrefix(dst)
 	r := &netlink.Route{
@@ -245,6 +258,7 @@ type tunnelInfo struct {
 	Underlay  int // ifindex, 0 none
 	Key       uint32
 	TTL       uint8
+	TOS       uint8 // 1: inherit
 	PMTUDisc  bool
 	MTU       int
 	Addresses []netip.Prefix
@@ -271,6 +285,7 @@ func (k *Kernel) inspectTunnel(name string) (tunnelInfo, error) {
 		Underlay: int(g.Link),
 		Key:      g.IKey,
 		TTL:      g.Ttl,
+		TOS:      g.Tos,
 		PMTUDisc: g.PMtuDisc != 0,
 		MTU:      a.MTU,
 	}

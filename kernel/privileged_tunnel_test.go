@@ -53,7 +53,7 @@ func TestPrivTunnelCreateAdoptFix(t *testing.T) {
 	}
 	want := tunnelInfo{
 		Name: "gre1", Ifindex: idx, Up: true, NoARP: false, Owned: true,
-		Local: cfg.Local, Underlay: ul.Attrs().Index, Key: 42, TTL: 64, PMTUDisc: true, MTU: 1400,
+		Local: cfg.Local, Underlay: ul.Attrs().Index, Key: 42, TTL: 64, TOS: tosInherit, PMTUDisc: true, MTU: 1400,
 		Addresses: []netip.Prefix{cfg.Address},
 	}
 	check := func(stage string) {
@@ -311,7 +311,9 @@ func TestPrivTunnelFixWhileUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(nsenter, "--net=/proc/self/fd/3", ipPath, "tunnel", "change", "gre1", "mode", "gre", "key", "9", "ttl", "10", "local", "172.16.9.1")
-	cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(fd), "netns")}
+	nsFile := nsFileFor(t, fd)
+	defer nsFile.Close()
+	cmd.ExtraFiles = []*os.File{nsFile}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ip tunnel change: %v: %s", err, out)
 	}

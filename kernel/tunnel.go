@@ -65,6 +65,11 @@ func (c TunnelConfig) Validate() error {
 	return nil
 }
 
+// tosInherit is "tos inherit": the outer header takes the inner packet's DS
+// field (ECN is encapsulated per RFC 6040), so that per-tunnel QoS on the
+// underlay can classify by DSCP. Cisco's GRE copies the ToS by default too.
+const tosInherit = 1
+
 // desiredGretun builds the netlink link for cfg. Local is always set (an
 // unset Local makes the library treat the link as ip6gre) and PMtuDisc is
 // always explicit (the library always sends it).
@@ -86,6 +91,7 @@ func desiredGretun(cfg TunnelConfig, underlayIndex int) *netlink.Gretun {
 		OKey:      cfg.Key,
 		Local:     local,
 		Ttl:       cfg.TTL,
+		Tos:       tosInherit,
 		PMtuDisc:  pmtu,
 	}
 	return g

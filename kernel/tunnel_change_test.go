@@ -94,7 +94,7 @@ func TestGreChangeRequest(t *testing.T) {
 	}
 	wantAttrs := map[string]string{
 		"local": "198.51.100.1", "iflags": "2000", "oflags": "2000", "ikey": "42", "okey": "42",
-		"link": "3", "ttl": "64", "tos": "0", "pmtudisc": "1",
+		"link": "3", "ttl": "64", "tos": "1", "pmtudisc": "1",
 	}
 	if d := cmp.Diff(wantAttrs, got); d != "" {
 		t.Errorf("GRE attributes (-want +got):\n%s", d)

@@ -66,7 +66,7 @@ func TestDesiredGretun(t *testing.T) {
 	want := &netlink.Gretun{
 		LinkAttrs: attrs,
 		Link:      3, IKey: 42, OKey: 42,
-		Local: net.IP{198, 51, 100, 1}, Ttl: 64, PMtuDisc: 1,
+		Local: net.IP{198, 51, 100, 1}, Ttl: 64, Tos: tosInherit, PMtuDisc: 1,
 	}
 	if d := cmp.Diff(want, g); d != "" {
 		t.Errorf("desiredGretun (-want +got):\n%s", d)

@@ -6,6 +6,8 @@
 //	neigh 10.0.0.2 lladdr 198.51.100.2 PERMANENT
 //	route 192.168.2.0/24 via 10.0.0.3 dev gre1 proto 157
 //	hairpin table dmvpnd iif 10
+//	qos 198.51.100.2 policy branch-2m rate 2000000 burst 0
+//	qos 198.51.100.2 class voice priority rate 256000 dscp 46
 package kerneltest
 
 import (
@@ -34,6 +36,7 @@ type Fake struct {
 	routes   map[routeKey]kernel.Route
 	foreign  map[string]bool // rendered foreign route lines
 	hairpin  int             // installed trigger's ifindex, 0 none
+	qos      map[netip.Addr]fakeQoS
 
 	// NeighborLimit, when > 0, makes ReplaceNeighbor refuse new dynamic
 	// entries beyond it like a full kernel table (errors.Is(err,
@@ -73,12 +76,14 @@ func New() *Fake {
 		neigh:    map[netip.Addr]kernel.Neighbor{},
 		routes:   map[routeKey]kernel.Route{},
 		foreign:  map[string]bool{},
+		qos:      map[netip.Addr]fakeQoS{},
 		failures: map[string]error{},
 	}
 }
 
 // FailNext makes the next call of op ("EnsureTunnel", "ReplaceNeighbor",
-// "DeleteNeighbor", "SetRoutes", "Install", "Remove") fail with err.
+// "DeleteNeighbor", "SetRoutes", "Install", "Remove", "SetQoS") fail with
+// err.
 func (f *Fake) FailNext(op string, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -558,6 +563,7 @@ func (f *Fake) Lines() []string {
 	if f.hairpin != 0 {
 		lines = append(lines, fmt.Sprintf("hairpin table %s iif %d", kernel.DefaultHairpinTable, f.hairpin))
 	}
+	lines = append(lines, f.qosLines()...)
 	sort.Strings(lines)
 	return lines
 }

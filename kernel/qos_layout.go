@@ -1,0 +1,266 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+)
+
+// Handle layout of the QoS tree on one egress device. Everything is derived
+// from a target's slot (allocated lowest-free, recovered from the class and
+// filter dump after a restart) and its destination address:
+//
+//	root qdisc          d:        (htb, default class 1: unmatched traffic)
+//	unshaped class      d:1       leaf fq_codel 1:
+//	target slot s       d:B       B = 0x10 + 6*s, rate = ceil = policy rate
+//	its leaf classes    d:B+1 ... d:B+n+1 (classes in order, then default)
+//	leaf qdisc of d:M   M:        (a class minor is unique on the device,
+//	                               so it doubles as its leaf's major)
+//
+// Filters (one u32 instance, prio 10, protocol ip, on d:):
+//
+//	ht 800:   one node: hash the last octet of the destination, link 1:
+//	ht 1:     256 buckets; bucket b holds one node: hash the third octet,
+//	          link (0x100+b):
+//	ht 1XX:   256 buckets of entries: "dst D/32 and DSCP x -> d:leaf" and
+//	          "dst D/32 -> d:default leaf", node ids allocated per bucket
+//
+// so a packet crosses two hash lookups and then only the entries of targets
+// that share its destination's last two octets.
+const (
+	qosRootMajor    = 0xd
+	qosRootHandle   = qosRootMajor << 16
+	qosUnshaped     = qosRootHandle | 1
+	qosSlotFirst    = 0x10
+	qosSlotWidth    = 6
+	qosMaxMinor     = 0xfffe // ffff: is the ingress/clsact qdisc's major
+	qosFilterPrio   = 10
+	qosL1HT         = 0x001
+	qosL2HTBase     = 0x100
+	qosRootHT       = 0x800
+	qosMaxNode      = 0xfff
+	qosUnshapedRate = 1_000_000_000_000 // bit/s: never the bottleneck
+	qosMTU          = 1600
+
+	// QoSMaxTargets is the number of targets one egress device holds (the
+	// last slot's classes must fit below minor 0xffff).
+	QoSMaxTargets = (qosMaxMinor-qosSlotFirst-(qosSlotWidth-1))/qosSlotWidth + 1
+)
+
+// fq_codel leaves keep few flow buckets (64 per leaf: a few KiB each, so
+// 10k targets fit in a small hub's memory) and a memory limit of a quarter
+// second at the class ceiling, bounding what one flooded target can hold.
+const (
+	qosFqFlows    = 64
+	qosFqLimit    = 1024 // packets
+	qosFqMemMin   = 64 << 10
+	qosFqMemMax   = 32 << 20
+	qosHTBQuantum = 200_000 // HTB's own upper clamp
+)
+
+// htbClassSpec is one HTB class as the kernel reports it: rates in bytes/s,
+// buffers in scheduler ticks.
+type htbClassSpec struct {
+	handle, parent  uint32
+	rate, ceil      uint64
+	buffer, cbuffer uint32
+	quantum, prio   uint32
+}
+
+// fqSpec is one fq_codel leaf.
+type fqSpec struct {
+	handle, parent         uint32
+	limit, flows, memLimit uint32
+}
+
+// qosEntry is one filter entry of a target: packets to the target with
+// this DSCP (-1: any) go to classid.
+type qosEntry struct {
+	dscp    int
+	classid uint32
+}
+
+// qosObjects is what one target puts in the kernel, in creation order.
+type qosObjects struct {
+	classes []htbClassSpec // the target's class first
+	leaves  []fqSpec
+	entries []qosEntry // DSCP entries by DSCP, the catch-all last
+}
+
+func qosSlotBase(slot int) uint32 { return uint32(qosSlotFirst + qosSlotWidth*slot) }
+
+// qosSlotOf maps a class minor to its slot and its offset in the slot
+// (0: the target's class, 1..5: leaves); ok is false outside slots.
+func qosSlotOf(minor uint32) (slot int, off int, ok bool) {
+	if minor < qosSlotFirst || minor > qosMaxMinor {
+		return 0, 0, false
+	}
+	return int(minor-qosSlotFirst) / qosSlotWidth, int(minor-qosSlotFirst) % qosSlotWidth, true
+}
+
+func htbClass(handle, parent uint32, rateBits, ceilBits uint64, burst, cburst uint32, prio uint32) htbClassSpec {
+	rate, ceil := rateBits/8, ceilBits/8
+	return htbClassSpec{
+		handle: handle, parent: parent,
+		rate: rate, ceil: ceil,
+		buffer:  netlink.Xmittime(rate, burst),
+		cbuffer: netlink.Xmittime(ceil, cburst),
+		quantum: uint32(min(max(rate/10, qosMTU), qosHTBQuantum)),
+		prio:    prio,
+	}
+}
+
+func leafBurst(bits uint64) uint32 { return uint32(max(bits/8/200, qosMTU)) } // 5 ms, >= one MTU
+
+func fqLeaf(classid uint32, ceilBits uint64) fqSpec {
+	return fqSpec{
+		handle:   (classid & 0xffff) << 16,
+		parent:   classid,
+		limit:    qosFqLimit,
+		flows:    qosFqFlows,
+		memLimit: uint32(min(max(ceilBits/8/4, qosFqMemMin), qosFqMemMax)),
+	}
+}
+
+// unshapedObjects is the class for traffic to no target.
+func unshapedObjects() (htbClassSpec, fqSpec) {
+	// prio 1: voice (prio 0) goes before the host's own traffic; the rest
+	// shares with it by quantum, so neither starves the other.
+	c := htbClass(qosUnshaped, qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 1)
+	return c, fqLeaf(qosUnshaped, qosUnshapedRate)
+}
+
+// targetObjects renders a compiled policy into slot.
+func targetObjects(slot int, t qosTree) qosObjects {
+	base := qosRootHandle | qosSlotBase(slot)
+	o := qosObjects{
+		classes: []htbClassSpec{htbClass(base, qosRootHandle, t.rate, t.rate, t.burst, t.burst, 0)},
+	}
+	var catchAll qosEntry
+	for i, l := range t.leaves {
+		id := base + 1 + uint32(i)
+		prio := uint32(1)
+		if l.priority {
+			prio = 0
+		}
+		o.classes = append(o.classes, htbClass(id, base, l.rate, l.ceil, leafBurst(l.rate), leafBurst(l.ceil), prio))
+		o.leaves = append(o.leaves, fqLeaf(id, l.ceil))
+		for _, d := range l.dscp {
+			o.entries = append(o.entries, qosEntry{dscp: int(d), classid: id})
+		}
+		if len(l.dscp) == 0 {
+			catchAll = qosEntry{dscp: -1, classid: id}
+		}
+	}
+	sortEntries(o.entries)
+	o.entries = append(o.entries, catchAll)
+	return o
+}
+
+func sortEntries(es []qosEntry) {
+	for i := 1; i < len(es); i++ { // insertion sort: at most 64 entries
+		for j := i; j > 0 && es[j].dscp < es[j-1].dscp; j-- {
+			es[j], es[j-1] = es[j-1], es[j]
+		}
+	}
+}
+
+// Filter layout.
+
+func qosHTHandle(htid uint32) uint32 { return htid << 20 }
+
+// qosL2HTID is the second-level table of dst (by its last octet).
+func qosL2HTID(dst netip.Addr) uint32 { return qosL2HTBase + uint32(dst.As4()[3]) }
+
+// qosBucket is the handle prefix (table and bucket) of dst's entries.
+func qosBucket(dst netip.Addr) uint32 {
+	return qosHTHandle(qosL2HTID(dst)) | uint32(dst.As4()[2])<<12
+}
+
+func addrWord(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+const (
+	ipDstOff   = 16
+	dscpMask   = 0x00fc0000 // the DS field's upper six bits in the first word
+	dscpShift  = 18
+	lastOctet  = 0x000000ff
+	thirdOctet = 0x0000ff00
+)
+
+// qosHashLink is a match-all node that hashes the destination with hmask
+// and continues in table link.
+func qosHashLink(ifindex int, handle, hmask, link uint32) *netlink.U32 {
+	return &netlink.U32{
+		FilterAttrs: qosFilterAttrs(ifindex, handle),
+		Hash:        handle &^ qosMaxNode,
+		Sel: &nl.TcU32Sel{
+			Keys: []nl.TcU32Key{{Off: ipDstOff}},
+			Hoff: ipDstOff, Hmask: hmask,
+		},
+		Link: qosHTHandle(link),
+	}
+}
+
+// qosRootLink is the node in the root table that hashes by the last
+// octet; qosL1Link(b) the node in bucket b of table 1: that hashes by the
+// third octet.
+func qosRootLink(ifindex int) *netlink.U32 {
+	return qosHashLink(ifindex, qosHTHandle(qosRootHT)|1, lastOctet, qosL1HT)
+}
+
+func qosL1Link(ifindex int, l2 uint32) *netlink.U32 {
+	return qosHashLink(ifindex, qosHTHandle(qosL1HT)|(l2-qosL2HTBase)<<12|1, thirdOctet, l2)
+}
+
+func qosHashTable(ifindex int, htid uint32) *netlink.U32 {
+	return &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, qosHTHandle(htid)), Divisor: 256}
+}
+
+// qosEntryFilter is entry e of the target dst, node node of its bucket.
+func qosEntryFilter(ifindex int, dst netip.Addr, node uint32, e qosEntry) *netlink.U32 {
+	keys := []nl.TcU32Key{{Mask: 0xffffffff, Val: addrWord(dst), Off: ipDstOff}}
+	if e.dscp >= 0 {
+		keys = append(keys, nl.TcU32Key{Mask: dscpMask, Val: uint32(e.dscp) << dscpShift, Off: 0})
+	}
+	bucket := qosBucket(dst)
+	return &netlink.U32{
+		FilterAttrs: qosFilterAttrs(ifindex, bucket|node),
+		Sel:         &nl.TcU32Sel{Flags: nl.TC_U32_TERMINAL, Keys: keys},
+		ClassId:     e.classid,
+		Hash:        bucket,
+	}
+}
+
+func qosFilterAttrs(ifindex int, handle uint32) netlink.FilterAttrs {
+	return netlink.FilterAttrs{
+		LinkIndex: ifindex,
+		Parent:    qosRootHandle,
+		Handle:    handle,
+		Priority:  qosFilterPrio,
+		Protocol:  0x0800, // ETH_P_IP
+	}
+}
+
+// parseQoSEntry reads back an entry node: ok is false for nodes that are
+// not entries (hash links, tables, foreign shapes).
+func parseQoSEntry(f *netlink.U32) (dst netip.Addr, e qosEntry, ok bool) {
+	if f.Sel == nil || f.Divisor != 0 || f.Link != 0 || f.ClassId == 0 {
+		return netip.Addr{}, qosEntry{}, false
+	}
+	e = qosEntry{dscp: -1, classid: f.ClassId}
+	for _, k := range f.Sel.Keys {
+		switch {
+		case k.Off == ipDstOff && k.Mask == 0xffffffff && k.OffMask == 0:
+			var b [4]byte
+			binary.BigEndian.PutUint32(b[:], k.Val)
+			dst = netip.AddrFrom4(b)
+		case k.Off == 0 && k.Mask == dscpMask && k.OffMask == 0:
+			e.dscp = int(k.Val >> dscpShift)
+		default:
+			return netip.Addr{}, qosEntry{}, false
+		}
+	}
+	return dst, e, dst.IsValid()
+}

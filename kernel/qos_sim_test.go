@@ -1,0 +1,304 @@
+package kernel
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// qosSim is an in-memory stand-in for the kernel's tc objects with the
+// rules SetQoS depends on: a root replace or delete takes the whole tree
+// along, deleting a class takes its leaf qdisc and is refused while it has
+// children or filters point at it, filters are added exclusively, a link
+// must name an existing table.
+type qosSim struct {
+	mu      sync.Mutex
+	routes  map[netip.Prefix]int
+	local   map[netip.Addr]bool
+	qdiscs  map[simKey]netlink.Qdisc
+	classes map[simKey]*netlink.HtbClass
+	filters map[simKey]*netlink.U32
+	changes int
+	fail    func(op string, handle uint32) error
+}
+
+type simKey struct {
+	ifindex int
+	handle  uint32
+}
+
+func newQoSSim() *qosSim {
+	return &qosSim{
+		routes: map[netip.Prefix]int{}, local: map[netip.Addr]bool{},
+		qdiscs: map[simKey]netlink.Qdisc{}, classes: map[simKey]*netlink.HtbClass{}, filters: map[simKey]*netlink.U32{},
+	}
+}
+
+// addDevice gives ifindex the kernel's default root qdisc and a route.
+func (s *qosSim) addDevice(ifindex int, route string) {
+	s.qdiscs[simKey{ifindex, 0}] = &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Parent: netlink.HANDLE_ROOT}, QdiscType: "noqueue"}
+	s.routes[netip.MustParsePrefix(route)] = ifindex
+}
+
+func (s *qosSim) failing(op string, h uint32) error {
+	s.changes++
+	if s.fail != nil {
+		return s.fail(op, h)
+	}
+	return nil
+}
+
+func (s *qosSim) QdiscList(link netlink.Link) ([]netlink.Qdisc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netlink.Qdisc
+	for k, q := range s.qdiscs {
+		if link == nil || link.Attrs().Index == k.ifindex {
+			out = append(out, q)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Attrs().Handle < out[j].Attrs().Handle })
+	return out, nil
+}
+
+func (s *qosSim) ClassList(link netlink.Link, parent uint32) ([]netlink.Class, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netlink.Class
+	for k, c := range s.classes {
+		if k.ifindex == link.Attrs().Index {
+			cc := *c
+			if cc.Parent == qosRootHandle {
+				cc.Parent = netlink.HANDLE_ROOT // as HTB dumps it
+			}
+			out = append(out, &cc)
+		}
+	}
+	return out, nil
+}
+
+func (s *qosSim) FilterList(link netlink.Link, parent uint32) ([]netlink.Filter, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []netlink.Filter
+	for k, f := range s.filters {
+		// Like vishvananda/netlink, which returns only nodes with a selector:
+		// hash tables are left out.
+		if k.ifindex == link.Attrs().Index && f.Divisor == 0 {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func (s *qosSim) clearDev(ifindex int) {
+	for k := range s.qdiscs {
+		if k.ifindex == ifindex {
+			delete(s.qdiscs, k)
+		}
+	}
+	for k := range s.classes {
+		if k.ifindex == ifindex {
+			delete(s.classes, k)
+		}
+	}
+	for k := range s.filters {
+		if k.ifindex == ifindex {
+			delete(s.filters, k)
+		}
+	}
+}
+
+func (s *qosSim) QdiscReplace(q netlink.Qdisc) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := q.Attrs()
+	if err := s.failing("qdisc", a.Handle); err != nil {
+		return err
+	}
+	if a.Parent == netlink.HANDLE_ROOT {
+		s.clearDev(a.LinkIndex)
+	} else if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok {
+		return syscall.ENOENT
+	} else {
+		for k, old := range s.qdiscs {
+			if k.ifindex == a.LinkIndex && old.Attrs().Parent == a.Parent {
+				if old.Attrs().Handle == a.Handle {
+					if f, ok := old.(*netlink.FqCodel); ok && f.Flows != q.(*netlink.FqCodel).Flows {
+						return syscall.EINVAL
+					}
+				}
+				delete(s.qdiscs, k)
+			}
+		}
+	}
+	s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
+	return nil
+}
+
+func (s *qosSim) QdiscDel(q netlink.Qdisc) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := q.Attrs()
+	if err := s.failing("del qdisc", a.Handle); err != nil {
+		return err
+	}
+	if _, ok := s.qdiscs[simKey{a.LinkIndex, a.Handle}]; !ok {
+		return syscall.ENOENT
+	}
+	if a.Parent == netlink.HANDLE_ROOT {
+		s.clearDev(a.LinkIndex)
+		s.qdiscs[simKey{a.LinkIndex, 0}] = &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: a.LinkIndex, Parent: netlink.HANDLE_ROOT}, QdiscType: "noqueue"}
+		return nil
+	}
+	delete(s.qdiscs, simKey{a.LinkIndex, a.Handle})
+	return nil
+}
+
+func (s *qosSim) ClassReplace(c netlink.Class) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := c.Attrs()
+	if err := s.failing("class", a.Handle); err != nil {
+		return err
+	}
+	if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok && a.Parent != qosRootHandle {
+		return syscall.ENOENT
+	}
+	if _, ok := s.qdiscs[simKey{a.LinkIndex, qosRootHandle}]; !ok {
+		return syscall.ENOENT
+	}
+	hc := *c.(*netlink.HtbClass)
+	s.classes[simKey{a.LinkIndex, a.Handle}] = &hc
+	return nil
+}
+
+func (s *qosSim) ClassDel(c netlink.Class) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := c.Attrs()
+	if err := s.failing("del class", a.Handle); err != nil {
+		return err
+	}
+	key := simKey{a.LinkIndex, a.Handle}
+	if _, ok := s.classes[key]; !ok {
+		return syscall.ENOENT
+	}
+	for _, o := range s.classes {
+		if o.Attrs().LinkIndex == a.LinkIndex && o.Attrs().Parent == a.Handle {
+			return syscall.EBUSY
+		}
+	}
+	for _, f := range s.filters {
+		if f.LinkIndex == a.LinkIndex && f.ClassId == a.Handle {
+			return syscall.EBUSY
+		}
+	}
+	for k, q := range s.qdiscs {
+		if k.ifindex == a.LinkIndex && q.Attrs().Parent == a.Handle {
+			delete(s.qdiscs, k)
+		}
+	}
+	delete(s.classes, key)
+	return nil
+}
+
+func (s *qosSim) FilterAdd(f netlink.Filter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := f.(*netlink.U32)
+	if err := s.failing("filter", u.Handle); err != nil {
+		return err
+	}
+	key := simKey{u.LinkIndex, u.Handle}
+	if _, ok := s.filters[key]; ok {
+		return syscall.EEXIST
+	}
+	if u.Link != 0 {
+		if _, ok := s.filters[simKey{u.LinkIndex, u.Link}]; !ok {
+			return syscall.EINVAL
+		}
+	}
+	if u.Divisor == 0 && u.Handle>>20 != qosRootHT {
+		if _, ok := s.filters[simKey{u.LinkIndex, u.Handle &^ 0xfffff}]; !ok {
+			return syscall.EINVAL // no such table
+		}
+	}
+	uc := *u
+	s.filters[key] = &uc
+	return nil
+}
+
+func (s *qosSim) FilterDel(f netlink.Filter) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := f.Attrs()
+	if err := s.failing("del filter", a.Handle); err != nil {
+		return err
+	}
+	key := simKey{a.LinkIndex, a.Handle}
+	if _, ok := s.filters[key]; !ok {
+		return syscall.ENOENT
+	}
+	delete(s.filters, key)
+	return nil
+}
+
+func (s *qosSim) RouteGet(dst net.IP) ([]netlink.Route, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, _ := netip.AddrFromSlice(dst)
+	a = a.Unmap()
+	if s.local[a] {
+		return []netlink.Route{{LinkIndex: 1, Type: unix.RTN_LOCAL}}, nil
+	}
+	best, idx := -1, 0
+	for p, i := range s.routes {
+		if p.Contains(a) && p.Bits() > best {
+			best, idx = p.Bits(), i
+		}
+	}
+	if best < 0 {
+		return nil, syscall.ENETUNREACH
+	}
+	return []netlink.Route{{LinkIndex: idx, Type: unix.RTN_UNICAST}}, nil
+}
+
+// render prints the simulated tree as sorted tc-like lines.
+func (s *qosSim) render() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lines []string
+	for k, q := range s.qdiscs {
+		lines = append(lines, fmt.Sprintf("dev %d qdisc %s %s parent %s", k.ifindex, q.Type(), netlink.HandleStr(q.Attrs().Handle), netlink.HandleStr(q.Attrs().Parent)))
+	}
+	for k, c := range s.classes {
+		lines = append(lines, fmt.Sprintf("dev %d class htb %s parent %s rate %d ceil %d prio %d", k.ifindex, netlink.HandleStr(k.handle), netlink.HandleStr(c.Parent), c.Rate*8, c.Ceil*8, c.Prio))
+	}
+	for k, f := range s.filters {
+		line := fmt.Sprintf("dev %d filter u32 %08x", k.ifindex, k.handle)
+		if f.Divisor != 0 {
+			line += fmt.Sprintf(" divisor %d", f.Divisor)
+		}
+		if f.Link != 0 {
+			line += fmt.Sprintf(" link %x: hmask %08x", f.Link>>20, f.Sel.Hmask)
+		}
+		if dst, e, ok := parseQoSEntry(f); ok {
+			line += fmt.Sprintf(" dst %s", dst)
+			if e.dscp >= 0 {
+				line += fmt.Sprintf(" dscp %d", e.dscp)
+			}
+			line += " flowid " + netlink.HandleStr(e.classid)
+		}
+		lines = append(lines, line)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n") + "\n"
+}

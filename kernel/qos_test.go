@@ -1,0 +1,402 @@
+package kernel
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"go.uber.org/zap"
+)
+
+func branchPolicy() QoSPolicy {
+	return QoSPolicy{Rate: 2_000_000, Classes: []QoSClass{
+		{Name: "voice", DSCP: []uint8{46}, Priority: true, Rate: 256_000},
+		{Name: "video", DSCP: []uint8{34, 36}, Rate: 512_000, Ceil: 1_500_000},
+		{Name: "signalling", DSCP: []uint8{24}, Rate: 64_000},
+	}}
+}
+
+func TestCompilePolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*QoSPolicy)
+		wantErr string
+	}{
+		{"valid", func(*QoSPolicy) {}, ""},
+		{"no classes", func(p *QoSPolicy) { p.Classes = nil }, ""},
+		{"rate too low", func(p *QoSPolicy) { p.Rate = 100 }, "rate 100 bit/s out of range"},
+		{"burst too small", func(p *QoSPolicy) { p.Burst = 100 }, "burst 100 bytes out of range"},
+		{"too many classes", func(p *QoSPolicy) {
+			for i := 0; i < 2; i++ {
+				p.Classes = append(p.Classes, QoSClass{Name: string(rune('a' + i)), DSCP: []uint8{uint8(i)}, Rate: 8000})
+			}
+		}, "5 classes, at most 4"},
+		{"empty name", func(p *QoSPolicy) { p.Classes[0].Name = "" }, "name must be 1-32 printable"},
+		{"reserved name", func(p *QoSPolicy) { p.Classes[0].Name = "default" }, `name "default" is reserved`},
+		{"duplicate name", func(p *QoSPolicy) { p.Classes[1].Name = "voice" }, "duplicate name"},
+		{"no dscp", func(p *QoSPolicy) { p.Classes[2].DSCP = nil }, "no DSCP value"},
+		{"dscp range", func(p *QoSPolicy) { p.Classes[2].DSCP = []uint8{64} }, "DSCP 64 out of range"},
+		{"dscp twice", func(p *QoSPolicy) { p.Classes[2].DSCP = []uint8{46} }, `DSCP 46 already in class 1 "voice"`},
+		{"class rate above policy", func(p *QoSPolicy) { p.Classes[1].Rate = 3_000_000 }, "rate 3000000 bit/s out of range"},
+		{"ceil below rate", func(p *QoSPolicy) { p.Classes[1].Ceil = 100_000 }, "ceil 100000 bit/s out of range"},
+		{"oversubscribed", func(p *QoSPolicy) { p.Classes[0].Rate, p.Classes[1].Rate = 1_000_000, 1_000_000 }, "classes guarantee 2064000 bit/s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := branchPolicy()
+			tt.mutate(&p)
+			err := p.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			case err != nil && !strings.HasPrefix(err.Error(), "kernel: qos policy: "):
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+	tree, err := compilePolicy(branchPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := qosTree{rate: 2_000_000, burst: 3200, leaves: []qosLeaf{
+		{name: "voice", dscp: []uint8{46}, priority: true, rate: 256_000, ceil: 256_000},
+		{name: "video", dscp: []uint8{34, 36}, rate: 512_000, ceil: 1_500_000},
+		{name: "signalling", dscp: []uint8{24}, rate: 64_000, ceil: 2_000_000},
+		{name: "default", rate: 2_000_000 - 832_000, ceil: 2_000_000},
+	}}
+	if d := cmp.Diff(want, tree, cmp.AllowUnexported(qosTree{}, qosLeaf{})); d != "" {
+		t.Errorf("compilePolicy (-want +got):\n%s", d)
+	}
+}
+
+func TestQoSHandleLayout(t *testing.T) {
+	last := QoSMaxTargets - 1
+	if top := qosSlotBase(last) + qosSlotWidth - 1; top > qosMaxMinor {
+		t.Errorf("last slot %d reaches minor %#x, above %#x", last, top, qosMaxMinor)
+	}
+	if next := qosSlotBase(last+1) + qosSlotWidth - 1; next <= qosMaxMinor {
+		t.Errorf("QoSMaxTargets %d wastes slot %d (top minor %#x)", QoSMaxTargets, last+1, next)
+	}
+	if QoSMaxTargets < 10_000 {
+		t.Errorf("QoSMaxTargets = %d, want at least 10k", QoSMaxTargets)
+	}
+	for _, minor := range []uint32{qosSlotBase(0), qosSlotBase(7) + 3, qosSlotBase(last) + 5} {
+		slot, off, ok := qosSlotOf(minor)
+		if !ok || qosSlotBase(slot)+uint32(off) != minor {
+			t.Errorf("qosSlotOf(%#x) = %d, %d, %v: does not round-trip", minor, slot, off, ok)
+		}
+	}
+	for _, minor := range []uint32{0, 1, 0xd, 0xf, 0xffff} {
+		if _, _, ok := qosSlotOf(minor); ok {
+			t.Errorf("qosSlotOf(%#x) ok, want outside every slot", minor)
+		}
+	}
+	// A leaf's qdisc major is its class minor: never the root's or ffff:.
+	if qosRootMajor >= qosSlotFirst || qosRootMajor == qosUnshaped&0xffff {
+		t.Errorf("root major %#x collides with a leaf major", qosRootMajor)
+	}
+}
+
+func TestQoSFilterHashLayout(t *testing.T) {
+	dst := netip.MustParseAddr("198.51.100.2")
+	if got, want := qosL2HTID(dst), uint32(0x102); got != want {
+		t.Errorf("second-level table = %#x, want %#x (0x100 + last octet)", got, want)
+	}
+	if got, want := qosBucket(dst), uint32(0x102<<20|100<<12); got != want {
+		t.Errorf("bucket = %08x, want %08x (third octet)", got, want)
+	}
+	root := qosRootLink(7)
+	if root.Handle != 0x80000001 || root.Hash != 0x80000000 || root.Link != 0x00100000 || root.Sel.Hmask != 0xff || root.Sel.Hoff != 16 {
+		t.Errorf("root link node = handle %08x hash %08x link %08x hmask %08x hoff %d", root.Handle, root.Hash, root.Link, root.Sel.Hmask, root.Sel.Hoff)
+	}
+	l1 := qosL1Link(7, qosL2HTID(dst))
+	if l1.Handle != 0x00102001 || l1.Hash != 0x00102000 || l1.Link != 0x10200000 || l1.Sel.Hmask != 0xff00 {
+		t.Errorf("level-1 link node = handle %08x hash %08x link %08x hmask %08x", l1.Handle, l1.Hash, l1.Link, l1.Sel.Hmask)
+	}
+	if tb := qosHashTable(7, 0x102); tb.Handle != 0x10200000 || tb.Divisor != 256 {
+		t.Errorf("table = handle %08x divisor %d", tb.Handle, tb.Divisor)
+	}
+	f := qosEntryFilter(7, dst, 3, qosEntry{dscp: 46, classid: 0xd0011})
+	if f.Handle != 0x10264003 || f.Hash != 0x10264000 {
+		t.Errorf("entry handle %08x hash %08x", f.Handle, f.Hash)
+	}
+	// 46 << 2 = 0xb8, the TOS byte, second octet of the first word.
+	want := []struct{ mask, val uint32 }{{0xffffffff, 0xc6336402}, {0x00fc0000, 0x00b80000}}
+	for i, k := range f.Sel.Keys {
+		if k.Mask != want[i].mask || k.Val != want[i].val {
+			t.Errorf("key %d = mask %08x val %08x, want %08x %08x", i, k.Mask, k.Val, want[i].mask, want[i].val)
+		}
+	}
+	gotDst, e, ok := parseQoSEntry(f)
+	if !ok || gotDst != dst || e != (qosEntry{dscp: 46, classid: 0xd0011}) {
+		t.Errorf("parseQoSEntry = %s %+v %v", gotDst, e, ok)
+	}
+	if _, _, ok := parseQoSEntry(l1); ok {
+		t.Error("a hash link parsed as an entry")
+	}
+}
+
+func TestTargetObjectsOrder(t *testing.T) {
+	tree, err := compilePolicy(branchPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := targetObjects(2, tree)
+	base := uint32(qosRootHandle) | qosSlotBase(2)
+	want := []qosEntry{{24, base + 3}, {34, base + 2}, {36, base + 2}, {46, base + 1}, {-1, base + 4}}
+	if d := cmp.Diff(want, o.entries, cmp.AllowUnexported(qosEntry{})); d != "" {
+		t.Errorf("entries (-want +got):\n%s", d)
+	}
+	if len(o.classes) != 5 || o.classes[0].parent != qosRootHandle || o.classes[1].prio != 0 || o.classes[2].prio != 1 {
+		t.Errorf("classes = %+v", o.classes)
+	}
+	for i, l := range o.leaves {
+		if l.parent != o.classes[i+1].handle || l.handle != (o.classes[i+1].handle&0xffff)<<16 {
+			t.Errorf("leaf %d = %+v", i, l)
+		}
+	}
+}
+
+// qosKernel returns a Kernel whose QoS calls go to sim.
+func qosKernel(sim *qosSim) *Kernel {
+	return &Kernel{log: zap.NewNop(), qosNL: sim}
+}
+
+func qosGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if d := cmp.Diff(string(want), got); d != "" {
+		t.Errorf("%s (-want +got):\n%s", path, d)
+	}
+}
+
+func TestSetQoSInstallAdoptRemove(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "198.51.100.0/24")
+	policies := map[string]QoSPolicy{"branch-2m": branchPolicy(), "small": {Rate: 512_000}}
+	targets := []QoSTarget{
+		{Dst: netip.MustParseAddr("198.51.100.2"), Policy: "branch-2m"},
+		{Dst: netip.MustParseAddr("198.51.100.3"), Policy: "small"},
+		{Dst: netip.MustParseAddr("198.51.100.4"), Policy: "branch-2m"},
+	}
+	k := qosKernel(sim)
+	if err := k.SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	qosGolden(t, "qos_install.golden", sim.render())
+
+	before := sim.changes
+	if err := k.SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	if sim.changes != before {
+		t.Errorf("same state again: %d netlink changes, want 0", sim.changes-before)
+	}
+	// A restarted daemon adopts the tree without touching it.
+	k2 := qosKernel(sim)
+	if err := k2.SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	if sim.changes != before {
+		t.Errorf("adoption: %d netlink changes, want 0", sim.changes-before)
+	}
+	stats, err := k2.QoSStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range stats[0].Classes {
+		names = append(names, c.Name)
+	}
+	if d := cmp.Diff([]string{"voice", "video", "signalling", "default"}, names); d != "" || len(stats) != 3 {
+		t.Errorf("stats: %d targets, names (-want +got):\n%s", len(stats), d)
+	}
+
+	// One target leaves: only its objects go (5 entries, 5 classes).
+	before = sim.changes
+	if err := k2.SetQoS(policies, []QoSTarget{targets[0], targets[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.changes - before; got != 10 {
+		t.Errorf("removing one target: %d changes, want 10", got)
+	}
+	if strings.Contains(sim.render(), "198.51.100.4") {
+		t.Error("removed target still has filters")
+	}
+	// A policy change rebuilds the targets that use it.
+	small := policies["small"]
+	small.Rate = 1_000_000
+	policies["small"] = small
+	if err := k2.SetQoS(policies, []QoSTarget{targets[0], targets[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sim.render(), "class htb d:17 parent d:16 rate 1000000 ceil 1000000 prio 1") {
+		t.Errorf("changed policy not applied:\n%s", sim.render())
+	}
+	// Nothing left: the device gets its default qdisc back.
+	if err := k2.SetQoS(policies, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sim.render(), "dev 2 qdisc noqueue none parent root\n"; got != want {
+		t.Errorf("after removing all:\n%s\nwant %q", got, want)
+	}
+}
+
+func TestSetQoSRefusals(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "198.51.100.0/24")
+	sim.addDevice(3, "203.0.113.0/24")
+	sim.qdiscs[simKey{3, 0}].Attrs().Handle = 0x10000 // an administrator's "1:"
+	sim.local[netip.MustParseAddr("198.51.100.1")] = true
+	bad := branchPolicy()
+	bad.Classes[0].DSCP = []uint8{99}
+	policies := map[string]QoSPolicy{"branch-2m": branchPolicy(), "bad": bad}
+	failDst := netip.MustParseAddr("198.51.100.9")
+	sim.fail = func(op string, h uint32) error {
+		if op == "filter" && h&^qosMaxNode == qosBucket(failDst) {
+			return syscall.ENOMEM
+		}
+		return nil
+	}
+	targets := []QoSTarget{
+		{Dst: netip.MustParseAddr("198.51.100.2"), Policy: "branch-2m"},
+		{Dst: netip.MustParseAddr("198.51.100.2"), Policy: "bad"},        // conflicting duplicate
+		{Dst: netip.MustParseAddr("2001:db8::1"), Policy: "branch-2m"},   // not IPv4
+		{Dst: netip.MustParseAddr("224.0.0.5"), Policy: "branch-2m"},     // multicast
+		{Dst: netip.MustParseAddr("198.51.100.3"), Policy: "nope"},       // unknown policy
+		{Dst: netip.MustParseAddr("198.51.100.4"), Policy: "bad"},        // invalid policy
+		{Dst: netip.MustParseAddr("192.0.2.1"), Policy: "branch-2m"},     // no route
+		{Dst: netip.MustParseAddr("198.51.100.1"), Policy: "branch-2m"},  // local
+		{Dst: netip.MustParseAddr("203.0.113.5"), Policy: "branch-2m"},   // foreign root qdisc
+		{Dst: failDst, Policy: "branch-2m"},                              // kernel refuses
+		{Dst: netip.MustParseAddr("198.51.100.10"), Policy: "branch-2m"}, // fine
+	}
+	err := qosKernel(sim).SetQoS(policies, targets)
+	var qe *QoSErrors
+	if !errors.As(err, &qe) {
+		t.Fatalf("err = %v, want *QoSErrors", err)
+	}
+	got := map[string]QoSRefusal{}
+	for _, f := range qe.Failed {
+		got[f.Dst.String()+" "+f.Policy] = f.Reason
+	}
+	want := map[string]QoSRefusal{
+		"198.51.100.2 bad":       QoSInvalidTarget,
+		"2001:db8::1 branch-2m":  QoSInvalidTarget,
+		"224.0.0.5 branch-2m":    QoSInvalidTarget,
+		"198.51.100.3 nope":      QoSInvalidPolicy,
+		"198.51.100.4 bad":       QoSInvalidPolicy,
+		"192.0.2.1 branch-2m":    QoSNoRoute,
+		"198.51.100.1 branch-2m": QoSNoRoute,
+		"203.0.113.5 branch-2m":  QoSForeignQdisc,
+		"198.51.100.9 branch-2m": QoSKernel,
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("refusals (-want +got):\n%s", d)
+	}
+	r := sim.render()
+	for _, s := range []string{"dst 198.51.100.2 flowid", "dst 198.51.100.10 flowid"} {
+		if !strings.Contains(r, s) {
+			t.Errorf("good target missing (%s):\n%s", s, r)
+		}
+	}
+	if strings.Contains(r, "198.51.100.9") || strings.Contains(r, "dev 3 class") {
+		t.Errorf("refused targets left objects behind:\n%s", r)
+	}
+	if n := strings.Count(r, "dev 2 class htb"); n != 1+2*5 {
+		t.Errorf("%d classes on dev 2, want 11 (unshaped + 2 targets): the failed target's were not cleaned up:\n%s", n, r)
+	}
+	if !strings.Contains(r, "dev 3 qdisc noqueue 1:0 parent root") {
+		t.Errorf("foreign root qdisc touched:\n%s", r)
+	}
+}
+
+func TestSetQoSNoRoom(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "10.0.0.0/8")
+	k := qosKernel(sim)
+	policies := map[string]QoSPolicy{"p": {Rate: 1_000_000}}
+	if err := k.SetQoS(policies, []QoSTarget{{Dst: netip.MustParseAddr("10.0.0.1"), Policy: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	d := k.qos.devs[2]
+	for s := 0; s < QoSMaxTargets; s++ {
+		d.slots[s] = netip.MustParseAddr("10.255.255.255")
+	}
+	err := k.SetQoS(policies, []QoSTarget{{Dst: netip.MustParseAddr("10.0.0.1"), Policy: "p"}, {Dst: netip.MustParseAddr("10.0.0.2"), Policy: "p"}})
+	if !errors.Is(err, ErrResourceExhausted) {
+		t.Errorf("err = %v, want ErrResourceExhausted", err)
+	}
+}
+
+func TestAdoptDumpStale(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "198.51.100.0/24")
+	k := qosKernel(sim)
+	policies := map[string]QoSPolicy{"p": branchPolicy()}
+	a, b := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.3")
+	if err := k.SetQoS(policies, []QoSTarget{{Dst: a, Policy: "p"}, {Dst: b, Policy: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := sim.render()
+	// A crash while installing b: its catch-all entry never made it.
+	tb := k.qos.targets[b]
+	last := tb.nodes[len(tb.nodes)-1]
+	if err := sim.FilterDel(&netlink.U32{FilterAttrs: qosFilterAttrs(2, qosBucket(b)|last)}); err != nil {
+		t.Fatal(err)
+	}
+	k2 := qosKernel(sim)
+	if err := k2.SetQoS(policies, []QoSTarget{{Dst: a, Policy: "p"}, {Dst: b, Policy: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, sim.render()); d != "" {
+		t.Errorf("after adopting a half-installed target (-want +got):\n%s", d)
+	}
+	if _, ok := k2.qos.targets[a]; !ok {
+		t.Error("complete target not adopted")
+	}
+}
+
+func TestQoSSlotReuse(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "10.0.0.0/8")
+	k := qosKernel(sim)
+	policies := map[string]QoSPolicy{"p": {Rate: 1_000_000}}
+	tg := func(s string) QoSTarget { return QoSTarget{Dst: netip.MustParseAddr(s), Policy: "p"} }
+	for _, step := range []struct {
+		targets []QoSTarget
+		slots   map[string]int
+	}{
+		{[]QoSTarget{tg("10.0.0.1"), tg("10.0.0.2"), tg("10.0.0.3")}, map[string]int{"10.0.0.1": 0, "10.0.0.2": 1, "10.0.0.3": 2}},
+		{[]QoSTarget{tg("10.0.0.2"), tg("10.0.0.3")}, map[string]int{"10.0.0.2": 1, "10.0.0.3": 2}},
+		{[]QoSTarget{tg("10.0.0.2"), tg("10.0.0.3"), tg("10.0.0.4"), tg("10.0.0.5")}, map[string]int{"10.0.0.2": 1, "10.0.0.3": 2, "10.0.0.4": 0, "10.0.0.5": 3}},
+	} {
+		if err := k.SetQoS(policies, step.targets); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for dst, in := range k.qos.targets {
+			got[dst.String()] = in.slot
+		}
+		if d := cmp.Diff(step.slots, got); d != "" {
+			t.Errorf("slots (-want +got):\n%s", d)
+		}
+	}
+}
