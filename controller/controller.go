@@ -137,6 +137,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
 	}
+	if deps.Metrics != nil && deps.IPsec != nil {
+		if err := deps.Metrics.Registry().Register(newLoadsRefusedMetric(deps.IPsec)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
 		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)

@@ -106,6 +106,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		maps.Copy(out, c.stats)
 	})
 	c.guardCounters(out)
+	if c.deps.IPsec != nil {
+		out["ipsec_peer_loads_refused"] = c.deps.IPsec.State().LoadsRefused
+	}
 	if n := c.events.Lost(); n > 0 {
 		out["events_lost"] = n
 	}

@@ -128,7 +128,11 @@ type PeerState struct {
 	NATRemote   bool
 	Attempts    int
 	NextAttempt time.Time
-	SAs         []SAInfo
+	// LoadFailures counts charon's refusals of the peer's connection in a
+	// row (0: loaded); LoadRetry is when it is sent again.
+	LoadFailures int
+	LoadRetry    time.Time
+	SAs          []SAInfo
 }
 
 // State is a snapshot of the Manager for dmvpnctl. It contains plain values only.
@@ -143,6 +147,9 @@ type State struct {
 	DroppedEvents   uint64   // events the controller did not read in time
 	MalformedEvents uint64   // charon events that could not be parsed
 	Terminated      uint64   // SAs terminated by policy (duplicates, unbound inner address)
+	// LoadsRefused counts the per-peer load-conn requests charon refused
+	// (each refused attempt; the peer is retried with backoff).
+	LoadsRefused uint64
 }
 
 // Protection is what one installed CHILD_SA proves: GRE to and from NBMA

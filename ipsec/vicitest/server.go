@@ -48,6 +48,7 @@ type Server struct {
 	cmds     []Command
 	handlers map[string]HandlerFunc
 	conns    []string // connection names loaded via load-conn
+	refuse   map[string]string
 	changed  chan struct{}
 	accepts  int
 }
@@ -64,6 +65,7 @@ func NewServer(path string) (*Server, error) {
 		path:     path,
 		clients:  map[*client]struct{}{},
 		handlers: map[string]HandlerFunc{},
+		refuse:   map[string]string{},
 		changed:  make(chan struct{}),
 	}
 	if err := s.Start(); err != nil {
@@ -121,6 +123,19 @@ func (s *Server) Handle(cmd string, h HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.handlers[cmd] = h
+}
+
+// RefuseConn makes load-conn of the named connection fail with errmsg,
+// as charon does for a connection it cannot parse or load; an empty
+// errmsg accepts it again.
+func (s *Server) RefuseConn(name, errmsg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errmsg == "" {
+		delete(s.refuse, name)
+		return
+	}
+	s.refuse[name] = errmsg
 }
 
 // Commands returns a copy of all recorded commands.
@@ -331,6 +346,10 @@ func (s *Server) builtin(name string) HandlerFunc {
 				return nil, Failure("expected one connection section")
 			}
 			s.mu.Lock()
+			if msg, ok := s.refuse[keys[0]]; ok {
+				s.mu.Unlock()
+				return nil, Failure(msg)
+			}
 			if !slices.Contains(s.conns, keys[0]) {
 				s.conns = append(s.conns, keys[0])
 			}
