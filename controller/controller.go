@@ -91,6 +91,8 @@ type Controller struct {
 
 type dirtySet struct {
 	routes, ipsec bool
+	// bind: the guard's bound tunnel sources may have changed.
+	bind bool
 }
 
 // New checks the configuration against what the controller supports and
@@ -143,7 +145,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		}
 	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
-		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
+		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard, cfg.BindsTunnelSources())); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
 	}

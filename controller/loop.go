@@ -68,7 +68,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		c.reconcile(ctx)
 		c.readyOnce.Do(func() { close(c.ready) })
 		c.reconcileMulticast()
-		if c.dirty.routes || c.dirty.ipsec || c.routesFailed {
+		if c.dirty.routes || c.dirty.ipsec || c.dirty.bind || c.routesFailed {
 			if retry == nil {
 				retry = time.After(c.retry.next())
 			}
@@ -122,7 +122,10 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-engineTimer.C:
 			c.eng.Tick()
 		case <-resync.C:
-			c.dirty = dirtySet{routes: true, ipsec: true}
+			c.dirty = dirtySet{routes: true, ipsec: true, bind: true}
+			if c.deps.Guard != nil {
+				c.deps.Guard.InvalidateBoundSources()
+			}
 			c.mcast.dirty = true
 			c.rebindAll()
 		case <-retry:
