@@ -156,8 +156,9 @@
 //     resets the sessions with Cease/administrative-reset first, which a
 //     peer that negotiated RFC 8538 (GracefulRestart advertises the N bit)
 //     handles as a graceful restart, and stops the server once no session
-//     is left (TestIntegrationGracefulStop). Which one a daemon stop or
-//     restart uses is the controller's choice.
+//     is left (TestIntegrationGracefulStop). The controller stops with
+//     StopGraceful when bgp.graceful_restart is on, with Stop otherwise
+//     (controller TestStopKeepsRoutesOnPeers).
 //   - GoBGP keeps route-selection options in package globals; all speakers
 //     in one process use the defaults, so that is harmless here.
 package routing
