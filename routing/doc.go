@@ -63,9 +63,13 @@
 // prefix on the listener. GoBGP only logs a warning when the listener's
 // key cannot be set and then accepts unsigned sessions, so Start probes
 // the kernel first and fails with ErrTCPMD5Unsupported (kernels without
-// CONFIG_TCP_MD5SIG). TestIntegrationTCPMD5 needs such a kernel (the lab's
-// VMs); it is skipped elsewhere and TestSpeakerTCPMD5Unsupported runs
-// instead.
+// CONFIG_TCP_MD5SIG, or an MPTCP listener: ErrMPTCPListener). Go 1.24+
+// makes listeners MPTCP by default where the kernel has MPTCP, and
+// setsockopt(TCP_MD5SIG) on an MPTCP socket fails with ENOPROTOOPT even
+// on a kernel with TCP MD5, so go.mod sets GODEBUG multipathtcp=0
+// (TestTCPMD5RefusedOnMPTCPListener). TestIntegrationTCPMD5 runs where the
+// kernel has TCP MD5 (the lab's VMs, TestPrivileged, and hosts); on other
+// kernels it is skipped and TestSpeakerTCPMD5Unsupported runs instead.
 //
 // # gRPC API
 //
