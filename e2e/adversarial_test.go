@@ -24,7 +24,7 @@ var forgeBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(root, ".cache", "lab", "bin", "nhrpforge")
+	bin := filepath.Join(labBinDir(root), "nhrpforge")
 	cmd := exec.Command("go", "build", "-o", bin, "./e2e/internal/nhrpforge")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -17,6 +19,15 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
+// labBinDir is where this checkout's lab binaries go: a directory of its
+// own under the lab cache, which worktrees share (.cache is a symlink):
+// with one directory for all, a run in another worktree rebuilt dmvpnd
+// under a running scenario, which then restarted another branch's daemon.
+func labBinDir(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(root, ".cache", "lab", "bin", filepath.Base(root)+"-"+hex.EncodeToString(sum[:4]))
+}
+
 // binaries builds dmvpnd and dmvpnctl once per test process into the
 // module's cache; the guest sees the same path through the host root.
 var binaries = sync.OnceValues(func() (string, error) {
@@ -24,7 +35,7 @@ var binaries = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(root, ".cache", "lab", "bin")
+	dir := labBinDir(root)
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
