@@ -177,6 +177,15 @@ func TestPrivTunnelSourceBinding(t *testing.T) {
 			t.Fatalf("bound spoke: %v", err)
 		}
 	}
+	// Incremental updates from what the guard last wrote (no re-read).
+	for _, w := range [][]BoundSource{want[:1], want} {
+		if err := guard.SetBoundSources(w); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := guard.BoundSources(); err != nil || !slices.Equal(got, w) {
+			t.Fatalf("bound sources %v (%v), want %v", got, err, w)
+		}
+	}
 
 	// s2 holds a valid SA and sends with s1's tunnel address as source.
 	lo, err := s2.h.LinkByName("lo")
