@@ -2,6 +2,12 @@ module github.com/dmvpnd/dmvpnd
 
 go 1.26.4
 
+// Go 1.24+ makes listeners MPTCP (IPPROTO_MPTCP) by default where the
+// kernel has it; TCP_MD5SIG cannot be set on an MPTCP socket (ENOPROTOOPT),
+// so GoBGP's listener would run bgp.password sessions unsigned
+// (routing/md5.go, docs/linux.md).
+godebug multipathtcp=0
+
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/florianl/go-nflog/v2 v2.3.0

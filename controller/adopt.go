@@ -72,6 +72,7 @@ func (c *Controller) adoptKernelState() bool {
 	}
 	a := &c.adopt
 	a.listed = true
+	c.dirty.bind = true
 	a.routes = map[kernel.Route]*adoptedRoute{}
 	a.dynamic, a.permanent = map[netip.Addr]netip.Addr{}, map[netip.Addr]netip.Addr{}
 	for _, r := range routes {
@@ -239,6 +240,7 @@ func (c *Controller) expireAdoption() {
 func (c *Controller) dropAdoptedNeighbors(m map[netip.Addr]netip.Addr) {
 	for addr, nbma := range m {
 		delete(m, addr)
+		c.dirty.bind = true
 		if ce, ok := c.eng.Entry(addr); ok && ce.Bound.IsValid() {
 			continue
 		}

@@ -102,6 +102,8 @@ type Controller struct {
 
 type dirtySet struct {
 	routes, ipsec, qos bool
+	// bind: the guard's bound tunnel sources may have changed.
+	bind bool
 }
 
 // New checks the configuration against what the controller supports and
@@ -154,9 +156,12 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		if err := deps.Metrics.Registry().Register(newIPsecRepairCollector(c)); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
+		if err := deps.Metrics.Registry().Register(newLoadsRefusedMetric(deps.IPsec)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
 	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
-		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard)); err != nil {
+		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard, cfg.BindsTunnelSources())); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
 	}
@@ -266,13 +271,7 @@ func (c *Controller) Run(ctx context.Context) error {
 			return fmt.Errorf("controller: %w", err)
 		}
 		c.bgp = bgp
-		defer func() {
-			stopCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
-			defer stop()
-			if err := bgp.Stop(stopCtx); err != nil {
-				c.log.Warn("stopping BGP", zap.Error(err))
-			}
-		}()
+		defer c.stopBGP(bgp)
 		if err := bgp.SetPrefixes(ctx, originated(c.config())); err != nil {
 			return fmt.Errorf("controller: %w", err)
 		}
@@ -287,6 +286,29 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("controller running", zap.String("tunnel", c.config().Tunnel.Name), zap.Int("ifindex", ifindex),
 		zap.Stringer("nbma", c.nbma), zap.String("role", string(c.config().NHRP.Role)))
 	return c.loop(ctx, in)
+}
+
+// bgpStopTimeout bounds the BGP speaker's stop; a graceful stop waits
+// there for the neighbors to take the session reset.
+const bgpStopTimeout = 5 * time.Second
+
+// stopBGP stops the speaker when Run ends (SIGTERM: systemctl stop or
+// restart, a package upgrade). With bgp.graceful_restart the stop is
+// graceful, as a crash is: neighbors keep our routes as stale and the
+// traffic that follows them flows while we restart (the kernel keeps our
+// own routes, adopted by the next run). Without it, neighbors withdraw our
+// routes at once (Cease).
+func (c *Controller) stopBGP(bgp BGP) {
+	ctx, cancel := context.WithTimeout(context.Background(), bgpStopTimeout)
+	defer cancel()
+	stop, how := bgp.Stop, "stopping BGP (neighbors withdraw our routes)"
+	if c.config().BGP.GracefulRestart.Enabled {
+		stop, how = bgp.StopGraceful, "stopping BGP gracefully (neighbors keep our routes as stale)"
+	}
+	c.log.Info(how)
+	if err := stop(ctx); err != nil {
+		c.log.Warn("stopping BGP", zap.Error(err))
+	}
 }
 
 // startEngine builds the NHRP engine with its I/O hooks.

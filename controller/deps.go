@@ -35,6 +35,9 @@ type IPsec interface {
 type BGP interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
+	// StopGraceful stops so that neighbors keep our routes as stale
+	// until we are back (bgp.graceful_restart); Stop withdraws them.
+	StopGraceful(ctx context.Context) error
 	SetPrefixes(ctx context.Context, desired []netip.Prefix) error
 	Summary(ctx context.Context) ([]routing.NeighborSummary, error)
 	// SetRegistered replaces the tunnel addresses registered here (it

@@ -94,11 +94,13 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	c.dirty.qos = true   // peers and their groups are what QoS applies to
 	switch ev.Kind {
 	case engine.EventPeerUp:
+		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
 		c.since[ev.Proto] = ev.Time
 		c.peerKinds[ev.Proto] = ev.Binding
 		c.wantPeer(ev)
 	case engine.EventPeerDown:
+		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
 		c.since[ev.Proto] = ev.Time
 		delete(c.peerKinds, ev.Proto)

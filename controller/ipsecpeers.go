@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
@@ -134,4 +135,13 @@ func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 			zap.String("reason", ev.Reason))
 	}
 	c.syncProtections()
+}
+
+// newLoadsRefusedMetric exports, at scrape time and off the loop, how many
+// per-peer connections charon refused (ipsec.State.LoadsRefused; show
+// counters: ipsec_peer_loads_refused).
+func newLoadsRefusedMetric(p ipsec.Protector) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "dmvpnd", Subsystem: "ipsec", Name: "peer_loads_refused_total",
+		Help: "Per-peer IPsec connections charon refused (each refused load-conn; the peer is retried with backoff, the others are unaffected)."},
+		func() float64 { return float64(p.State().LoadsRefused) })
 }

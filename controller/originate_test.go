@@ -25,10 +25,23 @@ type prefixRecorder struct {
 	// registered and protected record SetRegistered and SetProtected.
 	registered [][]netip.Addr
 	protected  [][]netip.Prefix
+	// stops records Stop ("stop") and StopGraceful ("graceful") calls.
+	stops []string
 }
 
 func (r *prefixRecorder) Start(context.Context) error { return nil }
-func (r *prefixRecorder) Stop(context.Context) error  { return nil }
+func (r *prefixRecorder) Stop(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stops = append(r.stops, "stop")
+	return nil
+}
+func (r *prefixRecorder) StopGraceful(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stops = append(r.stops, "graceful")
+	return nil
+}
 func (r *prefixRecorder) Summary(context.Context) ([]routing.NeighborSummary, error) {
 	return nil, nil
 }

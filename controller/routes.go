@@ -76,6 +76,9 @@ func (c *Controller) reconcile(ctx context.Context) {
 	if c.dirty.routes && adopted {
 		c.pushRoutes()
 	}
+	if adopted {
+		c.reconcileBinding()
+	}
 	if c.dirty.ipsec {
 		if c.deps.IPsec == nil {
 			c.dirty.ipsec = false

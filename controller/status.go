@@ -107,6 +107,9 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 	})
 	c.guardCounters(out)
 	c.ipsecRepairCounters(out)
+	if c.deps.IPsec != nil {
+		out["ipsec_peer_loads_refused"] = c.deps.IPsec.State().LoadsRefused
+	}
 	if n := c.events.Lost(); n > 0 {
 		out["events_lost"] = n
 	}

@@ -239,6 +239,27 @@ func advScenario(t *testing.T, v advVariant) {
 	if err := ipdWaitPeerUp(ctx, hub, m.tunnel, 30*time.Second); err != nil {
 		t.Fatalf("control: m's own registration through its SA: %v", err)
 	}
+	// Tunnel-source binding (on for the hub by default): m, through its
+	// own SA, sends TCP SYNs to the hub's BGP port with s1's tunnel
+	// address as source; the hub's guard drops every one, counted
+	// exactly. Controls: s1, and m from its own tunnel address, reach the
+	// hub's tunnel address before and after.
+	pingHub := func(d *dnode) {
+		t.Helper()
+		res, err := d.node.Exec(ctx, fmt.Sprintf("ping -n -c 3 -i 0.2 -W 2 -I %s %s", d.tunnel, hub.tunnel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(res.Stdout), " 3 received") {
+			t.Errorf("%s -> hub from its tunnel address: %s%s", d.name, res.Stdout, res.Stderr)
+		}
+	}
+	pingHub(s1)
+	pingHub(m)
+	r.run(ctx, "8 TCP SYNs to the hub's port 179 as s1, through m's SA",
+		advCmd{node: m.node, cmd: fmt.Sprintf("-to %s -count 5 -gap 10ms syn -inner-src %s -inner-dst %s -port 179", hub.nbma, s1.tunnel, hub.tunnel)},
+		[]advWant{{hub, "ipsec_tunnel_src_unbound_dropped", 5, false}})
+	pingHub(s1)
 	r.run(ctx, "1d spare address with s1's NBMA over the quota", mReg(fmt.Sprintf("-cie %s,%s", spare, s1.nbma)), refused("address_quota", 1))
 	r.run(ctx, "1e own address, CIE NBMA = s1's", mReg(fmt.Sprintf("-cie %s,%s", m.tunnel, s1.nbma)), refused("claim_mismatch", 1))
 	r.run(ctx, "1f own address, packet source NBMA = s1's",

@@ -42,6 +42,7 @@ type Manager struct {
 	terminated uint64
 	// Repairs by verify.go (mu).
 	repairedConns, repairedCreds uint64
+	refused                      uint64 // load-conn requests charon refused
 
 	// Owned by the Run goroutine.
 	link   *link
@@ -84,6 +85,12 @@ type peerState struct {
 	// to negotiate again: this end initiates once after reconnecting,
 	// even towards a peer it normally only responds to.
 	recover bool
+	// refused is the rendered load-conn request charon last refused
+	// ("" once a request was accepted); loadFails counts the refusals in
+	// a row and loadRetry is when the refused request may be sent again.
+	refused   string
+	loadFails int
+	loadRetry time.Time
 }
 
 // New validates cfg and reads the credential files it names.
@@ -158,6 +165,7 @@ func (m *Manager) State() State {
 	s.Terminated = m.terminated
 	s.RepairedConns = m.repairedConns
 	s.RepairedCreds = m.repairedCreds
+	s.LoadsRefused = m.refused
 	return s
 }
 
@@ -448,6 +456,7 @@ func (m *Manager) lost(reason string) {
 		ps.initiating = false
 		ps.attempts = 0
 		ps.nextAttempt = now
+		ps.loadRetry = now
 		ps.reason = reason
 	}
 	m.publish(false)
@@ -549,6 +558,9 @@ func (m *Manager) nextWake() time.Duration {
 			consider(ps.lastAttempt.Add(m.cfg.ConnectTimeout))
 		}
 		consider(ps.nextAttempt)
+		if ps.refused != "" {
+			consider(ps.loadRetry)
+		}
 		if ps.peer.Initiate == InitiateTieBreak {
 			consider(ps.wantSince.Add(m.cfg.FallbackDelay))
 		}
@@ -602,8 +614,10 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			if ps.peer.natted() || m.loaded[ps.conn] == "" {
 				continue
 			}
-			if err := m.loadConn(ctx, ps.conn, m.renderPeerConn(ps.peer)); err != nil {
+			if ok, err := m.loadPeer(ctx, ps, now); err != nil {
 				return err
+			} else if !ok {
+				continue
 			}
 			if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
 				return err
@@ -614,7 +628,6 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			ps.nextAttempt = now
 		}
 	}
-	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(desired)) {
 		p := desired[name]
 		ps := m.peers[name]
@@ -626,22 +639,61 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			ps.wantSince = now // a new tie-break starts now
 		}
 		ps.peer = p
-		if err := m.loadConn(ctx, ps.conn, m.renderPeerConn(p)); err != nil {
-			if errors.Is(err, ErrConnection) {
-				return err
-			}
-			ps.reason = err.Error()
-			errs = append(errs, err)
+		if ok, err := m.loadPeer(ctx, ps, now); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
 		if err := m.maybeInitiate(ctx, ps, now); err != nil {
 			return err
 		}
 	}
-	if err := m.enforce(ctx); err != nil {
-		return err
+	return m.enforce(ctx)
+}
+
+// loadPeer loads the connection of one peer, unless charon refused this
+// very request and its retry is not due yet. A refusal concerns that peer
+// alone: it is counted (State.LoadsRefused), logged when an episode
+// starts, and retried with the per-peer backoff; the caller goes on with
+// the other peers. A peer whose request changed is tried at once (the
+// backoff keeps growing until charon accepts one). loadPeer reports
+// whether the connection is loaded; its error is a lost link to charon.
+func (m *Manager) loadPeer(ctx context.Context, ps *peerState, now time.Time) (bool, error) {
+	msg := m.renderPeerConn(ps.peer)
+	text := msg.String()
+	if m.loaded[ps.conn] == text {
+		return true, nil
 	}
-	return errors.Join(errs...)
+	if ps.refused == text && now.Before(ps.loadRetry) {
+		return false, nil
+	}
+	err := m.loadConn(ctx, ps.conn, msg)
+	if err == nil {
+		if ps.loadFails > 0 {
+			m.log.Info("charon accepted the peer's connection", zap.String("peer", ps.peer.name()),
+				zap.Int("refusals", ps.loadFails))
+		}
+		ps.refused, ps.loadFails, ps.loadRetry = "", 0, time.Time{}
+		return true, nil
+	}
+	if errors.Is(err, ErrConnection) {
+		return false, err
+	}
+	ps.refused = text
+	ps.loadFails++
+	ps.loadRetry = now.Add(m.backoff(ps.loadFails))
+	ps.reason = err.Error()
+	m.mu.Lock()
+	m.refused++
+	m.mu.Unlock()
+	if ps.loadFails == 1 {
+		m.log.Warn("charon refused the peer's connection; other peers are unaffected, retrying with backoff",
+			zap.String("peer", ps.peer.name()), zap.Error(err), zap.Duration("retry_in", ps.loadRetry.Sub(now)))
+	} else {
+		m.log.Debug("charon refused the peer's connection again", zap.String("peer", ps.peer.name()),
+			zap.Int("refusals", ps.loadFails), zap.Duration("retry_in", ps.loadRetry.Sub(now)))
+	}
+	return false, nil
 }
 
 func (m *Manager) dropSAs(conn string) {

@@ -39,20 +39,22 @@ func (m *Manager) publish(connected bool) {
 		}
 		evs = append(evs, peerEvent{ps, ev})
 		st.Peers = append(st.Peers, PeerState{
-			Name:        name,
-			Conn:        ps.conn,
-			RemoteNBMA:  ps.peer.RemoteNBMA,
-			ClaimedNBMA: ps.peer.claimed(),
-			Initiate:    ps.peer.Initiate,
-			Tunnel:      m.usesTunnel(ps.peer),
-			Status:      status,
-			Reason:      ev.Reason,
-			Since:       ps.since,
-			Observed:    ev.Observed,
-			NATRemote:   ev.NATRemote,
-			Attempts:    ps.attempts,
-			NextAttempt: ps.nextAttempt,
-			SAs:         sas,
+			Name:         name,
+			Conn:         ps.conn,
+			RemoteNBMA:   ps.peer.RemoteNBMA,
+			ClaimedNBMA:  ps.peer.claimed(),
+			Initiate:     ps.peer.Initiate,
+			Tunnel:       m.usesTunnel(ps.peer),
+			Status:       status,
+			Reason:       ev.Reason,
+			Since:        ps.since,
+			Observed:     ev.Observed,
+			NATRemote:    ev.NATRemote,
+			Attempts:     ps.attempts,
+			NextAttempt:  ps.nextAttempt,
+			LoadFailures: ps.loadFails,
+			LoadRetry:    ps.loadRetry,
+			SAs:          sas,
 		})
 	}
 	for _, id := range slices.Sorted(maps.Keys(m.sas)) {

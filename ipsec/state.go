@@ -128,7 +128,11 @@ type PeerState struct {
 	NATRemote   bool
 	Attempts    int
 	NextAttempt time.Time
-	SAs         []SAInfo
+	// LoadFailures counts charon's refusals of the peer's connection in a
+	// row (0: loaded); LoadRetry is when it is sent again.
+	LoadFailures int
+	LoadRetry    time.Time
+	SAs          []SAInfo
 }
 
 // State is a snapshot of the Manager for dmvpnctl. It contains plain values only.
@@ -147,6 +151,9 @@ type State struct {
 	// credentials dmvpnd had loaded that charon no longer held (or held
 	// differently) and that were loaded again (verify.go).
 	RepairedConns, RepairedCreds uint64
+	// LoadsRefused counts the per-peer load-conn requests charon refused
+	// (each refused attempt; the peer is retried with backoff).
+	LoadsRefused uint64
 }
 
 // Protection is what one installed CHILD_SA proves: GRE to and from NBMA

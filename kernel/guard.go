@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -65,12 +66,18 @@ type GuardConfig struct {
 // packet of the namespace.
 type GREGuard struct {
 	cfg GuardConfig
+	// mu guards bound: the binding set as last written (nil: unknown,
+	// read it from the kernel).
+	mu    sync.Mutex
+	bound []BoundSource
 }
 
 // GuardCounters are the guard's drop counters.
 type GuardCounters struct {
 	InPackets, InBytes   uint64
 	OutPackets, OutBytes uint64
+	// Unbound*: tunnel-sourced GRE the binding dropped (guard_bind.go).
+	UnboundPackets, UnboundBytes uint64
 }
 
 // NewGREGuard returns the guard; nothing is installed until Install.
@@ -90,14 +97,30 @@ func (g *GREGuard) table() *nftables.Table {
 func (g *GREGuard) object() string { return "table ip " + g.cfg.Table }
 
 // Install replaces the guard table atomically (one netlink batch) for the
-// local NBMA address; the counters restart from zero.
-func (g *GREGuard) Install(local netip.Addr) error {
+// local NBMA address, with the tunnel-source binding when bind is enabled;
+// the counters restart from zero. The binding set keeps the elements a
+// previous Install (a previous run) left, so that a restart does not cut
+// the bound peers off until the controller sets them again.
+func (g *GREGuard) Install(local netip.Addr, bind SourceBinding) error {
 	if local.IsValid() && !local.Is4() {
 		return opErr("install GRE guard", g.object(), fmt.Errorf("local address %s is not IPv4", local))
+	}
+	if err := bind.validate(); err != nil {
+		return opErr("install GRE guard", g.object(), err)
 	}
 	cc, err := g.conn()
 	if err != nil {
 		return opErr("install GRE guard", g.object(), err)
+	}
+	var kept []nftables.SetElement
+	if bind.Enabled() {
+		_, have, _, err := g.listBound(cc)
+		if err != nil {
+			return opErr("install GRE guard", g.object(), err)
+		}
+		if kept, err = boundElements(have); err != nil {
+			return opErr("install GRE guard", g.object(), err)
+		}
 	}
 	t := g.table()
 	cc.AddTable(t)
@@ -120,7 +143,20 @@ func (g *GREGuard) Install(local netip.Addr) error {
 			Hooknum: dir.hook, Priority: nftables.ChainPriorityFilter, Policy: &policy,
 		})
 		cc.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: guardExprs(local, dir.addrOff, dir.ipsec, dir.counter)})
+		if bind.Enabled() && dir.name == "input" {
+			set := boundSetOf(t)
+			if err := cc.AddSet(set, kept); err != nil {
+				return opErr("install GRE guard", g.object(), err)
+			}
+			cc.AddObj(&nftables.CounterObj{Table: t, Name: GuardCounterUnbound})
+			for _, e := range bindExprs(local, bind, set.Name, set.ID) {
+				cc.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
+			}
+		}
 	}
+	g.mu.Lock()
+	g.bound = nil
+	g.mu.Unlock()
 	if err := cc.Flush(); err != nil {
 		return opErr("install GRE guard", g.object(), err)
 	}
@@ -157,6 +193,9 @@ func (g *GREGuard) Remove() error {
 	t := g.table()
 	cc.AddTable(t)
 	cc.DelTable(t)
+	g.mu.Lock()
+	g.bound = nil
+	g.mu.Unlock()
 	return opErr("remove GRE guard", g.object(), cc.Flush())
 }
 
@@ -181,6 +220,8 @@ func (g *GREGuard) Counters() (GuardCounters, error) {
 			c.InPackets, c.InBytes = co.Packets, co.Bytes
 		case GuardCounterOut:
 			c.OutPackets, c.OutBytes = co.Packets, co.Bytes
+		case GuardCounterUnbound:
+			c.UnboundPackets, c.UnboundBytes = co.Packets, co.Bytes
 		}
 	}
 	return c, nil

@@ -3,6 +3,7 @@ package kernel
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func TestPrivGREGuard(t *testing.T) {
 
 	// The hub's tunnel has no local address: its guard matches every GRE packet.
 	hubGuard := NewGREGuard(GuardConfig{NetNS: hub.fd})
-	if err := hubGuard.Install(netip.Addr{}); err != nil {
+	if err := hubGuard.Install(netip.Addr{}, SourceBinding{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hubGuard.Remove() })
@@ -88,7 +89,7 @@ func TestPrivGREGuard(t *testing.T) {
 	}
 
 	spokeGuard := NewGREGuard(GuardConfig{NetNS: spoke.fd})
-	if err := spokeGuard.Install(spoke.nbma); err != nil {
+	if err := spokeGuard.Install(spoke.nbma, SourceBinding{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = spokeGuard.Remove() })
@@ -117,7 +118,7 @@ func TestPrivGREGuard(t *testing.T) {
 	}
 
 	// Reinstalling replaces the table (counters restart); removing twice is fine.
-	if err := spokeGuard.Install(spoke.nbma); err != nil {
+	if err := spokeGuard.Install(spoke.nbma, SourceBinding{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := guardCounters(t, spokeGuard); got != (GuardCounters{}) {
@@ -127,5 +128,136 @@ func TestPrivGREGuard(t *testing.T) {
 		if err := spokeGuard.Remove(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestPrivTunnelSourceBinding proves the hub's tunnel-source binding over
+// ESP (so that the decrypted GRE is what the rules see): GRE whose inner
+// source is a tunnel address passes only from the NBMA that address is
+// bound to; a key-holding spoke that sends with another spoke's tunnel
+// address, or with GRE flags that move the inner header, is dropped and
+// counted exactly; the set follows SetBoundSources incrementally and
+// survives a reinstall.
+func TestPrivTunnelSourceBinding(t *testing.T) {
+	hub, spokes := hubAndSpokes(t, 2)
+	s1, s2 := spokes[0], spokes[1]
+	for i, s := range spokes {
+		hubNBMA := netip.AddrFrom4([4]byte{172, 16, byte(i + 1), 1})
+		espTransport(t, s.h, s.nbma, hubNBMA, 0x1001+i, 0x2001+i)
+		espTransport(t, hub.h, hubNBMA, s.nbma, 0x2001+i, 0x1001+i)
+	}
+	guard := NewGREGuard(GuardConfig{NetNS: hub.fd})
+	bind := SourceBinding{Prefix: netip.MustParsePrefix("10.0.0.0/24"), Key: testKey}
+	if err := guard.Install(netip.Addr{}, bind); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = guard.Remove() })
+	p1, p2 := icmpIn(t, s1.fd, 0x6201), icmpIn(t, s2.fd, 0x6202)
+	seq := uint16(0)
+	ping := func(p *icmpConn) error { seq++; return p.ping(hub.tun, seq, 2*time.Second) }
+	unbound := func() uint64 { return guardCounters(t, guard).UnboundPackets }
+
+	if err := ping(p1); err == nil {
+		t.Fatal("a tunnel-sourced ping passed an empty binding set")
+	}
+	if n := unbound(); n != 1 {
+		t.Fatalf("unbound drops %d after one echo, want 1", n)
+	}
+	want := []BoundSource{{s1.nbma, s1.tun}, {s2.nbma, s2.tun}}
+	for range 2 { // idempotent
+		if err := guard.SetBoundSources(want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := guard.BoundSources(); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("bound sources %v (%v), want %v", got, err, want)
+	}
+	for _, p := range []*icmpConn{p1, p2} {
+		if err := ping(p); err != nil {
+			t.Fatalf("bound spoke: %v", err)
+		}
+	}
+	// Incremental updates from what the guard last wrote (no re-read).
+	for _, w := range [][]BoundSource{want[:1], want} {
+		if err := guard.SetBoundSources(w); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := guard.BoundSources(); err != nil || !slices.Equal(got, w) {
+			t.Fatalf("bound sources %v (%v), want %v", got, err, w)
+		}
+	}
+
+	// s2 holds a valid SA and sends with s1's tunnel address as source.
+	lo, err := s2.h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addLinkAddr(t, s2.h, lo, s1.tun.String()+"/32")
+	var spoof net.PacketConn
+	if err := inNetNS(s2.fd, func() error {
+		var err error
+		spoof, err = net.ListenPacket("ip4:icmp", s1.tun.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = spoof.Close() })
+	before := unbound()
+	const forged = 5
+	for i := range forged {
+		if _, err := spoof.WriteTo(icmpEcho(0x6203, uint16(i)), &net.IPAddr{IP: hub.tun.AsSlice()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "forged echoes counted", 2*time.Second, func() (bool, error) { return unbound() >= before+forged, nil })
+	if got := unbound(); got != before+forged {
+		t.Errorf("unbound drops grew by %d for %d forged echoes", got-before, forged)
+	}
+
+	// GRE with the checksum flag (C|K): the inner header moves by 4
+	// bytes; the layout rule drops it whatever it carries.
+	var raw net.PacketConn
+	if err := inNetNS(s2.fd, func() error {
+		var err error
+		raw, err = net.ListenPacket("ip4:gre", "0.0.0.0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	inner := append([]byte{0x45, 0, 0, 20 + 14, 0, 0, 0, 0, 64, 1, 0, 0}, append(s2.tun.AsSlice(), hub.tun.AsSlice()...)...)
+	inner = append(inner, icmpEcho(0x6204, 1)...)
+	gre := append([]byte{0xa0, 0, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, testKey}, inner...)
+	before = unbound()
+	if _, err := raw.WriteTo(gre, &net.IPAddr{IP: net.IPv4(172, 16, 2, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "GRE with other flags counted", 2*time.Second, func() (bool, error) { return unbound() == before+1, nil })
+
+	// Reinstalling keeps the set; unbinding s2 cuts it off alone.
+	if err := guard.Install(netip.Addr{}, bind); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := guard.BoundSources(); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("bound sources after reinstall %v (%v), want %v", got, err, want)
+	}
+	if err := guard.SetBoundSources(want[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(p2); err == nil {
+		t.Error("an unbound spoke's tunnel-sourced ping passed")
+	}
+	if err := ping(p1); err != nil {
+		t.Errorf("bound spoke after s2 was unbound: %v", err)
+	}
+	// Without the binding there is no set to set.
+	if err := guard.Install(netip.Addr{}, SourceBinding{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := guard.SetBoundSources(want); err == nil {
+		t.Error("SetBoundSources succeeded without a binding installed")
+	}
+	if err := ping(p2); err != nil {
+		t.Errorf("without the binding: %v", err)
 	}
 }

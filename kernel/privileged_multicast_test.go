@@ -152,12 +152,12 @@ func TestPrivMulticast(t *testing.T) {
 	espTransport(t, spokes[0].h, spokes[0].nbma, hubNBMA, 0x1001, 0x2001)
 	espTransport(t, hub.h, hubNBMA, spokes[0].nbma, 0x2001, 0x1001)
 	hubGuard := NewGREGuard(GuardConfig{NetNS: hub.fd})
-	if err := hubGuard.Install(netip.Addr{}); err != nil {
+	if err := hubGuard.Install(netip.Addr{}, SourceBinding{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = hubGuard.Remove() })
 	spokeGuard := NewGREGuard(GuardConfig{NetNS: spokes[0].fd})
-	if err := spokeGuard.Install(spokes[0].nbma); err != nil {
+	if err := spokeGuard.Install(spokes[0].nbma, SourceBinding{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = spokeGuard.Remove() })

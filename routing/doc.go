@@ -63,9 +63,13 @@
 // prefix on the listener. GoBGP only logs a warning when the listener's
 // key cannot be set and then accepts unsigned sessions, so Start probes
 // the kernel first and fails with ErrTCPMD5Unsupported (kernels without
-// CONFIG_TCP_MD5SIG). TestIntegrationTCPMD5 needs such a kernel (the lab's
-// VMs); it is skipped elsewhere and TestSpeakerTCPMD5Unsupported runs
-// instead.
+// CONFIG_TCP_MD5SIG, or an MPTCP listener: ErrMPTCPListener). Go 1.24+
+// makes listeners MPTCP by default where the kernel has MPTCP, and
+// setsockopt(TCP_MD5SIG) on an MPTCP socket fails with ENOPROTOOPT even
+// on a kernel with TCP MD5, so go.mod sets GODEBUG multipathtcp=0
+// (TestTCPMD5RefusedOnMPTCPListener). TestIntegrationTCPMD5 runs where the
+// kernel has TCP MD5 (the lab's VMs, TestPrivileged, and hosts); on other
+// kernels it is skipped and TestSpeakerTCPMD5Unsupported runs instead.
 //
 // # gRPC API
 //
@@ -156,8 +160,9 @@
 //     resets the sessions with Cease/administrative-reset first, which a
 //     peer that negotiated RFC 8538 (GracefulRestart advertises the N bit)
 //     handles as a graceful restart, and stops the server once no session
-//     is left (TestIntegrationGracefulStop). Which one a daemon stop or
-//     restart uses is the controller's choice.
+//     is left (TestIntegrationGracefulStop). The controller stops with
+//     StopGraceful when bgp.graceful_restart is on, with Stop otherwise
+//     (controller TestStopKeepsRoutesOnPeers).
 //   - GoBGP keeps route-selection options in package globals; all speakers
 //     in one process use the defaults, so that is harmless here.
 package routing

@@ -219,3 +219,41 @@ func drain(nodes ...*node) {
 		}
 	}
 }
+
+// TestTCPMD5RefusedOnMPTCPListener: Go 1.24+ makes listeners MPTCP where
+// the kernel has MPTCP (GODEBUG multipathtcp=2, its default), and an MPTCP
+// socket refuses TCP_MD5SIG with ENOPROTOOPT even on a kernel with
+// CONFIG_TCP_MD5SIG: GoBGP's listener would then accept unsigned sessions.
+// go.mod sets multipathtcp=0; with it back on, Start refuses the password
+// and says why.
+func TestTCPMD5RefusedOnMPTCPListener(t *testing.T) {
+	requireTCPMD5(t) // with go.mod's multipathtcp=0
+	t.Setenv("GODEBUG", "multipathtcp=2")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := l.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proto := 0
+	_ = rc.Control(func(fd uintptr) { proto, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL) })
+	l.Close()
+	if proto != unix.IPPROTO_MPTCP {
+		t.Skipf("listeners are not MPTCP here (protocol %d): the kernel has no MPTCP", proto)
+	}
+	hcfg := hubConfig(routing.HubModeReflect, freePort(t, hubAddr), false)
+	hcfg.Password = "s3cret"
+	sp, err := routing.NewSpeaker(hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sp.Start(t.Context())
+	if err == nil {
+		_ = sp.Stop(t.Context())
+	}
+	if !errors.Is(err, routing.ErrTCPMD5Unsupported) || !errors.Is(err, routing.ErrMPTCPListener) || !errors.Is(err, unix.ENOPROTOOPT) {
+		t.Errorf("Start = %v, want ErrTCPMD5Unsupported and ErrMPTCPListener wrapping ENOPROTOOPT", err)
+	}
+}

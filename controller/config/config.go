@@ -162,6 +162,11 @@ type IPsec struct {
 	ViciSocket string    `mapstructure:"vici_socket"`
 	Auth       IPsecAuth `mapstructure:"auth"`
 	Proposals  Proposals `mapstructure:"proposals"`
+	// TunnelSourceBinding binds the inner source of tunnel-sourced GRE to
+	// the NBMA (and so the SA) its tunnel address is registered from, in
+	// the kernel guard: "auto" (default: on for a hub, off for a spoke),
+	// "on" or "off" (docs/security.md, "Tunnel-source binding").
+	TunnelSourceBinding string `mapstructure:"tunnel_source_binding"`
 }
 
 // IPsecAuth selects pre-shared key or certificate authentication.

@@ -26,7 +26,7 @@ func defaultsFor() Config {
 			Multicast: Multicast{Rate: 100, Burst: 200},
 		},
 		IPsec: IPsec{
-			ViciSocket: "/run/dmvpnd-charon/charon.vici",
+			ViciSocket: "/run/dmvpnd-charon/charon.vici", TunnelSourceBinding: "auto",
 		},
 		BGP: BGP{
 			GRPCListen: "unix:/run/dmvpnd/gobgp.sock", MaxPrefixAction: "teardown",

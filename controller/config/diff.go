@@ -130,6 +130,8 @@ func RestartReason(key string) string {
 		return "a hub and a spoke run different components"
 	case key == "ipsec.enabled":
 		return "the GRE guard and the NHRP trust model are set at start"
+	case key == "ipsec.tunnel_source_binding":
+		return "the GRE guard's rules are installed at start"
 	case key == "ipsec.vici_socket":
 		return "charon's socket is dialled at start"
 	case key == "ipsec.auth.method" || key == "ipsec.auth.bind_tunnel_address":

@@ -40,6 +40,7 @@ var defaults = map[string]any{
 	"nhrp.multicast.rate":               100,
 	"nhrp.multicast.burst":              200,
 	"ipsec.vici_socket":                 DefaultViciSocket,
+	"ipsec.tunnel_source_binding":       "auto",
 	"control.socket":                    "/run/dmvpnd/dmvpnd.sock",
 	"bgp.max_prefix_action":             "teardown",
 	"bgp.graceful_restart.restart_time": "120s",

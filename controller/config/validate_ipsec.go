@@ -51,8 +51,28 @@ func (c *Config) validateIPsec(v *validator) {
 	if a.BindTunnelAddress && a.Method != AuthX509 {
 		v.add("ipsec.auth.bind_tunnel_address", "needs method x509: a pre-shared key proves no identity")
 	}
+	switch s.TunnelSourceBinding {
+	case "auto", "on", "off":
+	default:
+		v.add("ipsec.tunnel_source_binding", "%q is not auto, on or off", s.TunnelSourceBinding)
+	}
 	checkProposals(v, "ipsec.proposals.ike", s.Proposals.IKE)
 	checkProposals(v, "ipsec.proposals.esp", s.Proposals.ESP)
+}
+
+// BindsTunnelSources reports whether the kernel guard binds tunnel-sourced
+// GRE to its registered NBMA (ipsec.tunnel_source_binding; auto: hubs).
+func (c *Config) BindsTunnelSources() bool {
+	if !c.IPsec.Enabled {
+		return false
+	}
+	switch c.IPsec.TunnelSourceBinding {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return c.NHRP.Role == RoleHub
 }
 
 // checkProposals checks the spelling of configured proposals; none means

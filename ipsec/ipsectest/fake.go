@@ -25,8 +25,9 @@ type Fake struct {
 	unattributed []ipsec.SAInfo
 	now          func() time.Time
 	// ids numbers the SAs SetStatus creates, as charon's unique ids.
-	ids   int
-	creds []Credentials
+	ids     int
+	creds   []Credentials
+	refused uint64
 }
 
 // Credentials is one SetCredentials call.
@@ -223,7 +224,25 @@ func (f *Fake) State() ipsec.State {
 		st.Peers = append(st.Peers, f.state[n])
 	}
 	st.Unattributed = slices.Clone(f.unattributed)
+	st.LoadsRefused = f.refused
 	return st
+}
+
+// Refuse records charon refusing a wanted peer's connection, as the
+// Manager does: the peer is down with reason, its refusals in a row and
+// State.LoadsRefused grow. It returns false if the peer is not wanted.
+func (f *Fake) Refuse(peer, reason string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.state[peer]
+	if !ok {
+		return false
+	}
+	st.Status, st.Reason, st.SAs = ipsec.StatusDown, reason, nil
+	st.LoadFailures++
+	f.state[peer] = st
+	f.refused++
+	return true
 }
 
 // Events delivers the events SetStatus emits.

@@ -50,6 +50,7 @@ type Server struct {
 	conns    []string            // connection names loaded via load-conn
 	confs    map[string]*Message // connection name -> its load-conn section
 	creds    credStore
+	refuse   map[string]string
 	changed  chan struct{}
 	accepts  int
 }
@@ -66,6 +67,7 @@ func NewServer(path string) (*Server, error) {
 		path:     path,
 		clients:  map[*client]struct{}{},
 		handlers: map[string]HandlerFunc{},
+		refuse:   map[string]string{},
 		changed:  make(chan struct{}),
 		confs:    map[string]*Message{},
 	}
@@ -128,6 +130,19 @@ func (s *Server) Handle(cmd string, h HandlerFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.handlers[cmd] = h
+}
+
+// RefuseConn makes load-conn of the named connection fail with errmsg,
+// as charon does for a connection it cannot parse or load; an empty
+// errmsg accepts it again.
+func (s *Server) RefuseConn(name, errmsg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if errmsg == "" {
+		delete(s.refuse, name)
+		return
+	}
+	s.refuse[name] = errmsg
 }
 
 // Commands returns a copy of all recorded commands.
@@ -338,6 +353,10 @@ func (s *Server) builtin(name string) HandlerFunc {
 				return nil, Failure("expected one connection section")
 			}
 			s.mu.Lock()
+			if msg, ok := s.refuse[keys[0]]; ok {
+				s.mu.Unlock()
+				return nil, Failure(msg)
+			}
 			if !slices.Contains(s.conns, keys[0]) {
 				s.conns = append(s.conns, keys[0])
 			}

@@ -124,3 +124,21 @@ func TestGREIPv4(t *testing.T) {
 		t.Errorf("payload: %v, %v", q, err)
 	}
 }
+
+// The SYN is GRE with the key and protocol IPv4, an IPv4 header and a TCP
+// SYN whose checksums verify (the Internet checksum over them is zero).
+func TestGRETCPSYN(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1")
+	b := greTCPSYN(42, src, dst, 40000, 179, 7)
+	if got := b[:8]; string(got) != "\x20\x00\x08\x00\x00\x00\x00\x2a" {
+		t.Errorf("GRE header % x, want 20 00 08 00 00 00 00 2a", got)
+	}
+	ip, tcp := b[8:28], b[28:]
+	if s, _ := netip.AddrFromSlice(ip[12:16]); s != src || ip[9] != 6 || ip[0] != 0x45 || checksum(ip, 0) != 0 {
+		t.Errorf("IPv4 header % x", ip)
+	}
+	pseudo := uint32(10<<8) + 2 + uint32(10<<8) + 1 + 6 + 20
+	if tcp[13] != 0x02 || int(tcp[2])<<8|int(tcp[3]) != 179 || checksum(tcp, pseudo) != 0 {
+		t.Errorf("TCP header % x", tcp)
+	}
+}

@@ -18,6 +18,9 @@
 //	traffic   a Traffic Indication for a data packet -data-src -> -data-dst
 //	errind    an Error Indication about a made-up registration
 //	purge     a Purge Request for -purge ADDR (repeatable)
+//	syn       not NHRP: GRE (key -key) carrying a TCP SYN -inner-src ->
+//	          -inner-dst:-port (default 179), -count times, from this
+//	          node's own address (through its own SA)
 //
 // With -spoof-src the packets leave as raw GRE (key -key) from that outer
 // source address instead: an off-path outsider spoofing a protected node.
@@ -100,7 +103,7 @@ func run(args []string) error {
 	addrFlag(fs, &g.srcProto, "src-proto", "source protocol address (required)")
 	addrFlag(fs, &g.dstProto, "dst-proto", "destination protocol address (required)")
 	addrFlag(fs, &g.spoof, "spoof-src", "send as raw GRE from this outer source address instead of on -dev (an off-path outsider)")
-	fs.UintVar(&g.key, "key", 42, "GRE key with -spoof-src")
+	fs.UintVar(&g.key, "key", 42, "GRE key with -spoof-src and syn")
 	fs.IntVar(&g.count, "count", 1, "send every packet this many times")
 	fs.DurationVar(&g.gap, "gap", 20*time.Millisecond, "pause between packets")
 	fs.DurationVar(&g.listen, "listen", 0, "after sending, print what arrives on the tunnel for this long")
@@ -111,6 +114,9 @@ func run(args []string) error {
 		return errors.New("no command (register, resreply, answer, traffic, errind, purge)")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "syn" {
+		return runSYN(g, rest)
+	}
 	if g.spoof.IsValid() {
 		return runSpoofed(g, cmd, rest)
 	}
