@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,10 +45,27 @@ type refusingIPsec struct{ fakeIPsec }
 
 func (refusingIPsec) SetPeers([]ipsec.Peer) error { return errInjected }
 
-// stubBGP is a BGP speaker whose Start and SetPrefixes fail on demand.
+// stubBGP is a BGP speaker whose Start and SetPrefixes fail on demand and
+// whose summary the test sets (setSummary), as GoBGP's sessions move.
 type stubBGP struct {
 	prefixRecorder
 	startErr, prefixErr error
+
+	sumMu  sync.Mutex
+	sum    []routing.NeighborSummary
+	sumErr error
+}
+
+func (s *stubBGP) setSummary(sum []routing.NeighborSummary, err error) {
+	s.sumMu.Lock()
+	defer s.sumMu.Unlock()
+	s.sum, s.sumErr = sum, err
+}
+
+func (s *stubBGP) Summary(context.Context) ([]routing.NeighborSummary, error) {
+	s.sumMu.Lock()
+	defer s.sumMu.Unlock()
+	return slices.Clone(s.sum), s.sumErr
 }
 
 func (s *stubBGP) Start(context.Context) error { return s.startErr }
