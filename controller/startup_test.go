@@ -215,3 +215,45 @@ func TestReadyAndPing(t *testing.T) {
 		}
 	})
 }
+
+// TestViewsBeforeRun: a control request that arrives before the loop runs
+// (dmvpnctl during start-up) is answered within seconds: status says
+// "starting" and why, the other views fail with the reason instead of
+// hanging.
+func TestViewsBeforeRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := kerneltest.New()
+		ctl, err := New(parseConfig(t, hubYAML("198.51.100.1", "10.0.0.1/24")), Deps{Dataplane: k, Misses: k, Clock: wallClock{},
+			Listen: func(int) (kernel.PacketConn, error) { return &recordConn{}, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		st, err := ctl.Status(ctx)
+		if err != nil || st.State != "starting" || st.Ready || st.Reason != errNotRunning.Error() {
+			t.Errorf("Status before Run = %+v, %v; want starting, not running yet", st, err)
+		}
+		views := map[string]func() error{
+			"counters":  func() error { _, err := ctl.Counters(ctx); return err },
+			"nhs":       func() error { _, err := ctl.NHS(ctx); return err },
+			"cache":     func() error { _, err := ctl.Cache(ctx); return err },
+			"shortcuts": func() error { _, err := ctl.Shortcuts(ctx); return err },
+			"dmvpn":     func() error { _, err := ctl.DMVPN(ctx); return err },
+			"bgp":       func() error { _, err := ctl.BGP(ctx); return err },
+		}
+		for name, view := range views {
+			begin := time.Now()
+			if err := view(); !errors.Is(err, errNotRunning) {
+				t.Errorf("%s before Run = %v; want %v", name, err, errNotRunning)
+			}
+			if d := time.Since(begin); d > 10*time.Second {
+				t.Errorf("%s before Run answered after %v", name, d)
+			}
+		}
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := ctl.Cache(cancelled); !errors.Is(err, context.Canceled) {
+			t.Errorf("Cache with an ended context = %v; want context.Canceled", err)
+		}
+	})
+}
