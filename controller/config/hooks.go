@@ -210,13 +210,22 @@ func number(data any) (i int64, f float64, isInt bool, err error) {
 	return 0, 0, false, fmt.Errorf("expected a number, got %s", typeName(data))
 }
 
-func toInt(data any, to reflect.Type) (any, error) {
+// integer returns data as an int64; a fraction is refused.
+func integer(data any) (int64, error) {
 	i, f, isInt, err := number(data)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if !isInt {
-		return nil, fmt.Errorf("%v is not an integer", f)
+		return 0, fmt.Errorf("%v is not an integer", f)
+	}
+	return i, nil
+}
+
+func toInt(data any, to reflect.Type) (any, error) {
+	i, err := integer(data)
+	if err != nil {
+		return nil, err
 	}
 	v := reflect.New(to).Elem()
 	if v.OverflowInt(i) {
@@ -227,12 +236,9 @@ func toInt(data any, to reflect.Type) (any, error) {
 }
 
 func toUint(data any, to reflect.Type) (any, error) {
-	i, f, isInt, err := number(data)
+	i, err := integer(data)
 	if err != nil {
 		return nil, err
-	}
-	if !isInt {
-		return nil, fmt.Errorf("%v is not an integer", f)
 	}
 	v := reflect.New(to).Elem()
 	if i < 0 || v.OverflowUint(uint64(i)) {
