@@ -12,11 +12,13 @@ trap 'rm -f "$out"' EXIT
 
 status=0
 "$go" test -cover ./... > "$out" 2>&1 || status=$?
-# "ok  <pkg> 1.2s coverage: 77.3% of statements": package and figure.
-awk '$1 == "ok" || $1 == "FAIL" || $1 == "---" || /no test files/ {
+# "ok  <pkg> 1.2s coverage: 77.3% of statements", or "<pkg> coverage: 0.0%
+# of statements" for a package without tests: package and figure.
+awk '$1 == "ok" || $1 == "FAIL" || $1 == "---" || $2 == "coverage:" {
 	pct = "-"
 	for (i = 1; i <= NF; i++) if ($i == "coverage:") pct = $(i + 1)
-	if ($1 == "ok" || /no test files/) printf "  %-52s %s\n", $2, pct
+	if ($1 == "ok") printf "  %-52s %s\n", $2, pct
+	else if ($2 == "coverage:") printf "  %-52s %s (no tests)\n", $1, pct
 	else print
 }' "$out"
 if [ "$status" -ne 0 ]; then
