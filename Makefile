@@ -8,6 +8,8 @@ DEADCODE   := $(CACHE)/bin/deadcode
 FUZZTIME   ?= 60s
 SHORTFUZZ  ?= 5s
 LABTIMEOUT ?= 60m
+# The least unit-test coverage of the controller package `make cover` accepts (percent).
+COVERMIN   ?= 85
 export GOFLAGS := -buildvcs=false
 MODULE     := github.com/dmvpnd/dmvpnd
 # The version both binaries report: git describe, or "dev" outside git.
@@ -17,7 +19,7 @@ LDFLAGS    := -s -w -X $(MODULE)/cmd/internal/version.version=$(VERSION) -X $(MO
 # Static, path-independent binaries: two builds of one commit are byte-identical.
 GOBUILDFLAGS := -trimpath
 
-.PHONY: help deps tools build package reproducible test test-unit test-lab fuzz fuzz-short bench lint demo clean
+.PHONY: help deps tools build package reproducible test test-unit cover test-lab fuzz fuzz-short bench lint demo clean
 
 help: ## list targets with one-line help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +46,9 @@ test: deps build test-unit fuzz-short test-lab ## everything: unit tests, a shor
 
 test-unit: ## unit tests under the race detector (no root, no VM; quick loop)
 	$(GO) test -race -count=1 ./...
+
+cover: ## unit-test coverage per package; fails if controller/ is below COVERMIN% (85)
+	@GO=$(GO) COVERMIN=$(COVERMIN) sh deploy/scripts/cover.sh
 
 test-lab: deps build ## lab scenarios in the VM (or natively on a full kernel); logs under .cache/lab/runs
 	@mkdir -p $(CACHE)

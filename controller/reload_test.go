@@ -2,15 +2,27 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
+	"github.com/dmvpnd/dmvpnd/routing"
 )
 
 // TestReloadNHRPKeepsKernelState: a reload that changes NHRP settings (here
@@ -104,4 +116,146 @@ func TestReloadRedirectLive(t *testing.T) {
 			t.Errorf("kernel operations:\n%s\nwant the trigger installed, removed and installed again", ops)
 		}
 	})
+}
+
+// TestReloadTunnelInPlace: a new tunnel key and MTU are applied to the
+// existing tunnel (same ifindex, nothing else touched). When the kernel
+// refuses the change the reload fails and the running configuration stays,
+// so the next reload tries the change again.
+func TestReloadTunnelInPlace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		y := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
+		s1 := start(t, netw, "s1", y, nil)
+		defer stopAll(t, s1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ctx := context.Background()
+		if err := s1.ctl.Reload(ctx, parseConfig(t, y)); err != nil {
+			t.Fatalf("Reload without change: %v", err)
+		}
+		base := len(s1.kernel.Ops())
+		next := parseConfig(t, strings.Replace(y, "key: 42,", "key: 43, mtu: 1300,", 1))
+		if err := s1.ctl.Reload(ctx, next); err != nil {
+			t.Fatalf("Reload key and MTU: %v", err)
+		}
+		if !s1.has("tunnel gre1", "key 43", "mtu 1300") {
+			t.Errorf("tunnel not adjusted:\n%s", s1.kernel.Render())
+		}
+		if d := cmp.Diff([]string{"modify tunnel gre1"}, s1.kernel.Ops()[base:]); d != "" {
+			t.Errorf("kernel operations of a tunnel key reload (-want +got):\n%s", d)
+		}
+
+		s1.kernel.FailNext("EnsureTunnel", errInjected)
+		again := parseConfig(t, strings.Replace(y, "key: 42,", "key: 44, mtu: 1300,", 1))
+		if err := s1.ctl.Reload(ctx, again); !errors.Is(err, errInjected) || !strings.HasPrefix(err.Error(), "controller: reload: ") {
+			t.Errorf("Reload refused by the kernel = %v; want the kernel's error", err)
+		}
+		if !s1.has("tunnel gre1", "key 43") {
+			t.Errorf("tunnel changed by a refused reload:\n%s", s1.kernel.Render())
+		}
+		if err := s1.ctl.Reload(ctx, again); err != nil || !s1.has("tunnel gre1", "key 44") {
+			t.Errorf("Reload after the refusal = %v; want the change applied:\n%s", err, s1.kernel.Render())
+		}
+
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s1.ctl.Reload(cancelled, next); !errors.Is(err, context.Canceled) {
+			t.Errorf("Reload with an ended context = %v; want context.Canceled", err)
+		}
+	})
+}
+
+// TestReloadHandsOverCredentialsAndPrefixes: new IPsec proposals go to the
+// IPsec side; a BGP speaker refusing the new prefixes fails the reload.
+func TestReloadHandsOverCredentialsAndPrefixes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		y := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1") + spokeBGP +
+			"ipsec: {enabled: true, auth: {method: psk, psk: one-secret}, proposals: {ike: [aes256-sha256-modp2048]}}\n"
+		fake := ipsectest.NewFake(nil)
+		sp := &stubBGP{}
+		s1 := start(t, netw, "s1", y, nil, func(d *Deps) {
+			d.IPsec = fakeIPsec{fake}
+			d.NewBGP = func(routing.RouteSink) (BGP, error) { return sp, nil }
+		})
+		defer stopAll(t, s1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ctx := context.Background()
+		next := parseConfig(t, strings.Replace(y, "aes256-sha256-modp2048", "aes256gcm16-prfsha384-ecp384", 1))
+		if err := s1.ctl.Reload(ctx, next); err != nil {
+			t.Fatalf("Reload proposals: %v", err)
+		}
+		ups := fake.CredentialUpdates()
+		if len(ups) != 1 || !slices.Equal(ups[0].IKE, []string{"aes256gcm16-prfsha384-ecp384"}) || ups[0].Auth.Method != ipsec.AuthPSK {
+			t.Errorf("credential updates %+v; want one with the new IKE proposal and PSK auth", ups)
+		}
+
+		sp.prefixErr = errInjected
+		pfx := parseConfig(t, strings.Replace(y, "prefixes: [192.168.1.0/24]", "prefixes: [192.168.1.0/24, 192.168.5.0/24]", 1))
+		if err := s1.ctl.Reload(ctx, pfx); !errors.Is(err, errInjected) {
+			t.Errorf("Reload refused by BGP = %v; want the speaker's error", err)
+		}
+	})
+}
+
+// sizer records the neighbor table sizes asked for and fails with err.
+type sizer struct {
+	mu    sync.Mutex
+	sizes []int
+	err   error
+}
+
+func (s *sizer) size(peers int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sizes = append(s.sizes, peers)
+	return s.err
+}
+
+func (s *sizer) got() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sizes)
+}
+
+// TestReloadResizesNeighborTable: a hub sizes the kernel's neighbor table
+// for its cache at start and again when nhrp.limits.cache_size changes; a
+// table it may not size (another network namespace) or a failure is
+// logged, and neither stops the hub nor fails the reload.
+func TestReloadResizesNeighborTable(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		wantLog string
+	}{
+		{"sized", nil, ""},
+		{"other namespace", fs.ErrNotExist, "kernel neighbor table not sized: its sysctls belong to the initial network namespace"},
+		{"refused", errInjected, "sizing the kernel neighbor table"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				core, logs := observer.New(zapcore.InfoLevel)
+				sz := &sizer{err: tc.err}
+				y := hubYAML("198.51.100.1", "10.0.0.1/24")
+				hub := start(t, kerneltest.NewNetwork(), "hub", y, nil, func(d *Deps) {
+					d.SizeNeighborTable = sz.size
+					d.Log = zap.New(core)
+				})
+				defer stopAll(t, hub)
+				synctest.Wait()
+				next := parseConfig(t, strings.Replace(y, "redirect: true", "redirect: true, limits: {cache_size: 20000}", 1))
+				if err := hub.ctl.Reload(context.Background(), next); err != nil {
+					t.Fatalf("Reload cache size: %v", err)
+				}
+				if d := cmp.Diff([]int{10000, 20000}, sz.got()); d != "" {
+					t.Errorf("neighbor table sizes (-want +got):\n%s", d)
+				}
+				if n := logs.FilterMessage(tc.wantLog).Len(); tc.wantLog != "" && n != 2 {
+					t.Errorf("%q logged %d times, want at start and at the reload", tc.wantLog, n)
+				}
+			})
+		})
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -17,15 +16,6 @@ import (
 // full-size copies to thousands of peers waits here while the underlay
 // drains, instead of failing with EAGAIN.
 const DefaultMulticastSndBuf = 8 << 20
-
-// maxBatch is the most messages one sendmmsg call takes (UIO_MAXIOV).
-const maxBatch = 1024
-
-// mmsghdr is struct mmsghdr of sendmmsg(2); Go pads it like C.
-type mmsghdr struct {
-	hdr unix.Msghdr
-	len uint32
-}
 
 // MulticastConn sends copies of an IPv4 packet through the tunnel's packet
 // path: AF_PACKET, SOCK_DGRAM on the tunnel, protocol ETH_P_IP, with the
@@ -43,10 +33,7 @@ type MulticastConn struct {
 	ifindex int
 
 	mu sync.Mutex
-	b  mmsgBatch
-	// sendFn is b.send bound once, so that passing it to RawConn.Write
-	// allocates nothing.
-	sendFn func(fd uintptr) bool
+	v  mmsgVec
 }
 
 // ListenMulticastConfig configures ListenMulticast.
@@ -92,10 +79,7 @@ func ListenMulticast(cfg ListenMulticastConfig) (*MulticastConn, error) {
 		_ = c.Close()
 		return nil, opErr("set multicast socket send buffer", obj, errors.Join(err, serr))
 	}
-	m := &MulticastConn{c: c, rc: rc, ifindex: cfg.Ifindex}
-	m.b.ifindex = int32(cfg.Ifindex)
-	m.sendFn = m.b.send
-	return m, nil
+	return &MulticastConn{c: c, rc: rc, ifindex: cfg.Ifindex}, nil
 }
 
 // Send sends one copy of the IPv4 packet pkt to each NBMA address in dsts
@@ -107,17 +91,20 @@ func ListenMulticast(cfg ListenMulticastConfig) (*MulticastConn, error) {
 func (m *MulticastConn) Send(pkt []byte, dsts []netip.Addr) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.b.fill(pkt, dsts); err != nil {
+	if err := fillCopies(&m.v, pkt, dsts, int32(m.ifindex)); err != nil {
 		return 0, opErr("send multicast copies", fmt.Sprintf("ifindex %d", m.ifindex), err)
 	}
 	if len(dsts) == 0 {
 		return 0, nil
 	}
-	err := m.rc.Write(m.sendFn)
-	sent, serr := m.b.sent, m.b.err
-	m.b.release()
+	err := m.rc.Write(m.v.fn)
+	sent, serr := m.v.done, m.v.err
+	m.v.release()
 	if err == nil {
 		err = serr
+	}
+	if err == nil {
+		return sent, nil
 	}
 	return sent, opErr("send multicast copies", fmt.Sprintf("ifindex %d", m.ifindex), err)
 }
@@ -125,43 +112,20 @@ func (m *MulticastConn) Send(pkt []byte, dsts []netip.Addr) (int, error) {
 // Close closes the socket; a Send waiting for room returns an error.
 func (m *MulticastConn) Close() error { return m.c.Close() }
 
-// mmsgBatch holds one packet's sendmmsg messages: one link-layer address
-// per destination, one iovec shared by all messages.
-type mmsgBatch struct {
-	ifindex int32
-	iov     unix.Iovec
-	addrs   []unix.RawSockaddrLinklayer
-	msgs    []mmsghdr
-	n       int // messages of the current packet
-
-	off, sent int   // progress of the current packet
-	err       error // first refusal
-}
-
-// htons converts a protocol number to network byte order.
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// fill prepares the messages for pkt to dsts; it grows the buffers only
-// when dsts is longer than ever before.
-func (b *mmsgBatch) fill(pkt []byte, dsts []netip.Addr) error {
+// fillCopies prepares v to send one copy of the IPv4 packet pkt to each of
+// dsts. When v grows, its address headers are written and every message is
+// pointed at the first iovec, which holds pkt (a MulticastConn's vector
+// only ever sends one packet, as IPv4, on one tunnel): a copy costs its
+// 4-byte address.
+func fillCopies(v *mmsgVec, pkt []byte, dsts []netip.Addr, ifindex int32) error {
 	if len(pkt) < 20 || pkt[0]>>4 != 4 {
 		return errors.New("not an IPv4 packet")
 	}
-	if len(dsts) > len(b.msgs) {
-		b.addrs = make([]unix.RawSockaddrLinklayer, len(dsts))
-		b.msgs = make([]mmsghdr, len(dsts))
-		for i := range b.addrs {
-			b.addrs[i] = unix.RawSockaddrLinklayer{
-				Family:   unix.AF_PACKET,
-				Protocol: htons(unix.ETH_P_IP),
-				Ifindex:  b.ifindex,
-				Halen:    4,
-			}
-			h := &b.msgs[i].hdr
-			h.Name = (*byte)(unsafe.Pointer(&b.addrs[i]))
-			h.Namelen = unix.SizeofSockaddrLinklayer
-			h.Iov = &b.iov
-			h.SetIovlen(1)
+	if len(dsts) > len(v.msgs) {
+		v.grow(len(dsts))
+		for i := range v.addrs {
+			v.addrs[i] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(unix.ETH_P_IP), Ifindex: ifindex, Halen: 4}
+			v.msgs[i].hdr.Iov = &v.iovs[0]
 		}
 	}
 	for i, d := range dsts {
@@ -169,40 +133,12 @@ func (b *mmsgBatch) fill(pkt []byte, dsts []netip.Addr) error {
 			return fmt.Errorf("NBMA address %s is not IPv4", d)
 		}
 		a := d.As4()
-		copy(b.addrs[i].Addr[:4], a[:])
+		copy(v.addrs[i].Addr[:4], a[:])
 	}
-	b.iov.Base = &pkt[0]
-	b.iov.SetLen(len(pkt))
-	b.n, b.off, b.sent, b.err = len(dsts), 0, 0, nil
+	if len(dsts) > 0 {
+		v.iovs[0].Base = &pkt[0]
+		v.iovs[0].SetLen(len(pkt))
+	}
+	v.startSend(len(dsts))
 	return nil
-}
-
-// release drops the reference to the packet.
-func (b *mmsgBatch) release() { b.iov.Base = nil }
-
-// send is the RawConn.Write callback: it sends the remaining messages in
-// chunks of maxBatch and returns false (wait for room) on EAGAIN.
-func (b *mmsgBatch) send(fd uintptr) bool {
-	for b.off < b.n {
-		chunk := min(b.n-b.off, maxBatch)
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.off])), uintptr(chunk),
-			unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == unix.EAGAIN:
-			return false
-		case errno == unix.EINTR:
-			continue
-		case errno != 0:
-			// The message at off was refused (sendmmsg reports an error
-			// only for the first message of a call): skip it.
-			if b.err == nil {
-				b.err = fmt.Errorf("copy to %s: %w", netip.AddrFrom4([4]byte(b.addrs[b.off].Addr[:4])), errno)
-			}
-			b.off++
-		default:
-			b.off += int(r)
-			b.sent += int(r)
-		}
-	}
-	return true
 }

@@ -25,41 +25,43 @@ func nbmas(n int) []netip.Addr {
 	return out
 }
 
-func TestMmsgBatchFill(t *testing.T) {
-	var b mmsgBatch
-	b.ifindex = 7
+func TestFillCopies(t *testing.T) {
+	var v mmsgVec
 	pkt := testPacket()
 	dsts := nbmas(3)
-	if err := b.fill(pkt, dsts); err != nil {
+	if err := fillCopies(&v, pkt, dsts, 7); err != nil {
 		t.Fatal(err)
 	}
-	if b.n != 3 || b.iov.Base != &pkt[0] || b.iov.Len != uint64(len(pkt)) {
-		t.Fatalf("batch n=%d iov=%+v", b.n, b.iov)
+	if v.iovs[0].Base != &pkt[0] || v.iovs[0].Len != uint64(len(pkt)) {
+		t.Errorf("iov = %+v, want the packet", v.iovs[0])
+	}
+	if v.n != 3 || v.off != 0 || v.done != 0 || v.fn == nil {
+		t.Fatalf("batch n=%d off=%d done=%d fn set %v", v.n, v.off, v.done, v.fn != nil)
 	}
 	for i, d := range dsts {
-		a := b.addrs[i]
+		a := v.addrs[i]
 		if a.Family != unix.AF_PACKET || a.Protocol != htons(unix.ETH_P_IP) || a.Ifindex != 7 || a.Halen != 4 ||
 			netip.AddrFrom4([4]byte(a.Addr[:4])) != d {
 			t.Errorf("addr %d = %+v, want %s", i, a, d)
 		}
-		h := b.msgs[i].hdr
-		if h.Name != (*byte)(unsafe.Pointer(&b.addrs[i])) || h.Namelen != unix.SizeofSockaddrLinklayer || h.Iov != &b.iov || h.Iovlen != 1 {
+		h := v.msgs[i].hdr
+		if h.Name != (*byte)(unsafe.Pointer(&v.addrs[i])) || h.Namelen != unix.SizeofSockaddrLinklayer || h.Iov != &v.iovs[0] || h.Iovlen != 1 {
 			t.Errorf("msg %d = %+v", i, h)
 		}
 	}
 	// A shorter set reuses the buffers.
-	first := &b.msgs[0]
-	if err := b.fill(pkt, dsts[:1]); err != nil || &b.msgs[0] != first || b.n != 1 {
-		t.Fatalf("refill: err %v, n %d, buffers reallocated %v", err, b.n, &b.msgs[0] != first)
+	first := &v.msgs[0]
+	if err := fillCopies(&v, pkt, dsts[:1], 7); err != nil || &v.msgs[0] != first || v.n != 1 {
+		t.Fatalf("refill: err %v, n %d, buffers reallocated %v", err, v.n, &v.msgs[0] != first)
 	}
-	b.release()
-	if b.iov.Base != nil {
+	v.release()
+	if v.iovs[0].Base != nil {
 		t.Error("release kept the packet")
 	}
-	if err := b.fill([]byte{0x60, 0}, dsts); err == nil {
+	if err := fillCopies(&v, []byte{0x60, 0}, dsts, 7); err == nil {
 		t.Error("IPv6 packet accepted")
 	}
-	if err := b.fill(pkt, []netip.Addr{netip.MustParseAddr("2001:db8::1")}); err == nil {
+	if err := fillCopies(&v, pkt, []netip.Addr{netip.MustParseAddr("2001:db8::1")}, 7); err == nil {
 		t.Error("IPv6 NBMA accepted")
 	}
 	if runtime.GOARCH == "amd64" && unsafe.Sizeof(mmsghdr{}) != 64 { // struct mmsghdr on x86_64
@@ -73,18 +75,18 @@ func TestMmsgBatchFill(t *testing.T) {
 func BenchmarkMulticastBatch(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("peers=%d", n), func(b *testing.B) {
-			var mb mmsgBatch
+			var v mmsgVec
 			pkt, dsts := testPacket(), nbmas(n)
-			if err := mb.fill(pkt, dsts); err != nil {
+			if err := fillCopies(&v, pkt, dsts, 7); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				_ = mb.fill(pkt, dsts)
+				_ = fillCopies(&v, pkt, dsts, 7)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/copy")
-			b.ReportMetric(float64(testing.AllocsPerRun(10, func() { _ = mb.fill(pkt, dsts) }))/float64(n), "allocs/copy")
+			b.ReportMetric(float64(testing.AllocsPerRun(10, func() { _ = fillCopies(&v, pkt, dsts, 7) }))/float64(n), "allocs/copy")
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,87 +29,6 @@ type BatchPacketConn interface {
 }
 
 var _ BatchPacketConn = (*NHRPConn)(nil)
-
-// mmsgVec is the recvmmsg/sendmmsg state of a batch: one link-layer
-// address and one iovec per message, grown once to the largest batch.
-type mmsgVec struct {
-	addrs []unix.RawSockaddrLinklayer
-	iovs  []unix.Iovec
-	msgs  []mmsghdr
-
-	n, off, done int // messages, progress
-	err          error
-	fn           func(fd uintptr) bool // recv or send bound once
-}
-
-func (v *mmsgVec) grow(n int) {
-	if n <= len(v.msgs) {
-		return
-	}
-	v.addrs = make([]unix.RawSockaddrLinklayer, n)
-	v.iovs = make([]unix.Iovec, n)
-	v.msgs = make([]mmsghdr, n)
-	for i := range v.msgs {
-		h := &v.msgs[i].hdr
-		h.Name = (*byte)(unsafe.Pointer(&v.addrs[i]))
-		h.Iov = &v.iovs[i]
-		h.SetIovlen(1)
-	}
-}
-
-// release drops the references to the caller's buffers.
-func (v *mmsgVec) release() {
-	for i := range v.n {
-		v.iovs[i].Base = nil
-	}
-}
-
-// recv is the RawConn.Read callback: one recvmmsg without waiting; false
-// (wait for data) when nothing is queued.
-func (v *mmsgVec) recv(fd uintptr) bool {
-	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
-			unix.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-			continue
-		case 0:
-			v.done = int(r)
-		default:
-			v.err = errno
-		}
-		return true
-	}
-}
-
-// send is the RawConn.Write callback: sendmmsg in chunks of maxBatch,
-// skipping a refused message; false (wait for room) on EAGAIN.
-func (v *mmsgVec) send(fd uintptr) bool {
-	for v.off < v.n {
-		chunk := min(v.n-v.off, maxBatch)
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[v.off])), uintptr(chunk),
-			unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == unix.EAGAIN:
-			return false
-		case errno == unix.EINTR:
-			continue
-		case errno != 0:
-			// sendmmsg reports an error only for the first message of a
-			// call: that one was refused.
-			if v.err == nil {
-				v.err = fmt.Errorf("to %s: %w", netip.AddrFrom4([4]byte(v.addrs[v.off].Addr[:4])), errno)
-			}
-			v.off++
-		default:
-			v.off += int(r)
-			v.done += int(r)
-		}
-	}
-	return true
-}
 
 // ReadBatch implements BatchPacketConn with recvmmsg.
 func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
@@ -166,9 +84,6 @@ func (c *NHRPConn) WriteBatch(ds []Datagram) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	v := &c.wv
-	if v.fn == nil {
-		v.fn = v.send
-	}
 	v.grow(len(ds))
 	n := 0
 	var bad error
@@ -179,19 +94,13 @@ func (c *NHRPConn) WriteBatch(ds []Datagram) (int, error) {
 			}
 			continue
 		}
-		v.addrs[n] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(EtherTypeNHRP),
-			Ifindex: int32(c.ifindex), Halen: 4}
-		a := d.NBMA.As4()
-		copy(v.addrs[n].Addr[:4], a[:])
-		v.msgs[n].hdr.Namelen = unix.SizeofSockaddrLinklayer
-		v.iovs[n].Base = &d.B[0]
-		v.iovs[n].SetLen(len(d.B))
+		v.setSend(n, d.B, d.NBMA, EtherTypeNHRP, int32(c.ifindex))
 		n++
 	}
 	if n == 0 {
 		return 0, opErr("send NHRP packets", obj, bad)
 	}
-	v.n, v.off, v.done, v.err = n, 0, 0, nil
+	v.startSend(n)
 	err := c.rc.Write(v.fn)
 	v.release()
 	if err == nil {

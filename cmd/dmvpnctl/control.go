@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
 func newClear(o *opts) *cobra.Command {
@@ -13,28 +15,10 @@ func newClear(o *opts) *cobra.Command {
 	nhrp := group("nhrp", "Clear NHRP state")
 	nhrp.AddCommand(&cobra.Command{
 		Use: "cache", Short: "Drop the dynamic NHRP cache entries", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
-			n, err := o.api().ClearCache(ctx)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(o.out, "Cleared %d NHRP cache entries\n", n)
-			return err
-		},
+		RunE: clearCount(o, (*api.Client).ClearCache, "NHRP cache entries"),
 	}, &cobra.Command{
 		Use: "shortcuts", Short: "Remove the NHRP shortcut routes", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
-			n, err := o.api().ClearShortcuts(ctx)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(o.out, "Cleared %d NHRP shortcuts\n", n)
-			return err
-		},
+		RunE: clearCount(o, (*api.Client).ClearShortcuts, "NHRP shortcuts"),
 	})
 	nhrp.AddCommand(newClearRegistration(o))
 	clear.AddCommand(nhrp, newClearDMVPN(o))

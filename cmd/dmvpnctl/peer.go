@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -37,19 +38,13 @@ func newDMVPNDetail(o *opts) *cobra.Command {
 func newDMVPNPeer(o *opts) *cobra.Command {
 	return &cobra.Command{
 		Use: "peer ADDR", Short: "Everything about the peer at a tunnel or NBMA address", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
+		RunE: withAddr(o, func(ctx context.Context, a netip.Addr) error {
 			peers, err := o.api().PeerDetails(ctx, a)
 			if err != nil {
 				return err
 			}
 			return o.emit(peers, func() error { return renderPeerDetails(o.out, peers, o.now()) })
-		},
+		}),
 	}
 }
 
@@ -60,13 +55,7 @@ func newClearDMVPN(o *opts) *cobra.Command {
 		Use:   "peer ADDR",
 		Short: "Drop a peer's registration (hub) or resolved entry and shortcuts (spoke), and its SAs",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
+		RunE: withAddr(o, func(ctx context.Context, a netip.Addr) error {
 			res, err := o.api().ClearPeer(ctx, a)
 			if err != nil {
 				return err
@@ -77,7 +66,7 @@ func newClearDMVPN(o *opts) *cobra.Command {
 			}
 			_, err = io.WriteString(o.out, b.String())
 			return err
-		},
+		}),
 	})
 	return c
 }
@@ -87,29 +76,15 @@ func newClearRegistration(o *opts) *cobra.Command {
 	return &cobra.Command{
 		Use: "registration ADDR", Short: "Drop a client's registration on a hub (it registers again at its next refresh)",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := parseAddr(args[0])
-			if err != nil {
-				return err
-			}
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
+		RunE: withAddr(o, func(ctx context.Context, a netip.Addr) error {
 			n, err := o.api().ClearRegistration(ctx, a)
 			if err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(o.out, "Cleared %d NHRP registration(s) of %s\n", n, a)
 			return err
-		},
+		}),
 	}
-}
-
-func parseAddr(s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return a, fmt.Errorf("%q is not an IP address", s)
-	}
-	return a, nil
 }
 
 func renderDMVPNDetail(w io.Writer, d api.DMVPN, peers []api.PeerDetail, now time.Time) error {

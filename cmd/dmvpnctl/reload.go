@@ -132,15 +132,8 @@ func newShowRunningConfig(o *opts) *cobra.Command {
 			"effective value (defaults filled in), secrets redacted. Changes of the last\n" +
 			"file loaded that wait for a restart are listed as comments at the end.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := o.ctx(cmd)
-			defer cancel()
-			rc, err := o.api().RunningConfig(ctx)
-			if err != nil {
-				return err
-			}
-			return o.emit(rc, func() error { return renderRunningConfig(o.out, rc) })
-		},
+		RunE: showView(o, (*api.Client).RunningConfig,
+			func(w io.Writer, rc api.RunningConfig, _ time.Time) error { return renderRunningConfig(w, rc) }),
 	}
 }
 

@@ -48,20 +48,14 @@ type app struct {
 
 // loadConfig is config.Load plus what the configuration refers to on this
 // host: the secret files (PSK, certificates) and the control socket group.
-func loadConfig(path string) (*config.Config, error) {
-	c, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := errors.Join(c.ReadSecretFiles(nil), checkGroup(c)); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
+func loadConfig(path string) (*config.Config, error) { return onHost(config.Load(path)) }
 
 // parseConfig is loadConfig for a file's content (a dry run).
-func parseConfig(data []byte) (*config.Config, error) {
-	c, err := config.Parse(data)
+func parseConfig(data []byte) (*config.Config, error) { return onHost(config.Parse(data)) }
+
+// onHost reads the secret files of a loaded configuration and checks its
+// control socket group.
+func onHost(c *config.Config, err error) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -160,21 +160,7 @@ func pattern(key string) string {
 			key = "qos.groups.*." + field
 		}
 	}
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(key, '[')
-		if i < 0 {
-			b.WriteString(key)
-			return b.String()
-		}
-		j := strings.IndexByte(key[i:], ']')
-		if j < 0 {
-			b.WriteString(key)
-			return b.String()
-		}
-		b.WriteString(key[:i+1])
-		key = key[i+j:]
-	}
+	return rewriteIndices(key, func(string) string { return "[]" })
 }
 
 // leaf is one leaf value of a configuration. cmp is what Diff compares:

@@ -102,27 +102,33 @@ func decodeFieldErrors(de *mapstructure.DecodeError) []error {
 // mapPath spells a map entry of a decode error's path ("qos.groups[g]") as
 // the file and the validator do ("qos.groups.g"); list indices stay.
 func mapPath(p string) string {
+	return rewriteIndices(p, func(inner string) string {
+		if _, err := strconv.Atoi(inner); err == nil {
+			return "[" + inner + "]"
+		}
+		return "." + inner
+	})
+}
+
+// rewriteIndices returns p with each bracketed segment "[x]" replaced by
+// what(x); the rest of p is kept.
+func rewriteIndices(p string, what func(inner string) string) string {
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(p, '[')
 		if i < 0 {
-			b.WriteString(p)
-			return b.String()
+			break
 		}
 		j := strings.IndexByte(p[i:], ']')
 		if j < 0 {
-			b.WriteString(p)
-			return b.String()
+			break
 		}
-		inner := p[i+1 : i+j]
 		b.WriteString(p[:i])
-		if _, err := strconv.Atoi(inner); err == nil {
-			b.WriteString(p[i : i+j+1])
-		} else {
-			b.WriteString("." + inner)
-		}
+		b.WriteString(what(p[i+1 : i+j]))
 		p = p[i+j+1:]
 	}
+	b.WriteString(p)
+	return b.String()
 }
 
 func joinPath(parent, key string) string {

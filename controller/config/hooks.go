@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -39,45 +40,13 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 	}
 	switch to {
 	case typeAddr:
-		s, err := scalarString(data)
-		if err != nil {
-			return nil, err
-		}
-		a, perr := netip.ParseAddr(s)
-		if perr != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("%q is not an IPv4 or IPv6 address", s)
-		}
-		return a, nil
+		return parseScalar(data, scalarString, parseAddr, "an IPv4 or IPv6 address")
 	case typePrefix:
-		s, err := scalarString(data)
-		if err != nil {
-			return nil, err
-		}
-		p, perr := netip.ParsePrefix(s)
-		if perr != nil {
-			return nil, fmt.Errorf("%q is not an address prefix (like 10.0.0.1/24)", s)
-		}
-		return p, nil
+		return parseScalar(data, scalarString, netip.ParsePrefix, "an address prefix (like 10.0.0.1/24)")
 	case typeAddrPort:
-		s, err := scalarString(data)
-		if err != nil {
-			return nil, err
-		}
-		ap, perr := netip.ParseAddrPort(s)
-		if perr != nil {
-			return nil, fmt.Errorf("%q is not an address:port (like 10.0.0.1:179)", s)
-		}
-		return ap, nil
+		return parseScalar(data, scalarString, netip.ParseAddrPort, "an address:port (like 10.0.0.1:179)")
 	case typeNHSProtocol:
-		s, err := scalarString(data)
-		if err != nil {
-			return nil, err
-		}
-		var p NHSProtocol
-		if err := p.UnmarshalText([]byte(s)); err != nil {
-			return nil, err
-		}
-		return p, nil
+		return parseScalar(data, scalarString, parseNHSProtocol, "")
 	case typeSecret:
 		s, ok := data.(string)
 		if !ok {
@@ -87,23 +56,11 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 	case typeDuration:
 		return toDuration(data)
 	case typeRate:
-		s, err := unitString(data)
-		if err != nil {
-			return nil, err
-		}
-		return ParseRate(s)
+		return parseScalar(data, unitString, ParseRate, "")
 	case typeSize:
-		s, err := unitString(data)
-		if err != nil {
-			return nil, err
-		}
-		return ParseSize(s)
+		return parseScalar(data, unitString, ParseSize, "")
 	case typeDSCP:
-		s, err := unitString(data)
-		if err != nil {
-			return nil, err
-		}
-		return ParseDSCP(s)
+		return parseScalar(data, unitString, ParseDSCP, "")
 	case typeQoSEgress:
 		if s, ok := data.(string); ok { // "egress: NAME"
 			return map[string]any{"group": s}, nil
@@ -140,6 +97,39 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		}
 	}
 	return data, nil
+}
+
+// parseScalar reads a scalar as a string with read and parses it. A parse
+// error is replaced by "<value> is not <isNot>" unless isNot is empty
+// (the parser's own message already says what was expected).
+func parseScalar[T any](data any, read func(any) (string, error), parse func(string) (T, error), isNot string) (any, error) {
+	s, err := read(data)
+	if err != nil {
+		return nil, err
+	}
+	v, err := parse(s)
+	if err != nil {
+		if isNot != "" {
+			return nil, fmt.Errorf("%q is not %s", s, isNot)
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// parseAddr parses an address without zone.
+func parseAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err == nil && a.Zone() != "" {
+		err = errors.New("zone")
+	}
+	return a, err
+}
+
+func parseNHSProtocol(s string) (NHSProtocol, error) {
+	var p NHSProtocol
+	err := p.UnmarshalText([]byte(s))
+	return p, err
 }
 
 // unitString returns a scalar with an optional unit as a string: numbers
@@ -220,13 +210,22 @@ func number(data any) (i int64, f float64, isInt bool, err error) {
 	return 0, 0, false, fmt.Errorf("expected a number, got %s", typeName(data))
 }
 
-func toInt(data any, to reflect.Type) (any, error) {
+// integer returns data as an int64; a fraction is refused.
+func integer(data any) (int64, error) {
 	i, f, isInt, err := number(data)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if !isInt {
-		return nil, fmt.Errorf("%v is not an integer", f)
+		return 0, fmt.Errorf("%v is not an integer", f)
+	}
+	return i, nil
+}
+
+func toInt(data any, to reflect.Type) (any, error) {
+	i, err := integer(data)
+	if err != nil {
+		return nil, err
 	}
 	v := reflect.New(to).Elem()
 	if v.OverflowInt(i) {
@@ -237,12 +236,9 @@ func toInt(data any, to reflect.Type) (any, error) {
 }
 
 func toUint(data any, to reflect.Type) (any, error) {
-	i, f, isInt, err := number(data)
+	i, err := integer(data)
 	if err != nil {
 		return nil, err
-	}
-	if !isInt {
-		return nil, fmt.Errorf("%v is not an integer", f)
 	}
 	v := reflect.New(to).Elem()
 	if i < 0 || v.OverflowUint(uint64(i)) {

@@ -98,26 +98,14 @@ func Initramfs(cacheDir string, k Kernel, busybox string) (string, error) {
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, "initramfs-*.tmp")
+	err = writeCached(out, func(tmp *os.File) error {
+		if _, err := tmp.Write(buf.Bytes()); err != nil {
+			return fmt.Errorf("lab: write initramfs: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("lab: write initramfs: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("lab: write initramfs: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
+		return "", err
 	}
 	return out, nil
 }

@@ -25,3 +25,33 @@ func moduleRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// writeCached creates the cache file out atomically: fill writes its
+// content into a temporary file in the same directory (and may check it
+// there, by name), which is then made readable by all and renamed into
+// place. A failure leaves no file behind.
+func writeCached(out string, fill func(tmp *os.File) error) error {
+	dir := filepath.Dir(out)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(out)+"-*.tmp")
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	err = fill(tmp)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("lab: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
+}

@@ -82,38 +82,26 @@ func PVHKernel(cacheDir string, k Kernel) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, "vmlinux-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	var stderr bytes.Buffer
-	cmd := exec.Command("xz", "-dc", "--single-stream")
-	cmd.Stdin = bytes.NewReader(image[off:])
-	cmd.Stdout = tmp
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("lab: xz: %w: %s", err, stderr.Bytes())
-	}
-	ok, err := hasPVHNote(tmp.Name())
+	err = writeCached(out, func(tmp *os.File) error {
+		var stderr bytes.Buffer
+		cmd := exec.Command("xz", "-dc", "--single-stream")
+		cmd.Stdin = bytes.NewReader(image[off:])
+		cmd.Stdout = tmp
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("lab: xz: %w: %s", err, stderr.Bytes())
+		}
+		ok, err := hasPVHNote(tmp.Name())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("lab: extracted kernel has no PVH entry note")
+		}
+		return nil
+	})
 	if err != nil {
 		return "", err
-	}
-	if !ok {
-		return "", errors.New("lab: extracted kernel has no PVH entry note")
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return "", fmt.Errorf("lab: %w", err)
 	}
 	return out, nil
 }

@@ -1,0 +1,125 @@
+package kernel
+
+import (
+	"fmt"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxBatch is the most messages one sendmmsg call takes (UIO_MAXIOV).
+const maxBatch = 1024
+
+// mmsghdr is struct mmsghdr of sendmmsg(2); Go pads it like C.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+}
+
+// mmsgVec is the recvmmsg/sendmmsg state of a batch on an AF_PACKET
+// socket of the tunnel (NHRPConn, MulticastConn): one link-layer address
+// (the peer's 4-byte NBMA address) and one iovec per message, grown once
+// to the largest batch so that steady state allocates nothing.
+type mmsgVec struct {
+	addrs []unix.RawSockaddrLinklayer
+	iovs  []unix.Iovec
+	msgs  []mmsghdr
+
+	n, off, done int // messages, progress
+	err          error
+	fn           func(fd uintptr) bool // recv or send bound once
+}
+
+func (v *mmsgVec) grow(n int) {
+	if n <= len(v.msgs) {
+		return
+	}
+	v.addrs = make([]unix.RawSockaddrLinklayer, n)
+	v.iovs = make([]unix.Iovec, n)
+	v.msgs = make([]mmsghdr, n)
+	for i := range v.msgs {
+		h := &v.msgs[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&v.addrs[i]))
+		h.Namelen = unix.SizeofSockaddrLinklayer
+		h.Iov = &v.iovs[i]
+		h.SetIovlen(1)
+	}
+}
+
+// setSend prepares message i to send b to nbma (IPv4) as protocol proto
+// on the tunnel ifindex. The name length set by grow holds: only recv
+// changes it, on a vector that only receives.
+func (v *mmsgVec) setSend(i int, b []byte, nbma netip.Addr, proto uint16, ifindex int32) {
+	v.addrs[i] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: ifindex, Halen: 4}
+	a := nbma.As4()
+	copy(v.addrs[i].Addr[:4], a[:])
+	v.iovs[i].Base = &b[0]
+	v.iovs[i].SetLen(len(b))
+}
+
+// startSend makes the first n prepared messages the batch to send.
+func (v *mmsgVec) startSend(n int) {
+	v.n, v.off, v.done, v.err = n, 0, 0, nil
+	if v.fn == nil {
+		v.fn = v.send
+	}
+}
+
+// release drops the references to the caller's buffers.
+func (v *mmsgVec) release() {
+	for i := range v.n {
+		v.iovs[i].Base = nil
+	}
+}
+
+// htons converts a protocol number to network byte order.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// recv is the RawConn.Read callback: one recvmmsg without waiting; false
+// (wait for data) when nothing is queued.
+func (v *mmsgVec) recv(fd uintptr) bool {
+	for {
+		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+			continue
+		case 0:
+			v.done = int(r)
+		default:
+			v.err = errno
+		}
+		return true
+	}
+}
+
+// send is the RawConn.Write callback: sendmmsg in chunks of maxBatch,
+// skipping a refused message; false (wait for room) on EAGAIN. done counts
+// the messages the kernel took, err is the first refusal.
+func (v *mmsgVec) send(fd uintptr) bool {
+	for v.off < v.n {
+		chunk := min(v.n-v.off, maxBatch)
+		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[v.off])), uintptr(chunk),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch {
+		case errno == unix.EAGAIN:
+			return false
+		case errno == unix.EINTR:
+			continue
+		case errno != 0:
+			// sendmmsg reports an error only for the first message of a
+			// call: that one was refused.
+			if v.err == nil {
+				v.err = fmt.Errorf("to %s: %w", netip.AddrFrom4([4]byte(v.addrs[v.off].Addr[:4])), errno)
+			}
+			v.off++
+		default:
+			v.off += int(r)
+			v.done += int(r)
+		}
+	}
+	return true
+}
