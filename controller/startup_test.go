@@ -25,7 +25,7 @@ var errInjected = errors.New("injected failure")
 // refusingGuard is a guard the kernel refuses to install.
 type refusingGuard struct{ kerneltest.Guard }
 
-func (*refusingGuard) Install(netip.Addr) error { return errInjected }
+func (*refusingGuard) Install(netip.Addr, kernel.SourceBinding) error { return errInjected }
 
 // deafMisses is a neighbor miss source that cannot subscribe.
 type deafMisses struct{}
