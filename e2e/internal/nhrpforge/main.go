@@ -18,6 +18,9 @@
 //	traffic   a Traffic Indication for a data packet -data-src -> -data-dst
 //	errind    an Error Indication about a made-up registration
 //	purge     a Purge Request for -purge ADDR (repeatable)
+//	flood     the bench-lab load generator: Registration Requests from -n
+//	          spokes, each as raw GRE from its own NBMA address (flood.go);
+//	          prints one JSON summary instead of a line per packet
 //
 // With -spoof-src the packets leave as raw GRE (key -key) from that outer
 // source address instead: an off-path outsider spoofing a protected node.
@@ -108,9 +111,12 @@ func run(args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return errors.New("no command (register, resreply, answer, traffic, errind, purge)")
+		return errors.New("no command (register, resreply, answer, traffic, errind, purge, flood)")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "flood" {
+		return runFlood(g, rest)
+	}
 	if g.spoof.IsValid() {
 		return runSpoofed(g, cmd, rest)
 	}
