@@ -41,7 +41,7 @@ type floodResult struct {
 	Refused     int            `json:"refused"`     // spokes answered with another code
 	Codes       map[string]int `json:"codes,omitempty"`
 	ErrorInds   int            `json:"error_indications"`
-	Lost        int            `json:"lost"`       // requests never answered (of Sent)
+	Lost        int            `json:"lost"`       // requests never answered (of Sent), after a drain
 	Unanswered  int            `json:"unanswered"` // spokes never answered at all
 	Replies     int            `json:"replies"`    // registration replies received
 	Unmatched   int            `json:"unmatched"`  // replies matching no request sent
@@ -156,7 +156,9 @@ func flood(c floodConfig) (floodResult, []int, error) {
 		res    = floodResult{Spokes: c.n, Codes: map[string]int{}}
 		spokes = make([]spokeState, c.n)
 		byID   []int32 // request id - idBase -> spoke
+		reqOK  []bool  // request id - idBase -> answered
 		done   int
+		lastRx time.Time
 	)
 	idBase := randomID() &^ 0xffffff // room for 16M requests above it
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
@@ -182,6 +184,7 @@ func flood(c floodConfig) (floodResult, []int, error) {
 				continue
 			}
 			mu.Lock()
+			lastRx = now
 			switch p.Type {
 			case nhrp.TypeErrorIndication:
 				res.ErrorInds++
@@ -192,6 +195,7 @@ func flood(c floodConfig) (floodResult, []int, error) {
 					res.Unmatched++
 					break
 				}
+				reqOK[k] = true
 				s := &spokes[byID[k]]
 				if s.answered {
 					break // an answer to an earlier transmission came late
@@ -224,6 +228,7 @@ func flood(c floodConfig) (floodResult, []int, error) {
 		mu.Lock()
 		id := idBase + uint32(len(byID))
 		byID = append(byID, int32(i))
+		reqOK = append(reqOK, false)
 		s := &spokes[i]
 		s.tries++
 		s.lastSent = time.Now()
@@ -287,24 +292,35 @@ func flood(c floodConfig) (floodResult, []int, error) {
 		case <-ctx.Done():
 		}
 	}
+	res.EndNS = time.Now().UnixNano()
+	// Drain: answers to retransmitted requests may still be on their
+	// way; a request is lost only when none comes. Wait until nothing
+	// arrived for 300 ms, at most -wait.
+	for end := time.Now().Add(c.wait); ctx.Err() == nil && time.Now().Before(end); {
+		mu.Lock()
+		quiet := time.Since(lastRx) >= 300*time.Millisecond
+		mu.Unlock()
+		if quiet {
+			break
+		}
+		<-tick.C
+	}
 	cancel()
 	wg.Wait()
-	res.EndNS = time.Now().UnixNano()
-	answeredReqs := 0
 	var acked []int
 	for i, s := range spokes {
-		if s.answered {
-			answeredReqs++
-		} else {
+		if !s.answered {
 			res.Unanswered++
 		}
 		if s.ok {
 			acked = append(acked, i)
 		}
 	}
-	// Every transmission but the answered one of each answered spoke
-	// went unanswered (or its answer came after another's).
-	res.Lost = res.Sent - answeredReqs
+	for _, ok := range reqOK {
+		if !ok {
+			res.Lost++
+		}
+	}
 	return res, acked, nil
 }
 
