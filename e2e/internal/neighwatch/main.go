@@ -217,7 +217,9 @@ func (w *watcher) finished() bool { return len(w.seen) >= w.want[len(w.want)-1] 
 // counts reports whether n is an entry the bench counts: on the device,
 // in the prefix, with an NBMA address, not failed or incomplete.
 func (w *watcher) counts(n netlink.Neigh) (netip.Addr, bool) {
-	if n.LinkIndex != w.ifindex || len(n.HardwareAddr) == 0 {
+	// The library decodes a 4-byte link-layer address (GRE: the NBMA
+	// address) into LLIPAddr, others into HardwareAddr.
+	if n.LinkIndex != w.ifindex || (len(n.LLIPAddr) == 0 && len(n.HardwareAddr) == 0) {
 		return netip.Addr{}, false
 	}
 	if n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 {
