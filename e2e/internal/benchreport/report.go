@@ -49,6 +49,9 @@ type Burst struct {
 	// bytes.
 	RSSPerSpoke float64 `json:"rss_per_spoke_bytes,omitempty"`
 	Overflows   int     `json:"watch_overflows,omitempty"`
+	// Error says why the burst did not run (e.g. the hub did not start);
+	// its figures are then empty and left out of the medians.
+	Error string `json:"error,omitempty"`
 }
 
 // Steady is the steady state of a hub holding N registrations.
@@ -99,7 +102,7 @@ func (r *Results) JSON() ([]byte, error) {
 func (r *Results) bursts(impl string, n int) []Burst {
 	var out []Burst
 	for _, b := range r.Bursts {
-		if b.Impl == impl && b.N == n {
+		if b.Impl == impl && b.N == n && b.Error == "" {
 			out = append(out, b)
 		}
 	}
@@ -218,8 +221,16 @@ func (r *Results) Markdown() string {
 	}
 	w.WriteString("\n## Every burst\n\n| impl | N | rep | time to N | reached | last success | sent | lost | refused | mis-acked | CPU/reg | RSS/spoke |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, b := range r.Bursts {
+		if b.Error != "" {
+			continue
+		}
 		fmt.Fprintf(&w, "| %s | %d | %d | %s | %d | %s | %d | %d | %d | %d | %.3f ms | %.0f B |\n", b.Impl, b.N, b.Rep,
 			num(timeToN(b), 3, " s"), b.Reached, num(b.LastOK, 3, " s"), b.Sent, b.Lost, b.Refused, b.MisAcked, b.CPUPerReg, b.RSSPerSpoke)
+	}
+	for _, b := range r.Bursts {
+		if b.Error != "" {
+			fmt.Fprintf(&w, "\nNot run: %s N=%d rep %d: %s\n", b.Impl, b.N, b.Rep, b.Error)
+		}
 	}
 	fmt.Fprintf(&w, "\nTotal run time %.0f s.\n", r.Seconds)
 	return w.String()

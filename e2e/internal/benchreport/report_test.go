@@ -30,6 +30,7 @@ func sample() *Results {
 			{Impl: Floor, N: 1000, Rep: 2, TimeToN: 0.5, Reached: 1000},
 			{Impl: DMVPND, N: 2000, Rep: 1, TimeToN: 2.0, Reached: 2000, LastOK: 2.0, Sent: 2000, CPUPerReg: 1.0, RSSPerSpoke: 1900},
 			{Impl: FRR, N: 2000, Rep: 1, TimeToN: 5.0, Reached: 2000, LastOK: 5.0, Sent: 2000, CPUPerReg: 2.0, RSSPerSpoke: 7000},
+			{Impl: Floor, N: 2000, Rep: 1, Error: "ip: not started"}, // left out
 			{Impl: FRR, N: 2000, Rep: 2, Reached: 1990, LastOK: 9.0, Sent: 2100, Unanswered: 10, Refused: 0, CPUPerReg: 2.0, RSSPerSpoke: 7000},
 		},
 		Steady: []Steady{
