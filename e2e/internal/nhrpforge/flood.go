@@ -62,6 +62,7 @@ type floodConfig struct {
 	retry        time.Duration
 	tries        int
 	wait         time.Duration
+	quiet        time.Duration
 	timeout      time.Duration
 	acked        string
 	rcvbuf       int
@@ -89,6 +90,7 @@ func runFlood(g globals, args []string) error {
 	fs.DurationVar(&c.retry, "retry", time.Second, "first retransmission timeout, doubled for each further one")
 	fs.IntVar(&c.tries, "tries", 5, "transmissions per spoke at most (1: no retransmission)")
 	fs.DurationVar(&c.wait, "wait", 3*time.Second, "after a spoke's last transmission, how long to wait for its answer")
+	fs.DurationVar(&c.quiet, "quiet", time.Second, "at the end, stop receiving once nothing arrived for this long (at most -wait)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.StringVar(&c.acked, "acked", "", "write 'TUNNEL NBMA' of each spoke acknowledged with success to this file")
 	fs.IntVar(&c.rcvbuf, "rcvbuf", 32<<20, "receive buffer of the raw GRE socket (bytes)")
@@ -294,11 +296,12 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	}
 	res.EndNS = time.Now().UnixNano()
 	// Drain: answers to retransmitted requests may still be on their
-	// way; a request is lost only when none comes. Wait until nothing
-	// arrived for 300 ms, at most -wait.
+	// way (a hub busy with a burst answers seconds late); a request is
+	// lost only when none comes. Wait until nothing arrived for -quiet,
+	// at most -wait.
 	for end := time.Now().Add(c.wait); ctx.Err() == nil && time.Now().Before(end); {
 		mu.Lock()
-		quiet := time.Since(lastRx) >= 300*time.Millisecond
+		quiet := time.Since(lastRx) >= c.quiet
 		mu.Unlock()
 		if quiet {
 			break
