@@ -220,8 +220,10 @@ func blEnvInts(s string) ([]int, error) {
 }
 
 // blCountersScript prints the namespace's kernel counters (nstat -az:
-// Ip, Udp, TcpExt, ...) and the guest's per-CPU softnet_stat lines.
-const blCountersScript = "nstat -az 2>/dev/null | sed 1d; while read -r a d rest; do echo \"softnet $d\"; done < /proc/net/softnet_stat"
+// Ip, Udp, TcpExt, ...), the guest's per-CPU softnet_stat lines and the
+// drops of the namespace's raw sockets (the generator's receiver).
+const blCountersScript = "nstat -az 2>/dev/null | sed 1d; while read -r a d rest; do echo \"softnet $d\"; done < /proc/net/softnet_stat; " +
+	"while read -r sl l r st q tr tm re uid to ino ref ptr drops; do [ \"$sl\" = sl ] || echo \"RawDrops $drops\"; done < /proc/net/raw"
 
 // blParseCounters parses blCountersScript's output: counter -> value;
 // SoftnetDropped sums softnet_stat's second column (packets dropped
@@ -241,7 +243,7 @@ func blParseCounters(out string) map[string]int64 {
 			continue
 		}
 		if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-			m[f[0]] = v
+			m[f[0]] += v // RawDrops: one line per socket
 		}
 	}
 	return m

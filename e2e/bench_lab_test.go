@@ -81,13 +81,18 @@ func TestBenchLab(t *testing.T) {
 				if st != nil {
 					res.Steady = append(res.Steady, *st)
 				}
+				// Written after every burst: a run cut short still
+				// leaves its figures so far.
+				res.Seconds, res.Partial = time.Since(t0).Seconds(), true
+				b.writeFiles(res)
 				t.Logf("burst %s N=%d rep %d: time to N %.3f s (reached %d), last success %.3f s, sent %d, lost %d, refused %d, mis-acked %d, CPU/reg %.3f ms, RSS/spoke %.0f B",
 					impl, n, rep, burst.TimeToN, burst.Reached, burst.LastOK, burst.Sent, burst.Lost, burst.Refused, burst.MisAcked, burst.CPUPerReg, burst.RSSPerSpoke)
 			}
 		}
 	}
-	res.Seconds = time.Since(t0).Seconds()
-	b.write(res)
+	res.Seconds, res.Partial = time.Since(t0).Seconds(), false
+	fmt.Println(res.Markdown())
+	t.Logf("bench-lab results: %s.{md,json,svg}", b.writeFiles(res))
 }
 
 // blConfig is the bench's size.
@@ -502,11 +507,10 @@ func (b *blBench) cpuPct(s0, s1 blSample) float64 {
 // 100 on every Linux architecture the lab runs (x86-64).
 func (b *blBench) clockTicks() int64 { return 100 }
 
-// write prints the table and writes the dated Markdown, JSON and SVG.
-func (b *blBench) write(r *benchreport.Results) {
+// writeFiles writes the dated Markdown, JSON and SVG and returns their
+// path without extension.
+func (b *blBench) writeFiles(r *benchreport.Results) string {
 	t := b.t
-	md := r.Markdown()
-	fmt.Println(md)
 	j, err := r.JSON()
 	if err != nil {
 		t.Fatal(err)
@@ -519,12 +523,12 @@ func (b *blBench) write(r *benchreport.Results) {
 		t.Fatal(err)
 	}
 	base := filepath.Join(dir, r.Date+"-bench-lab")
-	for ext, data := range map[string]string{".md": md, ".json": string(j), ".svg": r.SVG()} {
+	for ext, data := range map[string]string{".md": r.Markdown(), ".json": string(j), ".svg": r.SVG()} {
 		if err := os.WriteFile(base+ext, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("bench-lab results: %s.{md,json,svg}", base)
+	return base
 }
 
 // blCommit is the tree's commit (with -dirty), for the results file.

@@ -87,6 +87,9 @@ type Results struct {
 	Bursts  []Burst  `json:"bursts"`
 	Steady  []Steady `json:"steady"`
 	Seconds float64  `json:"duration_s"`
+	// Partial: written while the run was still going (it may have been
+	// cut short there).
+	Partial bool `json:"partial,omitempty"`
 }
 
 // JSON renders r indented.
@@ -172,6 +175,9 @@ func ratio(a, b float64) string {
 func (r *Results) Markdown() string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "# bench-lab %s\n\n", r.Date)
+	if r.Partial {
+		fmt.Fprintf(&w, "**Partial: written after %.0f s while the run was still going.**\n\n", r.Seconds)
+	}
 	fmt.Fprintf(&w, "Commit %s; guest %s; host load %s; %d repetition(s), implementations alternating; medians unless stated.\n\n",
 		r.Commit, r.Guest, r.Load, r.Reps)
 	for _, s := range r.Setup {
