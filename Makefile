@@ -8,6 +8,7 @@ DEADCODE   := $(CACHE)/bin/deadcode
 FUZZTIME   ?= 60s
 SHORTFUZZ  ?= 5s
 LABTIMEOUT ?= 60m
+BENCHTIMEOUT ?= 40m
 export GOFLAGS := -buildvcs=false
 MODULE     := github.com/dmvpnd/dmvpnd
 # The version both binaries report: git describe, or "dev" outside git.
@@ -62,7 +63,7 @@ bench: ## benchmarks with ns/op, B/op, allocs/op, side by side with peers where 
 bench-lab: deps ## one lab boot: hub under N-spoke registration bursts, dmvpnd vs FRR vs kernel floor (BENCH_QUICK=1, BENCH_OUT=dir)
 	@mkdir -p $(CACHE)
 	DMVPND_LAB_TESTS=1 DMVPND_BENCH_LAB=1 DMVPND_BENCH_QUICK=$(BENCH_QUICK) DMVPND_BENCH_OUT=$(if $(BENCH_OUT),$(abspath $(BENCH_OUT))) \
-	  $(GO) test -count=1 -timeout 40m -run '^TestBenchLab$$' -v ./e2e/ 2>&1 | tee $(CACHE)/bench-lab-last.log; exit $${PIPESTATUS[0]}
+	  $(GO) test -count=1 -timeout $(BENCHTIMEOUT) -run '^TestBenchLab$$' -v ./e2e/ 2>&1 | tee $(CACHE)/bench-lab-last.log; exit $${PIPESTATUS[0]}
 
 lint: tools ## gofmt, go vet, staticcheck, deadcode (deploy/scripts/deadcode.allow), go mod tidy check, ansible-lint (production) and yamllint on deploy/ansible
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }

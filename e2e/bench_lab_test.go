@@ -39,7 +39,9 @@ import (
 // It runs only with DMVPND_BENCH_LAB=1 (and DMVPND_LAB_TESTS=1). Knobs:
 // DMVPND_BENCH_QUICK=1 (N = 250, 1000; one repetition; short windows),
 // DMVPND_BENCH_SIZES=1000,5000,10000, DMVPND_BENCH_REPS=3,
-// DMVPND_BENCH_IDLE=60s, DMVPND_BENCH_REFRESH=20s (at 50/s).
+// DMVPND_BENCH_IDLE=60s, DMVPND_BENCH_REFRESH=20s (at 50/s),
+// DMVPND_BENCH_BUDGET (e.g. 50m: start no burst after that long; on a
+// loaded host, where the default run would outlast the test timeout).
 //
 // It asserts only that the harness works (every burst's output decodes,
 // the kernel floor reaches N, the readiness probe is answered); the
@@ -68,6 +70,16 @@ func TestBenchLab(t *testing.T) {
 		Load:   blHostLoad(),
 		Setup:  b.setupNotes(),
 	}
+	budgetLeft := func() bool {
+		if cfg.budget > 0 && time.Since(t0) > cfg.budget {
+			msg := fmt.Sprintf("stopped by DMVPND_BENCH_BUDGET=%v after %d bursts: the figures of later repetitions are missing", cfg.budget, len(res.Bursts))
+			t.Log(msg)
+			res.Setup = append(res.Setup, msg)
+			return false
+		}
+		return true
+	}
+reps:
 	for rep := 1; rep <= cfg.reps; rep++ {
 		for _, n := range cfg.sizes {
 			// Alternate: each repetition starts with another implementation.
@@ -75,6 +87,9 @@ func TestBenchLab(t *testing.T) {
 			k := (rep - 1) % len(order)
 			order = append(order[k:], order[:k]...)
 			for _, impl := range order {
+				if !budgetLeft() {
+					break reps
+				}
 				steady := rep == 1 && n == cfg.sizes[len(cfg.sizes)-1] && impl != benchreport.Floor
 				burst, st := b.run(impl, n, rep, steady)
 				res.Bursts = append(res.Bursts, burst)
@@ -102,6 +117,7 @@ type blConfig struct {
 	idle, refresh time.Duration
 	refreshRate   float64
 	out           string
+	budget        time.Duration // 0: none
 }
 
 func blConfigFromEnv() (blConfig, error) {
@@ -123,7 +139,7 @@ func blConfigFromEnv() (blConfig, error) {
 		}
 		c.reps = v[0]
 	}
-	for env, d := range map[string]*time.Duration{"DMVPND_BENCH_IDLE": &c.idle, "DMVPND_BENCH_REFRESH": &c.refresh} {
+	for env, d := range map[string]*time.Duration{"DMVPND_BENCH_IDLE": &c.idle, "DMVPND_BENCH_REFRESH": &c.refresh, "DMVPND_BENCH_BUDGET": &c.budget} {
 		if s := os.Getenv(env); s != "" {
 			if *d, err = time.ParseDuration(s); err != nil {
 				return c, fmt.Errorf("%s: %w", env, err)
