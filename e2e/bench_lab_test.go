@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,6 +181,7 @@ type blBench struct {
 	hub   *lab.Node
 	gen   *lab.Node
 	uname string
+	hz    int64 // getconf CLK_TCK in the guest
 	runs  int
 }
 
@@ -194,6 +196,11 @@ func (b *blBench) setup() {
 	b.hub, b.gen = b.l.Node("hub"), b.l.Node("gen")
 	b.l.MustRun("sysctl -qw net.core.netdev_max_backlog=65536 net.ipv4.neigh.default.gc_thresh1=65536 net.ipv4.neigh.default.gc_thresh2=65536 net.ipv4.neigh.default.gc_thresh3=65536")
 	b.uname = strings.TrimSpace(b.l.MustRun("uname -r"))
+	hz, err := strconv.ParseInt(strings.TrimSpace(b.l.MustRun("getconf CLK_TCK")), 10, 64)
+	if err != nil || hz <= 0 {
+		b.t.Fatalf("getconf CLK_TCK: %v", err)
+	}
+	b.hz = hz
 	b.gen.MustRun(fmt.Sprintf("ip route add local %s dev lo && ip tunnel add sink mode gre key 42 ttl 64 && ip link set sink up && sysctl -qw net.ipv4.conf.all.rp_filter=0", blNBMARange))
 	b.hub.MustRun(fmt.Sprintf("ip route add %s via %s", blNBMARange, blGenNBMA))
 }
@@ -519,9 +526,8 @@ func (b *blBench) cpuPct(s0, s1 blSample) float64 {
 	return float64(s1.ticks-s0.ticks) / float64(b.clockTicks()) / d * 100
 }
 
-// clockTicks is the guest's USER_HZ (the unit of /proc/PID/stat times):
-// 100 on every Linux architecture the lab runs (x86-64).
-func (b *blBench) clockTicks() int64 { return 100 }
+// clockTicks is the guest's USER_HZ, the unit of /proc/PID/stat times.
+func (b *blBench) clockTicks() int64 { return b.hz }
 
 // writeFiles writes the dated Markdown, JSON and SVG and returns their
 // path without extension.
