@@ -73,10 +73,14 @@ func (r *Results) SVG() string {
 	fmt.Fprintf(&w, `<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="black"/>`+"\n", padL, padT, innerW, innerH)
 	fmt.Fprintf(&w, `<text x="%d" y="%d" text-anchor="middle">N (spokes)</text>`+"\n", padL+innerW/2, plotH-8)
 	fmt.Fprintf(&w, `<text transform="translate(16 %d) rotate(-90)" text-anchor="middle">seconds</text>`+"\n", padT+innerH/2)
+	var never []string
 	for i, impl := range Impls {
 		var pts []string
 		for _, n := range r.Sizes {
 			t := r.MedianTimeToN(impl, n)
+			if math.IsInf(t, 1) {
+				never = append(never, fmt.Sprintf("%s N=%d", labels[impl], n))
+			}
 			if math.IsNaN(t) || math.IsInf(t, 0) {
 				continue
 			}
@@ -93,6 +97,9 @@ func (r *Results) SVG() string {
 		ly := legendY + i*legendDY
 		fmt.Fprintf(&w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>`+"\n", legendX, ly, legendX+20, ly, c)
 		fmt.Fprintf(&w, `<text x="%d" y="%d">%s</text>`+"\n", legendX+26, ly+4, labels[impl])
+	}
+	if len(never) > 0 {
+		fmt.Fprintf(&w, `<text x="%d" y="34" font-size="10">not plotted, N never reached: %s</text>`+"\n", padL, strings.Join(never, ", "))
 	}
 	w.WriteString("</svg>\n")
 	return w.String()
