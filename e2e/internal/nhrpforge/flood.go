@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +52,7 @@ type floodResult struct {
 	LastOKNS    int64          `json:"last_success_ns"`
 	EndNS       int64          `json:"end_ns"`
 	SendErrors  int            `json:"send_errors"` // sendto failures (ENOBUFS), retried like losses
+	RxDrops     int64          `json:"rx_drops"`    // answers the raw GRE socket dropped (buffer full)
 }
 
 // floodConfig is the flood command's flags.
@@ -310,6 +313,12 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	}
 	cancel()
 	wg.Wait()
+	if d, err := socketDrops(rx, "/proc/net/raw"); err == nil {
+		res.RxDrops = d
+	} else {
+		fmt.Fprintln(os.Stderr, "nhrpforge: flood:", err)
+		res.RxDrops = -1
+	}
 	var acked []int
 	for i, s := range spokes {
 		if !s.answered {
@@ -343,6 +352,33 @@ func (c floodConfig) writeAcked(path string, acked []int) error {
 		return err
 	}
 	return f.Close()
+}
+
+// socketDrops returns the drops counter of socket fd from a
+// /proc/net/raw-style table (the line with its inode).
+func socketDrops(fd int, table string) (int64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("fstat: %w", err)
+	}
+	b, err := os.ReadFile(table)
+	if err != nil {
+		return 0, err
+	}
+	return dropsOf(string(b), st.Ino)
+}
+
+// dropsOf finds the socket with inode ino in a /proc/net/raw table:
+// "sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops".
+func dropsOf(table string, ino uint64) (int64, error) {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || f[9] != strconv.FormatUint(ino, 10) {
+			continue
+		}
+		return strconv.ParseInt(f[12], 10, 64)
+	}
+	return 0, fmt.Errorf("socket inode %d not in the table", ino)
 }
 
 // parseGREIPv4 returns the NHRP payload of an IPv4 GRE packet with key

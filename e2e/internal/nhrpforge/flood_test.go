@@ -59,3 +59,16 @@ func TestSpokeAddrs(t *testing.T) {
 		}
 	}
 }
+
+func TestDropsOf(t *testing.T) {
+	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  47: 00000000:002F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17
+ 255: 00000000:00FF 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 0
+`
+	if got, err := dropsOf(table, 4242); err != nil || got != 17 {
+		t.Errorf("dropsOf(4242) = %d, %v; want 17", got, err)
+	}
+	if _, err := dropsOf(table, 1); err == nil {
+		t.Error("dropsOf of a missing inode: no error")
+	}
+}
