@@ -446,8 +446,11 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 		t.Fatal(err)
 	}
 	out.MisAcked = blMisAcked(ackedSet, table)
-	if len(f.Codes) > 0 || f.ErrorInds > 0 || f.Unmatched > 0 || f.SendErrors > 0 {
-		t.Logf("%s N=%d rep %d: refusal codes %v, error indications %d, unmatched replies %d, send errors %d", impl, n, rep, f.Codes, f.ErrorInds, f.Unmatched, f.SendErrors)
+	// NHRP is the only IPv4 the hub sends or receives during a burst:
+	// what it received and never answered, however late.
+	out.HubUnanswered = int(hubC1["IpInReceives"] - hubC0["IpInReceives"] - (hubC1["IpOutRequests"] - hubC0["IpOutRequests"]))
+	if len(f.Codes) > 0 || f.ErrorInds > 0 || f.Unmatched > 0 || f.SendErrors > 0 || f.RxDrops > 0 {
+		t.Logf("%s N=%d rep %d: refusal codes %v, error indications %d, unmatched replies %d, send errors %d, generator socket drops %d", impl, n, rep, f.Codes, f.ErrorInds, f.Unmatched, f.SendErrors, f.RxDrops)
 	}
 	t.Logf("%s N=%d rep %d: generator %+v; watcher %+v", impl, n, rep, f, ws)
 	if !steady {

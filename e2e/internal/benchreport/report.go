@@ -38,10 +38,14 @@ type Burst struct {
 	LastOK      float64 `json:"last_success_s,omitempty"`
 	Sent        int     `json:"sent,omitempty"`
 	Retransmits int     `json:"retransmits,omitempty"`
-	Lost        int     `json:"lost,omitempty"`       // requests never answered
-	Unanswered  int     `json:"unanswered,omitempty"` // spokes never answered
-	Refused     int     `json:"refused,omitempty"`
-	MisAcked    int     `json:"mis_acked,omitempty"` // acked, but not in the table
+	Lost        int     `json:"lost,omitempty"` // requests the generator saw no answer to
+	// HubUnanswered is the IPv4 packets the hub received during the
+	// burst minus those it sent (NHRP is its only IPv4 then): requests
+	// it never answered, however late, unlike Lost.
+	HubUnanswered int `json:"hub_unanswered"`
+	Unanswered    int `json:"unanswered,omitempty"` // spokes never answered
+	Refused       int `json:"refused,omitempty"`
+	MisAcked      int `json:"mis_acked,omitempty"` // acked, but not in the table
 	// CPUPerReg is the hub daemons' utime+stime during the burst per
 	// successful registration, milliseconds.
 	CPUPerReg float64 `json:"cpu_per_registration_ms,omitempty"`
@@ -200,17 +204,18 @@ func (r *Results) Markdown() string {
 			num(median(bd, cpu), 3, " ms"), num(median(bf, cpu), 3, " ms"), ratio(median(bf, cpu), median(bd, cpu)),
 			num(median(bd, rss), 2, " KB"), num(median(bf, rss), 2, " KB"))
 	}
-	w.WriteString("\nSums over all repetitions (requests sent, of which retransmissions; requests never answered; spokes never answered; spokes refused; spokes acknowledged with success whose entry the hub kernel did not hold at the end):\n\n")
-	w.WriteString("| N | impl | sent | retransmitted | lost | unanswered | refused | mis-acked |\n|---|---|---|---|---|---|---|---|\n")
+	w.WriteString("\nSums over all repetitions: requests sent, of which retransmissions; lost: requests the generator saw no answer to by its end (answers the hub sent later count here too); hub unanswered: requests the hub received and never answered (its IPv4 in minus out); spokes never answered; spokes refused; mis-acked: spokes acknowledged with success whose entry the hub kernel did not hold at the end:\n\n")
+	w.WriteString("| N | impl | sent | retransmitted | lost | hub unanswered | spokes unanswered | refused | mis-acked |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range r.Sizes {
 		for _, impl := range []string{DMVPND, FRR} {
 			bs := r.bursts(impl, n)
 			if len(bs) == 0 {
 				continue
 			}
-			fmt.Fprintf(&w, "| %d | %s | %d | %d | %d | %d | %d | %d |\n", n, impl,
+			fmt.Fprintf(&w, "| %d | %s | %d | %d | %d | %d | %d | %d | %d |\n", n, impl,
 				sum(bs, func(b Burst) int { return b.Sent }), sum(bs, func(b Burst) int { return b.Retransmits }),
-				sum(bs, func(b Burst) int { return b.Lost }), sum(bs, func(b Burst) int { return b.Unanswered }),
+				sum(bs, func(b Burst) int { return b.Lost }), sum(bs, func(b Burst) int { return b.HubUnanswered }),
+				sum(bs, func(b Burst) int { return b.Unanswered }),
 				sum(bs, func(b Burst) int { return b.Refused }), sum(bs, func(b Burst) int { return b.MisAcked }))
 		}
 	}
