@@ -5,7 +5,8 @@
 // address (the NBMA address) inside -prefix reaches each of -n; with
 // -exec it runs that command (e.g. `ip -batch FILE`, the kernel floor)
 // right after subscribing. It exits when the last count is reached, at
-// -timeout, or on SIGTERM, printing one JSON summary (result) on stdout.
+// -timeout, when no new entry came for -idle, or on SIGTERM, printing
+// one JSON summary (result) on stdout.
 //
 // Should the kernel drop events because the socket's buffer overflowed,
 // it re-reads the table with a dump and counts the overflow.
@@ -51,6 +52,8 @@ type result struct {
 	ExecErr   string        `json:"exec_error,omitempty"`
 	Overflows int           `json:"overflows"`
 	TimedOut  bool          `json:"timed_out,omitempty"`
+	Idle      bool          `json:"idle,omitempty"` // no new entry for -idle
+
 }
 
 type counts []int
@@ -80,6 +83,7 @@ func run(args []string) error {
 	var ns counts
 	fs.Var(&ns, "n", "counts to time, comma separated (required)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	idle := fs.Duration("idle", 0, "give up once entries were seen but none new for this long (0: never)")
 	execCmd := fs.String("exec", "", "shell command to run once subscribed")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -122,8 +126,14 @@ func run(args []string) error {
 	} else {
 		close(execDone)
 	}
-	for !w.finished() && !w.res.TimedOut {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for !w.finished() && !w.res.TimedOut && !w.res.Idle {
 		select {
+		case <-tick.C:
+			if *idle > 0 && w.res.LastNS != 0 && time.Since(time.Unix(0, w.res.LastNS)) > *idle {
+				w.res.Idle = true
+			}
 		case u, ok := <-sub.updates:
 			if ok {
 				w.update(u)
