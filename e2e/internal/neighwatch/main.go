@@ -220,6 +220,14 @@ type watcher struct {
 	res     result
 	execEnd int64
 	execErr string
+	now     func() int64 // Unix ns; nil: the realtime clock
+}
+
+func (w *watcher) clock() int64 {
+	if w.now != nil {
+		return w.now()
+	}
+	return time.Now().UnixNano()
 }
 
 func (w *watcher) finished() bool { return len(w.seen) >= w.want[len(w.want)-1] }
@@ -246,7 +254,7 @@ func (w *watcher) update(u netlink.NeighUpdate) {
 	case u.Type == unix.RTM_DELNEIGH && ok:
 		delete(w.seen, a)
 	case u.Type == unix.RTM_NEWNEIGH && ok:
-		w.add(a, time.Now().UnixNano())
+		w.add(a, w.clock())
 	case u.Type == unix.RTM_NEWNEIGH:
 		// An entry that stopped counting (e.g. it became incomplete).
 		if b, _ := netip.AddrFromSlice(u.IP); w.seen[b.Unmap()] {
@@ -277,7 +285,7 @@ func (w *watcher) resync() error {
 	if err != nil {
 		return fmt.Errorf("neighbour dump: %w", err)
 	}
-	now := time.Now().UnixNano()
+	now := w.clock()
 	present := map[netip.Addr]bool{}
 	for _, n := range list {
 		if a, ok := w.counts(n); ok {
