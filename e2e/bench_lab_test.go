@@ -170,6 +170,21 @@ var (
 	blProbeNBMA  = netip.MustParseAddr("100.64.200.1")
 )
 
+// blQuiescentScript exits 0 once the namespace's packet sockets have
+// nothing queued (column Rmem of /proc/net/packet) and its IPv4 packets
+// sent (nstat IpOutRequests) did not change over 5 s; 1 after 10 min.
+const blQuiescentScript = `out() { nstat -az IpOutRequests 2>/dev/null | while read -r k v r; do [ "$k" = IpOutRequests ] && echo "$v"; done; }
+queued() { q=0; while read -r sk rc ty pr ifi run rmem rest; do [ "$sk" = sk ] || q=$((q + rmem)); done < /proc/net/packet; echo $q; }
+prev=$(out); still=0
+for i in $(seq 600); do
+	sleep 1
+	cur=$(out)
+	if [ "$cur" = "$prev" ] && [ "$(queued)" = 0 ]; then still=$((still + 1)); else still=0; fi
+	[ $still -ge 5 ] && exit 0
+	prev=$cur
+done
+exit 1`
+
 // blHold is the registrations' holding time (s): nothing expires during a run.
 const blHold = 3600
 
@@ -470,6 +485,14 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *benchreport.Steady {
 	t := b.t
 	s := &benchreport.Steady{Impl: impl, N: n, RefreshRate: b.cfg.refreshRate}
+	// A hub that fell behind in the burst may still be answering its
+	// queue (retransmissions): the idle window starts once the hub's
+	// packet sockets hold nothing and it has sent nothing for 5 s.
+	q0 := time.Now()
+	if _, err := b.hub.Run(ctx, blQuiescentScript); err != nil {
+		t.Fatalf("%s: hub never went quiet: %v", impl, err)
+	}
+	s.QuietWait = time.Since(q0).Seconds()
 	// One guest command: sample, sleep the window, sample.
 	script := blSampleScript(h.pids) + fmt.Sprintf("; echo ---; sleep %.3f; ", b.cfg.idle.Seconds()) + blSampleScript(h.pids)
 	res, err := b.hub.Run(ctx, script)

@@ -65,7 +65,10 @@ type Steady struct {
 	// IdleCPU is the daemons' CPU over IdleWindow seconds with nothing
 	// sent, percent of one vCPU.
 	IdleWindow float64 `json:"idle_window_s"`
-	IdleCPU    float64 `json:"idle_cpu_pct"`
+	// QuietWait is how long the hub took, after the burst, to hold
+	// nothing queued and send nothing for 5 s (the idle window follows).
+	QuietWait float64 `json:"quiet_wait_s"`
+	IdleCPU   float64 `json:"idle_cpu_pct"`
 	// RSS at the start and end of the idle window, bytes.
 	RSSStart int64 `json:"rss_start_bytes"`
 	RSSEnd   int64 `json:"rss_end_bytes"`
@@ -220,10 +223,10 @@ func (r *Results) Markdown() string {
 		}
 	}
 	if len(r.Steady) > 0 {
-		w.WriteString("\n## Steady state\n\n| impl | N | idle CPU (% of a vCPU) | window | RSS start -> end | refresh CPU (% of a vCPU) | rate | CPU per refresh | refreshes acked / lost |\n|---|---|---|---|---|---|---|---|---|\n")
+		w.WriteString("\n## Steady state\n\n| impl | N | quiet after | idle CPU (% of a vCPU) | window | RSS start -> end | refresh CPU (% of a vCPU) | rate | CPU per refresh | refreshes acked / lost |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.Steady {
-			fmt.Fprintf(&w, "| %s | %d | %.2f %% | %.0f s | %.1f -> %.1f MB | %.2f %% | %.0f/s for %.0f s | %.3f ms | %d / %d |\n",
-				s.Impl, s.N, s.IdleCPU, s.IdleWindow, float64(s.RSSStart)/(1<<20), float64(s.RSSEnd)/(1<<20),
+			fmt.Fprintf(&w, "| %s | %d | %.0f s | %.2f %% | %.0f s | %.1f -> %.1f MB | %.2f %% | %.0f/s for %.0f s | %.3f ms | %d / %d |\n",
+				s.Impl, s.N, s.QuietWait, s.IdleCPU, s.IdleWindow, float64(s.RSSStart)/(1<<20), float64(s.RSSEnd)/(1<<20),
 				s.RefreshCPU, s.RefreshRate, s.RefreshWindow, s.RefreshCPUPer, s.RefreshSuccess, s.RefreshLost)
 		}
 		if d, f := r.steady(DMVPND), r.steady(FRR); d != nil && f != nil {
