@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,18 @@ func TestBLCounters(t *testing.T) {
 	}
 	if got, want := blCounterDelta(before, after, "Receives", "Drop", "Discard"), "IpInReceives +15, SoftnetDropped +10"; got != want {
 		t.Errorf("blCounterDelta = %q, want %q", got, want)
+	}
+}
+
+// The guest scripts are at least valid shell.
+func TestBLScriptsParse(t *testing.T) {
+	for name, script := range map[string]string{
+		"quiet":    blQuietScript("! true"),
+		"sample":   blSampleScript([]int{1, 2}),
+		"counters": blCountersScript,
+	} {
+		if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
+			t.Errorf("%s: sh -n: %v\n%s", name, err, out)
+		}
 	}
 }
