@@ -10,6 +10,7 @@ SHORTFUZZ  ?= 5s
 LABTIMEOUT ?= 60m
 # The least unit-test coverage of the controller package `make cover` accepts (percent).
 COVERMIN   ?= 85
+BENCHTIMEOUT ?= 40m
 export GOFLAGS := -buildvcs=false
 MODULE     := github.com/dmvpnd/dmvpnd
 # The version both binaries report: git describe, or "dev" outside git.
@@ -19,7 +20,7 @@ LDFLAGS    := -s -w -X $(MODULE)/cmd/internal/version.version=$(VERSION) -X $(MO
 # Static, path-independent binaries: two builds of one commit are byte-identical.
 GOBUILDFLAGS := -trimpath
 
-.PHONY: help deps tools build package reproducible test test-unit cover test-lab fuzz fuzz-short bench lint demo clean
+.PHONY: help deps tools build package reproducible test test-unit cover test-lab fuzz fuzz-short bench bench-lab lint demo clean
 
 help: ## list targets with one-line help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +64,11 @@ fuzz-short: ## run every fuzz target for a few seconds (part of make test)
 
 bench: ## benchmarks with ns/op, B/op, allocs/op, side by side with peers where available
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./nhrp/... ./controller/... ./routing/... ./kernel/...
+
+bench-lab: deps ## one lab boot: hub under N-spoke registration bursts, dmvpnd vs FRR vs kernel floor (BENCH_QUICK=1, BENCH_OUT=dir)
+	@mkdir -p $(CACHE)
+	DMVPND_LAB_TESTS=1 DMVPND_BENCH_LAB=1 DMVPND_BENCH_QUICK=$(BENCH_QUICK) DMVPND_BENCH_OUT=$(if $(BENCH_OUT),$(abspath $(BENCH_OUT))) \
+	  $(GO) test -count=1 -timeout $(BENCHTIMEOUT) -run '^TestBenchLab$$' -v ./e2e/ 2>&1 | tee $(CACHE)/bench-lab-last.log; exit $${PIPESTATUS[0]}
 
 lint: tools ## gofmt, go vet, staticcheck, deadcode (deploy/scripts/deadcode.allow), go mod tidy check, ansible-lint (production) and yamllint on deploy/ansible
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }

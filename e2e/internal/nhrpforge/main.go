@@ -21,6 +21,9 @@
 //	syn       not NHRP: GRE (key -key) carrying a TCP SYN -inner-src ->
 //	          -inner-dst:-port (default 179), -count times, from this
 //	          node's own address (through its own SA)
+//	flood     the bench-lab load generator: Registration Requests from -n
+//	          spokes, each as raw GRE from its own NBMA address (flood.go);
+//	          prints one JSON summary instead of a line per packet
 //
 // With -spoof-src the packets leave as raw GRE (key -key) from that outer
 // source address instead: an off-path outsider spoofing a protected node.
@@ -111,11 +114,14 @@ func run(args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return errors.New("no command (register, resreply, answer, traffic, errind, purge)")
+		return errors.New("no command (register, resreply, answer, traffic, errind, purge, syn, flood)")
 	}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
-	if cmd == "syn" {
+	switch cmd {
+	case "syn":
 		return runSYN(g, rest)
+	case "flood":
+		return runFlood(g, rest)
 	}
 	if g.spoof.IsValid() {
 		return runSpoofed(g, cmd, rest)

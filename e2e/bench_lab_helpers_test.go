@@ -1,0 +1,263 @@
+package e2e
+
+// Helpers of TestBenchLab (make bench-lab). Names start with "bl".
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/e2e/lab"
+)
+
+// blBuild builds dmvpnd, dmvpnctl, nhrpforge and neighwatch into dir.
+// The bench builds its own copies (not the shared .cache/lab/bin of the
+// other scenarios) so that what it measures is this tree's dmvpnd even
+// while other checkouts run lab tests.
+func blBuild(dir string) error {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl", "./e2e/internal/nhrpforge", "./e2e/internal/neighwatch")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// blSample is the hub daemons' CPU time and RSS at one instant of the
+// guest's clock.
+type blSample struct {
+	at    time.Time
+	ticks int64 // utime + stime of all pids, clock ticks
+	rss   int64 // VmRSS of all pids, bytes
+}
+
+// blSampleScript prints the guest's realtime clock, then per pid its
+// /proc stat line and VmRSS, all from one shell (builtins only).
+func blSampleScript(pids []int) string {
+	var b strings.Builder
+	b.WriteString("date +%s%N")
+	for _, p := range pids {
+		fmt.Fprintf(&b, "; read -r l < /proc/%[1]d/stat && echo \"stat $l\"; while read -r k v u; do case $k in VmRSS:) echo \"rss $v\";; esac; done < /proc/%[1]d/status", p)
+	}
+	return b.String()
+}
+
+// blParseSample parses blSampleScript's output.
+func blParseSample(out string, npids int) (blSample, error) {
+	var s blSample
+	var stats, rsss int
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if i == 0 {
+			ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
+			if err != nil {
+				return s, fmt.Errorf("sample: clock %q: %w", line, err)
+			}
+			s.at = time.Unix(0, ns)
+			continue
+		}
+		kind, rest, _ := strings.Cut(line, " ")
+		switch kind {
+		case "stat":
+			// Fields after the command name (which may hold spaces):
+			// state is field 3, utime 14, stime 15.
+			j := strings.LastIndexByte(rest, ')')
+			f := strings.Fields(rest[j+1:])
+			if j < 0 || len(f) < 13 {
+				return s, fmt.Errorf("sample: stat %q", rest)
+			}
+			ut, err1 := strconv.ParseInt(f[11], 10, 64)
+			st, err2 := strconv.ParseInt(f[12], 10, 64)
+			if err1 != nil || err2 != nil {
+				return s, fmt.Errorf("sample: stat %q", rest)
+			}
+			s.ticks += ut + st
+			stats++
+		case "rss":
+			kb, err := strconv.ParseInt(rest, 10, 64)
+			if err != nil {
+				return s, fmt.Errorf("sample: rss %q", rest)
+			}
+			s.rss += kb << 10
+			rsss++
+		}
+	}
+	if stats != npids || rsss != npids {
+		return s, fmt.Errorf("sample: %d stat and %d rss lines for %d pids (a daemon died?): %q", stats, rsss, npids, out)
+	}
+	return s, nil
+}
+
+// blTake samples pids in the guest.
+func blTake(ctx context.Context, n *lab.Node, pids []int) (blSample, error) {
+	res, err := n.Run(ctx, blSampleScript(pids))
+	if err != nil {
+		return blSample{}, err
+	}
+	return blParseSample(string(res.Stdout), len(pids))
+}
+
+// blFlood is nhrpforge flood's JSON summary (e2e/internal/nhrpforge/flood.go).
+type blFlood struct {
+	Spokes      int            `json:"spokes"`
+	Sent        int            `json:"sent"`
+	Retransmits int            `json:"retransmits"`
+	Success     int            `json:"success"`
+	Refused     int            `json:"refused"`
+	Codes       map[string]int `json:"codes"`
+	ErrorInds   int            `json:"error_indications"`
+	Lost        int            `json:"lost"`
+	Unanswered  int            `json:"unanswered"`
+	Replies     int            `json:"replies"`
+	Unmatched   int            `json:"unmatched"`
+	StartNS     int64          `json:"start_ns"`
+	LastSendNS  int64          `json:"last_send_ns"`
+	LastOKNS    int64          `json:"last_success_ns"`
+	EndNS       int64          `json:"end_ns"`
+	SendErrors  int            `json:"send_errors"`
+	RxDrops     int64          `json:"rx_drops"`
+}
+
+// blWatch is neighwatch's JSON summary (e2e/internal/neighwatch).
+type blWatch struct {
+	ReachedNS map[int]int64 `json:"reached_ns"`
+	FirstNS   int64         `json:"first_ns"`
+	LastNS    int64         `json:"last_ns"`
+	Count     int           `json:"count"`
+	ExecNS    int64         `json:"exec_ns"`
+	ExecEndNS int64         `json:"exec_end_ns"`
+	ExecErr   string        `json:"exec_error"`
+	Overflows int           `json:"overflows"`
+	TimedOut  bool          `json:"timed_out"`
+}
+
+// blLastJSON decodes the last line of a log file into v.
+func blLastJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
+		return fmt.Errorf("%s: last line: %w", path, err)
+	}
+	return nil
+}
+
+// blReadAcked reads flood's -acked file: tunnel address -> NBMA.
+func blReadAcked(path string) (map[netip.Addr]netip.Addr, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[netip.Addr]netip.Addr{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		p, n, ok := strings.Cut(line, " ")
+		pa, err1 := netip.ParseAddr(p)
+		na, err2 := netip.ParseAddr(n)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s: bad line %q", path, line)
+		}
+		out[pa] = na
+	}
+	return out, nil
+}
+
+// blMisAcked counts acknowledged registrations whose entry (tunnel
+// address -> that NBMA) the kernel table does not hold.
+func blMisAcked(acked, table map[netip.Addr]netip.Addr) int {
+	n := 0
+	for p, nbma := range acked {
+		if got, ok := table[p]; !ok || got != nbma {
+			n++
+		}
+	}
+	return n
+}
+
+// blAddr is the IPv4 address i after a.
+func blAddr(a netip.Addr, i int) netip.Addr {
+	b := a.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) + uint32(i)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// blFloorBatch renders the ip -batch input adding n permanent entries,
+// spoke i's tunnel address to its NBMA address.
+func blFloorBatch(n int, firstProto, firstNBMA netip.Addr) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "neigh add %s lladdr %s dev gre1 nud permanent\n", blAddr(firstProto, i), blAddr(firstNBMA, i))
+	}
+	return b.String()
+}
+
+// blEnvInts parses a comma-separated list of positive integers.
+func blEnvInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers, comma separated", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// blCountersScript prints the namespace's kernel counters (nstat -az:
+// Ip, Udp, TcpExt, ...) and the guest's per-CPU softnet_stat lines.
+const blCountersScript = "nstat -az 2>/dev/null | sed 1d; while read -r a d rest; do echo \"softnet $d\"; done < /proc/net/softnet_stat"
+
+// blParseCounters parses blCountersScript's output: counter -> value;
+// SoftnetDropped sums softnet_stat's second column (packets dropped
+// because a CPU's input backlog was full).
+func blParseCounters(out string) map[string]int64 {
+	m := map[string]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		if f[0] == "softnet" {
+			v, err := strconv.ParseInt(f[1], 16, 64)
+			if err == nil {
+				m["SoftnetDropped"] += v
+			}
+			continue
+		}
+		if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+			m[f[0]] = v
+		}
+	}
+	return m
+}
+
+// blCounterDelta renders the counters that changed between a and b,
+// sorted, "Name +delta" separated by spaces; only names matching one of
+// the substrings in keep.
+func blCounterDelta(a, b map[string]int64, keep ...string) string {
+	var out []string
+	for k, v := range b {
+		if d := v - a[k]; d != 0 && slices.ContainsFunc(keep, func(s string) bool { return strings.Contains(k, s) }) {
+			out = append(out, fmt.Sprintf("%s %+d", k, d))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
+}

@@ -1,0 +1,616 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmvpnd/dmvpnd/e2e/internal/benchreport"
+	"github.com/dmvpnd/dmvpnd/e2e/lab"
+)
+
+// TestBenchLab is `make bench-lab` (issue 21): in one lab boot, a hub
+// takes a burst of registrations from N simulated spokes at full rate,
+// the hub alternating between dmvpnd, FRR 8.4.4 (nhrpd + zebra) and the
+// kernel floor (ip -batch of the same N neighbour entries), over
+// repetitions. The load generator (nhrpforge flood) runs in namespace
+// "gen" and sends each spoke's Registration Request as raw GRE from the
+// spoke's own NBMA address (100.64.1.0 + i, tunnel address 10.0.1.0 + i);
+// neighwatch in the hub's namespace timestamps the kernel neighbour
+// table reaching N entries. Figures: time to N entries, last success
+// reply, lost/refused/mis-acked (acked but not in the hub kernel's
+// table afterwards), CPU per registration and RSS per spoke of the hub
+// daemons (/proc/PID/stat utime+stime, VmRSS), and at the largest N the
+// idle CPU over a window and the CPU of a steady refresh rate. Output: a
+// side-by-side table on stdout, and DATE-bench-lab.md, .json and .svg in
+// DMVPND_BENCH_OUT (default: the run directory).
+//
+// It runs only with DMVPND_BENCH_LAB=1 (and DMVPND_LAB_TESTS=1). Knobs:
+// DMVPND_BENCH_QUICK=1 (N = 250, 1000; one repetition; short windows),
+// DMVPND_BENCH_SIZES=1000,5000,10000, DMVPND_BENCH_REPS=3,
+// DMVPND_BENCH_IDLE=60s, DMVPND_BENCH_REFRESH=20s (at 50/s),
+// DMVPND_BENCH_BUDGET (e.g. 50m: start no burst after that long; on a
+// loaded host, where the default run would outlast the test timeout).
+//
+// It asserts only that the harness works (every burst's output decodes,
+// the kernel floor reaches N, the readiness probe is answered); the
+// figures are reported, not judged: issue 21's targets are ratios read
+// from the table.
+func TestBenchLab(t *testing.T) {
+	if os.Getenv("DMVPND_BENCH_LAB") != "1" {
+		t.Skip("bench-lab runs only with DMVPND_BENCH_LAB=1 (make bench-lab)")
+	}
+	cfg, err := blConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	l := lab.New(t, lab.Options{StepTimeout: 2 * time.Minute})
+	b := &blBench{t: t, l: l, cfg: cfg, bin: l.Dir() + "/bin"}
+	if err := blBuild(b.bin); err != nil {
+		t.Fatal(err)
+	}
+	b.setup()
+	res := &benchreport.Results{
+		Date:  time.Now().UTC().Format("2006-01-02"),
+		Sizes: cfg.sizes, Reps: cfg.reps,
+		Commit: blCommit(),
+		Guest:  fmt.Sprintf("%s, %d vCPUs, %s mode", b.uname, 2, l.Mode()),
+		Load:   blHostLoad(),
+		Setup:  b.setupNotes(),
+	}
+	budgetLeft := func() bool {
+		if cfg.budget > 0 && time.Since(t0) > cfg.budget {
+			msg := fmt.Sprintf("stopped by DMVPND_BENCH_BUDGET=%v after %d bursts: the figures of later repetitions are missing", cfg.budget, len(res.Bursts))
+			t.Log(msg)
+			res.Setup = append(res.Setup, msg)
+			return false
+		}
+		return true
+	}
+reps:
+	for rep := 1; rep <= cfg.reps; rep++ {
+		for _, n := range cfg.sizes {
+			// Alternate: each repetition starts with another implementation.
+			order := slices.Clone(benchreport.Impls)
+			k := (rep - 1) % len(order)
+			order = append(order[k:], order[:k]...)
+			for _, impl := range order {
+				if !budgetLeft() {
+					break reps
+				}
+				steady := rep == 1 && n == cfg.sizes[len(cfg.sizes)-1] && impl != benchreport.Floor
+				burst, st := b.run(impl, n, rep, steady)
+				res.Bursts = append(res.Bursts, burst)
+				if st != nil {
+					res.Steady = append(res.Steady, *st)
+				}
+				// Written after every burst: a run cut short still
+				// leaves its figures so far.
+				res.Seconds, res.Partial = time.Since(t0).Seconds(), true
+				b.writeFiles(res)
+				t.Logf("burst %s N=%d rep %d: time to N %.3f s (reached %d), last success %.3f s, sent %d, lost %d, refused %d, mis-acked %d, CPU/reg %.3f ms, RSS/spoke %.0f B",
+					impl, n, rep, burst.TimeToN, burst.Reached, burst.LastOK, burst.Sent, burst.Lost, burst.Refused, burst.MisAcked, burst.CPUPerReg, burst.RSSPerSpoke)
+			}
+		}
+	}
+	res.Seconds, res.Partial = time.Since(t0).Seconds(), false
+	fmt.Println(res.Markdown())
+	t.Logf("bench-lab results: %s.{md,json,svg}", b.writeFiles(res))
+}
+
+// blConfig is the bench's size.
+type blConfig struct {
+	sizes         []int
+	reps          int
+	idle, refresh time.Duration
+	refreshRate   float64
+	out           string
+	budget        time.Duration // 0: none
+}
+
+func blConfigFromEnv() (blConfig, error) {
+	c := blConfig{sizes: []int{1000, 5000, 10000}, reps: 3, idle: 60 * time.Second, refresh: 20 * time.Second, refreshRate: 50}
+	if os.Getenv("DMVPND_BENCH_QUICK") == "1" {
+		c.sizes, c.reps, c.idle, c.refresh = []int{250, 1000}, 1, 15*time.Second, 10*time.Second
+	}
+	var err error
+	if s := os.Getenv("DMVPND_BENCH_SIZES"); s != "" {
+		if c.sizes, err = blEnvInts(s); err != nil {
+			return c, fmt.Errorf("DMVPND_BENCH_SIZES: %w", err)
+		}
+		slices.Sort(c.sizes)
+	}
+	if s := os.Getenv("DMVPND_BENCH_REPS"); s != "" {
+		v, err := blEnvInts(s)
+		if err != nil || len(v) != 1 {
+			return c, fmt.Errorf("DMVPND_BENCH_REPS=%q: want one positive integer", s)
+		}
+		c.reps = v[0]
+	}
+	for env, d := range map[string]*time.Duration{"DMVPND_BENCH_IDLE": &c.idle, "DMVPND_BENCH_REFRESH": &c.refresh, "DMVPND_BENCH_BUDGET": &c.budget} {
+		if s := os.Getenv(env); s != "" {
+			if *d, err = time.ParseDuration(s); err != nil {
+				return c, fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	}
+	if c.sizes[len(c.sizes)-1] > 30000 {
+		return c, errors.New("DMVPND_BENCH_SIZES: at most 30000 spokes (the tunnel addresses are 10.0.1.0 + i within 10.0.0.0/17)")
+	}
+	c.out = os.Getenv("DMVPND_BENCH_OUT")
+	return c, nil
+}
+
+// The bench's addresses.
+var (
+	blHubNBMA   = netip.MustParseAddr("198.51.100.1")
+	blGenNBMA   = netip.MustParseAddr("198.51.100.2")
+	blHubTunnel = netip.MustParseAddr("10.0.0.1")
+	// Spoke i: tunnel address blFirstProto + i, NBMA blFirstNBMA + i.
+	blFirstProto = netip.MustParseAddr("10.0.1.0")
+	blFirstNBMA  = netip.MustParseAddr("100.64.1.0")
+	blNBMARange  = netip.MustParsePrefix("100.64.0.0/16")
+	// neighwatch counts the spokes' entries only.
+	blWatchPrefix = netip.MustParsePrefix("10.0.0.0/17")
+	// The readiness probe registers outside blWatchPrefix.
+	blProbeProto = netip.MustParseAddr("10.0.200.1")
+	blProbeNBMA  = netip.MustParseAddr("100.64.200.1")
+)
+
+// blQuietScript exits 0 once done (a shell condition) holds, or once the
+// namespace's packet sockets have nothing queued (column Rmem of
+// /proc/net/packet) and its IPv4 packets sent (nstat IpOutRequests) did
+// not change over 5 s; 1 after 10 min.
+func blQuietScript(done string) string {
+	return `out() { nstat -az IpOutRequests 2>/dev/null | while read -r k v r; do [ "$k" = IpOutRequests ] && echo "$v"; done; }
+queued() { q=0; while read -r sk rc ty pr ifi run rmem rest; do [ "$sk" = sk ] || q=$((q + rmem)); done < /proc/net/packet; echo $q; }
+prev=$(out); still=0
+for i in $(seq 600); do
+	if ` + done + `; then exit 0; fi
+	sleep 1
+	cur=$(out)
+	if [ "$cur" = "$prev" ] && [ "$(queued)" = 0 ]; then still=$((still + 1)); else still=0; fi
+	[ $still -ge 5 ] && exit 0
+	prev=$cur
+done
+exit 1`
+}
+
+// blHold is the registrations' holding time (s): nothing expires during a run.
+const blHold = 3600
+
+// blWatchIdle is the watcher's own last resort: it gives up once no
+// entry came for this long (the test ends a burst earlier, when the hub
+// is quiet).
+const blWatchIdle = 2 * time.Minute
+
+type blBench struct {
+	t     *testing.T
+	l     *lab.Lab
+	cfg   blConfig
+	bin   string
+	hub   *lab.Node
+	gen   *lab.Node
+	uname string
+	hz    int64 // getconf CLK_TCK in the guest
+	runs  int
+}
+
+// setup builds hub and gen: gen accepts GRE to the whole spoke NBMA range
+// as local (a local route, and a keyed mGRE tunnel that swallows what it
+// receives so that no ICMP goes back); the hub routes the range to gen.
+// Sysctls common to every implementation: a deep enough input backlog
+// for bursts crossing two veths and the bridge, and neighbour table
+// thresholds above the largest N (FRR's entries are not permanent).
+func (b *blBench) setup() {
+	b.l.Build(lab.Topology{Nodes: []lab.NodeSpec{{Name: "hub", NBMA: blHubNBMA}, {Name: "gen", NBMA: blGenNBMA}}})
+	b.hub, b.gen = b.l.Node("hub"), b.l.Node("gen")
+	b.l.MustRun("sysctl -qw net.core.netdev_max_backlog=65536 net.ipv4.neigh.default.gc_thresh1=65536 net.ipv4.neigh.default.gc_thresh2=65536 net.ipv4.neigh.default.gc_thresh3=65536")
+	b.uname = strings.TrimSpace(b.l.MustRun("uname -r"))
+	hz, err := strconv.ParseInt(strings.TrimSpace(b.l.MustRun("getconf CLK_TCK")), 10, 64)
+	if err != nil || hz <= 0 {
+		b.t.Fatalf("getconf CLK_TCK: %v", err)
+	}
+	b.hz = hz
+	b.gen.MustRun(fmt.Sprintf("ip route add local %s dev lo && ip tunnel add sink mode gre key 42 ttl 64 && ip link set sink up && sysctl -qw net.ipv4.conf.all.rp_filter=0", blNBMARange))
+	b.hub.MustRun(fmt.Sprintf("ip route add %s via %s", blNBMARange, blGenNBMA))
+}
+
+func (b *blBench) setupNotes() []string {
+	return []string{
+		fmt.Sprintf("hub and load generator are namespaces of one guest, joined by veths and a bridge; spoke i registers tunnel address %s+i from NBMA %s+i (raw GRE, key 42), holding time %d s, no-unique, no IPsec", blFirstProto, blFirstNBMA, blHold),
+		"full rate: the generator sends every first registration back to back; an unanswered spoke retransmits after 1, 2, 4, 8 s (5 transmissions at most) and is given up 3 s after its last",
+		"time to N: first registration sent -> N-th spoke entry (with its NBMA address) seen in the hub's gre1 neighbour table by a netlink listener, which waits past the generator's end; a burst ends when the hub is quiet (nothing queued in its packet sockets, nothing sent for 5 s); floor: ip started -> N-th entry",
+		"CPU per registration: utime+stime of dmvpnd, or of nhrpd + zebra, from just before the burst until the hub was quiet, per entry in the table (retransmissions the hub processed cost CPU too); RSS per spoke: VmRSS growth over the same span per entry",
+		"dmvpnd: role hub, log level warn, nhrp.limits.cache_size 65536 (default 10000 would refuse the 10k burst's last entries), other settings default; FRR 8.4.4: nhrpd (ip nhrp registration no-unique, holdtime 3600) + zebra, logging at warnings, default limits",
+		"guest sysctls: net.core.netdev_max_backlog 65536, neigh gc_thresh1-3 65536",
+		fmt.Sprintf("steady state at the largest N (first repetition): idle window %v with nothing sent, then re-registrations of registered spokes at %.0f/s for %v", b.cfg.idle, b.cfg.refreshRate, b.cfg.refresh),
+	}
+}
+
+// blHub is one implementation running as the hub.
+type blHub struct {
+	pids []int
+	stop func(context.Context) error
+	ctl  string // dmvpnd: the dmvpnctl command line
+}
+
+// startHub prepares gre1 and starts impl, returns once it answers a
+// registration (or, for the floor, at once).
+func (b *blBench) startHub(ctx context.Context, impl string) (*blHub, error) {
+	if _, err := b.hub.Run(ctx, "ip link del gre1 2>/dev/null; true"); err != nil {
+		return nil, err
+	}
+	h := &blHub{stop: func(context.Context) error { return nil }}
+	switch impl {
+	case benchreport.DMVPND:
+		dir := fmt.Sprintf("%s/dmvpnd-bench-%d", b.l.Scratch(), b.runs)
+		conf := fmt.Sprintf(`tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/16}
+nhrp:
+  role: hub
+  network_id: 1
+  holding_time: %ds
+  limits: {cache_size: 65536}
+control: {socket: %s/ctl.sock}
+log: {level: warn}
+`, blHubNBMA, blHubTunnel, blHold, dir)
+		if err := b.l.WriteFile(ctx, dir+"/dmvpnd.yaml", []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), b.bin+"/dmvpnd --config "+dir+"/dmvpnd.yaml")
+		if err != nil {
+			return nil, err
+		}
+		h.pids, h.stop = []int{p.PID}, p.Stop
+		h.ctl = fmt.Sprintf("%s/dmvpnctl --socket %s/ctl.sock", b.bin, dir)
+		if _, err := b.hub.Run(ctx, fmt.Sprintf("%s/dmvpnctl --socket %s/ctl.sock status --wait --timeout 60s", b.bin, dir)); err != nil {
+			return nil, fmt.Errorf("dmvpnd not ready: %w", err)
+		}
+	case benchreport.FRR, benchreport.Floor:
+		if _, err := b.hub.Run(ctx, fmt.Sprintf(`set -e
+ip tunnel add gre1 mode gre key 42 ttl 64 local %s dev eth0
+ip addr add %s/32 dev gre1
+ip link set gre1 up
+sysctl -qw net.ipv4.conf.gre1.send_redirects=0`, blHubNBMA, blHubTunnel)); err != nil {
+			return nil, err
+		}
+		if impl == benchreport.Floor {
+			return h, nil
+		}
+		fr, err := b.hub.StartFRR(ctx, map[string]string{
+			"zebra": "hostname hub\nlog stdout warnings\n",
+			"nhrpd": fmt.Sprintf("hostname hub\nlog stdout warnings\n!\ninterface gre1\n ip nhrp network-id 1\n ip nhrp holdtime %d\n ip nhrp registration no-unique\n tunnel source eth0\nexit\n", blHold),
+		})
+		if err != nil {
+			// Stop what did start (from FRR's pid files), so that the
+			// next burst finds no leftover daemon.
+			_, _ = b.hub.Run(ctx, "for f in /var/run/frr/hub/*.pid; do [ -f \"$f\" ] && kill -KILL $(cat \"$f\") 2>/dev/null; rm -f \"$f\"; done; true")
+			return nil, err
+		}
+		h.pids = []int{fr.Procs["nhrpd"].PID, fr.Procs["zebra"].PID}
+		h.stop = func(ctx context.Context) error {
+			return errors.Join(fr.Procs["nhrpd"].Stop(ctx), fr.Procs["zebra"].Stop(ctx))
+		}
+	}
+	// Ready when a registration is answered with success.
+	var f blFlood
+	if err := b.flood(ctx, &f, fmt.Sprintf("-n 1 -nbma %s -proto %s -retry 250ms -tries 80 -wait 2s -timeout 40s", blProbeNBMA, blProbeProto)); err != nil {
+		return nil, err
+	}
+	if f.Success != 1 {
+		return nil, fmt.Errorf("%s: readiness probe not acknowledged: %+v", impl, f)
+	}
+	return h, nil
+}
+
+// flood runs nhrpforge flood on gen with args and decodes its summary.
+func (b *blBench) flood(ctx context.Context, f *blFlood, args string) error {
+	res, err := b.gen.Run(ctx, b.floodCmd(args))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(res.Stdout), f); err != nil {
+		return fmt.Errorf("flood output %q: %w", res.Stdout, err)
+	}
+	return nil
+}
+
+// floodCmd is the nhrpforge flood command line with args.
+func (b *blBench) floodCmd(args string) string {
+	return fmt.Sprintf("%s/nhrpforge -to %s -dst-proto %s -key 42 flood %s", b.bin, blHubNBMA, blHubTunnel, args)
+}
+
+// run measures one burst of n spokes against impl (and, when steady, the
+// steady state afterwards) and stops the hub.
+func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, *benchreport.Steady) {
+	t := b.t
+	b.runs++
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	out := benchreport.Burst{Impl: impl, N: n, Rep: rep}
+	h, err := b.startHub(ctx, impl)
+	if err != nil {
+		// Recorded, not fatal: a daemon that does not come up on an
+		// overloaded host should not cost the other figures of the run.
+		t.Errorf("%s N=%d rep %d: hub not started: %v", impl, n, rep, err)
+		out.Error = fmt.Sprintf("hub not started: %v", err)
+		if len(out.Error) > 300 {
+			out.Error = out.Error[:300] + "..."
+		}
+		return out, nil
+	}
+	defer func() {
+		if err := h.stop(ctx); err != nil {
+			t.Errorf("%s: stop: %v", impl, err)
+		}
+	}()
+	// The watcher outlives the generator: a hub that fell behind may
+	// still be working through its queue when the spokes gave up.
+	watchCmd := fmt.Sprintf("%s/neighwatch -dev gre1 -prefix %s -n %d -timeout 10m -idle %v", b.bin, blWatchPrefix, n, blWatchIdle)
+	if impl == benchreport.Floor {
+		// On the guest's tmpfs: reading it from the shared results
+		// directory (9p) would be part of the timing.
+		batch := fmt.Sprintf("%s/floor-%d.batch", b.l.Scratch(), n)
+		if err := b.l.WriteFile(ctx, batch, []byte(blFloorBatch(n, blFirstProto, blFirstNBMA)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		watchCmd += fmt.Sprintf(" -exec 'ip -batch %s'", batch) // the run directory's path has no quote
+	}
+	var before blSample
+	if len(h.pids) > 0 {
+		if before, err = blTake(ctx, b.hub, h.pids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := b.hub.Start(ctx, fmt.Sprintf("neighwatch-%s-%d-%d", impl, n, rep), watchCmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait in the guest (the log is on the shared directory, which the
+	// host sees late).
+	if _, err := b.hub.Run(ctx, fmt.Sprintf("for i in $(seq 400); do grep -qx ready %[1]s && exit 0; %[2]s || break; sleep 0.05; done; echo 'neighwatch not ready:'; cat %[1]s; exit 1",
+		w.Log, fmt.Sprintf(`{ read -r _ _ st _ < /proc/%d/stat && [ "$st" != Z ]; } 2>/dev/null`, w.PID))); err != nil {
+		t.Fatalf("%s N=%d: %v", impl, n, err)
+	}
+	hubC0, genC0 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
+	var f blFlood
+	acked := filepath.Join(b.l.Dir(), fmt.Sprintf("acked-%s-%d-%d.txt", impl, n, rep))
+	if impl != benchreport.Floor {
+		if err := b.flood(ctx, &f, fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -acked %s", n, blFirstNBMA, blFirstProto, blHold, acked)); err != nil {
+			t.Fatalf("%s N=%d: flood: %v", impl, n, err)
+		}
+	}
+	// The generator has waited for every answer it will get, but a hub
+	// that fell behind may still be working through its queue: the burst
+	// ends once the hub is quiet (nothing queued, nothing sent for 5 s),
+	// so that what it never answered is known and its CPU counted. The
+	// watcher has timed N, if it came. The floor's ip -batch always gets
+	// to N.
+	alive := fmt.Sprintf(`{ read -r _ _ st _ < /proc/%d/stat && [ "$st" != Z ]; } 2>/dev/null`, w.PID)
+	wait := fmt.Sprintf("for i in $(seq 3000); do %s || exit 0; sleep 0.2; done; exit 1", alive)
+	if impl != benchreport.Floor {
+		wait = blQuietScript("false")
+	}
+	if _, err := b.hub.Run(ctx, wait); err != nil {
+		t.Errorf("%s N=%d: neither N entries nor a quiet hub within 10 min: %v", impl, n, err)
+	}
+	if w.Alive(ctx) {
+		if err := w.Stop(ctx); err != nil { // SIGTERM: it prints what it saw
+			t.Fatal(err)
+		}
+	}
+	var after blSample
+	if len(h.pids) > 0 {
+		if after, err = blTake(ctx, b.hub, h.pids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hubC1, genC1 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
+	keep := []string{"Discard", "Drop", "Err", "Overflow", "Softnet", "Rcvbuf", "InReceives", "OutRequests", "Prune", "Backlog", "Fail"}
+	t.Logf("%s N=%d rep %d: kernel counters hub: %s; gen: %s", impl, n, rep, blCounterDelta(hubC0, hubC1, keep...), blCounterDelta(genC0, genC1, keep...))
+	if h.ctl != "" {
+		if res, err := b.hub.Run(ctx, h.ctl+" show counters --json"); err == nil {
+			var c map[string]uint64
+			if json.Unmarshal(res.Stdout, &c) == nil {
+				var nz []string
+				for k, v := range c {
+					if v != 0 {
+						nz = append(nz, fmt.Sprintf("%s=%d", k, v))
+					}
+				}
+				slices.Sort(nz)
+				t.Logf("dmvpnd N=%d rep %d: counters %s", n, rep, strings.Join(nz, " "))
+			}
+		}
+	}
+	var ws blWatch
+	if err := blLastJSON(w.Log, &ws); err != nil {
+		t.Fatalf("%s N=%d: neighwatch: %v", impl, n, err)
+	}
+	out.Reached, out.Overflows = ws.Count, ws.Overflows
+	if impl == benchreport.Floor {
+		if ws.ExecErr != "" {
+			t.Fatalf("floor N=%d: %s", n, ws.ExecErr)
+		}
+		if at, ok := ws.ReachedNS[n]; ok {
+			out.TimeToN = float64(at-ws.ExecNS) / 1e9
+		} else {
+			t.Fatalf("floor N=%d: the kernel table reached %d entries only", n, ws.Count)
+		}
+		return out, nil
+	}
+	if at, ok := ws.ReachedNS[n]; ok {
+		out.TimeToN = float64(at-f.StartNS) / 1e9
+	}
+	if f.LastOKNS > 0 {
+		out.LastOK = float64(f.LastOKNS-f.StartNS) / 1e9
+	}
+	out.Sent, out.Retransmits, out.Lost, out.Unanswered, out.Refused = f.Sent, f.Retransmits, f.Lost, f.Unanswered, f.Refused
+	if ws.Count > 0 {
+		out.CPUPerReg = float64(after.ticks-before.ticks) * 1000 / float64(b.clockTicks()) / float64(ws.Count)
+	}
+	if ws.Count > 0 {
+		out.RSSPerSpoke = float64(after.rss-before.rss) / float64(ws.Count)
+	}
+	ackedSet, err := blReadAcked(acked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, _, err := scNeighbors(ctx, &dnode{name: "hub", node: b.hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.MisAcked = blMisAcked(ackedSet, table)
+	// NHRP is the only IPv4 the hub sends or receives during a burst:
+	// what it received and never answered, however late.
+	out.HubUnanswered = int(hubC1["IpInReceives"] - hubC0["IpInReceives"] - (hubC1["IpOutRequests"] - hubC0["IpOutRequests"]))
+	if len(f.Codes) > 0 || f.ErrorInds > 0 || f.Unmatched > 0 || f.SendErrors > 0 || f.RxDrops > 0 {
+		t.Logf("%s N=%d rep %d: refusal codes %v, error indications %d, unmatched replies %d, send errors %d, generator socket drops %d", impl, n, rep, f.Codes, f.ErrorInds, f.Unmatched, f.SendErrors, f.RxDrops)
+	}
+	t.Logf("%s N=%d rep %d: generator %+v; watcher %+v", impl, n, rep, f, ws)
+	if !steady {
+		return out, nil
+	}
+	return out, b.steady(ctx, impl, n, h)
+}
+
+// steady measures the idle CPU over cfg.idle, then the CPU of refreshing
+// registered spokes at cfg.refreshRate for cfg.refresh.
+func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *benchreport.Steady {
+	t := b.t
+	s := &benchreport.Steady{Impl: impl, N: n, RefreshRate: b.cfg.refreshRate}
+	// A hub that fell behind in the burst may still be answering its
+	// queue (retransmissions): the idle window starts once the hub's
+	// packet sockets hold nothing and it has sent nothing for 5 s.
+	q0 := time.Now()
+	if _, err := b.hub.Run(ctx, blQuietScript("false")); err != nil {
+		t.Fatalf("%s: hub never went quiet: %v", impl, err)
+	}
+	s.QuietWait = time.Since(q0).Seconds()
+	// One guest command: sample, sleep the window, sample.
+	script := blSampleScript(h.pids) + fmt.Sprintf("; echo ---; sleep %.3f; ", b.cfg.idle.Seconds()) + blSampleScript(h.pids)
+	res, err := b.hub.Run(ctx, script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second, _ := strings.Cut(string(res.Stdout), "---\n")
+	s0, err1 := blParseSample(first, len(h.pids))
+	s1, err2 := blParseSample(second, len(h.pids))
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	s.IdleWindow = s1.at.Sub(s0.at).Seconds()
+	s.IdleCPU = b.cpuPct(s0, s1)
+	s.RSSStart, s.RSSEnd = s0.rss, s1.rss
+
+	k := min(n, int(b.cfg.refreshRate*b.cfg.refresh.Seconds()))
+	// One guest command again: sample, refresh, sample (the pids are
+	// visible from gen's namespace: one pid namespace).
+	script = blSampleScript(h.pids) + "; echo ---; " + b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -tries 1 -wait 2s",
+		k, blFirstNBMA, blFirstProto, blHold, b.cfg.refreshRate)) + "; echo ---; " + blSampleScript(h.pids)
+	if res, err = b.gen.Run(ctx, script); err != nil {
+		t.Fatalf("%s refresh: %v", impl, err)
+	}
+	parts := strings.SplitN(string(res.Stdout), "---\n", 3)
+	if len(parts) != 3 {
+		t.Fatalf("%s refresh: output %q", impl, res.Stdout)
+	}
+	r0, err1 := blParseSample(parts[0], len(h.pids))
+	r1, err2 := blParseSample(parts[2], len(h.pids))
+	var f blFlood
+	err3 := json.Unmarshal(bytes.TrimSpace([]byte(parts[1])), &f)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatalf("%s refresh: %v", impl, err)
+	}
+	s.RefreshWindow = r1.at.Sub(r0.at).Seconds()
+	s.RefreshCPU = b.cpuPct(r0, r1)
+	s.RefreshSuccess, s.RefreshLost = f.Success, f.Lost
+	if f.Success > 0 {
+		s.RefreshCPUPer = float64(r1.ticks-r0.ticks) * 1000 / float64(b.clockTicks()) / float64(f.Success)
+	}
+	t.Logf("steady %s N=%d: idle %.2f%% of a vCPU over %.0f s (RSS %d -> %d KB); refresh %.2f%% at %.0f/s (%d acked, %d lost)",
+		impl, n, s.IdleCPU, s.IdleWindow, s.RSSStart>>10, s.RSSEnd>>10, s.RefreshCPU, s.RefreshRate, f.Success, f.Lost)
+	return s
+}
+
+// counters reads a node's kernel counters (for the log: where packets
+// were lost).
+func (b *blBench) counters(ctx context.Context, n *lab.Node) map[string]int64 {
+	res, err := n.Run(ctx, blCountersScript)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return blParseCounters(string(res.Stdout))
+}
+
+// cpuPct is the CPU between two samples in percent of one vCPU.
+func (b *blBench) cpuPct(s0, s1 blSample) float64 {
+	d := s1.at.Sub(s0.at).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(s1.ticks-s0.ticks) / float64(b.clockTicks()) / d * 100
+}
+
+// clockTicks is the guest's USER_HZ, the unit of /proc/PID/stat times.
+func (b *blBench) clockTicks() int64 { return b.hz }
+
+// writeFiles writes the dated Markdown, JSON and SVG and returns their
+// path without extension.
+func (b *blBench) writeFiles(r *benchreport.Results) string {
+	t := b.t
+	j, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := b.cfg.out
+	if dir == "" {
+		dir = b.l.Dir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, r.Date+"-bench-lab")
+	for ext, data := range map[string]string{".md": r.Markdown(), ".json": string(j), ".svg": r.SVG()} {
+		if err := os.WriteFile(base+ext, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return base
+}
+
+// blCommit is the tree's commit (with -dirty), for the results file.
+func blCommit() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// blHostLoad is the host's load average and CPU count when the bench
+// started: other guests on the same cores slow everything down.
+func blHostLoad() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%s %s %s on %d CPUs", f[0], f[1], f[2], runtime.NumCPU())
+}

@@ -1,0 +1,132 @@
+package benchreport
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// sample is two sizes, two repetitions: FRR's second 2k burst never
+// reached N, the floor has no 2k burst.
+func sample() *Results {
+	return &Results{
+		Date: "2026-12-02", Commit: "abc1234", Guest: "6.1, 2 vCPUs, tcg", Load: "0.10 0.20 0.30",
+		Sizes: []int{1000, 2000}, Reps: 2, Setup: []string{"holding time 3600 s"},
+		Bursts: []Burst{
+			{Impl: DMVPND, N: 1000, Rep: 1, TimeToN: 1.0, Reached: 1000, LastOK: 1.0, Sent: 1000, CPUPerReg: 1.1, RSSPerSpoke: 2048},
+			{Impl: DMVPND, N: 1000, Rep: 2, TimeToN: 1.2, Reached: 1000, LastOK: 1.1, Sent: 1000, CPUPerReg: 1.3, RSSPerSpoke: 2048},
+			{Impl: FRR, N: 1000, Rep: 1, TimeToN: 2.5, Reached: 1000, LastOK: 2.4, Sent: 1500, Retransmits: 500, Lost: 500, CPUPerReg: 2.6, RSSPerSpoke: 7168},
+			{Impl: FRR, N: 1000, Rep: 2, TimeToN: 2.7, Reached: 1000, LastOK: 2.6, Sent: 1400, Retransmits: 400, Lost: 400, MisAcked: 3, CPUPerReg: 2.6, RSSPerSpoke: 7168},
+			{Impl: Floor, N: 1000, Rep: 1, TimeToN: 0.3, Reached: 1000},
+			{Impl: Floor, N: 1000, Rep: 2, TimeToN: 0.5, Reached: 1000},
+			{Impl: DMVPND, N: 2000, Rep: 1, TimeToN: 2.0, Reached: 2000, LastOK: 2.0, Sent: 2000, CPUPerReg: 1.0, RSSPerSpoke: 1900},
+			{Impl: FRR, N: 2000, Rep: 1, TimeToN: 5.0, Reached: 2000, LastOK: 5.0, Sent: 2000, CPUPerReg: 2.0, RSSPerSpoke: 7000},
+			{Impl: Floor, N: 2000, Rep: 1, Error: "ip: not started"}, // left out
+			{Impl: FRR, N: 2000, Rep: 2, Reached: 1990, LastOK: 9.0, Sent: 2100, Unanswered: 10, Refused: 0, CPUPerReg: 2.0, RSSPerSpoke: 7000},
+		},
+		Steady: []Steady{
+			{Impl: DMVPND, N: 2000, IdleWindow: 60, IdleCPU: 11.5, RSSStart: 41 << 20, RSSEnd: 54 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 6, RefreshCPUPer: 1.2, RefreshSuccess: 1000},
+			{Impl: FRR, N: 2000, IdleWindow: 60, IdleCPU: 0.2, RSSStart: 20 << 20, RSSEnd: 20 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 2, RefreshCPUPer: 0.4, RefreshSuccess: 990, RefreshLost: 10},
+		},
+		Seconds: 321,
+	}
+}
+
+func TestMedianTimeToN(t *testing.T) {
+	r := sample()
+	for _, tc := range []struct {
+		impl string
+		n    int
+		want float64
+	}{
+		{DMVPND, 1000, 1.1},
+		{FRR, 1000, 2.6},
+		{Floor, 1000, 0.4},
+		{DMVPND, 2000, 2.0},
+		{FRR, 2000, math.Inf(1)}, // one of two never got there
+		{Floor, 2000, math.NaN()},
+	} {
+		got := r.MedianTimeToN(tc.impl, tc.n)
+		if !cmp.Equal(tc.want, got, cmp.Comparer(func(a, b float64) bool {
+			return (math.IsNaN(a) && math.IsNaN(b)) || math.Abs(a-b) < 1e-9 || a == b
+		})) {
+			t.Errorf("MedianTimeToN(%s, %d) = %v, want %v", tc.impl, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestNiceStep(t *testing.T) {
+	for _, tc := range []struct {
+		max  float64
+		n    int
+		want float64
+	}{
+		{10000, 5, 2000},
+		{15.47, 5, 5},
+		{1.73, 5, 0.5},
+		{0, 5, 1},
+		{3, 5, 1},
+	} {
+		if got := niceStep(tc.max, tc.n); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("niceStep(%v, %d) = %v, want %v", tc.max, tc.n, got, tc.want)
+		}
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", name, diff)
+	}
+}
+
+func TestMarkdownGolden(t *testing.T) { golden(t, "sample.md", sample().Markdown()) }
+
+func TestSVGGolden(t *testing.T) {
+	s := sample().SVG()
+	// Well-formed XML, whatever the golden says.
+	d := xml.NewDecoder(strings.NewReader(s))
+	for {
+		if _, err := d.Token(); err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("SVG is not well-formed XML: %v", err)
+			}
+			break
+		}
+	}
+	golden(t, "sample.svg", s)
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	r := sample()
+	b, err := r.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Results
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(*r, got); diff != "" {
+		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+}
