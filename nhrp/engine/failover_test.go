@@ -172,3 +172,77 @@ func TestRegistrationIntervalBoundsFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestOnlyNHSKeepsBindingWhenItFails: a spoke whose only NHS stops
+// answering marks it failed but keeps its binding (the kernel's neighbour
+// entry): there is nothing to fail over to, and the hub may still forward
+// (its dmvpnd restarting under BGP graceful restart). With a second NHS
+// up, the failed one's binding goes at once; when a second NHS comes up
+// later, the binding kept for the failed one goes then.
+func TestOnlyNHSKeepsBindingWhenItFails(t *testing.T) {
+	net := nhrpsim.New()
+	mk := func(name, nbma string, cfg engine.Config) *nhrpsim.Node {
+		nd, err := net.AddNode(name, nbma, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nd
+	}
+	hub1 := mk("hub1", "192.0.2.1", hubConfig())
+	h2 := hubConfig()
+	h2.Proto = addr("10.255.0.254")
+	hub2 := mk("hub2", "192.0.2.2", h2)
+	hub2.Down = true
+	c := spokeConfig(2,
+		engine.NHSConfig{NBMA: addr("192.0.2.1"), Proto: addr("10.255.0.1"), Priority: 1},
+		engine.NHSConfig{NBMA: addr("192.0.2.2"), Proto: addr("10.255.0.254"), Priority: 2})
+	c.RegistrationInterval = 400 * time.Millisecond
+	s := mk("spoke2", "198.51.100.2", c)
+	if err := net.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	advance := func(d time.Duration) {
+		t.Helper()
+		if err := net.Advance(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bound := func(proto string) bool {
+		_, ok := s.Neigh.Lookup(addr(proto))
+		return ok
+	}
+	advance(3 * time.Second)
+	if got := nhsStates(s); !strings.HasPrefix(got, "192.0.2.1=up ") || strings.Contains(got, "192.0.2.2=up") {
+		t.Fatalf("start: NHS states %q, want hub1 up, hub2 not", got)
+	}
+	hub1.Down = true
+	advance(5 * time.Second)
+	if got := nhsStates(s); strings.Contains(got, "=up") {
+		t.Fatalf("both hubs silent: NHS states %q", got)
+	}
+	if !bound("10.255.0.1") {
+		t.Fatalf("the only NHS that was up lost its binding when it failed: %s", s.Neigh)
+	}
+	hub2.Down = false
+	advance(70 * time.Second) // hub2's retries back off to at most 64 s
+	if got := nhsStates(s); !strings.Contains(got, "192.0.2.2=up") {
+		t.Fatalf("hub2 answering again: NHS states %q", got)
+	}
+	if bound("10.255.0.1") {
+		t.Errorf("hub2 is up but the failed hub1 keeps its binding: %s", s.Neigh)
+	}
+	if !bound("10.255.0.254") {
+		t.Errorf("hub2 is up but has no binding: %s", s.Neigh)
+	}
+	// hub1 back, then hub2 failing: hub1 is up, so hub2's binding goes.
+	hub1.Down = false
+	advance(70 * time.Second)
+	hub2.Down = true
+	advance(5 * time.Second)
+	if got := nhsStates(s); !strings.Contains(got, "192.0.2.1=up") || strings.Contains(got, "192.0.2.2=up") {
+		t.Fatalf("hub2 silent, hub1 back: NHS states %q", got)
+	}
+	if bound("10.255.0.254") {
+		t.Errorf("hub2 failed while hub1 is up but keeps its binding: %s", s.Neigh)
+	}
+}

@@ -171,13 +171,34 @@ func (e *Engine) setNHSState(n *nhs, s NHSState, reason string) {
 	n.state, n.reason = s, reason
 	if changed {
 		n.since = e.now
-		if s != NHSUp {
-			if pe := e.peers[n.proto]; pe != nil && pe.kind == KindNHS {
-				e.removePeer(pe, "nhs "+s.String())
+		switch {
+		case s == NHSUp:
+			// Bindings kept for servers that failed while no other was
+			// up go now that this one carries the traffic.
+			for _, o := range e.nhss {
+				if o != n && o.state != NHSUp {
+					e.dropNHSBinding(o)
+				}
 			}
+		case e.primaryNHS() != nil:
+			e.dropNHSBinding(n)
+		default:
+			// No other server is up: removing the binding would only
+			// cut the data path through this one, which may still
+			// forward (a hub whose dmvpnd restarts keeps forwarding,
+			// BGP graceful restart keeps the routes through it). The
+			// binding goes when another server comes up.
 		}
 	}
 	e.emit(Event{Kind: EventNHS, Proto: n.proto, NBMA: n.cfg.NBMA, Observed: n.public, NHS: s, Reason: reason})
+}
+
+// dropNHSBinding removes the cache entry (and so the kernel's neighbour
+// entry) of server n, if it has one.
+func (e *Engine) dropNHSBinding(n *nhs) {
+	if pe := e.peers[n.proto]; pe != nil && pe.kind == KindNHS {
+		e.removePeer(pe, "nhs "+n.state.String())
+	}
 }
 
 // handleRegistrationReply completes the registration it answers.
