@@ -9,41 +9,22 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // Per-tunnel QoS (Cisco's Per-Tunnel QoS for DMVPN). The controller turns
 // the peers' NHRP groups (engine cache) and the qos section into a desired
 // state: the policies in use and one target per GRE destination; the
-// kernel installs it. The types below mirror the kernel's QoS API (owned
-// by the kernel package) so that wiring it is an adapter of a few lines.
+// kernel installs it (kernel.Kernel.SetQoS).
 
-// QoSClass is one traffic class: packets whose (inner, copied to the
-// outer) DSCP is in DSCP; Priority classes are strict priority policed at
-// Rate, others get Rate guaranteed and borrow up to Ceil (bit/s). A class
-// with no DSCP is the default class.
-type QoSClass struct {
-	Name     string
-	DSCP     []uint8
-	Priority bool
-	Rate     uint64
-	Ceil     uint64
-}
-
-// QoSPolicy is a shaper of Rate bit/s (bucket Burst bytes, 0 = the
-// kernel's choice) over Classes.
-type QoSPolicy struct {
-	Rate    uint64
-	Burst   uint32
-	Classes []QoSClass
-}
-
-// QoSTarget applies the policy named Policy to the traffic toward the GRE
-// destination Dst.
-type QoSTarget struct {
-	Dst    netip.Addr
-	Policy string
-}
+// The desired state is expressed in the kernel's QoS types (the kernel
+// package owns them and documents the tree they become).
+type (
+	QoSClass  = kernel.QoSClass
+	QoSPolicy = kernel.QoSPolicy
+	QoSTarget = kernel.QoSTarget
+)
 
 // QoS installs the desired per-tunnel QoS state. SetQoS takes the whole
 // state each time and may be called again with the same state.
@@ -202,16 +183,21 @@ func (c *Controller) reconcileQoS() {
 		c.log.Warn("QoS: peer shares its GRE destination with another of a different policy; the other's applies",
 			zap.Stringer("proto", p))
 	}
-	if n := c.qosAdoptionPending(); n > 0 && c.deps.QoS != nil {
-		// The kernel still shapes toward the spokes a previous run had
-		// registered; a desired state without them (their groups are not
-		// known again until they register) would tear that down. Stays
-		// dirty: retried on the next event or backoff.
-		if !c.qos.held {
-			c.log.Info("per-tunnel QoS held until adopted registrations are re-learnt", zap.Int("pending", n))
+	// Holding only matters when some policy is configured: without one the
+	// desired state is empty whatever the spokes announce, and applying it
+	// once removes what a previous run with QoS left.
+	if q := c.config().QoS; (len(q.Groups) > 0 || !q.Egress.IsZero()) && c.deps.QoS != nil {
+		if n := c.qosAdoptionPending(); n > 0 {
+			// The kernel still shapes toward the spokes a previous run
+			// had registered; a desired state without them (their groups
+			// are not known again until they register) would tear that
+			// down. Stays dirty: retried on the next event or backoff.
+			if !c.qos.held {
+				c.log.Info("per-tunnel QoS held until adopted registrations are re-learnt", zap.Int("pending", n))
+			}
+			c.qos.held = true
+			return
 		}
-		c.qos.held = true
-		return
 	}
 	c.qos.held = false
 	if c.deps.QoS == nil || c.qos.applied != nil && reflect.DeepEqual(*c.qos.applied, d) {
@@ -226,5 +212,7 @@ func (c *Controller) reconcileQoS() {
 	}
 	c.qos.applied = &d
 	c.dirty.qos = false
-	c.log.Info("per-tunnel QoS installed", zap.Int("policies", len(d.Policies)), zap.Int("targets", len(d.Targets)))
+	if len(d.Targets) > 0 {
+		c.log.Info("per-tunnel QoS installed", zap.Int("policies", len(d.Policies)), zap.Int("targets", len(d.Targets)))
+	}
 }

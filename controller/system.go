@@ -42,7 +42,10 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		SizeNeighborTable: func(peers int) error {
 			return kernel.SizeNeighborTable(kernel.ProcSysctl{}, peers)
 		},
-		Guard:   kernel.NewGREGuard(kernel.GuardConfig{}),
+		Guard: kernel.NewGREGuard(kernel.GuardConfig{}),
+		// Always wired: qos.* keys apply on reload; with no policy the
+		// desired state is empty and the kernel keeps nothing of ours.
+		QoS:     k,
 		Clock:   systemClock{},
 		Log:     log,
 		Metrics: m,
