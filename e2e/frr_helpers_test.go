@@ -414,8 +414,19 @@ func frrHasShortcut(ctx context.Context, s, dst *frrSite) (bool, string, error) 
 	}
 	out := string(res.Stdout)
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, dst.lan.Masked().String()+" ") && strings.Contains(line, "via "+dst.tunnel.String()+" ") {
+		if !strings.Contains(line, "via "+dst.tunnel.String()+" ") {
+			continue
+		}
+		if strings.HasPrefix(line, dst.lan.Masked().String()+" ") {
 			return true, out, nil
+		}
+		// dmvpnd binds only the target host when the responder answered
+		// straight to it instead of through the hub (FRR does when it
+		// already holds the requester): nothing vouched for its prefix.
+		if f := strings.Fields(line); s.d != nil && len(f) > 0 {
+			if a, err := netip.ParseAddr(f[0]); err == nil && dst.lan.Contains(a) {
+				return true, out, nil
+			}
 		}
 	}
 	return false, out, nil

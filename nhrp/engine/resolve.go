@@ -285,7 +285,14 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 		e.drop(DropUnmatched)
 		return
 	}
-	if in.from != pd.to { // not from the node asked: forged, or a wrong path
+	// A reply comes from the node asked, or, for a request sent through
+	// an NHS, straight from the responder: FRR and Cisco answer a
+	// forwarded request directly when they already hold the requester.
+	// Such a reply bypassed the NHS that vouches for replies it relays
+	// (replyVouched), so below it must name a binding this node already
+	// holds at the sender, and it binds the target host alone.
+	direct := in.from != pd.to
+	if direct && (!e.isNHS(pd.to) || !e.heldResponder(p, in.from)) { // forged, or a wrong path
 		e.drop(DropWrongResponder)
 		return
 	}
@@ -322,13 +329,31 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 			e.pendingFailed(pd, "reply names another peer")
 			return
 		}
-		if sc == nil || pfx.Bits() < sc.prefix.Bits() {
+		if direct {
+			pfx = netip.PrefixFrom(pd.target, pd.target.BitLen())
+		} else if sc == nil || pfx.Bits() < sc.prefix.Bits() {
 			e.drop(DropPrefixTooWide)
 			e.pendingFailed(pd, "reply prefix wider than the shortcut")
 			return
 		}
 	}
 	e.resolved(pd.target, pfx, proto, c.ClientNBMA, observed, e.claimedGroup(in), c.Holding())
+}
+
+// heldResponder reports whether a reply that came straight from its
+// responder at from (not through the NHS asked) names a binding this node
+// already holds at from: the responder answering for itself.
+func (e *Engine) heldResponder(p *nhrp.Packet, from netip.Addr) bool {
+	if len(p.CIEs) == 0 || p.CIEs[0].Code != nhrp.CIESuccess {
+		return false
+	}
+	c := &p.CIEs[0]
+	proto := c.ClientProto
+	if !proto.IsValid() {
+		proto = p.DstProto
+	}
+	pe := e.peers[proto]
+	return pe != nil && pe.nbma == from && pe.claimed == c.ClientNBMA
 }
 
 // replyVouched checks a positive reply this NHS is asked to relay: its
