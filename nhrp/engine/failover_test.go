@@ -9,35 +9,58 @@ import (
 	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
 )
 
-func TestNHSFailoverToSecondHubAndBack(t *testing.T) {
-	net := nhrpsim.New()
+// dualHub is the failover tests' cloud: hub1 (192.0.2.1, 10.255.0.1, the
+// preferred NHS), hub2 (192.0.2.2, 10.255.0.254) and spoke 2 registering
+// with both as configured by mod. Nothing runs until start.
+type dualHub struct {
+	net               *nhrpsim.Network
+	hub1, hub2, spoke *nhrpsim.Node
+}
+
+func newDualHub(t *testing.T, mod func(*engine.Config)) *dualHub {
+	t.Helper()
+	d := &dualHub{net: nhrpsim.New()}
 	mk := func(name, nbma string, cfg engine.Config) *nhrpsim.Node {
-		nd, err := net.AddNode(name, nbma, nil, cfg)
+		nd, err := d.net.AddNode(name, nbma, nil, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return nd
 	}
-	hub1 := mk("hub1", "192.0.2.1", hubConfig())
+	d.hub1 = mk("hub1", "192.0.2.1", hubConfig())
 	h2 := hubConfig()
 	h2.Proto = addr("10.255.0.254")
-	hub2 := mk("hub2", "192.0.2.2", h2)
-	nhss := []engine.NHSConfig{
-		{NBMA: addr("192.0.2.2"), Proto: addr("10.255.0.254"), Priority: 2},
-		{NBMA: addr("192.0.2.1"), Proto: addr("10.255.0.1"), Priority: 1},
-	}
-	c2 := spokeConfig(2, nhss...)
-	c2.MaxActiveNHS = 1
-	s2 := mk("spoke2", "198.51.100.2", c2)
-	if err := net.StartAll(); err != nil {
+	d.hub2 = mk("hub2", "192.0.2.2", h2)
+	c := spokeConfig(2,
+		engine.NHSConfig{NBMA: addr("192.0.2.1"), Proto: addr("10.255.0.1"), Priority: 1},
+		engine.NHSConfig{NBMA: addr("192.0.2.2"), Proto: addr("10.255.0.254"), Priority: 2})
+	mod(&c)
+	d.spoke = mk("spoke2", "198.51.100.2", c)
+	return d
+}
+
+func (d *dualHub) start(t *testing.T) {
+	t.Helper()
+	if err := d.net.StartAll(); err != nil {
 		t.Fatal(err)
 	}
-	advance := func(d time.Duration) {
-		t.Helper()
-		if err := net.Advance(d); err != nil {
+}
+
+// advance moves the virtual clock by dur in steps of step.
+func (d *dualHub) advance(t *testing.T, dur, step time.Duration) {
+	t.Helper()
+	for ; dur > 0; dur -= step {
+		if err := d.net.Advance(min(step, dur)); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func TestNHSFailoverToSecondHubAndBack(t *testing.T) {
+	d := newDualHub(t, func(c *engine.Config) { c.MaxActiveNHS = 1 })
+	hub1, hub2, s2, net := d.hub1, d.hub2, d.spoke, d.net
+	d.start(t)
+	advance := func(dur time.Duration) { t.Helper(); d.advance(t, dur, dur) }
 	check := func(when, want string) {
 		t.Helper()
 		if got := nhsStates(s2); got != want {
@@ -101,35 +124,11 @@ func TestRegistrationIntervalBoundsFailover(t *testing.T) {
 		{"holding time only (control)", 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			net := nhrpsim.New()
-			mk := func(name, nbma string, cfg engine.Config) *nhrpsim.Node {
-				nd, err := net.AddNode(name, nbma, nil, cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return nd
-			}
-			hub1 := mk("hub1", "192.0.2.1", hubConfig())
-			h2 := hubConfig()
-			h2.Proto = addr("10.255.0.254")
-			mk("hub2", "192.0.2.2", h2)
-			c := spokeConfig(2,
-				engine.NHSConfig{NBMA: addr("192.0.2.1"), Proto: addr("10.255.0.1"), Priority: 1},
-				engine.NHSConfig{NBMA: addr("192.0.2.2"), Proto: addr("10.255.0.254"), Priority: 2})
-			c.RegistrationInterval = tc.interval
-			s := mk("spoke2", "198.51.100.2", c)
-			if err := net.StartAll(); err != nil {
-				t.Fatal(err)
-			}
+			d := newDualHub(t, func(c *engine.Config) { c.RegistrationInterval = tc.interval })
+			hub1, s := d.hub1, d.spoke
+			d.start(t)
 			const step = 50 * time.Millisecond
-			advance := func(d time.Duration) {
-				t.Helper()
-				for ; d > 0; d -= step {
-					if err := net.Advance(step); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			advance := func(dur time.Duration) { t.Helper(); d.advance(t, dur, step) }
 			advance(3 * time.Second) // past the first registrations' settling
 			if got := nhsStates(s); got != "192.0.2.1=up 192.0.2.2=up" {
 				t.Fatalf("before the failure: NHS states %q", got)
@@ -180,33 +179,11 @@ func TestRegistrationIntervalBoundsFailover(t *testing.T) {
 // up, the failed one's binding goes at once; when a second NHS comes up
 // later, the binding kept for the failed one goes then.
 func TestOnlyNHSKeepsBindingWhenItFails(t *testing.T) {
-	net := nhrpsim.New()
-	mk := func(name, nbma string, cfg engine.Config) *nhrpsim.Node {
-		nd, err := net.AddNode(name, nbma, nil, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nd
-	}
-	hub1 := mk("hub1", "192.0.2.1", hubConfig())
-	h2 := hubConfig()
-	h2.Proto = addr("10.255.0.254")
-	hub2 := mk("hub2", "192.0.2.2", h2)
+	d := newDualHub(t, func(c *engine.Config) { c.RegistrationInterval = 400 * time.Millisecond })
+	hub1, hub2, s := d.hub1, d.hub2, d.spoke
 	hub2.Down = true
-	c := spokeConfig(2,
-		engine.NHSConfig{NBMA: addr("192.0.2.1"), Proto: addr("10.255.0.1"), Priority: 1},
-		engine.NHSConfig{NBMA: addr("192.0.2.2"), Proto: addr("10.255.0.254"), Priority: 2})
-	c.RegistrationInterval = 400 * time.Millisecond
-	s := mk("spoke2", "198.51.100.2", c)
-	if err := net.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	advance := func(d time.Duration) {
-		t.Helper()
-		if err := net.Advance(d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d.start(t)
+	advance := func(dur time.Duration) { t.Helper(); d.advance(t, dur, dur) }
 	bound := func(proto string) bool {
 		_, ok := s.Neigh.Lookup(addr(proto))
 		return ok
