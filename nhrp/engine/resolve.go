@@ -306,10 +306,7 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 		return
 	}
 	c := &p.CIEs[0]
-	proto := c.ClientProto
-	if !proto.IsValid() {
-		proto = p.DstProto
-	}
+	proto := replyClient(p)
 	observed := natted(c.ClientNBMA, natObserved(p, proto))
 	if pd.kind == pendProbe {
 		e.probeOK(pd.peer)
@@ -347,13 +344,17 @@ func (e *Engine) heldResponder(p *nhrp.Packet, from netip.Addr) bool {
 	if len(p.CIEs) == 0 || p.CIEs[0].Code != nhrp.CIESuccess {
 		return false
 	}
-	c := &p.CIEs[0]
-	proto := c.ClientProto
-	if !proto.IsValid() {
-		proto = p.DstProto
+	pe := e.peers[replyClient(p)]
+	return pe != nil && pe.nbma == from && pe.claimed == p.CIEs[0].ClientNBMA
+}
+
+// replyClient is the protocol address a resolution reply's first CIE binds:
+// its client address, or the request's target when the CIE leaves it out.
+func replyClient(p *nhrp.Packet) netip.Addr {
+	if a := p.CIEs[0].ClientProto; a.IsValid() {
+		return a
 	}
-	pe := e.peers[proto]
-	return pe != nil && pe.nbma == from && pe.claimed == c.ClientNBMA
+	return p.DstProto
 }
 
 // replyVouched checks a positive reply this NHS is asked to relay: its
