@@ -85,4 +85,6 @@ type Deps struct {
 	Clock   engine.Clock
 	Log     *zap.Logger
 	Metrics *metrics.Metrics
+	// Version is the running build's version string, reported by Status.
+	Version string
 }

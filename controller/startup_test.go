@@ -189,15 +189,19 @@ func TestNewRefusesIncompleteDeps(t *testing.T) {
 
 // TestReadyAndPing: Ready closes once the loop runs and Ping answers from
 // the loop (the systemd watchdog); before Run, Ping waits until its
-// context ends.
+// context ends. Status names the build it runs.
 func TestReadyAndPing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := start(t, kerneltest.NewNetwork(), "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil)
+		n := start(t, kerneltest.NewNetwork(), "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil,
+			func(d *Deps) { d.Version = "v1.2.3-4-gabcdef0" })
 		defer n.stop(t)
 		select {
 		case <-n.ctl.Ready():
 		case <-time.After(time.Minute):
 			t.Fatal("Ready not closed a minute after Run")
+		}
+		if st, err := n.ctl.Status(context.Background()); err != nil || st.Version != "v1.2.3-4-gabcdef0" {
+			t.Errorf("Status = %+v, %v; want version v1.2.3-4-gabcdef0", st, err)
 		}
 		if err := n.ctl.Ping(context.Background()); err != nil {
 			t.Errorf("Ping on a running loop: %v", err)

@@ -36,7 +36,7 @@ func (c *Controller) snapshot(ctx context.Context, f func()) error {
 // Status reports readiness: a hub once its loop runs; a spoke once it is
 // registered with an NHS and, with BGP, every session is established.
 func (c *Controller) Status(ctx context.Context) (api.Status, error) {
-	st := api.Status{State: "starting", Role: string(c.config().NHRP.Role), Started: c.startedAt()}
+	st := api.Status{State: "starting", Role: string(c.config().NHRP.Role), Version: c.deps.Version, Started: c.startedAt()}
 	var (
 		nhss []engine.NHSStatus
 		bgp  BGP

@@ -22,8 +22,8 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 // NewSystem builds a controller over the real kernel, strongSwan and GoBGP
 // of the current network namespace. It opens a netlink handle but changes
-// nothing until Run.
-func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Controller, error) {
+// nothing until Run. version is the build's version string (Status).
+func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, version string) (*Controller, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -49,6 +49,7 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics) (*Contro
 		Clock:   systemClock{},
 		Log:     log,
 		Metrics: m,
+		Version: version,
 	}
 	if cfg.NHRP.Role == config.RoleHub {
 		// Built on every hub, so that a reload can turn nhrp.redirect on.

@@ -50,7 +50,7 @@ nhrp: {role: hub, network_id: 1, holding_time: 600s}
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := metrics.New("test")
-			ctl, err := NewSystem(parseConfig(t, tc.yaml), nil, m)
+			ctl, err := NewSystem(parseConfig(t, tc.yaml), nil, m, "test")
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("NewSystem = %v; want an error containing %q", err, tc.wantErr)
