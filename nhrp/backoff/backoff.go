@@ -48,5 +48,9 @@ func (b *Backoff) Next() time.Duration {
 	return b.cur
 }
 
+// Peek is the delay the next call of Next will return, without advancing
+// (for a log line that announces the coming wait).
+func (b *Backoff) Peek() time.Duration { return b.Policy.Next(b.cur) }
+
 // Reset starts over: the next delay is Min again.
 func (b *Backoff) Reset() { b.cur = 0 }

@@ -85,7 +85,13 @@ func TestBackoffReset(t *testing.T) {
 	for range 3 {
 		got = append(got, b.Next())
 	}
+	if p := b.Peek(); p != 80*time.Millisecond {
+		t.Errorf("Peek after three Next = %v, want 80ms", p)
+	}
 	b.Reset()
+	if p := b.Peek(); p != 10*time.Millisecond {
+		t.Errorf("Peek after Reset = %v, want Min (10ms)", p)
+	}
 	got = append(got, b.Next())
 	want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 10 * time.Millisecond}
 	if diff := cmp.Diff(want, got); diff != "" {
