@@ -333,7 +333,7 @@ func (m *Manager) loadCreds(ctx context.Context) error {
 	switch m.cfg.Auth.Method {
 	case AuthPSK:
 		if _, err := m.call(ctx, cmdLoadShared, m.renderLoadShared()); err != nil {
-			return fmt.Errorf("ipsec: loading pre-shared key: %w", scrub(err, m.cfg.Auth.PSK.reveal()))
+			return fmt.Errorf("ipsec: loading pre-shared key: %w", scrub(err, m.cfg.Auth.PSK.Reveal()))
 		}
 	case AuthX509:
 		if _, err := m.call(ctx, cmdLoadCert, renderLoadCert(m.creds.ca, true)); err != nil {
