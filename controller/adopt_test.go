@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
@@ -70,47 +69,6 @@ func (g gatedConn) ReadFrom(b []byte) (int, netip.Addr, error) {
 			return n, from, err
 		}
 	}
-}
-
-// startOn is start with a given (pre-populated) fake kernel, behind a
-// gate that cuts the node off the network while set.
-func startOn(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, k *kerneltest.Fake, cut *atomic.Bool, mod ...func(*Deps)) *node {
-	t.Helper()
-	cfg := parseConfig(t, yaml)
-	n := &node{name: name, cfg: cfg, kernel: k, m: metrics.New("test"), done: make(chan error, 1)}
-	n.routes = &fakeRoutes{routes: routes}
-	deps := Deps{
-		Dataplane: n.kernel,
-		Misses:    n.kernel,
-		Lookup:    n.routes,
-		Listen: func(ifindex int) (kernel.PacketConn, error) {
-			n.routes.tunnelIfindex = ifindex
-			for i := range n.routes.routes {
-				if n.routes.routes[i].Ifindex == -1 {
-					n.routes.routes[i].Ifindex = ifindex
-				}
-			}
-			c, err := netw.Listen(cfg.Tunnel.LocalNBMA)
-			if err != nil {
-				return nil, err
-			}
-			return gatedConn{PacketConn: c, cut: cut}, nil
-		},
-		Clock:   wallClock{},
-		Metrics: n.m,
-	}
-	for _, m := range mod {
-		m(&deps)
-	}
-	ctl, err := New(cfg, deps)
-	if err != nil {
-		t.Fatalf("%s: New: %v", name, err)
-	}
-	n.ctl = ctl
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	go func() { n.done <- ctl.Run(ctx) }()
-	return n
 }
 
 // opsSince returns the fake's operations after the first n, those

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,12 +91,20 @@ func spokeYAML(nbma, addr string, nhs ...string) string {
 	return b.String()
 }
 
-// start runs a controller on the in-memory network. It must be called inside
-// a synctest bubble. mod may change the dependencies (an IPsec fake).
+// start runs a controller on the in-memory network with an empty fake
+// kernel. It must be called inside a synctest bubble. mod may change the
+// dependencies (an IPsec fake).
 func start(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, mod ...func(*Deps)) *node {
 	t.Helper()
+	return startOn(t, netw, name, yaml, routes, kerneltest.New(), nil, mod...)
+}
+
+// startOn is start on a given (pre-populated) fake kernel k; when cut is
+// not nil, the node is cut off from the NBMA network while it is set.
+func startOn(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, k *kerneltest.Fake, cut *atomic.Bool, mod ...func(*Deps)) *node {
+	t.Helper()
 	cfg := parseConfig(t, yaml)
-	n := &node{name: name, cfg: cfg, kernel: kerneltest.New(), m: metrics.New("test"), done: make(chan error, 1)}
+	n := &node{name: name, cfg: cfg, kernel: k, m: metrics.New("test"), done: make(chan error, 1)}
 	n.routes = &fakeRoutes{routes: routes}
 	var hair Hairpins
 	if cfg.NHRP.Role == config.RoleHub {
@@ -113,7 +122,11 @@ func start(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []k
 					n.routes.routes[i].Ifindex = ifindex
 				}
 			}
-			return netw.Listen(cfg.Tunnel.LocalNBMA)
+			c, err := netw.Listen(cfg.Tunnel.LocalNBMA)
+			if err != nil || cut == nil {
+				return c, err
+			}
+			return gatedConn{PacketConn: c, cut: cut}, nil
 		},
 		Clock:   wallClock{},
 		Metrics: n.m,
