@@ -48,6 +48,20 @@ func previousRun(t *testing.T, cfgYAML string) *kerneltest.Fake {
 	return k
 }
 
+// s1YAML is spoke s1 of hubWithLANs's cloud.
+var s1YAML = spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
+
+// restartS1 starts s1 on the kernel state previousRun left, cut off the
+// network while cut is set; base is the number of kernel operations
+// before s1 started.
+func restartS1(t *testing.T, netw *kerneltest.Network, cut *atomic.Bool) (s1 *node, k *kerneltest.Fake, base int) {
+	t.Helper()
+	k = previousRun(t, s1YAML)
+	base = len(k.Ops())
+	s1 = startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, cut)
+	return s1, k, base
+}
+
 // gatedConn drops everything while cut is set: the node is cut off from
 // the NBMA network.
 type gatedConn struct {
@@ -102,15 +116,12 @@ func hubWithLANs(t *testing.T, netw *kerneltest.Network) *node {
 func TestRestartAdoptsShortcut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		s1YAML := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
-		k := previousRun(t, s1YAML)
-		base := len(k.Ops())
 		hub := hubWithLANs(t, netw)
 		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
 			lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
 		var cut atomic.Bool
 		cut.Store(true)
-		s1 := startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, &cut)
+		s1, k, base := restartS1(t, netw, &cut)
 		defer stopAll(t, s1, s2, hub)
 
 		// s1 cannot reach its hub yet: nothing can be re-learnt; everything
@@ -176,11 +187,7 @@ func TestRestartAdoptsShortcut(t *testing.T) {
 // answers), it is kept for the grace period and removed afterwards.
 func TestAdoptionExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		netw := kerneltest.NewNetwork()
-		s1YAML := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
-		k := previousRun(t, s1YAML)
-		base := len(k.Ops())
-		s1 := startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, &atomic.Bool{})
+		s1, k, base := restartS1(t, kerneltest.NewNetwork(), &atomic.Bool{})
 		defer stopAll(t, s1)
 
 		time.Sleep(adoptGrace - 5*time.Second)
@@ -212,11 +219,7 @@ func TestAdoptionExpires(t *testing.T) {
 // it) re-writes the entry instead of resolving the address.
 func TestAdoptedNeighborKeptAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		netw := kerneltest.NewNetwork()
-		s1YAML := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
-		k := previousRun(t, s1YAML)
-		base := len(k.Ops())
-		s1 := startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, &atomic.Bool{})
+		s1, k, base := restartS1(t, kerneltest.NewNetwork(), &atomic.Bool{})
 		defer stopAll(t, s1)
 		time.Sleep(time.Second)
 		synctest.Wait()
