@@ -32,13 +32,25 @@ func (r *recordConn) Close() error { return nil }
 func engineOnly(t *testing.T, yaml string, m *metrics.Metrics) (*Controller, *ipsectest.Fake, *recordConn) {
 	t.Helper()
 	fake := ipsectest.NewFake(nil)
-	c, err := New(parseConfig(t, yaml), Deps{
-		Dataplane: kerneltest.New(),
-		Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
-		Clock:     wallClock{},
-		IPsec:     fakeIPsec{fake},
-		Metrics:   m,
-	})
+	c, rc := engineWith(t, yaml, Deps{IPsec: fakeIPsec{fake}, Metrics: m})
+	return c, fake, rc
+}
+
+// engineWith is engineOnly with the given dependencies; the dataplane,
+// the listener and the clock default to a fake kernel, none and the wall
+// clock.
+func engineWith(t *testing.T, yaml string, d Deps) (*Controller, *recordConn) {
+	t.Helper()
+	if d.Dataplane == nil {
+		d.Dataplane = kerneltest.New()
+	}
+	if d.Listen == nil {
+		d.Listen = func(int) (kernel.PacketConn, error) { return nil, nil }
+	}
+	if d.Clock == nil {
+		d.Clock = wallClock{}
+	}
+	c, err := New(parseConfig(t, yaml), d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,5 +59,5 @@ func engineOnly(t *testing.T, yaml string, m *metrics.Metrics) (*Controller, *ip
 	if err := c.startEngine(); err != nil {
 		t.Fatal(err)
 	}
-	return c, fake, rc
+	return c, rc
 }
