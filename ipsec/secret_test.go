@@ -88,14 +88,7 @@ func TestSecretNotLogged(t *testing.T) {
 	h.srv.Handle("load-shared", func(req *vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 		return nil, vicitest.Failure("invalid data: " + req.String("data"))
 	})
-	h.srv.Stop()
-	if err := h.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.clock.WaitForWaiter(h.firstBackoff(), waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(h.firstBackoff())
+	h.restartCharon(h.firstBackoff(), false)
 	h.waitCmd("refused load-shared", func(c vicitest.Command) bool {
 		return c.Name == "load-shared" && h.srv.Accepts() >= 3
 	})
