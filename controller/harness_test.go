@@ -145,6 +145,28 @@ func startOn(t testing.TB, netw *kerneltest.Network, name, yaml string, routes [
 	return n
 }
 
+// The Phase 3 cloud most tests run: a hub (198.51.100.1, 10.0.0.1) and
+// spokes s1 and s2 (198.51.100.2 and .3, 10.0.0.2 and .3) with LANs
+// 192.168.1.0/24 and 192.168.2.0/24 and the summary 192.168.0.0/16 via
+// the hub.
+
+// hubWithLANs starts the hub of the cloud, routing each spoke's LAN to it.
+func hubWithLANs(t testing.TB, netw *kerneltest.Network) *node {
+	t.Helper()
+	return start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
+		[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
+			{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
+}
+
+// startSpoke starts spoke s1 or s2 (i) of the cloud, its configuration
+// followed by extraYAML.
+func startSpoke(t testing.TB, netw *kerneltest.Network, i int, extraYAML string, mod ...func(*Deps)) *node {
+	t.Helper()
+	nbma, addr := fmt.Sprintf("198.51.100.%d", i+1), fmt.Sprintf("10.0.0.%d/24", i+1)
+	return start(t, netw, fmt.Sprintf("s%d", i), spokeYAML(nbma, addr, "198.51.100.1", "10.0.0.1")+extraYAML,
+		lanRoutes(fmt.Sprintf("192.168.%d.0/24", i), "192.168.0.0/16", "10.0.0.1"), mod...)
+}
+
 // stop ends the controller and reports its error.
 func (n *node) stop(t *testing.T) {
 	t.Helper()
