@@ -249,12 +249,8 @@ var sortStrings = cmpopts.SortSlices(func(a, b string) bool { return a < b })
 func TestResolvedNeighborRefreshedOnProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := hubWithLANs(t, netw)
-		s1 := startSpoke(t, netw, 1, "")
-		s2 := startSpoke(t, netw, 2, "")
+		hub, s1, s2 := registeredCloud(t, netw)
 		defer stopAll(t, s1, s2, hub)
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")})
 		time.Sleep(5 * time.Second)
 		synctest.Wait()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -165,6 +166,18 @@ func startSpoke(t testing.TB, netw *kerneltest.Network, i int, extraYAML string,
 	nbma, addr := fmt.Sprintf("198.51.100.%d", i+1), fmt.Sprintf("10.0.0.%d/24", i+1)
 	return start(t, netw, fmt.Sprintf("s%d", i), spokeYAML(nbma, addr, "198.51.100.1", "10.0.0.1")+extraYAML,
 		lanRoutes(fmt.Sprintf("192.168.%d.0/24", i), "192.168.0.0/16", "10.0.0.1"), mod...)
+}
+
+// registeredCloud starts the whole cloud and lets the spokes register
+// (5 s); the caller stops the three nodes.
+func registeredCloud(t testing.TB, netw *kerneltest.Network) (hub, s1, s2 *node) {
+	t.Helper()
+	hub = hubWithLANs(t, netw)
+	s1 = startSpoke(t, netw, 1, "")
+	s2 = startSpoke(t, netw, 2, "")
+	time.Sleep(5 * time.Second)
+	synctest.Wait()
+	return hub, s1, s2
 }
 
 // stop ends the controller and reports its error.
