@@ -17,14 +17,8 @@ import (
 // each spoke one for its NHS, and the spokes report ready.
 func TestHubAndSpokesRegister(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		netw := kerneltest.NewNetwork()
-		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil)
-		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"), nil)
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"), nil)
+		hub, s1, s2 := registeredCloud(t, kerneltest.NewNetwork())
 		defer stopAll(t, s1, s2, hub)
-
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		for _, want := range []struct {
 			n     *node
 			parts []string
