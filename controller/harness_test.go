@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/kernel"
@@ -178,6 +180,25 @@ func registeredCloud(t testing.TB, netw *kerneltest.Network) (hub, s1, s2 *node)
 	time.Sleep(5 * time.Second)
 	synctest.Wait()
 	return hub, s1, s2
+}
+
+// wantCounted checks that n's show counters has want (counter -> value)
+// and that its metric's exposition is exactly exposition: a count is
+// visible both ways.
+func wantCounted(t testing.TB, n *node, want api.Counters, metric, exposition string) {
+	t.Helper()
+	got, err := n.ctl.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: show counters %s = %d, want %d", n.name, k, got[k], v)
+		}
+	}
+	if err := testutil.GatherAndCompare(n.m.Registry(), strings.NewReader(exposition), metric); err != nil {
+		t.Errorf("%s: %v", n.name, err)
+	}
 }
 
 // stop ends the controller and reports its error.
