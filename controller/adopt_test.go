@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
@@ -49,6 +48,20 @@ func previousRun(t *testing.T, cfgYAML string) *kerneltest.Fake {
 	return k
 }
 
+// s1YAML is spoke s1 of hubWithLANs's cloud.
+var s1YAML = spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
+
+// restartS1 starts s1 on the kernel state previousRun left, cut off the
+// network while cut is set; base is the number of kernel operations
+// before s1 started.
+func restartS1(t *testing.T, netw *kerneltest.Network, cut *atomic.Bool) (s1 *node, k *kerneltest.Fake, base int) {
+	t.Helper()
+	k = previousRun(t, s1YAML)
+	base = len(k.Ops())
+	s1 = startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, cut)
+	return s1, k, base
+}
+
 // gatedConn drops everything while cut is set: the node is cut off from
 // the NBMA network.
 type gatedConn struct {
@@ -72,47 +85,6 @@ func (g gatedConn) ReadFrom(b []byte) (int, netip.Addr, error) {
 	}
 }
 
-// startOn is start with a given (pre-populated) fake kernel, behind a
-// gate that cuts the node off the network while set.
-func startOn(t *testing.T, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, k *kerneltest.Fake, cut *atomic.Bool, mod ...func(*Deps)) *node {
-	t.Helper()
-	cfg := parseConfig(t, yaml)
-	n := &node{name: name, cfg: cfg, kernel: k, m: metrics.New("test"), done: make(chan error, 1)}
-	n.routes = &fakeRoutes{routes: routes}
-	deps := Deps{
-		Dataplane: n.kernel,
-		Misses:    n.kernel,
-		Lookup:    n.routes,
-		Listen: func(ifindex int) (kernel.PacketConn, error) {
-			n.routes.tunnelIfindex = ifindex
-			for i := range n.routes.routes {
-				if n.routes.routes[i].Ifindex == -1 {
-					n.routes.routes[i].Ifindex = ifindex
-				}
-			}
-			c, err := netw.Listen(cfg.Tunnel.LocalNBMA)
-			if err != nil {
-				return nil, err
-			}
-			return gatedConn{PacketConn: c, cut: cut}, nil
-		},
-		Clock:   wallClock{},
-		Metrics: n.m,
-	}
-	for _, m := range mod {
-		m(&deps)
-	}
-	ctl, err := New(cfg, deps)
-	if err != nil {
-		t.Fatalf("%s: New: %v", name, err)
-	}
-	n.ctl = ctl
-	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	go func() { n.done <- ctl.Run(ctx) }()
-	return n
-}
-
 // opsSince returns the fake's operations after the first n, those
 // touching the given addresses or prefixes only.
 func opsSince(k *kerneltest.Fake, n int, about ...string) []string {
@@ -128,12 +100,6 @@ func opsSince(k *kerneltest.Fake, n int, about ...string) []string {
 	return out
 }
 
-func hubWithLANs(t *testing.T, netw *kerneltest.Network) *node {
-	return start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
-		[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
-			{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
-}
-
 // TestRestartAdoptsShortcut: s1 restarts (its hub is unreachable for the
 // first seconds) on a kernel that carries its previous shortcut. The
 // shortcut route and its neighbor entry are kept while nothing is known,
@@ -144,15 +110,11 @@ func hubWithLANs(t *testing.T, netw *kerneltest.Network) *node {
 func TestRestartAdoptsShortcut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		s1YAML := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
-		k := previousRun(t, s1YAML)
-		base := len(k.Ops())
 		hub := hubWithLANs(t, netw)
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
+		s2 := startSpoke(t, netw, 2, "")
 		var cut atomic.Bool
 		cut.Store(true)
-		s1 := startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, &cut)
+		s1, k, base := restartS1(t, netw, &cut)
 		defer stopAll(t, s1, s2, hub)
 
 		// s1 cannot reach its hub yet: nothing can be re-learnt; everything
@@ -218,11 +180,7 @@ func TestRestartAdoptsShortcut(t *testing.T) {
 // answers), it is kept for the grace period and removed afterwards.
 func TestAdoptionExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		netw := kerneltest.NewNetwork()
-		s1YAML := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
-		k := previousRun(t, s1YAML)
-		base := len(k.Ops())
-		s1 := startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, &atomic.Bool{})
+		s1, k, base := restartS1(t, kerneltest.NewNetwork(), &atomic.Bool{})
 		defer stopAll(t, s1)
 
 		time.Sleep(adoptGrace - 5*time.Second)
@@ -254,11 +212,7 @@ func TestAdoptionExpires(t *testing.T) {
 // it) re-writes the entry instead of resolving the address.
 func TestAdoptedNeighborKeptAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		netw := kerneltest.NewNetwork()
-		s1YAML := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
-		k := previousRun(t, s1YAML)
-		base := len(k.Ops())
-		s1 := startOn(t, netw, "s1", s1YAML, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), k, &atomic.Bool{})
+		s1, k, base := restartS1(t, kerneltest.NewNetwork(), &atomic.Bool{})
 		defer stopAll(t, s1)
 		time.Sleep(time.Second)
 		synctest.Wait()
@@ -295,14 +249,8 @@ var sortStrings = cmpopts.SortSlices(func(a, b string) bool { return a < b })
 func TestResolvedNeighborRefreshedOnProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := hubWithLANs(t, netw)
-		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"))
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
+		hub, s1, s2 := registeredCloud(t, netw)
 		defer stopAll(t, s1, s2, hub)
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")})
 		time.Sleep(5 * time.Second)
 		synctest.Wait()

@@ -15,6 +15,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 	"github.com/dmvpnd/dmvpnd/routing"
 )
@@ -65,7 +66,7 @@ type Controller struct {
 	protGen      uint64
 	protGenKnown bool
 	dirty        dirtySet
-	retry        backoff
+	retry        backoff.Backoff
 	// routesFailed: the last route push failed (some routes refused); it
 	// is retried when the backoff timer fires. refusedRoutes are the
 	// routes the kernel refused then, logged once each.
@@ -135,7 +136,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		since:      map[netip.Addr]time.Time{},
 		nhsExpires: map[netip.Addr]time.Time{},
 		lastReg:    map[netip.Addr]time.Time{},
-		retry:      backoff{min: 500 * time.Millisecond, max: 30 * time.Second},
+		retry:      backoff.New(500*time.Millisecond, 30*time.Second),
 		stats:      stats{},
 	}
 	c.cfgp.Store(cfg)

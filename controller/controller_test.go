@@ -17,14 +17,8 @@ import (
 // each spoke one for its NHS, and the spokes report ready.
 func TestHubAndSpokesRegister(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		netw := kerneltest.NewNetwork()
-		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil)
-		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"), nil)
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"), nil)
+		hub, s1, s2 := registeredCloud(t, kerneltest.NewNetwork())
 		defer stopAll(t, s1, s2, hub)
-
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 		for _, want := range []struct {
 			n     *node
 			parts []string
@@ -89,16 +83,8 @@ func TestSpokeNotReadyWithoutHub(t *testing.T) {
 func TestPhase3Shortcut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
-			[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
-				{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
-		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"))
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
+		hub, s1, s2 := registeredCloud(t, netw)
 		defer stopAll(t, s1, s2, hub)
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
 
 		// s1's host 192.168.1.10 sends to 192.168.2.20 through the hub.
 		if n := hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")}); n == 0 {

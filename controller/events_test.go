@@ -69,19 +69,15 @@ func TestEventsOfAPhase3Run(t *testing.T) {
 		netw := kerneltest.NewNetwork()
 		core, logs := observer.New(zapcore.DebugLevel)
 		sa := ipsectest.NewFake(nil)
-		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
-			[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
-				{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
+		hub := hubWithLANs(t, netw)
 		hubSub := hub.ctl.Subscribe()
-		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), func(d *Deps) {
-				d.Log = zap.New(core)
-				d.IPsec = fakeIPsec{sa}
-			})
+		s1 := startSpoke(t, netw, 1, "", func(d *Deps) {
+			d.Log = zap.New(core)
+			d.IPsec = fakeIPsec{sa}
+		})
 		sub := s1.ctl.Subscribe()
 		defer sub.Close()
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
+		s2 := startSpoke(t, netw, 2, "")
 		defer stopAll(t, s1, s2, hub)
 
 		// s1 protects its NHRP with IPsec: nothing registers before the SA.

@@ -26,9 +26,7 @@ type sinkSpeaker struct {
 func TestBGPRoutesReachTheKernel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
-			[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
-				{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
+		hub := hubWithLANs(t, netw)
 		sp := &sinkSpeaker{}
 		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")+
 			"bgp: {enabled: true, asn: 65000, neighbors: [{address: 10.0.0.1}], prefixes: [192.168.1.0/24]}\n",
@@ -36,8 +34,7 @@ func TestBGPRoutesReachTheKernel(t *testing.T) {
 			func(d *Deps) {
 				d.NewBGP = func(sink routing.RouteSink) (BGP, error) { sp.sink = sink; return sp, nil }
 			})
-		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"),
-			lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
+		s2 := startSpoke(t, netw, 2, "")
 		defer stopAll(t, s1, s2, hub)
 		time.Sleep(5 * time.Second)
 		synctest.Wait()

@@ -3,13 +3,12 @@ package controller
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"testing"
 	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
@@ -38,22 +37,13 @@ func TestGuardFollowsIPsec(t *testing.T) {
 			t.Fatalf("guard calls when the NHRP socket opened (-want +got):\n%s", d)
 		}
 		guard.SetCounters(kernel.GuardCounters{InPackets: 7, InBytes: 700, OutPackets: 2, OutBytes: 200})
-		got, err := n.ctl.Counters(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got["ipsec_gre_clear_in_dropped"] != 7 || got["ipsec_gre_clear_out_dropped"] != 2 {
-			t.Errorf("show counters: in %d out %d, want 7 and 2", got["ipsec_gre_clear_in_dropped"], got["ipsec_gre_clear_out_dropped"])
-		}
-		want := `
+		wantCounted(t, n, api.Counters{"ipsec_gre_clear_in_dropped": 7, "ipsec_gre_clear_out_dropped": 2},
+			"dmvpnd_ipsec_cleartext_gre_dropped_total", `
 # HELP dmvpnd_ipsec_cleartext_gre_dropped_total GRE packets dropped because no IPsec SA protected them, by direction (in: arrived in clear; out: would have left in clear).
 # TYPE dmvpnd_ipsec_cleartext_gre_dropped_total counter
 dmvpnd_ipsec_cleartext_gre_dropped_total{direction="in"} 7
 dmvpnd_ipsec_cleartext_gre_dropped_total{direction="out"} 2
-`
-		if err := testutil.GatherAndCompare(n.m.Registry(), strings.NewReader(want), "dmvpnd_ipsec_cleartext_gre_dropped_total"); err != nil {
-			t.Error(err)
-		}
+`)
 		n.stop(t)
 		if ok, local := guard.Installed(); !ok || local != netip.MustParseAddr("198.51.100.2") {
 			t.Errorf("after stop: installed %v for %s; the guard must stay while dmvpnd restarts", ok, local)
@@ -65,7 +55,7 @@ dmvpnd_ipsec_cleartext_gre_dropped_total{direction="out"} 2
 		if ok, _ := guard.Installed(); ok {
 			t.Errorf("a run without IPsec left the guard installed; calls %v", guard.Calls())
 		}
-		got, err = plain.ctl.Counters(context.Background())
+		got, err := plain.ctl.Counters(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

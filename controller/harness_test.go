@@ -6,12 +6,16 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/config"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/kernel"
@@ -90,12 +94,20 @@ func spokeYAML(nbma, addr string, nhs ...string) string {
 	return b.String()
 }
 
-// start runs a controller on the in-memory network. It must be called inside
-// a synctest bubble. mod may change the dependencies (an IPsec fake).
+// start runs a controller on the in-memory network with an empty fake
+// kernel. It must be called inside a synctest bubble. mod may change the
+// dependencies (an IPsec fake).
 func start(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, mod ...func(*Deps)) *node {
 	t.Helper()
+	return startOn(t, netw, name, yaml, routes, kerneltest.New(), nil, mod...)
+}
+
+// startOn is start on a given (pre-populated) fake kernel k; when cut is
+// not nil, the node is cut off from the NBMA network while it is set.
+func startOn(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []kernel.RouteMatch, k *kerneltest.Fake, cut *atomic.Bool, mod ...func(*Deps)) *node {
+	t.Helper()
 	cfg := parseConfig(t, yaml)
-	n := &node{name: name, cfg: cfg, kernel: kerneltest.New(), m: metrics.New("test"), done: make(chan error, 1)}
+	n := &node{name: name, cfg: cfg, kernel: k, m: metrics.New("test"), done: make(chan error, 1)}
 	n.routes = &fakeRoutes{routes: routes}
 	var hair Hairpins
 	if cfg.NHRP.Role == config.RoleHub {
@@ -113,7 +125,11 @@ func start(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []k
 					n.routes.routes[i].Ifindex = ifindex
 				}
 			}
-			return netw.Listen(cfg.Tunnel.LocalNBMA)
+			c, err := netw.Listen(cfg.Tunnel.LocalNBMA)
+			if err != nil || cut == nil {
+				return c, err
+			}
+			return gatedConn{PacketConn: c, cut: cut}, nil
 		},
 		Clock:   wallClock{},
 		Metrics: n.m,
@@ -130,6 +146,59 @@ func start(t testing.TB, netw *kerneltest.Network, name, yaml string, routes []k
 	n.cancel = cancel
 	go func() { n.done <- ctl.Run(ctx) }()
 	return n
+}
+
+// The Phase 3 cloud most tests run: a hub (198.51.100.1, 10.0.0.1) and
+// spokes s1 and s2 (198.51.100.2 and .3, 10.0.0.2 and .3) with LANs
+// 192.168.1.0/24 and 192.168.2.0/24 and the summary 192.168.0.0/16 via
+// the hub.
+
+// hubWithLANs starts the hub of the cloud, routing each spoke's LAN to it.
+func hubWithLANs(t testing.TB, netw *kerneltest.Network) *node {
+	t.Helper()
+	return start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
+		[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
+			{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
+}
+
+// startSpoke starts spoke s1 or s2 (i) of the cloud, its configuration
+// followed by extraYAML.
+func startSpoke(t testing.TB, netw *kerneltest.Network, i int, extraYAML string, mod ...func(*Deps)) *node {
+	t.Helper()
+	nbma, addr := fmt.Sprintf("198.51.100.%d", i+1), fmt.Sprintf("10.0.0.%d/24", i+1)
+	return start(t, netw, fmt.Sprintf("s%d", i), spokeYAML(nbma, addr, "198.51.100.1", "10.0.0.1")+extraYAML,
+		lanRoutes(fmt.Sprintf("192.168.%d.0/24", i), "192.168.0.0/16", "10.0.0.1"), mod...)
+}
+
+// registeredCloud starts the whole cloud and lets the spokes register
+// (5 s); the caller stops the three nodes.
+func registeredCloud(t testing.TB, netw *kerneltest.Network) (hub, s1, s2 *node) {
+	t.Helper()
+	hub = hubWithLANs(t, netw)
+	s1 = startSpoke(t, netw, 1, "")
+	s2 = startSpoke(t, netw, 2, "")
+	time.Sleep(5 * time.Second)
+	synctest.Wait()
+	return hub, s1, s2
+}
+
+// wantCounted checks that n's show counters has want (counter -> value)
+// and that its metric's exposition is exactly exposition: a count is
+// visible both ways.
+func wantCounted(t testing.TB, n *node, want api.Counters, metric, exposition string) {
+	t.Helper()
+	got, err := n.ctl.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: show counters %s = %d, want %d", n.name, k, got[k], v)
+		}
+	}
+	if err := testutil.GatherAndCompare(n.m.Registry(), strings.NewReader(exposition), metric); err != nil {
+		t.Errorf("%s: %v", n.name, err)
+	}
 }
 
 // stop ends the controller and reports its error.

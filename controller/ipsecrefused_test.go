@@ -2,12 +2,10 @@ package controller
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"testing/synctest"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
@@ -37,21 +35,11 @@ func TestIPsecRefusalsCounted(t *testing.T) {
 				t.Fatal("NHS peer not wanted")
 			}
 		}
-		got, err = n.ctl.Counters(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got["ipsec_peer_loads_refused"] != 2 {
-			t.Errorf("show counters: ipsec_peer_loads_refused %d, want 2", got["ipsec_peer_loads_refused"])
-		}
-		want := `
+		wantCounted(t, n, api.Counters{"ipsec_peer_loads_refused": 2}, "dmvpnd_ipsec_peer_loads_refused_total", `
 # HELP dmvpnd_ipsec_peer_loads_refused_total Per-peer IPsec connections charon refused (each refused load-conn; the peer is retried with backoff, the others are unaffected).
 # TYPE dmvpnd_ipsec_peer_loads_refused_total counter
 dmvpnd_ipsec_peer_loads_refused_total 2
-`
-		if err := testutil.GatherAndCompare(n.m.Registry(), strings.NewReader(want), "dmvpnd_ipsec_peer_loads_refused_total"); err != nil {
-			t.Error(err)
-		}
+`)
 		n.stop(t)
 	})
 }

@@ -2,12 +2,10 @@ package controller
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"testing/synctest"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
@@ -36,28 +34,18 @@ func TestIPsecRepairsCounted(t *testing.T) {
 				d.IPsec = repairingIPsec{fakeIPsec{ipsectest.NewFake(nil)}, 3, 1}
 			})
 		synctest.Wait()
-		got, err := n.ctl.Counters(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got["ipsec_repaired_connections"] != 3 || got["ipsec_repaired_credentials"] != 1 {
-			t.Errorf("show counters: %d connections, %d credentials repaired; want 3 and 1",
-				got["ipsec_repaired_connections"], got["ipsec_repaired_credentials"])
-		}
-		want := `
+		wantCounted(t, n, api.Counters{"ipsec_repaired_connections": 3, "ipsec_repaired_credentials": 1},
+			"dmvpnd_ipsec_repairs_total", `
 # HELP dmvpnd_ipsec_repairs_total Connections and credentials dmvpnd loaded into charon that charon had lost or held differently, loaded again, by kind (connection, credential).
 # TYPE dmvpnd_ipsec_repairs_total counter
 dmvpnd_ipsec_repairs_total{kind="connection"} 3
 dmvpnd_ipsec_repairs_total{kind="credential"} 1
-`
-		if err := testutil.GatherAndCompare(n.m.Registry(), strings.NewReader(want), "dmvpnd_ipsec_repairs_total"); err != nil {
-			t.Error(err)
-		}
+`)
 		n.stop(t)
 
 		plain := start(t, netw, "plain", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"), nil)
 		synctest.Wait()
-		got, err = plain.ctl.Counters(context.Background())
+		got, err := plain.ctl.Counters(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -41,10 +41,10 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		c.reconcileMulticast()
 		if c.dirty.routes || c.dirty.ipsec || c.dirty.qos || c.dirty.bind || c.routesFailed {
 			if retry == nil {
-				retry = time.After(c.retry.next())
+				retry = time.After(c.retry.Next())
 			}
 		} else {
-			c.retry.reset()
+			c.retry.Reset()
 			retry = nil
 		}
 		if d, ok := c.eng.NextDeadline(); ok {

@@ -29,17 +29,13 @@ func startPhase3(t *testing.T) phase3Run {
 	t.Helper()
 	netw := kerneltest.NewNetwork()
 	sa := ipsectest.NewFake(nil)
-	hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
-		[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
-			{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
+	hub := hubWithLANs(t, netw)
 	// The hub listens before the spokes' first registrations, so that
 	// their times (in the fixtures) do not depend on goroutine order.
 	synctest.Wait()
 	// The spokes announce NHRP groups (per-tunnel QoS), so the views show them.
-	s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")+"  group: branch-2m\n",
-		lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"), func(d *Deps) { d.IPsec = fakeIPsec{sa} })
-	s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1")+"  group: branch-10m\n",
-		lanRoutes("192.168.2.0/24", "192.168.0.0/16", "10.0.0.1"))
+	s1 := startSpoke(t, netw, 1, "  group: branch-2m\n", func(d *Deps) { d.IPsec = fakeIPsec{sa} })
+	s2 := startSpoke(t, netw, 2, "  group: branch-10m\n")
 	time.Sleep(time.Second)
 	synctest.Wait()
 	if !sa.SetStatus("198.51.100.1", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.1:500"), "") {

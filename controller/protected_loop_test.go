@@ -14,7 +14,6 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
-	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
@@ -122,22 +121,7 @@ func TestKickProtected(t *testing.T) {
 		{"down only", []string{"down hub1"}, []string{"0 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := ipsectest.NewFake(nil)
-			cfg := parseConfig(t, spokeYAML("198.51.100.2", "10.0.0.2/24", hub1.String(), "10.0.0.1", hub2.String(), "10.0.0.11"))
-			c, err := New(cfg, Deps{
-				Dataplane: kerneltest.New(),
-				Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
-				Clock:     wallClock{},
-				IPsec:     fakeIPsec{fake},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc := &recordConn{}
-			c.conn = rc
-			if err := c.startEngine(); err != nil {
-				t.Fatal(err)
-			}
+			c, fake, rc := engineOnly(t, spokeYAML("198.51.100.2", "10.0.0.2/24", hub1.String(), "10.0.0.1", hub2.String(), "10.0.0.11"), nil)
 			c.eng.Start() // the first registrations: no SA yet
 			if err := fake.SetPeers([]ipsec.Peer{{RemoteNBMA: hub1, Initiate: ipsec.Initiate}, {RemoteNBMA: hub2, Initiate: ipsec.Initiate}}); err != nil {
 				t.Fatal(err)

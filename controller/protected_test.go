@@ -5,9 +5,6 @@ import (
 	"testing"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
-	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
@@ -28,22 +25,7 @@ func TestRegistrationFollowsSA(t *testing.T) {
 		{"sa with another peer up", ipsec.Event{Peer: "198.51.100.3", Status: ipsec.StatusUp}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := ipsectest.NewFake(nil)
-			cfg := parseConfig(t, spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"))
-			c, err := New(cfg, Deps{
-				Dataplane: kerneltest.New(),
-				Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
-				Clock:     wallClock{},
-				IPsec:     fakeIPsec{fake},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc := &recordConn{}
-			c.conn = rc
-			if err := c.startEngine(); err != nil {
-				t.Fatal(err)
-			}
+			c, fake, rc := engineOnly(t, spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"), nil)
 			c.eng.Start() // the first registration: no SA yet
 			noSA := engine.DropSendNoSA.Counter()
 			if len(rc.sent) != 0 || c.eng.Counters()[noSA] != 1 {

@@ -160,29 +160,24 @@ func TestResyncAllocations(t *testing.T) {
 // registrations of which none changed (the fake kernel: what is measured
 // is dmvpnd's side; the kernel's is in kernel.TestPrivNeighborBatchScale).
 func BenchmarkResyncUnchanged10k(b *testing.B) {
-	hub := benchHub(b, 10000)
-	defer hub.cancel()
-	b.ReportAllocs()
-	b.ResetTimer()
-	if err := hub.ctl.run(context.Background(), func() {
-		for b.Loop() {
-			hub.ctl.resyncNeighbors()
-		}
-	}); err != nil {
-		b.Fatal(err)
-	}
+	benchOnLoop(b, func(c *Controller) { c.resyncNeighbors() })
 }
 
 // BenchmarkMetricsView10k is the metrics job's snapshot of the loop with
 // 10k registrations.
 func BenchmarkMetricsView10k(b *testing.B) {
+	benchOnLoop(b, func(c *Controller) { _ = c.takeView() })
+}
+
+// benchOnLoop measures op on the loop of a hub with 10k registrations.
+func benchOnLoop(b *testing.B, op func(*Controller)) {
 	hub := benchHub(b, 10000)
 	defer hub.cancel()
 	b.ReportAllocs()
 	b.ResetTimer()
 	if err := hub.ctl.run(context.Background(), func() {
 		for b.Loop() {
-			_ = hub.ctl.takeView()
+			op(hub.ctl)
 		}
 	}); err != nil {
 		b.Fatal(err)

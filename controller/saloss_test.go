@@ -8,9 +8,6 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
-	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
 
 // TestSALossEvents: an established SA that goes away is reported (sa-down
@@ -64,21 +61,7 @@ func TestSALossEvents(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := metrics.New("test")
-			cfg := parseConfig(t, spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"))
-			c, err := New(cfg, Deps{
-				Dataplane: kerneltest.New(),
-				Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
-				Clock:     wallClock{},
-				IPsec:     fakeIPsec{ipsectest.NewFake(nil)},
-				Metrics:   m,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.conn = &recordConn{}
-			if err := c.startEngine(); err != nil {
-				t.Fatal(err)
-			}
+			c, _, _ := engineOnly(t, spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"), m)
 			sub := c.Subscribe()
 			defer sub.Close()
 			for _, ev := range tc.evs {

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel"
@@ -83,21 +83,11 @@ func TestTunnelSourceBinding(t *testing.T) {
 		}
 
 		hubGuard.SetCounters(kernel.GuardCounters{UnboundPackets: 5})
-		cs, err := hub.ctl.Counters(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cs["ipsec_tunnel_src_unbound_dropped"] != 5 {
-			t.Errorf("show counters: ipsec_tunnel_src_unbound_dropped %d, want 5", cs["ipsec_tunnel_src_unbound_dropped"])
-		}
-		metric := `
+		wantCounted(t, hub, api.Counters{"ipsec_tunnel_src_unbound_dropped": 5}, "dmvpnd_ipsec_tunnel_source_unbound_dropped_total", `
 # HELP dmvpnd_ipsec_tunnel_source_unbound_dropped_total GRE packets dropped because their inner source, a tunnel address, is not bound to the NBMA (and SA) they came from (ipsec.tunnel_source_binding).
 # TYPE dmvpnd_ipsec_tunnel_source_unbound_dropped_total counter
 dmvpnd_ipsec_tunnel_source_unbound_dropped_total 5
-`
-		if err := testutil.GatherAndCompare(hub.m.Registry(), strings.NewReader(metric), "dmvpnd_ipsec_tunnel_source_unbound_dropped_total"); err != nil {
-			t.Error(err)
-		}
+`)
 		// The second spoke goes away: its binding ends with its
 		// registration (holding time), the first spoke's stays.
 		spokes[1].stop(t)

@@ -123,7 +123,7 @@ func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Con
 			ic.CertifiedIdentities = true
 		}
 	default:
-		ic.Auth = ipsec.Auth{Method: ipsec.AuthPSK, PSK: ipsec.NewSecret(cfg.IPsec.Auth.PSK.Reveal())}
+		ic.Auth = ipsec.Auth{Method: ipsec.AuthPSK, PSK: cfg.IPsec.Auth.PSK}
 	}
 	return ic
 }

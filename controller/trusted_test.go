@@ -9,8 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
@@ -34,18 +32,7 @@ func (r *responderOnly) SetCredentials(ipsec.Auth, []string, []string) error { r
 // address.
 func TestTrustsSAsInitiatedByPeers(t *testing.T) {
 	ip := &responderOnly{}
-	c, err := New(parseConfig(t, hubYAML("198.51.100.1", "10.0.0.1/24")), Deps{
-		Dataplane: kerneltest.New(),
-		Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
-		Clock:     wallClock{},
-		IPsec:     ip,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.startEngine(); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := engineWith(t, hubYAML("198.51.100.1", "10.0.0.1/24"), Deps{IPsec: ip})
 	public, natPublic, natInner := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.102"), netip.MustParseAddr("192.168.2.2")
 	proven := func() map[string]bool {
 		c.syncProtections() // as for every received packet

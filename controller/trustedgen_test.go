@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
 
 // numberedIPsec is a responder-only IPsec side that numbers its snapshots
@@ -31,18 +29,7 @@ func (n *numberedIPsec) State() ipsec.State {
 // next packet.
 func TestUntrustedFloodDoesNotCopyState(t *testing.T) {
 	ip := &numberedIPsec{gen: 1}
-	c, err := New(parseConfig(t, hubYAML("198.51.100.1", "10.0.0.1/24")), Deps{
-		Dataplane: kerneltest.New(),
-		Listen:    func(int) (kernel.PacketConn, error) { return nil, nil },
-		Clock:     wallClock{},
-		IPsec:     ip,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.startEngine(); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := engineWith(t, hubYAML("198.51.100.1", "10.0.0.1/24"), Deps{IPsec: ip})
 	spoke := netip.MustParseAddr("198.51.100.2")
 	for range 1000 {
 		c.syncProtections() // as for every received packet

@@ -51,7 +51,9 @@
 //
 // PSK: one group key loaded with load-shared (no owners, so it matches any
 // identity); identities default to the NBMA addresses. The key is a
-// [Secret], which redacts itself in every printer, JSON, text and zap.
+// [Secret], which redacts itself in every printer, JSON, text and zap. It
+// is the project's one secret type: controller/config decodes the PSK, the
+// NHRP authentication password and BGP passwords into it.
 // X.509: certificate, key and CA are read from files named in the config
 // and passed to charon as blobs (load-cert, load-key, and cacerts in the
 // remote auth round), so a peer must present a certificate issued by that

@@ -227,3 +227,21 @@ func (h *harness) waitReconciled() {
 
 // firstBackoff is the default first reconnect delay.
 func (h *harness) firstBackoff() time.Duration { return 200 * time.Millisecond }
+
+// restartCharon stops the fake charon (every loaded object is forgotten)
+// and starts it again, forgetting the recorded commands too when reset,
+// then advances the clock by after, past the Manager's reconnect wait.
+func (h *harness) restartCharon(after time.Duration, reset bool) {
+	h.t.Helper()
+	h.srv.Stop()
+	if reset {
+		h.srv.ResetCommands()
+	}
+	if err := h.srv.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.clock.WaitForWaiter(after, waitFor); err != nil {
+		h.t.Fatal(err)
+	}
+	h.clock.Advance(after)
+}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/strongswan/govici/vici"
 	"go.uber.org/zap"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 )
 
 // Manager keeps charon's connections and SAs in line with the desired set
@@ -207,11 +209,11 @@ func (m *Manager) Generation() uint64 {
 // losses are retried with capped exponential backoff; after each
 // (re)connection everything is loaded again.
 func (m *Manager) Run(ctx context.Context) error {
-	backoff := m.cfg.ReconnectMin
+	retry := backoff.New(m.cfg.ReconnectMin, m.cfg.ReconnectMax)
 	for {
 		err := m.connect(ctx)
 		if err == nil {
-			backoff = m.cfg.ReconnectMin
+			retry.Reset()
 			err = m.serve(ctx)
 			m.link.close()
 			m.link = nil
@@ -219,16 +221,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.log.Warn("charon session failed, reconnecting", zap.Error(err), zap.Duration("retry_in", backoff))
+		wait := retry.Next()
+		m.log.Warn("charon session failed, reconnecting", zap.Error(err), zap.Duration("retry_in", wait))
 		m.lost(ReasonCharonLost)
-		t := m.clock.NewTimer(backoff)
+		t := m.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C():
 		}
-		backoff = min(2*backoff, m.cfg.ReconnectMax)
 	}
 }
 
@@ -331,7 +333,7 @@ func (m *Manager) loadCreds(ctx context.Context) error {
 	switch m.cfg.Auth.Method {
 	case AuthPSK:
 		if _, err := m.call(ctx, cmdLoadShared, m.renderLoadShared()); err != nil {
-			return fmt.Errorf("ipsec: loading pre-shared key: %w", scrub(err, m.cfg.Auth.PSK.reveal()))
+			return fmt.Errorf("ipsec: loading pre-shared key: %w", scrub(err, m.cfg.Auth.PSK.Reveal()))
 		}
 	case AuthX509:
 		if _, err := m.call(ctx, cmdLoadCert, renderLoadCert(m.creds.ca, true)); err != nil {
@@ -572,12 +574,10 @@ func (m *Manager) nextWake() time.Duration {
 	return d
 }
 
-func (m *Manager) backoff(attempts int) time.Duration {
-	d := m.cfg.RetryMin
-	for i := 1; i < attempts && d < m.cfg.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, m.cfg.RetryMax)
+// retryAfter is the wait before a peer's next load or initiate after
+// attempts failures.
+func (m *Manager) retryAfter(attempts int) time.Duration {
+	return backoff.Policy{Min: m.cfg.RetryMin, Max: m.cfg.RetryMax}.Nth(attempts)
 }
 
 // reconcile brings charon's connections in line with the desired peers,
@@ -681,7 +681,7 @@ func (m *Manager) loadPeer(ctx context.Context, ps *peerState, now time.Time) (b
 	}
 	ps.refused = text
 	ps.loadFails++
-	ps.loadRetry = now.Add(m.backoff(ps.loadFails))
+	ps.loadRetry = now.Add(m.retryAfter(ps.loadFails))
 	ps.reason = err.Error()
 	m.mu.Lock()
 	m.refused++
@@ -755,7 +755,7 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 		ps.initiating = false
 		ps.recover = false
 		ps.reason = ReasonTimeout
-		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
+		ps.nextAttempt = now.Add(m.retryAfter(ps.attempts))
 		if _, err := m.call(ctx, cmdTerminate, renderTerminateConn(ps.conn)); errors.Is(err, ErrConnection) {
 			return err
 		}
@@ -773,7 +773,7 @@ func (m *Manager) maybeInitiate(ctx context.Context, ps *peerState, now time.Tim
 			return err
 		}
 		ps.reason = err.Error()
-		ps.nextAttempt = now.Add(m.backoff(ps.attempts))
+		ps.nextAttempt = now.Add(m.retryAfter(ps.attempts))
 		ps.recover = false
 		m.log.Warn("initiate failed", zap.String("peer", ps.peer.name()), zap.Error(err))
 		return nil

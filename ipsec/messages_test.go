@@ -92,15 +92,7 @@ func TestProposalDefaultsFollowCharon(t *testing.T) {
 	})
 	// The handler is installed after the first connect: force a reconnect.
 	h.waitCmd("responder", isCmd("load-conn"))
-	h.srv.Stop()
-	h.srv.ResetCommands()
-	if err := h.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.clock.WaitForWaiter(time.Second, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(time.Second)
+	h.restartCharon(time.Second, true)
 	c := h.waitCmd("responder after reconnect", isCmd("load-conn"))
 	conn := c.Message.Section("dmvpn-responder")
 	if got, want := conn.List("proposals"), []string{"aes256-sha384-modp3072"}; !cmp.Equal(got, want) {

@@ -164,7 +164,7 @@ func (m *Manager) renderLoadShared() *vici.Message {
 	s := newMsg()
 	set(s, "id", pskID)
 	set(s, "type", "IKE")
-	set(s, "data", m.cfg.Auth.PSK.reveal())
+	set(s, "data", m.cfg.Auth.PSK.Reveal())
 	return s
 }
 

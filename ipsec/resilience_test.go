@@ -88,15 +88,7 @@ func TestPrunesOwnStaleConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.waitCmd("initiate", isCmd("initiate"))
-	h.srv.Stop() // reconnect so that the handler above answers get-conns
-	h.srv.ResetCommands()
-	if err := h.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.clock.WaitForWaiter(time.Second, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(time.Second)
+	h.restartCharon(time.Second, true) // so that the handler above answers get-conns
 	h.waitCmd("unload of the stale conn", isCmd("unload-conn", "name", "dmvpn-peer-old"))
 	h.waitCmd("initiate", isCmd("initiate"))
 	for _, name := range []string{"roadwarrior", "dmvpn-peer-hub"} {

@@ -1,6 +1,7 @@
 package ipsec
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -9,38 +10,61 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-const redacted = "[redacted]"
+const redacted = "<redacted>"
 
-// Secret holds key material (a pre-shared key). Every way of printing,
-// logging or marshaling it yields "[redacted]"; only the VICI request that
-// loads it into charon sees the bytes.
+// Secret holds key material or a password: an IPsec pre-shared key, the
+// NHRP cleartext authentication password, a BGP session password. It is
+// the project's one secret type (controller/config decodes into it). Every
+// way of printing, logging or marshaling a set secret yields "<redacted>"
+// (an unset one prints empty, so a rendered configuration shows that no
+// value is set); only Reveal returns the value, for the request that hands
+// it to charon, the NHRP engine or GoBGP.
 type Secret struct {
-	b []byte
+	b []byte // never modified after construction; not comparable with ==
 }
 
 // NewSecret wraps s.
 func NewSecret(s string) Secret { return Secret{b: []byte(s)} }
 
+// Reveal returns the secret value. Never log it.
+func (s Secret) Reveal() string { return string(s.b) }
+
 // IsZero reports whether no secret is set.
 func (s Secret) IsZero() bool { return len(s.b) == 0 }
 
-// reveal returns the raw bytes; used only to build load-shared.
-func (s Secret) reveal() string { return string(s.b) }
+// Len is the secret's length in bytes.
+func (s Secret) Len() int { return len(s.b) }
 
-// String implements fmt.Stringer.
-func (s Secret) String() string { return redacted }
+// Equal reports whether two secrets hold the same value, in time that
+// depends on their lengths only (crypto/subtle). go-cmp uses it.
+func (s Secret) Equal(o Secret) bool { return subtle.ConstantTimeCompare(s.b, o.b) == 1 }
+
+// String implements fmt.Stringer: "<redacted>", or empty when unset.
+func (s Secret) String() string {
+	if s.IsZero() {
+		return ""
+	}
+	return redacted
+}
 
 // GoString implements fmt.GoStringer.
-func (s Secret) GoString() string { return "ipsec.Secret(" + redacted + ")" }
+func (s Secret) GoString() string { return fmt.Sprintf("ipsec.Secret(%q)", s.String()) }
 
-// Format implements fmt.Formatter so that every verb (%x, %q, %+v ...) redacts.
-func (s Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+// Format implements fmt.Formatter so that every verb (%x, %q, %+v ...)
+// prints the redacted form.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, s.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
+}
 
 // MarshalJSON implements json.Marshaler.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
 
 // MarshalText implements encoding.TextMarshaler.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler, for config decoding.
 func (s *Secret) UnmarshalText(b []byte) error {
@@ -50,7 +74,7 @@ func (s *Secret) UnmarshalText(b []byte) error {
 
 // MarshalLogObject implements zapcore.ObjectMarshaler.
 func (s Secret) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("secret", redacted)
+	enc.AddString("secret", s.String())
 	return nil
 }
 

@@ -51,6 +51,34 @@ func TestSecretRedactsEverywhere(t *testing.T) {
 	}
 }
 
+func TestSecretValue(t *testing.T) {
+	s := ipsec.NewSecret(testPSK)
+	if s.Reveal() != testPSK || s.Len() != len(testPSK) || s.IsZero() {
+		t.Errorf("Reveal %q, Len %d, IsZero %v", s.Reveal(), s.Len(), s.IsZero())
+	}
+	var zero ipsec.Secret
+	if !zero.IsZero() || zero.String() != "" || fmt.Sprint(zero) != "" {
+		t.Errorf("unset secret prints %q / %q, want empty", zero.String(), fmt.Sprint(zero))
+	}
+	if got := fmt.Sprintf("%#v", s); got != `ipsec.Secret("<redacted>")` {
+		t.Errorf("%%#v = %s", got)
+	}
+	for _, tc := range []struct {
+		a, b ipsec.Secret
+		want bool
+	}{
+		{s, ipsec.NewSecret(testPSK), true},
+		{s, ipsec.NewSecret(testPSK + "x"), false},
+		{s, ipsec.NewSecret(strings.ToUpper(testPSK)), false},
+		{s, zero, false},
+		{zero, ipsec.NewSecret(""), true},
+	} {
+		if got := tc.a.Equal(tc.b); got != tc.want {
+			t.Errorf("Equal(%d bytes, %d bytes) = %v, want %v", tc.a.Len(), tc.b.Len(), got, tc.want)
+		}
+	}
+}
+
 // TestSecretNotLogged runs a full session at debug level, including a
 // refused load-shared, and checks that no log entry carries the key while
 // charon did receive it.
@@ -60,14 +88,7 @@ func TestSecretNotLogged(t *testing.T) {
 	h.srv.Handle("load-shared", func(req *vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 		return nil, vicitest.Failure("invalid data: " + req.String("data"))
 	})
-	h.srv.Stop()
-	if err := h.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.clock.WaitForWaiter(h.firstBackoff(), waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(h.firstBackoff())
+	h.restartCharon(h.firstBackoff(), false)
 	h.waitCmd("refused load-shared", func(c vicitest.Command) bool {
 		return c.Name == "load-shared" && h.srv.Accepts() >= 3
 	})

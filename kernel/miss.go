@@ -9,6 +9,8 @@ import (
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 )
 
 // neighSubscribeFunc is netlink.NeighSubscribeWithOptions; tests replace it.
@@ -83,7 +85,7 @@ func (k *Kernel) subscribeNeigh() (neighSub, error) {
 
 func (k *Kernel) watchMisses(ctx context.Context, out chan<- Miss, sub neighSub) {
 	defer close(out)
-	backoff := resubscribeMin
+	retry := backoff.New(resubscribeMin, resubscribeMax)
 	for {
 		started := time.Now()
 		if !k.forwardMisses(ctx, out, sub) {
@@ -96,22 +98,21 @@ func (k *Kernel) watchMisses(ctx context.Context, out chan<- Miss, sub neighSub)
 		close(sub.done)
 		k.resubscribes.Add(1)
 		if time.Since(started) > resubscribeMax {
-			backoff = resubscribeMin
+			retry.Reset()
 		}
 		for {
-			t := time.NewTimer(backoff)
+			t := time.NewTimer(retry.Next())
 			select {
 			case <-ctx.Done():
 				t.Stop()
 				return
 			case <-t.C:
 			}
-			backoff = min(2*backoff, resubscribeMax)
 			var err error
 			if sub, err = k.subscribeNeigh(); err == nil {
 				break
 			}
-			k.log.Warn("kernel: resubscribe to neighbor events", zap.Error(err), zap.Duration("retry_in", backoff))
+			k.log.Warn("kernel: resubscribe to neighbor events", zap.Error(err), zap.Duration("retry_in", retry.Peek()))
 		}
 	}
 }

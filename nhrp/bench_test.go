@@ -82,17 +82,7 @@ func BenchmarkMarshalResolutionReply(b *testing.B) {
 // grown, Unmarshal allocates nothing, for every captured and sample
 // packet; AppendMarshal into a large enough buffer allocates nothing.
 func TestDecodeIntoReusedPacketAllocatesNothing(t *testing.T) {
-	var inputs [][]byte
-	for _, p := range readNHRP(t, filepath.Join("testdata", "frr-phase3.pcap")) {
-		inputs = append(inputs, p.NHRP)
-	}
-	for _, s := range samples() {
-		b, err := s.pkt.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, b)
-	}
+	inputs := capturedAndSamples(t)
 	var p nhrp.Packet
 	for _, in := range inputs {
 		if err := p.Unmarshal(in); err != nil { // grow the slices

@@ -16,6 +16,20 @@ import (
 // decoded into reused storage keeps empty, non-nil slices).
 var cmpPacket = []cmp.Option{cmpopts.EquateEmpty(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
 
+// reparse is Parse(Marshal(p)), failing the test on either error.
+func reparse(t *testing.T, p *nhrp.Packet) *nhrp.Packet {
+	t.Helper()
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	got, err := nhrp.Parse(b)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return got
+}
+
 func TestRoundTripSamples(t *testing.T) {
 	for _, s := range samples() {
 		t.Run(s.name, func(t *testing.T) {
@@ -158,14 +172,7 @@ func TestMarshalErrors(t *testing.T) {
 
 func TestDerivedFamilies(t *testing.T) {
 	p := &nhrp.Packet{Type: nhrp.TypePurgeRequest, HopCount: 3, SrcNBMA: s16NBMA, SrcProto: s1Tunnel, DstProto: hubTunnel}
-	b, err := p.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := nhrp.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := reparse(t, p)
 	if got.AFN != nhrp.AFNIPv6 || got.ProtocolType != nhrp.ProtocolIPv4 || got.Version != 1 {
 		t.Errorf("AFN, protocol type, version = %d, %#x, %d; want 2, 0x800, 1", got.AFN, got.ProtocolType, got.Version)
 	}
@@ -185,15 +192,7 @@ func TestExactFieldsSurvive(t *testing.T) {
 	p.Extensions[0].Reserved = true
 	p.Extensions[1].Compulsory = false
 	p.AddExtension(nhrp.Extension{Type: nhrp.ExtensionNATAddress, Opaque: true, Raw: []byte{0, 0, 0, 1, 0, 0, 0, 0}})
-	b, err := p.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := nhrp.Parse(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(p, got, cmpPacket...); diff != "" {
+	if diff := cmp.Diff(p, reparse(t, p), cmpPacket...); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	ti := nhrp.NewTrafficIndication(hubNBMA, hubTunnel, s1Tunnel, icmpEcho)
@@ -202,15 +201,7 @@ func TestExactFieldsSurvive(t *testing.T) {
 	ei := nhrp.NewErrorIndication(hubNBMA, hubTunnel, s1Tunnel, nhrp.ErrorProtocolError, 12, []byte{1, 2, 3})
 	ei.Unused[0] = 0x3333
 	for _, p := range []*nhrp.Packet{ti, ei} {
-		b, err := p.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := nhrp.Parse(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if diff := cmp.Diff(p, got, cmpPacket...); diff != "" {
+		if diff := cmp.Diff(p, reparse(t, p), cmpPacket...); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", p.Type, diff)
 		}
 	}

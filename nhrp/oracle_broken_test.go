@@ -1,7 +1,6 @@
 package nhrp_test
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,17 +11,7 @@ import (
 // each deliberately broken encoder must be caught on at least one input,
 // at the stage named, while the real encoder passes on all of them.
 func TestOracleCatchesBrokenEncoders(t *testing.T) {
-	var inputs [][]byte
-	for _, p := range readNHRP(t, filepath.Join("testdata", "frr-phase3.pcap")) {
-		inputs = append(inputs, p.NHRP)
-	}
-	for _, s := range samples() {
-		b, err := s.pkt.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, b)
-	}
+	inputs := capturedAndSamples(t)
 	broken := []struct {
 		name  string
 		enc   func(*nhrp.Packet) ([]byte, error)

@@ -2,6 +2,8 @@ package nhrp_test
 
 import (
 	"net/netip"
+	"path/filepath"
+	"testing"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
 )
@@ -138,4 +140,22 @@ func samples() []sample {
 	regGroup.AddExtension(nhrp.Extension{Type: nhrp.ExtensionVendorPrivate, Vendor: nhrp.VendorPrivate{OUI: [3]byte{0x00, 0x00, 0x5e}, Data: []byte{9, 9}}})
 	add("registration-request-group", regGroup)
 	return out
+}
+
+// capturedAndSamples is every NHRP packet of FRR's Phase 3 capture and
+// every sample, encoded.
+func capturedAndSamples(t *testing.T) [][]byte {
+	t.Helper()
+	var inputs [][]byte
+	for _, p := range readNHRP(t, filepath.Join("testdata", "frr-phase3.pcap")) {
+		inputs = append(inputs, p.NHRP)
+	}
+	for _, s := range samples() {
+		b, err := s.pkt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, b)
+	}
+	return inputs
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 )
 
 // prepareAPIListener checks that the gRPC API address can be bound before
@@ -65,13 +67,13 @@ func (s *Speaker) waitAPI(ctx context.Context) error {
 	fatalCh := s.fatalCh
 	s.fatalMu.Unlock()
 	var d net.Dialer
-	delay := 2 * time.Millisecond
+	retry := backoff.New(2*time.Millisecond, 100*time.Millisecond)
 	for {
 		c, err := d.DialContext(ctx, network, address)
 		if err == nil {
 			return c.Close()
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(retry.Next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -81,6 +83,5 @@ func (s *Speaker) waitAPI(ctx context.Context) error {
 			return s.Err()
 		case <-t.C:
 		}
-		delay = min(2*delay, 100*time.Millisecond)
 	}
 }

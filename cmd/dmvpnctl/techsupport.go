@@ -142,7 +142,7 @@ func (o *opts) capture(args ...string) []byte {
 }
 
 // redactedConfig is the configuration as dmvpnd parses it, with every
-// config.Secret masked by its JSON form; the raw file never goes in.
+// ipsec.Secret masked by its JSON form; the raw file never goes in.
 func redactedConfig(path string) []byte {
 	raw, err := os.ReadFile(path)
 	if err != nil {

@@ -50,6 +50,15 @@ type harness struct {
 // start runs dmvpnd with fakes and waits for READY=1.
 func start(t *testing.T, d *fakeDaemon, l *loader, wd time.Duration) *harness {
 	t.Helper()
+	h := launch(t, d, l, wd)
+	h.notes.waitFor(t, "READY=1")
+	return h
+}
+
+// launch runs dmvpnd on the hub configuration (pushed to l) with daemon d
+// and watchdog interval wd, without waiting for anything.
+func launch(t *testing.T, d Daemon, l *loader, wd time.Duration) *harness {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := testConfig(t, hubYAML, dir)
 	l.push(cfg, nil)
@@ -64,7 +73,6 @@ func start(t *testing.T, d *fakeDaemon, l *loader, wd time.Duration) *harness {
 	go func() {
 		done <- rt.execute(context.Background(), []string{"--config", filepath.Join(dir, "dmvpnd.yaml")})
 	}()
-	n.waitFor(t, "READY=1")
 	return &harness{rt: rt, sigs: sigs, notes: n, done: done, logs: logs, socket: cfg.Control.Socket}
 }
 

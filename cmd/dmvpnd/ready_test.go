@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
-	"github.com/dmvpnd/dmvpnd/controller/config"
 )
 
 // loopDaemon is a fake with a readiness signal and a probe-able loop.
@@ -35,21 +30,8 @@ func (d *loopDaemon) Ping(ctx context.Context) error {
 
 func runLoopDaemon(t *testing.T, d *loopDaemon, wd time.Duration) (notes, chan os.Signal, chan int, *lockedBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	l := &loader{}
-	l.push(testConfig(t, hubYAML, dir), nil)
-	sigs := make(chan os.Signal, 1)
-	n := make(notes, 256)
-	logs := &lockedBuffer{}
-	rt := &app{stdout: io.Discard, stderr: logs, load: l.load,
-		newDaemon: func(*config.Config, Deps) (Daemon, error) { return d, nil },
-		notify:    n.notify, watchdog: func() (time.Duration, error) { return wd, nil },
-		signals: sigs, now: func() time.Time { return apitest.Now }}
-	done := make(chan int, 1)
-	go func() {
-		done <- rt.execute(context.Background(), []string{"--config", filepath.Join(dir, "dmvpnd.yaml")})
-	}()
-	return n, sigs, done, logs
+	h := launch(t, d, &loader{}, wd)
+	return h.notes, h.sigs, h.done, h.logs
 }
 
 // TestReadyWaitsForTheDataplane: no READY=1 before the daemon says its

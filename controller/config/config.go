@@ -3,6 +3,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 // Config is one node's configuration: the root of the YAML file.
@@ -82,7 +84,7 @@ type NHRP struct {
 	Registration Registration `mapstructure:"registration"`
 	// Authentication is the Cisco cleartext password (at most 8 bytes);
 	// empty disables authentication.
-	Authentication Secret `mapstructure:"authentication"`
+	Authentication ipsec.Secret `mapstructure:"authentication"`
 	// Redirect makes a hub send traffic indications (Phase 3).
 	Redirect bool `mapstructure:"redirect"`
 	// Shortcut makes a spoke act on traffic indications and install
@@ -173,8 +175,8 @@ type IPsec struct {
 type IPsecAuth struct {
 	Method AuthMethod `mapstructure:"method"`
 	// PSK is the pre-shared key; PSKFile reads it from a file instead.
-	PSK     Secret `mapstructure:"psk"`
-	PSKFile string `mapstructure:"psk_file"`
+	PSK     ipsec.Secret `mapstructure:"psk"`
+	PSKFile string       `mapstructure:"psk_file"`
 	// Cert, Key and CA are PEM files for x509 authentication.
 	Cert string `mapstructure:"cert"`
 	Key  string `mapstructure:"key"`
@@ -233,7 +235,7 @@ type BGP struct {
 	// MaxPrefixAction is "teardown" (default) or "drop".
 	MaxPrefixAction string `mapstructure:"max_prefix_action"`
 	// Password is the TCP MD5 password of every BGP session.
-	Password Secret `mapstructure:"password"`
+	Password ipsec.Secret `mapstructure:"password"`
 	// GracefulRestart configures BGP graceful restart.
 	GracefulRestart GracefulRestart `mapstructure:"graceful_restart"`
 }

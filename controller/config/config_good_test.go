@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -45,7 +47,7 @@ func TestParseGood(t *testing.T) {
 	hub.NHRP.NetworkID = 1
 	hub.NHRP.HoldingTime = 600 * time.Second
 	hub.NHRP.Limits.MaxHoldingTime = 600 * time.Second // follows holding_time
-	hub.NHRP.Authentication = NewSecret("dmvpn")
+	hub.NHRP.Authentication = ipsec.NewSecret("dmvpn")
 	hub.NHRP.Redirect = true
 	hub.IPsec.Enabled = true
 	hub.IPsec.Auth = IPsecAuth{Method: AuthPSK, PSKFile: "/etc/dmvpnd/psk"}

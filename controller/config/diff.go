@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 // Disposition is what a reload does with one changed key.
@@ -73,7 +75,7 @@ func Diff(old, next *Config) []Change {
 	var out []Change
 	walkPair(reflect.ValueOf(old).Elem(), reflect.ValueOf(next).Elem(), "", func(key string, a, b reflect.Value) {
 		o, n := old.leaf(key, a), next.leaf(key, b)
-		if o.cmp == n.cmp && o.present == n.present {
+		if o.cmp == n.cmp && o.present == n.present && o.sec.Equal(n.sec) {
 			return
 		}
 		c := Change{Key: key, Old: o.value, New: n.value, Secret: o.secret || n.secret}
@@ -163,10 +165,12 @@ func pattern(key string) string {
 	return rewriteIndices(key, func(string) string { return "[]" })
 }
 
-// leaf is one leaf value of a configuration. cmp is what Diff compares:
-// the value, the secret itself, or a file name with its content digest.
+// leaf is one leaf value of a configuration. Diff compares cmp (the value,
+// or a file name with its content digest) and sec (a secret, compared in
+// constant time).
 type leaf struct {
 	value, cmp      string
+	sec             ipsec.Secret
 	secret, present bool
 }
 
@@ -177,8 +181,8 @@ func (c *Config) leaf(key string, v reflect.Value) leaf {
 		return leaf{}
 	}
 	l := leaf{present: true}
-	if s, ok := v.Interface().(Secret); ok {
-		l.secret, l.cmp = true, s.Reveal()
+	if s, ok := v.Interface().(ipsec.Secret); ok {
+		l.secret, l.sec = true, s
 		return l
 	}
 	l.value = render(v)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 const diffBase = `
@@ -60,8 +62,8 @@ func TestDiff(t *testing.T) {
 			"nhrp.limits.per_source_rate: 10 -> 2.5 (live)",
 		}},
 		{"secrets show as changed", func(c *Config) {
-			c.NHRP.Authentication = NewSecret("secret2")
-			c.IPsec.Auth.PSK = NewSecret("key-two")
+			c.NHRP.Authentication = ipsec.NewSecret("secret2")
+			c.IPsec.Auth.PSK = ipsec.NewSecret("key-two")
 		}, []string{
 			"nhrp.authentication: changed (live)",
 			"ipsec.auth.psk: changed (live)",

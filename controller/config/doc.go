@@ -8,5 +8,5 @@
 //	config: nhrp.nhs[1].nbma: "300.1.1.1" is not an IPv4 or IPv6 address
 //
 // Unknown keys are rejected. Addresses are net/netip values and secrets are
-// [Secret] values that never print their contents.
+// [ipsec.Secret] values that never print their contents.
 package config

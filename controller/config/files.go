@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"strings"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 // ReadSecretFiles loads the files the configuration refers to: the PSK file
@@ -30,7 +32,7 @@ func (c *Config) ReadSecretFiles(readFile func(string) ([]byte, error)) error {
 		case vaulted(string(b)):
 			errs = append(errs, fieldErr("ipsec.auth.psk_file", "%s holds Ansible Vault ciphertext, not the key (decrypt it when templating)", a.PSKFile))
 		default:
-			a.PSK = NewSecret(strings.TrimSpace(string(b)))
+			a.PSK = ipsec.NewSecret(strings.TrimSpace(string(b)))
 		}
 	}
 	for _, f := range []struct {

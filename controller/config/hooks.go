@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 var (
@@ -16,7 +18,7 @@ var (
 	typePrefix      = reflect.TypeFor[netip.Prefix]()
 	typeAddrPort    = reflect.TypeFor[netip.AddrPort]()
 	typeDuration    = reflect.TypeFor[time.Duration]()
-	typeSecret      = reflect.TypeFor[Secret]()
+	typeSecret      = reflect.TypeFor[ipsec.Secret]()
 	typeNHSProtocol = reflect.TypeFor[NHSProtocol]()
 	typeRate        = reflect.TypeFor[Rate]()
 	typeSize        = reflect.TypeFor[Size]()
@@ -52,7 +54,7 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("expected a string, got %s (quote the value)", typeName(data))
 		}
-		return NewSecret(s), nil
+		return ipsec.NewSecret(s), nil
 	case typeDuration:
 		return toDuration(data)
 	case typeRate:

@@ -4,6 +4,8 @@ import (
 	"reflect"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
 // YAML renders the configuration as a file would spell it, every key in
@@ -74,7 +76,7 @@ func node(v reflect.Value) *yaml.Node {
 
 // scalar renders a leaf; nil when it is unset.
 func scalar(v reflect.Value) *yaml.Node {
-	if s, ok := v.Interface().(Secret); ok {
+	if s, ok := v.Interface().(ipsec.Secret); ok {
 		if s.IsZero() {
 			return nil
 		}

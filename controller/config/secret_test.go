@@ -9,10 +9,15 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
-func TestSecretNeverPrints(t *testing.T) {
-	s := NewSecret("hunter2")
+// TestConfigSecretsNeverPrint: a whole Config, printed, marshaled or logged
+// by reflection, carries its secrets redacted (ipsec.Secret's own printers
+// are tested in ipsec).
+func TestConfigSecretsNeverPrint(t *testing.T) {
+	s := ipsec.NewSecret("hunter2")
 	c := Config{NHRP: NHRP{Authentication: s}, IPsec: IPsec{Auth: IPsecAuth{PSK: s}}}
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
@@ -35,8 +40,5 @@ func TestSecretNeverPrints(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(s), "<redacted>") || !strings.Contains(string(b), `redacted`) {
 		t.Errorf("redaction marker missing: %s / %s", fmt.Sprint(s), b)
-	}
-	if s.Reveal() != "hunter2" || NewSecret("").String() != "" {
-		t.Error("Reveal or empty String wrong")
 	}
 }

@@ -69,3 +69,49 @@ func orList(l []string, def string) []string {
 	}
 	return l
 }
+
+// hasChild reports whether a loaded connection (ike, or any when ike is
+// empty) has a child named child; charon refuses to initiate anything
+// else. Called with s.mu held.
+func (s *Server) hasChild(ike, child string) bool {
+	for _, name := range s.conns {
+		if ike != "" && name != ike {
+			continue
+		}
+		if ch := s.confs[name].Section("children"); ch != nil && ch.Section(child) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// ikeUpdown records the IKE SA of an ike-updown event: present while up.
+// Called with s.mu held.
+func (s *Server) ikeUpdown(msg *Message) {
+	up := msg.String("up") == "yes"
+	for _, conn := range msg.Keys() {
+		sa := msg.Section(conn)
+		if sa == nil {
+			continue
+		}
+		if up {
+			s.sas[sa.String("uniqueid")] = conn
+		} else {
+			delete(s.sas, sa.String("uniqueid"))
+		}
+	}
+}
+
+// terminate removes the IKE SAs matching ike (a connection name) or ikeID
+// (a unique id) and reports whether there was any; charon refuses a
+// terminate that matches nothing. Called with s.mu held.
+func (s *Server) terminate(ike, ikeID string) bool {
+	found := false
+	for id, conn := range s.sas {
+		if (ike != "" && conn == ike) || (ikeID != "" && id == ikeID) {
+			delete(s.sas, id)
+			found = true
+		}
+	}
+	return found
+}

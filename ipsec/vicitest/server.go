@@ -51,6 +51,7 @@ type Server struct {
 	confs    map[string]*Message // connection name -> its load-conn section
 	creds    credStore
 	refuse   map[string]string
+	sas      map[string]string // IKE SA unique id -> connection, from ike-updown
 	changed  chan struct{}
 	accepts  int
 }
@@ -70,6 +71,7 @@ func NewServer(path string) (*Server, error) {
 		refuse:   map[string]string{},
 		changed:  make(chan struct{}),
 		confs:    map[string]*Message{},
+		sas:      map[string]string{},
 	}
 	if err := s.Start(); err != nil {
 		return nil, err
@@ -91,6 +93,7 @@ func (s *Server) Start() error {
 	s.ln = ln
 	s.conns = nil
 	s.confs = map[string]*Message{}
+	s.sas = map[string]string{}
 	s.creds = credStore{}
 	s.mu.Unlock()
 	go s.accept(ln)
@@ -110,6 +113,7 @@ func (s *Server) Stop() {
 	s.clients = map[*client]struct{}{}
 	s.conns = nil
 	s.confs = map[string]*Message{}
+	s.sas = map[string]string{}
 	s.creds = credStore{}
 	s.mu.Unlock()
 	if ln != nil {
@@ -215,9 +219,14 @@ func (s *Server) Wait(timeout time.Duration, cond func(s *Server) bool) error {
 }
 
 // Emit sends an event to every client registered for name. It returns the
-// number of clients it was sent to.
+// number of clients it was sent to. An ike-updown event also brings the
+// fake's IKE SA table up to date (up: the SA exists; down: it is gone), so
+// that terminate finds the SAs a test announced, as charon's does.
 func (s *Server) Emit(name string, msg *Message) int {
 	s.mu.Lock()
+	if name == "ike-updown" {
+		s.ikeUpdown(msg)
+	}
 	var targets []*client
 	for c := range s.clients {
 		if c.events[name] {
@@ -409,7 +418,26 @@ func (s *Server) builtin(name string) HandlerFunc {
 		}
 	case "list-sas", "list-policies":
 		return func(*Message) ([]*Message, *Message) { return nil, NewMessage() }
-	case "initiate", "terminate", "load-authority", "unload-authority", "reload-settings":
+	case "initiate":
+		return func(req *Message) ([]*Message, *Message) {
+			child := req.String("child")
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.hasChild(req.String("ike"), child) {
+				return nil, Failure("CHILD_SA config '" + child + "' not found")
+			}
+			return nil, Success()
+		}
+	case "terminate":
+		return func(req *Message) ([]*Message, *Message) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.terminate(req.String("ike"), req.String("ike-id")) {
+				return nil, Failure("no matching SAs to terminate found")
+			}
+			return nil, Success()
+		}
+	case "load-authority", "unload-authority", "reload-settings":
 		return func(*Message) ([]*Message, *Message) { return nil, Success() }
 	}
 	return nil

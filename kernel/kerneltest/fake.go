@@ -237,8 +237,12 @@ func (f *Fake) DeleteNeighbor(tunnelAddr netip.Addr) error {
 	if err := f.requireTunnel(); err != nil {
 		return err
 	}
+	obj := fmt.Sprintf("%s dev %s", tunnelAddr, f.tunnel.Name)
 	if err := f.fail("DeleteNeighbor"); err != nil {
-		return &kernel.OpError{Op: "delete neighbor", Object: fmt.Sprintf("%s dev %s", tunnelAddr, f.tunnel.Name), Err: err}
+		return &kernel.OpError{Op: "delete neighbor", Object: obj, Err: err}
+	}
+	if !tunnelAddr.Is4() {
+		return &kernel.OpError{Op: "delete neighbor", Object: obj, Err: errors.New("address must be IPv4")}
 	}
 	f.deleteNeighbor(tunnelAddr)
 	return nil

@@ -31,7 +31,7 @@ func (e *Engine) handleErrorIndication(in *inbound) {
 			if n.pkt != nil && n.reqID == id && n.cfg.NBMA == in.from {
 				e.cancel(n.timer)
 				n.pkt = nil
-				n.refusal = min(max(2*n.refusal, e.cfg.RetryMin), e.cfg.RetryMax)
+				n.refusal = e.retry().Next(n.refusal)
 				n.failed = true
 				e.setNHSState(n, NHSDown, reason)
 				e.after(n.timer, n.refusal)

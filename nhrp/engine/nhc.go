@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 )
 
 // NHSState is the state of a client's registration with one NHS.
@@ -129,6 +130,12 @@ func (e *Engine) retransmitAfter(n *nhs) time.Duration {
 	return n.backoff
 }
 
+// retry is the backoff of registration retransmissions and refusals,
+// resolution and purge retries.
+func (e *Engine) retry() backoff.Policy {
+	return backoff.Policy{Min: e.cfg.RetryMin, Max: e.cfg.RetryMax}
+}
+
 // refreshAfter is how long after a successful registration to n the next
 // one is sent.
 func (e *Engine) refreshAfter(holding time.Duration) time.Duration {
@@ -157,7 +164,7 @@ func (e *Engine) nhsTimer(n *nhs) {
 	}
 	n.tries++
 	if e.cfg.RegistrationInterval <= 0 || n.failed {
-		n.backoff = min(2*n.backoff, e.cfg.RetryMax)
+		n.backoff = e.retry().Next(n.backoff)
 	}
 	e.write(n.pkt, n.cfg.NBMA)
 	e.after(n.timer, e.retransmitAfter(n))
@@ -218,7 +225,7 @@ func (e *Engine) handleRegistrationReply(in *inbound) {
 	n.pkt = nil
 	c := p.CIEs[0]
 	if c.Code != nhrp.CIESuccess {
-		n.refusal = min(max(2*n.refusal, e.cfg.RetryMin), e.cfg.RetryMax)
+		n.refusal = e.retry().Next(n.refusal)
 		n.failed = true
 		e.setNHSState(n, NHSDown, "registration refused: "+c.Code.String())
 		e.after(n.timer, n.refusal)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 )
 
 // pathState is what we know about the direct path to a resolved peer.
@@ -107,7 +108,7 @@ func (e *Engine) probeFailed(pe *peer, reason string) {
 	}
 	e.setPath(pe, pathDown, "direct path failed: "+reason)
 	e.after(c.t, c.backoff)
-	c.backoff = min(2*c.backoff, e.cfg.PathRetryMax)
+	c.backoff = backoff.Policy{Min: e.cfg.PathRetryMin, Max: e.cfg.PathRetryMax}.Next(c.backoff)
 }
 
 // pathTimer: keepalive while up, retry while down.

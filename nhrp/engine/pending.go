@@ -51,7 +51,7 @@ func (e *Engine) pendingTimer(pd *pending) {
 	if pd.kind == pendResolve {
 		e.counters.inc(cResolutionRetrans)
 	}
-	pd.wait = min(2*pd.wait, e.cfg.RetryMax)
+	pd.wait = e.retry().Next(pd.wait)
 	e.write(pd.pkt, pd.to)
 	e.after(pd.t, pd.wait)
 }

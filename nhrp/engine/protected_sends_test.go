@@ -137,23 +137,9 @@ func TestProtectedProbeSends(t *testing.T) {
 		{"up, sa with the peer", false, 1500 * time.Millisecond, engine.ShortcutUp, "198.51.100.3", 0, engine.ShortcutUp},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tp := newTopo(t)
-			s2 := tp.spoke(2, "198.51.100.2", nil)
-			tp.spoke(3, "198.51.100.3", nil)
-			probes := &sendLog{src: s2.Addr, dst: addr("198.51.100.3"), typ: nhrp.TypeResolutionRequest}
+			probes := &sendLog{src: addr("198.51.100.2"), dst: addr("198.51.100.3"), typ: nhrp.TypeResolutionRequest}
 			noSA := tc.noSA
-			tp.net.Drop = func(src, dst netip.Addr, b []byte) bool {
-				probes.saw(tp.net.Clock.Now(), src, dst, b)
-				return noSA && (src == addr("198.51.100.2") && dst == addr("198.51.100.3") ||
-					src == addr("198.51.100.3") && dst == addr("198.51.100.2"))
-			}
-			tp.start()
-			tp.hub.Engine.Hairpin(ipv4("10.0.2.5", "10.0.3.7"))
-			tp.run()
-			tp.advance(tc.wait)
-			if st := shortcutState(s2, "10.0.3.0/24"); st != tc.before {
-				t.Fatalf("shortcut %v after %v, want %v (history %v)", st, tc.wait, tc.before, shortcutHistory(s2, "10.0.3.0/24"))
-			}
+			tp, s2 := shortcutWithoutSA(t, &noSA, probes.saw, tc.wait, tc.before)
 			noSA = false
 			before := len(probes.at)
 			s2.Engine.SetProtections([]engine.Protection{{NBMA: addr(tc.protected)}})

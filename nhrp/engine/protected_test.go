@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
 )
 
 // TestProtectedResendsRegistration: while a spoke's SA with its hub is
@@ -63,21 +64,8 @@ func TestProtectedProbesDirectPath(t *testing.T) {
 		{"down, sa with another peer", 3500 * time.Millisecond, engine.ShortcutDown, "198.51.100.9", engine.ShortcutDown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tp := newTopo(t)
-			s2 := tp.spoke(2, "198.51.100.2", nil)
-			tp.spoke(3, "198.51.100.3", nil)
 			noSA := true
-			tp.net.Drop = func(src, dst netip.Addr, _ []byte) bool {
-				return noSA && (src == addr("198.51.100.2") && dst == addr("198.51.100.3") ||
-					src == addr("198.51.100.3") && dst == addr("198.51.100.2"))
-			}
-			tp.start()
-			tp.hub.Engine.Hairpin(ipv4("10.0.2.5", "10.0.3.7"))
-			tp.run()
-			tp.advance(tc.wait)
-			if st := shortcutState(s2, "10.0.3.0/24"); st != tc.before {
-				t.Fatalf("shortcut %v %v after the indication without SA, want %v (history %v)", st, tc.wait, tc.before, shortcutHistory(s2, "10.0.3.0/24"))
-			}
+			tp, s2 := shortcutWithoutSA(t, &noSA, nil, tc.wait, tc.before)
 			noSA = false
 			s2.Engine.SetProtections([]engine.Protection{{NBMA: addr(tc.protected)}})
 			tp.run() // deliver what the engine sent, without advancing the clock
@@ -86,4 +74,31 @@ func TestProtectedProbesDirectPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shortcutWithoutSA runs the hub and spokes 2 and 3, the packets between
+// the spokes dropped while *noSA holds (no SA yet), has the hub send s2 a
+// traffic indication for 10.0.3.7 and waits wait; the test fails unless
+// s2's shortcut to 10.0.3.0/24 is then in state want. saw, when not nil,
+// sees every packet the network carries, with the simulated time.
+func shortcutWithoutSA(t *testing.T, noSA *bool, saw func(now time.Time, src, dst netip.Addr, b []byte), wait time.Duration, want engine.ShortcutState) (*topo, *nhrpsim.Node) {
+	t.Helper()
+	tp := newTopo(t)
+	s2 := tp.spoke(2, "198.51.100.2", nil)
+	tp.spoke(3, "198.51.100.3", nil)
+	tp.net.Drop = func(src, dst netip.Addr, b []byte) bool {
+		if saw != nil {
+			saw(tp.net.Clock.Now(), src, dst, b)
+		}
+		return *noSA && (src == addr("198.51.100.2") && dst == addr("198.51.100.3") ||
+			src == addr("198.51.100.3") && dst == addr("198.51.100.2"))
+	}
+	tp.start()
+	tp.hub.Engine.Hairpin(ipv4("10.0.2.5", "10.0.3.7"))
+	tp.run()
+	tp.advance(wait)
+	if st := shortcutState(s2, "10.0.3.0/24"); st != want {
+		t.Fatalf("shortcut %v %v after the indication without SA, want %v (history %v)", st, wait, want, shortcutHistory(s2, "10.0.3.0/24"))
+	}
+	return tp, s2
 }
