@@ -13,7 +13,10 @@
 // size is the IP packet's size (UDP payload plus 28 bytes), dscp the inner
 // DSCP (IP_TOS = dscp << 2). Every flow sends pps packets a second for
 // -for, paced by a 10 ms tick (or one packet per tick below 100/s), each
-// carrying a magic, its sequence number and its send time; the receivers
+// carrying a magic, its sequence number and its send time. A sender that
+// falls behind (its thread not scheduled) does not catch up in a burst: it
+// skips what it owes beyond one tick's share, as a phone's packetiser
+// would (counted as skipped, not sent). The receivers
 // keep reading for -drain after the last send (queues empty), then one
 // JSON summary (result) goes to stdout. Latency is arrival minus send
 // time: both ends read the same kernel's clock.
@@ -59,6 +62,7 @@ type flowSpec struct {
 type flowResult struct {
 	Name       string `json:"name"`
 	Sent       int    `json:"sent"`
+	Skipped    int    `json:"skipped"` // behind schedule, never sent
 	SendErrors int    `json:"send_errors"`
 	Received   int    `json:"received"` // distinct sequence numbers
 	Duplicates int    `json:"duplicates"`
@@ -176,7 +180,7 @@ func run(args []string) error {
 		swg.Add(1)
 		go func() {
 			defer swg.Done()
-			res[i].Sent, res[i].SendErrors = send(tx[i], f, uint32(i), start, stop)
+			res[i].Sent, res[i].Skipped, res[i].SendErrors = send(tx[i], f, uint32(i), start, stop)
 		}()
 	}
 	swg.Wait()
@@ -252,17 +256,23 @@ const (
 )
 
 // send paces f's packets from start until stop: after each 10 ms tick
-// (or 1/pps, whichever is longer) it sends what the rate owes so far.
-func send(c *net.UDPConn, f flowSpec, idx uint32, start, stop time.Time) (sent, errs int) {
+// (or 1/pps, whichever is longer) it sends what the rate owes so far, at
+// most one tick's share (rounded up); the rest is skipped.
+func send(c *net.UDPConn, f flowSpec, idx uint32, start, stop time.Time) (sent, skipped, errs int) {
 	tick := 10 * time.Millisecond
 	if p := time.Second / time.Duration(f.PPS); p > tick {
 		tick = p
 	}
+	share := int((int64(f.PPS)*int64(tick) + int64(time.Second) - 1) / int64(time.Second))
 	payload := make([]byte, max(f.Size-28, hdrSize))
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for now := time.Now(); now.Before(stop); now = <-t.C {
-		owed := int(int64(f.PPS)*int64(now.Sub(start))/int64(time.Second)) + 1 - sent
+		owed := int(int64(f.PPS)*int64(now.Sub(start))/int64(time.Second)) + 1 - sent - skipped
+		if owed > share {
+			skipped += owed - share
+			owed = share
+		}
 		for ; owed > 0; owed-- {
 			binary.BigEndian.PutUint32(payload[0:], magic)
 			binary.BigEndian.PutUint32(payload[4:], idx)
@@ -274,7 +284,7 @@ func send(c *net.UDPConn, f flowSpec, idx uint32, start, stop time.Time) (sent, 
 			sent++
 		}
 	}
-	return sent, errs
+	return sent, skipped, errs
 }
 
 // receiver is one flow's receiving socket and what it saw.
