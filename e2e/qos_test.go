@@ -195,9 +195,12 @@ func qosVariant(t *testing.T, l *lab.Lab, flow string, hub, s1, s2 *dnode) {
 	if voice.Sent < qosVoicePPS*3 || voice.lost() != 0 || voice.Duplicates != 0 || voice.Foreign != 0 {
 		t.Errorf("voice under the policy: %s (%d duplicates, %d foreign); want nothing lost", voice, voice.Duplicates, voice.Foreign)
 	}
-	bound := ms(probe.P99MS) + qosVoiceBudget
-	if p99 := ms(voice.P99MS); p99 > bound {
-		t.Errorf("voice p99 latency %v under the policy, want at most the probe's p99 plus %v (%v)", p99, qosVoiceBudget, bound)
+	// The machine's own stalls: the worst p99 of the flows that cross
+	// the hub unshaped and uncongested (to s2). Under 100 samples a p99
+	// is the maximum, so one stall sets it; two flows see more of them.
+	floor := ms(max(probe.P99MS, other.P99MS))
+	if p99 := ms(voice.P99MS); p99 > floor+qosVoiceBudget {
+		t.Errorf("voice p99 latency %v under the policy, want at most the unshaped flows' p99 %v plus %v", p99, floor, qosVoiceBudget)
 	}
 	if bulk.RxBitsPerSec < qosBulkLow || bulk.RxBitsPerSec > qosBulkHigh {
 		t.Errorf("bulk arrived at %.2f Mbit/s, want the policy's rate (%.1f-%.1f)", bulk.RxBitsPerSec/1e6, qosBulkLow/1e6, qosBulkHigh/1e6)
@@ -205,7 +208,7 @@ func qosVariant(t *testing.T, l *lab.Lab, flow string, hub, s1, s2 *dnode) {
 	if o := bulk.offered(1400); o < qosFloodMin {
 		t.Errorf("bulk: only %.2f Mbit/s offered (%d packets skipped by a starved sender): no flood, the run proves nothing (check the load)", o/1e6, bulk.Skipped)
 	}
-	qosCheckUnaffected(t, other)
+	qosCheckUnaffected(t, other, probe)
 
 	// The hub's counters saw it: the voice class carried every voice
 	// packet, the default class dropped the flood's excess.
@@ -254,15 +257,18 @@ func qosVariant(t *testing.T, l *lab.Lab, flow string, hub, s1, s2 *dnode) {
 	if !lossy && !late {
 		t.Errorf("control without the policy: %s; want voice measurably worse than under the policy (%s)", cv, voice)
 	}
-	qosCheckUnaffected(t, control["s2"])
+	qosCheckUnaffected(t, control["s2"], control["probe"])
 }
 
 // qosCheckUnaffected: s2's flow, which no policy shapes, arrives whole
-// at the rate it was sent.
-func qosCheckUnaffected(t *testing.T, f qosFlowResult) {
+// and without a standing queue: its median latency stays within 50 ms of
+// the probe's, which takes the same path (a shaper like s1's would queue
+// and drop the flow beyond 1.9 Mbit/s while serving the EF probe first).
+func qosCheckUnaffected(t *testing.T, f, probe qosFlowResult) {
 	t.Helper()
-	if o := f.offered(1400); f.lost()*100 > f.Sent || f.RxBitsPerSec < 0.9*o {
-		t.Errorf("s2 (no group): %s; want at most 1%% lost and at least 90%% of the %.2f Mbit/s sent", f, o/1e6)
+	if f.lost()*100 > f.Sent || ms(f.P50MS) > ms(probe.P50MS)+50*time.Millisecond {
+		t.Errorf("s2 (no group): %s (%.2f Mbit/s sent); want at most 1%% lost and a median latency within 50 ms of the probe's (%.1f ms)",
+			f, f.offered(1400)/1e6, probe.P50MS)
 	}
 }
 
