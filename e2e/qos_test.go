@@ -192,7 +192,10 @@ func qosVariant(t *testing.T, l *lab.Lab, flow string, hub, s1, s2 *dnode) {
 	for _, f := range []qosFlowResult{voice, bulk, other, probe} {
 		t.Logf("qos: %s", f)
 	}
-	if voice.Sent < qosVoicePPS*3 || voice.lost() != 0 || voice.Duplicates != 0 || voice.Foreign != 0 {
+	if voice.Sent < qosVoicePPS {
+		t.Errorf("voice: only %d packets sent (%d skipped by a starved sender): too few to judge (check the load)", voice.Sent, voice.Skipped)
+	}
+	if voice.lost() != 0 || voice.Duplicates != 0 || voice.Foreign != 0 {
 		t.Errorf("voice under the policy: %s (%d duplicates, %d foreign); want nothing lost", voice, voice.Duplicates, voice.Foreign)
 	}
 	// The machine's own stalls: the worst p99 of the flows that cross
