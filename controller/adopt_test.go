@@ -110,7 +110,7 @@ func opsSince(k *kerneltest.Fake, n int, about ...string) []string {
 func TestRestartAdoptsShortcut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := hubWithLANs(t, netw)
+		hub := hubWithLANs(t, netw, "")
 		s2 := startSpoke(t, netw, 2, "")
 		var cut atomic.Bool
 		cut.Store(true)

@@ -92,6 +92,9 @@ type Controller struct {
 	bio      batchIO
 	nresync  neighborResync
 	mcastRep atomic.Pointer[replicator]
+	// qosTunnels maps the QoS targets' GRE destinations to their peers'
+	// tunnel addresses, for show qos and the metrics read off the loop.
+	qosTunnels atomic.Pointer[map[netip.Addr]netip.Addr]
 	// qos is the per-tunnel QoS last installed (qos.go).
 	qos qosState
 
@@ -147,6 +150,9 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 			reasons = append(reasons, r.String())
 		}
 		deps.Metrics.PrecreateDrops(reasons)
+	}
+	if deps.Metrics != nil && deps.QoS != nil {
+		deps.Metrics.SetQoSSource(c.qosSamples)
 	}
 	if deps.Metrics != nil && deps.Multicast != nil {
 		if err := deps.Metrics.Registry().Register(newMulticastCollector(c)); err != nil {

@@ -69,7 +69,7 @@ func TestEventsOfAPhase3Run(t *testing.T) {
 		netw := kerneltest.NewNetwork()
 		core, logs := observer.New(zapcore.DebugLevel)
 		sa := ipsectest.NewFake(nil)
-		hub := hubWithLANs(t, netw)
+		hub := hubWithLANs(t, netw, "")
 		hubSub := hub.ctl.Subscribe()
 		s1 := startSpoke(t, netw, 1, "", func(d *Deps) {
 			d.Log = zap.New(core)

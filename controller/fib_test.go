@@ -26,7 +26,7 @@ type sinkSpeaker struct {
 func TestBGPRoutesReachTheKernel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := hubWithLANs(t, netw)
+		hub := hubWithLANs(t, netw, "")
 		sp := &sinkSpeaker{}
 		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")+
 			"bgp: {enabled: true, asn: 65000, neighbors: [{address: 10.0.0.1}], prefixes: [192.168.1.0/24]}\n",

@@ -154,11 +154,11 @@ func startOn(t testing.TB, netw *kerneltest.Network, name, yaml string, routes [
 // the hub.
 
 // hubWithLANs starts the hub of the cloud, routing each spoke's LAN to it.
-func hubWithLANs(t testing.TB, netw *kerneltest.Network) *node {
+func hubWithLANs(t testing.TB, netw *kerneltest.Network, extraYAML string, mod ...func(*Deps)) *node {
 	t.Helper()
-	return start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"),
+	return start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24")+extraYAML,
 		[]kernel.RouteMatch{{Prefix: netip.MustParsePrefix("192.168.1.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.2")},
-			{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}})
+			{Prefix: netip.MustParsePrefix("192.168.2.0/24"), Ifindex: -1, Gateway: netip.MustParseAddr("10.0.0.3")}}, mod...)
 }
 
 // startSpoke starts spoke s1 or s2 (i) of the cloud, its configuration
@@ -174,7 +174,7 @@ func startSpoke(t testing.TB, netw *kerneltest.Network, i int, extraYAML string,
 // (5 s); the caller stops the three nodes.
 func registeredCloud(t testing.TB, netw *kerneltest.Network) (hub, s1, s2 *node) {
 	t.Helper()
-	hub = hubWithLANs(t, netw)
+	hub = hubWithLANs(t, netw, "")
 	s1 = startSpoke(t, netw, 1, "")
 	s2 = startSpoke(t, netw, 2, "")
 	time.Sleep(5 * time.Second)

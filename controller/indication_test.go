@@ -17,7 +17,7 @@ import (
 func TestSpokeWithoutShortcutIgnoresRedirect(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		netw := kerneltest.NewNetwork()
-		hub := hubWithLANs(t, netw)
+		hub := hubWithLANs(t, netw, "")
 		noShortcut := strings.Replace(spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"),
 			"shortcut: true", "shortcut: false", 1)
 		s1 := start(t, netw, "s1", noShortcut, lanRoutes("192.168.1.0/24", "192.168.0.0/16", "10.0.0.1"))

@@ -29,12 +29,14 @@ func startPhase3(t *testing.T) phase3Run {
 	t.Helper()
 	netw := kerneltest.NewNetwork()
 	sa := ipsectest.NewFake(nil)
-	hub := hubWithLANs(t, netw)
+	// The hub holds the spokes' groups' policies and s1 shapes its upload
+	// (per-tunnel QoS, on the fake kernel), so show qos has both sides.
+	hub := hubWithLANs(t, netw, qosGroupsYAML, withKernelQoS)
 	// The hub listens before the spokes' first registrations, so that
 	// their times (in the fixtures) do not depend on goroutine order.
 	synctest.Wait()
 	// The spokes announce NHRP groups (per-tunnel QoS), so the views show them.
-	s1 := startSpoke(t, netw, 1, "  group: branch-2m\n", func(d *Deps) { d.IPsec = fakeIPsec{sa} })
+	s1 := startSpoke(t, netw, 1, "  group: branch-2m\nqos:\n  egress: {rate: 10mbit}\n", func(d *Deps) { d.IPsec = fakeIPsec{sa} }, withKernelQoS)
 	s2 := startSpoke(t, netw, 2, "  group: branch-10m\n")
 	time.Sleep(time.Second)
 	synctest.Wait()
@@ -56,8 +58,29 @@ func startPhase3(t *testing.T) phase3Run {
 	synctest.Wait()
 	sa.SetTraffic("198.51.100.1", 48_210, 52_964, 402, 431)
 	sa.SetTraffic("198.51.100.3", 8_400, 8_400, 100, 100)
+	// What a flood toward s1 with a voice stream leaves in the hub's
+	// classes, and s1's upload.
+	s1NBMA, hubNBMA := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.1")
+	for _, c := range []struct {
+		k     *kerneltest.Fake
+		dst   netip.Addr
+		class string
+		n     kernel.QoSClassStats
+	}{
+		{hub.kernel, s1NBMA, "voice", kernel.QoSClassStats{Bytes: 47_600, Packets: 200}},
+		{hub.kernel, s1NBMA, "default", kernel.QoSClassStats{Bytes: 2_160_900, Packets: 1_502, Drops: 5_642, Overlimits: 3_871, Backlog: 14_380, Qlen: 10}},
+		{s1.kernel, hubNBMA, "default", kernel.QoSClassStats{Bytes: 52_964, Packets: 431}},
+	} {
+		if !c.k.CountQoS(c.dst, c.class, c.n) {
+			t.Fatalf("no QoS toward %s to count %s in; state:\n%s", c.dst, c.class, c.k.Render())
+		}
+	}
 	return phase3Run{hub: hub, s1: s1, s2: s2, sa: sa}
 }
+
+// withKernelQoS makes the node's fake kernel its QoS dependency, as
+// cmd/dmvpnd does with the real one.
+func withKernelQoS(d *Deps) { d.QoS = d.Dataplane.(*kerneltest.Fake) }
 
 func (r phase3Run) stop(t *testing.T) { stopAll(t, r.s1, r.s2, r.hub) }
 

@@ -21,15 +21,19 @@ import (
 // The desired state is expressed in the kernel's QoS types (the kernel
 // package owns them and documents the tree they become).
 type (
-	QoSClass  = kernel.QoSClass
-	QoSPolicy = kernel.QoSPolicy
-	QoSTarget = kernel.QoSTarget
+	QoSClass       = kernel.QoSClass
+	QoSPolicy      = kernel.QoSPolicy
+	QoSTarget      = kernel.QoSTarget
+	QoSTargetStats = kernel.QoSTargetStats
+	QoSClassStats  = kernel.QoSClassStats
 )
 
 // QoS installs the desired per-tunnel QoS state. SetQoS takes the whole
-// state each time and may be called again with the same state.
+// state each time and may be called again with the same state; QoSStats
+// reads the installed targets' counters (show qos, metrics), off the loop.
 type QoS interface {
 	SetQoS(policies map[string]QoSPolicy, targets []QoSTarget) error
+	QoSStats() ([]QoSTargetStats, error)
 }
 
 // qosEgressPolicy names an inline qos.egress policy: no qos.groups key
@@ -47,6 +51,9 @@ type qosUnknown struct {
 type qosDesired struct {
 	Policies map[string]QoSPolicy
 	Targets  []QoSTarget // sorted by Dst, one per Dst
+	// Tunnels maps each target's Dst to its peer's tunnel address (for
+	// show qos and the metrics).
+	Tunnels map[netip.Addr]netip.Addr
 	// Unknown lists the peers whose group has no policy (they get none);
 	// Conflicts the peers sharing a GRE destination with an earlier one
 	// whose policy differs (two spokes behind one NAT): the first, by
@@ -65,7 +72,7 @@ type qosDesired struct {
 //
 // A group is matched against qos.groups without regard to case.
 func desiredQoS(cfg *config.Config, cache []engine.CacheEntry) qosDesired {
-	d := qosDesired{Policies: map[string]QoSPolicy{}}
+	d := qosDesired{Policies: map[string]QoSPolicy{}, Tunnels: map[netip.Addr]netip.Addr{}}
 	byDst := map[netip.Addr]string{}
 	add := func(proto, dst netip.Addr, name string, p config.QoSPolicy) {
 		if prev, ok := byDst[dst]; ok {
@@ -75,6 +82,7 @@ func desiredQoS(cfg *config.Config, cache []engine.CacheEntry) qosDesired {
 			return
 		}
 		byDst[dst] = name
+		d.Tunnels[dst] = proto
 		d.Policies[name] = qosPolicy(p)
 		d.Targets = append(d.Targets, QoSTarget{Dst: dst, Policy: name})
 	}
@@ -119,9 +127,16 @@ func qosGroupKey(cfg *config.Config, group string) (string, bool) {
 	return l, ok
 }
 
+// qosPolicy is p in the kernel's terms. The configuration's default class
+// (the one without dscp) is the kernel's implicit one, which gets what the
+// other classes leave and may borrow up to the policy's rate: it is not
+// passed as a class (the kernel refuses a class without DSCP).
 func qosPolicy(p config.QoSPolicy) QoSPolicy {
 	out := QoSPolicy{Rate: uint64(p.Rate), Burst: uint32(p.Burst)}
 	for _, c := range p.Classes {
+		if len(c.DSCP) == 0 {
+			continue
+		}
 		qc := QoSClass{Name: c.Name, Priority: c.Priority, Rate: uint64(c.Rate), Ceil: uint64(c.Ceil)}
 		for _, d := range c.DSCP {
 			qc.DSCP = append(qc.DSCP, uint8(d))
@@ -200,6 +215,7 @@ func (c *Controller) reconcileQoS() {
 		}
 	}
 	c.qos.held = false
+	c.qosTunnels.Store(&d.Tunnels)
 	if c.deps.QoS == nil || c.qos.applied != nil && reflect.DeepEqual(*c.qos.applied, d) {
 		c.dirty.qos = false
 		return

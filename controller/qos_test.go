@@ -41,6 +41,9 @@ func (f *fakeQoS) SetQoS(policies map[string]QoSPolicy, targets []QoSTarget) err
 	return nil
 }
 
+// QoSStats implements QoS: this fake installs nothing it could count.
+func (f *fakeQoS) QoSStats() ([]QoSTargetStats, error) { return nil, nil }
+
 func (f *fakeQoS) get() (string, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -60,10 +63,11 @@ qos:
     branch-10m: {rate: 10mbit}
 `
 
+// branch2m is branch-2m for the kernel: the default class (no dscp) is
+// the kernel's implicit one, not a class of the policy.
 const branch2m = `policy branch-2m rate 2000000 burst 15360
   class voice dscp [46] priority true rate 500000 ceil 0
   class video dscp [34] priority false rate 800000 ceil 2000000
-  class default dscp [] priority false rate 0 ceil 0
 `
 
 func TestDesiredQoS(t *testing.T) {

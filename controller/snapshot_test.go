@@ -48,6 +48,8 @@ func capture(t *testing.T, n *node) apitest.Snapshot {
 	check("counters", err)
 	s.Peers, err = n.ctl.PeerDetails(ctx, netip.Addr{})
 	check("peers", err)
+	s.QoS, err = n.ctl.QoS(ctx, netip.Addr{})
+	check("qos", err)
 	s.Status.Version = "v0.0.0-test"
 	return s
 }

@@ -19,20 +19,26 @@ import (
 
 // forgeBinary builds e2e/internal/nhrpforge (the attack tool; never
 // shipped in cmd/) into the lab's bin directory (labBinDir).
-var forgeBinary = sync.OnceValues(func() (string, error) {
-	root, dir, err := labBinDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "nhrpforge")
-	cmd := exec.Command("go", "build", "-o", bin, "./e2e/internal/nhrpforge")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build nhrpforge: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+var forgeBinary = labTool("nhrpforge")
+
+// labTool returns a builder of the tool e2e/internal/NAME into the lab's
+// bin directory (labBinDir), run once per test process.
+func labTool(name string) func() (string, error) {
+	return sync.OnceValues(func() (string, error) {
+		root, dir, err := labBinDir()
+		if err != nil {
+			return "", err
+		}
+		bin := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", bin, "./e2e/internal/"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", name, err, out)
+		}
+		return bin, nil
+	})
+}
 
 // advOutsiderNBMA is the outsider's address on the underlay: no SA, no
 // dmvpnd.

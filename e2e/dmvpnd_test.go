@@ -61,6 +61,7 @@ type dnode struct {
 	dir     string
 	bin     string
 	extra   string // extra YAML appended to the generated config
+	group   string // a spoke's nhrp.group ("" none)
 	nhsYAML string
 	// metrics is metrics.listen ("" off); holding the NHRP holding time
 	// ("" is 300s); regInterval a spoke's nhrp.registration_interval (""
@@ -81,6 +82,9 @@ func (d *dnode) config() string {
 		fmt.Fprintf(&b, "nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: %s\n  shortcut: true\n  nhs:\n%s", holding, d.nhsYAML)
 		if d.regInterval != "" {
 			fmt.Fprintf(&b, "  registration_interval: %s\n", d.regInterval)
+		}
+		if d.group != "" {
+			fmt.Fprintf(&b, "  group: %s\n", d.group)
 		}
 	}
 	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: %q}\nlog: {level: debug}\n", d.socket(), d.metrics)

@@ -139,6 +139,21 @@ func samples() []sample {
 	}
 	regGroup.AddExtension(nhrp.Extension{Type: nhrp.ExtensionVendorPrivate, Vendor: nhrp.VendorPrivate{OUI: [3]byte{0x00, 0x00, 0x5e}, Data: []byte{9, 9}}})
 	add("registration-request-group", regGroup)
+
+	// The group in a resolution request and its reply (spoke-to-spoke
+	// Per-Tunnel QoS: each side learns the other's group).
+	resGroup := nhrp.NewResolutionRequest(s1NBMA, s1Tunnel, netip.MustParseAddr("10.0.0.3"), 17, 300, 1400)
+	if err := resGroup.SetGroup(sampleGroup); err != nil {
+		panic(err)
+	}
+	add("resolution-request-group", resGroup)
+	repGroup := resGroup.Clone()
+	repGroup.Type = nhrp.TypeResolutionReply
+	repGroup.CIEs = []nhrp.CIE{{PrefixLength: 32, HoldingTime: 300, ClientNBMA: netip.MustParseAddr("198.51.100.3"), ClientProto: netip.MustParseAddr("10.0.0.3")}}
+	if err := repGroup.SetGroup("branch-10m"); err != nil {
+		panic(err)
+	}
+	add("resolution-reply-group", repGroup)
 	return out
 }
 

@@ -272,24 +272,27 @@ func TestWiresharkJudge(t *testing.T) {
 		}
 	}
 	// Wireshark decodes the group's extension as Cisco's (vendor ID
-	// 00-00-0C = 12) with the name as its data.
-	groupSeen := false
+	// 00-00-0C = 12) with the name as its data, in registrations and in
+	// resolution requests and replies.
+	groups := map[string]string{"registration-request-group": sampleGroup,
+		"resolution-request-group": sampleGroup, "resolution-reply-group": "branch-10m"}
 	for i, f := range frames {
-		if f.name != "registration-request-group" {
+		want, ok := groups[f.name]
+		if !ok {
 			continue
 		}
+		delete(groups, f.name)
 		ids, data := rows[i]["nhrp.vendor_ext.id"], rows[i]["nhrp.vendor_ext.data"]
 		if len(ids) == 0 || ids[0] != "12" || len(data) == 0 {
 			t.Fatalf("%s: tshark vendor IDs %v, data %v; want Cisco (12) first", f.name, ids, data)
 		}
 		name, err := hex.DecodeString(data[0])
-		if err != nil || string(name) != sampleGroup {
-			t.Errorf("%s: tshark decodes group %q (%v), want %q", f.name, name, err, sampleGroup)
+		if err != nil || string(name) != want {
+			t.Errorf("%s: tshark decodes group %q (%v), want %q", f.name, name, err, want)
 		}
-		groupSeen = true
 	}
-	if !groupSeen {
-		t.Error("no group sample reached tshark")
+	if len(groups) > 0 {
+		t.Errorf("group samples that never reached tshark: %v", groups)
 	}
 	sabRow := rows[len(frames)]
 	sabWant := expectedFields(sab, sb)

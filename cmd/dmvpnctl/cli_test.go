@@ -95,6 +95,7 @@ func TestGoldenTables(t *testing.T) {
 		{"show", "bgp", "summary"},
 		{"show", "counters"},
 		{"show", "topology"},
+		{"show", "qos"},
 		{"status"},
 	}
 	for role, snap := range fixtures {

@@ -112,6 +112,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		{[]string{"show", "ipsec"}, &got.SAs},
 		{[]string{"show", "bgp", "summary"}, &got.BGP},
 		{[]string{"show", "counters"}, &got.Counters},
+		{[]string{"show", "qos"}, &got.QoS},
 		{[]string{"status"}, &got.Status},
 	} {
 		out, errOut, code := ctl(t, sock, append(c.args, "--json")...)

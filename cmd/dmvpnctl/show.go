@@ -29,7 +29,7 @@ func newShow(o *opts) *cobra.Command {
 	bgp := group("bgp", "BGP state")
 	bgp.AddCommand(leaf("summary", "BGP neighbors", showView(o, (*api.Client).BGP, renderBGP)))
 
-	show.AddCommand(newTopology(o))
+	show.AddCommand(newTopology(o), newShowQoS(o))
 	show.AddCommand(nhrp, bgp, leaf("ipsec", "IPsec SAs per peer", showView(o, (*api.Client).IPsec, renderIPsec)),
 		leaf("counters", "Protocol and dataplane counters", showView(o, (*api.Client).Counters,
 			func(w io.Writer, c api.Counters, _ time.Time) error { return renderCounters(w, c) })))

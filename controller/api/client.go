@@ -229,3 +229,12 @@ func (c *Client) ClearRegistration(ctx context.Context, addr netip.Addr) (int, e
 	err := c.do(ctx, http.MethodPost, "/v1/nhrp/registrations/"+addr.String()+"/clear", nil, &r)
 	return r.Cleared, err
 }
+
+// QoS lists the per-tunnel QoS shapers and their counters: the one toward
+// addr (tunnel or NBMA), every one for the zero address.
+func (c *Client) QoS(ctx context.Context, addr netip.Addr) ([]QoSPeer, error) {
+	if !addr.IsValid() {
+		return get[[]QoSPeer](ctx, c, "/v1/qos")
+	}
+	return get[[]QoSPeer](ctx, c, "/v1/qos/"+addr.String())
+}

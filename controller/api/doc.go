@@ -18,6 +18,8 @@
 //	GET  /v1/dmvpn/peers/{addr}   []PeerDetail (tunnel or NBMA address)
 //	POST /v1/dmvpn/peers/{addr}/clear PeerClear
 //	POST /v1/nhrp/registrations/{addr}/clear ClearResult
+//	GET  /v1/qos                  []QoSPeer (per-tunnel QoS shapers and their counters)
+//	GET  /v1/qos/{addr}           []QoSPeer (tunnel or NBMA address)
 //	POST /v1/reload               ReloadRequest -> ReloadResult: re-read and apply the file, or dry run
 //	GET  /v1/config               RunningConfig (effective configuration, secrets redacted)
 //	GET  /v1/log-level            LogLevel

@@ -328,3 +328,44 @@ type PeerClear struct {
 	// wanted: their SAs are deleted.
 	Released []netip.Addr `json:"released,omitempty"`
 }
+
+// QoSPeer is the per-tunnel QoS toward one peer ("show qos"): the shaper
+// of its policy and each class, with the kernel's counters.
+type QoSPeer struct {
+	// Tunnel is the peer's tunnel address; zero for a shaper a previous
+	// run installed whose peer has not registered again yet.
+	Tunnel netip.Addr `json:"tunnel,omitzero"`
+	// NBMA is the GRE destination the shaper classifies on (the peer's
+	// NBMA address, or its post-NAT address).
+	NBMA netip.Addr `json:"nbma"`
+	// Group is the policy: the peer's NHRP group as qos.groups spells it,
+	// or "qos.egress" for a spoke's inline upload policy.
+	Group string `json:"group"`
+	// Ifindex is the underlay device the shaper sits on.
+	Ifindex int      `json:"ifindex,omitempty"`
+	Shaper  QoSClass `json:"shaper"`
+	// Classes are the policy's classes in order, then "default".
+	Classes []QoSClass `json:"classes"`
+}
+
+// QoSClass is one class of a per-tunnel QoS policy and its counters.
+type QoSClass struct {
+	Name string `json:"name"`
+	// DSCP lists the class's code points (empty: the default class).
+	DSCP []string `json:"dscp,omitempty"`
+	// Priority: strict priority, policed at Rate.
+	Priority bool `json:"priority,omitempty"`
+	// Rate is the guaranteed (priority: the policed) bit/s, Ceil what the
+	// class may borrow up to.
+	Rate uint64 `json:"rate"`
+	Ceil uint64 `json:"ceil"`
+	// Bytes and Packets were sent; Drops dropped by the class's queue;
+	// Overlimits counts the times the rate held a packet back.
+	Bytes      uint64 `json:"bytes"`
+	Packets    uint64 `json:"packets"`
+	Drops      uint64 `json:"drops"`
+	Overlimits uint64 `json:"overlimits"`
+	// Backlog (bytes) and Qlen (packets) are queued now.
+	Backlog uint64 `json:"backlog"`
+	Qlen    uint64 `json:"qlen"`
+}

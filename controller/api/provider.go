@@ -41,6 +41,10 @@ type Source interface {
 	// ClearRegistration drops the registration of the client at addr
 	// (tunnel or NBMA) on a hub; none is ErrNotFound.
 	ClearRegistration(ctx context.Context, addr netip.Addr) (int, error)
+	// QoS lists the per-tunnel QoS shapers with their counters, only the
+	// one toward the peer whose tunnel or NBMA address is addr when addr
+	// is valid (none is ErrNotFound); ErrNotEnabled without QoS support.
+	QoS(ctx context.Context, addr netip.Addr) ([]QoSPeer, error)
 }
 
 // Provider is what the Server serves: a Source plus Reload, which re-reads

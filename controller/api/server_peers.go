@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// peerRoutes adds the per-peer views and clears.
+// peerRoutes adds the per-peer views (peers, QoS) and clears.
 func (s *Server) peerRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /v1/dmvpn/peers", func(w http.ResponseWriter, r *http.Request) {
 		v, err := nonNil(s.p.PeerDetails(r.Context(), netip.Addr{}))
@@ -35,6 +35,14 @@ func (s *Server) peerRoutes(m *http.ServeMux) {
 			res.Actions = []string{}
 		}
 		s.reply(w, r, res, err)
+	}))
+	m.HandleFunc("GET /v1/qos", func(w http.ResponseWriter, r *http.Request) {
+		v, err := nonNil(s.p.QoS(r.Context(), netip.Addr{}))
+		s.reply(w, r, v, err)
+	})
+	m.HandleFunc("GET /v1/qos/{addr}", withAddr(func(w http.ResponseWriter, r *http.Request, a netip.Addr) {
+		v, err := nonNil(s.p.QoS(r.Context(), a))
+		s.reply(w, r, v, err)
 	}))
 	m.HandleFunc("POST /v1/nhrp/registrations/{addr}/clear", withAddr(func(w http.ResponseWriter, r *http.Request, a netip.Addr) {
 		n, err := s.p.ClearRegistration(r.Context(), a)

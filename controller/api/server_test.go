@@ -72,6 +72,8 @@ func TestViewsRoundTrip(t *testing.T) {
 			collect(err)
 			got.Peers, err = c.PeerDetails(ctx, netip.Addr{})
 			collect(err)
+			got.QoS, err = c.QoS(ctx, netip.Addr{})
+			collect(err)
 			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)
 			}

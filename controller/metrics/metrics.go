@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,8 @@ var (
 // gauges for states are best set through SetPeers, SetSAs and SetBGPSessions.
 type Metrics struct {
 	reg *prometheus.Registry
+	// qos exports the per-tunnel QoS classes' counters (SetQoSSource).
+	qos *qosCollector
 
 	// Registrations counts NHRP registrations by direction (sent by a
 	// spoke, received by a hub) and result.
@@ -114,6 +117,7 @@ type Metrics struct {
 func New(version string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
+		qos: newQoSCollector(),
 		Registrations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "registrations_total",
 			Help: "NHRP registrations by direction (sent, received) and result."}, []string{"direction", "result"}),
 		Resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "resolutions_total",
@@ -175,7 +179,7 @@ func New(version string) *Metrics {
 		m.Peers, m.SAs, m.BGPSessions, m.PacketsReceived, m.PacketsSent, m.Drops,
 		m.ReconcileErrors, m.ConfigReloads, m.QoSUnknownGroups, m.Build,
 		m.NHSUp, m.NHSLastRegistration, m.Ready, m.CacheEntries, m.CacheLimit, m.IKEFailures,
-		m.BGPPrefixes, m.BGPNeighborRejected, m.BGPNeighborLastDown, m.LoopLatency, m.LoopHeartbeat,
+		m.BGPPrefixes, m.BGPNeighborRejected, m.BGPNeighborLastDown, m.LoopLatency, m.LoopHeartbeat, m.qos,
 	)
 	for _, d := range Directions {
 		m.Redirects.WithLabelValues(d)
@@ -313,4 +317,59 @@ func descName(d *prometheus.Desc) string {
 	}
 	name, _, _ := strings.Cut(rest, `"`)
 	return name
+}
+
+// QoSSample is one per-tunnel QoS class's counters: Peer is the peer's
+// tunnel address (its GRE destination while unknown), Group its policy.
+type QoSSample struct {
+	Peer, Group, Class    string
+	Bytes, Packets, Drops uint64
+}
+
+// qosCollector exports the per-tunnel QoS counters at scrape time from
+// the source the controller sets; only peers with a policy have series.
+type qosCollector struct {
+	mu                    sync.Mutex
+	source                func() []QoSSample
+	bytes, packets, drops *prometheus.Desc
+}
+
+func newQoSCollector() *qosCollector {
+	labels := []string{"peer", "group", "class"}
+	return &qosCollector{
+		bytes: prometheus.NewDesc(ns+"_qos_class_bytes_total",
+			"Bytes sent by a per-tunnel QoS class (only peers with a policy).", labels, nil),
+		packets: prometheus.NewDesc(ns+"_qos_class_packets_total",
+			"Packets sent by a per-tunnel QoS class (only peers with a policy).", labels, nil),
+		drops: prometheus.NewDesc(ns+"_qos_class_drops_total",
+			"Packets a per-tunnel QoS class's queue dropped (only peers with a policy).", labels, nil),
+	}
+}
+
+func (q *qosCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- q.bytes
+	ch <- q.packets
+	ch <- q.drops
+}
+
+func (q *qosCollector) Collect(ch chan<- prometheus.Metric) {
+	q.mu.Lock()
+	src := q.source
+	q.mu.Unlock()
+	if src == nil {
+		return
+	}
+	for _, s := range src() {
+		ch <- prometheus.MustNewConstMetric(q.bytes, prometheus.CounterValue, float64(s.Bytes), s.Peer, s.Group, s.Class)
+		ch <- prometheus.MustNewConstMetric(q.packets, prometheus.CounterValue, float64(s.Packets), s.Peer, s.Group, s.Class)
+		ch <- prometheus.MustNewConstMetric(q.drops, prometheus.CounterValue, float64(s.Drops), s.Peer, s.Group, s.Class)
+	}
+}
+
+// SetQoSSource sets where the per-tunnel QoS series come from, read at
+// each scrape (nil: none).
+func (m *Metrics) SetQoSSource(f func() []QoSSample) {
+	m.qos.mu.Lock()
+	defer m.qos.mu.Unlock()
+	m.qos.source = f
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,42 @@ func TestNames(t *testing.T) {
 		if !strings.HasPrefix(n, "dmvpnd_") {
 			t.Errorf("Names() has %s", n)
 		}
+	}
+}
+
+// TestQoSSeries: the per-tunnel QoS families are declared before any
+// source, have no series without one, and export each sample the source
+// returns at scrape time (a later scrape sees the source's new values).
+func TestQoSSeries(t *testing.T) {
+	m := New("test")
+	names := m.Names()
+	for _, n := range []string{"dmvpnd_qos_class_bytes_total", "dmvpnd_qos_class_packets_total", "dmvpnd_qos_class_drops_total"} {
+		if !slices.Contains(names, n) {
+			t.Errorf("Names() lacks %s", n)
+		}
+	}
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	if body := scrape(t, srv.URL); strings.Contains(body, "dmvpnd_qos_class_") {
+		t.Errorf("QoS series without a source:\n%s", body)
+	}
+	drops := uint64(7)
+	m.SetQoSSource(func() []QoSSample {
+		return []QoSSample{{Peer: "10.0.0.2", Group: "branch-2m", Class: "voice", Bytes: 47600, Packets: 200},
+			{Peer: "10.0.0.2", Group: "branch-2m", Class: "default", Bytes: 100, Packets: 1, Drops: drops}}
+	})
+	body := scrape(t, srv.URL)
+	for _, want := range []string{
+		`dmvpnd_qos_class_bytes_total{class="voice",group="branch-2m",peer="10.0.0.2"} 47600`,
+		`dmvpnd_qos_class_packets_total{class="voice",group="branch-2m",peer="10.0.0.2"} 200`,
+		`dmvpnd_qos_class_drops_total{class="default",group="branch-2m",peer="10.0.0.2"} 7`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %s:\n%s", want, body)
+		}
+	}
+	drops = 9
+	if body := scrape(t, srv.URL); !strings.Contains(body, `dmvpnd_qos_class_drops_total{class="default",group="branch-2m",peer="10.0.0.2"} 9`) {
+		t.Errorf("second scrape did not read the source again:\n%s", body)
 	}
 }

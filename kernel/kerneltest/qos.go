@@ -15,6 +15,28 @@ var _ kernel.QoS = (*Fake)(nil)
 type fakeQoS struct {
 	policy string
 	p      kernel.QoSPolicy
+	// counts are the counters CountQoS set, by class name.
+	counts map[string]kernel.QoSClassStats
+}
+
+// CountQoS sets the counters (bytes, packets, drops, overlimits, backlog,
+// qlen) QoSStats reports for class (a policy class's name or "default")
+// of the shaper toward dst, as traffic through the kernel would; it
+// reports false when no shaper toward dst is installed. Reinstalling the
+// shaper resets them, as the kernel does.
+func (f *Fake) CountQoS(dst netip.Addr, class string, c kernel.QoSClassStats) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q, ok := f.qos[dst]
+	if !ok {
+		return false
+	}
+	if q.counts == nil {
+		q.counts = map[string]kernel.QoSClassStats{}
+	}
+	q.counts[class] = c
+	f.qos[dst] = q
+	return true
 }
 
 // SetQoS implements kernel.QoS like the kernel package: invalid targets,
@@ -96,8 +118,11 @@ func sortedAddrs[V any](m map[netip.Addr]V) []netip.Addr {
 }
 
 // QoSStats implements kernel.QoS: every installed target with its classes
-// named as in its policy (then "default"), rates as configured, counters
-// zero.
+// named as in its policy (then "default"), rates as the kernel sets them
+// (a priority class's ceil is its rate; a non-priority class without ceil
+// borrows up to the policy's rate; the default class gets what the others
+// leave, at least 1%), counters as CountQoS set them (else zero). The
+// shaper counts what its classes did.
 func (f *Fake) QoSStats() ([]kernel.QoSTargetStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -105,10 +130,28 @@ func (f *Fake) QoSStats() ([]kernel.QoSTargetStats, error) {
 	for _, dst := range sortedAddrs(f.qos) {
 		q := f.qos[dst]
 		ts := kernel.QoSTargetStats{Dst: dst, Policy: q.policy, Shaper: kernel.QoSClassStats{Name: "shaper", Rate: q.p.Rate, Ceil: q.p.Rate}}
-		for _, c := range q.p.Classes {
-			ts.Classes = append(ts.Classes, kernel.QoSClassStats{Name: c.Name, Rate: c.Rate, Ceil: c.Ceil})
+		add := func(c kernel.QoSClassStats) {
+			n := q.counts[c.Name]
+			c.Bytes, c.Packets, c.Drops, c.Overlimits, c.Backlog, c.Qlen = n.Bytes, n.Packets, n.Drops, n.Overlimits, n.Backlog, n.Qlen
+			ts.Shaper.Bytes += n.Bytes
+			ts.Shaper.Packets += n.Packets
+			ts.Shaper.Backlog += n.Backlog
+			ts.Shaper.Qlen += n.Qlen
+			ts.Classes = append(ts.Classes, c)
 		}
-		ts.Classes = append(ts.Classes, kernel.QoSClassStats{Name: "default", Ceil: q.p.Rate})
+		var sum uint64
+		for _, c := range q.p.Classes {
+			ceil := c.Ceil
+			switch {
+			case c.Priority:
+				ceil = c.Rate
+			case ceil == 0:
+				ceil = q.p.Rate
+			}
+			sum += c.Rate
+			add(kernel.QoSClassStats{Name: c.Name, Rate: c.Rate, Ceil: ceil})
+		}
+		add(kernel.QoSClassStats{Name: "default", Rate: max(q.p.Rate/100, q.p.Rate-min(sum, q.p.Rate)), Ceil: q.p.Rate})
 		out = append(out, ts)
 	}
 	return out, nil

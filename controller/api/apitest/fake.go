@@ -27,6 +27,9 @@ type Snapshot struct {
 	Counters  api.Counters     `json:"counters"`
 	// Peers are the per-peer details (show dmvpn detail).
 	Peers []api.PeerDetail `json:"peers"`
+	// QoS are the per-tunnel QoS shapers (show qos); nil when the node
+	// has no QoS support (the view is not enabled).
+	QoS []api.QoSPeer `json:"qos"`
 }
 
 // Fake is an api.Provider serving a Snapshot. Err, when set, is returned by
@@ -192,6 +195,32 @@ func matching(peers []api.PeerDetail, addr netip.Addr) []api.PeerDetail {
 		}
 	}
 	return out
+}
+
+// QoS implements api.Source: the shapers toward addr (tunnel or NBMA),
+// all for the zero address; a snapshot without QoS is not enabled.
+func (f *Fake) QoS(_ context.Context, addr netip.Addr) ([]api.QoSPeer, error) {
+	out, err := view(f, "QoS", func(s *Snapshot) []api.QoSPeer {
+		if s.QoS == nil {
+			return nil
+		}
+		out := []api.QoSPeer{}
+		for _, p := range s.QoS {
+			if !addr.IsValid() || p.Tunnel == addr || p.NBMA == addr {
+				out = append(out, p)
+			}
+		}
+		return out
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case out == nil:
+		return nil, fmt.Errorf("per-tunnel QoS: %w", api.ErrNotEnabled)
+	case addr.IsValid() && len(out) == 0:
+		return nil, fmt.Errorf("no per-tunnel QoS toward %s: %w", addr, api.ErrNotFound)
+	}
+	return out, nil
 }
 
 // ClearPeer implements api.Source: it drops the matching details and
