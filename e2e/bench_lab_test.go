@@ -386,6 +386,7 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 		t.Fatalf("%s N=%d: %v", impl, n, err)
 	}
 	hubC0, genC0 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
+	sock0, dc0 := b.socketDrops(ctx, h.pids), b.daemonCounters(ctx, h)
 	var f blFlood
 	acked := filepath.Join(b.l.Dir(), fmt.Sprintf("acked-%s-%d-%d.txt", impl, n, rep))
 	if impl != benchreport.Floor {
@@ -419,22 +420,11 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 		}
 	}
 	hubC1, genC1 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
+	sock1, dc1 := b.socketDrops(ctx, h.pids), b.daemonCounters(ctx, h)
 	keep := []string{"Discard", "Drop", "Err", "Overflow", "Softnet", "Rcvbuf", "InReceives", "OutRequests", "Prune", "Backlog", "Fail"}
 	t.Logf("%s N=%d rep %d: kernel counters hub: %s; gen: %s", impl, n, rep, blCounterDelta(hubC0, hubC1, keep...), blCounterDelta(genC0, genC1, keep...))
-	if h.ctl != "" {
-		if res, err := b.hub.Run(ctx, h.ctl+" show counters --json"); err == nil {
-			var c map[string]uint64
-			if json.Unmarshal(res.Stdout, &c) == nil {
-				var nz []string
-				for k, v := range c {
-					if v != 0 {
-						nz = append(nz, fmt.Sprintf("%s=%d", k, v))
-					}
-				}
-				slices.Sort(nz)
-				t.Logf("dmvpnd N=%d rep %d: counters %s", n, rep, strings.Join(nz, " "))
-			}
-		}
+	if dc1 != nil {
+		t.Logf("dmvpnd N=%d rep %d: counters changed %s", n, rep, blCounterDelta(dc0, dc1, ""))
 	}
 	var ws blWatch
 	if err := blLastJSON(w.Log, &ws); err != nil {
@@ -477,6 +467,8 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 	// NHRP is the only IPv4 the hub sends or receives during a burst:
 	// what it received and never answered, however late.
 	out.HubUnanswered = int(hubC1["IpInReceives"] - hubC0["IpInReceives"] - (hubC1["IpOutRequests"] - hubC0["IpOutRequests"]))
+	acc := blAccount(f, blDelta(hubC0, hubC1), blDelta(genC0, genC1), sock0, sock1, blDelta(dc0, dc1))
+	out.Account = &acc
 	if len(f.Codes) > 0 || f.ErrorInds > 0 || f.Unmatched > 0 || f.SendErrors > 0 || f.RxDrops > 0 {
 		t.Logf("%s N=%d rep %d: refusal codes %v, error indications %d, unmatched replies %d, send errors %d, generator socket drops %d", impl, n, rep, f.Codes, f.ErrorInds, f.Unmatched, f.SendErrors, f.RxDrops)
 	}
@@ -544,6 +536,40 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	t.Logf("steady %s N=%d: idle %.2f%% of a vCPU over %.0f s (RSS %d -> %d KB); refresh %.2f%% at %.0f/s (%d acked, %d lost)",
 		impl, n, s.IdleCPU, s.IdleWindow, s.RSSStart>>10, s.RSSEnd>>10, s.RefreshCPU, s.RefreshRate, f.Success, f.Lost)
 	return s
+}
+
+// socketDrops is the drop counter of the NHRP packet sockets of pids
+// (the hub's daemons), -1 when none is found.
+func (b *blBench) socketDrops(ctx context.Context, pids []int) int64 {
+	if len(pids) == 0 {
+		return -1
+	}
+	res, err := b.hub.Run(ctx, blSocketsScript)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	d, ok := blSocketDrops(string(res.Stdout), pids)
+	if !ok {
+		b.t.Logf("no NHRP packet socket of pids %v in:\n%s", pids, res.Stdout)
+		return -1
+	}
+	return d
+}
+
+// daemonCounters is dmvpnd's `show counters`, nil for the others.
+func (b *blBench) daemonCounters(ctx context.Context, h *blHub) map[string]int64 {
+	if h.ctl == "" {
+		return nil
+	}
+	res, err := b.hub.Run(ctx, h.ctl+" show counters --json")
+	if err != nil {
+		b.t.Fatalf("show counters: %v", err)
+	}
+	var c map[string]int64
+	if err := json.Unmarshal(res.Stdout, &c); err != nil {
+		b.t.Fatalf("show counters: %v: %q", err, res.Stdout)
+	}
+	return c
 }
 
 // counters reads a node's kernel counters (for the log: where packets
