@@ -106,6 +106,27 @@ reps:
 			}
 		}
 	}
+	// Phase 3 on the same boot: each repetition runs every
+	// implementation without and with IPsec, alternating which starts.
+p3:
+	for rep := 1; rep <= cfg.p3reps; rep++ {
+		for _, ipsec := range []bool{false, true} {
+			order := []string{benchreport.DMVPND, benchreport.FRR}
+			if rep%2 == 0 {
+				order[0], order[1] = order[1], order[0]
+			}
+			for _, impl := range order {
+				if !budgetLeft() {
+					break p3
+				}
+				p := benchreport.Phase3{Impl: impl, IPsec: ipsec, Rep: rep}
+				t.Run(fmt.Sprintf("phase3/%s/ipsec=%t/%d", impl, ipsec, rep), func(t *testing.T) { b.phase3(t, &p) })
+				res.Phase3 = append(res.Phase3, p)
+				res.Seconds, res.Partial = time.Since(t0).Seconds(), true
+				b.writeFiles(res)
+			}
+		}
+	}
 	res.Seconds, res.Partial = time.Since(t0).Seconds(), false
 	fmt.Println(res.Markdown())
 	t.Logf("bench-lab results: %s.{md,json,svg}", b.writeFiles(res))
@@ -115,6 +136,7 @@ reps:
 type blConfig struct {
 	sizes         []int
 	reps          int
+	p3reps        int // Phase 3 repetitions (each: dmvpnd and FRR, without and with IPsec)
 	idle, refresh time.Duration
 	refreshRate   float64
 	out           string
@@ -122,9 +144,9 @@ type blConfig struct {
 }
 
 func blConfigFromEnv() (blConfig, error) {
-	c := blConfig{sizes: []int{1000, 5000, 10000}, reps: 3, idle: 60 * time.Second, refresh: 20 * time.Second, refreshRate: 50}
+	c := blConfig{sizes: []int{1000, 5000, 10000}, reps: 3, p3reps: 3, idle: 60 * time.Second, refresh: 20 * time.Second, refreshRate: 50}
 	if os.Getenv("DMVPND_BENCH_QUICK") == "1" {
-		c.sizes, c.reps, c.idle, c.refresh = []int{250, 1000}, 1, 15*time.Second, 10*time.Second
+		c.sizes, c.reps, c.p3reps, c.idle, c.refresh = []int{250, 1000}, 1, 1, 15*time.Second, 10*time.Second
 	}
 	var err error
 	if s := os.Getenv("DMVPND_BENCH_SIZES"); s != "" {
@@ -139,6 +161,13 @@ func blConfigFromEnv() (blConfig, error) {
 			return c, fmt.Errorf("DMVPND_BENCH_REPS=%q: want one positive integer", s)
 		}
 		c.reps = v[0]
+	}
+	if s := os.Getenv("DMVPND_BENCH_P3_REPS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("DMVPND_BENCH_P3_REPS=%q: want an integer >= 0", s)
+		}
+		c.p3reps = n
 	}
 	for env, d := range map[string]*time.Duration{"DMVPND_BENCH_IDLE": &c.idle, "DMVPND_BENCH_REFRESH": &c.refresh, "DMVPND_BENCH_BUDGET": &c.budget} {
 		if s := os.Getenv(env); s != "" {
@@ -157,7 +186,7 @@ func blConfigFromEnv() (blConfig, error) {
 // The bench's addresses.
 var (
 	blHubNBMA   = netip.MustParseAddr("198.51.100.1")
-	blGenNBMA   = netip.MustParseAddr("198.51.100.2")
+	blGenNBMA   = netip.MustParseAddr("198.51.100.9") // .2 and .3 are the Phase 3 spokes
 	blHubTunnel = netip.MustParseAddr("10.0.0.1")
 	// Spoke i: tunnel address blFirstProto + i, NBMA blFirstNBMA + i.
 	blFirstProto = netip.MustParseAddr("10.0.1.0")
@@ -216,7 +245,9 @@ type blBench struct {
 // for bursts crossing two veths and the bridge, and neighbour table
 // thresholds above the largest N (FRR's entries are not permanent).
 func (b *blBench) setup() {
-	b.l.Build(lab.Topology{Nodes: []lab.NodeSpec{{Name: "hub", NBMA: blHubNBMA}, {Name: "gen", NBMA: blGenNBMA}}})
+	topo := blP3Topology(b.t, b.l, b.bin) // hub (blHubNBMA), s1, s2
+	topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: "gen", NBMA: blGenNBMA})
+	b.l.Build(topo)
 	b.hub, b.gen = b.l.Node("hub"), b.l.Node("gen")
 	b.l.MustRun("sysctl -qw net.core.netdev_max_backlog=65536 net.ipv4.neigh.default.gc_thresh1=65536 net.ipv4.neigh.default.gc_thresh2=65536 net.ipv4.neigh.default.gc_thresh3=65536")
 	b.uname = strings.TrimSpace(b.l.MustRun("uname -r"))
@@ -390,7 +421,11 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 	var f blFlood
 	acked := filepath.Join(b.l.Dir(), fmt.Sprintf("acked-%s-%d-%d.txt", impl, n, rep))
 	if impl != benchreport.Floor {
-		if err := b.flood(ctx, &f, fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -acked %s", n, blFirstNBMA, blFirstProto, blHold, acked)); err != nil {
+		// The generator listens until the hub has been quiet for 5 s
+		// (at most 10 min): a hub that fell behind answers queued
+		// requests long after the spokes gave up, and those answers are
+		// late, not lost.
+		if err := b.flood(ctx, &f, fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -acked %s -drain 10m -quiet 5s -timeout 15m", n, blFirstNBMA, blFirstProto, blHold, acked)); err != nil {
 			t.Fatalf("%s N=%d: flood: %v", impl, n, err)
 		}
 	}
