@@ -86,16 +86,16 @@ type Steady struct {
 
 // Results is one bench-lab run.
 type Results struct {
-	Date    string   `json:"date"`
-	Commit  string   `json:"commit"`
-	Guest   string   `json:"guest"` // kernel, vCPUs, accelerator
-	Load    string   `json:"host_load"`
-	Sizes   []int    `json:"sizes"`
-	Reps    int      `json:"repetitions"`
-	Setup   []string `json:"setup"` // what the figures depend on, one line each
-	Bursts  []Burst  `json:"bursts"`
-	Steady  []Steady `json:"steady"`
-	Phase3  []Phase3 `json:"phase3,omitempty"`
+	Date   string   `json:"date"`
+	Commit string   `json:"commit"`
+	Guest  string   `json:"guest"` // kernel, vCPUs, accelerator
+	Load   string   `json:"host_load"`
+	Sizes  []int    `json:"sizes"`
+	Reps   int      `json:"repetitions"`
+	Setup  []string `json:"setup"` // what the figures depend on, one line each
+	Bursts []Burst  `json:"bursts"`
+	Steady []Steady `json:"steady"`
+	Phase3 []Phase3 `json:"phase3,omitempty"`
 	// Targets are issue 21's targets judged on this run's figures
 	// (filled by Judge).
 	Targets []Target `json:"targets,omitempty"`

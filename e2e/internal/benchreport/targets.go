@@ -39,7 +39,9 @@ func (t Target) bound() string {
 	return fmt.Sprintf("%s %s%s", op, fmtG(t.Limit), t.Unit)
 }
 
-func fmtG(v float64) string { return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".") }
+func fmtG(v float64) string {
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", v), "0"), ".")
+}
 
 // judge sets Measured and Verdict from v (NaN: no data).
 func (t Target) judge(v float64) Target {
