@@ -197,6 +197,10 @@ func blP3Stop(ctx context.Context, il *frrLab) error {
 		}
 		if s.charon != nil {
 			errs = append(errs, s.charon.Proc.Stop(ctx))
+			// The next cloud's charon on this node uses the same path:
+			// a socket left behind would pass its readiness check early.
+			_, err := s.node.Run(ctx, "rm -f "+s.charon.Socket)
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -206,7 +210,7 @@ func blP3Stop(ctx context.Context, il *frrLab) error {
 // its timestamps compare with the captures') and returns once it reports
 // a marker route.
 func blStartRouteMonitor(ctx context.Context, n *lab.Node, name string) (*lab.Proc, error) {
-	p, err := n.Start(ctx, name+"-ipmon", "TZ=UTC ip -ts -4 monitor route")
+	p, err := n.Start(ctx, name+"-ipmon", "env TZ=UTC ip -ts -4 monitor route")
 	if err != nil {
 		return nil, err
 	}
