@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/e2e/internal/benchreport"
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
@@ -260,4 +261,92 @@ func blCounterDelta(a, b map[string]int64, keep ...string) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, ", ")
+}
+
+// blSocketsScript lists the namespace's packet sockets with their
+// memory and drop counters and owning processes.
+const blSocketsScript = "ss -0 -m -n -p -H"
+
+// blSocketDrops sums the drop counters (skmem d: packets the kernel
+// dropped because the receive buffer was full, since the socket was
+// opened) of the NHRP packet sockets (protocol 0x2001 = 8193) owned by
+// one of pids, from blSocketsScript's output; ok is false when none of
+// them holds one.
+func blSocketDrops(out string, pids []int) (drops int64, ok bool) {
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "p_dgr") || !strings.Contains(line, "[8193]:") {
+			continue
+		}
+		if !slices.ContainsFunc(pids, func(p int) bool { return strings.Contains(line, fmt.Sprintf(",pid=%d,", p)) }) {
+			continue
+		}
+		_, mem, found := strings.Cut(line, "skmem:(")
+		if !found {
+			continue
+		}
+		mem, _, _ = strings.Cut(mem, ")")
+		for _, f := range strings.Split(mem, ",") {
+			if v, isDrops := strings.CutPrefix(f, "d"); isDrops {
+				if d, err := strconv.ParseInt(v, 10, 64); err == nil {
+					drops, ok = drops+d, true
+				}
+			}
+		}
+	}
+	return drops, ok
+}
+
+// blDelta is b - a per counter; nil when b is.
+func blDelta(a, b map[string]int64) map[string]int64 {
+	if b == nil {
+		return nil
+	}
+	d := make(map[string]int64, len(b))
+	for k, v := range b {
+		d[k] = v - a[k]
+	}
+	return d
+}
+
+// blAccount says where a burst's requests went, from the generator's
+// summary, the deltas over the burst of the hub's and the generator's
+// kernel counters (nstat, softnet), the drop counter of the hub's NHRP
+// socket before and after (-1: unknown) and the delta of dmvpnd's
+// counters (nil for FRR, which has no drop counters). Every request
+// sent is answered (the generator counts success and refusals) or
+// missing at one of the places in benchreport.Account; what no counter
+// explains is Unaccounted.
+func blAccount(f blFlood, hub, gen map[string]int64, sock0, sock1 int64, daemon map[string]int64) benchreport.Account {
+	a := benchreport.Account{
+		Sent:         f.Sent,
+		Answered:     f.Replies + f.ErrorInds,
+		HubReceived:  int(hub["IpInReceives"]),
+		HubSent:      int(hub["IpOutRequests"]),
+		SoftnetDrops: int(hub["SoftnetDropped"]), // one guest: gen's figure is the same
+		GenRxDrops:   int(f.RxDrops),
+		SocketDrops:  -1,
+		EngineDrops:  -1,
+	}
+	a.Transit = a.Sent - a.HubReceived
+	a.ReplyMissed = a.HubSent - a.Answered - a.GenRxDrops
+	rest := a.HubReceived - a.HubSent
+	if sock0 >= 0 && sock1 >= 0 {
+		a.SocketDrops = int(sock1 - sock0)
+		rest -= a.SocketDrops
+	}
+	if daemon != nil {
+		// Each refused CIE counts once in registrations_refused and once
+		// in its drop_ reason, and is answered; a request without CIEs
+		// dropped silently counts in its drop_ reason only.
+		var drops int64
+		for k, v := range daemon {
+			if strings.HasPrefix(k, "drop_") {
+				drops += v
+			}
+		}
+		a.EngineDrops = int(drops - daemon["registrations_refused"])
+		rest -= a.EngineDrops
+	}
+	a.Unaccounted = rest
+	return a
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/dmvpnd/dmvpnd/e2e/internal/benchreport"
 )
 
 func TestBLParseSample(t *testing.T) {
@@ -92,5 +94,61 @@ func TestBLScriptsParse(t *testing.T) {
 		if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
 			t.Errorf("%s: sh -n: %v\n%s", name, err, out)
 		}
+	}
+}
+
+func TestBLSocketDrops(t *testing.T) {
+	// ss -0 -m -n -p -H as iproute2 6.1 prints it: dmvpnd's NHRP socket
+	// on gre1, its multicast socket (another protocol), FRR's nhrpd, and
+	// another process's NHRP socket.
+	out := strings.Join([]string{
+		`p_dgr 8320   0      [8193]:gre1 * users:(("dmvpnd",pid=812,fd=9)) skmem:(r8320,rb16777216,t0,tb212992,f0,w0,o0,bl0,d190)`,
+		`p_dgr 0      0      [2048]:gre1 * users:(("dmvpnd",pid=812,fd=11)) skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d7)`,
+		`p_dgr 0      0      [8193]:gre1 * users:(("nhrpd",pid=900,fd=12)) skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d5)`,
+		`p_dgr 0      0      [8193]:gre1 * users:(("other",pid=8120,fd=3)) skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d1000)`,
+	}, "\n")
+	for _, tc := range []struct {
+		pids   []int
+		want   int64
+		wantOK bool
+	}{
+		{[]int{812}, 190, true},
+		{[]int{900, 901}, 5, true},
+		{[]int{812, 900}, 195, true},
+		{[]int{81}, 0, false},
+	} {
+		got, ok := blSocketDrops(out, tc.pids)
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("pids %v: %d, %v; want %d, %v", tc.pids, got, ok, tc.want, tc.wantOK)
+		}
+	}
+}
+
+func TestBLAccount(t *testing.T) {
+	// 12000 requests sent; the hub's IP layer got 11900 (100 lost on the
+	// way, 90 of them in the softnet backlog); its socket dropped 700,
+	// the engine 50 silently (60 drop_ counts, 10 of them refusals it
+	// answered); it answered 11140, of which the generator received
+	// 11000 and its socket dropped 30.
+	f := blFlood{Sent: 12000, Replies: 10990, ErrorInds: 10, RxDrops: 30}
+	hub := map[string]int64{"IpInReceives": 11900, "IpOutRequests": 11140, "SoftnetDropped": 90}
+	daemon := map[string]int64{"drop_rate_limited": 45, "drop_cache_full": 10, "drop_malformed": 5, "registrations_refused": 10, "registrations_accepted": 11000}
+	got := blAccount(f, hub, map[string]int64{}, 100, 800, daemon)
+	want := benchreport.Account{
+		Sent: 12000, Answered: 11000, HubReceived: 11900, HubSent: 11140,
+		Transit: 100, SoftnetDrops: 90, SocketDrops: 700, EngineDrops: 50, Unaccounted: 10,
+		GenRxDrops: 30, ReplyMissed: 110,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if lhs, rhs := got.Sent-got.Answered, got.Transit+got.SocketDrops+got.EngineDrops+got.Unaccounted+got.GenRxDrops+got.ReplyMissed; lhs != rhs {
+		t.Errorf("sent - answered = %d, the places add up to %d", lhs, rhs)
+	}
+	// FRR: no daemon counters; a socket not found: both unknown, all in
+	// unaccounted.
+	got = blAccount(f, hub, nil, -1, -1, nil)
+	if got.SocketDrops != -1 || got.EngineDrops != -1 || got.Unaccounted != 760 {
+		t.Errorf("without socket and daemon counters: %+v", got)
 	}
 }

@@ -128,6 +128,7 @@ type frrSite struct {
 	node   *lab.Node
 	d      *dnode
 	f      *frrNode
+	charon *lab.Charon // the site's charon, when the lab uses IPsec
 }
 
 // frrLab is a lab whose first site is the hub.
@@ -197,6 +198,18 @@ func newFRRLab(t *testing.T, kinds ...string) *frrLab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	il, topo := frrLabSites(t, l, bin, kinds...)
+	l.Build(topo)
+	il.attach()
+	return il
+}
+
+// frrLabSites describes the sites of kinds (the hub's first) on l, with
+// dmvpnd and dmvpnctl from bin, and the topology they need; attach binds
+// them to the built nodes. A lab that builds the topology once can run
+// several clouds on it in turn (make bench-lab).
+func frrLabSites(t *testing.T, l *lab.Lab, bin string, kinds ...string) (*frrLab, lab.Topology) {
+	t.Helper()
 	il := &frrLab{t: t, l: l}
 	var topo lab.Topology
 	hubNBMA := netip.AddrFrom4([4]byte{198, 51, 100, 1})
@@ -226,9 +239,13 @@ func newFRRLab(t *testing.T, kinds ...string) *frrLab {
 		il.sites = append(il.sites, s)
 		topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: s.name, NBMA: s.nbma, LANs: []netip.Prefix{s.lan}})
 	}
-	l.Build(topo)
+	return il, topo
+}
+
+// attach binds the sites to the lab's built nodes.
+func (il *frrLab) attach() {
 	for _, s := range il.sites {
-		s.node = l.Node(s.name)
+		s.node = il.l.Node(s.name)
 		if s.d != nil {
 			s.d.node = s.node
 			s.node.MustRun("sysctl -qw net.ipv4.ip_forward=1")
@@ -236,7 +253,6 @@ func newFRRLab(t *testing.T, kinds ...string) *frrLab {
 			s.f.node = s.node
 		}
 	}
-	return il
 }
 
 func (il *frrLab) hub() *frrSite      { return il.sites[0] }
@@ -321,7 +337,7 @@ func (il *frrLab) launch(ctx context.Context, s *frrSite) error {
 				return fmt.Errorf("%s: swanctl --load-all: %w", s.name, err)
 			}
 		}
-		charon = c
+		charon, s.charon = c, c
 	}
 	if s.f != nil {
 		s.f.charon = charon

@@ -53,6 +53,8 @@ type Burst struct {
 	// bytes.
 	RSSPerSpoke float64 `json:"rss_per_spoke_bytes,omitempty"`
 	Overflows   int     `json:"watch_overflows,omitempty"`
+	// Account says where every request went (not for Floor).
+	Account *Account `json:"account,omitempty"`
 	// Error says why the burst did not run (e.g. the hub did not start);
 	// its figures are then empty and left out of the medians.
 	Error string `json:"error,omitempty"`
@@ -84,15 +86,19 @@ type Steady struct {
 
 // Results is one bench-lab run.
 type Results struct {
-	Date    string   `json:"date"`
-	Commit  string   `json:"commit"`
-	Guest   string   `json:"guest"` // kernel, vCPUs, accelerator
-	Load    string   `json:"host_load"`
-	Sizes   []int    `json:"sizes"`
-	Reps    int      `json:"repetitions"`
-	Setup   []string `json:"setup"` // what the figures depend on, one line each
-	Bursts  []Burst  `json:"bursts"`
-	Steady  []Steady `json:"steady"`
+	Date   string   `json:"date"`
+	Commit string   `json:"commit"`
+	Guest  string   `json:"guest"` // kernel, vCPUs, accelerator
+	Load   string   `json:"host_load"`
+	Sizes  []int    `json:"sizes"`
+	Reps   int      `json:"repetitions"`
+	Setup  []string `json:"setup"` // what the figures depend on, one line each
+	Bursts []Burst  `json:"bursts"`
+	Steady []Steady `json:"steady"`
+	Phase3 []Phase3 `json:"phase3,omitempty"`
+	// Targets are issue 21's targets judged on this run's figures
+	// (filled by Judge).
+	Targets []Target `json:"targets,omitempty"`
 	Seconds float64  `json:"duration_s"`
 	// Partial: written while the run was still going (it may have been
 	// cut short there).
@@ -101,6 +107,7 @@ type Results struct {
 
 // JSON renders r indented.
 func (r *Results) JSON() ([]byte, error) {
+	r.Targets = r.Judge()
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("benchreport: %w", err)
@@ -190,6 +197,7 @@ func (r *Results) Markdown() string {
 	for _, s := range r.Setup {
 		fmt.Fprintf(&w, "- %s\n", s)
 	}
+	targetTable(&w, r.Judge())
 	w.WriteString("\n## Burst: N spokes register at full rate\n\n")
 	w.WriteString("| N | dmvpnd to N kernel entries | FRR (nhrpd + zebra) | `ip -batch` (floor) | dmvpnd / floor | FRR / dmvpnd |\n|---|---|---|---|---|---|\n")
 	for _, n := range r.Sizes {
@@ -222,6 +230,7 @@ func (r *Results) Markdown() string {
 				sum(bs, func(b Burst) int { return b.Refused }), sum(bs, func(b Burst) int { return b.MisAcked }))
 		}
 	}
+	r.accountTable(&w)
 	if len(r.Steady) > 0 {
 		w.WriteString("\n## Steady state\n\n| impl | N | quiet after | idle CPU (% of a vCPU) | window | RSS start -> end | refresh CPU (% of a vCPU) | rate | CPU per refresh | refreshes acked / lost |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.Steady {
@@ -233,6 +242,7 @@ func (r *Results) Markdown() string {
 			fmt.Fprintf(&w, "\nRatios dmvpnd / FRR: idle CPU %s, refresh CPU %s.\n", ratio(d.IdleCPU, f.IdleCPU), ratio(d.RefreshCPU, f.RefreshCPU))
 		}
 	}
+	r.phase3Table(&w)
 	w.WriteString("\n## Every burst\n\n| impl | N | rep | time to N | reached | last success | sent | lost | refused | mis-acked | CPU/reg | RSS/spoke |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, b := range r.Bursts {
 		if b.Error != "" {

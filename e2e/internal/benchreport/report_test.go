@@ -28,14 +28,24 @@ func sample() *Results {
 			{Impl: FRR, N: 1000, Rep: 2, TimeToN: 2.7, Reached: 1000, LastOK: 2.6, Sent: 1400, Retransmits: 400, Lost: 400, MisAcked: 3, CPUPerReg: 2.6, RSSPerSpoke: 7168},
 			{Impl: Floor, N: 1000, Rep: 1, TimeToN: 0.3, Reached: 1000},
 			{Impl: Floor, N: 1000, Rep: 2, TimeToN: 0.5, Reached: 1000},
-			{Impl: DMVPND, N: 2000, Rep: 1, TimeToN: 2.0, Reached: 2000, LastOK: 2.0, Sent: 2000, CPUPerReg: 1.0, RSSPerSpoke: 1900},
-			{Impl: FRR, N: 2000, Rep: 1, TimeToN: 5.0, Reached: 2000, LastOK: 5.0, Sent: 2000, CPUPerReg: 2.0, RSSPerSpoke: 7000},
+			{Impl: DMVPND, N: 2000, Rep: 1, TimeToN: 2.0, Reached: 2000, LastOK: 2.0, Sent: 2000, CPUPerReg: 1.0, RSSPerSpoke: 1900,
+				Account: &Account{Sent: 2000, Answered: 1990, HubReceived: 2000, HubSent: 1995, SocketDrops: 3, EngineDrops: 2, ReplyMissed: 5}},
+			{Impl: FRR, N: 2000, Rep: 1, TimeToN: 5.0, Reached: 2000, LastOK: 5.0, Sent: 2000, CPUPerReg: 2.0, RSSPerSpoke: 7000,
+				Account: &Account{Sent: 2000, Answered: 1000, HubReceived: 1990, HubSent: 1000, Transit: 10, SoftnetDrops: 10, SocketDrops: 900, EngineDrops: -1, Unaccounted: 90}},
 			{Impl: Floor, N: 2000, Rep: 1, Error: "ip: not started"}, // left out
 			{Impl: FRR, N: 2000, Rep: 2, Reached: 1990, LastOK: 9.0, Sent: 2100, Unanswered: 10, Refused: 0, CPUPerReg: 2.0, RSSPerSpoke: 7000},
 		},
 		Steady: []Steady{
 			{Impl: DMVPND, N: 2000, IdleWindow: 60, IdleCPU: 11.5, RSSStart: 41 << 20, RSSEnd: 54 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 6, RefreshCPUPer: 1.2, RefreshSuccess: 1000},
 			{Impl: FRR, N: 2000, IdleWindow: 60, IdleCPU: 0.2, RSSStart: 20 << 20, RSSEnd: 20 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 2, RefreshCPUPer: 0.4, RefreshSuccess: 990, RefreshLost: 10},
+		},
+		Phase3: []Phase3{
+			{Impl: DMVPND, Rep: 1, HairpinToIndication: ptr(4), FirstToRoute: ptr(60)},
+			{Impl: DMVPND, Rep: 2, HairpinToIndication: ptr(12), FirstToRoute: ptr(80)},
+			{Impl: FRR, Rep: 1, HairpinToIndication: ptr(20), FirstToRoute: ptr(400)},
+			{Impl: FRR, Rep: 2, FirstToRoute: ptr(500), Error: "no traffic indication in the hub's capture"},
+			{Impl: DMVPND, IPsec: true, Rep: 1, HairpinToIndication: ptr(5), FirstToRoute: ptr(900), FirstToESP: ptr(1200)},
+			{Impl: FRR, IPsec: true, Rep: 1, HairpinToIndication: ptr(30), FirstToRoute: ptr(1500), FirstToESP: ptr(1400)},
 		},
 		Seconds: 321,
 	}
@@ -128,5 +138,43 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(*r, got); diff != "" {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func TestJudge(t *testing.T) {
+	got := map[string]string{}
+	for _, tg := range sample().Judge() {
+		m := "nil"
+		if tg.Measured != nil {
+			m = fmtG(*tg.Measured)
+		}
+		got[tg.Name] = tg.Verdict + " " + m
+	}
+	want := map[string]string{
+		// FRR's second 2k burst never reached N: its median is +Inf.
+		"burst: dmvpnd / floor at N=2000":                                   "n/a nil",
+		"burst: FRR / dmvpnd at N=2000":                                     "PASS nil",
+		"CPU per registration, dmvpnd at N=2000":                            "MISS 1",
+		"refresh CPU: dmvpnd / FRR at N=2000":                               "MISS 3",
+		"idle CPU, dmvpnd at N=2000":                                        "MISS 11.5",
+		"RSS per spoke, dmvpnd at N=2000":                                   "MISS 1900",
+		"RSS flat when idle, dmvpnd at N=2000":                              "MISS 31.707",
+		"Phase 3 no IPsec: hairpinned packet -> traffic indication, dmvpnd": "PASS 8",
+		"Phase 3 no IPsec: first packet -> shortcut route, dmvpnd":          "PASS 70",
+		"Phase 3 IPsec: first packet -> first direct ESP packet, dmvpnd":    "info 1200",
+		"hub failover loss window":                                          "n/a nil",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+	// A miss turns into a pass at the bound, not beyond it.
+	r := sample()
+	r.Bursts = append(r.Bursts, Burst{Impl: Floor, N: 2000, Rep: 2, TimeToN: 1.0, Reached: 2000})
+	for _, tg := range r.Judge() {
+		if strings.HasPrefix(tg.Name, "burst: dmvpnd / floor") && (tg.Verdict != Pass || *tg.Measured != 2) {
+			t.Errorf("dmvpnd 2.0 s, floor 1.0 s: %s %v, want PASS at 2x", tg.Verdict, *tg.Measured)
+		}
 	}
 }

@@ -66,6 +66,7 @@ type floodConfig struct {
 	tries        int
 	wait         time.Duration
 	quiet        time.Duration
+	drain        time.Duration
 	timeout      time.Duration
 	acked        string
 	rcvbuf       int
@@ -93,7 +94,8 @@ func runFlood(g globals, args []string) error {
 	fs.DurationVar(&c.retry, "retry", time.Second, "first retransmission timeout, doubled for each further one")
 	fs.IntVar(&c.tries, "tries", 5, "transmissions per spoke at most (1: no retransmission)")
 	fs.DurationVar(&c.wait, "wait", 3*time.Second, "after a spoke's last transmission, how long to wait for its answer")
-	fs.DurationVar(&c.quiet, "quiet", time.Second, "at the end, stop receiving once nothing arrived for this long (at most -wait)")
+	fs.DurationVar(&c.quiet, "quiet", time.Second, "at the end, stop receiving once nothing arrived for this long (at most -drain)")
+	fs.DurationVar(&c.drain, "drain", 0, "at the end, receive late answers for at most this long (0: -wait); a hub that fell behind answers requests long after the spokes gave up")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.StringVar(&c.acked, "acked", "", "write 'TUNNEL NBMA' of each spoke acknowledged with success to this file")
 	fs.IntVar(&c.rcvbuf, "rcvbuf", 32<<20, "receive buffer of the raw GRE socket (bytes)")
@@ -301,8 +303,12 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	// Drain: answers to retransmitted requests may still be on their
 	// way (a hub busy with a burst answers seconds late); a request is
 	// lost only when none comes. Wait until nothing arrived for -quiet,
-	// at most -wait.
-	for end := time.Now().Add(c.wait); ctx.Err() == nil && time.Now().Before(end); {
+	// at most -drain (default -wait).
+	drain := c.drain
+	if drain <= 0 {
+		drain = c.wait
+	}
+	for end := time.Now().Add(drain); ctx.Err() == nil && time.Now().Before(end); {
 		mu.Lock()
 		quiet := time.Since(lastRx) >= c.quiet
 		mu.Unlock()
