@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +37,32 @@ func buildAgent(ctx context.Context, root, out string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("lab: build agent: %w: %s", err, b)
 	}
+	return nil
+}
+
+// agentOnce is the agent binary of this test process: built by the first
+// lab, hard-linked into the results directory of every later one (a build
+// costs a link step of a second or more on a loaded machine, once per boot).
+var agentOnce = agentCache{build: buildAgent}
+
+type agentCache struct {
+	build func(ctx context.Context, root, out string) error
+	mu    sync.Mutex
+	path  string // the first build; "" until one succeeded
+}
+
+// get puts the agent binary at out: a hard link to the process's first
+// build when that still exists, else a new build.
+func (c *agentCache) get(ctx context.Context, root, out string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.path != "" && os.Link(c.path, out) == nil {
+		return nil
+	}
+	if err := c.build(ctx, root, out); err != nil {
+		return err
+	}
+	c.path = out
 	return nil
 }
 
