@@ -125,18 +125,27 @@ func (v *vm) connect(ctx context.Context) error {
 		}
 	}
 	v.client = newAgentClient(conn)
+	// A request written before the agent opened its port is lost, so each
+	// try has a deadline; it doubles from 1 s up to agentTryMax because on
+	// a busy host one "true" in the booting guest can take longer than a
+	// second, and a fixed 1 s cancelled every try until the boot deadline.
+	try := time.Second
 	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := v.client.Do(pctx, agent.Request{Cmd: "true", Timeout: 5 * time.Second})
+		pctx, cancel := context.WithTimeout(ctx, try)
+		resp, err := v.client.Do(pctx, agent.Request{Cmd: "true", Timeout: try + 4*time.Second})
 		cancel()
 		if err == nil && resp.Exit == 0 {
 			return nil
 		}
+		try = min(2*try, agentTryMax)
 		if err := v.pause(ctx, 0); err != nil {
 			return fail("wait for agent", err)
 		}
 	}
 }
+
+// agentTryMax bounds one try of connect's agent ping.
+const agentTryMax = 16 * time.Second
 
 // pause waits d, failing early when ctx ends or qemu exits.
 func (v *vm) pause(ctx context.Context, d time.Duration) error {
