@@ -17,48 +17,51 @@ import (
 // TestBGPGracefulRestart: BGP graceful restart (bgp.graceful_restart on
 // every node) carries Phase 1 traffic through a restart of the hub's
 // dmvpnd, once a clean one (SIGTERM, as systemctl restart and package
-// upgrades do: dmvpnd stops BGP gracefully) and once a kill -9, each in a
-// lab of its own. Hub (summary mode, IPsec, so its tunnel-source binding
-// is on) and two spokes; a ping from s1's LAN to s2's LAN through the hub
-// runs while the hub's dmvpnd stops and starts again: no packet is lost,
-// neither spoke's kernel ever drops its BGP route (`ip monitor route` sees
-// no deletion of the summary), and the spokes' sessions with the hub are
-// back within the restart time.
+// upgrades do: dmvpnd stops BGP gracefully) and once a kill -9, one after
+// the other on one lab. Hub (summary mode, IPsec, so its tunnel-source
+// binding is on) and two spokes; a ping from s1's LAN to s2's LAN through
+// the hub runs while the hub's dmvpnd stops and starts again: no packet is
+// lost, neither spoke's kernel ever drops its BGP route (`ip monitor route`
+// sees no deletion of the summary), and the spokes' sessions with the hub
+// are back within the restart time.
 //
-// One restart per lab: a spoke's registration refresh (every third of
-// the holding time) that falls into the hub's restart gets no reply, and
-// after three the spoke drops the hub's neighbour entry until it registers
-// again (traffic through the hub stops meanwhile); a second restart ~55 s
-// after the first met that refresh.
+// Both restarts share the boot: a spoke whose sole NHS stops answering
+// keeps the hub's binding (nhrp engine: nothing to fail over to), so a
+// registration refresh that falls into the second restart no longer drops
+// the hub's neighbour entry, which is what once made each restart need a
+// lab of its own. Each subtest starts from the converged cloud: sessions
+// re-established after the previous restart, the spokes' routes back to the
+// summary alone and a LAN-to-LAN ping answered.
 func TestBGPGracefulRestart(t *testing.T) {
-	for _, stop := range []struct{ name, signal string }{{"sigterm", "TERM"}, {"kill-9", "KILL"}} {
-		t.Run(stop.name, func(t *testing.T) { bgpRestartScenario(t, stop.name, stop.signal) })
-	}
-}
-
-func bgpRestartScenario(t *testing.T, name, signal string) {
 	l, nodes := bgpLab(t, 2)
 	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
 	spokes := nodes[1:]
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	const restartTime = 120 * time.Second
 	setup := bgpWithIPsec(t, l, nodes, bgpSetup{hubMode: "summary", summaries: []netip.Prefix{bgpSummary},
 		bgpExtra: fmt.Sprintf("  graceful_restart: {enabled: true, restart_time: %ds}\n", int(restartTime.Seconds()))})
 	bgpStartAll(t, l, nodes, setup)
 	onlySummary := []bgpRoute{bgpRt(bgpSummary.String(), hub.tunnel.String())}
-	for _, s := range spokes {
-		if err := bgpWaitRoutes(ctx, s, onlySummary, false); err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-		if err := bgpWaitSA(ctx, s, hub); err != nil {
-			t.Fatal(err)
+	for _, stop := range []struct{ name, signal string }{{"sigterm", "TERM"}, {"kill-9", "KILL"}} {
+		ok := t.Run(stop.name, func(t *testing.T) {
+			for _, s := range spokes {
+				if err := bgpWaitRoutes(ctx, s, onlySummary, false); err != nil {
+					t.Fatalf("BGP convergence: %v", err)
+				}
+				if err := bgpWaitSA(ctx, s, hub); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := bgpLANPing(ctx, s1, s2, 3, "0.2"); err != nil {
+				t.Fatalf("LAN to LAN through the hub before the restart: %v", err)
+			}
+			bgpRestartHub(ctx, t, l, hub, spokes, setup, stop.name, stop.signal, restartTime, onlySummary)
+		})
+		if !ok {
+			return // the cloud is in no known state for the next restart
 		}
 	}
-	if err := bgpLANPing(ctx, s1, s2, 3, "0.2"); err != nil {
-		t.Fatalf("LAN to LAN through the hub before the restart: %v", err)
-	}
-	bgpRestartHub(ctx, t, l, hub, spokes, setup, name, signal, restartTime, onlySummary)
 }
 
 // bgpRestartHub stops the hub's dmvpnd with signal while s1 pings s2's LAN

@@ -276,7 +276,7 @@ func (l *Lab) bootVM() (Runner, error) {
 	defer cancel()
 	agentBin := filepath.Join(l.dir, "labagent")
 	t0 := time.Now()
-	if err := buildAgent(ctx, l.root, agentBin); err != nil {
+	if err := agentOnce.get(ctx, l.root, agentBin); err != nil {
 		return nil, err
 	}
 	l.Timings["build-agent"] = time.Since(t0)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +37,32 @@ func buildAgent(ctx context.Context, root, out string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("lab: build agent: %w: %s", err, b)
 	}
+	return nil
+}
+
+// agentOnce is the agent binary of this test process: built by the first
+// lab, hard-linked into the results directory of every later one (a build
+// costs a link step of a second or more on a loaded machine, once per boot).
+var agentOnce = agentCache{build: buildAgent}
+
+type agentCache struct {
+	build func(ctx context.Context, root, out string) error
+	mu    sync.Mutex
+	path  string // the first build; "" until one succeeded
+}
+
+// get puts the agent binary at out: a hard link to the process's first
+// build when that still exists, else a new build.
+func (c *agentCache) get(ctx context.Context, root, out string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.path != "" && os.Link(c.path, out) == nil {
+		return nil
+	}
+	if err := c.build(ctx, root, out); err != nil {
+		return err
+	}
+	c.path = out
 	return nil
 }
 
@@ -98,18 +125,27 @@ func (v *vm) connect(ctx context.Context) error {
 		}
 	}
 	v.client = newAgentClient(conn)
+	// A request written before the agent opened its port is lost, so each
+	// try has a deadline; it doubles from 1 s up to agentTryMax because on
+	// a busy host one "true" in the booting guest can take longer than a
+	// second, and a fixed 1 s cancelled every try until the boot deadline.
+	try := time.Second
 	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		resp, err := v.client.Do(pctx, agent.Request{Cmd: "true", Timeout: 5 * time.Second})
+		pctx, cancel := context.WithTimeout(ctx, try)
+		resp, err := v.client.Do(pctx, agent.Request{Cmd: "true", Timeout: try + 4*time.Second})
 		cancel()
 		if err == nil && resp.Exit == 0 {
 			return nil
 		}
+		try = min(2*try, agentTryMax)
 		if err := v.pause(ctx, 0); err != nil {
 			return fail("wait for agent", err)
 		}
 	}
 }
+
+// agentTryMax bounds one try of connect's agent ping.
+const agentTryMax = 16 * time.Second
 
 // pause waits d, failing early when ctx ends or qemu exits.
 func (v *vm) pause(ctx context.Context, d time.Duration) error {
