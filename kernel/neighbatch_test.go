@@ -169,10 +169,10 @@ func TestNeighBatchAckMapping(t *testing.T) {
 			want:  map[int]string{4: "no buffer space available"}, wantSends: 1,
 		},
 		{
-			name:  "chunks of maxNeighBatch, refusal in the second",
-			items: replace(maxNeighBatch + 10),
-			nl:    &fakeNL{refuse: refuseAddr(addrN(maxNeighBatch+3), syscall.ENODEV), perRead: 50},
-			want:  map[int]string{maxNeighBatch + 3: "no such device"}, wantSends: 2,
+			name:  "chunks of maxNLBatch, refusal in the second",
+			items: replace(maxNLBatch + 10),
+			nl:    &fakeNL{refuse: refuseAddr(addrN(maxNLBatch+3), syscall.ENODEV), perRead: 50},
+			want:  map[int]string{maxNLBatch + 3: "no such device"}, wantSends: 2,
 		},
 		{
 			name: "delete of a missing entry succeeds, invalid op fails unsent",
@@ -199,9 +199,9 @@ func TestNeighBatchAckMapping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &neighBatcher{conn: tc.nl, seq: 41}
+			b := &nlBatcher{conn: tc.nl, seq: 41}
 			errs := make([]error, len(tc.items))
-			b.apply(tc.items, errs)
+			batchApply(b, tc.items, errs)
 			got := map[int]string{}
 			for i, err := range errs {
 				if err != nil {
@@ -227,14 +227,14 @@ func TestNeighBatchLostAcks(t *testing.T) {
 	// The stale ack and the ack of item 2 arrive, then the socket reports
 	// an overrun.
 	nl := &fakeNL{perRead: 1, recvErr: syscall.ENOBUFS, deliver: 2}
-	b := &neighBatcher{conn: nl}
+	b := &nlBatcher{conn: nl}
 	items := []neighItem{
 		{ifindex: 7, op: NeighborOp{Addr: addrN(0), NBMA: addrN(100)}},
 		{ifindex: 7, op: NeighborOp{Addr: addrN(1), NBMA: addrN(101)}},
 		{ifindex: 7, op: NeighborOp{Addr: addrN(2), NBMA: addrN(102)}},
 	}
 	errs := make([]error, len(items))
-	b.apply(items, errs)
+	batchApply(b, items, errs)
 	var got []string
 	for _, err := range errs {
 		got = append(got, errString(err))
@@ -312,7 +312,7 @@ func TestNeighDump(t *testing.T) {
 		d2 = append(d2, doneMsg(seq)...)
 		return [][]byte{d1, d2}
 	}}
-	b := &neighBatcher{conn: nl}
+	b := &nlBatcher{conn: nl}
 	var got []string
 	if err := b.dump(7, func(n Neighbor) { got = append(got, fmtNeighbor(n)) }); err != nil {
 		t.Fatal(err)
