@@ -59,14 +59,17 @@ func TestNeighMsgEncoding(t *testing.T) {
 // asks refuse for its outcome and queues the acks in reverse order, several
 // per datagram, preceded by a stale ack of an earlier transaction.
 type fakeNL struct {
-	refuse  func(typ uint16, dst netip.Addr) syscall.Errno
-	sends   int
-	queue   [][]byte
-	sendErr error
-	recvErr error // returned once the queue is empty
-	perRead int
-	deliver int // datagrams delivered per send before the rest is lost (0: all)
-	dump    func(seq uint32) [][]byte
+	refuse func(typ uint16, dst netip.Addr) syscall.Errno
+	// refuseTC decides for tc messages (RTM_*QDISC, *TCLASS, *TFILTER) by
+	// the tcmsg's handle.
+	refuseTC func(typ uint16, handle uint32) syscall.Errno
+	sends    int
+	queue    [][]byte
+	sendErr  error
+	recvErr  error // returned once the queue is empty
+	perRead  int
+	deliver  int // datagrams delivered per send before the rest is lost (0: all)
+	dump     func(seq uint32) [][]byte
 }
 
 func (f *fakeNL) send(b []byte) error {
@@ -85,10 +88,14 @@ func (f *fakeNL) send(b []byte) error {
 	var acks [][]byte
 	acks = append(acks, ackMsg(msgs[0].Header.Seq-1, 0)) // stale
 	for _, m := range msgs {
-		dst := netip.AddrFrom4([4]byte(m.Data[ndmsgLen+rtaHdrLen : ndmsgLen+rtaHdrLen+4]))
 		var code syscall.Errno
-		if f.refuse != nil {
-			code = f.refuse(m.Header.Type, dst)
+		switch {
+		case m.Header.Type >= unix.RTM_NEWQDISC && m.Header.Type <= unix.RTM_GETTFILTER:
+			if f.refuseTC != nil {
+				code = f.refuseTC(m.Header.Type, binary.NativeEndian.Uint32(m.Data[8:12]))
+			}
+		case f.refuse != nil:
+			code = f.refuse(m.Header.Type, netip.AddrFrom4([4]byte(m.Data[ndmsgLen+rtaHdrLen:ndmsgLen+rtaHdrLen+4])))
 		}
 		acks = append(acks, ackMsg(m.Header.Seq, code))
 	}

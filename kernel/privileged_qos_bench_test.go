@@ -30,14 +30,17 @@ func qosBenchNode(b *testing.B) int {
 	return fd
 }
 
-// BenchmarkPrivQoSInstall measures SetQoS from nothing to n targets (and
-// an unchanged re-apply), in a fresh namespace each round. Run it in the
-// lab: DMVPND_PRIV_BENCH=PrivQoS (see e2e/privileged_test.go).
+// BenchmarkPrivQoSInstall measures SetQoS from nothing to n targets, an
+// unchanged re-apply, one target added and removed again with n
+// installed, and the adoption by a new instance (dumps, no change), in a
+// fresh namespace each round. Run it in the lab:
+// DMVPND_PRIV_BENCH=PrivQoS (see e2e/privileged_test.go).
 func BenchmarkPrivQoSInstall(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
 			targets := qosBenchTargets(n)
-			var install, noop time.Duration
+			plusOne := qosBenchTargets(n + 1)
+			var install, noop, addOne, removeOne time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				fd := qosBenchNode(b)
@@ -57,6 +60,16 @@ func BenchmarkPrivQoSInstall(b *testing.B) {
 					b.Fatal(err)
 				}
 				noop += time.Since(start)
+				start = time.Now()
+				if err := k.SetQoS(qosPolicies(), plusOne); err != nil {
+					b.Fatal(err)
+				}
+				addOne += time.Since(start)
+				start = time.Now()
+				if err := k.SetQoS(qosPolicies(), targets); err != nil {
+					b.Fatal(err)
+				}
+				removeOne += time.Since(start)
 				k2, err := New(Config{NetNS: fd})
 				if err != nil {
 					b.Fatal(err)
@@ -75,6 +88,8 @@ func BenchmarkPrivQoSInstall(b *testing.B) {
 			}
 			b.ReportMetric(float64(install.Milliseconds())/float64(b.N), "install-ms")
 			b.ReportMetric(float64(noop.Milliseconds())/float64(b.N), "reapply-ms")
+			b.ReportMetric(float64(addOne.Milliseconds())/float64(b.N), "add1-ms")
+			b.ReportMetric(float64(removeOne.Milliseconds())/float64(b.N), "remove1-ms")
 			b.ReportMetric(float64(install.Microseconds())/float64(b.N)/float64(n), "us/target")
 		})
 	}
