@@ -388,8 +388,20 @@ func (k *Kernel) qosAddTargets(nlh qosNL, d *qosDev, add []QoSTarget, trees map[
 		}
 		d.l2[l2] = true
 	}
+	// A node the kernel already had (EEXIST) is not ours to delete: it
+	// stays marked in use, and the next dump finds it stale.
+	foreign := map[uint32]bool{}
+	for i, op := range b.ops {
+		if op.filter != nil && !op.del && b.owners[i].IsValid() && errors.Is(opErrs[i], unix.EEXIST) {
+			foreign[op.filter.Handle] = true
+		}
+	}
 	var undo []*qosInstalled
 	for _, in := range insts {
+		if len(foreign) > 0 {
+			bucket := qosBucket(in.dst)
+			in.nodes = slices.DeleteFunc(in.nodes, func(n uint32) bool { return foreign[bucket|n] })
+		}
 		err := cmp.Or(tableErr[qosL2HTID(in.dst)], errs[in.dst])
 		if err != nil {
 			failed = append(failed, QoSError{Dst: in.dst, Policy: in.policy, Reason: QoSKernel, Err: err})
