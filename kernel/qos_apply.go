@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -207,7 +206,7 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 	slices.SortFunc(installed, func(a, b *qosInstalled) int { return a.dst.Compare(b.dst) })
 	for _, t := range installed {
 		w, ok := wanted[t.dst]
-		if ok && reflect.DeepEqual(t.objs, targetObjects(t.slot, trees[w.Policy])) {
+		if ok && t.objs.equal(targetObjects(t.slot, trees[w.Policy])) {
 			t.policy, t.names = w.Policy, leafNames(trees[w.Policy])
 			delete(wanted, t.dst)
 			continue
