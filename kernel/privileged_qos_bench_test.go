@@ -4,10 +4,16 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"go.uber.org/zap"
 )
 
 // qosBenchTargets returns n targets in 10.0.0.0/8 spread over the hash
@@ -196,4 +202,121 @@ func qosSendCost(b *testing.B, fd int) float64 {
 		}
 	}
 	return float64(time.Since(start).Nanoseconds()) / packets
+}
+
+// qosRecorder is the simulator, keeping every change SetQoS sends.
+type qosRecorder struct {
+	*qosSim
+	ops []qosOp
+}
+
+func (r *qosRecorder) ApplyQoS(ops []qosOp) []error {
+	r.ops = append(r.ops, ops...)
+	return r.qosSim.ApplyQoS(ops)
+}
+
+// tcBatchLine renders a change SetQoS sends as the tc(8) command that
+// makes the same object on dev (for the floor benchmark; burst sizes are
+// tc's own).
+func tcBatchLine(op qosOp, dev string) string {
+	switch {
+	case op.qdisc != nil:
+		switch q := op.qdisc.(type) {
+		case *netlink.Htb:
+			return fmt.Sprintf("qdisc replace dev %s root handle %x: htb default %x", dev, q.Handle>>16, q.Defcls)
+		case *netlink.FqCodel:
+			return fmt.Sprintf("qdisc replace dev %s parent %s handle %x: fq_codel limit %d flows %d memory_limit %d ecn",
+				dev, netlink.HandleStr(q.Parent), q.Handle>>16, q.Limit, q.Flows, q.MemoryLimit)
+		}
+	case op.class != nil:
+		c := op.class
+		return fmt.Sprintf("class replace dev %s parent %s classid %s htb rate %dbit ceil %dbit prio %d quantum %d",
+			dev, netlink.HandleStr(c.Parent), netlink.HandleStr(c.Handle), c.Rate*8, c.Ceil*8, c.Prio, c.Quantum)
+	case op.filter != nil:
+		f := op.filter
+		h := f.Handle
+		line := fmt.Sprintf("filter add dev %s parent d: prio %d protocol ip ", dev, qosFilterPrio)
+		if f.Divisor != 0 {
+			return line + fmt.Sprintf("handle %x: u32 divisor %d", h>>20, f.Divisor)
+		}
+		line += fmt.Sprintf("handle %x:%x:%x u32 ht %x:%x:", h>>20, (h>>12)&0xff, h&0xfff, h>>20, (h>>12)&0xff)
+		keys := []nl.TcU32Key{{}}
+		if f.Sel != nil {
+			keys = f.Sel.Keys
+		}
+		for _, k := range keys {
+			line += fmt.Sprintf(" match u32 0x%08x 0x%08x at %d", k.Val, k.Mask, k.Off)
+		}
+		if f.Link != 0 {
+			line += fmt.Sprintf(" hashkey mask 0x%08x at %d link %x:", f.Sel.Hmask, f.Sel.Hoff, f.Link>>20)
+		}
+		if f.ClassId != 0 {
+			line += " flowid " + netlink.HandleStr(f.ClassId)
+		}
+		return line
+	}
+	return ""
+}
+
+// BenchmarkPrivQoSFloor is the kernel's floor for an install: the very
+// objects SetQoS makes for n targets (recorded against the simulator),
+// written as a tc batch file and run by `tc -batch` (one request and ack
+// per object, in C) in a fresh namespace; compare its floor-ms with
+// BenchmarkPrivQoSInstall's install-ms from the same boot.
+func BenchmarkPrivQoSFloor(b *testing.B) {
+	tc, err1 := exec.LookPath("tc")
+	nsenter, err2 := exec.LookPath("nsenter")
+	if err1 != nil || err2 != nil {
+		b.Skip("needs tc and nsenter")
+	}
+	for _, n := range []int{1000} {
+		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
+			rec := &qosRecorder{qosSim: newQoSSim()}
+			rec.addDevice(2, "10.0.0.0/8")
+			sk := &Kernel{log: zap.NewNop(), qosNL: rec}
+			if err := sk.SetQoS(qosPolicies(), qosBenchTargets(n)); err != nil {
+				b.Fatal(err)
+			}
+			var sb strings.Builder
+			for _, op := range rec.ops {
+				sb.WriteString(tcBatchLine(op, "ul0") + "\n")
+			}
+			file := filepath.Join(b.TempDir(), "qos.tc")
+			if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			var floor time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				fd := qosBenchNode(b)
+				nsFile := nsFileFor(b, fd)
+				cmd := exec.Command(nsenter, "--net=/proc/self/fd/3", tc, "-batch", file)
+				cmd.ExtraFiles = []*os.File{nsFile}
+				b.StartTimer()
+				start := time.Now()
+				out, err := cmd.CombinedOutput()
+				floor += time.Since(start)
+				b.StopTimer()
+				nsFile.Close()
+				if err != nil {
+					b.Fatalf("tc -batch: %v: %s", err, out)
+				}
+				// The same tree: a new instance adopts all n targets
+				// without a change.
+				k, err := New(Config{NetNS: fd})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := k.loadQoS(k.qosHandle()); err != nil {
+					b.Fatal(err)
+				}
+				if got := len(k.qos.targets); got != n {
+					b.Fatalf("the tc batch made %d adoptable targets, want %d", got, n)
+				}
+				_ = k.Close()
+			}
+			b.ReportMetric(ms(floor)/float64(b.N), "floor-ms")
+			b.ReportMetric(float64(len(rec.ops)), "changes")
+		})
+	}
 }
