@@ -40,7 +40,8 @@
 //   - per-tunnel QoS (SetQoS, QoSStats; qos.go): an HTB shaper per peer on
 //     the underlay egress device, classes by outer DSCP (the tunnel sets
 //     "tos inherit"), u32 filters hashed on the peer's GRE destination,
-//     adopted without change after a restart.
+//     installed in netlink batches (the neighbour batch socket; a refused
+//     object fails only its peer), adopted without change after a restart.
 //
 // Every kernel error is an *OpError naming the operation and the object:
 // "kernel: replace neighbor 10.0.0.2 lladdr 198.51.100.2 dev gre1: ...".

@@ -49,10 +49,10 @@ type Kernel struct {
 	mu     sync.Mutex
 	tunnel tunnelRef // set by EnsureTunnel
 
-	// batchMu guards batch, the neighbor batch socket (opened on first
-	// use).
+	// batchMu guards batch, the netlink batch socket for neighbour and
+	// tc changes (opened on first use).
 	batchMu sync.Mutex
-	batch   *neighBatcher
+	batch   *nlBatcher
 
 	subscribe    neighSubscribeFunc // nil: netlink.NeighSubscribeWithOptions
 	resubscribes atomic.Int64

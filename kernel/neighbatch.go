@@ -38,14 +38,14 @@ type NeighborBatcher interface {
 
 var _ NeighborBatcher = (*Kernel)(nil)
 
-// maxNeighBatch bounds the messages of one sendmsg: every message is
+// maxNLBatch bounds the messages of one sendmsg: every message is
 // acknowledged, and the acknowledgements of one transaction must fit the
 // socket's receive buffer (an ack costs ~1 KiB of it) or the kernel drops
 // them.
-const maxNeighBatch = 512
+const maxNLBatch = 512
 
-// neighBatchRcvBuf is the batch socket's receive buffer (forced as root).
-const neighBatchRcvBuf = 4 << 20
+// batchRcvBuf is the batch socket's receive buffer (forced as root).
+const batchRcvBuf = 4 << 20
 
 // ApplyNeighbors implements NeighborBatcher: one sendmsg carries up to 512
 // RTM_NEWNEIGH/RTM_DELNEIGH messages, each with NLM_F_ACK and its own
@@ -64,7 +64,7 @@ func (k *Kernel) ApplyNeighbors(ops []NeighborOp) []error {
 	for i, o := range ops {
 		items[i] = neighItem{ifindex: t.ifindex, op: o}
 	}
-	k.applyItems(items, errs)
+	applyItems(k, items, errs)
 	for i, o := range ops {
 		if errs[i] == nil {
 			continue
@@ -78,8 +78,8 @@ func (k *Kernel) ApplyNeighbors(ops []NeighborOp) []error {
 	return errs
 }
 
-// applyItems runs items through the batch socket, opened on first use.
-func (k *Kernel) applyItems(items []neighItem, errs []error) {
+// applyItems runs items through k's batch socket, opened on first use.
+func applyItems[T batchItem](k *Kernel, items []T, errs []error) {
 	k.batchMu.Lock()
 	defer k.batchMu.Unlock()
 	if err := k.openBatch(); err != nil {
@@ -88,7 +88,7 @@ func (k *Kernel) applyItems(items []neighItem, errs []error) {
 		}
 		return
 	}
-	k.batch.apply(items, errs)
+	batchApply(k.batch, items, errs)
 }
 
 // openBatch opens the batch socket once; k.batchMu held.
@@ -96,12 +96,24 @@ func (k *Kernel) openBatch() error {
 	if k.batch != nil {
 		return nil
 	}
-	c, err := openNeighSocket(k.cfg.NetNS)
+	c, err := openBatchSocket(k.cfg.NetNS)
 	if err != nil {
 		return fmt.Errorf("open batch socket: %w", err)
 	}
-	k.batch = &neighBatcher{conn: c}
+	k.batch = &nlBatcher{conn: c}
 	return nil
+}
+
+// batchItem is one request of a batch: neighbour changes here, tc changes
+// in qos_batch.go. A value type keeps the generic batch code free of
+// allocations.
+type batchItem interface {
+	// appendMsg appends the request, NLM_F_ACK set, with sequence number
+	// seq; an error means the item is not sent.
+	appendMsg(b []byte, seq uint32) ([]byte, error)
+	// isDelete: the kernel's ENOENT counts as done (deleting a missing
+	// object is not an error).
+	isDelete() bool
 }
 
 // neighItem is an op on a device (the tunnel, or in tests any ifindex).
@@ -110,6 +122,12 @@ type neighItem struct {
 	op      NeighborOp
 }
 
+func (it neighItem) appendMsg(b []byte, seq uint32) ([]byte, error) {
+	return appendNeighMsg(b, it, seq)
+}
+
+func (it neighItem) isDelete() bool { return it.op.Delete }
+
 // nlConn is the netlink socket a batcher talks through; tests fake it.
 type nlConn interface {
 	send(b []byte) error
@@ -117,9 +135,9 @@ type nlConn interface {
 	close() error
 }
 
-// neighBatcher encodes batches and maps acknowledgements back. Not safe
-// for concurrent use.
-type neighBatcher struct {
+// nlBatcher sends batches of requests on one NETLINK_ROUTE socket and
+// maps the acknowledgements back to them. Not safe for concurrent use.
+type nlBatcher struct {
 	conn nlConn
 	seq  uint32
 	out  []byte
@@ -134,12 +152,13 @@ const (
 	rtaHdrLen   = 4
 )
 
-// apply runs items in transactions of maxNeighBatch and stores each item's
-// outcome in errs.
-func (b *neighBatcher) apply(items []neighItem, errs []error) {
-	for off := 0; off < len(items); off += maxNeighBatch {
-		end := min(off+maxNeighBatch, len(items))
-		b.transact(items[off:end], errs[off:end])
+// batchApply runs items in order, in transactions of maxNLBatch, and
+// stores each item's outcome in errs. The kernel carries on after a
+// refused message, so one refusal costs only its own item.
+func batchApply[T batchItem](b *nlBatcher, items []T, errs []error) {
+	for off := 0; off < len(items); off += maxNLBatch {
+		end := min(off+maxNLBatch, len(items))
+		batchTransact(b, items[off:end], errs[off:end])
 	}
 }
 
@@ -147,7 +166,7 @@ func (b *neighBatcher) apply(items []neighItem, errs []error) {
 // that cannot be encoded fail without being sent; when the socket fails,
 // every item still unacknowledged gets that error (the kernel may or may
 // not have applied it: the caller's resync finds out).
-func (b *neighBatcher) transact(items []neighItem, errs []error) {
+func batchTransact[T batchItem](b *nlBatcher, items []T, errs []error) {
 	base := b.seq + 1
 	b.seq += uint32(len(items))
 	b.out = b.out[:0]
@@ -158,7 +177,7 @@ func (b *neighBatcher) transact(items []neighItem, errs []error) {
 	pending := 0
 	for i, it := range items {
 		var err error
-		b.out, err = appendNeighMsg(b.out, it, base+uint32(i))
+		b.out, err = it.appendMsg(b.out, base+uint32(i))
 		done[i] = err != nil
 		errs[i] = err
 		if err == nil {
@@ -199,7 +218,7 @@ func (b *neighBatcher) transact(items []neighItem, errs []error) {
 			}
 			done[i] = true
 			pending--
-			errs[i] = ackError(data, items[i].op.Delete)
+			errs[i] = ackError(data, items[i].isDelete())
 		})
 		if err != nil {
 			fail(fmt.Errorf("parse acknowledgements: %w", err))
@@ -262,7 +281,7 @@ func (k *Kernel) WalkNeighbors(fn func(Neighbor)) error {
 
 // dump lists the IPv4 neighbor table and calls fn for the entries of
 // ifindex.
-func (b *neighBatcher) dump(ifindex int, fn func(Neighbor)) error {
+func (b *nlBatcher) dump(ifindex int, fn func(Neighbor)) error {
 	b.seq++
 	seq := b.seq
 	ne := binary.NativeEndian
@@ -400,12 +419,12 @@ func appendRTA4(b []byte, typ uint16, v [4]byte) []byte {
 	return append(b, v[:]...)
 }
 
-// neighSocket is a NETLINK_ROUTE socket for batches: acks without the
+// batchSocket is a NETLINK_ROUTE socket for batches: acks without the
 // request's payload (NETLINK_CAP_ACK) and a receive buffer that holds a
 // whole transaction's acks.
-type neighSocket struct{ fd int }
+type batchSocket struct{ fd int }
 
-func openNeighSocket(netNS int) (*neighSocket, error) {
+func openBatchSocket(netNS int) (*batchSocket, error) {
 	var fd int
 	err := inNetNS(netNS, func() error {
 		var serr error
@@ -420,8 +439,8 @@ func openNeighSocket(netNS int) (*neighSocket, error) {
 			return err
 		}
 		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, neighBatchRcvBuf); err != nil {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, neighBatchRcvBuf); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchRcvBuf); err != nil {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, batchRcvBuf); err != nil {
 				return err
 			}
 		}
@@ -434,12 +453,12 @@ func openNeighSocket(netNS int) (*neighSocket, error) {
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	return &neighSocket{fd: fd}, nil
+	return &batchSocket{fd: fd}, nil
 }
 
 // send writes one datagram to the kernel (an unconnected netlink socket
 // sends to port 0); it allocates nothing.
-func (s *neighSocket) send(b []byte) error {
+func (s *batchSocket) send(b []byte) error {
 	for {
 		_, err := unix.Write(s.fd, b)
 		if err != unix.EINTR {
@@ -451,7 +470,7 @@ func (s *neighSocket) send(b []byte) error {
 // recv reads one datagram from the kernel. Datagrams from another socket
 // (a privileged process may unicast to ours) are dropped unread. It
 // allocates nothing.
-func (s *neighSocket) recv(b []byte) (int, error) {
+func (s *batchSocket) recv(b []byte) (int, error) {
 	for {
 		var sa unix.RawSockaddrNetlink
 		salen := uint32(unix.SizeofSockaddrNetlink)
@@ -469,4 +488,4 @@ func (s *neighSocket) recv(b []byte) (int, error) {
 	}
 }
 
-func (s *neighSocket) close() error { return unix.Close(s.fd) }
+func (s *batchSocket) close() error { return unix.Close(s.fd) }

@@ -59,14 +59,17 @@ func TestNeighMsgEncoding(t *testing.T) {
 // asks refuse for its outcome and queues the acks in reverse order, several
 // per datagram, preceded by a stale ack of an earlier transaction.
 type fakeNL struct {
-	refuse  func(typ uint16, dst netip.Addr) syscall.Errno
-	sends   int
-	queue   [][]byte
-	sendErr error
-	recvErr error // returned once the queue is empty
-	perRead int
-	deliver int // datagrams delivered per send before the rest is lost (0: all)
-	dump    func(seq uint32) [][]byte
+	refuse func(typ uint16, dst netip.Addr) syscall.Errno
+	// refuseTC decides for tc messages (RTM_*QDISC, *TCLASS, *TFILTER) by
+	// the tcmsg's handle.
+	refuseTC func(typ uint16, handle uint32) syscall.Errno
+	sends    int
+	queue    [][]byte
+	sendErr  error
+	recvErr  error // returned once the queue is empty
+	perRead  int
+	deliver  int // datagrams delivered per send before the rest is lost (0: all)
+	dump     func(seq uint32) [][]byte
 }
 
 func (f *fakeNL) send(b []byte) error {
@@ -85,10 +88,14 @@ func (f *fakeNL) send(b []byte) error {
 	var acks [][]byte
 	acks = append(acks, ackMsg(msgs[0].Header.Seq-1, 0)) // stale
 	for _, m := range msgs {
-		dst := netip.AddrFrom4([4]byte(m.Data[ndmsgLen+rtaHdrLen : ndmsgLen+rtaHdrLen+4]))
 		var code syscall.Errno
-		if f.refuse != nil {
-			code = f.refuse(m.Header.Type, dst)
+		switch {
+		case m.Header.Type >= unix.RTM_NEWQDISC && m.Header.Type <= unix.RTM_GETTFILTER:
+			if f.refuseTC != nil {
+				code = f.refuseTC(m.Header.Type, binary.NativeEndian.Uint32(m.Data[8:12]))
+			}
+		case f.refuse != nil:
+			code = f.refuse(m.Header.Type, netip.AddrFrom4([4]byte(m.Data[ndmsgLen+rtaHdrLen:ndmsgLen+rtaHdrLen+4])))
 		}
 		acks = append(acks, ackMsg(m.Header.Seq, code))
 	}
@@ -169,10 +176,10 @@ func TestNeighBatchAckMapping(t *testing.T) {
 			want:  map[int]string{4: "no buffer space available"}, wantSends: 1,
 		},
 		{
-			name:  "chunks of maxNeighBatch, refusal in the second",
-			items: replace(maxNeighBatch + 10),
-			nl:    &fakeNL{refuse: refuseAddr(addrN(maxNeighBatch+3), syscall.ENODEV), perRead: 50},
-			want:  map[int]string{maxNeighBatch + 3: "no such device"}, wantSends: 2,
+			name:  "chunks of maxNLBatch, refusal in the second",
+			items: replace(maxNLBatch + 10),
+			nl:    &fakeNL{refuse: refuseAddr(addrN(maxNLBatch+3), syscall.ENODEV), perRead: 50},
+			want:  map[int]string{maxNLBatch + 3: "no such device"}, wantSends: 2,
 		},
 		{
 			name: "delete of a missing entry succeeds, invalid op fails unsent",
@@ -199,9 +206,9 @@ func TestNeighBatchAckMapping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := &neighBatcher{conn: tc.nl, seq: 41}
+			b := &nlBatcher{conn: tc.nl, seq: 41}
 			errs := make([]error, len(tc.items))
-			b.apply(tc.items, errs)
+			batchApply(b, tc.items, errs)
 			got := map[int]string{}
 			for i, err := range errs {
 				if err != nil {
@@ -227,14 +234,14 @@ func TestNeighBatchLostAcks(t *testing.T) {
 	// The stale ack and the ack of item 2 arrive, then the socket reports
 	// an overrun.
 	nl := &fakeNL{perRead: 1, recvErr: syscall.ENOBUFS, deliver: 2}
-	b := &neighBatcher{conn: nl}
+	b := &nlBatcher{conn: nl}
 	items := []neighItem{
 		{ifindex: 7, op: NeighborOp{Addr: addrN(0), NBMA: addrN(100)}},
 		{ifindex: 7, op: NeighborOp{Addr: addrN(1), NBMA: addrN(101)}},
 		{ifindex: 7, op: NeighborOp{Addr: addrN(2), NBMA: addrN(102)}},
 	}
 	errs := make([]error, len(items))
-	b.apply(items, errs)
+	batchApply(b, items, errs)
 	var got []string
 	for _, err := range errs {
 		got = append(got, errString(err))
@@ -312,7 +319,7 @@ func TestNeighDump(t *testing.T) {
 		d2 = append(d2, doneMsg(seq)...)
 		return [][]byte{d1, d2}
 	}}
-	b := &neighBatcher{conn: nl}
+	b := &nlBatcher{conn: nl}
 	var got []string
 	if err := b.dump(7, func(n Neighbor) { got = append(got, fmtNeighbor(n)) }); err != nil {
 		t.Fatal(err)

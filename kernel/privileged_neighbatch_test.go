@@ -39,7 +39,7 @@ func TestPrivNeighborBatchRefusal(t *testing.T) {
 	}
 	items[refused].ifindex = gone.Attrs().Index
 	errs := make([]error, n)
-	k.applyItems(items, errs)
+	applyItems(k, items, errs)
 	for i, err := range errs {
 		if i == refused {
 			if !errors.Is(err, syscall.ENODEV) {

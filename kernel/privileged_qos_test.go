@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -260,4 +261,60 @@ func TestPrivQoSGRE(t *testing.T) {
 			t.Errorf("class %s counted %d GRE packets, want %d", c.class, got, c.n)
 		}
 	}
+}
+
+// TestPrivQoSBatchRefusal: the kernel refuses one target in the middle of
+// an install batch (a node we did not make sits at the handle its first
+// entry takes: EEXIST); that target alone is reported, its other objects
+// are cleaned up, the targets before and after it are installed, and the
+// next SetQoS (which reads the kernel again) removes the intruder and
+// installs the target.
+func TestPrivQoSBatchRefusal(t *testing.T) {
+	fd, _ := qosNode(t)
+	addRoute(t, nsHandle(t, fd), "172.16.0.0/12", "172.16.20.2", 0)
+	k := newKernel(t, fd)
+	a2 := netip.MustParseAddr("172.16.20.2")
+	if err := k.SetQoS(qosPolicies(), []QoSTarget{{Dst: a2, Policy: "branch-2m"}}); err != nil {
+		t.Fatal(err)
+	}
+	// 172.17.20.2 shares a2's bucket (102:14:); a2 holds nodes 1-3.
+	tcIn(t, fd, "filter", "add", "dev", "ul0", "parent", "d:", "prio", "10", "protocol", "ip",
+		"handle", "102:14:4", "u32", "ht", "102:14:", "match", "ip", "dst", "172.16.20.99/32", "flowid", "d:1")
+	before, middle, after := netip.MustParseAddr("172.16.20.4"), netip.MustParseAddr("172.17.20.2"), netip.MustParseAddr("172.18.0.5")
+	targets := []QoSTarget{{Dst: a2, Policy: "branch-2m"}, {Dst: before, Policy: "branch-2m"}, {Dst: middle, Policy: "branch-2m"}, {Dst: after, Policy: "small"}}
+	err := k.SetQoS(qosPolicies(), targets)
+	var qe *QoSErrors
+	if !errors.As(err, &qe) || len(qe.Failed) != 1 {
+		t.Fatalf("err = %v, want one refused target", err)
+	}
+	if f := qe.Failed[0]; f.Dst != middle || f.Reason != QoSKernel || !errors.Is(f.Err, unix.EEXIST) {
+		t.Errorf("refusal = %v, want %s refused by the kernel (EEXIST)", f, middle)
+	}
+	classes := htbLines(tcIn(t, fd, "class", "show", "dev", "ul0"))
+	filters := tcIn(t, fd, "filter", "show", "dev", "ul0")
+	t.Logf("after the refusal:\n%s\n%s", classes, filters)
+	// Slots: a2 0 (d:10), before 1 (d:16), middle 2 (d:1c, released),
+	// after 3 (d:22).
+	for _, want := range []string{"class htb d:10 root", "class htb d:16 root", "class htb d:22 root"} {
+		if !strings.Contains(classes, want) {
+			t.Errorf("tc class show lacks %q", want)
+		}
+	}
+	if strings.Contains(classes, "d:1c") || strings.Contains(filters, "ac111402") {
+		t.Errorf("the refused target left objects behind")
+	}
+	for _, want := range []string{"match ac101404/ffffffff at 16", "match ac120005/ffffffff at 16", "match ac101463/ffffffff at 16"} {
+		if !strings.Contains(filters, want) {
+			t.Errorf("tc filter show lacks %q", want)
+		}
+	}
+	if err := k.SetQoS(qosPolicies(), targets); err != nil {
+		t.Fatalf("second SetQoS: %v", err)
+	}
+	filters = tcIn(t, fd, "filter", "show", "dev", "ul0")
+	if strings.Contains(filters, "ac101463") || !strings.Contains(filters, "match ac111402/ffffffff at 16") {
+		t.Errorf("second SetQoS did not replace the intruder by the target:\n%s", filters)
+	}
+	udp := udpTOS(t, fd, 46<<2)
+	sendAndCount(t, k, udp, before, "voice", 3)
 }

@@ -1,11 +1,11 @@
 package kernel
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 
 	"github.com/vishvananda/netlink"
@@ -19,49 +19,19 @@ func qosLink(ifindex int) netlink.Link {
 }
 
 func (k *Kernel) qosHandle() qosNL {
-	var nlh qosNL = k.nl
+	var nlh qosNL = qosLive{Handle: k.nl, k: k}
 	if k.qosNL != nil {
 		nlh = k.qosNL
 	}
 	return qosCounter{qosNL: nlh, k: k}
 }
 
-// qosCounter counts and logs (debug) every mutating netlink call, so that
-// tests can assert that adoption makes none.
-type qosCounter struct {
-	qosNL
-	k *Kernel
-}
-
-func (c qosCounter) count(op string, ifindex int, handle uint32, err error) error {
-	c.k.qosChanges.Add(1)
-	c.k.log.Debug("kernel: qos change", zap.String("op", op), zap.Int("ifindex", ifindex),
-		zap.String("handle", netlink.HandleStr(handle)), zap.Error(err))
-	return err
-}
-
-func (c qosCounter) QdiscReplace(q netlink.Qdisc) error {
-	return c.count("replace qdisc "+q.Type(), q.Attrs().LinkIndex, q.Attrs().Handle, c.qosNL.QdiscReplace(q))
-}
-
-func (c qosCounter) QdiscDel(q netlink.Qdisc) error {
-	return c.count("delete qdisc", q.Attrs().LinkIndex, q.Attrs().Handle, c.qosNL.QdiscDel(q))
-}
-
-func (c qosCounter) ClassReplace(cl netlink.Class) error {
-	return c.count("replace class", cl.Attrs().LinkIndex, cl.Attrs().Handle, c.qosNL.ClassReplace(cl))
-}
-
-func (c qosCounter) ClassDel(cl netlink.Class) error {
-	return c.count("delete class", cl.Attrs().LinkIndex, cl.Attrs().Handle, c.qosNL.ClassDel(cl))
-}
-
-func (c qosCounter) FilterAdd(f netlink.Filter) error {
-	return c.count("add filter", f.Attrs().LinkIndex, f.Attrs().Handle, c.qosNL.FilterAdd(f))
-}
-
-func (c qosCounter) FilterDel(f netlink.Filter) error {
-	return c.count("delete filter", f.Attrs().LinkIndex, f.Attrs().Handle, c.qosNL.FilterDel(f))
+// qosDo applies one change on its own.
+func qosDo(nlh qosNL, op qosOp) error {
+	var b qosBatch
+	b.add(netip.Addr{}, op)
+	_, failed := b.run(nlh)
+	return failed[netip.Addr{}]
 }
 
 // SetQoS makes the per-tunnel QoS trees match targets: each target's
@@ -182,10 +152,10 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 			return nil
 		}
 		root := &netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT}}
-		if err := nlh.QdiscDel(root); err != nil && !isNotExist(err) {
+		if err := qosDo(nlh, qosOp{del: true, qdisc: root}); err != nil {
 			for _, t := range k.qos.targets {
 				if t.ifindex == ifindex {
-					failed = append(failed, QoSError{Dst: t.dst, Policy: t.policy, Reason: QoSKernel, Err: opErr("delete qdisc", fmt.Sprintf("root dev %d", ifindex), err)})
+					failed = append(failed, QoSError{Dst: t.dst, Policy: t.policy, Reason: QoSKernel, Err: err})
 				}
 			}
 			return failed
@@ -211,7 +181,7 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 		k.qos.devs[ifindex] = d
 	}
 	if !d.skel.complete() {
-		if err := k.qosSkeleton(nlh, d); err != nil {
+		if err := installSkeleton(nlh, d); err != nil {
 			for _, t := range want {
 				failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSKernel, Err: err})
 			}
@@ -225,9 +195,9 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 		wanted[t.Dst] = t
 	}
 	// Remove first (targets that left or changed), then add, so that freed
-	// slots and node ids are reused.
-	var add []QoSTarget
-	var installed []*qosInstalled
+	// slots and node ids are reused. A target whose objects are what its
+	// policy renders in its slot costs nothing.
+	var installed, gone []*qosInstalled
 	for _, t := range k.qos.targets {
 		if t.ifindex == ifindex {
 			installed = append(installed, t)
@@ -236,33 +206,29 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 	slices.SortFunc(installed, func(a, b *qosInstalled) int { return a.dst.Compare(b.dst) })
 	for _, t := range installed {
 		w, ok := wanted[t.dst]
-		if ok && reflect.DeepEqual(t.objs, targetObjects(t.slot, trees[w.Policy])) {
+		if ok && t.objs.equal(targetObjects(t.slot, trees[w.Policy])) {
 			t.policy, t.names = w.Policy, leafNames(trees[w.Policy])
 			delete(wanted, t.dst)
 			continue
 		}
-		if err := k.qosRemoveTarget(nlh, d, t); err != nil {
-			failed = append(failed, QoSError{Dst: t.dst, Policy: t.policy, Reason: QoSKernel, Err: err})
-			delete(wanted, t.dst)
-		}
+		gone = append(gone, t)
 	}
+	for _, f := range k.qosRemoveTargets(nlh, d, gone) {
+		failed = append(failed, f)
+		delete(wanted, f.Dst)
+	}
+	var add []QoSTarget
 	for _, t := range want {
 		if _, ok := wanted[t.Dst]; ok {
 			add = append(add, t)
 		}
 	}
 	slices.SortFunc(add, func(a, b QoSTarget) int { return a.Dst.Compare(b.Dst) })
-	added := 0
-	for _, t := range add {
-		reason, err := k.qosAddTarget(nlh, d, t, trees[t.Policy])
-		if err != nil {
-			failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: reason, Err: err})
-			continue
-		}
-		added++
-	}
-	if added > 0 || len(installed) > 0 {
-		k.log.Debug("kernel: qos device reconciled", zap.Int("ifindex", ifindex), zap.Int("added", added), zap.Int("targets", len(want)))
+	addFailed := k.qosAddTargets(nlh, d, add, trees)
+	failed = append(failed, addFailed...)
+	if len(add) > 0 || len(gone) > 0 {
+		k.log.Debug("kernel: qos device reconciled", zap.Int("ifindex", ifindex), zap.Int("added", len(add)-len(addFailed)),
+			zap.Int("removed", len(gone)), zap.Int("targets", len(want)))
 	}
 	return failed
 }
@@ -292,164 +258,208 @@ func (k *Kernel) qosCreateRoot(nlh qosNL, ifindex int) (*qosDev, QoSRefusal, err
 	}
 	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT})
 	root.Defcls = qosUnshaped & 0xffff
-	if err := nlh.QdiscReplace(root); err != nil {
-		return nil, QoSKernel, opErr("add qdisc", "htb "+obj, err)
+	if err := qosDo(nlh, qosOp{qdisc: root}); err != nil {
+		return nil, QoSKernel, err
 	}
 	k.log.Info("kernel: installed qos root qdisc", zap.Int("ifindex", ifindex))
 	return newQoSDev(ifindex), "", nil
 }
 
-// qosSkeleton installs what is missing of the unshaped class and the two
-// hash levels' roots.
-func (k *Kernel) qosSkeleton(nlh qosNL, d *qosDev) error {
+// installSkeleton installs what is missing of the unshaped class and the two
+// hash levels' roots, in one batch; the first failure is returned.
+func installSkeleton(nlh qosNL, d *qosDev) error {
 	c, l := unshapedObjects()
+	var b qosBatch
 	if d.skel.leafWrong {
 		// fq_codel cannot change its flow count in place.
-		q := &netlink.FqCodel{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d.ifindex, Handle: l.handle, Parent: l.parent}}
-		if err := nlh.QdiscDel(q); err != nil && !isNotExist(err) {
-			return opErr("delete qdisc", fmt.Sprintf("%s dev %d", netlink.HandleStr(l.handle), d.ifindex), err)
-		}
-		d.skel.leafWrong = false
+		b.add(netip.Addr{}, qosOp{del: true, qdisc: &netlink.FqCodel{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d.ifindex, Handle: l.handle, Parent: l.parent}}})
 	}
 	if !d.skel.class || !d.skel.leaf {
 		if d.skel.leaf {
 			l = fqSpec{}
 		}
-		if err := k.qosAddClass(nlh, d.ifindex, c, l); err != nil {
-			return err
-		}
-		d.skel.class, d.skel.leaf = true, true
+		b.add(netip.Addr{}, classOps(d.ifindex, c, l)...)
 	}
-	for _, step := range []struct {
-		done *bool
-		f    *netlink.U32
-	}{{&d.skel.l1, qosHashTable(d.ifindex, qosL1HT)}, {&d.skel.rootLink, qosRootLink(d.ifindex)}} {
-		if *step.done {
-			continue
-		}
-		if err := nlh.FilterAdd(step.f); err != nil && !errors.Is(err, unix.EEXIST) {
-			return opErr("add filter", fmt.Sprintf("%s dev %d", netlink.HandleStr(step.f.Handle), d.ifindex), err)
-		}
-		*step.done = true
+	if !d.skel.l1 {
+		b.add(netip.Addr{}, qosOp{filter: qosHashTable(d.ifindex, qosL1HT), existOK: true})
 	}
+	if !d.skel.rootLink {
+		b.add(netip.Addr{}, qosOp{filter: qosRootLink(d.ifindex), existOK: true})
+	}
+	if _, failed := b.run(nlh); failed[netip.Addr{}] != nil {
+		return failed[netip.Addr{}]
+	}
+	d.skel = qosSkeleton{class: true, leaf: true, l1: true, rootLink: true}
 	return nil
 }
 
-func (k *Kernel) qosAddClass(nlh qosNL, ifindex int, c htbClassSpec, l fqSpec) error {
-	hc := &netlink.HtbClass{
+// classOps installs an HTB class and, unless l is zero, its fq_codel leaf.
+func classOps(ifindex int, c htbClassSpec, l fqSpec) []qosOp {
+	ops := []qosOp{{class: &netlink.HtbClass{
 		ClassAttrs: netlink.ClassAttrs{LinkIndex: ifindex, Handle: c.handle, Parent: c.parent},
 		Rate:       c.rate, Ceil: c.ceil, Buffer: c.buffer, Cbuffer: c.cbuffer, Quantum: c.quantum, Prio: c.prio,
+	}}}
+	if l.handle != 0 {
+		ops = append(ops, qosOp{qdisc: &netlink.FqCodel{
+			QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: l.handle, Parent: l.parent},
+			Limit:      l.limit, Flows: l.flows, MemoryLimit: l.memLimit, ECN: 1,
+		}})
 	}
-	if err := nlh.ClassReplace(hc); err != nil {
-		return opErr("add class", fmt.Sprintf("%s dev %d", netlink.HandleStr(c.handle), ifindex), err)
-	}
-	if l.handle == 0 {
-		return nil
-	}
-	fq := &netlink.FqCodel{
-		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: l.handle, Parent: l.parent},
-		Limit:      l.limit, Flows: l.flows, MemoryLimit: l.memLimit, ECN: 1,
-	}
-	if err := nlh.QdiscReplace(fq); err != nil {
-		return opErr("add qdisc", fmt.Sprintf("fq_codel %s dev %d", netlink.HandleStr(l.handle), ifindex), err)
-	}
-	return nil
+	return ops
 }
 
-func (k *Kernel) qosAddTarget(nlh qosNL, d *qosDev, t QoSTarget, tree qosTree) (QoSRefusal, error) {
-	slot, ok := d.freeSlot()
-	if !ok {
-		return QoSNoRoom, fmt.Errorf("kernel: %d qos targets on dev %d already", QoSMaxTargets, d.ifindex)
-	}
-	objs := targetObjects(slot, tree)
-	bucket := qosBucket(t.Dst)
-	nodes, ok := d.allocNodes(bucket, len(objs.entries))
-	if !ok {
-		return QoSNoRoom, fmt.Errorf("kernel: no room for %d filters in the bucket of %s", len(objs.entries), t.Dst)
-	}
-	inst := &qosInstalled{dst: t.Dst, policy: t.Policy, names: leafNames(tree), ifindex: d.ifindex, slot: slot, objs: objs, nodes: nodes}
-	// Claim now, so that a failure below is cleaned up by removal.
-	d.slots[slot] = t.Dst
-	d.markNodes(bucket, nodes, true)
-	k.qos.targets[t.Dst] = inst
-	err := k.qosInstall(nlh, d, inst)
-	if err != nil {
-		if rerr := k.qosRemoveTarget(nlh, d, inst); rerr != nil {
-			k.log.Warn("kernel: cleaning up a failed qos target", zap.Stringer("dst", t.Dst), zap.Error(rerr))
-		}
-		return QoSKernel, err
-	}
-	return "", nil
-}
-
-func (k *Kernel) qosInstall(nlh qosNL, d *qosDev, inst *qosInstalled) error {
-	for i, c := range inst.objs.classes {
+// installOps are a target's changes in install order: its class, each
+// leaf class with its fq_codel, then its entries (the catch-all last).
+func installOps(ifindex int, t *qosInstalled) []qosOp {
+	var ops []qosOp
+	for i, c := range t.objs.classes {
 		var l fqSpec
 		if i > 0 {
-			l = inst.objs.leaves[i-1]
+			l = t.objs.leaves[i-1]
 		}
-		if err := k.qosAddClass(nlh, d.ifindex, c, l); err != nil {
-			return err
-		}
+		ops = append(ops, classOps(ifindex, c, l)...)
 	}
-	if l2 := qosL2HTID(inst.dst); !d.l2[l2] {
-		for _, f := range []*netlink.U32{qosHashTable(d.ifindex, l2), qosL1Link(d.ifindex, l2)} {
-			if err := nlh.FilterAdd(f); err != nil && !errors.Is(err, unix.EEXIST) {
-				return opErr("add filter", fmt.Sprintf("%s dev %d", netlink.HandleStr(f.Handle), d.ifindex), err)
+	for i, e := range t.objs.entries {
+		ops = append(ops, qosOp{filter: qosEntryFilter(ifindex, t.dst, t.nodes[i], e)})
+	}
+	return ops
+}
+
+// removeOps delete a target's entries (the catch-all first), then its
+// classes, leaves before the target's class (a leaf's fq_codel goes with
+// it: HTB refuses to delete a class that filters or children use).
+func removeOps(ifindex int, t *qosInstalled) []qosOp {
+	var ops []qosOp
+	bucket := qosBucket(t.dst)
+	for i := len(t.nodes) - 1; i >= 0; i-- {
+		ops = append(ops, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, bucket|t.nodes[i])}})
+	}
+	for i := len(t.objs.classes) - 1; i >= 0; i-- {
+		c := t.objs.classes[i]
+		ops = append(ops, qosOp{del: true, class: &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: ifindex, Handle: c.handle, Parent: c.parent}}})
+	}
+	return ops
+}
+
+// qosAddTargets installs targets in one batch (their shared hash tables
+// first). A target that gets no slot or node ids is refused before
+// anything is sent; one whose change the kernel refuses is removed again
+// and reported, and the others stay installed.
+func (k *Kernel) qosAddTargets(nlh qosNL, d *qosDev, add []QoSTarget, trees map[string]qosTree) []QoSError {
+	var failed []QoSError
+	var b qosBatch
+	var insts []*qosInstalled
+	tables := map[uint32]int{} // second-level table -> index of its first op
+	for _, t := range add {
+		tree := trees[t.Policy]
+		slot, ok := d.freeSlot()
+		if !ok {
+			failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSNoRoom, Err: fmt.Errorf("kernel: %d qos targets on dev %d already", QoSMaxTargets, d.ifindex)})
+			continue
+		}
+		objs := targetObjects(slot, tree)
+		bucket := qosBucket(t.Dst)
+		nodes, ok := d.allocNodes(bucket, len(objs.entries))
+		if !ok {
+			failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSNoRoom, Err: fmt.Errorf("kernel: no room for %d filters in the bucket of %s", len(objs.entries), t.Dst)})
+			continue
+		}
+		inst := &qosInstalled{dst: t.Dst, policy: t.Policy, names: leafNames(tree), ifindex: d.ifindex, slot: slot, objs: objs, nodes: nodes}
+		// Claim now, so that a failure is cleaned up by removal.
+		d.slots[slot] = t.Dst
+		d.markNodes(bucket, nodes, true)
+		k.qos.targets[t.Dst] = inst
+		insts = append(insts, inst)
+		if l2 := qosL2HTID(t.Dst); !d.l2[l2] {
+			if _, queued := tables[l2]; !queued {
+				tables[l2] = len(b.ops)
+				b.add(netip.Addr{}, qosOp{filter: qosHashTable(d.ifindex, l2), existOK: true}, qosOp{filter: qosL1Link(d.ifindex, l2), existOK: true})
 			}
+		}
+		b.add(t.Dst, installOps(d.ifindex, inst)...)
+	}
+	opErrs, errs := b.run(nlh)
+	tableErr := map[uint32]error{}
+	for l2, i := range tables {
+		if err := cmp.Or(opErrs[i], opErrs[i+1]); err != nil {
+			tableErr[l2] = err
+			continue
 		}
 		d.l2[l2] = true
 	}
-	for i, e := range inst.objs.entries {
-		f := qosEntryFilter(d.ifindex, inst.dst, inst.nodes[i], e)
-		if err := nlh.FilterAdd(f); err != nil {
-			return opErr("add filter", fmt.Sprintf("%s dst %s dev %d", netlink.HandleStr(f.Handle), inst.dst, d.ifindex), err)
+	// A node the kernel already had (EEXIST) is not ours to delete: it
+	// stays marked in use, and the next dump finds it stale.
+	foreign := map[uint32]bool{}
+	for i, op := range b.ops {
+		if op.filter != nil && !op.del && b.owners[i].IsValid() && errors.Is(opErrs[i], unix.EEXIST) {
+			foreign[op.filter.Handle] = true
 		}
 	}
-	return nil
+	var undo []*qosInstalled
+	for _, in := range insts {
+		if len(foreign) > 0 {
+			bucket := qosBucket(in.dst)
+			in.nodes = slices.DeleteFunc(in.nodes, func(n uint32) bool { return foreign[bucket|n] })
+		}
+		err := cmp.Or(tableErr[qosL2HTID(in.dst)], errs[in.dst])
+		if err != nil {
+			failed = append(failed, QoSError{Dst: in.dst, Policy: in.policy, Reason: QoSKernel, Err: err})
+			undo = append(undo, in)
+		}
+	}
+	for _, f := range k.qosRemoveTargets(nlh, d, undo) {
+		k.log.Warn("kernel: cleaning up a failed qos target", zap.Stringer("dst", f.Dst), zap.Error(f.Err))
+	}
+	return failed
 }
 
-// qosRemoveTarget deletes a target's entries, then its leaf classes (their
-// fq_codel goes with them), then its class. Missing objects are fine.
-func (k *Kernel) qosRemoveTarget(nlh qosNL, d *qosDev, t *qosInstalled) error {
-	bucket := qosBucket(t.dst)
-	for i := len(t.nodes) - 1; i >= 0; i-- { // catch-all first: no window where DSCP entries are gone but it stays
-		f := &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, bucket|t.nodes[i])}
-		if err := nlh.FilterDel(f); err != nil && !isNotExist(err) {
-			return opErr("delete filter", fmt.Sprintf("%s dst %s dev %d", netlink.HandleStr(f.Handle), t.dst, d.ifindex), err)
-		}
+// qosRemoveTargets deletes targets in one batch; a target the kernel
+// would not let go is reported and kept in the state (the next SetQoS
+// reads the kernel again).
+func (k *Kernel) qosRemoveTargets(nlh qosNL, d *qosDev, ts []*qosInstalled) []QoSError {
+	var b qosBatch
+	for _, t := range ts {
+		b.add(t.dst, removeOps(d.ifindex, t)...)
 	}
-	d.markNodes(bucket, t.nodes, false)
-	t.nodes = nil
-	for i := len(t.objs.classes) - 1; i >= 0; i-- {
-		c := t.objs.classes[i]
-		hc := &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.ifindex, Handle: c.handle, Parent: c.parent}}
-		if err := nlh.ClassDel(hc); err != nil && !isNotExist(err) {
-			return opErr("delete class", fmt.Sprintf("%s dev %d", netlink.HandleStr(c.handle), d.ifindex), err)
-		}
-	}
-	d.releaseSlot(t.slot)
-	delete(k.qos.targets, t.dst)
-	return nil
-}
-
-func (k *Kernel) qosPruneStale(nlh qosNL, d *qosDev) {
-	for _, h := range d.staleFilters {
-		f := &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, h)}
-		if err := nlh.FilterDel(f); err != nil && !isNotExist(err) {
-			k.log.Warn("kernel: deleting a stale qos filter", zap.String("handle", netlink.HandleStr(h)), zap.Error(err))
+	_, errs := b.run(nlh)
+	var failed []QoSError
+	for _, t := range ts {
+		if err := errs[t.dst]; err != nil {
+			failed = append(failed, QoSError{Dst: t.dst, Policy: t.policy, Reason: QoSKernel, Err: err})
 			continue
 		}
-		d.markNodes(h&^qosMaxNode, []uint32{h & qosMaxNode}, false)
+		d.markNodes(qosBucket(t.dst), t.nodes, false)
+		d.releaseSlot(t.slot)
+		delete(k.qos.targets, t.dst)
 	}
-	d.staleFilters = nil
+	return failed
+}
+
+// qosPruneStale deletes what the dump found under our root that no target
+// accounts for, in one batch; what the kernel keeps is logged and tried
+// again after the next dump.
+func (k *Kernel) qosPruneStale(nlh qosNL, d *qosDev) {
+	if len(d.staleFilters) == 0 && len(d.staleClasses) == 0 {
+		return
+	}
+	var b qosBatch
+	for _, h := range d.staleFilters {
+		b.add(netip.Addr{}, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, h)}})
+	}
 	for _, h := range d.staleClasses {
-		hc := &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.ifindex, Handle: h}}
-		if err := nlh.ClassDel(hc); err != nil && !isNotExist(err) {
-			k.log.Warn("kernel: deleting a stale qos class", zap.String("handle", netlink.HandleStr(h)), zap.Error(err))
+		b.add(netip.Addr{}, qosOp{del: true, class: &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.ifindex, Handle: h}}})
+	}
+	errs, _ := b.run(nlh)
+	for i, op := range b.ops {
+		switch {
+		case errs[i] != nil:
+			k.log.Warn("kernel: deleting a stale qos object", zap.Error(errs[i]))
+		case op.filter != nil:
+			h := op.filter.Handle
+			d.markNodes(h&^qosMaxNode, []uint32{h & qosMaxNode}, false)
 		}
 	}
-	d.staleClasses = nil
+	d.staleFilters, d.staleClasses = nil, nil
 }
 
 // loadQoS reads every device that carries our root qdisc.

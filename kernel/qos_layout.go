@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -87,6 +88,10 @@ type qosObjects struct {
 	classes []htbClassSpec // the target's class first
 	leaves  []fqSpec
 	entries []qosEntry // DSCP entries by DSCP, the catch-all last
+}
+
+func (o qosObjects) equal(p qosObjects) bool {
+	return slices.Equal(o.classes, p.classes) && slices.Equal(o.leaves, p.leaves) && slices.Equal(o.entries, p.entries)
 }
 
 func qosSlotBase(slot int) uint32 { return uint32(qosSlotFirst + qosSlotWidth*slot) }

@@ -302,3 +302,28 @@ func (s *qosSim) render() string {
 	sort.Strings(lines)
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// ApplyQoS applies ops one by one, carrying on after a refusal, as the
+// kernel does with a batch.
+func (s *qosSim) ApplyQoS(ops []qosOp) []error {
+	errs := make([]error, len(ops))
+	for i, o := range ops {
+		switch {
+		case o.qdisc != nil && o.del:
+			errs[i] = s.QdiscDel(o.qdisc)
+		case o.qdisc != nil:
+			errs[i] = s.QdiscReplace(o.qdisc)
+		case o.class != nil && o.del:
+			errs[i] = s.ClassDel(o.class)
+		case o.class != nil:
+			errs[i] = s.ClassReplace(o.class)
+		case o.filter != nil && o.del:
+			errs[i] = s.FilterDel(o.filter)
+		case o.filter != nil:
+			errs[i] = s.FilterAdd(o.filter)
+		default:
+			errs[i] = syscall.EINVAL
+		}
+	}
+	return errs
+}

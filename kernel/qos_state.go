@@ -9,19 +9,17 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// qosNL is the part of *netlink.Handle the QoS code uses (a simulator
-// stands in for it in unit tests).
+// qosNL is what the QoS code asks of the kernel: dumps and route lookups
+// (*netlink.Handle's), and batches of changes (qos_batch.go). A simulator
+// stands in for it in unit tests.
 type qosNL interface {
 	QdiscList(link netlink.Link) ([]netlink.Qdisc, error)
 	ClassList(link netlink.Link, parent uint32) ([]netlink.Class, error)
 	FilterList(link netlink.Link, parent uint32) ([]netlink.Filter, error)
-	QdiscReplace(q netlink.Qdisc) error
-	QdiscDel(q netlink.Qdisc) error
-	ClassReplace(c netlink.Class) error
-	ClassDel(c netlink.Class) error
-	FilterAdd(f netlink.Filter) error
-	FilterDel(f netlink.Filter) error
 	RouteGet(dst net.IP) ([]netlink.Route, error)
+	// ApplyQoS applies ops in order, carrying on after a refused one, and
+	// returns the kernel's answer to each (nil: done).
+	ApplyQoS(ops []qosOp) []error
 }
 
 // qosState is what SetQoS believes is installed: read from the kernel once

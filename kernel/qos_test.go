@@ -400,3 +400,40 @@ func TestQoSSlotReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestSetQoSForeignNode: a node SetQoS did not make sits where a new
+// target's entry goes. The target is refused without deleting that node;
+// the next call reads the kernel again, removes it (everything under our
+// root is ours) and installs the target.
+func TestSetQoSForeignNode(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "0.0.0.0/0")
+	k := qosKernel(sim)
+	policies := map[string]QoSPolicy{"p": branchPolicy()}
+	a, b := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("203.0.100.2") // one bucket
+	if err := k.SetQoS(policies, []QoSTarget{{Dst: a, Policy: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	foreign := qosEntryFilter(2, netip.MustParseAddr("192.0.2.9"), 6, qosEntry{dscp: -1, classid: qosUnshaped})
+	foreign.Handle = qosBucket(b) | 6 // a's entries hold nodes 1-5
+	if err := sim.FilterAdd(foreign); err != nil {
+		t.Fatal(err)
+	}
+	targets := []QoSTarget{{Dst: a, Policy: "p"}, {Dst: b, Policy: "p"}}
+	err := k.SetQoS(policies, targets)
+	var qe *QoSErrors
+	if !errors.As(err, &qe) || len(qe.Failed) != 1 || qe.Failed[0].Dst != b || !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("err = %v, want %s refused (EEXIST)", err, b)
+	}
+	r := sim.render()
+	if !strings.Contains(r, "dst 192.0.2.9 flowid d:1") || strings.Contains(r, "dst 203.0.100.2") {
+		t.Errorf("after the refusal, want the foreign node kept and nothing of %s:\n%s", b, r)
+	}
+	if err := k.SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	r = sim.render()
+	if strings.Contains(r, "192.0.2.9") || !strings.Contains(r, "dst 203.0.100.2 flowid") {
+		t.Errorf("second call: want the foreign node gone and %s installed:\n%s", b, r)
+	}
+}
