@@ -89,25 +89,33 @@ func (s *Speaker) Reconfigure(ctx context.Context, next Config) error {
 	if err != nil {
 		return err
 	}
-	nc := next.withDefaults()
+	drop, err := s.reconfigure(ctx, next.withDefaults(), plan)
+	// refusePeer takes s.mu: after reconfigure let go of it.
+	for _, a := range drop {
+		s.refusePeer(a, RefusedUnregistered)
+	}
+	return err
+}
+
+func (s *Speaker) reconfigure(ctx context.Context, nc Config, plan Plan) (drop []netip.Addr, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cfg
 	if fixed := restartFields(old, nc); len(fixed) > 0 {
-		return &RestartError{Fields: fixed}
+		return nil, &RestartError{Fields: fixed}
 	}
 	if s.srv != nil && nc.passwords() && !old.passwords() {
 		if err := checkTCPMD5(nc.Role == RoleHub); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	s.cfg, s.plan = nc, plan
-	drop := s.peers.setConfig(nc)
+	drop = s.peers.setConfig(nc)
 	if s.fib != nil {
 		s.fib.setPolicy(nc.fibPolicy())
 	}
 	if s.srv == nil {
-		return nil
+		return nil, nil
 	}
 	var errs []error
 	add := func(err error) {
@@ -119,10 +127,7 @@ func (s *Speaker) Reconfigure(ctx context.Context, next Config) error {
 	add(s.reconcileStaticLocked(ctx, old, nc))
 	add(s.reconcileGroupLocked(ctx, old, nc))
 	add(s.setPrefixesLocked(ctx, nc.Originated()))
-	for _, a := range drop {
-		s.refusePeer(a, RefusedUnregistered)
-	}
-	return errors.Join(errs...)
+	return drop, errors.Join(errs...)
 }
 
 // policies is the whole policy configuration for SetPolicies: the import

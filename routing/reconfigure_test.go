@@ -191,3 +191,45 @@ func TestIntegrationReconfigureMaxPrefix(t *testing.T) {
 	}
 	sp.until(ctx, t, "max-prefix teardown", func() bool { return sp.sp.Stats().MaxPrefixTeardowns > 0 })
 }
+
+// TestIntegrationReconfigureDynamicLimits: on a running hub, requiring
+// registration closes the session of a spoke that is not registered and
+// leaves the registered one alone; a dynamic limit of 1 then refuses the
+// closed spoke when it comes back, while the spoke within the limit keeps
+// its session.
+func TestIntegrationReconfigureDynamicLimits(t *testing.T) {
+	ctx := testCtx(t)
+	port := freePort(t, hubAddr)
+	hcfg := hubConfig(routing.HubModeReflect, port, false)
+	hub := startNode(t, "hub", hcfg)
+	hubAP := []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}
+	for i := range 2 {
+		startNode(t, "spoke", spokeConfig(i, hubAP, hubAS, hubAS))
+	}
+	hub.waitEstablished(ctx, t, spokeAddrs[0], spokeAddrs[1])
+	hub.waitRoutes(ctx, t, expectedHub(2))
+	hub.sp.SetRegistered([]netip.Addr{spokeAddrs[0]})
+
+	reg := hcfg
+	reg.Hub.RequireRegistration = true
+	if err := hub.sp.Reconfigure(ctx, reg); err != nil {
+		t.Fatalf("Reconfigure: %v", err)
+	}
+	evs := hub.until(ctx, t, "unregistered spoke closed", func() bool { return hub.states[spokeAddrs[1]] != routing.StateEstablished })
+	hub.waitRoutes(ctx, t, expectedHub(1, 2))
+	noFlap(t, "hub", spokeAddrs[0], evs)
+	if n := hub.sp.Stats().NeighborsRefused[routing.RefusedUnregistered]; n == 0 {
+		t.Errorf("closing the unregistered spoke was not counted: %v", hub.sp.Stats())
+	}
+
+	// Registered now, but over the new limit of 1.
+	limited := reg
+	limited.Hub.DynamicLimit = 1
+	if err := hub.sp.Reconfigure(ctx, limited); err != nil {
+		t.Fatalf("Reconfigure: %v", err)
+	}
+	hub.sp.SetRegistered([]netip.Addr{spokeAddrs[0], spokeAddrs[1]})
+	hub.until(ctx, t, "spoke over the limit refused", func() bool { return hub.sp.Stats().NeighborsRefused[routing.RefusedLimit] > 0 })
+	hub.waitRoutes(ctx, t, expectedHub(1, 2))
+	noFlap(t, "hub", spokeAddrs[0], hub.drainEvents())
+}
