@@ -86,6 +86,15 @@ func (g *peerGuard) setConfig(c Config) (drop []netip.Addr) {
 	return drop
 }
 
+// forget drops a dynamic neighbor the speaker deleted itself: GoBGP
+// reports no state change for it, and it must count against the cap
+// again only when it comes back.
+func (g *peerGuard) forget(a netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.dynamic, a)
+}
+
 // isStatic reports whether a is a configured neighbor (a hub).
 func (g *peerGuard) isStatic(a netip.Addr) bool {
 	g.mu.Lock()

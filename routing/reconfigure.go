@@ -305,7 +305,9 @@ func (s *Speaker) reconcileGroupLocked(ctx context.Context, old, nc Config) erro
 	for _, a := range sortAddrs(members) {
 		if err := s.srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: a.String()}); err != nil {
 			errs = append(errs, fmt.Errorf("routing: closing spoke %s for the new settings: %w", a, err))
+			continue
 		}
+		s.peers.forget(a)
 	}
 	s.log.Info("spokes' peer group updated; spoke sessions restart", zap.Int("spokes", len(members)))
 	return errors.Join(errs...)

@@ -233,3 +233,50 @@ func TestIntegrationReconfigureDynamicLimits(t *testing.T) {
 	hub.waitRoutes(ctx, t, expectedHub(1, 2))
 	noFlap(t, "hub", spokeAddrs[0], hub.drainEvents())
 }
+
+// TestIntegrationReconfigurePassword rotates the TCP MD5 password: the hub
+// takes the new one (its spoke sessions close, and the old key no longer
+// opens one), the spoke takes it (its session restarts with the new key),
+// and a spoke that connects for the first time with the new key is
+// accepted: the hub's listener was re-keyed for its dynamic range.
+func TestIntegrationReconfigurePassword(t *testing.T) {
+	requireTCPMD5(t)
+	ctx := testCtx(t)
+	port := freePort(t, hubAddr)
+	hcfg := hubConfig(routing.HubModeReflect, port, false)
+	hcfg.Password = "one"
+	hub := startNode(t, "hub", hcfg)
+	hubAP := []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}
+	scfg := spokeConfig(0, hubAP, hubAS, hubAS)
+	scfg.Password = "one"
+	s0 := startNode(t, "spoke0", scfg)
+	hub.waitEstablished(ctx, t, spokeAddrs[0])
+	s0.waitEstablished(ctx, t, hubAddr)
+
+	before := tcpExt(t, "TCPMD5Failure")
+	hcfg.Password = "two"
+	if err := hub.sp.Reconfigure(ctx, hcfg); err != nil {
+		t.Fatalf("hub Reconfigure: %v", err)
+	}
+	// GoBGP reports no state change for a dynamic neighbor it deletes:
+	// the spoke's side tells.
+	s0.until(ctx, t, "session closed by the hub", func() bool { return s0.states[hubAddr] != routing.StateEstablished })
+	for tcpExt(t, "TCPMD5Failure") < before+2 { // the spoke retries with the old key
+		select {
+		case <-ctx.Done():
+			t.Fatal("the old key still opens a session (no TCPMD5Failure)")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	scfg.Password = "two"
+	if err := s0.sp.Reconfigure(ctx, scfg); err != nil {
+		t.Fatalf("spoke Reconfigure: %v", err)
+	}
+	s0.until(ctx, t, "session with the new key", func() bool { return s0.states[hubAddr] == routing.StateEstablished })
+
+	s1cfg := spokeConfig(1, hubAP, hubAS, hubAS)
+	s1cfg.Password = "two"
+	startNode(t, "spoke1", s1cfg)
+	hub.waitEstablished(ctx, t, spokeAddrs[1])
+	hub.waitRoutes(ctx, t, expectedHub(2)) // both spokes' LANs: both sessions up
+}
