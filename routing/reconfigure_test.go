@@ -280,3 +280,26 @@ func TestIntegrationReconfigurePassword(t *testing.T) {
 	hub.waitEstablished(ctx, t, spokeAddrs[1])
 	hub.waitRoutes(ctx, t, expectedHub(2)) // both spokes' LANs: both sessions up
 }
+
+// TestIntegrationReconfigureTimers: new timers for a static neighbor are
+// negotiated in the OPEN, so the session restarts to take them.
+func TestIntegrationReconfigureTimers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second) // the idle hold time is 30 s
+	defer cancel()
+	port := freePort(t, hubAddr)
+	hub := startNode(t, "hub", hubConfig(routing.HubModeReflect, port, false))
+	cfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}, hubAS, hubAS)
+	sp := startNode(t, "spoke0", cfg)
+	sp.waitEstablished(ctx, t, hubAddr)
+	hub.waitEstablished(ctx, t, spokeAddrs[0])
+	hub.drainEvents()
+	slower := cfg
+	slower.HoldTime, slower.KeepaliveInterval = 12*time.Second, 4*time.Second
+	if err := sp.sp.Reconfigure(ctx, slower); err != nil {
+		t.Fatalf("Reconfigure: %v", err)
+	}
+	sp.until(ctx, t, "session reset for the new timers", func() bool { return sp.states[hubAddr] != routing.StateEstablished })
+	// GoBGP waits its idle hold time after a reset (30 s) before it
+	// connects again.
+	sp.until(ctx, t, "session back", func() bool { return sp.states[hubAddr] == routing.StateEstablished })
+}
