@@ -267,6 +267,7 @@ func (s *Speaker) SetProtected(ctx context.Context, ps []netip.Prefix) error {
 		return fmt.Errorf("routing: protected set: %w", err)
 	}
 	s.protected = all
+	s.appliedPolicy = policies(s.cfg, all, nil)
 	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_IN}); err != nil {
 		return fmt.Errorf("routing: re-applying import policy: %w", err)
 	}

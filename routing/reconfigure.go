@@ -81,9 +81,11 @@ func restartFields(a, b Config) []string {
 //   - The originated prefixes become next.Originated().
 //
 // Fields restartFields names are refused with a *RestartError before
-// anything changes. A step that fails is reported (joined) and the others
-// are still applied; calling Reconfigure again with the same next retries
-// them. On a stopped speaker next is only stored for the next Start.
+// anything changes. Each step compares next with what GoBGP was last
+// given successfully, so a step that fails is reported (joined), the
+// others are still applied, and calling Reconfigure again with the same
+// next tries the failed one again. On a stopped speaker next is only
+// stored for the next Start.
 func (s *Speaker) Reconfigure(ctx context.Context, next Config) error {
 	plan, err := BuildPlan(next)
 	if err != nil {
@@ -123,9 +125,9 @@ func (s *Speaker) reconfigure(ctx context.Context, nc Config, plan Plan) (drop [
 			errs = append(errs, err)
 		}
 	}
-	add(s.reconcilePoliciesLocked(ctx, old, nc))
-	add(s.reconcileStaticLocked(ctx, old, nc))
-	add(s.reconcileGroupLocked(ctx, old, nc))
+	add(s.reconcilePoliciesLocked(ctx, nc))
+	add(s.reconcileStaticLocked(ctx, nc))
+	add(s.reconcileGroupLocked(ctx, nc))
 	add(s.setPrefixesLocked(ctx, nc.Originated()))
 	return drop, errors.Join(errs...)
 }
@@ -148,17 +150,15 @@ func policies(c Config, protected []netip.Prefix, members []netip.Addr) *api.Set
 	return req
 }
 
-// reconcilePoliciesLocked replaces GoBGP's policies when the import policy
-// changed. The spokes' loop is stopped meanwhile, so that the per-spoke
-// statements in the new policies are exactly those it holds installed
-// afterwards; the assignments (by name) stay as they are.
-func (s *Speaker) reconcilePoliciesLocked(ctx context.Context, old, nc Config) error {
-	prot := s.protected
-	if prot == nil { // no SetProtected yet: GoBGP has the configured set
-		prot = sortPrefixes(slices.Clone(old.Protected))
-	}
+// reconcilePoliciesLocked replaces GoBGP's policies when the import
+// policy differs from what GoBGP was last given. The spokes' loop is
+// stopped meanwhile, so that the per-spoke statements in the new policies
+// are exactly those it holds installed afterwards; the assignments (by
+// name) stay as they are.
+func (s *Speaker) reconcilePoliciesLocked(ctx context.Context, nc Config) error {
 	wantProt := sortPrefixes(append(slices.Clone(nc.Protected), s.learned...))
-	if proto.Equal(policies(old, prot, nil), policies(nc, wantProt, nil)) {
+	want := policies(nc, wantProt, nil)
+	if proto.Equal(want, s.appliedPolicy) {
 		return nil
 	}
 	var members []netip.Addr
@@ -176,7 +176,7 @@ func (s *Speaker) reconcilePoliciesLocked(ctx context.Context, old, nc Config) e
 	if err := s.srv.SetPolicies(ctx, policies(nc, wantProt, members)); err != nil {
 		return fmt.Errorf("routing: reload policies: %w", err)
 	}
-	s.protected = wantProt
+	s.protected, s.appliedPolicy = wantProt, want
 	if s.spokes != nil {
 		s.spokes.cfg = nc
 		s.spokes.installed = map[netip.Addr]bool{}
@@ -210,10 +210,10 @@ func staticNeighbors(c Config) map[netip.Addr]*api.Peer {
 	return out
 }
 
-// reconcileStaticLocked adds, deletes and updates the static neighbors;
-// unchanged ones are not touched.
-func (s *Speaker) reconcileStaticLocked(ctx context.Context, old, nc Config) error {
-	was, is := staticNeighbors(old), staticNeighbors(nc)
+// reconcileStaticLocked adds, deletes and updates the static neighbors
+// against what GoBGP was last given; unchanged ones are not touched.
+func (s *Speaker) reconcileStaticLocked(ctx context.Context, nc Config) error {
+	was, is := s.appliedPeers, staticNeighbors(nc)
 	var errs []error
 	for _, a := range sortAddrs(keys(was)) {
 		if _, ok := is[a]; ok {
@@ -223,6 +223,7 @@ func (s *Speaker) reconcileStaticLocked(ctx context.Context, old, nc Config) err
 			errs = append(errs, fmt.Errorf("routing: delete neighbor %s: %w", a, err))
 			continue
 		}
+		delete(s.appliedPeers, a)
 		s.log.Info("bgp neighbor deleted", zap.Stringer("neighbor", a))
 	}
 	for _, a := range sortAddrs(keys(is)) {
@@ -233,6 +234,7 @@ func (s *Speaker) reconcileStaticLocked(ctx context.Context, old, nc Config) err
 				errs = append(errs, fmt.Errorf("routing: add neighbor %s: %w", a, err))
 				continue
 			}
+			s.appliedPeers[a] = p
 			s.log.Info("bgp neighbor added", zap.Stringer("neighbor", a))
 		case !proto.Equal(before, p):
 			rsp, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: p})
@@ -240,6 +242,7 @@ func (s *Speaker) reconcileStaticLocked(ctx context.Context, old, nc Config) err
 				errs = append(errs, fmt.Errorf("routing: update neighbor %s: %w", a, err))
 				continue
 			}
+			s.appliedPeers[a] = p
 			reset := &api.ResetPeerRequest{Address: a.String()}
 			switch {
 			case !proto.Equal(before.GetTimers(), p.GetTimers()):
@@ -274,12 +277,12 @@ func keys[V any](m map[netip.Addr]V) map[netip.Addr]bool {
 // MD5 for the range only in AddDynamicNeighbor), so the range is
 // re-added and the spoke sessions are closed: the spokes reconnect under
 // the new settings.
-func (s *Speaker) reconcileGroupLocked(ctx context.Context, old, nc Config) error {
+func (s *Speaker) reconcileGroupLocked(ctx context.Context, nc Config) error {
 	if nc.Role != RoleHub {
 		return nil
 	}
-	before, after := spokePeerGroup(old), spokePeerGroup(nc)
-	if proto.Equal(before, after) {
+	after := spokePeerGroup(nc)
+	if proto.Equal(s.appliedGroup, after) {
 		return nil
 	}
 	dyn := &api.DeleteDynamicNeighborRequest{Prefix: nc.Hub.DynamicRange.String(), PeerGroup: nc.Hub.PeerGroup}
@@ -297,6 +300,7 @@ func (s *Speaker) reconcileGroupLocked(ctx context.Context, old, nc Config) erro
 	if errUpdate != nil {
 		return fmt.Errorf("routing: reload spokes' peer group: %w", errUpdate)
 	}
+	s.appliedGroup = after
 	members, err := groupMembers(ctx, s.srv, nc.Hub.PeerGroup)
 	if err != nil {
 		return fmt.Errorf("routing: reload spokes' peer group: %w", err)

@@ -55,6 +55,13 @@ type Speaker struct {
 	protected  []netip.Prefix // the protected set last given to GoBGP
 	learned    []netip.Prefix // SetProtected's prefixes (beyond cfg.Protected)
 	stopSpokes func()         // ends the spokes' loop and waits for it
+	// What GoBGP was last given successfully (Reconfigure diffs against
+	// it, so that a failed step is tried again): the static neighbors,
+	// the spokes' peer group (hub), the policies without per-spoke
+	// statements.
+	appliedPeers  map[netip.Addr]*api.Peer
+	appliedGroup  *api.PeerGroup
+	appliedPolicy *api.SetPoliciesRequest
 
 	fatalMu sync.Mutex
 	fatal   error
@@ -252,9 +259,17 @@ func (s *Speaker) configure(ctx, wctx context.Context) error {
 			return fmt.Errorf("routing: add dynamic neighbor %s: %w", r.DynamicNeighbor.Prefix, err)
 		}
 	}
+	s.appliedPolicy = policies(s.cfg, sortPrefixes(slices.Clone(s.cfg.Protected)), nil)
+	if len(p.PeerGroups) > 0 {
+		s.appliedGroup = p.PeerGroups[0].PeerGroup
+	}
+	s.appliedPeers = map[netip.Addr]*api.Peer{}
 	for _, r := range p.Peers {
 		if err := srv.AddPeer(ctx, r); err != nil {
 			return fmt.Errorf("routing: add neighbor %s: %w", r.Peer.Conf.NeighborAddress, err)
+		}
+		if a, err := netip.ParseAddr(r.Peer.Conf.NeighborAddress); err == nil {
+			s.appliedPeers[a] = r.Peer
 		}
 	}
 	if s.spokes != nil {
@@ -353,6 +368,7 @@ func (s *Speaker) stopLocked() {
 	s.wg.Wait()
 	s.srv.Stop() // StopBgp, then the gRPC server
 	s.srv, s.wctx, s.cancel, s.stopSpokes = nil, nil, nil, nil
+	s.appliedPeers, s.appliedGroup, s.appliedPolicy = nil, nil, nil
 	s.originated = make(map[netip.Prefix]bool)
 	s.protected = nil
 }
