@@ -199,3 +199,36 @@ func TestReadinessOfAHubWithDynamicSpokes(t *testing.T) {
 		}
 	}
 }
+
+// TestReadinessWithOneHubOfTwo: a spoke with two hubs is ready while it is
+// registered with one NHS and one BGP session is established, whichever;
+// with no session established it is not, and every configured neighbor is
+// named.
+func TestReadinessWithOneHubOfTwo(t *testing.T) {
+	cfg := parseConfig(t, spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1", "198.51.100.3", "10.0.0.3")+
+		"bgp: {enabled: true, asn: 65000, neighbors: [{address: 10.0.0.1}, {address: 10.0.0.3}]}\n")
+	h1, h3 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.3")
+	nbma1, nbma3 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.3")
+	oneUp := []engine.NHSStatus{{NBMA: nbma1, State: engine.NHSDown}, {NBMA: nbma3, State: engine.NHSUp}}
+	noneUp := []engine.NHSStatus{{NBMA: nbma1, State: engine.NHSDown}, {NBMA: nbma3, State: engine.NHSProbing}}
+	for _, tc := range []struct {
+		name string
+		nhss []engine.NHSStatus
+		sum  []routing.NeighborSummary
+		want []string
+	}{
+		{"one hub down", oneUp, []routing.NeighborSummary{{Neighbor: h1, State: routing.StateActive},
+			{Neighbor: h3, State: routing.StateEstablished}}, []string{}},
+		{"the other hub down", oneUp, []routing.NeighborSummary{{Neighbor: h1, State: routing.StateEstablished},
+			{Neighbor: h3, State: routing.StateIdle}}, []string{}},
+		{"no session", oneUp, []routing.NeighborSummary{{Neighbor: h1, State: routing.StateActive},
+			{Neighbor: h3, State: routing.StateIdle}}, []string{"bgp neighbor 10.0.0.1 active", "bgp neighbor 10.0.0.3 idle"}},
+		{"no NHS", noneUp, []routing.NeighborSummary{{Neighbor: h1, State: routing.StateEstablished},
+			{Neighbor: h3, State: routing.StateIdle}}, []string{"not registered with any NHS"}},
+	} {
+		got := readinessReasons(cfg, tc.nhss, true, tc.sum, nil)
+		if d := cmp.Diff(tc.want, got); d != "" {
+			t.Errorf("%s: reasons (-want +got):\n%s", tc.name, d)
+		}
+	}
+}

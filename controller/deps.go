@@ -39,6 +39,10 @@ type BGP interface {
 	// until we are back (bgp.graceful_restart); Stop withdraws them.
 	StopGraceful(ctx context.Context) error
 	SetPrefixes(ctx context.Context, desired []netip.Prefix) error
+	// Reconfigure applies a reload's configuration (routing.Speaker:
+	// neighbors, import policy, limits, password, originated prefixes);
+	// unchanged sessions stay up.
+	Reconfigure(ctx context.Context, cfg routing.Config) error
 	Summary(ctx context.Context) ([]routing.NeighborSummary, error)
 	// SetRegistered replaces the tunnel addresses registered here (it
 	// must not block); SetProtected the NBMA addresses learnt from NHRP,

@@ -27,6 +27,25 @@ type prefixRecorder struct {
 	protected  [][]netip.Prefix
 	// stops records Stop ("stop") and StopGraceful ("graceful") calls.
 	stops []string
+	// configs records Reconfigure.
+	configs []routing.Config
+}
+
+// Reconfigure records cfg and its originated prefixes (as SetPrefixes).
+func (r *prefixRecorder) Reconfigure(ctx context.Context, cfg routing.Config) error {
+	r.mu.Lock()
+	r.configs = append(r.configs, cfg)
+	r.mu.Unlock()
+	return r.SetPrefixes(ctx, cfg.Originated())
+}
+
+func (r *prefixRecorder) lastConfig() (routing.Config, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.configs) == 0 {
+		return routing.Config{}, 0
+	}
+	return r.configs[len(r.configs)-1], len(r.configs)
 }
 
 func (r *prefixRecorder) Start(context.Context) error { return nil }

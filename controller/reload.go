@@ -28,7 +28,11 @@ import (
 //     daemon restart (adopt.go): neighbor entries and shortcut routes stay
 //     while it re-registers and re-resolves;
 //   - nhrp.redirect installs or removes the hub's hairpin trigger;
-//   - BGP prefixes are re-originated;
+//   - BGP neighbors, import policy (lan_space, accept, accept_default, the
+//     configured NBMA addresses), limits, password and prefixes go to the
+//     speaker (routing.Speaker.Reconfigure): a neighbor whose settings did
+//     not change keeps its session; a hub's spoke sessions restart when
+//     the spokes' settings (password, max_prefixes) change;
 //   - IPsec credentials and proposals are handed to the IPsec manager: new
 //     SAs use them, established ones keep theirs until they rekey.
 func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
@@ -64,10 +68,8 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 		}
 		c.ifindex = ifindex
 	}
-	if c.bgp != nil && changed["bgp.prefixes"] {
-		if err := c.bgp.SetPrefixes(ctx, originated(next)); err != nil {
-			return fmt.Errorf("controller: reload: %w", err)
-		}
+	if err := c.reconfigureBGP(ctx, cur, next); err != nil {
+		return fmt.Errorf("controller: reload: %w", err)
 	}
 	if c.deps.IPsec != nil && next.IPsec.Enabled && anyPrefix(changed, "ipsec.") {
 		ic := ipsecConfig(next, c.nbma, c.log)
@@ -95,6 +97,26 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 		c.log.Info("configuration changed", zap.String("key", ch.Key), zap.String("change", ch.Values()))
 	}
 	return nil
+}
+
+// reconfigureBGP hands the speaker the configuration next derives when it
+// differs from cur's.
+func (c *Controller) reconfigureBGP(ctx context.Context, cur, next *config.Config) error {
+	if c.bgp == nil {
+		return nil
+	}
+	was, err := speakerConfig(cur)
+	if err != nil {
+		return err
+	}
+	is, err := speakerConfig(next)
+	if err != nil {
+		return err
+	}
+	if reflect.DeepEqual(was, is) {
+		return nil
+	}
+	return c.bgp.Reconfigure(ctx, is)
 }
 
 func anyPrefix(keys map[string]bool, prefix string) bool {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -258,4 +259,63 @@ func TestReloadResizesNeighborTable(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestReloadBGPLive: a reload that adds a BGP neighbor and narrows the
+// import policy hands the speaker the new configuration (its neighbors and
+// accept ranges); a reload that changes no BGP input does not touch the
+// speaker; a restart-only BGP key is refused, named, and not applied.
+func TestReloadBGPLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		y := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1") + spokeBGP
+		sp := &stubBGP{}
+		s1 := start(t, netw, "s1", y, nil, func(d *Deps) {
+			d.NewBGP = func(routing.RouteSink) (BGP, error) { return sp, nil }
+		})
+		defer stopAll(t, s1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ctx := context.Background()
+
+		live := strings.Replace(y, "neighbors: [{address: 10.0.0.1}]", "neighbors: [{address: 10.0.0.1}, {address: 10.0.0.3, asn: 65003}], lan_space: [192.168.0.0/16]", 1)
+		if err := s1.ctl.Reload(ctx, parseConfig(t, live)); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+		got, n := sp.lastConfig()
+		if n != 1 {
+			t.Fatalf("Reconfigure called %d times, want 1", n)
+		}
+		wantHubs := []routing.Neighbor{
+			{Address: netip.MustParseAddr("10.0.0.1"), LocalAddress: netip.MustParseAddr("10.0.0.2")},
+			{Address: netip.MustParseAddr("10.0.0.3"), PeerAS: 65003, LocalAddress: netip.MustParseAddr("10.0.0.2")},
+		}
+		if diff := cmp.Diff(wantHubs, got.Spoke.Hubs, cmpopts.EquateComparable(netip.Addr{})); diff != "" {
+			t.Errorf("neighbors handed to the speaker (-want +got):\n%s", diff)
+		}
+		wantAccept := []routing.PrefixRange{{Prefix: netip.MustParsePrefix("192.168.0.0/16"), LE: 24}}
+		if diff := cmp.Diff(wantAccept, got.Import.Accept, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+			t.Errorf("import policy handed to the speaker (-want +got):\n%s", diff)
+		}
+
+		other := strings.Replace(live, "holding_time: 600s", "holding_time: 300s", 1)
+		if other == live {
+			t.Fatal("test YAML has no holding_time to change")
+		}
+		if err := s1.ctl.Reload(ctx, parseConfig(t, other)); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+		if _, n := sp.lastConfig(); n != 1 {
+			t.Errorf("an NHRP-only reload reconfigured the speaker (%d calls)", n)
+		}
+
+		bad := strings.Replace(other, "asn: 65000", "asn: 65001", 1)
+		err := s1.ctl.Reload(ctx, parseConfig(t, bad))
+		if err == nil || !strings.Contains(err.Error(), "bgp.asn") {
+			t.Errorf("Reload of bgp.asn = %v, want a refusal naming bgp.asn", err)
+		}
+		if _, n := sp.lastConfig(); n != 1 {
+			t.Errorf("a refused reload reconfigured the speaker (%d calls)", n)
+		}
+	})
 }

@@ -69,6 +69,13 @@ func (s *stubBGP) Summary(context.Context) ([]routing.NeighborSummary, error) {
 }
 
 func (s *stubBGP) Start(context.Context) error { return s.startErr }
+func (s *stubBGP) Reconfigure(ctx context.Context, cfg routing.Config) error {
+	if s.prefixErr != nil {
+		return s.prefixErr
+	}
+	return s.prefixRecorder.Reconfigure(ctx, cfg)
+}
+
 func (s *stubBGP) SetPrefixes(ctx context.Context, p []netip.Prefix) error {
 	if s.prefixErr != nil {
 		return s.prefixErr

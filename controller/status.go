@@ -33,8 +33,8 @@ func (c *Controller) snapshot(ctx context.Context, f func()) error {
 	return nil
 }
 
-// Status reports readiness: a hub once its loop runs; a spoke once it is
-// registered with an NHS and, with BGP, every session is established.
+// Status reports readiness (readinessReasons): a node is ready when it
+// can carry traffic through at least one hub.
 func (c *Controller) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{State: "starting", Role: string(c.config().NHRP.Role), Version: c.deps.Version, Started: c.startedAt()}
 	var (
@@ -61,9 +61,15 @@ func (c *Controller) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
-// readinessReasons says why a node is not ready (none: ready): a spoke
-// must be registered with an NHS and, with BGP, every configured session
-// must be established. Status and the dmvpnd_ready gauge both use it.
+// readinessReasons says why a node is not ready (none: ready). Ready
+// means usable through at least one hub, as a Cisco spoke is with one NHS
+// up: a spoke must be registered with at least one NHS and, with BGP,
+// have at least one configured session established; a node whose
+// configured BGP sessions (a spoke's hubs, a hub's other hubs) are all
+// down lists each of them. One hub of two down therefore leaves a spoke
+// ready, so "dmvpnctl reload --wait" (ExecReload) does not wait for a box
+// that is away. Sessions of a hub's dynamic range (spokes that come and
+// go) never count. Status and the dmvpnd_ready gauge both use it.
 func readinessReasons(cfg *config.Config, nhss []engine.NHSStatus, bgpOn bool, sum []routing.NeighborSummary, sumErr error) []string {
 	reasons := []string{}
 	if cfg.NHRP.Role == config.RoleSpoke {
@@ -82,10 +88,19 @@ func readinessReasons(cfg *config.Config, nhss []engine.NHSStatus, bgpOn bool, s
 		case len(sum) == 0 && cfg.NHRP.Role == config.RoleSpoke:
 			reasons = append(reasons, "no BGP session")
 		default:
+			var down []string
+			up := false
 			for _, n := range sum {
-				if n.State != routing.StateEstablished && !dynamicNeighbor(cfg, n.Neighbor) {
-					reasons = append(reasons, "bgp neighbor "+n.Neighbor.String()+" "+string(n.State))
+				switch {
+				case dynamicNeighbor(cfg, n.Neighbor):
+				case n.State == routing.StateEstablished:
+					up = true
+				default:
+					down = append(down, "bgp neighbor "+n.Neighbor.String()+" "+string(n.State))
 				}
+			}
+			if !up {
+				reasons = append(reasons, down...)
 			}
 		}
 	}

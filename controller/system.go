@@ -81,24 +81,34 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, version 
 		deps.IPsec = mgr
 	}
 	if cfg.BGP.Enabled {
-		rc, err := routingConfig(cfg)
+		rc, err := speakerConfig(cfg)
 		if err != nil {
 			return nil, err
-		}
-		if g := cfg.Control.Group; g != "" {
-			grp, err := user.LookupGroup(g)
-			if err != nil {
-				return nil, fmt.Errorf("controller: control.group: %w", err)
-			}
-			if rc.APIGroup, err = strconv.Atoi(grp.Gid); err != nil {
-				return nil, fmt.Errorf("controller: control.group %s: gid %q: %w", g, grp.Gid, err)
-			}
 		}
 		deps.NewBGP = func(sink routing.RouteSink) (BGP, error) {
 			return routing.NewSpeaker(rc, routing.WithLogger(log.Named("bgp")), routing.WithRouteSink(sink))
 		}
 	}
 	return New(cfg, deps)
+}
+
+// speakerConfig is routingConfig with the API socket's group resolved
+// (control.group), as the speaker starts with it and a reload passes it.
+func speakerConfig(cfg *config.Config) (routing.Config, error) {
+	rc, err := routingConfig(cfg)
+	if err != nil {
+		return routing.Config{}, err
+	}
+	if g := cfg.Control.Group; g != "" {
+		grp, err := user.LookupGroup(g)
+		if err != nil {
+			return routing.Config{}, fmt.Errorf("controller: control.group: %w", err)
+		}
+		if rc.APIGroup, err = strconv.Atoi(grp.Gid); err != nil {
+			return routing.Config{}, fmt.Errorf("controller: control.group %s: gid %q: %w", g, grp.Gid, err)
+		}
+	}
+	return rc, nil
 }
 
 // ipsecConfig derives the strongSwan manager's configuration.

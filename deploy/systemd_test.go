@@ -41,7 +41,7 @@ func TestSystemdUnit(t *testing.T) {
 	k := unitKeys(t, unit)
 	want := map[string]string{
 		"Type":                     "notify",
-		"ExecReload":               "/usr/bin/dmvpnctl --socket /run/dmvpnd/dmvpnd.sock reload",
+		"ExecReload":               "/usr/bin/dmvpnctl --socket /run/dmvpnd/dmvpnd.sock reload --wait",
 		"ExecStart":                "/usr/sbin/dmvpnd --config /etc/dmvpnd/dmvpnd.yaml",
 		"ExecStartPre":             "", // not restart-protected: the daemon checks at start
 		"WatchdogSec":              "30s",

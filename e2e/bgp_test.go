@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -209,6 +211,92 @@ func TestBGPPhase2(t *testing.T) {
 		t.Fatal(err)
 	} else if got != idx {
 		t.Errorf("s3: gre1 ifindex %d after the second SIGHUP, was %d: the tunnel was re-created", got, idx)
+	}
+
+	// The hub's import policy changes live, through ExecReload's
+	// `dmvpnctl reload --wait`: accepting only s1's and s2's LANs drops
+	// s3's from the hub and from what it reflects, the default policy
+	// brings it back, and no BGP session restarts meanwhile (every
+	// session's established time stays).
+	since := bgpSessionsSince(ctx, t, nodes)
+	narrow := setup
+	narrow.bgpExtra = fmt.Sprintf("  accept: [{prefix: %s}, {prefix: %s}]\n", s1.lan.Masked(), s2.lan.Masked())
+	t3 := time.Now()
+	bgpCtlReload(ctx, t, l, hub, narrow.bgpConfig(hub, setup.prefixes(hub)), "bgp.accept[1].prefix")
+	for _, d := range []*dnode{hub, s1, s2} {
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+		err := bgpWaitRoutes(wctx, d, want(d, s3), true)
+		wcancel()
+		if err != nil {
+			t.Fatalf("hub import policy without %s: %v", s3.lan.Masked(), err)
+		}
+	}
+	t.Logf("timing: hub import policy narrowed (reload to %s gone from every kernel) %v", s3.lan.Masked(), bgpMS(time.Since(t3)))
+	bgpCtlReload(ctx, t, l, hub, setup.bgpConfig(hub, setup.prefixes(hub)), "bgp.accept[0].prefix")
+	for _, d := range nodes {
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+		err := bgpWaitRoutes(wctx, d, want(d), true)
+		wcancel()
+		if err != nil {
+			t.Fatalf("hub import policy back to the default: %v", err)
+		}
+	}
+	// Since is the time now minus GoBGP's uptime in whole seconds: it
+	// moves by up to a second between two reads of the same session. A
+	// restarted session's moves by the minutes since BGP convergence.
+	after := bgpSessionsSince(ctx, t, nodes)
+	if !slices.Equal(slices.Sorted(maps.Keys(since)), slices.Sorted(maps.Keys(after))) {
+		t.Errorf("established BGP sessions %v before the import policy reloads, %v after", slices.Sorted(maps.Keys(since)), slices.Sorted(maps.Keys(after)))
+	}
+	for k, b := range since {
+		if a, ok := after[k]; ok && (a.Sub(b) > 2*time.Second || b.Sub(a) > 2*time.Second) {
+			t.Errorf("BGP session %s restarted by the import policy reloads: established %s before, %s after", k, b.Format(time.RFC3339Nano), a.Format(time.RFC3339Nano))
+		}
+	}
+	t.Logf("BGP sessions kept through both reloads: %d, established since %v", len(after), after)
+}
+
+// bgpSessionsSince maps "node>neighbor" to the time the session was
+// established, for every established BGP session of nodes.
+func bgpSessionsSince(ctx context.Context, t *testing.T, nodes []*dnode) map[string]time.Time {
+	t.Helper()
+	out := map[string]time.Time{}
+	for _, d := range nodes {
+		text, err := d.ctl(ctx, "show bgp summary --json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum api.BGPSummary
+		if err := json.Unmarshal([]byte(text), &sum); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range sum.Neighbors {
+			if n.State == "Established" {
+				out[d.name+">"+n.Address.String()] = n.Since
+			}
+		}
+	}
+	return out
+}
+
+// bgpCtlReload writes cfg as d's configuration and reloads it as the
+// unit's ExecReload does (`dmvpnctl reload --wait`), which must exit 0
+// and list key as applied.
+func bgpCtlReload(ctx context.Context, t *testing.T, l *lab.Lab, d *dnode, cfg string, key string) {
+	t.Helper()
+	if err := l.WriteFile(ctx, d.dir+"/dmvpnd.yaml", []byte(cfg), 0o600); err != nil {
+		t.Fatalf("%s: write config: %v", d.name, err)
+	}
+	out, err := d.ctl(ctx, "reload --wait --json")
+	if err != nil {
+		t.Fatalf("%s: dmvpnctl reload --wait: %v\n%s", d.name, err, out)
+	}
+	var res api.ReloadResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%s: reload answer %q: %v", d.name, out, err)
+	}
+	if !slices.ContainsFunc(res.Changes, func(c api.ConfigChange) bool { return c.Key == key && c.Disposition == api.DispositionLive }) {
+		t.Errorf("%s: reload did not apply %s live: %+v", d.name, key, res.Changes)
 	}
 }
 

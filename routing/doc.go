@@ -8,7 +8,7 @@
 //     translation into GoBGP API requests (StartBgp, policies, the hub's peer
 //     group and dynamic neighbor, static neighbors). OriginateRequest and
 //     WithdrawRequest build the AddPath/DeletePath requests for LAN prefixes.
-//   - Speaker: the embedded server (Start, Stop, SetPrefixes for reloads,
+//   - Speaker: the embedded server (Start, Stop, Reconfigure and SetPrefixes for reloads,
 //     Summary (ctx-aware) and Stats, Events for neighbor state changes,
 //     SetProtected for learned NBMA addresses, SetRegistered for the hub's
 //     registered tunnel addresses). GoBGP logs through the injected zap
@@ -101,6 +101,26 @@
 //
 // Spokes export only what they originate (a spoke is never a transit between
 // two hubs).
+//
+// # Reload (reconfigure.go)
+//
+// Speaker.Reconfigure applies a new Config to the running server and
+// leaves what did not change alone: static neighbors are added, deleted or
+// updated one by one (an unchanged neighbor keeps its session; GoBGP's
+// UpdatePeer restarts a session only when its OPEN or TCP MD5 key changes,
+// and applies a new prefix limit at once); the import policy is replaced
+// whole (SetPolicies, with the hub's current per-spoke statements, while
+// the per-spoke loop is stopped) and re-applied with a soft reset in, so
+// no session restarts for a policy change. GoBGP gives a peer group's
+// settings to a dynamic neighbor only when it accepts its session, and sets
+// the dynamic range's TCP MD5 key on the listener only in
+// AddDynamicNeighbor, so a change of the spokes' settings (password,
+// max-prefix, timers) re-adds the range and closes the spoke sessions,
+// which reconnect under the new settings. The local AS, router id,
+// listener, API, role, tunnel, dynamic range, peer group, cluster id, hub
+// mode, eBGP spokes and graceful restart are refused (RestartError):
+// GoBGP's SetPolicies keeps the policy assignments, so the export policy
+// cannot come or go, and the rest is StartBgp's or in every OPEN.
 //
 // # Kernel routes and NHRP
 //

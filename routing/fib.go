@@ -72,6 +72,21 @@ func (f *FIB) setOwn(originated, lan []netip.Prefix, addrs []netip.Addr) {
 	})
 }
 
+// setPolicy replaces what a reload changes: whether a hub's default route
+// is accepted, which neighbors are hubs, and the "drop" limit (0: none).
+func (f *FIB) setPolicy(acceptDefault bool, hubs []netip.Addr, maxPerNbr int) {
+	f.update(func() { f.setPolicyLocked(acceptDefault, hubs, maxPerNbr) })
+}
+
+func (f *FIB) setPolicyLocked(acceptDefault bool, hubs []netip.Addr, maxPerNbr int) {
+	f.guard.acceptDefault = acceptDefault
+	f.hubs = make(map[netip.Addr]bool, len(hubs))
+	for _, a := range hubs {
+		f.hubs[a] = true
+	}
+	f.maxPerNbr = maxPerNbr
+}
+
 // setProtected replaces the prefixes no route may overlap.
 func (f *FIB) setProtected(ps []netip.Prefix) {
 	f.update(func() { f.guard.protected = slices.Clone(ps) })

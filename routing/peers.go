@@ -26,13 +26,14 @@ const (
 // before the OPEN exchange) that is over the cap or not registered is
 // deleted again (Cease, "peer de-configured").
 type peerGuard struct {
-	log        *zap.Logger
-	dynRange   netip.Prefix // the hub's dynamic range; invalid on a spoke
+	log      *zap.Logger
+	dynRange netip.Prefix // the hub's dynamic range; invalid on a spoke
+
+	mu sync.Mutex
+	// limit, requireReg and static change with Speaker.Reconfigure.
 	limit      int
 	requireReg bool
 	static     map[netip.Addr]bool
-
-	mu         sync.Mutex
 	dynamic    map[netip.Addr]bool
 	registered map[netip.Addr]bool
 	refused    map[string]uint64
@@ -42,35 +43,77 @@ type peerGuard struct {
 
 func newPeerGuard(c Config, log *zap.Logger) *peerGuard {
 	g := &peerGuard{
-		log: log,
-
-		limit:      c.Hub.DynamicLimit,
-		requireReg: c.Role == RoleHub && c.Hub.RequireRegistration,
-		static:     map[netip.Addr]bool{},
+		log:        log,
 		dynamic:    map[netip.Addr]bool{},
 		registered: map[netip.Addr]bool{},
 		refused:    map[string]uint64{},
 		downReason: map[netip.Addr]string{},
 		maxPrefix:  map[netip.Addr]uint64{},
 	}
-	for _, n := range append(append([]Neighbor(nil), c.Hub.Peers...), c.Spoke.Hubs...) {
-		g.static[n.Address] = true
-	}
 	if c.Role == RoleHub {
 		g.dynRange = c.Hub.DynamicRange
 	}
+	g.setConfig(c)
 	return g
+}
+
+// setConfig takes the cap, the registration requirement and the static
+// neighbors from c (a reload) and returns the dynamic neighbors to refuse
+// now: with the requirement newly on, those not registered. A lower cap
+// refuses new spokes only; sessions already accepted stay, as with
+// Cisco's "bgp listen limit".
+func (g *peerGuard) setConfig(c Config) (drop []netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	was := g.requireReg
+	g.limit = c.Hub.DynamicLimit
+	g.requireReg = c.Role == RoleHub && c.Hub.RequireRegistration
+	g.static = map[netip.Addr]bool{}
+	for _, n := range append(slices.Clone(c.Hub.Peers), c.Spoke.Hubs...) {
+		g.static[n.Address] = true
+	}
+	if !g.requireReg || was {
+		return nil
+	}
+	for a := range g.dynamic {
+		if !g.registered[a] {
+			drop = append(drop, a)
+			delete(g.dynamic, a)
+			g.refused[RefusedUnregistered]++
+		}
+	}
+	slices.SortFunc(drop, netip.Addr.Compare)
+	return drop
+}
+
+// forget drops a dynamic neighbor the speaker deleted itself: GoBGP
+// reports no state change for it, and it must count against the cap
+// again only when it comes back.
+func (g *peerGuard) forget(a netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.dynamic, a)
+}
+
+// isStatic reports whether a is a configured neighbor (a hub).
+func (g *peerGuard) isStatic(a netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.static[a]
 }
 
 // observe records a peer event and returns why the neighbor must be
 // refused, or "". Dynamic neighbors are the addresses of the dynamic range
 // that are not configured statically.
 func (g *peerGuard) observe(ev NeighborEvent) string {
-	if !g.dynRange.IsValid() || !g.dynRange.Contains(ev.Neighbor) || g.static[ev.Neighbor] {
+	if !g.dynRange.IsValid() || !g.dynRange.Contains(ev.Neighbor) {
 		return ""
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.static[ev.Neighbor] {
+		return ""
+	}
 	if ev.State == StateIdle || ev.State == StateUnknown {
 		delete(g.dynamic, ev.Neighbor)
 		return ""
@@ -202,17 +245,18 @@ func (s *Speaker) SetRegistered(addrs []netip.Addr) {
 // re-applied to what the neighbors sent (soft reset in). The controller
 // calls it when the set changes, off its loop.
 func (s *Speaker) SetProtected(ctx context.Context, ps []netip.Prefix) error {
-	all := sortPrefixes(append(append([]netip.Prefix(nil), s.cfg.Protected...), ps...))
-	for _, p := range all {
+	for _, p := range ps {
 		if err := checkPrefix(p); err != nil {
 			return fmt.Errorf("routing: protected: %w", err)
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.learned = sortPrefixes(slices.Clone(ps))
+	all := s.protectedLocked()
 	if s.fib != nil {
 		s.fib.setProtected(all)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.srv == nil {
 		return ErrNotRunning
 	}
@@ -223,8 +267,15 @@ func (s *Speaker) SetProtected(ctx context.Context, ps []netip.Prefix) error {
 		return fmt.Errorf("routing: protected set: %w", err)
 	}
 	s.protected = all
+	s.appliedPolicy = policies(s.cfg, all, nil)
 	if err := s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: "all", Soft: true, Direction: api.ResetPeerRequest_IN}); err != nil {
 		return fmt.Errorf("routing: re-applying import policy: %w", err)
 	}
 	return nil
+}
+
+// protectedLocked is every prefix no learned route may overlap: the
+// configured ones and SetProtected's.
+func (s *Speaker) protectedLocked() []netip.Prefix {
+	return sortPrefixes(append(slices.Clone(s.cfg.Protected), s.learned...))
 }

@@ -48,10 +48,20 @@ type Speaker struct {
 
 	mu         sync.Mutex
 	srv        *server.BgpServer
+	wctx       context.Context // the watches' context, ended by stop
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	originated map[netip.Prefix]bool
 	protected  []netip.Prefix // the protected set last given to GoBGP
+	learned    []netip.Prefix // SetProtected's prefixes (beyond cfg.Protected)
+	stopSpokes func()         // ends the spokes' loop and waits for it
+	// What GoBGP was last given successfully (Reconfigure diffs against
+	// it, so that a failed step is tried again): the static neighbors,
+	// the spokes' peer group (hub), the policies without per-spoke
+	// statements.
+	appliedPeers  map[netip.Addr]*api.Peer
+	appliedGroup  *api.PeerGroup
+	appliedPolicy *api.SetPoliciesRequest
 
 	fatalMu sync.Mutex
 	fatal   error
@@ -77,20 +87,27 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 	s.log = s.log.Named("routing")
 	s.events = make(chan NeighborEvent, eventBuffer)
 	s.peers = newPeerGuard(s.cfg, s.log)
-	if s.cfg.Role == RoleHub && len(s.cfg.Import.Accept) > 0 {
+	if s.cfg.Role == RoleHub {
 		s.spokes = newSpokeImports(s.cfg, s.log)
 	}
 	if s.sink != nil {
 		g := s.guard(s.cfg.Protected)
 		s.fib = newFIB(s.sink, s.cfg.FIB.Metric, g, s.log)
-		for _, n := range append(slices.Clone(s.cfg.Spoke.Hubs), s.cfg.Hub.Peers...) {
-			s.fib.hubs[n.Address] = true
-		}
-		if s.cfg.MaxPrefixes > 0 && s.cfg.MaxPrefixAction == MaxPrefixDrop {
-			s.fib.maxPerNbr = int(s.cfg.MaxPrefixes)
-		}
+		s.fib.setPolicyLocked(s.cfg.fibPolicy()) // not shared yet: no push
 	}
 	return s, nil
+}
+
+// fibPolicy is what the FIB takes from c besides the guard: whether a
+// hub's default route is accepted, the hubs, and the "drop" limit.
+func (c Config) fibPolicy() (acceptDefault bool, hubs []netip.Addr, maxPerNbr int) {
+	for _, n := range append(slices.Clone(c.Spoke.Hubs), c.Hub.Peers...) {
+		hubs = append(hubs, n.Address)
+	}
+	if c.MaxPrefixes > 0 && c.MaxPrefixAction == MaxPrefixDrop {
+		maxPerNbr = int(c.MaxPrefixes)
+	}
+	return c.Import.AcceptDefault, hubs, maxPerNbr
 }
 
 // eventBuffer is the capacity of the Events channel. Events that do not fit
@@ -165,7 +182,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 	// this goroutine outlives Stop (a GoBGP limitation).
 	go srv.Serve()
 	wctx, cancel := context.WithCancel(context.Background())
-	s.srv, s.cancel = srv, cancel
+	s.srv, s.wctx, s.cancel = srv, wctx, cancel
 	if err := s.configure(ctx, wctx); err != nil {
 		s.stopLocked()
 		return err
@@ -242,19 +259,40 @@ func (s *Speaker) configure(ctx, wctx context.Context) error {
 			return fmt.Errorf("routing: add dynamic neighbor %s: %w", r.DynamicNeighbor.Prefix, err)
 		}
 	}
+	s.appliedPolicy = policies(s.cfg, sortPrefixes(slices.Clone(s.cfg.Protected)), nil)
+	if len(p.PeerGroups) > 0 {
+		s.appliedGroup = p.PeerGroups[0].PeerGroup
+	}
+	s.appliedPeers = map[netip.Addr]*api.Peer{}
 	for _, r := range p.Peers {
 		if err := srv.AddPeer(ctx, r); err != nil {
 			return fmt.Errorf("routing: add neighbor %s: %w", r.Peer.Conf.NeighborAddress, err)
 		}
+		if a, err := netip.ParseAddr(r.Peer.Conf.NeighborAddress); err == nil {
+			s.appliedPeers[a] = r.Peer
+		}
 	}
 	if s.spokes != nil {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.spokes.run(wctx, srv)
-		}()
+		s.spokes.installed = map[netip.Addr]bool{} // a new server has none
+		s.startSpokesLocked()
 	}
 	return nil
+}
+
+// startSpokesLocked starts the loop of the hub's per-spoke import
+// statements; stopSpokes ends it (Reconfigure replaces the policies
+// meanwhile), as does the end of the watches.
+func (s *Speaker) startSpokesLocked() {
+	ctx, cancel := context.WithCancel(s.wctx)
+	done := make(chan struct{})
+	srv := s.srv
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(done)
+		s.spokes.run(ctx, srv)
+	}()
+	s.stopSpokes = func() { cancel(); <-done }
 }
 
 // Stop cancels the watches, waits for the FIB loop, and stops the server
@@ -329,7 +367,8 @@ func (s *Speaker) stopLocked() {
 	s.cancel() // watches end before StopBgp
 	s.wg.Wait()
 	s.srv.Stop() // StopBgp, then the gRPC server
-	s.srv, s.cancel = nil, nil
+	s.srv, s.wctx, s.cancel, s.stopSpokes = nil, nil, nil, nil
+	s.appliedPeers, s.appliedGroup, s.appliedPolicy = nil, nil, nil
 	s.originated = make(map[netip.Prefix]bool)
 	s.protected = nil
 }

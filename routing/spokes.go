@@ -55,7 +55,6 @@ type policyServer interface {
 
 // run reconciles until ctx ends; errors are retried after a second.
 func (si *spokeImports) run(ctx context.Context, srv policyServer) {
-	si.installed = map[netip.Addr]bool{} // a new server has none
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -78,21 +77,12 @@ func (si *spokeImports) run(ctx context.Context, srv policyServer) {
 }
 
 func (si *spokeImports) reconcile(ctx context.Context, srv policyServer) error {
-	want := map[netip.Addr]bool{}
-	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		if p.GetConf().GetPeerGroup() != si.cfg.Hub.PeerGroup {
-			return
-		}
-		addr := p.GetState().GetNeighborAddress()
-		if addr == "" {
-			addr = p.GetConf().GetNeighborAddress()
-		}
-		if a, err := netip.ParseAddr(addr); err == nil {
-			want[a.Unmap()] = true
-		}
-	})
+	want, err := groupMembers(ctx, srv, si.cfg.Hub.PeerGroup)
 	if err != nil {
 		return err
+	}
+	if len(si.cfg.Import.Accept) == 0 {
+		clear(want) // nothing to accept from anyone
 	}
 	for a := range si.installed {
 		if want[a] {
@@ -114,6 +104,27 @@ func (si *spokeImports) reconcile(ctx context.Context, srv policyServer) error {
 		si.installed[a] = true
 	}
 	return nil
+}
+
+// groupMembers lists the neighbors GoBGP has in the peer group (the hub's
+// dynamic spokes).
+func groupMembers(ctx context.Context, srv interface {
+	ListPeer(context.Context, *api.ListPeerRequest, func(*api.Peer)) error
+}, group string) (map[netip.Addr]bool, error) {
+	out := map[netip.Addr]bool{}
+	err := srv.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		if p.GetConf().GetPeerGroup() != group {
+			return
+		}
+		addr := p.GetState().GetNeighborAddress()
+		if addr == "" {
+			addr = p.GetConf().GetNeighborAddress()
+		}
+		if a, err := netip.ParseAddr(addr); err == nil {
+			out[a.Unmap()] = true
+		}
+	})
+	return out, err
 }
 
 func (si *spokeImports) add(ctx context.Context, srv policyServer, a netip.Addr) error {

@@ -140,13 +140,12 @@ func (s *Speaker) summary(ctx context.Context, srv bgpServer) ([]NeighborSummary
 // rejects ("gobgp neighbor X adj-in" marks them filtered), by reason.
 func (s *Speaker) filteredIn(ctx context.Context, srv bgpServer, a netip.Addr) (map[string]uint64, error) {
 	s.mu.Lock()
-	prot := s.protected
-	s.mu.Unlock()
+	prot, g, accept := s.protected, s.guard(s.protected), s.cfg.Import.Accept
 	if prot == nil {
-		prot = s.cfg.Protected
+		g = s.guard(s.cfg.Protected)
 	}
-	g := s.guard(prot)
-	fromHub := s.peers.static[a]
+	s.mu.Unlock()
+	fromHub := s.peers.isStatic(a)
 	out := map[string]uint64{}
 	err := srv.ListPath(ctx, &api.ListPathRequest{
 		TableType: api.TableType_ADJ_IN, Name: a.String(), Family: ipv4Unicast(), EnableFiltered: true,
@@ -157,7 +156,7 @@ func (s *Speaker) filteredIn(ctx context.Context, srv bgpServer, a netip.Addr) (
 			}
 			why := RejectNotAccepted
 			if u, err := pathUpdate(p); err == nil {
-				why = g.importReason(u.Prefix.Masked(), u.NextHop.Unmap(), a, fromHub, s.cfg.Import.Accept)
+				why = g.importReason(u.Prefix.Masked(), u.NextHop.Unmap(), a, fromHub, accept)
 			}
 			out[why]++
 		}

@@ -45,13 +45,15 @@ nhrp:
   holding_time: 600s
   authentication: hunter2
   redirect: true
+bgp: {enabled: true, asn: 65000, prefixes: [192.168.1.0/24]}
 metrics: {listen: ""}
 log: {level: info}
 `
 
-// reloadNext changes a restart-only key (tunnel.name), live keys
-// (tunnel.mtu, nhrp.holding_time, nhrp.redirect, log.level) and a secret
-// (nhrp.authentication).
+// reloadNext changes restart-only keys (tunnel.name, bgp.asn), live keys
+// (tunnel.mtu, nhrp.holding_time, nhrp.redirect, a BGP neighbor and the
+// import policy's bgp.lan_space, log.level) and secrets
+// (nhrp.authentication, bgp.password).
 const reloadNext = `tunnel: {name: gre9, key: 42, local_nbma: 192.0.2.1, address: 10.0.0.1/24, mtu: 1380}
 nhrp:
   role: hub
@@ -59,6 +61,13 @@ nhrp:
   holding_time: 300s
   authentication: s3cret
   redirect: false
+bgp:
+  enabled: true
+  asn: 65001
+  prefixes: [192.168.1.0/24]
+  neighbors: [{address: 10.0.0.2}]
+  lan_space: [192.168.0.0/16]
+  password: md5-secret
 metrics: {listen: ""}
 log: {level: debug}
 `

@@ -140,10 +140,22 @@ func RestartReason(key string) string {
 		return "IKE identities and the NHRP address binding are set at start"
 	case strings.HasPrefix(key, "nhrp.multicast."):
 		return "the multicast capture and its targets are set up at start"
-	case key == "bgp.prefixes":
-		return ""
-	case strings.HasPrefix(key, "bgp."):
-		return "the BGP speaker takes its neighbors, policy and timers at start"
+	case key == "bgp.enabled":
+		return "the BGP speaker is started, or not, at start"
+	case key == "bgp.asn":
+		return "the local AS is in every OPEN and set when the BGP speaker starts"
+	case key == "bgp.router_id":
+		return "the BGP identifier is set when the BGP speaker starts"
+	case key == "bgp.listen":
+		return "the BGP listener is opened at start"
+	case key == "bgp.grpc_listen" || key == "bgp.grpc_write":
+		return "GoBGP's API server starts with the BGP speaker"
+	case key == "bgp.hub_mode" || key == "bgp.dynamic.asn":
+		return "the export policy and the spokes' peer group (iBGP reflection or eBGP) are set at start"
+	case key == "bgp.dynamic.prefix":
+		return "the spokes' dynamic range and its peer group are set at start"
+	case strings.HasPrefix(key, "bgp.graceful_restart."):
+		return "graceful restart is in every OPEN and set when the BGP speaker starts"
 	case strings.HasPrefix(key, "control."):
 		return "the control socket is opened at start"
 	case key == "metrics.listen":

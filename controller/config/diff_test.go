@@ -72,15 +72,16 @@ func TestDiff(t *testing.T) {
 			c.Tunnel.Name = "gre2"
 			c.NHRP.Role = RoleHub
 			c.IPsec.ViciSocket = "/run/charon-dmvpn.vici"
-			c.BGP.Neighbors = nil
+			c.BGP.ASN = 65001
+			c.BGP.GracefulRestart.Enabled = true
 			c.Log.Format = LogConsole
 			c.Log.Level = LogDebug
 		}, []string{
 			"tunnel.name: gre1 -> gre2 (restart: the tunnel interface is created at start)",
 			"nhrp.role: spoke -> hub (restart: a hub and a spoke run different components)",
 			"ipsec.vici_socket: /run/dmvpnd-charon/charon.vici -> /run/charon-dmvpn.vici (restart: charon's socket is dialled at start)",
-			"bgp.neighbors[0].address: 10.0.0.1 -> (none) (restart: the BGP speaker takes its neighbors, policy and timers at start)",
-			"bgp.neighbors[0].asn: 0 -> (none) (restart: the BGP speaker takes its neighbors, policy and timers at start)",
+			"bgp.asn: 65000 -> 65001 (restart: the local AS is in every OPEN and set when the BGP speaker starts)",
+			"bgp.graceful_restart.enabled: false -> true (restart: graceful restart is in every OPEN and set when the BGP speaker starts)",
 			"log.level: info -> debug (live)",
 			"log.format: json -> console (restart: the logger is built at start)",
 		}},
@@ -98,7 +99,23 @@ func TestDiff(t *testing.T) {
 			c.IPsec.Proposals.IKE = []string{"aes128-sha256-modp3072"}
 		}, []string{
 			"ipsec.proposals.ike: [] -> [aes128-sha256-modp3072] (live)",
-			"bgp.enabled: true -> false (restart: the BGP speaker takes its neighbors, policy and timers at start)",
+			"bgp.enabled: true -> false (restart: the BGP speaker is started, or not, at start)",
+		}},
+		{"bgp neighbors, import policy and limits are live", func(c *Config) {
+			c.BGP.Neighbors = []Neighbor{{Address: addr("10.0.0.1")}, {Address: addr("10.0.0.2"), ASN: 65002}}
+			c.BGP.LANSpace = []netip.Prefix{pfx("10.0.0.0/8")}
+			c.BGP.AcceptDefault = true
+			c.BGP.MaxPrefixes = 100
+			c.BGP.Password = NewSecret("md5")
+			c.BGP.Dynamic.Limit = 10
+		}, []string{
+			"bgp.neighbors[1].address: (none) -> 10.0.0.2 (live)",
+			"bgp.neighbors[1].asn: (none) -> 65002 (live)",
+			"bgp.dynamic.limit: 0 -> 10 (live)",
+			"bgp.lan_space: [] -> [10.0.0.0/8] (live)",
+			"bgp.accept_default: false -> true (live)",
+			"bgp.max_prefixes: 0 -> 100 (live)",
+			"bgp.password: changed (live)",
 		}},
 		{"a certificate replaced under the same name", func(c *Config) {
 			c.Files.Cert = "new"
@@ -157,21 +174,20 @@ func TestDiffFileContent(t *testing.T) {
 func TestEffective(t *testing.T) {
 	old := mustParse(t, diffBase)
 	next := mustParse(t, strings.NewReplacer("holding_time: 600s", "holding_time: 300s",
-		"local_nbma: 192.0.2.11", "local_nbma: 192.0.2.12", "neighbors: [{address: 10.0.0.1}]", "neighbors: [{address: 10.0.0.2}]").Replace(diffBase))
+		"local_nbma: 192.0.2.11", "local_nbma: 192.0.2.12", "asn: 65000", "asn: 65001").Replace(diffBase))
 	eff, err := Effective(old, next)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if eff.NHRP.HoldingTime != 300*time.Second || eff.Tunnel.LocalNBMA != old.Tunnel.LocalNBMA ||
-		eff.BGP.Neighbors[0].Address != addr("10.0.0.1") {
-		t.Errorf("Effective: holding %v, local_nbma %v, neighbors %v; want 300s, the running NBMA and neighbors",
-			eff.NHRP.HoldingTime, eff.Tunnel.LocalNBMA, eff.BGP.Neighbors)
+	if eff.NHRP.HoldingTime != 300*time.Second || eff.Tunnel.LocalNBMA != old.Tunnel.LocalNBMA || eff.BGP.ASN != 65000 {
+		t.Errorf("Effective: holding %v, local_nbma %v, asn %v; want 300s, the running NBMA and ASN",
+			eff.NHRP.HoldingTime, eff.Tunnel.LocalNBMA, eff.BGP.ASN)
 	}
 	var got []string
 	for _, c := range Diff(eff, next) {
 		got = append(got, c.String())
 	}
-	if len(got) != 2 || !strings.HasPrefix(got[0], "tunnel.local_nbma") || !strings.HasPrefix(got[1], "bgp.neighbors[0].address") {
+	if len(got) != 2 || !strings.HasPrefix(got[0], "tunnel.local_nbma") || !strings.HasPrefix(got[1], "bgp.asn") {
 		t.Errorf("Diff(effective, file) = %q, want the two restart-only keys still pending", got)
 	}
 

@@ -35,11 +35,11 @@ func benchRegistrations(tb testing.TB, n int) []([]byte) {
 }
 
 func benchHub(tb testing.TB) *engine.Engine {
-	e, err := engine.New(engine.Config{
+	e, err := engine.New(nhrpsim.WithLimits(engine.Config{
 		Proto: addr(hubProto), NBMA: addr(hubNBMA), Server: true, HoldingTime: holding,
 		Clock: nhrpsim.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Conn: discardConn{},
 		MaxCache: 1 << 20, Binder: &nhrpsim.Neigh{}, SourceRate: -1,
-	})
+	}))
 	if err != nil {
 		tb.Fatal(err)
 	}

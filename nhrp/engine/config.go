@@ -45,16 +45,16 @@ type Config struct {
 	// configured NHSs' addresses are refused in any case.
 	TunnelPrefix netip.Prefix
 	// AddressesPerPeer is how many tunnel addresses one peer may hold
-	// registered (default 1); a registration that would exceed it is
-	// refused as a whole. A peer is an IKE identity with IPsec, a source
+	// registered (required, see Limits); a registration that would exceed
+	// it is refused as a whole. A peer is an IKE identity with IPsec, a source
 	// NBMA address (post-NAT) without.
 	AddressesPerPeer int
 	// MaxHolding clamps the holding time of accepted registrations
 	// (default HoldingTime); the reply carries the clamped value.
 	MaxHolding time.Duration
 	// MaxCachePerSource bounds the cache entries other than registrations
-	// (requester and resolved entries) one source may create (default
-	// 64); configured NHSs are exempt.
+	// (requester and resolved entries) one source may create (required,
+	// see Limits); configured NHSs are exempt.
 	MaxCachePerSource int
 
 	// NHSs are the servers this node registers with (client role).
@@ -91,13 +91,19 @@ type Config struct {
 	// behind NAT by their claimed NBMA.
 	IPsec bool
 
-	// Limits. Defaults: MaxCache 65536 entries (registrations, resolved
-	// and requester entries; negative entries count separately against
-	// the same limit), MaxPending 4096 outstanding requests, MaxFlows
-	// 16384 hub flows, per-source token bucket SourceRate 200 CIEs/s
-	// with SourceBurst 400 over at most MaxSources 65536 sources (a
-	// packet costs its number of CIEs, at least one; a negative
-	// SourceRate disables the limit, for tests and benchmarks).
+	// Limits. MaxCache (registrations, resolved and requester entries;
+	// negative entries count separately against the same limit),
+	// MaxPending outstanding requests, the per-source token bucket
+	// SourceRate CIEs/s (a packet costs its number of CIEs, at least one;
+	// a negative SourceRate disables the limit, for tests and
+	// benchmarks), AddressesPerPeer and MaxCachePerSource have no default
+	// here: New refuses a Config without them. Their one source of
+	// defaults is dmvpnd's configuration (controller/config, the
+	// nhrp.limits keys), so that the engine cannot run on numbers that
+	// disagree with it. SourceBurst defaults to twice SourceRate;
+	// MaxFlows (hub flows, default 16384) and MaxSources (sources the
+	// bucket tracks, default 65536) have no configuration key and their
+	// defaults here.
 	MaxCache        int
 	MaxPending      int
 	MaxFlows        int
@@ -180,6 +186,10 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("engine: config: NHS %d: NBMA address required", i)
 		}
 	}
+	if c.MaxCache <= 0 || c.MaxPending <= 0 || c.SourceRate == 0 || c.AddressesPerPeer <= 0 || c.MaxCachePerSource <= 0 {
+		return fmt.Errorf("engine: config: MaxCache (%d), MaxPending (%d), SourceRate (%v), AddressesPerPeer (%d) and MaxCachePerSource (%d) are required",
+			c.MaxCache, c.MaxPending, c.SourceRate, c.AddressesPerPeer, c.MaxCachePerSource)
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -208,21 +218,14 @@ func (c *Config) setDefaults() error {
 	defi(&c.ProbeTries, 3)
 	def(&c.PathRetryMin, 4*time.Second)
 	def(&c.PathRetryMax, 128*time.Second)
-	defi(&c.MaxCache, 65536)
-	defi(&c.MaxPending, 4096)
 	defi(&c.MaxFlows, 16384)
 	defi(&c.MaxSources, 65536)
-	defi(&c.AddressesPerPeer, 1)
-	defi(&c.MaxCachePerSource, 64)
 	def(&c.MaxHolding, c.HoldingTime)
 	if c.MaxHolding > 65535*time.Second {
 		c.MaxHolding = 65535 * time.Second
 	}
-	if c.SourceRate == 0 {
-		c.SourceRate = 200
-	}
 	if c.SourceBurst <= 0 {
-		c.SourceBurst = 400
+		c.SourceBurst = 2 * c.SourceRate
 	}
 	if c.RequestIDs == nil {
 		var seed [32]byte

@@ -105,10 +105,10 @@ func TestSourceTableRecyclesIdleBuckets(t *testing.T) {
 // table cost 4-5 ms per new source at 65,536 sources.
 func BenchmarkLimiterNewSourceFullTable(b *testing.B) {
 	clock := nhrpsim.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	hub, err := engine.New(engine.Config{
+	hub, err := engine.New(nhrpsim.WithLimits(engine.Config{
 		Proto: addr(hubProto), NBMA: addr(hubNBMA), Server: true, Clock: clock, Conn: discardConn{},
 		MaxSources: 65536,
-	})
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}

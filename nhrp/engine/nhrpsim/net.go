@@ -87,10 +87,38 @@ func (n *Network) AddNAT(public string) *NAT {
 	return nat
 }
 
+// Limits are the engine limits AddNode gives a node whose Config leaves
+// them unset: generous, so that a simulation is bounded by what it tests,
+// not by them. The engine has no defaults for these (dmvpnd takes them
+// from its configuration); a test of a limit sets it in its Config.
+var Limits = struct {
+	MaxCache, MaxPending, AddressesPerPeer, MaxCachePerSource int
+	SourceRate                                                float64
+}{MaxCache: 65536, MaxPending: 4096, AddressesPerPeer: 1, MaxCachePerSource: 64, SourceRate: 200}
+
+// WithLimits returns cfg with its unset limits taken from Limits.
+func WithLimits(cfg engine.Config) engine.Config {
+	set := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	set(&cfg.MaxCache, Limits.MaxCache)
+	set(&cfg.MaxPending, Limits.MaxPending)
+	set(&cfg.AddressesPerPeer, Limits.AddressesPerPeer)
+	set(&cfg.MaxCachePerSource, Limits.MaxCachePerSource)
+	if cfg.SourceRate == 0 {
+		cfg.SourceRate = Limits.SourceRate
+	}
+	return cfg
+}
+
 // AddNode creates a node at NBMA address addr (behind nat when non-nil)
 // running an engine with cfg; Clock, Conn, Router, Binder and Events are
-// filled in. NBMA defaults to addr. The engine is not started.
+// filled in, and unset limits taken from Limits (WithLimits). NBMA
+// defaults to addr. The engine is not started.
 func (n *Network) AddNode(name, addr string, nat *NAT, cfg engine.Config) (*Node, error) {
+	cfg = WithLimits(cfg)
 	nd := &Node{Name: name, Addr: netip.MustParseAddr(addr), NAT: nat, Routes: &Routes{}, Neigh: &Neigh{}, net: n}
 	if _, dup := n.nodes[nd.Addr]; dup {
 		return nil, fmt.Errorf("nhrpsim: duplicate address %s", nd.Addr)
