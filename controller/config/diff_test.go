@@ -106,7 +106,7 @@ func TestDiff(t *testing.T) {
 			c.BGP.LANSpace = []netip.Prefix{pfx("10.0.0.0/8")}
 			c.BGP.AcceptDefault = true
 			c.BGP.MaxPrefixes = 100
-			c.BGP.Password = NewSecret("md5")
+			c.BGP.Password = ipsec.NewSecret("md5")
 			c.BGP.Dynamic.Limit = 10
 		}, []string{
 			"bgp.neighbors[1].address: (none) -> 10.0.0.2 (live)",
