@@ -67,6 +67,9 @@ type dnode struct {
 	// ("" is 300s); regInterval a spoke's nhrp.registration_interval (""
 	// unset: a third of the holding time).
 	metrics, holding, regInterval string
+	// multicast is nhrp.multicast as a YAML flow mapping ("" unset), e.g.
+	// "{dynamic: true}".
+	multicast string
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -77,7 +80,7 @@ func (d *dnode) config() string {
 	holding := cmp.Or(d.holding, "300s")
 	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/24}\n", d.nbma, d.tunnel)
 	if d.hub {
-		fmt.Fprintf(&b, "nhrp: {role: hub, network_id: 1, holding_time: %s, redirect: true}\n", holding)
+		fmt.Fprintf(&b, "nhrp:\n  role: hub\n  network_id: 1\n  holding_time: %s\n  redirect: true\n", holding)
 	} else {
 		fmt.Fprintf(&b, "nhrp:\n  role: spoke\n  network_id: 1\n  holding_time: %s\n  shortcut: true\n  nhs:\n%s", holding, d.nhsYAML)
 		if d.regInterval != "" {
@@ -86,6 +89,9 @@ func (d *dnode) config() string {
 		if d.group != "" {
 			fmt.Fprintf(&b, "  group: %s\n", d.group)
 		}
+	}
+	if d.multicast != "" {
+		fmt.Fprintf(&b, "  multicast: %s\n", d.multicast)
 	}
 	fmt.Fprintf(&b, "control: {socket: %s}\nmetrics: {listen: %q}\nlog: {level: debug}\n", d.socket(), d.metrics)
 	b.WriteString(d.extra)

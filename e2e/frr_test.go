@@ -219,9 +219,13 @@ func TestFRRSpokesDMVPNDHub(t *testing.T) { frrSpokesDMVPNDHub(t, false) }
 func TestFRRSpokesDMVPNDHubIPsec(t *testing.T) { frrSpokesDMVPNDHub(t, true) }
 
 func frrSpokesDMVPNDHub(t *testing.T, ipsec bool) {
-	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindFRR)
+	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindFRR, frrKindDMVPND)
 	il.ipsec = ipsec
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The OSPF subtest's multicast replication, on from the start
+	// (nhrp.multicast is not reloadable).
+	il.sites[0].d.multicast, il.sites[0].d.metrics = "{dynamic: true}", obsMetricsListen
+	il.sites[3].d.multicast = "{nhs: true}"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
 	name := "dmvpnd-hub-frr-spokes"
@@ -233,7 +237,7 @@ func frrSpokesDMVPNDHub(t *testing.T, ipsec bool) {
 		t.Fatal(err)
 	}
 	il.start(ctx)
-	hub, s1, s2 := il.sites[0], il.sites[1], il.sites[2]
+	hub, s1, s2, s3 := il.sites[0], il.sites[1], il.sites[2], il.sites[3]
 	frrPingHub(ctx, t, il)
 	frrShortcutBothWays(ctx, t, il, s1, s2)
 
@@ -243,6 +247,9 @@ func frrSpokesDMVPNDHub(t *testing.T, ipsec bool) {
 	frrCheckShortcut(ctx, t, s2, s1)
 	out, _ := hub.d.ctl(ctx, "show dmvpn")
 	t.Logf("hub show dmvpn:\n%s", out)
+	if ipsec { // OSPF over the plain cloud is the same without ESP
+		t.Run("OSPF", func(t *testing.T) { ospfMixedCloud(ctx, t, il, s1, s3) })
+	}
 	if ipsec {
 		out, _ := hub.d.ctl(ctx, "show ipsec")
 		t.Logf("hub show ipsec:\n%s", out)

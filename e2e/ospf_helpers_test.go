@@ -52,16 +52,29 @@ func (s ospfSetup) ospfConfig(d *dnode) string {
 // scenario's network type; in broadcast networks only the hub may become
 // DR (the spokes have priority 0).
 func (s ospfSetup) ospfdConf(d *dnode) string {
+	gre1 := []string{"ip ospf network " + s.network}
+	if s.network == "broadcast" && !d.hub {
+		gre1 = append(gre1, "ip ospf priority 0")
+	}
+	return ospfdConfig(d.name, d.tunnel, gre1, netip.MustParsePrefix("10.0.0.0/24"), d.lan.Masked())
+}
+
+// ospfdConfig renders an ospfd.conf: gre1 with the scenarios' timers and
+// the interface lines gre1 (network type, priority), the networks in area
+// 0.
+func ospfdConfig(host string, routerID netip.Addr, gre1 []string, networks ...netip.Prefix) string {
 	var b strings.Builder
 	// Millisecond timestamps: the dead-interval check reads the time
 	// of the hub's adjacency change from its log.
-	fmt.Fprintf(&b, "hostname %s\nlog stdout informational\nlog timestamp precision 3\n", d.name)
-	fmt.Fprintf(&b, "interface gre1\n ip ospf network %s\n ip ospf hello-interval %d\n ip ospf dead-interval %d\n",
-		s.network, int(ospfHello.Seconds()), int(ospfDead.Seconds()))
-	if s.network == "broadcast" && !d.hub {
-		b.WriteString(" ip ospf priority 0\n")
+	fmt.Fprintf(&b, "hostname %s\nlog stdout informational\nlog timestamp precision 3\ninterface gre1\n", host)
+	for _, l := range gre1 {
+		fmt.Fprintf(&b, " %s\n", l)
 	}
-	fmt.Fprintf(&b, "router ospf\n log-adjacency-changes detail\n ospf router-id %s\n network 10.0.0.0/24 area 0\n network %s area 0\n", d.tunnel, d.lan.Masked())
+	fmt.Fprintf(&b, " ip ospf hello-interval %d\n ip ospf dead-interval %d\n", int(ospfHello.Seconds()), int(ospfDead.Seconds()))
+	fmt.Fprintf(&b, "router ospf\n log-adjacency-changes detail\n ospf router-id %s\n", routerID)
+	for _, n := range networks {
+		fmt.Fprintf(&b, " network %s area 0\n", n)
+	}
 	return b.String()
 }
 
@@ -154,8 +167,9 @@ func ospfNeighbors(ctx context.Context, f *lab.FRR) (map[string]string, error) {
 	return out, nil
 }
 
-// ospfWaitFull waits until d has exactly the neighbors want, all Full.
-func ospfWaitFull(ctx context.Context, d *dnode, f *lab.FRR, want []netip.Addr) error {
+// ospfWaitFull waits until the ospfd of f (on node name) has exactly the
+// neighbors want, all Full.
+func ospfWaitFull(ctx context.Context, name string, f *lab.FRR, want []netip.Addr) error {
 	var last map[string]string
 	err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
 		got, err := ospfNeighbors(ctx, f)
@@ -164,11 +178,11 @@ func ospfWaitFull(ctx context.Context, d *dnode, f *lab.FRR, want []netip.Addr) 
 		}
 		last = got
 		if len(got) != len(want) {
-			return fmt.Errorf("%s: OSPF neighbors %v, want Full with %v", d.name, got, want)
+			return fmt.Errorf("%s: OSPF neighbors %v, want Full with %v", name, got, want)
 		}
 		for _, w := range want {
 			if !strings.HasPrefix(got[w.String()], "Full") {
-				return fmt.Errorf("%s: OSPF neighbors %v, want Full with %v", d.name, got, want)
+				return fmt.Errorf("%s: OSPF neighbors %v, want Full with %v", name, got, want)
 			}
 		}
 		return nil
@@ -191,15 +205,15 @@ func (r ospfRoute) String() string {
 	return fmt.Sprintf("%s via %s proto %s metric %d", r.Dst, r.Gateway, r.Protocol, r.Metric)
 }
 
-// ospfKernelRoutes lists d's IPv4 routes to prefixes inside 10.1.0.0/16.
-func ospfKernelRoutes(ctx context.Context, d *dnode) ([]ospfRoute, error) {
-	res, err := d.node.Run(ctx, "ip -j -4 route show root 10.1.0.0/16")
+// ospfKernelRoutes lists n's IPv4 routes to prefixes inside 10.1.0.0/16.
+func ospfKernelRoutes(ctx context.Context, n *lab.Node) ([]ospfRoute, error) {
+	res, err := n.Run(ctx, "ip -j -4 route show root 10.1.0.0/16")
 	if err != nil {
 		return nil, err
 	}
 	var rs []ospfRoute
 	if err := json.Unmarshal(res.Stdout, &rs); err != nil {
-		return nil, fmt.Errorf("%s: ip -j route: %v\n%s", d.name, err, res.Stdout)
+		return nil, fmt.Errorf("%s: ip -j route: %v\n%s", n.Name, err, res.Stdout)
 	}
 	return rs, nil
 }
@@ -212,17 +226,17 @@ func ospfHasRoute(rs []ospfRoute, dst netip.Prefix, gw netip.Addr, proto string)
 	})
 }
 
-// ospfWaitRoutes waits until cond holds for d's LAN routes.
-func ospfWaitRoutes(ctx context.Context, d *dnode, what string, cond func([]ospfRoute) bool) error {
+// ospfWaitRoutes waits until cond holds for n's LAN routes.
+func ospfWaitRoutes(ctx context.Context, n *lab.Node, what string, cond func([]ospfRoute) bool) error {
 	var last []ospfRoute
 	err := lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-		rs, err := ospfKernelRoutes(ctx, d)
+		rs, err := ospfKernelRoutes(ctx, n)
 		if err != nil {
 			return err
 		}
 		last = rs
 		if !cond(rs) {
-			return fmt.Errorf("%s: %s", d.name, what)
+			return fmt.Errorf("%s: %s", n.Name, what)
 		}
 		return nil
 	})

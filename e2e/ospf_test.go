@@ -96,7 +96,7 @@ func eigrpOverReplication(ctx context.Context, t *testing.T, nodes []*dnode) {
 	}
 	t.Logf("timing: EIGRP neighbours hub<->spokes %v after starting eigrpd", bgpMS(time.Since(t0)))
 	for _, s := range spokes {
-		err := ospfWaitRoutes(wctx, s, "EIGRP route to the hub's LAN", func(rs []ospfRoute) bool {
+		err := ospfWaitRoutes(wctx, s.node, "EIGRP route to the hub's LAN", func(rs []ospfRoute) bool {
 			return ospfHasRoute(rs, hub.lan.Masked(), hub.tunnel, "eigrp")
 		})
 		if err != nil {
@@ -105,7 +105,7 @@ func eigrpOverReplication(ctx context.Context, t *testing.T, nodes []*dnode) {
 	}
 	t.Logf("timing: the spokes route the hub's LAN by EIGRP %v after starting eigrpd", bgpMS(time.Since(t0)))
 	for _, s := range spokes {
-		if rs, err := ospfKernelRoutes(ctx, s); err == nil {
+		if rs, err := ospfKernelRoutes(ctx, s.node); err == nil {
 			t.Logf("%s LAN routes with EIGRP and OSPF: %v", s.name, rs)
 		}
 	}
@@ -137,12 +137,12 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 		tunnels = append(tunnels, s.tunnel)
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
-	if err := ospfWaitFull(wctx, hub, frr[hub], tunnels); err != nil {
+	if err := ospfWaitFull(wctx, hub.name, frr[hub], tunnels); err != nil {
 		wcancel()
 		t.Fatalf("hub adjacencies: %v", err)
 	}
 	for _, s := range spokes {
-		if err := ospfWaitFull(wctx, s, frr[s], []netip.Addr{hub.tunnel}); err != nil {
+		if err := ospfWaitFull(wctx, s.name, frr[s], []netip.Addr{hub.tunnel}); err != nil {
 			wcancel()
 			t.Fatalf("spoke adjacency: %v", err)
 		}
@@ -153,7 +153,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 	// Every spoke learns every other spoke's LAN through the hub.
 	for _, s := range spokes {
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-		err := ospfWaitRoutes(wctx, s, "OSPF routes to the other spokes' LANs via the hub", func(rs []ospfRoute) bool {
+		err := ospfWaitRoutes(wctx, s.node, "OSPF routes to the other spokes' LANs via the hub", func(rs []ospfRoute) bool {
 			for _, o := range spokes {
 				if o != s && !ospfHasRoute(rs, o.lan.Masked(), hub.tunnel, "ospf") {
 					return false
@@ -196,7 +196,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 	if res.Exit != 0 {
 		t.Fatalf("LAN to LAN through the hub: ping exit %d\n%s", res.Exit, res.Stdout)
 	}
-	err = ospfWaitRoutes(ctx, s1, "shortcut route to s2's LAN (proto 157) beside OSPF's", func(rs []ospfRoute) bool {
+	err = ospfWaitRoutes(ctx, s1.node, "shortcut route to s2's LAN (proto 157) beside OSPF's", func(rs []ospfRoute) bool {
 		if ospfHasRoute(rs, s2.lan.Masked(), s2.tunnel, "157") {
 			return true
 		}
@@ -210,7 +210,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 	if d, ok := bgpShortcutUpAfter(s1, g1, s2.lan.Masked()); ok {
 		t.Logf("timing: first packet to shortcut up (s1's log) %v", bgpMS(d))
 	}
-	if rs, err := ospfKernelRoutes(ctx, s1); err == nil {
+	if rs, err := ospfKernelRoutes(ctx, s1.node); err == nil {
 		// zebra takes the shortcut for a kernel route (distance 0) and
 		// withdraws its own OSPF route of the same prefix from the kernel.
 		t.Logf("s1 LAN routes with the shortcut: %v", rs)
@@ -235,7 +235,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 		t.Fatal(err)
 	}
 	tc := time.Now()
-	err = ospfWaitRoutes(ctx, s1, "OSPF's route to s2's LAN via the hub back after the shortcut was cleared", func(rs []ospfRoute) bool {
+	err = ospfWaitRoutes(ctx, s1.node, "OSPF's route to s2's LAN via the hub back after the shortcut was cleared", func(rs []ospfRoute) bool {
 		return ospfHasRoute(rs, s2.lan.Masked(), hub.tunnel, "ospf") && !ospfHasRoute(rs, s2.lan.Masked(), s2.tunnel, "157")
 	})
 	if err != nil {
@@ -289,7 +289,7 @@ func ospfStopSpoke(ctx context.Context, t *testing.T, l *lab.Lab, hub, d *dnode,
 			return fmt.Errorf("hub still has %s as OSPF neighbor", d.name)
 		}
 		for _, o := range others {
-			rs, err := ospfKernelRoutes(ctx, o)
+			rs, err := ospfKernelRoutes(ctx, o.node)
 			if err != nil {
 				return err
 			}
@@ -442,7 +442,7 @@ func ospfPhase2(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 	t.Logf("timing: broadcast adjacencies with the hub as DR %v after the switch", bgpMS(time.Since(t0)))
 	for _, p := range pairs {
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-		err := ospfWaitRoutes(wctx, p[0], fmt.Sprintf("OSPF route to %s's LAN with next hop %s (the spoke itself)", p[1].name, p[1].tunnel), func(rs []ospfRoute) bool {
+		err := ospfWaitRoutes(wctx, p[0].node, fmt.Sprintf("OSPF route to %s's LAN with next hop %s (the spoke itself)", p[1].name, p[1].tunnel), func(rs []ospfRoute) bool {
 			return ospfHasRoute(rs, p[1].lan.Masked(), p[1].tunnel, "ospf")
 		})
 		wcancel()
