@@ -62,7 +62,7 @@ func newPeerGuard(c Config, log *zap.Logger) *peerGuard {
 // now: with the requirement newly on, those not registered. A lower cap
 // refuses new spokes only; sessions already accepted stay, as with
 // Cisco's "bgp listen limit".
-func (g *peerGuard) setConfig(c Config) (drop []netip.Addr) {
+func (g *peerGuard) setConfig(c Config) []netip.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	was := g.requireReg
@@ -75,6 +75,12 @@ func (g *peerGuard) setConfig(c Config) (drop []netip.Addr) {
 	if !g.requireReg || was {
 		return nil
 	}
+	return g.dropUnregistered()
+}
+
+// dropUnregistered forgets and counts the dynamic neighbors that are not
+// registered, and returns them sorted. g.mu is held.
+func (g *peerGuard) dropUnregistered() (drop []netip.Addr) {
 	for a := range g.dynamic {
 		if !g.registered[a] {
 			drop = append(drop, a)
@@ -138,7 +144,7 @@ func (g *peerGuard) observe(ev NeighborEvent) string {
 
 // setRegistered replaces the registered tunnel addresses and returns the
 // dynamic neighbors that are no longer registered.
-func (g *peerGuard) setRegistered(addrs []netip.Addr) (drop []netip.Addr) {
+func (g *peerGuard) setRegistered(addrs []netip.Addr) []netip.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.registered = make(map[netip.Addr]bool, len(addrs))
@@ -148,14 +154,7 @@ func (g *peerGuard) setRegistered(addrs []netip.Addr) (drop []netip.Addr) {
 	if !g.requireReg {
 		return nil
 	}
-	for a := range g.dynamic {
-		if !g.registered[a] {
-			drop = append(drop, a)
-			delete(g.dynamic, a)
-			g.refused[RefusedUnregistered]++
-		}
-	}
-	return drop
+	return g.dropUnregistered()
 }
 
 // down records GoBGP's reason for a session going down ("Peer Down" log).
