@@ -2,6 +2,7 @@ package controller
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -50,5 +51,39 @@ bgp:
 				t.Errorf("routing rejects the derived config: %v", err)
 			}
 		})
+	}
+}
+
+// TestRoutingConfigTimers: bgp.timers reach the speaker, the keepalive
+// defaulting to a third of the hold time, and routing accepts them.
+func TestRoutingConfigTimers(t *testing.T) {
+	for _, tt := range []struct {
+		timers          string
+		hold, keepalive time.Duration
+	}{
+		{"", 90 * time.Second, 30 * time.Second},
+		{"  timers: {hold: 30s}\n", 30 * time.Second, 10 * time.Second},
+		{"  timers: {hold: 9s, keepalive: 2s}\n", 9 * time.Second, 2 * time.Second},
+	} {
+		cfg, err := config.Parse([]byte(`
+tunnel: {name: gre1, key: 42, local_nbma: 198.51.100.1, address: 10.0.0.1/24}
+nhrp: {role: hub, network_id: 1, holding_time: 300s}
+bgp:
+  enabled: true
+  asn: 65000
+` + tt.timers))
+		if err != nil {
+			t.Fatalf("config.Parse(%q): %v", tt.timers, err)
+		}
+		rc, err := routingConfig(cfg)
+		if err != nil {
+			t.Fatalf("routingConfig: %v", err)
+		}
+		if rc.HoldTime != tt.hold || rc.KeepaliveInterval != tt.keepalive {
+			t.Errorf("%q: hold %s keepalive %s, want %s and %s", tt.timers, rc.HoldTime, rc.KeepaliveInterval, tt.hold, tt.keepalive)
+		}
+		if err := rc.Validate(); err != nil {
+			t.Errorf("%q: routing rejects the derived config: %v", tt.timers, err)
+		}
 	}
 }

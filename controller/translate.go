@@ -110,6 +110,8 @@ func routingConfig(cfg *config.Config) (routing.Config, error) {
 		Password:        b.Password.Reveal(),
 		GracefulRestart: routing.GracefulRestart{Enabled: b.GracefulRestart.Enabled,
 			RestartTime: b.GracefulRestart.RestartTime, StaleTime: b.GracefulRestart.StaleTime},
+		HoldTime:          b.Timers.Hold,
+		KeepaliveInterval: b.Timers.Keepalive,
 	}
 	if !rc.RouterID.IsValid() {
 		rc.RouterID = cfg.Tunnel.Address.Addr()

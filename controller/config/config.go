@@ -238,6 +238,18 @@ type BGP struct {
 	Password ipsec.Secret `mapstructure:"password"`
 	// GracefulRestart configures BGP graceful restart.
 	GracefulRestart GracefulRestart `mapstructure:"graceful_restart"`
+	// Timers are the BGP keepalive and hold timers of every session
+	// (Cisco's "timers bgp KEEPALIVE HOLD").
+	Timers BGPTimers `mapstructure:"timers"`
+}
+
+// BGPTimers are the keepalive and hold times this node offers; a session
+// uses the lower hold time of the two ends (RFC 4271 4.2).
+type BGPTimers struct {
+	// Hold is the hold time (default 90s, at least 3s).
+	Hold time.Duration `mapstructure:"hold"`
+	// Keepalive is the keepalive interval (default a third of Hold).
+	Keepalive time.Duration `mapstructure:"keepalive"`
 }
 
 // PrefixRange is one bgp.accept entry: prefixes inside Prefix whose

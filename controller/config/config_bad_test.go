@@ -227,6 +227,11 @@ bgp:
 			"config: bgp.dynamic: limit and require_registration only apply to a hub (role is spoke)",
 			"config: bgp.graceful_restart.restart_time: 1h23m20s is not whole seconds within 0..4095s",
 			"config: bgp.graceful_restart.stale_time: 1.5s is not whole seconds"}},
+		{"bgp timers", minimalHub + "bgp: {enabled: true, asn: 65000, timers: {hold: 2s, keepalive: 1500ms}}\n", []string{
+			"config: bgp.timers.hold: 2s is not whole seconds within 3s..65535s (RFC 4271)",
+			"config: bgp.timers.keepalive: 1.5s is not whole seconds below the hold time 2s"}},
+		{"bgp keepalive not below hold", minimalHub + "bgp: {enabled: true, asn: 65000, timers: {hold: 30s, keepalive: 30s}}\n", []string{
+			"config: bgp.timers.keepalive: 30s is not whole seconds below the hold time 30s"}},
 		{"bgp drop on a hub", minimalHub + "bgp: {enabled: true, asn: 65000, max_prefixes: 10, max_prefix_action: drop}\n", []string{
 			"config: bgp.max_prefix_action: drop is not supported on a hub (the excess routes would still be reflected to the other spokes); use teardown"}},
 		{"control, metrics, log", minimalSpoke + `

@@ -33,6 +33,7 @@ func defaultsFor() Config {
 		BGP: BGP{
 			GRPCListen: "unix:/run/dmvpnd/gobgp.sock", MaxPrefixAction: "teardown",
 			GracefulRestart: GracefulRestart{RestartTime: 120 * time.Second, StaleTime: 360 * time.Second},
+			Timers:          BGPTimers{Hold: 90 * time.Second},
 		},
 		Control: Control{Socket: "/run/dmvpnd/dmvpnd.sock"},
 		Metrics: Metrics{Listen: "127.0.0.1:9474"},
@@ -54,6 +55,7 @@ func TestParseGood(t *testing.T) {
 	hub.BGP.Enabled, hub.BGP.ASN, hub.BGP.RouterID = true, 65000, addr("10.0.0.1")
 	hub.BGP.Listen = netip.MustParseAddrPort("10.0.0.1:179")
 	hub.BGP.Dynamic = DynamicNeighbors{Prefix: pfx("10.0.0.0/24")}
+	hub.BGP.Timers.Keepalive = 30 * time.Second // follows the hold time (90s)
 	hub.BGP.Prefixes = []netip.Prefix{pfx("192.168.0.0/24")}
 	hub.BGP.HubMode = HubSummary
 	hub.BGP.Summaries = []netip.Prefix{pfx("192.168.0.0/16")}
@@ -75,6 +77,7 @@ func TestParseGood(t *testing.T) {
 	spoke.BGP.Enabled, spoke.BGP.ASN, spoke.BGP.RouterID = true, 65000, addr("10.0.0.11")
 	spoke.BGP.Neighbors = []Neighbor{{Address: addr("10.0.0.1")}, {Address: addr("10.0.0.2"), ASN: 65001}}
 	spoke.BGP.Prefixes = []netip.Prefix{pfx("192.168.11.0/24")}
+	spoke.BGP.Timers = BGPTimers{Hold: 30 * time.Second, Keepalive: 10 * time.Second}
 	spoke.Metrics.Listen = ""
 	spoke.Log = Log{Level: LogDebug, Format: LogConsole}
 
@@ -122,6 +125,7 @@ bgp:
   asn: 65000
   neighbors: [{address: 10.0.0.1}, {address: 10.0.0.2, asn: 65001}]
   prefixes: [192.168.11.0/24]
+  timers: {keepalive: 10s, hold: 30s}
 metrics: {listen: ""}
 log: {level: debug, format: console}
 `, spoke},

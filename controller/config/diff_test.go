@@ -108,6 +108,7 @@ func TestDiff(t *testing.T) {
 			c.BGP.MaxPrefixes = 100
 			c.BGP.Password = ipsec.NewSecret("md5")
 			c.BGP.Dynamic.Limit = 10
+			c.BGP.Timers = BGPTimers{Hold: 30 * time.Second, Keepalive: 10 * time.Second}
 		}, []string{
 			"bgp.neighbors[1].address: (none) -> 10.0.0.2 (live)",
 			"bgp.neighbors[1].asn: (none) -> 65002 (live)",
@@ -116,6 +117,8 @@ func TestDiff(t *testing.T) {
 			"bgp.accept_default: false -> true (live)",
 			"bgp.max_prefixes: 0 -> 100 (live)",
 			"bgp.password: changed (live)",
+			"bgp.timers.hold: 90s -> 30s (live)",
+			"bgp.timers.keepalive: 30s -> 10s (live)",
 		}},
 		{"a certificate replaced under the same name", func(c *Config) {
 			c.Files.Cert = "new"

@@ -45,6 +45,7 @@ var defaults = map[string]any{
 	"bgp.max_prefix_action":             "teardown",
 	"bgp.graceful_restart.restart_time": "120s",
 	"bgp.graceful_restart.stale_time":   "360s",
+	"bgp.timers.hold":                   "90s",
 	"metrics.listen":                    "127.0.0.1:9474",
 	"log.level":                         string(LogInfo),
 	"log.format":                        string(LogJSON),

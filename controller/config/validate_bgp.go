@@ -128,6 +128,17 @@ func (c *Config) validateBGPPolicy(v *validator) {
 	if gr.StaleTime < 0 || gr.StaleTime%time.Second != 0 {
 		v.add("bgp.graceful_restart.stale_time", "%s is not whole seconds", gr.StaleTime)
 	}
+	tm := b.Timers
+	if tm.Hold%time.Second != 0 || tm.Hold < 3*time.Second || tm.Hold > 65535*time.Second {
+		v.add("bgp.timers.hold", "%s is not whole seconds within 3s..65535s (RFC 4271)", tm.Hold)
+	}
+	switch {
+	case tm.Keepalive == 0:
+		// The default follows the hold time (RFC 4271 10 suggests a third).
+		c.BGP.Timers.Keepalive = (tm.Hold / 3).Truncate(time.Second)
+	case tm.Keepalive < 0 || tm.Keepalive%time.Second != 0 || tm.Keepalive >= tm.Hold:
+		v.add("bgp.timers.keepalive", "%s is not whole seconds below the hold time %s", tm.Keepalive, tm.Hold)
+	}
 }
 
 func checkGRPCListen(v *validator, g string) {
