@@ -85,15 +85,17 @@ func (n hostNIC) qemuArgs(id int) []string {
 // moveHostNICs moves each card into its node's namespace; Build runs it.
 func (l *Lab) moveHostNICs(ctx context.Context, topo Topology) error {
 	var b strings.Builder
-	for _, n := range l.hostNICs {
-		ns := topo.NS(n.Node)
+	for i, n := range l.hostNICs {
+		// Renamed before the move: the kernel named it like the node's
+		// own eth0.
 		fmt.Fprintf(&b, `dev=$(grep -lx %[1]s /sys/class/net/*/address | cut -d/ -f5)
 [ -n "$dev" ] || { echo "no card with MAC %[1]s" >&2; exit 1; }
-ip link set dev "$dev" netns %[2]s
-ip -n %[2]s link set dev "$dev" name %[3]s
+ip link set dev "$dev" name hostnic%[5]d
+ip link set dev hostnic%[5]d netns %[2]s
+ip -n %[2]s link set dev hostnic%[5]d name %[3]s
 ip -n %[2]s addr add %[4]s/24 dev %[3]s
 ip -n %[2]s link set dev %[3]s up
-`, n.mac, ns, HostNICName, HostNICAddr)
+`, n.mac, topo.NS(n.Node), HostNICName, HostNICAddr, i)
 	}
 	if b.Len() == 0 {
 		return nil
