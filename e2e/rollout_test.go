@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -593,7 +594,33 @@ type rolloutRun struct {
 	changed map[string]int // PLAY RECAP changed= per host
 }
 
-var recapLine = regexp.MustCompile(`^(\S+)\s+: ok=\d+\s+changed=(\d+)`)
+var recapLine = regexp.MustCompile(`^\[\s*[0-9.]+s\] (\S+)\s+: ok=\d+\s+changed=(\d+)`)
+
+// stampWriter prefixes each line with the time since start ("[  12.3s] "),
+// so a saved playbook output shows where the time went.
+type stampWriter struct {
+	w     io.Writer
+	start time.Time
+	mid   bool // within a line
+}
+
+func (s *stampWriter) Write(p []byte) (int, error) {
+	var b []byte
+	for _, c := range p {
+		if !s.mid {
+			b = fmt.Appendf(b, "[%6.1fs] ", time.Since(s.start).Seconds())
+			s.mid = true
+		}
+		b = append(b, c)
+		if c == '\n' {
+			s.mid = false
+		}
+	}
+	if _, err := s.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
 
 // mitogenStrategies is where Debian's ansible-mitogen puts its strategy
 // plugins.
@@ -623,8 +650,9 @@ func runPlaybook(t *testing.T, root, dir, name, cmdline string) rolloutRun {
 	cmd := exec.CommandContext(ctx, "sh", "-c", cmdline)
 	cmd.Dir = filepath.Join(root, "deploy/ansible")
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
 	start := time.Now()
+	tw := &stampWriter{w: f, start: start}
+	cmd.Stdout, cmd.Stderr = tw, tw
 	err = cmd.Run()
 	r := rolloutRun{log: log, changed: map[string]int{}}
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -638,7 +666,7 @@ func runPlaybook(t *testing.T, root, dir, name, cmdline string) rolloutRun {
 	recap := false
 	sc := bufio.NewScanner(strings.NewReader(r.output))
 	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "PLAY RECAP") {
+		if strings.Contains(sc.Text(), "] PLAY RECAP") {
 			recap = true
 			continue
 		}
@@ -754,19 +782,49 @@ func rolloutDpkgStatus(deb string) (string, error) {
 		seen[line] = true
 		pkgs = append(pkgs, line)
 	}
-	// Alternatives not installed are listed too: keep the installed ones.
-	w, _ := exec.Command("dpkg-query", append([]string{"-W", "-f", "${db:Status-Abbrev} ${Package}\n"}, pkgs...)...).Output()
-	var installed []string
-	for line := range strings.SplitSeq(string(w), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "ii" {
-			installed = append(installed, f[1])
+	// apt-cache leaves out dependencies on NAME:any (perl:any): apt-get
+	// check, on a state directory holding only the status, names them.
+	dir, err := os.MkdirTemp("", "rollout-dpkg-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	for _, d := range []string{"lists/partial", "cache"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
 		}
 	}
-	st, err := exec.Command("dpkg-query", append([]string{"-s"}, installed...)...).Output()
-	if err != nil {
-		return "", fmt.Errorf("dpkg-query -s: %w", err)
+	unmet := regexp.MustCompile(`Depends: ([^\s:(]+)(?::any)?(?: \([^)]*\))? but it is not installable`)
+	for range 5 {
+		// Alternatives not installed are listed too: keep the installed ones.
+		w, _ := exec.Command("dpkg-query", append([]string{"-W", "-f", "${db:Status-Abbrev} ${Package}\n"}, pkgs...)...).Output()
+		var installed []string
+		for line := range strings.SplitSeq(string(w), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "ii" {
+				installed = append(installed, f[1])
+			}
+		}
+		st, err := exec.Command("dpkg-query", append([]string{"-s"}, installed...)...).Output()
+		if err != nil {
+			return "", fmt.Errorf("dpkg-query -s: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "status"), st, 0o644); err != nil {
+			return "", err
+		}
+		out, err := exec.Command("apt-get", "-o", "Dir::State::status="+dir+"/status", "-o", "Dir::State::Lists="+dir+"/lists",
+			"-o", "Dir::Cache="+dir+"/cache", "check").CombinedOutput()
+		if err == nil {
+			return string(st), nil
+		}
+		more := unmet.FindAllStringSubmatch(string(out), -1)
+		if len(more) == 0 {
+			return "", fmt.Errorf("apt-get check on the package's dependencies: %v\n%s", err, out)
+		}
+		for _, m := range more {
+			pkgs = append(pkgs, m[1])
+		}
 	}
-	return string(st), nil
+	return "", fmt.Errorf("apt-get check: dependencies still unmet after 5 rounds")
 }
 
 // waitRegistered waits until the hub lists every spoke as UP.
