@@ -54,8 +54,8 @@ import (
 // and a check-mode run change nothing; a rolling upgrade to the second
 // build under a 10/s spoke-to-spoke ping (loss reported); a log level
 // change for every spoke with a configuration dmvpnd --check rejects on
-// spoke2 stops the rollout at spoke2 (batch spoke1+spoke2), which keeps
-// its old configuration, and spoke3 is not touched.
+// spoke2 stops the rollout at spoke2: neither host of its batch
+// (spoke1+spoke2) replaces its running file, and spoke3 is not touched.
 func TestAnsibleRollout(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -217,8 +217,8 @@ func TestAnsibleRollout(t *testing.T) {
 	}
 	waitRegistered(t, hub, fleet.hosts[1:])
 	for _, h := range fleet.hosts {
-		if st := h.mustStatus(t); !st.Ready || st.Version != v1 {
-			t.Errorf("%s: status %+v, want ready, version %s", h.name, st, v1)
+		if st, v := h.mustStatus(t), runningVersion(t, h); !st.Ready || v != v1 {
+			t.Errorf("%s: status %+v, running %s, want ready, version %s", h.name, st, v, v1)
 		}
 	}
 	t2 := time.Now()
@@ -260,15 +260,15 @@ func TestAnsibleRollout(t *testing.T) {
 		t.Errorf("the ping during the upgrade: %d sent, %d replied", pr.sent, len(pr.replied))
 	}
 	for _, h := range fleet.hosts {
-		if st := h.mustStatus(t); !st.Ready || st.Version != v2 {
-			t.Errorf("%s after the upgrade: status %+v, want ready, version %s", h.name, st, v2)
+		if st, v := h.mustStatus(t), runningVersion(t, h); !st.Ready || v != v2 {
+			t.Errorf("%s after the upgrade: status %+v, running %s, want ready, version %s", h.name, st, v, v2)
 		}
 	}
 	waitRegistered(t, hub, fleet.hosts[1:])
 
 	// A change for every spoke (log level) with a configuration on spoke2
-	// that dmvpnd --check rejects: spoke1 (batch one, with spoke2) reloads,
-	// spoke2 keeps its file and its running configuration, spoke3 (next
+	// that dmvpnd --check rejects: the batch spoke1+spoke2 stops before
+	// either replaced its running file (spoke1's was valid), spoke3 (next
 	// batch) is not touched; the hub, converged, changes nothing.
 	before := map[string]string{}
 	for _, h := range fleet.hosts {
@@ -291,12 +291,12 @@ func TestAnsibleRollout(t *testing.T) {
 	if c, ok := r.changed[hub.name]; !ok || c != 0 {
 		t.Errorf("%s: the converged hub changed=%d (in recap: %t), want 0 (%s)", r.log, c, ok, hub.name)
 	}
-	for h, want := range map[*labHost]string{s1: "warn", s2: "info", s3: "info"} {
-		if got := h.mustCtl(t, "log-level"); !strings.Contains(got, want) {
-			t.Errorf("%s: dmvpnctl log-level = %q, want %s", h.name, got, want)
+	for _, h := range fleet.hosts[1:] {
+		if got := h.mustCtl(t, "log-level"); !strings.Contains(got, "info") {
+			t.Errorf("%s: dmvpnctl log-level = %q, want info", h.name, got)
 		}
 	}
-	for _, h := range []*labHost{hub, s2, s3} {
+	for _, h := range fleet.hosts {
 		if got := h.mustExec(t, "cat /etc/dmvpnd/dmvpnd.yaml"); got != before[h.name] {
 			t.Errorf("%s: configuration file changed:\n%s", h.name, got)
 		}
@@ -306,6 +306,21 @@ func TestAnsibleRollout(t *testing.T) {
 			t.Errorf("%s after the stopped rollout: not ready: %+v", h.name, st)
 		}
 	}
+}
+
+// runningVersion is the version of the dmvpnd process running on h (the
+// status API does not carry it): its executable's --version, refused when
+// the file was replaced after it started (an upgrade without a restart).
+func runningVersion(t *testing.T, h *labHost) string {
+	t.Helper()
+	out := h.mustExec(t, `exe=$(readlink /proc/$(cat /run/lab-systemd/dmvpnd.pid)/exe)
+case "$exe" in *deleted*) echo "replaced: $exe"; exit 0;; esac
+"$exe" --version | head -n 1`)
+	v, ok := strings.CutPrefix(strings.TrimSpace(out), "dmvpnd ")
+	if !ok {
+		return strings.TrimSpace(out)
+	}
+	return v
 }
 
 // startRolloutSSHD starts sshd in h's namespace inside a mount namespace of
