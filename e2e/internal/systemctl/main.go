@@ -149,7 +149,7 @@ func load(name string) (unit, error) {
 		defer f.Close()
 		return parseUnit(p, f)
 	}
-	return unit{}, fmt.Errorf("Unit %s.service not found.", name)
+	return unit{}, fmt.Errorf("unit %s.service not found", name)
 }
 
 // parseUnit reads key=value lines; a key may repeat (Environment=, Wants=).
@@ -218,7 +218,7 @@ func start(name string, stderr io.Writer) error {
 		return err
 	}
 	if u.masked {
-		return fmt.Errorf("Failed to start %s.service: Unit %s.service is masked.", name, name)
+		return fmt.Errorf("failed to start %s.service: unit %s.service is masked", name, name)
 	}
 	for _, line := range u.props["Wants"] {
 		for _, dep := range strings.Fields(line) {
@@ -269,7 +269,7 @@ func start(name string, stderr io.Writer) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("Job for %s.service failed: %w", name, err)
+		return fmt.Errorf("job for %s.service failed: %w", name, err)
 	}
 	if err := os.WriteFile(filepath.Join(stateDir, name+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		return err
@@ -299,10 +299,10 @@ func start(name string, stderr io.Writer) error {
 	case <-ready:
 		return nil
 	case err := <-exited:
-		return fmt.Errorf("Job for %s.service failed: %v", name, err)
+		return fmt.Errorf("job for %s.service failed: %v", name, err)
 	case <-time.After(90 * time.Second):
 		_ = stop(name)
-		return fmt.Errorf("Job for %s.service timed out", name)
+		return fmt.Errorf("job for %s.service timed out", name)
 	}
 }
 
