@@ -10,7 +10,10 @@
 // same path in the guest: logs, pcaps, dumps and the guest console land
 // there and paths mean the same on both sides. Commands reach the guest
 // through a small agent (e2e/lab/agent) on a virtio-serial port; the guest
-// has no network card. The guest boots the kernel's uncompressed vmlinux
+// has no network card, except the Options.HostNICs a scenario asks for: a
+// restricted qemu user-mode card per node, moved into the node as mgmt0,
+// through which a program on the host reaches the node's TCP ports
+// (Lab.HostAddr; TestAnsibleRollout's SSH). The guest boots the kernel's uncompressed vmlinux
 // through its PVH entry with qboot firmware (cached in .cache/lab/ with the
 // initramfs, both keyed by content hash), loads DefaultModules and warms up
 // the ESP crypto before New returns.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ type Options struct {
 	NoWarmup bool
 	// Logger receives lab progress; default zaptest's logger on t.
 	Logger *zap.Logger
+	// HostNICs are guest network cards through which the host reaches
+	// nodes (see HostNIC); VM mode only.
+	HostNICs []HostNIC
 }
 
 // DefaultModules are loaded before a scenario: GRE, ESP and what
@@ -91,6 +95,8 @@ type Lab struct {
 	mu    sync.Mutex
 	topo  *Topology
 	procs []*Proc
+	// hostNICs are Options.HostNICs with their host ports.
+	hostNICs []hostNIC
 	// Timings records how long boot and setup steps took.
 	Timings map[string]time.Duration
 }
@@ -212,6 +218,9 @@ func newLab(t testing.TB, opts Options) (*Lab, error) {
 	start := time.Now()
 	switch mode {
 	case ModeNative:
+		if len(opts.HostNICs) > 0 {
+			return nil, fmt.Errorf("lab: host NICs need VM mode")
+		}
 		if os.Geteuid() != 0 {
 			return nil, fmt.Errorf("lab: native mode needs root")
 		}
@@ -220,6 +229,9 @@ func newLab(t testing.TB, opts Options) (*Lab, error) {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 	case ModeVM:
+		if l.hostNICs, err = hostNICs(opts.HostNICs); err != nil {
+			return nil, err
+		}
 		if l.runner, err = l.bootVM(); err != nil {
 			return nil, err
 		}
@@ -240,10 +252,14 @@ func newLab(t testing.TB, opts Options) (*Lab, error) {
 	if _, err := l.Run(ctx, "mkdir -p "+shellQuote(l.scratch)); err != nil {
 		return nil, err
 	}
-	if len(opts.Modules) > 0 {
+	modules := opts.Modules
+	if len(l.hostNICs) > 0 {
+		modules = append(slices.Clip(modules), "virtio_net")
+	}
+	if len(modules) > 0 {
 		start := time.Now()
 		// One modprobe for all; modules that do not exist (built in) are not an error.
-		if _, err := l.Exec(ctx, "modprobe -qa "+strings.Join(opts.Modules, " ")); err != nil {
+		if _, err := l.Exec(ctx, "modprobe -qa "+strings.Join(modules, " ")); err != nil {
 			return nil, err
 		}
 		l.Timings["modprobe"] = time.Since(start)
@@ -287,6 +303,7 @@ func (l *Lab) bootVM() (Runner, error) {
 		Console: filepath.Join(l.dir, "console.log"),
 		// For debugging the boot, e.g. DMVPND_LAB_KERNEL_ARGS="loglevel=7".
 		ExtraArgs: strings.Fields(os.Getenv("DMVPND_LAB_KERNEL_ARGS")),
+		NICs:      l.hostNICs,
 	}
 	// An uncompressed kernel booted through its PVH entry saves the xz
 	// decompression; the bzImage is the fallback.

@@ -48,6 +48,9 @@ func (l *Lab) build(topo Topology) error {
 	if _, err := l.Run(ctx, script); err != nil {
 		return fmt.Errorf("lab: build topology: %w", err)
 	}
+	if err := l.moveHostNICs(ctx, topo); err != nil {
+		return err
+	}
 	l.Timings["topology"] = time.Since(start)
 	return nil
 }

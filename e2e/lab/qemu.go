@@ -19,6 +19,7 @@ type vmConfig struct {
 	Socket     string   // unix socket qemu listens on for the agent's virtio-serial port
 	BIOS       string   // firmware for -bios; empty: qemu's default (SeaBIOS)
 	ExtraArgs  []string // appended to the kernel command line
+	NICs       []hostNIC
 }
 
 // kernelCmdline is the guest kernel's command line.
@@ -43,7 +44,8 @@ func (c vmConfig) kernelCmdline() string {
 
 // qemuArgs renders the qemu-system-x86_64 argument list. The guest has no
 // network card (-nic none): all of its networks live inside it, and the
-// host's network is never touched.
+// host's network is never touched; the exception are NICs, each a
+// restricted user-mode network that only carries the host's forwards in.
 func (c vmConfig) qemuArgs() ([]string, error) {
 	for _, s := range []string{c.ResultsDir, c.Agent, c.Kernel.ModulesDir, c.Console, c.Socket} {
 		// qemu's option syntax uses ',' as a separator, the cmdline uses spaces.
@@ -80,6 +82,9 @@ func (c vmConfig) qemuArgs() ([]string, error) {
 	}
 	if c.BIOS != "" {
 		args = append(args, "-bios", c.BIOS)
+	}
+	for i, n := range c.NICs {
+		args = append(args, n.qemuArgs(i)...)
 	}
 	return args, nil
 }

@@ -7,7 +7,7 @@ set -eu
 CACHE=${CACHE:-$(cd "$(dirname "$0")/../.." && pwd)/.cache}
 PKGS="qemu-system-x86 qemu-utils busybox-static cpio kmod strongswan-charon strongswan-swanctl \
 libcharon-extra-plugins libstrongswan-standard-plugins frr gobgpd tshark nftables iptables iproute2 iputils-ping tcpdump xz-utils \
-openssh-server ansible-core ansible-lint yamllint python3 procps psmisc lintian prometheus"
+openssh-server ansible-core ansible-mitogen ansible-lint yamllint python3 procps psmisc lintian prometheus"
 
 missing=""
 for p in $PKGS; do
