@@ -20,7 +20,7 @@ LDFLAGS    := -s -w -X $(MODULE)/cmd/internal/version.version=$(VERSION) -X $(MO
 # Static, path-independent binaries: two builds of one commit are byte-identical.
 GOBUILDFLAGS := -trimpath
 
-.PHONY: help deps tools build package reproducible test test-unit cover test-lab fuzz fuzz-short bench bench-lab lint demo clean
+.PHONY: help deps tools build package reproducible test test-unit cover test-lab test-rollout fuzz fuzz-short bench bench-lab lint demo clean
 
 help: ## list targets with one-line help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ test-unit: ## unit tests under the race detector (no root, no VM; quick loop)
 
 cover: ## unit-test coverage per package; fails if controller/ is below COVERMIN% (85)
 	@GO=$(GO) COVERMIN=$(COVERMIN) sh deploy/scripts/cover.sh
+
+test-rollout: deps build ## issue 16's fleet rollout in the lab (TestAnsibleRollout, 10-12 min; not part of make test)
+	@mkdir -p $(CACHE)
+	DMVPND_LAB_TESTS=1 DMVPND_LAB_ROLLOUT=1 $(GO) test -count=1 -timeout 50m -run '^TestAnsibleRollout$$' -v ./e2e/ 2>&1 | tee $(CACHE)/rollout-last.log; exit $${PIPESTATUS[0]}
 
 test-lab: deps build ## lab scenarios in the VM (or natively on a full kernel); logs under .cache/lab/runs
 	@mkdir -p $(CACHE)

@@ -56,6 +56,10 @@ import (
 // change for every spoke with a configuration dmvpnd --check rejects on
 // spoke2 stops the rollout at spoke2: neither host of its batch
 // (spoke1+spoke2) replaces its running file, and spoke3 is not touched.
+//
+// It takes 10-12 minutes under TCG, which make test's 30-minute budget
+// cannot hold today, so it runs with DMVPND_LAB_ROLLOUT=1 (make
+// test-rollout) and not in make test-lab.
 func TestAnsibleRollout(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -63,6 +67,9 @@ func TestAnsibleRollout(t *testing.T) {
 	}
 	if !lab.Enabled() {
 		t.Skip("lab tests are off: set DMVPND_LAB_TESTS=1 (make test-lab)")
+	}
+	if os.Getenv("DMVPND_LAB_ROLLOUT") != "1" {
+		t.Skip("TestAnsibleRollout runs with DMVPND_LAB_ROLLOUT=1 (make test-rollout): 10-12 min, beyond make test's budget")
 	}
 	readme, err := readRolloutReadme(filepath.Join(root, "deploy/README.md"))
 	if err != nil {
