@@ -17,7 +17,7 @@ func TestParseUnits(t *testing.T) {
 		{"../../../deploy/systemd/dmvpnd.service", map[string][]string{
 			"Type":             {"notify"},
 			"ExecStart":        {"/usr/sbin/dmvpnd --config /etc/dmvpnd/dmvpnd.yaml"},
-			"ExecReload":       {"/usr/bin/dmvpnctl --socket /run/dmvpnd/dmvpnd.sock reload"},
+			"ExecReload":       {"/usr/bin/dmvpnctl --socket /run/dmvpnd/dmvpnd.sock reload --wait"},
 			"RuntimeDirectory": {"dmvpnd"},
 			"Wants":            {"network-online.target dmvpnd-charon.service"},
 			"TimeoutStopSec":   {"20s"},
