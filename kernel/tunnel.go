@@ -280,15 +280,15 @@ func (k *Kernel) configureTunnel(link netlink.Link, cfg TunnelConfig) error {
 	if err := applySysctls(k.cfg.Sysctl, tunnelSysctls(cfg.Name)); err != nil {
 		return err
 	}
-	if err := k.ensureAddress(link, cfg); err != nil {
-		return err
-	}
+	// Up before the address: the kernel adds a connected route, and
+	// accepts the tunnel prefix route of a host address, only on an up
+	// device.
 	if link.Attrs().RawFlags&unix.IFF_UP == 0 {
 		if err := k.nl.LinkSetUp(link); err != nil {
 			return opErr("set up", obj, err)
 		}
 	}
-	return nil
+	return k.ensureAddress(link, cfg)
 }
 
 // ensureAddress programs the tunnel address (DeviceAddress) and, with
