@@ -77,7 +77,10 @@ func TestPrivTunnelHostAddressNoGap(t *testing.T) {
 		deadline := time.After(10 * time.Second)
 		for {
 			select {
-			case u := <-updates:
+			case u, ok := <-updates:
+				if !ok {
+					t.Fatalf("%s: the route subscription ended", name)
+				}
 				if p, ok := prefixFromIPNet(u.Dst); ok && p == m {
 					return others
 				}
