@@ -22,6 +22,9 @@ import (
 //
 // What changes how:
 //   - tunnel key and MTU: the tunnel is adjusted in place (never re-created);
+//   - tunnel.host_address swaps the address layout in place, the new
+//     address and route before the old go (the tunnel prefix is never
+//     unrouted; the tunnel address stays, so sessions bound to it live);
 //   - NHRP settings the engine uses (holding time, NHSs, authentication,
 //     registration mode, shortcut, limits) restart the NHRP engine over
 //     the kernel state it leaves, which the new engine adopts as after a
@@ -61,7 +64,7 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	if changed["tunnel.key"] || changed["tunnel.mtu"] {
+	if changed["tunnel.key"] || changed["tunnel.mtu"] || changed["tunnel.host_address"] {
 		ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(next))
 		if err != nil {
 			return fmt.Errorf("controller: reload: %w", err)

@@ -167,6 +167,46 @@ func TestReloadTunnelInPlace(t *testing.T) {
 	})
 }
 
+// TestReloadHostAddress: tunnel.host_address is live: a reload swaps the
+// tunnel's address layout in place (the tunnel address as a /32, the tunnel
+// prefix as dmvpnd's route) and back, touching nothing else; a node started
+// with it comes up in that layout.
+func TestReloadHostAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		netw := kerneltest.NewNetwork()
+		y := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")
+		host := strings.Replace(y, "key: 42,", "key: 42, host_address: true,", 1)
+		s1 := start(t, netw, "s1", y, nil)
+		s2 := start(t, netw, "s2", strings.NewReplacer("198.51.100.2", "198.51.100.3", "10.0.0.2", "10.0.0.3").Replace(host), nil)
+		defer stopAll(t, s1, s2)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		layout := func(n *node, stage, addr string, routed bool) {
+			t.Helper()
+			hostRoute := "route 10.0.0.0/24 dev gre1 proto 157 scope link src " + strings.Split(addr, "/")[0]
+			if !n.has("tunnel gre1", "addr "+addr) || n.has(hostRoute) != routed {
+				t.Errorf("%s: want addr %s, tunnel prefix routed by dmvpnd %v:\n%s", stage, addr, routed, n.kernel.Render())
+			}
+		}
+		layout(s1, "started without host_address", "10.0.0.2/24", false)
+		layout(s2, "started with host_address", "10.0.0.3/32", true)
+
+		ctx := context.Background()
+		base := len(s1.kernel.Ops())
+		if err := s1.ctl.Reload(ctx, parseConfig(t, host)); err != nil {
+			t.Fatalf("Reload host_address on: %v", err)
+		}
+		layout(s1, "host_address on", "10.0.0.2/32", true)
+		if d := cmp.Diff([]string{"modify tunnel gre1"}, s1.kernel.Ops()[base:]); d != "" {
+			t.Errorf("kernel operations of a host_address reload (-want +got):\n%s", d)
+		}
+		if err := s1.ctl.Reload(ctx, parseConfig(t, y)); err != nil {
+			t.Fatalf("Reload host_address off: %v", err)
+		}
+		layout(s1, "host_address off", "10.0.0.2/24", false)
+	})
+}
+
 // TestReloadHandsOverCredentialsAndPrefixes: new IPsec proposals go to the
 // IPsec side; a BGP speaker refusing the new prefixes fails the reload.
 func TestReloadHandsOverCredentialsAndPrefixes(t *testing.T) {

@@ -29,13 +29,14 @@ func tunnelConfig(c *config.Config) kernel.TunnelConfig {
 		mtu = defaultMTU
 	}
 	return kernel.TunnelConfig{
-		Name:     c.Tunnel.Name,
-		Local:    c.Tunnel.LocalNBMA,
-		Underlay: c.Tunnel.UnderlayDevice,
-		Key:      c.Tunnel.Key,
-		TTL:      64,
-		MTU:      mtu,
-		Address:  c.Tunnel.Address,
+		Name:        c.Tunnel.Name,
+		Local:       c.Tunnel.LocalNBMA,
+		Underlay:    c.Tunnel.UnderlayDevice,
+		Key:         c.Tunnel.Key,
+		TTL:         64,
+		MTU:         mtu,
+		Address:     c.Tunnel.Address,
+		HostAddress: c.Tunnel.HostAddress,
 	}
 }
 

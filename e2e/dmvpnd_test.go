@@ -70,6 +70,8 @@ type dnode struct {
 	// multicast is nhrp.multicast as a YAML flow mapping ("" unset), e.g.
 	// "{dynamic: true}".
 	multicast string
+	// hostAddress is tunnel.host_address.
+	hostAddress bool
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -78,7 +80,7 @@ func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
 func (d *dnode) config() string {
 	var b strings.Builder
 	holding := cmp.Or(d.holding, "300s")
-	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/24}\n", d.nbma, d.tunnel)
+	fmt.Fprintf(&b, "tunnel: {name: gre1, key: 42, local_nbma: %s, address: %s/24, host_address: %t}\n", d.nbma, d.tunnel, d.hostAddress)
 	if d.hub {
 		fmt.Fprintf(&b, "nhrp:\n  role: hub\n  network_id: 1\n  holding_time: %s\n  redirect: true\n", holding)
 	} else {

@@ -22,7 +22,7 @@ import (
 // interface's prefix length, except on point-to-point links and on
 // point-to-multipoint interfaces with a /32 (ospfd/ospf_packet.c,
 // ospf_hello). So the hub runs point-to-multipoint on a /32 (its tunnel
-// address, the tunnel prefix as a route), the spokes point-to-point (the
+// address, the tunnel prefix as a route: tunnel.host_address), the spokes point-to-point (the
 // FRR spoke `point-to-point dmvpn`, as FRR documents for a spoke under a
 // point-to-multipoint hub). The hub replicates its own OSPF packets to
 // both spokes; it does not forward one spoke's link-local multicast to
@@ -52,17 +52,16 @@ func ospfMixedCloud(ctx context.Context, t *testing.T, il *frrLab, fs, ds *frrSi
 		t.Fatal(err)
 	}
 	// The hub: gre1 carries its tunnel address as a host address (FRR's
-	// convention) with the tunnel prefix as a route instead of dmvpnd's
-	// /24: dmvpnd has no option for it yet, so the test swaps them under
-	// the running daemon (which reads its tunnel address only when it
-	// starts or reloads the tunnel). A /32 beside the /24 does not do:
-	// ospfd keys its interfaces by address and ends up with either
-	// prefix. The hub's static routes to the spokes' LANs go, OSPF's
-	// replace them.
+	// convention) with the tunnel prefix as dmvpnd's route instead of the
+	// /24 (tunnel.host_address), turned on by a reload of the running hub
+	// (the FRR spokes stay registered). The hub's static routes to the
+	// spokes' LANs go, OSPF's replace them.
 	hubHost := netip.PrefixFrom(hub.tunnel, 32)
 	tunnelNet := netip.MustParsePrefix("10.0.0.0/24")
-	hub.node.MustRun(fmt.Sprintf("ip addr add %[1]s dev gre1 && ip addr del %[2]s/24 dev gre1 && ip route add %[3]s dev gre1 src %[2]s && ip route del %[4]s && ip route del %[5]s",
-		hubHost, hub.tunnel, tunnelNet, fs.lan.Masked(), ds.lan.Masked()))
+	hub.d.hostAddress = true
+	bgpCtlReload(ctx, t, il.l, hub.d, hub.d.config(), "tunnel.host_address")
+	ospfHubHostLayout(ctx, t, hub, hubHost, tunnelNet)
+	hub.node.MustRun(fmt.Sprintf("ip route del %s && ip route del %s", fs.lan.Masked(), ds.lan.Masked()))
 
 	zebra := func(s *frrSite) string { return fmt.Sprintf("hostname %s\nlog stdout informational\n", s.name) }
 	confs := map[*frrSite]map[string]string{
@@ -126,6 +125,51 @@ func ospfMixedCloud(ctx context.Context, t *testing.T, il *frrLab, fs, ds *frrSi
 	}
 
 	ospfMixedCopies(ctx, t, hub, fs, ds, ospf)
+}
+
+// ospfHubHostLayout checks the hub's gre1 as tunnel.host_address leaves
+// it: the tunnel address only as hubHost, and one route to tunnelNet,
+// dmvpnd's (protocol 157, scope link, source the tunnel address).
+func ospfHubHostLayout(ctx context.Context, t *testing.T, hub *frrSite, hubHost, tunnelNet netip.Prefix) {
+	t.Helper()
+	res, err := hub.node.Run(ctx, "ip -4 -j addr show dev gre1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []struct {
+		Addrs []struct {
+			Local     string `json:"local"`
+			PrefixLen int    `json:"prefixlen"`
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal(res.Stdout, &links); err != nil {
+		t.Fatalf("ip -j addr: %v\n%s", err, res.Stdout)
+	}
+	var addrs []string
+	for _, l := range links {
+		for _, a := range l.Addrs {
+			addrs = append(addrs, fmt.Sprintf("%s/%d", a.Local, a.PrefixLen))
+		}
+	}
+	if len(addrs) != 1 || addrs[0] != hubHost.String() {
+		t.Errorf("hub gre1 addresses %v, want only %s", addrs, hubHost)
+	}
+	res, err = hub.node.Run(ctx, fmt.Sprintf("ip -4 -j route show %s dev gre1 table main", tunnelNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []struct {
+		Protocol string `json:"protocol"`
+		Scope    string `json:"scope"`
+		Src      string `json:"prefsrc"`
+	}
+	if err := json.Unmarshal(res.Stdout, &routes); err != nil {
+		t.Fatalf("ip -j route: %v\n%s", err, res.Stdout)
+	}
+	// (ip names protocol 157 when rt_protos.d says "157 dmvpnd".)
+	if len(routes) != 1 || (routes[0].Protocol != "157" && routes[0].Protocol != "dmvpnd") || routes[0].Scope != "link" || routes[0].Src != hubHost.Addr().String() {
+		t.Errorf("hub routes to %s dev gre1: %+v, want one of protocol 157, scope link, src %s", tunnelNet, routes, hubHost.Addr())
+	}
 }
 
 // ospfMixedCopies checks the hub's replication counters against what the

@@ -4,7 +4,10 @@
 // idempotently, and reports what the kernel tells it:
 //
 //   - an ip_gre multipoint tunnel (no remote; the outer destination comes from
-//     the neighbor entry's 4-byte lladdr), created or adopted (EnsureTunnel);
+//     the neighbor entry's 4-byte lladdr), created or adopted (EnsureTunnel),
+//     its address with the tunnel prefix or, with TunnelConfig.HostAddress,
+//     as a /32 beside a tunnel prefix route of ours (tunnel_host.go; a
+//     switch either way keeps the prefix routed);
 //   - neighbor entries tunnel address -> NBMA address (ReplaceNeighbor,
 //     DeleteNeighbor, ListNeighbors): dynamic entries are written REACHABLE so
 //     that the kernel asks again (RTM_GETNEIGH, state PROBE) while traffic

@@ -16,6 +16,10 @@ var (
 	// room (neighbor table overflow and the like). The controller answers the
 	// registration with NHRP code 5 (insufficient resources).
 	ErrResourceExhausted = errors.New("kernel: resource exhausted")
+	// ErrTunnelPrefixRoute: SetRoutes refused a route to the tunnel prefix
+	// (metric 0) that would replace the tunnel's own prefix route
+	// (TunnelConfig.HostAddress).
+	ErrTunnelPrefixRoute = errors.New("kernel: the tunnel prefix route is the tunnel's (host address)")
 )
 
 // OpError is a failed kernel operation, naming the operation and the object,

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -66,6 +67,9 @@ type Kernel struct {
 type tunnelRef struct {
 	name    string
 	ifindex int
+	// hostRoute is the tunnel prefix routed by EnsureTunnel (HostAddress),
+	// invalid otherwise: SetRoutes neither lists, prunes nor replaces it.
+	hostRoute netip.Prefix
 }
 
 var (

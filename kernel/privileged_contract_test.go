@@ -1,8 +1,10 @@
 package kernel_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -33,7 +35,7 @@ func TestContractKernel(t *testing.T) {
 				}
 				r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: ipnet(dst), Scope: netlink.SCOPE_LINK,
 					Protocol: unix.RTPROT_STATIC}
-				if err := h.RouteAdd(r); err != nil {
+				if err := h.RouteAppend(r); err != nil {
 					t.Fatalf("add foreign route %s: %v", dst, err)
 				}
 			},
@@ -48,6 +50,43 @@ func TestContractKernel(t *testing.T) {
 					}
 				}
 				return false
+			},
+			TunnelLayout: func(t *testing.T, prefix netip.Prefix) []string {
+				l, err := h.LinkByName("gre1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				addrs, err := h.AddrList(l, unix.AF_INET)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for _, a := range addrs {
+					out = append(out, "addr "+a.IPNet.String())
+				}
+				rs, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN, Dst: ipnet(prefix)},
+					netlink.RT_FILTER_TABLE|netlink.RT_FILTER_DST)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range rs {
+					if r.LinkIndex != l.Attrs().Index {
+						continue
+					}
+					s := fmt.Sprintf("route %s proto %d", prefix, r.Protocol)
+					switch r.Protocol {
+					case unix.RTPROT_KERNEL:
+						s = fmt.Sprintf("route %s proto kernel", prefix)
+					case unix.RTPROT_STATIC:
+						s = fmt.Sprintf("route %s proto static", prefix)
+					}
+					if r.Src != nil {
+						s += " src " + r.Src.String()
+					}
+					out = append(out, s)
+				}
+				slices.Sort(out)
+				return out
 			},
 		}
 	})

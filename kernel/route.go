@@ -70,10 +70,16 @@ func (k *Kernel) listOwned() ([]ownedRoute, error) {
 	if err != nil {
 		return nil, opErr("list routes", fmt.Sprintf("proto %d table %d", k.cfg.RouteProtocol, k.cfg.RouteTable), err)
 	}
+	k.mu.Lock()
+	t := k.tunnel
+	k.mu.Unlock()
 	out := make([]ownedRoute, 0, len(rs))
 	for _, nr := range rs {
 		if int(nr.Protocol) != k.cfg.RouteProtocol || nr.Table != k.cfg.RouteTable {
 			continue // defensive: filtering is done by the library in userspace on old kernels
+		}
+		if t.hostRoute.IsValid() && k.isHostRoute(nr, t.hostRoute, t.ifindex) {
+			continue // the tunnel's (EnsureTunnel, HostAddress)
 		}
 		p, ok := prefixFromIPNet(nr.Dst)
 		if !ok {
@@ -89,7 +95,9 @@ func (k *Kernel) listOwned() ([]ownedRoute, error) {
 }
 
 // ListRoutes implements Dataplane: the routes carrying our protocol number in
-// our table, sorted by destination and metric.
+// our table, sorted by destination and metric, except the tunnel prefix
+// route of a host address (TunnelConfig.HostAddress), which is the
+// tunnel's.
 func (k *Kernel) ListRoutes() ([]Route, error) {
 	owned, err := k.listOwned()
 	if err != nil {
@@ -123,7 +131,10 @@ func sortRoutes(rs []Route) {
 // One bad route does not block the others: an invalid route, a duplicate
 // that conflicts with an earlier one, or a route the kernel refuses (a next
 // hop it rejects, say) is skipped and reported in a *RouteErrors, and
-// everything else is installed and pruned. Other errors (no tunnel, listing
+// everything else is installed and pruned. With a host address
+// (TunnelConfig.HostAddress) the tunnel prefix route is the tunnel's:
+// SetRoutes neither prunes it nor replaces it (a desired route to the
+// tunnel prefix with metric 0 is refused). Other errors (no tunnel, listing
 // failed) mean nothing was changed.
 func (k *Kernel) SetRoutes(desired []Route) error {
 	t, err := k.currentTunnel()
@@ -131,6 +142,12 @@ func (k *Kernel) SetRoutes(desired []Route) error {
 		return err
 	}
 	want, failed := desiredRoutes(desired)
+	if t.hostRoute.IsValid() {
+		if r, ok := want[routeKey{dst: t.hostRoute}]; ok {
+			delete(want, routeKey{dst: t.hostRoute})
+			failed = append(failed, RouteError{Op: "replace route", Route: r, Err: ErrTunnelPrefixRoute})
+		}
+	}
 	owned, err := k.listOwned()
 	if err != nil {
 		return err

@@ -129,3 +129,38 @@ func TestNeighborFromNetlink(t *testing.T) {
 		})
 	}
 }
+
+// TestDesiredHostRoute: the tunnel prefix route of a host address looks
+// like the kernel's connected route (main table whatever RouteTable is,
+// scope link, the tunnel address as source, metric 0) with our protocol,
+// and isHostRoute recognizes it by its key alone.
+func TestDesiredHostRoute(t *testing.T) {
+	k := &Kernel{cfg: Config{RouteProtocol: 157, RouteTable: 100}}
+	cfg := TunnelConfig{Address: netip.MustParsePrefix("10.0.0.1/24"), HostAddress: true}
+	want := &netlink.Route{
+		LinkIndex: 7, Dst: &net.IPNet{IP: net.IP{10, 0, 0, 0}, Mask: net.CIDRMask(24, 32)}, Src: net.IP{10, 0, 0, 1},
+		Protocol: 157, Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST, Family: unix.AF_INET, Scope: netlink.SCOPE_LINK,
+	}
+	got := k.desiredHostRoute(cfg, 7)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	dst := cfg.HostRoute()
+	if !k.isHostRoute(*got, dst, 7) {
+		t.Error("isHostRoute(desired) = false")
+	}
+	for name, mutate := range map[string]func(*netlink.Route){
+		"other device":   func(r *netlink.Route) { r.LinkIndex = 8 },
+		"other protocol": func(r *netlink.Route) { r.Protocol = unix.RTPROT_STATIC },
+		"other table":    func(r *netlink.Route) { r.Table = 100 },
+		"gateway":        func(r *netlink.Route) { r.Gw = net.IP{10, 0, 0, 3} },
+		"metric":         func(r *netlink.Route) { r.Priority = 10 },
+		"other prefix":   func(r *netlink.Route) { r.Dst = &net.IPNet{IP: net.IP{10, 0, 0, 0}, Mask: net.CIDRMask(25, 32)} },
+	} {
+		r := *k.desiredHostRoute(cfg, 7)
+		mutate(&r)
+		if k.isHostRoute(r, dst, 7) {
+			t.Errorf("isHostRoute(%s) = true", name)
+		}
+	}
+}

@@ -31,8 +31,15 @@ type TunnelConfig struct {
 	NoPMTUDisc bool
 	// MTU of the tunnel device; 0 leaves the kernel's choice.
 	MTU int
-	// Address is the tunnel address, conventionally a /32.
+	// Address is the tunnel address with the tunnel prefix length
+	// (10.0.0.1/24); a /32 means no tunnel prefix.
 	Address netip.Prefix
+	// HostAddress programs Address as a host address (10.0.0.1/32) and the
+	// tunnel prefix as a route through the tunnel in place of the kernel's
+	// connected route (HostRoute): FRR nhrpd's layout, which FRR's ospfd
+	// needs on a point-to-multipoint hub facing nhrpd spokes. Requires
+	// a prefix shorter than /32.
+	HostAddress bool
 	// StrictAdopt makes EnsureTunnel fail instead of fixing an existing
 	// tunnel whose parameters differ.
 	StrictAdopt bool
@@ -58,11 +65,45 @@ func (c TunnelConfig) Validate() error {
 	}
 	if !c.Address.IsValid() || !c.Address.Addr().Is4() {
 		errs = append(errs, fmt.Sprintf("tunnel address %q is not an IPv4 prefix", c.Address))
+	} else if c.HostAddress && c.Address.Bits() == 32 {
+		errs = append(errs, fmt.Sprintf("host address needs a tunnel prefix shorter than /32, have %s", c.Address))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("kernel: tunnel %q: %s", c.Name, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// DeviceAddress is the address programmed on the device: Address, or its
+// host address (/32) with HostAddress.
+func (c TunnelConfig) DeviceAddress() netip.Prefix {
+	if c.HostAddress {
+		return netip.PrefixFrom(c.Address.Addr(), 32)
+	}
+	return c.Address
+}
+
+// HostRoute is the tunnel prefix that HostAddress routes through the
+// tunnel (dev NAME scope link src ADDRESS, metric 0, route protocol
+// Config.RouteProtocol, main table: where the kernel puts a connected
+// route); invalid without HostAddress.
+func (c TunnelConfig) HostRoute() netip.Prefix {
+	if !c.HostAddress {
+		return netip.Prefix{}
+	}
+	return c.Address.Masked()
+}
+
+// otherLayout is the configured address as a run with the other
+// HostAddress setting programs it (invalid when both are the same /32):
+// EnsureTunnel replaces it on any tunnel, adopted or created.
+func (c TunnelConfig) otherLayout() netip.Prefix {
+	other := c
+	other.HostAddress = !c.HostAddress
+	if other.DeviceAddress() == c.DeviceAddress() {
+		return netip.Prefix{}
+	}
+	return other.DeviceAddress()
 }
 
 // tosInherit is "tos inherit": the outer header takes the inner packet's DS
@@ -219,7 +260,7 @@ func (k *Kernel) EnsureTunnel(cfg TunnelConfig) (int, error) {
 	}
 	idx := link.Attrs().Index
 	k.mu.Lock()
-	k.tunnel = tunnelRef{name: cfg.Name, ifindex: idx}
+	k.tunnel = tunnelRef{name: cfg.Name, ifindex: idx, hostRoute: cfg.HostRoute()}
 	k.mu.Unlock()
 	return idx, nil
 }
@@ -239,47 +280,67 @@ func (k *Kernel) configureTunnel(link netlink.Link, cfg TunnelConfig) error {
 	if err := applySysctls(k.cfg.Sysctl, tunnelSysctls(cfg.Name)); err != nil {
 		return err
 	}
-	if err := k.ensureAddress(link, cfg); err != nil {
-		return err
-	}
+	// Up before the address: the kernel adds a connected route, and
+	// accepts the tunnel prefix route of a host address, only on an up
+	// device.
 	if link.Attrs().RawFlags&unix.IFF_UP == 0 {
 		if err := k.nl.LinkSetUp(link); err != nil {
 			return opErr("set up", obj, err)
 		}
 	}
-	return nil
+	return k.ensureAddress(link, cfg)
 }
 
+// ensureAddress programs the tunnel address (DeviceAddress) and, with
+// HostAddress, the tunnel prefix route. Switching layouts never leaves the
+// tunnel prefix without a route: the new address and route go in first,
+// then the other layout's address (the configured address as a run with
+// the other setting left it) and our route go. A tunnel we created
+// carries only the configured address; on an adopted one other addresses
+// and routes of other protocols stay.
 func (k *Kernel) ensureAddress(link netlink.Link, cfg TunnelConfig) error {
 	addrs, err := k.nl.AddrList(link, unix.AF_INET)
 	if err != nil {
 		return opErr("list addresses on", "dev "+cfg.Name, err)
 	}
 	owned := link.Attrs().Alias == ownerAlias
-	want := cfg.Address
+	want, other := cfg.DeviceAddress(), cfg.otherLayout()
 	found := false
+	var stale []netlink.Addr
 	for _, a := range addrs {
 		p, ok := prefixFromIPNet(a.IPNet)
-		if !ok {
-			continue
-		}
-		if p == want {
+		switch {
+		case !ok:
+		case p == want:
 			found = true
-			continue
-		}
-		if owned && a.Scope == unix.RT_SCOPE_UNIVERSE {
-			// A tunnel we created carries only the configured address.
+		case p == other:
+			stale = append(stale, a)
+		case owned && a.Scope == unix.RT_SCOPE_UNIVERSE:
 			if err := k.nl.AddrDel(link, &a); err != nil && !isNotExist(err) {
 				return opErr("delete address", p.String()+" dev "+cfg.Name, err)
 			}
 		}
 	}
-	if found {
-		return nil
+	if !found {
+		addr := &netlink.Addr{IPNet: ipNet(want)}
+		if err := k.nl.AddrReplace(link, addr); err != nil {
+			return opErr("add address", want.String()+" dev "+cfg.Name, err)
+		}
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: want.Addr().AsSlice(), Mask: net.CIDRMask(want.Bits(), 32)}}
-	if err := k.nl.AddrReplace(link, addr); err != nil {
-		return opErr("add address", want.String()+" dev "+cfg.Name, err)
+	if cfg.HostAddress {
+		if err := k.ensureHostRoute(link.Attrs().Index, cfg); err != nil {
+			return err
+		}
+	}
+	for _, a := range stale {
+		k.log.Info("kernel: replacing the tunnel address layout", zap.String("dev", cfg.Name),
+			zap.Stringer("old", other), zap.Stringer("new", want))
+		if err := k.nl.AddrDel(link, &a); err != nil && !isNotExist(err) {
+			return opErr("delete address", other.String()+" dev "+cfg.Name, err)
+		}
+	}
+	if !cfg.HostAddress {
+		return k.removeHostRoutes(link.Attrs().Index, cfg)
 	}
 	return nil
 }
@@ -307,6 +368,10 @@ func (k *Kernel) DeleteTunnel(name string) error {
 	}
 	k.mu.Unlock()
 	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 func prefixFromIPNet(n *net.IPNet) (netip.Prefix, bool) {

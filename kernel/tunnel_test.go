@@ -37,6 +37,8 @@ func TestTunnelConfigValidate(t *testing.T) {
 		{"mtu", func(c *TunnelConfig) { c.MTU = 20 }, "mtu 20 out of range"},
 		{"no address", func(c *TunnelConfig) { c.Address = netip.Prefix{} }, "not an IPv4 prefix"},
 		{"v6 address", func(c *TunnelConfig) { c.Address = netip.MustParsePrefix("fd00::1/128") }, "not an IPv4 prefix"},
+		{"host address", func(c *TunnelConfig) { c.Address = netip.MustParsePrefix("10.0.0.1/24"); c.HostAddress = true }, ""},
+		{"host address of a /32", func(c *TunnelConfig) { c.HostAddress = true }, "host address needs a tunnel prefix shorter than /32, have 10.0.0.1/32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +56,31 @@ func TestTunnelConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestTunnelAddressLayout: the address on the device, the routed tunnel
+// prefix, and the layout a run with the other setting leaves (which
+// EnsureTunnel replaces).
+func TestTunnelAddressLayout(t *testing.T) {
+	pfx := netip.MustParsePrefix
+	for _, tt := range []struct {
+		addr                   string
+		host                   bool
+		device, route, replace netip.Prefix
+	}{
+		{"10.0.0.1/24", false, pfx("10.0.0.1/24"), netip.Prefix{}, pfx("10.0.0.1/32")},
+		{"10.0.0.1/24", true, pfx("10.0.0.1/32"), pfx("10.0.0.0/24"), pfx("10.0.0.1/24")},
+		{"10.9.200.77/16", true, pfx("10.9.200.77/32"), pfx("10.9.0.0/16"), pfx("10.9.200.77/16")},
+		{"10.0.0.1/32", false, pfx("10.0.0.1/32"), netip.Prefix{}, netip.Prefix{}},
+	} {
+		c := TunnelConfig{Address: pfx(tt.addr), HostAddress: tt.host}
+		got := []netip.Prefix{c.DeviceAddress(), c.HostRoute(), c.otherLayout()}
+		if d := cmp.Diff([]netip.Prefix{tt.device, tt.route, tt.replace}, got, cmpPrefix); d != "" {
+			t.Errorf("%s host %v: [device address, host route, other layout] (-want +got):\n%s", tt.addr, tt.host, d)
+		}
+	}
+}
+
+var cmpPrefix = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
 
 func TestDesiredGretun(t *testing.T) {
 	c := validTunnel()

@@ -51,6 +51,13 @@ type Tunnel struct {
 	Address netip.Prefix `mapstructure:"address"`
 	// MTU of the tunnel interface (default 1400).
 	MTU int `mapstructure:"mtu"`
+	// HostAddress puts Address on the interface as a host address
+	// (10.0.0.1/32) and routes the tunnel prefix through the tunnel
+	// instead of the kernel's connected route: the layout FRR's nhrpd
+	// uses, which FRR's ospfd needs on a point-to-multipoint hub facing
+	// nhrpd spokes (deploy/OSPF.md). NHRP, BGP and IPsec still use
+	// Address and its prefix. Default false.
+	HostAddress bool `mapstructure:"host_address"`
 }
 
 // NHRP configures the NHRP engine.

@@ -89,6 +89,10 @@ nhrp: {role: hub, network_id: 1}
 tunnel: {local_nbma: 192.0.2.1, address: 10.0.0.1}
 nhrp: {role: hub, network_id: 1}
 `, []string{`config: tunnel.address: "10.0.0.1" is not an address prefix (like 10.0.0.1/24)`}},
+		{"host address without a tunnel prefix", `
+tunnel: {local_nbma: 192.0.2.1, address: 10.0.0.1/32, host_address: true}
+nhrp: {role: hub, network_id: 1}
+`, []string{"config: tunnel.host_address: tunnel.address 10.0.0.1/32 has no tunnel prefix to route (give its prefix length, like 10.0.0.1/24)"}},
 		{"tunnel key out of range", `
 tunnel: {local_nbma: 192.0.2.1, address: 10.0.0.1/24, key: 4294967296}
 nhrp: {role: hub, network_id: 1}

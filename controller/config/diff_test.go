@@ -85,13 +85,15 @@ func TestDiff(t *testing.T) {
 			"log.level: info -> debug (live)",
 			"log.format: json -> console (restart: the logger is built at start)",
 		}},
-		{"bgp prefixes and tunnel mtu and key are live", func(c *Config) {
+		{"bgp prefixes and tunnel mtu, key and host address are live", func(c *Config) {
 			c.BGP.Prefixes = []netip.Prefix{pfx("192.168.11.0/24"), pfx("192.168.12.0/24")}
 			c.Tunnel.MTU = 1380
 			c.Tunnel.Key = 7
+			c.Tunnel.HostAddress = true
 		}, []string{
 			"tunnel.key: 0 -> 7 (live)",
 			"tunnel.mtu: 1400 -> 1380 (live)",
+			"tunnel.host_address: false -> true (live)",
 			"bgp.prefixes: [192.168.11.0/24] -> [192.168.11.0/24, 192.168.12.0/24] (live)",
 		}},
 		{"a disabled section's keys are inert", func(c *Config) {

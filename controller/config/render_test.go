@@ -23,7 +23,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 		t.Errorf("YAML does not load back into the same configuration: %v\n%s", d, out)
 	}
 	if tree := c.Tree(); !cmp.Equal(tree["tunnel"], map[string]any{"name": "gre1", "key": 0, "local_nbma": "192.0.2.11",
-		"address": "10.0.0.11/24", "mtu": 1400}) {
+		"address": "10.0.0.11/24", "mtu": 1400, "host_address": false}) {
 		t.Errorf("Tree()[tunnel] = %v", tree["tunnel"])
 	}
 }

@@ -67,6 +67,9 @@ func (c *Config) validateTunnel(v *validator) {
 	if t.MTU < 576 || t.MTU > 9000 {
 		v.add("tunnel.mtu", "%d is out of range (576..9000)", t.MTU)
 	}
+	if t.HostAddress && t.Address.IsValid() && t.Address.Bits() == 32 {
+		v.add("tunnel.host_address", "tunnel.address %s has no tunnel prefix to route (give its prefix length, like %s/24)", t.Address, t.Address.Addr())
+	}
 }
 
 func (c *Config) validateNHRP(v *validator) {

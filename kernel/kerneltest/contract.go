@@ -34,15 +34,26 @@ type System struct {
 	// must cover 10.0.0.0/24 or be a /32 in it (next hops are 10.0.0.x).
 	Tunnel kernel.TunnelConfig
 	// AddForeignRoute installs a route to dst through the tunnel that
-	// dmvpnd does not own (another routing protocol number), and
-	// HasForeignRoute reports whether it is still installed.
+	// dmvpnd does not own (protocol static, scope link, metric 0, beside
+	// any route with the same key), and HasForeignRoute reports whether
+	// it is still installed.
 	AddForeignRoute func(t *testing.T, dst netip.Prefix)
 	HasForeignRoute func(t *testing.T, dst netip.Prefix) bool
+	// TunnelLayout renders the tunnel's IPv4 addresses and the main
+	// table's routes to exactly prefix, sorted, as
+	//
+	//	addr 10.0.0.1/32
+	//	route 10.0.0.0/24 proto 157 src 10.0.0.1
+	//
+	// (proto "kernel" and "static" by name, others by number; " src A"
+	// when the route has a preferred source).
+	TunnelLayout func(t *testing.T, prefix netip.Prefix) []string
 }
 
 // RunContract runs the dataplane contract the controller relies on against
 // the systems newSystem makes (one per subtest): errors before a tunnel,
-// tunnel create and adopt, neighbour replace/delete/list/walk/batch,
+// tunnel create and adopt, the host address layout (create, adopt,
+// switch both ways, foreign routes kept), neighbour replace/delete/list/walk/batch,
 // route reconciliation with per-route errors and foreign routes left
 // alone, and the miss watch's lifecycle. The fake runs it in a unit test,
 // the real kernel in the lab (kernel's TestContractKernel), so the fake
@@ -54,6 +65,7 @@ func RunContract(t *testing.T, newSystem func(t *testing.T) System) {
 	}{
 		{"NoTunnel", contractNoTunnel},
 		{"TunnelAdopt", contractTunnelAdopt},
+		{"TunnelHostAddress", contractTunnelHostAddress},
 		{"Neighbors", contractNeighbors},
 		{"NeighborBatch", contractNeighborBatch},
 		{"Routes", contractRoutes},
@@ -171,6 +183,77 @@ func contractTunnelAdopt(t *testing.T, s System) {
 	}
 	wantNeighbors(t, dp2, "after adopt", "10.0.0.2 lladdr 198.51.100.2 permanent")
 	wantRoutes(t, dp2, "after adopt", r)
+}
+
+// contractTunnelHostAddress: with HostAddress the tunnel carries its
+// address as a /32 and the tunnel prefix as a route of dmvpnd's that
+// SetRoutes neither lists, prunes nor replaces; a restart keeps both; a
+// run without it puts the prefix address back and removes the route, a run
+// with it again swaps back; a foreign route to the prefix stays throughout.
+func contractTunnelHostAddress(t *testing.T, s System) {
+	prefix := netip.MustParsePrefix("10.0.0.0/24")
+	host := s.Tunnel
+	host.Address = netip.PrefixFrom(s.Tunnel.Address.Addr(), prefix.Bits())
+	host.HostAddress = true
+	plain := host
+	plain.HostAddress = false
+	addr := host.Address.Addr().String()
+	hostLayout := []string{"addr " + addr + "/32", "route 10.0.0.0/24 proto 157 src " + addr}
+	plainLayout := []string{"addr " + host.Address.String(), "route 10.0.0.0/24 proto kernel src " + addr}
+	layout := func(stage string, want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		if d := cmp.Diff(want, s.TunnelLayout(t, prefix)); d != "" {
+			t.Errorf("%s: tunnel layout (-want +got):\n%s", stage, d)
+		}
+	}
+	ensureAs := func(stage string, cfg kernel.TunnelConfig) (ContractDataplane, int) {
+		t.Helper()
+		dp := s.Open(t)
+		idx, err := dp.EnsureTunnel(cfg)
+		if err != nil {
+			t.Fatalf("%s: EnsureTunnel: %v", stage, err)
+		}
+		return dp, idx
+	}
+
+	dp, idx := ensureAs("create", host)
+	layout("created with a host address", hostLayout...)
+	wantRoutes(t, dp, "created with a host address")
+	lan2 := kernel.Route{Dst: netip.MustParsePrefix("192.168.2.0/24"), Via: cA}
+	over := kernel.Route{Dst: prefix}
+	err := dp.SetRoutes([]kernel.Route{lan2, over})
+	var re *kernel.RouteErrors
+	if !errors.As(err, &re) || len(re.Failed) != 1 || re.Failed[0].Route != over || !errors.Is(re.Failed[0].Err, kernel.ErrTunnelPrefixRoute) {
+		t.Errorf("SetRoutes with the tunnel prefix: %v, want a *kernel.RouteErrors naming only %v (ErrTunnelPrefixRoute)", err, over)
+	}
+	wantRoutes(t, dp, "tunnel prefix refused", lan2)
+	if err := dp.SetRoutes(nil); err != nil {
+		t.Fatal(err)
+	}
+	wantRoutes(t, dp, "none desired")
+	layout("after SetRoutes(nil)", hostLayout...)
+
+	dp, idx2 := ensureAs("adopt", host)
+	if idx2 != idx {
+		t.Fatalf("adopting EnsureTunnel: ifindex %d, want %d", idx2, idx)
+	}
+	layout("adopted", hostLayout...)
+	wantRoutes(t, dp, "adopted")
+
+	s.AddForeignRoute(t, prefix)
+	foreign := "route 10.0.0.0/24 proto static"
+	layout("foreign route added", append(hostLayout, foreign)...)
+	if _, err := s.Open(t).EnsureTunnel(plain); err != nil {
+		t.Fatalf("EnsureTunnel without the host address: %v", err)
+	}
+	layout("switched to the prefix address", append(plainLayout, foreign)...)
+	dp, _ = ensureAs("back", host)
+	layout("switched back to the host address", append(hostLayout, foreign)...)
+	wantRoutes(t, dp, "switched back")
+	if !s.HasForeignRoute(t, prefix) {
+		t.Errorf("switching layouts removed the foreign route to %v", prefix)
+	}
 }
 
 func contractNeighbors(t *testing.T, s System) {

@@ -22,6 +22,7 @@ func TestContractFake(t *testing.T) {
 			HasForeignRoute: func(_ *testing.T, dst netip.Prefix) bool {
 				return slices.Contains(f.Lines(), "route "+line(dst))
 			},
+			TunnelLayout: func(_ *testing.T, prefix netip.Prefix) []string { return f.TunnelLayout(prefix) },
 		}
 	})
 }

@@ -5,6 +5,7 @@
 //	tunnel gre1 ifindex 10 local 198.51.100.1 key 42 ttl 64 mtu 1400 addr 10.0.0.1/32
 //	neigh 10.0.0.2 lladdr 198.51.100.2 PERMANENT
 //	route 192.168.2.0/24 via 10.0.0.3 dev gre1 proto 157
+//	route 10.0.0.0/24 dev gre1 proto 157 scope link src 10.0.0.1 (host address)
 //	hairpin table dmvpnd iif 10
 //	qos 198.51.100.2 policy branch-2m rate 2000000 burst 0
 //	qos 198.51.100.2 class voice priority rate 256000 dscp 46
@@ -356,6 +357,12 @@ func (f *Fake) SetRoutes(desired []kernel.Route) error {
 		}
 		want[k] = r
 	}
+	if hr := f.tunnel.HostRoute(); hr.IsValid() {
+		if r, ok := want[routeKey{dst: hr}]; ok {
+			delete(want, routeKey{dst: hr})
+			failed = append(failed, kernel.RouteError{Op: "replace route", Route: r, Err: kernel.ErrTunnelPrefixRoute})
+		}
+	}
 	keys := make([]routeKey, 0, len(want))
 	for k := range want {
 		keys = append(keys, k)
@@ -405,6 +412,43 @@ func (f *Fake) AddForeignRoute(line string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.foreign["route "+line] = true
+}
+
+// TunnelLayout renders the tunnel's address and the routes to exactly the
+// tunnel prefix prefix as the kernel would show them (kerneltest.System's
+// TunnelLayout): a prefix address comes with the kernel's connected route
+// ("route P proto kernel src A"), a host address (HostAddress) with
+// dmvpnd's ("route P proto 157 src A"); foreign routes to prefix are
+// listed by their protocol.
+func (f *Fake) TunnelLayout(prefix netip.Prefix) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	if t := f.tunnel; t != nil {
+		a := t.DeviceAddress()
+		out = append(out, "addr "+a.String())
+		switch {
+		case t.HostRoute() == prefix:
+			out = append(out, fmt.Sprintf("route %s proto %d src %s", prefix, f.protocol, t.Address.Addr()))
+		case a.Bits() < 32 && a.Masked() == prefix:
+			out = append(out, fmt.Sprintf("route %s proto kernel src %s", prefix, a.Addr()))
+		}
+	}
+	for l := range f.foreign {
+		fields := strings.Fields(l) // route DST ... proto P ...
+		if len(fields) < 2 || fields[1] != prefix.String() {
+			continue
+		}
+		proto := "?"
+		for i := 2; i+1 < len(fields); i++ {
+			if fields[i] == "proto" {
+				proto = fields[i+1]
+			}
+		}
+		out = append(out, fmt.Sprintf("route %s proto %s", prefix, proto))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Install implements kernel.HairpinTrigger.
@@ -540,8 +584,11 @@ func (f *Fake) Lines() []string {
 		if t.MTU != 0 {
 			s += fmt.Sprintf(" mtu %d", t.MTU)
 		}
-		s += " addr " + t.Address.String()
+		s += " addr " + t.DeviceAddress().String()
 		lines = append(lines, s)
+		if hr := t.HostRoute(); hr.IsValid() {
+			lines = append(lines, fmt.Sprintf("route %s dev %s proto %d scope link src %s", hr, t.Name, f.protocol, t.Address.Addr()))
+		}
 	}
 	for _, n := range f.neigh {
 		lines = append(lines, fmt.Sprintf("neigh %s lladdr %s %s", n.Addr, n.NBMA, n.State))
