@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +45,8 @@ func TestDMVPNNAT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	scStart(t, l, hub, scConfig(hub, scHubNHRP("300s", true)))
+	// The hub replicates link-local multicast to its spokes (issue 18).
+	scStart(t, l, hub, scConfig(hub, scHubNHRP("300s", true)+"  multicast: {dynamic: true}\n"))
 	hub.waitReady(t, 60*time.Second)
 	t0 := time.Now()
 	for _, s := range []*dnode{s1, s2} {
@@ -86,6 +90,7 @@ func TestDMVPNNAT(t *testing.T) {
 	if err := s2.node.Ping(pctx, hub.tunnel, 3); err != nil {
 		t.Fatalf("s2 -> hub over the NAT: %v", err)
 	}
+	natMulticast(ctx, t, hub, map[*dnode]netip.Addr{s1: s1.nbma, s2: natPublic})
 
 	for _, s := range []*dnode{s1, s2} {
 		s.node.MustRun("ip route replace 10.1.0.0/16 via 10.0.0.1 dev gre1 onlink")
@@ -111,5 +116,65 @@ func TestDMVPNNAT(t *testing.T) {
 	for _, d := range []*dnode{s1, s2, hub} {
 		out, _ := d.ctl(ctx, "show dmvpn")
 		t.Logf("%s show dmvpn:\n%s", d.name, out)
+	}
+}
+
+// natMulticast sends three link-local multicast packets out of the hub's
+// gre1 (nhrp.multicast dynamic) and checks that each spoke got its copies
+// at the address its GRE goes to (want: the NAT's public address for a
+// NATed spoke), counted per destination in the hub's show counters with
+// no send error, and that each spoke's gre1 received them (an nftables
+// counter in prerouting, which sees them whatever groups the spoke joined).
+func natMulticast(ctx context.Context, t *testing.T, hub *dnode, want map[*dnode]netip.Addr) {
+	t.Helper()
+	for d := range want {
+		d.node.MustRun("nft add table ip e2emc && nft add chain ip e2emc pre '{ type filter hook prerouting priority -300; }' && " +
+			"nft add rule ip e2emc pre iifname gre1 ip daddr 224.0.0.18 counter")
+	}
+	packets := regexp.MustCompile(`counter packets (\d+)`)
+	rxMcast := func(d *dnode) int {
+		out := d.node.MustRun("nft list chain ip e2emc pre")
+		m := packets.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("%s: no counter in:\n%s", d.name, out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	before, err := bgpCounters(ctx, hub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := map[*dnode]int{}
+	for d := range want {
+		rx[d] = rxMcast(d)
+	}
+	// No replies come back from a multicast echo: ping exits 1.
+	hub.node.MustRun("ping -c 3 -i 0.2 -W 1 -t 1 -I gre1 224.0.0.18 >/dev/null 2>&1 || true")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after, err := bgpCounters(ctx, hub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var missing []string
+		for d, a := range want {
+			key := "multicast_copies_to_" + a.String()
+			if got := after[key] - before[key]; got < 3 {
+				missing = append(missing, fmt.Sprintf("%s: %s +%d, want +3", d.name, key, got))
+			} else if got := rxMcast(d) - rx[d]; got < 3 {
+				missing = append(missing, fmt.Sprintf("%s: gre1 received %d packets for 224.0.0.18, want 3", d.name, got))
+			}
+		}
+		if len(missing) == 0 {
+			if e := after["multicast_send_errors"] - before["multicast_send_errors"]; e != 0 {
+				t.Errorf("hub: %d multicast send errors", e)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("multicast copies from the hub, 10 s after sending: %s", strings.Join(missing, "; "))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
