@@ -64,7 +64,8 @@ func TestDMVPNNATIPsec(t *testing.T) {
 	for _, d := range []*dnode{hub, s1} {
 		d.node.MustRun("ip route replace default dev eth0")
 	}
-	scStart(t, l, hub, scConfig(hub, scHubNHRP("300s", true)))
+	// The hub replicates link-local multicast to its spokes (issue 18).
+	scStart(t, l, hub, scConfig(hub, scHubNHRP("300s", true)+"  multicast: {dynamic: true}\n"))
 	hub.waitReady(t, 60*time.Second)
 	t0 := time.Now()
 	for _, s := range spokes {
@@ -112,6 +113,15 @@ func TestDMVPNNATIPsec(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("hub <-> s2, s3 behind one NAT over IPsec: %v", err)
+	}
+	// Multicast copies to the spokes behind the NAT go to their claimed
+	// (inner) addresses through their SAs: only ESP crosses the NAT.
+	err = l.CheckESPOnUnderlay(ctx, "r2", "esp-nat-mcast", 6, func(context.Context) error {
+		natMulticast(ctx, t, hub, map[*dnode]netip.Addr{s1: s1.nbma, s2: s2.nbma, s3: s3.nbma})
+		return nil
+	})
+	if err != nil {
+		t.Errorf("multicast to s2, s3 behind one NAT over IPsec: %v", err)
 	}
 
 	// Phase 3 across the NAT and behind it.
