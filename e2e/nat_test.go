@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -151,11 +152,12 @@ func natMulticast(ctx context.Context, t *testing.T, hub *dnode, want map[*dnode
 	}
 	// No replies come back from a multicast echo: ping exits 1.
 	hub.node.MustRun("ping -c 3 -i 0.2 -W 1 -t 1 -I gre1 224.0.0.18 >/dev/null 2>&1 || true")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		after, err := bgpCounters(ctx, hub)
-		if err != nil {
-			t.Fatal(err)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var after api.Counters
+	err = lab.WaitFor(wctx, 200*time.Millisecond, func(ctx context.Context) error {
+		if after, err = bgpCounters(ctx, hub); err != nil {
+			return lab.Permanent(err)
 		}
 		var missing []string
 		for d, a := range want {
@@ -166,15 +168,15 @@ func natMulticast(ctx context.Context, t *testing.T, hub *dnode, want map[*dnode
 				missing = append(missing, fmt.Sprintf("%s: gre1 received %d packets for 224.0.0.18, want 3", d.name, got))
 			}
 		}
-		if len(missing) == 0 {
-			if e := after["multicast_send_errors"] - before["multicast_send_errors"]; e != 0 {
-				t.Errorf("hub: %d multicast send errors", e)
-			}
-			return
+		if len(missing) > 0 {
+			return errors.New(strings.Join(missing, "; "))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("multicast copies from the hub, 10 s after sending: %s", strings.Join(missing, "; "))
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("multicast copies from the hub, 10 s after sending: %v", err)
+	}
+	if e := after["multicast_send_errors"] - before["multicast_send_errors"]; e != 0 {
+		t.Errorf("hub: %d multicast send errors", e)
 	}
 }
