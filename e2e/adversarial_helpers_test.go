@@ -52,7 +52,7 @@ type advRunner struct {
 
 func (r *advRunner) counters(ctx context.Context, d *dnode) api.Counters {
 	r.t.Helper()
-	c, err := ipdCounters(ctx, d)
+	c, err := nodeCounters(ctx, d)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func (r *advRunner) reached(ctx context.Context, base map[*dnode]api.Counters, w
 	now := map[*dnode]api.Counters{}
 	for _, w := range want {
 		if now[w.d] == nil {
-			c, err := ipdCounters(ctx, w.d)
+			c, err := nodeCounters(ctx, w.d)
 			if err != nil {
 				return err
 			}

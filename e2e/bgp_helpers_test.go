@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -598,17 +597,4 @@ func bgpShortcutUpAfter(d *dnode, t0 time.Time, prefix netip.Prefix) (time.Durat
 		return 0, false
 	}
 	return tm.Sub(t0), true
-}
-
-// bgpCounters reads d's dmvpnctl show counters.
-func bgpCounters(ctx context.Context, d *dnode) (api.Counters, error) {
-	out, err := d.ctl(ctx, "show counters --json")
-	if err != nil {
-		return nil, err
-	}
-	var c api.Counters
-	if err := json.Unmarshal([]byte(out), &c); err != nil {
-		return nil, fmt.Errorf("%s: show counters --json: %v\n%s", d.name, err, out)
-	}
-	return c, nil
 }

@@ -109,7 +109,7 @@ func TestBGPPhase2(t *testing.T) {
 	} else if ll != "" {
 		t.Fatalf("s1 has a neighbor entry for %s (%s %s) before any traffic", s2.tunnel, ll, st)
 	}
-	c0, err := bgpCounters(ctx, s1)
+	c0, err := nodeCounters(ctx, s1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestBGPPhase2(t *testing.T) {
 	if d, ok := bgpShortcutUpAfter(s1, g1, netip.PrefixFrom(s2.tunnel, 32)); ok {
 		t.Logf("timing: first packet to direct path up (s1's log) %v", bgpMS(d))
 	}
-	c1, err := bgpCounters(ctx, s1)
+	c1, err := nodeCounters(ctx, s1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestBGPPhase1(t *testing.T) {
 	for _, s := range spokes {
 		wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
 		err := lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) error {
-			c, err := bgpCounters(ctx, s)
+			c, err := nodeCounters(ctx, s)
 			if err != nil {
 				return err
 			}

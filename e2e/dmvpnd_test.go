@@ -125,6 +125,19 @@ func (d *dnode) ctl(ctx context.Context, args string) (string, error) {
 	return string(res.Stdout), nil
 }
 
+// nodeCounters returns the node's dmvpnctl show counters --json.
+func nodeCounters(ctx context.Context, d *dnode) (api.Counters, error) {
+	out, err := d.ctl(ctx, "show counters --json")
+	if err != nil {
+		return nil, err
+	}
+	var c api.Counters
+	if err := json.Unmarshal([]byte(out), &c); err != nil {
+		return nil, fmt.Errorf("%s: show counters --json: %v\n%s", d.name, err, out)
+	}
+	return c, nil
+}
+
 // showDMVPN returns the node's show dmvpn view.
 func (d *dnode) showDMVPN(ctx context.Context) (api.DMVPN, error) {
 	out, err := d.ctl(ctx, "show dmvpn --json")

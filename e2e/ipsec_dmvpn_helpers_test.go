@@ -208,19 +208,6 @@ func ipdWaitSA(ctx context.Context, d *dnode, peer netip.Addr, timeout time.Dura
 	return nil
 }
 
-// ipdCounters returns the node's dmvpnctl show counters --json.
-func ipdCounters(ctx context.Context, d *dnode) (api.Counters, error) {
-	out, err := d.ctl(ctx, "show counters --json")
-	if err != nil {
-		return nil, err
-	}
-	var c api.Counters
-	if err := json.Unmarshal([]byte(out), &c); err != nil {
-		return nil, fmt.Errorf("%s: show counters --json: %v\n%s", d.name, err, out)
-	}
-	return c, nil
-}
-
 // ipdPeerState returns the state of the peer with tunnel address tunnel
 // in d's show dmvpn ("" when it is not listed).
 func ipdPeerState(v api.DMVPN, tunnel netip.Addr) api.PeerState {

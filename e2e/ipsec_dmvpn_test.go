@@ -118,7 +118,7 @@ func ipdPhase3(t *testing.T, auth ipdAuth, observe bool) {
 				s.name, scMS(up.Sub(t0.Add(offset))), scMS(reg.Sub(up)))
 		}
 	}
-	c, err := ipdCounters(ctx, hub)
+	c, err := nodeCounters(ctx, hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
 	if err := ipdWaitPeerUp(ctx, hub, s1.tunnel, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	base, err := ipdCounters(ctx, hub)
+	base, err := nodeCounters(ctx, hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
 	var c map[string]uint64
 	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 	err = lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) error {
-		got, err := ipdCounters(ctx, hub)
+		got, err := nodeCounters(ctx, hub)
 		if err != nil {
 			return err
 		}
@@ -333,7 +333,7 @@ func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
 			c["nhrp_registrations_accepted"]-base["nhrp_registrations_accepted"])
 	}
 	// The hub never answered: s2's dmvpnd received no NHRP at all.
-	sc, err := ipdCounters(ctx, s2)
+	sc, err := nodeCounters(ctx, s2)
 	if err != nil {
 		t.Fatal(err)
 	}

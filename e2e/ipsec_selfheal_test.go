@@ -35,7 +35,7 @@ import (
 // Times are measured and logged ("timing:").
 func ipdSharedCharon(ctx context.Context, t *testing.T, hub, s1 *dnode, charons map[*dnode]*lab.Charon) {
 	ded := charons[hub]
-	c, err := ipdCounters(ctx, hub)
+	c, err := nodeCounters(ctx, hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func ipdSharedCharon(ctx context.Context, t *testing.T, hub, s1 *dnode, charons 
 	if ike, child, raw, err := ipdCharonSAs(ctx, ded, s1.nbma); err != nil || ike != 1 || child != 1 {
 		t.Errorf("dmvpnd's charon after the system's swanctl --load-all: %d IKE_SAs, %d CHILD_SAs with s1 (%v), want 1 and 1:\n%s", ike, child, err, raw)
 	}
-	if c, err := ipdCounters(ctx, hub); err != nil || c["ipsec_repaired_connections"] != 0 || c["ipsec_repaired_credentials"] != 0 {
+	if c, err := nodeCounters(ctx, hub); err != nil || c["ipsec_repaired_connections"] != 0 || c["ipsec_repaired_credentials"] != 0 {
 		t.Errorf("repairs after the system's swanctl --load-all: %v (%v), want none", c, err)
 	}
 
@@ -123,7 +123,7 @@ func ipdSharedCharon(ctx context.Context, t *testing.T, hub, s1 *dnode, charons 
 		if !slices.Equal(got, conns0) {
 			return fmt.Errorf("dmvpnd's charon lists %v, want %v", got, conns0)
 		}
-		c, err := ipdCounters(ctx, hub)
+		c, err := nodeCounters(ctx, hub)
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func ipdSharedCharon(ctx context.Context, t *testing.T, hub, s1 *dnode, charons 
 	if repaired > ipsec.DefaultVerifyInterval+10*time.Second {
 		t.Errorf("reloaded %v after the mistake, more than one verification period (%v)", scMS(repaired), ipsec.DefaultVerifyInterval)
 	}
-	if c, err := ipdCounters(ctx, hub); err != nil || c["ipsec_repaired_connections"] != wantConns || c["ipsec_repaired_credentials"] != wantCreds {
+	if c, err := nodeCounters(ctx, hub); err != nil || c["ipsec_repaired_connections"] != wantConns || c["ipsec_repaired_credentials"] != wantCreds {
 		t.Errorf("repairs: %v (%v), want exactly %d connections and %d credentials", c, err, wantConns, wantCreds)
 	}
 	if err := ipdWaitSA(ctx, hub, s1.nbma, 60*time.Second); err != nil {

@@ -142,7 +142,7 @@ func natMulticast(ctx context.Context, t *testing.T, hub *dnode, want map[*dnode
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
-	before, err := bgpCounters(ctx, hub)
+	before, err := nodeCounters(ctx, hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func natMulticast(ctx context.Context, t *testing.T, hub *dnode, want map[*dnode
 	defer cancel()
 	var after api.Counters
 	err = lab.WaitFor(wctx, 200*time.Millisecond, func(ctx context.Context) error {
-		if after, err = bgpCounters(ctx, hub); err != nil {
+		if after, err = nodeCounters(ctx, hub); err != nil {
 			return lab.Permanent(err)
 		}
 		var missing []string

@@ -181,11 +181,11 @@ func ospfMixedCopies(ctx context.Context, t *testing.T, hub, fs, ds *frrSite, os
 	t.Helper()
 	toFS, toDS, toHub := "multicast_copies_to_"+fs.nbma.String(), "multicast_copies_to_"+ds.nbma.String(), "multicast_copies_to_"+hub.nbma.String()
 	start := time.Now()
-	c0, err := bgpCounters(ctx, hub.d)
+	c0, err := nodeCounters(ctx, hub.d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d0, err := bgpCounters(ctx, ds.d)
+	d0, err := nodeCounters(ctx, ds.d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,11 +202,11 @@ func ospfMixedCopies(ctx context.Context, t *testing.T, hub, fs, ds *frrSite, os
 	if err != nil {
 		t.Fatal(err)
 	}
-	c1, err := bgpCounters(ctx, hub.d)
+	c1, err := nodeCounters(ctx, hub.d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d1, err := bgpCounters(ctx, ds.d)
+	d1, err := nodeCounters(ctx, ds.d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 	}
 	t.Logf("timing: every spoke has the other spokes' LANs via the hub %v after starting ospfd", bgpMS(time.Since(t0)))
 	for _, d := range nodes {
-		c, err := bgpCounters(ctx, d)
+		c, err := nodeCounters(ctx, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -461,7 +461,7 @@ func ospfPhase2(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 			t.Fatalf("%s has a neighbor entry for %s (%s %s) before the first packet", p[0].name, p[1].tunnel, ll, st)
 		}
 	}
-	c0, err := bgpCounters(ctx, s1)
+	c0, err := nodeCounters(ctx, s1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +485,7 @@ func ospfPhase2(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 		t.Fatalf("Phase 2 resolution after the first packet: %v", err)
 	}
 	t.Logf("timing: first packet to direct neighbor entries on both spokes, seen by the test %v", bgpMS(time.Since(t1)))
-	c1, err := bgpCounters(ctx, s1)
+	c1, err := nodeCounters(ctx, s1)
 	if err != nil {
 		t.Fatal(err)
 	}
