@@ -67,6 +67,8 @@ const (
 	responderConn    = connPrefix + "responder"
 	childName        = "gre"
 	natChildName     = "gre-nat"
+	markUnique       = "%unique" // swanctl.conf: a mark of its own per CHILD_SA
+	markSame         = "%same"   // set_mark_in: the value of mark_in
 	pskID            = connPrefix + "psk"
 	ikeStateUp       = "ESTABLISHED"
 	childStateUp     = "INSTALLED"

@@ -69,7 +69,18 @@ type Config struct {
 	// may claim (dmvpnd: its tunnel address). An inner address stays with
 	// the first peer that carries it (see doc.go).
 	CertifiedIdentities bool
-	Auth                Auth
+	// MarkNAT gives every tunnel-mode child with a peer behind NAT (the
+	// responder's "gre-nat" child, per-peer connections of natted peers)
+	// XFRM marks of its own: mark_in = %unique, set_mark_in = %same,
+	// mark_out = %unique. Two such SAs with the same inner address then
+	// install distinct policies, and an inner address no longer stays with
+	// the first peer that carries it: the caller tells the SAs apart by
+	// their marks (ChildInfo.MarkIn, MarkOut) and must steer GRE into each
+	// (docs/strongswan.md, "Two spokes behind different NATs with the same
+	// private address"). Without a mark on its packets GRE to such a peer
+	// matches no policy.
+	MarkNAT bool
+	Auth    Auth
 	// IKEProposals and ESPProposals override the defaults (swanctl syntax).
 	IKEProposals, ESPProposals []string
 

@@ -22,6 +22,7 @@ func detailedSA(bytesIn uint64) vicitest.SA {
 	sa.Established, sa.RekeyTime = 3600, 10000
 	c := greChild(2, "INSTALLED")
 	c.SPIIn, c.SPIOut = "cb6b1d9e", "c5a0e1f2"
+	c.MarkIn, c.MarkOut = 0x2a, 0xc0000001 // %unique marks as charon prints them: %.8x
 	c.EncrAlg, c.EncrKeySize = "AES_GCM_16", 256
 	c.BytesIn, c.BytesOut, c.PacketsIn, c.PacketsOut = bytesIn, 2048, bytesIn/128, 16
 	c.InstallTime, c.RekeyTime, c.LifeTime = 600, 2400, 3000
@@ -48,7 +49,7 @@ func TestSADetails(t *testing.T) {
 		Children: []ipsec.ChildInfo{{
 			Name: "gre", UniqueID: "2", State: "INSTALLED", Mode: "TRANSPORT", Protocol: "ESP",
 			LocalTS: []string{"192.0.2.50/32[gre]"}, RemoteTS: []string{"192.0.2.1/32[gre]"},
-			SPIIn: "cb6b1d9e", SPIOut: "c5a0e1f2", EncrAlg: "AES_GCM_16", EncrKeySize: 256,
+			SPIIn: "cb6b1d9e", SPIOut: "c5a0e1f2", ReqID: 2, MarkIn: 0x2a, MarkOut: 0xc0000001, EncrAlg: "AES_GCM_16", EncrKeySize: 256,
 			BytesIn: 1024, BytesOut: 2048, PacketsIn: 8, PacketsOut: 16,
 			Installed: t0.Add(-10 * time.Minute), RekeyAt: t0.Add(40 * time.Minute), Expires: t0.Add(50 * time.Minute),
 		}},

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/strongswan/govici/vici"
@@ -60,6 +61,13 @@ func addrPort(host, port string) netip.AddrPort {
 func num(m *vici.Message, k string) uint64 {
 	n, _ := strconv.ParseUint(str(m, k), 10, 64)
 	return n
+}
+
+// hex32 parses a mark as charon's list-sas prints it ("%.8x"; a leading
+// 0x is accepted); 0 when absent or malformed.
+func hex32(m *vici.Message, k string) uint32 {
+	n, _ := strconv.ParseUint(strings.TrimPrefix(str(m, k), "0x"), 16, 32)
+	return uint32(n)
 }
 
 // ago is the time k seconds before now; zero when k is absent.
@@ -129,6 +137,9 @@ func parseSA(conn string, b *vici.Message, now time.Time) (SAInfo, error) {
 				Protocol:    str(c, "protocol"),
 				SPIIn:       str(c, "spi-in"),
 				SPIOut:      str(c, "spi-out"),
+				ReqID:       uint32(num(c, "reqid")),
+				MarkIn:      hex32(c, "mark-in"),
+				MarkOut:     hex32(c, "mark-out"),
 				EncrAlg:     str(c, "encr-alg"),
 				EncrKeySize: int(num(c, "encr-keysize")),
 				IntegAlg:    str(c, "integ-alg"),

@@ -103,3 +103,22 @@ func TestProposalDefaultsFollowCharon(t *testing.T) {
 		t.Errorf("ESP proposals (-want +got):\n%s", cmp.Diff(want, esp))
 	}
 }
+
+// TestMessagesMarkNAT: with Config.MarkNAT the NAT tunnel-mode children
+// (the responder's gre-nat, a natted peer's connection) get marks of their
+// own; transport-mode children and a tunnel towards a public peer do not.
+func TestMessagesMarkNAT(t *testing.T) {
+	cfg := pskConfig("192.0.2.50")
+	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+	cfg.MarkNAT = true
+	h := newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
+	h.waitCmd("initiate to the hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
+	h.waitReconciled()
+	var loads []vicitest.Command
+	for _, c := range h.srv.Commands() {
+		if c.Name == "load-conn" {
+			loads = append(loads, c)
+		}
+	}
+	golden(t, "psk-marknat.golden", renderCommands(loads))
+}

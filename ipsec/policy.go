@@ -46,7 +46,9 @@ func tsHost(ts string) (netip.Addr, bool) {
 //     is terminated at once.
 //   - First come, first served: an inner address carried by an SA of one
 //     peer (IKE identity and post-NAT address) is not taken over by an SA
-//     of another; the newer SA is terminated (innerTakenOver).
+//     of another; the newer SA is terminated (innerTakenOver). Not with
+//     Config.MarkNAT: each such SA then has marks of its own, by which the
+//     caller tells them apart.
 func (m *Manager) enforce(ctx context.Context) error {
 	var kill []string
 	groups := map[string][]SAInfo{}
@@ -92,7 +94,9 @@ func (m *Manager) enforce(ctx context.Context) error {
 			}
 		}
 	}
-	kill = append(kill, m.innerTakenOver(kill)...)
+	if !m.cfg.MarkNAT {
+		kill = append(kill, m.innerTakenOver(kill)...)
+	}
 	for _, id := range kill {
 		if m.killed[id] {
 			continue

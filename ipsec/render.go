@@ -83,6 +83,20 @@ func childSection(tunnel bool, localTS, remoteTS []string, esp []string) *vici.M
 	return c
 }
 
+// markNAT gives a NAT tunnel-mode child its own XFRM marks when
+// Config.MarkNAT is set: %unique allocates one per CHILD_SA, set_mark_in
+// marks the decrypted packets with the inbound value so that its inbound
+// policy (marked too) matches them. The inbound SA itself stays unmarked
+// (mark_in_sa = no): destination, protocol and SPI find it.
+func (m *Manager) markNAT(c *vici.Message) *vici.Message {
+	if m.cfg.MarkNAT {
+		set(c, "mark_in", markUnique)
+		set(c, "set_mark_in", markSame)
+		set(c, "mark_out", markUnique)
+	}
+	return c
+}
+
 func hostTS(a netip.Addr) string { return netip.PrefixFrom(a, a.BitLen()).String() + greSelector }
 
 // peerRemoteID is the IKE identity a peer must present.
@@ -108,6 +122,9 @@ func (m *Manager) renderPeerConn(p Peer) *vici.Message {
 	var child *vici.Message
 	if m.usesTunnel(p) {
 		child = childSection(true, []string{hostTS(m.cfg.LocalNBMA)}, []string{hostTS(p.claimed())}, m.props.esp)
+		if p.natted() {
+			m.markNAT(child)
+		}
 	} else {
 		child = childSection(false, []string{dynamicSelector}, []string{dynamicSelector}, m.props.esp)
 	}
@@ -125,7 +142,7 @@ func (m *Manager) renderResponderConn() *vici.Message {
 		for _, p := range m.cfg.NATInnerPrefixes {
 			remote = append(remote, p.Masked().String()+greSelector)
 		}
-		set(children, natChildName, childSection(true, []string{hostTS(m.cfg.LocalNBMA)}, remote, m.props.esp))
+		set(children, natChildName, m.markNAT(childSection(true, []string{hostTS(m.cfg.LocalNBMA)}, remote, m.props.esp)))
 	}
 	l, r := m.authSections("%any")
 	return set(newMsg(), responderConn, ikeSection(m.cfg.LocalNBMA, "%any", m.props, l, r, children))

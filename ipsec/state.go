@@ -1,6 +1,7 @@
 package ipsec
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -96,8 +97,13 @@ type ChildInfo struct {
 	// SPIIn and SPIOut are the inbound and outbound SPIs in hex, as
 	// charon (and ip xfrm state) print them.
 	SPIIn, SPIOut string
-	EncrAlg       string
-	EncrKeySize   int
+	// ReqID is the CHILD_SA's reqid (its policies' templates name it).
+	ReqID uint32
+	// MarkIn and MarkOut are the XFRM marks of its inbound and outbound
+	// policies (Config.MarkNAT; 0: unmarked). The mask is all ones.
+	MarkIn, MarkOut uint32
+	EncrAlg         string
+	EncrKeySize     int
 	// IntegAlg is empty for an AEAD cipher (AES-GCM).
 	IntegAlg   string
 	DHGroup    string
@@ -168,6 +174,11 @@ type Protection struct {
 	Outer netip.Addr
 	// Identity is the peer's IKE identity as charon authenticated it.
 	Identity string
+	// ReqID, MarkIn and MarkOut are the CHILD_SA's reqid and policy marks
+	// (Config.MarkNAT; zero marks: unmarked). Two tunnel-mode SAs with
+	// the same NBMA differ in their marks.
+	ReqID           uint32
+	MarkIn, MarkOut uint32
 }
 
 // Protections lists what the established SAs prove, derived from the SAs
@@ -186,7 +197,7 @@ func (s State) Protections() []Protection {
 			if c.State != childStateUp {
 				continue
 			}
-			p := Protection{NBMA: sa.Remote.Addr(), Identity: sa.RemoteID}
+			p := Protection{NBMA: sa.Remote.Addr(), Identity: sa.RemoteID, ReqID: c.ReqID, MarkIn: c.MarkIn, MarkOut: c.MarkOut}
 			if strings.EqualFold(c.Mode, childModeTunnel) {
 				if len(c.RemoteTS) != 1 {
 					continue
@@ -217,7 +228,10 @@ func (s State) Protections() []Protection {
 		if c := a.Outer.Compare(b.Outer); c != 0 {
 			return c
 		}
-		return strings.Compare(a.Identity, b.Identity)
+		if c := strings.Compare(a.Identity, b.Identity); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.MarkIn, b.MarkIn), cmp.Compare(a.MarkOut, b.MarkOut), cmp.Compare(a.ReqID, b.ReqID))
 	})
 	return slices.Compact(out)
 }

@@ -258,11 +258,48 @@ func TestNATInnerFirstComeFirstServed(t *testing.T) {
 	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.2", "203.0.113.66", "172.16.0.2")))
 	h.waitCmd("terminate of the newcomer", isCmd("terminate", "ike-id", "2"))
 	st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
-	want := []ipsec.Protection{{NBMA: netip.MustParseAddr("172.16.0.2"), Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2"}}
+	want := []ipsec.Protection{{NBMA: netip.MustParseAddr("172.16.0.2"), Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2", ReqID: 101}}
 	if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
 		t.Errorf("protections after the takeover attempt (-want +got):\n%s", d)
 	}
 	if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
 		t.Error("terminated the older SA")
+	}
+}
+
+// TestNATInnerMarked: with Config.MarkNAT, two SAs of different peers
+// (post-NAT addresses) with the same inner address both stay: each has
+// marks of its own, and Protections lists both with their marks, reqids
+// and outer addresses for the caller to tell apart.
+func TestNATInnerMarked(t *testing.T) {
+	cfg := pskConfig("192.0.2.1")
+	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+	cfg.MarkNAT = true
+	h := newHarness(t, cfg, []ipsec.Peer{})
+	h.waitCmd("responder", isCmd("load-conn"))
+	sa := func(id uint32, remote string, mark uint32) vicitest.SA {
+		return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
+			LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 4500,
+			RemoteID: "172.16.0.2", NATRemote: true,
+			Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
+				Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{"172.16.0.2/32[gre]"},
+				MarkIn: mark, MarkOut: mark + 1}}}
+	}
+	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "198.51.100.7", 0x10)))
+	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "203.0.113.9", 0x20)))
+	st := h.waitState("both up", func(s ipsec.State) bool { return len(s.Protections()) == 2 })
+	inner := netip.MustParseAddr("172.16.0.2")
+	want := []ipsec.Protection{
+		{NBMA: inner, Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2", ReqID: 101, MarkIn: 0x10, MarkOut: 0x11},
+		{NBMA: inner, Outer: netip.MustParseAddr("203.0.113.9"), Identity: "172.16.0.2", ReqID: 102, MarkIn: 0x20, MarkOut: 0x21},
+	}
+	if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+		t.Errorf("protections (-want +got):\n%s", d)
+	}
+	if n := h.count(isCmd("terminate")); n != 0 {
+		t.Errorf("%d terminates, want none", n)
+	}
+	if st.Terminated != 0 {
+		t.Errorf("Terminated = %d, want 0", st.Terminated)
 	}
 }

@@ -1,6 +1,9 @@
 package vicitest
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // SA describes an IKE SA the way charon reports it in list-sa, ike-updown and
 // child-updown events.
@@ -39,6 +42,9 @@ type ChildSA struct {
 	RemoteTS []string
 	// SPIIn and SPIOut default to c0000001 and c0000002.
 	SPIIn, SPIOut string
+	// MarkIn and MarkOut, rendered when non-zero as charon prints them
+	// ("%.8x").
+	MarkIn, MarkOut uint32
 	// Proposal, rendered when set (IntegAlg stays empty for AEAD).
 	EncrAlg     string
 	EncrKeySize int
@@ -102,6 +108,12 @@ func (sa SA) body(children bool) *Message {
 			}
 			cm.Set("spi-in", orDefault(c.SPIIn, "c0000001")).
 				Set("spi-out", orDefault(c.SPIOut, "c0000002"))
+			if c.MarkIn != 0 {
+				cm.Set("mark-in", fmt.Sprintf("%.8x", c.MarkIn))
+			}
+			if c.MarkOut != 0 {
+				cm.Set("mark-out", fmt.Sprintf("%.8x", c.MarkOut))
+			}
 			setIf(cm, "encr-alg", c.EncrAlg)
 			if c.EncrKeySize != 0 {
 				cm.Set("encr-keysize", strconv.Itoa(c.EncrKeySize))

@@ -46,8 +46,9 @@ type Config struct {
 	TunnelPrefix netip.Prefix
 	// AddressesPerPeer is how many tunnel addresses one peer may hold
 	// registered (required, see Limits); a registration that would exceed
-	// it is refused as a whole. A peer is an IKE identity with IPsec, a source
-	// NBMA address (post-NAT) without.
+	// it is refused as a whole. A peer is an IKE identity with IPsec (with
+	// its SA's post-NAT address behind NAT), a source NBMA address
+	// (post-NAT) without.
 	AddressesPerPeer int
 	// MaxHolding clamps the holding time of accepted registrations
 	// (default HoldingTime); the reply carries the clamped value.

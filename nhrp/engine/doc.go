@@ -114,6 +114,20 @@
 //     that blocks the mapping the NATed peer opens next (lab: 70 s to a
 //     direct path instead of one exchange).
 //
+// Two spokes behind different NATs with the same private NBMA, with
+// IPsec: both SAs carry that inner address. The controller hands the
+// engine the first as usual and the second with an alias as NBMA (a local
+// address the kernel maps to that SA) and Protection.Inner = the private
+// address. The alias is the binding's GRE destination and where the
+// engine's packets to that peer go; the claim check compares the claimed
+// NBMA with Inner; what the engine tells others (resolution replies, the
+// NAT extension) carries the claimed and post-NAT addresses, never the
+// alias. A peer behind NAT is owned by its identity and its SA's post-NAT
+// address, so the two cannot deregister, replace or purge each other even
+// when a group PSK gives them one identity; a registration passes to the
+// same identity at a new post-NAT address once no SA proves the old one
+// (TestSamePrivateNBMABehindTwoNATsIPsec, TestNATOwnerMovesWhenItsSAIsGone).
+//
 // Without IPsec a NATed peer is addressed by its observed address, which
 // works for one spoke per public address only (GRE has no ports): the
 // second spoke behind one public address is the same peer and is refused
@@ -151,8 +165,8 @@
 // (drop_send_no_sa); what waited is sent when the NBMA becomes proven. A
 // NAT's public address is never proven by a tunnel-mode SA behind it.
 //
-// A peer is its IKE identity with IPsec, its source NBMA (post-NAT)
-// without. With IPsec every NBMA a registration claims (source and CIE
+// A peer is its IKE identity (and, behind NAT, its SA's post-NAT address)
+// with IPsec, its source NBMA (post-NAT) without. With IPsec every NBMA a registration claims (source and CIE
 // client NBMA) must be the one its SA proves (CIE code 4,
 // drop_claim_mismatch, an EventRefused with both addresses); nothing about
 // the existing binding changes. A registered tunnel address is owned by

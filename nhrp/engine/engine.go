@@ -101,7 +101,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 		return
 	}
 	// The post-NAT address comes from the SA, never from an NHRP claim.
-	outer, owner := from, ownerKey{nbma: from}
+	outer, owner, nbma := from, ownerKey{nbma: from}, from
 	pr, why := e.proven(from)
 	if pr != nil && pr.outer.IsValid() {
 		outer = pr.outer
@@ -111,7 +111,10 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 			e.drop(why)
 			return
 		}
-		owner = ownerKey{identity: pr.identity}
+		owner = ownerKey{identity: pr.identity, outer: pr.outer}
+		if pr.inner.IsValid() {
+			nbma = pr.inner
+		}
 	}
 	var bk *bucket
 	if e.limit != nil {
@@ -137,7 +140,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 		e.sendError(nhrp.ErrorAuthenticationFailure, 0, p, b, from)
 		return
 	}
-	in := &inbound{p: p, raw: b, from: from, outer: outer, owner: owner}
+	in := &inbound{p: p, raw: b, from: from, outer: outer, nbma: nbma, owner: owner}
 	switch p.Type {
 	case nhrp.TypeRegistrationRequest:
 		e.handleRegistration(in)
@@ -168,19 +171,27 @@ type inbound struct {
 	raw   []byte
 	from  netip.Addr // GRE source: where answers go
 	outer netip.Addr // post-NAT source: from, or the outer address of from's SA
+	nbma  netip.Addr // the NBMA the sender may claim: from, or its SA's inner address when from is an alias
 	owner ownerKey   // who sent it
 }
 
 // ownerKey names the peer that sent a packet and owns what it registers:
-// its IKE identity with IPsec, else its source NBMA address (the GRE
-// source, post-NAT). Exactly one field is set.
+// with IPsec its IKE identity and, behind NAT, the post-NAT address of its
+// SA (two spokes behind different NATs may assert one identity: with a
+// group PSK both use their private NBMA); without IPsec its source NBMA
+// address (the GRE source, post-NAT). nbma is set alone, or identity with
+// an optional outer.
 type ownerKey struct {
 	identity string
+	outer    netip.Addr
 	nbma     netip.Addr
 }
 
 func (o ownerKey) String() string {
-	if o.identity != "" {
+	switch {
+	case o.identity != "" && o.outer.IsValid():
+		return "identity " + o.identity + " at " + o.outer.String()
+	case o.identity != "":
 		return "identity " + o.identity
 	}
 	return "nbma " + o.nbma.String()

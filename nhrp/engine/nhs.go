@@ -113,9 +113,9 @@ func (e *Engine) refused(why DropReason, proto, claimed netip.Addr, in *inbound)
 // refusal, why.
 func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, group string, c *nhrp.CIE) (nhrp.CIECode, DropReason) {
 	from := in.from
-	if e.cfg.IPsec && (claimed != from || in.p.SrcNBMA != from) {
-		// The SA proves from (the inner address in tunnel mode): a peer
-		// claims no other NBMA.
+	if e.cfg.IPsec && (claimed != in.nbma || in.p.SrcNBMA != in.nbma) {
+		// The SA proves from (the inner address in tunnel mode, also when
+		// from is an alias for it): a peer claims no other NBMA.
 		return nhrp.CIEAdminProhibited, DropClaimMismatch
 	}
 	bits := proto.BitLen()
@@ -139,7 +139,7 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, g
 	}
 	ex := e.peers[proto]
 	if ex != nil && ex.kind == KindRegistered {
-		if ex.owner != in.owner {
+		if ex.owner != in.owner && !e.ownerGone(ex.owner, in.owner) {
 			// Only the peer that registered an address may refresh,
 			// remove or (when unique) replace it. With IPsec that holds
 			// for no-unique registrations too: the owner is an IKE
@@ -153,6 +153,10 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, g
 				return nhrp.CIEUniqueAlreadyRegistered, DropOwned
 			}
 			e.removePeer(ex, "replaced: NBMA address changed")
+			ex = nil
+		}
+		if ex != nil && ex.owner != in.owner { // ownerGone
+			e.removePeer(ex, "replaced: its owner's SA is gone")
 			ex = nil
 		}
 		if ex != nil && ex.claimed == claimed && ex.nbma == from {
@@ -182,6 +186,14 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, g
 	}
 	e.setExpiry(pe, holding)
 	return nhrp.CIESuccess, 0
+}
+
+// ownerGone reports whether a registration held by old may pass to cur
+// as if cur owned it: with IPsec, the same identity whose old SA (old's
+// post-NAT address) no longer proves anything, as when a NATed spoke's NAT
+// address changed and the old SA is gone.
+func (e *Engine) ownerGone(old, cur ownerKey) bool {
+	return e.cfg.IPsec && old.identity != "" && old.identity == cur.identity && !e.ownerProven(old)
 }
 
 // reserved reports addresses no client may register: this NHS's own,

@@ -19,6 +19,14 @@ type Protection struct {
 	// Outer is the post-NAT address the SA comes from (tunnel mode behind
 	// NAT); zero (or NBMA) otherwise.
 	Outer netip.Addr
+	// Inner, when valid and not NBMA, is the SA's inner address while NBMA
+	// is a local alias for it: another SA (another post-NAT address)
+	// already uses the inner address as its GRE address, and the kernel
+	// steers GRE to and from this SA by the alias (docs/strongswan.md,
+	// "Two spokes behind different NATs with the same private address").
+	// The peer's claimed NBMA must then be Inner; the alias is only where
+	// its GRE goes and never leaves this node in an NHRP packet.
+	Inner netip.Addr
 	// Identity is the peer's IKE identity. With Config.IPsec, a peer's
 	// registrations are owned by its identity.
 	Identity string
@@ -32,6 +40,7 @@ type Protection struct {
 // proof is what the protection table knows about one NBMA address.
 type proof struct {
 	outer     netip.Addr // zero when not behind NAT
+	inner     netip.Addr // zero unless the NBMA is an alias for it
 	identity  string
 	bound     []netip.Addr
 	ambiguous bool // two SAs claim the NBMA: neither proves it
@@ -69,18 +78,21 @@ func (e *Engine) SetProtections(ps []Protection) {
 		if !p.NBMA.IsValid() {
 			continue
 		}
-		outer := p.Outer
+		outer, inner := p.Outer, p.Inner
 		if outer == p.NBMA {
 			outer = netip.Addr{}
 		}
+		if inner == p.NBMA {
+			inner = netip.Addr{}
+		}
 		if pr := next[p.NBMA]; pr != nil {
-			if pr.identity != p.Identity || pr.outer != outer {
+			if pr.identity != p.Identity || pr.outer != outer || pr.inner != inner {
 				pr.ambiguous = true
 			}
 			pr.bound = appendBound(pr.bound, p.Bound)
 			continue
 		}
-		next[p.NBMA] = &proof{outer: outer, identity: p.Identity, bound: appendBound(nil, p.Bound)}
+		next[p.NBMA] = &proof{outer: outer, inner: inner, identity: p.Identity, bound: appendBound(nil, p.Bound)}
 	}
 	var up []netip.Addr
 	for a, pr := range next {
@@ -90,7 +102,7 @@ func (e *Engine) SetProtections(ps []Protection) {
 			}
 			continue
 		}
-		if old := e.prot[a]; old == nil || old.ambiguous || old.identity != pr.identity || old.outer != pr.outer {
+		if old := e.prot[a]; old == nil || old.ambiguous || old.identity != pr.identity || old.outer != pr.outer || old.inner != pr.inner {
 			up = append(up, a)
 		}
 	}
@@ -125,6 +137,17 @@ func (e *Engine) proven(nbma netip.Addr) (*proof, DropReason) {
 		return nil, DropAmbiguousSA
 	}
 	return pr, 0
+}
+
+// ownerProven reports whether an SA still proves the peer o names: one
+// that is not ambiguous, of o's identity and post-NAT address.
+func (e *Engine) ownerProven(o ownerKey) bool {
+	for _, pr := range e.prot {
+		if !pr.ambiguous && pr.identity == o.identity && pr.outer == o.outer {
+			return true
+		}
+	}
+	return false
 }
 
 // resendTo sends at once what waited for an SA with nbma.
