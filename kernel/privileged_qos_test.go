@@ -64,6 +64,26 @@ func htbLines(out string) string {
 	return strings.Join(keep, "\n")
 }
 
+// qosFilters is `tc filter show` of our root and of each bucket qdisc on
+// ul0 that holds one of dsts, in that order.
+func qosFilters(t *testing.T, fd int, dsts ...netip.Addr) string {
+	t.Helper()
+	out := tcIn(t, fd, "filter", "show", "dev", "ul0")
+	seen := map[int]bool{}
+	for _, d := range dsts {
+		b := qosBucketOf(d)
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		out += tcIn(t, fd, "filter", "show", "dev", "ul0", "parent", fmt.Sprintf("%x:", qosBucketMajor(b)))
+	}
+	return out
+}
+
+// bucketOf is the major of dst's bucket qdisc, as tc prints it.
+func bucketOf(dst netip.Addr) string { return fmt.Sprintf("%x", qosBucketMajor(qosBucketOf(dst))) }
+
 // udpTOS opens a UDP socket in the namespace whose packets carry tos.
 func udpTOS(t *testing.T, fd int, tos int) *net.UDPConn {
 	t.Helper()
@@ -136,17 +156,19 @@ func TestPrivQoS(t *testing.T) {
 		t.Fatal(err)
 	}
 	classes := htbLines(tcIn(t, fd, "class", "show", "dev", "ul0"))
-	filters := tcIn(t, fd, "filter", "show", "dev", "ul0")
+	filters := qosFilters(t, fd, a2, a3, a4)
 	t.Logf("tc class show:\n%s\ntc filter show:\n%s", classes, filters)
+	q2, q3, q4 := bucketOf(a2), bucketOf(a3), bucketOf(a4)
 	for _, want := range []string{
 		"class htb d:1 root leaf 1: prio 1 rate 1Tbit ceil 1Tbit",
-		"class htb d:10 root rate 2Mbit ceil 2Mbit",
-		"class htb d:11 parent d:10 leaf 11: prio 0 rate 256Kbit ceil 256Kbit",
-		"class htb d:12 parent d:10 leaf 12: prio 1 rate 512Kbit ceil 1500Kbit",
-		"class htb d:13 parent d:10 leaf 13: prio 1 rate 1232Kbit ceil 2Mbit",
-		"class htb d:16 root rate 512Kbit ceil 512Kbit",
-		"class htb d:17 parent d:16 leaf 17: prio 1 rate 512Kbit ceil 512Kbit",
-		"class htb d:1c root rate 2Mbit ceil 2Mbit",
+		"class htb d:" + q2 + " root leaf " + q2 + ": prio 1 rate 1Tbit ceil 1Tbit",
+		"class htb " + q2 + ":200 root rate 2Mbit ceil 2Mbit",
+		"class htb " + q2 + ":201 parent " + q2 + ":200 leaf 201: prio 0 rate 256Kbit ceil 256Kbit",
+		"class htb " + q2 + ":202 parent " + q2 + ":200 leaf 202: prio 1 rate 512Kbit ceil 1500Kbit",
+		"class htb " + q2 + ":203 parent " + q2 + ":200 leaf 203: prio 1 rate 1232Kbit ceil 2Mbit",
+		"class htb " + q3 + ":206 root rate 512Kbit ceil 512Kbit",
+		"class htb " + q3 + ":207 parent " + q3 + ":206 leaf 207: prio 1 rate 512Kbit ceil 512Kbit",
+		"class htb " + q4 + ":20c root rate 2Mbit ceil 2Mbit",
 	} {
 		if !strings.Contains(classes, want) {
 			t.Errorf("tc class show lacks %q", want)
@@ -156,13 +178,16 @@ func TestPrivQoS(t *testing.T) {
 		"filter parent d: protocol ip pref 10 u32 chain 0 fh 1: ht divisor 256",
 		"filter parent d: protocol ip pref 10 u32 chain 0 fh 800::1 order 1 key ht 800 bkt 0 link 1:",
 		"filter parent d: protocol ip pref 10 u32 chain 0 fh 102: ht divisor 256",
-		"fh 102:14:1 order 1 key ht 102 bkt 14 *flowid d:12", // 172.16.20.2 DSCP 34 (AF41)
+		"fh 102:14:1 order 1 key ht 102 bkt 14 *flowid d:" + q2, // 172.16.20.2 to its bucket
 		"match ac101402/ffffffff at 16",
+		"fh 103:14:1 order 1 key ht 103 bkt 14 *flowid d:" + q3,
+		"filter protocol ip pref 10 u32 chain 0 fh 800::1 order 1 key ht 800 bkt 0 link 1:", // a bucket's (tc omits the parent it was asked for)
+		"fh 1:2:1 order 1 key ht 1 bkt 2 *flowid " + q2 + ":202", // DSCP 34 (AF41)
 		"match 00880000/00fc0000 at 0",
-		"fh 102:14:2 order 2 key ht 102 bkt 14 *flowid d:11", // DSCP 46 (EF)
+		"fh 1:2:2 order 2 key ht 1 bkt 2 *flowid " + q2 + ":201", // DSCP 46 (EF)
 		"match 00b80000/00fc0000 at 0",
-		"fh 102:14:3 order 3 key ht 102 bkt 14 *flowid d:13", // catch-all
-		"fh 103:14:1 order 1 key ht 103 bkt 14 *flowid d:17",
+		"fh 1:2:3 order 3 key ht 1 bkt 2 *flowid " + q2 + ":203", // catch-all
+		"fh 1:3:1 order 1 key ht 1 bkt 3 *flowid " + q3 + ":207",
 	} {
 		if !strings.Contains(filters, want) {
 			t.Errorf("tc filter show lacks %q", want)
@@ -198,7 +223,7 @@ func TestPrivQoS(t *testing.T) {
 	if got := htbLines(tcIn(t, fd, "class", "show", "dev", "ul0")); got != classes {
 		t.Errorf("classes changed by adoption:\n%s", got)
 	}
-	if got := tcIn(t, fd, "filter", "show", "dev", "ul0"); got != filters {
+	if got := qosFilters(t, fd, a2, a3, a4); got != filters {
 		t.Errorf("filters changed by adoption:\n%s", got)
 	}
 	sendAndCount(t, k2, ef, a2, "voice", 2)
@@ -208,11 +233,11 @@ func TestPrivQoS(t *testing.T) {
 		t.Fatal(err)
 	}
 	classes = htbLines(tcIn(t, fd, "class", "show", "dev", "ul0"))
-	filters = tcIn(t, fd, "filter", "show", "dev", "ul0")
-	if strings.Contains(classes, "d:1c") || strings.Contains(filters, "ac101404") {
+	filters = qosFilters(t, fd, a2, a3, a4)
+	if strings.Contains(classes, q4+":20c") || strings.Contains(filters, "ac101404") {
 		t.Errorf("removed target still installed:\n%s\n%s", classes, filters)
 	}
-	if !strings.Contains(classes, "class htb d:10 root") || !strings.Contains(filters, "ac101402") {
+	if !strings.Contains(classes, "class htb "+q2+":200 root") || !strings.Contains(filters, "ac101402") {
 		t.Errorf("remaining target lost:\n%s\n%s", classes, filters)
 	}
 	sendAndCount(t, k2, ef, a2, "voice", 1)
@@ -277,9 +302,10 @@ func TestPrivQoSBatchRefusal(t *testing.T) {
 	if err := k.SetQoS(qosPolicies(), []QoSTarget{{Dst: a2, Policy: "branch-2m"}}); err != nil {
 		t.Fatal(err)
 	}
-	// 172.17.20.2 shares a2's bucket (102:14:); a2 holds nodes 1-3.
+	// 172.17.20.2 shares a2's bucket of the root's table (102:14:), where
+	// a2's entry holds node 1.
 	tcIn(t, fd, "filter", "add", "dev", "ul0", "parent", "d:", "prio", "10", "protocol", "ip",
-		"handle", "102:14:4", "u32", "ht", "102:14:", "match", "ip", "dst", "172.16.20.99/32", "flowid", "d:1")
+		"handle", "102:14:2", "u32", "ht", "102:14:", "match", "ip", "dst", "172.16.20.99/32", "flowid", "d:1")
 	before, middle, after := netip.MustParseAddr("172.16.20.4"), netip.MustParseAddr("172.17.20.2"), netip.MustParseAddr("172.18.0.5")
 	targets := []QoSTarget{{Dst: a2, Policy: "branch-2m"}, {Dst: before, Policy: "branch-2m"}, {Dst: middle, Policy: "branch-2m"}, {Dst: after, Policy: "small"}}
 	err := k.SetQoS(qosPolicies(), targets)
@@ -291,16 +317,16 @@ func TestPrivQoSBatchRefusal(t *testing.T) {
 		t.Errorf("refusal = %v, want %s refused by the kernel (EEXIST)", f, middle)
 	}
 	classes := htbLines(tcIn(t, fd, "class", "show", "dev", "ul0"))
-	filters := tcIn(t, fd, "filter", "show", "dev", "ul0")
+	filters := qosFilters(t, fd, a2, before, middle, after)
 	t.Logf("after the refusal:\n%s\n%s", classes, filters)
-	// Slots: a2 0 (d:10), before 1 (d:16), middle 2 (d:1c, released),
-	// after 3 (d:22).
-	for _, want := range []string{"class htb d:10 root", "class htb d:16 root", "class htb d:22 root"} {
+	// Slots: a2 0 (200), before 1 (206), middle 2 (20c, released), after
+	// 3 (212), each on its bucket's qdisc.
+	for _, want := range []string{"class htb " + bucketOf(a2) + ":200 root", "class htb " + bucketOf(before) + ":206 root", "class htb " + bucketOf(after) + ":212 root"} {
 		if !strings.Contains(classes, want) {
 			t.Errorf("tc class show lacks %q", want)
 		}
 	}
-	if strings.Contains(classes, "d:1c") || strings.Contains(filters, "ac111402") {
+	if strings.Contains(classes, bucketOf(middle)+":20c") || strings.Contains(filters, "ac111402") {
 		t.Errorf("the refused target left objects behind")
 	}
 	for _, want := range []string{"match ac101404/ffffffff at 16", "match ac120005/ffffffff at 16", "match ac101463/ffffffff at 16"} {
@@ -311,10 +337,51 @@ func TestPrivQoSBatchRefusal(t *testing.T) {
 	if err := k.SetQoS(qosPolicies(), targets); err != nil {
 		t.Fatalf("second SetQoS: %v", err)
 	}
-	filters = tcIn(t, fd, "filter", "show", "dev", "ul0")
+	filters = qosFilters(t, fd, a2, before, middle, after)
 	if strings.Contains(filters, "ac101463") || !strings.Contains(filters, "match ac111402/ffffffff at 16") {
 		t.Errorf("second SetQoS did not replace the intruder by the target:\n%s", filters)
 	}
 	udp := udpTOS(t, fd, 46<<2)
 	sendAndCount(t, k, udp, before, "voice", 3)
+}
+
+// TestPrivQoSLegacyLayout: a tree of the previous layout (a target's
+// classes right on the root qdisc d:, its entry on d: leading to them) is
+// rebuilt once into the bucket layout, which then classifies, and which the
+// next instance adopts without a change.
+func TestPrivQoSLegacyLayout(t *testing.T) {
+	fd, _ := qosNode(t)
+	a2 := netip.MustParseAddr("172.16.20.2")
+	for _, cmd := range [][]string{
+		{"qdisc", "add", "dev", "ul0", "root", "handle", "d:", "htb", "default", "1"},
+		{"class", "add", "dev", "ul0", "parent", "d:", "classid", "d:1", "htb", "rate", "1Tbit"},
+		{"class", "add", "dev", "ul0", "parent", "d:", "classid", "d:10", "htb", "rate", "2Mbit"},
+		{"class", "add", "dev", "ul0", "parent", "d:10", "classid", "d:11", "htb", "rate", "256Kbit", "prio", "0"},
+		{"qdisc", "add", "dev", "ul0", "parent", "d:11", "handle", "11:", "fq_codel"},
+		{"filter", "add", "dev", "ul0", "parent", "d:", "prio", "10", "protocol", "ip", "u32", "match", "ip", "dst", "172.16.20.2/32", "flowid", "d:11"},
+	} {
+		tcIn(t, fd, cmd...)
+	}
+	k := newKernel(t, fd)
+	targets := []QoSTarget{{Dst: a2, Policy: "branch-2m"}}
+	if err := k.SetQoS(qosPolicies(), targets); err != nil {
+		t.Fatal(err)
+	}
+	classes := htbLines(tcIn(t, fd, "class", "show", "dev", "ul0"))
+	t.Logf("after the rebuild:\n%s", classes)
+	if strings.Contains(classes, "d:10 ") || strings.Contains(classes, "d:11 ") {
+		t.Errorf("classes of the previous layout left:\n%s", classes)
+	}
+	if want := "class htb " + bucketOf(a2) + ":200 root rate 2Mbit ceil 2Mbit"; !strings.Contains(classes, want) {
+		t.Errorf("tc class show lacks %q", want)
+	}
+	ef := udpTOS(t, fd, 46<<2)
+	sendAndCount(t, k, ef, a2, "voice", 4)
+	k2 := newKernel(t, fd)
+	if err := k2.SetQoS(qosPolicies(), targets); err != nil {
+		t.Fatal(err)
+	}
+	if n := k2.qosChanges.Load(); n != 0 {
+		t.Errorf("adopting the rebuilt tree made %d changes, want 0", n)
+	}
 }

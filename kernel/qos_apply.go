@@ -147,6 +147,20 @@ func (k *Kernel) qosEgress(nlh qosNL, dst netip.Addr) (int, error) {
 func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[string]qosTree) []QoSError {
 	var failed []QoSError
 	d := k.qos.devs[ifindex]
+	if d != nil && d.legacy && len(want) > 0 {
+		// The previous layout: rebuilt once, from nothing (deleting its
+		// classes one by one would cost what installing them did).
+		root := &netlink.Htb{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT}}
+		if err := qosDo(nlh, qosOp{del: true, qdisc: root}); err != nil {
+			for _, t := range want {
+				failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSKernel, Err: err})
+			}
+			return failed
+		}
+		delete(k.qos.devs, ifindex)
+		d = nil
+		k.log.Info("kernel: removed a qos tree of the previous layout, rebuilding it", zap.Int("ifindex", ifindex))
+	}
 	if len(want) == 0 {
 		if d == nil {
 			return nil
@@ -206,7 +220,7 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 	slices.SortFunc(installed, func(a, b *qosInstalled) int { return a.dst.Compare(b.dst) })
 	for _, t := range installed {
 		w, ok := wanted[t.dst]
-		if ok && t.objs.equal(targetObjects(t.slot, trees[w.Policy])) {
+		if ok && t.objs.equal(targetObjects(qosBucketOf(t.dst), t.slot, trees[w.Policy])) {
 			t.policy, t.names = w.Policy, leafNames(trees[w.Policy])
 			delete(wanted, t.dst)
 			continue
@@ -281,10 +295,10 @@ func installSkeleton(nlh qosNL, d *qosDev) error {
 		b.add(netip.Addr{}, classOps(d.ifindex, c, l)...)
 	}
 	if !d.skel.l1 {
-		b.add(netip.Addr{}, qosOp{filter: qosHashTable(d.ifindex, qosL1HT), existOK: true})
+		b.add(netip.Addr{}, qosOp{filter: qosHashTable(d.ifindex, qosRootHandle, qosL1HT), existOK: true})
 	}
 	if !d.skel.rootLink {
-		b.add(netip.Addr{}, qosOp{filter: qosRootLink(d.ifindex), existOK: true})
+		b.add(netip.Addr{}, qosOp{filter: qosRootLink(d.ifindex, qosRootHandle), existOK: true})
 	}
 	if _, failed := b.run(nlh); failed[netip.Addr{}] != nil {
 		return failed[netip.Addr{}]
@@ -308,8 +322,27 @@ func classOps(ifindex int, c htbClassSpec, l fqSpec) []qosOp {
 	return ops
 }
 
+// bucketOps install what is missing of bucket b: its class on the root,
+// its HTB qdisc (added only where there is none: HTB cannot change a
+// qdisc in place) and the root of its filters.
+func bucketOps(ifindex, b int, have qosBucketState) []qosOp {
+	parent := qosBucketMajor(b) << 16
+	var ops []qosOp
+	if !have.class {
+		ops = append(ops, classOps(ifindex, bucketClass(b), fqSpec{})...)
+	}
+	if !have.qdisc {
+		ops = append(ops, qosOp{qdisc: bucketQdisc(ifindex, b)})
+	}
+	if !have.filters {
+		ops = append(ops, qosOp{filter: qosHashTable(ifindex, parent, qosL1HT), existOK: true}, qosOp{filter: qosRootLink(ifindex, parent), existOK: true})
+	}
+	return ops
+}
+
 // installOps are a target's changes in install order: its class, each
-// leaf class with its fq_codel, then its entries (the catch-all last).
+// leaf class with its fq_codel, its entries on its bucket's qdisc (the
+// catch-all last), then its entry on the root, which sends it packets.
 func installOps(ifindex int, t *qosInstalled) []qosOp {
 	var ops []qosOp
 	for i, c := range t.objs.classes {
@@ -322,17 +355,21 @@ func installOps(ifindex int, t *qosInstalled) []qosOp {
 	for i, e := range t.objs.entries {
 		ops = append(ops, qosOp{filter: qosEntryFilter(ifindex, t.dst, t.nodes[i], e)})
 	}
-	return ops
+	return append(ops, qosOp{filter: qosRootEntry(ifindex, t.dst, t.rootNode)})
 }
 
-// removeOps delete a target's entries (the catch-all first), then its
-// classes, leaves before the target's class (a leaf's fq_codel goes with
-// it: HTB refuses to delete a class that filters or children use).
+// removeOps delete a target's entry on the root, its entries (the
+// catch-all first), then its classes, leaves before the target's class (a
+// leaf's fq_codel goes with it: HTB refuses to delete a class that filters
+// or children use).
 func removeOps(ifindex int, t *qosInstalled) []qosOp {
 	var ops []qosOp
-	bucket := qosBucket(t.dst)
+	if t.rootNode != 0 { // 0: the kernel had a node there that is not ours
+		ops = append(ops, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, qosRootHandle, qosBucket(t.dst)|t.rootNode)}})
+	}
+	parent, bucket := t.bucketParent(), qosInnerBucket(t.dst)
 	for i := len(t.nodes) - 1; i >= 0; i-- {
-		ops = append(ops, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, bucket|t.nodes[i])}})
+		ops = append(ops, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, parent, bucket|t.nodes[i])}})
 	}
 	for i := len(t.objs.classes) - 1; i >= 0; i-- {
 		c := t.objs.classes[i]
@@ -349,7 +386,11 @@ func (k *Kernel) qosAddTargets(nlh qosNL, d *qosDev, add []QoSTarget, trees map[
 	var failed []QoSError
 	var b qosBatch
 	var insts []*qosInstalled
-	tables := map[uint32]int{} // second-level table -> index of its first op
+	// Shared objects: the root's second-level tables and the buckets, by
+	// the index of their first op and their number of ops.
+	type shared struct{ first, n int }
+	tables := map[uint32]shared{}
+	buckets := map[int]shared{}
 	for _, t := range add {
 		tree := trees[t.Policy]
 		slot, ok := d.freeSlot()
@@ -357,51 +398,77 @@ func (k *Kernel) qosAddTargets(nlh qosNL, d *qosDev, add []QoSTarget, trees map[
 			failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSNoRoom, Err: fmt.Errorf("kernel: %d qos targets on dev %d already", QoSMaxTargets, d.ifindex)})
 			continue
 		}
-		objs := targetObjects(slot, tree)
-		bucket := qosBucket(t.Dst)
-		nodes, ok := d.allocNodes(bucket, len(objs.entries))
-		if !ok {
-			failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSNoRoom, Err: fmt.Errorf("kernel: no room for %d filters in the bucket of %s", len(objs.entries), t.Dst)})
+		bucket := qosBucketOf(t.Dst)
+		objs := targetObjects(bucket, slot, tree)
+		nodes, ok := d.allocNodes(innerKey(t.Dst), len(objs.entries))
+		root, rootOK := d.allocNodes(rootKey(t.Dst), 1)
+		if !ok || !rootOK {
+			failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSNoRoom, Err: fmt.Errorf("kernel: no room for the filters of %s in its hash buckets", t.Dst)})
 			continue
 		}
-		inst := &qosInstalled{dst: t.Dst, policy: t.Policy, names: leafNames(tree), ifindex: d.ifindex, slot: slot, objs: objs, nodes: nodes}
+		inst := &qosInstalled{dst: t.Dst, policy: t.Policy, names: leafNames(tree), ifindex: d.ifindex, slot: slot, objs: objs, nodes: nodes, rootNode: root[0]}
 		// Claim now, so that a failure is cleaned up by removal.
 		d.slots[slot] = t.Dst
-		d.markNodes(bucket, nodes, true)
+		d.markNodes(innerKey(t.Dst), nodes, true)
+		d.markNodes(rootKey(t.Dst), root, true)
 		k.qos.targets[t.Dst] = inst
 		insts = append(insts, inst)
 		if l2 := qosL2HTID(t.Dst); !d.l2[l2] {
 			if _, queued := tables[l2]; !queued {
-				tables[l2] = len(b.ops)
-				b.add(netip.Addr{}, qosOp{filter: qosHashTable(d.ifindex, l2), existOK: true}, qosOp{filter: qosL1Link(d.ifindex, l2), existOK: true})
+				tables[l2] = shared{len(b.ops), 2}
+				b.add(netip.Addr{}, qosOp{filter: qosHashTable(d.ifindex, qosRootHandle, l2), existOK: true}, qosOp{filter: qosL1Link(d.ifindex, l2), existOK: true})
+			}
+		}
+		if !d.buckets[bucket].complete() {
+			if _, queued := buckets[bucket]; !queued {
+				ops := bucketOps(d.ifindex, bucket, d.buckets[bucket])
+				buckets[bucket] = shared{len(b.ops), len(ops)}
+				b.add(netip.Addr{}, ops...)
 			}
 		}
 		b.add(t.Dst, installOps(d.ifindex, inst)...)
 	}
 	opErrs, errs := b.run(nlh)
+	sharedErr := func(s shared) error {
+		if opErrs == nil {
+			return nil
+		}
+		return cmp.Or(opErrs[s.first : s.first+s.n]...)
+	}
 	tableErr := map[uint32]error{}
-	for l2, i := range tables {
-		if err := cmp.Or(opErrs[i], opErrs[i+1]); err != nil {
+	for l2, s := range tables {
+		if err := sharedErr(s); err != nil {
 			tableErr[l2] = err
 			continue
 		}
 		d.l2[l2] = true
 	}
+	bucketErr := map[int]error{}
+	for bk, s := range buckets {
+		if err := sharedErr(s); err != nil {
+			bucketErr[bk] = err
+			continue
+		}
+		d.buckets[bk] = qosBucketState{class: true, qdisc: true, filters: true}
+	}
 	// A node the kernel already had (EEXIST) is not ours to delete: it
 	// stays marked in use, and the next dump finds it stale.
-	foreign := map[uint32]bool{}
+	foreign := map[qosFilterRef]bool{}
 	for i, op := range b.ops {
 		if op.filter != nil && !op.del && b.owners[i].IsValid() && errors.Is(opErrs[i], unix.EEXIST) {
-			foreign[op.filter.Handle] = true
+			foreign[qosFilterRef{op.filter.Parent, op.filter.Handle}] = true
 		}
 	}
 	var undo []*qosInstalled
 	for _, in := range insts {
 		if len(foreign) > 0 {
-			bucket := qosBucket(in.dst)
-			in.nodes = slices.DeleteFunc(in.nodes, func(n uint32) bool { return foreign[bucket|n] })
+			parent, bucket := in.bucketParent(), qosInnerBucket(in.dst)
+			in.nodes = slices.DeleteFunc(in.nodes, func(n uint32) bool { return foreign[qosFilterRef{parent, bucket | n}] })
+			if foreign[qosFilterRef{qosRootHandle, qosBucket(in.dst) | in.rootNode}] {
+				in.rootNode = 0 // not ours: removal leaves it alone
+			}
 		}
-		err := cmp.Or(tableErr[qosL2HTID(in.dst)], errs[in.dst])
+		err := cmp.Or(tableErr[qosL2HTID(in.dst)], bucketErr[qosBucketOf(in.dst)], errs[in.dst])
 		if err != nil {
 			failed = append(failed, QoSError{Dst: in.dst, Policy: in.policy, Reason: QoSKernel, Err: err})
 			undo = append(undo, in)
@@ -428,7 +495,10 @@ func (k *Kernel) qosRemoveTargets(nlh qosNL, d *qosDev, ts []*qosInstalled) []Qo
 			failed = append(failed, QoSError{Dst: t.dst, Policy: t.policy, Reason: QoSKernel, Err: err})
 			continue
 		}
-		d.markNodes(qosBucket(t.dst), t.nodes, false)
+		d.markNodes(innerKey(t.dst), t.nodes, false)
+		if t.rootNode != 0 {
+			d.markNodes(rootKey(t.dst), []uint32{t.rootNode}, false)
+		}
 		d.releaseSlot(t.slot)
 		delete(k.qos.targets, t.dst)
 	}
@@ -443,8 +513,8 @@ func (k *Kernel) qosPruneStale(nlh qosNL, d *qosDev) {
 		return
 	}
 	var b qosBatch
-	for _, h := range d.staleFilters {
-		b.add(netip.Addr{}, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, h)}})
+	for _, f := range d.staleFilters {
+		b.add(netip.Addr{}, qosOp{del: true, filter: &netlink.U32{FilterAttrs: qosFilterAttrs(d.ifindex, f.parent, f.handle)}})
 	}
 	for _, h := range d.staleClasses {
 		b.add(netip.Addr{}, qosOp{del: true, class: &netlink.HtbClass{ClassAttrs: netlink.ClassAttrs{LinkIndex: d.ifindex, Handle: h}}})
@@ -455,8 +525,7 @@ func (k *Kernel) qosPruneStale(nlh qosNL, d *qosDev) {
 		case errs[i] != nil:
 			k.log.Warn("kernel: deleting a stale qos object", zap.Error(errs[i]))
 		case op.filter != nil:
-			h := op.filter.Handle
-			d.markNodes(h&^qosMaxNode, []uint32{h & qosMaxNode}, false)
+			d.markFilter(qosFilterRef{op.filter.Parent, op.filter.Handle}, false)
 		}
 	}
 	d.staleFilters, d.staleClasses = nil, nil
@@ -485,16 +554,20 @@ func (k *Kernel) loadQoS(nlh qosNL) error {
 		if err != nil {
 			return opErr("list classes", fmt.Sprintf("dev %d", ifindex), err)
 		}
-		fs, err := nlh.FilterList(link, qosRootHandle)
-		if err != nil {
-			return opErr("list filters", fmt.Sprintf("dev %d", ifindex), err)
+		filters := map[uint32][]netlink.Filter{}
+		for _, parent := range append([]uint32{qosRootHandle}, bucketHandles(byDev[ifindex])...) {
+			fs, err := nlh.FilterList(link, parent)
+			if err != nil {
+				return opErr("list filters", fmt.Sprintf("%s dev %d", netlink.HandleStr(parent), ifindex), err)
+			}
+			filters[parent] = fs
 		}
-		d, ts := adoptDump(qosDump{ifindex: ifindex, classes: cs, qdiscs: byDev[ifindex], filters: fs})
+		d, ts := adoptDump(qosDump{ifindex: ifindex, classes: cs, qdiscs: byDev[ifindex], filters: filters})
 		st.devs[ifindex] = d
 		for _, t := range ts {
 			st.targets[t.dst] = t
 		}
-		k.log.Info("kernel: adopted qos tree", zap.Int("ifindex", ifindex), zap.Int("targets", len(ts)),
+		k.log.Info("kernel: adopted qos tree", zap.Int("ifindex", ifindex), zap.Int("targets", len(ts)), zap.Bool("previous_layout", d.legacy),
 			zap.Int("stale_filters", len(d.staleFilters)), zap.Int("stale_classes", len(d.staleClasses)))
 	}
 	st.loaded = true

@@ -23,17 +23,20 @@ func TestQoSOpEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := netip.MustParseAddr("198.51.100.2")
-	inst := &qosInstalled{dst: dst, slot: 0, objs: targetObjects(0, tree), nodes: []uint32{1, 2, 3, 4, 5}}
+	inst := &qosInstalled{dst: dst, slot: 0, objs: targetObjects(qosBucketOf(dst), 0, tree), nodes: []uint32{1, 2, 3, 4, 5}, rootNode: 1}
 	uc, ul := unshapedObjects()
 	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: 7, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT})
 	root.Defcls = 1
 	ops := []qosOp{{qdisc: root}}
 	ops = append(ops, classOps(7, uc, ul)...)
-	ops = append(ops, qosOp{filter: qosHashTable(7, qosL1HT)}, qosOp{filter: qosRootLink(7)})
-	ops = append(ops, qosOp{filter: qosHashTable(7, qosL2HTID(dst))}, qosOp{filter: qosL1Link(7, qosL2HTID(dst))})
-	ops = append(ops, installOps(7, inst)[:3]...)                          // target class, first leaf and its fq_codel
-	ops = append(ops, installOps(7, inst)[len(installOps(7, inst))-2:]...) // a DSCP entry and the catch-all
-	ops = append(ops, removeOps(7, inst)[0], removeOps(7, inst)[len(removeOps(7, inst))-1])
+	ops = append(ops, qosOp{filter: qosHashTable(7, qosRootHandle, qosL1HT)}, qosOp{filter: qosRootLink(7, qosRootHandle)})
+	ops = append(ops, qosOp{filter: qosHashTable(7, qosRootHandle, qosL2HTID(dst))}, qosOp{filter: qosL1Link(7, qosL2HTID(dst))})
+	ops = append(ops, bucketOps(7, qosBucketOf(dst), qosBucketState{})...) // class, qdisc, table, link
+	install := installOps(7, inst)
+	ops = append(ops, install[:3]...)             // target class, first leaf and its fq_codel
+	ops = append(ops, install[len(install)-3:]...) // a DSCP entry, the catch-all, the root's entry
+	remove := removeOps(7, inst)
+	ops = append(ops, remove[0], remove[1], remove[len(remove)-1]) // the root's entry, the catch-all, the target class
 	ops = append(ops, qosOp{del: true, qdisc: root})
 
 	var lines []string
@@ -61,11 +64,11 @@ func TestQoSOpEncoding(t *testing.T) {
 
 	// Network byte order where the kernel wants it: the entry's address
 	// key (198.51.100.2 = c6336402) and the root link's hash mask.
-	entry, _ := installOps(7, inst)[len(installOps(7, inst))-1].appendMsg(nil, 1)
+	entry, _ := install[len(install)-2].appendMsg(nil, 1)
 	if !strings.Contains(hex.EncodeToString(entry), "ffffffffc6336402") {
 		t.Errorf("entry lacks mask ffffffff value c6336402 in network order: %x", entry)
 	}
-	link, _ := qosOp{filter: qosRootLink(7)}.appendMsg(nil, 1)
+	link, _ := qosOp{filter: qosRootLink(7, qosRootHandle)}.appendMsg(nil, 1)
 	if !strings.Contains(hex.EncodeToString(link), "000000ff") {
 		t.Errorf("root link lacks hmask 000000ff in network order: %x", link)
 	}
@@ -91,7 +94,13 @@ func (w wireNL) ApplyQoS(ops []qosOp) []error { return qosLive{k: w.k}.ApplyQoS(
 func TestQoSBatchRefusalWire(t *testing.T) {
 	sim := newQoSSim()
 	sim.addDevice(2, "10.0.0.0/8")
-	refused := qosRootHandle | (qosSlotBase(100) + 2)
+	var targets []QoSTarget
+	buckets := map[int]bool{}
+	for i := range 200 {
+		targets = append(targets, QoSTarget{Dst: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), Policy: "p"})
+		buckets[qosBucketOf(targets[i].Dst)] = true
+	}
+	refused := qosBucketMajor(qosBucketOf(targets[100].Dst))<<16 | (qosSlotBase(100) + 2)
 	fake := &fakeNL{perRead: 7, refuseTC: func(typ uint16, h uint32) syscall.Errno {
 		if typ == unix.RTM_NEWTCLASS && h == refused {
 			return syscall.ENOMEM
@@ -100,10 +109,6 @@ func TestQoSBatchRefusalWire(t *testing.T) {
 	}}
 	k := &Kernel{log: zap.NewNop(), batch: &nlBatcher{conn: fake}}
 	k.qosNL = wireNL{qosSim: sim, k: k}
-	var targets []QoSTarget
-	for i := range 200 {
-		targets = append(targets, QoSTarget{Dst: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), Policy: "p"})
-	}
 	err := k.SetQoS(map[string]QoSPolicy{"p": branchPolicy()}, targets)
 	var qe *QoSErrors
 	if !errors.As(err, &qe) || len(qe.Failed) != 1 {
@@ -125,9 +130,10 @@ func TestQoSBatchRefusalWire(t *testing.T) {
 	if _, used := k.qos.devs[2].slots[100]; used {
 		t.Error("the refused target's slot was not released")
 	}
-	// Root, skeleton, the install (200 targets x 14 changes + 2 per hash
-	// table, in transactions of maxNLBatch) and the clean-up.
-	ops := 200*14 + 2*200
+	// Root, skeleton, the install (200 targets x 15 changes, 2 per hash
+	// table on the root, 4 per bucket, in transactions of maxNLBatch) and
+	// the clean-up.
+	ops := 200*15 + 2*200 + 4*len(buckets)
 	if want := 1 + 1 + (ops+maxNLBatch-1)/maxNLBatch + 1; fake.sends != want {
 		t.Errorf("%d sendmsg calls, want %d", fake.sends, want)
 	}

@@ -9,32 +9,47 @@ import (
 	"github.com/vishvananda/netlink/nl"
 )
 
-// Handle layout of the QoS tree on one egress device. Everything is derived
-// from a target's slot (allocated lowest-free, recovered from the class and
-// filter dump after a restart) and its destination address:
+// Handle layout of the QoS tree on one egress device. The kernel's cost
+// of adding an HTB class grows with the classes already on its qdisc
+// (docs/linux.md, "Cost"), so no qdisc holds them all: the root holds one
+// class per bucket, each bucket an HTB qdisc of its own holding the classes
+// of its targets. A target's bucket is a hash of its destination, so adding
+// or removing it touches its bucket alone. Everything else is derived from
+// the target's slot (allocated lowest-free on the device, recovered from the
+// class dump after a restart):
 //
 //	root qdisc          d:        (htb, default class 1: unmatched traffic)
 //	unshaped class      d:1       leaf fq_codel 1:
-//	target slot s       d:B       B = 0x10 + 6*s, rate = ceil = policy rate
-//	its leaf classes    d:B+1 ... d:B+n+1 (classes in order, then default)
-//	leaf qdisc of d:M   M:        (a class minor is unique on the device,
-//	                               so it doubles as its leaf's major)
+//	bucket b            d:Q       Q = 0x100 + b, rate = ceil = unshaped
+//	its qdisc           Q:        (htb, no default class)
+//	target slot s       Q:B       B = 0x200 + 6*s, rate = ceil = policy rate
+//	its leaf classes    Q:B+1 ... Q:B+n+1 (classes in order, then default)
+//	leaf qdisc of Q:M   M:        (a slot's minors are unique on the
+//	                               device, so they double as leaf majors)
 //
-// Filters (one u32 instance, prio 10, protocol ip, on d:):
+// Filters: u32, prio 10, protocol ip; on d: one entry per target sends its
+// packets to its bucket, on Q: its entries per DSCP send them to its
+// classes:
 //
-//	ht 800:   one node: hash the last octet of the destination, link 1:
-//	ht 1:     256 buckets; bucket b holds one node: hash the third octet,
-//	          link (0x100+b):
-//	ht 1XX:   256 buckets of entries: "dst D/32 and DSCP x -> d:leaf" and
-//	          "dst D/32 -> d:default leaf", node ids allocated per bucket
+//	on d:  ht 800:   one node: hash the last octet of the destination,
+//	                 link 1:
+//	       ht 1:     256 buckets; bucket b holds one node: hash the third
+//	                 octet, link (0x100+b):
+//	       ht 1XX:   256 buckets of entries "dst D/32 -> d:Q"
+//	on Q:  ht 800:   one node: hash the last octet, link 1:
+//	       ht 1:     256 buckets of entries "dst D/32 and DSCP x -> Q:leaf"
+//	                 and "dst D/32 -> Q:default leaf"
 //
-// so a packet crosses two hash lookups and then only the entries of targets
-// that share its destination's last two octets.
+// so a packet crosses two hash lookups and the entries of the targets that
+// share its destination's last two octets at the root, then one lookup and
+// the entries of its bucket's targets that share its last octet.
 const (
 	qosRootMajor    = 0xd
 	qosRootHandle   = qosRootMajor << 16
 	qosUnshaped     = qosRootHandle | 1
-	qosSlotFirst    = 0x10
+	qosBucketFirst  = 0x100
+	qosBuckets      = 256
+	qosSlotFirst    = qosBucketFirst + qosBuckets
 	qosSlotWidth    = 6
 	qosMaxMinor     = 0xfffe // ffff: is the ingress/clsact qdisc's major
 	qosFilterPrio   = 10
@@ -137,11 +152,42 @@ func unshapedObjects() (htbClassSpec, fqSpec) {
 	return c, fqLeaf(qosUnshaped, qosUnshapedRate)
 }
 
-// targetObjects renders a compiled policy into slot.
-func targetObjects(slot int, t qosTree) qosObjects {
-	base := qosRootHandle | qosSlotBase(slot)
+// qosBucketOf is the bucket of dst: Fibonacci hashing of the whole
+// address (the top byte of the product with 2^32/phi), so that addresses
+// alike in their last octets (branches on /30s, CPEs at .1) still spread
+// over all buckets.
+func qosBucketOf(dst netip.Addr) int { return int((addrWord(dst) * 0x9e3779b1) >> 24) }
+
+// qosBucketMajor is the major of bucket b's qdisc, and the minor of its
+// class on the root.
+func qosBucketMajor(b int) uint32 { return uint32(qosBucketFirst + b) }
+
+// qosBucketOfMajor is the bucket whose qdisc has major m; ok is false
+// outside buckets.
+func qosBucketOfMajor(m uint32) (int, bool) {
+	return int(m) - qosBucketFirst, m >= qosBucketFirst && m < qosBucketFirst+qosBuckets
+}
+
+// bucketClass is bucket b's class on the root: never the bottleneck, it
+// shares the link with the unshaped class by quantum (both prio 1).
+func bucketClass(b int) htbClassSpec {
+	return htbClass(qosRootHandle|qosBucketMajor(b), qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 1)
+}
+
+// bucketQdisc is bucket b's HTB qdisc. It has no default class: only the
+// root's entries of its targets send packets to it, and each target has a
+// catch-all entry; what matches none (a target half installed or removed)
+// is sent unshaped (HTB's direct queue).
+func bucketQdisc(ifindex, b int) *netlink.Htb {
+	return netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifindex, Handle: qosBucketMajor(b) << 16, Parent: qosRootHandle | qosBucketMajor(b)})
+}
+
+// targetObjects renders a compiled policy into slot of bucket b.
+func targetObjects(b, slot int, t qosTree) qosObjects {
+	major := qosBucketMajor(b) << 16
+	base := major | qosSlotBase(slot)
 	o := qosObjects{
-		classes: []htbClassSpec{htbClass(base, qosRootHandle, t.rate, t.rate, t.burst, t.burst, 0)},
+		classes: []htbClassSpec{htbClass(base, major, t.rate, t.rate, t.burst, t.burst, 0)},
 	}
 	var catchAll qosEntry
 	for i, l := range t.leaves {
@@ -176,12 +222,19 @@ func sortEntries(es []qosEntry) {
 
 func qosHTHandle(htid uint32) uint32 { return htid << 20 }
 
-// qosL2HTID is the second-level table of dst (by its last octet).
+// qosL2HTID is the root's second-level table of dst (by its last octet).
 func qosL2HTID(dst netip.Addr) uint32 { return qosL2HTBase + uint32(dst.As4()[3]) }
 
-// qosBucket is the handle prefix (table and bucket) of dst's entries.
+// qosBucket is the handle prefix (table and bucket) of dst's entry on the
+// root.
 func qosBucket(dst netip.Addr) uint32 {
 	return qosHTHandle(qosL2HTID(dst)) | uint32(dst.As4()[2])<<12
+}
+
+// qosInnerBucket is the handle prefix of dst's entries on its bucket's
+// qdisc (table 1:, by the last octet).
+func qosInnerBucket(dst netip.Addr) uint32 {
+	return qosHTHandle(qosL1HT) | uint32(dst.As4()[3])<<12
 }
 
 func addrWord(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
@@ -194,11 +247,11 @@ const (
 	thirdOctet = 0x0000ff00
 )
 
-// qosHashLink is a match-all node that hashes the destination with hmask
-// and continues in table link.
-func qosHashLink(ifindex int, handle, hmask, link uint32) *netlink.U32 {
+// qosHashLink is a match-all node on parent that hashes the destination
+// with hmask and continues in table link.
+func qosHashLink(ifindex int, parent, handle, hmask, link uint32) *netlink.U32 {
 	return &netlink.U32{
-		FilterAttrs: qosFilterAttrs(ifindex, handle),
+		FilterAttrs: qosFilterAttrs(ifindex, parent, handle),
 		Hash:        handle &^ qosMaxNode,
 		Sel: &nl.TcU32Sel{
 			Keys: []nl.TcU32Key{{Off: ipDstOff}},
@@ -208,40 +261,53 @@ func qosHashLink(ifindex int, handle, hmask, link uint32) *netlink.U32 {
 	}
 }
 
-// qosRootLink is the node in the root table that hashes by the last
-// octet; qosL1Link(b) the node in bucket b of table 1: that hashes by the
-// third octet.
-func qosRootLink(ifindex int) *netlink.U32 {
-	return qosHashLink(ifindex, qosHTHandle(qosRootHT)|1, lastOctet, qosL1HT)
+// qosRootLink is the node in the root table of parent (our root qdisc or
+// a bucket's) that hashes by the last octet into table 1:; qosL1Link(l2)
+// the node in a bucket of the root's table 1: that hashes by the third
+// octet.
+func qosRootLink(ifindex int, parent uint32) *netlink.U32 {
+	return qosHashLink(ifindex, parent, qosHTHandle(qosRootHT)|1, lastOctet, qosL1HT)
 }
 
 func qosL1Link(ifindex int, l2 uint32) *netlink.U32 {
-	return qosHashLink(ifindex, qosHTHandle(qosL1HT)|(l2-qosL2HTBase)<<12|1, thirdOctet, l2)
+	return qosHashLink(ifindex, qosRootHandle, qosHTHandle(qosL1HT)|(l2-qosL2HTBase)<<12|1, thirdOctet, l2)
 }
 
-func qosHashTable(ifindex int, htid uint32) *netlink.U32 {
-	return &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, qosHTHandle(htid)), Divisor: 256}
+func qosHashTable(ifindex int, parent, htid uint32) *netlink.U32 {
+	return &netlink.U32{FilterAttrs: qosFilterAttrs(ifindex, parent, qosHTHandle(htid)), Divisor: 256}
 }
 
-// qosEntryFilter is entry e of the target dst, node node of its bucket.
+// qosEntryFilter is entry e of the target dst on its bucket's qdisc, node
+// node of its hash bucket there.
 func qosEntryFilter(ifindex int, dst netip.Addr, node uint32, e qosEntry) *netlink.U32 {
+	parent := qosBucketMajor(qosBucketOf(dst)) << 16
+	return qosMatch(ifindex, parent, qosInnerBucket(dst), node, dst, e)
+}
+
+// qosRootEntry is the node on the root that sends dst's packets to its
+// bucket.
+func qosRootEntry(ifindex int, dst netip.Addr, node uint32) *netlink.U32 {
+	e := qosEntry{dscp: -1, classid: qosRootHandle | qosBucketMajor(qosBucketOf(dst))}
+	return qosMatch(ifindex, qosRootHandle, qosBucket(dst), node, dst, e)
+}
+
+func qosMatch(ifindex int, parent, bucket, node uint32, dst netip.Addr, e qosEntry) *netlink.U32 {
 	keys := []nl.TcU32Key{{Mask: 0xffffffff, Val: addrWord(dst), Off: ipDstOff}}
 	if e.dscp >= 0 {
 		keys = append(keys, nl.TcU32Key{Mask: dscpMask, Val: uint32(e.dscp) << dscpShift, Off: 0})
 	}
-	bucket := qosBucket(dst)
 	return &netlink.U32{
-		FilterAttrs: qosFilterAttrs(ifindex, bucket|node),
+		FilterAttrs: qosFilterAttrs(ifindex, parent, bucket|node),
 		Sel:         &nl.TcU32Sel{Flags: nl.TC_U32_TERMINAL, Keys: keys},
 		ClassId:     e.classid,
 		Hash:        bucket,
 	}
 }
 
-func qosFilterAttrs(ifindex int, handle uint32) netlink.FilterAttrs {
+func qosFilterAttrs(ifindex int, parent, handle uint32) netlink.FilterAttrs {
 	return netlink.FilterAttrs{
 		LinkIndex: ifindex,
-		Parent:    qosRootHandle,
+		Parent:    parent,
 		Handle:    handle,
 		Priority:  qosFilterPrio,
 		Protocol:  0x0800, // ETH_P_IP

@@ -15,16 +15,21 @@ import (
 
 // qosSim is an in-memory stand-in for the kernel's tc objects with the
 // rules SetQoS depends on: a root replace or delete takes the whole tree
-// along, deleting a class takes its leaf qdisc and is refused while it has
-// children or filters point at it, filters are added exclusively, a link
-// must name an existing table.
+// along, replacing or deleting a qdisc takes its classes, their qdiscs and
+// its filters along, a class belongs to the HTB qdisc of its major,
+// deleting a class takes its leaf qdisc and is refused while it has
+// children or filters point at it, an HTB qdisc cannot be changed in
+// place, filters are added exclusively to a qdisc that exists, a link must
+// name an existing table of the same qdisc. Stricter than the kernel (which
+// takes the filter and classifies to nothing): a filter's class must
+// belong to the qdisc the filter is on.
 type qosSim struct {
 	mu      sync.Mutex
 	routes  map[netip.Prefix]int
 	local   map[netip.Addr]bool
 	qdiscs  map[simKey]netlink.Qdisc
 	classes map[simKey]*netlink.HtbClass
-	filters map[simKey]*netlink.U32
+	filters map[simFKey]*netlink.U32
 	changes int
 	fail    func(op string, handle uint32) error
 }
@@ -34,10 +39,16 @@ type simKey struct {
 	handle  uint32
 }
 
+// simFKey names a filter: u32 handles are per qdisc.
+type simFKey struct {
+	ifindex        int
+	parent, handle uint32
+}
+
 func newQoSSim() *qosSim {
 	return &qosSim{
 		routes: map[netip.Prefix]int{}, local: map[netip.Addr]bool{},
-		qdiscs: map[simKey]netlink.Qdisc{}, classes: map[simKey]*netlink.HtbClass{}, filters: map[simKey]*netlink.U32{},
+		qdiscs: map[simKey]netlink.Qdisc{}, classes: map[simKey]*netlink.HtbClass{}, filters: map[simFKey]*netlink.U32{},
 	}
 }
 
@@ -75,7 +86,7 @@ func (s *qosSim) ClassList(link netlink.Link, parent uint32) ([]netlink.Class, e
 	for k, c := range s.classes {
 		if k.ifindex == link.Attrs().Index {
 			cc := *c
-			if cc.Parent == qosRootHandle {
+			if cc.Parent == cc.Handle&0xffff0000 {
 				cc.Parent = netlink.HANDLE_ROOT // as HTB dumps it
 			}
 			out = append(out, &cc)
@@ -91,7 +102,7 @@ func (s *qosSim) FilterList(link netlink.Link, parent uint32) ([]netlink.Filter,
 	for k, f := range s.filters {
 		// Like vishvananda/netlink, which returns only nodes with a selector:
 		// hash tables are left out.
-		if k.ifindex == link.Attrs().Index && f.Divisor == 0 {
+		if k.ifindex == link.Attrs().Index && k.parent == parent && f.Divisor == 0 {
 			out = append(out, f)
 		}
 	}
@@ -116,6 +127,31 @@ func (s *qosSim) clearDev(ifindex int) {
 	}
 }
 
+// dropQdisc deletes a qdisc with its classes, their qdiscs and its filters.
+func (s *qosSim) dropQdisc(ifindex int, handle uint32) {
+	delete(s.qdiscs, simKey{ifindex, handle})
+	for k := range s.classes {
+		if k.ifindex == ifindex && k.handle&0xffff0000 == handle {
+			s.dropLeaf(ifindex, k.handle)
+			delete(s.classes, k)
+		}
+	}
+	for k := range s.filters {
+		if k.ifindex == ifindex && k.parent == handle {
+			delete(s.filters, k)
+		}
+	}
+}
+
+// dropLeaf deletes the qdisc of class (if any).
+func (s *qosSim) dropLeaf(ifindex int, class uint32) {
+	for k, q := range s.qdiscs {
+		if k.ifindex == ifindex && q.Attrs().Parent == class {
+			s.dropQdisc(ifindex, k.handle)
+		}
+	}
+}
+
 func (s *qosSim) QdiscReplace(q netlink.Qdisc) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,20 +161,28 @@ func (s *qosSim) QdiscReplace(q netlink.Qdisc) error {
 	}
 	if a.Parent == netlink.HANDLE_ROOT {
 		s.clearDev(a.LinkIndex)
-	} else if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok {
-		return syscall.ENOENT
-	} else {
-		for k, old := range s.qdiscs {
-			if k.ifindex == a.LinkIndex && old.Attrs().Parent == a.Parent {
-				if old.Attrs().Handle == a.Handle {
-					if f, ok := old.(*netlink.FqCodel); ok && f.Flows != q.(*netlink.FqCodel).Flows {
-						return syscall.EINVAL
-					}
-				}
-				delete(s.qdiscs, k)
-			}
-		}
+		s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
+		return nil
 	}
+	if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok {
+		return syscall.ENOENT
+	}
+	if old, ok := s.qdiscs[simKey{a.LinkIndex, a.Handle}]; ok {
+		switch {
+		case old.Attrs().Parent != a.Parent:
+			return syscall.EINVAL // a handle is unique on the device
+		case old.Type() != q.Type():
+			return syscall.EINVAL
+		case q.Type() == "htb":
+			return syscall.EINVAL // HTB has no change operation
+		}
+		if f, ok := old.(*netlink.FqCodel); ok && f.Flows != q.(*netlink.FqCodel).Flows {
+			return syscall.EINVAL
+		}
+		s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
+		return nil
+	}
+	s.dropLeaf(a.LinkIndex, a.Parent)
 	s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
 	return nil
 }
@@ -158,7 +202,7 @@ func (s *qosSim) QdiscDel(q netlink.Qdisc) error {
 		s.qdiscs[simKey{a.LinkIndex, 0}] = &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: a.LinkIndex, Parent: netlink.HANDLE_ROOT}, QdiscType: "noqueue"}
 		return nil
 	}
-	delete(s.qdiscs, simKey{a.LinkIndex, a.Handle})
+	s.dropQdisc(a.LinkIndex, a.Handle)
 	return nil
 }
 
@@ -169,11 +213,15 @@ func (s *qosSim) ClassReplace(c netlink.Class) error {
 	if err := s.failing("class", a.Handle); err != nil {
 		return err
 	}
-	if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok && a.Parent != qosRootHandle {
+	qd := a.Handle & 0xffff0000
+	if q, ok := s.qdiscs[simKey{a.LinkIndex, qd}]; !ok || q.Type() != "htb" {
 		return syscall.ENOENT
 	}
-	if _, ok := s.qdiscs[simKey{a.LinkIndex, qosRootHandle}]; !ok {
+	if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok && a.Parent != qd {
 		return syscall.ENOENT
+	}
+	if a.Parent&0xffff0000 != qd {
+		return syscall.EINVAL
 	}
 	hc := *c.(*netlink.HtbClass)
 	s.classes[simKey{a.LinkIndex, a.Handle}] = &hc
@@ -201,11 +249,7 @@ func (s *qosSim) ClassDel(c netlink.Class) error {
 			return syscall.EBUSY
 		}
 	}
-	for k, q := range s.qdiscs {
-		if k.ifindex == a.LinkIndex && q.Attrs().Parent == a.Handle {
-			delete(s.qdiscs, k)
-		}
-	}
+	s.dropLeaf(a.LinkIndex, a.Handle)
 	delete(s.classes, key)
 	return nil
 }
@@ -217,19 +261,25 @@ func (s *qosSim) FilterAdd(f netlink.Filter) error {
 	if err := s.failing("filter", u.Handle); err != nil {
 		return err
 	}
-	key := simKey{u.LinkIndex, u.Handle}
+	if _, ok := s.qdiscs[simKey{u.LinkIndex, u.Parent}]; !ok {
+		return syscall.ENOENT
+	}
+	key := simFKey{u.LinkIndex, u.Parent, u.Handle}
 	if _, ok := s.filters[key]; ok {
 		return syscall.EEXIST
 	}
 	if u.Link != 0 {
-		if _, ok := s.filters[simKey{u.LinkIndex, u.Link}]; !ok {
+		if _, ok := s.filters[simFKey{u.LinkIndex, u.Parent, u.Link}]; !ok {
 			return syscall.EINVAL
 		}
 	}
 	if u.Divisor == 0 && u.Handle>>20 != qosRootHT {
-		if _, ok := s.filters[simKey{u.LinkIndex, u.Handle &^ 0xfffff}]; !ok {
+		if _, ok := s.filters[simFKey{u.LinkIndex, u.Parent, u.Handle &^ 0xfffff}]; !ok {
 			return syscall.EINVAL // no such table
 		}
+	}
+	if u.ClassId != 0 && u.ClassId&0xffff0000 != u.Parent {
+		return syscall.EINVAL // see qosSim
 	}
 	uc := *u
 	s.filters[key] = &uc
@@ -243,7 +293,7 @@ func (s *qosSim) FilterDel(f netlink.Filter) error {
 	if err := s.failing("del filter", a.Handle); err != nil {
 		return err
 	}
-	key := simKey{a.LinkIndex, a.Handle}
+	key := simFKey{a.LinkIndex, a.Parent, a.Handle}
 	if _, ok := s.filters[key]; !ok {
 		return syscall.ENOENT
 	}
@@ -283,7 +333,7 @@ func (s *qosSim) render() string {
 		lines = append(lines, fmt.Sprintf("dev %d class htb %s parent %s rate %d ceil %d prio %d", k.ifindex, netlink.HandleStr(k.handle), netlink.HandleStr(c.Parent), c.Rate*8, c.Ceil*8, c.Prio))
 	}
 	for k, f := range s.filters {
-		line := fmt.Sprintf("dev %d filter u32 %08x", k.ifindex, k.handle)
+		line := fmt.Sprintf("dev %d filter %s u32 %08x", k.ifindex, netlink.HandleStr(k.parent), k.handle)
 		if f.Divisor != 0 {
 			line += fmt.Sprintf(" divisor %d", f.Divisor)
 		}

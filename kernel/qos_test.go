@@ -2,9 +2,11 @@ package kernel
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,9 +101,52 @@ func TestQoSHandleLayout(t *testing.T) {
 			t.Errorf("qosSlotOf(%#x) ok, want outside every slot", minor)
 		}
 	}
-	// A leaf's qdisc major is its class minor: never the root's or ffff:.
-	if qosRootMajor >= qosSlotFirst || qosRootMajor == qosUnshaped&0xffff {
-		t.Errorf("root major %#x collides with a leaf major", qosRootMajor)
+	// A leaf's qdisc major is its class minor: never the root's, a
+	// bucket's or ffff:.
+	if qosRootMajor >= qosBucketFirst || qosRootMajor == qosUnshaped&0xffff {
+		t.Errorf("root major %#x collides with a bucket or leaf major", qosRootMajor)
+	}
+	if last := qosBucketMajor(qosBuckets - 1); last >= qosSlotFirst {
+		t.Errorf("bucket major %#x reaches the slots (%#x)", last, qosSlotFirst)
+	}
+	for _, m := range []uint32{qosBucketMajor(0), qosBucketMajor(qosBuckets - 1)} {
+		if b, ok := qosBucketOfMajor(m); !ok || qosBucketMajor(b) != m {
+			t.Errorf("qosBucketOfMajor(%#x) = %d, %v: does not round-trip", m, b, ok)
+		}
+	}
+	for _, m := range []uint32{qosRootMajor, qosBucketFirst - 1, qosSlotFirst} {
+		if _, ok := qosBucketOfMajor(m); ok {
+			t.Errorf("qosBucketOfMajor(%#x) ok, want no bucket", m)
+		}
+	}
+}
+
+// TestQoSBucketSpread: the bucket hash spreads destinations that share
+// their low bits (consecutive addresses, /30 links, .1 everywhere) over the
+// buckets, so no HTB qdisc holds much more than its share of classes.
+func TestQoSBucketSpread(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		addr func(i int) netip.Addr
+	}{
+		{"consecutive", 10_000, func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}) }},
+		{"/30 links", 10_000, func(i int) netip.Addr { return netip.AddrFrom4([4]byte{100, 64, byte(i >> 6), byte(i<<2 | 2)}) }},
+		{"one per /24", 10_000, func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			count := make([]int, qosBuckets)
+			for i := range tc.n {
+				count[qosBucketOf(tc.addr(i))]++
+			}
+			mean := tc.n / qosBuckets
+			if m := slices.Max(count); m > 2*mean {
+				t.Errorf("fullest bucket holds %d targets, more than twice the mean %d", m, mean)
+			}
+			if m := slices.Min(count); m == 0 {
+				t.Errorf("a bucket is empty")
+			}
+		})
 	}
 }
 
@@ -113,7 +158,7 @@ func TestQoSFilterHashLayout(t *testing.T) {
 	if got, want := qosBucket(dst), uint32(0x102<<20|100<<12); got != want {
 		t.Errorf("bucket = %08x, want %08x (third octet)", got, want)
 	}
-	root := qosRootLink(7)
+	root := qosRootLink(7, qosRootHandle)
 	if root.Handle != 0x80000001 || root.Hash != 0x80000000 || root.Link != 0x00100000 || root.Sel.Hmask != 0xff || root.Sel.Hoff != 16 {
 		t.Errorf("root link node = handle %08x hash %08x link %08x hmask %08x hoff %d", root.Handle, root.Hash, root.Link, root.Sel.Hmask, root.Sel.Hoff)
 	}
@@ -121,12 +166,18 @@ func TestQoSFilterHashLayout(t *testing.T) {
 	if l1.Handle != 0x00102001 || l1.Hash != 0x00102000 || l1.Link != 0x10200000 || l1.Sel.Hmask != 0xff00 {
 		t.Errorf("level-1 link node = handle %08x hash %08x link %08x hmask %08x", l1.Handle, l1.Hash, l1.Link, l1.Sel.Hmask)
 	}
-	if tb := qosHashTable(7, 0x102); tb.Handle != 0x10200000 || tb.Divisor != 256 {
+	if tb := qosHashTable(7, qosRootHandle, 0x102); tb.Handle != 0x10200000 || tb.Divisor != 256 {
 		t.Errorf("table = handle %08x divisor %d", tb.Handle, tb.Divisor)
 	}
-	f := qosEntryFilter(7, dst, 3, qosEntry{dscp: 46, classid: 0xd0011})
-	if f.Handle != 0x10264003 || f.Hash != 0x10264000 {
-		t.Errorf("entry handle %08x hash %08x", f.Handle, f.Hash)
+	bucket := qosBucketMajor(qosBucketOf(dst))
+	re := qosRootEntry(7, dst, 3)
+	if re.Handle != 0x10264003 || re.Hash != 0x10264000 || re.Parent != qosRootHandle || re.ClassId != qosRootHandle|bucket {
+		t.Errorf("root entry handle %08x hash %08x parent %08x class %08x", re.Handle, re.Hash, re.Parent, re.ClassId)
+	}
+	classid := bucket<<16 | 0x201
+	f := qosEntryFilter(7, dst, 3, qosEntry{dscp: 46, classid: classid})
+	if f.Handle != 0x00102003 || f.Hash != 0x00102000 || f.Parent != bucket<<16 {
+		t.Errorf("entry handle %08x hash %08x parent %08x, want 00102003 (table 1:, last octet) on %x:", f.Handle, f.Hash, f.Parent, bucket)
 	}
 	// 46 << 2 = 0xb8, the TOS byte, second octet of the first word.
 	want := []struct{ mask, val uint32 }{{0xffffffff, 0xc6336402}, {0x00fc0000, 0x00b80000}}
@@ -136,7 +187,7 @@ func TestQoSFilterHashLayout(t *testing.T) {
 		}
 	}
 	gotDst, e, ok := parseQoSEntry(f)
-	if !ok || gotDst != dst || e != (qosEntry{dscp: 46, classid: 0xd0011}) {
+	if !ok || gotDst != dst || e != (qosEntry{dscp: 46, classid: classid}) {
 		t.Errorf("parseQoSEntry = %s %+v %v", gotDst, e, ok)
 	}
 	if _, _, ok := parseQoSEntry(l1); ok {
@@ -149,13 +200,13 @@ func TestTargetObjectsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := targetObjects(2, tree)
-	base := uint32(qosRootHandle) | qosSlotBase(2)
+	o := targetObjects(7, 2, tree)
+	base := qosBucketMajor(7)<<16 | qosSlotBase(2)
 	want := []qosEntry{{24, base + 3}, {34, base + 2}, {36, base + 2}, {46, base + 1}, {-1, base + 4}}
 	if d := cmp.Diff(want, o.entries, cmp.AllowUnexported(qosEntry{})); d != "" {
 		t.Errorf("entries (-want +got):\n%s", d)
 	}
-	if len(o.classes) != 5 || o.classes[0].parent != qosRootHandle || o.classes[1].prio != 0 || o.classes[2].prio != 1 {
+	if len(o.classes) != 5 || o.classes[0].parent != qosBucketMajor(7)<<16 || o.classes[1].prio != 0 || o.classes[2].prio != 1 {
 		t.Errorf("classes = %+v", o.classes)
 	}
 	for i, l := range o.leaves {
@@ -229,13 +280,14 @@ func TestSetQoSInstallAdoptRemove(t *testing.T) {
 		t.Errorf("stats: %d targets, names (-want +got):\n%s", len(stats), d)
 	}
 
-	// One target leaves: only its objects go (5 entries, 5 classes).
+	// One target leaves: only its objects go (its entry on the root, 5
+	// entries and 5 classes on its bucket).
 	before = sim.changes
 	if err := k2.SetQoS(policies, []QoSTarget{targets[0], targets[1]}); err != nil {
 		t.Fatal(err)
 	}
-	if got := sim.changes - before; got != 10 {
-		t.Errorf("removing one target: %d changes, want 10", got)
+	if got := sim.changes - before; got != 11 {
+		t.Errorf("removing one target: %d changes, want 11", got)
 	}
 	if strings.Contains(sim.render(), "198.51.100.4") {
 		t.Error("removed target still has filters")
@@ -247,7 +299,8 @@ func TestSetQoSInstallAdoptRemove(t *testing.T) {
 	if err := k2.SetQoS(policies, []QoSTarget{targets[0], targets[1]}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(sim.render(), "class htb d:17 parent d:16 rate 1000000 ceil 1000000 prio 1") {
+	q := qosBucketMajor(qosBucketOf(targets[1].Dst))
+	if want := fmt.Sprintf("class htb %x:207 parent %x:206 rate 1000000 ceil 1000000 prio 1", q, q); !strings.Contains(sim.render(), want) {
 		t.Errorf("changed policy not applied:\n%s", sim.render())
 	}
 	// Nothing left: the device gets its default qdisc back.
@@ -320,8 +373,8 @@ func TestSetQoSRefusals(t *testing.T) {
 	if strings.Contains(r, "198.51.100.9") || strings.Contains(r, "dev 3 class") {
 		t.Errorf("refused targets left objects behind:\n%s", r)
 	}
-	if n := strings.Count(r, "dev 2 class htb"); n != 1+2*5 {
-		t.Errorf("%d classes on dev 2, want 11 (unshaped + 2 targets): the failed target's were not cleaned up:\n%s", n, r)
+	if n := strings.Count(r, "dev 2 class htb") - strings.Count(r, " parent d:0 "); n != 2*5 {
+		t.Errorf("%d classes on dev 2's buckets, want 10 (2 targets): the failed target's were not cleaned up:\n%s", n, r)
 	}
 	if !strings.Contains(r, "dev 3 qdisc noqueue 1:0 parent root") {
 		t.Errorf("foreign root qdisc touched:\n%s", r)
@@ -347,30 +400,106 @@ func TestSetQoSNoRoom(t *testing.T) {
 }
 
 func TestAdoptDumpStale(t *testing.T) {
-	sim := newQoSSim()
-	sim.addDevice(2, "198.51.100.0/24")
-	k := qosKernel(sim)
 	policies := map[string]QoSPolicy{"p": branchPolicy()}
 	a, b := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.3")
-	if err := k.SetQoS(policies, []QoSTarget{{Dst: a, Policy: "p"}, {Dst: b, Policy: "p"}}); err != nil {
+	targets := []QoSTarget{{Dst: a, Policy: "p"}, {Dst: b, Policy: "p"}}
+	for _, tc := range []struct {
+		name string
+		drop func(tb *qosInstalled) *netlink.U32 // the node a crash left out
+	}{
+		{"no entry on the root", func(tb *qosInstalled) *netlink.U32 {
+			return &netlink.U32{FilterAttrs: qosFilterAttrs(2, qosRootHandle, qosBucket(b)|tb.rootNode)}
+		}},
+		{"no catch-all", func(tb *qosInstalled) *netlink.U32 {
+			return &netlink.U32{FilterAttrs: qosFilterAttrs(2, tb.bucketParent(), qosInnerBucket(b)|tb.nodes[len(tb.nodes)-1])}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newQoSSim()
+			sim.addDevice(2, "198.51.100.0/24")
+			k := qosKernel(sim)
+			if err := k.SetQoS(policies, targets); err != nil {
+				t.Fatal(err)
+			}
+			want := sim.render()
+			// A crash while installing b: one of its nodes never made it.
+			if err := sim.FilterDel(tc.drop(k.qos.targets[b])); err != nil {
+				t.Fatal(err)
+			}
+			k2 := qosKernel(sim)
+			if err := k2.loadQoS(k2.qosHandle()); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := k2.qos.targets[b]; ok {
+				t.Error("half-installed target adopted")
+			}
+			if _, ok := k2.qos.targets[a]; !ok {
+				t.Error("complete target not adopted")
+			}
+			if err := k2.SetQoS(policies, targets); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(want, sim.render()); d != "" {
+				t.Errorf("after adopting a half-installed target (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// TestSetQoSLegacyLayout: a tree of the previous layout (each target's
+// classes right on the root qdisc, entries on the root leading to them) is
+// rebuilt once: the root goes, and the result is what a fresh install
+// makes; the next instance adopts it without a change.
+func TestSetQoSLegacyLayout(t *testing.T) {
+	policies := map[string]QoSPolicy{"p": {Rate: 1_000_000}}
+	dst := netip.MustParseAddr("198.51.100.2")
+	targets := []QoSTarget{{Dst: dst, Policy: "p"}}
+	fresh := newQoSSim()
+	fresh.addDevice(2, "198.51.100.0/24")
+	if err := qosKernel(fresh).SetQoS(policies, targets); err != nil {
 		t.Fatal(err)
 	}
-	want := sim.render()
-	// A crash while installing b: its catch-all entry never made it.
-	tb := k.qos.targets[b]
-	last := tb.nodes[len(tb.nodes)-1]
-	if err := sim.FilterDel(&netlink.U32{FilterAttrs: qosFilterAttrs(2, qosBucket(b)|last)}); err != nil {
+
+	sim := newQoSSim()
+	sim.addDevice(2, "198.51.100.0/24")
+	// The previous layout of the same target, as it installed it: slot 0 at
+	// d:10 with its default class d:11, the entry in the root's table 102:.
+	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: 2, Handle: qosRootHandle, Parent: netlink.HANDLE_ROOT})
+	root.Defcls = 1
+	uc, ul := unshapedObjects()
+	old := []qosOp{{qdisc: root}}
+	old = append(old, classOps(2, uc, ul)...)
+	old = append(old, classOps(2, htbClass(qosRootHandle|0x10, qosRootHandle, 1_000_000, 1_000_000, 3200, 3200, 0), fqSpec{})...)
+	old = append(old, classOps(2, htbClass(qosRootHandle|0x11, qosRootHandle|0x10, 1_000_000, 1_000_000, 3200, 3200, 1), fqLeaf(qosRootHandle|0x11, 1_000_000))...)
+	old = append(old,
+		qosOp{filter: qosHashTable(2, qosRootHandle, qosL1HT)}, qosOp{filter: qosRootLink(2, qosRootHandle)},
+		qosOp{filter: qosHashTable(2, qosRootHandle, qosL2HTID(dst))}, qosOp{filter: qosL1Link(2, qosL2HTID(dst))},
+		qosOp{filter: qosMatch(2, qosRootHandle, qosBucket(dst), 1, dst, qosEntry{dscp: -1, classid: qosRootHandle | 0x11})})
+	for i, err := range sim.ApplyQoS(old) {
+		if err != nil {
+			t.Fatalf("old layout, %s: %v", old[i], err)
+		}
+	}
+
+	k := qosKernel(sim)
+	if err := k.loadQoS(k.qosHandle()); err != nil {
 		t.Fatal(err)
 	}
-	k2 := qosKernel(sim)
-	if err := k2.SetQoS(policies, []QoSTarget{{Dst: a, Policy: "p"}, {Dst: b, Policy: "p"}}); err != nil {
+	if d := k.qos.devs[2]; d == nil || !d.legacy || len(k.qos.targets) != 0 {
+		t.Fatalf("old layout read as %+v, %d targets; want legacy, none", d, len(k.qos.targets))
+	}
+	if err := k.SetQoS(policies, targets); err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff(want, sim.render()); d != "" {
-		t.Errorf("after adopting a half-installed target (-want +got):\n%s", d)
+	if d := cmp.Diff(fresh.render(), sim.render()); d != "" {
+		t.Errorf("rebuilt tree differs from a fresh install (-want +got):\n%s", d)
 	}
-	if _, ok := k2.qos.targets[a]; !ok {
-		t.Error("complete target not adopted")
+	before := sim.changes
+	if err := qosKernel(sim).SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	if sim.changes != before {
+		t.Errorf("adopting the rebuilt tree: %d changes, want 0", sim.changes-before)
 	}
 }
 
@@ -402,20 +531,20 @@ func TestQoSSlotReuse(t *testing.T) {
 }
 
 // TestSetQoSForeignNode: a node SetQoS did not make sits where a new
-// target's entry goes. The target is refused without deleting that node;
-// the next call reads the kernel again, removes it (everything under our
-// root is ours) and installs the target.
+// target's entry on the root goes. The target is refused without deleting
+// that node; the next call reads the kernel again, removes it (everything
+// under our root is ours) and installs the target.
 func TestSetQoSForeignNode(t *testing.T) {
 	sim := newQoSSim()
 	sim.addDevice(2, "0.0.0.0/0")
 	k := qosKernel(sim)
 	policies := map[string]QoSPolicy{"p": branchPolicy()}
-	a, b := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("203.0.100.2") // one bucket
+	a, b := netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("203.0.100.2") // one bucket of the root's table
 	if err := k.SetQoS(policies, []QoSTarget{{Dst: a, Policy: "p"}}); err != nil {
 		t.Fatal(err)
 	}
-	foreign := qosEntryFilter(2, netip.MustParseAddr("192.0.2.9"), 6, qosEntry{dscp: -1, classid: qosUnshaped})
-	foreign.Handle = qosBucket(b) | 6 // a's entries hold nodes 1-5
+	// a's entry holds node 1.
+	foreign := qosMatch(2, qosRootHandle, qosBucket(b), 2, netip.MustParseAddr("192.0.2.9"), qosEntry{dscp: -1, classid: qosUnshaped})
 	if err := sim.FilterAdd(foreign); err != nil {
 		t.Fatal(err)
 	}
