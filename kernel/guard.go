@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultGuardTable is the nftables table of the cleartext GRE guard. It is
@@ -166,22 +165,9 @@ func (g *GREGuard) Install(local netip.Addr, bind SourceBinding) error {
 // guardExprs is one direction's rule: GRE, the local address at addrOff
 // (when valid), the IPsec key loaded by ipsec equal to 0, counter, drop.
 func guardExprs(local netip.Addr, addrOff uint32, ipsec []expr.Any, counter string) []expr.Any {
-	e := []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_GRE}},
-	}
-	if local.IsValid() {
-		a := local.As4()
-		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOff, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
-	}
-	e = append(e, ipsec...)
-	return append(e,
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
-		&expr.Objref{Type: objectCounter, Name: counter},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	)
+	e := append(greWith(local, addrOff), ipsec...)
+	e = append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
+	return append(e, countDrop(counter)...)
 }
 
 // Remove deletes the guard table; a missing table is not an error.
