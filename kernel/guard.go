@@ -172,17 +172,15 @@ func guardExprs(local netip.Addr, addrOff uint32, ipsec []expr.Any, counter stri
 
 // Remove deletes the guard table; a missing table is not an error.
 func (g *GREGuard) Remove() error {
-	cc, err := g.conn()
-	if err != nil {
-		return opErr("remove GRE guard", g.object(), err)
-	}
-	t := g.table()
-	cc.AddTable(t)
-	cc.DelTable(t)
-	g.mu.Lock()
-	g.bound = nil
-	g.mu.Unlock()
-	return opErr("remove GRE guard", g.object(), cc.Flush())
+	return nftBatch(g.cfg.NetNS, "remove GRE guard", g.object(), func(cc *nftables.Conn) error {
+		t := g.table()
+		cc.AddTable(t)
+		cc.DelTable(t)
+		g.mu.Lock()
+		g.bound = nil
+		g.mu.Unlock()
+		return nil
+	})
 }
 
 // Counters reads the guard's drop counters.
