@@ -148,11 +148,16 @@ func (m *Manager) SetPeers(peers []Peer) error {
 	m.mu.Lock()
 	m.desired = want
 	m.mu.Unlock()
+	m.wake()
+	return nil
+}
+
+// wake makes Run reconcile soon; a wake-up already pending covers this one.
+func (m *Manager) wake() {
 	select {
 	case m.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // State returns a snapshot for dmvpnctl and the controller.

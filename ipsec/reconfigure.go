@@ -39,10 +39,7 @@ func (m *Manager) SetCredentials(auth Auth, ike, esp []string) error {
 	m.mu.Lock()
 	m.update = &credUpdate{auth: auth, creds: creds, ike: c.IKEProposals, esp: c.ESPProposals}
 	m.mu.Unlock()
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
+	m.wake()
 	return nil
 }
 

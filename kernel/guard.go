@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultGuardTable is the nftables table of the cleartext GRE guard. It is
@@ -166,37 +165,22 @@ func (g *GREGuard) Install(local netip.Addr, bind SourceBinding) error {
 // guardExprs is one direction's rule: GRE, the local address at addrOff
 // (when valid), the IPsec key loaded by ipsec equal to 0, counter, drop.
 func guardExprs(local netip.Addr, addrOff uint32, ipsec []expr.Any, counter string) []expr.Any {
-	e := []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_GRE}},
-	}
-	if local.IsValid() {
-		a := local.As4()
-		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOff, Len: 4},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
-	}
-	e = append(e, ipsec...)
-	return append(e,
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
-		&expr.Objref{Type: objectCounter, Name: counter},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	)
+	e := append(greWith(local, addrOff), ipsec...)
+	e = append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}})
+	return append(e, countDrop(counter)...)
 }
 
 // Remove deletes the guard table; a missing table is not an error.
 func (g *GREGuard) Remove() error {
-	cc, err := g.conn()
-	if err != nil {
-		return opErr("remove GRE guard", g.object(), err)
-	}
-	t := g.table()
-	cc.AddTable(t)
-	cc.DelTable(t)
-	g.mu.Lock()
-	g.bound = nil
-	g.mu.Unlock()
-	return opErr("remove GRE guard", g.object(), cc.Flush())
+	return nftBatch(g.cfg.NetNS, "remove GRE guard", g.object(), func(cc *nftables.Conn) error {
+		t := g.table()
+		cc.AddTable(t)
+		cc.DelTable(t)
+		g.mu.Lock()
+		g.bound = nil
+		g.mu.Unlock()
+		return nil
+	})
 }
 
 // Counters reads the guard's drop counters.

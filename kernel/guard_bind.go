@@ -112,7 +112,11 @@ func boundSetOf(t *nftables.Table) *nftables.Set {
 func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
 // greTo matches GRE to the local address (any GRE when local is invalid).
-func greTo(local netip.Addr) []expr.Any {
+func greTo(local netip.Addr) []expr.Any { return greWith(local, 16) }
+
+// greWith matches GRE with the local address at addrOff of the IPv4 header
+// (16: destination, 12: source); any GRE when local is invalid.
+func greWith(local netip.Addr, addrOff uint32) []expr.Any {
 	e := []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_GRE}},
@@ -120,7 +124,7 @@ func greTo(local netip.Addr) []expr.Any {
 	if local.IsValid() {
 		a := local.As4()
 		e = append(e,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOff, Len: 4},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]})
 	}
 	return e

@@ -41,8 +41,6 @@ func NewHairpinTrap(cfg HairpinConfig, log *zap.Logger) (*HairpinTrap, error) {
 	return &HairpinTrap{cfg: cfg, log: log}, nil
 }
 
-func (h *HairpinTrap) conn() (*nftables.Conn, error) { return nftConn(h.cfg.NetNS) }
-
 func (h *HairpinTrap) object() string {
 	return fmt.Sprintf("table ip %s", h.cfg.Table)
 }
@@ -50,27 +48,17 @@ func (h *HairpinTrap) object() string {
 // Install implements HairpinTrigger: one netlink batch deletes any previous
 // table of ours and creates the new one.
 func (h *HairpinTrap) Install(ifindex int) error {
-	cc, err := h.conn()
-	if err != nil {
-		return opErr("install hairpin trigger", h.object(), err)
-	}
-	if err := queueHairpinInstall(cc, h.cfg, ifindex); err != nil {
-		return opErr("install hairpin trigger", h.object(), err)
-	}
-	if err := cc.Flush(); err != nil {
-		return opErr("install hairpin trigger", h.object(), err)
-	}
-	return nil
+	return nftBatch(h.cfg.NetNS, "install hairpin trigger", h.object(), func(cc *nftables.Conn) error {
+		return queueHairpinInstall(cc, h.cfg, ifindex)
+	})
 }
 
 // Remove implements HairpinTrigger.
 func (h *HairpinTrap) Remove() error {
-	cc, err := h.conn()
-	if err != nil {
-		return opErr("remove hairpin trigger", h.object(), err)
-	}
-	queueHairpinRemove(cc, h.cfg)
-	return opErr("remove hairpin trigger", h.object(), cc.Flush())
+	return nftBatch(h.cfg.NetNS, "remove hairpin trigger", h.object(), func(cc *nftables.Conn) error {
+		queueHairpinRemove(cc, h.cfg)
+		return nil
+	})
 }
 
 // Dropped counts notifications dropped because the consumer was too slow.

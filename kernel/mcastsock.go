@@ -3,7 +3,6 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -48,36 +47,12 @@ type ListenMulticastConfig struct {
 
 // ListenMulticast opens the replication socket on the tunnel.
 func ListenMulticast(cfg ListenMulticastConfig) (*MulticastConn, error) {
-	obj := fmt.Sprintf("ifindex %d", cfg.Ifindex)
-	if cfg.Ifindex <= 0 {
-		return nil, opErr("open multicast socket", obj, errors.New("invalid ifindex"))
-	}
 	if cfg.SndBuf == 0 {
 		cfg.SndBuf = DefaultMulticastSndBuf
 	}
-	var c *packet.Conn
-	err := inNetNS(cfg.NetNS, func() error {
-		var lerr error
-		c, lerr = packet.Listen(&net.Interface{Index: cfg.Ifindex}, packet.Datagram, 0, nil)
-		return lerr
-	})
+	c, rc, err := listenTunnel("multicast socket", cfg.NetNS, cfg.Ifindex, 0, sndBuf, cfg.SndBuf)
 	if err != nil {
-		return nil, opErr("open multicast socket", obj, err)
-	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		_ = c.Close()
-		return nil, opErr("open multicast socket", obj, err)
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, cfg.SndBuf)
-		if serr != nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.SndBuf)
-		}
-	}); err != nil || serr != nil {
-		_ = c.Close()
-		return nil, opErr("set multicast socket send buffer", obj, errors.Join(err, serr))
+		return nil, err
 	}
 	return &MulticastConn{c: c, rc: rc, ifindex: cfg.Ifindex}, nil
 }

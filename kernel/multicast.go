@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/florianl/go-nflog/v2"
+	"github.com/google/nftables"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
@@ -39,24 +40,17 @@ func (m *MulticastTrap) object() string { return "table ip " + m.cfg.Table }
 // Install replaces the capture table atomically (one netlink batch) for the
 // tunnel ifindex.
 func (m *MulticastTrap) Install(ifindex int) error {
-	cc, err := nftConn(m.cfg.NetNS)
-	if err != nil {
-		return opErr("install multicast capture", m.object(), err)
-	}
-	if err := queueMulticastInstall(cc, m.cfg, ifindex); err != nil {
-		return opErr("install multicast capture", m.object(), err)
-	}
-	return opErr("install multicast capture", m.object(), cc.Flush())
+	return nftBatch(m.cfg.NetNS, "install multicast capture", m.object(), func(cc *nftables.Conn) error {
+		return queueMulticastInstall(cc, m.cfg, ifindex)
+	})
 }
 
 // Remove deletes the capture table; a missing table is not an error.
 func (m *MulticastTrap) Remove() error {
-	cc, err := nftConn(m.cfg.NetNS)
-	if err != nil {
-		return opErr("remove multicast capture", m.object(), err)
-	}
-	queueMulticastRemove(cc, m.cfg)
-	return opErr("remove multicast capture", m.object(), cc.Flush())
+	return nftBatch(m.cfg.NetNS, "remove multicast capture", m.object(), func(cc *nftables.Conn) error {
+		queueMulticastRemove(cc, m.cfg)
+		return nil
+	})
 }
 
 // Dropped counts captured packets lost because the consumer was too slow.

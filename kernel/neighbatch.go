@@ -439,10 +439,8 @@ func openBatchSocket(netNS int) (*batchSocket, error) {
 			return err
 		}
 		_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, batchRcvBuf); err != nil {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, batchRcvBuf); err != nil {
-				return err
-			}
+		if err := rcvBuf.set(fd, batchRcvBuf); err != nil {
+			return err
 		}
 		// The kernel answers every request at once; a bound on the wait
 		// keeps a lost ack from hanging the caller.

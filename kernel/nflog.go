@@ -93,3 +93,16 @@ func nftConn(netns int) (*nftables.Conn, error) {
 	}
 	return nftables.New(opts...)
 }
+
+// nftBatch queues objects on an nftables connection in netns and sends them
+// as one netlink batch (one transaction); errors name op and object.
+func nftBatch(netns int, op, object string, queue func(cc *nftables.Conn) error) error {
+	cc, err := nftConn(netns)
+	if err != nil {
+		return opErr(op, object, err)
+	}
+	if err := queue(cc); err != nil {
+		return opErr(op, object, err)
+	}
+	return opErr(op, object, cc.Flush())
+}

@@ -60,51 +60,14 @@ type ListenNHRPConfig struct {
 
 // ListenNHRP opens the NHRP socket on the tunnel.
 func ListenNHRP(cfg ListenNHRPConfig) (*NHRPConn, error) {
-	obj := fmt.Sprintf("ifindex %d", cfg.Ifindex)
-	if cfg.Ifindex <= 0 {
-		return nil, opErr("open NHRP socket", obj, errors.New("invalid ifindex"))
+	if cfg.RcvBuf == 0 {
+		cfg.RcvBuf = DefaultNHRPRcvBuf
 	}
-	rcvbuf := cfg.RcvBuf
-	if rcvbuf == 0 {
-		rcvbuf = DefaultNHRPRcvBuf
-	}
-	var c *packet.Conn
-	err := inNetNS(cfg.NetNS, func() error {
-		var lerr error
-		c, lerr = packet.Listen(&net.Interface{Index: cfg.Ifindex}, packet.Datagram, EtherTypeNHRP, nil)
-		return lerr
-	})
+	c, rc, err := listenTunnel("NHRP socket", cfg.NetNS, cfg.Ifindex, EtherTypeNHRP, rcvBuf, cfg.RcvBuf)
 	if err != nil {
-		return nil, opErr("open NHRP socket", obj, err)
-	}
-	if err := setRcvBuf(c, rcvbuf); err != nil {
-		_ = c.Close()
-		return nil, opErr("set NHRP socket receive buffer", obj, err)
-	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		_ = c.Close()
-		return nil, opErr("open NHRP socket", obj, err)
+		return nil, err
 	}
 	return &NHRPConn{c: c, rc: rc, ifindex: cfg.Ifindex}, nil
-}
-
-func setRcvBuf(c *packet.Conn, size int) error {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size)
-		if serr != nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return serr
 }
 
 // RcvBuf returns the socket's effective receive buffer (the kernel doubles

@@ -191,7 +191,7 @@ func addrAt(b []byte, off, n int) (netip.Addr, int) {
 func decodeCIEs(s []CIE, b []byte, off, nbmaLen, protoLen int) ([]CIE, *ParseError) {
 	for off < len(b) {
 		var c *CIE
-		s, c = growCIEs(s)
+		s, c = grow(s)
 		var err *ParseError
 		if off, err = c.decode(b, off, nbmaLen, protoLen); err != nil {
 			return s, err
@@ -200,11 +200,15 @@ func decodeCIEs(s []CIE, b []byte, off, nbmaLen, protoLen int) ([]CIE, *ParseErr
 	return s, nil
 }
 
-func growCIEs(s []CIE) ([]CIE, *CIE) {
+// grow extends s by one element and returns it. When s has room the
+// element is the one a previous decode left there, so that its slices are
+// reused: the caller resets every field.
+func grow[T any](s []T) ([]T, *T) {
 	if len(s) < cap(s) {
 		s = s[:len(s)+1]
 	} else {
-		s = append(s, CIE{})
+		var zero T
+		s = append(s, zero)
 	}
 	return s, &s[len(s)-1]
 }

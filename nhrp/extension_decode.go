@@ -16,7 +16,7 @@ func decodeExtensions(s []Extension, b []byte, off, nbmaLen, protoLen int) ([]Ex
 				"extension length %d overruns the packet by %d octets", n, n-(len(b)-off-extHeaderLen))
 		}
 		var e *Extension
-		s, e = growExtensions(s)
+		s, e = grow(s)
 		e.Type = ExtensionType(tw & extensionTypeMask)
 		e.Compulsory = tw&extensionCompulsory != 0
 		e.Reserved = tw&extensionReserved != 0
@@ -76,13 +76,4 @@ func decodeExtensions(s []Extension, b []byte, off, nbmaLen, protoLen int) ([]Ex
 		}
 	}
 	return s, nil
-}
-
-func growExtensions(s []Extension) ([]Extension, *Extension) {
-	if len(s) < cap(s) {
-		s = s[:len(s)+1]
-	} else {
-		s = append(s, Extension{})
-	}
-	return s, &s[len(s)-1]
 }

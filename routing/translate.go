@@ -28,6 +28,20 @@ type Plan struct {
 	Peers            []*api.AddPeerRequest
 }
 
+// addGlobalPolicy adds pol and assigns it to the global RIB in dir, with
+// def for the routes it does not decide.
+func (p *Plan) addGlobalPolicy(pol *api.Policy, dir api.PolicyDirection, def api.RouteAction) {
+	p.Policies = append(p.Policies, &api.AddPolicyRequest{Policy: pol})
+	p.Assignments = append(p.Assignments, &api.AddPolicyAssignmentRequest{
+		Assignment: &api.PolicyAssignment{
+			Name:          globalAssignment,
+			Direction:     dir,
+			Policies:      []*api.Policy{{Name: pol.Name}},
+			DefaultAction: def,
+		},
+	})
+}
+
 // BuildPlan validates cfg and translates it into GoBGP API requests.
 // Origination of prefixes is separate (OriginateRequest), because prefixes
 // change at runtime without restarting the server.
@@ -41,25 +55,9 @@ func BuildPlan(cfg Config) (Plan, error) {
 	for _, ds := range sets {
 		p.DefinedSets = append(p.DefinedSets, &api.AddDefinedSetRequest{DefinedSet: ds})
 	}
-	p.Policies = append(p.Policies, &api.AddPolicyRequest{Policy: imp})
-	p.Assignments = append(p.Assignments, &api.AddPolicyAssignmentRequest{
-		Assignment: &api.PolicyAssignment{
-			Name:          globalAssignment,
-			Direction:     api.PolicyDirection_IMPORT,
-			Policies:      []*api.Policy{{Name: imp.Name}},
-			DefaultAction: api.RouteAction_REJECT,
-		},
-	})
+	p.addGlobalPolicy(imp, api.PolicyDirection_IMPORT, api.RouteAction_REJECT)
 	if pol, def := exportPolicy(c); pol != nil {
-		p.Policies = append(p.Policies, &api.AddPolicyRequest{Policy: pol})
-		p.Assignments = append(p.Assignments, &api.AddPolicyAssignmentRequest{
-			Assignment: &api.PolicyAssignment{
-				Name:          globalAssignment,
-				Direction:     api.PolicyDirection_EXPORT,
-				Policies:      []*api.Policy{{Name: pol.Name}},
-				DefaultAction: def,
-			},
-		})
+		p.addGlobalPolicy(pol, api.PolicyDirection_EXPORT, def)
 	}
 	switch c.Role {
 	case RoleHub:

@@ -97,10 +97,7 @@ func (q QoS) Group(name string) (QoSPolicy, bool) {
 // bit/s, or with a unit bit, kbit, mbit, gbit (powers of 1000).
 type Rate uint64
 
-var rateUnits = []struct {
-	suffix string
-	mult   uint64
-}{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}}
+var rateUnits = []unit{{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}}
 
 // ParseRate parses "2mbit", "500kbit", "64000".
 func ParseRate(s string) (Rate, error) {
@@ -108,23 +105,13 @@ func ParseRate(s string) (Rate, error) {
 	return Rate(v), err
 }
 
-func (r Rate) String() string {
-	for _, u := range rateUnits {
-		if r != 0 && uint64(r)%u.mult == 0 {
-			return strconv.FormatUint(uint64(r)/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatUint(uint64(r), 10) + "bit"
-}
+func (r Rate) String() string { return formatUnits(uint64(r), rateUnits) }
 
 // Size is a size in bytes: a number of bytes or with a unit b, kb, mb
 // (powers of 1024, as tc).
 type Size uint32
 
-var sizeUnits = []struct {
-	suffix string
-	mult   uint64
-}{{"mb", 1 << 20}, {"kb", 1 << 10}, {"b", 1}}
+var sizeUnits = []unit{{"mb", 1 << 20}, {"kb", 1 << 10}, {"b", 1}}
 
 // ParseSize parses "15kb", "1500b", "1500".
 func ParseSize(s string) (Size, error) {
@@ -138,19 +125,26 @@ func ParseSize(s string) (Size, error) {
 	return Size(v), nil
 }
 
-func (z Size) String() string {
-	for _, u := range sizeUnits {
-		if z != 0 && uint64(z)%u.mult == 0 {
-			return strconv.FormatUint(uint64(z)/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatUint(uint64(z), 10) + "b"
-}
+func (z Size) String() string { return formatUnits(uint64(z), sizeUnits) }
 
-func parseUnits(s, what string, units []struct {
+// unit is a suffix of a rate or size and what it multiplies by.
+type unit struct {
 	suffix string
 	mult   uint64
-}, like string) (uint64, error) {
+}
+
+// formatUnits spells v with the largest of units (largest first, the last
+// one 1) that divides it.
+func formatUnits(v uint64, units []unit) string {
+	for _, u := range units {
+		if v != 0 && v%u.mult == 0 {
+			return strconv.FormatUint(v/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatUint(v, 10) + units[len(units)-1].suffix
+}
+
+func parseUnits(s, what string, units []unit, like string) (uint64, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	mult := uint64(1)
 	for _, u := range units {

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,8 +53,40 @@ type Fake struct {
 	walks        int
 	ops          []string
 
-	missWatchers    []chan kernel.Miss
-	hairpinWatchers []chan kernel.Hairpin
+	missWatchers    watchers[kernel.Miss]
+	hairpinWatchers watchers[kernel.Hairpin]
+}
+
+// watchers are the channels handed out by a Watch call; Fake.mu guards
+// them.
+type watchers[T any] []chan T
+
+// add hands out a channel that leaves ws and closes when ctx ends.
+func (ws *watchers[T]) add(ctx context.Context, mu *sync.Mutex) <-chan T {
+	ch := make(chan T, 64)
+	*ws = append(*ws, ch)
+	go func() {
+		<-ctx.Done()
+		mu.Lock()
+		defer mu.Unlock()
+		*ws = slices.DeleteFunc(*ws, func(w chan T) bool { return w == ch })
+		close(ch)
+	}()
+	return ch
+}
+
+// send delivers v to every watcher with room, as the kernel drops for a
+// slow reader, and reports how many received it.
+func (ws watchers[T]) send(v T) int {
+	n := 0
+	for _, w := range ws {
+		select {
+		case w <- v:
+			n++
+		default:
+		}
+	}
+	return n
 }
 
 type routeKey struct {
@@ -487,21 +520,7 @@ func (f *Fake) WatchMisses(ctx context.Context) (<-chan kernel.Miss, error) {
 	if err := f.requireTunnel(); err != nil {
 		return nil, err
 	}
-	ch := make(chan kernel.Miss, 64)
-	f.missWatchers = append(f.missWatchers, ch)
-	go func() {
-		<-ctx.Done()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for i, w := range f.missWatchers {
-			if w == ch {
-				f.missWatchers = append(f.missWatchers[:i], f.missWatchers[i+1:]...)
-				break
-			}
-		}
-		close(ch)
-	}()
-	return ch, nil
+	return f.missWatchers.add(ctx, &f.mu), nil
 }
 
 // InjectMiss delivers a miss to every watcher as the kernel's RTM_GETNEIGH
@@ -509,36 +528,14 @@ func (f *Fake) WatchMisses(ctx context.Context) (<-chan kernel.Miss, error) {
 func (f *Fake) InjectMiss(m kernel.Miss) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, w := range f.missWatchers {
-		select {
-		case w <- m:
-			n++
-		default:
-		}
-	}
-	return n
+	return f.missWatchers.send(m)
 }
 
 // Hairpins implements kernel.HairpinSource; InjectHairpin feeds it.
 func (f *Fake) Hairpins(ctx context.Context) (<-chan kernel.Hairpin, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ch := make(chan kernel.Hairpin, 64)
-	f.hairpinWatchers = append(f.hairpinWatchers, ch)
-	go func() {
-		<-ctx.Done()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for i, w := range f.hairpinWatchers {
-			if w == ch {
-				f.hairpinWatchers = append(f.hairpinWatchers[:i], f.hairpinWatchers[i+1:]...)
-				break
-			}
-		}
-		close(ch)
-	}()
-	return ch, nil
+	return f.hairpinWatchers.add(ctx, &f.mu), nil
 }
 
 // InjectHairpin delivers a hairpin notification if the trigger is
@@ -549,15 +546,7 @@ func (f *Fake) InjectHairpin(h kernel.Hairpin) int {
 	if f.hairpin == 0 {
 		return 0
 	}
-	n := 0
-	for _, w := range f.hairpinWatchers {
-		select {
-		case w <- h:
-			n++
-		default:
-		}
-	}
-	return n
+	return f.hairpinWatchers.send(h)
 }
 
 // Lines renders the state as sorted text lines.
