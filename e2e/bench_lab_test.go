@@ -46,7 +46,9 @@ import (
 // DMVPND_BENCH_P3_REPS=3 (Phase 3 repetitions; 0: none),
 // DMVPND_BENCH_IDLE=60s, DMVPND_BENCH_REFRESH=20s (at 50/s),
 // DMVPND_BENCH_BUDGET (e.g. 50m: start no burst after that long; on a
-// loaded host, where the default run would outlast the test timeout).
+// loaded host, where the default run would outlast the test timeout),
+// DMVPND_BENCH_PROFILE=1 (CPU and heap profiles of dmvpnd at the largest
+// N, bench_lab_profile_test.go; the profiling costs dmvpnd CPU too).
 //
 // It asserts only that the harness works (every burst's output decodes,
 // the kernel floor reaches N, the readiness probe is answered, every
@@ -146,6 +148,7 @@ type blConfig struct {
 	refreshRate   float64
 	out           string
 	budget        time.Duration // 0: none
+	profile       bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
 }
 
 func blConfigFromEnv() (blConfig, error) {
@@ -185,6 +188,7 @@ func blConfigFromEnv() (blConfig, error) {
 		return c, errors.New("DMVPND_BENCH_SIZES: at most 30000 spokes (the tunnel addresses are 10.0.1.0 + i within 10.0.0.0/17)")
 	}
 	c.out = os.Getenv("DMVPND_BENCH_OUT")
+	c.profile = os.Getenv("DMVPND_BENCH_PROFILE") == "1"
 	return c, nil
 }
 
@@ -308,7 +312,11 @@ log: {level: warn}
 		if err := b.l.WriteFile(ctx, dir+"/dmvpnd.yaml", []byte(conf), 0o600); err != nil {
 			return nil, err
 		}
-		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), b.bin+"/dmvpnd --config "+dir+"/dmvpnd.yaml")
+		cmd := b.bin + "/dmvpnd --config " + dir + "/dmvpnd.yaml"
+		if b.cfg.profile {
+			cmd = "env DMVPND_PPROF=" + blPprofAddr + " " + cmd
+		}
+		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), cmd)
 		if err != nil {
 			return nil, err
 		}
@@ -425,6 +433,10 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 	}
 	hubC0, genC0 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
 	sock0, dc0 := b.socketDrops(ctx, h.pids), b.daemonCounters(ctx, h)
+	var prof *blProfile
+	if steady && impl == benchreport.DMVPND {
+		prof = b.startCPUProfile(ctx, fmt.Sprintf("burst-%d", n), 40*time.Second)
+	}
 	var f blFlood
 	acked := filepath.Join(b.l.Dir(), fmt.Sprintf("acked-%s-%d-%d.txt", impl, n, rep))
 	if impl != benchreport.Floor {
@@ -455,6 +467,7 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 			t.Fatal(err)
 		}
 	}
+	prof.wait(ctx, t)
 	var after blSample
 	if len(h.pids) > 0 {
 		if after, err = blTake(ctx, b.hub, h.pids); err != nil {
@@ -534,6 +547,14 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 		t.Fatalf("%s: hub never went quiet: %v", impl, err)
 	}
 	s.QuietWait = time.Since(q0).Seconds()
+	if impl == benchreport.DMVPND {
+		b.heapProfile(ctx, "heap-idle-start")
+		defer b.heapProfile(ctx, "heap-refresh-end")
+	}
+	var prof *blProfile
+	if impl == benchreport.DMVPND {
+		prof = b.startCPUProfile(ctx, "idle", b.cfg.idle)
+	}
 	// One guest command: sample, sleep the window, sample.
 	script := blSampleScript(h.pids) + fmt.Sprintf("; echo ---; sleep %.3f; ", b.cfg.idle.Seconds()) + blSampleScript(h.pids)
 	res, err := b.hub.Run(ctx, script)
@@ -549,6 +570,11 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	s.IdleWindow = s1.at.Sub(s0.at).Seconds()
 	s.IdleCPU = b.cpuPct(s0, s1)
 	s.RSSStart, s.RSSEnd = s0.rss, s1.rss
+	prof.wait(ctx, t)
+	if impl == benchreport.DMVPND {
+		b.heapProfile(ctx, "heap-idle-end")
+		prof = b.startCPUProfile(ctx, "refresh", b.cfg.refresh+2*time.Second)
+	}
 
 	k := min(n, int(b.cfg.refreshRate*b.cfg.refresh.Seconds()))
 	// One guest command again: sample, refresh, sample (the pids are
@@ -569,6 +595,7 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	if err := errors.Join(err1, err2, err3); err != nil {
 		t.Fatalf("%s refresh: %v", impl, err)
 	}
+	prof.wait(ctx, t)
 	s.RefreshWindow = r1.at.Sub(r0.at).Seconds()
 	s.RefreshCPU = b.cpuPct(r0, r1)
 	s.RefreshSuccess, s.RefreshLost = f.Success, f.Lost
