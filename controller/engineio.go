@@ -91,7 +91,10 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		c.event(oe)
 	}
 	c.mcast.dirty = true // bindings, peers and NHSs are what multicast goes to
-	c.dirty.qos = true   // peers and their groups are what QoS applies to
+	switch ev.Kind {
+	case engine.EventPeerUp, engine.EventPeerDown, engine.EventGroup:
+		c.dirty.qos = true // peers and their groups are what QoS applies to
+	}
 	switch ev.Kind {
 	case engine.EventPeerUp:
 		c.dirty.bind = true

@@ -44,6 +44,21 @@ func (c *Controller) event(ev api.Event) {
 	if ev.Level == "" {
 		ev.Level = "info"
 	}
+	msg := strings.ReplaceAll(string(ev.Kind), "-", " ")
+	lvl := zap.InfoLevel
+	if ev.Level == "warn" {
+		lvl = zap.WarnLevel
+	}
+	// The fields are built only for a level the logger writes: a hub
+	// logging at warn takes 10k peer-up events in a burst.
+	if ce := c.log.Check(lvl, msg); ce != nil {
+		ce.Write(eventFields(ev)...)
+	}
+	c.events.Publish(ev)
+}
+
+// eventFields are the log fields of an operator event.
+func eventFields(ev api.Event) []zap.Field {
 	fields := []zap.Field{zap.String(keyEvent, string(ev.Kind))}
 	if ev.PeerTunnel.IsValid() {
 		fields = append(fields, zap.Stringer(keyPeerTunnel, ev.PeerTunnel))
@@ -63,13 +78,7 @@ func (c *Controller) event(ev api.Event) {
 	if ev.Count != 0 {
 		fields = append(fields, zap.Uint64(keyCount, ev.Count))
 	}
-	msg := strings.ReplaceAll(string(ev.Kind), "-", " ")
-	if ev.Level == "warn" {
-		c.log.Warn(msg, fields...)
-	} else {
-		c.log.Info(msg, fields...)
-	}
-	c.events.Publish(ev)
+	return fields
 }
 
 // Subscribe implements api.EventSource.

@@ -108,9 +108,26 @@ func (c *Controller) takeView() view {
 	}
 	// Counted, not sorted: no snapshot of the cache is built.
 	v.cache = c.eng.CacheLen()
+	// Counted by state first: one map write per state, not per peer
+	// (every 5 s over 10k spokes).
+	var up, ike, nhrp int
 	for e := range c.eng.Peers() {
-		if st, ok := peerState(e, c.protectedNow); ok {
+		st, ok := peerState(e, c.protectedNow)
+		switch {
+		case !ok:
+		case st == api.PeerUp:
+			up++
+		case st == api.PeerIKE:
+			ike++
+		case st == api.PeerNHRP:
+			nhrp++
+		default:
 			v.peers[peerStateLabel(st)]++
+		}
+	}
+	for st, n := range map[api.PeerState]int{api.PeerUp: up, api.PeerIKE: ike, api.PeerNHRP: nhrp} {
+		if n > 0 {
+			v.peers[peerStateLabel(st)] += n
 		}
 	}
 	return v

@@ -97,12 +97,9 @@ func desiredQoS(cfg *config.Config, cache []engine.CacheEntry) qosDesired {
 			}
 		}
 	}
-	want := engine.KindResolved
-	if cfg.NHRP.Role == config.RoleHub {
-		want = engine.KindRegistered
-	}
+	want := qosKind(cfg)
 	for _, ce := range cache {
-		if ce.Kind != want || ce.Group == "" || !ce.NBMA.IsValid() {
+		if !qosCandidate(ce, want) {
 			continue
 		}
 		name, ok := qosGroupKey(cfg, ce.Group)
@@ -152,6 +149,41 @@ type qosState struct {
 	applied *qosDesired
 	unknown map[qosUnknown]bool
 	held    bool // held for adoption (logged once)
+	// cands is reused by qosCache: a reconcile that finds no peer with a
+	// group allocates nothing.
+	cands []engine.CacheEntry
+}
+
+// qosKind is the kind of cache entry per-tunnel QoS applies to: registered
+// spokes on a hub, resolved peers on a spoke.
+func qosKind(cfg *config.Config) engine.BindingKind {
+	if cfg.NHRP.Role == config.RoleHub {
+		return engine.KindRegistered
+	}
+	return engine.KindResolved
+}
+
+// qosCandidate reports whether desiredQoS looks at the cache entry ce.
+func qosCandidate(ce engine.CacheEntry, want engine.BindingKind) bool {
+	return ce.Kind == want && ce.Group != "" && ce.NBMA.IsValid()
+}
+
+// qosCache is the part of the engine's cache desiredQoS reads, sorted by
+// protocol address as Cache returns it: only the entries it looks at, so
+// that a hub whose 10k spokes announce no group neither copies nor sorts
+// its whole cache each time a peer comes or goes. Loop only.
+func (c *Controller) qosCache() []engine.CacheEntry {
+	want := qosKind(c.config())
+	cands := c.qos.cands[:0]
+	for ce := range c.eng.Peers() {
+		if qosCandidate(ce, want) {
+			cands = append(cands, ce)
+		}
+	}
+	// One entry per address (the cache is keyed by it).
+	slices.SortFunc(cands, func(a, b engine.CacheEntry) int { return a.Proto.Compare(b.Proto) })
+	c.qos.cands = cands
+	return cands
 }
 
 // qosAdoptionPending counts the permanent neighbor entries (registrations,
@@ -179,7 +211,7 @@ func (c *Controller) reconcileQoS() {
 	if !c.dirty.qos || c.eng == nil {
 		return
 	}
-	d := desiredQoS(c.config(), c.eng.Cache())
+	d := desiredQoS(c.config(), c.qosCache())
 	seen := map[qosUnknown]bool{}
 	for _, u := range d.Unknown {
 		seen[u] = true

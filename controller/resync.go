@@ -6,53 +6,79 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/kernel"
+	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // neighborResync is the state the periodic neighbor repair reuses, so that
-// a resync that finds nothing to change allocates nothing. Loop only.
+// a resync that finds nothing to change allocates nothing and keeps
+// nothing per entry between resyncs. Loop only.
 type neighborResync struct {
-	want  map[netip.Addr]netip.Addr // proto -> lladdr still to be found
-	ops   []kernel.NeighborOp
-	visit func(kernel.Neighbor) // crosses off what the kernel has; made once
+	matched int
+	visit   func(kernel.Neighbor) // counts the kernel entries that match; made once
+	ops     []kernel.NeighborOp
 }
+
+// permanentBinding reports whether e is an entry the resync keeps in the
+// kernel: bound, and of a kind the engine refreshes itself.
+func permanentBinding(e engine.CacheEntry) bool { return e.Bound.IsValid() && e.Kind.Permanent() }
 
 // resyncNeighbors repairs the permanent neighbor entries the engine holds
 // (registered clients, NHSs) that were removed or changed behind dmvpnd's
-// back: one dump of the tunnel's entries, compared with the engine's
-// bindings, and only the missing or different entries written, in one
-// batch. Resolved peers' REACHABLE entries are left alone: rewriting them
-// would reset the kernel's reachability timer and hide whether traffic
-// still uses them. Entries the engine does not hold are left alone too
-// (adoption removes a previous run's leftovers). Loop only.
+// back. One dump of the tunnel's entries counts those that match the
+// engine's bindings (a lookup per entry); when all match, that is all.
+// Otherwise a second dump, against the set of bindings built for it,
+// finds the missing or different entries, written in one batch. Resolved
+// peers' REACHABLE entries are left alone: rewriting them would reset the
+// kernel's reachability timer and hide whether traffic still uses them.
+// Entries the engine does not hold are left alone too (adoption removes
+// a previous run's leftovers). Loop only.
 func (c *Controller) resyncNeighbors() {
 	r := &c.nresync
-	if r.want == nil {
-		r.want = map[netip.Addr]netip.Addr{}
+	if r.visit == nil {
 		r.visit = func(n kernel.Neighbor) {
-			if nbma, ok := r.want[n.Addr]; ok && nbma == n.NBMA && n.Permanent() {
-				delete(r.want, n.Addr)
+			if e, ok := c.eng.Entry(n.Addr); ok && permanentBinding(e) && e.Bound == n.NBMA && n.Permanent() {
+				r.matched++
 			}
 		}
 	}
-	clear(r.want)
+	wanted := 0
 	for e := range c.eng.Peers() {
-		if e.Bound.IsValid() && e.Kind.Permanent() {
-			r.want[e.Proto] = e.Bound
+		if permanentBinding(e) {
+			wanted++
 		}
 	}
-	if len(r.want) == 0 {
+	if wanted == 0 {
 		return
 	}
+	r.matched = 0
 	if err := c.walkNeighbors(r.visit); err != nil {
 		c.stats.inc("kernel_neighbor_errors")
 		c.log.Warn("listing neighbors for the resync", zap.Error(err))
 		return
 	}
-	if len(r.want) == 0 {
+	if r.matched == wanted {
 		return
 	}
+	want := make(map[netip.Addr]netip.Addr, wanted-r.matched)
+	for e := range c.eng.Peers() {
+		if permanentBinding(e) {
+			want[e.Proto] = e.Bound
+		}
+	}
+	if err := c.walkNeighbors(func(n kernel.Neighbor) {
+		if nbma, ok := want[n.Addr]; ok && nbma == n.NBMA && n.Permanent() {
+			delete(want, n.Addr)
+		}
+	}); err != nil {
+		c.stats.inc("kernel_neighbor_errors")
+		c.log.Warn("listing neighbors for the resync", zap.Error(err))
+		return
+	}
+	if len(want) == 0 {
+		return // repaired in between (the engine wrote them)
+	}
 	r.ops = r.ops[:0]
-	for addr, nbma := range r.want {
+	for addr, nbma := range want {
 		r.ops = append(r.ops, kernel.NeighborOp{Addr: addr, NBMA: nbma, Permanent: true})
 	}
 	c.stats.add("kernel_neighbor_repairs", uint64(len(r.ops)))

@@ -87,7 +87,7 @@ func TestBLCounters(t *testing.T) {
 // The guest scripts are at least valid shell.
 func TestBLScriptsParse(t *testing.T) {
 	for name, script := range map[string]string{
-		"quiet":    blQuietScript("! true"),
+		"quiet":    blQuietScript("! true", 2),
 		"sample":   blSampleScript([]int{1, 2}),
 		"counters": blCountersScript,
 	} {

@@ -46,7 +46,9 @@ import (
 // DMVPND_BENCH_P3_REPS=3 (Phase 3 repetitions; 0: none),
 // DMVPND_BENCH_IDLE=60s, DMVPND_BENCH_REFRESH=20s (at 50/s),
 // DMVPND_BENCH_BUDGET (e.g. 50m: start no burst after that long; on a
-// loaded host, where the default run would outlast the test timeout).
+// loaded host, where the default run would outlast the test timeout),
+// DMVPND_BENCH_PROFILE=1 (CPU and heap profiles of dmvpnd at the largest
+// N, bench_lab_profile_test.go; the profiling costs dmvpnd CPU too).
 //
 // It asserts only that the harness works (every burst's output decodes,
 // the kernel floor reaches N, the readiness probe is answered, every
@@ -146,6 +148,7 @@ type blConfig struct {
 	refreshRate   float64
 	out           string
 	budget        time.Duration // 0: none
+	profile       bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
 }
 
 func blConfigFromEnv() (blConfig, error) {
@@ -185,6 +188,7 @@ func blConfigFromEnv() (blConfig, error) {
 		return c, errors.New("DMVPND_BENCH_SIZES: at most 30000 spokes (the tunnel addresses are 10.0.1.0 + i within 10.0.0.0/17)")
 	}
 	c.out = os.Getenv("DMVPND_BENCH_OUT")
+	c.profile = os.Getenv("DMVPND_BENCH_PROFILE") == "1"
 	return c, nil
 }
 
@@ -207,8 +211,8 @@ var (
 // blQuietScript exits 0 once done (a shell condition) holds, or once the
 // namespace's packet sockets have nothing queued (column Rmem of
 // /proc/net/packet) and its IPv4 packets sent (nstat IpOutRequests) did
-// not change over 5 s; 1 after 10 min.
-func blQuietScript(done string) string {
+// not change over still seconds; 1 after 10 min.
+func blQuietScript(done string, still int) string {
 	return `out() { nstat -az IpOutRequests 2>/dev/null | while read -r k v r; do [ "$k" = IpOutRequests ] && echo "$v"; done; }
 queued() { q=0; while read -r sk rc ty pr ifi run rmem rest; do [ "$sk" = sk ] || q=$((q + rmem)); done < /proc/net/packet; echo $q; }
 prev=$(out); still=0
@@ -217,10 +221,20 @@ for i in $(seq 600); do
 	sleep 1
 	cur=$(out)
 	if [ "$cur" = "$prev" ] && [ "$(queued)" = 0 ]; then still=$((still + 1)); else still=0; fi
-	[ $still -ge 5 ] && exit 0
+	[ $still -ge ` + strconv.Itoa(still) + ` ] && exit 0
 	prev=$cur
 done
 exit 1`
+}
+
+// blQuietAfter is how long (s) the hub must have sent nothing, after the
+// generator f ended, for a burst to end: 1 s once every request sent has
+// its answer, else 2 s (the generator already heard nothing for 5 s).
+func blQuietAfter(f blFlood) int {
+	if f.Sent > 0 && f.Lost == 0 {
+		return 1
+	}
+	return 2
 }
 
 // blHold is the registrations' holding time (s): nothing expires during a run.
@@ -254,6 +268,12 @@ func (b *blBench) setup() {
 	topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: "gen", NBMA: blGenNBMA})
 	b.l.Build(topo)
 	b.hub, b.gen = b.l.Node("hub"), b.l.Node("gen")
+	// Every burst execs these binaries several times (dmvpnctl, nhrpforge,
+	// neighwatch): from the guest's tmpfs, not paged in again over the
+	// results directory's 9p share each time (seconds per exec under TCG).
+	local := b.l.Scratch() + "/bin"
+	b.l.MustRun(fmt.Sprintf("mkdir -p %[2]s && cp %[1]s/dmvpnd %[1]s/dmvpnctl %[1]s/nhrpforge %[1]s/neighwatch %[2]s/", b.bin, local))
+	b.bin = local
 	b.l.MustRun("sysctl -qw net.core.netdev_max_backlog=65536 net.ipv4.neigh.default.gc_thresh1=65536 net.ipv4.neigh.default.gc_thresh2=65536 net.ipv4.neigh.default.gc_thresh3=65536")
 	b.uname = strings.TrimSpace(b.l.MustRun("uname -r"))
 	hz, err := strconv.ParseInt(strings.TrimSpace(b.l.MustRun("getconf CLK_TCK")), 10, 64)
@@ -308,7 +328,11 @@ log: {level: warn}
 		if err := b.l.WriteFile(ctx, dir+"/dmvpnd.yaml", []byte(conf), 0o600); err != nil {
 			return nil, err
 		}
-		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), b.bin+"/dmvpnd --config "+dir+"/dmvpnd.yaml")
+		cmd := b.bin + "/dmvpnd --config " + dir + "/dmvpnd.yaml"
+		if b.cfg.profile {
+			cmd = "env DMVPND_PPROF=" + blPprofAddr + " " + cmd
+		}
+		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), cmd)
 		if err != nil {
 			return nil, err
 		}
@@ -425,6 +449,10 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 	}
 	hubC0, genC0 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
 	sock0, dc0 := b.socketDrops(ctx, h.pids), b.daemonCounters(ctx, h)
+	var prof *blProfile
+	if steady && impl == benchreport.DMVPND {
+		prof = b.startCPUProfile(ctx, fmt.Sprintf("burst-%d", n), 40*time.Second)
+	}
 	var f blFlood
 	acked := filepath.Join(b.l.Dir(), fmt.Sprintf("acked-%s-%d-%d.txt", impl, n, rep))
 	if impl != benchreport.Floor {
@@ -436,16 +464,18 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 			t.Fatalf("%s N=%d: flood: %v", impl, n, err)
 		}
 	}
-	// The generator has waited for every answer it will get, but a hub
-	// that fell behind may still be working through its queue: the burst
-	// ends once the hub is quiet (nothing queued, nothing sent for 5 s),
-	// so that what it never answered is known and its CPU counted. The
-	// watcher has timed N, if it came. The floor's ip -batch always gets
-	// to N.
+	// The generator has waited for every answer it will get (it heard
+	// nothing for 5 s, or every request it sent has its answer), but a
+	// hub that fell behind may still be working through its queue: the
+	// burst ends once the hub is quiet (nothing queued, nothing sent for
+	// 2 s; 1 s when every request was answered: nothing is left to
+	// answer), so that what it never answered is known and its CPU
+	// counted. The watcher has timed N, if it came. The floor's ip -batch
+	// always gets to N.
 	alive := fmt.Sprintf(`{ read -r _ _ st _ < /proc/%d/stat && [ "$st" != Z ]; } 2>/dev/null`, w.PID)
 	wait := fmt.Sprintf("for i in $(seq 3000); do %s || exit 0; sleep 0.2; done; exit 1", alive)
 	if impl != benchreport.Floor {
-		wait = blQuietScript("false")
+		wait = blQuietScript("false", blQuietAfter(f))
 	}
 	if _, err := b.hub.Run(ctx, wait); err != nil {
 		t.Errorf("%s N=%d: neither N entries nor a quiet hub within 10 min: %v", impl, n, err)
@@ -455,6 +485,7 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 			t.Fatal(err)
 		}
 	}
+	prof.wait(ctx, t)
 	var after blSample
 	if len(h.pids) > 0 {
 		if after, err = blTake(ctx, b.hub, h.pids); err != nil {
@@ -526,14 +557,22 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *benchreport.Steady {
 	t := b.t
 	s := &benchreport.Steady{Impl: impl, N: n, RefreshRate: b.cfg.refreshRate}
-	// A hub that fell behind in the burst may still be answering its
-	// queue (retransmissions): the idle window starts once the hub's
-	// packet sockets hold nothing and it has sent nothing for 5 s.
+	// The burst ended with the hub quiet; the idle window starts once
+	// the hub's packet sockets still hold nothing and it has sent nothing
+	// for 2 s more.
 	q0 := time.Now()
-	if _, err := b.hub.Run(ctx, blQuietScript("false")); err != nil {
+	if _, err := b.hub.Run(ctx, blQuietScript("false", 2)); err != nil {
 		t.Fatalf("%s: hub never went quiet: %v", impl, err)
 	}
 	s.QuietWait = time.Since(q0).Seconds()
+	if impl == benchreport.DMVPND {
+		b.heapProfile(ctx, "heap-idle-start")
+		defer b.heapProfile(ctx, "heap-refresh-end")
+	}
+	var prof *blProfile
+	if impl == benchreport.DMVPND {
+		prof = b.startCPUProfile(ctx, "idle", b.cfg.idle)
+	}
 	// One guest command: sample, sleep the window, sample.
 	script := blSampleScript(h.pids) + fmt.Sprintf("; echo ---; sleep %.3f; ", b.cfg.idle.Seconds()) + blSampleScript(h.pids)
 	res, err := b.hub.Run(ctx, script)
@@ -549,6 +588,11 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	s.IdleWindow = s1.at.Sub(s0.at).Seconds()
 	s.IdleCPU = b.cpuPct(s0, s1)
 	s.RSSStart, s.RSSEnd = s0.rss, s1.rss
+	prof.wait(ctx, t)
+	if impl == benchreport.DMVPND {
+		b.heapProfile(ctx, "heap-idle-end")
+		prof = b.startCPUProfile(ctx, "refresh", b.cfg.refresh+2*time.Second)
+	}
 
 	k := min(n, int(b.cfg.refreshRate*b.cfg.refresh.Seconds()))
 	// One guest command again: sample, refresh, sample (the pids are
@@ -569,6 +613,7 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	if err := errors.Join(err1, err2, err3); err != nil {
 		t.Fatalf("%s refresh: %v", impl, err)
 	}
+	prof.wait(ctx, t)
 	s.RefreshWindow = r1.at.Sub(r0.at).Seconds()
 	s.RefreshCPU = b.cpuPct(r0, r1)
 	s.RefreshSuccess, s.RefreshLost = f.Success, f.Lost

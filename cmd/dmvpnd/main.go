@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,6 +15,12 @@ import (
 )
 
 func main() {
+	if addr := os.Getenv(pprofEnv); addr != "" {
+		if err := servePprof(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "dmvpnd:", err)
+			os.Exit(2)
+		}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	rt := &app{

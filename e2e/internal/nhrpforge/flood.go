@@ -165,6 +165,7 @@ func flood(c floodConfig) (floodResult, []int, error) {
 		byID   []int32 // request id - idBase -> spoke
 		reqOK  []bool  // request id - idBase -> answered
 		done   int
+		reqs   int // requests answered (of len(reqOK))
 		lastRx time.Time
 	)
 	idBase := randomID() &^ 0xffffff // room for 16M requests above it
@@ -201,6 +202,9 @@ func flood(c floodConfig) (floodResult, []int, error) {
 				if k < 0 || k >= int64(len(byID)) {
 					res.Unmatched++
 					break
+				}
+				if !reqOK[k] {
+					reqs++
 				}
 				reqOK[k] = true
 				s := &spokes[byID[k]]
@@ -303,14 +307,15 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	// Drain: answers to retransmitted requests may still be on their
 	// way (a hub busy with a burst answers seconds late); a request is
 	// lost only when none comes. Wait until nothing arrived for -quiet,
-	// at most -drain (default -wait).
+	// at most -drain (default -wait), or until every request sent has
+	// its answer (a hub answers a request once: nothing more can come).
 	drain := c.drain
 	if drain <= 0 {
 		drain = c.wait
 	}
 	for end := time.Now().Add(drain); ctx.Err() == nil && time.Now().Before(end); {
 		mu.Lock()
-		quiet := time.Since(lastRx) >= c.quiet
+		quiet := time.Since(lastRx) >= c.quiet || reqs == len(reqOK)
 		mu.Unlock()
 		if quiet {
 			break
