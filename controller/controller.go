@@ -65,8 +65,12 @@ type Controller struct {
 	// were derived from; protGenKnown says it may be compared.
 	protGen      uint64
 	protGenKnown bool
-	dirty        dirtySet
-	retry        backoff.Backoff
+	// nat gives NATed peers' marked SAs their GRE addresses (natalias.go);
+	// natSteer is the kernel steering they need.
+	nat      natAliases
+	natSteer []kernel.NATSteer
+	dirty    dirtySet
+	retry    backoff.Backoff
 	// routesFailed: the last route push failed (some routes refused); it
 	// is retried when the backoff timer fires. refusedRoutes are the
 	// routes the kernel refused then, logged once each.
@@ -108,6 +112,8 @@ type dirtySet struct {
 	routes, ipsec, qos bool
 	// bind: the guard's bound tunnel sources may have changed.
 	bind bool
+	// steer: the NAT steering changed (natalias.go).
+	steer bool
 }
 
 // New checks the configuration against what the controller supports and
@@ -287,7 +293,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.syncProtections()
 	c.eng.Start()
-	c.dirty = dirtySet{routes: true, ipsec: true}
+	c.dirty = dirtySet{routes: true, ipsec: true, steer: true}
 	wg.Add(1)
 	go func() { defer wg.Done(); c.publishLoop(ctx) }()
 	c.log.Info("controller running", zap.String("tunnel", c.config().Tunnel.Name), zap.Int("ifindex", ifindex),

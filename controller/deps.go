@@ -74,6 +74,9 @@ type Deps struct {
 	// Guard drops GRE that no SA protects while IPsec is on; a run without
 	// IPsec removes it. Nil skips both.
 	Guard Guard
+	// NATSteer steers GRE into the marked SAs of peers behind NAT while
+	// IPsec is on; a run without IPsec removes it. Nil skips both.
+	NATSteer NATSteer
 	// NewBGP builds the BGP speaker with the controller as its FIB sink;
 	// nil when BGP is off.
 	NewBGP func(sink routing.RouteSink) (BGP, error)

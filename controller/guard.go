@@ -24,6 +24,11 @@ type Guard interface {
 // otherwise. It is left in place when dmvpnd stops, like the rest of the
 // kernel state, so that nothing passes in clear while it restarts.
 func (c *Controller) applyGuard() error {
+	if c.deps.NATSteer != nil && c.deps.IPsec == nil {
+		if err := c.deps.NATSteer.Remove(); err != nil {
+			return err
+		}
+	}
 	if c.deps.Guard == nil {
 		return nil
 	}

@@ -30,11 +30,24 @@ func (c *Controller) wantPeer(ev engine.Event) {
 		public = c.eng.PublicNBMA()
 	}
 	claimed, p := ipsecPeerFor(ev, public)
-	if old, ok := c.peers[claimed]; ok && old == p {
+	key := aliasedPeer(ev, claimed, &p)
+	if old, ok := c.peers[key]; ok && old == p {
 		return
 	}
-	c.peers[claimed] = p
+	c.peers[key] = p
 	c.dirty.ipsec = true
+}
+
+// aliasedPeer returns the key of an NHRP peer's IPsec peer: its claimed
+// NBMA, or, for a peer whose GRE goes to a NAT alias (another peer behind
+// another NAT claims the same private NBMA, natalias.go), the alias; the
+// latter also gets a connection name of its own.
+func aliasedPeer(ev engine.Event, claimed netip.Addr, p *ipsec.Peer) netip.Addr {
+	if !ev.NBMA.IsValid() || ev.NBMA == claimed || !ev.Observed.IsValid() || ev.NBMA == ev.Observed {
+		return claimed
+	}
+	p.Name = claimed.String() + "-at-" + ev.Observed.String()
+	return ev.NBMA
 }
 
 // ipsecPeerFor derives the IPsec peer of an NHRP peer event, keyed by the
@@ -96,8 +109,9 @@ func (c *Controller) unwantPeer(ev engine.Event) {
 			return
 		}
 	}
-	if _, ok := c.peers[claimed]; ok {
-		delete(c.peers, claimed)
+	key := aliasedPeer(ev, claimed, &ipsec.Peer{})
+	if _, ok := c.peers[key]; ok {
+		delete(c.peers, key)
 		c.dirty.ipsec = true
 	}
 }

@@ -39,7 +39,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		c.reconcile(ctx)
 		c.readyOnce.Do(func() { close(c.ready) })
 		c.reconcileMulticast()
-		if c.dirty.routes || c.dirty.ipsec || c.dirty.qos || c.dirty.bind || c.routesFailed {
+		if c.dirty.routes || c.dirty.ipsec || c.dirty.qos || c.dirty.bind || c.dirty.steer || c.routesFailed {
 			if retry == nil {
 				retry = time.After(c.retry.Next())
 			}
@@ -87,7 +87,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-engineTimer.C:
 			c.eng.Tick()
 		case <-resync.C:
-			c.dirty = dirtySet{routes: true, ipsec: true, qos: true, bind: true}
+			c.dirty = dirtySet{routes: true, ipsec: true, qos: true, bind: true, steer: true}
 			if c.deps.Guard != nil {
 				c.deps.Guard.InvalidateBoundSources()
 			}

@@ -2,6 +2,9 @@ package controller
 
 import (
 	"net/netip"
+	"slices"
+
+	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
@@ -24,7 +27,17 @@ func (c *Controller) syncProtections() {
 	}
 	st := c.deps.IPsec.State()
 	c.protGen, c.protGenKnown = st.Generation, numbered
-	c.eng.SetProtections(engineProtections(st.Protections(), c.config().IPsec.Auth.BindTunnelAddress))
+	cfg := c.config()
+	eps, steer, exhausted := c.nat.assign(st.Protections(), cfg.IPsec.NATAliasPrefix, c.heldNBMAs(), cfg.IPsec.Auth.BindTunnelAddress)
+	for _, inner := range exhausted {
+		c.stats.inc("ipsec_nat_alias_exhausted")
+		c.log.Warn("no NAT alias left: the SA proves nothing", zap.Stringer("inner", inner),
+			zap.Stringer("nat_alias_prefix", cfg.IPsec.NATAliasPrefix))
+	}
+	c.eng.SetProtections(eps)
+	if !slices.Equal(steer, c.natSteer) {
+		c.natSteer, c.dirty.steer = steer, true
+	}
 	c.mcast.dirty = true // what is proven decides who gets multicast copies
 }
 

@@ -79,6 +79,7 @@ func (c *Controller) reconcile(ctx context.Context) {
 	if adopted {
 		c.reconcileBinding()
 	}
+	c.reconcileNATSteer()
 	if c.dirty.ipsec {
 		if c.deps.IPsec == nil {
 			c.dirty.ipsec = false

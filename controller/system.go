@@ -42,7 +42,8 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, version 
 		SizeNeighborTable: func(peers int) error {
 			return kernel.SizeNeighborTable(kernel.ProcSysctl{}, peers)
 		},
-		Guard: kernel.NewGREGuard(kernel.GuardConfig{}),
+		Guard:    kernel.NewGREGuard(kernel.GuardConfig{}),
+		NATSteer: kernel.NewNATSteering(kernel.NATSteerConfig{AliasPrefix: cfg.IPsec.NATAliasPrefix}),
 		// Always wired: qos.* keys apply on reload; with no policy the
 		// desired state is empty and the kernel keeps nothing of ours.
 		QoS:     k,
@@ -123,6 +124,10 @@ func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Con
 		// their claimed NBMA: without these the responder connection
 		// refuses them (TS_UNACCEPTABLE) and they never register.
 		NATInnerPrefixes: natInnerPrefixes(),
+		// Each NAT tunnel-mode SA gets marks of its own, so that two
+		// spokes behind different NATs with one private NBMA both work
+		// (natalias.go steers GRE by them).
+		MarkNAT: true,
 	}
 	switch cfg.IPsec.Auth.Method {
 	case config.AuthX509:

@@ -89,7 +89,7 @@ func TestIPsecConfigX509(t *testing.T) {
 			ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthPSK}}},
 	} {
 		got := ipsecConfig(parseConfig(t, base+tc.ipsec), nbma, zap.NewNop())
-		tc.want.LocalNBMA, tc.want.NATInnerPrefixes = nbma, natInnerPrefixes()
+		tc.want.LocalNBMA, tc.want.NATInnerPrefixes, tc.want.MarkNAT = nbma, natInnerPrefixes(), true
 		opts := cmp.Options{cmpopts.IgnoreFields(ipsec.Config{}, "Logger", "SocketPath", "IKEProposals", "ESPProposals"),
 			cmpopts.IgnoreFields(ipsec.Auth{}, "PSK"), cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})}
 		if d := cmp.Diff(tc.want, got, opts); d != "" {

@@ -93,7 +93,8 @@ func (n *NATSteering) object() string { return "table ip " + n.cfg.Table }
 
 // Set replaces the steering with want for local address L: the table in
 // one netlink batch, then the alias policies (added or updated, and the
-// steering's own that are no longer wanted removed). Idempotent.
+// steering's own that are no longer wanted removed). Idempotent. Of
+// several entries with one GRE address the first gives the outbound mark.
 func (n *NATSteering) Set(local netip.Addr, want []NATSteer) error {
 	if !local.Is4() {
 		return opErr("set NAT steering", n.object(), fmt.Errorf("local address %s is not IPv4", local))
@@ -130,10 +131,18 @@ func (n *NATSteering) setTable(local netip.Addr, want []NATSteer) error {
 	inSaddr := &nftables.Set{Table: t, Name: "in_saddr", ID: 3, KeyType: nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeIPAddr),
 		Concatenation: true, DataType: nftables.TypeIPAddr, IsMap: true}
 	var om, od, is []nftables.SetElement
+	outSeen, inSeen := map[netip.Addr]bool{}, map[[2]uint32]bool{}
 	for _, s := range want {
-		om = append(om, nftables.SetElement{Key: ip4(s.GRE), Val: mark32(s.MarkOut)})
-		od = append(od, nftables.SetElement{Key: ip4(s.GRE), Val: ip4(s.Inner)})
-		if s.aliased() {
+		// Several entries for one peer (a CHILD_SA and its replacement):
+		// the first's outbound mark, every inbound one.
+		if !outSeen[s.GRE] {
+			outSeen[s.GRE] = true
+			om = append(om, nftables.SetElement{Key: ip4(s.GRE), Val: mark32(s.MarkOut)})
+			od = append(od, nftables.SetElement{Key: ip4(s.GRE), Val: ip4(s.Inner)})
+		}
+		k := [2]uint32{s.MarkIn, binary.BigEndian.Uint32(ip4(s.Inner))}
+		if s.aliased() && !inSeen[k] {
+			inSeen[k] = true
 			is = append(is, nftables.SetElement{Key: append(mark32(s.MarkIn), ip4(s.Inner)...), Val: ip4(s.GRE)})
 		}
 	}

@@ -176,6 +176,12 @@ type IPsec struct {
 	// the kernel guard: "auto" (default: on for a hub, off for a spoke),
 	// "on" or "off" (docs/security.md, "Tunnel-source binding").
 	TunnelSourceBinding string `mapstructure:"tunnel_source_binding"`
+	// NATAliasPrefix holds the local stand-in addresses for the second and
+	// later SAs that carry one private NBMA (spokes behind different NATs
+	// with the same private address, docs/strongswan.md). The addresses
+	// never leave this node; the prefix must not overlap the tunnel
+	// prefix or any real NBMA (default 198.18.0.0/15, RFC 2544).
+	NATAliasPrefix netip.Prefix `mapstructure:"nat_alias_prefix"`
 }
 
 // IPsecAuth selects pre-shared key or certificate authentication.

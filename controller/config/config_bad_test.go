@@ -154,6 +154,15 @@ nhrp: {role: router, network_id: 1}
 			"config: ipsec.auth.psk: is Ansible Vault ciphertext, not the key (decrypt it when templating)"}},
 		{"bind without x509", minimalSpoke + "ipsec: {enabled: true, auth: {method: psk, psk: k, bind_tunnel_address: true}}\n", []string{
 			"config: ipsec.auth.bind_tunnel_address: needs method x509: a pre-shared key proves no identity"}},
+		{"nat alias prefix overlaps the tunnel", minimalHub + "ipsec: {enabled: true, auth: {method: psk, psk: k}, nat_alias_prefix: 10.0.0.128/25}\n", []string{
+			"config: ipsec.nat_alias_prefix: 10.0.0.128/25 overlaps the tunnel prefix 10.0.0.0/24"}},
+		{"nat alias prefix holds an NBMA", minimalSpoke + "ipsec: {enabled: true, auth: {method: psk, psk: k}, nat_alias_prefix: 192.0.2.0/24}\n", []string{
+			"config: ipsec.nat_alias_prefix: 192.0.2.0/24 contains the NBMA address 192.0.2.10",
+			"config: ipsec.nat_alias_prefix: 192.0.2.0/24 contains the NBMA address 192.0.2.1"}},
+		{"nat alias prefix too small", minimalHub + "ipsec: {enabled: true, auth: {method: psk, psk: k}, nat_alias_prefix: 198.18.0.0/31}\n", []string{
+			"config: ipsec.nat_alias_prefix: 198.18.0.0/31 is not an IPv4 prefix of at least 4 addresses"}},
+		{"nat alias prefix with host bits", minimalHub + "ipsec: {enabled: true, auth: {method: psk, psk: k}, nat_alias_prefix: 198.18.0.1/15}\n", []string{
+			"config: ipsec.nat_alias_prefix: 198.18.0.1/15 has host bits set (198.18.0.0/15)"}},
 		{"ipsec without auth", minimalSpoke + "ipsec: {enabled: true}\n", []string{
 			"config: ipsec.auth.method: required (psk or x509)"}},
 		{"ipsec psk missing", minimalSpoke + "ipsec: {enabled: true, auth: {method: psk}}\n", []string{

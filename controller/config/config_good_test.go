@@ -29,6 +29,7 @@ func defaultsFor() Config {
 		},
 		IPsec: IPsec{
 			ViciSocket: "/run/dmvpnd-charon/charon.vici", TunnelSourceBinding: "auto",
+			NATAliasPrefix: netip.MustParsePrefix("198.18.0.0/15"),
 		},
 		BGP: BGP{
 			GRPCListen: "unix:/run/dmvpnd/gobgp.sock", MaxPrefixAction: "teardown",

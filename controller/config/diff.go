@@ -134,6 +134,8 @@ func RestartReason(key string) string {
 		return "the GRE guard and the NHRP trust model are set at start"
 	case key == "ipsec.tunnel_source_binding":
 		return "the GRE guard's rules are installed at start"
+	case key == "ipsec.nat_alias_prefix":
+		return "NAT aliases are handed out from it while SAs use them"
 	case key == "ipsec.vici_socket":
 		return "charon's socket is dialled at start"
 	case key == "ipsec.auth.method" || key == "ipsec.auth.bind_tunnel_address":

@@ -41,6 +41,7 @@ var defaults = map[string]any{
 	"nhrp.multicast.burst":              200,
 	"ipsec.vici_socket":                 DefaultViciSocket,
 	"ipsec.tunnel_source_binding":       "auto",
+	"ipsec.nat_alias_prefix":            "198.18.0.0/15",
 	"control.socket":                    "/run/dmvpnd/dmvpnd.sock",
 	"bgp.max_prefix_action":             "teardown",
 	"bgp.graceful_restart.restart_time": "120s",

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 )
@@ -56,8 +57,40 @@ func (c *Config) validateIPsec(v *validator) {
 	default:
 		v.add("ipsec.tunnel_source_binding", "%q is not auto, on or off", s.TunnelSourceBinding)
 	}
+	c.validateNATAliasPrefix(v)
 	checkProposals(v, "ipsec.proposals.ike", s.Proposals.IKE)
 	checkProposals(v, "ipsec.proposals.esp", s.Proposals.ESP)
+}
+
+// validateNATAliasPrefix: an IPv4 prefix with room for aliases that
+// overlaps neither the tunnel prefix nor an NBMA address this node knows
+// (its own, an NHS's).
+func (c *Config) validateNATAliasPrefix(v *validator) {
+	const key = "ipsec.nat_alias_prefix"
+	p := c.IPsec.NATAliasPrefix
+	switch {
+	case !p.IsValid():
+		v.add(key, "required")
+		return
+	case !p.Addr().Is4() || p.Bits() > 30:
+		v.add(key, "%s is not an IPv4 prefix of at least 4 addresses", p)
+		return
+	case p != p.Masked():
+		v.add(key, "%s has host bits set (%s)", p, p.Masked())
+		return
+	}
+	if t := c.Tunnel.Address; t.IsValid() && p.Overlaps(t.Masked()) {
+		v.add(key, "%s overlaps the tunnel prefix %s", p, t.Masked())
+	}
+	nbmas := []netip.Addr{c.Tunnel.LocalNBMA}
+	for _, n := range c.NHRP.NHS {
+		nbmas = append(nbmas, n.NBMA)
+	}
+	for _, a := range nbmas {
+		if a.IsValid() && p.Contains(a) {
+			v.add(key, "%s contains the NBMA address %s", p, a)
+		}
+	}
 }
 
 // BindsTunnelSources reports whether the kernel guard binds tunnel-sourced

@@ -76,7 +76,14 @@ func (t Topology) Namespaces() []string {
 
 func (t Topology) validate() error {
 	seen := map[string]bool{t.Switch: true}
-	addrs := map[netip.Addr]string{}
+	// Addresses are unique per address space: the underlay, and the
+	// inside of each NAT router (two NATs may hide the same private
+	// addresses, issue 13 item 7).
+	type scoped struct {
+		nat string
+		a   netip.Addr
+	}
+	addrs := map[scoped]string{}
 	checkName := func(kind, name string) error {
 		switch {
 		case name == "" || len(name) > 15 || strings.ContainsAny(name, " /\t'\"$") || name == "lo":
@@ -87,14 +94,14 @@ func (t Topology) validate() error {
 		seen[name] = true
 		return nil
 	}
-	checkAddr := func(who string, a netip.Addr) error {
+	checkAddr := func(who, nat string, a netip.Addr) error {
 		if !a.Is4() {
 			return fmt.Errorf("lab: %s: address %v is not IPv4", who, a)
 		}
-		if other, ok := addrs[a]; ok {
+		if other, ok := addrs[scoped{nat, a}]; ok {
 			return fmt.Errorf("lab: %s: address %v already used by %s", who, a, other)
 		}
-		addrs[a] = who
+		addrs[scoped{nat, a}] = who
 		return nil
 	}
 	if !t.Underlay.Addr().Is4() {
@@ -104,7 +111,11 @@ func (t Topology) validate() error {
 		if err := checkName("node", n.Name); err != nil {
 			return err
 		}
-		if err := checkAddr(n.Name, n.NBMA); err != nil {
+		var nat string
+		if n.Behind != nil {
+			nat = n.Behind.Name
+		}
+		if err := checkAddr(n.Name, nat, n.NBMA); err != nil {
 			return err
 		}
 		if n.Behind == nil {
@@ -119,10 +130,10 @@ func (t Topology) validate() error {
 			if !t.Underlay.Contains(r.Public) {
 				return fmt.Errorf("lab: NAT %s: public %v outside underlay %v", r.Name, r.Public, t.Underlay)
 			}
-			if err := checkAddr(r.Name, r.Public); err != nil {
+			if err := checkAddr(r.Name, "", r.Public); err != nil {
 				return err
 			}
-			if err := checkAddr(r.Name, r.Inside.Addr()); err != nil {
+			if err := checkAddr(r.Name, r.Name, r.Inside.Addr()); err != nil {
 				return err
 			}
 			if !r.Inside.Contains(n.NBMA) {

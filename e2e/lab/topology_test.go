@@ -54,6 +54,8 @@ func TestPlanInvalid(t *testing.T) {
 		{"outside underlay", []NodeSpec{{Name: "a", NBMA: a("203.0.113.1")}}, "outside underlay"},
 		{"duplicate address", []NodeSpec{{Name: "a", NBMA: a("198.51.100.1")}, {Name: "b", NBMA: a("198.51.100.1")}}, "already used"},
 		{"no address", []NodeSpec{{Name: "a"}}, "not IPv4"},
+		{"nat public address taken", []NodeSpec{{Name: "a", NBMA: a("198.51.100.9")},
+			{Name: "b", NBMA: a("192.168.1.2"), Behind: &NAT{Name: "r", Public: a("198.51.100.9"), Inside: netip.MustParsePrefix("192.168.1.1/24")}}}, "already used"},
 		{"nat inside mismatch", []NodeSpec{{Name: "a", NBMA: a("10.9.9.9"), Behind: &NAT{Name: "r", Public: a("198.51.100.9"), Inside: netip.MustParsePrefix("192.168.1.1/24")}}}, "outside NAT inside"},
 	}
 	for _, tc := range tests {
@@ -63,5 +65,20 @@ func TestPlanInvalid(t *testing.T) {
 				t.Errorf("Plan() error = %v, want containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPlanSamePrivateBehindTwoNATs: two NAT routers may hide the same
+// private addresses (issue 13 item 7); each router's inside is an address
+// space of its own.
+func TestPlanSamePrivateBehindTwoNATs(t *testing.T) {
+	a := netip.MustParseAddr
+	inside := netip.MustParsePrefix("192.168.2.1/24")
+	_, err := Topology{Nodes: []NodeSpec{
+		{Name: "s2", NBMA: a("192.168.2.2"), Behind: &NAT{Name: "r2", Public: a("198.51.100.102"), Inside: inside}},
+		{Name: "s4", NBMA: a("192.168.2.2"), Behind: &NAT{Name: "r4", Public: a("198.51.100.104"), Inside: inside}},
+	}}.Plan()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
