@@ -181,7 +181,8 @@ func TestPrivQoS(t *testing.T) {
 		"fh 102:14:1 order 1 key ht 102 bkt 14 *flowid d:" + q2, // 172.16.20.2 to its bucket
 		"match ac101402/ffffffff at 16",
 		"fh 103:14:1 order 1 key ht 103 bkt 14 *flowid d:" + q3,
-		"filter protocol ip pref 10 u32 chain 0 fh 800::1 order 1 key ht 800 bkt 0 link 1:", // a bucket's (tc omits the parent it was asked for)
+		// q2's filters (tc omits the parent it was asked for):
+		"filter protocol ip pref 10 u32 chain 0 fh 800::1 order 1 key ht 800 bkt 0 link 1:",
 		"fh 1:2:1 order 1 key ht 1 bkt 2 *flowid " + q2 + ":202", // DSCP 34 (AF41)
 		"match 00880000/00fc0000 at 0",
 		"fh 1:2:2 order 2 key ht 1 bkt 2 *flowid " + q2 + ":201", // DSCP 46 (EF)

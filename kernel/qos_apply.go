@@ -194,7 +194,7 @@ func (k *Kernel) setQoSDev(nlh qosNL, ifindex int, want []QoSTarget, trees map[s
 		}
 		k.qos.devs[ifindex] = d
 	}
-	if !d.skel.complete() {
+	if !d.skel.complete() || d.driftedBuckets() {
 		if err := installSkeleton(nlh, d); err != nil {
 			for _, t := range want {
 				failed = append(failed, QoSError{Dst: t.Dst, Policy: t.Policy, Reason: QoSKernel, Err: err})
@@ -279,11 +279,33 @@ func (k *Kernel) qosCreateRoot(nlh qosNL, ifindex int) (*qosDev, QoSRefusal, err
 	return newQoSDev(ifindex), "", nil
 }
 
+// driftedBuckets reports whether a bucket's qdisc is in place under a
+// class that is not what we would make.
+func (d *qosDev) driftedBuckets() bool {
+	for _, s := range d.buckets {
+		if s.qdisc && !s.class {
+			return true
+		}
+	}
+	return false
+}
+
 // installSkeleton installs what is missing of the unshaped class and the two
-// hash levels' roots, in one batch; the first failure is returned.
+// hash levels' roots, and puts drifted bucket classes right, in one batch;
+// the first failure is returned.
 func installSkeleton(nlh qosNL, d *qosDev) error {
 	c, l := unshapedObjects()
 	var b qosBatch
+	var drifted []int
+	for bk, s := range d.buckets {
+		if s.qdisc && !s.class {
+			drifted = append(drifted, bk)
+		}
+	}
+	slices.Sort(drifted)
+	for _, bk := range drifted {
+		b.add(netip.Addr{}, classOps(d.ifindex, bucketClass(bk), fqSpec{})...)
+	}
 	if d.skel.leafWrong {
 		// fq_codel cannot change its flow count in place.
 		b.add(netip.Addr{}, qosOp{del: true, qdisc: &netlink.FqCodel{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d.ifindex, Handle: l.handle, Parent: l.parent}}})
@@ -304,6 +326,11 @@ func installSkeleton(nlh qosNL, d *qosDev) error {
 		return failed[netip.Addr{}]
 	}
 	d.skel = qosSkeleton{class: true, leaf: true, l1: true, rootLink: true}
+	for _, bk := range drifted {
+		s := d.buckets[bk]
+		s.class = true
+		d.buckets[bk] = s
+	}
 	return nil
 }
 

@@ -33,7 +33,7 @@ func TestQoSOpEncoding(t *testing.T) {
 	ops = append(ops, qosOp{filter: qosHashTable(7, qosRootHandle, qosL2HTID(dst))}, qosOp{filter: qosL1Link(7, qosL2HTID(dst))})
 	ops = append(ops, bucketOps(7, qosBucketOf(dst), qosBucketState{})...) // class, qdisc, table, link
 	install := installOps(7, inst)
-	ops = append(ops, install[:3]...)             // target class, first leaf and its fq_codel
+	ops = append(ops, install[:3]...)              // target class, first leaf and its fq_codel
 	ops = append(ops, install[len(install)-3:]...) // a DSCP entry, the catch-all, the root's entry
 	remove := removeOps(7, inst)
 	ops = append(ops, remove[0], remove[1], remove[len(remove)-1]) // the root's entry, the catch-all, the target class

@@ -146,10 +146,19 @@ func fqLeaf(classid uint32, ceilBits uint64) fqSpec {
 
 // unshapedObjects is the class for traffic to no target.
 func unshapedObjects() (htbClassSpec, fqSpec) {
-	// prio 1: voice (prio 0) goes before the host's own traffic; the rest
-	// shares with it by quantum, so neither starves the other.
-	c := htbClass(qosUnshaped, qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 1)
-	return c, fqLeaf(qosUnshaped, qosUnshapedRate)
+	return rootClass(qosUnshaped), fqLeaf(qosUnshaped, qosUnshapedRate)
+}
+
+// rootClass is a class on the root: the unshaped class or a bucket's.
+// They are never the bottleneck and share the device when it is full:
+// prio 1 all, and a quantum of one packet, so that a bucket's voice waits
+// at most one packet of each other busy bucket and of the unshaped
+// traffic (a bucket's voice cannot go before the root's other classes:
+// HTB's priority acts among the leaves of one qdisc).
+func rootClass(handle uint32) htbClassSpec {
+	c := htbClass(handle, qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 1)
+	c.quantum = qosMTU
+	return c
 }
 
 // qosBucketOf is the bucket of dst: Fibonacci hashing of the whole
@@ -168,11 +177,8 @@ func qosBucketOfMajor(m uint32) (int, bool) {
 	return int(m) - qosBucketFirst, m >= qosBucketFirst && m < qosBucketFirst+qosBuckets
 }
 
-// bucketClass is bucket b's class on the root: never the bottleneck, it
-// shares the link with the unshaped class by quantum (both prio 1).
-func bucketClass(b int) htbClassSpec {
-	return htbClass(qosRootHandle|qosBucketMajor(b), qosRootHandle, qosUnshapedRate, qosUnshapedRate, 200_000, 200_000, 1)
-}
+// bucketClass is bucket b's class on the root.
+func bucketClass(b int) htbClassSpec { return rootClass(qosRootHandle | qosBucketMajor(b)) }
 
 // bucketQdisc is bucket b's HTB qdisc. It has no default class: only the
 // root's entries of its targets send packets to it, and each target has a

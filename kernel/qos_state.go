@@ -300,7 +300,9 @@ func adoptDump(dump qosDump) (*qosDev, []*qosInstalled) {
 		root, haveRoot := rootOf[dst]
 		bucket := qosBucketOf(dst)
 		major := qosBucketMajor(bucket)
-		ok := haveRoot && len(ns) > 0 && d.buckets[bucket].complete()
+		// A drifted bucket class is fixed in place (installSkeleton); its
+		// targets stay.
+		ok := haveRoot && len(ns) > 0 && d.buckets[bucket].qdisc && d.buckets[bucket].filters
 		var slot int
 		if ok {
 			sort.Slice(ns, func(i, j int) bool { return ns[i].id < ns[j].id })

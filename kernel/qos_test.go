@@ -566,3 +566,30 @@ func TestSetQoSForeignNode(t *testing.T) {
 		t.Errorf("second call: want the foreign node gone and %s installed:\n%s", b, r)
 	}
 }
+
+// TestQoSDriftedBucketClass: a bucket class that differs from what SetQoS
+// makes (changed by hand, or made by tc with its own burst sizes) is put
+// right in place; its targets are adopted, not reinstalled.
+func TestQoSDriftedBucketClass(t *testing.T) {
+	sim := newQoSSim()
+	sim.addDevice(2, "198.51.100.0/24")
+	policies := map[string]QoSPolicy{"p": branchPolicy()}
+	dst := netip.MustParseAddr("198.51.100.2")
+	targets := []QoSTarget{{Dst: dst, Policy: "p"}}
+	if err := qosKernel(sim).SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	want := sim.render()
+	bc := sim.classes[simKey{2, qosRootHandle | qosBucketMajor(qosBucketOf(dst))}]
+	bc.Rate, bc.Quantum = 1_000_000, 200_000
+	before := sim.changes
+	if err := qosKernel(sim).SetQoS(policies, targets); err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.changes - before; got != 1 {
+		t.Errorf("%d changes, want 1 (the bucket class replaced)", got)
+	}
+	if d := cmp.Diff(want, sim.render()); d != "" {
+		t.Errorf("tree after the fix (-want +got):\n%s", d)
+	}
+}
