@@ -115,7 +115,8 @@ func TestRoleParsesAndReferencesExist(t *testing.T) {
 		var plays []map[string]any
 		readYAML(t, filepath.Join("ansible", pb), &plays)
 		for _, p := range plays {
-			for _, r := range p["roles"].([]any) {
+			roles, _ := p["roles"].([]any) // rollout.yml's first play only reaches the hosts
+			for _, r := range roles {
 				if _, err := os.Stat(filepath.Join("ansible/roles", r.(string), "tasks/main.yml")); err != nil {
 					t.Errorf("%s role %v: %v", pb, r, err)
 				}

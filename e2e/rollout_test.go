@@ -44,22 +44,29 @@ import (
 //     the node, forwarded from the host's loopback);
 //   - e2e/internal/systemctl stands in for systemd; the units are the
 //     package's (dmvpnd.service starts the dedicated charon it Wants=);
-//   - the two builds differ only in their version string; each .deb is
-//     repacked with gzip -1 instead of xz (unpacking xz under TCG took
-//     minutes; TestDebInstall installs the package as built).
+//   - the two builds differ only in their version string; the first is
+//     TestDebInstall's (pkgVersion, one build for both), both are built
+//     as make package builds them (gzip, installed as built) while the lab
+//     boots.
 //
-// Runs, each output saved in RUNDIR/ansible/NAME.log: check mode on the
-// fresh hosts (nothing installed); the first run builds the DMVPN (spokes
-// registered, a LAN-to-LAN ping forms a Phase 3 shortcut); a second run
-// and a check-mode run change nothing; a rolling upgrade to the second
-// build under a 10/s spoke-to-spoke ping (loss reported); a log level
-// change for every spoke with a configuration dmvpnd --check rejects on
-// spoke2 stops the rollout at spoke2: neither host of its batch
-// (spoke1+spoke2) replaces its running file, and spoke3 is not touched.
+// Runs, each output saved (each line timestamped) in RUNDIR/ansible/NAME.log:
+// check mode on the fresh hosts (nothing installed); the first run builds
+// the DMVPN (spokes registered, a LAN-to-LAN ping forms a Phase 3
+// shortcut); a second run and a check-mode run, at once, change nothing; a
+// rolling upgrade to the second build under a 10/s spoke-to-spoke ping
+// (loss reported); a log level change for every spoke with a configuration
+// dmvpnd --check rejects on spoke2 stops the rollout at spoke2: neither
+// host of its batch (spoke1+spoke2) replaces its running file, and spoke3
+// is not touched. Each host's dmvpnd and charon logs are saved in
+// RUNDIR/nodes/NAME/ at the end.
 //
-// It takes 10-12 minutes under TCG, which make test's 30-minute budget
-// cannot hold today, so it runs with DMVPND_LAB_ROLLOUT=1 (make
-// test-rollout) and not in make test-lab.
+// Where the time goes under TCG (the saved logs show it per task): the
+// mitogen bootstrap of each host's Python once per run (rollout.yml
+// reaches every host first, so the four bootstraps overlap), the package
+// copy and apt in the first run and the upgrade, and the readiness waits.
+//
+// It runs with DMVPND_LAB_ROLLOUT=1 (make test-rollout), not in make
+// test-lab.
 func TestAnsibleRollout(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -79,30 +86,20 @@ func TestAnsibleRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two builds that differ in their version string.
-	const v1, v2 = "v0.9.0", "v0.9.1"
+	// Two builds that differ in their version string, the first
+	// TestDebInstall's (one build between them), made while the lab boots.
+	const v1, v2 = pkgVersion, "v0.15.0-4-g0a1b2c3"
 	t0 := time.Now()
-	debs := map[string]string{}
-	errs := make(chan error, 2)
+	type pkg struct {
+		version, deb string
+		err          error
+	}
+	built := make(chan pkg, 2)
 	for _, v := range []string{v1, v2} {
-		debs[v] = filepath.Join(root, ".cache", "lab", "rollout", v, "dmvpnd-gz.deb")
 		go func() {
 			deb, err := rolloutPackage(root, v)
-			if err == nil {
-				err = rolloutRepack(deb, debs[v])
-			}
-			errs <- err
+			built <- pkg{v, deb, err}
 		}()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Logf("timing: two packages built %v", time.Since(t0).Round(time.Second))
-	status, err := rolloutDpkgStatus(debs[v1])
-	if err != nil {
-		t.Fatal(err)
 	}
 
 	var nics []lab.HostNIC
@@ -112,6 +109,7 @@ func TestAnsibleRollout(t *testing.T) {
 		nbmas = append(nbmas, h.nbma)
 	}
 	l := lab.New(t, lab.Options{StepTimeout: 90 * time.Second, HostNICs: nics})
+	t.Cleanup(func() { saveRolloutLogs(l, fleet.hosts) })
 	topo := lab.Topology{Underlay: pkgCommonPrefix(nbmas...)}
 	for _, h := range fleet.hosts {
 		spec := lab.NodeSpec{Name: h.name, NBMA: h.nbma}
@@ -121,6 +119,19 @@ func TestAnsibleRollout(t *testing.T) {
 		topo.Nodes = append(topo.Nodes, spec)
 	}
 	l.Build(topo)
+	debs := map[string]string{}
+	for range 2 {
+		p := <-built
+		if p.err != nil {
+			t.Fatal(p.err)
+		}
+		debs[p.version] = p.deb
+	}
+	t.Logf("timing: lab built and two packages made %v", time.Since(t0).Round(time.Second))
+	status, err := rolloutDpkgStatus(debs[v1])
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// SSH: one host key for every sshd, one client key for Ansible, made
 	// on the host in the results directory (the same path in the guest).
@@ -156,22 +167,33 @@ func TestAnsibleRollout(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	// Every sshd at once: each answers once its namespace's sshd runs.
+	reached := make(chan error, len(fleet.hosts))
 	for _, h := range fleet.hosts {
 		addr, err := l.HostAddr(h.name, 22)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fleet.ssh[h.name] = addr
-		if err := lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-			out, err := exec.CommandContext(ctx, "ssh", "-p", strconv.Itoa(int(addr.Port())), "-i", sshDir+"/id_ed25519",
-				"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
-				"root@"+addr.Addr().String(), "true").CombinedOutput()
+		go func() {
+			err := lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
+				out, err := exec.CommandContext(ctx, "ssh", "-p", strconv.Itoa(int(addr.Port())), "-i", sshDir+"/id_ed25519",
+					"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
+					"root@"+addr.Addr().String(), "true").CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("%v: %s", err, out)
+				}
+				return nil
+			})
 			if err != nil {
-				return fmt.Errorf("%v: %s", err, out)
+				err = fmt.Errorf("ssh to %s: %w", h.name, err)
 			}
-			return nil
-		}); err != nil {
-			t.Fatalf("ssh to %s: %v", h.name, err)
+			reached <- err
+		}()
+	}
+	for range fleet.hosts {
+		if err := <-reached; err != nil {
+			t.Fatal(err)
 		}
 	}
 	t.Logf("timing: sshd on every host reachable from the host %v", time.Since(t1).Round(time.Millisecond))
@@ -185,7 +207,9 @@ func TestAnsibleRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleet.key = sshDir + "/id_ed25519"
-	run := func(name, deb string, extra ...string) rolloutRun {
+	// command is README's rollout command for this run, its inventory
+	// written beside its log.
+	command := func(name, deb string, extra ...string) string {
 		t.Helper()
 		invPath := ansDir + "/" + name + "-inventory.yml"
 		inv, err := fleet.render()
@@ -202,7 +226,15 @@ func TestAnsibleRollout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return runPlaybook(t, root, ansDir, name, strings.Join(append([]string{cmdline}, extra...), " "))
+		return strings.Join(append([]string{cmdline}, extra...), " ")
+	}
+	run := func(name, deb string, extra ...string) rolloutRun {
+		t.Helper()
+		r, err := runPlaybook(t, root, ansDir, name, command(name, deb, extra...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
 	hub, s1, s2, s3 := fleet.hosts[0], fleet.hosts[1], fleet.hosts[2], fleet.hosts[3]
 
@@ -234,19 +266,34 @@ func TestAnsibleRollout(t *testing.T) {
 	}
 	t.Logf("timing: shortcut %s -> %s %v", s1.name, s2.name, time.Since(t2).Round(time.Millisecond))
 
-	// Idempotence: a second run and a check-mode run change nothing.
-	for _, name := range []string{"2-again", "3-check-converged"} {
-		var extra []string
-		if strings.Contains(name, "check") {
-			extra = []string{"--check"}
+	// Idempotence: a second run and a check-mode run change nothing. They
+	// go at once (their bootstraps and round trips overlap): neither
+	// changes anything on a converged fleet, and a second run that did
+	// change something says so in its own recap.
+	idem := map[string]string{"2-again": command("2-again", debs[v1]), "3-check-converged": command("3-check-converged", debs[v1], "--check")}
+	type idemRun struct {
+		name string
+		r    rolloutRun
+		err  error
+	}
+	done := make(chan idemRun, len(idem))
+	for name, cmdline := range idem {
+		go func() {
+			r, err := runPlaybook(t, root, ansDir, name, cmdline)
+			done <- idemRun{name, r, err}
+		}()
+	}
+	for range idem {
+		d := <-done
+		if d.err != nil {
+			t.Fatal(d.err)
 		}
-		r = run(name, debs[v1], extra...)
-		if r.exit != 0 {
-			t.Fatalf("%s: exit %d (%s)", name, r.exit, r.log)
+		if d.r.exit != 0 {
+			t.Fatalf("%s: exit %d (%s)", d.name, d.r.exit, d.r.log)
 		}
 		for _, h := range fleet.hosts {
-			if c, ok := r.changed[h.name]; !ok || c != 0 {
-				t.Errorf("%s: %s changed=%d (in recap: %t), want 0 (%s)", name, h.name, c, ok, r.log)
+			if c, ok := d.r.changed[h.name]; !ok || c != 0 {
+				t.Errorf("%s: %s changed=%d (in recap: %t), want 0 (%s)", d.name, h.name, c, ok, d.r.log)
 			}
 		}
 	}
@@ -265,6 +312,17 @@ func TestAnsibleRollout(t *testing.T) {
 		s1.name, s2.name, pr.sent, len(pr.replied), pr.missing)
 	if pr.sent == 0 || len(pr.replied) == 0 {
 		t.Errorf("the ping during the upgrade: %d sent, %d replied", pr.sent, len(pr.replied))
+	}
+	// The probe that finds a dmvpnd whose restart a failed batch lost
+	// (handlers of an aborted batch never run) sees every replaced binary.
+	if got := r.taskResults("Look for an upgrade dmvpnd has not restarted into"); len(got) != len(fleet.hosts) {
+		t.Errorf("upgrade: the replaced-binary probe reported %v, want changed on every host (%s)", got, r.log)
+	} else {
+		for h, res := range got {
+			if res != "changed" {
+				t.Errorf("upgrade: the replaced-binary probe on %s: %s, want changed (%s)", h, res, r.log)
+			}
+		}
 	}
 	for _, h := range fleet.hosts {
 		if st, v := h.mustStatus(t), runningVersion(t, h); !st.Ready || v != v2 {
@@ -292,7 +350,8 @@ func TestAnsibleRollout(t *testing.T) {
 	if !strings.Contains(r.output, "fatal: ["+s2.name+"]") {
 		t.Errorf("the rollout did not fail at %s (%s)", s2.name, r.log)
 	}
-	if _, ok := r.changed[s3.name]; ok {
+	// spoke3 was reached (rollout.yml's first play) but no role task ran.
+	if r.roleRan(s3.name) {
 		t.Errorf("the rollout went on to %s after %s failed (%s)", s3.name, s2.name, r.log)
 	}
 	if c, ok := r.changed[hub.name]; !ok || c != 0 {
@@ -328,6 +387,20 @@ case "$exe" in *deleted*) echo "replaced: $exe"; exit 0;; esac
 		return strings.TrimSpace(out)
 	}
 	return v
+}
+
+// saveRolloutLogs copies each host's service logs (dmvpnd's, its charon's:
+// the lab's systemctl keeps them in the host's private /run) to
+// RUNDIR/nodes/NAME/.
+func saveRolloutLogs(l *lab.Lab, hosts []*labHost) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, h := range hosts {
+		if h.root == nil {
+			continue
+		}
+		_, _ = h.exec(ctx, fmt.Sprintf("mkdir -p %[1]s && cp /run/lab-systemd/*.log %[1]s/", shq(l.Dir()+"/nodes/"+h.name)))
+	}
 }
 
 // startRolloutSSHD starts sshd in h's namespace inside a mount namespace of
@@ -616,6 +689,32 @@ type rolloutRun struct {
 	changed map[string]int // PLAY RECAP changed= per host
 }
 
+var taskResultLine = regexp.MustCompile(`^\[\s*[0-9.]+s\] (ok|changed|skipping|failed|fatal): \[([^\]]+)\]`)
+
+// taskResults is each host's result of the role's task named task in
+// this run (ok, changed, skipping, failed, fatal); with task "", of any
+// of the role's tasks (the last one).
+func (r rolloutRun) taskResults(task string) map[string]string {
+	out := map[string]string{}
+	in := false
+	for line := range strings.SplitSeq(r.output, "\n") {
+		if _, head, ok := strings.Cut(line, "] TASK ["); ok {
+			in = strings.HasPrefix(head, "dmvpnd : "+task) && (task == "" || strings.HasPrefix(head, "dmvpnd : "+task+"]"))
+			continue
+		}
+		if m := taskResultLine.FindStringSubmatch(line); in && m != nil {
+			out[m[2]] = m[1]
+		}
+	}
+	return out
+}
+
+// roleRan reports whether any of the role's tasks ran on host.
+func (r rolloutRun) roleRan(host string) bool {
+	_, ok := r.taskResults("")[host]
+	return ok
+}
+
 var recapLine = regexp.MustCompile(`^\[\s*[0-9.]+s\] (\S+)\s+: ok=\d+\s+changed=(\d+)`)
 
 // stampWriter prefixes each line with the time since start ("[  12.3s] "),
@@ -649,18 +748,18 @@ func (s *stampWriter) Write(p []byte) (int, error) {
 const mitogenStrategies = "/usr/lib/python3/dist-packages/ansible_mitogen/plugins/strategy"
 
 // runPlaybook runs cmdline on the host in deploy/ansible with the mitogen
-// strategy, its output saved in dir/NAME.log.
-func runPlaybook(t *testing.T, root, dir, name, cmdline string) rolloutRun {
-	t.Helper()
+// strategy, its output saved in dir/NAME.log. It may run in a goroutine of
+// its own (it only logs through t).
+func runPlaybook(t *testing.T, root, dir, name, cmdline string) (rolloutRun, error) {
 	if _, err := os.Stat(mitogenStrategies); err != nil {
-		t.Fatalf("ansible-mitogen (make deps): %v", err)
+		return rolloutRun{}, fmt.Errorf("ansible-mitogen (make deps): %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	log := filepath.Join(dir, name+".log")
 	f, err := os.Create(log)
 	if err != nil {
-		t.Fatal(err)
+		return rolloutRun{}, err
 	}
 	defer f.Close()
 	env := []string{"HOME=" + dir, "ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0", "ANSIBLE_RETRY_FILES_ENABLED=0",
@@ -680,7 +779,7 @@ func runPlaybook(t *testing.T, root, dir, name, cmdline string) rolloutRun {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.exit = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		return r, fmt.Errorf("%s: %w", name, err)
 	}
 	out, _ := os.ReadFile(log)
 	r.output = string(out)
@@ -697,40 +796,65 @@ func runPlaybook(t *testing.T, root, dir, name, cmdline string) rolloutRun {
 			r.changed[m[1]] += n
 		}
 	}
-	return r
+	return r, nil
 }
 
 // rolloutPackage builds dmvpnd and dmvpnctl with version v and packages
 // them (deploy/package, as make package does); it returns the .deb's path.
+// Packaging takes seconds to minutes on a loaded machine, so a package is
+// kept under the hash of what it is made of (rolloutPackageKey) and
+// reused while that is unchanged. .cache may be shared by several work
+// trees testing at once: each build goes to a directory of its own and a
+// package appears under its final name in one rename, so a test never
+// installs a package another tree is writing or has replaced.
 func rolloutPackage(root, v string) (string, error) {
 	dir := filepath.Join(root, ".cache", "lab", "rollout", v)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	const mod = "github.com/dmvpnd/dmvpnd/cmd/internal/version"
 	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X "+mod+".version="+v+" -X "+mod+".commit=lab",
-		"-o", dir+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl")
+		"-o", tmp+"/", "./cmd/dmvpnd", "./cmd/dmvpnctl")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-buildvcs=false")
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", v, err, out)
 	}
-	deb := filepath.Join(dir, "dmvpnd.deb")
-	// nfpm's xz takes minutes on a loaded machine: a package built from
-	// the same binaries and package inputs is kept.
-	key, err := rolloutPackageKey(root, dir)
+	key, err := rolloutPackageKey(root, tmp)
 	if err != nil {
 		return "", err
 	}
-	if b, err := os.ReadFile(deb + ".key"); err == nil && string(b) == key {
-		if _, err := os.Stat(deb); err == nil {
-			return deb, nil
-		}
+	deb := filepath.Join(dir, "dmvpnd-"+key[:16]+".deb")
+	if _, err := os.Stat(deb); err == nil {
+		now := time.Now()
+		return deb, os.Chtimes(deb, now, now) // in use: kept by rolloutPrune
 	}
-	pkg := exec.Command("go", "run", "./deploy/package", "-bin", dir, "-root", root, "-version", v, "-out", deb)
+	pkg := exec.Command("go", "run", "./deploy/package", "-bin", tmp, "-root", root, "-version", v, "-out", tmp+"/dmvpnd.deb")
 	pkg.Dir = root
 	pkg.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1700000000", "GOFLAGS=-buildvcs=false")
 	if out, err := pkg.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("package %s: %v\n%s", v, err, out)
 	}
-	return deb, os.WriteFile(deb+".key", []byte(key), 0o644)
+	if err := os.Rename(tmp+"/dmvpnd.deb", deb); err != nil {
+		return "", err
+	}
+	rolloutPrune(dir, 24*time.Hour)
+	return deb, nil
+}
+
+// rolloutPrune removes the packages in dir that no test used for age.
+func rolloutPrune(dir string, age time.Duration) {
+	old, _ := filepath.Glob(filepath.Join(dir, "dmvpnd-*.deb"))
+	for _, f := range old {
+		if fi, err := os.Stat(f); err == nil && time.Since(fi.ModTime()) > age {
+			_ = os.Remove(f)
+		}
+	}
 }
 
 // rolloutPackageKey hashes what a package is made of: the binaries in bin
@@ -751,31 +875,14 @@ func rolloutPackageKey(root, bin string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%s %d\n", strings.TrimPrefix(f, root), len(b))
+		name := strings.TrimPrefix(f, root)
+		if filepath.Dir(f) == bin {
+			name = filepath.Base(f) // bin is a new directory each time
+		}
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// rolloutRepack writes deb's content to out compressed with gzip -1,
-// unless out is newer than deb.
-func rolloutRepack(deb, out string) error {
-	if di, err := os.Stat(deb); err == nil {
-		if oi, err := os.Stat(out); err == nil && oi.ModTime().After(di.ModTime()) {
-			return nil
-		}
-	}
-	dir, err := os.MkdirTemp("", "rollout-deb-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	for _, args := range [][]string{{"-R", deb, dir + "/x"}, {"-Zgzip", "-z1", "-b", dir + "/x", out}} {
-		if b, err := exec.Command("dpkg-deb", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("dpkg-deb %v: %v\n%s", args, err, b)
-		}
-	}
-	return nil
 }
 
 // rolloutDpkgStatus returns the host's dpkg status entries of deb's
