@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,10 +10,9 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"go.uber.org/zap"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // daemon serves p on a fresh socket and returns its path.
 func daemon(t *testing.T, p api.Provider, opts ...api.Option) string {
@@ -45,43 +42,6 @@ func ctl(t *testing.T, socket string, args ...string) (string, string, int) {
 	return out.String(), errOut.String(), code
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, lineDiff(string(want), got))
-	}
-}
-
-// lineDiff is a minimal line diff for golden mismatches.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("-" + wl + "\n+" + gl + "\n")
-		}
-	}
-	return b.String()
-}
-
 func TestGoldenTables(t *testing.T) {
 	fixtures := map[string]apitest.Snapshot{"hub": apitest.HubFixture(), "spoke": apitest.SpokeFixture()}
 	commands := [][]string{
@@ -108,7 +68,7 @@ func TestGoldenTables(t *testing.T) {
 					t.Fatalf("exit %d, stderr %q", code, errOut)
 				}
 				checkAligned(t, out)
-				golden(t, name, out)
+				golden.File(t, name+".golden", out)
 			})
 		}
 	}
@@ -126,7 +86,7 @@ func TestGoldenEmpty(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			golden(t, name, out)
+			golden.File(t, name+".golden", out)
 		})
 	}
 }
@@ -140,7 +100,7 @@ func TestGoldenJSON(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			golden(t, name, out)
+			golden.File(t, name+".golden", out)
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
 // TestShowQoS: show qos PEER narrows the hub's view to the peer at a
@@ -26,7 +27,7 @@ func TestShowQoS(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			golden(t, name, out)
+			golden.File(t, name+".golden", out)
 		})
 	}
 	byNBMA, _, code := ctl(t, sock, "show", "qos", "198.51.100.2", "--json")

@@ -11,6 +11,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
 // reloadFixture is what a running dmvpnd answered to a dry run, a reload
@@ -56,12 +57,12 @@ func TestReloadCommand(t *testing.T) {
 	if code != exitRestartNeeded || errOut != "dmvpnctl: some changes need a restart of dmvpnd (systemctl restart dmvpnd)\n" {
 		t.Errorf("partial reload: exit %d, stderr %q", code, errOut)
 	}
-	golden(t, "reload_partial", out)
+	golden.File(t, "reload_partial"+".golden", out)
 	out, _, code = ctl(t, sock, "reload", "--json")
 	if code != exitRestartNeeded {
 		t.Errorf("reload --json exit %d", code)
 	}
-	golden(t, "reload_partial_json", out)
+	golden.File(t, "reload_partial_json"+".golden", out)
 
 	var live api.ReloadResult
 	for _, c := range fx.Reload.Changes {
@@ -97,7 +98,7 @@ func TestReloadDryRun(t *testing.T) {
 	if code != exitRestartNeeded {
 		t.Errorf("dry run exit %d, want %d", code, exitRestartNeeded)
 	}
-	golden(t, "reload_dry_run", out)
+	golden.File(t, "reload_dry_run"+".golden", out)
 	if r := f.LastReload(); !r.DryRun || r.Config != fx.Next {
 		t.Errorf("request %+v, want a dry run carrying the file", r)
 	}
@@ -118,9 +119,9 @@ func TestShowRunningConfig(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	golden(t, "show_running_config", out)
+	golden.File(t, "show_running_config"+".golden", out)
 	out, _, _ = ctl(t, sock, "show", "running-config", "--json")
-	golden(t, "show_running_config_json", out)
+	golden.File(t, "show_running_config_json"+".golden", out)
 }
 
 // TestShowRunningConfigSecrets: with IPsec and BGP (which the fixture's
@@ -143,7 +144,7 @@ control: {group: dmvpn}
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	golden(t, "show_running_config_secrets", out)
+	golden.File(t, "show_running_config_secrets"+".golden", out)
 	for _, secret := range []string{"topsecret", "hunter2"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("show running-config prints the secret %q:\n%s", secret, out)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -63,8 +64,8 @@ func TestInitramfsContents(t *testing.T) {
 		}
 		list.WriteString("\n")
 	}
-	golden(t, "initramfs.list", list.String())
-	golden(t, "init.sh", string(a.entries["init"].Data))
+	golden.File(t, "initramfs.list", list.String())
+	golden.File(t, "init.sh", string(a.entries["init"].Data))
 	if got := string(a.entries["modules/9p.ko"].Data); got != "ko:kernel/fs/9p/9p.ko" {
 		t.Errorf("modules/9p.ko content = %q", got)
 	}
