@@ -9,6 +9,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -54,8 +55,8 @@ func TestMessagesX509(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		p := newTestPKI(t, "dmvpn test CA")
-		p.writeFiles(t, dir, "spoke-50", netip.MustParseAddr("192.0.2.50"))
+		p := ipsectest.NewPKI(t, "dmvpn test CA")
+		p.WriteFiles(t, dir, "spoke-50", netip.MustParseAddr("192.0.2.50"))
 	}
 	cfg := ipsec.Config{
 		LocalNBMA: netip.MustParseAddr("192.0.2.50"),
