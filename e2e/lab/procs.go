@@ -81,6 +81,21 @@ kill -KILL %[1]d 2>/dev/null; exit 0`, p.PID, procAlive(p.PID))
 	return err
 }
 
+// Kill sends SIGKILL (a crash: nothing of the process's own cleanup runs)
+// and waits up to 20 s, polling in the guest, until it is gone.
+func (p *Proc) Kill(ctx context.Context) error {
+	script := fmt.Sprintf(`kill -KILL %[1]d 2>/dev/null || exit 0
+for i in $(seq 200); do
+	%[2]s || exit 0
+	sleep 0.1
+done
+echo "pid %[1]d still runs 20 s after SIGKILL" >&2; exit 1`, p.PID, procAlive(p.PID))
+	if _, err := p.n.l.Run(ctx, script); err != nil {
+		return fmt.Errorf("lab: kill %s on %s: %w", p.Name, p.n.Name, err)
+	}
+	return nil
+}
+
 // permanentError marks a WaitFor condition error that retrying cannot fix.
 type permanentError struct{ err error }
 
