@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
+	"github.com/google/go-cmp/cmp"
 )
 
 // gobgpTarget is the gobgp CLI's --target for d's GoBGP API: dmvpnd's
@@ -365,38 +364,6 @@ func bgpIfindex(ctx context.Context, d *dnode) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
 }
 
-// bgpLANPing pings to's LAN address from from's LAN address; it returns the
-// error of a ping that did not get every reply.
-func bgpLANPing(ctx context.Context, from, to *dnode, count int, interval string) error {
-	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i %s -W 2 -I %s %s", count, interval, from.lan.Addr(), to.lan.Addr()))
-	if err != nil {
-		return err
-	}
-	// ping exits 0 as soon as one reply came back: count them.
-	if sent, received, ok := pingSummary(string(res.Stdout)); res.Exit != 0 || !ok || sent != count || received != sent {
-		return fmt.Errorf("ping %s LAN (%s) -> %s LAN (%s): %d of %d answered, exit %d\n%s%s", from.name, from.lan.Addr(), to.name, to.lan.Addr(),
-			received, count, res.Exit, res.Stdout, res.Stderr)
-	}
-	return nil
-}
-
-// bgpHubRelayed pings count times from one spoke LAN to another and returns
-// how many packets the hub's gre1 received meanwhile.
-func bgpHubRelayed(ctx context.Context, hub, from, to *dnode, count int) (int, error) {
-	before, err := tunnelRxPackets(ctx, hub)
-	if err != nil {
-		return 0, err
-	}
-	if err := bgpLANPing(ctx, from, to, count, "0.05"); err != nil {
-		return 0, err
-	}
-	after, err := tunnelRxPackets(ctx, hub)
-	if err != nil {
-		return 0, err
-	}
-	return after - before, nil
-}
-
 // bgpProveDirect proves that from's LAN-to-LAN flow to to goes spoke to
 // spoke over their own SA: the SA is up, directPings pings leave at most
 // half as many packets on the hub's gre1 (through the hub they would add
@@ -410,7 +377,7 @@ func bgpProveDirect(ctx context.Context, t *testing.T, l *lab.Lab, hub, from, to
 	var relayed int
 	err := l.CheckESPOnUnderlay(ctx, to.name, capture, directPings, func(ctx context.Context) error {
 		var err error
-		relayed, err = bgpHubRelayed(ctx, hub, from, to, directPings)
+		relayed, err = hubRelayed(ctx, hub, from, to, directPings)
 		return err
 	})
 	if err != nil {
@@ -542,7 +509,7 @@ func bgpReportNodes(t *testing.T, nodes []*dnode) {
 // bgpMS rounds a duration for timing logs.
 func bgpMS(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-// bgpPingFrom pings to's LAN from from's LAN like bgpLANPing and also
+// bgpPingFrom pings to's LAN from from's LAN like scLANPing and also
 // returns the guest's clock right before the first packet, to compare with
 // the timestamps in dmvpnd's logs.
 func bgpPingFrom(ctx context.Context, from, to *dnode, count int) (time.Time, lab.Result, error) {

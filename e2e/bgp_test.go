@@ -182,7 +182,7 @@ func TestBGPPhase2(t *testing.T) {
 	} else if gobgpRIBHasPrefix(rib, s3.lan.Masked()) {
 		t.Errorf("hub's gobgp global rib still has %s after the withdrawal:\n%s", s3.lan.Masked(), rib)
 	}
-	if err := bgpLANPing(ctx, s1, s3, 2, "0.2"); err == nil {
+	if err := scLANPing(ctx, s1, s3.lan.Addr(), 2); err == nil {
 		t.Errorf("s1 LAN still reaches s3's LAN %s after the withdrawal", s3.lan.Addr())
 	}
 	if got, err := bgpIfindex(ctx, s3); err != nil {
@@ -202,7 +202,7 @@ func TestBGPPhase2(t *testing.T) {
 		}
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = lab.WaitFor(pctx, 200*time.Millisecond, func(ctx context.Context) error { return bgpLANPing(ctx, s1, s3, 1, "0.2") })
+	err = lab.WaitFor(pctx, 200*time.Millisecond, func(ctx context.Context) error { return scLANPing(ctx, s1, s3.lan.Addr(), 1) })
 	pcancel()
 	if err != nil {
 		t.Errorf("s1 LAN to s3 LAN after re-originating it: %v", err)
@@ -389,7 +389,7 @@ func TestBGPPhase3Summary(t *testing.T) {
 		}
 		if !slices.Contains(got, shortcut) {
 			// Keep the flow alive while the shortcut forms.
-			_ = bgpLANPing(ctx, s1, s2, 1, "0.2")
+			_ = scLANPing(ctx, s1, s2.lan.Addr(), 1)
 			return fmt.Errorf("s1: no shortcut route %q; proto 157 routes: %q", shortcut, got)
 		}
 		return nil
@@ -458,7 +458,7 @@ func TestBGPPhase3Summary(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("s1: dmvpnctl show ipsec (shortcut expired)\n%s", ipsecText)
-	if err := bgpLANPing(ctx, s1, s2, 3, "0.2"); err != nil {
+	if err := scLANPing(ctx, s1, s2.lan.Addr(), 3); err != nil {
 		t.Errorf("LAN to LAN through the hub after the shortcut expired: %v", err)
 	}
 }
@@ -511,7 +511,7 @@ func TestBGPPhase1(t *testing.T) {
 		// The receiving spoke's switch port carries only ESP meanwhile.
 		err := l.CheckESPOnUnderlay(ctx, to.name, "phase1-"+to.name, 2*n, func(ctx context.Context) error {
 			var err error
-			relayed, err = bgpHubRelayed(ctx, hub, from, to, n)
+			relayed, err = hubRelayed(ctx, hub, from, to, n)
 			return err
 		})
 		if err != nil {

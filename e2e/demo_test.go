@@ -135,7 +135,7 @@ func TestDemo(t *testing.T) {
 			return err
 		}
 		if !slices.Contains(got, shortcut) {
-			_ = bgpLANPing(ctx, s1, s2, 1, "0.2")
+			_ = scLANPing(ctx, s1, s2.lan.Addr(), 1)
 			return fmt.Errorf("s1: no shortcut route %q yet; dmvpnd routes: %q", shortcut, got)
 		}
 		return nil

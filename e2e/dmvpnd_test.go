@@ -216,3 +216,21 @@ func tunnelRxPackets(ctx context.Context, d *dnode) (int, error) {
 	_, err = fmt.Sscanf(strings.TrimSpace(string(res.Stdout)), "%d", &n)
 	return n, err
 }
+
+// hubRelayed pings count times from one spoke LAN to another (every probe
+// answered, see scLANPing) and returns how many packets the hub's gre1
+// received meanwhile: few once a shortcut carries the flow.
+func hubRelayed(ctx context.Context, hub, from, to *dnode, count int) (int, error) {
+	before, err := tunnelRxPackets(ctx, hub)
+	if err != nil {
+		return 0, err
+	}
+	if err := scLANPing(ctx, from, to.lan.Addr(), count); err != nil {
+		return 0, err
+	}
+	after, err := tunnelRxPackets(ctx, hub)
+	if err != nil {
+		return 0, err
+	}
+	return after - before, nil
+}

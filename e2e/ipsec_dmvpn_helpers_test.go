@@ -387,19 +387,6 @@ func ipdWaitNeigh(ctx context.Context, d *dnode, proto, nbma netip.Addr, timeout
 	return err
 }
 
-// ipdLANPing pings from's LAN address to dst count times (0.05 s apart)
-// and fails unless every probe is answered.
-func ipdLANPing(ctx context.Context, from *dnode, dst netip.Addr, count int) error {
-	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i 0.05 -W 2 -I %s %s", count, from.lan.Addr(), dst))
-	if err != nil {
-		return err
-	}
-	if res.Exit != 0 || !strings.Contains(string(res.Stdout), fmt.Sprintf("%d received", count)) {
-		return fmt.Errorf("%s: ping %s from %s: exit %d: %s", from.name, dst, from.lan.Addr(), res.Exit, res.Stdout)
-	}
-	return nil
-}
-
 // ipdLogState logs show dmvpn, show ipsec and the counters of each node.
 func ipdLogState(ctx context.Context, t *testing.T, nodes ...*dnode) {
 	t.Helper()

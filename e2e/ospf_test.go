@@ -200,7 +200,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 		if ospfHasRoute(rs, s2.lan.Masked(), s2.tunnel, "157") {
 			return true
 		}
-		_ = bgpLANPing(ctx, s1, s2, 1, "0.2") // keep the flow alive
+		_ = scLANPing(ctx, s1, s2.lan.Addr(), 1) // keep the flow alive
 		return false
 	})
 	if err != nil {

@@ -268,15 +268,17 @@ func scWaitPeers(ctx context.Context, d *dnode, timeout time.Duration, want map[
 	return last, nil
 }
 
-// scLANPing pings from one node's LAN address to another's, count
-// probes, and fails unless every probe is answered.
+// scLANPing pings to from the node's LAN address, count probes 0.1 s
+// apart, and fails unless every probe is answered (ping exits 0 as soon as
+// one reply came back: the replies are counted).
 func scLANPing(ctx context.Context, from *dnode, to netip.Addr, count int) error {
 	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i 0.1 -W 2 -I %s %s", count, from.lan.Addr(), to))
 	if err != nil {
 		return err
 	}
-	if res.Exit != 0 || !strings.Contains(string(res.Stdout), fmt.Sprintf("%d received", count)) {
-		return fmt.Errorf("%s: ping %s from %s (exit %d): %s", from.name, to, from.lan.Addr(), res.Exit, res.Stdout)
+	if sent, received, ok := pingSummary(string(res.Stdout)); res.Exit != 0 || !ok || sent != count || received != sent {
+		return fmt.Errorf("%s: ping %s from %s: %d of %d answered, exit %d\n%s%s", from.name, to, from.lan.Addr(),
+			received, count, res.Exit, res.Stdout, res.Stderr)
 	}
 	return nil
 }
