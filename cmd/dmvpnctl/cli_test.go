@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,24 +11,6 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"go.uber.org/zap"
 )
-
-// daemon serves p on a fresh socket and returns its path.
-func daemon(t *testing.T, p api.Provider, opts ...api.Option) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "ctl.sock")
-	ln, err := api.Listen(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := api.NewServer(p, opts...)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return path
-}
 
 // ctl runs dmvpnctl against socket and returns stdout, stderr and the exit status.
 func ctl(t *testing.T, socket string, args ...string) (string, string, int) {
@@ -59,7 +39,7 @@ func TestGoldenTables(t *testing.T) {
 		{"status"},
 	}
 	for role, snap := range fixtures {
-		sock := daemon(t, apitest.NewFake(snap))
+		sock := apitest.Serve(t, apitest.NewFake(snap))
 		for _, args := range commands {
 			name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_") + "_" + role
 			t.Run(name, func(t *testing.T) {
@@ -75,7 +55,7 @@ func TestGoldenTables(t *testing.T) {
 }
 
 func TestGoldenEmpty(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.Snapshot{DMVPN: api.DMVPN{Interface: "gre1", Role: "spoke"}}))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.Snapshot{DMVPN: api.DMVPN{Interface: "gre1", Role: "spoke"}}))
 	for _, args := range [][]string{
 		{"show", "dmvpn"}, {"show", "nhrp", "cache"}, {"show", "nhrp", "nhs"}, {"show", "nhrp", "shortcuts"},
 		{"show", "ipsec"}, {"show", "bgp", "summary"}, {"show", "counters"},
@@ -92,7 +72,7 @@ func TestGoldenEmpty(t *testing.T) {
 }
 
 func TestGoldenJSON(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.SpokeFixture()))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.SpokeFixture()))
 	for _, args := range [][]string{{"show", "dmvpn"}, {"show", "ipsec"}, {"show", "dmvpn", "peer", "10.0.0.3"}} {
 		name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_") + "_spoke_json"
 		t.Run(name, func(t *testing.T) {
@@ -141,7 +121,7 @@ func checkAligned(t *testing.T, out string) {
 
 func TestLogLevelCommand(t *testing.T) {
 	lvl := zap.NewAtomicLevelAt(zap.InfoLevel)
-	sock := daemon(t, apitest.NewFake(apitest.HubFixture()), api.WithLevel(lvl))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.HubFixture()), api.WithLevel(lvl))
 	if out, _, code := ctl(t, sock, "log-level"); code != 0 || out != "Log level: info\n" {
 		t.Errorf("log-level = %q, %d", out, code)
 	}

@@ -47,7 +47,7 @@ func loadReloadFixture(t *testing.T) reloadFixture {
 func TestReloadCommand(t *testing.T) {
 	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	if out, _, code := ctl(t, sock, "reload"); code != 0 || out != "Configuration reloaded: no changes\n" {
 		t.Errorf("reload = %q, %d", out, code)
 	}
@@ -88,7 +88,7 @@ func TestReloadCommand(t *testing.T) {
 func TestReloadDryRun(t *testing.T) {
 	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	f.SetReloadResult(fx.DryRun)
 	file := filepath.Join(t.TempDir(), "new.yaml")
 	if err := os.WriteFile(file, []byte(fx.Next), 0o600); err != nil {
@@ -114,7 +114,7 @@ func TestShowRunningConfig(t *testing.T) {
 	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
 	f.SetRunningConfig(fx.RunningConfig)
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	out, _, code := ctl(t, sock, "show", "running-config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -139,7 +139,7 @@ control: {group: dmvpn}
 	}
 	f := apitest.NewFake(apitest.HubFixture())
 	f.SetRunningConfig(api.RunningConfig{YAML: string(c.YAML()), Config: c.Tree()})
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	out, _, code := ctl(t, sock, "show", "running-config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
