@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
-	"github.com/google/go-cmp/cmp"
 )
 
 // gobgpTarget is the gobgp CLI's --target for d's GoBGP API: dmvpnd's
