@@ -14,24 +14,13 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
-// reloadFixture is what a running dmvpnd answered to a dry run, a reload
-// and show running-config: cmd/dmvpnd's TestReloadFixture writes it from
-// the real supervisor and controller (go test ./cmd/dmvpnd -update).
-type reloadFixture struct {
-	Running       string            `json:"running"`
-	Next          string            `json:"next"`
-	DryRun        api.ReloadResult  `json:"dry_run"`
-	Reload        api.ReloadResult  `json:"reload"`
-	RunningConfig api.RunningConfig `json:"running_config"`
-}
-
-func loadReloadFixture(t *testing.T) reloadFixture {
+func loadReloadFixture(t *testing.T) apitest.ReloadFixture {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "dmvpnd", "testdata", "reload_fixture.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f reloadFixture
+	var f apitest.ReloadFixture
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}

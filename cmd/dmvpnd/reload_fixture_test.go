@@ -13,22 +13,9 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
 	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
-
-// reloadFixture is what a running dmvpnd answered to a dry run, a reload
-// and show running-config. cmd/dmvpnctl renders it for its goldens
-// (TestReloadFromDaemon), so that they show what the daemon produces.
-type reloadFixture struct {
-	// Running is the file dmvpnd started with, Next the one reloaded.
-	Running string `json:"running"`
-	Next    string `json:"next"`
-	// The answers, with the test's temporary directory replaced by
-	// reloadFixtureDir.
-	DryRun        api.ReloadResult  `json:"dry_run"`
-	Reload        api.ReloadResult  `json:"reload"`
-	RunningConfig api.RunningConfig `json:"running_config"`
-}
 
 // reloadFixtureDir replaces the test's temporary directory in the
 // answers (the control socket lives there).
@@ -101,7 +88,7 @@ func TestReloadFixture(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := api.NewClient(sock)
-	got := reloadFixture{Running: reloadRunning, Next: reloadNext}
+	got := apitest.ReloadFixture{Running: reloadRunning, Next: reloadNext}
 	var err error
 	if got.DryRun, err = c.Reload(ctx, api.ReloadRequest{DryRun: true, Config: reloadNext}); err != nil {
 		t.Fatalf("dry run: %v\n%s", err, logs.String())
