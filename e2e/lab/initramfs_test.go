@@ -114,17 +114,25 @@ func TestInitramfsCachedByContent(t *testing.T) {
 	}
 }
 
-// TestInitramfsRealKernel resolves the init modules against the kernel that
-// deps.sh unpacked, when it is there.
-func TestInitramfsRealKernel(t *testing.T) {
+// realKernel returns the repository's root and the lab kernel deps.sh
+// unpacked under its .cache, or skips the test when there is none.
+func realKernel(t *testing.T) (root string, k Kernel) {
+	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Skip(err)
 	}
-	k, err := FindKernel(filepath.Join(root, ".cache"))
+	k, err = FindKernel(filepath.Join(root, ".cache"))
 	if err != nil {
 		t.Skip(err)
 	}
+	return root, k
+}
+
+// TestInitramfsRealKernel resolves the init modules against the kernel that
+// deps.sh unpacked, when it is there.
+func TestInitramfsRealKernel(t *testing.T) {
+	_, k := realKernel(t)
 	a, err := buildInitramfs(k, "/bin/busybox")
 	if err != nil {
 		t.Fatal(err)
