@@ -172,36 +172,18 @@ func dmvpnLab(t *testing.T, spokes int) (*lab.Lab, []*dnode) {
 // that run no dmvpnd (an outsider, say).
 func dmvpnLabWith(t *testing.T, spokes int, extra ...lab.NodeSpec) (*lab.Lab, []*dnode) {
 	t.Helper()
-	bin, err := binaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := lab.New(t, lab.Options{})
-	var topo lab.Topology
-	nodes := []*dnode{}
+	var specs []scSpec
 	for i := 0; i <= spokes; i++ {
 		name := "hub"
 		if i > 0 {
 			name = fmt.Sprintf("s%d", i)
 		}
-		d := &dnode{
-			name:   name,
-			nbma:   netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}),
-			tunnel: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i)}),
-			lan:    netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), 24),
-			hub:    i == 0,
-			bin:    bin,
-			dir:    l.Scratch() + "/dmvpnd/" + name,
-		}
-		d.nhsYAML = "    - {nbma: 198.51.100.1, protocol: 10.0.0.1}\n"
-		nodes = append(nodes, d)
-		topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: name, NBMA: d.nbma, LANs: []netip.Prefix{d.lan}})
+		specs = append(specs, scSpec{name: name, hub: i == 0,
+			nbma: fmt.Sprintf("198.51.100.%d", 1+i), tunnel: fmt.Sprintf("10.0.0.%d", 1+i), lan: fmt.Sprintf("10.1.%d.1/24", i)})
 	}
-	topo.Nodes = append(topo.Nodes, extra...)
-	l.Build(topo)
+	l, nodes := scBuild(t, specs, extra...)
 	for _, d := range nodes {
-		d.node = l.Node(d.name)
-		d.node.MustRun("sysctl -qw net.ipv4.ip_forward=1")
+		d.nhsYAML = "    - {nbma: 198.51.100.1, protocol: 10.0.0.1}\n"
 	}
 	return l, nodes
 }

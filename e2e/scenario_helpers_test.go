@@ -37,13 +37,24 @@ type scSpec struct {
 // printed, after the lab's own dump list.
 func scLab(t *testing.T, specs ...scSpec) (*lab.Lab, map[string]*dnode) {
 	t.Helper()
+	l, order := scBuild(t, specs)
+	nodes := map[string]*dnode{}
+	for _, d := range order {
+		nodes[d.name] = d
+	}
+	return l, nodes
+}
+
+// scBuild is scLab returning the nodes in the order of specs; extra are
+// namespaces on the same underlay that run no dmvpnd (an outsider, say).
+func scBuild(t *testing.T, specs []scSpec, extra ...lab.NodeSpec) (*lab.Lab, []*dnode) {
+	t.Helper()
 	bin, err := binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := lab.New(t, lab.Options{})
 	var topo lab.Topology
-	nodes := map[string]*dnode{}
 	var order []*dnode
 	for _, s := range specs {
 		d := &dnode{
@@ -59,10 +70,10 @@ func scLab(t *testing.T, specs ...scSpec) (*lab.Lab, map[string]*dnode) {
 			d.lan = netip.MustParsePrefix(s.lan)
 			ns.LANs = []netip.Prefix{d.lan}
 		}
-		nodes[s.name] = d
 		order = append(order, d)
 		topo.Nodes = append(topo.Nodes, ns)
 	}
+	topo.Nodes = append(topo.Nodes, extra...)
 	l.Build(topo)
 	for _, d := range order {
 		d.node = l.Node(d.name)
@@ -75,7 +86,7 @@ func scLab(t *testing.T, specs ...scSpec) (*lab.Lab, map[string]*dnode) {
 			}
 		}
 	})
-	return l, nodes
+	return l, order
 }
 
 // scLogTail logs the last n lines of a node's dmvpnd log.
