@@ -303,6 +303,24 @@ func bgpKernelRoutes(ctx context.Context, d *dnode) ([]bgpRoute, error) {
 	return out, nil
 }
 
+// waitShortcutRoute waits for from's shortcut route to to's LAN via to's
+// tunnel address (Phase 3), keeping a LAN-to-LAN flow alive meanwhile so
+// that the shortcut's direct path can be confirmed.
+func waitShortcutRoute(ctx context.Context, from, to *dnode) error {
+	shortcut := bgpRt(to.lan.Masked().String(), to.tunnel.String())
+	return lab.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		got, err := bgpKernelRoutes(ctx, from)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(got, shortcut) {
+			_ = scLANPing(ctx, from, to.lan.Addr(), 1)
+			return fmt.Errorf("%s: no shortcut route %q; proto 157 routes: %q", from.name, shortcut, got)
+		}
+		return nil
+	})
+}
+
 // bgpWaitRoutes waits until d's dmvpnd routes are exactly want. With
 // lanOnly, host routes inside the tunnel prefix (Phase 2 shortcuts to a
 // peer's tunnel address) are left out of the comparison.
@@ -354,6 +372,24 @@ func bgpNeighbor(ctx context.Context, d *dnode, addr netip.Addr) (lladdr, state 
 		lladdr = f[i+1]
 	}
 	return lladdr, f[len(f)-1], nil
+}
+
+// waitDirectNeighbors waits until, for each pair, the first node's gre1
+// neighbor entry for the second's tunnel address points at the second's
+// NBMA address (Phase 2: resolved, direct).
+func waitDirectNeighbors(ctx context.Context, pairs ...[2]*dnode) error {
+	return lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
+		for _, p := range pairs {
+			ll, st, err := bgpNeighbor(ctx, p[0], p[1].tunnel)
+			if err != nil {
+				return err
+			}
+			if ll != p[1].nbma.String() {
+				return fmt.Errorf("%s: neighbor %s is %q (%s), want lladdr %s (%s's NBMA)", p[0].name, p[1].tunnel, ll, st, p[1].nbma, p[1].name)
+			}
+		}
+		return nil
+	})
 }
 
 // bgpIfindex reads gre1's ifindex on d.

@@ -119,19 +119,7 @@ func TestBGPPhase2(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Both directions: s2 resolves s1 when its first reply misses.
-	err = lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-		for _, p := range [][2]*dnode{{s1, s2}, {s2, s1}} {
-			ll, st, err := bgpNeighbor(ctx, p[0], p[1].tunnel)
-			if err != nil {
-				return err
-			}
-			if ll != p[1].nbma.String() {
-				return fmt.Errorf("%s: neighbor %s is %q (%s), want lladdr %s (%s's NBMA)", p[0].name, p[1].tunnel, ll, st, p[1].nbma, p[1].name)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitDirectNeighbors(ctx, [2]*dnode{s1, s2}, [2]*dnode{s2, s1}); err != nil {
 		t.Fatalf("Phase 2 resolution after the first packet: %v", err)
 	}
 	t.Logf("timing: first packet to direct neighbor entries on both spokes, seen by the test %v", bgpMS(time.Since(t1)))
@@ -381,20 +369,7 @@ func TestBGPPhase3Summary(t *testing.T) {
 	if res.Exit != 0 {
 		t.Fatalf("LAN to LAN through the hub: ping exit %d\n%s", res.Exit, res.Stdout)
 	}
-	shortcut := bgpRt(s2.lan.Masked().String(), s2.tunnel.String())
-	err = lab.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
-		got, err := bgpKernelRoutes(ctx, s1)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(got, shortcut) {
-			// Keep the flow alive while the shortcut forms.
-			_ = scLANPing(ctx, s1, s2.lan.Addr(), 1)
-			return fmt.Errorf("s1: no shortcut route %q; proto 157 routes: %q", shortcut, got)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitShortcutRoute(ctx, s1, s2); err != nil {
 		t.Fatalf("Phase 3 shortcut: %v", err)
 	}
 	t.Logf("timing: first packet to shortcut route seen by the test %v", bgpMS(time.Since(t1)))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,18 +128,7 @@ func TestDemo(t *testing.T) {
 	}
 	say("$ ping -c 3 -I %s %s   (on s1)\n%s", s1.lan.Addr(), s2.lan.Addr(), res.Stdout)
 	shortcut := bgpRt(s2.lan.Masked().String(), s2.tunnel.String())
-	err = lab.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
-		got, err := bgpKernelRoutes(ctx, s1)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(got, shortcut) {
-			_ = scLANPing(ctx, s1, s2.lan.Addr(), 1)
-			return fmt.Errorf("s1: no shortcut route %q yet; dmvpnd routes: %q", shortcut, got)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitShortcutRoute(ctx, s1, s2); err != nil {
 		t.Fatalf("no shortcut: %v", err)
 	}
 	tShortcut := time.Since(t1)

@@ -55,23 +55,11 @@ func TestDMVPNPhase3(t *testing.T) {
 	if _, err := s1.node.Run(ctx, ping); err != nil {
 		t.Fatalf("LAN to LAN through the hub: %v", err)
 	}
-	want := fmt.Sprintf("%s via %s", s2.lan.Masked(), s2.tunnel)
-	var routes string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		res, err := s1.node.Run(ctx, "ip route show proto 157")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes = string(res.Stdout)
-		if strings.Contains(routes, want) {
-			break
-		}
-		// Keep the flow alive so that the shortcut's direct path is proven.
-		_, _ = s1.node.Exec(ctx, fmt.Sprintf("ping -n -c 1 -W 1 -I %s %s", s1.lan.Addr(), s2.lan.Addr()))
-	}
-	if !strings.Contains(routes, want) {
-		t.Fatalf("s1: no shortcut route %q; proto 157 routes:\n%s", want, routes)
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = waitShortcutRoute(wctx, s1, s2)
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Logf("timing: first packet to shortcut %v", time.Since(t1).Round(time.Millisecond))
 
