@@ -321,6 +321,35 @@ func waitShortcutRoute(ctx context.Context, from, to *dnode) error {
 	})
 }
 
+// bgpWaitConverged waits, up to 60 s a node, until each node's dmvpnd
+// routes are exactly want(node), and fails the test if one never gets
+// there.
+func bgpWaitConverged(ctx context.Context, t *testing.T, nodes []*dnode, want func(*dnode) []bgpRoute) {
+	t.Helper()
+	for _, d := range nodes {
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+		err := bgpWaitRoutes(wctx, d, want(d), false)
+		wcancel()
+		if err != nil {
+			t.Fatalf("BGP convergence: %v", err)
+		}
+	}
+}
+
+// gobgpWantEstablished checks with the stock gobgp CLI that the hub's
+// established neighbors are exactly want (sorted), and logs its output.
+func gobgpWantEstablished(ctx context.Context, t *testing.T, hub *dnode, want ...string) {
+	t.Helper()
+	nbr, err := gobgpCLI(ctx, hub, "neighbor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("hub: gobgp neighbor\n%s", nbr)
+	if got := gobgpEstablished(nbr); !slices.Equal(got, want) {
+		t.Errorf("gobgp neighbor on the hub: established %v, want %v", got, want)
+	}
+}
+
 // bgpWaitRoutes waits until d's dmvpnd routes are exactly want. With
 // lanOnly, host routes inside the tunnel prefix (Phase 2 shortcuts to a
 // peer's tunnel address) are left out of the comparison.

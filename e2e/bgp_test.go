@@ -63,25 +63,11 @@ func TestBGPPhase2(t *testing.T) {
 		}
 		return out
 	}
-	for _, d := range nodes {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d), false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+	bgpWaitConverged(ctx, t, nodes, func(d *dnode) []bgpRoute { return want(d) })
 	t.Logf("timing: BGP convergence (every LAN in every kernel) %v after start", bgpMS(time.Since(t0)))
 
 	// The stock gobgp CLI against the hub.
-	nbr, err := gobgpCLI(ctx, hub, "neighbor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("hub: gobgp neighbor\n%s", nbr)
-	if got, want := gobgpEstablished(nbr), []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"}; !slices.Equal(got, want) {
-		t.Errorf("gobgp neighbor on the hub: established %v, want %v", got, want)
-	}
+	gobgpWantEstablished(ctx, t, hub, "10.0.0.2", "10.0.0.3", "10.0.0.4")
 	rib, err := gobgpCLI(ctx, hub, "global rib")
 	if err != nil {
 		t.Fatal(err)
@@ -319,28 +305,15 @@ func TestBGPPhase3Summary(t *testing.T) {
 	for _, s := range spokes {
 		hubWant = append(hubWant, bgpRt(s.lan.Masked().String(), s.tunnel.String()))
 	}
-	for _, d := range nodes {
-		w := onlySummary
+	bgpWaitConverged(ctx, t, nodes, func(d *dnode) []bgpRoute {
 		if d.hub {
-			w = hubWant
+			return hubWant
 		}
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, w, false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+		return onlySummary
+	})
 	t.Logf("timing: BGP convergence (summary on every spoke, every LAN on the hub) %v after start", bgpMS(time.Since(t0)))
 
-	nbr, err := gobgpCLI(ctx, hub, "neighbor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("hub: gobgp neighbor\n%s", nbr)
-	if got, want := gobgpEstablished(nbr), []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"}; !slices.Equal(got, want) {
-		t.Errorf("gobgp neighbor on the hub: established %v, want %v", got, want)
-	}
+	gobgpWantEstablished(ctx, t, hub, "10.0.0.2", "10.0.0.3", "10.0.0.4")
 	adj, err := gobgpCLI(ctx, hub, "neighbor "+s1.tunnel.String()+" adj-out")
 	if err != nil {
 		t.Fatal(err)
@@ -453,14 +426,7 @@ func TestBGPPhase1(t *testing.T) {
 
 	t0 := bgpStartAll(t, l, nodes, setup).start
 	onlySummary := []bgpRoute{bgpRt(bgpSummary.String(), hub.tunnel.String())}
-	for _, s := range spokes {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, s, onlySummary, false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+	bgpWaitConverged(ctx, t, spokes, func(*dnode) []bgpRoute { return onlySummary })
 	t.Logf("timing: BGP convergence (summary on every spoke) %v after start", bgpMS(time.Since(t0)))
 
 	text, err := hub.ctl(ctx, "show dmvpn")

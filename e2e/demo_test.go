@@ -87,14 +87,7 @@ func TestDemo(t *testing.T) {
 	st := bgpStartAll(t, l, nodes, setup)
 	tReg, tReady := st.registered, st.ready
 	onlySummary := []bgpRoute{bgpRt(bgpSummary.String(), hub.tunnel.String())}
-	for _, s := range []*dnode{s1, s2} {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, s, onlySummary, false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+	bgpWaitConverged(ctx, t, []*dnode{s1, s2}, func(*dnode) []bgpRoute { return onlySummary })
 	tBGP := time.Since(st.start)
 	say("both spokes registered %v after start, their BGP sessions up after %v, the summary route in both kernels after %v",
 		bgpMS(tReg), bgpMS(tReady), bgpMS(tBGP))
