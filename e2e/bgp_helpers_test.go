@@ -209,17 +209,7 @@ func bgpStartAll(t *testing.T, l *lab.Lab, nodes []*dnode, setup bgpSetup) bgpSt
 // bgpStart writes d's configuration and starts dmvpnd.
 func bgpStart(t *testing.T, l *lab.Lab, d *dnode, setup bgpSetup) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, cfg, []byte(setup.bgpConfig(d, setup.prefixes(d))), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d.startWith(t, l, setup.bgpConfig(d, setup.prefixes(d)))
 }
 
 // bgpReload rewrites d's configuration with new prefixes, sends

@@ -103,17 +103,31 @@ func (d *dnode) config() string {
 // start writes the config and starts dmvpnd on the node.
 func (d *dnode) start(t *testing.T, l *lab.Lab) {
 	t.Helper()
+	d.startWith(t, l, d.config())
+}
+
+// startWith writes cfg as the node's dmvpnd.yaml and starts dmvpnd.
+func (d *dnode) startWith(t *testing.T, l *lab.Lab, cfg string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, cfg, []byte(d.config()), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
+	if err := d.launch(ctx, l, cfg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// launch is startWith for callers that handle the error.
+func (d *dnode) launch(ctx context.Context, l *lab.Lab, cfg string) error {
+	path := d.dir + "/dmvpnd.yaml"
+	if err := l.WriteFile(ctx, path, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("%s: write config: %w", d.name, err)
+	}
+	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+path)
+	if err != nil {
+		return err
+	}
 	d.proc = p
+	return nil
 }
 
 // ctl runs dmvpnctl against the node's daemon.

@@ -81,17 +81,7 @@ func ospfdConfig(host string, routerID netip.Addr, gre1 []string, networks ...ne
 // ospfStart writes d's configuration and starts dmvpnd.
 func ospfStart(t *testing.T, l *lab.Lab, d *dnode, s ospfSetup) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, cfg, []byte(s.ospfConfig(d)), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d.startWith(t, l, s.ospfConfig(d))
 }
 
 // ospfStartAll starts dmvpnd on the hub, then on the spokes, waits until

@@ -146,17 +146,7 @@ func scSpokeNHRP(holding string, shortcut bool, registration string, nhss ...scN
 // scStart writes cfg as the node's dmvpnd.yaml and starts dmvpnd.
 func scStart(t *testing.T, l *lab.Lab, d *dnode, cfg string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	path := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, path, []byte(cfg), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d.startWith(t, l, cfg)
 }
 
 // scStop stops a node's dmvpnd (SIGTERM, then SIGKILL after 5 s).
