@@ -159,21 +159,35 @@ func bgpWaitSA(ctx context.Context, d, peer *dnode) error {
 	return nil
 }
 
-// bgpStartAll starts dmvpnd on the hub, waits until its control loop runs
-// (with IPsec, its charon then answers the spokes' first IKE_SA_INIT),
-// starts the spokes, waits until the hub lists every spoke as registered
-// (UP) and then until each spoke is ready (registered and its BGP session
-// established). Times count from the spokes' start.
+// bgpStartAll starts the cloud (startRegistered), then waits until each
+// spoke is ready (registered and its BGP session established). Times count
+// from the spokes' start.
 func bgpStartAll(t *testing.T, l *lab.Lab, nodes []*dnode, setup bgpSetup) bgpStartTimes {
 	t.Helper()
-	hub, spokes := nodes[0], nodes[1:]
+	t0, registered := startRegistered(t, nodes[0], nodes[1:], func(d *dnode) { bgpStart(t, l, d, setup) })
+	st := bgpStartTimes{start: t0, registered: registered}
+	for _, d := range nodes[1:] {
+		d.waitReady(t, 90*time.Second)
+	}
+	st.ready = time.Since(t0)
+	t.Logf("timing: every spoke ready (registered, BGP session established) %v after starting them", bgpMS(st.ready))
+	return st
+}
+
+// startRegistered starts dmvpnd on the hub with start, waits until its
+// control loop runs (with IPsec, its charon then answers the spokes' first
+// IKE_SA_INIT), starts the spokes and waits until the hub lists every
+// spoke as registered (UP). It returns when the spokes were started and
+// how long they took to register.
+func startRegistered(t *testing.T, hub *dnode, spokes []*dnode, start func(*dnode)) (time.Time, time.Duration) {
+	t.Helper()
 	th := time.Now()
-	bgpStart(t, l, hub, setup)
+	start(hub)
 	hub.waitReady(t, 90*time.Second)
 	t.Logf("timing: hub dmvpnd running %v after its start", bgpMS(time.Since(th)))
 	t0 := time.Now()
 	for _, d := range spokes {
-		bgpStart(t, l, d, setup)
+		start(d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -196,14 +210,9 @@ func bgpStartAll(t *testing.T, l *lab.Lab, nodes []*dnode, setup bgpSetup) bgpSt
 		}
 		t.Fatalf("registration: %v", err)
 	}
-	st := bgpStartTimes{start: t0, registered: time.Since(t0)}
-	t.Logf("timing: registration after start: all %d spokes UP on the hub %v after starting them", len(spokes), bgpMS(st.registered))
-	for _, d := range spokes {
-		d.waitReady(t, 90*time.Second)
-	}
-	st.ready = time.Since(t0)
-	t.Logf("timing: every spoke ready (registered, BGP session established) %v after starting them", bgpMS(st.ready))
-	return st
+	registered := time.Since(t0)
+	t.Logf("timing: registration after start: all %d spokes UP on the hub %v after starting them", len(spokes), bgpMS(registered))
+	return t0, registered
 }
 
 // bgpStart writes d's configuration and starts dmvpnd.
