@@ -45,7 +45,7 @@ func TestBGPSessionsDriveStatus(t *testing.T) {
 			{Neighbor: other, AS: 65000, State: routing.StateOpenSent},
 		}, nil)
 		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1")+spokeBGP, nil,
-			func(d *Deps) { d.NewBGP = func(routing.RouteSink) (BGP, error) { return sp, nil } })
+			func(d *Deps) { d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return sp, nil } })
 		defer stopAll(t, s1, hub)
 		sub := s1.ctl.Subscribe()
 		ctx := context.Background()

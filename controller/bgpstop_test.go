@@ -32,7 +32,7 @@ func TestStopUsesGracefulRestart(t *testing.T) {
 				yaml := hubYAML("198.51.100.1", "10.0.0.1/24") +
 					fmt.Sprintf("bgp: {enabled: true, asn: 65000, graceful_restart: {enabled: %v}}\n", tc.gr)
 				n := start(t, kerneltest.NewNetwork(), "hub", yaml, nil,
-					func(d *Deps) { d.NewBGP = func(routing.RouteSink) (BGP, error) { return rec, nil } })
+					func(d *Deps) { d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return rec, nil } })
 				synctest.Wait()
 				n.stop(t)
 				if d := cmp.Diff(tc.want, rec.stops); d != "" {
@@ -77,7 +77,7 @@ bgp:
   graceful_restart: {enabled: %v}
 `, hubAddr, netip.AddrPortFrom(hubAddr, uint16(port)), hubLAN, gr)
 			hub := start(t, kerneltest.NewNetwork(), "hub", yaml, nil, func(d *Deps) {
-				d.NewBGP = func(sink routing.RouteSink) (BGP, error) {
+				d.NewBGP = func(_ routing.Config, sink routing.RouteSink) (BGP, error) {
 					rc, err := routingConfig(parseConfig(t, yaml))
 					if err != nil {
 						return nil, err

@@ -26,7 +26,7 @@ func TestBGPLearnsNHRP(t *testing.T) {
 		rec := &prefixRecorder{}
 		hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24")+
 			"bgp: {enabled: true, asn: 65000, dynamic: {prefix: 10.0.0.0/24}}\n", nil,
-			func(d *Deps) { d.NewBGP = func(routing.RouteSink) (BGP, error) { return rec, nil } })
+			func(d *Deps) { d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return rec, nil } })
 		s1 := start(t, netw, "s1", spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1"), nil)
 		s2 := start(t, netw, "s2", spokeYAML("198.51.100.3", "10.0.0.3/24", "198.51.100.1", "10.0.0.1"), nil)
 		defer stopAll(t, s1, s2, hub)

@@ -56,6 +56,7 @@ type Controller struct {
 	eng       *engine.Engine
 	conn      kernel.PacketConn
 	bgp       BGP
+	bgpCfg    routing.Config              // what bgp is built or was last reconfigured with
 	shortcuts map[netip.Prefix]netip.Addr // usable shortcuts: prefix -> via
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
@@ -150,6 +151,13 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 	}
 	c.cfgp.Store(cfg)
 	c.dirty.qos = true // install the egress policy even before any NHRP event
+	if deps.NewBGP != nil && cfg.BGP.Enabled {
+		// Computed once here (an unknown control.group refuses the
+		// configuration at once); a reload computes the next one alone.
+		if c.bgpCfg, err = speakerConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if deps.Metrics != nil {
 		var reasons []string
 		for _, r := range engine.AllDropReasons() {
@@ -276,7 +284,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}()
 	}
 	if c.deps.NewBGP != nil && c.config().BGP.Enabled {
-		bgp, err := c.deps.NewBGP(fibSink{c})
+		bgp, err := c.deps.NewBGP(c.bgpCfg, fibSink{c})
 		if err != nil {
 			return fmt.Errorf("controller: %w", err)
 		}

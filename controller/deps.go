@@ -77,9 +77,10 @@ type Deps struct {
 	// NATSteer steers GRE into the marked SAs of peers behind NAT while
 	// IPsec is on; a run without IPsec removes it. Nil skips both.
 	NATSteer NATSteer
-	// NewBGP builds the BGP speaker with the controller as its FIB sink;
-	// nil when BGP is off.
-	NewBGP func(sink routing.RouteSink) (BGP, error)
+	// NewBGP builds the BGP speaker from cfg (what the configuration
+	// derives, computed once by the controller) with the controller as its
+	// FIB sink; nil when BGP is off.
+	NewBGP func(cfg routing.Config, sink routing.RouteSink) (BGP, error)
 	// DeviceAddr reads an underlay device's IPv4 address when the config
 	// names a device instead of a local NBMA address; nil when unknown.
 	DeviceAddr func(name string) (netip.Addr, error)

@@ -32,7 +32,7 @@ func TestBGPRoutesReachTheKernel(t *testing.T) {
 			"bgp: {enabled: true, asn: 65000, neighbors: [{address: 10.0.0.1}], prefixes: [192.168.1.0/24]}\n",
 			lanRoutes("192.168.1.0/24", "192.168.2.0/24", "10.0.0.1"),
 			func(d *Deps) {
-				d.NewBGP = func(sink routing.RouteSink) (BGP, error) { sp.sink = sink; return sp, nil }
+				d.NewBGP = func(_ routing.Config, sink routing.RouteSink) (BGP, error) { sp.sink = sink; return sp, nil }
 			})
 		s2 := startSpoke(t, netw, 2, "")
 		defer stopAll(t, s1, s2, hub)

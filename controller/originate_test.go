@@ -125,7 +125,7 @@ bgp:
 			Misses:    k,
 			Lookup:    &fakeRoutes{},
 			Listen:    func(int) (kernel.PacketConn, error) { return netw.Listen(cfg.Tunnel.LocalNBMA) },
-			NewBGP:    func(routing.RouteSink) (BGP, error) { return rec, nil },
+			NewBGP:    func(routing.Config, routing.RouteSink) (BGP, error) { return rec, nil },
 			Clock:     wallClock{},
 		})
 		if err != nil {

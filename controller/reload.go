@@ -71,7 +71,7 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 		}
 		c.ifindex = ifindex
 	}
-	if err := c.reconfigureBGP(ctx, cur, next); err != nil {
+	if err := c.reconfigureBGP(ctx, next); err != nil {
 		return fmt.Errorf("controller: reload: %w", err)
 	}
 	if c.deps.IPsec != nil && next.IPsec.Enabled && anyPrefix(changed, "ipsec.") {
@@ -103,23 +103,23 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 }
 
 // reconfigureBGP hands the speaker the configuration next derives when it
-// differs from cur's.
-func (c *Controller) reconfigureBGP(ctx context.Context, cur, next *config.Config) error {
+// differs from what the speaker runs with (computed once: next's alone).
+func (c *Controller) reconfigureBGP(ctx context.Context, next *config.Config) error {
 	if c.bgp == nil {
 		return nil
-	}
-	was, err := speakerConfig(cur)
-	if err != nil {
-		return err
 	}
 	is, err := speakerConfig(next)
 	if err != nil {
 		return err
 	}
-	if reflect.DeepEqual(was, is) {
+	if reflect.DeepEqual(c.bgpCfg, is) {
 		return nil
 	}
-	return c.bgp.Reconfigure(ctx, is)
+	if err := c.bgp.Reconfigure(ctx, is); err != nil {
+		return err
+	}
+	c.bgpCfg = is
+	return nil
 }
 
 func anyPrefix(keys map[string]bool, prefix string) bool {

@@ -218,7 +218,7 @@ func TestReloadHandsOverCredentialsAndPrefixes(t *testing.T) {
 		sp := &stubBGP{}
 		s1 := start(t, netw, "s1", y, nil, func(d *Deps) {
 			d.IPsec = fakeIPsec{fake}
-			d.NewBGP = func(routing.RouteSink) (BGP, error) { return sp, nil }
+			d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return sp, nil }
 		})
 		defer stopAll(t, s1)
 		time.Sleep(time.Second)
@@ -311,7 +311,7 @@ func TestReloadBGPLive(t *testing.T) {
 		y := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1") + spokeBGP
 		sp := &stubBGP{}
 		s1 := start(t, netw, "s1", y, nil, func(d *Deps) {
-			d.NewBGP = func(routing.RouteSink) (BGP, error) { return sp, nil }
+			d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return sp, nil }
 		})
 		defer stopAll(t, s1)
 		time.Sleep(time.Second)

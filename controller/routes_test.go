@@ -19,7 +19,7 @@ import (
 // so the test delivers best paths as GoBGP would.
 func withSink(sink *routing.RouteSink) func(*Deps) {
 	return func(d *Deps) {
-		d.NewBGP = func(s routing.RouteSink) (BGP, error) { *sink = s; return &stubBGP{}, nil }
+		d.NewBGP = func(_ routing.Config, s routing.RouteSink) (BGP, error) { *sink = s; return &stubBGP{}, nil }
 	}
 }
 

@@ -1,13 +1,10 @@
 package controller
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
@@ -15,9 +12,8 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the API fixtures under api/apitest/testdata")
 
 // capture is everything n's controller serves, as the control API would.
 func capture(t *testing.T, n *node) apitest.Snapshot {
@@ -73,18 +69,8 @@ func TestAPISnapshot(t *testing.T) {
 			}
 			b = append(b, '\n')
 			path := filepath.Join("api", "apitest", "testdata", c.role+".json")
-			if *update {
-				if err := os.WriteFile(path, b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(want, b) {
-				t.Errorf("%s differs from what the %s serves (run go test ./controller -run TestAPISnapshot -update, then go test ./cmd/dmvpnctl -update); got:\n%s", path, c.role, b)
+			if !golden.Check(t, path, b) {
+				t.Errorf("%s: the %s serves something else (run go test ./controller -run TestAPISnapshot -update, then go test ./cmd/dmvpnctl -update)", path, c.role)
 			}
 		}
 	})

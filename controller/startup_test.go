@@ -123,13 +123,13 @@ func TestRunFailsOnStartupErrors(t *testing.T) {
 			d.IPsec = refusingIPsec{fakeIPsec{ipsectest.NewFake(nil)}}
 		}},
 		{name: "bgp speaker not built", yaml: spoke + spokeBGP, mod: func(d *Deps) {
-			d.NewBGP = func(routing.RouteSink) (BGP, error) { return nil, errInjected }
+			d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return nil, errInjected }
 		}},
 		{name: "bgp speaker not started", yaml: spoke + spokeBGP, mod: func(d *Deps) {
-			d.NewBGP = func(routing.RouteSink) (BGP, error) { return &stubBGP{startErr: errInjected}, nil }
+			d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return &stubBGP{startErr: errInjected}, nil }
 		}},
 		{name: "bgp prefixes refused", yaml: spoke + spokeBGP, mod: func(d *Deps) {
-			d.NewBGP = func(routing.RouteSink) (BGP, error) { return &stubBGP{prefixErr: errInjected}, nil }
+			d.NewBGP = func(routing.Config, routing.RouteSink) (BGP, error) { return &stubBGP{prefixErr: errInjected}, nil }
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -82,11 +82,7 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, version 
 		deps.IPsec = mgr
 	}
 	if cfg.BGP.Enabled {
-		rc, err := speakerConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		deps.NewBGP = func(sink routing.RouteSink) (BGP, error) {
+		deps.NewBGP = func(rc routing.Config, sink routing.RouteSink) (BGP, error) {
 			return routing.NewSpeaker(rc, routing.WithLogger(log.Named("bgp")), routing.WithRouteSink(sink))
 		}
 	}

@@ -164,16 +164,7 @@ func advScenario(t *testing.T, v advVariant) {
 
 	// m turns: its dmvpnd dies without a word, its SA and registration
 	// stay, and the forge takes over its gre1.
-	m.node.MustRun(fmt.Sprintf("kill -KILL %d", m.proc.PID))
-	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-	err = lab.WaitFor(wctx, 200*time.Millisecond, func(ctx context.Context) error {
-		if m.proc.Alive(ctx) {
-			return fmt.Errorf("m's dmvpnd %d still runs after SIGKILL", m.proc.PID)
-		}
-		return nil
-	})
-	wcancel()
-	if err != nil {
+	if err := m.proc.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := ipdWaitSA(ctx, hub, m.nbma, 10*time.Second); err != nil {

@@ -159,21 +159,35 @@ func bgpWaitSA(ctx context.Context, d, peer *dnode) error {
 	return nil
 }
 
-// bgpStartAll starts dmvpnd on the hub, waits until its control loop runs
-// (with IPsec, its charon then answers the spokes' first IKE_SA_INIT),
-// starts the spokes, waits until the hub lists every spoke as registered
-// (UP) and then until each spoke is ready (registered and its BGP session
-// established). Times count from the spokes' start.
+// bgpStartAll starts the cloud (startRegistered), then waits until each
+// spoke is ready (registered and its BGP session established). Times count
+// from the spokes' start.
 func bgpStartAll(t *testing.T, l *lab.Lab, nodes []*dnode, setup bgpSetup) bgpStartTimes {
 	t.Helper()
-	hub, spokes := nodes[0], nodes[1:]
+	t0, registered := startRegistered(t, nodes[0], nodes[1:], func(d *dnode) { bgpStart(t, l, d, setup) })
+	st := bgpStartTimes{start: t0, registered: registered}
+	for _, d := range nodes[1:] {
+		d.waitReady(t, 90*time.Second)
+	}
+	st.ready = time.Since(t0)
+	t.Logf("timing: every spoke ready (registered, BGP session established) %v after starting them", bgpMS(st.ready))
+	return st
+}
+
+// startRegistered starts dmvpnd on the hub with start, waits until its
+// control loop runs (with IPsec, its charon then answers the spokes' first
+// IKE_SA_INIT), starts the spokes and waits until the hub lists every
+// spoke as registered (UP). It returns when the spokes were started and
+// how long they took to register.
+func startRegistered(t *testing.T, hub *dnode, spokes []*dnode, start func(*dnode)) (time.Time, time.Duration) {
+	t.Helper()
 	th := time.Now()
-	bgpStart(t, l, hub, setup)
+	start(hub)
 	hub.waitReady(t, 90*time.Second)
 	t.Logf("timing: hub dmvpnd running %v after its start", bgpMS(time.Since(th)))
 	t0 := time.Now()
 	for _, d := range spokes {
-		bgpStart(t, l, d, setup)
+		start(d)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -196,30 +210,15 @@ func bgpStartAll(t *testing.T, l *lab.Lab, nodes []*dnode, setup bgpSetup) bgpSt
 		}
 		t.Fatalf("registration: %v", err)
 	}
-	st := bgpStartTimes{start: t0, registered: time.Since(t0)}
-	t.Logf("timing: registration after start: all %d spokes UP on the hub %v after starting them", len(spokes), bgpMS(st.registered))
-	for _, d := range spokes {
-		d.waitReady(t, 90*time.Second)
-	}
-	st.ready = time.Since(t0)
-	t.Logf("timing: every spoke ready (registered, BGP session established) %v after starting them", bgpMS(st.ready))
-	return st
+	registered := time.Since(t0)
+	t.Logf("timing: registration after start: all %d spokes UP on the hub %v after starting them", len(spokes), bgpMS(registered))
+	return t0, registered
 }
 
 // bgpStart writes d's configuration and starts dmvpnd.
 func bgpStart(t *testing.T, l *lab.Lab, d *dnode, setup bgpSetup) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, cfg, []byte(setup.bgpConfig(d, setup.prefixes(d))), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d.startWith(t, l, setup.bgpConfig(d, setup.prefixes(d)))
 }
 
 // bgpReload rewrites d's configuration with new prefixes, sends
@@ -303,6 +302,53 @@ func bgpKernelRoutes(ctx context.Context, d *dnode) ([]bgpRoute, error) {
 	return out, nil
 }
 
+// waitShortcutRoute waits for from's shortcut route to to's LAN via to's
+// tunnel address (Phase 3), keeping a LAN-to-LAN flow alive meanwhile so
+// that the shortcut's direct path can be confirmed.
+func waitShortcutRoute(ctx context.Context, from, to *dnode) error {
+	shortcut := bgpRt(to.lan.Masked().String(), to.tunnel.String())
+	return lab.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
+		got, err := bgpKernelRoutes(ctx, from)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(got, shortcut) {
+			_ = scLANPing(ctx, from, to.lan.Addr(), 1)
+			return fmt.Errorf("%s: no shortcut route %q; proto 157 routes: %q", from.name, shortcut, got)
+		}
+		return nil
+	})
+}
+
+// bgpWaitConverged waits, up to 60 s a node, until each node's dmvpnd
+// routes are exactly want(node), and fails the test if one never gets
+// there.
+func bgpWaitConverged(ctx context.Context, t *testing.T, nodes []*dnode, want func(*dnode) []bgpRoute) {
+	t.Helper()
+	for _, d := range nodes {
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+		err := bgpWaitRoutes(wctx, d, want(d), false)
+		wcancel()
+		if err != nil {
+			t.Fatalf("BGP convergence: %v", err)
+		}
+	}
+}
+
+// gobgpWantEstablished checks with the stock gobgp CLI that the hub's
+// established neighbors are exactly want (sorted), and logs its output.
+func gobgpWantEstablished(ctx context.Context, t *testing.T, hub *dnode, want ...string) {
+	t.Helper()
+	nbr, err := gobgpCLI(ctx, hub, "neighbor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("hub: gobgp neighbor\n%s", nbr)
+	if got := gobgpEstablished(nbr); !slices.Equal(got, want) {
+		t.Errorf("gobgp neighbor on the hub: established %v, want %v", got, want)
+	}
+}
+
 // bgpWaitRoutes waits until d's dmvpnd routes are exactly want. With
 // lanOnly, host routes inside the tunnel prefix (Phase 2 shortcuts to a
 // peer's tunnel address) are left out of the comparison.
@@ -356,6 +402,24 @@ func bgpNeighbor(ctx context.Context, d *dnode, addr netip.Addr) (lladdr, state 
 	return lladdr, f[len(f)-1], nil
 }
 
+// waitDirectNeighbors waits until, for each pair, the first node's gre1
+// neighbor entry for the second's tunnel address points at the second's
+// NBMA address (Phase 2: resolved, direct).
+func waitDirectNeighbors(ctx context.Context, pairs ...[2]*dnode) error {
+	return lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
+		for _, p := range pairs {
+			ll, st, err := bgpNeighbor(ctx, p[0], p[1].tunnel)
+			if err != nil {
+				return err
+			}
+			if ll != p[1].nbma.String() {
+				return fmt.Errorf("%s: neighbor %s is %q (%s), want lladdr %s (%s's NBMA)", p[0].name, p[1].tunnel, ll, st, p[1].nbma, p[1].name)
+			}
+		}
+		return nil
+	})
+}
+
 // bgpIfindex reads gre1's ifindex on d.
 func bgpIfindex(ctx context.Context, d *dnode) (int, error) {
 	res, err := d.node.Run(ctx, "cat /sys/class/net/gre1/ifindex")
@@ -363,38 +427,6 @@ func bgpIfindex(ctx context.Context, d *dnode) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(strings.TrimSpace(string(res.Stdout)))
-}
-
-// bgpLANPing pings to's LAN address from from's LAN address; it returns the
-// error of a ping that did not get every reply.
-func bgpLANPing(ctx context.Context, from, to *dnode, count int, interval string) error {
-	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i %s -W 2 -I %s %s", count, interval, from.lan.Addr(), to.lan.Addr()))
-	if err != nil {
-		return err
-	}
-	// ping exits 0 as soon as one reply came back: count them.
-	if sent, received, ok := pingSummary(string(res.Stdout)); res.Exit != 0 || !ok || sent != count || received != sent {
-		return fmt.Errorf("ping %s LAN (%s) -> %s LAN (%s): %d of %d answered, exit %d\n%s%s", from.name, from.lan.Addr(), to.name, to.lan.Addr(),
-			received, count, res.Exit, res.Stdout, res.Stderr)
-	}
-	return nil
-}
-
-// bgpHubRelayed pings count times from one spoke LAN to another and returns
-// how many packets the hub's gre1 received meanwhile.
-func bgpHubRelayed(ctx context.Context, hub, from, to *dnode, count int) (int, error) {
-	before, err := tunnelRxPackets(ctx, hub)
-	if err != nil {
-		return 0, err
-	}
-	if err := bgpLANPing(ctx, from, to, count, "0.05"); err != nil {
-		return 0, err
-	}
-	after, err := tunnelRxPackets(ctx, hub)
-	if err != nil {
-		return 0, err
-	}
-	return after - before, nil
 }
 
 // bgpProveDirect proves that from's LAN-to-LAN flow to to goes spoke to
@@ -410,7 +442,7 @@ func bgpProveDirect(ctx context.Context, t *testing.T, l *lab.Lab, hub, from, to
 	var relayed int
 	err := l.CheckESPOnUnderlay(ctx, to.name, capture, directPings, func(ctx context.Context) error {
 		var err error
-		relayed, err = bgpHubRelayed(ctx, hub, from, to, directPings)
+		relayed, err = hubRelayed(ctx, hub, from, to, directPings)
 		return err
 	})
 	if err != nil {
@@ -542,7 +574,7 @@ func bgpReportNodes(t *testing.T, nodes []*dnode) {
 // bgpMS rounds a duration for timing logs.
 func bgpMS(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-// bgpPingFrom pings to's LAN from from's LAN like bgpLANPing and also
+// bgpPingFrom pings to's LAN from from's LAN like scLANPing and also
 // returns the guest's clock right before the first packet, to compare with
 // the timestamps in dmvpnd's logs.
 func bgpPingFrom(ctx context.Context, from, to *dnode, count int) (time.Time, lab.Result, error) {

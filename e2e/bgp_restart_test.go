@@ -53,7 +53,7 @@ func TestBGPGracefulRestart(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := bgpLANPing(ctx, s1, s2, 3, "0.2"); err != nil {
+			if err := scLANPing(ctx, s1, s2.lan.Addr(), 3); err != nil {
 				t.Fatalf("LAN to LAN through the hub before the restart: %v", err)
 			}
 			bgpRestartHub(ctx, t, l, hub, spokes, setup, stop.name, stop.signal, restartTime, onlySummary)

@@ -63,25 +63,11 @@ func TestBGPPhase2(t *testing.T) {
 		}
 		return out
 	}
-	for _, d := range nodes {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d), false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+	bgpWaitConverged(ctx, t, nodes, func(d *dnode) []bgpRoute { return want(d) })
 	t.Logf("timing: BGP convergence (every LAN in every kernel) %v after start", bgpMS(time.Since(t0)))
 
 	// The stock gobgp CLI against the hub.
-	nbr, err := gobgpCLI(ctx, hub, "neighbor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("hub: gobgp neighbor\n%s", nbr)
-	if got, want := gobgpEstablished(nbr), []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"}; !slices.Equal(got, want) {
-		t.Errorf("gobgp neighbor on the hub: established %v, want %v", got, want)
-	}
+	gobgpWantEstablished(ctx, t, hub, "10.0.0.2", "10.0.0.3", "10.0.0.4")
 	rib, err := gobgpCLI(ctx, hub, "global rib")
 	if err != nil {
 		t.Fatal(err)
@@ -119,19 +105,7 @@ func TestBGPPhase2(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Both directions: s2 resolves s1 when its first reply misses.
-	err = lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-		for _, p := range [][2]*dnode{{s1, s2}, {s2, s1}} {
-			ll, st, err := bgpNeighbor(ctx, p[0], p[1].tunnel)
-			if err != nil {
-				return err
-			}
-			if ll != p[1].nbma.String() {
-				return fmt.Errorf("%s: neighbor %s is %q (%s), want lladdr %s (%s's NBMA)", p[0].name, p[1].tunnel, ll, st, p[1].nbma, p[1].name)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitDirectNeighbors(ctx, [2]*dnode{s1, s2}, [2]*dnode{s2, s1}); err != nil {
 		t.Fatalf("Phase 2 resolution after the first packet: %v", err)
 	}
 	t.Logf("timing: first packet to direct neighbor entries on both spokes, seen by the test %v", bgpMS(time.Since(t1)))
@@ -182,7 +156,7 @@ func TestBGPPhase2(t *testing.T) {
 	} else if gobgpRIBHasPrefix(rib, s3.lan.Masked()) {
 		t.Errorf("hub's gobgp global rib still has %s after the withdrawal:\n%s", s3.lan.Masked(), rib)
 	}
-	if err := bgpLANPing(ctx, s1, s3, 2, "0.2"); err == nil {
+	if err := scLANPing(ctx, s1, s3.lan.Addr(), 2); err == nil {
 		t.Errorf("s1 LAN still reaches s3's LAN %s after the withdrawal", s3.lan.Addr())
 	}
 	if got, err := bgpIfindex(ctx, s3); err != nil {
@@ -202,7 +176,7 @@ func TestBGPPhase2(t *testing.T) {
 		}
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = lab.WaitFor(pctx, 200*time.Millisecond, func(ctx context.Context) error { return bgpLANPing(ctx, s1, s3, 1, "0.2") })
+	err = lab.WaitFor(pctx, 200*time.Millisecond, func(ctx context.Context) error { return scLANPing(ctx, s1, s3.lan.Addr(), 1) })
 	pcancel()
 	if err != nil {
 		t.Errorf("s1 LAN to s3 LAN after re-originating it: %v", err)
@@ -331,28 +305,15 @@ func TestBGPPhase3Summary(t *testing.T) {
 	for _, s := range spokes {
 		hubWant = append(hubWant, bgpRt(s.lan.Masked().String(), s.tunnel.String()))
 	}
-	for _, d := range nodes {
-		w := onlySummary
+	bgpWaitConverged(ctx, t, nodes, func(d *dnode) []bgpRoute {
 		if d.hub {
-			w = hubWant
+			return hubWant
 		}
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, w, false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+		return onlySummary
+	})
 	t.Logf("timing: BGP convergence (summary on every spoke, every LAN on the hub) %v after start", bgpMS(time.Since(t0)))
 
-	nbr, err := gobgpCLI(ctx, hub, "neighbor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("hub: gobgp neighbor\n%s", nbr)
-	if got, want := gobgpEstablished(nbr), []string{"10.0.0.2", "10.0.0.3", "10.0.0.4"}; !slices.Equal(got, want) {
-		t.Errorf("gobgp neighbor on the hub: established %v, want %v", got, want)
-	}
+	gobgpWantEstablished(ctx, t, hub, "10.0.0.2", "10.0.0.3", "10.0.0.4")
 	adj, err := gobgpCLI(ctx, hub, "neighbor "+s1.tunnel.String()+" adj-out")
 	if err != nil {
 		t.Fatal(err)
@@ -381,20 +342,7 @@ func TestBGPPhase3Summary(t *testing.T) {
 	if res.Exit != 0 {
 		t.Fatalf("LAN to LAN through the hub: ping exit %d\n%s", res.Exit, res.Stdout)
 	}
-	shortcut := bgpRt(s2.lan.Masked().String(), s2.tunnel.String())
-	err = lab.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
-		got, err := bgpKernelRoutes(ctx, s1)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(got, shortcut) {
-			// Keep the flow alive while the shortcut forms.
-			_ = bgpLANPing(ctx, s1, s2, 1, "0.2")
-			return fmt.Errorf("s1: no shortcut route %q; proto 157 routes: %q", shortcut, got)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitShortcutRoute(ctx, s1, s2); err != nil {
 		t.Fatalf("Phase 3 shortcut: %v", err)
 	}
 	t.Logf("timing: first packet to shortcut route seen by the test %v", bgpMS(time.Since(t1)))
@@ -458,7 +406,7 @@ func TestBGPPhase3Summary(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("s1: dmvpnctl show ipsec (shortcut expired)\n%s", ipsecText)
-	if err := bgpLANPing(ctx, s1, s2, 3, "0.2"); err != nil {
+	if err := scLANPing(ctx, s1, s2.lan.Addr(), 3); err != nil {
 		t.Errorf("LAN to LAN through the hub after the shortcut expired: %v", err)
 	}
 }
@@ -478,14 +426,7 @@ func TestBGPPhase1(t *testing.T) {
 
 	t0 := bgpStartAll(t, l, nodes, setup).start
 	onlySummary := []bgpRoute{bgpRt(bgpSummary.String(), hub.tunnel.String())}
-	for _, s := range spokes {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, s, onlySummary, false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+	bgpWaitConverged(ctx, t, spokes, func(*dnode) []bgpRoute { return onlySummary })
 	t.Logf("timing: BGP convergence (summary on every spoke) %v after start", bgpMS(time.Since(t0)))
 
 	text, err := hub.ctl(ctx, "show dmvpn")
@@ -511,7 +452,7 @@ func TestBGPPhase1(t *testing.T) {
 		// The receiving spoke's switch port carries only ESP meanwhile.
 		err := l.CheckESPOnUnderlay(ctx, to.name, "phase1-"+to.name, 2*n, func(ctx context.Context) error {
 			var err error
-			relayed, err = bgpHubRelayed(ctx, hub, from, to, n)
+			relayed, err = hubRelayed(ctx, hub, from, to, n)
 			return err
 		})
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,14 +87,7 @@ func TestDemo(t *testing.T) {
 	st := bgpStartAll(t, l, nodes, setup)
 	tReg, tReady := st.registered, st.ready
 	onlySummary := []bgpRoute{bgpRt(bgpSummary.String(), hub.tunnel.String())}
-	for _, s := range []*dnode{s1, s2} {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, s, onlySummary, false)
-		wcancel()
-		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
-		}
-	}
+	bgpWaitConverged(ctx, t, []*dnode{s1, s2}, func(*dnode) []bgpRoute { return onlySummary })
 	tBGP := time.Since(st.start)
 	say("both spokes registered %v after start, their BGP sessions up after %v, the summary route in both kernels after %v",
 		bgpMS(tReg), bgpMS(tReady), bgpMS(tBGP))
@@ -129,18 +121,7 @@ func TestDemo(t *testing.T) {
 	}
 	say("$ ping -c 3 -I %s %s   (on s1)\n%s", s1.lan.Addr(), s2.lan.Addr(), res.Stdout)
 	shortcut := bgpRt(s2.lan.Masked().String(), s2.tunnel.String())
-	err = lab.WaitFor(ctx, 100*time.Millisecond, func(ctx context.Context) error {
-		got, err := bgpKernelRoutes(ctx, s1)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(got, shortcut) {
-			_ = bgpLANPing(ctx, s1, s2, 1, "0.2")
-			return fmt.Errorf("s1: no shortcut route %q yet; dmvpnd routes: %q", shortcut, got)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitShortcutRoute(ctx, s1, s2); err != nil {
 		t.Fatalf("no shortcut: %v", err)
 	}
 	tShortcut := time.Since(t1)

@@ -103,17 +103,31 @@ func (d *dnode) config() string {
 // start writes the config and starts dmvpnd on the node.
 func (d *dnode) start(t *testing.T, l *lab.Lab) {
 	t.Helper()
+	d.startWith(t, l, d.config())
+}
+
+// startWith writes cfg as the node's dmvpnd.yaml and starts dmvpnd.
+func (d *dnode) startWith(t *testing.T, l *lab.Lab, cfg string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, cfg, []byte(d.config()), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
+	if err := d.launch(ctx, l, cfg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// launch is startWith for callers that handle the error.
+func (d *dnode) launch(ctx context.Context, l *lab.Lab, cfg string) error {
+	path := d.dir + "/dmvpnd.yaml"
+	if err := l.WriteFile(ctx, path, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("%s: write config: %w", d.name, err)
+	}
+	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+path)
+	if err != nil {
+		return err
+	}
 	d.proc = p
+	return nil
 }
 
 // ctl runs dmvpnctl against the node's daemon.
@@ -172,36 +186,18 @@ func dmvpnLab(t *testing.T, spokes int) (*lab.Lab, []*dnode) {
 // that run no dmvpnd (an outsider, say).
 func dmvpnLabWith(t *testing.T, spokes int, extra ...lab.NodeSpec) (*lab.Lab, []*dnode) {
 	t.Helper()
-	bin, err := binaries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := lab.New(t, lab.Options{})
-	var topo lab.Topology
-	nodes := []*dnode{}
+	var specs []scSpec
 	for i := 0; i <= spokes; i++ {
 		name := "hub"
 		if i > 0 {
 			name = fmt.Sprintf("s%d", i)
 		}
-		d := &dnode{
-			name:   name,
-			nbma:   netip.AddrFrom4([4]byte{198, 51, 100, byte(1 + i)}),
-			tunnel: netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i)}),
-			lan:    netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i), 1}), 24),
-			hub:    i == 0,
-			bin:    bin,
-			dir:    l.Scratch() + "/dmvpnd/" + name,
-		}
-		d.nhsYAML = "    - {nbma: 198.51.100.1, protocol: 10.0.0.1}\n"
-		nodes = append(nodes, d)
-		topo.Nodes = append(topo.Nodes, lab.NodeSpec{Name: name, NBMA: d.nbma, LANs: []netip.Prefix{d.lan}})
+		specs = append(specs, scSpec{name: name, hub: i == 0,
+			nbma: fmt.Sprintf("198.51.100.%d", 1+i), tunnel: fmt.Sprintf("10.0.0.%d", 1+i), lan: fmt.Sprintf("10.1.%d.1/24", i)})
 	}
-	topo.Nodes = append(topo.Nodes, extra...)
-	l.Build(topo)
+	l, nodes := scBuild(t, specs, extra...)
 	for _, d := range nodes {
-		d.node = l.Node(d.name)
-		d.node.MustRun("sysctl -qw net.ipv4.ip_forward=1")
+		d.nhsYAML = "    - {nbma: 198.51.100.1, protocol: 10.0.0.1}\n"
 	}
 	return l, nodes
 }
@@ -215,4 +211,22 @@ func tunnelRxPackets(ctx context.Context, d *dnode) (int, error) {
 	var n int
 	_, err = fmt.Sscanf(strings.TrimSpace(string(res.Stdout)), "%d", &n)
 	return n, err
+}
+
+// hubRelayed pings count times from one spoke LAN to another (every probe
+// answered, see scLANPing) and returns how many packets the hub's gre1
+// received meanwhile: few once a shortcut carries the flow.
+func hubRelayed(ctx context.Context, hub, from, to *dnode, count int) (int, error) {
+	before, err := tunnelRxPackets(ctx, hub)
+	if err != nil {
+		return 0, err
+	}
+	if err := scLANPing(ctx, from, to.lan.Addr(), count); err != nil {
+		return 0, err
+	}
+	after, err := tunnelRxPackets(ctx, hub)
+	if err != nil {
+		return 0, err
+	}
+	return after - before, nil
 }

@@ -351,15 +351,9 @@ func (il *frrLab) launch(ctx context.Context, s *frrSite) error {
 		d.extra = fmt.Sprintf("ipsec: {enabled: true, vici_socket: %s, auth: {method: psk, psk: %q}, proposals: {ike: [%s], esp: [%s]}}\n",
 			charon.Socket, frrLabPSK, frrIKEProposal, frrESPProposal)
 	}
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := il.l.WriteFile(ctx, cfg, []byte(d.config()), 0o600); err != nil {
-		return fmt.Errorf("%s: write config: %w", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
+	if err := d.launch(ctx, il.l, d.config()); err != nil {
 		return err
 	}
-	d.proc = p
 	if d.hub {
 		if _, err := d.ctl(ctx, "status --wait --timeout 60s"); err != nil {
 			return fmt.Errorf("%s not ready: %w", d.name, err)

@@ -6,15 +6,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -24,6 +17,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 )
 
 // ipdPSK is the lab's group pre-shared key (not a secret).
@@ -61,10 +55,10 @@ const (
 // into charon (ipsec.CharonPlugins).
 func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode) map[*dnode]*lab.Charon {
 	t.Helper()
-	var ca *ipdCA
+	var ca *ipsectest.PKI
 	cfg := lab.CharonConfig{}
 	if auth != ipdAuthPSK {
-		ca = newIPDCA(t)
+		ca = ipsectest.NewPKI(t, "dmvpnd lab CA")
 		cfg.Plugins = ipsec.CharonPlugins
 	}
 	out := map[*dnode]*lab.Charon{}
@@ -73,84 +67,35 @@ func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode
 		if ca == nil {
 			d.extra += ipdYAML(c.Socket)
 		} else {
-			d.extra += ca.yaml(t, l, d, c.Socket, auth == ipdAuthX509Bound)
+			d.extra += ipdCertYAML(t, ca, l, d, c.Socket, auth == ipdAuthX509Bound)
 		}
 		out[d] = c
 	}
 	return out
 }
 
-// ipdCA is a throw-away certificate authority. RSA keys: Debian's charon
-// verifies RSA with gmp even where openssl is missing.
-type ipdCA struct {
-	cert   *x509.Certificate
-	key    *rsa.PrivateKey
-	pem    []byte
-	serial int64
-}
-
-func newIPDCA(t *testing.T) *ipdCA {
+// ipdCertYAML issues d a certificate from ca (IP SAN: its NBMA address;
+// with bind also its tunnel address), writes the PEM files into d's
+// directory in the lab and returns d's ipsec section, which with bind sets
+// bind_tunnel_address.
+func ipdCertYAML(t *testing.T, ca *ipsectest.PKI, l *lab.Lab, d *dnode, socket string, bind bool) string {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "dmvpnd lab CA", Organization: []string{"dmvpnd e2e"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &ipdCA{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial: 2}
-}
-
-// yaml issues d's certificate, writes the PEM files into d's directory in
-// the lab and returns d's ipsec section. With bind the certificate also
-// carries d's tunnel address and the section sets bind_tunnel_address.
-func (ca *ipdCA) yaml(t *testing.T, l *lab.Lab, d *dnode, socket string, bind bool) string {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial),
-		Subject:      pkix.Name{CommonName: d.name, Organization: []string{"dmvpnd e2e"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		IPAddresses:  []net.IP{net.IP(d.nbma.AsSlice())},
-	}
+	ips := []netip.Addr{d.nbma}
 	bound := ""
 	if bind {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(d.tunnel.AsSlice()))
+		ips = append(ips, d.tunnel)
 		bound = ", bind_tunnel_address: true"
 	}
-	ca.serial++
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := ca.Issue(t, d.name, ips...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	files := []struct {
 		path string
 		data []byte
 	}{
-		{d.dir + "/ca.pem", ca.pem},
-		{d.dir + "/cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})},
-		{d.dir + "/key.pem", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})},
+		{d.dir + "/ca.pem", ca.CAPEM},
+		{d.dir + "/cert.pem", certPEM},
+		{d.dir + "/key.pem", keyPEM},
 	}
 	for _, f := range files {
 		if err := l.WriteFile(ctx, f.path, f.data, 0o600); err != nil {
@@ -440,19 +385,6 @@ func ipdWaitNeigh(ctx context.Context, d *dnode, proto, nbma netip.Addr, timeout
 		return fmt.Errorf("%w (last: %q)", err, last)
 	}
 	return err
-}
-
-// ipdLANPing pings from's LAN address to dst count times (0.05 s apart)
-// and fails unless every probe is answered.
-func ipdLANPing(ctx context.Context, from *dnode, dst netip.Addr, count int) error {
-	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i 0.05 -W 2 -I %s %s", count, from.lan.Addr(), dst))
-	if err != nil {
-		return err
-	}
-	if res.Exit != 0 || !strings.Contains(string(res.Stdout), fmt.Sprintf("%d received", count)) {
-		return fmt.Errorf("%s: ping %s from %s: exit %d: %s", from.name, dst, from.lan.Addr(), res.Exit, res.Stdout)
-	}
-	return nil
 }
 
 // ipdLogState logs show dmvpn, show ipsec and the counters of each node.

@@ -161,16 +161,7 @@ func ipdSharedCharon(ctx context.Context, t *testing.T, hub, s1 *dnode, charons 
 	}
 
 	// 3. kill -9 of dmvpnd's charon, restarted as the unit would.
-	hub.node.MustRun(fmt.Sprintf("kill -KILL %d", ded.Proc.PID))
-	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second)
-	err = lab.WaitFor(dctx, 200*time.Millisecond, func(ctx context.Context) error {
-		if ded.Proc.Alive(ctx) {
-			return fmt.Errorf("charon %d still runs after SIGKILL", ded.Proc.PID)
-		}
-		return nil
-	})
-	dcancel()
-	if err != nil {
+	if err := ded.Proc.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
 	seq = p.lastSeq()

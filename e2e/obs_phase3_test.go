@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
-	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
 // obsRun is issue 17's acceptance riding on TestDMVPNIPsecPhase3 (no
@@ -209,16 +208,8 @@ func (o *obsRun) afterPing(ctx context.Context, t *testing.T, pings int) {
 // stay, so s1's registration refreshes reach the hub and go unanswered).
 func (o *obsRun) killHub(ctx context.Context, t *testing.T) time.Time {
 	t.Helper()
-	o.hub.node.MustRun(fmt.Sprintf("kill -KILL %d", o.hub.proc.PID))
 	at := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	if err := lab.WaitFor(wctx, 200*time.Millisecond, func(ctx context.Context) error {
-		if o.hub.proc.Alive(ctx) {
-			return fmt.Errorf("hub dmvpnd %d still runs after SIGKILL", o.hub.proc.PID)
-		}
-		return nil
-	}); err != nil {
+	if err := o.hub.proc.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return at

@@ -81,17 +81,7 @@ func ospfdConfig(host string, routerID netip.Addr, gre1 []string, networks ...ne
 // ospfStart writes d's configuration and starts dmvpnd.
 func ospfStart(t *testing.T, l *lab.Lab, d *dnode, s ospfSetup) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, cfg, []byte(s.ospfConfig(d)), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d.startWith(t, l, s.ospfConfig(d))
 }
 
 // ospfStartAll starts dmvpnd on the hub, then on the spokes, waits until
@@ -99,31 +89,9 @@ func ospfStart(t *testing.T, l *lab.Lab, d *dnode, s ospfSetup) {
 // everywhere. It returns each node's FRR.
 func ospfStartAll(t *testing.T, l *lab.Lab, nodes []*dnode, s ospfSetup) map[*dnode]*lab.FRR {
 	t.Helper()
-	hub, spokes := nodes[0], nodes[1:]
-	ospfStart(t, l, hub, s)
-	hub.waitReady(t, 90*time.Second)
-	t0 := time.Now()
-	for _, d := range spokes {
-		ospfStart(t, l, d, s)
-	}
+	startRegistered(t, nodes[0], nodes[1:], func(d *dnode) { ospfStart(t, l, d, s) })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	want := bgpTunnelAddrs(spokes)
-	var last []netip.Addr
-	err := lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-		v, err := hub.showDMVPN(ctx)
-		if err != nil {
-			return err
-		}
-		if last = bgpUpPeers(v); !slices.Equal(last, want) {
-			return fmt.Errorf("hub: registered (UP) peers %v, want %v", last, want)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("registration: %v (last UP: %v)", err, last)
-	}
-	t.Logf("timing: all %d spokes UP on the hub %v after starting them", len(spokes), bgpMS(time.Since(t0)))
 	frr := map[*dnode]*lab.FRR{}
 	for _, d := range nodes {
 		f, err := d.node.StartFRR(ctx, map[string]string{

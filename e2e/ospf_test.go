@@ -200,7 +200,7 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 		if ospfHasRoute(rs, s2.lan.Masked(), s2.tunnel, "157") {
 			return true
 		}
-		_ = bgpLANPing(ctx, s1, s2, 1, "0.2") // keep the flow alive
+		_ = scLANPing(ctx, s1, s2.lan.Addr(), 1) // keep the flow alive
 		return false
 	})
 	if err != nil {
@@ -469,19 +469,7 @@ func ospfPhase2(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 	if _, _, err := bgpPingFrom(ctx, s1, s2, 1); err != nil { // may be lost while the address resolves
 		t.Fatal(err)
 	}
-	err = lab.WaitFor(ctx, 200*time.Millisecond, func(ctx context.Context) error {
-		for _, p := range pairs {
-			ll, st, err := bgpNeighbor(ctx, p[0], p[1].tunnel)
-			if err != nil {
-				return err
-			}
-			if ll != p[1].nbma.String() {
-				return fmt.Errorf("%s: neighbor %s is %q (%s), want lladdr %s (%s's NBMA)", p[0].name, p[1].tunnel, ll, st, p[1].nbma, p[1].name)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := waitDirectNeighbors(ctx, pairs...); err != nil {
 		t.Fatalf("Phase 2 resolution after the first packet: %v", err)
 	}
 	t.Logf("timing: first packet to direct neighbor entries on both spokes, seen by the test %v", bgpMS(time.Since(t1)))

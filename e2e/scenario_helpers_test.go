@@ -37,13 +37,24 @@ type scSpec struct {
 // printed, after the lab's own dump list.
 func scLab(t *testing.T, specs ...scSpec) (*lab.Lab, map[string]*dnode) {
 	t.Helper()
+	l, order := scBuild(t, specs)
+	nodes := map[string]*dnode{}
+	for _, d := range order {
+		nodes[d.name] = d
+	}
+	return l, nodes
+}
+
+// scBuild is scLab returning the nodes in the order of specs; extra are
+// namespaces on the same underlay that run no dmvpnd (an outsider, say).
+func scBuild(t *testing.T, specs []scSpec, extra ...lab.NodeSpec) (*lab.Lab, []*dnode) {
+	t.Helper()
 	bin, err := binaries()
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := lab.New(t, lab.Options{})
 	var topo lab.Topology
-	nodes := map[string]*dnode{}
 	var order []*dnode
 	for _, s := range specs {
 		d := &dnode{
@@ -59,10 +70,10 @@ func scLab(t *testing.T, specs ...scSpec) (*lab.Lab, map[string]*dnode) {
 			d.lan = netip.MustParsePrefix(s.lan)
 			ns.LANs = []netip.Prefix{d.lan}
 		}
-		nodes[s.name] = d
 		order = append(order, d)
 		topo.Nodes = append(topo.Nodes, ns)
 	}
+	topo.Nodes = append(topo.Nodes, extra...)
 	l.Build(topo)
 	for _, d := range order {
 		d.node = l.Node(d.name)
@@ -75,7 +86,7 @@ func scLab(t *testing.T, specs ...scSpec) (*lab.Lab, map[string]*dnode) {
 			}
 		}
 	})
-	return l, nodes
+	return l, order
 }
 
 // scLogTail logs the last n lines of a node's dmvpnd log.
@@ -135,17 +146,7 @@ func scSpokeNHRP(holding string, shortcut bool, registration string, nhss ...scN
 // scStart writes cfg as the node's dmvpnd.yaml and starts dmvpnd.
 func scStart(t *testing.T, l *lab.Lab, d *dnode, cfg string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	path := d.dir + "/dmvpnd.yaml"
-	if err := l.WriteFile(ctx, path, []byte(cfg), 0o600); err != nil {
-		t.Fatalf("%s: write config: %v", d.name, err)
-	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.proc = p
+	d.startWith(t, l, cfg)
 }
 
 // scStop stops a node's dmvpnd (SIGTERM, then SIGKILL after 5 s).
@@ -268,15 +269,17 @@ func scWaitPeers(ctx context.Context, d *dnode, timeout time.Duration, want map[
 	return last, nil
 }
 
-// scLANPing pings from one node's LAN address to another's, count
-// probes, and fails unless every probe is answered.
+// scLANPing pings to from the node's LAN address, count probes 0.1 s
+// apart, and fails unless every probe is answered (ping exits 0 as soon as
+// one reply came back: the replies are counted).
 func scLANPing(ctx context.Context, from *dnode, to netip.Addr, count int) error {
 	res, err := from.node.Exec(ctx, fmt.Sprintf("ping -n -q -c %d -i 0.1 -W 2 -I %s %s", count, from.lan.Addr(), to))
 	if err != nil {
 		return err
 	}
-	if res.Exit != 0 || !strings.Contains(string(res.Stdout), fmt.Sprintf("%d received", count)) {
-		return fmt.Errorf("%s: ping %s from %s (exit %d): %s", from.name, to, from.lan.Addr(), res.Exit, res.Stdout)
+	if sent, received, ok := pingSummary(string(res.Stdout)); res.Exit != 0 || !ok || sent != count || received != sent {
+		return fmt.Errorf("%s: ping %s from %s: %d of %d answered, exit %d\n%s%s", from.name, to, from.lan.Addr(),
+			received, count, res.Exit, res.Stdout, res.Stderr)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@ package ipsec_test
 
 import (
 	"context"
-	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,14 +12,10 @@ import (
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
-	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-	"net/netip"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 const waitFor = 5 * time.Second
 
@@ -191,24 +187,6 @@ func renderCommands(cmds []vicitest.Command) string {
 		}
 	}
 	return b.String()
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
 }
 
 // waitReconciled waits for the snapshot published after the hub (sorted

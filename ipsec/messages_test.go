@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -38,7 +40,7 @@ func TestMessagesPSK(t *testing.T) {
 	h.waitCmd("unload of the NATed peer", isCmd("unload-conn", "name", "dmvpn-peer-172.16.0.2"))
 	h.waitCmd("unload of the lower spoke", isCmd("unload-conn", "name", "dmvpn-peer-192.0.2.20"))
 	got += "## remove two peers\n" + renderCommands(h.srv.Commands())
-	golden(t, "psk.golden", got)
+	golden.File(t, "psk.golden", got)
 
 	if diff := h.srv.Conns(); len(diff) != 3 {
 		t.Errorf("loaded connections = %v, want responder, hub and 192.0.2.99", diff)
@@ -49,12 +51,12 @@ func TestMessagesPSK(t *testing.T) {
 // certificate authentication (fixture PKI under testdata/x509).
 func TestMessagesX509(t *testing.T) {
 	dir := filepath.Join("testdata", "x509")
-	if *update {
+	if *golden.Update {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		p := newTestPKI(t, "dmvpn test CA")
-		p.writeFiles(t, dir, "spoke-50", netip.MustParseAddr("192.0.2.50"))
+		p := ipsectest.NewPKI(t, "dmvpn test CA")
+		p.WriteFiles(t, dir, "spoke-50", netip.MustParseAddr("192.0.2.50"))
 	}
 	cfg := ipsec.Config{
 		LocalNBMA: netip.MustParseAddr("192.0.2.50"),
@@ -66,7 +68,7 @@ func TestMessagesX509(t *testing.T) {
 	h := newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
 	h.waitCmd("initiate to hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 	h.waitReconciled()
-	golden(t, "x509.golden", renderCommands(h.srv.Commands()))
+	golden.File(t, "x509.golden", renderCommands(h.srv.Commands()))
 
 	// Certified identities (dmvpnd's bind_tunnel_address): the local
 	// identity is set, and every peer, the NATed one too, may present any
@@ -76,7 +78,7 @@ func TestMessagesX509(t *testing.T) {
 	h = newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
 	h.waitCmd("initiate to hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 	h.waitReconciled()
-	golden(t, "x509-certified.golden", renderCommands(h.srv.Commands()))
+	golden.File(t, "x509-certified.golden", renderCommands(h.srv.Commands()))
 }
 
 // TestProposalDefaultsFollowCharon: with only base plugins (no GCM for IKE,

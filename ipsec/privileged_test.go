@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/strongswan/govici/vici"
 )
 
@@ -207,13 +208,13 @@ func checkRepair(t *testing.T, m *ipsec.Manager, a, b *node) {
 func TestCharonX509(t *testing.T) {
 	requirePrivileged(t)
 	a, b := newPair(t)
-	ca := newTestPKI(t, "dmvpnd lab CA")
+	ca := ipsectest.NewPKI(t, "dmvpnd lab CA")
 	x509For := func(n *node) ipsec.Config {
 		dir := filepath.Join(n.dir, "pki")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		caf, cert, key := ca.writeFiles(t, dir, "node "+n.addr.String(), n.addr)
+		caf, cert, key := ca.WriteFiles(t, dir, "node "+n.addr.String(), n.addr)
 		return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthX509, CAFile: caf, CertFile: cert, KeyFile: key},
 			VerifyInterval: time.Second}
 	}
@@ -227,16 +228,16 @@ func TestCharonX509(t *testing.T) {
 func TestCharonX509RogueCA(t *testing.T) {
 	requirePrivileged(t)
 	a, b := newPair(t)
-	ca := newTestPKI(t, "dmvpnd lab CA")
-	rogue := newTestPKI(t, "rogue CA")
-	cfgFor := func(n *node, issuer *testPKI) ipsec.Config {
+	ca := ipsectest.NewPKI(t, "dmvpnd lab CA")
+	rogue := ipsectest.NewPKI(t, "rogue CA")
+	cfgFor := func(n *node, issuer *ipsectest.PKI) ipsec.Config {
 		dir := filepath.Join(n.dir, "pki")
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		_, cert, key := issuer.writeFiles(t, dir, "node "+n.addr.String(), n.addr)
+		_, cert, key := issuer.WriteFiles(t, dir, "node "+n.addr.String(), n.addr)
 		caf := filepath.Join(dir, "trusted-ca.pem")
-		if err := os.WriteFile(caf, ca.pem, 0o600); err != nil {
+		if err := os.WriteFile(caf, ca.CAPEM, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return ipsec.Config{Auth: ipsec.Auth{Method: ipsec.AuthX509, CAFile: caf, CertFile: cert, KeyFile: key},

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -82,7 +83,7 @@ func TestMulticastPrefixes(t *testing.T) {
 func TestMulticastBatchGolden(t *testing.T) {
 	c := MulticastConfig{Groups: []netip.Prefix{netip.MustParsePrefix("239.1.0.0/16")}}.withDefaults()
 	got := captureBatch(t, func(cc *nftables.Conn) error { return queueMulticastInstall(cc, c, 7) })
-	golden(t, "multicast_install.golden", got)
+	golden.File(t, "multicast_install.golden", got)
 	want := []string{"batch-begin", "newtable", "deltable", "newtable", "newchain", "newrule", "newrule", "batch-end"}
 	if d := cmp.Diff(want, batchTypes(got)); d != "" {
 		t.Errorf("install batch (-want +got):\n%s", d)

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
@@ -37,19 +36,7 @@ func TestNeighMsgEncoding(t *testing.T) {
 		lines = append(lines, hex.EncodeToString(b))
 	}
 	got := strings.Join(lines, "\n") + "\n"
-	golden := filepath.Join("testdata", "neighbatch.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("(-want +got):\n%s", d)
-	}
+	golden.File(t, "neighbatch.golden", got)
 	if _, err := appendNeighMsg(nil, neighItem{op: NeighborOp{Addr: netip.MustParseAddr("2001:db8::1"), NBMA: netip.MustParseAddr("192.0.2.1")}}, 1); err == nil {
 		t.Error("an IPv6 neighbor was encoded")
 	}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/routing"
 	"github.com/google/go-cmp/cmp"
 	api "github.com/osrg/gobgp/v3/api"
@@ -19,8 +17,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // renderPlan renders a plan as stable, indented JSON (protojson output is
 // deliberately unstable in whitespace, so it is re-indented).
@@ -73,23 +69,6 @@ func msgs[T proto.Message](in []T) []proto.Message {
 		out = append(out, m)
 	}
 	return out
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
 }
 
 func baseHub() routing.Config {
@@ -157,7 +136,7 @@ func TestBuildPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("BuildPlan: %v", err)
 			}
-			golden(t, "plan-"+tt.name+".json", renderPlan(t, p))
+			golden.File(t, "plan-"+tt.name+".json", renderPlan(t, p))
 		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 // TestAbbreviations: unambiguous prefixes run the command; an ambiguous
 // one fails.
 func TestAbbreviations(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.SpokeFixture()))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.SpokeFixture()))
 	full, _, _ := ctl(t, sock, "show", "dmvpn")
 	for _, args := range [][]string{{"sh", "dmvpn"}, {"sho", "dm"}} {
 		out, errOut, code := ctl(t, sock, args...)

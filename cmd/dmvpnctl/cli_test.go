@@ -2,38 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"go.uber.org/zap"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-// daemon serves p on a fresh socket and returns its path.
-func daemon(t *testing.T, p api.Provider, opts ...api.Option) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "ctl.sock")
-	ln, err := api.Listen(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := api.NewServer(p, opts...)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return path
-}
 
 // ctl runs dmvpnctl against socket and returns stdout, stderr and the exit status.
 func ctl(t *testing.T, socket string, args ...string) (string, string, int) {
@@ -43,43 +20,6 @@ func ctl(t *testing.T, socket string, args ...string) (string, string, int) {
 		client: api.NewClient, pollInterval: time.Millisecond}
 	code := run(e, append([]string{"--socket", socket}, args...))
 	return out.String(), errOut.String(), code
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s mismatch (-want +got):\n%s", path, lineDiff(string(want), got))
-	}
-}
-
-// lineDiff is a minimal line diff for golden mismatches.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("-" + wl + "\n+" + gl + "\n")
-		}
-	}
-	return b.String()
 }
 
 func TestGoldenTables(t *testing.T) {
@@ -99,7 +39,7 @@ func TestGoldenTables(t *testing.T) {
 		{"status"},
 	}
 	for role, snap := range fixtures {
-		sock := daemon(t, apitest.NewFake(snap))
+		sock := apitest.Serve(t, apitest.NewFake(snap))
 		for _, args := range commands {
 			name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_") + "_" + role
 			t.Run(name, func(t *testing.T) {
@@ -108,14 +48,14 @@ func TestGoldenTables(t *testing.T) {
 					t.Fatalf("exit %d, stderr %q", code, errOut)
 				}
 				checkAligned(t, out)
-				golden(t, name, out)
+				golden.File(t, name+".golden", out)
 			})
 		}
 	}
 }
 
 func TestGoldenEmpty(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.Snapshot{DMVPN: api.DMVPN{Interface: "gre1", Role: "spoke"}}))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.Snapshot{DMVPN: api.DMVPN{Interface: "gre1", Role: "spoke"}}))
 	for _, args := range [][]string{
 		{"show", "dmvpn"}, {"show", "nhrp", "cache"}, {"show", "nhrp", "nhs"}, {"show", "nhrp", "shortcuts"},
 		{"show", "ipsec"}, {"show", "bgp", "summary"}, {"show", "counters"},
@@ -126,13 +66,13 @@ func TestGoldenEmpty(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			golden(t, name, out)
+			golden.File(t, name+".golden", out)
 		})
 	}
 }
 
 func TestGoldenJSON(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.SpokeFixture()))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.SpokeFixture()))
 	for _, args := range [][]string{{"show", "dmvpn"}, {"show", "ipsec"}, {"show", "dmvpn", "peer", "10.0.0.3"}} {
 		name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_") + "_spoke_json"
 		t.Run(name, func(t *testing.T) {
@@ -140,7 +80,7 @@ func TestGoldenJSON(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			golden(t, name, out)
+			golden.File(t, name+".golden", out)
 		})
 	}
 }
@@ -181,7 +121,7 @@ func checkAligned(t *testing.T, out string) {
 
 func TestLogLevelCommand(t *testing.T) {
 	lvl := zap.NewAtomicLevelAt(zap.InfoLevel)
-	sock := daemon(t, apitest.NewFake(apitest.HubFixture()), api.WithLevel(lvl))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.HubFixture()), api.WithLevel(lvl))
 	if out, _, code := ctl(t, sock, "log-level"); code != 0 || out != "Log level: info\n" {
 		t.Errorf("log-level = %q, %d", out, code)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 func TestClearCommands(t *testing.T) {
 	f := apitest.NewFake(apitest.SpokeFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	if out, _, code := ctl(t, sock, "clear", "nhrp", "cache"); code != 0 || out != "Cleared 1 NHRP cache entries\n" {
 		t.Errorf("clear nhrp cache = %q, %d", out, code)
 	}
@@ -30,7 +29,7 @@ func TestClearCommands(t *testing.T) {
 // fail, with its message, for an address it does not know.
 func TestClearPeerCommands(t *testing.T) {
 	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	reg := registeredAddr(t, apitest.HubFixture())
 	if out, errOut, code := ctl(t, sock, "clear", "nhrp", "registration", reg); code != 0 || out != "Cleared 1 NHRP registration(s) of "+reg+"\n" {
 		t.Errorf("clear nhrp registration = %q / %q, %d", out, errOut, code)
@@ -61,28 +60,17 @@ func registeredAddr(t *testing.T, s apitest.Snapshot) string {
 	return ""
 }
 
-type readyAfter struct {
-	*apitest.Fake
-	n int
-}
-
-func (r *readyAfter) Status(ctx context.Context) (api.Status, error) {
-	st, err := r.Fake.Status(ctx)
-	st.Ready = r.Fake.Calls("Status") >= r.n
-	return st, err
-}
-
 func TestStatusWait(t *testing.T) {
 	snap := apitest.SpokeFixture()
 	snap.Status = api.Status{State: "registering", Reason: "no NHS answered yet", Role: "spoke"}
 	f := apitest.NewFake(snap)
-	sock := daemon(t, &readyAfter{Fake: f, n: 4})
+	sock := apitest.Serve(t, &apitest.ReadyAfter{Fake: f, N: 4})
 	out, errOut, code := ctl(t, sock, "status", "--wait", "--timeout", "10s")
 	if code != 0 || !strings.Contains(out, "Ready    yes") || f.Calls("Status") != 4 {
 		t.Errorf("status --wait = %q / %q, exit %d after %d polls", out, errOut, code, f.Calls("Status"))
 	}
 
-	never := daemon(t, &readyAfter{Fake: apitest.NewFake(snap), n: 1 << 30})
+	never := apitest.Serve(t, &apitest.ReadyAfter{Fake: apitest.NewFake(snap), N: 1 << 30})
 	_, errOut, code = ctl(t, never, "status", "--wait", "--timeout", "30ms")
 	if code != 1 || !strings.Contains(errOut, "not ready after 30ms") || !strings.Contains(errOut, "registering: no NHS answered yet") {
 		t.Errorf("status --wait timeout = %q, exit %d", errOut, code)
@@ -98,7 +86,7 @@ func TestStatusWait(t *testing.T) {
 // the served model.
 func TestJSONRoundTrip(t *testing.T) {
 	snap := apitest.HubFixture()
-	sock := daemon(t, apitest.NewFake(snap))
+	sock := apitest.Serve(t, apitest.NewFake(snap))
 	var got apitest.Snapshot
 	for _, c := range []struct {
 		args []string
@@ -137,7 +125,7 @@ func TestJSONRoundTrip(t *testing.T) {
 
 func TestNotEnabledAndErrors(t *testing.T) {
 	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	f.SetErr(api.ErrNotEnabled)
 	if _, errOut, code := ctl(t, sock, "show", "bgp", "summary"); code != 1 || errOut != "dmvpnctl: api: not enabled\n" {
 		t.Errorf("show bgp summary when disabled = %q, %d", errOut, code)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
 // TestMonitor streams events until the daemon stops: text and JSON, with
@@ -67,7 +68,7 @@ func TestMonitor(t *testing.T) {
 			if want := "dmvpnctl monitor: listening on " + path + "\n"; r.code != 0 || r.errOut != want {
 				t.Fatalf("exit %d, stderr %q; want 0, %q", r.code, r.errOut, want)
 			}
-			golden(t, tc.name, r.out)
+			golden.File(t, tc.name+".golden", r.out)
 		})
 	}
 	if _, errOut, code := ctl(t, "/nonexistent", "monitor", "--peer", "nope"); code != 1 || errOut == "" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
 // TestShowQoS: show qos PEER narrows the hub's view to the peer at a
@@ -14,7 +15,7 @@ import (
 // that is none, and a node without QoS support are errors naming why;
 // a node with QoS but no shaper says so.
 func TestShowQoS(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.HubFixture()))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.HubFixture()))
 	for _, args := range [][]string{{"show", "qos", "10.0.0.2"}, {"show", "qos", "10.0.0.2", "--json"}} {
 		name := strings.ReplaceAll(strings.Join(args, "_"), ".", "_")
 		name = strings.ReplaceAll(strings.TrimSuffix(name, "_--json"), "-", "") + "_hub"
@@ -26,7 +27,7 @@ func TestShowQoS(t *testing.T) {
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
 			}
-			golden(t, name, out)
+			golden.File(t, name+".golden", out)
 		})
 	}
 	byNBMA, _, code := ctl(t, sock, "show", "qos", "198.51.100.2", "--json")
@@ -43,11 +44,11 @@ func TestShowQoS(t *testing.T) {
 	if _, errOut, code := ctl(t, sock, "show", "qos", "10.0.0.2", "10.0.0.3"); code == 0 || errOut == "" {
 		t.Errorf("two peers: exit %d, stderr %q", code, errOut)
 	}
-	off := daemon(t, apitest.NewFake(apitest.Snapshot{}))
+	off := apitest.Serve(t, apitest.NewFake(apitest.Snapshot{}))
 	if _, errOut, code := ctl(t, off, "show", "qos"); code != 1 || !strings.Contains(errOut, "not enabled") {
 		t.Errorf("without QoS support: exit %d, stderr %q", code, errOut)
 	}
-	none := daemon(t, apitest.NewFake(apitest.Snapshot{QoS: []api.QoSPeer{}}))
+	none := apitest.Serve(t, apitest.NewFake(apitest.Snapshot{QoS: []api.QoSPeer{}}))
 	if out, errOut, code := ctl(t, none, "show", "qos"); code != 0 || out != "No per-tunnel QoS installed\n" {
 		t.Errorf("no shaper: exit %d, out %q, stderr %q", code, out, errOut)
 	}

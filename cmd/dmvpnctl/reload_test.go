@@ -11,26 +11,16 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
-// reloadFixture is what a running dmvpnd answered to a dry run, a reload
-// and show running-config: cmd/dmvpnd's TestReloadFixture writes it from
-// the real supervisor and controller (go test ./cmd/dmvpnd -update).
-type reloadFixture struct {
-	Running       string            `json:"running"`
-	Next          string            `json:"next"`
-	DryRun        api.ReloadResult  `json:"dry_run"`
-	Reload        api.ReloadResult  `json:"reload"`
-	RunningConfig api.RunningConfig `json:"running_config"`
-}
-
-func loadReloadFixture(t *testing.T) reloadFixture {
+func loadReloadFixture(t *testing.T) apitest.ReloadFixture {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "dmvpnd", "testdata", "reload_fixture.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f reloadFixture
+	var f apitest.ReloadFixture
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +36,7 @@ func loadReloadFixture(t *testing.T) reloadFixture {
 func TestReloadCommand(t *testing.T) {
 	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	if out, _, code := ctl(t, sock, "reload"); code != 0 || out != "Configuration reloaded: no changes\n" {
 		t.Errorf("reload = %q, %d", out, code)
 	}
@@ -56,12 +46,12 @@ func TestReloadCommand(t *testing.T) {
 	if code != exitRestartNeeded || errOut != "dmvpnctl: some changes need a restart of dmvpnd (systemctl restart dmvpnd)\n" {
 		t.Errorf("partial reload: exit %d, stderr %q", code, errOut)
 	}
-	golden(t, "reload_partial", out)
+	golden.File(t, "reload_partial"+".golden", out)
 	out, _, code = ctl(t, sock, "reload", "--json")
 	if code != exitRestartNeeded {
 		t.Errorf("reload --json exit %d", code)
 	}
-	golden(t, "reload_partial_json", out)
+	golden.File(t, "reload_partial_json"+".golden", out)
 
 	var live api.ReloadResult
 	for _, c := range fx.Reload.Changes {
@@ -87,7 +77,7 @@ func TestReloadCommand(t *testing.T) {
 func TestReloadDryRun(t *testing.T) {
 	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	f.SetReloadResult(fx.DryRun)
 	file := filepath.Join(t.TempDir(), "new.yaml")
 	if err := os.WriteFile(file, []byte(fx.Next), 0o600); err != nil {
@@ -97,7 +87,7 @@ func TestReloadDryRun(t *testing.T) {
 	if code != exitRestartNeeded {
 		t.Errorf("dry run exit %d, want %d", code, exitRestartNeeded)
 	}
-	golden(t, "reload_dry_run", out)
+	golden.File(t, "reload_dry_run"+".golden", out)
 	if r := f.LastReload(); !r.DryRun || r.Config != fx.Next {
 		t.Errorf("request %+v, want a dry run carrying the file", r)
 	}
@@ -113,14 +103,14 @@ func TestShowRunningConfig(t *testing.T) {
 	fx := loadReloadFixture(t)
 	f := apitest.NewFake(apitest.HubFixture())
 	f.SetRunningConfig(fx.RunningConfig)
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	out, _, code := ctl(t, sock, "show", "running-config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	golden(t, "show_running_config", out)
+	golden.File(t, "show_running_config"+".golden", out)
 	out, _, _ = ctl(t, sock, "show", "running-config", "--json")
-	golden(t, "show_running_config_json", out)
+	golden.File(t, "show_running_config_json"+".golden", out)
 }
 
 // TestShowRunningConfigSecrets: with IPsec and BGP (which the fixture's
@@ -138,12 +128,12 @@ control: {group: dmvpn}
 	}
 	f := apitest.NewFake(apitest.HubFixture())
 	f.SetRunningConfig(api.RunningConfig{YAML: string(c.YAML()), Config: c.Tree()})
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	out, _, code := ctl(t, sock, "show", "running-config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	golden(t, "show_running_config_secrets", out)
+	golden.File(t, "show_running_config_secrets"+".golden", out)
 	for _, secret := range []string{"topsecret", "hunter2"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("show running-config prints the secret %q:\n%s", secret, out)

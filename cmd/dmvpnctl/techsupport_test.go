@@ -27,7 +27,7 @@ import (
 func TestTechSupport(t *testing.T) {
 	f := apitest.NewFake(apitest.SpokeFixture())
 	f.Events.Publish(api.Event{Time: apitest.Now, Kind: api.EventRegistration, Level: "info", Reason: "registered"})
-	sock := daemon(t, f)
+	sock := apitest.Serve(t, f)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "dmvpnd.yaml")
 	const psk = "s3cret-psk-value"

@@ -9,7 +9,7 @@ import (
 )
 
 func TestTopologyFormats(t *testing.T) {
-	sock := daemon(t, apitest.NewFake(apitest.HubFixture()))
+	sock := apitest.Serve(t, apitest.NewFake(apitest.HubFixture()))
 	if _, errOut, code := ctl(t, sock, "show", "topology", "--format", "png"); code != 1 || !strings.Contains(errOut, "want dot or svg") {
 		t.Errorf("--format png: exit %d, %q", code, errOut)
 	}

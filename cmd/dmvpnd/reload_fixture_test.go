@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,26 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/api/apitest"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/reload_fixture.json")
-
-// reloadFixture is what a running dmvpnd answered to a dry run, a reload
-// and show running-config. cmd/dmvpnctl renders it for its goldens
-// (TestReloadFromDaemon), so that they show what the daemon produces.
-type reloadFixture struct {
-	// Running is the file dmvpnd started with, Next the one reloaded.
-	Running string `json:"running"`
-	Next    string `json:"next"`
-	// The answers, with the test's temporary directory replaced by
-	// reloadFixtureDir.
-	DryRun        api.ReloadResult  `json:"dry_run"`
-	Reload        api.ReloadResult  `json:"reload"`
-	RunningConfig api.RunningConfig `json:"running_config"`
-}
 
 // reloadFixtureDir replaces the test's temporary directory in the
 // answers (the control socket lives there).
@@ -105,7 +88,7 @@ func TestReloadFixture(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := api.NewClient(sock)
-	got := reloadFixture{Running: reloadRunning, Next: reloadNext}
+	got := apitest.ReloadFixture{Running: reloadRunning, Next: reloadNext}
 	var err error
 	if got.DryRun, err = c.Reload(ctx, api.ReloadRequest{DryRun: true, Config: reloadNext}); err != nil {
 		t.Fatalf("dry run: %v\n%s", err, logs.String())
@@ -124,20 +107,7 @@ func TestReloadFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	b = append(bytes.ReplaceAll(b, []byte(dir), []byte(reloadFixtureDir)), '\n')
-	file := filepath.Join("testdata", "reload_fixture.json")
-	if *update {
-		if err := os.WriteFile(file, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if diff := cmp.Diff(string(want), string(b)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", file, diff)
-	}
+	golden.File(t, "reload_fixture.json", b)
 	// The restart-only key keeps its running value.
 	if !strings.Contains(got.RunningConfig.YAML, "name: gre1\n") {
 		t.Errorf("running configuration after the reload:\n%s", got.RunningConfig.YAML)

@@ -24,24 +24,7 @@ import (
 // serve starts a Server for p on a fresh socket and returns a Client.
 func serve(t *testing.T, p api.Provider, opts ...api.Option) (*api.Client, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "ctl.sock")
-	ln, err := api.Listen(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := api.NewServer(p, opts...)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	path := apitest.Serve(t, p, opts...)
 	return api.NewClient(path), path
 }
 
@@ -174,20 +157,9 @@ func TestLogLevel(t *testing.T) {
 }
 
 // readyAfter reports ready from its n-th Status call on.
-type readyAfter struct {
-	*apitest.Fake
-	n int
-}
-
-func (r *readyAfter) Status(ctx context.Context) (api.Status, error) {
-	st, err := r.Fake.Status(ctx)
-	st.Ready = r.Fake.Calls("Status") >= r.n
-	return st, err
-}
-
 func TestWaitReady(t *testing.T) {
 	f := apitest.NewFake(apitest.SpokeFixture())
-	c, _ := serve(t, &readyAfter{Fake: f, n: 3})
+	c, _ := serve(t, &apitest.ReadyAfter{Fake: f, N: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := c.WaitReady(ctx, time.Millisecond)
@@ -196,7 +168,7 @@ func TestWaitReady(t *testing.T) {
 	}
 
 	f.SetStatus(api.Status{State: "registering", Reason: "no NHS answered"})
-	c2, _ := serve(t, &readyAfter{Fake: f, n: 1 << 30})
+	c2, _ := serve(t, &apitest.ReadyAfter{Fake: f, N: 1 << 30})
 	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err = c2.WaitReady(ctx, 5*time.Millisecond)

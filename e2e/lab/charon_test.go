@@ -3,6 +3,7 @@ package lab
 import (
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 )
 
@@ -11,5 +12,5 @@ func TestStrongswanConf(t *testing.T) {
 		Socket: "/tmp/lab/hub/strongswan/charon.vici", Log: "/r/nodes/hub/charon.log",
 		LogLevel: 1, Plugins: DefaultCharonPlugins, Extra: "retransmit_tries = 2\n",
 	})
-	golden(t, "strongswan.conf", got)
+	golden.File(t, "strongswan.conf", got)
 }

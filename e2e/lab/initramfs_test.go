@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -63,8 +64,8 @@ func TestInitramfsContents(t *testing.T) {
 		}
 		list.WriteString("\n")
 	}
-	golden(t, "initramfs.list", list.String())
-	golden(t, "init.sh", string(a.entries["init"].Data))
+	golden.File(t, "initramfs.list", list.String())
+	golden.File(t, "init.sh", string(a.entries["init"].Data))
 	if got := string(a.entries["modules/9p.ko"].Data); got != "ko:kernel/fs/9p/9p.ko" {
 		t.Errorf("modules/9p.ko content = %q", got)
 	}
@@ -113,17 +114,25 @@ func TestInitramfsCachedByContent(t *testing.T) {
 	}
 }
 
-// TestInitramfsRealKernel resolves the init modules against the kernel that
-// deps.sh unpacked, when it is there.
-func TestInitramfsRealKernel(t *testing.T) {
+// realKernel returns the repository's root and the lab kernel deps.sh
+// unpacked under its .cache, or skips the test when there is none.
+func realKernel(t *testing.T) (root string, k Kernel) {
+	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Skip(err)
 	}
-	k, err := FindKernel(filepath.Join(root, ".cache"))
+	k, err = FindKernel(filepath.Join(root, ".cache"))
 	if err != nil {
 		t.Skip(err)
 	}
+	return root, k
+}
+
+// TestInitramfsRealKernel resolves the init modules against the kernel that
+// deps.sh unpacked, when it is there.
+func TestInitramfsRealKernel(t *testing.T) {
+	_, k := realKernel(t)
 	a, err := buildInitramfs(k, "/bin/busybox")
 	if err != nil {
 		t.Fatal(err)

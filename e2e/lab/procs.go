@@ -71,14 +71,30 @@ func (p *Proc) Alive(ctx context.Context) bool {
 
 // Stop sends SIGTERM, waits up to 5 s for the process to go, then SIGKILLs it.
 func (p *Proc) Stop(ctx context.Context) error {
-	script := fmt.Sprintf(`kill -TERM %[1]d 2>/dev/null || exit 0
-for i in $(seq 50); do
-	%[2]s || exit 0
+	_, err := p.n.l.Run(ctx, p.signalScript("TERM", 50, fmt.Sprintf("kill -KILL %d 2>/dev/null; exit 0", p.PID)))
+	return err
+}
+
+// Kill sends SIGKILL (a crash: nothing of the process's own cleanup runs)
+// and waits up to 20 s, polling in the guest, until it is gone.
+func (p *Proc) Kill(ctx context.Context) error {
+	script := p.signalScript("KILL", 200, fmt.Sprintf("echo \"pid %d still runs 20 s after SIGKILL\" >&2; exit 1", p.PID))
+	if _, err := p.n.l.Run(ctx, script); err != nil {
+		return fmt.Errorf("lab: kill %s on %s: %w", p.Name, p.n.Name, err)
+	}
+	return nil
+}
+
+// signalScript renders a script that sends sig to the process (done if it
+// is gone already), polls every 0.1 s, n times, until it is gone, and runs
+// then if it is still there.
+func (p *Proc) signalScript(sig string, n int, then string) string {
+	return fmt.Sprintf(`kill -%[1]s %[2]d 2>/dev/null || exit 0
+for i in $(seq %[3]d); do
+	%[4]s || exit 0
 	sleep 0.1
 done
-kill -KILL %[1]d 2>/dev/null; exit 0`, p.PID, procAlive(p.PID))
-	_, err := p.n.l.Run(ctx, script)
-	return err
+%[5]s`, sig, p.PID, n, procAlive(p.PID), then)
 }
 
 // permanentError marks a WaitFor condition error that retrying cannot fix.

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
 func TestQemuArgs(t *testing.T) {
@@ -21,7 +23,7 @@ func TestQemuArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "qemu-tcg.args", strings.Join(args, "\n")+"\n")
+	golden.File(t, "qemu-tcg.args", strings.Join(args, "\n")+"\n")
 
 	c.Accel = "kvm"
 	args, err = c.qemuArgs()

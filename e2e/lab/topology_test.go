@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 )
 
 func smokeLikeTopology() Topology {
@@ -21,7 +23,7 @@ func TestPlanGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan.txt", strings.Join(p, "\n")+"\n")
+	golden.File(t, "plan.txt", strings.Join(p, "\n")+"\n")
 
 	topo := smokeLikeTopology()
 	topo.Prefix = "dl1-"
@@ -29,7 +31,7 @@ func TestPlanGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "plan-prefixed.txt", strings.Join(p, "\n")+"\n")
+	golden.File(t, "plan-prefixed.txt", strings.Join(p, "\n")+"\n")
 }
 
 func TestPlanDeterministic(t *testing.T) {

@@ -19,14 +19,7 @@ func TestFindXZ(t *testing.T) {
 
 // TestPVHKernelReal extracts the lab kernel deps.sh unpacked, when present.
 func TestPVHKernelReal(t *testing.T) {
-	root, err := moduleRoot()
-	if err != nil {
-		t.Skip(err)
-	}
-	k, err := FindKernel(filepath.Join(root, ".cache"))
-	if err != nil {
-		t.Skip(err)
-	}
+	root, k := realKernel(t)
 	if !Enabled() {
 		t.Skip("writes a 65 MB vmlinux into .cache/lab: only with DMVPND_LAB_TESTS=1")
 	}

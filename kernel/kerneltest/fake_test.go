@@ -3,37 +3,16 @@ package kerneltest
 import (
 	"context"
 	"errors"
-	"flag"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got):\n%s", path, d)
-	}
-}
 
 var (
 	a = netip.MustParseAddr
@@ -156,7 +135,7 @@ func TestRenderGolden(t *testing.T) {
 	if err := f.Install(11); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "render.golden", f.Render())
+	golden.File(t, "render.golden", f.Render())
 }
 
 func TestFakeErrors(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/google/go-cmp/cmp"
 )
@@ -39,7 +40,7 @@ func TestFakeQoS(t *testing.T) {
 	if d := cmp.Diff(want, reasons); d != "" {
 		t.Errorf("refusals (-want +got):\n%s", d)
 	}
-	golden(t, "qos.golden", f.Render())
+	golden.File(t, "qos.golden", f.Render())
 
 	n := len(f.Ops())
 	if err := f.SetQoS(policies, targets[:2]); err != nil {

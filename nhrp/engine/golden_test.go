@@ -1,20 +1,15 @@
 package engine_test
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
-	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // renderEvents renders a node's events with times relative to t0.
 func renderEvents(nd *nhrpsim.Node, t0 time.Time) string {
@@ -23,26 +18,6 @@ func renderEvents(nd *nhrpsim.Node, t0 time.Time) string {
 		fmt.Fprintf(&b, "%8s %s %s\n", ev.Time.Sub(t0), nd.Name, ev)
 	}
 	return b.String()
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
 }
 
 // TestPhase3EventLog pins the exact event sequence the controller sees in
@@ -65,5 +40,5 @@ func TestPhase3EventLog(t *testing.T) {
 	tp.advance(10 * time.Second)
 	cut = false
 	tp.advance(holding)
-	golden(t, "phase3.events", renderEvents(tp.hub, t0)+renderEvents(s2, t0)+renderEvents(s3, t0))
+	golden.File(t, "phase3.events", renderEvents(tp.hub, t0)+renderEvents(s2, t0)+renderEvents(s3, t0))
 }

@@ -3,7 +3,6 @@ package nhrpdecode_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,15 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/dmvpnd/dmvpnd/cmd/dmvpnctl/nhrpdecode"
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap"
 	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // run executes `decode args...` and returns its output and error.
 func run(t *testing.T, args ...string) (string, error) {
@@ -33,26 +29,6 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
-
 // checkCapture renders a capture as text and JSON and compares both with
 // golden files; the JSON must also parse and list as many packets.
 func checkCapture(t *testing.T, pcap, goldenBase string, wantPackets int) {
@@ -61,12 +37,12 @@ func checkCapture(t *testing.T, pcap, goldenBase string, wantPackets int) {
 	if err != nil {
 		t.Fatalf("decode: %v\n%s", err, text)
 	}
-	golden(t, goldenBase+".txt", text)
+	golden.Check(t, goldenBase+".txt", text)
 	js, err := run(t, "--json", pcap)
 	if err != nil {
 		t.Fatalf("decode --json: %v", err)
 	}
-	golden(t, goldenBase+".json", js)
+	golden.Check(t, goldenBase+".json", js)
 	var recs []map[string]any
 	if err := json.Unmarshal([]byte(js), &recs); err != nil {
 		t.Fatalf("JSON output does not parse: %v", err)

@@ -3,6 +3,8 @@ package apitest
 import (
 	_ "embed"
 	"encoding/json"
+
+	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
 // The fixtures are what a real controller serves: the controller test
@@ -34,4 +36,20 @@ func load(b []byte) Snapshot {
 		panic("apitest: fixture: " + err.Error())
 	}
 	return s
+}
+
+// ReloadFixture is what a running dmvpnd answered to a dry run, a reload
+// and show running-config. cmd/dmvpnd's TestReloadFixture writes it from
+// the real supervisor and controller (go test ./cmd/dmvpnd -update);
+// cmd/dmvpnctl renders it for its goldens (TestReloadFromDaemon), so that
+// they show what the daemon produces.
+type ReloadFixture struct {
+	// Running is the file dmvpnd started with, Next the one reloaded.
+	Running string `json:"running"`
+	Next    string `json:"next"`
+	// The answers, with the test's temporary directory replaced by a
+	// fixed path.
+	DryRun        api.ReloadResult  `json:"dry_run"`
+	Reload        api.ReloadResult  `json:"reload"`
+	RunningConfig api.RunningConfig `json:"running_config"`
 }

@@ -3,17 +3,13 @@ package benchreport
 import (
 	"encoding/json"
 	"encoding/xml"
-	"flag"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/google/go-cmp/cmp"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // sample is two sizes, two repetitions: FRR's second 2k burst never
 // reached N, the floor has no 2k burst.
@@ -92,24 +88,7 @@ func TestNiceStep(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", name, diff)
-	}
-}
-
-func TestMarkdownGolden(t *testing.T) { golden(t, "sample.md", sample().Markdown()) }
+func TestMarkdownGolden(t *testing.T) { golden.File(t, "sample.md", sample().Markdown()) }
 
 func TestSVGGolden(t *testing.T) {
 	s := sample().SVG()
@@ -123,7 +102,7 @@ func TestSVGGolden(t *testing.T) {
 			break
 		}
 	}
-	golden(t, "sample.svg", s)
+	golden.File(t, "sample.svg", s)
 }
 
 func TestJSONRoundTrip(t *testing.T) {

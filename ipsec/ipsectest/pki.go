@@ -1,4 +1,4 @@
-package ipsec_test
+package ipsectest
 
 import (
 	"crypto/rand"
@@ -15,16 +15,19 @@ import (
 	"time"
 )
 
-// testPKI is a throw-away CA. RSA keys, because Debian's charon without the
-// openssl plugin verifies RSA signatures only (gmp).
-type testPKI struct {
+// PKI is a throw-away certificate authority for tests of X.509
+// authentication, unit and lab alike. RSA keys, because Debian's charon
+// without the openssl plugin verifies RSA signatures only (gmp).
+type PKI struct {
+	// CAPEM is the CA certificate, PEM encoded.
+	CAPEM []byte
 	cert  *x509.Certificate
 	key   *rsa.PrivateKey
-	pem   []byte
-	nextN int64
+	next  int64
 }
 
-func newTestPKI(t testing.TB, cn string) *testPKI {
+// NewPKI makes a CA named cn, valid from an hour ago for a day.
+func NewPKI(t testing.TB, cn string) *PKI {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -47,24 +50,25 @@ func newTestPKI(t testing.TB, cn string) *testPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testPKI{cert: c, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nextN: 2}
+	return &PKI{CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert: c, key: key, next: 2}
 }
 
-// issue returns a PEM certificate and PKCS#1 PEM key for cn with IP SANs.
-func (p *testPKI) issue(t testing.TB, cn string, ips ...netip.Addr) (certPEM, keyPEM []byte) {
+// Issue returns a PEM certificate for cn with the IP SANs ips, and its
+// PKCS#1 PEM key.
+func (p *PKI) Issue(t testing.TB, cn string, ips ...netip.Addr) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.nextN),
+		SerialNumber: big.NewInt(p.next),
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"dmvpnd test"}},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 	}
-	p.nextN++
+	p.next++
 	for _, a := range ips {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(a.AsSlice()))
 	}
@@ -76,12 +80,13 @@ func (p *testPKI) issue(t testing.TB, cn string, ips ...netip.Addr) (certPEM, ke
 		pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 }
 
-// writeFiles writes ca.pem, cert.pem and key.pem for one node into dir.
-func (p *testPKI) writeFiles(t testing.TB, dir, cn string, ips ...netip.Addr) (ca, cert, key string) {
+// WriteFiles issues a certificate (see Issue) and writes ca.pem, cert.pem
+// and key.pem into dir; it returns their paths.
+func (p *PKI) WriteFiles(t testing.TB, dir, cn string, ips ...netip.Addr) (ca, cert, key string) {
 	t.Helper()
-	c, k := p.issue(t, cn, ips...)
+	c, k := p.Issue(t, cn, ips...)
 	ca, cert, key = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for f, b := range map[string][]byte{ca: p.pem, cert: c, key: k} {
+	for f, b := range map[string][]byte{ca: p.CAPEM, cert: c, key: k} {
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
