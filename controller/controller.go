@@ -74,8 +74,10 @@ type Controller struct {
 	refusedRoutes map[kernel.Route]bool
 	stats         stats
 	since         map[netip.Addr]time.Time // peer state change times for show dmvpn
-	// lastCounters are the engine counters last published to Prometheus.
+	// lastCounters are the engine counters last published to Prometheus,
+	// peerCounts the peers by state last counted for them (metrics.go).
 	lastCounters map[string]uint64
+	peerCounts   peerCountCache
 	// nhsExpires is each NHS's registration expiry last seen, lastReg the
 	// time of its last successful registration (outcomes.go).
 	nhsExpires map[netip.Addr]time.Time

@@ -90,7 +90,8 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	if oe, ok := engineEvent(ev); ok {
 		c.event(oe)
 	}
-	c.mcast.dirty = true // bindings, peers and NHSs are what multicast goes to
+	c.mcast.dirty = true       // bindings, peers and NHSs are what multicast goes to
+	c.peerCounts.valid = false // counted again for the metrics
 	switch ev.Kind {
 	case engine.EventPeerUp, engine.EventPeerDown, engine.EventGroup:
 		c.dirty.qos = true // peers and their groups are what QoS applies to
