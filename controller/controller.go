@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
@@ -78,6 +79,9 @@ type Controller struct {
 	// peerCounts the peers by state last counted for them (metrics.go).
 	lastCounters map[string]uint64
 	peerCounts   peerCountCache
+	// pktCounters are the packet counters by direction (received, sent)
+	// and NHRP type, looked up once (countPacket). Loop only.
+	pktCounters [2][256]prometheus.Counter
 	// nhsExpires is each NHS's registration expiry last seen, lastReg the
 	// time of its last successful registration (outcomes.go).
 	nhsExpires map[netip.Addr]time.Time

@@ -33,12 +33,23 @@ func (c *Controller) countPacket(b []byte, sent bool) {
 	if !ok || !t.Valid() {
 		return
 	}
-	label := strings.ReplaceAll(t.String(), "-", "_")
+	dir := 0
 	if sent {
-		m.PacketsSent.WithLabelValues(label).Inc()
-	} else {
-		m.PacketsReceived.WithLabelValues(label).Inc()
+		dir = 1
 	}
+	// The labelled counter is looked up once per type and direction, not
+	// per packet (a label string and a hash each time).
+	ctr := c.pktCounters[dir][t]
+	if ctr == nil {
+		label := strings.ReplaceAll(t.String(), "-", "_")
+		if sent {
+			ctr = m.PacketsSent.WithLabelValues(label)
+		} else {
+			ctr = m.PacketsReceived.WithLabelValues(label)
+		}
+		c.pktCounters[dir][t] = ctr
+	}
+	ctr.Inc()
 }
 
 // engineCounterMetrics adds the growth of one engine counter to the
