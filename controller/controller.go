@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
@@ -79,8 +80,13 @@ type Controller struct {
 	refusedRoutes map[kernel.Route]bool
 	stats         stats
 	since         map[netip.Addr]time.Time // peer state change times for show dmvpn
-	// lastCounters are the engine counters last published to Prometheus.
+	// lastCounters are the engine counters last published to Prometheus,
+	// peerCounts the peers by state last counted for them (metrics.go).
 	lastCounters map[string]uint64
+	peerCounts   peerCountCache
+	// pktCounters are the packet counters by direction (received, sent)
+	// and NHRP type, looked up once (countPacket). Loop only.
+	pktCounters [2][256]prometheus.Counter
 	// nhsExpires is each NHS's registration expiry last seen, lastReg the
 	// time of its last successful registration (outcomes.go).
 	nhsExpires map[netip.Addr]time.Time

@@ -90,10 +90,14 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	if oe, ok := engineEvent(ev); ok {
 		c.event(oe)
 	}
-	c.mcast.dirty = true // bindings, peers and NHSs are what multicast goes to
-	switch ev.Kind {
-	case engine.EventPeerUp, engine.EventPeerDown, engine.EventGroup:
-		c.dirty.qos = true // peers and their groups are what QoS applies to
+	c.mcast.dirty = true       // bindings, peers and NHSs are what multicast goes to
+	c.peerCounts.valid = false // counted again for the metrics
+	switch {
+	case ev.Kind == engine.EventGroup,
+		(ev.Kind == engine.EventPeerUp || ev.Kind == engine.EventPeerDown) && ev.Group != "":
+		// Peers with a group are what QoS applies to: a peer without one
+		// changes nothing (a burst of 10k of them, no walk per batch).
+		c.dirty.qos = true
 	}
 	switch ev.Kind {
 	case engine.EventPeerUp:

@@ -1,7 +1,12 @@
 package controller
 
 import (
+	"time"
+
+	"go.uber.org/zap"
+
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/nhrp"
 )
 
@@ -15,4 +20,24 @@ func ignoresIndication(cfg *config.Config, b []byte) bool {
 	}
 	t, ok := nhrp.PeekType(b)
 	return ok && t == nhrp.TypeTrafficIndication
+}
+
+// onHairpin hands a hairpinned packet to the engine (which sends the
+// traffic indication, or not: rate limit, no route). At debug level it
+// logs where the time went from the packet to the indication: kernel
+// timestamp -> off the NFLOG socket (when the kernel stamped it),
+// -> on the loop, -> engine done. Loop only.
+func (c *Controller) onHairpin(h kernel.Hairpin) {
+	if !c.config().NHRP.Redirect {
+		return
+	}
+	start := time.Now()
+	c.eng.Hairpin(h.Packet)
+	if ce := c.log.Check(zap.DebugLevel, "hairpin handled"); ce != nil {
+		fields := []zap.Field{zap.Duration("to_loop", start.Sub(h.Read)), zap.Duration("engine", time.Since(start))}
+		if !h.Stamp.IsZero() {
+			fields = append(fields, zap.Duration("kernel_to_read", h.Read.Sub(h.Stamp)))
+		}
+		ce.Write(fields...)
+	}
 }

@@ -79,9 +79,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 				continue
 			}
 			c.stats.inc("kernel_hairpins")
-			if c.config().NHRP.Redirect {
-				c.eng.Hairpin(h.Packet)
-			}
+			c.onHairpin(h)
 		case ev := <-in.ipsec:
 			c.onIPsecEvent(ev)
 		case <-engineTimer.C:

@@ -33,12 +33,23 @@ func (c *Controller) countPacket(b []byte, sent bool) {
 	if !ok || !t.Valid() {
 		return
 	}
-	label := strings.ReplaceAll(t.String(), "-", "_")
+	dir := 0
 	if sent {
-		m.PacketsSent.WithLabelValues(label).Inc()
-	} else {
-		m.PacketsReceived.WithLabelValues(label).Inc()
+		dir = 1
 	}
+	// The labelled counter is looked up once per type and direction, not
+	// per packet (a label string and a hash each time).
+	ctr := c.pktCounters[dir][t]
+	if ctr == nil {
+		label := strings.ReplaceAll(t.String(), "-", "_")
+		if sent {
+			ctr = m.PacketsSent.WithLabelValues(label)
+		} else {
+			ctr = m.PacketsReceived.WithLabelValues(label)
+		}
+		c.pktCounters[dir][t] = ctr
+	}
+	ctr.Inc()
 }
 
 // engineCounterMetrics adds the growth of one engine counter to the
@@ -108,8 +119,43 @@ func (c *Controller) takeView() view {
 	}
 	// Counted, not sorted: no snapshot of the cache is built.
 	v.cache = c.eng.CacheLen()
-	// Counted by state first: one map write per state, not per peer
-	// (every 5 s over 10k spokes).
+	for st, n := range c.countPeers() {
+		v.peers[st] = n
+	}
+	return v
+}
+
+// peerCountCache is the count of peers by state label (dmvpnd_peers) and
+// what it was counted from: it stays valid while the engine reports no
+// event, holds as many entries and proves the same SAs, for at most
+// peerCountMaxAge, so that an idle hub does not walk its 10k peers every
+// metricsInterval. (A resolved peer's NBMA can change in place without an
+// event: the age bounds how stale that leaves the gauge.) Loop only.
+type peerCountCache struct {
+	valid   bool
+	eng     *engine.Engine
+	entries int
+	protGen uint64
+	at      time.Time
+	counts  map[string]int
+}
+
+// peerCountMaxAge bounds how long the peer count is reused.
+const peerCountMaxAge = time.Minute
+
+// countPeers returns the peers by state label, counted again only when
+// the cache is stale (onEngineEvent invalidates it; a new engine, another
+// number of entries, a new IPsec snapshot generation or its age too).
+// Loop only.
+func (c *Controller) countPeers() map[string]int {
+	pc := &c.peerCounts
+	now := c.deps.Clock.Now()
+	sameProofs := c.deps.IPsec == nil || c.protGenKnown && pc.protGen == c.protGen
+	if pc.valid && pc.eng == c.eng && pc.entries == c.eng.CacheLen() && sameProofs && now.Sub(pc.at) < peerCountMaxAge {
+		return pc.counts
+	}
+	counts := map[string]int{}
+	// Counted by state first: one map write per state, not per peer.
 	var up, ike, nhrp int
 	for e := range c.eng.Peers() {
 		st, ok := peerState(e, c.protectedNow)
@@ -122,15 +168,16 @@ func (c *Controller) takeView() view {
 		case st == api.PeerNHRP:
 			nhrp++
 		default:
-			v.peers[peerStateLabel(st)]++
+			counts[peerStateLabel(st)]++
 		}
 	}
 	for st, n := range map[api.PeerState]int{api.PeerUp: up, api.PeerIKE: ike, api.PeerNHRP: nhrp} {
 		if n > 0 {
-			v.peers[peerStateLabel(st)] += n
+			counts[peerStateLabel(st)] += n
 		}
 	}
-	return v
+	*pc = peerCountCache{valid: true, eng: c.eng, entries: c.eng.CacheLen(), protGen: c.protGen, at: now, counts: counts}
+	return counts
 }
 
 // peerStateLabel is the state label of dmvpnd_peers.

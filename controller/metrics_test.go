@@ -161,3 +161,38 @@ func label(m *dto.Metric, name string) string {
 	}
 	return ""
 }
+
+// TestPeerCountFollowsEngine: the metrics snapshot reuses its count of
+// peers by state while nothing happens, and counts again once a peer
+// comes or goes (and once the count is older than peerCountMaxAge).
+func TestPeerCountFollowsEngine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := start(t, kerneltest.NewNetwork(), "hub", bigHubYAML(20), nil)
+		defer stopAll(t, hub)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		up := func() int {
+			t.Helper()
+			var v view
+			if err := hub.ctl.run(context.Background(), func() { v = hub.ctl.takeView() }); err != nil {
+				t.Fatal(err)
+			}
+			return v.peers["up"]
+		}
+		registerSpokes(t, hub, 10)
+		if got := up(); got != 10 {
+			t.Fatalf("after 10 registrations: %d peers up, want 10", got)
+		}
+		registerSpokes(t, hub, 15) // 5 more
+		if got := up(); got != 15 {
+			t.Fatalf("after 15 registrations: %d peers up, want 15", got)
+		}
+		_, proto := spokeAddrs(3)
+		if err := hub.ctl.run(context.Background(), func() { hub.ctl.eng.ClearRegistration(proto) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := up(); got != 14 {
+			t.Fatalf("after clearing one registration: %d peers up, want 14", got)
+		}
+	})
+}

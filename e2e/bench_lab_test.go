@@ -48,7 +48,9 @@ import (
 // DMVPND_BENCH_BUDGET (e.g. 50m: start no burst after that long; on a
 // loaded host, where the default run would outlast the test timeout),
 // DMVPND_BENCH_PROFILE=1 (CPU and heap profiles of dmvpnd at the largest
-// N, bench_lab_profile_test.go; the profiling costs dmvpnd CPU too).
+// N, bench_lab_profile_test.go; the profiling costs dmvpnd CPU too),
+// DMVPND_BENCH_GOMAXPROCS=N (the bursts' dmvpnd runs with GOMAXPROCS=N:
+// an experiment, stated in the results' setup notes).
 //
 // It asserts only that the harness works (every burst's output decodes,
 // the kernel floor reaches N, the readiness probe is answered, every
@@ -149,6 +151,7 @@ type blConfig struct {
 	out           string
 	budget        time.Duration // 0: none
 	profile       bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
+	gomaxprocs    int           // DMVPND_BENCH_GOMAXPROCS: GOMAXPROCS of the bursts' dmvpnd (0: the runtime's default)
 }
 
 func blConfigFromEnv() (blConfig, error) {
@@ -189,6 +192,11 @@ func blConfigFromEnv() (blConfig, error) {
 	}
 	c.out = os.Getenv("DMVPND_BENCH_OUT")
 	c.profile = os.Getenv("DMVPND_BENCH_PROFILE") == "1"
+	if s := os.Getenv("DMVPND_BENCH_GOMAXPROCS"); s != "" {
+		if c.gomaxprocs, err = strconv.Atoi(s); err != nil || c.gomaxprocs < 0 {
+			return c, fmt.Errorf("DMVPND_BENCH_GOMAXPROCS=%q: want an integer >= 0", s)
+		}
+	}
 	return c, nil
 }
 
@@ -286,17 +294,24 @@ func (b *blBench) setup() {
 }
 
 func (b *blBench) setupNotes() []string {
-	return []string{
+	var notes []string
+	if b.cfg.gomaxprocs > 0 {
+		notes = append(notes, fmt.Sprintf("experiment: the bursts' dmvpnd ran with GOMAXPROCS=%d (DMVPND_BENCH_GOMAXPROCS)", b.cfg.gomaxprocs))
+	}
+	if b.cfg.profile {
+		notes = append(notes, "profiled: the bursts' dmvpnd served pprof and was profiled at the largest N (DMVPND_BENCH_PROFILE=1): its CPU figures there include the profiling's")
+	}
+	return append(notes,
 		fmt.Sprintf("hub and load generator are namespaces of one guest, joined by veths and a bridge; spoke i registers tunnel address %s+i from NBMA %s+i (raw GRE, key 42), holding time %d s, no-unique, no IPsec", blFirstProto, blFirstNBMA, blHold),
-		"full rate: the generator sends every first registration back to back; an unanswered spoke retransmits after 1, 2, 4, 8 s (5 transmissions at most) and is given up 3 s after its last; the generator then listens until the hub has sent nothing for 5 s (at most 10 min), so that an answer however late counts as an answer",
+		"full rate: the generator sends every first registration back to back; an unanswered spoke retransmits after 1, 2, 4, 8 s (5 transmissions at most) and is given up 3 s after its last; the generator then listens until the hub has sent nothing for 5 s (at most 10 min), so that an answer however late counts as an answer, or until every request sent has its answer",
 		"where requests went: the hub namespace's IPv4 in/out (nstat), its NHRP packet socket's drop counter (ss -0 -m: skmem d), dmvpnd's drop_ counters (show counters), the guest's softnet drops, the generator's socket drops",
-		"time to N: first registration sent -> N-th spoke entry (with its NBMA address) seen in the hub's gre1 neighbour table by a netlink listener, which waits past the generator's end; a burst ends when the hub is quiet (nothing queued in its packet sockets, nothing sent for 5 s); floor: ip started -> N-th entry",
+		"time to N: first registration sent -> N-th spoke entry (with its NBMA address) seen in the hub's gre1 neighbour table by a netlink listener, which waits past the generator's end; a burst ends when the hub is quiet (nothing queued in its packet sockets, nothing sent for 2 s after the generator stopped, 1 s when every request was answered); floor: ip started -> N-th entry",
 		"CPU per registration: utime+stime of dmvpnd, or of nhrpd + zebra, from just before the burst until the hub was quiet, per entry in the table (retransmissions the hub processed cost CPU too); RSS per spoke: VmRSS growth over the same span per entry",
 		"dmvpnd: role hub, log level warn, nhrp.limits.cache_size 65536 (default 10000 would refuse the 10k burst's last entries), other settings default; FRR 8.4.4: nhrpd (ip nhrp registration no-unique, holdtime 3600) + zebra, logging at warnings, default limits",
 		"guest sysctls: net.core.netdev_max_backlog 65536, neigh gc_thresh1-3 65536",
 		fmt.Sprintf("steady state at the largest N (first repetition): idle window %v with nothing sent, then re-registrations of registered spokes at %.0f/s for %v", b.cfg.idle, b.cfg.refreshRate, b.cfg.refresh),
 		fmt.Sprintf("Phase 3 (%d repetition(s), after the bursts, same boot): the hub namespace and two spokes s1, s2 (LANs 10.1.1.0/24, 10.1.2.0/24), all dmvpnd or all FRR (the interop scenarios' configurations: debug logging, FRR's hub hairpin NFLOG rule, strongSwan in trap mode for FRR, over VICI for dmvpnd), without and with IPsec; a 10/s ping from s1's LAN to s2's until s1 has the shortcut route (and with IPsec the SA to s2) plus 1 s; times from tcpdump on the hub's and s1's gre1 and s1's eth0 and `ip -ts monitor route` on s1, one guest clock", b.cfg.p3reps),
-	}
+	)
 }
 
 // blHub is one implementation running as the hub.
@@ -331,6 +346,9 @@ log: {level: warn}
 		cmd := b.bin + "/dmvpnd --config " + dir + "/dmvpnd.yaml"
 		if b.cfg.profile {
 			cmd = "env DMVPND_PPROF=" + blPprofAddr + " " + cmd
+		}
+		if b.cfg.gomaxprocs > 0 {
+			cmd = fmt.Sprintf("env GOMAXPROCS=%d %s", b.cfg.gomaxprocs, cmd)
 		}
 		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), cmd)
 		if err != nil {

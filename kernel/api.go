@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"net/netip"
+	"time"
 )
 
 // Dataplane is the desired-state API the controller programs. Every method
@@ -71,6 +72,11 @@ type Hairpin struct {
 	InIfindex int
 	// Packet is the start of the IPv4 packet (up to the snap length).
 	Packet []byte
+	// Stamp is the kernel's receive timestamp of the packet when it has
+	// one (packet timestamping is on, e.g. while a capture runs), Read
+	// when the trigger took it off the NFLOG socket: the latency from the
+	// hairpinned packet to the traffic indication, in parts.
+	Stamp, Read time.Time
 }
 
 // Neighbor is one neighbor entry on the tunnel.

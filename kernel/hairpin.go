@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/florianl/go-nflog/v2"
 	"github.com/google/nftables"
@@ -79,5 +80,9 @@ func hairpinFromAttr(a nflog.Attribute) (Hairpin, bool) {
 	}
 	p := make([]byte, len(*a.Payload))
 	copy(p, *a.Payload)
-	return Hairpin{InIfindex: int(*a.InDev), Packet: p}, true
+	h := Hairpin{InIfindex: int(*a.InDev), Packet: p, Read: time.Now()}
+	if a.Timestamp != nil {
+		h.Stamp = *a.Timestamp
+	}
+	return h, true
 }

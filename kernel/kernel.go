@@ -58,6 +58,10 @@ type Kernel struct {
 	subscribe    neighSubscribeFunc // nil: netlink.NeighSubscribeWithOptions
 	resubscribes atomic.Int64
 
+	// routeWatch keeps the routes LookupRoute matches against while none
+	// changes (routewatch.go).
+	routeWatch routeWatch
+
 	qosMu      sync.Mutex // serializes SetQoS and QoSStats
 	qos        qosState
 	qosNL      qosNL // nil: nl (a simulator in unit tests)
@@ -116,6 +120,7 @@ func New(cfg Config) (*Kernel, error) {
 // Close releases the netlink handle and the batch socket. Kernel state is left in place so that a
 // restarted daemon adopts it.
 func (k *Kernel) Close() error {
+	k.routeWatch.close()
 	k.nl.Close()
 	k.batchMu.Lock()
 	defer k.batchMu.Unlock()

@@ -3,9 +3,7 @@ package kernel
 import (
 	"net"
 	"net/netip"
-	"strconv"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,32 +20,28 @@ type RouteMatch struct {
 // LookupRoute finds the longest unicast IPv4 prefix covering dst in the
 // main table and in our own table. The kernel's RTM_GETROUTE answers with a
 // host route, not the prefix that matched, so the match is made here over
-// the listed routes. ok is false when no route covers dst.
+// the listed routes (kept between lookups while no route changes:
+// routewatch.go). ok is false when no route covers dst.
 func (k *Kernel) LookupRoute(dst netip.Addr) (RouteMatch, bool, error) {
+	routes, err := k.lookupRoutes()
+	if err != nil {
+		return RouteMatch{}, false, err
+	}
 	var best RouteMatch
 	found := false
-	for _, table := range k.lookupTables() {
-		filter := &netlink.Route{Table: table}
-		routes, err := k.nl.RouteListFiltered(unix.AF_INET, filter, netlink.RT_FILTER_TABLE)
-		if err != nil {
-			return RouteMatch{}, false, opErr("list routes", "table "+strconv.Itoa(table), err)
+	for _, m := range routes {
+		if !m.Prefix.Contains(dst) || (found && m.Prefix.Bits() <= best.Prefix.Bits()) {
+			continue
 		}
-		for _, r := range routes {
-			if r.Type != unix.RTN_UNICAST {
-				continue
-			}
-			p := routePrefix(r.Dst)
-			if !p.Contains(dst) || (found && p.Bits() <= best.Prefix.Bits()) {
-				continue
-			}
-			m := RouteMatch{Prefix: p, Ifindex: r.LinkIndex}
-			if gw, ok := netip.AddrFromSlice(r.Gw); ok {
-				m.Gateway = gw.Unmap()
-			}
-			best, found = m, true
-		}
+		best, found = m, true
 	}
 	return best, found, nil
+}
+
+// netipAddr converts a netlink address (nil: invalid).
+func netipAddr(ip net.IP) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
 }
 
 func (k *Kernel) lookupTables() []int {

@@ -1,14 +1,18 @@
 package kernel
 
 import (
+	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func TestPrivLookupRoute(t *testing.T) {
-	fd, _, ul := singleNode(t)
+	fd, h, ul := singleNode(t)
 	k := newKernel(t, fd)
 	idx, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")})
 	if err != nil {
@@ -42,5 +46,58 @@ func TestPrivLookupRoute(t *testing.T) {
 		if d := cmp.Diff(tt.want, got, cmpAddrs...); d != "" {
 			t.Errorf("LookupRoute(%s) (-want +got):\n%s", tt.dst, d)
 		}
+	}
+
+	// The routes are kept between lookups: a change of dmvpnd's own is
+	// seen by the next lookup at once, one made behind its back once its
+	// notification has been read.
+	if err := k.SetRoutes([]Route{
+		{Dst: p("192.168.0.0/16"), Via: a("10.0.0.2")},
+		{Dst: p("192.168.2.128/25"), Via: a("10.0.0.4")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := RouteMatch{Prefix: p("192.168.2.128/25"), Ifindex: idx, Gateway: a("10.0.0.4")}
+	if got, ok, err := k.LookupRoute(a("192.168.2.200")); err != nil || !ok || cmp.Diff(want, got, cmpAddrs...) != "" {
+		t.Errorf("after SetRoutes: LookupRoute(192.168.2.200) = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	if got, ok, err := k.LookupRoute(a("192.168.2.5")); err != nil || !ok || got.Prefix != p("192.168.0.0/16") {
+		t.Errorf("after SetRoutes: LookupRoute(192.168.2.5) = %+v, %v, %v; want 192.168.0.0/16 (the /24 is gone)", got, ok, err)
+	}
+	ext := &netlink.Route{LinkIndex: ul.Attrs().Index, Scope: unix.RT_SCOPE_LINK,
+		Dst: &net.IPNet{IP: net.IPv4(172, 31, 5, 0).To4(), Mask: net.CIDRMask(24, 32)}}
+	if err := h.RouteAdd(ext); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, ok, err := k.LookupRoute(a("172.31.5.9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && got.Prefix == p("172.31.5.0/24") && got.Ifindex == ul.Attrs().Index {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a route added behind the kernel's back not seen within 5 s: LookupRoute(172.31.5.9) = %+v, %v", got, ok)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := h.RouteDel(ext); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, ok, err := k.LookupRoute(a("172.31.5.9"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a route deleted behind the kernel's back still matched after 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -137,6 +137,7 @@ func sortRoutes(rs []Route) {
 // tunnel prefix with metric 0 is refused). Other errors (no tunnel, listing
 // failed) mean nothing was changed.
 func (k *Kernel) SetRoutes(desired []Route) error {
+	defer k.routeWatch.changed() // seen by the next lookup at once
 	t, err := k.currentTunnel()
 	if err != nil {
 		return err

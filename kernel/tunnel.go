@@ -190,6 +190,7 @@ func tunnelDiff(have *netlink.Gretun, want *netlink.Gretun) []string {
 // EnsureTunnel creates the tunnel or adopts an existing one, then sets its
 // address, clears NOARP, writes the neighbor-miss sysctls and brings it up.
 func (k *Kernel) EnsureTunnel(cfg TunnelConfig) (int, error) {
+	defer k.routeWatch.changed() // connected and host routes
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
@@ -348,6 +349,7 @@ func (k *Kernel) ensureAddress(link netlink.Link, cfg TunnelConfig) error {
 // DeleteTunnel deletes the named tunnel if dmvpnd created it; a missing
 // tunnel is not an error, a foreign one is ErrNotOwned.
 func (k *Kernel) DeleteTunnel(name string) error {
+	defer k.routeWatch.changed()
 	link, err := k.nl.LinkByName(name)
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {

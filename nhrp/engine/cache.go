@@ -194,7 +194,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 	}
 	if pe.nbma.IsValid() {
 		e.emit(Event{Kind: EventPeerDown, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
-			Observed: pe.observed, Binding: pe.kind, Reason: reason})
+			Observed: pe.observed, Binding: pe.kind, Group: pe.group, Reason: reason})
 	}
 	if len(pe.resolvers) > 0 {
 		e.purgeResolvers(pe)

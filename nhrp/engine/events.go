@@ -83,7 +83,8 @@ type Event struct {
 	NHS NHSState
 	// Drop is why a request was refused (EventRefused).
 	Drop DropReason
-	// Group is the peer's NHRP group (EventPeerUp, EventGroup).
+	// Group is the peer's NHRP group (EventPeerUp, EventGroup; the group
+	// it had for EventPeerDown).
 	Group string
 	// Reason is a short human-readable cause.
 	Reason string
