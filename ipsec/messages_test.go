@@ -122,5 +122,5 @@ func TestMessagesMarkNAT(t *testing.T) {
 			loads = append(loads, c)
 		}
 	}
-	golden(t, "psk-marknat.golden", renderCommands(loads))
+	golden.File(t, "psk-marknat.golden", renderCommands(loads))
 }
