@@ -22,14 +22,20 @@ package kernel
 //
 //	qdisc htb d: root default 1
 //	  class d:1                 unshaped (1 Tbit/s), leaf fq_codel 1:
-//	  class d:B                 one per target: rate = ceil = policy rate
-//	    class d:B+1 .. d:B+n    the policy's classes, in order
-//	    class d:B+n+1           the policy's default class
-//	      leaf fq_codel M: on every class d:M
+//	  class d:Q                 one per bucket (Q = 0x100 + a hash of the
+//	                            destination), 1 Tbit/s, leaf:
+//	    qdisc htb Q:
+//	      class Q:B             one per target: rate = ceil = policy rate
+//	        class Q:B+1 .. Q:B+n    the policy's classes, in order
+//	        class Q:B+n+1           the policy's default class
+//	          leaf fq_codel M: on every class Q:M
 //
-// with B = 0x10 + 6*slot, and u32 filters hashed on the destination's last
-// two octets (two levels of 256 buckets), one entry per (target, DSCP) and a
-// catch-all per target. qos_layout.go has the numbers.
+// with B = 0x200 + 6*slot, so that no HTB qdisc holds every class (the
+// kernel's cost of adding a class grows with its qdisc's classes). u32
+// filters on d:, hashed on the destination's last two octets, send a
+// target's packets to its bucket; on Q:, hashed on the last octet, one
+// entry per (target, DSCP) and a catch-all per target send them to its
+// classes. qos_layout.go has the numbers.
 
 import (
 	"fmt"
