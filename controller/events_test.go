@@ -15,7 +15,6 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
-	"github.com/dmvpnd/dmvpnd/kernel"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
 
@@ -80,25 +79,7 @@ func TestEventsOfAPhase3Run(t *testing.T) {
 		s2 := startSpoke(t, netw, 2, "")
 		defer stopAll(t, s1, s2, hub)
 
-		// s1 protects its NHRP with IPsec: nothing registers before the SA.
-		time.Sleep(time.Second)
-		synctest.Wait()
-		if !sa.SetStatus("198.51.100.1", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.1:500"), "") {
-			t.Fatalf("hub SA not wanted; peers:\n%s", sa.Text())
-		}
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		// Direct traffic to s2 needs an SA to it as well: up as soon as wanted.
-		hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")})
-		deadline := time.Now().Add(30 * time.Second)
-		up := false
-		for !s1.has("route 192.168.2.0/24") && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-			up = up || sa.SetStatus("198.51.100.3", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.3:500"), "")
-		}
-		if !s1.has("route 192.168.2.0/24") {
-			t.Fatalf("no shortcut; state:\n%s", s1.kernel.Render())
-		}
+		protectedShortcut(t, hub, s1, sa)
 		sa.SetStatus("198.51.100.3", ipsec.StatusDown, netip.AddrPort{}, ipsec.ReasonIKEDeleted)
 		time.Sleep(20 * time.Minute)
 		synctest.Wait()

@@ -25,6 +25,33 @@ type phase3Run struct {
 	sa          *ipsectest.Fake
 }
 
+// protectedShortcut takes s1, whose NHRP IPsec protects (its SAs on sa),
+// to a Phase 3 shortcut to s2's LAN: its SA with the hub comes up and it
+// registers, then a packet from its LAN to s2's hairpins at the hub, and
+// the SA with s2 comes up as soon as s1 wants it (once), until s1 has the
+// shortcut route.
+func protectedShortcut(t *testing.T, hub, s1 *node, sa *ipsectest.Fake) {
+	t.Helper()
+	// Nothing registers before the SA.
+	time.Sleep(time.Second)
+	synctest.Wait()
+	if !sa.SetStatus("198.51.100.1", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.1:500"), "") {
+		t.Fatalf("hub SA not wanted; peers:\n%s", sa.Text())
+	}
+	time.Sleep(5 * time.Second)
+	synctest.Wait()
+	hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")})
+	deadline := time.Now().Add(30 * time.Second)
+	up := false
+	for !s1.has("route 192.168.2.0/24") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		up = up || sa.SetStatus("198.51.100.3", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.3:500"), "")
+	}
+	if !s1.has("route 192.168.2.0/24") {
+		t.Fatalf("no shortcut; state:\n%s", s1.kernel.Render())
+	}
+}
+
 func startPhase3(t *testing.T) phase3Run {
 	t.Helper()
 	netw := kerneltest.NewNetwork()
@@ -38,22 +65,7 @@ func startPhase3(t *testing.T) phase3Run {
 	// The spokes announce NHRP groups (per-tunnel QoS), so the views show them.
 	s1 := startSpoke(t, netw, 1, "  group: branch-2m\nqos:\n  egress: {rate: 10mbit}\n", func(d *Deps) { d.IPsec = fakeIPsec{sa} }, withKernelQoS)
 	s2 := startSpoke(t, netw, 2, "  group: branch-10m\n")
-	time.Sleep(time.Second)
-	synctest.Wait()
-	if !sa.SetStatus("198.51.100.1", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.1:500"), "") {
-		t.Fatalf("hub SA not wanted; peers:\n%s", sa.Text())
-	}
-	time.Sleep(5 * time.Second)
-	synctest.Wait()
-	hub.kernel.InjectHairpin(kernel.Hairpin{InIfindex: 1, Packet: ipv4Packet("192.168.1.10", "192.168.2.20")})
-	deadline := time.Now().Add(30 * time.Second)
-	for !s1.has("route 192.168.2.0/24") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		sa.SetStatus("198.51.100.3", ipsec.StatusUp, netip.MustParseAddrPort("198.51.100.3:500"), "")
-	}
-	if !s1.has("route 192.168.2.0/24") {
-		t.Fatalf("no shortcut; state:\n%s", s1.kernel.Render())
-	}
+	protectedShortcut(t, hub, s1, sa)
 	time.Sleep(10 * time.Second)
 	synctest.Wait()
 	sa.SetTraffic("198.51.100.1", 48_210, 52_964, 402, 431)

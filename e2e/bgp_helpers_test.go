@@ -574,6 +574,21 @@ func bgpReportNodes(t *testing.T, nodes []*dnode) {
 // bgpMS rounds a duration for timing logs.
 func bgpMS(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
+// bgpPingThroughHub sends the first 3 packets of a LAN-to-LAN flow from
+// from to to, which go through the hub (no shortcut yet), fails the test
+// unless one is answered, and returns the guest's clock right before them.
+func bgpPingThroughHub(ctx context.Context, t *testing.T, from, to *dnode) time.Time {
+	t.Helper()
+	g1, res, err := bgpPingFrom(ctx, from, to, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Exit != 0 {
+		t.Fatalf("LAN to LAN through the hub: ping exit %d\n%s", res.Exit, res.Stdout)
+	}
+	return g1
+}
+
 // bgpPingFrom pings to's LAN from from's LAN like scLANPing and also
 // returns the guest's clock right before the first packet, to compare with
 // the timestamps in dmvpnd's logs.

@@ -145,10 +145,6 @@ type frrLab struct {
 // frrLabPSK is the IKE pre-shared key of every node.
 const frrLabPSK = "frr-interop-lab-psk-5d41402abc4b2a76"
 
-// frrSwanctl is an FRR node's swanctl.conf: strongSwan alone protects GRE
-// with an IKEv2 transport-mode SA to whoever it talks to, negotiated on
-// the first packet (start_action = trap, remote %any: charon initiates to
-// the acquired packet's destination) or accepted from any peer.
 // The FRR nodes' proposals; the dmvpnd nodes of the same cloud pin the same
 // ones (dmvpnd's own defaults, charon-aware with PFS, do not include them).
 const (
@@ -156,37 +152,12 @@ const (
 	frrESPProposal = "aes256gcm16"
 )
 
+// frrSwanctl is an FRR node's swanctl.conf: strongSwan alone protects GRE
+// with an IKEv2 transport-mode SA to whoever it talks to, negotiated on
+// the first packet (start_action = trap, remote %any: charon initiates to
+// the acquired packet's destination) or accepted from any peer.
 func frrSwanctl(nbma netip.Addr) string {
-	return fmt.Sprintf(`connections {
-	dmvpn {
-		version = 2
-		local_addrs = %s
-		remote_addrs = %%any
-		proposals = %s
-		mobike = no
-		local {
-			auth = psk
-		}
-		remote {
-			auth = psk
-		}
-		children {
-			gre {
-				mode = transport
-				local_ts = dynamic[gre]
-				remote_ts = dynamic[gre]
-				esp_proposals = %s
-				start_action = trap
-			}
-		}
-	}
-}
-secrets {
-	ike-dmvpn {
-		secret = %q
-	}
-}
-`, nbma, frrIKEProposal, frrESPProposal, frrLabPSK)
+	return swanctlPSK(swanctlConn{name: "dmvpn", local: nbma, remote: "%any", trap: true}, frrLabPSK)
 }
 
 // newFRRLab boots a lab and builds the hub-and-spoke topology; kinds

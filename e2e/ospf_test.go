@@ -189,14 +189,8 @@ func ospfPhase3(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, f
 
 	// Spoke to spoke: through the hub, then a redirect and a shortcut.
 	t1 := time.Now()
-	g1, res, err := bgpPingFrom(ctx, s1, s2, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Exit != 0 {
-		t.Fatalf("LAN to LAN through the hub: ping exit %d\n%s", res.Exit, res.Stdout)
-	}
-	err = ospfWaitRoutes(ctx, s1.node, "shortcut route to s2's LAN (proto 157) beside OSPF's", func(rs []ospfRoute) bool {
+	g1 := bgpPingThroughHub(ctx, t, s1, s2)
+	err := ospfWaitRoutes(ctx, s1.node, "shortcut route to s2's LAN (proto 157) beside OSPF's", func(rs []ospfRoute) bool {
 		if ospfHasRoute(rs, s2.lan.Masked(), s2.tunnel, "157") {
 			return true
 		}

@@ -57,16 +57,39 @@ func mgreCommands(n smokeNode, key int) string {
 // swanctlConf is a PSK IKEv2 connection protecting GRE between the node's
 // own address and remote (%any on a responder) in transport mode.
 func swanctlConf(local netip.Addr, remote string) string {
+	return swanctlPSK(swanctlConn{name: "gre", local: local, remote: remote, id: local.String()}, "lab-smoke-not-a-secret")
+}
+
+// swanctlConn is one PSK IKEv2 connection that protects GRE in transport
+// mode (AES-GCM, the proposals the FRR cloud pins too).
+type swanctlConn struct {
+	name   string
+	local  netip.Addr
+	remote string // an address, or %any to accept any peer
+	id     string // the local identity; "" leaves charon's default
+	// trap installs a trap policy: charon initiates to the destination of
+	// the first packet (start_action = trap).
+	trap bool
+}
+
+// swanctlPSK renders swanctl.conf: the connection and its PSK.
+func swanctlPSK(c swanctlConn, psk string) string {
+	id, trap := "", ""
+	if c.id != "" {
+		id = "\n\t\t\tid = " + c.id
+	}
+	if c.trap {
+		trap = "\n\t\t\t\tstart_action = trap"
+	}
 	return fmt.Sprintf(`connections {
-	gre {
+	%[1]s {
 		version = 2
-		local_addrs = %s
-		remote_addrs = %s
-		proposals = aes256gcm16-prfsha256-ecp256
+		local_addrs = %[2]s
+		remote_addrs = %[3]s
+		proposals = %[4]s
 		mobike = no
 		local {
-			auth = psk
-			id = %[1]s
+			auth = psk%[5]s
 		}
 		remote {
 			auth = psk
@@ -76,17 +99,17 @@ func swanctlConf(local netip.Addr, remote string) string {
 				mode = transport
 				local_ts = dynamic[gre]
 				remote_ts = dynamic[gre]
-				esp_proposals = aes256gcm16
+				esp_proposals = %[6]s%[7]s
 			}
 		}
 	}
 }
 secrets {
-	ike-lab {
-		secret = "lab-smoke-not-a-secret"
+	ike-%[1]s {
+		secret = %[8]q
 	}
 }
-`, local, remote)
+`, c.name, c.local, c.remote, frrIKEProposal, id, frrESPProposal, trap, psk)
 }
 
 // pingAll checks the overlay between every ordered pair.

@@ -156,7 +156,6 @@ func TestLogLevel(t *testing.T) {
 	}
 }
 
-// readyAfter reports ready from its n-th Status call on.
 func TestWaitReady(t *testing.T) {
 	f := apitest.NewFake(apitest.SpokeFixture())
 	c, _ := serve(t, &apitest.ReadyAfter{Fake: f, N: 3})
