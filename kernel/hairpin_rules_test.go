@@ -15,11 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// update is golden's -update for qos_test.go's qosGolden, the last copy of
-// the golden helper (its file is another engineer's at the time of writing:
-// it should call golden.File, and this line go).
-var update = golden.Update
-
 func TestHairpinExprs(t *testing.T) {
 	c := HairpinConfig{Group: 5, Rate: 2, Per: time.Hour, Burst: 3}.withDefaults()
 	got, err := hairpinExprs(c, 7, "flows", 1)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -60,7 +61,7 @@ func TestQoSOpEncoding(t *testing.T) {
 		}
 		lines = append(lines, op.String()+" "+hex.EncodeToString(b))
 	}
-	qosGolden(t, "qos_batch.golden", strings.Join(lines, "\n")+"\n")
+	golden.File(t, "qos_batch.golden", strings.Join(lines, "\n")+"\n")
 
 	// Network byte order where the kernel wants it: the entry's address
 	// key (198.51.100.2 = c6336402) and the root link's hash mask.

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/dmvpnd/dmvpnd/e2e/golden"
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
@@ -221,23 +220,6 @@ func qosKernel(sim *qosSim) *Kernel {
 	return &Kernel{log: zap.NewNop(), qosNL: sim}
 }
 
-func qosGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got):\n%s", path, d)
-	}
-}
-
 func TestSetQoSInstallAdoptRemove(t *testing.T) {
 	sim := newQoSSim()
 	sim.addDevice(2, "198.51.100.0/24")
@@ -251,7 +233,7 @@ func TestSetQoSInstallAdoptRemove(t *testing.T) {
 	if err := k.SetQoS(policies, targets); err != nil {
 		t.Fatal(err)
 	}
-	qosGolden(t, "qos_install.golden", sim.render())
+	golden.File(t, "qos_install.golden", sim.render())
 
 	before := sim.changes
 	if err := k.SetQoS(policies, targets); err != nil {
