@@ -99,7 +99,11 @@
 // by the caller (dmvpnd: the tunnel address, checked by the NHRP engine),
 // so any inner address from NATInnerPrefixes is accepted; in every mode an
 // inner address stays with the first peer (identity and post-NAT address)
-// whose SA carries it, and a newer SA of another peer for it is terminated.
+// whose SA carries it, and a newer SA of another peer for it is terminated,
+// unless Config.MarkNAT gives every NAT child XFRM marks of its own: then
+// both stay and the caller tells them apart by their marks (ChildInfo and
+// Protection carry MarkIn, MarkOut and ReqID; docs/strongswan.md, "Two
+// spokes behind different NATs with the same private address").
 //
 // # Events, state and resilience
 //
