@@ -81,7 +81,10 @@
 // holds) and terminates the others; the initiating end leaves that choice
 // to the responder. Every connection also sets unique = replace, so that
 // charon itself replaces an old IKE_SA when the same peer authenticates
-// again (after a reboot or a charon restart). Exactly one IKE_SA and one
+// again (after a reboot or a charon restart); with Config.MarkNAT the
+// responder connection sets unique = never instead (two spokes behind
+// different NATs may assert one identity) and duplicates from one address
+// are left to the rule above. Exactly one IKE_SA and one
 // CHILD_SA remain; the lab tests check this against real charons.
 //
 // # Identity binding for peers behind NAT
