@@ -69,10 +69,11 @@ type Controller struct {
 	protGenKnown bool
 	// nat gives NATed peers' marked SAs their GRE addresses (natalias.go);
 	// natSteer is the kernel steering they need.
-	nat      natAliases
-	natSteer []kernel.NATSteer
-	dirty    dirtySet
-	retry    backoff.Backoff
+	nat           natAliases
+	natSteer      []kernel.NATSteer
+	natSteerKnown bool // natSteer reflects a listing of charon's SAs
+	dirty         dirtySet
+	retry         backoff.Backoff
 	// routesFailed: the last route push failed (some routes refused); it
 	// is retried when the backoff timer fires. refusedRoutes are the
 	// routes the kernel refused then, logged once each.

@@ -58,3 +58,28 @@ func TestIPsecPeerFor(t *testing.T) {
 		})
 	}
 }
+
+// TestAliasedPeer: two spokes behind different NATs with one private NBMA
+// are two IPsec peers: the one the engine addresses by an alias is keyed
+// by it and gets a connection name of its own; everyone else keeps the
+// claimed address as key and the default name.
+func TestAliasedPeer(t *testing.T) {
+	a := netip.MustParseAddr
+	priv, natA, natB, alias := a("192.168.2.2"), a("198.51.100.102"), a("198.51.100.104"), a("198.18.0.1")
+	for _, tc := range []struct {
+		name     string
+		ev       engine.Event
+		wantKey  netip.Addr
+		wantName string
+	}{
+		{"first SA: its private address", engine.Event{NBMA: priv, Claimed: priv, Observed: natA, Binding: engine.KindRegistered}, priv, ""},
+		{"second SA: its alias", engine.Event{NBMA: alias, Claimed: priv, Observed: natB, Binding: engine.KindRegistered}, alias, "192.168.2.2-at-198.51.100.104"},
+		{"public spoke", engine.Event{NBMA: a("198.51.100.2"), Claimed: a("198.51.100.2"), Binding: engine.KindRegistered}, a("198.51.100.2"), ""},
+		{"plain GRE behind NAT (observed address)", engine.Event{NBMA: natA, Claimed: priv, Observed: natA, Binding: engine.KindRegistered}, priv, ""},
+	} {
+		claimed, p := ipsecPeerFor(tc.ev, netip.Addr{})
+		if key := aliasedPeer(tc.ev, claimed, &p); key != tc.wantKey || p.Name != tc.wantName {
+			t.Errorf("%s: key %s name %q, want %s %q", tc.name, key, p.Name, tc.wantKey, tc.wantName)
+		}
+	}
+}

@@ -134,13 +134,14 @@ func (c *Controller) heldNBMAs() map[netip.Addr]bool {
 	return held
 }
 
-// reconcileNATSteer pushes the steering when it changed; a failure keeps it
-// dirty for the loop's backoff retry.
+// reconcileNATSteer pushes the steering when it changed, once charon's SAs
+// have been listed (a restarted dmvpnd keeps the previous run's steering
+// until then); a failure keeps it dirty for the loop's backoff retry.
 func (c *Controller) reconcileNATSteer() {
 	if !c.dirty.steer {
 		return
 	}
-	if c.deps.NATSteer == nil || c.deps.IPsec == nil {
+	if c.deps.NATSteer == nil || c.deps.IPsec == nil || !c.natSteerKnown {
 		c.dirty.steer = false
 		return
 	}

@@ -35,8 +35,10 @@ func (c *Controller) syncProtections() {
 			zap.Stringer("nat_alias_prefix", cfg.IPsec.NATAliasPrefix))
 	}
 	c.eng.SetProtections(eps)
-	if !slices.Equal(steer, c.natSteer) {
-		c.natSteer, c.dirty.steer = steer, true
+	// Until charon has been listed the SAs are unknown, not gone: the
+	// steering a previous run (or connection) left stays.
+	if st.Connected && (!c.natSteerKnown || !slices.Equal(steer, c.natSteer)) {
+		c.natSteer, c.natSteerKnown, c.dirty.steer = steer, true, true
 	}
 	c.mcast.dirty = true // what is proven decides who gets multicast copies
 }

@@ -31,18 +31,31 @@ import (
 //     gre1 receive counter stays flat). This relies on the NATed side
 //     opening the path (the public side waits for its probe, see the
 //     engine's awaitsPeer).
+//   - issue 13 item 7 without IPsec: s4 behind another NAT (r4,
+//     198.51.100.104) with s2's private NBMA registers too; the hub lists
+//     both with their own post-NAT addresses and points each neighbour
+//     entry at its NAT, both ping the hub continuously without loss, and
+//     neither can deregister or purge the other (refusals counted, the
+//     hub's state unchanged).
 //
 // Two spokes behind one NAT address, and NATed spokes with IPsec (NAT-T),
-// are not covered here: they need dmvpnd's IPsec in the lab.
+// are TestDMVPNNATIPsec's.
 func TestDMVPNNAT(t *testing.T) {
 	natPublic := netip.MustParseAddr("198.51.100.102")
+	nat2Public := netip.MustParseAddr("198.51.100.104")
+	forge, err := forgeBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, n := scLab(t,
 		scSpec{name: "hub", nbma: "198.51.100.1", tunnel: "10.0.0.1", hub: true},
 		scSpec{name: "s1", nbma: "198.51.100.2", tunnel: "10.0.0.2", lan: "10.1.1.1/24"},
 		scSpec{name: "s2", nbma: "192.168.2.2", tunnel: "10.0.0.3", lan: "10.1.2.1/24",
 			behind: &lab.NAT{Name: "r2", Public: natPublic, Inside: netip.MustParsePrefix("192.168.2.1/24")}},
+		scSpec{name: "s4", nbma: "192.168.2.2", tunnel: "10.0.0.5", lan: "10.1.4.1/24",
+			behind: &lab.NAT{Name: "r4", Public: nat2Public, Inside: netip.MustParsePrefix("192.168.2.1/24")}},
 	)
-	hub, s1, s2 := n["hub"], n["s1"], n["s2"]
+	hub, s1, s2, s4 := n["hub"], n["s1"], n["s2"], n["s4"]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -50,7 +63,7 @@ func TestDMVPNNAT(t *testing.T) {
 	scStart(t, l, hub, scConfig(hub, scHubNHRP("300s", true)+"  multicast: {dynamic: true}\n"))
 	hub.waitReady(t, 60*time.Second)
 	t0 := time.Now()
-	for _, s := range []*dnode{s1, s2} {
+	for _, s := range []*dnode{s1, s2, s4} {
 		scStart(t, l, s, scConfig(s, scSpokeNHRP("300s", true, "", scNHS{hub, 0})))
 	}
 	if _, err := scWaitNHS(ctx, s2, 90*time.Second, map[netip.Addr]bool{hub.nbma: true}); err != nil {
@@ -60,13 +73,18 @@ func TestDMVPNNAT(t *testing.T) {
 	if rtt, ok := scRegistrationRTT(t, s2, hub.nbma); ok {
 		t.Logf("timing: registration behind NAT, request to reply (dmvpnd log) %v", scMS(rtt))
 	}
-	if _, err := scWaitNHS(ctx, s1, 30*time.Second, map[netip.Addr]bool{hub.nbma: true}); err != nil {
-		t.Fatal(err)
+	for _, s := range []*dnode{s1, s4} {
+		if _, err := scWaitNHS(ctx, s, 30*time.Second, map[netip.Addr]bool{hub.nbma: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	peers, err := scWaitPeers(ctx, hub, 10*time.Second, map[netip.Addr]netip.Addr{s1.tunnel: s1.nbma, s2.tunnel: s2.nbma})
+	peers, err := scWaitPeers(ctx, hub, 10*time.Second, map[netip.Addr]netip.Addr{s1.tunnel: s1.nbma, s2.tunnel: s2.nbma, s4.tunnel: s4.nbma})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p := peers[s4.tunnel]; p.ObservedNBMA != nat2Public || !slices.Contains(p.Attrs, api.AttrNAT) {
+		t.Errorf("hub show dmvpn for s4: observed %v attrs %v, want observed %v with %q", p.ObservedNBMA, p.Attrs, nat2Public, api.AttrNAT)
 	}
 	p := peers[s2.tunnel]
 	if p.ObservedNBMA != natPublic || !slices.Contains(p.Attrs, api.AttrNAT) {
@@ -91,7 +109,8 @@ func TestDMVPNNAT(t *testing.T) {
 	if err := s2.node.Ping(pctx, hub.tunnel, 3); err != nil {
 		t.Fatalf("s2 -> hub over the NAT: %v", err)
 	}
-	natMulticast(ctx, t, hub, map[*dnode]netip.Addr{s1: s1.nbma, s2: natPublic})
+	natMulticast(ctx, t, hub, map[*dnode]netip.Addr{s1: s1.nbma, s2: natPublic, s4: nat2Public})
+	natSamePrivate(ctx, t, l, forge, hub, s2, s4, map[*dnode]netip.Addr{s2: natPublic, s4: nat2Public}, nil, false)
 
 	for _, s := range []*dnode{s1, s2} {
 		s.node.MustRun("ip route replace 10.1.0.0/16 via 10.0.0.1 dev gre1 onlink")

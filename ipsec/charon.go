@@ -67,6 +67,7 @@ const (
 	responderConn    = connPrefix + "responder"
 	childName        = "gre"
 	natChildName     = "gre-nat"
+	uniqueNever      = "never"   // no uniqueness by identity (the responder with Config.MarkNAT)
 	markUnique       = "%unique" // swanctl.conf: a mark of its own per CHILD_SA
 	markSame         = "%same"   // set_mark_in: the value of mark_in
 	pskID            = connPrefix + "psk"

@@ -78,7 +78,10 @@ type Config struct {
 	// their marks (ChildInfo.MarkIn, MarkOut) and must steer GRE into each
 	// (docs/strongswan.md, "Two spokes behind different NATs with the same
 	// private address"). Without a mark on its packets GRE to such a peer
-	// matches no policy.
+	// matches no policy. The responder connection then enforces no
+	// uniqueness by identity (unique = never): such peers may assert one
+	// identity (a group PSK); duplicates from one address are still
+	// removed (enforce).
 	MarkNAT bool
 	Auth    Auth
 	// IKEProposals and ESPProposals override the defaults (swanctl syntax).

@@ -81,7 +81,10 @@
 // holds) and terminates the others; the initiating end leaves that choice
 // to the responder. Every connection also sets unique = replace, so that
 // charon itself replaces an old IKE_SA when the same peer authenticates
-// again (after a reboot or a charon restart). Exactly one IKE_SA and one
+// again (after a reboot or a charon restart); with Config.MarkNAT the
+// responder connection sets unique = never instead (two spokes behind
+// different NATs may assert one identity) and duplicates from one address
+// are left to the rule above. Exactly one IKE_SA and one
 // CHILD_SA remain; the lab tests check this against real charons.
 //
 // # Identity binding for peers behind NAT
@@ -99,7 +102,11 @@
 // by the caller (dmvpnd: the tunnel address, checked by the NHRP engine),
 // so any inner address from NATInnerPrefixes is accepted; in every mode an
 // inner address stays with the first peer (identity and post-NAT address)
-// whose SA carries it, and a newer SA of another peer for it is terminated.
+// whose SA carries it, and a newer SA of another peer for it is terminated,
+// unless Config.MarkNAT gives every NAT child XFRM marks of its own: then
+// both stay and the caller tells them apart by their marks (ChildInfo and
+// Protection carry MarkIn, MarkOut and ReqID; docs/strongswan.md, "Two
+// spokes behind different NATs with the same private address").
 //
 // # Events, state and resilience
 //

@@ -145,7 +145,16 @@ func (m *Manager) renderResponderConn() *vici.Message {
 		set(children, natChildName, m.markNAT(childSection(true, []string{hostTS(m.cfg.LocalNBMA)}, remote, m.props.esp)))
 	}
 	l, r := m.authSections("%any")
-	return set(newMsg(), responderConn, ikeSection(m.cfg.LocalNBMA, "%any", m.props, l, r, children))
+	ike := ikeSection(m.cfg.LocalNBMA, "%any", m.props, l, r, children)
+	if m.cfg.MarkNAT {
+		// Two spokes behind different NATs with one private NBMA assert
+		// one identity (a group PSK): charon's uniqueness would delete
+		// the first one's IKE_SA when the second authenticates (lab:
+		// "destroying duplicate IKE_SA ... received INITIAL_CONTACT").
+		// enforce removes real duplicates (same identity and address).
+		set(ike, "unique", uniqueNever)
+	}
+	return set(newMsg(), responderConn, ike)
 }
 
 func connName(p Peer) string { return connPrefix + "peer-" + p.name() }

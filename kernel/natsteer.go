@@ -213,15 +213,11 @@ func (n *NATSteering) handle() (*netlink.Handle, error) {
 	return netlink.NewHandle()
 }
 
-func hostNet(a netip.Addr) *net.IPNet {
-	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}
-}
-
 // aliasPolicy is the inbound policy that lets an aliased SA's rewritten GRE
 // pass the local-delivery policy check.
 func aliasPolicy(local netip.Addr, s NATSteer) *netlink.XfrmPolicy {
 	return &netlink.XfrmPolicy{
-		Src: hostNet(s.GRE), Dst: hostNet(local), Proto: unix.IPPROTO_GRE, Dir: netlink.XFRM_DIR_IN,
+		Src: ipNet(netip.PrefixFrom(s.GRE, 32)), Dst: ipNet(netip.PrefixFrom(local, 32)), Proto: unix.IPPROTO_GRE, Dir: netlink.XFRM_DIR_IN,
 		Mark: &netlink.XfrmMark{Value: s.MarkIn, Mask: ^uint32(0)},
 		Tmpls: []netlink.XfrmPolicyTmpl{{Src: net.IP(s.Outer.AsSlice()), Dst: net.IP(local.AsSlice()),
 			Proto: netlink.XFRM_PROTO_ESP, Mode: netlink.XFRM_MODE_TUNNEL, Reqid: int(s.ReqID)}},

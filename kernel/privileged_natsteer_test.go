@@ -135,11 +135,22 @@ func TestPrivNATSteering(t *testing.T) {
 	if n := aliasPolicies(t, hub); n != 1 {
 		t.Errorf("%d alias policies, want 1", n)
 	}
+	// B's CHILD_SA beside the one it replaces (other marks, listed after
+	// it): the first entry's outbound mark, an alias policy for each.
+	old := steerB
+	old.MarkIn, old.MarkOut, old.ReqID = 0x1f2, 0x1f2, 9
+	if err := st.Set(ip(local), []NATSteer{steerA, steerB, old}); err != nil {
+		t.Fatal(err)
+	}
+	reach("B with its replaced CHILD_SA's entry", true, true)
+	if n := aliasPolicies(t, hub); n != 2 {
+		t.Errorf("%d alias policies with B's old CHILD_SA, want 2", n)
+	}
 
 	if err := st.Set(ip(local), []NATSteer{steerA}); err != nil {
 		t.Fatal(err)
 	}
-	reach("B's entry removed", true, false)
+	reach("B's entries removed", true, false)
 	if n := aliasPolicies(t, hub); n != 0 {
 		t.Errorf("%d alias policies after B's removal, want 0", n)
 	}
