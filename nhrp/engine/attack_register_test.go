@@ -200,3 +200,40 @@ func TestSamePrivateNBMABehindTwoNATs(t *testing.T) {
 		t.Errorf("drop_owned_by_another_peer %d drop_wrong_responder %d, want 1, 1", r.counter("drop_owned_by_another_peer"), r.counter("drop_wrong_responder"))
 	}
 }
+
+// A group PSK lets a key holder assert another spoke's identity from its
+// own address. While the victim's SA is up the key holder is not its
+// owner: it can neither take over nor deregister the victim's tunnel
+// address, and the refusals are counted. Once the victim's SA is gone
+// the same identity at the new address is the peer again (a spoke whose
+// address changed).
+func TestAssertedIdentityFromAnotherAddress(t *testing.T) {
+	const attacker = "198.51.100.66"
+	r := newRig(t, ipsecOn)
+	both := []engine.Protection{
+		{NBMA: addr(victimNBMA), Identity: "spoke9"},
+		{NBMA: addr(attacker), Identity: "spoke9"},
+	}
+	r.node.Engine.SetProtections(both)
+	if got := codes(r.recv(victimNBMA, registration(t, victimNBMA, "10.255.0.9", 1, false, cie{"10.255.0.9", victimNBMA, 600}))); !cmp.Equal(got, []string{"success"}) {
+		t.Fatalf("victim's registration: %v", got)
+	}
+	before := r.state()
+	for i, holding := range []uint16{600, 0} { // take over, then deregister
+		got := codes(r.recv(attacker, registration(t, attacker, "10.255.0.9", uint32(2+i), false, cie{"10.255.0.9", attacker, holding})))
+		if !cmp.Equal(got, []string{"unique-address-already-registered"}) {
+			t.Errorf("key holder, holding %d: %v, want unique-address-already-registered", holding, got)
+		}
+	}
+	if r.counter("drop_owned_by_another_peer") != 2 {
+		t.Errorf("drop_owned_by_another_peer %d, want 2", r.counter("drop_owned_by_another_peer"))
+	}
+	if diff := cmp.Diff(before, r.state()); diff != "" {
+		t.Errorf("state changed (-before +after):\n%s", diff)
+	}
+	// The victim's SA is gone: the identity at the other address owns it.
+	r.node.Engine.SetProtections(both[1:])
+	if got := codes(r.recv(attacker, registration(t, attacker, "10.255.0.9", 4, false, cie{"10.255.0.9", attacker, 600}))); !cmp.Equal(got, []string{"success"}) {
+		t.Errorf("after the first SA is gone: %v, want success", got)
+	}
+}

@@ -111,7 +111,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 			e.drop(why)
 			return
 		}
-		owner = ownerKey{identity: pr.identity, outer: pr.outer}
+		owner = ownerKey{identity: pr.identity, outer: pr.ownerAddr(from)}
 		if pr.inner.IsValid() {
 			nbma = pr.inner
 		}
@@ -176,11 +176,14 @@ type inbound struct {
 }
 
 // ownerKey names the peer that sent a packet and owns what it registers:
-// with IPsec its IKE identity and, behind NAT, the post-NAT address of its
-// SA (two spokes behind different NATs may assert one identity: with a
-// group PSK both use their private NBMA); without IPsec its source NBMA
-// address (the GRE source, post-NAT). nbma is set alone, or identity with
-// an optional outer.
+// with IPsec its IKE identity and, unless a certificate binding proves the
+// identity (Protection.Bound), the address its SA comes from (the post-NAT
+// address behind NAT, else the SA-proven NBMA): with a group PSK two
+// spokes may assert one identity (behind different NATs both use their
+// private NBMA; a key holder may assert another spoke's), and neither may
+// then change what the other registered while the other's SA is up;
+// without IPsec its source NBMA address (the GRE source, post-NAT). nbma
+// is set alone, or identity with an optional outer.
 type ownerKey struct {
 	identity string
 	outer    netip.Addr

@@ -139,11 +139,25 @@ func (e *Engine) proven(nbma netip.Addr) (*proof, DropReason) {
 	return pr, 0
 }
 
+// ownerAddr is the address that, with the identity, names the peer whose
+// SA proves nbma (ownerKey): none when a certificate binding proves the
+// identity (Bound: the identity alone is the peer, wherever it comes
+// from); else the SA's post-NAT address behind NAT, or nbma itself.
+func (pr *proof) ownerAddr(nbma netip.Addr) netip.Addr {
+	switch {
+	case pr.bound != nil:
+		return netip.Addr{}
+	case pr.outer.IsValid():
+		return pr.outer
+	}
+	return nbma
+}
+
 // ownerProven reports whether an SA still proves the peer o names: one
-// that is not ambiguous, of o's identity and post-NAT address.
+// that is not ambiguous, of o's identity and owner address.
 func (e *Engine) ownerProven(o ownerKey) bool {
-	for _, pr := range e.prot {
-		if !pr.ambiguous && pr.identity == o.identity && pr.outer == o.outer {
+	for nbma, pr := range e.prot {
+		if !pr.ambiguous && pr.identity == o.identity && pr.ownerAddr(nbma) == o.outer {
 			return true
 		}
 	}
