@@ -165,8 +165,10 @@
 // (drop_send_no_sa); what waited is sent when the NBMA becomes proven. A
 // NAT's public address is never proven by a tunnel-mode SA behind it.
 //
-// A peer is its IKE identity (and, behind NAT, its SA's post-NAT address)
-// with IPsec, its source NBMA (post-NAT) without. With IPsec every NBMA a registration claims (source and CIE
+// A peer is, with IPsec, its IKE identity and the address its SA comes
+// from (post-NAT behind NAT), or the identity alone when a certificate
+// binding proves it (Protection.Bound); without IPsec its source NBMA
+// (post-NAT). With IPsec every NBMA a registration claims (source and CIE
 // client NBMA) must be the one its SA proves (CIE code 4,
 // drop_claim_mismatch, an EventRefused with both addresses); nothing about
 // the existing binding changes. A registered tunnel address is owned by
