@@ -3,6 +3,7 @@ package kernel
 import (
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -16,9 +17,11 @@ import (
 // bump gen, and a lookup uses the kept routes only while gen is the one
 // they were dumped at. A lookup on the way from a hairpinned packet to its
 // traffic indication then costs no netlink dump (the lab measured one at
-// 25-45 ms under TCG). Without a working subscription every lookup dumps,
-// as before. A change is seen once its notification has been read: the
-// same delay as any netlink watcher's.
+// 25-45 ms under TCG). After notifications the watch lists the routes again
+// itself once they pause for routeSettle, so that the first lookup after a
+// change finds them listed too. Without a working subscription every
+// lookup dumps, as before. A change is seen once its notification has been
+// read: the same delay as any netlink watcher's.
 type routeWatch struct {
 	mu       sync.Mutex
 	done     chan struct{} // stops the subscription; nil: none runs
@@ -102,6 +105,15 @@ func (k *Kernel) startRouteWatchLocked() {
 	go func() {
 		for range ch {
 			w.changed()
+			// List the routes again once the changes settle, so that the
+			// next lookup (a hairpin's, just after the routes to a spoke's
+			// LAN appeared) finds them listed rather than dumping itself.
+			if !drainRouteUpdates(ch, w) {
+				break
+			}
+			if _, err := k.lookupRoutes(); err != nil {
+				k.log.Debug("kernel: listing routes for lookups", zap.Error(err))
+			}
 		}
 		// Closed: stopped, or the socket failed (notifications lost).
 		w.mu.Lock()
@@ -135,4 +147,27 @@ func (k *Kernel) dumpLookupRoutes() ([]RouteMatch, error) {
 		}
 	}
 	return out, nil
+}
+
+// routeSettle is how long route notifications must pause before the
+// watch lists the routes again.
+const routeSettle = 100 * time.Millisecond
+
+// drainRouteUpdates takes further notifications from ch until none came
+// for routeSettle, invalidating w's routes for each; false when ch closed.
+func drainRouteUpdates(ch <-chan netlink.RouteUpdate, w *routeWatch) bool {
+	t := time.NewTimer(routeSettle)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return false
+			}
+			w.changed()
+			t.Reset(routeSettle)
+		case <-t.C:
+			return true
+		}
+	}
 }

@@ -190,7 +190,13 @@ func tunnelDiff(have *netlink.Gretun, want *netlink.Gretun) []string {
 // EnsureTunnel creates the tunnel or adopts an existing one, then sets its
 // address, clears NOARP, writes the neighbor-miss sysctls and brings it up.
 func (k *Kernel) EnsureTunnel(cfg TunnelConfig) (int, error) {
-	defer k.routeWatch.changed() // connected and host routes
+	// Connected and host routes may have changed, on failure too.
+	warmed := false
+	defer func() {
+		if !warmed {
+			k.routeWatch.changed()
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return 0, err
 	}
@@ -263,6 +269,13 @@ func (k *Kernel) EnsureTunnel(cfg TunnelConfig) (int, error) {
 	k.mu.Lock()
 	k.tunnel = tunnelRef{name: cfg.Name, ifindex: idx, hostRoute: cfg.HostRoute()}
 	k.mu.Unlock()
+	// Start the route watch and list the routes now, so that the first
+	// lookup (a hub's first hairpinned packet) does not pay for it.
+	k.routeWatch.changed()
+	if _, err := k.lookupRoutes(); err != nil {
+		k.log.Debug("kernel: listing routes for lookups", zap.Error(err))
+	}
+	warmed = true
 	return idx, nil
 }
 

@@ -72,9 +72,12 @@ type EventSource interface {
 // publisher: each subscriber has a bounded buffer, and what does not fit is
 // counted as lost for it. It keeps the last events for RecentEvents.
 type Broker struct {
-	mu     sync.Mutex
-	subs   map[*Subscription]struct{}
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+	// recent is a ring of the last keep events once full: the oldest at
+	// next (a publish overwrites it rather than shifting keep events).
 	recent []Event
+	next   int
 	keep   int
 	buf    int
 	lost   uint64
@@ -99,11 +102,12 @@ func (b *Broker) Publish(ev Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.keep > 0 {
-		if len(b.recent) == b.keep {
-			copy(b.recent, b.recent[1:])
-			b.recent = b.recent[:b.keep-1]
+		if len(b.recent) < b.keep {
+			b.recent = append(b.recent, ev)
+		} else {
+			b.recent[b.next] = ev
+			b.next = (b.next + 1) % b.keep
 		}
-		b.recent = append(b.recent, ev)
 	}
 	for s := range b.subs {
 		select {
@@ -128,7 +132,9 @@ func (b *Broker) Subscribe() *Subscription {
 func (b *Broker) RecentEvents() []Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]Event(nil), b.recent...)
+	out := make([]Event, 0, len(b.recent))
+	out = append(out, b.recent[b.next:]...)
+	return append(out, b.recent[:b.next]...)
 }
 
 // Lost is the number of events dropped for slow subscribers so far.

@@ -129,3 +129,16 @@ wait:
 		t.Errorf("RecentEvents = %d events, %v; want at least 53", len(recent), err)
 	}
 }
+
+// BenchmarkBrokerPublishFull is one event published to a broker whose
+// recent list is full (a hub's burst of registrations publishes 10k).
+func BenchmarkBrokerPublishFull(b *testing.B) {
+	br := api.NewBroker(64, 1000)
+	for i := range 1000 {
+		br.Publish(api.Event{Kind: api.EventRegistration, Count: uint64(i)})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		br.Publish(api.Event{Kind: api.EventRegistration})
+	}
+}
