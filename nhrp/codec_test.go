@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 // cmpPacket compares packets treating nil and empty slices alike (a Packet
@@ -98,19 +99,8 @@ func TestWireLayout(t *testing.T) {
 		0x80, 0x07, 0x00, 0x0b, 0x00, 0x00, 0x00, 0x01, 't', 'e', 's', 't', '1', '2', '3', // auth
 		0x80, 0x00, 0x00, 0x00, // end
 	}
-	// RFC 1071 checksum computed independently here.
-	var sum uint32
-	for i := 0; i < len(want); i += 2 {
-		w := uint32(want[i]) << 8
-		if i+1 < len(want) {
-			w |= uint32(want[i+1])
-		}
-		sum += w
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	want[12], want[13] = byte(^sum>>8), byte(^sum)
+	// RFC 1071 checksum computed independently of the codec.
+	nhrpcaptest.SetNHRPChecksum(want)
 	got, err := p.Marshal()
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files and the malformed-input corpus")
@@ -65,19 +66,7 @@ func frrRegistration(t testing.TB) []byte {
 // tests one fault only.
 func fix(b []byte) []byte {
 	binary.BigEndian.PutUint16(b[10:], uint16(len(b)))
-	b[12], b[13] = 0, 0
-	var sum uint32
-	for i := 0; i < len(b); i += 2 {
-		w := uint32(b[i]) << 8
-		if i+1 < len(b) {
-			w |= uint32(b[i+1])
-		}
-		sum += w
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(b[12:], ^uint16(sum))
+	nhrpcaptest.SetNHRPChecksum(b)
 	return b
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 // rawPeer is a node whose engine only serves as an address on the
@@ -168,8 +169,7 @@ func TestFRRErrorIndicationWithHopCountZero(t *testing.T) {
 	ei := nhrp.NewErrorIndication(addr(hubNBMA), addr("10.9.9.9"), addr("10.255.0.2"), 2 /* FRR: loop */, 0, req)
 	b := marshal(t, ei)
 	b[9] = 0 // hop count 0, as FRR sends it; fix the checksum
-	b[12], b[13] = 0, 0
-	fixChecksum(b)
+	nhrpcaptest.SetNHRPChecksum(b)
 	s2.Engine.HandlePacket(addr(hubNBMA), b)
 	ce, ok := cacheEntry(s2, "10.9.9.9", engine.KindNegative)
 	if !ok || !strings.Contains(ce.Reason, "error-2") {

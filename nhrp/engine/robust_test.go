@@ -7,6 +7,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
+	"github.com/dmvpnd/dmvpnd/nhrp/nhrpcap/nhrpcaptest"
 )
 
 // validPackets returns encodings of every packet type as the nodes would
@@ -33,25 +34,6 @@ func validPackets(t testing.TB) [][]byte {
 		out = append(out, b)
 	}
 	return out
-}
-
-func fixChecksum(b []byte) {
-	if len(b) < 20 {
-		return
-	}
-	b[12], b[13] = 0, 0
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	c := ^uint16(sum)
-	b[12], b[13] = byte(c>>8), byte(c)
 }
 
 // robustTopo is a hub and a registered spoke whose per-source rate limit
@@ -96,7 +78,7 @@ func TestMalformedPacketsCountedNeverPanic(t *testing.T) {
 				b[rng.IntN(len(b))] ^= byte(1 + rng.IntN(255))
 			}
 			if i%3 == 1 {
-				fixChecksum(b)
+				nhrpcaptest.SetNHRPChecksum(b)
 			}
 		}
 		nd := nodes[i%2]
@@ -151,7 +133,7 @@ func FuzzHandlePacket(f *testing.F) {
 	net, nodes := robustTopo(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fixed := append([]byte(nil), b...)
-		fixChecksum(fixed) // get past the checksum to the engine's logic
+		nhrpcaptest.SetNHRPChecksum(fixed) // get past the checksum to the engine's logic
 		for _, nd := range nodes {
 			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), b)
 			nd.Engine.HandlePacket(netip.MustParseAddr("198.51.100.9"), fixed)

@@ -96,14 +96,7 @@ func EthernetGRE(src, dst netip.Addr, key uint32, hasKey bool, nhrp []byte) ([]b
 		s, d := src.As4(), dst.As4()
 		copy(ip[12:], s[:])
 		copy(ip[16:], d[:])
-		var sum uint32
-		for i := 0; i < 20; i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-		}
-		for sum > 0xFFFF {
-			sum = sum>>16 + sum&0xFFFF
-		}
-		binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+		binary.BigEndian.PutUint16(ip[10:], Checksum(ip))
 		b = append(b, ip...)
 	} else {
 		if payloadLen > 0xFFFF {
