@@ -23,6 +23,18 @@ type scriptedSubscriptions struct {
 	opts    []netlink.NeighSubscribeOptions
 }
 
+// watchMisses starts k.WatchMisses until cancel or the end of the test.
+func watchMisses(t *testing.T, k *Kernel) (misses <-chan Miss, cancel func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	misses, err := k.WatchMisses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return misses, cancel
+}
+
 func (s *scriptedSubscriptions) subscribe(ch chan<- netlink.NeighUpdate, done <-chan struct{}, opts netlink.NeighSubscribeOptions) error {
 	s.mu.Lock()
 	n := len(s.opts)
@@ -74,12 +86,7 @@ func TestWatchMissesResubscribes(t *testing.T) {
 		},
 	}}
 	k := &Kernel{log: zap.NewNop(), subscribe: subs.subscribe, tunnel: tunnelRef{name: "gre1", ifindex: tun}}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch, err := k.WatchMisses(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, cancel := watchMisses(t, k)
 	var got []Miss
 	deadline := time.After(5 * time.Second)
 	for len(got) < 4 {

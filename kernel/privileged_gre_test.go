@@ -52,12 +52,7 @@ func TestPrivNeighborMiss(t *testing.T) {
 	if err := k.SetRoutes([]Route{{Dst: netip.MustParsePrefix("10.0.0.0/24")}}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	misses, err := k.WatchMisses(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	misses, cancel := watchMisses(t, k)
 	peer := netip.MustParseAddr("10.0.0.77")
 	u := udpIn(t, fd, "10.0.0.1:0")
 	send := func() { sendUDP(t, u, "10.0.0.77:9", "hello") }
@@ -113,11 +108,7 @@ func readWithin(t *testing.T, c *NHRPConn, timeout time.Duration) ([]byte, netip
 func TestPrivNHRPSocket(t *testing.T) {
 	hub, spokes := hubAndSpokes(t, 2)
 	open := func(g *greNode) *NHRPConn {
-		c, err := ListenNHRP(ListenNHRPConfig{NetNS: g.fd, Ifindex: g.ifindex, RcvBuf: 4 << 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
+		c := g.listenNHRP(t, 4<<20)
 		if rb, err := c.RcvBuf(); err != nil || rb < 4<<20 {
 			t.Errorf("SO_RCVBUF = %d (%v), want >= %d", rb, err, 4<<20)
 		}
@@ -508,12 +499,7 @@ func TestPrivMissWatcherSurvivesOverflow(t *testing.T) {
 	if _, err := k.EnsureTunnel(cfg); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	misses, err := k.WatchMisses(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	misses, _ := watchMisses(t, k)
 	for i := 0; i < 400; i++ {
 		addr := netip.AddrFrom4([4]byte{10, 0, byte(1 + i/250), byte(1 + i%250)})
 		if err := k.ReplaceNeighbor(addr, netip.MustParseAddr("172.16.9.200"), true); err != nil {

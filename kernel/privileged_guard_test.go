@@ -193,15 +193,7 @@ func TestPrivTunnelSourceBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	addLinkAddr(t, s2.h, lo, s1.tun.String()+"/32")
-	var spoof net.PacketConn
-	if err := inNetNS(s2.fd, func() error {
-		var err error
-		spoof, err = net.ListenPacket("ip4:icmp", s1.tun.String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = spoof.Close() })
+	spoof := listenIn(t, s2.fd, "ip4:icmp", s1.tun.String())
 	before := unbound()
 	const forged = 5
 	for i := range forged {
@@ -216,15 +208,7 @@ func TestPrivTunnelSourceBinding(t *testing.T) {
 
 	// GRE with the checksum flag (C|K): the inner header moves by 4
 	// bytes; the layout rule drops it whatever it carries.
-	var raw net.PacketConn
-	if err := inNetNS(s2.fd, func() error {
-		var err error
-		raw, err = net.ListenPacket("ip4:gre", "0.0.0.0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = raw.Close() })
+	raw := listenIn(t, s2.fd, "ip4:gre", "0.0.0.0")
 	inner := append([]byte{0x45, 0, 0, 20 + 14, 0, 0, 0, 0, 64, 1, 0, 0}, append(s2.tun.AsSlice(), hub.tun.AsSlice()...)...)
 	inner = append(inner, icmpEcho(0x6204, 1)...)
 	gre := append([]byte{0xa0, 0, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, testKey}, inner...)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"syscall"
@@ -131,6 +132,47 @@ func nsFileFor(t testing.TB, fd int) *os.File {
 	return os.NewFile(uintptr(dup), "netns")
 }
 
+// nsCommand returns the command prog (looked up on PATH) args run through
+// nsenter in the namespace fd; the caller runs it once and then calls done.
+// It skips the test where prog or nsenter is missing.
+func nsCommand(tb testing.TB, fd int, prog string, args ...string) (cmd *exec.Cmd, done func()) {
+	tb.Helper()
+	path, err1 := exec.LookPath(prog)
+	nsenter, err2 := exec.LookPath("nsenter")
+	if err1 != nil || err2 != nil {
+		tb.Skipf("needs %s and nsenter", prog)
+	}
+	cmd = exec.Command(nsenter, append([]string{"--net=/proc/self/fd/3", path}, args...)...)
+	nsFile := nsFileFor(tb, fd)
+	cmd.ExtraFiles = []*os.File{nsFile}
+	return cmd, func() { _ = nsFile.Close() }
+}
+
+// runIn runs prog args in the namespace fd and returns its output; a
+// failure fails the test.
+func runIn(tb testing.TB, fd int, prog string, args ...string) string {
+	tb.Helper()
+	cmd, done := nsCommand(tb, fd, prog, args...)
+	defer done()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %s: %v: %s", prog, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// ipIn runs ip(8) in the namespace fd.
+func ipIn(t *testing.T, fd int, args ...string) {
+	t.Helper()
+	runIn(t, fd, "ip", args...)
+}
+
+// tcIn runs tc(8) in the namespace fd and returns its output.
+func tcIn(t *testing.T, fd int, args ...string) string {
+	t.Helper()
+	return runIn(t, fd, "tc", args...)
+}
+
 // vethPair creates a veth pair between two namespaces and gives each end an
 // address (prefixes like "172.16.0.1/24").
 func vethPair(t testing.TB, fdA int, nameA, addrA string, fdB int, nameB, addrB string) {
@@ -180,20 +222,27 @@ func addRoute(t testing.TB, h *netlink.Handle, dst, via string, proto int) {
 	}
 }
 
-// udpIn opens a UDP socket bound to laddr inside the namespace.
-func udpIn(t *testing.T, fd int, laddr string) *net.UDPConn {
+// listenIn opens a packet socket (net.ListenPacket) inside the namespace,
+// closed at the end of the test.
+func listenIn(t *testing.T, fd int, network, laddr string) net.PacketConn {
 	t.Helper()
-	var c *net.UDPConn
+	var c net.PacketConn
 	err := inNetNS(fd, func() error {
 		var err error
-		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(laddr)))
+		c, err = net.ListenPacket(network, laddr)
 		return err
 	})
 	if err != nil {
-		t.Fatalf("udp socket %s: %v", laddr, err)
+		t.Fatalf("%s socket %s: %v", network, laddr, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// udpIn opens a UDP socket bound to laddr inside the namespace.
+func udpIn(t *testing.T, fd int, laddr string) *net.UDPConn {
+	t.Helper()
+	return listenIn(t, fd, "udp4", laddr).(*net.UDPConn)
 }
 
 func sendUDP(t *testing.T, c *net.UDPConn, to string, payload string) {

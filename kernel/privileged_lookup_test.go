@@ -12,12 +12,8 @@ import (
 )
 
 func TestPrivLookupRoute(t *testing.T) {
-	fd, h, ul := singleNode(t)
-	k := newKernel(t, fd)
-	idx, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := singleTunnel(t)
+	h, ul, k, idx := n.h, n.ul, n.k, n.idx
 	a, p := netip.MustParseAddr, netip.MustParsePrefix
 	if err := k.SetRoutes([]Route{
 		{Dst: p("192.168.0.0/16"), Via: a("10.0.0.2")},

@@ -2,32 +2,12 @@ package kernel
 
 import (
 	"net/netip"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// ipIn runs ip(8) in the namespace fd.
-func ipIn(t *testing.T, fd int, args ...string) {
-	t.Helper()
-	ip, err1 := exec.LookPath("ip")
-	nsenter, err2 := exec.LookPath("nsenter")
-	if err1 != nil || err2 != nil {
-		t.Skip("needs ip and nsenter")
-	}
-	cmd := exec.Command(nsenter, append([]string{"--net=/proc/self/fd/3", ip}, args...)...)
-	nsFile := nsFileFor(t, fd)
-	defer nsFile.Close()
-	cmd.ExtraFiles = []*os.File{nsFile}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
 
 // TestPrivNATSteering: two spokes behind different NATs with the same
 // private NBMA (172.16.0.5; their outer addresses .101 and .102 stand for

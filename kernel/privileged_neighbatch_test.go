@@ -16,12 +16,8 @@ import (
 // names a device that no longer exists: the kernel refuses that one item
 // (ENODEV) and applies every other.
 func TestPrivNeighborBatchRefusal(t *testing.T) {
-	fd, h, _ := singleNode(t)
-	k := newKernel(t, fd)
-	ifindex, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	node := singleTunnel(t)
+	h, k, ifindex := node.h, node.k, node.idx
 	if err := h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "gone0"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +89,7 @@ func TestPrivNeighborBatchRefusal(t *testing.T) {
 // netlink request at a time against batches, and checks that both leave
 // exactly N entries.
 func TestPrivNeighborBatchScale(t *testing.T) {
-	fd, _, _ := singleNode(t)
-	k := newKernel(t, fd)
-	if _, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")}); err != nil {
-		t.Fatal(err)
-	}
+	k := singleTunnel(t).k
 	for _, n := range []int{1000, 10000} {
 		ops := make([]NeighborOp, n)
 		for i := range ops {

@@ -15,19 +15,10 @@ import (
 // them, and sendmmsg may migrate between CPUs, so the path reorders.
 func TestPrivNHRPBatch(t *testing.T) {
 	hub, spokes := hubAndSpokes(t, 2)
-	hc, err := ListenNHRP(ListenNHRPConfig{NetNS: hub.fd, Ifindex: hub.ifindex})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.Close()
+	hc := hub.listenNHRP(t, 0)
 	var sc []*NHRPConn
 	for _, s := range spokes {
-		c, err := ListenNHRP(ListenNHRPConfig{NetNS: s.fd, Ifindex: s.ifindex})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		sc = append(sc, c)
+		sc = append(sc, s.listenNHRP(t, 0))
 	}
 	const per = 200
 	for i, c := range sc {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -353,11 +352,6 @@ func tcBatchLine(op qosOp, dev string) string {
 // if the floor grows with it, the kernel's cost per object depends on
 // objects elsewhere in the host (a global structure), not on our tree.
 func BenchmarkPrivQoSFloor(b *testing.B) {
-	tc, err1 := exec.LookPath("tc")
-	nsenter, err2 := exec.LookPath("nsenter")
-	if err1 != nil || err2 != nil {
-		b.Skip("needs tc and nsenter")
-	}
 	batchFile := func(b *testing.B, n int) (string, int) {
 		rec := &qosRecorder{qosSim: newQoSSim()}
 		rec.addDevice(2, "10.0.0.0/8")
@@ -376,10 +370,8 @@ func BenchmarkPrivQoSFloor(b *testing.B) {
 		return file, len(rec.ops)
 	}
 	run := func(b *testing.B, fd int, file string, n int) time.Duration {
-		nsFile := nsFileFor(b, fd)
-		defer nsFile.Close()
-		cmd := exec.Command(nsenter, "--net=/proc/self/fd/3", tc, "-batch", file)
-		cmd.ExtraFiles = []*os.File{nsFile}
+		cmd, done := nsCommand(b, fd, "tc", "-batch", file)
+		defer done()
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		took := time.Since(start)

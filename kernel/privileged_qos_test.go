@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,25 +29,6 @@ func qosNode(t *testing.T) (fd, peer int) {
 		addLinkAddr(t, h, l, fmt.Sprintf("172.16.20.%d/32", i))
 	}
 	return fd, peer
-}
-
-// tcIn runs tc in the namespace fd.
-func tcIn(t *testing.T, fd int, args ...string) string {
-	t.Helper()
-	tc, err1 := exec.LookPath("tc")
-	nsenter, err2 := exec.LookPath("nsenter")
-	if err1 != nil || err2 != nil {
-		t.Skip("needs tc and nsenter")
-	}
-	cmd := exec.Command(nsenter, append([]string{"--net=/proc/self/fd/3", tc}, args...)...)
-	nsFile := nsFileFor(t, fd)
-	defer nsFile.Close()
-	cmd.ExtraFiles = []*os.File{nsFile}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("tc %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
 }
 
 // htbLines keeps the HTB classes of `tc class show` (fq_codel lists its

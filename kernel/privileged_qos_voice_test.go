@@ -46,36 +46,30 @@ func (l voiceLab) run(t *testing.T, d time.Duration) voiceResult {
 	var lat []time.Duration
 	var bulkBytes int
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		b := make([]byte, 2048)
-		for {
-			n, err := voiceRx.Read(b)
-			if err != nil {
-				return
-			}
-			if n >= 8 {
-				sent := time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+	// receive hands each datagram read from c to got, under mu, until c
+	// is closed.
+	receive := func(c *net.UDPConn, got func(b []byte)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := make([]byte, 2048)
+			for {
+				n, err := c.Read(b)
+				if err != nil {
+					return
+				}
 				mu.Lock()
-				lat = append(lat, time.Since(sent))
+				got(b[:n])
 				mu.Unlock()
 			}
+		}()
+	}
+	receive(voiceRx, func(b []byte) {
+		if len(b) >= 8 {
+			lat = append(lat, time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(b)))))
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		b := make([]byte, 2048)
-		for {
-			n, err := bulkRx.Read(b)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			bulkBytes += n + 28
-			mu.Unlock()
-		}
-	}()
+	})
+	receive(bulkRx, func(b []byte) { bulkBytes += len(b) + 28 })
 
 	stop := time.Now().Add(d)
 	done := make(chan struct{})

@@ -13,21 +13,9 @@ import (
 // drops most of them.
 func TestPrivNHRPBurstAfterReboot(t *testing.T) {
 	hub, spokes := hubAndSpokes(t, 1)
-	big, err := ListenNHRP(ListenNHRPConfig{NetNS: hub.fd, Ifindex: hub.ifindex})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
-	small, err := ListenNHRP(ListenNHRPConfig{NetNS: hub.fd, Ifindex: hub.ifindex, RcvBuf: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer small.Close()
-	tx, err := ListenNHRP(ListenNHRPConfig{NetNS: spokes[0].fd, Ifindex: spokes[0].ifindex})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	big := hub.listenNHRP(t, 0)
+	small := hub.listenNHRP(t, 64<<10)
+	tx := spokes[0].listenNHRP(t, 0)
 
 	const total, batch = 4000, 400
 	pkt := make([]byte, 96) // the size of a registration request with one CIE
@@ -84,11 +72,7 @@ func TestPrivNHRPBurstAfterReboot(t *testing.T) {
 // TestPrivScale measures programming many neighbors and routes, and that
 // re-applying the same routes costs one dump and no changes.
 func TestPrivScale(t *testing.T) {
-	fd, _, _ := singleNode(t)
-	k := newKernel(t, fd)
-	if _, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")}); err != nil {
-		t.Fatal(err)
-	}
+	k := singleTunnel(t).k
 	const n = 2000
 	start := time.Now()
 	for i := 0; i < n; i++ {

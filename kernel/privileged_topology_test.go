@@ -23,6 +23,18 @@ type greNode struct {
 
 const testKey = 42
 
+// listenNHRP opens an NHRP socket on g's tunnel (rcvBuf 0: the default),
+// closed at the end of the test.
+func (g *greNode) listenNHRP(t *testing.T, rcvBuf int) *NHRPConn {
+	t.Helper()
+	c, err := ListenNHRP(ListenNHRPConfig{NetNS: g.fd, Ifindex: g.ifindex, RcvBuf: rcvBuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // hubAndSpokes builds a hub and n spokes: spoke i (1-based) reaches the hub
 // over veth s<i>/h<i> in 172.16.i.0/24 (hub .1, spoke .2). The hub's tunnel
 // has a wildcard local address; tunnel addresses are 10.0.0.1 (hub) and
@@ -85,16 +97,7 @@ type icmpConn struct {
 
 func icmpIn(t *testing.T, fd int, id uint16) *icmpConn {
 	t.Helper()
-	var c net.PacketConn
-	if err := inNetNS(fd, func() error {
-		var err error
-		c, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return &icmpConn{c: c, id: id}
+	return &icmpConn{c: listenIn(t, fd, "ip4:icmp", "0.0.0.0"), id: id}
 }
 
 func icmpEcho(id, seq uint16) []byte {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +36,26 @@ func singleNode(t *testing.T) (int, *netlink.Handle, netlink.Link) {
 		t.Fatal(err)
 	}
 	return fd, h, ul
+}
+
+// tunnelNode is a singleNode with a Kernel that has made its tunnel gre1
+// (key 42, ttl 64, 10.0.0.1/32, no local address).
+type tunnelNode struct {
+	h   *netlink.Handle
+	ul  netlink.Link
+	k   *Kernel
+	idx int // gre1's ifindex
+}
+
+func singleTunnel(t *testing.T) tunnelNode {
+	t.Helper()
+	fd, h, ul := singleNode(t)
+	k := newKernel(t, fd)
+	idx, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tunnelNode{h: h, ul: ul, k: k, idx: idx}
 }
 
 func TestPrivTunnelCreateAdoptFix(t *testing.T) {
@@ -167,11 +185,8 @@ func TestPrivTunnelCreateAdoptFix(t *testing.T) {
 }
 
 func TestPrivNeighborReplaceDelete(t *testing.T) {
-	fd, h, _ := singleNode(t)
-	k := newKernel(t, fd)
-	if _, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")}); err != nil {
-		t.Fatal(err)
-	}
+	n := singleTunnel(t)
+	h, k := n.h, n.k
 	a := netip.MustParseAddr
 	steps := []struct {
 		name string
@@ -219,12 +234,8 @@ func TestPrivNeighborReplaceDelete(t *testing.T) {
 }
 
 func TestPrivRoutesPruneOnlyOwn(t *testing.T) {
-	fd, h, _ := singleNode(t)
-	k := newKernel(t, fd)
-	idx, err := k.EnsureTunnel(TunnelConfig{Name: "gre1", Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := singleTunnel(t)
+	h, k, idx := n.h, n.k, n.idx
 	pfx := netip.MustParsePrefix
 	a := netip.MustParseAddr
 	// Foreign routes: another protocol on the tunnel, and our protocol number
@@ -295,11 +306,6 @@ func TestPrivRoutesPruneOnlyOwn(t *testing.T) {
 // without taking it down: routes through it survive.
 func TestPrivTunnelFixWhileUp(t *testing.T) {
 	fd, _, _ := singleNode(t)
-	ipPath, err1 := exec.LookPath("ip")
-	nsenter, err2 := exec.LookPath("nsenter")
-	if err1 != nil || err2 != nil {
-		t.Skip("needs ip and nsenter")
-	}
 	cfg := TunnelConfig{Name: "gre1", Local: netip.MustParseAddr("172.16.9.1"), Key: 42, TTL: 64, Address: netip.MustParsePrefix("10.0.0.1/32")}
 	k := newKernel(t, fd)
 	idx, err := k.EnsureTunnel(cfg)
@@ -310,13 +316,7 @@ func TestPrivTunnelFixWhileUp(t *testing.T) {
 	if err := k.SetRoutes(routes); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nsenter, "--net=/proc/self/fd/3", ipPath, "tunnel", "change", "gre1", "mode", "gre", "key", "9", "ttl", "10", "local", "172.16.9.1")
-	nsFile := nsFileFor(t, fd)
-	defer nsFile.Close()
-	cmd.ExtraFiles = []*os.File{nsFile}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ip tunnel change: %v: %s", err, out)
-	}
+	ipIn(t, fd, "tunnel", "change", "gre1", "mode", "gre", "key", "9", "ttl", "10", "local", "172.16.9.1")
 	ti, err := k.inspectTunnel("gre1")
 	if err != nil || ti.Key != 9 || !ti.Up {
 		t.Fatalf("drift not applied: %+v %v", ti, err)
