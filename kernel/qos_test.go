@@ -24,11 +24,7 @@ func branchPolicy() QoSPolicy {
 }
 
 func TestCompilePolicy(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func(*QoSPolicy)
-		wantErr string
-	}{
+	testValidate(t, branchPolicy, "kernel: qos policy: ", []validateCase[QoSPolicy]{
 		{"valid", func(*QoSPolicy) {}, ""},
 		{"no classes", func(p *QoSPolicy) { p.Classes = nil }, ""},
 		{"rate too low", func(p *QoSPolicy) { p.Rate = 100 }, "rate 100 bit/s out of range"},
@@ -47,22 +43,7 @@ func TestCompilePolicy(t *testing.T) {
 		{"class rate above policy", func(p *QoSPolicy) { p.Classes[1].Rate = 3_000_000 }, "rate 3000000 bit/s out of range"},
 		{"ceil below rate", func(p *QoSPolicy) { p.Classes[1].Ceil = 100_000 }, "ceil 100000 bit/s out of range"},
 		{"oversubscribed", func(p *QoSPolicy) { p.Classes[0].Rate, p.Classes[1].Rate = 1_000_000, 1_000_000 }, "classes guarantee 2064000 bit/s"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := branchPolicy()
-			tt.mutate(&p)
-			err := p.Validate()
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("Validate() = %v, want nil", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("Validate() = %v, want error containing %q", err, tt.wantErr)
-			case err != nil && !strings.HasPrefix(err.Error(), "kernel: qos policy: "):
-				t.Errorf("error %q lacks the package prefix", err)
-			}
-		})
-	}
+	})
 	tree, err := compilePolicy(branchPolicy())
 	if err != nil {
 		t.Fatal(err)

@@ -21,12 +21,37 @@ func validTunnel() TunnelConfig {
 	}
 }
 
+// validateCase is one case of a Validate table: mutate a valid value,
+// then Validate fails with an error containing wantErr ("": succeeds).
+type validateCase[T any] struct {
+	name    string
+	mutate  func(*T)
+	wantErr string
+}
+
+// testValidate runs the cases against the value valid returns; every error
+// must also start with the package prefix.
+func testValidate[T interface{ Validate() error }](t *testing.T, valid func() T, prefix string, cases []validateCase[T]) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			v := valid()
+			tt.mutate(&v)
+			err := v.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate() = %v, want error containing %q", err, tt.wantErr)
+			case err != nil && !strings.HasPrefix(err.Error(), prefix):
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
 func TestTunnelConfigValidate(t *testing.T) {
-	tests := []struct {
-		name    string
-		mutate  func(*TunnelConfig)
-		wantErr string // substring; "" = valid
-	}{
+	testValidate(t, validTunnel, "kernel: tunnel ", []validateCase[TunnelConfig]{
 		{"valid", func(*TunnelConfig) {}, ""},
 		{"wildcard local", func(c *TunnelConfig) { c.Local = netip.Addr{} }, ""},
 		{"no name", func(c *TunnelConfig) { c.Name = "" }, `invalid device name ""`},
@@ -39,22 +64,7 @@ func TestTunnelConfigValidate(t *testing.T) {
 		{"v6 address", func(c *TunnelConfig) { c.Address = netip.MustParsePrefix("fd00::1/128") }, "not an IPv4 prefix"},
 		{"host address", func(c *TunnelConfig) { c.Address = netip.MustParsePrefix("10.0.0.1/24"); c.HostAddress = true }, ""},
 		{"host address of a /32", func(c *TunnelConfig) { c.HostAddress = true }, "host address needs a tunnel prefix shorter than /32, have 10.0.0.1/32"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := validTunnel()
-			tt.mutate(&c)
-			err := c.Validate()
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("Validate() = %v, want nil", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("Validate() = %v, want error containing %q", err, tt.wantErr)
-			case err != nil && !strings.HasPrefix(err.Error(), "kernel: tunnel "):
-				t.Errorf("error %q lacks the package prefix", err)
-			}
-		})
-	}
+	})
 }
 
 // TestTunnelAddressLayout: the address on the device, the routed tunnel
