@@ -172,15 +172,26 @@ func (f *Fake) requireTunnel() error {
 	return nil
 }
 
+// tunnelOp makes, with f.mu held, the checks that open every operation on
+// the tunnel: a tunnel exists, and no failure is injected for method (one is
+// returned like the kernel package's *kernel.OpError for op on the object
+// what + "dev <tunnel>").
+func (f *Fake) tunnelOp(method, op, what string) error {
+	if err := f.requireTunnel(); err != nil {
+		return err
+	}
+	if err := f.fail(method); err != nil {
+		return &kernel.OpError{Op: op, Object: what + "dev " + f.tunnel.Name, Err: err}
+	}
+	return nil
+}
+
 // ReplaceNeighbor implements kernel.Dataplane.
 func (f *Fake) ReplaceNeighbor(tunnelAddr, nbma netip.Addr, permanent bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.requireTunnel(); err != nil {
+	if err := f.tunnelOp("ReplaceNeighbor", "replace neighbor", fmt.Sprintf("%s lladdr %s ", tunnelAddr, nbma)); err != nil {
 		return err
-	}
-	if err := f.fail("ReplaceNeighbor"); err != nil {
-		return &kernel.OpError{Op: "replace neighbor", Object: fmt.Sprintf("%s lladdr %s dev %s", tunnelAddr, nbma, f.tunnel.Name), Err: err}
 	}
 	return f.replaceNeighbor(tunnelAddr, nbma, permanent)
 }
@@ -268,13 +279,10 @@ func (f *Fake) dynamicCount() int {
 func (f *Fake) DeleteNeighbor(tunnelAddr netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.requireTunnel(); err != nil {
+	if err := f.tunnelOp("DeleteNeighbor", "delete neighbor", tunnelAddr.String()+" "); err != nil {
 		return err
 	}
 	obj := fmt.Sprintf("%s dev %s", tunnelAddr, f.tunnel.Name)
-	if err := f.fail("DeleteNeighbor"); err != nil {
-		return &kernel.OpError{Op: "delete neighbor", Object: obj, Err: err}
-	}
 	if !tunnelAddr.Is4() {
 		return &kernel.OpError{Op: "delete neighbor", Object: obj, Err: errors.New("address must be IPv4")}
 	}
@@ -311,11 +319,8 @@ func (f *Fake) ListNeighbors() ([]kernel.Neighbor, error) {
 func (f *Fake) WalkNeighbors(fn func(kernel.Neighbor)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.requireTunnel(); err != nil {
+	if err := f.tunnelOp("WalkNeighbors", "list neighbors", ""); err != nil {
 		return err
-	}
-	if err := f.fail("WalkNeighbors"); err != nil {
-		return &kernel.OpError{Op: "list neighbors", Object: "dev " + f.tunnel.Name, Err: err}
 	}
 	f.walks++
 	for _, n := range f.neigh {
@@ -367,11 +372,8 @@ func (f *Fake) RefuseRoutes(refuse func(kernel.Route) error) {
 func (f *Fake) SetRoutes(desired []kernel.Route) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.requireTunnel(); err != nil {
+	if err := f.tunnelOp("SetRoutes", "set routes", ""); err != nil {
 		return err
-	}
-	if err := f.fail("SetRoutes"); err != nil {
-		return &kernel.OpError{Op: "set routes", Object: "dev " + f.tunnel.Name, Err: err}
 	}
 	var failed []kernel.RouteError
 	want := map[routeKey]kernel.Route{}
