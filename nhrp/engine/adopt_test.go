@@ -11,15 +11,17 @@ import (
 	"github.com/dmvpnd/dmvpnd/nhrp/engine/nhrpsim"
 )
 
-// bindHistory lists the NBMA addresses nd bound proto to, in order.
-func bindHistory(nd *nhrpsim.Node, proto string) []string {
-	var out []string
-	for _, ev := range nd.EventsOf(engine.EventBindingAdded) {
-		if ev.Proto == addr(proto) {
-			out = append(out, ev.NBMA.String())
-		}
+// adoptTopo is a hub with spokes 2 and 3, spoke 2 adopting 10.255.0.3 at
+// NBMA adopted (none if ""), started. It returns spoke 2.
+func adoptTopo(t *testing.T, adopted string) (*topo, *nhrpsim.Node) {
+	tp := newTopo(t)
+	s2 := tp.spoke(2, "198.51.100.2", nil)
+	tp.spoke(3, "198.51.100.3", nil)
+	if adopted != "" {
+		s2.Engine.Adopt(addr("10.255.0.3"), addr(adopted))
 	}
-	return out
+	tp.start()
+	return tp, s2
 }
 
 // TestAdoptKeepsDirectNeighbor: a restarted spoke whose kernel still maps
@@ -42,13 +44,7 @@ func TestAdoptKeepsDirectNeighbor(t *testing.T) {
 			binds: []string{"198.51.100.3", "192.0.2.1"}, path: "down"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tp := newTopo(t)
-			s2 := tp.spoke(2, "198.51.100.2", nil)
-			tp.spoke(3, "198.51.100.3", nil)
-			if tc.adopt != "" {
-				s2.Engine.Adopt(addr("10.255.0.3"), addr(tc.adopt))
-			}
-			tp.start()
+			tp, s2 := adoptTopo(t, tc.adopt)
 			if tc.probeFail {
 				// The direct path is broken: only packets through the hub pass.
 				tp.net.Drop = func(src, dst netip.Addr, _ []byte) bool {
@@ -72,11 +68,7 @@ func TestAdoptKeepsDirectNeighbor(t *testing.T) {
 // TestAdoptForgottenAfterUse: once the path was decided, a later
 // re-validation (after a failure) starts from the hub path again.
 func TestAdoptForgottenAfterUse(t *testing.T) {
-	tp := newTopo(t)
-	s2 := tp.spoke(2, "198.51.100.2", nil)
-	tp.spoke(3, "198.51.100.3", nil)
-	s2.Engine.Adopt(addr("10.255.0.3"), addr("198.51.100.3"))
-	tp.start()
+	tp, s2 := adoptTopo(t, "198.51.100.3")
 	s2.Engine.Resolve(addr("10.255.0.3"))
 	tp.run()
 	// The direct path breaks: keepalives fail, the entry moves to the hub.
@@ -95,11 +87,7 @@ func TestAdoptForgottenAfterUse(t *testing.T) {
 // TestAdoptExpires: an adoption no resolution used within the holding
 // time is forgotten.
 func TestAdoptExpires(t *testing.T) {
-	tp := newTopo(t)
-	s2 := tp.spoke(2, "198.51.100.2", nil)
-	tp.spoke(3, "198.51.100.3", nil)
-	s2.Engine.Adopt(addr("10.255.0.3"), addr("198.51.100.3"))
-	tp.start()
+	tp, s2 := adoptTopo(t, "198.51.100.3")
 	tp.advance(holding + time.Second)
 	s2.Engine.Resolve(addr("10.255.0.3"))
 	tp.run()

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"net/netip"
-	"strings"
 	"testing"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
@@ -114,10 +113,7 @@ func TestLenientResolutionReplies(t *testing.T) {
 			tp.net.Inject(tp.hub, s2.Addr, marshal(t, rep))
 			tp.run()
 			if tc.negative != "" {
-				ce, ok := cacheEntry(s2, "10.255.0.3", engine.KindNegative)
-				if !ok || !strings.Contains(ce.Reason, tc.negative) {
-					t.Errorf("negative entry %+v (found %v), want %s", ce, ok, tc.negative)
-				}
+				wantNegative(t, s2, "10.255.0.3", tc.negative)
 				return
 			}
 			scs := s2.Engine.Shortcuts()
@@ -171,8 +167,5 @@ func TestFRRErrorIndicationWithHopCountZero(t *testing.T) {
 	b[9] = 0 // hop count 0, as FRR sends it; fix the checksum
 	nhrpcaptest.SetNHRPChecksum(b)
 	s2.Engine.HandlePacket(addr(hubNBMA), b)
-	ce, ok := cacheEntry(s2, "10.9.9.9", engine.KindNegative)
-	if !ok || !strings.Contains(ce.Reason, "error-2") {
-		t.Errorf("negative entry %+v (found %v), want the request failed by the error indication", ce, ok)
-	}
+	wantNegative(t, s2, "10.9.9.9", "error-2") // the request failed by the error indication
 }

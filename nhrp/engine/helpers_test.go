@@ -107,6 +107,16 @@ func cacheEntry(nd *nhrpsim.Node, proto string, kind engine.BindingKind) (engine
 	return engine.CacheEntry{}, false
 }
 
+// wantNegative checks that nd caches proto as negative for a reason
+// containing reason.
+func wantNegative(t *testing.T, nd *nhrpsim.Node, proto, reason string) {
+	t.Helper()
+	ce, ok := cacheEntry(nd, proto, engine.KindNegative)
+	if !ok || !strings.Contains(ce.Reason, reason) {
+		t.Errorf("%s: negative entry for %s %+v (found %v), want reason %s", nd.Name, proto, ce, ok, reason)
+	}
+}
+
 func shortcutState(nd *nhrpsim.Node, prefix string) engine.ShortcutState {
 	for _, sc := range nd.Engine.Shortcuts() {
 		if sc.Prefix == pfx(prefix) {
@@ -116,15 +126,28 @@ func shortcutState(nd *nhrpsim.Node, prefix string) engine.ShortcutState {
 	return engine.ShortcutRemoved
 }
 
-// shortcutHistory lists the states a shortcut went through.
-func shortcutHistory(nd *nhrpsim.Node, prefix string) []string {
+// history lists, in order, show of each event of kind that nd emitted and
+// that match accepts.
+func history(nd *nhrpsim.Node, kind engine.EventKind, match func(engine.Event) bool, show func(engine.Event) string) []string {
 	var out []string
-	for _, ev := range nd.EventsOf(engine.EventShortcut) {
-		if ev.Prefix == pfx(prefix) {
-			out = append(out, ev.Shortcut.String())
+	for _, ev := range nd.EventsOf(kind) {
+		if match(ev) {
+			out = append(out, show(ev))
 		}
 	}
 	return out
+}
+
+// shortcutHistory lists the states a shortcut went through.
+func shortcutHistory(nd *nhrpsim.Node, prefix string) []string {
+	return history(nd, engine.EventShortcut, func(ev engine.Event) bool { return ev.Prefix == pfx(prefix) },
+		func(ev engine.Event) string { return ev.Shortcut.String() })
+}
+
+// bindHistory lists the NBMA addresses nd bound proto to, in order.
+func bindHistory(nd *nhrpsim.Node, proto string) []string {
+	return history(nd, engine.EventBindingAdded, func(ev engine.Event) bool { return ev.Proto == addr(proto) },
+		func(ev engine.Event) string { return ev.NBMA.String() })
 }
 
 func nhsStates(nd *nhrpsim.Node) string {

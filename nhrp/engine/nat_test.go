@@ -11,15 +11,22 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// natSpokes is a hub with spoke 2 behind a NAT (172.16.0.2, public
+// 203.0.113.1) and spoke 3 on a public address, started.
+func natSpokes(t *testing.T) (tp *topo, s2, s3 *nhrpsim.Node) {
+	tp = newTopo(t)
+	nat := tp.net.AddNAT("203.0.113.1")
+	s2 = tp.spoke(2, "172.16.0.2", nat)
+	s3 = tp.spoke(3, "198.51.100.3", nil)
+	tp.start()
+	return tp, s2, s3
+}
+
 // One spoke behind a NAT, plain GRE (no IPsec): the hub sees and reports
 // the post-NAT address; the spokes resolve each other and talk directly
 // once the NATed spoke has opened the mapping.
 func TestSpokeBehindNATResolvesAndIsResolved(t *testing.T) {
-	tp := newTopo(t)
-	nat := tp.net.AddNAT("203.0.113.1")
-	s2 := tp.spoke(2, "172.16.0.2", nat)
-	s3 := tp.spoke(3, "198.51.100.3", nil)
-	tp.start()
+	tp, s2, s3 := natSpokes(t)
 
 	if got := s2.Engine.PublicNBMA(); got != addr("203.0.113.1") {
 		t.Errorf("NATed spoke learnt public address %v, want 203.0.113.1", got)
@@ -130,11 +137,7 @@ func TestTwoSpokesBehindSameNATWithIPsec(t *testing.T) {
 // the NATed requester's observed address to the request it forwards, and
 // the NATed egress's to the reply it relays.
 func TestForwardedResolutionsCarryPostNATAddresses(t *testing.T) {
-	tp := newTopo(t)
-	nat := tp.net.AddNAT("203.0.113.1")
-	s2 := tp.spoke(2, "172.16.0.2", nat)
-	s3 := tp.spoke(3, "198.51.100.3", nil)
-	tp.start()
+	tp, s2, s3 := natSpokes(t)
 
 	var fwdNAT []string // NAT extension of requests the hub forwarded to spoke 3
 	tp.net.Trace = func(_, _ netip.Addr, dst *nhrpsim.Node, b []byte) {

@@ -1,11 +1,23 @@
 package engine_test
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
+
+// moveSpoke2 starts spoke 2 again, from NBMA 198.51.100.22 with cfg (the
+// caller decides whether its first node is still up), lets the exchanges
+// run and returns the NBMA the hub then binds 10.255.0.2 to.
+func moveSpoke2(tp *topo, cfg engine.Config) netip.Addr {
+	moved := tp.add("spoke2-moved", "198.51.100.22", nil, cfg)
+	moved.Engine.Start()
+	tp.run()
+	got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2"))
+	return got
+}
 
 func TestPurgeOnNBMAChange(t *testing.T) {
 	tp := newTopo(t)
@@ -21,10 +33,7 @@ func TestPurgeOnNBMAChange(t *testing.T) {
 	// Spoke 2 comes back from a new NBMA address (non-unique, no IPsec:
 	// allowed).
 	s2.Down = true
-	moved := tp.add("spoke2-moved", "198.51.100.22", nil, spokeConfig(2))
-	moved.Engine.Start()
-	tp.run()
-	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.22") {
+	if got := moveSpoke2(tp, spokeConfig(2)); got != addr("198.51.100.22") {
 		t.Errorf("hub binding %v, want the new NBMA", got)
 	}
 	if got := tp.hub.Engine.Counters()["purges_sent"]; got != 1 {
@@ -75,10 +84,7 @@ func TestClearRegistrationLetsAUniqueSpokeMove(t *testing.T) {
 	s2 := tp.add("spoke2", "198.51.100.2", nil, unique(spokeConfig(2)))
 	tp.start()
 	s2.Down = true
-	moved := tp.add("spoke2-moved", "198.51.100.22", nil, unique(spokeConfig(2)))
-	moved.Engine.Start()
-	tp.run()
-	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.2") {
+	if got := moveSpoke2(tp, unique(spokeConfig(2))); got != addr("198.51.100.2") {
 		t.Fatalf("hub binding %v after a unique registration from another NBMA, want the owner's 198.51.100.2", got)
 	}
 	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {
@@ -104,10 +110,7 @@ func TestUniqueRequestDoesNotReplace(t *testing.T) {
 	tp.start()
 	unique := spokeConfig(2)
 	unique.Unique = true
-	moved := tp.add("spoke2-moved", "198.51.100.22", nil, unique)
-	moved.Engine.Start()
-	tp.run()
-	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.2") {
+	if got := moveSpoke2(tp, unique); got != addr("198.51.100.2") {
 		t.Fatalf("hub binding %v after a unique request from another NBMA, want 198.51.100.2", got)
 	}
 	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {

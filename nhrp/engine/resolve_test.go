@@ -31,13 +31,7 @@ func TestSpokeToSpokeResolutionThroughHub(t *testing.T) {
 	}
 	// The neighbor entry pointed at the hub until the direct path was
 	// proven, then at the peer.
-	var binds []string
-	for _, ev := range s2.EventsOf(engine.EventBindingAdded) {
-		if ev.Proto == addr("10.255.0.3") {
-			binds = append(binds, ev.NBMA.String())
-		}
-	}
-	if diff := cmp.Diff([]string{"192.0.2.1", "198.51.100.3"}, binds); diff != "" {
+	if diff := cmp.Diff([]string{"192.0.2.1", "198.51.100.3"}, bindHistory(s2, "10.255.0.3")); diff != "" {
 		t.Errorf("binding history for 10.255.0.3 (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"validating", "up"}, shortcutHistory(s2, "10.255.0.3/32")); diff != "" {
@@ -253,10 +247,7 @@ func TestHopCountExhaustion(t *testing.T) {
 	if err := net.Run(); err != nil {
 		t.Fatal(err)
 	}
-	ce, ok := cacheEntry(s2, "10.255.0.3", engine.KindNegative)
-	if !ok || !strings.Contains(ce.Reason, "hop-count-exceeded") {
-		t.Errorf("negative entry %+v (found %v), want reason hop-count-exceeded", ce, ok)
-	}
+	wantNegative(t, s2, "10.255.0.3", "hop-count-exceeded")
 	if got := s2.Engine.Counters()["error_indications_received"]; got != 1 {
 		t.Errorf("error indications received %d, want 1", got)
 	}
@@ -276,10 +267,7 @@ func TestLoopDetected(t *testing.T) {
 	if err := net.Run(); err != nil {
 		t.Fatal(err)
 	}
-	ce, ok := cacheEntry(s2, "10.9.0.1", engine.KindNegative)
-	if !ok || !strings.Contains(ce.Reason, "loop-detected") {
-		t.Errorf("negative entry %+v (found %v), want loop-detected", ce, ok)
-	}
+	wantNegative(t, s2, "10.9.0.1", "loop-detected")
 	if got := hub1.Engine.Counters()["drop_loop"]; got != 1 {
 		t.Errorf("hub1 drop_loop = %d, want 1", got)
 	}
