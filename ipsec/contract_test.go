@@ -29,12 +29,8 @@ type contractClient struct {
 
 func newContractClient(t *testing.T, sock string) *contractClient {
 	t.Helper()
-	s, err := vici.NewSession(vici.WithSocketPath(sock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	c := &contractClient{t: t, cmd: s, lists: make(chan vici.Event, 256)}
+	s := vicitest.Dial(t, sock)
+	c := &contractClient{t: t, cmd: s, lists: make(chan vici.Event, 1024)}
 	s.NotifyEvents(c.lists)
 	if err := s.Subscribe("list-sa", "list-conn"); err != nil {
 		t.Fatalf("subscribe to list-sa, list-conn: %v", err)
@@ -144,11 +140,7 @@ func runVICIContract(t *testing.T, sock, local string) {
 		t.Errorf("version: daemon %v, want charon", d)
 	}
 
-	ev, err := vici.NewSession(vici.WithSocketPath(sock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ev.Close() }()
+	ev := vicitest.Dial(t, sock)
 	if err := ev.Subscribe("ike-updown", "child-updown", "ike-rekey", "child-rekey"); err != nil {
 		t.Errorf("subscribe to the Manager's SA events: %v", err)
 	}

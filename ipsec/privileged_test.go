@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
+	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
 	"github.com/strongswan/govici/vici"
 )
 
@@ -54,24 +55,9 @@ func checkESP(t *testing.T, a, b *node) {
 // countSAs asks charon directly how many IKE and CHILD SAs are established.
 func countSAs(t *testing.T, sock string) (ike, child int) {
 	t.Helper()
-	s, err := vici.NewSession(vici.WithSocketPath(sock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Not CallStreaming: it can lose the last events (see link.listSAs).
-	events := make(chan vici.Event, 1024)
-	s.NotifyEvents(events)
-	if err := s.Subscribe("list-sa"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Call(ctx, "list-sas", nil); err != nil {
-		t.Fatal(err)
-	}
-	for len(events) > 0 {
-		m := (<-events).Message
+	c := newContractClient(t, sock)
+	defer func() { _ = c.cmd.Close() }() // callers poll: no session left open per call
+	for _, m := range c.stream("list-sas", "list-sa", nil) {
 		for _, k := range m.Keys() {
 			sa, ok := m.Get(k).(*vici.Message)
 			if !ok || sa.Get("state") != "ESTABLISHED" {
@@ -157,11 +143,7 @@ func checkRepair(t *testing.T, m *ipsec.Manager, a, b *node) {
 	if st := m.State(); st.RepairedConns != 0 || st.RepairedCreds != 0 {
 		t.Fatalf("repairs against the real charon before anyone touched it: %d connections, %d credentials", st.RepairedConns, st.RepairedCreds)
 	}
-	s, err := vici.NewSession(vici.WithSocketPath(a.sock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := vicitest.Dial(t, a.sock)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	call := func(cmd, k, v string) *vici.Message {

@@ -28,12 +28,7 @@ type meddler struct {
 
 func newMeddler(t *testing.T, path string) *meddler {
 	t.Helper()
-	s, err := vici.NewSession(vici.WithSocketPath(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return &meddler{t: t, s: s}
+	return &meddler{t: t, s: vicitest.Dial(t, path)}
 }
 
 func (m *meddler) call(cmd string, kv ...string) *vici.Message {

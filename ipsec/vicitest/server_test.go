@@ -22,11 +22,7 @@ func TestServerWithGovici(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	sess, err := vici.NewSession(vici.WithSocketPath(srv.Path()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	sess := Dial(t, srv.Path())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
