@@ -206,6 +206,21 @@ func (h *harness) waitReconciled() {
 // firstBackoff is the default first reconnect delay.
 func (h *harness) firstBackoff() time.Duration { return 200 * time.Millisecond }
 
+// startCharonAfter starts the stopped fake charon, its recorded commands
+// forgotten, once the Manager waits d to reconnect (its attempts so far
+// failed), and advances the clock by d.
+func (h *harness) startCharonAfter(d time.Duration) {
+	h.t.Helper()
+	if err := h.clock.WaitForWaiter(d, waitFor); err != nil {
+		h.t.Fatal(err)
+	}
+	h.srv.ResetCommands()
+	if err := h.srv.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.clock.Advance(d)
+}
+
 // restartCharon stops the fake charon (every loaded object is forgotten)
 // and starts it again, forgetting the recorded commands too when reset,
 // then advances the clock by after, past the Manager's reconnect wait.

@@ -55,14 +55,7 @@ func TestRecoverAfterCharonLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.clock.Advance(cfg.ReconnectMin) // fails: still down
-	if err := h.clock.WaitForWaiter(2*cfg.ReconnectMin, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.srv.ResetCommands()
-	if err := h.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(2 * cfg.ReconnectMin)
+	h.startCharonAfter(2 * cfg.ReconnectMin)
 	h.waitCmd("recovery initiation", isCmd("initiate", "ike", "dmvpn-peer-up"))
 	h.waitState("connected", func(s ipsec.State) bool { return s.Connected })
 	// The Manager is idle again: nothing else was initiated.

@@ -42,14 +42,7 @@ func TestReconnectReload(t *testing.T) {
 		h.clock.Advance(d)
 	}
 	// The next attempt has failed too and waits for the capped delay.
-	if err := h.clock.WaitForWaiter(400*time.Millisecond, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.srv.ResetCommands()
-	if err := h.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(400 * time.Millisecond)
+	h.startCharonAfter(400 * time.Millisecond)
 	h.waitCmd("initiate after restart", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 	if n := h.count(isCmd("load-shared")); n != 1 {
 		t.Errorf("%d load-shared after restart, want 1", n)
