@@ -30,6 +30,16 @@ func withGracefulRestart(c *routing.Config) {
 	c.GracefulRestart = routing.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second, StaleTime: 120 * time.Second}
 }
 
+// startGRHub starts a reflecting hub with graceful restart on a free port
+// and returns it with the address spokes peer with.
+func startGRHub(t *testing.T) (*node, netip.AddrPort) {
+	t.Helper()
+	port := freePort(t, hubAddr)
+	hcfg := hubConfig(routing.HubModeReflect, port, false)
+	withGracefulRestart(&hcfg)
+	return startNode(t, "hub", hcfg), netip.AddrPortFrom(hubAddr, uint16(port))
+}
+
 // TestGracefulRestartSpokeProcess is the spoke of
 // TestIntegrationGracefulRestart. It runs only in the child process the
 // test starts, and blocks until that process is killed.
@@ -151,11 +161,7 @@ func fromSpoke(rib []routing.RIBEntry, a netip.Addr) []string {
 // other is removed, on the hub and on the other spoke.
 func TestIntegrationGracefulRestart(t *testing.T) {
 	ctx := testCtx(t)
-	port := freePort(t, hubAddr)
-	hcfg := hubConfig(routing.HubModeReflect, port, false)
-	withGracefulRestart(&hcfg)
-	hub := startNode(t, "hub", hcfg)
-	hubAP := netip.AddrPortFrom(hubAddr, uint16(port))
+	hub, hubAP := startGRHub(t)
 	spoke := spokeAddrs[0]
 	kept, gone := spokeLAN(0), pfx("192.168.20.0/24")
 
@@ -227,11 +233,8 @@ func TestIntegrationGracefulRestart(t *testing.T) {
 // restart: only a crash or kill -9 keeps them.
 func TestIntegrationGracefulRestartCease(t *testing.T) {
 	ctx := testCtx(t)
-	port := freePort(t, hubAddr)
-	hcfg := hubConfig(routing.HubModeReflect, port, false)
-	withGracefulRestart(&hcfg)
-	hub := startNode(t, "hub", hcfg)
-	scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}, hubAS, hubAS)
+	hub, hubAP := startGRHub(t)
+	scfg := spokeConfig(0, []netip.AddrPort{hubAP}, hubAS, hubAS)
 	withGracefulRestart(&scfg)
 	spoke := startNode(t, "spoke0", scfg)
 	hub.waitRoutes(ctx, t, expectedHub(1, 2))
@@ -250,12 +253,9 @@ func TestIntegrationGracefulRestartCease(t *testing.T) {
 // (announcing one of its two prefixes) the other one is removed.
 func TestIntegrationGracefulStop(t *testing.T) {
 	ctx := testCtx(t)
-	port := freePort(t, hubAddr)
-	hcfg := hubConfig(routing.HubModeReflect, port, false)
-	withGracefulRestart(&hcfg)
-	hub := startNode(t, "hub", hcfg)
+	hub, hubAP := startGRHub(t)
 	kept, gone := spokeLAN(0), pfx("192.168.20.0/24")
-	scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, uint16(port))}, hubAS, hubAS)
+	scfg := spokeConfig(0, []netip.AddrPort{hubAP}, hubAS, hubAS)
 	scfg.Prefixes = []netip.Prefix{kept, gone}
 	withGracefulRestart(&scfg)
 	spoke := startNode(t, "spoke0", scfg)

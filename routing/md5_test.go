@@ -72,6 +72,21 @@ func requireTCPMD5(t *testing.T) {
 // TestSpeakerTCPMD5Unsupported: on a kernel without TCP MD5, Start refuses
 // a configured password (hub: group password; spoke: per-hub password)
 // instead of letting GoBGP run the sessions unsigned.
+// startErr returns Start's error for a new Speaker with cfg (stopping it
+// again if it started).
+func startErr(t *testing.T, cfg routing.Config) error {
+	t.Helper()
+	sp, err := routing.NewSpeaker(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sp.Start(t.Context())
+	if err == nil {
+		_ = sp.Stop(t.Context())
+	}
+	return err
+}
+
 func TestSpeakerTCPMD5Unsupported(t *testing.T) {
 	err := tcpMD5Probe(t)
 	if err == nil {
@@ -85,14 +100,7 @@ func TestSpeakerTCPMD5Unsupported(t *testing.T) {
 	scfg := spokeConfig(0, []netip.AddrPort{netip.AddrPortFrom(hubAddr, 179)}, hubAS, hubAS)
 	scfg.Spoke.Hubs[0].Password = "s3cret"
 	for _, cfg := range []routing.Config{hcfg, scfg} {
-		sp, err := routing.NewSpeaker(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = sp.Start(t.Context())
-		if err == nil {
-			_ = sp.Stop(t.Context())
-		}
+		err := startErr(t, cfg)
 		if !errors.Is(err, routing.ErrTCPMD5Unsupported) || !unsupported(err) {
 			t.Errorf("%s: Start = %v, want ErrTCPMD5Unsupported wrapping ENOPROTOOPT or EINVAL", cfg.Role, err)
 		}
@@ -245,15 +253,7 @@ func TestTCPMD5RefusedOnMPTCPListener(t *testing.T) {
 	}
 	hcfg := hubConfig(routing.HubModeReflect, freePort(t, hubAddr), false)
 	hcfg.Password = "s3cret"
-	sp, err := routing.NewSpeaker(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = sp.Start(t.Context())
-	if err == nil {
-		_ = sp.Stop(t.Context())
-	}
-	if !errors.Is(err, routing.ErrTCPMD5Unsupported) || !errors.Is(err, routing.ErrMPTCPListener) || !errors.Is(err, unix.ENOPROTOOPT) {
+	if err := startErr(t, hcfg); !errors.Is(err, routing.ErrTCPMD5Unsupported) || !errors.Is(err, routing.ErrMPTCPListener) || !errors.Is(err, unix.ENOPROTOOPT) {
 		t.Errorf("Start = %v, want ErrTCPMD5Unsupported and ErrMPTCPListener wrapping ENOPROTOOPT", err)
 	}
 }
