@@ -113,10 +113,25 @@ func (n notes) waitFor(t *testing.T, want string) []string {
 	}
 }
 
-func newSupervisor(t *testing.T, l *loader, d Daemon, initial *config.Config, n notes) (*supervisor, *metrics.Metrics, zap.AtomicLevel) {
-	m := metrics.New("test")
-	level := zap.NewAtomicLevelAt(zap.InfoLevel)
+// supRig is a supervisor of a fake daemon running hubYAML (old), whose
+// configuration files live in dir and are read through l.
+type supRig struct {
+	sup   *supervisor
+	m     *metrics.Metrics
+	level zap.AtomicLevel
+	l     *loader
+	d     *fakeDaemon
+	n     notes
+	dir   string
+	old   *config.Config
+}
+
+func newSupRig(t *testing.T) *supRig {
+	r := &supRig{m: metrics.New("test"), level: zap.NewAtomicLevelAt(zap.InfoLevel), l: &loader{}, d: newFakeDaemon(),
+		n: make(notes, 64), dir: t.TempDir()}
+	r.old = testConfig(t, hubYAML, r.dir)
 	parse := func([]byte) (*config.Config, error) { return nil, errors.New("config: parse: not in this test") }
-	return &supervisor{path: "/etc/dmvpnd/dmvpnd.yaml", load: l.load, parse: parse, daemon: d, log: zap.NewNop(),
-		level: level, metrics: m, notify: n.notify, cfg: initial}, m, level
+	r.sup = &supervisor{path: "/etc/dmvpnd/dmvpnd.yaml", load: r.l.load, parse: parse, daemon: r.d, log: zap.NewNop(),
+		level: r.level, metrics: r.m, notify: r.n.notify, cfg: r.old}
+	return r
 }

@@ -17,12 +17,8 @@ import (
 )
 
 func TestReloadRejectsInvalidConfig(t *testing.T) {
-	dir := t.TempDir()
-	old := testConfig(t, hubYAML, dir)
-	l := &loader{}
-	d := newFakeDaemon()
-	n := make(notes, 64)
-	sup, m, level := newSupervisor(t, l, d, old, n)
+	r := newSupRig(t)
+	sup, m, level, l, d, n, dir, old := r.sup, r.m, r.level, r.l, r.d, r.n, r.dir, r.old
 
 	_, badErr := config.Parse([]byte("tunnel: {address: 10.0.0.1/24}\nnhrp: {role: hub}\n"))
 	l.push(nil, badErr)
@@ -81,12 +77,8 @@ func TestReloadRejectsInvalidConfig(t *testing.T) {
 // key with its disposition, the running configuration keeps reporting
 // them as pending, and a PSK change shows as "changed" only.
 func TestReloadAppliesLiveReportsRestart(t *testing.T) {
-	dir := t.TempDir()
-	old := testConfig(t, hubYAML, dir)
-	l := &loader{}
-	d := newFakeDaemon()
-	n := make(notes, 64)
-	sup, m, _ := newSupervisor(t, l, d, old, n)
+	r := newSupRig(t)
+	sup, m, l, d, n, dir, old := r.sup, r.m, r.l, r.d, r.n, r.dir, r.old
 
 	next := testConfig(t, strings.NewReplacer("hunter2", "hunter3", "192.168.0.0/24", "192.168.9.0/24").Replace(hubYAML), dir)
 	next.Tunnel.Name = "gre9"
@@ -137,10 +129,8 @@ func TestReloadAppliesLiveReportsRestart(t *testing.T) {
 }
 
 func TestReloadKeepsRuntimeLogLevel(t *testing.T) {
-	dir := t.TempDir()
-	old := testConfig(t, hubYAML, dir)
-	l := &loader{}
-	sup, _, level := newSupervisor(t, l, newFakeDaemon(), old, make(notes, 64))
+	r := newSupRig(t)
+	sup, level, l, dir := r.sup, r.level, r.l, r.dir
 	level.SetLevel(zap.WarnLevel) // dmvpnctl log-level warn
 	l.push(testConfig(t, hubYAML, dir), nil)
 	if _, err := sup.reload(context.Background(), api.ReloadRequest{}); err != nil {
