@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/netip"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
@@ -18,34 +17,12 @@ import (
 // capture is everything n's controller serves, as the control API would.
 func capture(t *testing.T, n *node) apitest.Snapshot {
 	t.Helper()
-	ctx := context.Background()
-	s := apitest.Snapshot{Now: time.Now().UTC()}
-	var err error
-	check := func(what string, e error) {
-		if e != nil && !errors.Is(e, api.ErrNotEnabled) {
-			t.Fatalf("%s: %s: %v", n.name, what, e)
+	s := apitest.Capture(context.Background(), n.ctl, func(what string, err error) {
+		if err != nil && !errors.Is(err, api.ErrNotEnabled) {
+			t.Fatalf("%s: %s: %v", n.name, what, err)
 		}
-	}
-	s.Status, err = n.ctl.Status(ctx)
-	check("status", err)
-	s.DMVPN, err = n.ctl.DMVPN(ctx)
-	check("dmvpn", err)
-	s.Cache, err = n.ctl.Cache(ctx)
-	check("cache", err)
-	s.NHS, err = n.ctl.NHS(ctx)
-	check("nhs", err)
-	s.Shortcuts, err = n.ctl.Shortcuts(ctx)
-	check("shortcuts", err)
-	s.SAs, err = n.ctl.IPsec(ctx)
-	check("ipsec", err)
-	s.BGP, err = n.ctl.BGP(ctx)
-	check("bgp", err)
-	s.Counters, err = n.ctl.Counters(ctx)
-	check("counters", err)
-	s.Peers, err = n.ctl.PeerDetails(ctx, netip.Addr{})
-	check("peers", err)
-	s.QoS, err = n.ctl.QoS(ctx, netip.Addr{})
-	check("qos", err)
+	})
+	s.Now = time.Now().UTC()
 	s.Status.Version = "v0.0.0-test"
 	return s
 }

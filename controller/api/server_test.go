@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -32,31 +31,12 @@ func TestViewsRoundTrip(t *testing.T) {
 	for name, snap := range map[string]apitest.Snapshot{"hub": apitest.HubFixture(), "spoke": apitest.SpokeFixture()} {
 		t.Run(name, func(t *testing.T) {
 			c, _ := serve(t, apitest.NewFake(snap))
-			ctx := context.Background()
-			var got apitest.Snapshot
 			var errs []error
-			collect := func(err error) { errs = append(errs, err) }
-			var err error
-			got.Status, err = c.Status(ctx)
-			collect(err)
-			got.DMVPN, err = c.DMVPN(ctx)
-			collect(err)
-			got.Cache, err = c.Cache(ctx)
-			collect(err)
-			got.NHS, err = c.NHS(ctx)
-			collect(err)
-			got.Shortcuts, err = c.Shortcuts(ctx)
-			collect(err)
-			got.SAs, err = c.IPsec(ctx)
-			collect(err)
-			got.BGP, err = c.BGP(ctx)
-			collect(err)
-			got.Counters, err = c.Counters(ctx)
-			collect(err)
-			got.Peers, err = c.PeerDetails(ctx, netip.Addr{})
-			collect(err)
-			got.QoS, err = c.QoS(ctx, netip.Addr{})
-			collect(err)
+			got := apitest.Capture(context.Background(), c, func(view string, err error) {
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", view, err))
+				}
+			})
 			if err := errors.Join(errs...); err != nil {
 				t.Fatal(err)
 			}
