@@ -80,9 +80,7 @@ func TestGroupRegistrationAndResolution(t *testing.T) {
 					t.Errorf("spoke3's entry for spoke2 (%s) has group %q, want branch-2m", ce.Kind, ce.Group)
 				}
 			}
-			if got := tp.hub.Engine.Counters()["drop_group_invalid"]; got != 0 {
-				t.Errorf("drop_group_invalid = %d on valid groups", got)
-			}
+			wantCounter(t, tp.hub, "drop_group_invalid", 0)
 		})
 	}
 }

@@ -117,6 +117,14 @@ func wantNegative(t *testing.T, nd *nhrpsim.Node, proto, reason string) {
 	}
 }
 
+// wantCounter checks nd's engine counter name.
+func wantCounter(t *testing.T, nd *nhrpsim.Node, name string, want uint64) {
+	t.Helper()
+	if got := nd.Engine.Counters()[name]; got != want {
+		t.Errorf("%s: counter %s = %d, want %d", nd.Name, name, got, want)
+	}
+}
+
 func shortcutState(nd *nhrpsim.Node, prefix string) engine.ShortcutState {
 	for _, sc := range nd.Engine.Shortcuts() {
 		if sc.Prefix == pfx(prefix) {

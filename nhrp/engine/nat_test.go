@@ -213,7 +213,5 @@ func TestTwoSpokesBehindSameNATWithoutIPsecRefused(t *testing.T) {
 	if diff := cmp.Diff("10.255.0.2 lladdr 203.0.113.1\n", tp.hub.Neigh.String()); diff != "" {
 		t.Errorf("hub neighbor table (-want +got):\n%s", diff)
 	}
-	if got := tp.hub.Engine.Counters()["drop_address_quota"]; got != 1 {
-		t.Errorf("drop_address_quota = %d, want 1", got)
-	}
+	wantCounter(t, tp.hub, "drop_address_quota", 1)
 }

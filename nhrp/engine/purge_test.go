@@ -36,21 +36,15 @@ func TestPurgeOnNBMAChange(t *testing.T) {
 	if got := moveSpoke2(tp, spokeConfig(2)); got != addr("198.51.100.22") {
 		t.Errorf("hub binding %v, want the new NBMA", got)
 	}
-	if got := tp.hub.Engine.Counters()["purges_sent"]; got != 1 {
-		t.Errorf("hub purges_sent = %d, want 1", got)
-	}
-	if got := s3.Engine.Counters()["purges_received"]; got != 1 {
-		t.Errorf("spoke3 purges_received = %d, want 1", got)
-	}
+	wantCounter(t, tp.hub, "purges_sent", 1)
+	wantCounter(t, s3, "purges_received", 1)
 	if _, ok := cacheEntry(s3, "10.255.0.2", engine.KindResolved); ok {
 		t.Error("spoke3 still caches the old binding")
 	}
 	if _, ok := s3.Neigh.Lookup(addr("10.255.0.2")); ok {
 		t.Errorf("spoke3 still has a neighbor entry:\n%s", s3.Neigh)
 	}
-	if got := tp.hub.Engine.Counters()["drop_unmatched_reply"]; got != 0 {
-		t.Errorf("purge reply unmatched at the hub (%d)", got)
-	}
+	wantCounter(t, tp.hub, "drop_unmatched_reply", 0)
 	// Resolving again finds the new address.
 	s3.Engine.NeighborMiss(addr("10.255.0.2"))
 	tp.run()
@@ -87,9 +81,7 @@ func TestClearRegistrationLetsAUniqueSpokeMove(t *testing.T) {
 	if got := moveSpoke2(tp, unique(spokeConfig(2))); got != addr("198.51.100.2") {
 		t.Fatalf("hub binding %v after a unique registration from another NBMA, want the owner's 198.51.100.2", got)
 	}
-	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {
-		t.Errorf("drop_owned_by_another_peer = %d, want 1", got)
-	}
+	wantCounter(t, tp.hub, "drop_owned_by_another_peer", 1)
 	if !tp.hub.Engine.ClearRegistration(addr("10.255.0.2")) || tp.hub.Engine.ClearRegistration(addr("10.255.0.2")) {
 		t.Error("ClearRegistration: want true once, then false")
 	}
@@ -113,7 +105,5 @@ func TestUniqueRequestDoesNotReplace(t *testing.T) {
 	if got := moveSpoke2(tp, unique); got != addr("198.51.100.2") {
 		t.Fatalf("hub binding %v after a unique request from another NBMA, want 198.51.100.2", got)
 	}
-	if got := tp.hub.Engine.Counters()["drop_owned_by_another_peer"]; got != 1 {
-		t.Errorf("drop_owned_by_another_peer = %d, want 1", got)
-	}
+	wantCounter(t, tp.hub, "drop_owned_by_another_peer", 1)
 }

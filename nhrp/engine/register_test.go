@@ -37,9 +37,7 @@ func TestHubWithThreeSpokesRegisters(t *testing.T) {
 	if diff := cmp.Diff([]string{"10.255.0.2@198.51.100.2", "10.255.0.3@198.51.100.3", "10.255.0.4@198.51.100.4"}, ups); diff != "" {
 		t.Errorf("hub peer-up events (-want +got):\n%s", diff)
 	}
-	if got := tp.hub.Engine.Counters()["registrations_accepted"]; got != 3 {
-		t.Errorf("registrations_accepted = %d, want 3", got)
-	}
+	wantCounter(t, tp.hub, "registrations_accepted", 3)
 }
 
 func TestRegistrationRefreshAndExpiry(t *testing.T) {
@@ -101,9 +99,7 @@ func TestUniqueConflictReturnsCode14(t *testing.T) {
 	if got, _ := tp.hub.Neigh.Lookup(addr("10.255.0.2")); got != addr("198.51.100.2") {
 		t.Errorf("hub binding for 10.255.0.2 = %v, want the original 198.51.100.2", got)
 	}
-	if got := tp.hub.Engine.Counters()["registrations_refused"]; got != 1 {
-		t.Errorf("registrations_refused = %d, want 1", got)
-	}
+	wantCounter(t, tp.hub, "registrations_refused", 1)
 }
 
 func TestRegistrationRefusals(t *testing.T) {

@@ -37,9 +37,7 @@ func TestSpokeToSpokeResolutionThroughHub(t *testing.T) {
 	if diff := cmp.Diff([]string{"validating", "up"}, shortcutHistory(s2, "10.255.0.3/32")); diff != "" {
 		t.Errorf("shortcut history (-want +got):\n%s", diff)
 	}
-	if got := tp.hub.Engine.Counters()["resolutions_answered"]; got != 1 {
-		t.Errorf("hub answered %d resolutions, want 1 (authoritative from the registration)", got)
-	}
+	wantCounter(t, tp.hub, "resolutions_answered", 1)
 }
 
 // phase3 builds hub + spokes 2 and 3, registered, with a hairpinned flow
@@ -64,9 +62,7 @@ func TestPhase3RedirectResolutionShortcutIdleExpiry(t *testing.T) {
 	if sc.Via != addr("10.255.0.3") || sc.NBMA != addr("198.51.100.3") {
 		t.Errorf("shortcut %+v, want via 10.255.0.3 at 198.51.100.3", sc)
 	}
-	if got := tp.hub.Engine.Counters()["resolutions_forwarded"]; got != 1 {
-		t.Errorf("hub forwarded %d resolutions, want 1 (spoke 3 is the egress)", got)
-	}
+	wantCounter(t, tp.hub, "resolutions_forwarded", 1)
 	if _, ok := cacheEntry(s3, "10.255.0.2", engine.KindRequester); !ok {
 		t.Errorf("egress did not cache the requester: %+v", s3.Engine.Cache())
 	}
@@ -109,9 +105,7 @@ func TestPhase3ShortcutRefreshedWhileUsed(t *testing.T) {
 		t.Errorf("history (-want +got):\n%s", diff)
 	}
 	// Refreshed every 2/3 of the holding time: at 400, 800 and 1200 s.
-	if got := s2.Engine.Counters()["resolutions_sent"]; got != 4 {
-		t.Errorf("resolutions_sent = %d, want 4 (initial + 3 refreshes)", got)
-	}
+	wantCounter(t, s2, "resolutions_sent", 4)
 }
 
 func TestPhase3FallbackToHubAndRetry(t *testing.T) {
@@ -163,9 +157,7 @@ func TestTrafficIndicationIgnoredByTransitSpoke(t *testing.T) {
 	tp.hub.Routes.Add("10.0.9.0/24", true, "10.255.0.2")
 	tp.hub.Engine.Hairpin(ipv4("10.0.9.1", "10.0.3.7"))
 	tp.run()
-	if got := s2.Engine.Counters()["drop_not_ingress"]; got != 1 {
-		t.Errorf("drop_not_ingress = %d, want 1", got)
-	}
+	wantCounter(t, s2, "drop_not_ingress", 1)
 	if len(s2.Engine.Shortcuts()) != 0 {
 		t.Errorf("transit spoke built a shortcut: %+v", s2.Engine.Shortcuts())
 	}
@@ -230,12 +222,8 @@ func TestForwardedResolutionThroughTwoNHSs(t *testing.T) {
 	if reply.HopCount != 63 || reply.CIEs[0].ClientNBMA != addr("198.51.100.3") {
 		t.Errorf("reply hop count %d CIE %+v", reply.HopCount, reply.CIEs[0])
 	}
-	if got := hub1.Engine.Counters()["resolutions_forwarded"]; got != 1 {
-		t.Errorf("hub1 forwarded %d", got)
-	}
-	if got := hub2.Engine.Counters()["resolutions_answered"]; got != 1 {
-		t.Errorf("hub2 answered %d", got)
-	}
+	wantCounter(t, hub1, "resolutions_forwarded", 1)
+	wantCounter(t, hub2, "resolutions_answered", 1)
 	if st := shortcutState(s2, "10.255.0.3/32"); st != engine.ShortcutUp {
 		t.Errorf("shortcut to 10.255.0.3 is %v, want up", st)
 	}
@@ -248,14 +236,10 @@ func TestHopCountExhaustion(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantNegative(t, s2, "10.255.0.3", "hop-count-exceeded")
-	if got := s2.Engine.Counters()["error_indications_received"]; got != 1 {
-		t.Errorf("error indications received %d, want 1", got)
-	}
+	wantCounter(t, s2, "error_indications_received", 1)
 	// The negative entry stops a request storm until it expires.
 	s2.Engine.Resolve(addr("10.255.0.3"))
-	if got := s2.Engine.Counters()["drop_negative_cached"]; got != 1 {
-		t.Errorf("drop_negative_cached = %d, want 1", got)
-	}
+	wantCounter(t, s2, "drop_negative_cached", 1)
 }
 
 func TestLoopDetected(t *testing.T) {
@@ -268,9 +252,7 @@ func TestLoopDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantNegative(t, s2, "10.9.0.1", "loop-detected")
-	if got := hub1.Engine.Counters()["drop_loop"]; got != 1 {
-		t.Errorf("hub1 drop_loop = %d, want 1", got)
-	}
+	wantCounter(t, hub1, "drop_loop", 1)
 }
 
 func TestResolutionRetransmitsWithSameID(t *testing.T) {
