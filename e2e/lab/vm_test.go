@@ -40,15 +40,15 @@ func TestAgentCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := os.Stat(p("b"))
-	if err != nil {
-		t.Fatal(err)
+	stat := func(name string) os.FileInfo {
+		t.Helper()
+		fi, err := os.Stat(p(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
 	}
-	cst, err := os.Stat(p("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !os.SameFile(b, cst) {
+	if !os.SameFile(stat("b"), stat("c")) {
 		t.Error("c is not a link to b")
 	}
 	for _, name := range []string{"b", "c"} {
