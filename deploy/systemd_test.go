@@ -36,9 +36,22 @@ func unitKeys(t *testing.T, path string) map[string][]string {
 	return keys
 }
 
+// checkUnitKeys compares the unit's values (repeated keys joined with
+// " | ", "" for a missing key) of the keys of want with want.
+func checkUnitKeys(t *testing.T, unit string, want map[string]string) {
+	t.Helper()
+	k := unitKeys(t, unit)
+	got := map[string]string{}
+	for key := range want {
+		got[key] = strings.Join(k[key], " | ")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", unit, diff)
+	}
+}
+
 func TestSystemdUnit(t *testing.T) {
 	const unit = "systemd/dmvpnd.service"
-	k := unitKeys(t, unit)
 	want := map[string]string{
 		"Type":                     "notify",
 		"ExecReload":               "/usr/bin/dmvpnctl --socket /run/dmvpnd/dmvpnd.sock reload --wait",
@@ -51,13 +64,7 @@ func TestSystemdUnit(t *testing.T) {
 		"ProtectSystem":            "strict",
 		"RuntimeDirectory":         "dmvpnd",
 	}
-	got := map[string]string{}
-	for key := range want {
-		got[key] = strings.Join(k[key], " | ")
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", unit, diff)
-	}
+	checkUnitKeys(t, unit, want)
 
 	systemdVerify(t, unit)
 }
@@ -97,7 +104,6 @@ func systemdVerify(t *testing.T, units ...string) {
 // does not stop dmvpnd; a dmvpnd restart does not restart charon).
 func TestSystemdCharonUnit(t *testing.T) {
 	const unit = "systemd/dmvpnd-charon.service"
-	k := unitKeys(t, unit)
 	want := map[string]string{
 		"Environment":         "STRONGSWAN_CONF=/etc/dmvpnd/strongswan.conf",
 		"ExecStart":           "/usr/lib/ipsec/charon",
@@ -109,23 +115,12 @@ func TestSystemdCharonUnit(t *testing.T) {
 		"BindsTo":             "",
 		"Requires":            "",
 	}
-	got := map[string]string{}
-	for key := range want {
-		got[key] = strings.Join(k[key], " | ")
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", unit, diff)
-	}
-	d := unitKeys(t, "systemd/dmvpnd.service")
-	for key, want := range map[string]string{
+	checkUnitKeys(t, unit, want)
+	checkUnitKeys(t, "systemd/dmvpnd.service", map[string]string{
 		"Wants":    "network-online.target dmvpnd-charon.service",
 		"After":    "network-online.target dmvpnd-charon.service",
 		"Requires": "",
 		"BindsTo":  "",
-	} {
-		if got := strings.Join(d[key], " | "); got != want {
-			t.Errorf("dmvpnd.service %s=%q, want %q", key, got, want)
-		}
-	}
+	})
 	systemdVerify(t, "systemd/dmvpnd.service", unit)
 }
