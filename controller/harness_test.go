@@ -201,6 +201,21 @@ func wantCounted(t testing.TB, n *node, want api.Counters, metric, exposition st
 	}
 }
 
+// wantNotShown checks that show counters on n lists none of names (the
+// counters of a subsystem n runs without).
+func wantNotShown(t testing.TB, n *node, names ...string) {
+	t.Helper()
+	got, err := n.ctl.Counters(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if v, ok := got[name]; ok {
+			t.Errorf("%s: show counters has %s = %d", n.name, name, v)
+		}
+	}
+}
+
 // stop ends the controller and reports its error.
 func (n *node) stop(t *testing.T) {
 	t.Helper()
