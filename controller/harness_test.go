@@ -201,6 +201,24 @@ func wantCounted(t testing.TB, n *node, want api.Counters, metric, exposition st
 	}
 }
 
+// record appends v to the fake's list *items under its lock mu.
+func record[T any](mu *sync.Mutex, items *[]T, v T) {
+	mu.Lock()
+	defer mu.Unlock()
+	*items = append(*items, v)
+}
+
+// latest returns the last of the fake's list *items (the zero value if it
+// is empty) and its length, under the fake's lock mu.
+func latest[T any](mu *sync.Mutex, items *[]T) (last T, n int) {
+	mu.Lock()
+	defer mu.Unlock()
+	if n = len(*items); n > 0 {
+		last = (*items)[n-1]
+	}
+	return last, n
+}
+
 // wantNotShown checks that show counters on n lists none of names (the
 // counters of a subsystem n runs without).
 func wantNotShown(t testing.TB, n *node, names ...string) {

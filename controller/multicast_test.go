@@ -38,9 +38,7 @@ func (f *fakeCapture) Install(ifindex int) error {
 }
 
 func (f *fakeCapture) Remove() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, "remove")
+	record(&f.mu, &f.calls, "remove")
 	return nil
 }
 
@@ -71,9 +69,7 @@ type copySender struct {
 }
 
 func (s *copySender) Send(_ []byte, nbmas []netip.Addr) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sends = append(s.sends, slices.Clone(nbmas))
+	record(&s.mu, &s.sends, slices.Clone(nbmas))
 	return len(nbmas), nil
 }
 
@@ -86,12 +82,8 @@ func (s *copySender) Close() error {
 
 // last returns the destinations of the latest Send.
 func (s *copySender) last() []netip.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.sends) == 0 {
-		return nil
-	}
-	return s.sends[len(s.sends)-1]
+	l, _ := latest(&s.mu, &s.sends)
+	return l
 }
 
 func (s *copySender) isClosed() bool {

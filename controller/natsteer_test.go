@@ -22,31 +22,20 @@ type recordSteer struct {
 }
 
 func (r *recordSteer) Set(local netip.Addr, want []kernel.NATSteer) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	s := "set " + local.String()
 	for _, w := range want {
 		s += fmt.Sprintf(" [%s=%s via %s in %#x out %#x reqid %d]", w.GRE, w.Inner, w.Outer, w.MarkIn, w.MarkOut, w.ReqID)
 	}
-	r.calls = append(r.calls, s)
+	record(&r.mu, &r.calls, s)
 	return nil
 }
 
 func (r *recordSteer) Remove() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, "remove")
+	record(&r.mu, &r.calls, "remove")
 	return nil
 }
 
-func (r *recordSteer) last() (string, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return "", 0
-	}
-	return r.calls[len(r.calls)-1], len(r.calls)
-}
+func (r *recordSteer) last() (string, int) { return latest(&r.mu, &r.calls) }
 
 // gatedIPsec reports charon as not connected until connected is set.
 type gatedIPsec struct {

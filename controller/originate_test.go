@@ -33,32 +33,19 @@ type prefixRecorder struct {
 
 // Reconfigure records cfg and its originated prefixes (as SetPrefixes).
 func (r *prefixRecorder) Reconfigure(ctx context.Context, cfg routing.Config) error {
-	r.mu.Lock()
-	r.configs = append(r.configs, cfg)
-	r.mu.Unlock()
+	record(&r.mu, &r.configs, cfg)
 	return r.SetPrefixes(ctx, cfg.Originated())
 }
 
-func (r *prefixRecorder) lastConfig() (routing.Config, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.configs) == 0 {
-		return routing.Config{}, 0
-	}
-	return r.configs[len(r.configs)-1], len(r.configs)
-}
+func (r *prefixRecorder) lastConfig() (routing.Config, int) { return latest(&r.mu, &r.configs) }
 
 func (r *prefixRecorder) Start(context.Context) error { return nil }
 func (r *prefixRecorder) Stop(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stops = append(r.stops, "stop")
+	record(&r.mu, &r.stops, "stop")
 	return nil
 }
 func (r *prefixRecorder) StopGraceful(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stops = append(r.stops, "graceful")
+	record(&r.mu, &r.stops, "graceful")
 	return nil
 }
 func (r *prefixRecorder) Summary(context.Context) ([]routing.NeighborSummary, error) {
@@ -66,21 +53,15 @@ func (r *prefixRecorder) Summary(context.Context) ([]routing.NeighborSummary, er
 }
 
 func (r *prefixRecorder) SetRegistered(addrs []netip.Addr) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.registered = append(r.registered, slices.Clone(addrs))
+	record(&r.mu, &r.registered, slices.Clone(addrs))
 }
 
 func (r *prefixRecorder) SetProtected(_ context.Context, nbmas []netip.Prefix) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.protected = append(r.protected, slices.Clone(nbmas))
+	record(&r.mu, &r.protected, slices.Clone(nbmas))
 	return nil
 }
 
 func (r *prefixRecorder) SetPrefixes(_ context.Context, desired []netip.Prefix) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	p := slices.Clone(desired)
 	slices.SortFunc(p, func(a, b netip.Prefix) int {
 		if c := a.Addr().Compare(b.Addr()); c != 0 {
@@ -88,17 +69,13 @@ func (r *prefixRecorder) SetPrefixes(_ context.Context, desired []netip.Prefix) 
 		}
 		return a.Bits() - b.Bits()
 	})
-	r.sets = append(r.sets, p)
+	record(&r.mu, &r.sets, p)
 	return nil
 }
 
 func (r *prefixRecorder) last() []netip.Prefix {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.sets) == 0 {
-		return nil
-	}
-	return r.sets[len(r.sets)-1]
+	l, _ := latest(&r.mu, &r.sets)
+	return l
 }
 
 // TestHubOriginatesSummaries runs a Phase 3 hub with a recording BGP
