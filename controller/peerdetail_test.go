@@ -96,13 +96,21 @@ func withKernelQoS(d *Deps) { d.QoS = d.Dataplane.(*kerneltest.Fake) }
 
 func (r phase3Run) stop(t *testing.T) { stopAll(t, r.s1, r.s2, r.hub) }
 
+// testPhase3 runs f in a synctest bubble on a started phase3Run, stopped
+// when f returns.
+func testPhase3(t *testing.T, f func(t *testing.T, r phase3Run)) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startPhase3(t)
+		defer r.stop(t)
+		f(t, r)
+	})
+}
+
 // TestPeerDetails: show dmvpn peer finds a peer by tunnel or NBMA address
 // and gathers its NHRP entry, neighbor entry, shortcut route and SA with
 // its counters; an unknown address is not found.
 func TestPeerDetails(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := startPhase3(t)
-		defer r.stop(t)
+	testPhase3(t, func(t *testing.T, r phase3Run) {
 		ctx := context.Background()
 		byTunnel, err := r.s1.ctl.PeerDetails(ctx, netip.MustParseAddr("10.0.0.3"))
 		if err != nil || len(byTunnel) != 1 {
@@ -143,9 +151,7 @@ func TestPeerDetails(t *testing.T) {
 // shortcut and releases its IPsec peer; an NHS is kept and said so; on the
 // hub, clearing a registration drops the client's neighbor entry.
 func TestClearPeer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := startPhase3(t)
-		defer r.stop(t)
+	testPhase3(t, func(t *testing.T, r phase3Run) {
 		ctx := context.Background()
 		res, err := r.s1.ctl.ClearPeer(ctx, netip.MustParseAddr("198.51.100.3"))
 		if err != nil {

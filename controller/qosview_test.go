@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -18,9 +17,7 @@ import (
 // NBMA address, refuses an address without a shaper; the metrics export
 // the same counters for exactly the shaped peers' classes.
 func TestQoSView(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := startPhase3(t)
-		defer r.stop(t)
+	testPhase3(t, func(t *testing.T, r phase3Run) {
 		ctx := context.Background()
 		all, err := r.hub.ctl.QoS(ctx, netip.Addr{})
 		if err != nil {

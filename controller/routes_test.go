@@ -151,9 +151,7 @@ func TestAdoptedBGPRouteHandedOver(t *testing.T) {
 // TestClearCache: clear nhrp cache drops the entry a resolution learnt and
 // its shortcut route; the spoke's NHS entry stays.
 func TestClearCache(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := startPhase3(t)
-		defer r.stop(t)
+	testPhase3(t, func(t *testing.T, r phase3Run) {
 		ctx := context.Background()
 		n, err := r.s1.ctl.ClearCache(ctx)
 		if err != nil || n < 1 {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
@@ -33,9 +32,7 @@ func capture(t *testing.T, n *node) apitest.Snapshot {
 // -update and compared otherwise, so a change in what the daemon serves
 // shows in dmvpnctl's goldens.
 func TestAPISnapshot(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		r := startPhase3(t)
-		defer r.stop(t)
+	testPhase3(t, func(t *testing.T, r phase3Run) {
 		for _, c := range []struct {
 			role string
 			n    *node
