@@ -58,12 +58,18 @@ func (s *qosSim) addDevice(ifindex int, route string) {
 	s.routes[netip.MustParsePrefix(route)] = ifindex
 }
 
-func (s *qosSim) failing(op string, h uint32) error {
+// change makes the change op on handle h, under the lock: it is counted,
+// fails when s.fail says so, and is otherwise made by apply.
+func (s *qosSim) change(op string, h uint32, apply func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.changes++
 	if s.fail != nil {
-		return s.fail(op, h)
+		if err := s.fail(op, h); err != nil {
+			return err
+		}
 	}
-	return nil
+	return apply()
 }
 
 func (s *qosSim) QdiscList(link netlink.Link) ([]netlink.Qdisc, error) {
@@ -153,152 +159,134 @@ func (s *qosSim) dropLeaf(ifindex int, class uint32) {
 }
 
 func (s *qosSim) QdiscReplace(q netlink.Qdisc) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := q.Attrs()
-	if err := s.failing("qdisc", a.Handle); err != nil {
-		return err
-	}
-	if a.Parent == netlink.HANDLE_ROOT {
-		s.clearDev(a.LinkIndex)
+	return s.change("qdisc", a.Handle, func() error {
+		if a.Parent == netlink.HANDLE_ROOT {
+			s.clearDev(a.LinkIndex)
+			s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
+			return nil
+		}
+		if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok {
+			return syscall.ENOENT
+		}
+		if old, ok := s.qdiscs[simKey{a.LinkIndex, a.Handle}]; ok {
+			switch {
+			case old.Attrs().Parent != a.Parent:
+				return syscall.EINVAL // a handle is unique on the device
+			case old.Type() != q.Type():
+				return syscall.EINVAL
+			case q.Type() == "htb":
+				return syscall.EINVAL // HTB has no change operation
+			}
+			if f, ok := old.(*netlink.FqCodel); ok && f.Flows != q.(*netlink.FqCodel).Flows {
+				return syscall.EINVAL
+			}
+			s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
+			return nil
+		}
+		s.dropLeaf(a.LinkIndex, a.Parent)
 		s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
 		return nil
-	}
-	if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok {
-		return syscall.ENOENT
-	}
-	if old, ok := s.qdiscs[simKey{a.LinkIndex, a.Handle}]; ok {
-		switch {
-		case old.Attrs().Parent != a.Parent:
-			return syscall.EINVAL // a handle is unique on the device
-		case old.Type() != q.Type():
-			return syscall.EINVAL
-		case q.Type() == "htb":
-			return syscall.EINVAL // HTB has no change operation
-		}
-		if f, ok := old.(*netlink.FqCodel); ok && f.Flows != q.(*netlink.FqCodel).Flows {
-			return syscall.EINVAL
-		}
-		s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
-		return nil
-	}
-	s.dropLeaf(a.LinkIndex, a.Parent)
-	s.qdiscs[simKey{a.LinkIndex, a.Handle}] = q
-	return nil
+	})
 }
 
 func (s *qosSim) QdiscDel(q netlink.Qdisc) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := q.Attrs()
-	if err := s.failing("del qdisc", a.Handle); err != nil {
-		return err
-	}
-	if _, ok := s.qdiscs[simKey{a.LinkIndex, a.Handle}]; !ok {
-		return syscall.ENOENT
-	}
-	if a.Parent == netlink.HANDLE_ROOT {
-		s.clearDev(a.LinkIndex)
-		s.qdiscs[simKey{a.LinkIndex, 0}] = &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: a.LinkIndex, Parent: netlink.HANDLE_ROOT}, QdiscType: "noqueue"}
+	return s.change("del qdisc", a.Handle, func() error {
+		if _, ok := s.qdiscs[simKey{a.LinkIndex, a.Handle}]; !ok {
+			return syscall.ENOENT
+		}
+		if a.Parent == netlink.HANDLE_ROOT {
+			s.clearDev(a.LinkIndex)
+			s.qdiscs[simKey{a.LinkIndex, 0}] = &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: a.LinkIndex, Parent: netlink.HANDLE_ROOT}, QdiscType: "noqueue"}
+			return nil
+		}
+		s.dropQdisc(a.LinkIndex, a.Handle)
 		return nil
-	}
-	s.dropQdisc(a.LinkIndex, a.Handle)
-	return nil
+	})
 }
 
 func (s *qosSim) ClassReplace(c netlink.Class) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := c.Attrs()
-	if err := s.failing("class", a.Handle); err != nil {
-		return err
-	}
-	qd := a.Handle & 0xffff0000
-	if q, ok := s.qdiscs[simKey{a.LinkIndex, qd}]; !ok || q.Type() != "htb" {
-		return syscall.ENOENT
-	}
-	if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok && a.Parent != qd {
-		return syscall.ENOENT
-	}
-	if a.Parent&0xffff0000 != qd {
-		return syscall.EINVAL
-	}
-	hc := *c.(*netlink.HtbClass)
-	s.classes[simKey{a.LinkIndex, a.Handle}] = &hc
-	return nil
+	return s.change("class", a.Handle, func() error {
+		qd := a.Handle & 0xffff0000
+		if q, ok := s.qdiscs[simKey{a.LinkIndex, qd}]; !ok || q.Type() != "htb" {
+			return syscall.ENOENT
+		}
+		if _, ok := s.classes[simKey{a.LinkIndex, a.Parent}]; !ok && a.Parent != qd {
+			return syscall.ENOENT
+		}
+		if a.Parent&0xffff0000 != qd {
+			return syscall.EINVAL
+		}
+		hc := *c.(*netlink.HtbClass)
+		s.classes[simKey{a.LinkIndex, a.Handle}] = &hc
+		return nil
+	})
 }
 
 func (s *qosSim) ClassDel(c netlink.Class) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := c.Attrs()
-	if err := s.failing("del class", a.Handle); err != nil {
-		return err
-	}
-	key := simKey{a.LinkIndex, a.Handle}
-	if _, ok := s.classes[key]; !ok {
-		return syscall.ENOENT
-	}
-	for _, o := range s.classes {
-		if o.Attrs().LinkIndex == a.LinkIndex && o.Attrs().Parent == a.Handle {
-			return syscall.EBUSY
+	return s.change("del class", a.Handle, func() error {
+		key := simKey{a.LinkIndex, a.Handle}
+		if _, ok := s.classes[key]; !ok {
+			return syscall.ENOENT
 		}
-	}
-	for _, f := range s.filters {
-		if f.LinkIndex == a.LinkIndex && f.ClassId == a.Handle {
-			return syscall.EBUSY
+		for _, o := range s.classes {
+			if o.Attrs().LinkIndex == a.LinkIndex && o.Attrs().Parent == a.Handle {
+				return syscall.EBUSY
+			}
 		}
-	}
-	s.dropLeaf(a.LinkIndex, a.Handle)
-	delete(s.classes, key)
-	return nil
+		for _, f := range s.filters {
+			if f.LinkIndex == a.LinkIndex && f.ClassId == a.Handle {
+				return syscall.EBUSY
+			}
+		}
+		s.dropLeaf(a.LinkIndex, a.Handle)
+		delete(s.classes, key)
+		return nil
+	})
 }
 
 func (s *qosSim) FilterAdd(f netlink.Filter) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	u := f.(*netlink.U32)
-	if err := s.failing("filter", u.Handle); err != nil {
-		return err
-	}
-	if _, ok := s.qdiscs[simKey{u.LinkIndex, u.Parent}]; !ok {
-		return syscall.ENOENT
-	}
-	key := simFKey{u.LinkIndex, u.Parent, u.Handle}
-	if _, ok := s.filters[key]; ok {
-		return syscall.EEXIST
-	}
-	if u.Link != 0 {
-		if _, ok := s.filters[simFKey{u.LinkIndex, u.Parent, u.Link}]; !ok {
-			return syscall.EINVAL
+	return s.change("filter", u.Handle, func() error {
+		if _, ok := s.qdiscs[simKey{u.LinkIndex, u.Parent}]; !ok {
+			return syscall.ENOENT
 		}
-	}
-	if u.Divisor == 0 && u.Handle>>20 != qosRootHT {
-		if _, ok := s.filters[simFKey{u.LinkIndex, u.Parent, u.Handle &^ 0xfffff}]; !ok {
-			return syscall.EINVAL // no such table
+		key := simFKey{u.LinkIndex, u.Parent, u.Handle}
+		if _, ok := s.filters[key]; ok {
+			return syscall.EEXIST
 		}
-	}
-	if u.ClassId != 0 && u.ClassId&0xffff0000 != u.Parent {
-		return syscall.EINVAL // see qosSim
-	}
-	uc := *u
-	s.filters[key] = &uc
-	return nil
+		if u.Link != 0 {
+			if _, ok := s.filters[simFKey{u.LinkIndex, u.Parent, u.Link}]; !ok {
+				return syscall.EINVAL
+			}
+		}
+		if u.Divisor == 0 && u.Handle>>20 != qosRootHT {
+			if _, ok := s.filters[simFKey{u.LinkIndex, u.Parent, u.Handle &^ 0xfffff}]; !ok {
+				return syscall.EINVAL // no such table
+			}
+		}
+		if u.ClassId != 0 && u.ClassId&0xffff0000 != u.Parent {
+			return syscall.EINVAL // see qosSim
+		}
+		uc := *u
+		s.filters[key] = &uc
+		return nil
+	})
 }
 
 func (s *qosSim) FilterDel(f netlink.Filter) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	a := f.Attrs()
-	if err := s.failing("del filter", a.Handle); err != nil {
-		return err
-	}
-	key := simFKey{a.LinkIndex, a.Parent, a.Handle}
-	if _, ok := s.filters[key]; !ok {
-		return syscall.ENOENT
-	}
-	delete(s.filters, key)
-	return nil
+	return s.change("del filter", a.Handle, func() error {
+		key := simFKey{a.LinkIndex, a.Parent, a.Handle}
+		if _, ok := s.filters[key]; !ok {
+			return syscall.ENOENT
+		}
+		delete(s.filters, key)
+		return nil
+	})
 }
 
 func (s *qosSim) RouteGet(dst net.IP) ([]netlink.Route, error) {
