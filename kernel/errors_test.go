@@ -99,3 +99,35 @@ func TestNeighStateString(t *testing.T) {
 		t.Error("isMissState wrong")
 	}
 }
+
+// TestPartialFailureErrors: RouteErrors and QoSErrors list every failure
+// in their message and unwrap to each one's cause; no failure is no error.
+func TestPartialFailureErrors(t *testing.T) {
+	route := Route{Dst: netip.MustParsePrefix("10.9.0.0/16")}
+	dst := netip.MustParseAddr("198.51.100.2")
+	for _, tc := range []struct {
+		name  string
+		err   error
+		text  string
+		cause error
+	}{
+		{"routes", routeErrors([]RouteError{
+			{Op: "replace route", Route: route, Err: syscall.EINVAL},
+			{Op: "delete route", Route: route, Err: syscall.ESRCH},
+		}), "kernel: 2 route(s) refused: replace route 10.9.0.0/16: invalid argument; delete route 10.9.0.0/16: no such process", syscall.ESRCH},
+		{"qos", qosErrors([]QoSError{{Dst: dst, Policy: "branch-2m", Reason: QoSNoRoom, Err: syscall.ENOSPC}}),
+			`kernel: 1 qos target(s) refused: qos target 198.51.100.2 policy "branch-2m": no_room: no space left on device`, ErrResourceExhausted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil || tc.err.Error() != tc.text {
+				t.Errorf("Error() = %v, want %q", tc.err, tc.text)
+			}
+			if !errors.Is(tc.err, tc.cause) {
+				t.Errorf("errors.Is(%v, %v) = false", tc.err, tc.cause)
+			}
+		})
+	}
+	if routeErrors(nil) != nil || qosErrors(nil) != nil {
+		t.Error("no failures must be a nil error")
+	}
+}

@@ -3,7 +3,6 @@ package kernel
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 )
 
 // QoSRefusal says why SetQoS did not install a target; the controller
@@ -56,22 +55,10 @@ type QoSErrors struct {
 	Failed []QoSError
 }
 
-func (e *QoSErrors) Error() string {
-	parts := make([]string, len(e.Failed))
-	for i, f := range e.Failed {
-		parts[i] = f.Error()
-	}
-	return fmt.Sprintf("kernel: %d qos target(s) refused: %s", len(e.Failed), strings.Join(parts, "; "))
-}
+func (e *QoSErrors) Error() string { return refusedText("qos target(s)", e.Failed) }
 
 // Unwrap returns the per-target errors.
-func (e *QoSErrors) Unwrap() []error {
-	out := make([]error, len(e.Failed))
-	for i, f := range e.Failed {
-		out[i] = f
-	}
-	return out
-}
+func (e *QoSErrors) Unwrap() []error { return asErrors(e.Failed) }
 
 func qosErrors(failed []QoSError) error {
 	if len(failed) == 0 {

@@ -27,18 +27,25 @@ type RouteErrors struct {
 	Failed []RouteError
 }
 
-func (e *RouteErrors) Error() string {
-	parts := make([]string, len(e.Failed))
-	for i, f := range e.Failed {
-		parts[i] = f.Error()
-	}
-	return fmt.Sprintf("kernel: %d route(s) refused: %s", len(e.Failed), strings.Join(parts, "; "))
-}
+func (e *RouteErrors) Error() string { return refusedText("route(s)", e.Failed) }
 
 // Unwrap returns the per-route errors, so errors.Is sees each cause.
-func (e *RouteErrors) Unwrap() []error {
-	out := make([]error, len(e.Failed))
-	for i, f := range e.Failed {
+func (e *RouteErrors) Unwrap() []error { return asErrors(e.Failed) }
+
+// refusedText is the message of a partial failure (RouteErrors,
+// QoSErrors): how many of what the kernel refused, then each failure.
+func refusedText[E error](what string, failed []E) string {
+	parts := make([]string, len(failed))
+	for i, f := range failed {
+		parts[i] = f.Error()
+	}
+	return fmt.Sprintf("kernel: %d %s refused: %s", len(failed), what, strings.Join(parts, "; "))
+}
+
+// asErrors is a partial failure's list for Unwrap.
+func asErrors[E error](failed []E) []error {
+	out := make([]error, len(failed))
+	for i, f := range failed {
 		out[i] = f
 	}
 	return out
