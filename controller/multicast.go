@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
@@ -123,32 +122,18 @@ func (c *Controller) nudge() {
 	}
 }
 
-// multicastCollector exports the replication counters.
-type multicastCollector struct {
-	c    *Controller
-	desc *prometheus.Desc
-}
-
-func newMulticastCollector(c *Controller) *multicastCollector {
-	return &multicastCollector{c: c, desc: prometheus.NewDesc("dmvpnd_multicast_packets_total",
+// newMulticastCollector exports the replication counters.
+func newMulticastCollector(c *Controller) *labelledCounter {
+	return newLabelledCounter("dmvpnd_multicast_packets_total",
 		"Multicast replication: packets captured, copies sent, copies refused by the per-peer rate limit or the kernel, packets without target.",
-		[]string{"result"}, nil)}
-}
-
-func (mc *multicastCollector) Describe(ch chan<- *prometheus.Desc) { ch <- mc.desc }
-
-func (mc *multicastCollector) Collect(ch chan<- prometheus.Metric) {
-	r := mc.c.mcastRep.Load()
-	if r == nil {
-		return
-	}
-	for _, v := range []struct {
-		result string
-		n      uint64
-	}{
-		{"captured", r.packets.Load()}, {"copied", r.copies.Load()}, {"rate_limited", r.limited.Load()},
-		{"send_error", r.errors.Load()}, {"no_target", r.noTargets.Load()},
-	} {
-		ch <- prometheus.MustNewConstMetric(mc.desc, prometheus.CounterValue, float64(v.n), v.result)
-	}
+		"result", func() []labelledCount {
+			r := c.mcastRep.Load()
+			if r == nil {
+				return nil
+			}
+			return []labelledCount{
+				{"captured", r.packets.Load()}, {"copied", r.copies.Load()}, {"rate_limited", r.limited.Load()},
+				{"send_error", r.errors.Load()}, {"no_target", r.noTargets.Load()},
+			}
+		})
 }
