@@ -62,7 +62,6 @@ type Controller struct {
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
 	saUp      map[string]bool           // IPsec peers (Event.Peer) whose SA is up
-	peerKinds map[netip.Addr]engine.BindingKind
 	// protGen is the IPsec snapshot generation the engine's protections
 	// were derived from; protGenKnown says it may be compared.
 	protGen      uint64
@@ -149,7 +148,6 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		shortcuts:  map[netip.Prefix]netip.Addr{},
 		peers:      map[netip.Addr]ipsec.Peer{},
 		saUp:       map[string]bool{},
-		peerKinds:  map[netip.Addr]engine.BindingKind{},
 		since:      map[netip.Addr]time.Time{},
 		nhsExpires: map[netip.Addr]time.Time{},
 		lastReg:    map[netip.Addr]time.Time{},

@@ -104,13 +104,11 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
 		c.since[ev.Proto] = ev.Time
-		c.peerKinds[ev.Proto] = ev.Binding
 		c.wantPeer(ev)
 	case engine.EventPeerDown:
 		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
 		c.since[ev.Proto] = ev.Time
-		delete(c.peerKinds, ev.Proto)
 		c.unwantPeer(ev)
 	case engine.EventShortcut:
 		if ev.Shortcut == engine.ShortcutUp {
