@@ -103,12 +103,10 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	case engine.EventPeerUp:
 		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
-		c.since[ev.Proto] = ev.Time
 		c.wantPeer(ev)
 	case engine.EventPeerDown:
 		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
-		c.since[ev.Proto] = ev.Time
 		c.unwantPeer(ev)
 	case engine.EventShortcut:
 		if ev.Shortcut == engine.ShortcutUp {

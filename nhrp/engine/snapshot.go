@@ -18,8 +18,9 @@ type CacheEntry struct {
 	Unique   bool
 	Group    string // NHRP group the peer claims ("" none)
 	Expires  time.Time
-	Path     string // resolved peers: direct path state
-	Reason   string // negative entries
+	Since    time.Time // when the entry came into the cache (its EventPeerUp)
+	Path     string    // resolved peers: direct path state
+	Reason   string    // negative entries
 }
 
 // NHSStatus is one NHS as dmvpnctl shows it.
@@ -79,7 +80,7 @@ func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
 
 func (pe *peer) entry() CacheEntry {
 	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires, Since: pe.since}
 	if pe.kind == KindResolved {
 		ce.Path = pe.path.String()
 	}
