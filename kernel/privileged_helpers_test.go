@@ -90,7 +90,7 @@ func newKernel(t *testing.T, fd int) *Kernel {
 
 func sysctlIn(fd int) ProcSysctl { return ProcSysctl{NetNS: fd} }
 
-func mustSysctl(t *testing.T, fd int, key, value string) {
+func mustSysctl(t testing.TB, fd int, key, value string) {
 	t.Helper()
 	if err := sysctlIn(fd).WriteSysctl(key, value); err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func addRoute(t testing.TB, h *netlink.Handle, dst, via string, proto int) {
 }
 
 // udpIn opens a UDP socket bound to laddr inside the namespace.
-func udpIn(t *testing.T, fd int, laddr string) *net.UDPConn {
+func udpIn(t testing.TB, fd int, laddr string) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
 	err := inNetNS(fd, func() error {
@@ -196,7 +196,7 @@ func udpIn(t *testing.T, fd int, laddr string) *net.UDPConn {
 	return c
 }
 
-func sendUDP(t *testing.T, c *net.UDPConn, to string, payload string) {
+func sendUDP(t testing.TB, c *net.UDPConn, to string, payload string) {
 	t.Helper()
 	if _, err := c.WriteToUDPAddrPort([]byte(payload), netip.MustParseAddrPort(to)); err != nil {
 		t.Fatalf("send to %s: %v", to, err)
