@@ -9,6 +9,22 @@ import (
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
+// resync is the periodic full resync (resyncInterval): every outside
+// system is marked dirty (the loop reconciles it next) and the neighbor
+// table is repaired at once. Loop only.
+func (c *Controller) resync() {
+	c.dirty = dirtySet{routes: true, ipsec: true, qos: true, bind: true, steer: true}
+	// SAs that changed with no event or packet since (charon listed after
+	// a reconnection) reach the engine and the NAT steering at the latest
+	// now.
+	c.syncProtections()
+	if c.deps.Guard != nil {
+		c.deps.Guard.InvalidateBoundSources()
+	}
+	c.mcast.dirty = true
+	c.resyncNeighbors()
+}
+
 // neighborResync is the state the periodic neighbor repair reuses, so that
 // a resync that finds nothing to change allocates nothing and keeps
 // nothing per entry between resyncs. Loop only.
