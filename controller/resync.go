@@ -6,7 +6,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // resync is the periodic full resync (resyncInterval): every outside
@@ -34,10 +33,6 @@ type neighborResync struct {
 	ops     []kernel.NeighborOp
 }
 
-// permanentBinding reports whether e is an entry the resync keeps in the
-// kernel: bound, and of a kind the engine refreshes itself.
-func permanentBinding(e engine.CacheEntry) bool { return e.Bound.IsValid() && e.Kind.Permanent() }
-
 // resyncNeighbors repairs the permanent neighbor entries the engine holds
 // (registered clients, NHSs) that were removed or changed behind dmvpnd's
 // back. One dump of the tunnel's entries counts those that match the
@@ -52,16 +47,14 @@ func (c *Controller) resyncNeighbors() {
 	r := &c.nresync
 	if r.visit == nil {
 		r.visit = func(n kernel.Neighbor) {
-			if e, ok := c.eng.Entry(n.Addr); ok && permanentBinding(e) && e.Bound == n.NBMA && n.Permanent() {
+			if bound, ok := c.eng.PermanentBinding(n.Addr); ok && bound == n.NBMA && n.Permanent() {
 				r.matched++
 			}
 		}
 	}
 	wanted := 0
-	for e := range c.eng.Peers() {
-		if permanentBinding(e) {
-			wanted++
-		}
+	for range c.eng.PermanentBindings() {
+		wanted++
 	}
 	if wanted == 0 {
 		return
@@ -76,10 +69,8 @@ func (c *Controller) resyncNeighbors() {
 		return
 	}
 	want := make(map[netip.Addr]netip.Addr, wanted-r.matched)
-	for e := range c.eng.Peers() {
-		if permanentBinding(e) {
-			want[e.Proto] = e.Bound
-		}
+	for proto, bound := range c.eng.PermanentBindings() {
+		want[proto] = bound
 	}
 	if err := c.walkNeighbors(func(n kernel.Neighbor) {
 		if nbma, ok := want[n.Addr]; ok && nbma == n.NBMA && n.Permanent() {

@@ -74,6 +74,31 @@ func (e *Engine) Peers() iter.Seq[CacheEntry] {
 	}
 }
 
+// PermanentBindings yields, for each entry of a permanent kind
+// (BindingKind.Permanent) with a neighbor entry programmed, its protocol
+// address and the programmed NBMA address. It builds no CacheEntry: the
+// periodic resync walks it and asks PermanentBinding once per kernel
+// entry.
+func (e *Engine) PermanentBindings() iter.Seq2[netip.Addr, netip.Addr] {
+	return func(yield func(netip.Addr, netip.Addr) bool) {
+		for _, pe := range e.peers {
+			if pe.kind.Permanent() && pe.bound.IsValid() && !yield(pe.proto, pe.bound) {
+				return
+			}
+		}
+	}
+}
+
+// PermanentBinding is PermanentBindings' entry for proto: the programmed
+// NBMA address, ok false when proto has no such entry.
+func (e *Engine) PermanentBinding(proto netip.Addr) (netip.Addr, bool) {
+	pe := e.peers[proto]
+	if pe == nil || !pe.kind.Permanent() || !pe.bound.IsValid() {
+		return netip.Addr{}, false
+	}
+	return pe.bound, true
+}
+
 // CacheLen is the number of cache entries, negative ones included: the
 // length of Cache().
 func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
