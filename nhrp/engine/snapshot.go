@@ -74,6 +74,19 @@ func (e *Engine) Peers() iter.Seq[CacheEntry] {
 	}
 }
 
+// GroupPeers yields the entries of the peers that claim an NHRP group
+// (those per-tunnel QoS looks at), in no order, building no entry for the
+// others: a hub whose spokes claim none walks its cache without a copy.
+func (e *Engine) GroupPeers() iter.Seq[CacheEntry] {
+	return func(yield func(CacheEntry) bool) {
+		for _, pe := range e.peers {
+			if pe.group != "" && !yield(pe.entry()) {
+				return
+			}
+		}
+	}
+}
+
 // PermanentBindings yields, for each entry of a permanent kind
 // (BindingKind.Permanent) with a neighbor entry programmed, its protocol
 // address and the programmed NBMA address. It builds no CacheEntry: the
