@@ -3,9 +3,6 @@ package controller
 import (
 	"runtime"
 	"testing"
-	"time"
-
-	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 )
 
 // BenchmarkPeerFootprint10k is the live heap a hub holds per registered
@@ -18,12 +15,7 @@ func BenchmarkPeerFootprint10k(b *testing.B) {
 	var perSpoke uint64
 	for b.Loop() {
 		b.StopTimer()
-		hub := start(b, kerneltest.NewNetwork(), "hub", bigHubYAML(n), nil)
-		select {
-		case <-hub.ctl.ready:
-		case <-time.After(10 * time.Second):
-			b.Fatal("hub not ready")
-		}
+		hub := readyBigHub(b, n)
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)

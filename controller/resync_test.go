@@ -187,13 +187,21 @@ func benchOnLoop(b *testing.B, op func(*Controller)) {
 // benchHub runs a hub outside a synctest bubble with n registrations.
 func benchHub(b *testing.B, n int) *node {
 	b.Helper()
+	hub := readyBigHub(b, n)
+	registerSpokes(b, hub, n)
+	return hub
+}
+
+// readyBigHub starts a hub for n spokes outside a synctest bubble and
+// waits until it is ready.
+func readyBigHub(b *testing.B, n int) *node {
+	b.Helper()
 	hub := start(b, kerneltest.NewNetwork(), "hub", bigHubYAML(n), nil)
 	select {
 	case <-hub.ctl.ready:
 	case <-time.After(10 * time.Second):
 		b.Fatal("hub not ready")
 	}
-	registerSpokes(b, hub, n)
 	return hub
 }
 

@@ -18,24 +18,13 @@ import (
 // cpu-ns/notify is this process's user+system CPU per notification,
 // the sender's syscall included (the same in every variant).
 func BenchmarkPrivHairpinNotify(b *testing.B) {
-	hub, peer := newNetNS(b), newNetNS(b)
-	vethPair(b, hub, "h0", "10.1.0.1/24", peer, "p0", "10.1.0.2/24")
-	hp, pp := nsHandle(b, hub), nsHandle(b, peer)
-	mustSysctl(b, hub, "net/ipv4/ip_forward", "1")
-	mustSysctl(b, hub, "net/ipv4/conf/all/send_redirects", "0")
-	mustSysctl(b, hub, "net/ipv4/conf/h0/send_redirects", "0")
-	addRoute(b, hp, "10.9.0.0/24", "10.1.0.3", 0) // back out of h0: a hairpin
-	addRoute(b, pp, "10.9.0.0/24", "10.1.0.1", 0)
-	h0, err := hp.LinkByName("h0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	hub, peer, h0 := vethHairpin(b)
 	// Every packet of the one flow is logged.
 	trap, err := NewHairpinTrap(HairpinConfig{NetNS: hub, Group: 7, Rate: 1 << 30, Per: time.Second, Burst: 1 << 30}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := trap.Install(h0.Attrs().Index); err != nil {
+	if err := trap.Install(h0); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = trap.Remove() }()
