@@ -31,7 +31,21 @@ type neighborResync struct {
 	matched int
 	visit   func(kernel.Neighbor) // counts the kernel entries that match; made once
 	ops     []kernel.NeighborOp
+
+	// clean: the last dump found every wanted entry (wanted of them) at
+	// the dataplane's change generation gen; skips counts the resyncs
+	// skipped since (neighborResyncSkips).
+	clean  bool
+	gen    uint64
+	wanted int
+	skips  int
 }
+
+// neighborResyncSkips is how many resyncs in a row may skip the dump
+// while the dataplane reports no change on the tunnel: a full dump still
+// runs every (neighborResyncSkips+1) x resyncInterval, in case a
+// notification was lost in a way the kernel did not report.
+const neighborResyncSkips = 9
 
 // resyncNeighbors repairs the permanent neighbor entries the engine holds
 // (registered clients, NHSs) that were removed or changed behind dmvpnd's
@@ -42,7 +56,16 @@ type neighborResync struct {
 // peers' REACHABLE entries are left alone: rewriting them would reset the
 // kernel's reachability timer and hide whether traffic still uses them.
 // Entries the engine does not hold are left alone too (adoption removes
-// a previous run's leftovers). Loop only.
+// a previous run's leftovers).
+//
+// With a dataplane that hears the kernel's neighbor notifications
+// (kernel.NeighborChangeCounter), a resync skips even that dump when no
+// entry of the tunnel changed since the last dump found them all as
+// wanted, and the engine wants as many: an idle hub's resync then costs
+// a walk of its bindings, not a dump of 10k entries. A change behind our
+// back whose notification the watch had not read yet is repaired one
+// resync later; at most neighborResyncSkips dumps are skipped in a row.
+// Loop only.
 func (c *Controller) resyncNeighbors() {
 	r := &c.nresync
 	if r.visit == nil {
@@ -59,6 +82,17 @@ func (c *Controller) resyncNeighbors() {
 	if wanted == 0 {
 		return
 	}
+	cc, counted := c.deps.Dataplane.(kernel.NeighborChangeCounter)
+	var gen uint64
+	if counted {
+		gen, counted = cc.NeighborChanges()
+	}
+	if counted && r.clean && gen == r.gen && wanted == r.wanted && r.skips < neighborResyncSkips {
+		r.skips++
+		c.stats.inc("kernel_neighbor_resyncs_skipped")
+		return
+	}
+	r.clean, r.skips = false, 0
 	r.matched = 0
 	if err := c.walkNeighbors(r.visit); err != nil {
 		c.stats.inc("kernel_neighbor_errors")
@@ -66,6 +100,7 @@ func (c *Controller) resyncNeighbors() {
 		return
 	}
 	if r.matched == wanted {
+		r.clean, r.gen, r.wanted = counted, gen, wanted
 		return
 	}
 	want := make(map[netip.Addr]netip.Addr, wanted-r.matched)
