@@ -10,7 +10,6 @@ godebug multipathtcp=0
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
-	github.com/florianl/go-nflog/v2 v2.3.0
 	github.com/go-viper/mapstructure/v2 v2.4.0
 	github.com/google/go-cmp v0.7.0
 	github.com/google/nftables v0.3.0

@@ -2,7 +2,7 @@ package controller
 
 import (
 	"context"
-	"maps"
+	"iter"
 	"net/netip"
 	"slices"
 	"time"
@@ -16,8 +16,8 @@ import (
 // changes: a burst of registrations costs one update per interval.
 const bgpViewInterval = time.Second
 
-// nhrpView is what the BGP speaker must know about NHRP, kept by the loop
-// from the engine's peer events:
+// nhrpView is what the BGP speaker must know about NHRP, derived from the
+// engine's cache when it is copied:
 //   - registered: the tunnel addresses registered with this hub, from which
 //     alone bgp.dynamic.require_registration accepts a BGP session;
 //   - nbmas: every NBMA address NHRP learnt (GRE destination, claimed and
@@ -25,56 +25,41 @@ const bgpViewInterval = time.Second
 //     route for an underlay address through the tunnel would carry the
 //     tunnel inside itself).
 //
-// version counts changes; the publisher goroutine (bgpViewLoop) copies the
-// view when it moved, at most once per bgpViewInterval, and applies it off
-// the loop.
+// version counts the engine's peer events; the publisher goroutine
+// (bgpViewLoop) copies the view when it moved, at most once per
+// bgpViewInterval, and applies it off the loop. The view keeps nothing
+// per peer: the engine's cache is the one record of them.
 type nhrpView struct {
-	registered map[netip.Addr]bool
-	nbmas      map[netip.Addr][]netip.Addr // peer tunnel address -> its NBMA addresses
-	version    uint64
+	version uint64
 }
 
-// notePeer updates the view from an engine peer event. Loop only.
+// notePeer counts an engine peer event. Loop only.
 func (v *nhrpView) notePeer(ev engine.Event) {
-	if v.registered == nil {
-		v.registered, v.nbmas = map[netip.Addr]bool{}, map[netip.Addr][]netip.Addr{}
+	if ev.Kind == engine.EventPeerUp || ev.Kind == engine.EventPeerDown {
+		v.version++
 	}
-	switch ev.Kind {
-	case engine.EventPeerUp:
-		var addrs []netip.Addr
-		for _, a := range []netip.Addr{ev.NBMA, ev.Claimed, ev.Observed} {
-			if a.IsValid() && !slices.Contains(addrs, a) {
-				addrs = append(addrs, a)
-			}
-		}
-		v.nbmas[ev.Proto] = addrs
-		if ev.Binding == engine.KindRegistered {
-			v.registered[ev.Proto] = true
-		} else {
-			delete(v.registered, ev.Proto)
-		}
-	case engine.EventPeerDown:
-		delete(v.nbmas, ev.Proto)
-		delete(v.registered, ev.Proto)
-	default:
-		return
-	}
-	v.version++
 }
 
-// copyOut returns the registered addresses and the NBMA host prefixes,
-// sorted. Loop only.
-func (v *nhrpView) copyOut() (registered []netip.Addr, nbmas []netip.Prefix) {
-	registered = slices.SortedFunc(maps.Keys(v.registered), netip.Addr.Compare)
+// copyOut returns the registered addresses and the NBMA host prefixes of
+// the peers (entries with a direct NBMA address, as EventPeerUp reports
+// them), sorted. Loop only.
+func (v *nhrpView) copyOut(peers iter.Seq[engine.CacheEntry]) (registered []netip.Addr, nbmas []netip.Prefix) {
 	seen := map[netip.Addr]bool{}
-	for _, addrs := range v.nbmas {
-		for _, a := range addrs {
-			if !seen[a] {
+	for e := range peers {
+		if !e.NBMA.IsValid() {
+			continue
+		}
+		if e.Kind == engine.KindRegistered {
+			registered = append(registered, e.Proto)
+		}
+		for _, a := range []netip.Addr{e.NBMA, e.Claimed, e.Observed} {
+			if a.IsValid() && !seen[a] {
 				seen[a] = true
 				nbmas = append(nbmas, netip.PrefixFrom(a, a.BitLen()))
 			}
 		}
 	}
+	slices.SortFunc(registered, netip.Addr.Compare)
 	slices.SortFunc(nbmas, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return registered, nbmas
 }
@@ -102,7 +87,7 @@ func (c *Controller) bgpViewLoop(ctx context.Context, bgp BGP) {
 		if err := c.snapshot(ctx, func() {
 			version = c.nhrpView.version
 			if !known || version != applied {
-				registered, nbmas = c.nhrpView.copyOut()
+				registered, nbmas = c.nhrpView.copyOut(c.eng.Peers())
 			}
 		}); err != nil {
 			continue

@@ -62,7 +62,6 @@ type Controller struct {
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
 	saUp      map[string]bool           // IPsec peers (Event.Peer) whose SA is up
-	peerKinds map[netip.Addr]engine.BindingKind
 	// protGen is the IPsec snapshot generation the engine's protections
 	// were derived from; protGenKnown says it may be compared.
 	protGen      uint64
@@ -80,7 +79,6 @@ type Controller struct {
 	routesFailed  bool
 	refusedRoutes map[kernel.Route]bool
 	stats         stats
-	since         map[netip.Addr]time.Time // peer state change times for show dmvpn
 	// lastCounters are the engine counters last published to Prometheus,
 	// peerCounts the peers by state last counted for them (metrics.go).
 	lastCounters map[string]uint64
@@ -149,8 +147,6 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		shortcuts:  map[netip.Prefix]netip.Addr{},
 		peers:      map[netip.Addr]ipsec.Peer{},
 		saUp:       map[string]bool{},
-		peerKinds:  map[netip.Addr]engine.BindingKind{},
-		since:      map[netip.Addr]time.Time{},
 		nhsExpires: map[netip.Addr]time.Time{},
 		lastReg:    map[netip.Addr]time.Time{},
 		retry:      backoff.New(500*time.Millisecond, 30*time.Second),

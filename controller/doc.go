@@ -18,8 +18,9 @@
 // entry's outcome (CommitBindings) and answers the registrations that
 // waited, code 5 for a refused entry, and everything the batch produced is
 // sent with one sendmmsg (batchio.go). The periodic resync dumps the
-// neighbor table once and writes only the permanent entries that differ
-// (resync.go).
+// neighbor table once and writes only the permanent entries that differ,
+// and skips the dump while the kernel reported no change to the tunnel's
+// entries since the last one found them as wanted (resync.go).
 //
 // Flows:
 //   - NHRP peer wanted (registration, NHS, resolved peer) -> IPsec peer

@@ -103,14 +103,10 @@ func (c *Controller) onEngineEvent(ev engine.Event) {
 	case engine.EventPeerUp:
 		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
-		c.since[ev.Proto] = ev.Time
-		c.peerKinds[ev.Proto] = ev.Binding
 		c.wantPeer(ev)
 	case engine.EventPeerDown:
 		c.dirty.bind = true
 		c.nhrpView.notePeer(ev)
-		c.since[ev.Proto] = ev.Time
-		delete(c.peerKinds, ev.Proto)
 		c.unwantPeer(ev)
 	case engine.EventShortcut:
 		if ev.Shortcut == engine.ShortcutUp {

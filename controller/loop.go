@@ -85,16 +85,7 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case <-engineTimer.C:
 			c.eng.Tick()
 		case <-resync.C:
-			c.dirty = dirtySet{routes: true, ipsec: true, qos: true, bind: true, steer: true}
-			// SAs that changed with no event or packet since (charon
-			// listed after a reconnection) reach the engine and the NAT
-			// steering at the latest now.
-			c.syncProtections()
-			if c.deps.Guard != nil {
-				c.deps.Guard.InvalidateBoundSources()
-			}
-			c.mcast.dirty = true
-			c.resyncNeighbors()
+			c.resync()
 		case <-retry:
 			retry = nil
 			c.dirty.routes = c.dirty.routes || c.routesFailed

@@ -175,7 +175,7 @@ func qosCandidate(ce engine.CacheEntry, want engine.BindingKind) bool {
 func (c *Controller) qosCache() []engine.CacheEntry {
 	want := qosKind(c.config())
 	cands := c.qos.cands[:0]
-	for ce := range c.eng.Peers() {
+	for ce := range c.eng.GroupPeers() {
 		if qosCandidate(ce, want) {
 			cands = append(cands, ce)
 		}

@@ -6,8 +6,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
+
+// resync is the periodic full resync (resyncInterval): every outside
+// system is marked dirty (the loop reconciles it next) and the neighbor
+// table is repaired at once. Loop only.
+func (c *Controller) resync() {
+	c.dirty = dirtySet{routes: true, ipsec: true, qos: true, bind: true, steer: true}
+	// SAs that changed with no event or packet since (charon listed after
+	// a reconnection) reach the engine and the NAT steering at the latest
+	// now.
+	c.syncProtections()
+	if c.deps.Guard != nil {
+		c.deps.Guard.InvalidateBoundSources()
+	}
+	c.mcast.dirty = true
+	c.resyncNeighbors()
+}
 
 // neighborResync is the state the periodic neighbor repair reuses, so that
 // a resync that finds nothing to change allocates nothing and keeps
@@ -16,11 +31,21 @@ type neighborResync struct {
 	matched int
 	visit   func(kernel.Neighbor) // counts the kernel entries that match; made once
 	ops     []kernel.NeighborOp
+
+	// clean: the last dump found every wanted entry (wanted of them) at
+	// the dataplane's change generation gen; skips counts the resyncs
+	// skipped since (neighborResyncSkips).
+	clean  bool
+	gen    uint64
+	wanted int
+	skips  int
 }
 
-// permanentBinding reports whether e is an entry the resync keeps in the
-// kernel: bound, and of a kind the engine refreshes itself.
-func permanentBinding(e engine.CacheEntry) bool { return e.Bound.IsValid() && e.Kind.Permanent() }
+// neighborResyncSkips is how many resyncs in a row may skip the dump
+// while the dataplane reports no change on the tunnel: a full dump still
+// runs every (neighborResyncSkips+1) x resyncInterval, in case a
+// notification was lost in a way the kernel did not report.
+const neighborResyncSkips = 9
 
 // resyncNeighbors repairs the permanent neighbor entries the engine holds
 // (registered clients, NHSs) that were removed or changed behind dmvpnd's
@@ -31,25 +56,43 @@ func permanentBinding(e engine.CacheEntry) bool { return e.Bound.IsValid() && e.
 // peers' REACHABLE entries are left alone: rewriting them would reset the
 // kernel's reachability timer and hide whether traffic still uses them.
 // Entries the engine does not hold are left alone too (adoption removes
-// a previous run's leftovers). Loop only.
+// a previous run's leftovers).
+//
+// With a dataplane that hears the kernel's neighbor notifications
+// (kernel.NeighborChangeCounter), a resync skips even that dump when no
+// entry of the tunnel changed since the last dump found them all as
+// wanted, and the engine wants as many: an idle hub's resync then costs
+// a walk of its bindings, not a dump of 10k entries. A change behind our
+// back whose notification the watch had not read yet is repaired one
+// resync later; at most neighborResyncSkips dumps are skipped in a row.
+// Loop only.
 func (c *Controller) resyncNeighbors() {
 	r := &c.nresync
 	if r.visit == nil {
 		r.visit = func(n kernel.Neighbor) {
-			if e, ok := c.eng.Entry(n.Addr); ok && permanentBinding(e) && e.Bound == n.NBMA && n.Permanent() {
+			if bound, ok := c.eng.PermanentBinding(n.Addr); ok && bound == n.NBMA && n.Permanent() {
 				r.matched++
 			}
 		}
 	}
 	wanted := 0
-	for e := range c.eng.Peers() {
-		if permanentBinding(e) {
-			wanted++
-		}
+	for range c.eng.PermanentBindings() {
+		wanted++
 	}
 	if wanted == 0 {
 		return
 	}
+	cc, counted := c.deps.Dataplane.(kernel.NeighborChangeCounter)
+	var gen uint64
+	if counted {
+		gen, counted = cc.NeighborChanges()
+	}
+	if counted && r.clean && gen == r.gen && wanted == r.wanted && r.skips < neighborResyncSkips {
+		r.skips++
+		c.stats.inc("kernel_neighbor_resyncs_skipped")
+		return
+	}
+	r.clean, r.skips = false, 0
 	r.matched = 0
 	if err := c.walkNeighbors(r.visit); err != nil {
 		c.stats.inc("kernel_neighbor_errors")
@@ -57,13 +100,12 @@ func (c *Controller) resyncNeighbors() {
 		return
 	}
 	if r.matched == wanted {
+		r.clean, r.gen, r.wanted = counted, gen, wanted
 		return
 	}
 	want := make(map[netip.Addr]netip.Addr, wanted-r.matched)
-	for e := range c.eng.Peers() {
-		if permanentBinding(e) {
-			want[e.Proto] = e.Bound
-		}
+	for proto, bound := range c.eng.PermanentBindings() {
+		want[proto] = bound
 	}
 	if err := c.walkNeighbors(func(n kernel.Neighbor) {
 		if nbma, ok := want[n.Addr]; ok && nbma == n.NBMA && n.Permanent() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -187,13 +188,21 @@ func benchOnLoop(b *testing.B, op func(*Controller)) {
 // benchHub runs a hub outside a synctest bubble with n registrations.
 func benchHub(b *testing.B, n int) *node {
 	b.Helper()
+	hub := readyBigHub(b, n)
+	registerSpokes(b, hub, n)
+	return hub
+}
+
+// readyBigHub starts a hub for n spokes outside a synctest bubble and
+// waits until it is ready.
+func readyBigHub(b *testing.B, n int) *node {
+	b.Helper()
 	hub := start(b, kerneltest.NewNetwork(), "hub", bigHubYAML(n), nil)
 	select {
 	case <-hub.ctl.ready:
 	case <-time.After(10 * time.Second):
 		b.Fatal("hub not ready")
 	}
-	registerSpokes(b, hub, n)
 	return hub
 }
 
@@ -227,4 +236,65 @@ func BenchmarkRegistrationBurst10k(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/10000, "ns/registration")
 		})
 	}
+}
+
+// changeCounted is the fake kernel with a neighbor change generation the
+// test moves by hand (kernel.NeighborChangeCounter).
+type changeCounted struct {
+	*kerneltest.Fake
+	gen atomic.Uint64
+}
+
+func (c *changeCounted) NeighborChanges() (uint64, bool) { return c.gen.Load(), true }
+
+// TestResyncSkipsDumpWhileUnchanged: with a dataplane that reports
+// neighbor changes, a resync dumps the table only when the tunnel's
+// entries changed since the last dump found them as wanted, or after
+// neighborResyncSkips skipped resyncs; a change it hears of is repaired.
+func TestResyncSkipsDumpWhileUnchanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := kerneltest.New()
+		cc := &changeCounted{Fake: k}
+		hub := startOn(t, kerneltest.NewNetwork(), "hub", bigHubYAML(50), nil, k, nil, func(d *Deps) { d.Dataplane = cc })
+		defer stopAll(t, hub)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		registerSpokes(t, hub, 50)
+
+		dumps := func(n int) int {
+			t.Helper()
+			before := k.Walks()
+			for range n {
+				resync(t, hub)
+			}
+			return k.Walks() - before
+		}
+		if got := dumps(1); got != 1 {
+			t.Fatalf("first resync dumped %d times, want 1", got)
+		}
+		if got := dumps(neighborResyncSkips); got != 0 {
+			t.Errorf("%d resyncs with nothing changed dumped %d times, want 0", neighborResyncSkips, got)
+		}
+		if got := dumps(1); got != 1 {
+			t.Errorf("resync after %d skipped dumped %d times, want 1", neighborResyncSkips, got)
+		}
+
+		_, gone := spokeAddrs(7)
+		k.DeleteNeighborBehindBack(gone)
+		cc.gen.Add(1)
+		ops := len(k.Ops())
+		if got := dumps(1); got != 2 {
+			t.Errorf("resync after a change dumped %d times, want 2 (count, then find)", got)
+		}
+		nbma7, _ := spokeAddrs(7)
+		want := []string{fmt.Sprintf("replace neighbor %s lladdr %s PERMANENT", gone, nbma7)}
+		if d := cmp.Diff(want, k.Ops()[ops:]); d != "" {
+			t.Errorf("repairs (-want +got):\n%s", d)
+		}
+		// The repair's own write is a change: the next resync dumps once more.
+		cc.gen.Add(1)
+		if got := dumps(2); got != 1 {
+			t.Errorf("two resyncs after the repair dumped %d times, want 1", got)
+		}
+	})
 }

@@ -252,7 +252,7 @@ func (c *Controller) peerRows() []api.Peer {
 		if !nbma.IsValid() {
 			nbma = e.NBMA
 		}
-		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, State: state, Since: c.since[e.Proto], Entries: 1,
+		p := api.Peer{NBMA: nbma, ObservedNBMA: e.Observed, Tunnel: e.Proto, State: state, Since: e.Since, Entries: 1,
 			Group: e.Group}
 		if e.Kind == engine.KindNHS {
 			p.Attrs = append(p.Attrs, api.AttrStatic)

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/florianl/go-nflog/v2"
 	"github.com/google/nftables"
 	"go.uber.org/zap"
 )
@@ -74,15 +73,9 @@ func (h *HairpinTrap) Hairpins(ctx context.Context) (<-chan Hairpin, error) {
 		h.log, &h.dropped, hairpinFromAttr)
 }
 
-func hairpinFromAttr(a nflog.Attribute) (Hairpin, bool) {
-	if a.InDev == nil || a.Payload == nil {
+func hairpinFromAttr(a nflogPacket) (Hairpin, bool) {
+	if a.inDev == 0 || a.payload == nil {
 		return Hairpin{}, false
 	}
-	p := make([]byte, len(*a.Payload))
-	copy(p, *a.Payload)
-	h := Hairpin{InIfindex: int(*a.InDev), Packet: p, Read: time.Now()}
-	if a.Timestamp != nil {
-		h.Stamp = *a.Timestamp
-	}
-	return h, true
+	return Hairpin{InIfindex: int(a.inDev), Packet: append([]byte(nil), a.payload...), Read: time.Now(), Stamp: a.stamp}, true
 }

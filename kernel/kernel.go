@@ -57,6 +57,7 @@ type Kernel struct {
 
 	subscribe    neighSubscribeFunc // nil: netlink.NeighSubscribeWithOptions
 	resubscribes atomic.Int64
+	nchanges     neighChanges // what the miss watch heard (NeighborChanges)
 
 	// routeWatch keeps the routes LookupRoute matches against while none
 	// changes (routewatch.go).

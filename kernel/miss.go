@@ -85,13 +85,16 @@ func (k *Kernel) subscribeNeigh() (neighSub, error) {
 
 func (k *Kernel) watchMisses(ctx context.Context, out chan<- Miss, sub neighSub) {
 	defer close(out)
+	defer k.nchanges.watch(false)
 	retry := backoff.New(resubscribeMin, resubscribeMax)
 	for {
 		started := time.Now()
+		k.nchanges.watch(true)
 		if !k.forwardMisses(ctx, out, sub) {
 			sub.stop()
 			return
 		}
+		k.nchanges.watch(false)
 		// The library closed the channel: the socket failed (ENOBUFS after
 		// an overflow, typically). Resubscribe with a dump of existing
 		// entries; back off while subscriptions keep failing quickly.
@@ -127,6 +130,9 @@ func (k *Kernel) forwardMisses(ctx context.Context, out chan<- Miss, sub neighSu
 		case u, ok := <-sub.updates:
 			if !ok {
 				return true
+			}
+			if t, err := k.currentTunnel(); err == nil {
+				k.nchanges.note(u, t.ifindex)
 			}
 			m, ok := k.missFromUpdate(u)
 			if !ok {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/florianl/go-nflog/v2"
 	"github.com/google/nftables"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -65,11 +64,11 @@ func (m *MulticastTrap) Packets(ctx context.Context) (<-chan []byte, error) {
 		m.log, &m.dropped, multicastFromAttr)
 }
 
-func multicastFromAttr(a nflog.Attribute) ([]byte, bool) {
-	if a.Payload == nil || len(*a.Payload) < 20 || (*a.Payload)[0]>>4 != 4 {
+func multicastFromAttr(a nflogPacket) ([]byte, bool) {
+	if len(a.payload) < 20 || a.payload[0]>>4 != 4 {
 		return nil, false
 	}
-	p := append([]byte(nil), *a.Payload...)
+	p := append([]byte(nil), a.payload...)
 	completeUDPChecksum(p)
 	return p, true
 }

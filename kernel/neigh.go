@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -105,4 +106,47 @@ func neighborFromNetlink(n netlink.Neigh) (Neighbor, bool) {
 		nb.NBMA = netip.AddrFrom4([4]byte(n.HardwareAddr))
 	}
 	return nb, true
+}
+
+// NeighborChangeCounter is implemented by a dataplane that hears the
+// kernel's neighbor notifications (the miss watch, WatchMisses): the
+// periodic resync skips its dump of the table while nothing on the
+// tunnel changed since the last dump that found it as wanted.
+type NeighborChangeCounter interface {
+	// NeighborChanges returns a generation that moves whenever the kernel
+	// reports a change to one of the tunnel's neighbor entries, or when
+	// such a report may have been lost (the watch restarted); ok is false
+	// while no watch runs: then nothing can be concluded from it.
+	NeighborChanges() (gen uint64, ok bool)
+}
+
+var _ NeighborChangeCounter = (*Kernel)(nil)
+
+// neighChanges is the generation behind NeighborChanges, moved by the
+// miss watch's goroutine and read by the controller's.
+type neighChanges struct {
+	gen      atomic.Uint64
+	watching atomic.Bool
+}
+
+// watch marks the watch running (a fresh subscription: what happened
+// before it is unknown) or stopped.
+func (n *neighChanges) watch(on bool) {
+	n.gen.Add(1)
+	n.watching.Store(on)
+}
+
+// note counts a notification about an entry of the tunnel ifindex
+// (RTM_NEWNEIGH, RTM_DELNEIGH: every change, ours included).
+func (n *neighChanges) note(u netlink.NeighUpdate, ifindex int) {
+	if u.Neigh.LinkIndex == ifindex && (u.Type == unix.RTM_NEWNEIGH || u.Type == unix.RTM_DELNEIGH) {
+		n.gen.Add(1)
+	}
+}
+
+// NeighborChanges implements NeighborChangeCounter.
+func (k *Kernel) NeighborChanges() (uint64, bool) {
+	// Read watching first: a watch that stops after it moves gen.
+	on := k.nchanges.watching.Load()
+	return k.nchanges.gen.Load(), on
 }

@@ -49,30 +49,40 @@ func collectHairpins(t *testing.T, ch <-chan Hairpin, marker netip.Addr, wantIfi
 	}
 }
 
-// TestPrivHairpinTriggerVeth exercises the nftables table, the per-flow limit
-// and NFLOG delivery on a veth hairpin (no GRE needed, so it also runs on the
-// development host): a hub namespace forwards packets from a peer back out of
-// the interface they came in on.
-func TestPrivHairpinTriggerVeth(t *testing.T) {
-	hub, peer := newNetNS(t), newNetNS(t)
+// vethHairpin makes a hub namespace (veth h0, 10.1.0.1/24) whose peer's
+// packets to 10.9.0.0/24 it forwards back out of h0, towards 10.1.0.3: a
+// hairpin. It returns both namespaces and h0's ifindex.
+func vethHairpin(t testing.TB) (hub, peer, h0 int) {
+	t.Helper()
+	hub, peer = newNetNS(t), newNetNS(t)
 	vethPair(t, hub, "h0", "10.1.0.1/24", peer, "p0", "10.1.0.2/24")
 	hp, pp := nsHandle(t, hub), nsHandle(t, peer)
-	p0, err := pp.LinkByName("p0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"10.1.0.3/24", "10.1.0.4/24", "10.1.0.5/24"} {
-		addLinkAddr(t, pp, p0, a)
-	}
 	mustSysctl(t, hub, "net/ipv4/ip_forward", "1")
 	mustSysctl(t, hub, "net/ipv4/conf/all/send_redirects", "0")
 	mustSysctl(t, hub, "net/ipv4/conf/h0/send_redirects", "0")
 	mustSysctl(t, peer, "net/ipv4/conf/all/accept_redirects", "0")
 	addRoute(t, hp, "10.9.0.0/24", "10.1.0.3", 0) // back out of h0: a hairpin
 	addRoute(t, pp, "10.9.0.0/24", "10.1.0.1", 0)
-	h0, err := hp.LinkByName("h0")
+	l, err := hp.LinkByName("h0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return hub, peer, l.Attrs().Index
+}
+
+// TestPrivHairpinTriggerVeth exercises the nftables table, the per-flow limit
+// and NFLOG delivery on a veth hairpin (no GRE needed, so it also runs on the
+// development host): a hub namespace forwards packets from a peer back out of
+// the interface they came in on.
+func TestPrivHairpinTriggerVeth(t *testing.T) {
+	hub, peer, h0 := vethHairpin(t)
+	pp := nsHandle(t, peer)
+	p0, err := pp.LinkByName("p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"10.1.0.3/24", "10.1.0.4/24", "10.1.0.5/24"} {
+		addLinkAddr(t, pp, p0, a)
 	}
 
 	trap, err := NewHairpinTrap(HairpinConfig{NetNS: hub, Group: 7, Rate: 1, Per: time.Hour, Burst: 2}, nil)
@@ -81,7 +91,7 @@ func TestPrivHairpinTriggerVeth(t *testing.T) {
 	}
 	// Install twice: the second replaces the first atomically (no EEXIST).
 	for i := 0; i < 2; i++ {
-		if err := trap.Install(h0.Attrs().Index); err != nil {
+		if err := trap.Install(h0); err != nil {
 			t.Fatalf("install %d: %v", i, err)
 		}
 	}
@@ -101,7 +111,7 @@ func TestPrivHairpinTriggerVeth(t *testing.T) {
 		sendUDP(t, flow2, "10.9.0.2:9", fmt.Sprintf("flow2 %d", i))
 	}
 	sendUDP(t, marker, "10.9.0.1:9", "marker")
-	got := collectHairpins(t, ch, netip.MustParseAddr("10.1.0.5"), h0.Attrs().Index)
+	got := collectHairpins(t, ch, netip.MustParseAddr("10.1.0.5"), h0)
 	t.Logf("6 packets per flow, burst 2: notifications %v after %s", got, time.Since(start))
 	want := map[flowKey]int{
 		{netip.MustParseAddr("10.1.0.2"), netip.MustParseAddr("10.9.0.1")}: 2,

@@ -91,7 +91,7 @@ func newKernel(t *testing.T, fd int) *Kernel {
 
 func sysctlIn(fd int) ProcSysctl { return ProcSysctl{NetNS: fd} }
 
-func mustSysctl(t *testing.T, fd int, key, value string) {
+func mustSysctl(t testing.TB, fd int, key, value string) {
 	t.Helper()
 	if err := sysctlIn(fd).WriteSysctl(key, value); err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func addRoute(t testing.TB, h *netlink.Handle, dst, via string, proto int) {
 
 // listenIn opens a packet socket (net.ListenPacket) inside the namespace,
 // closed at the end of the test.
-func listenIn(t *testing.T, fd int, network, laddr string) net.PacketConn {
+func listenIn(t testing.TB, fd int, network, laddr string) net.PacketConn {
 	t.Helper()
 	var c net.PacketConn
 	err := inNetNS(fd, func() error {
@@ -240,12 +240,12 @@ func listenIn(t *testing.T, fd int, network, laddr string) net.PacketConn {
 }
 
 // udpIn opens a UDP socket bound to laddr inside the namespace.
-func udpIn(t *testing.T, fd int, laddr string) *net.UDPConn {
+func udpIn(t testing.TB, fd int, laddr string) *net.UDPConn {
 	t.Helper()
 	return listenIn(t, fd, "udp4", laddr).(*net.UDPConn)
 }
 
-func sendUDP(t *testing.T, c *net.UDPConn, to string, payload string) {
+func sendUDP(t testing.TB, c *net.UDPConn, to string, payload string) {
 	t.Helper()
 	if _, err := c.WriteToUDPAddrPort([]byte(payload), netip.MustParseAddrPort(to)); err != nil {
 		t.Fatalf("send to %s: %v", to, err)

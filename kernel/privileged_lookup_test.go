@@ -60,6 +60,23 @@ func TestPrivLookupRoute(t *testing.T) {
 	if got, ok, err := k.LookupRoute(a("192.168.2.5")); err != nil || !ok || got.Prefix != p("192.168.0.0/16") {
 		t.Errorf("after SetRoutes: LookupRoute(192.168.2.5) = %+v, %v, %v; want 192.168.0.0/16 (the /24 is gone)", got, ok, err)
 	}
+	// A push that changes nothing (every resync's) keeps the listed
+	// routes: the next lookup does not dump them again.
+	if _, _, err := k.LookupRoute(a("192.168.2.200")); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.SetRoutes([]Route{
+		{Dst: p("192.168.0.0/16"), Via: a("10.0.0.2")},
+		{Dst: p("192.168.2.128/25"), Via: a("10.0.0.4")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	k.routeWatch.mu.Lock()
+	kept := k.routeWatch.valid && k.routeWatch.validGen == k.routeWatch.gen
+	k.routeWatch.mu.Unlock()
+	if !kept {
+		t.Error("a SetRoutes that changed nothing dropped the routes kept for lookups")
+	}
 	ext := &netlink.Route{LinkIndex: ul.Attrs().Index, Scope: unix.RT_SCOPE_LINK,
 		Dst: &net.IPNet{IP: net.IPv4(172, 31, 5, 0).To4(), Mask: net.CIDRMask(24, 32)}}
 	if err := h.RouteAdd(ext); err != nil {

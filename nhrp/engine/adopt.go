@@ -80,12 +80,7 @@ func (e *Engine) Entry(proto netip.Addr) (CacheEntry, bool) {
 	if pe == nil {
 		return CacheEntry{}, false
 	}
-	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
-	if pe.kind == KindResolved {
-		ce.Path = pe.path.String()
-	}
-	return ce, true
+	return pe.entry(), true
 }
 
 // Negative reports whether a negative cache entry (a failed resolution) is

@@ -61,34 +61,38 @@ type Binding struct {
 	Kind     BindingKind
 }
 
-// peer is one cache entry, keyed by protocol address.
+// peer is one cache entry, keyed by protocol address. The one-byte
+// fields sit together at the end: a hub holds one peer per spoke, and
+// scattered they padded it into a larger size class.
 type peer struct {
 	proto    netip.Addr
-	kind     BindingKind
 	claimed  netip.Addr // NBMA the peer announced
 	observed netip.Addr // post-NAT NBMA, zero when equal to claimed
 	nbma     netip.Addr // direct GRE destination; zero: no direct path
-	unique   bool
-	group    string   // NHRP group the peer claims (Per-Tunnel QoS); "" none
-	owner    ownerKey // who created it (registrations: who may change it)
+	group    string     // NHRP group the peer claims (Per-Tunnel QoS); "" none
+	owner    ownerKey   // who created it (registrations: who may change it)
 	expires  time.Time
 	expiry   *timer
 	bound    netip.Addr // lladdr programmed through the Binder
+	since    time.Time  // when the entry came into the cache (addPeer)
 
 	// resolvers: clients that resolved this registration (proto -> NBMA
 	// the resolution came from), purged when it changes (NHS role).
 	resolvers map[netip.Addr]netip.Addr
 
-	// Direct path state and shortcuts via this peer (client role).
-	// heard: NHRP arrived straight from nbma, so a NAT in front of the
-	// peer has a mapping towards us (see awaitsPeer).
-	heard     bool
-	path      pathState
+	// Shortcuts via this peer and its direct path's control (client role).
 	pc        *pathCtl
 	lastUsed  time.Time
 	shortcuts map[netip.Prefix]*shortcut
-	counted   bool // counts against its owner's MaxCachePerSource
 
+	kind   BindingKind
+	unique bool
+	// Direct path state (client role). heard: NHRP arrived straight from
+	// nbma, so a NAT in front of the peer has a mapping towards us (see
+	// awaitsPeer).
+	heard   bool
+	path    pathState
+	counted bool // counts against its owner's MaxCachePerSource
 	// deferred: the Binder queued the write of bound (ErrBindDeferred);
 	// bindRefused: the kernel then refused it (see CommitBindings).
 	deferred    bool
@@ -142,6 +146,7 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 		return false
 	}
 	e.peers[pe.proto] = pe
+	pe.since = e.now
 	if !e.rebind(pe) {
 		delete(e.peers, pe.proto)
 		return false

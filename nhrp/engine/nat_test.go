@@ -35,14 +35,15 @@ func TestSpokeBehindNATResolvesAndIsResolved(t *testing.T) {
 		t.Errorf("public spoke thinks it is behind NAT at %v", got)
 	}
 	ce, _ := cacheEntry(tp.hub, "10.255.0.2", engine.KindRegistered)
-	want := engine.CacheEntry{Proto: addr("10.255.0.2"), Kind: engine.KindRegistered, NBMA: addr("203.0.113.1"),
-		Bound: addr("203.0.113.1"), Claimed: addr("172.16.0.2"), Observed: addr("203.0.113.1"), Expires: ce.Expires}
-	if diff := cmp.Diff(want, ce, netipCmp); diff != "" {
-		t.Errorf("hub binding for the NATed spoke (-want +got):\n%s", diff)
-	}
 	ups := tp.hub.EventsOf(engine.EventPeerUp)
 	if len(ups) == 0 || ups[0].Claimed != addr("172.16.0.2") || ups[0].Observed != addr("203.0.113.1") {
-		t.Errorf("hub peer-up for the NATed spoke lacks claimed/observed: %v", ups)
+		t.Fatalf("hub peer-up for the NATed spoke lacks claimed/observed: %v", ups)
+	}
+	want := engine.CacheEntry{Proto: addr("10.255.0.2"), Kind: engine.KindRegistered, NBMA: addr("203.0.113.1"),
+		Bound: addr("203.0.113.1"), Claimed: addr("172.16.0.2"), Observed: addr("203.0.113.1"), Expires: ce.Expires,
+		Since: ups[0].Time}
+	if diff := cmp.Diff(want, ce, netipCmp); diff != "" {
+		t.Errorf("hub binding for the NATed spoke (-want +got):\n%s", diff)
 	}
 
 	// The NATed spoke resolves the public one first (it must open the NAT).

@@ -18,8 +18,9 @@ type CacheEntry struct {
 	Unique   bool
 	Group    string // NHRP group the peer claims ("" none)
 	Expires  time.Time
-	Path     string // resolved peers: direct path state
-	Reason   string // negative entries
+	Since    time.Time // when the entry came into the cache (its EventPeerUp)
+	Path     string    // resolved peers: direct path state
+	Reason   string    // negative entries
 }
 
 // NHSStatus is one NHS as dmvpnctl shows it.
@@ -73,13 +74,51 @@ func (e *Engine) Peers() iter.Seq[CacheEntry] {
 	}
 }
 
+// GroupPeers yields the entries of the peers that claim an NHRP group
+// (those per-tunnel QoS looks at), in no order, building no entry for the
+// others: a hub whose spokes claim none walks its cache without a copy.
+func (e *Engine) GroupPeers() iter.Seq[CacheEntry] {
+	return func(yield func(CacheEntry) bool) {
+		for _, pe := range e.peers {
+			if pe.group != "" && !yield(pe.entry()) {
+				return
+			}
+		}
+	}
+}
+
+// PermanentBindings yields, for each entry of a permanent kind
+// (BindingKind.Permanent) with a neighbor entry programmed, its protocol
+// address and the programmed NBMA address. It builds no CacheEntry: the
+// periodic resync walks it and asks PermanentBinding once per kernel
+// entry.
+func (e *Engine) PermanentBindings() iter.Seq2[netip.Addr, netip.Addr] {
+	return func(yield func(netip.Addr, netip.Addr) bool) {
+		for _, pe := range e.peers {
+			if pe.kind.Permanent() && pe.bound.IsValid() && !yield(pe.proto, pe.bound) {
+				return
+			}
+		}
+	}
+}
+
+// PermanentBinding is PermanentBindings' entry for proto: the programmed
+// NBMA address, ok false when proto has no such entry.
+func (e *Engine) PermanentBinding(proto netip.Addr) (netip.Addr, bool) {
+	pe := e.peers[proto]
+	if pe == nil || !pe.kind.Permanent() || !pe.bound.IsValid() {
+		return netip.Addr{}, false
+	}
+	return pe.bound, true
+}
+
 // CacheLen is the number of cache entries, negative ones included: the
 // length of Cache().
 func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
 
 func (pe *peer) entry() CacheEntry {
 	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires}
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires, Since: pe.since}
 	if pe.kind == KindResolved {
 		ce.Path = pe.path.String()
 	}
