@@ -72,6 +72,10 @@ type dnode struct {
 	multicast string
 	// hostAddress is tunnel.host_address.
 	hostAddress bool
+	// variant names the scenario variant running on a shared lab
+	// (scRunVariant): it prefixes the process log (VARIANT-dmvpnd.log),
+	// so each variant's log stays apart. "" is dmvpnd.log.
+	variant string
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -122,7 +126,11 @@ func (d *dnode) launch(ctx context.Context, l *lab.Lab, cfg string) error {
 	if err := l.WriteFile(ctx, path, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("%s: write config: %w", d.name, err)
 	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+path)
+	name := "dmvpnd"
+	if d.variant != "" {
+		name = d.variant + "-dmvpnd"
+	}
+	p, err := d.node.Start(ctx, name, d.bin+"/dmvpnd --config "+path)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 package e2e
 
 // Helpers for issue 17's lab acceptance in the Phase 3 IPsec scenario
-// (ipsec_dmvpn_test.go, observe): the metrics endpoint scraped and the
+// (phase3_test.go, variant psk): the metrics endpoint scraped and the
 // shipped alert evaluated by promtool, dmvpnctl monitor --json, and
 // show dmvpn peer's SA counters. Names start with "obs".
 

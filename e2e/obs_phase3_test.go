@@ -10,7 +10,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
-// obsRun is issue 17's acceptance riding on TestDMVPNIPsecPhase3 (no
+// obsRun is issue 17's acceptance riding on TestDMVPNPhase3/psk (no
 // second lab): the hub's and s1's metrics endpoints, a dmvpnctl monitor
 // --json on s1 from before s1 could register, and s1's show dmvpn peer
 // view of s2.
