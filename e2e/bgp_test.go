@@ -261,13 +261,9 @@ func bgpCtlReload(ctx context.Context, t *testing.T, l *lab.Lab, d *dnode, cfg s
 	if err := l.WriteFile(ctx, d.dir+"/dmvpnd.yaml", []byte(cfg), 0o600); err != nil {
 		t.Fatalf("%s: write config: %v", d.name, err)
 	}
-	out, err := d.ctl(ctx, "reload --wait --json")
+	res, err := ctlJSON[api.ReloadResult](ctx, d, "reload --wait")
 	if err != nil {
-		t.Fatalf("%s: dmvpnctl reload --wait: %v\n%s", d.name, err, out)
-	}
-	var res api.ReloadResult
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("%s: reload answer %q: %v", d.name, out, err)
+		t.Fatalf("%s: dmvpnctl reload --wait: %v", d.name, err)
 	}
 	if !slices.ContainsFunc(res.Changes, func(c api.ConfigChange) bool { return c.Key == key && c.Disposition == api.DispositionLive }) {
 		t.Errorf("%s: reload did not apply %s live: %+v", d.name, key, res.Changes)

@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -103,29 +102,13 @@ func ipdCertYAML(t *testing.T, ca *ipsectest.PKI, l *lab.Lab, d *dnode, socket s
 
 // ipdShowIPsec returns the node's dmvpnctl show ipsec --json view.
 func ipdShowIPsec(ctx context.Context, d *dnode) ([]api.SA, error) {
-	out, err := d.ctl(ctx, "show ipsec --json")
-	if err != nil {
-		return nil, err
-	}
-	var v []api.SA
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("%s: show ipsec --json: %v\n%s", d.name, err, out)
-	}
-	return v, nil
+	return ctlJSON[[]api.SA](ctx, d, "show ipsec")
 }
 
 // ipdWaitSA waits until d's show ipsec --json reports the SA with peer
 // ESTABLISHED.
 func ipdWaitSA(ctx context.Context, d *dnode, peer netip.Addr, timeout time.Duration) error {
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last []api.SA
-	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
-		v, err := ipdShowIPsec(ctx, d)
-		if err != nil {
-			return err
-		}
-		last = v
+	last, err := ctlWait(ctx, d, timeout, "show ipsec", func(v []api.SA) error {
 		if i := slices.IndexFunc(v, func(sa api.SA) bool { return sa.PeerNBMA == peer }); i < 0 || v[i].State != api.SAEstablished {
 			return fmt.Errorf("%s: SA with %s is not %s", d.name, peer, api.SAEstablished)
 		}
@@ -151,15 +134,7 @@ func ipdPeerState(v api.DMVPN, tunnel netip.Addr) api.PeerState {
 // ipdWaitPeerUp waits until d's show dmvpn lists the peer with tunnel
 // address tunnel as UP.
 func ipdWaitPeerUp(ctx context.Context, d *dnode, tunnel netip.Addr, timeout time.Duration) error {
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last api.DMVPN
-	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
-		v, err := d.showDMVPN(ctx)
-		if err != nil {
-			return err
-		}
-		last = v
+	last, err := ctlWait(ctx, d, timeout, "show dmvpn", func(v api.DMVPN) error {
 		if st := ipdPeerState(v, tunnel); st != api.PeerUp {
 			return fmt.Errorf("%s: peer %s is %q, want %s", d.name, tunnel, st, api.PeerUp)
 		}

@@ -261,17 +261,13 @@ func obsCheckEvents(evs []api.Event, from, to time.Time, steps []obsStep) ([]api
 // whose tunnel address is peer (the view lists every peer the address
 // names).
 func obsPeerDetail(ctx context.Context, d *dnode, peer netip.Addr) (api.PeerDetail, error) {
-	out, err := d.ctl(ctx, "show dmvpn peer "+peer.String()+" --json")
+	v, err := ctlJSON[[]api.PeerDetail](ctx, d, "show dmvpn peer "+peer.String())
 	if err != nil {
 		return api.PeerDetail{}, err
 	}
-	var v []api.PeerDetail
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return api.PeerDetail{}, fmt.Errorf("%s: show dmvpn peer %s --json: %v\n%s", d.name, peer, err, out)
-	}
 	i := slices.IndexFunc(v, func(p api.PeerDetail) bool { return p.Tunnel == peer })
 	if len(v) != 1 || i != 0 {
-		return api.PeerDetail{}, fmt.Errorf("%s: show dmvpn peer %s --json lists %d peers, want that one:\n%s", d.name, peer, len(v), out)
+		return api.PeerDetail{}, fmt.Errorf("%s: show dmvpn peer %s --json lists %d peers, want that one: %+v", d.name, peer, len(v), v)
 	}
 	return v[0], nil
 }

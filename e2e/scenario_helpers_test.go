@@ -161,15 +161,7 @@ func scStop(t *testing.T, d *dnode) {
 
 // scNHSList returns a spoke's show nhrp nhs view.
 func scNHSList(ctx context.Context, d *dnode) ([]api.NHS, error) {
-	out, err := d.ctl(ctx, "show nhrp nhs --json")
-	if err != nil {
-		return nil, err
-	}
-	var v []api.NHS
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("%s: show nhrp nhs --json: %v\n%s", d.name, err, out)
-	}
-	return v, nil
+	return ctlJSON[[]api.NHS](ctx, d, "show nhrp nhs")
 }
 
 // scNHSStates renders "nbma=state" for every NHS, for messages.
@@ -188,15 +180,7 @@ func scNHSStates(v []api.NHS) string {
 // scWaitNHS waits until every NHS named in want has the wanted state
 // (responding or not) on spoke d; it returns the last view.
 func scWaitNHS(ctx context.Context, d *dnode, timeout time.Duration, want map[netip.Addr]bool) ([]api.NHS, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last []api.NHS
-	err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
-		v, err := scNHSList(ctx, d)
-		if err != nil {
-			return err
-		}
-		last = v
+	last, err := ctlWait(ctx, d, timeout, "show nhrp nhs", func(v []api.NHS) error {
 		for nbma, up := range want {
 			i := slices.IndexFunc(v, func(n api.NHS) bool { return n.NBMA == nbma })
 			if i < 0 {
@@ -216,42 +200,23 @@ func scWaitNHS(ctx context.Context, d *dnode, timeout time.Duration, want map[ne
 
 // scCache returns a node's NHRP cache.
 func scCache(ctx context.Context, d *dnode) ([]api.CacheEntry, error) {
-	out, err := d.ctl(ctx, "show nhrp cache --json")
-	if err != nil {
-		return nil, err
-	}
-	var v []api.CacheEntry
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("%s: show nhrp cache --json: %v\n%s", d.name, err, out)
-	}
-	return v, nil
+	return ctlJSON[[]api.CacheEntry](ctx, d, "show nhrp cache")
 }
 
-// scPeers returns the hub's show dmvpn peers by tunnel address.
-func scPeers(ctx context.Context, d *dnode) (map[netip.Addr]api.Peer, error) {
-	v, err := d.showDMVPN(ctx)
-	if err != nil {
-		return nil, err
-	}
+// scPeerMap indexes a show dmvpn view's peers by tunnel address.
+func scPeerMap(v api.DMVPN) map[netip.Addr]api.Peer {
 	out := map[netip.Addr]api.Peer{}
 	for _, p := range v.Peers {
 		out[p.Tunnel] = p
 	}
-	return out, nil
+	return out
 }
 
 // scWaitPeers waits until the node's show dmvpn lists every tunnel address
 // of want as UP with the given claimed NBMA; it returns the last view.
 func scWaitPeers(ctx context.Context, d *dnode, timeout time.Duration, want map[netip.Addr]netip.Addr) (map[netip.Addr]api.Peer, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last map[netip.Addr]api.Peer
-	err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
-		v, err := scPeers(ctx, d)
-		if err != nil {
-			return err
-		}
-		last = v
+	view, err := ctlWait(ctx, d, timeout, "show dmvpn", func(view api.DMVPN) error {
+		v := scPeerMap(view)
 		for tun, nbma := range want {
 			p, ok := v[tun]
 			switch {
@@ -263,6 +228,7 @@ func scWaitPeers(ctx context.Context, d *dnode, timeout time.Duration, want map[
 		}
 		return nil
 	})
+	last := scPeerMap(view)
 	if err != nil {
 		return last, fmt.Errorf("%w; peers: %+v", err, last)
 	}
