@@ -318,14 +318,11 @@ func natSamePrivate(ctx context.Context, t *testing.T, l *lab.Lab, forge string,
 		}
 	}
 	lossless := func(d *dnode) error {
-		res, err := d.node.Exec(ctx, fmt.Sprintf("ping -n -q -c 50 -i 0.1 -W 2 %s", hub.tunnel))
-		if err != nil {
-			return err
+		r, err := scPing(ctx, d, netip.Addr{}, hub.tunnel, 50)
+		if err == nil && !r.lossless(50) {
+			err = fmt.Errorf("%s -> hub: %d of 50 answered\n%s", d.name, r.received, r.out)
 		}
-		if res.Exit != 0 || !strings.Contains(string(res.Stdout), " 0% packet loss") {
-			return fmt.Errorf("%s -> hub: %s", d.name, res.Stdout)
-		}
-		return nil
+		return err
 	}
 	both := func(ctx context.Context) error {
 		errs := make(chan error, 2)
