@@ -221,6 +221,28 @@ func (m *obsMonitor) events() ([]api.Event, error) {
 	return out, nil
 }
 
+// first returns the first event so far that matches; the error lists
+// every event when none does.
+func (m *obsMonitor) first(match func(api.Event) bool) (api.Event, error) {
+	evs, err := m.events()
+	if err != nil {
+		return api.Event{}, err
+	}
+	if i := slices.IndexFunc(evs, match); i >= 0 {
+		return evs[i], nil
+	}
+	return api.Event{}, fmt.Errorf("%s: no such event among the monitor's %d:%s", m.d.name, len(evs), obsEventList(evs))
+}
+
+// obsEventList renders events one per line, for messages.
+func obsEventList(evs []api.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "\n  %s %s %s nbma=%s peer=%s prefix=%s %s", e.Time.Format(time.RFC3339Nano), e.Level, e.Kind, e.NBMA, e.PeerTunnel, e.Prefix, e.Reason)
+	}
+	return b.String()
+}
+
 // obsStep is one event a monitor must show, in order.
 type obsStep struct {
 	what  string

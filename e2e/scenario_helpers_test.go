@@ -500,29 +500,6 @@ func scRegistrationRTT(t *testing.T, d *dnode, nbma netip.Addr) (time.Duration, 
 	return done.Sub(sent), true
 }
 
-// scLogTime returns the timestamp of the first line of the node's dmvpnd
-// log that contains every one of words.
-func scLogTime(t *testing.T, d *dnode, words ...string) (time.Time, bool) {
-	t.Helper()
-	b, err := os.ReadFile(d.proc.Log)
-	if err != nil {
-		t.Fatalf("%s: %v", d.name, err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		all := true
-		for _, w := range words {
-			all = all && strings.Contains(line, w)
-		}
-		var e struct {
-			TS time.Time `json:"ts"`
-		}
-		if all && json.Unmarshal([]byte(line), &e) == nil {
-			return e.TS, true
-		}
-	}
-	return time.Time{}, false
-}
-
 // scWaitDirect sends traffic from a's LAN to b's LAN until both have a
 // Phase 3 shortcut to the other's LAN and their neighbor entries for each
 // other point straight at the peer: a's at bNBMA, b's at aNBMA (the
