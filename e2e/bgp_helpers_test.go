@@ -311,12 +311,19 @@ func waitShortcutRoute(ctx context.Context, from, to *dnode) error {
 // there.
 func bgpWaitConverged(ctx context.Context, t *testing.T, nodes []*dnode, want func(*dnode) []bgpRoute) {
 	t.Helper()
+	bgpWaitAll(ctx, t, "BGP convergence", nodes, want, false)
+}
+
+// bgpWaitAll is bgpWaitConverged with lanOnly (see bgpWaitRoutes); what
+// names the step in the failure.
+func bgpWaitAll(ctx context.Context, t *testing.T, what string, nodes []*dnode, want func(*dnode) []bgpRoute, lanOnly bool) {
+	t.Helper()
 	for _, d := range nodes {
 		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d), false)
+		err := bgpWaitRoutes(wctx, d, want(d), lanOnly)
 		wcancel()
 		if err != nil {
-			t.Fatalf("BGP convergence: %v", err)
+			t.Fatalf("%s: %v", what, err)
 		}
 	}
 }
