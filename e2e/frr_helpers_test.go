@@ -333,6 +333,35 @@ func (il *frrLab) launch(ctx context.Context, s *frrSite) error {
 	return nil
 }
 
+// reset stops every site's daemons and charon and removes each site's
+// gre1 (with its routes and neighbours), XFRM states and policies and
+// FORWARD rules (the FRR hub's hairpin trigger), and restores the
+// larval-drop default, so the sites can start again on the same boot.
+func (il *frrLab) reset(ctx context.Context) error {
+	var errs []error
+	for _, s := range il.sites {
+		if s.f != nil && s.f.frr != nil {
+			for _, p := range s.f.frr.Procs {
+				errs = append(errs, p.Stop(ctx))
+			}
+			s.f.frr, s.f.charon = nil, nil
+		}
+		if s.d != nil && s.d.proc != nil {
+			errs = append(errs, s.d.proc.Stop(ctx))
+		}
+		if s.charon != nil {
+			errs = append(errs, s.charon.Proc.Stop(ctx))
+			s.charon = nil
+		}
+	}
+	for _, s := range il.sites {
+		_, err := s.node.Run(ctx, "{ ! ip link show gre1 >/dev/null 2>&1 || ip link del gre1; } && ip xfrm state flush && ip xfrm policy flush && "+
+			"iptables -F FORWARD && sysctl -qw net.core.xfrm_larval_drop=1")
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // waitRegistered waits until the hub knows every spoke: a dmvpnd hub
 // lists it in show dmvpn, an FRR hub has programmed the spoke's kernel
 // neighbour entry (tunnel address -> NBMA), which nhrpd does on
