@@ -333,6 +333,45 @@ func (il *frrLab) launch(ctx context.Context, s *frrSite) error {
 	return nil
 }
 
+// variants runs body as subtest plain, then as subtest ipsec (il.ipsec
+// set), on the lab's one boot, the sites started by body and reset in
+// between; each variant's dmvpnd logs are named after it. After a failed
+// variant the other does not run: its state stays for the lab's dump.
+func (il *frrLab) variants(t *testing.T, body func(*testing.T, *frrLab)) {
+	t.Helper()
+	for i, v := range []struct {
+		name  string
+		ipsec bool
+	}{{"plain", false}, {"ipsec", true}} {
+		saved := map[*dnode]dnode{}
+		for _, s := range il.sites {
+			if s.d != nil {
+				saved[s.d] = *s.d
+				s.d.variant = v.name
+			}
+		}
+		if !t.Run(v.name, func(t *testing.T) {
+			il.t, il.ipsec = t, v.ipsec
+			body(t, il)
+		}) {
+			return
+		}
+		il.t = t
+		if i == 1 {
+			return // the last: nothing to start after it
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := il.reset(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after variant %s: %v", v.name, err)
+		}
+		for d, was := range saved {
+			*d = was
+		}
+	}
+}
+
 // reset stops every site's daemons and charon and removes each site's
 // gre1 (with its routes and neighbours), XFRM states and policies and
 // FORWARD rules (the FRR hub's hairpin trigger), and restores the

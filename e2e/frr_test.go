@@ -143,35 +143,7 @@ func frrFinishCapture(ctx context.Context, t *testing.T, c *frrCapture) {
 // capture decodes cleanly. ipsec: the hub's charon lists an established
 // SA with each spoke, and only IKE and ESP cross the underlay.
 func TestFRRHubDMVPNDSpokes(t *testing.T) {
-	il := newFRRLab(t, frrKindFRR, frrKindDMVPND, frrKindDMVPND)
-	for _, v := range []struct {
-		name  string
-		ipsec bool
-	}{{"plain", false}, {"ipsec", true}} {
-		saved := map[*dnode]dnode{}
-		for _, s := range il.sites {
-			if s.d != nil {
-				saved[s.d] = *s.d
-				s.d.variant = v.name
-			}
-		}
-		if !t.Run(v.name, func(t *testing.T) {
-			il.t, il.ipsec = t, v.ipsec
-			frrHubDMVPNDSpokes(t, il)
-		}) {
-			return // the failed variant's state stays for the lab's dump
-		}
-		il.t = t
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		err := il.reset(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("after variant %s: %v", v.name, err)
-		}
-		for d, was := range saved {
-			*d = was
-		}
-	}
+	newFRRLab(t, frrKindFRR, frrKindDMVPND, frrKindDMVPND).variants(t, frrHubDMVPNDSpokes)
 }
 
 func frrHubDMVPNDSpokes(t *testing.T, il *frrLab) {
@@ -268,26 +240,27 @@ func frrUnknownDestination(ctx context.Context, t *testing.T, s *frrSite) {
 }
 
 // TestFRRSpokesDMVPNDHub: a dmvpnd hub and two FRR spokes (dynamic NHS,
-// shortcut, no-unique). Both register with dmvpnd, and dmvpnd's traffic
-// indications make the FRR spokes resolve each other (FRR's show ip nhrp
-// shortcut); the flow then bypasses the hub.
-func TestFRRSpokesDMVPNDHub(t *testing.T) { frrSpokesDMVPNDHub(t, false) }
-
-// TestFRRSpokesDMVPNDHubIPsec is TestFRRSpokesDMVPNDHub with every GRE
-// packet protected: the FRR spokes by strongSwan alone (trap mode: their
-// first registration packet starts IKE towards the hub, their first
-// packet to each other IKE between them), the dmvpnd hub by its own
-// charon driven by dmvpnd over VICI (accepting the FRR spokes' SAs). Only
-// IKE and ESP cross the underlay.
-func TestFRRSpokesDMVPNDHubIPsec(t *testing.T) { frrSpokesDMVPNDHub(t, true) }
-
-func frrSpokesDMVPNDHub(t *testing.T, ipsec bool) {
+// shortcut, no-unique), as two subtests on one lab, the daemons started
+// afresh for each: plain GRE, and ipsec, every GRE packet protected (the
+// FRR spokes by strongSwan alone, in trap mode: their first registration
+// packet starts IKE towards the hub, their first packet to each other IKE
+// between them; the dmvpnd hub by its own charon driven by dmvpnd over
+// VICI, accepting the FRR spokes' SAs). Both register with dmvpnd, and
+// dmvpnd's traffic indications make the FRR spokes resolve each other
+// (FRR's show ip nhrp shortcut); the flow then bypasses the hub. plain:
+// the capture decodes cleanly. ipsec: only IKE and ESP cross the
+// underlay, and the OSPF subtest (ospfMixedCloud) runs on the cloud.
+func TestFRRSpokesDMVPNDHub(t *testing.T) {
 	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindFRR, frrKindDMVPND)
-	il.ipsec = ipsec
 	// The OSPF subtest's multicast replication, on from the start
 	// (nhrp.multicast is not reloadable).
 	il.sites[0].d.multicast, il.sites[0].d.metrics = "{dynamic: true}", obsMetricsListen
 	il.sites[3].d.multicast = "{nhs: true}"
+	il.variants(t, frrSpokesDMVPNDHub)
+}
+
+func frrSpokesDMVPNDHub(t *testing.T, il *frrLab) {
+	ipsec := il.ipsec
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
