@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -211,13 +210,9 @@ func advSnapshot(ctx context.Context, d *dnode) (string, error) {
 		lines = append(lines, fmt.Sprintf("cache %s %s tunnel=%s nbma=%s observed=%s flags=%v",
 			c.Type, c.Prefix, c.Tunnel, c.NBMA, c.ObservedNBMA, flags))
 	}
-	out, err := d.ctl(ctx, "show nhrp shortcuts --json")
+	scs, err := ctlJSON[[]api.Shortcut](ctx, d, "show nhrp shortcuts")
 	if err != nil {
 		return "", err
-	}
-	var scs []api.Shortcut
-	if err := json.Unmarshal([]byte(out), &scs); err != nil {
-		return "", fmt.Errorf("%s: show nhrp shortcuts --json: %v\n%s", d.name, err, out)
 	}
 	for _, s := range scs {
 		lines = append(lines, fmt.Sprintf("shortcut %s via=%s nbma=%s", s.Prefix, s.Via, s.NBMA))

@@ -73,8 +73,8 @@ var advOutsiderNBMA = netip.MustParseAddr("198.51.100.66")
 // Each variant boots its own lab (a lab has one topology).
 func TestAdversarial(t *testing.T) {
 	for _, v := range []advVariant{
-		{name: "psk", auth: ipdAuthPSK, foreign: "owned_by_another_peer"},
-		{name: "x509-bound", auth: ipdAuthX509Bound, foreign: "not_bound"},
+		{name: "psk", auth: scIPsecPSK, foreign: "owned_by_another_peer"},
+		{name: "x509-bound", auth: scIPsecX509Bound, foreign: "not_bound"},
 	} {
 		t.Run(v.name, func(t *testing.T) { advScenario(t, v) })
 	}
@@ -83,14 +83,14 @@ func TestAdversarial(t *testing.T) {
 // advVariant is one authentication of TestAdversarial.
 type advVariant struct {
 	name string
-	auth ipdAuth
+	auth scIPsec
 	// foreign is the refusal of a registration of another spoke's address
 	// by m while it holds none: ownership with a group PSK; with
 	// bind_tunnel_address the binding, checked first.
 	foreign string
 }
 
-func (v advVariant) bound() bool { return v.auth == ipdAuthX509Bound }
+func (v advVariant) bound() bool { return v.auth == scIPsecX509Bound }
 
 func advScenario(t *testing.T, v advVariant) {
 	start := time.Now()
@@ -113,7 +113,7 @@ func advScenario(t *testing.T, v advVariant) {
 		// before issue 13.
 		s.nhsYAML += "  registration: no-unique\n"
 	}
-	charons := ipdStartCharonsAuth(t, l, v.auth, hub, s1, s2, m)
+	charons := ipdStartCharonsAuth(t, l, v.auth, "", hub, s1, s2, m)
 	hub.start(t, l)
 	hub.waitReady(t, 60*time.Second)
 	t0 := time.Now()

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -138,11 +137,8 @@ func TestBGPPoisoning(t *testing.T) {
 	// attack that never arrived cannot pass), then check every node.
 	var sum api.BGPSummary
 	err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
-		out, err := hub.ctl(ctx, "show bgp summary --json")
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		var err error
+		if sum, err = ctlJSON[api.BGPSummary](ctx, hub, "show bgp summary"); err != nil {
 			return err
 		}
 		for _, n := range sum.Neighbors {

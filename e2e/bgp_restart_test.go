@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -119,12 +118,8 @@ func bgpRestartHub(ctx context.Context, t *testing.T, l *lab.Lab, hub *dnode, sp
 	t.Logf("timing: %s: hub dmvpnd ready %v after the signal", name, bgpMS(time.Since(killed)))
 	for _, s := range spokes {
 		err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
-			out, err := s.ctl(ctx, "show bgp summary --json")
+			sum, err := ctlJSON[api.BGPSummary](ctx, s, "show bgp summary")
 			if err != nil {
-				return err
-			}
-			var sum api.BGPSummary
-			if err := json.Unmarshal([]byte(out), &sum); err != nil {
 				return err
 			}
 			for _, n := range sum.Neighbors {

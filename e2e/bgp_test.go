@@ -63,7 +63,9 @@ func TestBGPPhase2(t *testing.T) {
 		}
 		return out
 	}
-	bgpWaitConverged(ctx, t, nodes, func(d *dnode) []bgpRoute { return want(d) })
+	withS3 := func(d *dnode) []bgpRoute { return want(d) }
+	withoutS3 := func(d *dnode) []bgpRoute { return want(d, s3) }
+	bgpWaitConverged(ctx, t, nodes, withS3)
 	t.Logf("timing: BGP convergence (every LAN in every kernel) %v after start", bgpMS(time.Since(t0)))
 
 	// The stock gobgp CLI against the hub.
@@ -142,14 +144,7 @@ func TestBGPPhase2(t *testing.T) {
 	}
 	t2 := time.Now()
 	bgpReload(t, l, s3, setup, nil)
-	for _, d := range []*dnode{hub, s1, s2} {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d, s3), true)
-		wcancel()
-		if err != nil {
-			t.Fatalf("withdrawing %s: %v", s3.lan.Masked(), err)
-		}
-	}
+	bgpWaitAll(ctx, t, fmt.Sprintf("withdrawing %s", s3.lan.Masked()), []*dnode{hub, s1, s2}, withoutS3, true)
 	t.Logf("timing: withdrawal of %s (SIGHUP to gone from every kernel) %v", s3.lan.Masked(), bgpMS(time.Since(t2)))
 	if rib, err := gobgpCLI(ctx, hub, "global rib"); err != nil {
 		t.Fatal(err)
@@ -167,14 +162,7 @@ func TestBGPPhase2(t *testing.T) {
 
 	// And back.
 	bgpReload(t, l, s3, setup, []netip.Prefix{s3.lan.Masked()})
-	for _, d := range nodes {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d), true)
-		wcancel()
-		if err != nil {
-			t.Fatalf("re-originating %s: %v", s3.lan.Masked(), err)
-		}
-	}
+	bgpWaitAll(ctx, t, fmt.Sprintf("re-originating %s", s3.lan.Masked()), nodes, withS3, true)
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	err = lab.WaitFor(pctx, 200*time.Millisecond, func(ctx context.Context) error { return scLANPing(ctx, s1, s3.lan.Addr(), 1) })
 	pcancel()
@@ -197,24 +185,10 @@ func TestBGPPhase2(t *testing.T) {
 	narrow.bgpExtra = fmt.Sprintf("  accept: [{prefix: %s}, {prefix: %s}]\n", s1.lan.Masked(), s2.lan.Masked())
 	t3 := time.Now()
 	bgpCtlReload(ctx, t, l, hub, narrow.bgpConfig(hub, setup.prefixes(hub)), "bgp.accept[1].prefix")
-	for _, d := range []*dnode{hub, s1, s2} {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d, s3), true)
-		wcancel()
-		if err != nil {
-			t.Fatalf("hub import policy without %s: %v", s3.lan.Masked(), err)
-		}
-	}
+	bgpWaitAll(ctx, t, fmt.Sprintf("hub import policy without %s", s3.lan.Masked()), []*dnode{hub, s1, s2}, withoutS3, true)
 	t.Logf("timing: hub import policy narrowed (reload to %s gone from every kernel) %v", s3.lan.Masked(), bgpMS(time.Since(t3)))
 	bgpCtlReload(ctx, t, l, hub, setup.bgpConfig(hub, setup.prefixes(hub)), "bgp.accept[0].prefix")
-	for _, d := range nodes {
-		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
-		err := bgpWaitRoutes(wctx, d, want(d), true)
-		wcancel()
-		if err != nil {
-			t.Fatalf("hub import policy back to the default: %v", err)
-		}
-	}
+	bgpWaitAll(ctx, t, "hub import policy back to the default", nodes, withS3, true)
 	// Since is the time now minus GoBGP's uptime in whole seconds: it
 	// moves by up to a second between two reads of the same session. A
 	// restarted session's moves by the minutes since BGP convergence.
@@ -261,13 +235,9 @@ func bgpCtlReload(ctx context.Context, t *testing.T, l *lab.Lab, d *dnode, cfg s
 	if err := l.WriteFile(ctx, d.dir+"/dmvpnd.yaml", []byte(cfg), 0o600); err != nil {
 		t.Fatalf("%s: write config: %v", d.name, err)
 	}
-	out, err := d.ctl(ctx, "reload --wait --json")
+	res, err := ctlJSON[api.ReloadResult](ctx, d, "reload --wait")
 	if err != nil {
-		t.Fatalf("%s: dmvpnctl reload --wait: %v\n%s", d.name, err, out)
-	}
-	var res api.ReloadResult
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		t.Fatalf("%s: reload answer %q: %v", d.name, out, err)
+		t.Fatalf("%s: dmvpnctl reload --wait: %v", d.name, err)
 	}
 	if !slices.ContainsFunc(res.Changes, func(c api.ConfigChange) bool { return c.Key == key && c.Disposition == api.DispositionLive }) {
 		t.Errorf("%s: reload did not apply %s live: %+v", d.name, key, res.Changes)

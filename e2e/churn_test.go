@@ -72,6 +72,14 @@ func TestDMVPNChurn(t *testing.T) {
 		t.Fatalf("s1 never resolved s2: %v", err)
 	}
 
+	// s1's and the hub's events from before the change.
+	mons := map[*dnode]*obsMonitor{}
+	for _, d := range []*dnode{s1, hub} {
+		if mons[d], err = obsStartMonitor(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// The DHCP-like change: s2's address changes under it, dmvpnd restarts.
 	newNBMA := netip.MustParseAddr("198.51.100.33")
 	scStop(t, s2)
@@ -126,13 +134,18 @@ func TestDMVPNChurn(t *testing.T) {
 		t.Fatalf("stale binding not purged: %v", err)
 	}
 	t.Logf("stale binding confirmed gone from s1 (polled) %v after s2's restart", scMS(time.Since(tRestart)))
-	purged, ok := scLogTime(t, s1, "proto="+s2.tunnel.String(), "purged")
-	if !ok {
-		t.Errorf("s1's log shows no purge of %s: the stale entry went away some other way", s2.tunnel)
-	} else if repl, ok := scLogTime(t, hub, "proto="+s2.tunnel.String(), "replaced: NBMA address changed"); ok {
-		t.Logf("timing: purge reached s1 %v after the hub replaced s2's registration (dmvpnd logs)", scMS(purged.Sub(repl)))
-	} else {
-		t.Errorf("hub's log does not show s2's registration being replaced")
+	purged, err := mons[s1].first(func(e api.Event) bool { return e.Kind == api.EventPurge && e.PeerTunnel == s2.tunnel })
+	if err != nil {
+		t.Errorf("s1 saw no purge of %s, the stale entry went away some other way: %v", s2.tunnel, err)
+	}
+	replaced, err := mons[hub].first(func(e api.Event) bool {
+		return e.Kind == api.EventPeerDown && e.PeerTunnel == s2.tunnel && e.NBMA == oldNBMA && e.Reason == "replaced: NBMA address changed"
+	})
+	if err != nil {
+		t.Errorf("the hub did not replace s2's registration: %v", err)
+	}
+	if !purged.Time.IsZero() && !replaced.Time.IsZero() {
+		t.Logf("timing: purge reached s1 %v after the hub replaced s2's registration (dmvpnctl monitor)", scMS(purged.Time.Sub(replaced.Time)))
 	}
 
 	// s2 is reachable again: from the hub (tunnel) and from s1 (tunnel and

@@ -72,6 +72,10 @@ type dnode struct {
 	multicast string
 	// hostAddress is tunnel.host_address.
 	hostAddress bool
+	// variant names the scenario variant running on a shared lab
+	// (scRunVariant): it prefixes the process log (VARIANT-dmvpnd.log),
+	// so each variant's log stays apart. "" is dmvpnd.log.
+	variant string
 }
 
 func (d *dnode) socket() string { return d.dir + "/ctl.sock" }
@@ -122,7 +126,11 @@ func (d *dnode) launch(ctx context.Context, l *lab.Lab, cfg string) error {
 	if err := l.WriteFile(ctx, path, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("%s: write config: %w", d.name, err)
 	}
-	p, err := d.node.Start(ctx, "dmvpnd", d.bin+"/dmvpnd --config "+path)
+	name := "dmvpnd"
+	if d.variant != "" {
+		name = d.variant + "-dmvpnd"
+	}
+	p, err := d.node.Start(ctx, name, d.bin+"/dmvpnd --config "+path)
 	if err != nil {
 		return err
 	}
@@ -139,30 +147,48 @@ func (d *dnode) ctl(ctx context.Context, args string) (string, error) {
 	return string(res.Stdout), nil
 }
 
-// nodeCounters returns the node's dmvpnctl show counters --json.
-func nodeCounters(ctx context.Context, d *dnode) (api.Counters, error) {
-	out, err := d.ctl(ctx, "show counters --json")
+// ctlJSON runs dmvpnctl ARGS --json against d's daemon and decodes the
+// answer into T, the controller/api type of that view: the one way the
+// scenarios read a node's state. An answer that does not decode is a
+// lab.Permanent error (waiting will not fix it).
+func ctlJSON[T any](ctx context.Context, d *dnode, args string) (T, error) {
+	var v T
+	out, err := d.ctl(ctx, args+" --json")
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	var c api.Counters
-	if err := json.Unmarshal([]byte(out), &c); err != nil {
-		return nil, fmt.Errorf("%s: show counters --json: %v\n%s", d.name, err, out)
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		return v, lab.Permanent(fmt.Errorf("%s: dmvpnctl %s --json: %v\n%s", d.name, args, err, out))
 	}
-	return c, nil
+	return v, nil
+}
+
+// ctlWait polls dmvpnctl ARGS --json on d every 250 ms until ok accepts
+// the decoded view or timeout passes, and returns the last view read: how
+// a scenario waits for a node's state.
+func ctlWait[T any](ctx context.Context, d *dnode, timeout time.Duration, args string, ok func(T) error) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last T
+	err := lab.WaitFor(ctx, 250*time.Millisecond, func(ctx context.Context) error {
+		v, err := ctlJSON[T](ctx, d, args)
+		if err != nil {
+			return err
+		}
+		last = v
+		return ok(v)
+	})
+	return last, err
+}
+
+// nodeCounters returns the node's show counters view.
+func nodeCounters(ctx context.Context, d *dnode) (api.Counters, error) {
+	return ctlJSON[api.Counters](ctx, d, "show counters")
 }
 
 // showDMVPN returns the node's show dmvpn view.
 func (d *dnode) showDMVPN(ctx context.Context) (api.DMVPN, error) {
-	out, err := d.ctl(ctx, "show dmvpn --json")
-	if err != nil {
-		return api.DMVPN{}, err
-	}
-	var v api.DMVPN
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return api.DMVPN{}, fmt.Errorf("%s: show dmvpn --json: %v\n%s", d.name, err, out)
-	}
-	return v, nil
+	return ctlJSON[api.DMVPN](ctx, d, "show dmvpn")
 }
 
 // waitReady waits for dmvpnctl status --wait to succeed.

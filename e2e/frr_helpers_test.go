@@ -333,6 +333,74 @@ func (il *frrLab) launch(ctx context.Context, s *frrSite) error {
 	return nil
 }
 
+// variants runs body as subtest plain, then as subtest ipsec (il.ipsec
+// set), on the lab's one boot, the sites started by body and reset in
+// between; each variant's dmvpnd logs are named after it. After a failed
+// variant the other does not run: its state stays for the lab's dump.
+func (il *frrLab) variants(t *testing.T, body func(*testing.T, *frrLab)) {
+	t.Helper()
+	for i, v := range []struct {
+		name  string
+		ipsec bool
+	}{{"plain", false}, {"ipsec", true}} {
+		saved := map[*dnode]dnode{}
+		for _, s := range il.sites {
+			if s.d != nil {
+				saved[s.d] = *s.d
+				s.d.variant = v.name
+			}
+		}
+		if !t.Run(v.name, func(t *testing.T) {
+			il.t, il.ipsec = t, v.ipsec
+			body(t, il)
+		}) {
+			return
+		}
+		il.t = t
+		if i == 1 {
+			return // the last: nothing to start after it
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		err := il.reset(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("after variant %s: %v", v.name, err)
+		}
+		for d, was := range saved {
+			*d = was
+		}
+	}
+}
+
+// reset stops every site's daemons and charon and removes each site's
+// gre1 (with its routes and neighbours), XFRM states and policies and
+// FORWARD rules (the FRR hub's hairpin trigger), and restores the
+// larval-drop default, so the sites can start again on the same boot.
+func (il *frrLab) reset(ctx context.Context) error {
+	var errs []error
+	for _, s := range il.sites {
+		if s.f != nil && s.f.frr != nil {
+			for _, p := range s.f.frr.Procs {
+				errs = append(errs, p.Stop(ctx))
+			}
+			s.f.frr, s.f.charon = nil, nil
+		}
+		if s.d != nil && s.d.proc != nil {
+			errs = append(errs, s.d.proc.Stop(ctx))
+		}
+		if s.charon != nil {
+			errs = append(errs, s.charon.Proc.Stop(ctx))
+			s.charon = nil
+		}
+	}
+	for _, s := range il.sites {
+		_, err := s.node.Run(ctx, "{ ! ip link show gre1 >/dev/null 2>&1 || ip link del gre1; } && ip xfrm state flush && ip xfrm policy flush && "+
+			"iptables -F FORWARD && sysctl -qw net.core.xfrm_larval_drop=1")
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
 // waitRegistered waits until the hub knows every spoke: a dmvpnd hub
 // lists it in show dmvpn, an FRR hub has programmed the spoke's kernel
 // neighbour entry (tunnel address -> NBMA), which nhrpd does on

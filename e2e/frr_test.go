@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,6 +103,21 @@ func frrCheckDMVPNDPeer(ctx context.Context, t *testing.T, s, peer *frrSite) {
 	}
 }
 
+// startCaptured starts a capture of the underlay (the pcap named name,
+// with "-ipsec" appended for an IPsec lab), then every site.
+func (il *frrLab) startCaptured(ctx context.Context, t *testing.T, name string) *frrCapture {
+	t.Helper()
+	if il.ipsec {
+		name += "-ipsec"
+	}
+	capt, err := frrStartCapture(ctx, il.l, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	il.start(ctx)
+	return capt
+}
+
 // frrFinishCapture checks the scenario's capture decodes cleanly.
 func frrFinishCapture(ctx context.Context, t *testing.T, c *frrCapture) {
 	t.Helper()
@@ -116,20 +130,28 @@ func frrFinishCapture(ctx context.Context, t *testing.T, c *frrCapture) {
 }
 
 // TestFRRHubDMVPNDSpokes: an FRR hub (nhrpd with redirect, iptables NFLOG
-// hairpin trigger) and two dmvpnd spokes. Both spokes register (FRR's
-// cache lists them as dynamic entries), hub-spoke pings pass, and the FRR
-// hub's traffic indications make the spokes build a shortcut to each
-// other; the flow then bypasses the hub.
+// hairpin trigger) and two dmvpnd spokes, as two subtests on one lab, the
+// daemons started afresh for each: plain GRE, and ipsec, every GRE packet
+// protected (the FRR hub by strongSwan alone: trap mode, transport,
+// dynamic[gre], PSK, FRR itself knows nothing of IPsec; the dmvpnd spokes
+// by their own charon driven by dmvpnd over VICI). Both spokes register
+// (FRR's cache lists them as dynamic entries), hub-spoke pings pass, and
+// the FRR hub's traffic indications make the spokes build a shortcut to
+// each other (with IPsec over the SA dmvpnd negotiates); the flow then
+// bypasses the hub. plain: the FRR hub's show dmvpn lists both NBMA
+// pairs, a resolution nobody can answer ends in a negative entry, and the
+// capture decodes cleanly. ipsec: the hub's charon lists an established
+// SA with each spoke, and only IKE and ESP cross the underlay.
 func TestFRRHubDMVPNDSpokes(t *testing.T) {
-	il := newFRRLab(t, frrKindFRR, frrKindDMVPND, frrKindDMVPND)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	newFRRLab(t, frrKindFRR, frrKindDMVPND, frrKindDMVPND).variants(t, frrHubDMVPNDSpokes)
+}
+
+func frrHubDMVPNDSpokes(t *testing.T, il *frrLab) {
+	ipsec := il.ipsec
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	capt, err := frrStartCapture(ctx, il.l, "frr-hub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	il.start(ctx)
+	capt := il.startCaptured(ctx, t, "frr-hub")
 	hub, s1, s2 := il.sites[0], il.sites[1], il.sites[2]
 	frrPingHub(ctx, t, il)
 	frrShortcutBothWays(ctx, t, il, s1, s2)
@@ -144,21 +166,38 @@ func TestFRRHubDMVPNDSpokes(t *testing.T) {
 		}
 	}
 	t.Logf("hub show ip nhrp cache:\n%s", out)
-	out, err = hub.f.vtysh(ctx, "show dmvpn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range il.spokes() {
-		if !frrLineWith(out, hub.nbma.String(), s.nbma.String()) {
-			t.Errorf("hub show dmvpn: no %s:\n%s", s.nbma, out)
+	if ipsec {
+		// The FRR hub's charon has an SA with each spoke.
+		res, err := hub.f.charon.Swanctl(ctx, "--list-sas")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range il.spokes() {
+			if !strings.Contains(string(res.Stdout), "ESTABLISHED") || !strings.Contains(string(res.Stdout), s.nbma.String()) {
+				t.Errorf("hub swanctl --list-sas: no established SA with %s:\n%s", s.nbma, res.Stdout)
+			}
+		}
+	} else {
+		out, err = hub.f.vtysh(ctx, "show dmvpn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range il.spokes() {
+			if !frrLineWith(out, hub.nbma.String(), s.nbma.String()) {
+				t.Errorf("hub show dmvpn: no %s:\n%s", s.nbma, out)
+			}
 		}
 	}
 	frrCheckDMVPNDPeer(ctx, t, s1, s2)
 	frrCheckDMVPNDPeer(ctx, t, s2, s1)
-	t.Run("unknown destination", func(t *testing.T) {
-		frrUnknownDestination(ctx, t, s1)
-	})
-	frrFinishCapture(ctx, t, capt)
+	if ipsec {
+		frrCheckESPOnly(ctx, t, capt)
+	} else {
+		t.Run("unknown destination", func(t *testing.T) {
+			frrUnknownDestination(ctx, t, s1)
+		})
+		frrFinishCapture(ctx, t, capt)
+	}
 	t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
 }
 
@@ -175,15 +214,11 @@ func frrUnknownDestination(ctx context.Context, t *testing.T, s *frrSite) {
 	defer cancel()
 	var last string
 	err := lab.WaitFor(wctx, 300*time.Millisecond, func(ctx context.Context) error {
-		out, err := s.d.ctl(ctx, "show nhrp cache --json")
+		entries, err := scCache(ctx, s.d)
 		if err != nil {
 			return err
 		}
-		last = out
-		var entries []api.CacheEntry
-		if err := json.Unmarshal([]byte(out), &entries); err != nil {
-			return lab.Permanent(fmt.Errorf("show nhrp cache --json: %w", err))
-		}
+		last = fmt.Sprintf("%+v", entries)
 		for _, e := range entries {
 			if e.Prefix.Addr().String() == unknown && e.Type == api.CacheNegative {
 				return nil
@@ -205,38 +240,31 @@ func frrUnknownDestination(ctx context.Context, t *testing.T, s *frrSite) {
 }
 
 // TestFRRSpokesDMVPNDHub: a dmvpnd hub and two FRR spokes (dynamic NHS,
-// shortcut, no-unique). Both register with dmvpnd, and dmvpnd's traffic
-// indications make the FRR spokes resolve each other (FRR's show ip nhrp
-// shortcut); the flow then bypasses the hub.
-func TestFRRSpokesDMVPNDHub(t *testing.T) { frrSpokesDMVPNDHub(t, false) }
-
-// TestFRRSpokesDMVPNDHubIPsec is TestFRRSpokesDMVPNDHub with every GRE
-// packet protected: the FRR spokes by strongSwan alone (trap mode: their
-// first registration packet starts IKE towards the hub, their first
-// packet to each other IKE between them), the dmvpnd hub by its own
-// charon driven by dmvpnd over VICI (accepting the FRR spokes' SAs). Only
-// IKE and ESP cross the underlay.
-func TestFRRSpokesDMVPNDHubIPsec(t *testing.T) { frrSpokesDMVPNDHub(t, true) }
-
-func frrSpokesDMVPNDHub(t *testing.T, ipsec bool) {
+// shortcut, no-unique), as two subtests on one lab, the daemons started
+// afresh for each: plain GRE, and ipsec, every GRE packet protected (the
+// FRR spokes by strongSwan alone, in trap mode: their first registration
+// packet starts IKE towards the hub, their first packet to each other IKE
+// between them; the dmvpnd hub by its own charon driven by dmvpnd over
+// VICI, accepting the FRR spokes' SAs). Both register with dmvpnd, and
+// dmvpnd's traffic indications make the FRR spokes resolve each other
+// (FRR's show ip nhrp shortcut); the flow then bypasses the hub. plain:
+// the capture decodes cleanly. ipsec: only IKE and ESP cross the
+// underlay, and the OSPF subtest (ospfMixedCloud) runs on the cloud.
+func TestFRRSpokesDMVPNDHub(t *testing.T) {
 	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindFRR, frrKindDMVPND)
-	il.ipsec = ipsec
 	// The OSPF subtest's multicast replication, on from the start
 	// (nhrp.multicast is not reloadable).
 	il.sites[0].d.multicast, il.sites[0].d.metrics = "{dynamic: true}", obsMetricsListen
 	il.sites[3].d.multicast = "{nhs: true}"
+	il.variants(t, frrSpokesDMVPNDHub)
+}
+
+func frrSpokesDMVPNDHub(t *testing.T, il *frrLab) {
+	ipsec := il.ipsec
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	name := "dmvpnd-hub-frr-spokes"
-	if ipsec {
-		name += "-ipsec"
-	}
-	capt, err := frrStartCapture(ctx, il.l, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	il.start(ctx)
+	capt := il.startCaptured(ctx, t, "dmvpnd-hub-frr-spokes")
 	hub, s1, s2, s3 := il.sites[0], il.sites[1], il.sites[2], il.sites[3]
 	frrPingHub(ctx, t, il)
 	frrShortcutBothWays(ctx, t, il, s1, s2)
@@ -286,11 +314,7 @@ func TestFRRMixedSpokes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	capt, err := frrStartCapture(ctx, il.l, "mixed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	il.start(ctx)
+	capt := il.startCaptured(ctx, t, "mixed")
 	s := il.sites
 	frrPingHub(ctx, t, il)
 	for _, pair := range []struct {
@@ -312,52 +336,5 @@ func TestFRRMixedSpokes(t *testing.T) {
 		})
 	}
 	frrFinishCapture(ctx, t, capt)
-	t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
-}
-
-// TestFRRHubDMVPNDSpokesIPsec is TestFRRHubDMVPNDSpokes with every GRE
-// packet protected: the FRR hub by strongSwan alone (trap mode, transport,
-// dynamic[gre], PSK; FRR itself knows nothing of IPsec), the dmvpnd
-// spokes by their own charon driven by dmvpnd over VICI. Registration,
-// the FRR hub's traffic indications and the spoke-to-spoke shortcut (whose
-// SA dmvpnd negotiates) all work, and only IKE and ESP cross the underlay.
-func TestFRRHubDMVPNDSpokesIPsec(t *testing.T) {
-	il := newFRRLab(t, frrKindFRR, frrKindDMVPND, frrKindDMVPND)
-	il.ipsec = true
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	capt, err := frrStartCapture(ctx, il.l, "frr-hub-ipsec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	il.start(ctx)
-	hub, s1, s2 := il.sites[0], il.sites[1], il.sites[2]
-	frrPingHub(ctx, t, il)
-	frrShortcutBothWays(ctx, t, il, s1, s2)
-
-	out, err := hub.f.vtysh(ctx, "show ip nhrp cache")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range il.spokes() {
-		if !frrLineWith(out, "dynamic", s.tunnel.String(), s.nbma.String()) {
-			t.Errorf("hub show ip nhrp cache: no dynamic entry %s -> %s:\n%s", s.tunnel, s.nbma, out)
-		}
-	}
-	// The FRR hub's charon has an SA with each spoke.
-	res, err := hub.f.charon.Swanctl(ctx, "--list-sas")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range il.spokes() {
-		if !strings.Contains(string(res.Stdout), "ESTABLISHED") || !strings.Contains(string(res.Stdout), s.nbma.String()) {
-			t.Errorf("hub swanctl --list-sas: no established SA with %s:\n%s", s.nbma, res.Stdout)
-		}
-	}
-	frrCheckDMVPNDPeer(ctx, t, s1, s2)
-	frrCheckDMVPNDPeer(ctx, t, s2, s1)
-
-	frrCheckESPOnly(ctx, t, capt)
 	t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
 }

@@ -1,15 +1,15 @@
 package e2e
 
-// Helpers for the dmvpnd-with-IPsec scenarios (ipsec_dmvpn_test.go).
+// Helpers for the dmvpnd-with-IPsec scenarios (ipsec_dmvpn_test.go and
+// the IPsec variants of phase3_test.go and nat_test.go).
 // Names start with "ipd" so they do not collide with other scenario
 // helpers of this package.
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,32 +32,26 @@ func ipdYAML(socket string) string {
 // node's dmvpnd at its vici socket (PSK).
 func ipdStartCharons(t *testing.T, nodes ...*dnode) map[*dnode]*lab.Charon {
 	t.Helper()
-	return ipdStartCharonsAuth(t, nil, ipdAuthPSK, nodes...)
+	return ipdStartCharonsAuth(t, nil, scIPsecPSK, "", nodes...)
 }
 
-// ipdAuth selects the IKE authentication of a scenario.
-type ipdAuth int
-
-const (
-	ipdAuthPSK ipdAuth = iota
-	ipdAuthX509
-	// ipdAuthX509Bound is X.509 with ipsec.auth.bind_tunnel_address:
-	// certificates carry the tunnel address as a second IP SAN, and each
-	// node authenticates with it.
-	ipdAuthX509Bound
-)
-
-// ipdStartCharonsAuth is ipdStartCharons with a choice of authentication.
-// For X.509 it issues every node a certificate (IP SAN = its NBMA address,
-// and with ipdAuthX509Bound its tunnel address) from a throw-away CA,
-// writes CA, certificate and key into the node's directory in the lab,
-// names them in dmvpnd's ipsec section, and loads the certificate plugins
-// into charon (ipsec.CharonPlugins).
-func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode) map[*dnode]*lab.Charon {
+// ipdStartCharonsAuth is ipdStartCharons with a choice of protection
+// (scIPsecNone: no charon, nil map) and a charon name (lab.CharonConfig's
+// Name: "" is the node's charon; a scenario variant names its own, so its
+// files and log stay apart from an earlier variant's). For X.509 it
+// issues every node a certificate (IP SAN = its NBMA address, and with
+// scIPsecX509Bound its tunnel address) from a throw-away CA, writes CA,
+// certificate and key into the node's directory in the lab, names them in
+// dmvpnd's ipsec section, and loads the certificate plugins into charon
+// (ipsec.CharonPlugins).
+func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth scIPsec, name string, nodes ...*dnode) map[*dnode]*lab.Charon {
 	t.Helper()
+	if auth == scIPsecNone {
+		return nil
+	}
 	var ca *ipsectest.PKI
-	cfg := lab.CharonConfig{}
-	if auth != ipdAuthPSK {
+	cfg := lab.CharonConfig{Name: name}
+	if auth != scIPsecPSK {
 		ca = ipsectest.NewPKI(t, "dmvpnd lab CA")
 		cfg.Plugins = ipsec.CharonPlugins
 	}
@@ -67,7 +61,7 @@ func ipdStartCharonsAuth(t *testing.T, l *lab.Lab, auth ipdAuth, nodes ...*dnode
 		if ca == nil {
 			d.extra += ipdYAML(c.Socket)
 		} else {
-			d.extra += ipdCertYAML(t, ca, l, d, c.Socket, auth == ipdAuthX509Bound)
+			d.extra += ipdCertYAML(t, ca, l, d, c.Socket, auth == scIPsecX509Bound)
 		}
 		out[d] = c
 	}
@@ -108,42 +102,15 @@ func ipdCertYAML(t *testing.T, ca *ipsectest.PKI, l *lab.Lab, d *dnode, socket s
 
 // ipdShowIPsec returns the node's dmvpnctl show ipsec --json view.
 func ipdShowIPsec(ctx context.Context, d *dnode) ([]api.SA, error) {
-	out, err := d.ctl(ctx, "show ipsec --json")
-	if err != nil {
-		return nil, err
-	}
-	var v []api.SA
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return nil, fmt.Errorf("%s: show ipsec --json: %v\n%s", d.name, err, out)
-	}
-	return v, nil
-}
-
-// ipdSAState returns the state dmvpnctl show ipsec reports for peer's
-// NBMA address ("" when the peer is not listed).
-func ipdSAState(sas []api.SA, peer netip.Addr) api.SAState {
-	for _, s := range sas {
-		if s.PeerNBMA == peer {
-			return s.State
-		}
-	}
-	return ""
+	return ctlJSON[[]api.SA](ctx, d, "show ipsec")
 }
 
 // ipdWaitSA waits until d's show ipsec --json reports the SA with peer
 // ESTABLISHED.
 func ipdWaitSA(ctx context.Context, d *dnode, peer netip.Addr, timeout time.Duration) error {
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last []api.SA
-	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
-		v, err := ipdShowIPsec(ctx, d)
-		if err != nil {
-			return err
-		}
-		last = v
-		if st := ipdSAState(v, peer); st != api.SAEstablished {
-			return fmt.Errorf("%s: SA with %s is %q, want %s", d.name, peer, st, api.SAEstablished)
+	last, err := ctlWait(ctx, d, timeout, "show ipsec", func(v []api.SA) error {
+		if i := slices.IndexFunc(v, func(sa api.SA) bool { return sa.PeerNBMA == peer }); i < 0 || v[i].State != api.SAEstablished {
+			return fmt.Errorf("%s: SA with %s is not %s", d.name, peer, api.SAEstablished)
 		}
 		return nil
 	})
@@ -167,15 +134,7 @@ func ipdPeerState(v api.DMVPN, tunnel netip.Addr) api.PeerState {
 // ipdWaitPeerUp waits until d's show dmvpn lists the peer with tunnel
 // address tunnel as UP.
 func ipdWaitPeerUp(ctx context.Context, d *dnode, tunnel netip.Addr, timeout time.Duration) error {
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last api.DMVPN
-	err := lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
-		v, err := d.showDMVPN(ctx)
-		if err != nil {
-			return err
-		}
-		last = v
+	last, err := ctlWait(ctx, d, timeout, "show dmvpn", func(v api.DMVPN) error {
 		if st := ipdPeerState(v, tunnel); st != api.PeerUp {
 			return fmt.Errorf("%s: peer %s is %q, want %s", d.name, tunnel, st, api.PeerUp)
 		}
@@ -273,35 +232,6 @@ func ipdWaitOnePair(ctx context.Context, a, b *dnode, ca, cb *lab.Charon, timeou
 	return nil
 }
 
-// ipdLogLine is one line of dmvpnd's JSON log, with the fields the
-// scenarios read.
-type ipdLogLine struct {
-	TS     time.Time `json:"ts"`
-	Msg    string    `json:"msg"`
-	Peer   string    `json:"peer"`
-	Status string    `json:"status"`
-	NBMA   string    `json:"nbma"`
-	Reason string    `json:"reason"`
-	Event  string    `json:"event"`
-}
-
-// ipdLog reads d's dmvpnd log lines (those that parse as JSON).
-func ipdLog(t *testing.T, d *dnode) []ipdLogLine {
-	t.Helper()
-	b, err := os.ReadFile(d.proc.Log)
-	if err != nil {
-		t.Fatalf("%s: %v", d.name, err)
-	}
-	var out []ipdLogLine
-	for line := range strings.SplitSeq(string(b), "\n") {
-		var e ipdLogLine
-		if json.Unmarshal([]byte(line), &e) == nil && !e.TS.IsZero() {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // ipdClockOffset estimates how far the lab's clock (which stamps dmvpnd's
 // logs) is ahead of the test's: guest time minus the midpoint of the
 // command's round trip, so a host time h reads h.Add(offset) in the logs.
@@ -329,41 +259,6 @@ func ipdParseDate(out string) (time.Time, error) {
 	return time.Unix(sec, nsec), nil
 }
 
-// ipdFirst returns the time of the first log line at or after since that
-// matches.
-func ipdFirst(lines []ipdLogLine, since time.Time, match func(ipdLogLine) bool) (time.Time, bool) {
-	for _, e := range lines {
-		if !e.TS.Before(since) && match(e) {
-			return e.TS, true
-		}
-	}
-	return time.Time{}, false
-}
-
-// ipdSAUp matches the controller's sa-up event for peer.
-func ipdSAUp(peer netip.Addr) func(ipdLogLine) bool {
-	return func(e ipdLogLine) bool {
-		return e.Event == "sa-up" && e.NBMA == peer.String()
-	}
-}
-
-// ipdRegistered matches the controller's "nhs state" line for the NHS at
-// nbma becoming registered.
-func ipdRegistered(nbma netip.Addr) func(ipdLogLine) bool {
-	return func(e ipdLogLine) bool {
-		return e.Msg == "nhs state" && e.NBMA == nbma.String() && e.Reason == "registered"
-	}
-}
-
-// ipdShortcutUp matches the engine's event for the shortcut to prefix
-// going up (its direct path confirmed).
-func ipdShortcutUp(prefix netip.Prefix) func(ipdLogLine) bool {
-	return func(e ipdLogLine) bool {
-		return e.Msg == "nhrp event" && strings.HasPrefix(e.Event, "shortcut ") &&
-			strings.Contains(e.Event, " prefix="+prefix.String()+" ") && strings.Contains(e.Event, " state=up ")
-	}
-}
-
 // ipdWaitNeigh waits until d's gre1 neighbor entry for proto points at
 // nbma (for a shortcut: its direct path is confirmed and in use).
 func ipdWaitNeigh(ctx context.Context, d *dnode, proto, nbma netip.Addr, timeout time.Duration) error {
@@ -387,11 +282,16 @@ func ipdWaitNeigh(ctx context.Context, d *dnode, proto, nbma netip.Addr, timeout
 	return err
 }
 
-// ipdLogState logs show dmvpn, show ipsec and the counters of each node.
+// ipdLogState logs show dmvpn, show ipsec (for a node with an ipsec
+// section) and the counters of each node.
 func ipdLogState(ctx context.Context, t *testing.T, nodes ...*dnode) {
 	t.Helper()
 	for _, d := range nodes {
-		for _, cmd := range []string{"show dmvpn", "show ipsec", "show counters"} {
+		cmds := []string{"show dmvpn", "show ipsec", "show counters"}
+		if !strings.Contains(d.extra, "ipsec:") {
+			cmds = slices.Delete(cmds, 1, 2)
+		}
+		for _, cmd := range cmds {
 			out, err := d.ctl(ctx, cmd)
 			if err != nil {
 				t.Logf("%s %s: %v", d.name, cmd, err)
@@ -438,4 +338,35 @@ func (c *ipdCapture) stopESPOnly(ctx context.Context, min int) (lab.PacketCounts
 		}
 	}
 	return counts, nil
+}
+
+// ipdRegisteredOverSA checks, on spoke s, that its SA with the NHS at nbma
+// is established and came up no later than its registration: show ipsec
+// --json's SA.Since against show nhrp nhs --json's NHS.Since, both
+// stamped by s's dmvpnd when the state last changed. It returns both.
+func ipdRegisteredOverSA(ctx context.Context, s *dnode, nbma netip.Addr) (up, registered time.Time, err error) {
+	sas, err := ipdShowIPsec(ctx, s)
+	if err != nil {
+		return up, registered, err
+	}
+	nhss, err := scNHSList(ctx, s)
+	if err != nil {
+		return up, registered, err
+	}
+	i := slices.IndexFunc(sas, func(sa api.SA) bool { return sa.PeerNBMA == nbma })
+	j := slices.IndexFunc(nhss, func(n api.NHS) bool { return n.NBMA == nbma })
+	switch {
+	case i < 0 || sas[i].State != api.SAEstablished:
+		return up, registered, fmt.Errorf("%s: registered but show ipsec --json has no established SA with %s: %+v", s.name, nbma, sas)
+	case j < 0 || nhss[j].State != api.NHSResponding:
+		return up, registered, fmt.Errorf("%s: NHS %s not responding: %s", s.name, nbma, scNHSStates(nhss))
+	}
+	up, registered = sas[i].Since, nhss[j].Since
+	switch {
+	case up.IsZero() || registered.IsZero():
+		return up, registered, fmt.Errorf("%s: no time for the SA with %s (%v) or the registration (%v)", s.name, nbma, up, registered)
+	case registered.Before(up):
+		return up, registered, fmt.Errorf("%s: registered with %s at %v, before its SA came up at %v", s.name, nbma, registered, up)
+	}
+	return up, registered, nil
 }

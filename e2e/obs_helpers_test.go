@@ -1,7 +1,7 @@
 package e2e
 
 // Helpers for issue 17's lab acceptance in the Phase 3 IPsec scenario
-// (ipsec_dmvpn_test.go, observe): the metrics endpoint scraped and the
+// (phase3_test.go, variant psk): the metrics endpoint scraped and the
 // shipped alert evaluated by promtool, dmvpnctl monitor --json, and
 // show dmvpn peer's SA counters. Names start with "obs".
 
@@ -221,6 +221,28 @@ func (m *obsMonitor) events() ([]api.Event, error) {
 	return out, nil
 }
 
+// first returns the first event so far that matches; the error lists
+// every event when none does.
+func (m *obsMonitor) first(match func(api.Event) bool) (api.Event, error) {
+	evs, err := m.events()
+	if err != nil {
+		return api.Event{}, err
+	}
+	if i := slices.IndexFunc(evs, match); i >= 0 {
+		return evs[i], nil
+	}
+	return api.Event{}, fmt.Errorf("%s: no such event among the monitor's %d:%s", m.d.name, len(evs), obsEventList(evs))
+}
+
+// obsEventList renders events one per line, for messages.
+func obsEventList(evs []api.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "\n  %s %s %s nbma=%s peer=%s prefix=%s %s", e.Time.Format(time.RFC3339Nano), e.Level, e.Kind, e.NBMA, e.PeerTunnel, e.Prefix, e.Reason)
+	}
+	return b.String()
+}
+
 // obsStep is one event a monitor must show, in order.
 type obsStep struct {
 	what  string
@@ -261,17 +283,13 @@ func obsCheckEvents(evs []api.Event, from, to time.Time, steps []obsStep) ([]api
 // whose tunnel address is peer (the view lists every peer the address
 // names).
 func obsPeerDetail(ctx context.Context, d *dnode, peer netip.Addr) (api.PeerDetail, error) {
-	out, err := d.ctl(ctx, "show dmvpn peer "+peer.String()+" --json")
+	v, err := ctlJSON[[]api.PeerDetail](ctx, d, "show dmvpn peer "+peer.String())
 	if err != nil {
 		return api.PeerDetail{}, err
 	}
-	var v []api.PeerDetail
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		return api.PeerDetail{}, fmt.Errorf("%s: show dmvpn peer %s --json: %v\n%s", d.name, peer, err, out)
-	}
 	i := slices.IndexFunc(v, func(p api.PeerDetail) bool { return p.Tunnel == peer })
 	if len(v) != 1 || i != 0 {
-		return api.PeerDetail{}, fmt.Errorf("%s: show dmvpn peer %s --json lists %d peers, want that one:\n%s", d.name, peer, len(v), out)
+		return api.PeerDetail{}, fmt.Errorf("%s: show dmvpn peer %s --json lists %d peers, want that one: %+v", d.name, peer, len(v), v)
 	}
 	return v[0], nil
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/api"
 )
 
-// obsRun is issue 17's acceptance riding on TestDMVPNIPsecPhase3 (no
+// obsRun is issue 17's acceptance riding on TestDMVPNPhase3/psk (no
 // second lab): the hub's and s1's metrics endpoints, a dmvpnctl monitor
 // --json on s1 from before s1 could register, and s1's show dmvpn peer
 // view of s2.
@@ -262,11 +262,7 @@ func (o *obsRun) afterKill(ctx context.Context, t *testing.T, killed time.Time) 
 		}},
 	})
 	if err != nil {
-		var b strings.Builder
-		for _, e := range evs {
-			fmt.Fprintf(&b, "\n  %s %s %s nbma=%s peer=%s prefix=%s %s", e.Time.Format(time.RFC3339Nano), e.Level, e.Kind, e.NBMA, e.PeerTunnel, e.Prefix, e.Reason)
-		}
-		t.Errorf("s1's dmvpnctl monitor --json: %v; events:%s", err, b.String())
+		t.Errorf("s1's dmvpnctl monitor --json: %v; events:%s", err, obsEventList(evs))
 		return
 	}
 	var b strings.Builder

@@ -86,17 +86,7 @@ func TestDMVPNRedundancy(t *testing.T) {
 	}
 
 	// Steady state: LAN to LAN through the preferred hub.
-	relayed := func(h *dnode, count int) (int, error) {
-		before, err := tunnelRxPackets(ctx, h)
-		if err != nil {
-			return 0, err
-		}
-		if err := scLANPing(ctx, s1, s2.lan.Addr(), count); err != nil {
-			return 0, err
-		}
-		after, err := tunnelRxPackets(ctx, h)
-		return after - before, err
-	}
+	relayed := func(h *dnode, count int) (int, error) { return hubRelayed(ctx, h, s1, s2, count) }
 	got, err := relayed(hub1, 20)
 	if err != nil {
 		t.Fatalf("LAN to LAN with both hubs up: %v", err)
