@@ -103,10 +103,18 @@ func frrCheckDMVPNDPeer(ctx context.Context, t *testing.T, s, peer *frrSite) {
 	}
 }
 
-// startCaptured starts a capture of the underlay (the pcap named name,
-// with "-ipsec" appended for an IPsec lab), then every site.
-func (il *frrLab) startCaptured(ctx context.Context, t *testing.T, name string) *frrCapture {
+// begin starts a scenario of at most timeout: a capture of the underlay
+// (the pcap named name, with "-ipsec" appended for an IPsec lab), then
+// every site, and proves hub-spoke traffic both ways. The scenario's
+// time is logged when the test ends.
+func (il *frrLab) begin(t *testing.T, name string, timeout time.Duration) (context.Context, *frrCapture) {
 	t.Helper()
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(func() {
+		cancel()
+		t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
+	})
 	if il.ipsec {
 		name += "-ipsec"
 	}
@@ -115,7 +123,8 @@ func (il *frrLab) startCaptured(ctx context.Context, t *testing.T, name string) 
 		t.Fatal(err)
 	}
 	il.start(ctx)
-	return capt
+	frrPingHub(ctx, t, il)
+	return ctx, capt
 }
 
 // frrFinishCapture checks the scenario's capture decodes cleanly.
@@ -148,12 +157,8 @@ func TestFRRHubDMVPNDSpokes(t *testing.T) {
 
 func frrHubDMVPNDSpokes(t *testing.T, il *frrLab) {
 	ipsec := il.ipsec
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	capt := il.startCaptured(ctx, t, "frr-hub")
+	ctx, capt := il.begin(t, "frr-hub", 5*time.Minute)
 	hub, s1, s2 := il.sites[0], il.sites[1], il.sites[2]
-	frrPingHub(ctx, t, il)
 	frrShortcutBothWays(ctx, t, il, s1, s2)
 
 	out, err := hub.f.vtysh(ctx, "show ip nhrp cache")
@@ -198,7 +203,6 @@ func frrHubDMVPNDSpokes(t *testing.T, il *frrLab) {
 		})
 		frrFinishCapture(ctx, t, capt)
 	}
-	t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
 }
 
 // frrUnknownDestination makes dmvpnd spoke s resolve a tunnel address
@@ -261,12 +265,8 @@ func TestFRRSpokesDMVPNDHub(t *testing.T) {
 
 func frrSpokesDMVPNDHub(t *testing.T, il *frrLab) {
 	ipsec := il.ipsec
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	capt := il.startCaptured(ctx, t, "dmvpnd-hub-frr-spokes")
+	ctx, capt := il.begin(t, "dmvpnd-hub-frr-spokes", 10*time.Minute)
 	hub, s1, s2, s3 := il.sites[0], il.sites[1], il.sites[2], il.sites[3]
-	frrPingHub(ctx, t, il)
 	frrShortcutBothWays(ctx, t, il, s1, s2)
 
 	frrCheckSpokeRegistered(ctx, t, s1, hub)
@@ -285,7 +285,6 @@ func frrSpokesDMVPNDHub(t *testing.T, il *frrLab) {
 	} else {
 		frrFinishCapture(ctx, t, capt)
 	}
-	t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
 }
 
 // frrCheckESPOnly stops the capture and checks that no cleartext GRE
@@ -311,12 +310,8 @@ func frrCheckESPOnly(ctx context.Context, t *testing.T, capt *frrCapture) {
 // s3 (FRR).
 func TestFRRMixedSpokes(t *testing.T) {
 	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindDMVPND, frrKindFRR, frrKindDMVPND)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	capt := il.startCaptured(ctx, t, "mixed")
+	ctx, capt := il.begin(t, "mixed", 5*time.Minute)
 	s := il.sites
-	frrPingHub(ctx, t, il)
 	for _, pair := range []struct {
 		name          string
 		first, second *frrSite
@@ -336,5 +331,4 @@ func TestFRRMixedSpokes(t *testing.T) {
 		})
 	}
 	frrFinishCapture(ctx, t, capt)
-	t.Logf("timing: scenario %v", time.Since(t0).Round(time.Millisecond))
 }
