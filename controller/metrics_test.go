@@ -167,10 +167,7 @@ func label(m *dto.Metric, name string) string {
 // comes or goes (and once the count is older than peerCountMaxAge).
 func TestPeerCountFollowsEngine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := start(t, kerneltest.NewNetwork(), "hub", bigHubYAML(20), nil)
-		defer stopAll(t, hub)
-		time.Sleep(time.Second)
-		synctest.Wait()
+		hub := settledBigHub(t, 20)
 		up := func() int {
 			t.Helper()
 			var v view

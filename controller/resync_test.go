@@ -24,6 +24,17 @@ nhrp: {role: hub, network_id: 1, holding_time: 600s, limits: {cache_size: %d}}
 `, n+16)
 }
 
+// settledBigHub starts a bigHubYAML(n) hub in the test's synctest bubble,
+// stops it when the test ends, and returns once its start has settled.
+func settledBigHub(t *testing.T, n int) *node {
+	t.Helper()
+	hub := start(t, kerneltest.NewNetwork(), "hub", bigHubYAML(n), nil)
+	t.Cleanup(func() { stopAll(t, hub) })
+	time.Sleep(time.Second)
+	synctest.Wait()
+	return hub
+}
+
 func spokeAddrs(i int) (nbma, proto netip.Addr) {
 	return netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}), netip.AddrFrom4([4]byte{10, 0, 1 + byte(i>>8), byte(i)})
 }
@@ -70,10 +81,7 @@ func resync(t testing.TB, hub *node) {
 // dmvpnd's back, in one batch; with nothing changed it writes nothing.
 func TestResyncWritesOnlyDifferences(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := start(t, kerneltest.NewNetwork(), "hub", bigHubYAML(50), nil)
-		defer stopAll(t, hub)
-		time.Sleep(time.Second)
-		synctest.Wait()
+		hub := settledBigHub(t, 50)
 		registerSpokes(t, hub, 50)
 
 		ops, batches, walks := len(hub.kernel.Ops()), len(hub.kernel.NeighborBatches()), hub.kernel.Walks()
