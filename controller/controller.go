@@ -57,7 +57,6 @@ type Controller struct {
 	eng       *engine.Engine
 	conn      kernel.PacketConn
 	bgp       BGP
-	bgpCfg    routing.Config              // what bgp is built or was last reconfigured with
 	shortcuts map[netip.Prefix]netip.Addr // usable shortcuts: prefix -> via
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
@@ -107,6 +106,12 @@ type Controller struct {
 	qosTunnels atomic.Pointer[map[netip.Addr]netip.Addr]
 	// qos is the per-tunnel QoS last installed (qos.go).
 	qos qosState
+
+	// reloadMu serializes Reload; it guards bgpCfg, what bgp is built or
+	// was last reconfigured with (New sets it, Run reads it before the
+	// loop starts, Reload reads and writes it off the loop).
+	reloadMu sync.Mutex
+	bgpCfg   routing.Config
 
 	// bgpMu guards pendingBGP, written by the FIB from its goroutine.
 	bgpMu      sync.Mutex

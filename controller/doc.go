@@ -94,19 +94,27 @@
 //     and entries on our tunnel are ever touched;
 //   - kernel Replace operations are idempotent and identical routes are
 //     not rewritten, so re-learning what is already correct produces no
-//     change in the kernel: no delete, no re-add.
+//     change in the kernel: no delete, no re-add;
+//   - with IPsec, charon's SAs are adopted too (charon runs on while
+//     dmvpnd restarts): when the IPsec manager first connects, the dmvpn-
+//     connections of peers the new run does not want yet (the shortcuts'
+//     peers; the set holds at most the NHSs then) are kept with their SAs
+//     for adoptGrace (ipsec.Config.AdoptGrace). A shortcut re-resolved
+//     within it makes its peer wanted again: the manager takes the
+//     connection over with its SA as it is (no initiation, no rekey), so
+//     the ESP flow never stops. Connections still unwanted when the grace
+//     ends are terminated and unloaded.
 //
 // The lab test e2e TestRestartKeepsShortcut kills dmvpnd with SIGKILL on a
 // spoke whose shortcut carries a ping and checks that no packet is lost and
-// that `ip monitor` sees neither the route nor the entry change.
+// that `ip monitor` sees neither the route nor the entry change; its ipsec
+// subtest also checks that the ESP SAs (SPIs) are the same after the
+// restart.
 //
 // Limits: if dmvpnd stays down longer than the kernel's probe interval
 // (about 1 s) exactly when an in-use entry reaches PROBE, the kernel fails
 // the entry before the new run can answer; traffic resumes once the new
-// run has re-resolved the peer. IPsec state is not adopted yet: when the
-// IPsec manager connects to charon it unloads the dmvpn- connections that
-// are not in its desired set at that moment, which after a restart holds
-// at most the NHSs (possibly nothing yet: the set is pushed in the first
-// reconcile, after the manager started), so SAs to resolved peers are torn
-// down and negotiated again when their shortcuts are re-resolved.
+// run has re-resolved the peer. An SA that rekeys or is deleted by the
+// peer while dmvpnd is down is seen by the new run in charon's SA listing
+// at connect, not as an event.
 package controller

@@ -8,10 +8,13 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/controller/config"
+	"github.com/dmvpnd/dmvpnd/routing"
 )
 
 // Reload applies a new, validated configuration without touching what the
@@ -38,41 +41,139 @@ import (
 //     the spokes' settings (password, max_prefixes) change;
 //   - IPsec credentials and proposals are handed to the IPsec manager: new
 //     SAs use them, established ones keep theirs until they rekey.
+//
+// The speaker's Reconfigure makes blocking calls into GoBGP, so it never
+// runs on the loop: the change is checked on the loop (the diff, the
+// restart-only refusal, the speaker's configuration), the speaker is
+// reconfigured from Reload's goroutine while the loop keeps serving NHRP,
+// then the rest is applied on the loop. The speaker goes first: when it
+// refuses, nothing else is applied. When the loop's part fails after the
+// speaker took the change (the tunnel cannot be adjusted, the IPsec
+// manager refuses the credentials, the new engine does not start), the
+// speaker is handed its previous configuration again; either way the
+// running configuration stays. Concurrent Reloads are applied one after
+// the other.
 func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
-	var err error
-	runErr := c.run(ctx, func() { err = c.reload(ctx, next) })
-	if runErr != nil {
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	var (
+		p   reloadPlan
+		err error
+	)
+	if runErr := c.run(ctx, func() { p, err = c.planReload(next) }); runErr != nil {
 		return fmt.Errorf("controller: reload: %w", runErr)
+	}
+	if err != nil || len(p.changes) == 0 {
+		return err
+	}
+	if p.bgp != nil {
+		if err := p.bgp.Reconfigure(ctx, p.bgpNext); err != nil {
+			return fmt.Errorf("controller: reload: %w", err)
+		}
+	}
+	if err := c.applyOnLoop(ctx, p); err != nil {
+		c.restoreBGP(ctx, p)
+		return err
+	}
+	if p.bgp != nil {
+		c.bgpCfg = p.bgpNext
+	}
+	return nil
+}
+
+// reloadPlan is a checked reload: what changes, and the speaker's part.
+type reloadPlan struct {
+	cur, next *config.Config
+	changes   []config.Change
+	changed   map[string]bool
+	// bgp is the speaker to reconfigure with bgpNext; nil when the
+	// speaker's configuration does not change.
+	bgp     BGP
+	bgpNext routing.Config
+}
+
+// planReload checks next against the running configuration (on the
+// loop): restart-only changes are refused with their keys named.
+func (c *Controller) planReload(next *config.Config) (reloadPlan, error) {
+	p := reloadPlan{cur: c.config(), next: next, changed: map[string]bool{}}
+	p.changes = config.Diff(p.cur, next)
+	var restart []string
+	for _, ch := range p.changes {
+		if ch.Disposition == config.Restart {
+			restart = append(restart, ch.Key)
+		}
+		p.changed[ch.Key] = true
+	}
+	if len(restart) > 0 {
+		return reloadPlan{}, fmt.Errorf("controller: reload: %s: restart dmvpnd to apply", strings.Join(restart, ", "))
+	}
+	if len(p.changes) == 0 || c.bgp == nil {
+		return p, nil
+	}
+	is, err := speakerConfig(next)
+	if err != nil {
+		return reloadPlan{}, fmt.Errorf("controller: reload: %w", err)
+	}
+	if !reflect.DeepEqual(c.bgpCfg, is) {
+		p.bgp, p.bgpNext = c.bgp, is
+	}
+	return p, nil
+}
+
+// applyOnLoop runs applyReload on the loop. When ctx ends first, the
+// loop either never runs it (its error is ctx's) or has begun it, and
+// its outcome is waited for: the caller learns what was applied.
+func (c *Controller) applyOnLoop(ctx context.Context, p reloadPlan) error {
+	var (
+		claimed atomic.Bool
+		err     error
+	)
+	applied := make(chan struct{})
+	runErr := c.run(ctx, func() {
+		if claimed.CompareAndSwap(false, true) {
+			err = c.applyReload(p)
+			close(applied)
+		}
+	})
+	if runErr != nil {
+		if claimed.CompareAndSwap(false, true) {
+			return fmt.Errorf("controller: reload: %w", runErr)
+		}
+		<-applied
 	}
 	return err
 }
 
-func (c *Controller) reload(ctx context.Context, next *config.Config) error {
-	cur := c.config()
-	changes := config.Diff(cur, next)
-	var restart []string
-	changed := map[string]bool{}
-	for _, ch := range changes {
-		if ch.Disposition == config.Restart {
-			restart = append(restart, ch.Key)
-		}
-		changed[ch.Key] = true
+// restoreBGP hands the speaker its previous configuration after the loop
+// refused the rest of a reload it had taken. ctx may have ended (that can
+// be why the loop's part was not applied); the restore is bounded on its own.
+func (c *Controller) restoreBGP(ctx context.Context, p reloadPlan) {
+	if p.bgp == nil {
+		return
 	}
-	if len(restart) > 0 {
-		return fmt.Errorf("controller: reload: %s: restart dmvpnd to apply", strings.Join(restart, ", "))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bgpRestoreTimeout)
+	defer cancel()
+	if err := p.bgp.Reconfigure(ctx, c.bgpCfg); err != nil {
+		c.log.Error("reload failed: handing BGP its previous configuration back", zap.Error(err))
+		// What the speaker runs is unknown: the next reload hands it
+		// its configuration whatever it is.
+		c.bgpCfg = routing.Config{}
 	}
-	if len(changes) == 0 {
-		return nil
-	}
+}
+
+// bgpRestoreTimeout bounds handing the speaker back its configuration.
+const bgpRestoreTimeout = 10 * time.Second
+
+// applyReload applies a checked reload's loop-side changes (on the loop),
+// after the speaker took its part.
+func (c *Controller) applyReload(p reloadPlan) error {
+	cur, next, changed := p.cur, p.next, p.changed
 	if changed["tunnel.key"] || changed["tunnel.mtu"] || changed["tunnel.host_address"] {
 		ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(next))
 		if err != nil {
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 		c.ifindex = ifindex
-	}
-	if err := c.reconfigureBGP(ctx, next); err != nil {
-		return fmt.Errorf("controller: reload: %w", err)
 	}
 	if c.deps.IPsec != nil && next.IPsec.Enabled && anyPrefix(changed, "ipsec.") {
 		ic := ipsecConfig(next, c.nbma, c.log)
@@ -96,29 +197,9 @@ func (c *Controller) reload(ctx context.Context, next *config.Config) error {
 	if changed["nhrp.limits.cache_size"] {
 		c.sizeNeighborTable()
 	}
-	for _, ch := range changes {
+	for _, ch := range p.changes {
 		c.log.Info("configuration changed", zap.String("key", ch.Key), zap.String("change", ch.Values()))
 	}
-	return nil
-}
-
-// reconfigureBGP hands the speaker the configuration next derives when it
-// differs from what the speaker runs with (computed once: next's alone).
-func (c *Controller) reconfigureBGP(ctx context.Context, next *config.Config) error {
-	if c.bgp == nil {
-		return nil
-	}
-	is, err := speakerConfig(next)
-	if err != nil {
-		return err
-	}
-	if reflect.DeepEqual(c.bgpCfg, is) {
-		return nil
-	}
-	if err := c.bgp.Reconfigure(ctx, is); err != nil {
-		return err
-	}
-	c.bgpCfg = is
 	return nil
 }
 

@@ -124,6 +124,10 @@ func ipsecConfig(cfg *config.Config, nbma netip.Addr, log *zap.Logger) ipsec.Con
 		// spokes behind different NATs with one private NBMA both work
 		// (natalias.go steers GRE by them).
 		MarkNAT: true,
+		// After a restart, the SAs to the peers whose shortcuts the
+		// kernel kept (adopt.go) carry their traffic until the new run
+		// has re-resolved them and wants the peers again.
+		AdoptGrace: adoptGrace,
 	}
 	switch cfg.IPsec.Auth.Method {
 	case config.AuthX509:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +21,12 @@ import (
 )
 
 // TestRestartKeepsShortcut proves that a restarted dmvpnd adopts the
-// kernel state (issue 5, issue 8): with a Phase 3 shortcut from s1 to s2
-// carrying a ping every 100 ms from s1's LAN to s2's LAN, dmvpnd on s1 is
-// killed with SIGKILL and started again with the same config. Checked:
+// kernel state (issue 5, issue 8) and, with IPsec, charon's SAs (issue 16):
+// with a Phase 3 shortcut from s1 to s2 carrying a ping every 100 ms from
+// s1's LAN to s2's LAN, dmvpnd on s1 is killed with SIGKILL and started
+// again with the same config. Checked, in subtest plain and then, on the
+// same lab with a fresh tunnel and a charon per node (PSK), in subtest
+// ipsec:
 //   - the ping loses no packet (every sequence number up to the last one
 //     sent before the ping was stopped got its reply);
 //   - gre1 keeps its ifindex (not re-created);
@@ -31,15 +35,42 @@ import (
 //     and never shows s2's neighbor entry deleted, FAILED or pointing
 //     elsewhere than s2's NBMA address;
 //   - the restarted dmvpnd owns the shortcut again in its own view
-//     (dmvpnctl show nhrp shortcuts) and says it adopted the kernel state.
+//     (dmvpnctl show nhrp shortcuts) and says it adopted the kernel state;
+//   - ipsec: the ESP SAs between s1 and s2 (their SPIs in s1's kernel)
+//     are the ones from before the kill, and s2's charon holds one IKE_SA
+//     with s1: the SA was neither torn down nor negotiated again.
 //
-// A negative control shows that the loss check catches a 1 s outage.
+// plain also checks the flow under fast neighbor aging, and a negative
+// control shows that the loss check catches a 1 s outage.
 func TestRestartKeepsShortcut(t *testing.T) {
 	l, nodes := dmvpnLab(t, 2)
-	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
+	t.Run("plain", func(t *testing.T) {
+		restartKeepsShortcut(ctx, t, l, nodes, nil)
+		restartAgingAndControl(ctx, t, l, nodes[1], nodes[2])
+	})
+
+	// The IPsec run starts from nothing: the plain run's tunnel, routes
+	// and entries are not its to adopt.
+	for _, d := range nodes {
+		if d.proc != nil {
+			if err := d.proc.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.node.MustRun("ip link del gre1 2>/dev/null; true")
+	}
+	charons := ipdStartCharons(t, nodes...)
+	t.Run("ipsec", func(t *testing.T) { restartKeepsShortcut(ctx, t, l, nodes, charons) })
+}
+
+// restartKeepsShortcut is TestRestartKeepsShortcut on started or stopped
+// nodes (hub, s1, s2); charons are the nodes' charons when the run uses
+// IPsec, else nil.
+func restartKeepsShortcut(ctx context.Context, t *testing.T, l *lab.Lab, nodes []*dnode, charons map[*dnode]*lab.Charon) {
+	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
 	for _, d := range nodes {
 		d.start(t, l)
 	}
@@ -61,6 +92,13 @@ func TestRestartKeepsShortcut(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReplies(ctx, t, l, ping, 20)
+	var spisBefore []string
+	if charons != nil {
+		spisBefore = espSPIs(ctx, t, s1, s2)
+		if len(spisBefore) != 2 {
+			t.Fatalf("s1: ESP SAs with s2 before the restart: %v, want one per direction", spisBefore)
+		}
+	}
 
 	t0 := time.Now()
 	if err := s1.proc.Kill(ctx); err != nil {
@@ -96,6 +134,18 @@ func TestRestartKeepsShortcut(t *testing.T) {
 	if len(res.missing) > 0 || res.sent < 50 {
 		t.Errorf("ping across the restart lost packets: missing icmp_seq %v of %d sent (log %s)", res.missing, res.sent, ping.Log)
 	}
+	if charons != nil {
+		if after := espSPIs(ctx, t, s1, s2); !slices.Equal(after, spisBefore) {
+			t.Errorf("s1: ESP SAs with s2 %v before the restart, %v after: the SA was negotiated again", spisBefore, after)
+		}
+		ike, child, raw, err := ipdCharonSAs(ctx, charons[s2], s1.nbma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ike != 1 || child != 1 {
+			t.Errorf("s2's charon: %d IKE_SAs, %d CHILD_SAs with s1 after the restart, want 1 and 1:\n%s", ike, child, raw)
+		}
+	}
 
 	if after := strings.TrimSpace(s1.node.MustRun("cat /sys/class/net/gre1/ifindex")); after != ifindexBefore {
 		t.Errorf("gre1 ifindex %s before the restart, %s after: the tunnel was re-created", ifindexBefore, after)
@@ -122,7 +172,30 @@ func TestRestartKeepsShortcut(t *testing.T) {
 	if !strings.Contains(string(log), "adopted kernel state of a previous run") {
 		t.Errorf("restarted s1 did not log the adoption (log %s)", s1.proc.Log)
 	}
+}
 
+// espSPIs returns the SPIs of the ESP SAs between s1 and s2 in s1's
+// kernel, s1 to s2 first.
+func espSPIs(ctx context.Context, t *testing.T, s1, s2 *dnode) []string {
+	t.Helper()
+	var out []string
+	for _, dir := range [][2]netip.Addr{{s1.nbma, s2.nbma}, {s2.nbma, s1.nbma}} {
+		res, err := s1.node.Run(ctx, fmt.Sprintf("ip xfrm state list src %s dst %s proto esp", dir[0], dir[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range spiRE.FindAllStringSubmatch(string(res.Stdout), -1) {
+			out = append(out, fmt.Sprintf("%s>%s %s", dir[0], dir[1], m[1]))
+		}
+	}
+	return out
+}
+
+var spiRE = regexp.MustCompile(`proto esp spi (0x[0-9a-f]+)`)
+
+// restartAgingAndControl follows the plain restart: the flow under fast
+// neighbor aging, then the negative control of the loss check.
+func restartAgingAndControl(ctx context.Context, t *testing.T, l *lab.Lab, s1, s2 *dnode) {
 	// Steady state after the restart, with s1's neighbor entries aging
 	// every few seconds: each time the kernel asks about s2's entry (PROBE)
 	// dmvpnd writes it again before it fails, and the flow loses nothing.

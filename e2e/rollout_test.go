@@ -25,6 +25,9 @@ import (
 	"github.com/dmvpnd/dmvpnd/e2e/lab"
 )
 
+// rolloutMaxLost bounds the probes the rolling upgrade may lose.
+const rolloutMaxLost = 2
+
 // TestAnsibleRollout is issue 16's lab acceptance: deploy/ansible/rollout.yml
 // run with the command and the inventory of deploy/README.md's fleet
 // section against a hub and three spokes that start as bare hosts (no
@@ -54,8 +57,8 @@ import (
 // the DMVPN (spokes registered, a LAN-to-LAN ping forms a Phase 3
 // shortcut); a second run and a check-mode run change nothing; a
 // rolling upgrade to the second build under a 10/s spoke-to-spoke ping
-// (loss reported); a log level change for every spoke with a configuration
-// dmvpnd --check rejects on spoke2 stops the rollout at spoke2: neither
+// (at most rolloutMaxLost probes lost); a log level change for every
+// spoke with a configuration dmvpnd --check rejects on spoke2 stops the rollout at spoke2: neither
 // host of its batch (spoke1+spoke2) replaces its running file, and spoke3
 // is not touched. Each host's dmvpnd and charon logs are saved in
 // RUNDIR/nodes/NAME/ at the end.
@@ -293,6 +296,15 @@ func TestAnsibleRollout(t *testing.T) {
 		s1.name, s2.name, pr.sent, len(pr.replied), pr.missing)
 	if pr.sent == 0 || len(pr.replied) == 0 {
 		t.Errorf("the ping during the upgrade: %d sent, %d replied", pr.sent, len(pr.replied))
+	}
+	// Both ends of the shortcut restart; each new dmvpnd adopts the
+	// kernel state and charon's SAs (ipsec.Config.AdoptGrace), so the flow
+	// does not stop: 0 lost of 873 measured. The 2 allowed are headroom for
+	// a reply delayed past ping's -W 1 on a loaded host, not for an SA
+	// torn down and negotiated again (that lost 7-36).
+	if len(pr.missing) > rolloutMaxLost {
+		t.Errorf("the rolling upgrade lost %d probes %v, want at most %d: is a restarted spoke's SA torn down? (%s)",
+			len(pr.missing), pr.missing, rolloutMaxLost, ping.Log)
 	}
 	// The probe that finds a dmvpnd whose restart a failed batch lost
 	// (handlers of an aborted batch never run) sees every replaced binary.

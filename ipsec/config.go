@@ -106,6 +106,13 @@ type Config struct {
 	// reloads what is missing or different (default DefaultVerifyInterval;
 	// also done after every reconnection). See verify.go.
 	VerifyInterval time.Duration
+	// AdoptGrace is how long the dmvpn- connections that an earlier run
+	// left in charon, and that are not wanted when the Manager first
+	// connects, are kept with their SAs: one the desired set names before
+	// it ends is taken over as it is (its SAs keep carrying traffic), the
+	// others are terminated and unloaded then. Zero unloads them at once.
+	// Only the first connection of a Run adopts: a reconnection prunes.
+	AdoptGrace time.Duration
 	// CommandTimeout bounds every VICI command (default 10s).
 	CommandTimeout time.Duration
 

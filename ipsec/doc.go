@@ -21,7 +21,11 @@
 //     docs/strongswan.md, "Spokes behind NAT");
 //   - removed peers are terminated, then unloaded. Only connections whose
 //     name starts with "dmvpn-" are ever touched, so a restarted dmvpnd
-//     prunes what an earlier run left and nothing else.
+//     prunes what an earlier run left and nothing else. With
+//     Config.AdoptGrace the first connection of a Run adopts them instead:
+//     they keep their SAs until the desired set names them (the peer then
+//     goes on with the SA it has: no initiation, no rekey) or the grace
+//     ends unwanted (then they are terminated and unloaded).
 //
 // Stock strongSwan cannot initiate to an arbitrary address through a
 // template, hence one connection per peer.

@@ -58,8 +58,12 @@ type Manager struct {
 	// compare with charon's list-conns (verify.go).
 	loadedPrint map[string]string
 	// keyID is the id load-key returned for the X.509 private key.
-	keyID      string
-	killed     map[string]bool // IKE_SA unique ids we asked charon to terminate
+	keyID  string
+	killed map[string]bool // IKE_SA unique ids we asked charon to terminate
+	// adopted are the dmvpn- connections an earlier run left in charon
+	// and nobody wants yet, with the time they are unloaded unless the
+	// desired set names them first (Config.AdoptGrace).
+	adopted    map[string]time.Time
 	reconnects int
 	nextResync time.Time
 	nextVerify time.Time
@@ -121,6 +125,7 @@ func New(cfg Config) (*Manager, error) {
 		loaded:      map[string]string{},
 		loadedPrint: map[string]string{},
 		killed:      map[string]bool{},
+		adopted:     map[string]time.Time{},
 	}, nil
 }
 
@@ -371,18 +376,59 @@ func (m *Manager) loadConn(ctx context.Context, name string, msg *vici.Message) 
 }
 
 // pruneConns unloads connections dmvpnd loaded earlier (a previous run)
-// that are no longer wanted. Connections of others are left alone.
+// that are no longer wanted. Connections of others are left alone. On the
+// first connection of a Run, with Config.AdoptGrace, they are adopted
+// instead: kept with their SAs until the desired set names them or the
+// grace ends (settleAdopted).
 func (m *Manager) pruneConns(ctx context.Context) error {
 	resp, err := m.call(ctx, cmdGetConns, nil)
 	if err != nil {
 		return err
 	}
 	want := m.wantedConns()
+	now := m.clock.Now()
 	for _, c := range list(resp, "conns") {
-		if len(c) <= len(connPrefix) || c[:len(connPrefix)] != connPrefix || want[c] || c == responderConn {
+		if !ownConn(c) || want[c] || c == responderConn {
+			continue
+		}
+		if _, ok := m.adopted[c]; ok {
+			continue
+		}
+		if m.reconnects == 0 && m.cfg.AdoptGrace > 0 {
+			m.adopted[c] = now.Add(m.cfg.AdoptGrace)
+			m.log.Info("keeping a connection an earlier run left, with its SAs, until it is wanted again or the grace ends",
+				zap.String("conn", c), zap.Duration("grace", m.cfg.AdoptGrace))
 			continue
 		}
 		m.unload(ctx, c)
+	}
+	return nil
+}
+
+// settleAdopted ends the adoption of the connections the desired set now
+// names (they are the peers' own again, SAs included) and unloads those
+// whose grace ended unwanted.
+func (m *Manager) settleAdopted(ctx context.Context, desired map[string]Peer, now time.Time) error {
+	if len(m.adopted) == 0 {
+		return nil
+	}
+	wanted := map[string]bool{}
+	for _, p := range desired {
+		wanted[connName(p)] = true
+	}
+	for _, conn := range slices.Sorted(maps.Keys(m.adopted)) {
+		switch {
+		case wanted[conn]:
+			delete(m.adopted, conn)
+			m.log.Info("an adopted connection is wanted again: its SAs are kept", zap.String("conn", conn))
+		case !now.Before(m.adopted[conn]):
+			if err := m.unload(ctx, conn); err != nil {
+				return err
+			}
+			m.dropSAs(conn)
+			delete(m.adopted, conn)
+			m.log.Info("unloaded an adopted connection not wanted within the grace", zap.String("conn", conn))
+		}
 	}
 	return nil
 }
@@ -560,6 +606,9 @@ func (m *Manager) nextWake() time.Duration {
 			next = t
 		}
 	}
+	for _, end := range m.adopted {
+		consider(end)
+	}
 	for _, ps := range m.peers {
 		if ps.initiating {
 			consider(ps.lastAttempt.Add(m.cfg.ConnectTimeout))
@@ -594,6 +643,9 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	now := m.clock.Now()
 
 	if err := m.loadConn(ctx, responderConn, m.renderResponderConn()); err != nil {
+		return err
+	}
+	if err := m.settleAdopted(ctx, desired, now); err != nil {
 		return err
 	}
 	for _, name := range slices.Sorted(maps.Keys(m.peers)) {
