@@ -168,30 +168,21 @@ func (c *Controller) countPeers() map[string]int {
 		case st == api.PeerNHRP:
 			nhrp++
 		default:
-			counts[peerStateLabel(st)]++
+			counts[stateLabel(st)]++
 		}
 	}
 	for st, n := range map[api.PeerState]int{api.PeerUp: up, api.PeerIKE: ike, api.PeerNHRP: nhrp} {
 		if n > 0 {
-			counts[peerStateLabel(st)] += n
+			counts[stateLabel(st)] += n
 		}
 	}
 	*pc = peerCountCache{valid: true, eng: c.eng, entries: c.eng.CacheLen(), protGen: c.protGen, at: now, counts: counts}
 	return counts
 }
 
-// peerStateLabel is the state label of dmvpnd_peers.
-func peerStateLabel(st api.PeerState) string {
-	switch st {
-	case api.PeerUp:
-		return "up"
-	case api.PeerIKE:
-		return "ike"
-	case api.PeerNHRP:
-		return "nhrp"
-	}
-	return strings.ToLower(string(st))
-}
+// stateLabel is a state's label in dmvpnd_peers and dmvpnd_ipsec_sas:
+// the API's name in lower case.
+func stateLabel[S ~string](st S) string { return strings.ToLower(string(st)) }
 
 // publishLoop publishes the metrics every metricsInterval until ctx ends.
 // It runs on its own goroutine: the loop only answers a snapshot request
@@ -270,7 +261,7 @@ func (c *Controller) publishMetrics(ctx context.Context) (v view, sum []routing.
 	if c.deps.IPsec != nil {
 		sas := map[string]int{}
 		for _, p := range c.deps.IPsec.State().Peers {
-			sas[saStateLabel(p.Status)]++
+			sas[stateLabel(saState(p.Status))]++
 		}
 		m.SetSAs(sas)
 	}
@@ -299,17 +290,6 @@ func (c *Controller) publishMetrics(ctx context.Context) (v view, sum []routing.
 	}
 	m.Ready.Set(ready)
 	return v, sum, sumErr, true
-}
-
-// saStateLabel is the state label of dmvpnd_ipsec_sas.
-func saStateLabel(s ipsec.Status) string {
-	switch s {
-	case ipsec.StatusUp:
-		return "established"
-	case ipsec.StatusConnecting:
-		return "connecting"
-	}
-	return "down"
 }
 
 // ikeFailure classifies why a peer's SA is down for the reason label of

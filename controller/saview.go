@@ -37,20 +37,25 @@ func (c *Controller) ipsecState(ctx context.Context) ipsec.State {
 }
 
 // apiSA converts one wanted IPsec peer for the API.
+// saState is the API's name for an IPsec manager status (also the label
+// of dmvpnd_ipsec_sas, in lower case).
+func saState(s ipsec.Status) api.SAState {
+	switch s {
+	case ipsec.StatusUp:
+		return api.SAEstablished
+	case ipsec.StatusConnecting:
+		return api.SAConnecting
+	}
+	return api.SADown
+}
+
 func (c *Controller) apiSA(p ipsec.PeerState) api.SA {
 	sa := api.SA{Name: p.Name, PeerNBMA: p.RemoteNBMA, Local: c.nbma, Remote: p.Observed.Addr(),
 		Since: p.Since, Reason: p.Reason}
 	if p.ClaimedNBMA.IsValid() {
 		sa.PeerNBMA = p.ClaimedNBMA
 	}
-	switch p.Status {
-	case ipsec.StatusUp:
-		sa.State = api.SAEstablished
-	case ipsec.StatusConnecting:
-		sa.State = api.SAConnecting
-	default:
-		sa.State = api.SADown
-	}
+	sa.State = saState(p.Status)
 	if p.NATRemote {
 		sa.NATTPort = p.Observed.Port()
 	}
