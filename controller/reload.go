@@ -50,8 +50,10 @@ import (
 // refuses, nothing else is applied. When the loop's part fails after the
 // speaker took the change (the tunnel cannot be adjusted, the IPsec
 // manager refuses the credentials, the new engine does not start), the
-// speaker is handed its previous configuration again; either way the
-// running configuration stays. Concurrent Reloads are applied one after
+// speaker is handed its previous configuration again, and the loop's
+// steps already taken are put back in reverse (the tunnel, the IPsec
+// credentials, the hairpin trigger); either way the running configuration
+// stays. Concurrent Reloads are applied one after
 // the other.
 func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
 	c.reloadMu.Lock()
@@ -166,31 +168,62 @@ const bgpRestoreTimeout = 10 * time.Second
 
 // applyReload applies a checked reload's loop-side changes (on the loop),
 // after the speaker took its part.
-func (c *Controller) applyReload(p reloadPlan) error {
+func (c *Controller) applyReload(p reloadPlan) (err error) {
 	cur, next, changed := p.cur, p.next, p.changed
+	// undo holds what puts back a step already applied, run in reverse
+	// when a later step fails, so that a failed reload leaves the tunnel
+	// and the IPsec credentials as the running configuration has them.
+	var undo []func()
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
 	if changed["tunnel.key"] || changed["tunnel.mtu"] || changed["tunnel.host_address"] {
 		ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(next))
 		if err != nil {
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 		c.ifindex = ifindex
+		undo = append(undo, func() {
+			ifindex, err := c.deps.Dataplane.EnsureTunnel(tunnelConfig(cur))
+			if err != nil {
+				c.log.Error("reload failed: restoring the tunnel", zap.Error(err))
+				return
+			}
+			c.ifindex = ifindex
+		})
 	}
 	if c.deps.IPsec != nil && next.IPsec.Enabled && anyPrefix(changed, "ipsec.") {
 		ic := ipsecConfig(next, c.nbma, c.log)
 		if err := c.deps.IPsec.SetCredentials(ic.Auth, ic.IKEProposals, ic.ESPProposals); err != nil {
 			return fmt.Errorf("controller: reload: %w", err)
 		}
+		undo = append(undo, func() {
+			ic := ipsecConfig(cur, c.nbma, c.log)
+			if err := c.deps.IPsec.SetCredentials(ic.Auth, ic.IKEProposals, ic.ESPProposals); err != nil {
+				c.log.Error("reload failed: restoring the IPsec credentials", zap.Error(err))
+			}
+		})
 	}
 	c.cfgp.Store(next)
+	undo = append(undo, func() { c.cfgp.Store(cur) })
 	c.dirty.qos = true // qos.* and nhrp.group are live
 	if changed["nhrp.redirect"] {
 		if err := c.setRedirect(next.NHRP.Redirect); err != nil {
 			c.log.Error("nhrp.redirect: changing the hairpin trigger", zap.Error(err))
 		}
+		undo = append(undo, func() {
+			if err := c.setRedirect(cur.NHRP.Redirect); err != nil {
+				c.log.Error("reload failed: restoring the hairpin trigger", zap.Error(err))
+			}
+		})
 	}
 	if !reflect.DeepEqual(engineConfig(cur, c.nbma), engineConfig(next, c.nbma)) {
 		if err := c.restartEngine(cur); err != nil {
-			c.cfgp.Store(cur)
 			return fmt.Errorf("controller: reload: %w", err)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/routing"
 )
@@ -160,6 +162,70 @@ func TestReloadBGPFailureAppliesNothingElse(t *testing.T) {
 		}
 		if _, n := sp.lastConfig(); n != 3 {
 			t.Errorf("speaker reconfigured %d times; want 3 (new, restored, new)", n)
+		}
+	})
+}
+
+// credsRefused is the IPsec fake refusing SetCredentials while err is set.
+type credsRefused struct {
+	fakeIPsec
+	mu  sync.Mutex
+	err error
+}
+
+func (c *credsRefused) SetCredentials(auth ipsec.Auth, ike, esp []string) error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return c.fakeIPsec.SetCredentials(auth, ike, esp)
+}
+
+func (c *credsRefused) refuse(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+}
+
+// TestReloadUndoesTunnelWhenCredentialsRefused: a reload that changes the
+// tunnel and the IPsec proposals, refused by the IPsec side after the
+// tunnel was adjusted, leaves the tunnel as the running configuration has
+// it; the same reload applies once the IPsec side accepts.
+func TestReloadUndoesTunnelWhenCredentialsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		y := spokeYAML("198.51.100.2", "10.0.0.2/24", "198.51.100.1", "10.0.0.1") +
+			"ipsec: {enabled: true, auth: {method: psk, psk: one-secret}, proposals: {ike: [aes256-sha256-modp2048]}}\n"
+		sa := &credsRefused{fakeIPsec: fakeIPsec{ipsectest.NewFake(nil)}}
+		s1 := start(t, kerneltest.NewNetwork(), "s1", y, nil, func(d *Deps) { d.IPsec = sa })
+		defer stopAll(t, s1)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		ctx := context.Background()
+		next := strings.Replace(strings.Replace(y, "key: 42,", "key: 42, mtu: 1300,", 1),
+			"aes256-sha256-modp2048", "aes256gcm16-prfsha384-ecp384", 1)
+
+		sa.refuse(errInjected)
+		if err := s1.ctl.Reload(ctx, parseConfig(t, next)); !errors.Is(err, errInjected) {
+			t.Fatalf("Reload refused by the IPsec side = %v; want its error", err)
+		}
+		if s1.has("tunnel gre1", "mtu 1300") {
+			t.Errorf("a reload the IPsec side refused left the new MTU:\n%s", s1.kernel.Render())
+		}
+		if ups := sa.CredentialUpdates(); len(ups) != 0 {
+			t.Errorf("credential updates after a refused reload: %+v", ups)
+		}
+
+		sa.refuse(nil)
+		if err := s1.ctl.Reload(ctx, parseConfig(t, next)); err != nil {
+			t.Fatalf("Reload once the IPsec side accepts: %v", err)
+		}
+		if !s1.has("tunnel gre1", "mtu 1300") {
+			t.Errorf("the reload refused earlier did not apply now:\n%s", s1.kernel.Render())
+		}
+		if ups := sa.CredentialUpdates(); len(ups) != 1 || !slices.Equal(ups[0].IKE, []string{"aes256gcm16-prfsha384-ecp384"}) {
+			t.Errorf("credential updates %+v; want one with the new IKE proposal", ups)
 		}
 	})
 }
