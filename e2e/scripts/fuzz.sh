@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs every native Go fuzz target in the module for $1 (e.g. 5s or 60s) each.
+# Runs every native Go fuzz target in the module for $1 each: a duration
+# (60s) or a number of executions (50000x; see SHORTFUZZ in the Makefile).
 # Targets are found by name (func FuzzX(f *testing.F)) in *_test.go files.
 set -eu
 t=${1:-5s}
