@@ -250,6 +250,49 @@ func eachNLMsg(b []byte, fn func(h nlHeader, data []byte)) error {
 
 func nlmAlign(n int) int { return (n + 3) &^ 3 }
 
+// appendNLHeader appends a struct nlmsghdr of size bytes (the whole
+// message; 0 when the caller sets it once the message is built) with our
+// pid left to the kernel.
+func appendNLHeader(b []byte, size uint32, typ, flags uint16, seq uint32) []byte {
+	ne := binary.NativeEndian
+	b = ne.AppendUint32(b, size)
+	b = ne.AppendUint16(b, typ)
+	b = ne.AppendUint16(b, flags)
+	b = ne.AppendUint32(b, seq)
+	return ne.AppendUint32(b, 0) // pid: the kernel fills in ours
+}
+
+// appendNLAttr appends one netlink attribute, padded to 4 bytes.
+func appendNLAttr(b []byte, typ uint16, v []byte) []byte {
+	b = binary.NativeEndian.AppendUint16(b, uint16(rtaHdrLen+len(v)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, v...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// nlaTypeMask is an attribute's type without NLA_F_NESTED and
+// NLA_F_NET_BYTEORDER.
+const nlaTypeMask = 0x3fff
+
+// eachNLAttr calls fn for each netlink attribute in b with its type
+// (flags masked off) and value; it reports false for a malformed
+// attribute list and allocates nothing.
+func eachNLAttr(b []byte, fn func(typ uint16, v []byte)) bool {
+	ne := binary.NativeEndian
+	for len(b) >= rtaHdrLen {
+		l := int(ne.Uint16(b[0:2]))
+		if l < rtaHdrLen || l > len(b) {
+			return false
+		}
+		fn(ne.Uint16(b[2:4])&nlaTypeMask, b[rtaHdrLen:l])
+		b = b[min(nlmAlign(l), len(b)):]
+	}
+	return true
+}
+
 // NeighborWalker visits a tunnel's neighbor entries without building a
 // list: a resync that finds nothing to change allocates nothing.
 type NeighborWalker interface {
@@ -284,15 +327,9 @@ func (k *Kernel) WalkNeighbors(fn func(Neighbor)) error {
 func (b *nlBatcher) dump(ifindex int, fn func(Neighbor)) error {
 	b.seq++
 	seq := b.seq
-	ne := binary.NativeEndian
-	b.out = b.out[:0]
-	b.out = ne.AppendUint32(b.out, nlmsgHdrLen+ndmsgLen)
-	b.out = ne.AppendUint16(b.out, unix.RTM_GETNEIGH)
-	b.out = ne.AppendUint16(b.out, unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	b.out = ne.AppendUint32(b.out, seq)
-	b.out = ne.AppendUint32(b.out, 0)
+	b.out = appendNLHeader(b.out[:0], nlmsgHdrLen+ndmsgLen, unix.RTM_GETNEIGH, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
 	b.out = append(b.out, unix.AF_INET, 0, 0, 0)
-	b.out = ne.AppendUint32(b.out, uint32(int32(ifindex)))
+	b.out = binary.NativeEndian.AppendUint32(b.out, uint32(int32(ifindex)))
 	b.out = append(b.out, 0, 0, 0, 0)
 	if err := b.conn.send(b.out); err != nil {
 		return fmt.Errorf("send dump request: %w", err)
@@ -341,23 +378,19 @@ func parseNeighMsg(data []byte, ifindex int) (Neighbor, bool) {
 		return Neighbor{}, false
 	}
 	nb := Neighbor{State: NeighState(ne.Uint16(data[8:10]))}
-	for a := data[ndmsgLen:]; len(a) >= rtaHdrLen; {
-		l := int(ne.Uint16(a[0:2]))
-		if l < rtaHdrLen || l > len(a) {
-			return Neighbor{}, false
+	ok := eachNLAttr(data[ndmsgLen:], func(typ uint16, v []byte) {
+		if len(v) != 4 {
+			return
 		}
-		v := a[rtaHdrLen:l]
-		switch ne.Uint16(a[2:4]) {
+		switch typ {
 		case unix.NDA_DST:
-			if len(v) == 4 {
-				nb.Addr = netip.AddrFrom4([4]byte(v))
-			}
+			nb.Addr = netip.AddrFrom4([4]byte(v))
 		case unix.NDA_LLADDR:
-			if len(v) == 4 {
-				nb.NBMA = netip.AddrFrom4([4]byte(v))
-			}
+			nb.NBMA = netip.AddrFrom4([4]byte(v))
 		}
-		a = a[min(nlmAlign(l), len(a)):]
+	})
+	if !ok {
+		return Neighbor{}, false
 	}
 	return nb, nb.Addr.IsValid()
 }
@@ -395,28 +428,19 @@ func appendNeighMsg(b []byte, it neighItem, seq uint32) ([]byte, error) {
 		size += rtaHdrLen + 4
 	}
 	ne := binary.NativeEndian
-	b = ne.AppendUint32(b, uint32(size))
-	b = ne.AppendUint16(b, typ)
-	b = ne.AppendUint16(b, flags)
-	b = ne.AppendUint32(b, seq)
-	b = ne.AppendUint32(b, 0) // pid: the kernel fills in ours
+	b = appendNLHeader(b, uint32(size), typ, flags, seq)
 	// struct ndmsg: family, 3 pad bytes, ifindex, state, flags, type.
 	b = append(b, unix.AF_INET, 0, 0, 0)
 	b = ne.AppendUint32(b, uint32(int32(it.ifindex)))
 	b = ne.AppendUint16(b, state)
 	b = append(b, 0, 0)
 	dst := o.Addr.As4()
-	b = appendRTA4(b, unix.NDA_DST, dst)
+	b = appendNLAttr(b, unix.NDA_DST, dst[:])
 	if !o.Delete {
-		b = appendRTA4(b, unix.NDA_LLADDR, o.NBMA.As4())
+		nbma := o.NBMA.As4()
+		b = appendNLAttr(b, unix.NDA_LLADDR, nbma[:])
 	}
 	return b, nil
-}
-
-func appendRTA4(b []byte, typ uint16, v [4]byte) []byte {
-	b = binary.NativeEndian.AppendUint16(b, rtaHdrLen+4)
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	return append(b, v[:]...)
 }
 
 // batchSocket is a NETLINK_ROUTE socket for batches: acks without the

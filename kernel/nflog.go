@@ -50,7 +50,6 @@ const (
 	nfulnlCfgBind   = 1
 	nfulnlCopyPkt   = 2
 
-	nlaTypeMask = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 	nfgenmsgLen = 4
 	// nflogBufLen holds the largest message one logged packet makes
 	// (copy ranges are 16-bit).
@@ -158,12 +157,7 @@ func openNFLOG(netns int) (*os.File, syscall.RawConn, error) {
 func nflogBind(rc syscall.RawConn, cfg nflogConfig) error {
 	ne, be := binary.NativeEndian, binary.BigEndian
 	const seq = 1
-	var b []byte
-	b = ne.AppendUint32(b, 0) // length, set below
-	b = ne.AppendUint16(b, unix.NFNL_SUBSYS_ULOG<<8|nfulnlMsgConfig)
-	b = ne.AppendUint16(b, unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	b = ne.AppendUint32(b, seq)
-	b = ne.AppendUint32(b, 0)
+	b := appendNLHeader(nil, 0, unix.NFNL_SUBSYS_ULOG<<8|nfulnlMsgConfig, unix.NLM_F_REQUEST|unix.NLM_F_ACK, seq) // length set below
 	b = append(b, unix.AF_UNSPEC, unix.NFNETLINK_V0)
 	b = be.AppendUint16(b, cfg.group)
 	b = appendNLAttr(b, nfulaCfgCmd, []byte{nfulnlCfgBind})
@@ -202,17 +196,6 @@ func nflogBind(rc syscall.RawConn, cfg nflogConfig) error {
 	return errors.New("no acknowledgement")
 }
 
-// appendNLAttr appends one netlink attribute, padded to 4 bytes.
-func appendNLAttr(b []byte, typ uint16, v []byte) []byte {
-	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(v)))
-	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = append(b, v...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
 // nflogRecv reads one datagram, waiting in the poller while none is
 // queued. A datagram larger than buf is an error (MSG_TRUNC).
 func nflogRecv(rc syscall.RawConn, buf []byte) (int, error) {
@@ -243,15 +226,9 @@ func parseNFLOGPacket(data []byte) (nflogPacket, bool) {
 	if len(data) < nfgenmsgLen {
 		return p, false
 	}
-	ne, be := binary.NativeEndian, binary.BigEndian
-	b := data[nfgenmsgLen:]
-	for len(b) >= 4 {
-		l := int(ne.Uint16(b[0:2]))
-		if l < 4 || l > len(b) {
-			return p, false
-		}
-		v := b[4:l]
-		switch ne.Uint16(b[2:4]) & nlaTypeMask {
+	be := binary.BigEndian
+	ok := eachNLAttr(data[nfgenmsgLen:], func(typ uint16, v []byte) {
+		switch typ {
 		case nfulaIfindexIn:
 			if len(v) >= 4 {
 				p.inDev = be.Uint32(v)
@@ -263,7 +240,9 @@ func parseNFLOGPacket(data []byte) (nflogPacket, bool) {
 				p.stamp = time.Unix(int64(be.Uint64(v[0:8])), int64(be.Uint64(v[8:16]))*1000)
 			}
 		}
-		b = b[min(nlmAlign(l), len(b)):]
+	})
+	if !ok {
+		return nflogPacket{}, false
 	}
 	return p, true
 }
