@@ -412,10 +412,7 @@ func (m *Manager) settleAdopted(ctx context.Context, desired map[string]Peer, no
 	if len(m.adopted) == 0 {
 		return nil
 	}
-	wanted := map[string]bool{}
-	for _, p := range desired {
-		wanted[connName(p)] = true
-	}
+	wanted := connNames(desired)
 	for _, conn := range slices.Sorted(maps.Keys(m.adopted)) {
 		switch {
 		case wanted[conn]:
@@ -436,8 +433,13 @@ func (m *Manager) settleAdopted(ctx context.Context, desired map[string]Peer, no
 func (m *Manager) wantedConns() map[string]bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := map[string]bool{}
-	for _, p := range m.desired {
+	return connNames(m.desired)
+}
+
+// connNames is the set of the connections that protect peers.
+func connNames(peers map[string]Peer) map[string]bool {
+	out := make(map[string]bool, len(peers))
+	for _, p := range peers {
 		out[connName(p)] = true
 	}
 	return out
