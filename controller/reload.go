@@ -53,8 +53,7 @@ import (
 // speaker is handed its previous configuration again, and the loop's
 // steps already taken are put back in reverse (the tunnel, the IPsec
 // credentials, the hairpin trigger); either way the running configuration
-// stays. Concurrent Reloads are applied one after
-// the other.
+// stays. Concurrent Reloads are applied one after the other.
 func (c *Controller) Reload(ctx context.Context, next *config.Config) error {
 	c.reloadMu.Lock()
 	defer c.reloadMu.Unlock()
