@@ -111,7 +111,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	return &Manager{
 		cfg:         cfg,
-		log:         cfg.Logger.Named("ipsec"),
+		log:         cfg.Logger,
 		clock:       cfg.Clock,
 		creds:       creds,
 		method:      cfg.Auth.Method,

@@ -84,7 +84,6 @@ func NewSpeaker(cfg Config, opts ...Option) (*Speaker, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	s.log = s.log.Named("routing")
 	s.events = make(chan NeighborEvent, eventBuffer)
 	s.peers = newPeerGuard(s.cfg, s.log)
 	if s.cfg.Role == RoleHub {
