@@ -127,13 +127,8 @@ const (
 // Known reports whether this package decodes extensions of type e into
 // typed fields.
 func (e ExtensionType) Known() bool {
-	switch e {
-	case ExtensionEnd, ExtensionResponderAddress, ExtensionForwardTransit,
-		ExtensionReverseTransit, ExtensionAuthentication, ExtensionVendorPrivate,
-		ExtensionNATAddress:
-		return true
-	}
-	return false
+	_, ok := extensionNames[e]
+	return ok
 }
 
 // CarriesCIEs reports whether extensions of type e hold a list of CIEs.
@@ -145,25 +140,17 @@ func (e ExtensionType) CarriesCIEs() bool {
 	return false
 }
 
-func (e ExtensionType) String() string {
-	switch e {
-	case ExtensionEnd:
-		return "end"
-	case ExtensionResponderAddress:
-		return "responder-address"
-	case ExtensionForwardTransit:
-		return "forward-transit-nhs"
-	case ExtensionReverseTransit:
-		return "reverse-transit-nhs"
-	case ExtensionAuthentication:
-		return "authentication"
-	case ExtensionVendorPrivate:
-		return "vendor-private"
-	case ExtensionNATAddress:
-		return "nat-address"
-	}
-	return "extension-" + strconv.Itoa(int(e))
+var extensionNames = map[ExtensionType]string{
+	ExtensionEnd:              "end",
+	ExtensionResponderAddress: "responder-address",
+	ExtensionForwardTransit:   "forward-transit-nhs",
+	ExtensionReverseTransit:   "reverse-transit-nhs",
+	ExtensionAuthentication:   "authentication",
+	ExtensionVendorPrivate:    "vendor-private",
+	ExtensionNATAddress:       "nat-address",
 }
+
+func (e ExtensionType) String() string { return enumName(extensionNames, e, "extension-") }
 
 // AuthCleartext is the authentication type Cisco and FRR use: the
 // password follows in clear.
@@ -182,23 +169,16 @@ const (
 	CIEUniqueAlreadyRegistered CIECode = 14
 )
 
-func (c CIECode) String() string {
-	switch c {
-	case CIESuccess:
-		return "success"
-	case CIEAdminProhibited:
-		return "administratively-prohibited"
-	case CIEInsufficientResources:
-		return "insufficient-resources"
-	case CIENoBinding:
-		return "no-binding"
-	case CIEBindingNotUnique:
-		return "binding-not-unique"
-	case CIEUniqueAlreadyRegistered:
-		return "unique-address-already-registered"
-	}
-	return "code-" + strconv.Itoa(int(c))
+var cieCodeNames = map[CIECode]string{
+	CIESuccess:                 "success",
+	CIEAdminProhibited:         "administratively-prohibited",
+	CIEInsufficientResources:   "insufficient-resources",
+	CIENoBinding:               "no-binding",
+	CIEBindingNotUnique:        "binding-not-unique",
+	CIEUniqueAlreadyRegistered: "unique-address-already-registered",
 }
+
+func (c CIECode) String() string { return enumName(cieCodeNames, c, "code-") }
 
 // ErrorCode is an Error Indication code (§5.2.7; 16 and 17 from RFC 2735).
 type ErrorCode uint16
@@ -218,36 +198,33 @@ const (
 	ErrorVPNUnsupported         ErrorCode = 17
 )
 
-func (e ErrorCode) String() string {
-	switch e {
-	case ErrorUnrecognizedExtension:
-		return "unrecognized-extension"
-	case ErrorLoopDetected:
-		return "loop-detected"
-	case ErrorProtoAddrUnreachable:
-		return "protocol-address-unreachable"
-	case ErrorProtocolError:
-		return "protocol-error"
-	case ErrorSDUSizeExceeded:
-		return "sdu-size-exceeded"
-	case ErrorInvalidExtension:
-		return "invalid-extension"
-	case ErrorInvalidResolutionReply:
-		return "invalid-resolution-reply"
-	case ErrorAuthenticationFailure:
-		return "authentication-failure"
-	case ErrorHopCountExceeded:
-		return "hop-count-exceeded"
-	case ErrorVPNMismatch:
-		return "vpn-mismatch"
-	case ErrorVPNUnsupported:
-		return "vpn-unsupported"
-	}
-	return "error-" + strconv.Itoa(int(e))
+var errorCodeNames = map[ErrorCode]string{
+	ErrorUnrecognizedExtension:  "unrecognized-extension",
+	ErrorLoopDetected:           "loop-detected",
+	ErrorProtoAddrUnreachable:   "protocol-address-unreachable",
+	ErrorProtocolError:          "protocol-error",
+	ErrorSDUSizeExceeded:        "sdu-size-exceeded",
+	ErrorInvalidExtension:       "invalid-extension",
+	ErrorInvalidResolutionReply: "invalid-resolution-reply",
+	ErrorAuthenticationFailure:  "authentication-failure",
+	ErrorHopCountExceeded:       "hop-count-exceeded",
+	ErrorVPNMismatch:            "vpn-mismatch",
+	ErrorVPNUnsupported:         "vpn-unsupported",
 }
+
+func (e ErrorCode) String() string { return enumName(errorCodeNames, e, "error-") }
 
 // TrafficCode is the Traffic Indication code.
 type TrafficCode uint16
 
 // TrafficRedirect is the only Traffic Indication code in use.
 const TrafficRedirect TrafficCode = 0
+
+// enumName returns v's name in names, or prefix and v's number for a value
+// without one: the lookup behind this package's String methods.
+func enumName[T ~uint8 | ~uint16](names map[T]string, v T, prefix string) string {
+	if n, ok := names[v]; ok {
+		return n
+	}
+	return prefix + strconv.Itoa(int(v))
+}
