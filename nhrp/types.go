@@ -1,7 +1,5 @@
 package nhrp
 
-import "strconv"
-
 // Type is the NHRP packet type (ar$op.type).
 type Type uint8
 
@@ -29,30 +27,12 @@ const (
 	TypeTrafficIndication Type = 8
 )
 
-var typeNames = [...]string{
-	TypeResolutionRequest:   "resolution-request",
-	TypeResolutionReply:     "resolution-reply",
-	TypeRegistrationRequest: "registration-request",
-	TypeRegistrationReply:   "registration-reply",
-	TypePurgeRequest:        "purge-request",
-	TypePurgeReply:          "purge-reply",
-	TypeErrorIndication:     "error-indication",
-	TypeTrafficIndication:   "traffic-indication",
-}
-
 // Valid reports whether t is one of the eight known packet types.
 func (t Type) Valid() bool { return t >= TypeResolutionRequest && t <= TypeTrafficIndication }
 
 // HasCIEs reports whether packets of type t carry CIEs after the
 // mandatory part (types 1-6); types 7 and 8 carry a payload instead.
 func (t Type) HasCIEs() bool { return t >= TypeResolutionRequest && t <= TypePurgeReply }
-
-func (t Type) String() string {
-	if t.Valid() {
-		return typeNames[t]
-	}
-	return "type-" + strconv.Itoa(int(t))
-}
 
 // AddressFamily is ar$afn, the NBMA address family number.
 type AddressFamily uint16
@@ -140,18 +120,6 @@ func (e ExtensionType) CarriesCIEs() bool {
 	return false
 }
 
-var extensionNames = map[ExtensionType]string{
-	ExtensionEnd:              "end",
-	ExtensionResponderAddress: "responder-address",
-	ExtensionForwardTransit:   "forward-transit-nhs",
-	ExtensionReverseTransit:   "reverse-transit-nhs",
-	ExtensionAuthentication:   "authentication",
-	ExtensionVendorPrivate:    "vendor-private",
-	ExtensionNATAddress:       "nat-address",
-}
-
-func (e ExtensionType) String() string { return enumName(extensionNames, e, "extension-") }
-
 // AuthCleartext is the authentication type Cisco and FRR use: the
 // password follows in clear.
 const AuthCleartext uint32 = 1
@@ -168,17 +136,6 @@ const (
 	CIEBindingNotUnique        CIECode = 13
 	CIEUniqueAlreadyRegistered CIECode = 14
 )
-
-var cieCodeNames = map[CIECode]string{
-	CIESuccess:                 "success",
-	CIEAdminProhibited:         "administratively-prohibited",
-	CIEInsufficientResources:   "insufficient-resources",
-	CIENoBinding:               "no-binding",
-	CIEBindingNotUnique:        "binding-not-unique",
-	CIEUniqueAlreadyRegistered: "unique-address-already-registered",
-}
-
-func (c CIECode) String() string { return enumName(cieCodeNames, c, "code-") }
 
 // ErrorCode is an Error Indication code (§5.2.7; 16 and 17 from RFC 2735).
 type ErrorCode uint16
@@ -198,33 +155,8 @@ const (
 	ErrorVPNUnsupported         ErrorCode = 17
 )
 
-var errorCodeNames = map[ErrorCode]string{
-	ErrorUnrecognizedExtension:  "unrecognized-extension",
-	ErrorLoopDetected:           "loop-detected",
-	ErrorProtoAddrUnreachable:   "protocol-address-unreachable",
-	ErrorProtocolError:          "protocol-error",
-	ErrorSDUSizeExceeded:        "sdu-size-exceeded",
-	ErrorInvalidExtension:       "invalid-extension",
-	ErrorInvalidResolutionReply: "invalid-resolution-reply",
-	ErrorAuthenticationFailure:  "authentication-failure",
-	ErrorHopCountExceeded:       "hop-count-exceeded",
-	ErrorVPNMismatch:            "vpn-mismatch",
-	ErrorVPNUnsupported:         "vpn-unsupported",
-}
-
-func (e ErrorCode) String() string { return enumName(errorCodeNames, e, "error-") }
-
 // TrafficCode is the Traffic Indication code.
 type TrafficCode uint16
 
 // TrafficRedirect is the only Traffic Indication code in use.
 const TrafficRedirect TrafficCode = 0
-
-// enumName returns v's name in names, or prefix and v's number for a value
-// without one: the lookup behind this package's String methods.
-func enumName[T ~uint8 | ~uint16](names map[T]string, v T, prefix string) string {
-	if n, ok := names[v]; ok {
-		return n
-	}
-	return prefix + strconv.Itoa(int(v))
-}
