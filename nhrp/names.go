@@ -23,44 +23,44 @@ func (t Type) String() string {
 	return "type-" + strconv.Itoa(int(t))
 }
 
-var extensionNames = map[ExtensionType]string{
-	ExtensionEnd:              "end",
-	ExtensionResponderAddress: "responder-address",
-	ExtensionForwardTransit:   "forward-transit-nhs",
-	ExtensionReverseTransit:   "reverse-transit-nhs",
-	ExtensionAuthentication:   "authentication",
-	ExtensionVendorPrivate:    "vendor-private",
-	ExtensionNATAddress:       "nat-address",
-}
+var (
+	extensionNames = map[ExtensionType]string{
+		ExtensionEnd:              "end",
+		ExtensionResponderAddress: "responder-address",
+		ExtensionForwardTransit:   "forward-transit-nhs",
+		ExtensionReverseTransit:   "reverse-transit-nhs",
+		ExtensionAuthentication:   "authentication",
+		ExtensionVendorPrivate:    "vendor-private",
+		ExtensionNATAddress:       "nat-address",
+	}
+
+	cieCodeNames = map[CIECode]string{
+		CIESuccess:                 "success",
+		CIEAdminProhibited:         "administratively-prohibited",
+		CIEInsufficientResources:   "insufficient-resources",
+		CIENoBinding:               "no-binding",
+		CIEBindingNotUnique:        "binding-not-unique",
+		CIEUniqueAlreadyRegistered: "unique-address-already-registered",
+	}
+
+	errorCodeNames = map[ErrorCode]string{
+		ErrorUnrecognizedExtension:  "unrecognized-extension",
+		ErrorLoopDetected:           "loop-detected",
+		ErrorProtoAddrUnreachable:   "protocol-address-unreachable",
+		ErrorProtocolError:          "protocol-error",
+		ErrorSDUSizeExceeded:        "sdu-size-exceeded",
+		ErrorInvalidExtension:       "invalid-extension",
+		ErrorInvalidResolutionReply: "invalid-resolution-reply",
+		ErrorAuthenticationFailure:  "authentication-failure",
+		ErrorHopCountExceeded:       "hop-count-exceeded",
+		ErrorVPNMismatch:            "vpn-mismatch",
+		ErrorVPNUnsupported:         "vpn-unsupported",
+	}
+)
 
 func (e ExtensionType) String() string { return enumName(extensionNames, e, "extension-") }
-
-var cieCodeNames = map[CIECode]string{
-	CIESuccess:                 "success",
-	CIEAdminProhibited:         "administratively-prohibited",
-	CIEInsufficientResources:   "insufficient-resources",
-	CIENoBinding:               "no-binding",
-	CIEBindingNotUnique:        "binding-not-unique",
-	CIEUniqueAlreadyRegistered: "unique-address-already-registered",
-}
-
-func (c CIECode) String() string { return enumName(cieCodeNames, c, "code-") }
-
-var errorCodeNames = map[ErrorCode]string{
-	ErrorUnrecognizedExtension:  "unrecognized-extension",
-	ErrorLoopDetected:           "loop-detected",
-	ErrorProtoAddrUnreachable:   "protocol-address-unreachable",
-	ErrorProtocolError:          "protocol-error",
-	ErrorSDUSizeExceeded:        "sdu-size-exceeded",
-	ErrorInvalidExtension:       "invalid-extension",
-	ErrorInvalidResolutionReply: "invalid-resolution-reply",
-	ErrorAuthenticationFailure:  "authentication-failure",
-	ErrorHopCountExceeded:       "hop-count-exceeded",
-	ErrorVPNMismatch:            "vpn-mismatch",
-	ErrorVPNUnsupported:         "vpn-unsupported",
-}
-
-func (e ErrorCode) String() string { return enumName(errorCodeNames, e, "error-") }
+func (c CIECode) String() string       { return enumName(cieCodeNames, c, "code-") }
+func (e ErrorCode) String() string     { return enumName(errorCodeNames, e, "error-") }
 
 // enumName returns v's name in names, or prefix and v's number for a value
 // without one: the lookup behind this package's String methods.
