@@ -36,19 +36,22 @@ func (c *Controller) ipsecState(ctx context.Context) ipsec.State {
 	return c.deps.IPsec.State()
 }
 
-// apiSA converts one wanted IPsec peer for the API.
-// saState is the API's name for an IPsec manager status (also the label
-// of dmvpnd_ipsec_sas, in lower case).
-func saState(s ipsec.Status) api.SAState {
-	switch s {
-	case ipsec.StatusUp:
-		return api.SAEstablished
-	case ipsec.StatusConnecting:
-		return api.SAConnecting
-	}
-	return api.SADown
+// saStates are the API's names of the IPsec manager's statuses (also the
+// labels of dmvpnd_ipsec_sas, in lower case), indexed by status.
+var saStates = [...]api.SAState{
+	ipsec.StatusDown:       api.SADown,
+	ipsec.StatusConnecting: api.SAConnecting,
+	ipsec.StatusUp:         api.SAEstablished,
 }
 
+func saState(s ipsec.Status) api.SAState {
+	if s < 0 || int(s) >= len(saStates) {
+		return api.SADown
+	}
+	return saStates[s]
+}
+
+// apiSA converts one wanted IPsec peer for the API.
 func (c *Controller) apiSA(p ipsec.PeerState) api.SA {
 	sa := api.SA{Name: p.Name, PeerNBMA: p.RemoteNBMA, Local: c.nbma, Remote: p.Observed.Addr(),
 		Since: p.Since, Reason: p.Reason}

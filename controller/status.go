@@ -315,15 +315,18 @@ func apiBGPNeighbor(n routing.NeighborSummary, now time.Time) api.BGPNeighbor {
 	return bn
 }
 
+// bgpStateNames are the names dmvpnctl shows for routing's lower-case
+// states whose name is not just capitalised.
+var bgpStateNames = map[routing.NeighborState]string{
+	routing.StateOpenSent:    "OpenSent",
+	routing.StateOpenConfirm: "OpenConfirm",
+	"":                       "Unknown",
+}
+
 // bgpState maps routing's lower-case states to the names dmvpnctl shows.
 func bgpState(s routing.NeighborState) string {
-	switch s {
-	case routing.StateOpenSent:
-		return "OpenSent"
-	case routing.StateOpenConfirm:
-		return "OpenConfirm"
-	case "":
-		return "Unknown"
+	if n, ok := bgpStateNames[s]; ok {
+		return n
 	}
 	return strings.ToUpper(string(s[:1])) + string(s[1:])
 }

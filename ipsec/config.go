@@ -20,15 +20,9 @@ const (
 	AuthX509
 )
 
-func (a AuthMethod) String() string {
-	switch a {
-	case AuthPSK:
-		return "psk"
-	case AuthX509:
-		return "x509"
-	}
-	return fmt.Sprintf("AuthMethod(%d)", int(a))
-}
+var authMethodNames = [...]string{AuthPSK: "psk", AuthX509: "x509"}
+
+func (a AuthMethod) String() string { return enumName(authMethodNames[:], a, "AuthMethod") }
 
 // Auth is the IKE authentication configuration.
 type Auth struct {
@@ -205,16 +199,17 @@ const (
 // MarshalText implements encoding.TextMarshaler (for dmvpnctl JSON output).
 func (i Initiation) MarshalText() ([]byte, error) { return []byte(i.String()), nil }
 
-func (i Initiation) String() string {
-	switch i {
-	case Respond:
-		return "respond"
-	case Initiate:
-		return "initiate"
-	case InitiateTieBreak:
-		return "tie-break"
+var initiationNames = [...]string{Respond: "respond", Initiate: "initiate", InitiateTieBreak: "tie-break"}
+
+func (i Initiation) String() string { return enumName(initiationNames[:], i, "Initiation") }
+
+// enumName returns the name of v, which indexes names, or typ(v) for a
+// value without one.
+func enumName[T ~int](names []string, v T, typ string) string {
+	if v < 0 || int(v) >= len(names) {
+		return fmt.Sprintf("%s(%d)", typ, int(v))
 	}
-	return fmt.Sprintf("Initiation(%d)", int(i))
+	return names[v]
 }
 
 // Peer is one peer the controller wants protected.

@@ -17,6 +17,16 @@ type proposals struct {
 
 func newMsg() *vici.Message { return vici.NewMessage() }
 
+// flatMsg renders a message of string values only; kv alternates keys and
+// values, in the order charon receives them.
+func flatMsg(kv ...string) *vici.Message {
+	m := newMsg()
+	for i := 0; i+1 < len(kv); i += 2 {
+		set(m, kv[i], kv[i+1])
+	}
+	return m
+}
+
 // set ignores errors: only string, []string and *vici.Message are used.
 func set(m *vici.Message, k string, v any) *vici.Message {
 	_ = m.Set(k, v)
@@ -159,56 +169,33 @@ func (m *Manager) renderResponderConn() *vici.Message {
 
 func connName(p Peer) string { return connPrefix + "peer-" + p.name() }
 
-func renderUnload(name string) *vici.Message { return set(newMsg(), "name", name) }
+func renderUnload(name string) *vici.Message { return flatMsg("name", name) }
 
 func renderInitiate(conn string) *vici.Message {
-	m := newMsg()
-	set(m, "child", childName)
-	set(m, "ike", conn)
-	set(m, "timeout", nonblockingParam)
-	set(m, "init-limits", "no")
-	return m
+	return flatMsg("child", childName, "ike", conn, "timeout", nonblockingParam, "init-limits", "no")
 }
 
 func renderTerminateConn(conn string) *vici.Message {
-	m := newMsg()
-	set(m, "ike", conn)
-	set(m, "timeout", nonblockingParam)
-	set(m, "force", "yes")
-	return m
+	return flatMsg("ike", conn, "timeout", nonblockingParam, "force", "yes")
 }
 
 func renderTerminateID(id string) *vici.Message {
-	m := newMsg()
-	set(m, "ike-id", id)
-	set(m, "timeout", nonblockingParam)
-	return m
+	return flatMsg("ike-id", id, "timeout", nonblockingParam)
 }
 
 // renderLoadShared renders the group PSK; no owners means any identity.
 func (m *Manager) renderLoadShared() *vici.Message {
-	s := newMsg()
-	set(s, "id", pskID)
-	set(s, "type", "IKE")
-	set(s, "data", m.cfg.Auth.PSK.Reveal())
-	return s
+	return flatMsg("id", pskID, "type", "IKE", "data", m.cfg.Auth.PSK.Reveal())
 }
 
 func renderLoadCert(data []byte, ca bool) *vici.Message {
-	s := newMsg()
-	set(s, "type", "X509")
+	flag := "NONE"
 	if ca {
-		set(s, "flag", "CA")
-	} else {
-		set(s, "flag", "NONE")
+		flag = "CA"
 	}
-	set(s, "data", string(data))
-	return s
+	return flatMsg("type", "X509", "flag", flag, "data", string(data))
 }
 
 func (m *Manager) renderLoadKey() *vici.Message {
-	s := newMsg()
-	set(s, "type", m.creds.keyType)
-	set(s, "data", string(m.creds.key))
-	return s
+	return flatMsg("type", m.creds.keyType, "data", string(m.creds.key))
 }

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -65,30 +66,14 @@ type HairpinConfig struct {
 }
 
 func (c HairpinConfig) withDefaults() HairpinConfig {
-	if c.Table == "" {
-		c.Table = DefaultHairpinTable
-	}
-	if c.Group == 0 {
-		c.Group = DefaultHairpinGroup
-	}
-	if c.Snaplen == 0 {
-		c.Snaplen = DefaultHairpinSnaplen
-	}
-	if c.Rate == 0 {
-		c.Rate = DefaultHairpinRate
-	}
-	if c.Per == 0 {
-		c.Per = DefaultHairpinPer
-	}
-	if c.Burst == 0 {
-		c.Burst = DefaultHairpinBurst
-	}
-	if c.FlowTimeout == 0 {
-		c.FlowTimeout = DefaultHairpinFlowTimeout
-	}
-	if c.MaxFlows == 0 {
-		c.MaxFlows = DefaultHairpinFlows
-	}
+	c.Table = cmp.Or(c.Table, DefaultHairpinTable)
+	c.Group = cmp.Or(c.Group, DefaultHairpinGroup)
+	c.Snaplen = cmp.Or(c.Snaplen, DefaultHairpinSnaplen)
+	c.Rate = cmp.Or(c.Rate, DefaultHairpinRate)
+	c.Per = cmp.Or(c.Per, DefaultHairpinPer)
+	c.Burst = cmp.Or(c.Burst, DefaultHairpinBurst)
+	c.FlowTimeout = cmp.Or(c.FlowTimeout, DefaultHairpinFlowTimeout)
+	c.MaxFlows = cmp.Or(c.MaxFlows, DefaultHairpinFlows)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -47,10 +48,7 @@ type ListenMulticastConfig struct {
 
 // ListenMulticast opens the replication socket on the tunnel.
 func ListenMulticast(cfg ListenMulticastConfig) (*MulticastConn, error) {
-	if cfg.SndBuf == 0 {
-		cfg.SndBuf = DefaultMulticastSndBuf
-	}
-	c, rc, err := listenTunnel("multicast socket", cfg.NetNS, cfg.Ifindex, 0, sndBuf, cfg.SndBuf)
+	c, rc, err := listenTunnel("multicast socket", cfg.NetNS, cfg.Ifindex, 0, sndBuf, cmp.Or(cfg.SndBuf, DefaultMulticastSndBuf))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dmvpnd/dmvpnd/nhrp/bitnames"
 )
 
 // NeighState is a kernel NUD_* state bit set.
@@ -23,8 +25,8 @@ const (
 )
 
 var neighStateNames = []struct {
-	s    NeighState
-	name string
+	Mask NeighState
+	Name string
 }{
 	{NeighIncomplete, "INCOMPLETE"},
 	{NeighReachable, "REACHABLE"},
@@ -41,14 +43,7 @@ func (s NeighState) String() string {
 	if s == 0 {
 		return "NONE"
 	}
-	var parts []string
-	rest := s
-	for _, n := range neighStateNames {
-		if s&n.s != 0 {
-			parts = append(parts, n.name)
-			rest &^= n.s
-		}
-	}
+	parts, rest := bitnames.Names(s, neighStateNames)
 	if rest != 0 {
 		parts = append(parts, fmt.Sprintf("0x%x", uint16(rest)))
 	}

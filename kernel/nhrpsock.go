@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -60,10 +61,7 @@ type ListenNHRPConfig struct {
 
 // ListenNHRP opens the NHRP socket on the tunnel.
 func ListenNHRP(cfg ListenNHRPConfig) (*NHRPConn, error) {
-	if cfg.RcvBuf == 0 {
-		cfg.RcvBuf = DefaultNHRPRcvBuf
-	}
-	c, rc, err := listenTunnel("NHRP socket", cfg.NetNS, cfg.Ifindex, EtherTypeNHRP, rcvBuf, cfg.RcvBuf)
+	c, rc, err := listenTunnel("NHRP socket", cfg.NetNS, cfg.Ifindex, EtherTypeNHRP, rcvBuf, cmp.Or(cfg.RcvBuf, DefaultNHRPRcvBuf))
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,14 @@
 package nhrp
 
-import "fmt"
+import (
+	"fmt"
 
-type flagName struct {
-	bit  Flags
-	name string
+	"github.com/dmvpnd/dmvpnd/nhrp/bitnames"
+)
+
+type flagName = struct {
+	Mask Flags
+	Name string
 }
 
 var (
@@ -33,14 +37,7 @@ func (f Flags) Names(t Type) []string {
 	case TypePurgeRequest, TypePurgeReply:
 		table = purgeFlagNames
 	}
-	var names []string
-	rest := f
-	for _, fn := range table {
-		if f&fn.bit != 0 {
-			names = append(names, fn.name)
-			rest &^= fn.bit
-		}
-	}
+	names, rest := bitnames.Names(f, table)
 	for bit := Flags(0x8000); bit != 0; bit >>= 1 {
 		if rest&bit != 0 {
 			names = append(names, fmt.Sprintf("0x%04x", uint16(bit)))

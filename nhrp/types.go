@@ -1,7 +1,5 @@
 package nhrp
 
-import "strconv"
-
 // Type is the NHRP packet type (ar$op.type).
 type Type uint8
 
@@ -29,30 +27,12 @@ const (
 	TypeTrafficIndication Type = 8
 )
 
-var typeNames = [...]string{
-	TypeResolutionRequest:   "resolution-request",
-	TypeResolutionReply:     "resolution-reply",
-	TypeRegistrationRequest: "registration-request",
-	TypeRegistrationReply:   "registration-reply",
-	TypePurgeRequest:        "purge-request",
-	TypePurgeReply:          "purge-reply",
-	TypeErrorIndication:     "error-indication",
-	TypeTrafficIndication:   "traffic-indication",
-}
-
 // Valid reports whether t is one of the eight known packet types.
 func (t Type) Valid() bool { return t >= TypeResolutionRequest && t <= TypeTrafficIndication }
 
 // HasCIEs reports whether packets of type t carry CIEs after the
 // mandatory part (types 1-6); types 7 and 8 carry a payload instead.
 func (t Type) HasCIEs() bool { return t >= TypeResolutionRequest && t <= TypePurgeReply }
-
-func (t Type) String() string {
-	if t.Valid() {
-		return typeNames[t]
-	}
-	return "type-" + strconv.Itoa(int(t))
-}
 
 // AddressFamily is ar$afn, the NBMA address family number.
 type AddressFamily uint16
@@ -127,13 +107,8 @@ const (
 // Known reports whether this package decodes extensions of type e into
 // typed fields.
 func (e ExtensionType) Known() bool {
-	switch e {
-	case ExtensionEnd, ExtensionResponderAddress, ExtensionForwardTransit,
-		ExtensionReverseTransit, ExtensionAuthentication, ExtensionVendorPrivate,
-		ExtensionNATAddress:
-		return true
-	}
-	return false
+	_, ok := extensionNames[e]
+	return ok
 }
 
 // CarriesCIEs reports whether extensions of type e hold a list of CIEs.
@@ -143,26 +118,6 @@ func (e ExtensionType) CarriesCIEs() bool {
 		return true
 	}
 	return false
-}
-
-func (e ExtensionType) String() string {
-	switch e {
-	case ExtensionEnd:
-		return "end"
-	case ExtensionResponderAddress:
-		return "responder-address"
-	case ExtensionForwardTransit:
-		return "forward-transit-nhs"
-	case ExtensionReverseTransit:
-		return "reverse-transit-nhs"
-	case ExtensionAuthentication:
-		return "authentication"
-	case ExtensionVendorPrivate:
-		return "vendor-private"
-	case ExtensionNATAddress:
-		return "nat-address"
-	}
-	return "extension-" + strconv.Itoa(int(e))
 }
 
 // AuthCleartext is the authentication type Cisco and FRR use: the
@@ -182,24 +137,6 @@ const (
 	CIEUniqueAlreadyRegistered CIECode = 14
 )
 
-func (c CIECode) String() string {
-	switch c {
-	case CIESuccess:
-		return "success"
-	case CIEAdminProhibited:
-		return "administratively-prohibited"
-	case CIEInsufficientResources:
-		return "insufficient-resources"
-	case CIENoBinding:
-		return "no-binding"
-	case CIEBindingNotUnique:
-		return "binding-not-unique"
-	case CIEUniqueAlreadyRegistered:
-		return "unique-address-already-registered"
-	}
-	return "code-" + strconv.Itoa(int(c))
-}
-
 // ErrorCode is an Error Indication code (§5.2.7; 16 and 17 from RFC 2735).
 type ErrorCode uint16
 
@@ -217,34 +154,6 @@ const (
 	ErrorVPNMismatch            ErrorCode = 16
 	ErrorVPNUnsupported         ErrorCode = 17
 )
-
-func (e ErrorCode) String() string {
-	switch e {
-	case ErrorUnrecognizedExtension:
-		return "unrecognized-extension"
-	case ErrorLoopDetected:
-		return "loop-detected"
-	case ErrorProtoAddrUnreachable:
-		return "protocol-address-unreachable"
-	case ErrorProtocolError:
-		return "protocol-error"
-	case ErrorSDUSizeExceeded:
-		return "sdu-size-exceeded"
-	case ErrorInvalidExtension:
-		return "invalid-extension"
-	case ErrorInvalidResolutionReply:
-		return "invalid-resolution-reply"
-	case ErrorAuthenticationFailure:
-		return "authentication-failure"
-	case ErrorHopCountExceeded:
-		return "hop-count-exceeded"
-	case ErrorVPNMismatch:
-		return "vpn-mismatch"
-	case ErrorVPNUnsupported:
-		return "vpn-unsupported"
-	}
-	return "error-" + strconv.Itoa(int(e))
-}
 
 // TrafficCode is the Traffic Indication code.
 type TrafficCode uint16

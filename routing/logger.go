@@ -88,36 +88,33 @@ func (z *zapLogger) SetLevel(level gobgplog.LogLevel) { z.level.SetLevel(toZapLe
 
 func (z *zapLogger) GetLevel() gobgplog.LogLevel { return fromZapLevel(z.level.Level()) }
 
+// zapLevels maps GoBGP's levels to zap's, both ways: GoBGP's Trace logs
+// at zap's Debug, and zap's DPanic reads back as GoBGP's Panic.
+var zapLevels = [...]zapcore.Level{
+	gobgplog.PanicLevel: zapcore.PanicLevel,
+	gobgplog.FatalLevel: zapcore.FatalLevel,
+	gobgplog.ErrorLevel: zapcore.ErrorLevel,
+	gobgplog.WarnLevel:  zapcore.WarnLevel,
+	gobgplog.InfoLevel:  zapcore.InfoLevel,
+	gobgplog.DebugLevel: zapcore.DebugLevel,
+	gobgplog.TraceLevel: zapcore.DebugLevel,
+}
+
 func toZapLevel(l gobgplog.LogLevel) zapcore.Level {
-	switch l {
-	case gobgplog.PanicLevel:
-		return zapcore.PanicLevel
-	case gobgplog.FatalLevel:
-		return zapcore.FatalLevel
-	case gobgplog.ErrorLevel:
-		return zapcore.ErrorLevel
-	case gobgplog.WarnLevel:
-		return zapcore.WarnLevel
-	case gobgplog.InfoLevel:
-		return zapcore.InfoLevel
-	default: // Debug and Trace
-		return zapcore.DebugLevel
+	if int(l) < len(zapLevels) {
+		return zapLevels[l]
 	}
+	return zapcore.DebugLevel
 }
 
 func fromZapLevel(l zapcore.Level) gobgplog.LogLevel {
-	switch {
-	case l <= zapcore.DebugLevel:
+	if l <= zapcore.DebugLevel {
 		return gobgplog.DebugLevel
-	case l == zapcore.InfoLevel:
-		return gobgplog.InfoLevel
-	case l == zapcore.WarnLevel:
-		return gobgplog.WarnLevel
-	case l == zapcore.ErrorLevel:
-		return gobgplog.ErrorLevel
-	case l == zapcore.FatalLevel:
-		return gobgplog.FatalLevel
-	default:
-		return gobgplog.PanicLevel
 	}
+	for g, z := range zapLevels {
+		if z == l {
+			return gobgplog.LogLevel(g)
+		}
+	}
+	return gobgplog.PanicLevel
 }

@@ -12,17 +12,15 @@ import (
 	"github.com/dmvpnd/dmvpnd/controller/config"
 )
 
-// zapLevel maps a validated config level.
+// zapLevel maps a validated config level. The config spells levels as zap
+// does, as the API's log level request does (controller/api), so zap's
+// own parser reads all of them.
 func zapLevel(l config.LogLevel) zapcore.Level {
-	switch l {
-	case config.LogDebug:
-		return zap.DebugLevel
-	case config.LogWarn:
-		return zap.WarnLevel
-	case config.LogError:
-		return zap.ErrorLevel
+	lvl, err := zapcore.ParseLevel(string(l))
+	if err != nil {
+		return zapcore.InfoLevel // the config's default
 	}
-	return zap.InfoLevel
+	return lvl
 }
 
 // underJournal reports whether stderr is connected to journald: systemd

@@ -38,3 +38,12 @@ func TestJournalPriorities(t *testing.T) {
 		t.Errorf("prefix outside journald: %q", b.String())
 	}
 }
+
+// Every level the config accepts names the zap level of the same name.
+func TestZapLevelNames(t *testing.T) {
+	for _, l := range []config.LogLevel{config.LogDebug, config.LogInfo, config.LogWarn, config.LogError} {
+		if got := zapLevel(l).String(); got != string(l) {
+			t.Errorf("zapLevel(%q) = %s", l, got)
+		}
+	}
+}

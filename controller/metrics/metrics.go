@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 const ns = "dmvpnd"
@@ -115,72 +116,54 @@ type Metrics struct {
 // New returns Metrics registered on a fresh registry with the Go and process
 // collectors.
 func New(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	auto := promauto.With(reg)
+	top, nhrp, ipsec, bgp, qos, loop := family{auto, ""}, family{auto, "nhrp"}, family{auto, "ipsec"},
+		family{auto, "bgp"}, family{auto, "qos"}, family{auto, "controller"}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
+		reg: reg,
 		qos: newQoSCollector(),
-		Registrations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "registrations_total",
-			Help: "NHRP registrations by direction (sent, received) and result."}, []string{"direction", "result"}),
-		Resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "resolutions_total",
-			Help: "NHRP resolutions by direction (sent, received) and result."}, []string{"direction", "result"}),
-		Redirects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "redirects_total",
-			Help: "NHRP traffic indications (redirects) by direction."}, []string{"direction"}),
-		ShortcutsInstalled: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "shortcuts_installed_total",
-			Help: "Shortcut routes installed."}),
-		Shortcuts: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "shortcuts",
-			Help: "Shortcut routes currently installed."}),
-		Peers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "peers",
-			Help: "Tunnel peers by state."}, []string{"state"}),
-		SAs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "ipsec", Name: "sas",
-			Help: "IPsec SAs by state."}, []string{"state"}),
-		BGPSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "sessions",
-			Help: "BGP sessions by FSM state."}, []string{"state"}),
-		PacketsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "packets_received_total",
-			Help: "NHRP packets received by type."}, []string{"type"}),
-		PacketsSent: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "packets_sent_total",
-			Help: "NHRP packets sent by type."}, []string{"type"}),
-		Drops: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "nhrp", Name: "drops_total",
-			Help: "NHRP packets dropped by reason."}, []string{"reason"}),
-		ReconcileErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reconcile_errors_total",
-			Help: "Failed reconcile passes by subsystem."}, []string{"subsystem"}),
-		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "config_reloads_total",
-			Help: "Configuration reloads by result."}, []string{"result"}),
-		QoSUnknownGroups: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: "qos", Name: "unknown_groups_total",
-			Help: "Peers announcing an NHRP group that no qos.groups policy exists for (once per peer and group)."}),
-		Build: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
-			Help: "Always 1; labelled with the dmvpnd version."}, []string{"version"}),
-		NHSUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "nhs_up",
-			Help: "1 while registered with the NHS (label nhs: its NBMA address), else 0."}, []string{"nhs"}),
-		NHSLastRegistration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "nhs_last_registration_timestamp_seconds",
-			Help: "Unix time of the last successful registration with the NHS."}, []string{"nhs"}),
-		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "ready",
-			Help: "1 while the node is ready (a spoke registered with an NHS and its BGP sessions up), else 0."}),
-		CacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "cache_entries",
-			Help: "NHRP cache entries."}),
-		CacheLimit: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "nhrp", Name: "cache_entries_limit",
-			Help: "Configured bound of the NHRP cache (nhrp.limits.cache_size)."}),
-		IKEFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: "ipsec", Name: "ike_failures_total",
-			Help: "IKE/IPsec SAs lost or not established, by reason class."}, []string{"reason"}),
-		BGPPrefixes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "prefixes",
-			Help: "BGP prefixes over all sessions: received, accepted and rejected by the import policy."}, []string{"state"}),
-		BGPNeighborRejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "neighbor_prefixes_rejected",
-			Help: "Prefixes a BGP neighbor sent that the import policy rejects (only neighbors with rejections)."}, []string{"neighbor"}),
-		BGPNeighborLastDown: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: "bgp", Name: "neighbor_last_down_info",
-			Help: "Always 1: why a BGP neighbor's session last went down (only neighbors whose session went down)."}, []string{"neighbor", "reason"}),
-		LoopLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: "controller", Name: "loop_latency_seconds",
+
+		Peers:           top.gaugeVec("peers", "Tunnel peers by state.", "state"),
+		ReconcileErrors: top.counterVec("reconcile_errors_total", "Failed reconcile passes by subsystem.", "subsystem"),
+		ConfigReloads:   top.counterVec("config_reloads_total", "Configuration reloads by result.", "result"),
+		Build:           top.gaugeVec("build_info", "Always 1; labelled with the dmvpnd version.", "version"),
+		Ready:           top.gauge("ready", "1 while the node is ready (a spoke registered with an NHS and its BGP sessions up), else 0."),
+
+		Registrations:      nhrp.counterVec("registrations_total", "NHRP registrations by direction (sent, received) and result.", "direction", "result"),
+		Resolutions:        nhrp.counterVec("resolutions_total", "NHRP resolutions by direction (sent, received) and result.", "direction", "result"),
+		Redirects:          nhrp.counterVec("redirects_total", "NHRP traffic indications (redirects) by direction.", "direction"),
+		ShortcutsInstalled: nhrp.counter("shortcuts_installed_total", "Shortcut routes installed."),
+		Shortcuts:          nhrp.gauge("shortcuts", "Shortcut routes currently installed."),
+		PacketsReceived:    nhrp.counterVec("packets_received_total", "NHRP packets received by type.", "type"),
+		PacketsSent:        nhrp.counterVec("packets_sent_total", "NHRP packets sent by type.", "type"),
+		Drops:              nhrp.counterVec("drops_total", "NHRP packets dropped by reason.", "reason"),
+		NHSUp:              nhrp.gaugeVec("nhs_up", "1 while registered with the NHS (label nhs: its NBMA address), else 0.", "nhs"),
+		NHSLastRegistration: nhrp.gaugeVec("nhs_last_registration_timestamp_seconds",
+			"Unix time of the last successful registration with the NHS.", "nhs"),
+		CacheEntries: nhrp.gauge("cache_entries", "NHRP cache entries."),
+		CacheLimit:   nhrp.gauge("cache_entries_limit", "Configured bound of the NHRP cache (nhrp.limits.cache_size)."),
+
+		SAs:         ipsec.gaugeVec("sas", "IPsec SAs by state.", "state"),
+		IKEFailures: ipsec.counterVec("ike_failures_total", "IKE/IPsec SAs lost or not established, by reason class.", "reason"),
+
+		BGPSessions: bgp.gaugeVec("sessions", "BGP sessions by FSM state.", "state"),
+		BGPPrefixes: bgp.gaugeVec("prefixes", "BGP prefixes over all sessions: received, accepted and rejected by the import policy.", "state"),
+		BGPNeighborRejected: bgp.gaugeVec("neighbor_prefixes_rejected",
+			"Prefixes a BGP neighbor sent that the import policy rejects (only neighbors with rejections).", "neighbor"),
+		BGPNeighborLastDown: bgp.gaugeVec("neighbor_last_down_info",
+			"Always 1: why a BGP neighbor's session last went down (only neighbors whose session went down).", "neighbor", "reason"),
+
+		QoSUnknownGroups: qos.counter("unknown_groups_total",
+			"Peers announcing an NHRP group that no qos.groups policy exists for (once per peer and group)."),
+
+		LoopLatency: auto.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: loop.subsystem, Name: "loop_latency_seconds",
 			Help:    "Time the controller loop took to answer a snapshot request.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
-		LoopHeartbeat: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: "controller", Name: "loop_heartbeat_timestamp_seconds",
-			Help: "Unix time the controller loop last answered a snapshot request."}),
+		LoopHeartbeat: loop.gauge("loop_heartbeat_timestamp_seconds", "Unix time the controller loop last answered a snapshot request."),
 	}
-	m.reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Registrations, m.Resolutions, m.Redirects, m.ShortcutsInstalled, m.Shortcuts,
-		m.Peers, m.SAs, m.BGPSessions, m.PacketsReceived, m.PacketsSent, m.Drops,
-		m.ReconcileErrors, m.ConfigReloads, m.QoSUnknownGroups, m.Build,
-		m.NHSUp, m.NHSLastRegistration, m.Ready, m.CacheEntries, m.CacheLimit, m.IKEFailures,
-		m.BGPPrefixes, m.BGPNeighborRejected, m.BGPNeighborLastDown, m.LoopLatency, m.LoopHeartbeat, m.qos,
-	)
+	reg.MustRegister(m.qos)
 	for _, d := range Directions {
 		m.Redirects.WithLabelValues(d)
 		for _, r := range Results {
@@ -209,6 +192,33 @@ func New(version string) *Metrics {
 	m.SetBGPSessions(nil)
 	m.Build.WithLabelValues(version).Set(1)
 	return m
+}
+
+// family makes the metric families of one subsystem, registering each as
+// it is made (promauto), so that none is declared and left unexported.
+type family struct {
+	auto      promauto.Factory
+	subsystem string
+}
+
+func (f family) opts(name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: ns, Subsystem: f.subsystem, Name: name, Help: help}
+}
+
+func (f family) counter(name, help string) prometheus.Counter {
+	return f.auto.NewCounter(prometheus.CounterOpts(f.opts(name, help)))
+}
+
+func (f family) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return f.auto.NewCounterVec(prometheus.CounterOpts(f.opts(name, help)), labels)
+}
+
+func (f family) gauge(name, help string) prometheus.Gauge {
+	return f.auto.NewGauge(prometheus.GaugeOpts(f.opts(name, help)))
+}
+
+func (f family) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return f.auto.NewGaugeVec(prometheus.GaugeOpts(f.opts(name, help)), labels)
 }
 
 // PrecreateDrops makes the drop series of these reasons exist at 0, so

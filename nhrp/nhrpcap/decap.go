@@ -119,8 +119,7 @@ func Extract(f Frame) (p Packet, ok bool) {
 	case etherTypeNHRP:
 		// NHRP straight on the link (as on an AF_PACKET capture of the
 		// tunnel device in cooked mode).
-		p.Encap, p.NHRP = EncapGRE, b
-		return p, true
+		return p.withNHRP(EncapGRE, b)
 	case etherTypeIPv4:
 		return p.ipv4(b)
 	case etherTypeIPv6:
@@ -206,8 +205,7 @@ func (p Packet) ipv6(b []byte) (Packet, bool) {
 func (p Packet) transport(proto uint8, b []byte) (Packet, bool) {
 	switch proto {
 	case ipProtoNHRP:
-		p.Encap, p.NHRP = EncapIP, b
-		return p, true
+		return p.withNHRP(EncapIP, b)
 	case ipProtoGRE:
 		return p.gre(b)
 	}
@@ -257,6 +255,11 @@ func (p Packet) gre(b []byte) (Packet, bool) {
 	if len(b) < off {
 		return p, false
 	}
-	p.Encap, p.NHRP = EncapGRE, b[off:]
+	return p.withNHRP(EncapGRE, b[off:])
+}
+
+// withNHRP returns p with the NHRP packet b found in encapsulation e.
+func (p Packet) withNHRP(e Encapsulation, b []byte) (Packet, bool) {
+	p.Encap, p.NHRP = e, b
 	return p, true
 }

@@ -192,34 +192,24 @@ func addrOr(a netip.Addr) string {
 	return a.String()
 }
 
-func addrTypeText(t nhrp.AddrType) string {
-	switch t {
-	case nhrp.AddrTypeNSAP:
-		return ""
-	case nhrp.AddrTypeE164:
-		return "(e164)"
-	}
-	return fmt.Sprintf("(type 0x%02x)", uint8(t))
-}
+// The names of the header's numbers; a number without one is printed in
+// the format its function gives.
+var (
+	addrTypeNames = map[nhrp.AddrType]string{nhrp.AddrTypeNSAP: "", nhrp.AddrTypeE164: "(e164)"}
+	afnNames      = map[nhrp.AddressFamily]string{nhrp.AFNIPv4: "ipv4", nhrp.AFNIPv6: "ipv6"}
+	protoNames    = map[nhrp.ProtocolType]string{nhrp.ProtocolIPv4: "ipv4", nhrp.ProtocolIPv6: "ipv6"}
+)
 
-func afnText(a nhrp.AddressFamily) string {
-	switch a {
-	case nhrp.AFNIPv4:
-		return "ipv4"
-	case nhrp.AFNIPv6:
-		return "ipv6"
-	}
-	return fmt.Sprintf("%d", a)
-}
+func addrTypeText(t nhrp.AddrType) string  { return named(addrTypeNames, t, "(type 0x%02x)") }
+func afnText(a nhrp.AddressFamily) string  { return named(afnNames, a, "%d") }
+func protoText(p nhrp.ProtocolType) string { return named(protoNames, p, "0x%04x") }
 
-func protoText(p nhrp.ProtocolType) string {
-	switch p {
-	case nhrp.ProtocolIPv4:
-		return "ipv4"
-	case nhrp.ProtocolIPv6:
-		return "ipv6"
+// named returns v's name in names, or v printed with format.
+func named[T comparable](names map[T]string, v T, format string) string {
+	if n, ok := names[v]; ok {
+		return n
 	}
-	return fmt.Sprintf("0x%04x", uint16(p))
+	return fmt.Sprintf(format, v)
 }
 
 func joinUints(v []uint16, sep string) string {
