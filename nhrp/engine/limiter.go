@@ -12,7 +12,10 @@ import (
 // recently used bucket when that one has refilled (it was idle long enough
 // to have forgotten nothing), else it shares one overflow bucket with every
 // other source that found the table busy. Both cases are O(1): there is no
-// sweep.
+// sweep. A refilled bucket is the same as none (a new one starts full), so
+// each lookup also frees up to trimPerGet refilled buckets from the least
+// recently used end: a hub holds buckets for the sources heard from in the
+// last burst/rate seconds, not one per spoke it ever heard from.
 type limiter struct {
 	rate, burst float64
 	full        time.Duration // time to refill an empty bucket
@@ -38,8 +41,13 @@ func newLimiter(rate, burst float64, max int, now time.Time) *limiter {
 	return l
 }
 
+// trimPerGet bounds the refilled buckets one lookup frees: more than the
+// one a lookup may add, so the table shrinks to the sources still refilling.
+const trimPerGet = 2
+
 // get returns the bucket of src, making it the most recently used.
 func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
+	l.trim(now, trimPerGet)
 	if b := l.m[src]; b != nil {
 		l.unlink(b)
 		l.pushFront(b)
@@ -49,7 +57,7 @@ func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
 	switch {
 	case len(l.m) < l.max:
 		b = &bucket{}
-	case now.Sub(l.lru.prev.last) >= l.full:
+	case l.refilled(l.lru.prev, now):
 		b = l.lru.prev // idle: full again, recycle it
 		l.unlink(b)
 		delete(l.m, b.addr)
@@ -60,6 +68,18 @@ func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
 	l.m[src] = b
 	l.pushFront(b)
 	return b
+}
+
+// refilled reports whether b has been idle long enough to be full again.
+func (l *limiter) refilled(b *bucket, now time.Time) bool { return now.Sub(b.last) >= l.full }
+
+// trim frees up to n refilled buckets from the least recently used end.
+func (l *limiter) trim(now time.Time, n int) {
+	for ; n > 0 && l.lru.prev != &l.lru && l.refilled(l.lru.prev, now); n-- {
+		b := l.lru.prev
+		l.unlink(b)
+		delete(l.m, b.addr)
+	}
 }
 
 func (l *limiter) unlink(b *bucket) {

@@ -77,9 +77,14 @@ func (e *Engine) NextDeadline() (time.Time, bool) {
 	return e.timers[0].at, true
 }
 
-// Tick runs every timer whose deadline has passed.
+// Tick runs every timer whose deadline has passed and frees the
+// per-source buckets that have refilled since the last packet (see
+// limiter).
 func (e *Engine) Tick() {
 	e.now = e.cfg.Clock.Now()
+	if e.limit != nil {
+		e.limit.trim(e.now, len(e.limit.m))
+	}
 	for len(e.timers) > 0 && !e.timers[0].at.After(e.now) {
 		t := heap.Pop(&e.timers).(*timer)
 		t.fn()
