@@ -72,7 +72,7 @@ type peer struct {
 	group    string     // NHRP group the peer claims (Per-Tunnel QoS); "" none
 	owner    ownerKey   // who created it (registrations: who may change it)
 	expires  time.Time
-	expiry   *timer
+	expiry   timer      // fires pe (peer.fire)
 	bound    netip.Addr // lladdr programmed through the Binder
 	since    time.Time  // when the entry came into the cache (addPeer)
 
@@ -163,11 +163,12 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 // setExpiry (re)arms the entry's expiry timer.
 func (e *Engine) setExpiry(pe *peer, d time.Duration) {
 	pe.expires = e.now.Add(d)
-	if pe.expiry == nil {
-		pe.expiry = newTimer(func() { e.peerExpired(pe) })
-	}
-	e.schedule(pe.expiry, pe.expires)
+	pe.expiry.run = pe
+	e.schedule(&pe.expiry, pe.expires)
 }
+
+// fire implements firer: pe's expiry.
+func (pe *peer) fire(e *Engine) { e.peerExpired(pe) }
 
 func (e *Engine) peerExpired(pe *peer) {
 	if e.peers[pe.proto] != pe {
@@ -175,7 +176,7 @@ func (e *Engine) peerExpired(pe *peer) {
 	}
 	if len(pe.shortcuts) > 0 {
 		// Shortcuts keep a resolved peer alive; they expire on their own.
-		e.schedule(pe.expiry, e.now.Add(e.cfg.HoldingTime))
+		e.schedule(&pe.expiry, e.now.Add(e.cfg.HoldingTime))
 		return
 	}
 	e.removePeer(pe, "expired")
@@ -189,7 +190,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 	}
 	delete(e.peers, pe.proto)
 	e.account(pe, -1)
-	e.cancel(pe.expiry)
+	e.cancel(&pe.expiry)
 	e.stopPath(pe)
 	for _, sc := range pe.shortcuts {
 		e.removeShortcut(sc, reason)
