@@ -118,9 +118,10 @@ func (e *Engine) account(pe *peer, d int) {
 	}
 }
 
-// fromNHS reports whether o names one of our configured NHSs.
+// fromNHS reports whether o names one of our configured NHSs (with IPsec
+// an owner is an identity, never an NHS's address).
 func (e *Engine) fromNHS(o ownerKey) bool {
-	return o.identity == "" && e.isNHS(o.nbma)
+	return !e.cfg.IPsec && e.isNHS(o.addr)
 }
 
 // isNHS reports whether nbma is a configured NHS's address.

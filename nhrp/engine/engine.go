@@ -101,7 +101,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 		return
 	}
 	// The post-NAT address comes from the SA, never from an NHRP claim.
-	outer, owner, nbma := from, ownerKey{nbma: from}, from
+	outer, owner, nbma := from, ownerKey{addr: from}, from
 	pr, why := e.proven(from)
 	if pr != nil && pr.outer.IsValid() {
 		outer = pr.outer
@@ -111,7 +111,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 			e.drop(why)
 			return
 		}
-		owner = ownerKey{identity: pr.identity, outer: pr.ownerAddr(from)}
+		owner = ownerKey{identity: pr.identity, addr: pr.ownerAddr(from)}
 		if pr.inner.IsValid() {
 			nbma = pr.inner
 		}
@@ -182,22 +182,24 @@ type inbound struct {
 // spokes may assert one identity (behind different NATs both use their
 // private NBMA; a key holder may assert another spoke's), and neither may
 // then change what the other registered while the other's SA is up;
-// without IPsec its source NBMA address (the GRE source, post-NAT). nbma
-// is set alone, or identity with an optional outer.
+// without IPsec its source NBMA address (the GRE source, post-NAT). addr
+// is that address without IPsec, the optional outer address with it: the
+// two forms never meet in one engine (Config.IPsec is fixed), so one field
+// holds either, which keeps the key (held by every registration and the
+// per-owner counts) small.
 type ownerKey struct {
 	identity string
-	outer    netip.Addr
-	nbma     netip.Addr
+	addr     netip.Addr
 }
 
 func (o ownerKey) String() string {
 	switch {
-	case o.identity != "" && o.outer.IsValid():
-		return "identity " + o.identity + " at " + o.outer.String()
+	case o.identity != "" && o.addr.IsValid():
+		return "identity " + o.identity + " at " + o.addr.String()
 	case o.identity != "":
 		return "identity " + o.identity
 	}
-	return "nbma " + o.nbma.String()
+	return "nbma " + o.addr.String()
 }
 
 // dropMalformed counts a packet that did not decode and, when the decoder

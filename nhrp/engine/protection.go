@@ -157,7 +157,7 @@ func (pr *proof) ownerAddr(nbma netip.Addr) netip.Addr {
 // that is not ambiguous, of o's identity and owner address.
 func (e *Engine) ownerProven(o ownerKey) bool {
 	for nbma, pr := range e.prot {
-		if !pr.ambiguous && pr.identity == o.identity && pr.ownerAddr(nbma) == o.outer {
+		if !pr.ambiguous && pr.identity == o.identity && pr.ownerAddr(nbma) == o.addr {
 			return true
 		}
 	}
