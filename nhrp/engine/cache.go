@@ -80,10 +80,9 @@ type peer struct {
 	// the resolution came from), purged when it changes (NHS role).
 	resolvers map[netip.Addr]netip.Addr
 
-	// Shortcuts via this peer and its direct path's control (client role).
-	pc        *pathCtl
-	lastUsed  time.Time
-	shortcuts map[netip.Prefix]*shortcut
+	// Its direct path's control and shortcuts via it (client role).
+	pc     *pathCtl
+	client *clientState
 
 	kind   BindingKind
 	unique bool
@@ -100,6 +99,26 @@ type peer struct {
 }
 
 const maxResolversPerEntry = 256
+
+// clientState is what a resolved peer keeps (client role): the shortcuts
+// via it and when traffic last used it. Only resolved peers have one, so
+// the entries a hub holds for its spokes carry a pointer for it.
+type clientState struct {
+	shortcuts map[netip.Prefix]*shortcut
+	lastUsed  time.Time
+}
+
+func newClientState() *clientState {
+	return &clientState{shortcuts: map[netip.Prefix]*shortcut{}}
+}
+
+// shortcuts are the shortcuts via pe, none unless it was resolved.
+func (pe *peer) shortcuts() map[netip.Prefix]*shortcut {
+	if pe.client == nil {
+		return nil
+	}
+	return pe.client.shortcuts
+}
 
 // account adds d to the per-owner counts of pe: registrations held
 // (AddressesPerPeer) and other entries created (MaxCachePerSource).
@@ -175,7 +194,7 @@ func (e *Engine) peerExpired(pe *peer) {
 	if e.peers[pe.proto] != pe {
 		return
 	}
-	if len(pe.shortcuts) > 0 {
+	if len(pe.shortcuts()) > 0 {
 		// Shortcuts keep a resolved peer alive; they expire on their own.
 		e.schedule(&pe.expiry, e.now.Add(e.cfg.HoldingTime))
 		return
@@ -193,7 +212,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 	e.account(pe, -1)
 	e.cancel(&pe.expiry)
 	e.stopPath(pe)
-	for _, sc := range pe.shortcuts {
+	for _, sc := range pe.shortcuts() {
 		e.removeShortcut(sc, reason)
 	}
 	if pe.bound.IsValid() {

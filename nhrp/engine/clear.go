@@ -58,7 +58,7 @@ func (e *Engine) ClearResolved(addr netip.Addr) (removed bool, shortcuts int) {
 	if pe == nil || (pe.kind != KindResolved && pe.kind != KindRequester) {
 		return false, 0
 	}
-	n := len(pe.shortcuts)
+	n := len(pe.shortcuts())
 	e.removePeer(pe, "cleared by operator")
 	return true, n
 }

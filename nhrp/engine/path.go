@@ -165,7 +165,7 @@ func (e *Engine) setPath(pe *peer, s pathState, reason string) {
 	pe.path = s
 	e.settleAdopted(pe)
 	e.rebind(pe)
-	for _, sc := range sortedShortcuts(pe.shortcuts) {
+	for _, sc := range sortedShortcuts(pe.shortcuts()) {
 		e.setShortcut(sc, shortcutStateFor(s), reason)
 	}
 }

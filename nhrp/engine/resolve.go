@@ -15,7 +15,9 @@ import (
 func (e *Engine) NeighborMiss(dst netip.Addr) {
 	e.now = e.cfg.Clock.Now()
 	if pe := e.peers[dst]; pe != nil && pe.kind != KindRequester {
-		pe.lastUsed = e.now
+		if pe.client != nil { // only shortcuts read it
+			pe.client.lastUsed = e.now
+		}
 		return
 	}
 	if dst == e.cfg.Proto {
