@@ -71,8 +71,7 @@ type peer struct {
 	nbma     netip.Addr // direct GRE destination; zero: no direct path
 	group    string     // NHRP group the peer claims (Per-Tunnel QoS); "" none
 	owner    ownerKey   // who created it (registrations: who may change it)
-	expires  time.Time
-	expiry   timer      // fires pe (peer.fire)
+	expiry   timer      // fires pe (peer.fire); its deadline is when pe expires (see expires)
 	bound    netip.Addr // lladdr programmed through the Binder
 	since    time.Time  // when the entry came into the cache (addPeer)
 
@@ -106,6 +105,9 @@ const maxResolversPerEntry = 256
 type clientState struct {
 	shortcuts map[netip.Prefix]*shortcut
 	lastUsed  time.Time
+	// expired: when the peer expired while shortcuts kept it (its expiry
+	// timer then runs on); zero until then and again once refreshed.
+	expired time.Time
 }
 
 func newClientState() *clientState {
@@ -182,9 +184,19 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 
 // setExpiry (re)arms the entry's expiry timer.
 func (e *Engine) setExpiry(pe *peer, d time.Duration) {
-	pe.expires = e.now.Add(d)
+	if pe.client != nil {
+		pe.client.expired = time.Time{}
+	}
 	pe.expiry.run = pe
-	e.schedule(&pe.expiry, pe.expires)
+	e.schedule(&pe.expiry, e.now.Add(d))
+}
+
+// expires is when pe expires (expired, for a peer its shortcuts keep).
+func (pe *peer) expires() time.Time {
+	if pe.client != nil && !pe.client.expired.IsZero() {
+		return pe.client.expired
+	}
+	return pe.expiry.at
 }
 
 // fire implements firer: pe's expiry.
@@ -196,6 +208,9 @@ func (e *Engine) peerExpired(pe *peer) {
 	}
 	if len(pe.shortcuts()) > 0 {
 		// Shortcuts keep a resolved peer alive; they expire on their own.
+		if pe.client.expired.IsZero() {
+			pe.client.expired = pe.expiry.at
+		}
 		e.schedule(&pe.expiry, e.now.Add(e.cfg.HoldingTime))
 		return
 	}

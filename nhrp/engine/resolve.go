@@ -125,7 +125,7 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 				return
 			}
 			e.noteResolver(pe, p.SrcProto, in.from)
-			left := max(pe.expires.Sub(e.now)/time.Second, 1)
+			left := max(pe.expires().Sub(e.now)/time.Second, 1)
 			e.answer(in, hostPrefix(target), pe.claimed, pe.proto, pe.observed, pe.group, uint16(min(left, 65535)))
 			return
 		}

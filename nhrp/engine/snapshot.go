@@ -118,7 +118,7 @@ func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
 
 func (pe *peer) entry() CacheEntry {
 	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires, Since: pe.since}
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires(), Since: pe.since}
 	if pe.kind == KindResolved {
 		ce.Path = pe.path.String()
 	}
