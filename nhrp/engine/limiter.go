@@ -14,15 +14,18 @@ import (
 // other source that found the table busy. Both cases are O(1): there is no
 // sweep. A refilled bucket is the same as none (a new one starts full), so
 // each lookup also frees up to trimPerGet refilled buckets from the least
-// recently used end: a hub holds buckets for the sources heard from in the
-// last burst/rate seconds, not one per spoke it ever heard from.
+// recently used end: a hub holds buckets for the sources whose buckets
+// are still refilling, not one per spoke it ever heard from. Up to
+// maxSpare freed buckets are kept for the next new sources, so that
+// spokes refreshing one by one reuse them instead of allocating.
 type limiter struct {
 	rate, burst float64
-	full        time.Duration // time to refill an empty bucket
 	max         int
 	m           map[netip.Addr]*bucket
 	lru         bucket // sentinel: lru.next most recent, lru.prev least
 	overflow    bucket
+	spare       *bucket // freed buckets, linked by next
+	spares      int
 }
 
 // bucket is one source's token bucket, linked into the LRU list.
@@ -34,8 +37,7 @@ type bucket struct {
 }
 
 func newLimiter(rate, burst float64, max int, now time.Time) *limiter {
-	l := &limiter{rate: rate, burst: burst, max: max, m: map[netip.Addr]*bucket{},
-		full: time.Duration(burst / rate * float64(time.Second))}
+	l := &limiter{rate: rate, burst: burst, max: max, m: map[netip.Addr]*bucket{}}
 	l.lru.next, l.lru.prev = &l.lru, &l.lru
 	l.overflow = bucket{tokens: burst, last: now}
 	return l
@@ -43,7 +45,11 @@ func newLimiter(rate, burst float64, max int, now time.Time) *limiter {
 
 // trimPerGet bounds the refilled buckets one lookup frees: more than the
 // one a lookup may add, so the table shrinks to the sources still refilling.
-const trimPerGet = 2
+// maxSpare bounds the freed buckets kept for reuse.
+const (
+	trimPerGet = 2
+	maxSpare   = 64
+)
 
 // get returns the bucket of src, making it the most recently used.
 func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
@@ -55,6 +61,9 @@ func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
 	}
 	var b *bucket
 	switch {
+	case len(l.m) < l.max && l.spare != nil:
+		b, l.spare = l.spare, l.spare.next
+		l.spares--
 	case len(l.m) < l.max:
 		b = &bucket{}
 	case l.refilled(l.lru.prev, now):
@@ -70,8 +79,11 @@ func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
 	return b
 }
 
-// refilled reports whether b has been idle long enough to be full again.
-func (l *limiter) refilled(b *bucket, now time.Time) bool { return now.Sub(b.last) >= l.full }
+// refilled reports whether b is full again at now: take would find it
+// as a new bucket starts.
+func (l *limiter) refilled(b *bucket, now time.Time) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst
+}
 
 // trim frees up to n refilled buckets from the least recently used end.
 func (l *limiter) trim(now time.Time, n int) {
@@ -79,6 +91,10 @@ func (l *limiter) trim(now time.Time, n int) {
 		b := l.lru.prev
 		l.unlink(b)
 		delete(l.m, b.addr)
+		if l.spares < maxSpare {
+			b.next, l.spare = l.spare, b
+			l.spares++
+		}
 	}
 }
 
