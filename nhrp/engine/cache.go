@@ -125,18 +125,47 @@ func (pe *peer) shortcuts() map[netip.Prefix]*shortcut {
 // account adds d to the per-owner counts of pe: registrations held
 // (AddressesPerPeer) and other entries created (MaxCachePerSource).
 func (e *Engine) account(pe *peer, d int) {
-	var m map[ownerKey]int
 	switch {
 	case pe.kind == KindRegistered:
-		m = e.owned
+		e.owned.add(pe.owner, d)
 	case pe.counted:
-		m = e.perSource
-	default:
+		e.perSource.add(pe.owner, d)
+	}
+}
+
+// ownerCounts counts something per owner. An owner without an identity
+// (every owner without IPsec) is keyed by its address alone: a hub holds
+// one count per spoke, in a map slot of 32 B instead of 48. The zero
+// value is empty.
+type ownerCounts struct {
+	byAddr map[netip.Addr]int // owners without an identity
+	byID   map[ownerKey]int
+}
+
+func (c *ownerCounts) get(o ownerKey) int {
+	if o.identity == "" {
+		return c.byAddr[o.addr]
+	}
+	return c.byID[o]
+}
+
+// add adds d to the count of o, forgetting o at zero.
+func (c *ownerCounts) add(o ownerKey, d int) {
+	if o.identity == "" {
+		c.byAddr = addCount(c.byAddr, o.addr, d)
 		return
 	}
-	if m[pe.owner] += d; m[pe.owner] <= 0 {
-		delete(m, pe.owner)
+	c.byID = addCount(c.byID, o, d)
+}
+
+func addCount[K comparable](m map[K]int, k K, d int) map[K]int {
+	if m == nil {
+		m = map[K]int{}
 	}
+	if m[k] += d; m[k] <= 0 {
+		delete(m, k)
+	}
+	return m
 }
 
 // fromNHS reports whether o names one of our configured NHSs (with IPsec
@@ -163,7 +192,7 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 		return false
 	}
 	quota := pe.kind != KindRegistered && pe.kind != KindNHS && pe.owner != (ownerKey{}) && !e.fromNHS(pe.owner)
-	if quota && e.perSource[pe.owner] >= e.cfg.MaxCachePerSource {
+	if quota && e.perSource.get(pe.owner) >= e.cfg.MaxCachePerSource {
 		e.drop(DropSourceQuota)
 		return false
 	}

@@ -36,8 +36,8 @@ type Engine struct {
 	flows     map[flowKey]time.Time
 	adopted   map[netip.Addr]*adoptedPath // see Adopt; nil until used
 	prot      map[netip.Addr]*proof       // see SetProtections
-	owned     map[ownerKey]int            // registrations held per peer
-	perSource map[ownerKey]int            // other cache entries per source
+	owned     ownerCounts                 // registrations held per peer
+	perSource ownerCounts                 // other cache entries per source
 
 	// deferred are the entries whose neighbor write a Binder queued, held
 	// the replies waiting for them (see CommitBindings).
@@ -60,8 +60,6 @@ func New(cfg Config) (*Engine, error) {
 		resolving: map[netip.Addr]*pending{},
 		shortcuts: map[netip.Prefix]*shortcut{},
 		flows:     map[flowKey]time.Time{},
-		owned:     map[ownerKey]int{},
-		perSource: map[ownerKey]int{},
 	}
 	e.now = cfg.Clock.Now()
 	if cfg.SourceRate > 0 {

@@ -78,7 +78,7 @@ func (e *Engine) handleRegistration(in *inbound) {
 // overQuota reports whether accepting every CIE of the registration in
 // would leave its sender holding more than AddressesPerPeer addresses.
 func (e *Engine) overQuota(in *inbound) bool {
-	held := e.owned[in.owner]
+	held := e.owned.get(in.owner)
 	var seen []netip.Addr
 	for i := range in.p.CIEs {
 		c := &in.p.CIEs[i]
