@@ -75,13 +75,8 @@ type peer struct {
 	bound    netip.Addr // lladdr programmed through the Binder
 	since    time.Time  // when the entry came into the cache (addPeer)
 
-	// resolvers: clients that resolved this registration (proto -> NBMA
-	// the resolution came from), purged when it changes (NHS role).
-	resolvers map[netip.Addr]netip.Addr
-
-	// Its direct path's control and shortcuts via it (client role).
-	pc     *pathCtl
-	client *clientState
+	// extra holds what only some entries need (peerExtra); nil until then.
+	extra *peerExtra
 
 	kind   BindingKind
 	unique bool
@@ -99,27 +94,45 @@ type peer struct {
 
 const maxResolversPerEntry = 256
 
-// clientState is what a resolved peer keeps (client role): the shortcuts
-// via it and when traffic last used it. Only resolved peers have one, so
-// the entries a hub holds for its spokes carry a pointer for it.
-type clientState struct {
-	shortcuts map[netip.Prefix]*shortcut
+// peerExtra is what only some cache entries need, behind one pointer so
+// that the entries a hub holds for its registered spokes stay small: a
+// resolved peer's direct path control, the shortcuts via it and when
+// traffic last used it (client role), and the clients that resolved a
+// registration (NHS role).
+type peerExtra struct {
+	pc        *pathCtl
+	shortcuts map[netip.Prefix]*shortcut // non-nil for a resolved peer
 	lastUsed  time.Time
 	// expired: when the peer expired while shortcuts kept it (its expiry
 	// timer then runs on); zero until then and again once refreshed.
 	expired time.Time
+	// resolvers: clients that resolved this registration (proto -> NBMA
+	// the resolution came from), purged when it changes.
+	resolvers map[netip.Addr]netip.Addr
 }
 
-func newClientState() *clientState {
-	return &clientState{shortcuts: map[netip.Prefix]*shortcut{}}
+// more returns pe's extra state, made on first use.
+func (pe *peer) more() *peerExtra {
+	if pe.extra == nil {
+		pe.extra = &peerExtra{}
+	}
+	return pe.extra
 }
 
 // shortcuts are the shortcuts via pe, none unless it was resolved.
 func (pe *peer) shortcuts() map[netip.Prefix]*shortcut {
-	if pe.client == nil {
+	if pe.extra == nil {
 		return nil
 	}
-	return pe.client.shortcuts
+	return pe.extra.shortcuts
+}
+
+// pathCtl is pe's direct path control, nil until its path is validated.
+func (pe *peer) pathCtl() *pathCtl {
+	if pe.extra == nil {
+		return nil
+	}
+	return pe.extra.pc
 }
 
 // account adds d to the per-owner counts of pe: registrations held
@@ -213,8 +226,8 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 
 // setExpiry (re)arms the entry's expiry timer.
 func (e *Engine) setExpiry(pe *peer, d time.Duration) {
-	if pe.client != nil {
-		pe.client.expired = time.Time{}
+	if pe.extra != nil {
+		pe.extra.expired = time.Time{}
 	}
 	pe.expiry.run = pe
 	e.schedule(&pe.expiry, e.now.Add(d))
@@ -222,8 +235,8 @@ func (e *Engine) setExpiry(pe *peer, d time.Duration) {
 
 // expires is when pe expires (expired, for a peer its shortcuts keep).
 func (pe *peer) expires() time.Time {
-	if pe.client != nil && !pe.client.expired.IsZero() {
-		return pe.client.expired
+	if pe.extra != nil && !pe.extra.expired.IsZero() {
+		return pe.extra.expired
 	}
 	return pe.expiry.at
 }
@@ -237,8 +250,8 @@ func (e *Engine) peerExpired(pe *peer) {
 	}
 	if len(pe.shortcuts()) > 0 {
 		// Shortcuts keep a resolved peer alive; they expire on their own.
-		if pe.client.expired.IsZero() {
-			pe.client.expired = pe.expiry.at
+		if pe.extra.expired.IsZero() {
+			pe.extra.expired = pe.expiry.at
 		}
 		e.schedule(&pe.expiry, e.now.Add(e.cfg.HoldingTime))
 		return
@@ -266,7 +279,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 		e.emit(Event{Kind: EventPeerDown, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
 			Observed: pe.observed, Binding: pe.kind, Group: pe.group, Reason: reason})
 	}
-	if len(pe.resolvers) > 0 {
+	if pe.extra != nil && len(pe.extra.resolvers) > 0 {
 		e.purgeResolvers(pe)
 	}
 }

@@ -28,11 +28,12 @@ type pathCtl struct {
 }
 
 func (e *Engine) ctl(pe *peer) *pathCtl {
-	if pe.pc == nil {
-		pe.pc = &pathCtl{backoff: e.cfg.PathRetryMin}
-		pe.pc.t = newTimer(func() { e.pathTimer(pe) })
+	x := pe.more()
+	if x.pc == nil {
+		x.pc = &pathCtl{backoff: e.cfg.PathRetryMin}
+		x.pc.t = newTimer(func() { e.pathTimer(pe) })
 	}
-	return pe.pc
+	return x.pc
 }
 
 // startPath begins validating the direct path of a resolved peer. A probe
@@ -146,13 +147,14 @@ func (e *Engine) directFrom(proto, from netip.Addr) {
 }
 
 func (e *Engine) stopPath(pe *peer) {
-	if pe.pc == nil {
+	pc := pe.pathCtl()
+	if pc == nil {
 		return
 	}
-	e.cancel(pe.pc.t)
-	if pe.pc.probe != nil {
-		e.finishPending(pe.pc.probe)
-		pe.pc.probe = nil
+	e.cancel(pc.t)
+	if pc.probe != nil {
+		e.finishPending(pc.probe)
+		pc.probe = nil
 	}
 }
 

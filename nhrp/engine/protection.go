@@ -178,14 +178,14 @@ func (e *Engine) resendTo(nbma netip.Addr) {
 	}
 	var peers []*peer
 	for _, pe := range e.peers {
-		if pe.nbma == nbma && pe.kind == KindResolved && pe.pc != nil &&
+		if pe.nbma == nbma && pe.kind == KindResolved && pe.pathCtl() != nil &&
 			(pe.path == pathValidating || pe.path == pathDown) {
 			peers = append(peers, pe)
 		}
 	}
 	slices.SortFunc(peers, func(a, b *peer) int { return a.proto.Compare(b.proto) })
 	for _, pe := range peers {
-		c := pe.pc
+		c := pe.pathCtl()
 		if pe.path == pathDown {
 			e.cancel(c.t)
 			e.pathTimer(pe)

@@ -12,13 +12,14 @@ const purgeTries = 3
 // purgeResolvers tells every client that resolved pe (NHS role) to drop
 // what it learnt about pe (§5.2.5).
 func (e *Engine) purgeResolvers(pe *peer) {
-	protos := make([]netip.Addr, 0, len(pe.resolvers))
-	for p := range pe.resolvers {
+	resolvers := pe.extra.resolvers
+	protos := make([]netip.Addr, 0, len(resolvers))
+	for p := range resolvers {
 		protos = append(protos, p)
 	}
 	slices.SortFunc(protos, netip.Addr.Compare)
 	for _, proto := range protos {
-		to := pe.resolvers[proto]
+		to := resolvers[proto]
 		if rp := e.peers[proto]; rp != nil && (rp.kind == KindRegistered || rp.kind == KindNHS) {
 			to = rp.nbma
 		}
@@ -26,7 +27,7 @@ func (e *Engine) purgeResolvers(pe *peer) {
 			e.sendPurge(proto, to, false, pe.proto)
 		}
 	}
-	pe.resolvers = nil
+	pe.extra.resolvers = nil
 }
 
 // sendPurge sends a Purge Request for addrs to dstProto at nbma, tracked

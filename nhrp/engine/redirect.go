@@ -91,7 +91,7 @@ func (e *Engine) handleTrafficIndication(in *inbound) {
 		return
 	}
 	if sc := e.shortcutFor(dst); sc != nil {
-		sc.via.client.lastUsed = e.now
+		sc.via.extra.lastUsed = e.now
 		return
 	}
 	e.resolve(dst)

@@ -15,8 +15,8 @@ import (
 func (e *Engine) NeighborMiss(dst netip.Addr) {
 	e.now = e.cfg.Clock.Now()
 	if pe := e.peers[dst]; pe != nil && pe.kind != KindRequester {
-		if pe.client != nil { // only shortcuts read it
-			pe.client.lastUsed = e.now
+		if pe.extra != nil { // only shortcuts read it
+			pe.extra.lastUsed = e.now
 		}
 		return
 	}
@@ -266,11 +266,12 @@ func (e *Engine) learnRequester(in *inbound, transit bool) {
 }
 
 func (e *Engine) noteResolver(pe *peer, proto, nbma netip.Addr) {
-	if pe.resolvers == nil {
-		pe.resolvers = map[netip.Addr]netip.Addr{}
+	x := pe.more()
+	if x.resolvers == nil {
+		x.resolvers = map[netip.Addr]netip.Addr{}
 	}
-	if _, ok := pe.resolvers[proto]; ok || len(pe.resolvers) < maxResolversPerEntry {
-		pe.resolvers[proto] = nbma
+	if _, ok := x.resolvers[proto]; ok || len(x.resolvers) < maxResolversPerEntry {
+		x.resolvers[proto] = nbma
 	}
 }
 
