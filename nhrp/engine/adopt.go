@@ -80,7 +80,7 @@ func (e *Engine) Entry(proto netip.Addr) (CacheEntry, bool) {
 	if pe == nil {
 		return CacheEntry{}, false
 	}
-	return pe.entry(), true
+	return e.entry(pe), true
 }
 
 // Negative reports whether a negative cache entry (a failed resolution) is

@@ -73,7 +73,7 @@ type peer struct {
 	owner    ownerKey   // who created it (registrations: who may change it)
 	expiry   timer      // fires pe (peer.fire); its deadline is when pe expires (see expires)
 	bound    netip.Addr // lladdr programmed through the Binder
-	since    time.Time  // when the entry came into the cache (addPeer)
+	since    int64      // when the entry came into the cache (addPeer), as Unix ns: see sinceTime
 
 	// extra holds what only some entries need (peerExtra); nil until then.
 	extra *peerExtra
@@ -210,7 +210,7 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 		return false
 	}
 	e.peers[pe.proto] = pe
-	pe.since = e.now
+	pe.since = e.now.UnixNano()
 	if !e.rebind(pe) {
 		delete(e.peers, pe.proto)
 		return false
@@ -239,6 +239,13 @@ func (pe *peer) expires() time.Time {
 		return pe.extra.expired
 	}
 	return pe.expiry.at
+}
+
+// sinceTime is when pe came into the cache, in the clock's location. It
+// is only reported, so pe keeps the wall time alone (8 B, not a
+// time.Time's 24), without the monotonic reading.
+func (e *Engine) sinceTime(pe *peer) time.Time {
+	return time.Unix(0, pe.since).In(e.now.Location())
 }
 
 // fire implements firer: pe's expiry.

@@ -67,7 +67,7 @@ func (s pathState) String() string {
 func (e *Engine) Peers() iter.Seq[CacheEntry] {
 	return func(yield func(CacheEntry) bool) {
 		for _, pe := range e.peers {
-			if !yield(pe.entry()) {
+			if !yield(e.entry(pe)) {
 				return
 			}
 		}
@@ -80,7 +80,7 @@ func (e *Engine) Peers() iter.Seq[CacheEntry] {
 func (e *Engine) GroupPeers() iter.Seq[CacheEntry] {
 	return func(yield func(CacheEntry) bool) {
 		for _, pe := range e.peers {
-			if pe.group != "" && !yield(pe.entry()) {
+			if pe.group != "" && !yield(e.entry(pe)) {
 				return
 			}
 		}
@@ -116,9 +116,9 @@ func (e *Engine) PermanentBinding(proto netip.Addr) (netip.Addr, bool) {
 // length of Cache().
 func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
 
-func (pe *peer) entry() CacheEntry {
+func (e *Engine) entry(pe *peer) CacheEntry {
 	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires(), Since: pe.since}
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires(), Since: e.sinceTime(pe)}
 	if pe.kind == KindResolved {
 		ce.Path = pe.path.String()
 	}
@@ -130,7 +130,7 @@ func (pe *peer) entry() CacheEntry {
 func (e *Engine) Cache() []CacheEntry {
 	out := make([]CacheEntry, 0, len(e.peers)+len(e.negative))
 	for _, pe := range e.peers {
-		out = append(out, pe.entry())
+		out = append(out, e.entry(pe))
 	}
 	for _, n := range e.negative {
 		out = append(out, CacheEntry{Proto: n.addr, Kind: KindNegative, Expires: n.expires, Reason: n.reason})
