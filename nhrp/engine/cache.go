@@ -147,33 +147,41 @@ func (e *Engine) account(pe *peer, d int) {
 }
 
 // ownerCounts counts something per owner. An owner without an identity
-// (every owner without IPsec) is keyed by its address alone: a hub holds
-// one count per spoke, in a map slot of 32 B instead of 48. The zero
-// value is empty.
+// (every owner without IPsec) is keyed by its address alone, an IPv4 one
+// by its four bytes: a hub holds one count per spoke, in a map slot of 8 B
+// instead of 48 (ownerKey and int). Counts are bounded by MaxCache. The
+// zero value is empty.
 type ownerCounts struct {
-	byAddr map[netip.Addr]int // owners without an identity
-	byID   map[ownerKey]int
+	byAddr4 map[[4]byte]int32    // IPv4 owners without an identity
+	byAddr  map[netip.Addr]int32 // other owners without an identity
+	byID    map[ownerKey]int32
 }
 
 func (c *ownerCounts) get(o ownerKey) int {
-	if o.identity == "" {
-		return c.byAddr[o.addr]
+	switch {
+	case o.identity != "":
+		return int(c.byID[o])
+	case o.addr.Is4():
+		return int(c.byAddr4[o.addr.As4()])
 	}
-	return c.byID[o]
+	return int(c.byAddr[o.addr])
 }
 
 // add adds d to the count of o, forgetting o at zero.
 func (c *ownerCounts) add(o ownerKey, d int) {
-	if o.identity == "" {
-		c.byAddr = addCount(c.byAddr, o.addr, d)
-		return
+	switch {
+	case o.identity != "":
+		c.byID = addCount(c.byID, o, int32(d))
+	case o.addr.Is4():
+		c.byAddr4 = addCount(c.byAddr4, o.addr.As4(), int32(d))
+	default:
+		c.byAddr = addCount(c.byAddr, o.addr, int32(d))
 	}
-	c.byID = addCount(c.byID, o, d)
 }
 
-func addCount[K comparable](m map[K]int, k K, d int) map[K]int {
+func addCount[K comparable](m map[K]int32, k K, d int32) map[K]int32 {
 	if m == nil {
-		m = map[K]int{}
+		m = map[K]int32{}
 	}
 	if m[k] += d; m[k] <= 0 {
 		delete(m, k)
