@@ -208,7 +208,7 @@ func (e *Engine) isNHS(nbma netip.Addr) bool {
 // addPeer inserts pe, binds it and reports it. It fails when the cache is
 // full or the Binder refuses.
 func (e *Engine) addPeer(pe *peer, reason string) bool {
-	if len(e.peers) >= e.cfg.MaxCache {
+	if e.peers.len() >= e.cfg.MaxCache {
 		e.drop(DropCacheFull)
 		return false
 	}
@@ -217,10 +217,10 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 		e.drop(DropSourceQuota)
 		return false
 	}
-	e.peers[pe.proto] = pe
+	e.peers.set(pe)
 	pe.since = e.now.UnixNano()
 	if !e.rebind(pe) {
-		delete(e.peers, pe.proto)
+		e.peers.del(pe.proto)
 		return false
 	}
 	pe.counted = quota
@@ -260,7 +260,7 @@ func (e *Engine) sinceTime(pe *peer) time.Time {
 func (pe *peer) fire(e *Engine) { e.peerExpired(pe) }
 
 func (e *Engine) peerExpired(pe *peer) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	if len(pe.shortcuts()) > 0 {
@@ -277,10 +277,10 @@ func (e *Engine) peerExpired(pe *peer) {
 // removePeer deletes pe with its shortcuts, unbinds it, purges the clients
 // that resolved it and reports it.
 func (e *Engine) removePeer(pe *peer, reason string) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
-	delete(e.peers, pe.proto)
+	e.peers.del(pe.proto)
 	e.account(pe, -1)
 	e.cancel(&pe.expiry)
 	e.stopPath(pe)

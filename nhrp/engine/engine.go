@@ -28,7 +28,7 @@ type Engine struct {
 
 	nhss      []*nhs
 	myPublic  netip.Addr // our post-NAT NBMA, learnt from an NHS
-	peers     map[netip.Addr]*peer
+	peers     peerMap
 	negative  map[netip.Addr]*negEntry
 	pending   map[uint32]*pending
 	resolving map[netip.Addr]*pending
@@ -54,7 +54,6 @@ func New(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		counters:  counters{},
-		peers:     map[netip.Addr]*peer{},
 		negative:  map[netip.Addr]*negEntry{},
 		pending:   map[uint32]*pending{},
 		resolving: map[netip.Addr]*pending{},
@@ -267,7 +266,7 @@ func (e *Engine) sendError(code nhrp.ErrorCode, off int, p *nhrp.Packet, b []byt
 	}
 	ei := nhrp.NewErrorIndication(e.cfg.NBMA, e.cfg.Proto, p.SrcProto, code, uint16(off), b)
 	ei.HopCount = e.cfg.HopCount
-	if pe := e.peers[p.SrcProto]; pe != nil && pe.kind == KindRegistered {
+	if pe := e.peers.get(p.SrcProto); pe != nil && pe.kind == KindRegistered {
 		to = pe.nbma // straight to our client, not back along a loop
 	}
 	e.counters.inc(cErrorsSent)

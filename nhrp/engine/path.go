@@ -84,7 +84,7 @@ func (e *Engine) sendProbe(pe *peer) {
 }
 
 func (e *Engine) probeOK(pe *peer) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	c := e.ctl(pe)
@@ -96,7 +96,7 @@ func (e *Engine) probeOK(pe *peer) {
 }
 
 func (e *Engine) probeFailed(pe *peer, reason string) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	c := e.ctl(pe)
@@ -114,7 +114,7 @@ func (e *Engine) probeFailed(pe *peer, reason string) {
 
 // pathTimer: keepalive while up, retry while down.
 func (e *Engine) pathTimer(pe *peer) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	c := e.ctl(pe)
@@ -132,7 +132,7 @@ func (e *Engine) pathTimer(pe *peer) {
 // directFrom notes NHRP traffic that came straight from peer proto: if its
 // direct path is not confirmed, probe it now instead of waiting.
 func (e *Engine) directFrom(proto, from netip.Addr) {
-	pe := e.peers[proto]
+	pe := e.peers.get(proto)
 	if pe == nil || pe.nbma != from {
 		return
 	}

@@ -177,7 +177,7 @@ func (e *Engine) resendTo(nbma netip.Addr) {
 		e.after(n.timer, n.backoff)
 	}
 	var peers []*peer
-	for _, pe := range e.peers {
+	for pe := range e.peers.all() {
 		if pe.nbma == nbma && pe.kind == KindResolved && pe.pathCtl() != nil &&
 			(pe.path == pathValidating || pe.path == pathDown) {
 			peers = append(peers, pe)

@@ -20,7 +20,7 @@ func (e *Engine) purgeResolvers(pe *peer) {
 	slices.SortFunc(protos, netip.Addr.Compare)
 	for _, proto := range protos {
 		to := resolvers[proto]
-		if rp := e.peers[proto]; rp != nil && (rp.kind == KindRegistered || rp.kind == KindNHS) {
+		if rp := e.peers.get(proto); rp != nil && (rp.kind == KindRegistered || rp.kind == KindNHS) {
 			to = rp.nbma
 		}
 		if to.IsValid() {
@@ -108,11 +108,11 @@ func (e *Engine) purgeLocal(pfx netip.Prefix, src netip.Addr, in *inbound) {
 	nhs := e.isNHS(from)
 	var victims []*peer
 	if pfx.IsSingleIP() {
-		if pe := e.peers[pfx.Addr()]; pe != nil {
+		if pe := e.peers.get(pfx.Addr()); pe != nil {
 			victims = append(victims, pe)
 		}
 	} else {
-		for _, pe := range e.peers {
+		for pe := range e.peers.all() {
 			if pfx.Contains(pe.proto) {
 				victims = append(victims, pe)
 			}

@@ -88,7 +88,7 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 	if holding <= 0 {
 		holding = e.cfg.HoldingTime
 	}
-	pe := e.peers[proto]
+	pe := e.peers.get(proto)
 	switch {
 	case pe == nil:
 		pe = &peer{proto: proto, kind: KindResolved, claimed: claimed, observed: observed,
@@ -181,7 +181,7 @@ func (e *Engine) removeShortcut(sc *shortcut, reason string) {
 	delete(sc.via.extra.shortcuts, sc.prefix)
 	e.cancel(sc.t)
 	e.setShortcut(sc, ShortcutRemoved, reason)
-	if pe := sc.via; len(pe.shortcuts()) == 0 && pe.kind == KindResolved && e.peers[pe.proto] == pe {
+	if pe := sc.via; len(pe.shortcuts()) == 0 && pe.kind == KindResolved && e.peers.get(pe.proto) == pe {
 		e.removePeer(pe, reason)
 	}
 }
