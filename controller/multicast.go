@@ -31,7 +31,8 @@ type multicastState struct {
 	dirty bool
 	last  time.Time
 	timer *time.Timer
-	cur   []netip.Addr
+	cur   []netip.Addr // published to the replicator: never written again
+	spare []netip.Addr // the next recompute's buffer, kept while cur is unchanged
 }
 
 // startMulticast installs the capture and starts the replicator when the
@@ -72,11 +73,13 @@ func (c *Controller) startMulticast(ctx context.Context, wg *sync.WaitGroup) (fu
 // engine's state: registered spokes (dynamic) and NHSs (nhs) at the address
 // their neighbor entry sends GRE to, plus the static ones. With IPsec only
 // NBMAs the engine holds proven by an SA are kept: a copy to any other
-// would leave in clear (and the GRE guard would drop it).
-func (c *Controller) multicastTargets() []netip.Addr {
+// would leave in clear (and the GRE guard would drop it). It walks the
+// cache without a copy and appends to buf[:0]: a hub's periodic recompute
+// that finds nothing changed allocates nothing.
+func (c *Controller) multicastTargets(buf []netip.Addr) []netip.Addr {
 	mc := c.config().NHRP.Multicast
-	var out []netip.Addr
-	for _, e := range c.eng.Cache() {
+	out := buf[:0]
+	for e := range c.eng.Peers() {
 		if e.Bound.IsValid() && (mc.Dynamic && e.Kind == engine.KindRegistered || mc.NHS && e.Kind == engine.KindNHS) {
 			out = append(out, e.Bound)
 		}
@@ -105,12 +108,13 @@ func (c *Controller) reconcileMulticast() {
 		return
 	}
 	m.dirty, m.last, m.timer = false, now, nil
-	t := c.multicastTargets()
+	t := c.multicastTargets(m.spare)
 	if slices.Equal(t, m.cur) {
+		m.spare = t
 		return
 	}
 	c.log.Info("multicast targets", zap.Int("peers", len(t)))
-	m.cur = t
+	m.cur, m.spare = t, nil
 	m.rep.setTargets(t)
 }
 

@@ -216,3 +216,38 @@ func TestMulticastStartFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestMulticastRecomputeAllocations: recomputing the target set of a hub
+// whose registrations did not change (every resync marks it dirty)
+// allocates nothing, whatever the number of spokes.
+func TestMulticastRecomputeAllocations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var allocs []float64
+		for _, n := range []int{100, 2000} {
+			capt, send := &fakeCapture{}, &copySender{}
+			yaml := strings.Replace(bigHubYAML(n), "}}", "}, multicast: {dynamic: true}}", 1)
+			hub := start(t, kerneltest.NewNetwork(), "hub", yaml, nil, withMulticast(capt, send))
+			time.Sleep(time.Second)
+			synctest.Wait()
+			registerSpokes(t, hub, n)
+			c := hub.ctl
+			recompute := func() {
+				c.mcast.dirty, c.mcast.last = true, time.Time{}
+				c.reconcileMulticast()
+			}
+			if err := c.run(context.Background(), func() {
+				recompute() // publishes the n spokes
+				if got := len(c.mcast.cur); got != n {
+					t.Errorf("%d multicast targets for %d registered spokes", got, n)
+				}
+				allocs = append(allocs, testing.AllocsPerRun(5, recompute))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			stopAll(t, hub)
+		}
+		if allocs[0] != 0 || allocs[1] != 0 {
+			t.Errorf("allocations per unchanged recompute: %v for 100 and 2000 spokes, want 0", allocs)
+		}
+	})
+}

@@ -6,7 +6,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/kernel"
-	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
 // sourceBinding is the guard's tunnel-source binding for this node: the
@@ -33,10 +32,8 @@ func (c *Controller) desiredBoundSources() []kernel.BoundSource {
 			out = append(out, kernel.BoundSource{NBMA: nbma, Tunnel: tunnel})
 		}
 	}
-	for _, e := range c.eng.Cache() {
-		if e.Kind != engine.KindNegative {
-			add(e.NBMA, e.Proto)
-		}
+	for e := range c.eng.Peers() { // no copy of the cache: this runs at every resync
+		add(e.NBMA, e.Proto)
 	}
 	for tunnel, nbma := range c.adopt.permanent {
 		add(nbma, tunnel)

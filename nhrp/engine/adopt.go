@@ -76,11 +76,11 @@ func (e *Engine) settleAdopted(pe *peer) {
 // Entry returns the cache entry for proto (not negative entries), for
 // callers that need one entry without a snapshot of the whole cache.
 func (e *Engine) Entry(proto netip.Addr) (CacheEntry, bool) {
-	pe := e.peers[proto]
+	pe := e.peers.get(proto)
 	if pe == nil {
 		return CacheEntry{}, false
 	}
-	return pe.entry(), true
+	return e.entry(pe), true
 }
 
 // Negative reports whether a negative cache entry (a failed resolution) is

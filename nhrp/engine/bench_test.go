@@ -120,3 +120,53 @@ func BenchmarkHubPerPacket(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHubFootprint10k is the engine's own live heap per registered
+// spoke (no Binder table), with the daemon's default per-source limit
+// (10/s, burst 20): B/spoke right after a burst of 10,000 registrations
+// spread over 5 s as in the lab's burst, idle-B/spoke after a minute
+// without packets (the registrations hold for 600 s) and one Tick.
+func BenchmarkHubFootprint10k(b *testing.B) {
+	const n = 10000
+	pkts := benchRegistrations(b, n)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var burst, idle int64
+	for b.Loop() {
+		b.StopTimer()
+		clock := nhrpsim.NewClock(t0)
+		hub, err := engine.New(nhrpsim.WithLimits(engine.Config{
+			Proto: addr(hubProto), NBMA: addr(hubNBMA), Server: true, HoldingTime: holding,
+			Clock: clock, Conn: discardConn{}, MaxCache: 1 << 20, SourceRate: 10,
+		}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		hub.Start()
+		heap := func() int64 {
+			var m runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&m)
+			return int64(m.HeapAlloc)
+		}
+		h0 := heap()
+		b.StartTimer()
+		for i, p := range pkts {
+			clock.Set(t0.Add(time.Duration(i) * 500 * time.Microsecond))
+			nbma, _ := benchSpoke(i)
+			hub.HandlePacket(nbma, p)
+		}
+		b.StopTimer()
+		h1 := heap()
+		clock.Set(clock.Now().Add(time.Minute))
+		hub.Tick()
+		h2 := heap()
+		if got := len(hub.Cache()); got != n {
+			b.Fatalf("hub holds %d registrations, want %d", got, n)
+		}
+		burst, idle = (h1-h0)/n, (h2-h0)/n
+		runtime.KeepAlive(hub)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(burst), "B/spoke")
+	b.ReportMetric(float64(idle), "idle-B/spoke")
+}

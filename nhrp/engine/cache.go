@@ -71,19 +71,12 @@ type peer struct {
 	nbma     netip.Addr // direct GRE destination; zero: no direct path
 	group    string     // NHRP group the peer claims (Per-Tunnel QoS); "" none
 	owner    ownerKey   // who created it (registrations: who may change it)
-	expires  time.Time
-	expiry   *timer
+	expiry   timer      // fires pe (peer.fire); its deadline is when pe expires (see expires)
 	bound    netip.Addr // lladdr programmed through the Binder
-	since    time.Time  // when the entry came into the cache (addPeer)
+	since    int64      // when the entry came into the cache (addPeer), as Unix ns: see sinceTime
 
-	// resolvers: clients that resolved this registration (proto -> NBMA
-	// the resolution came from), purged when it changes (NHS role).
-	resolvers map[netip.Addr]netip.Addr
-
-	// Shortcuts via this peer and its direct path's control (client role).
-	pc        *pathCtl
-	lastUsed  time.Time
-	shortcuts map[netip.Prefix]*shortcut
+	// extra holds what only some entries need (peerExtra); nil until then.
+	extra *peerExtra
 
 	kind   BindingKind
 	unique bool
@@ -101,26 +94,105 @@ type peer struct {
 
 const maxResolversPerEntry = 256
 
+// peerExtra is what only some cache entries need, behind one pointer so
+// that the entries a hub holds for its registered spokes stay small: a
+// resolved peer's direct path control, the shortcuts via it and when
+// traffic last used it (client role), and the clients that resolved a
+// registration (NHS role).
+type peerExtra struct {
+	pc        *pathCtl
+	shortcuts map[netip.Prefix]*shortcut // non-nil for a resolved peer
+	lastUsed  time.Time
+	// expired: when the peer expired while shortcuts kept it (its expiry
+	// timer then runs on); zero until then and again once refreshed.
+	expired time.Time
+	// resolvers: clients that resolved this registration (proto -> NBMA
+	// the resolution came from), purged when it changes.
+	resolvers map[netip.Addr]netip.Addr
+}
+
+// more returns pe's extra state, made on first use.
+func (pe *peer) more() *peerExtra {
+	if pe.extra == nil {
+		pe.extra = &peerExtra{}
+	}
+	return pe.extra
+}
+
+// shortcuts are the shortcuts via pe, none unless it was resolved.
+func (pe *peer) shortcuts() map[netip.Prefix]*shortcut {
+	if pe.extra == nil {
+		return nil
+	}
+	return pe.extra.shortcuts
+}
+
+// pathCtl is pe's direct path control, nil until its path is validated.
+func (pe *peer) pathCtl() *pathCtl {
+	if pe.extra == nil {
+		return nil
+	}
+	return pe.extra.pc
+}
+
 // account adds d to the per-owner counts of pe: registrations held
 // (AddressesPerPeer) and other entries created (MaxCachePerSource).
 func (e *Engine) account(pe *peer, d int) {
-	var m map[ownerKey]int
 	switch {
 	case pe.kind == KindRegistered:
-		m = e.owned
+		e.owned.add(pe.owner, d)
 	case pe.counted:
-		m = e.perSource
-	default:
-		return
-	}
-	if m[pe.owner] += d; m[pe.owner] <= 0 {
-		delete(m, pe.owner)
+		e.perSource.add(pe.owner, d)
 	}
 }
 
-// fromNHS reports whether o names one of our configured NHSs.
+// ownerCounts counts something per owner. An owner without an identity
+// (every owner without IPsec) is keyed by its address alone, an IPv4 one
+// by its four bytes: a hub holds one count per spoke, in a map slot of 8 B
+// instead of 48 (ownerKey and int). Counts are bounded by MaxCache. The
+// zero value is empty.
+type ownerCounts struct {
+	byAddr4 map[[4]byte]int32    // IPv4 owners without an identity
+	byAddr  map[netip.Addr]int32 // other owners without an identity
+	byID    map[ownerKey]int32
+}
+
+func (c *ownerCounts) get(o ownerKey) int {
+	switch {
+	case o.identity != "":
+		return int(c.byID[o])
+	case o.addr.Is4():
+		return int(c.byAddr4[o.addr.As4()])
+	}
+	return int(c.byAddr[o.addr])
+}
+
+// add adds d to the count of o, forgetting o at zero.
+func (c *ownerCounts) add(o ownerKey, d int) {
+	switch {
+	case o.identity != "":
+		c.byID = addCount(c.byID, o, int32(d))
+	case o.addr.Is4():
+		c.byAddr4 = addCount(c.byAddr4, o.addr.As4(), int32(d))
+	default:
+		c.byAddr = addCount(c.byAddr, o.addr, int32(d))
+	}
+}
+
+func addCount[K comparable](m map[K]int32, k K, d int32) map[K]int32 {
+	if m == nil {
+		m = map[K]int32{}
+	}
+	if m[k] += d; m[k] <= 0 {
+		delete(m, k)
+	}
+	return m
+}
+
+// fromNHS reports whether o names one of our configured NHSs (with IPsec
+// an owner is an identity, never an NHS's address).
 func (e *Engine) fromNHS(o ownerKey) bool {
-	return o.identity == "" && e.isNHS(o.nbma)
+	return !e.cfg.IPsec && e.isNHS(o.addr)
 }
 
 // isNHS reports whether nbma is a configured NHS's address.
@@ -136,19 +208,19 @@ func (e *Engine) isNHS(nbma netip.Addr) bool {
 // addPeer inserts pe, binds it and reports it. It fails when the cache is
 // full or the Binder refuses.
 func (e *Engine) addPeer(pe *peer, reason string) bool {
-	if len(e.peers) >= e.cfg.MaxCache {
+	if e.peers.len() >= e.cfg.MaxCache {
 		e.drop(DropCacheFull)
 		return false
 	}
 	quota := pe.kind != KindRegistered && pe.kind != KindNHS && pe.owner != (ownerKey{}) && !e.fromNHS(pe.owner)
-	if quota && e.perSource[pe.owner] >= e.cfg.MaxCachePerSource {
+	if quota && e.perSource.get(pe.owner) >= e.cfg.MaxCachePerSource {
 		e.drop(DropSourceQuota)
 		return false
 	}
-	e.peers[pe.proto] = pe
-	pe.since = e.now
+	e.peers.set(pe)
+	pe.since = e.now.UnixNano()
 	if !e.rebind(pe) {
-		delete(e.peers, pe.proto)
+		e.peers.del(pe.proto)
 		return false
 	}
 	pe.counted = quota
@@ -162,20 +234,41 @@ func (e *Engine) addPeer(pe *peer, reason string) bool {
 
 // setExpiry (re)arms the entry's expiry timer.
 func (e *Engine) setExpiry(pe *peer, d time.Duration) {
-	pe.expires = e.now.Add(d)
-	if pe.expiry == nil {
-		pe.expiry = newTimer(func() { e.peerExpired(pe) })
+	if pe.extra != nil {
+		pe.extra.expired = time.Time{}
 	}
-	e.schedule(pe.expiry, pe.expires)
+	pe.expiry.run = pe
+	e.schedule(&pe.expiry, e.now.Add(d))
 }
 
+// expires is when pe expires (expired, for a peer its shortcuts keep).
+func (pe *peer) expires() time.Time {
+	if pe.extra != nil && !pe.extra.expired.IsZero() {
+		return pe.extra.expired
+	}
+	return pe.expiry.at
+}
+
+// sinceTime is when pe came into the cache, in the clock's location. It
+// is only reported, so pe keeps the wall time alone (8 B, not a
+// time.Time's 24), without the monotonic reading.
+func (e *Engine) sinceTime(pe *peer) time.Time {
+	return time.Unix(0, pe.since).In(e.now.Location())
+}
+
+// fire implements firer: pe's expiry.
+func (pe *peer) fire(e *Engine) { e.peerExpired(pe) }
+
 func (e *Engine) peerExpired(pe *peer) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
-	if len(pe.shortcuts) > 0 {
+	if len(pe.shortcuts()) > 0 {
 		// Shortcuts keep a resolved peer alive; they expire on their own.
-		e.schedule(pe.expiry, e.now.Add(e.cfg.HoldingTime))
+		if pe.extra.expired.IsZero() {
+			pe.extra.expired = pe.expiry.at
+		}
+		e.schedule(&pe.expiry, e.now.Add(e.cfg.HoldingTime))
 		return
 	}
 	e.removePeer(pe, "expired")
@@ -184,14 +277,14 @@ func (e *Engine) peerExpired(pe *peer) {
 // removePeer deletes pe with its shortcuts, unbinds it, purges the clients
 // that resolved it and reports it.
 func (e *Engine) removePeer(pe *peer, reason string) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
-	delete(e.peers, pe.proto)
+	e.peers.del(pe.proto)
 	e.account(pe, -1)
-	e.cancel(pe.expiry)
+	e.cancel(&pe.expiry)
 	e.stopPath(pe)
-	for _, sc := range pe.shortcuts {
+	for _, sc := range pe.shortcuts() {
 		e.removeShortcut(sc, reason)
 	}
 	if pe.bound.IsValid() {
@@ -201,7 +294,7 @@ func (e *Engine) removePeer(pe *peer, reason string) {
 		e.emit(Event{Kind: EventPeerDown, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed,
 			Observed: pe.observed, Binding: pe.kind, Group: pe.group, Reason: reason})
 	}
-	if len(pe.resolvers) > 0 {
+	if pe.extra != nil && len(pe.extra.resolvers) > 0 {
 		e.purgeResolvers(pe)
 	}
 }

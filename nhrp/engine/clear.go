@@ -27,7 +27,7 @@ func (e *Engine) ClearShortcuts() int {
 func (e *Engine) ClearCache() int {
 	e.now = e.cfg.Clock.Now()
 	var drop []*peer
-	for _, pe := range e.peers {
+	for pe := range e.peers.all() {
 		if pe.kind == KindResolved || pe.kind == KindRequester {
 			drop = append(drop, pe)
 		}
@@ -35,7 +35,7 @@ func (e *Engine) ClearCache() int {
 	slices.SortFunc(drop, func(a, b *peer) int { return a.proto.Compare(b.proto) })
 	n := 0
 	for _, pe := range drop {
-		if e.peers[pe.proto] == pe { // removing a shortcut may have removed it
+		if e.peers.get(pe.proto) == pe { // removing a shortcut may have removed it
 			e.removePeer(pe, "cleared by operator")
 			n++
 		}
@@ -54,11 +54,11 @@ func (e *Engine) ClearCache() int {
 // an NHS or a registration stays (ClearRegistration drops the latter).
 func (e *Engine) ClearResolved(addr netip.Addr) (removed bool, shortcuts int) {
 	e.now = e.cfg.Clock.Now()
-	pe := e.peers[addr]
+	pe := e.peers.get(addr)
 	if pe == nil || (pe.kind != KindResolved && pe.kind != KindRequester) {
 		return false, 0
 	}
-	n := len(pe.shortcuts)
+	n := len(pe.shortcuts())
 	e.removePeer(pe, "cleared by operator")
 	return true, n
 }

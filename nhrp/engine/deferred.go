@@ -44,7 +44,7 @@ func (e *Engine) deferBind(pe *peer) {
 // deferred neighbor write (a new entry, or a refresh of an entry whose
 // write is still queued) and returns the entry.
 func (e *Engine) awaiting(proto netip.Addr) *peer {
-	if pe := e.peers[proto]; pe != nil && pe.kind == KindRegistered && pe.deferred {
+	if pe := e.peers.get(proto); pe != nil && pe.kind == KindRegistered && pe.deferred {
 		return pe
 	}
 	return nil

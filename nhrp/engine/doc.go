@@ -213,8 +213,10 @@
 // packets: a 256-CIE registration costs 256 tokens. The source table is
 // kept in least-recently-used order; a new source at a full table recycles
 // the least recently used bucket if it has refilled, else shares one
-// overflow bucket, in O(1) (BenchmarkLimiterNewSourceFullTable). Every
-// drop and refusal increments the counter of one DropReason ("drop_" +
+// overflow bucket, in O(1) (BenchmarkLimiterNewSourceFullTable). A
+// bucket that has refilled is freed (two per lookup, all on Tick), so a
+// hub holds buckets only for the sources still refilling, not one per
+// spoke (BenchmarkHubFootprint10k). Every drop and refusal increments the counter of one DropReason ("drop_" +
 // its name). Per-packet work is O(log n) in the number of registrations
 // (map lookups and one heap operation); BenchmarkHubPerPacket shows it
 // flat from 1,000 to 10,000 spokes.

@@ -28,7 +28,7 @@ type Engine struct {
 
 	nhss      []*nhs
 	myPublic  netip.Addr // our post-NAT NBMA, learnt from an NHS
-	peers     map[netip.Addr]*peer
+	peers     peerMap
 	negative  map[netip.Addr]*negEntry
 	pending   map[uint32]*pending
 	resolving map[netip.Addr]*pending
@@ -36,8 +36,8 @@ type Engine struct {
 	flows     map[flowKey]time.Time
 	adopted   map[netip.Addr]*adoptedPath // see Adopt; nil until used
 	prot      map[netip.Addr]*proof       // see SetProtections
-	owned     map[ownerKey]int            // registrations held per peer
-	perSource map[ownerKey]int            // other cache entries per source
+	owned     ownerCounts                 // registrations held per peer
+	perSource ownerCounts                 // other cache entries per source
 
 	// deferred are the entries whose neighbor write a Binder queued, held
 	// the replies waiting for them (see CommitBindings).
@@ -54,14 +54,11 @@ func New(cfg Config) (*Engine, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		counters:  counters{},
-		peers:     map[netip.Addr]*peer{},
 		negative:  map[netip.Addr]*negEntry{},
 		pending:   map[uint32]*pending{},
 		resolving: map[netip.Addr]*pending{},
 		shortcuts: map[netip.Prefix]*shortcut{},
 		flows:     map[flowKey]time.Time{},
-		owned:     map[ownerKey]int{},
-		perSource: map[ownerKey]int{},
 	}
 	e.now = cfg.Clock.Now()
 	if cfg.SourceRate > 0 {
@@ -101,7 +98,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 		return
 	}
 	// The post-NAT address comes from the SA, never from an NHRP claim.
-	outer, owner, nbma := from, ownerKey{nbma: from}, from
+	outer, owner, nbma := from, ownerKey{addr: from}, from
 	pr, why := e.proven(from)
 	if pr != nil && pr.outer.IsValid() {
 		outer = pr.outer
@@ -111,7 +108,7 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 			e.drop(why)
 			return
 		}
-		owner = ownerKey{identity: pr.identity, outer: pr.ownerAddr(from)}
+		owner = ownerKey{identity: pr.identity, addr: pr.ownerAddr(from)}
 		if pr.inner.IsValid() {
 			nbma = pr.inner
 		}
@@ -182,22 +179,24 @@ type inbound struct {
 // spokes may assert one identity (behind different NATs both use their
 // private NBMA; a key holder may assert another spoke's), and neither may
 // then change what the other registered while the other's SA is up;
-// without IPsec its source NBMA address (the GRE source, post-NAT). nbma
-// is set alone, or identity with an optional outer.
+// without IPsec its source NBMA address (the GRE source, post-NAT). addr
+// is that address without IPsec, the optional outer address with it: the
+// two forms never meet in one engine (Config.IPsec is fixed), so one field
+// holds either, which keeps the key (held by every registration and the
+// per-owner counts) small.
 type ownerKey struct {
 	identity string
-	outer    netip.Addr
-	nbma     netip.Addr
+	addr     netip.Addr
 }
 
 func (o ownerKey) String() string {
 	switch {
-	case o.identity != "" && o.outer.IsValid():
-		return "identity " + o.identity + " at " + o.outer.String()
+	case o.identity != "" && o.addr.IsValid():
+		return "identity " + o.identity + " at " + o.addr.String()
 	case o.identity != "":
 		return "identity " + o.identity
 	}
-	return "nbma " + o.nbma.String()
+	return "nbma " + o.addr.String()
 }
 
 // dropMalformed counts a packet that did not decode and, when the decoder
@@ -267,7 +266,7 @@ func (e *Engine) sendError(code nhrp.ErrorCode, off int, p *nhrp.Packet, b []byt
 	}
 	ei := nhrp.NewErrorIndication(e.cfg.NBMA, e.cfg.Proto, p.SrcProto, code, uint16(off), b)
 	ei.HopCount = e.cfg.HopCount
-	if pe := e.peers[p.SrcProto]; pe != nil && pe.kind == KindRegistered {
+	if pe := e.peers.get(p.SrcProto); pe != nil && pe.kind == KindRegistered {
 		to = pe.nbma // straight to our client, not back along a loop
 	}
 	e.counters.inc(cErrorsSent)

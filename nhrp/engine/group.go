@@ -47,7 +47,7 @@ func (e *Engine) setGroup(pe *peer, g string) {
 		return
 	}
 	pe.group = g
-	if e.peers[pe.proto] == pe && pe.nbma.IsValid() {
+	if e.peers.get(pe.proto) == pe && pe.nbma.IsValid() {
 		e.emit(Event{Kind: EventGroup, Proto: pe.proto, NBMA: pe.nbma, Claimed: pe.claimed, Observed: pe.observed,
 			Binding: pe.kind, Group: g, Reason: "group changed"})
 	}
@@ -56,7 +56,7 @@ func (e *Engine) setGroup(pe *peer, g string) {
 // Group returns the NHRP group recorded for the cache entry of proto, ""
 // when it has none or there is no entry.
 func (e *Engine) Group(proto netip.Addr) string {
-	if pe := e.peers[proto]; pe != nil {
+	if pe := e.peers.get(proto); pe != nil {
 		return pe.group
 	}
 	return ""

@@ -12,14 +12,20 @@ import (
 // recently used bucket when that one has refilled (it was idle long enough
 // to have forgotten nothing), else it shares one overflow bucket with every
 // other source that found the table busy. Both cases are O(1): there is no
-// sweep.
+// sweep. A refilled bucket is the same as none (a new one starts full), so
+// each lookup also frees up to trimPerGet refilled buckets from the least
+// recently used end: a hub holds buckets for the sources whose buckets
+// are still refilling, not one per spoke it ever heard from. Up to
+// maxSpare freed buckets are kept for the next new sources, so that
+// spokes refreshing one by one reuse them instead of allocating.
 type limiter struct {
 	rate, burst float64
-	full        time.Duration // time to refill an empty bucket
 	max         int
 	m           map[netip.Addr]*bucket
 	lru         bucket // sentinel: lru.next most recent, lru.prev least
 	overflow    bucket
+	spare       *bucket // freed buckets, linked by next
+	spares      int
 }
 
 // bucket is one source's token bucket, linked into the LRU list.
@@ -31,15 +37,23 @@ type bucket struct {
 }
 
 func newLimiter(rate, burst float64, max int, now time.Time) *limiter {
-	l := &limiter{rate: rate, burst: burst, max: max, m: map[netip.Addr]*bucket{},
-		full: time.Duration(burst / rate * float64(time.Second))}
+	l := &limiter{rate: rate, burst: burst, max: max, m: map[netip.Addr]*bucket{}}
 	l.lru.next, l.lru.prev = &l.lru, &l.lru
 	l.overflow = bucket{tokens: burst, last: now}
 	return l
 }
 
+// trimPerGet bounds the refilled buckets one lookup frees: more than the
+// one a lookup may add, so the table shrinks to the sources still refilling.
+// maxSpare bounds the freed buckets kept for reuse.
+const (
+	trimPerGet = 2
+	maxSpare   = 64
+)
+
 // get returns the bucket of src, making it the most recently used.
 func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
+	l.trim(now, trimPerGet)
 	if b := l.m[src]; b != nil {
 		l.unlink(b)
 		l.pushFront(b)
@@ -47,9 +61,12 @@ func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
 	}
 	var b *bucket
 	switch {
+	case len(l.m) < l.max && l.spare != nil:
+		b, l.spare = l.spare, l.spare.next
+		l.spares--
 	case len(l.m) < l.max:
 		b = &bucket{}
-	case now.Sub(l.lru.prev.last) >= l.full:
+	case l.refilled(l.lru.prev, now):
 		b = l.lru.prev // idle: full again, recycle it
 		l.unlink(b)
 		delete(l.m, b.addr)
@@ -60,6 +77,25 @@ func (l *limiter) get(src netip.Addr, now time.Time) *bucket {
 	l.m[src] = b
 	l.pushFront(b)
 	return b
+}
+
+// refilled reports whether b is full again at now: take would find it
+// as a new bucket starts.
+func (l *limiter) refilled(b *bucket, now time.Time) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst
+}
+
+// trim frees up to n refilled buckets from the least recently used end.
+func (l *limiter) trim(now time.Time, n int) {
+	for ; n > 0 && l.lru.prev != &l.lru && l.refilled(l.lru.prev, now); n-- {
+		b := l.lru.prev
+		l.unlink(b)
+		delete(l.m, b.addr)
+		if l.spares < maxSpare {
+			b.next, l.spare = l.spare, b
+			l.spares++
+		}
+	}
 }
 
 func (l *limiter) unlink(b *bucket) {

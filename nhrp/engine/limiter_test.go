@@ -117,10 +117,47 @@ func BenchmarkLimiterNewSourceFullTable(b *testing.B) {
 	for i := range 65536 {
 		hub.HandlePacket(src(i), pkt)
 	}
-	clock.Set(clock.Now().Add(time.Second)) // not long enough to refill: the table stays busy
+	clock.Set(clock.Now().Add(time.Millisecond)) // shorter than one token takes to refill (5 ms): the table stays busy
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		hub.HandlePacket(src(65536+i%(1<<20)), pkt)
+	}
+}
+
+// A hub whose spokes refresh one by one, each after its bucket refilled,
+// allocates nothing more for the per-source limit than without it: the
+// freed buckets are reused.
+func TestSourceLimitRefreshAllocatesNothing(t *testing.T) {
+	const n = 200
+	pkts := benchRegistrations(t, n)
+	allocs := func(rate float64) float64 {
+		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		clock := nhrpsim.NewClock(t0)
+		hub, err := engine.New(nhrpsim.WithLimits(engine.Config{
+			Proto: addr(hubProto), NBMA: addr(hubNBMA), Server: true, HoldingTime: holding,
+			Clock: clock, Conn: discardConn{}, SourceRate: rate,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		refresh := func() {
+			clock.Set(clock.Now().Add(time.Second)) // every bucket refills in 0.1 s
+			nbma, _ := benchSpoke(i % n)
+			hub.HandlePacket(nbma, pkts[i%n])
+			i++
+		}
+		for range n {
+			refresh()
+		}
+		a := testing.AllocsPerRun(n, refresh)
+		if c := hub.Counters(); c["registrations_accepted"] != 2*n+1 || c["drop_rate_limited"] != 0 {
+			t.Errorf("rate %v: counters %v, want %d registrations accepted, none rate limited", rate, c, 2*n+1)
+		}
+		return a
+	}
+	if limited, free := allocs(10), allocs(-1); limited > free {
+		t.Errorf("%v allocations per refresh with a per-source limit, %v without", limited, free)
 	}
 }

@@ -203,7 +203,7 @@ func (e *Engine) setNHSState(n *nhs, s NHSState, reason string) {
 // dropNHSBinding removes the cache entry (and so the kernel's neighbour
 // entry) of server n, if it has one.
 func (e *Engine) dropNHSBinding(n *nhs) {
-	if pe := e.peers[n.proto]; pe != nil && pe.kind == KindNHS {
+	if pe := e.peers.get(n.proto); pe != nil && pe.kind == KindNHS {
 		e.removePeer(pe, "nhs "+n.state.String())
 	}
 }
@@ -250,7 +250,7 @@ func (e *Engine) handleRegistrationReply(in *inbound) {
 	wasUp := n.state == NHSUp
 	e.setNHSState(n, NHSUp, "registered")
 	if n.proto.IsValid() {
-		if pe := e.peers[n.proto]; pe == nil || pe.kind != KindNHS {
+		if pe := e.peers.get(n.proto); pe == nil || pe.kind != KindNHS {
 			if pe != nil {
 				e.removePeer(pe, "superseded by nhs")
 			}
@@ -283,7 +283,7 @@ func (e *Engine) learnPublic() {
 // the current primary NHS.
 func (e *Engine) rebindResolved() {
 	var list []*peer
-	for _, pe := range e.peers {
+	for pe := range e.peers.all() {
 		if pe.kind == KindResolved && pe.path != pathUp {
 			list = append(list, pe)
 		}

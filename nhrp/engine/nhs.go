@@ -78,7 +78,7 @@ func (e *Engine) handleRegistration(in *inbound) {
 // overQuota reports whether accepting every CIE of the registration in
 // would leave its sender holding more than AddressesPerPeer addresses.
 func (e *Engine) overQuota(in *inbound) bool {
-	held := e.owned[in.owner]
+	held := e.owned.get(in.owner)
 	var seen []netip.Addr
 	for i := range in.p.CIEs {
 		c := &in.p.CIEs[i]
@@ -90,7 +90,7 @@ func (e *Engine) overQuota(in *inbound) bool {
 			continue
 		}
 		seen = append(seen, proto)
-		if pe := e.peers[proto]; pe != nil && pe.kind == KindRegistered && pe.owner == in.owner {
+		if pe := e.peers.get(proto); pe != nil && pe.kind == KindRegistered && pe.owner == in.owner {
 			continue // a refresh
 		}
 		held++
@@ -137,7 +137,7 @@ func (e *Engine) register(in *inbound, proto, claimed netip.Addr, unique bool, g
 	if c.HoldingTime != 0 {
 		c.HoldingTime = uint16(holding / time.Second) // tell the client what it got
 	}
-	ex := e.peers[proto]
+	ex := e.peers.get(proto)
 	if ex != nil && ex.kind == KindRegistered {
 		if ex.owner != in.owner && !e.ownerGone(ex.owner, in.owner) {
 			// Only the peer that registered an address may refresh,
@@ -229,7 +229,7 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // for the next registration. It reports whether there was one.
 func (e *Engine) ClearRegistration(addr netip.Addr) bool {
 	e.now = e.cfg.Clock.Now()
-	pe := e.peers[addr]
+	pe := e.peers.get(addr)
 	if pe == nil || pe.kind != KindRegistered {
 		return false
 	}

@@ -28,11 +28,12 @@ type pathCtl struct {
 }
 
 func (e *Engine) ctl(pe *peer) *pathCtl {
-	if pe.pc == nil {
-		pe.pc = &pathCtl{backoff: e.cfg.PathRetryMin}
-		pe.pc.t = newTimer(func() { e.pathTimer(pe) })
+	x := pe.more()
+	if x.pc == nil {
+		x.pc = &pathCtl{backoff: e.cfg.PathRetryMin}
+		x.pc.t = newTimer(func() { e.pathTimer(pe) })
 	}
-	return pe.pc
+	return x.pc
 }
 
 // startPath begins validating the direct path of a resolved peer. A probe
@@ -83,7 +84,7 @@ func (e *Engine) sendProbe(pe *peer) {
 }
 
 func (e *Engine) probeOK(pe *peer) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	c := e.ctl(pe)
@@ -95,7 +96,7 @@ func (e *Engine) probeOK(pe *peer) {
 }
 
 func (e *Engine) probeFailed(pe *peer, reason string) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	c := e.ctl(pe)
@@ -113,7 +114,7 @@ func (e *Engine) probeFailed(pe *peer, reason string) {
 
 // pathTimer: keepalive while up, retry while down.
 func (e *Engine) pathTimer(pe *peer) {
-	if e.peers[pe.proto] != pe {
+	if e.peers.get(pe.proto) != pe {
 		return
 	}
 	c := e.ctl(pe)
@@ -131,7 +132,7 @@ func (e *Engine) pathTimer(pe *peer) {
 // directFrom notes NHRP traffic that came straight from peer proto: if its
 // direct path is not confirmed, probe it now instead of waiting.
 func (e *Engine) directFrom(proto, from netip.Addr) {
-	pe := e.peers[proto]
+	pe := e.peers.get(proto)
 	if pe == nil || pe.nbma != from {
 		return
 	}
@@ -146,13 +147,14 @@ func (e *Engine) directFrom(proto, from netip.Addr) {
 }
 
 func (e *Engine) stopPath(pe *peer) {
-	if pe.pc == nil {
+	pc := pe.pathCtl()
+	if pc == nil {
 		return
 	}
-	e.cancel(pe.pc.t)
-	if pe.pc.probe != nil {
-		e.finishPending(pe.pc.probe)
-		pe.pc.probe = nil
+	e.cancel(pc.t)
+	if pc.probe != nil {
+		e.finishPending(pc.probe)
+		pc.probe = nil
 	}
 }
 
@@ -165,7 +167,7 @@ func (e *Engine) setPath(pe *peer, s pathState, reason string) {
 	pe.path = s
 	e.settleAdopted(pe)
 	e.rebind(pe)
-	for _, sc := range sortedShortcuts(pe.shortcuts) {
+	for _, sc := range sortedShortcuts(pe.shortcuts()) {
 		e.setShortcut(sc, shortcutStateFor(s), reason)
 	}
 }

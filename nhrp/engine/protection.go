@@ -157,7 +157,7 @@ func (pr *proof) ownerAddr(nbma netip.Addr) netip.Addr {
 // that is not ambiguous, of o's identity and owner address.
 func (e *Engine) ownerProven(o ownerKey) bool {
 	for nbma, pr := range e.prot {
-		if !pr.ambiguous && pr.identity == o.identity && pr.ownerAddr(nbma) == o.outer {
+		if !pr.ambiguous && pr.identity == o.identity && pr.ownerAddr(nbma) == o.addr {
 			return true
 		}
 	}
@@ -177,15 +177,15 @@ func (e *Engine) resendTo(nbma netip.Addr) {
 		e.after(n.timer, n.backoff)
 	}
 	var peers []*peer
-	for _, pe := range e.peers {
-		if pe.nbma == nbma && pe.kind == KindResolved && pe.pc != nil &&
+	for pe := range e.peers.all() {
+		if pe.nbma == nbma && pe.kind == KindResolved && pe.pathCtl() != nil &&
 			(pe.path == pathValidating || pe.path == pathDown) {
 			peers = append(peers, pe)
 		}
 	}
 	slices.SortFunc(peers, func(a, b *peer) int { return a.proto.Compare(b.proto) })
 	for _, pe := range peers {
-		c := pe.pc
+		c := pe.pathCtl()
 		if pe.path == pathDown {
 			e.cancel(c.t)
 			e.pathTimer(pe)

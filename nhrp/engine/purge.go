@@ -12,21 +12,22 @@ const purgeTries = 3
 // purgeResolvers tells every client that resolved pe (NHS role) to drop
 // what it learnt about pe (§5.2.5).
 func (e *Engine) purgeResolvers(pe *peer) {
-	protos := make([]netip.Addr, 0, len(pe.resolvers))
-	for p := range pe.resolvers {
+	resolvers := pe.extra.resolvers
+	protos := make([]netip.Addr, 0, len(resolvers))
+	for p := range resolvers {
 		protos = append(protos, p)
 	}
 	slices.SortFunc(protos, netip.Addr.Compare)
 	for _, proto := range protos {
-		to := pe.resolvers[proto]
-		if rp := e.peers[proto]; rp != nil && (rp.kind == KindRegistered || rp.kind == KindNHS) {
+		to := resolvers[proto]
+		if rp := e.peers.get(proto); rp != nil && (rp.kind == KindRegistered || rp.kind == KindNHS) {
 			to = rp.nbma
 		}
 		if to.IsValid() {
 			e.sendPurge(proto, to, false, pe.proto)
 		}
 	}
-	pe.resolvers = nil
+	pe.extra.resolvers = nil
 }
 
 // sendPurge sends a Purge Request for addrs to dstProto at nbma, tracked
@@ -107,11 +108,11 @@ func (e *Engine) purgeLocal(pfx netip.Prefix, src netip.Addr, in *inbound) {
 	nhs := e.isNHS(from)
 	var victims []*peer
 	if pfx.IsSingleIP() {
-		if pe := e.peers[pfx.Addr()]; pe != nil {
+		if pe := e.peers.get(pfx.Addr()); pe != nil {
 			victims = append(victims, pe)
 		}
 	} else {
-		for _, pe := range e.peers {
+		for pe := range e.peers.all() {
 			if pfx.Contains(pe.proto) {
 				victims = append(victims, pe)
 			}

@@ -59,11 +59,11 @@ func (e *Engine) Hairpin(pkt []byte) {
 
 // spokeFor finds the NBMA address of the client behind which src lives.
 func (e *Engine) spokeFor(src netip.Addr) netip.Addr {
-	if pe := e.peers[src]; pe != nil && pe.kind == KindRegistered {
+	if pe := e.peers.get(src); pe != nil && pe.kind == KindRegistered {
 		return pe.nbma
 	}
 	if r, ok := e.route(src); ok && r.ViaTunnel && r.NextHop.IsValid() {
-		if pe := e.peers[r.NextHop]; pe != nil && pe.kind == KindRegistered {
+		if pe := e.peers.get(r.NextHop); pe != nil && pe.kind == KindRegistered {
 			return pe.nbma
 		}
 	}
@@ -91,7 +91,7 @@ func (e *Engine) handleTrafficIndication(in *inbound) {
 		return
 	}
 	if sc := e.shortcutFor(dst); sc != nil {
-		sc.via.lastUsed = e.now
+		sc.via.extra.lastUsed = e.now
 		return
 	}
 	e.resolve(dst)

@@ -14,8 +14,10 @@ import (
 // unknown one is resolved.
 func (e *Engine) NeighborMiss(dst netip.Addr) {
 	e.now = e.cfg.Clock.Now()
-	if pe := e.peers[dst]; pe != nil && pe.kind != KindRequester {
-		pe.lastUsed = e.now
+	if pe := e.peers.get(dst); pe != nil && pe.kind != KindRequester {
+		if pe.extra != nil { // only shortcuts read it
+			pe.extra.lastUsed = e.now
+		}
 		return
 	}
 	if dst == e.cfg.Proto {
@@ -116,14 +118,14 @@ func (e *Engine) handleResolutionRequest(in *inbound) {
 		return
 	}
 	if e.cfg.Server {
-		if pe := e.peers[target]; pe != nil && pe.kind == KindRegistered {
+		if pe := e.peers.get(target); pe != nil && pe.kind == KindRegistered {
 			if perr := p.UnrecognizedCompulsory(); perr != nil {
 				e.drop(DropUnknownExt)
 				e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
 				return
 			}
 			e.noteResolver(pe, p.SrcProto, in.from)
-			left := max(pe.expires.Sub(e.now)/time.Second, 1)
+			left := max(pe.expires().Sub(e.now)/time.Second, 1)
 			e.answer(in, hostPrefix(target), pe.claimed, pe.proto, pe.observed, pe.group, uint16(min(left, 65535)))
 			return
 		}
@@ -194,11 +196,11 @@ func (e *Engine) nak(in *inbound) {
 // registered client owning it, the client the route points at, or our own
 // NHS.
 func (e *Engine) nextHop(target netip.Addr) netip.Addr {
-	if pe := e.peers[target]; pe != nil && (pe.kind == KindRegistered || pe.kind == KindNHS) {
+	if pe := e.peers.get(target); pe != nil && (pe.kind == KindRegistered || pe.kind == KindNHS) {
 		return pe.nbma
 	}
 	if r, ok := e.route(target); ok && r.ViaTunnel && r.NextHop.IsValid() && r.NextHop != e.cfg.Proto {
-		if pe := e.peers[r.NextHop]; pe != nil && (pe.kind == KindRegistered || pe.kind == KindNHS) {
+		if pe := e.peers.get(r.NextHop); pe != nil && (pe.kind == KindRegistered || pe.kind == KindNHS) {
 			return pe.nbma
 		}
 	}
@@ -246,7 +248,7 @@ func (e *Engine) learnRequester(in *inbound, transit bool) {
 		nbma = in.from
 	}
 	group := e.claimedGroup(in)
-	pe := e.peers[p.SrcProto]
+	pe := e.peers.get(p.SrcProto)
 	switch {
 	case pe == nil:
 		pe = &peer{proto: p.SrcProto, kind: KindRequester, claimed: claimed, observed: observed, nbma: nbma, heard: !transit, group: group}
@@ -264,11 +266,12 @@ func (e *Engine) learnRequester(in *inbound, transit bool) {
 }
 
 func (e *Engine) noteResolver(pe *peer, proto, nbma netip.Addr) {
-	if pe.resolvers == nil {
-		pe.resolvers = map[netip.Addr]netip.Addr{}
+	x := pe.more()
+	if x.resolvers == nil {
+		x.resolvers = map[netip.Addr]netip.Addr{}
 	}
-	if _, ok := pe.resolvers[proto]; ok || len(pe.resolvers) < maxResolversPerEntry {
-		pe.resolvers[proto] = nbma
+	if _, ok := x.resolvers[proto]; ok || len(x.resolvers) < maxResolversPerEntry {
+		x.resolvers[proto] = nbma
 	}
 }
 
@@ -320,7 +323,7 @@ func (e *Engine) handleResolutionReply(in *inbound) {
 	if !e.isNHS(in.from) {
 		// Answered directly by a shortcut's peer: it speaks only for
 		// itself and within the shortcut the request went through.
-		pe, sc := e.peers[proto], e.shortcutFor(pd.target)
+		pe, sc := e.peers.get(proto), e.shortcutFor(pd.target)
 		if pe == nil || pe.nbma != in.from || pe.claimed != c.ClientNBMA {
 			e.drop(DropWrongResponder)
 			e.pendingFailed(pd, "reply names another peer")
@@ -344,7 +347,7 @@ func (e *Engine) heldResponder(p *nhrp.Packet, from netip.Addr) bool {
 	if len(p.CIEs) == 0 || p.CIEs[0].Code != nhrp.CIESuccess {
 		return false
 	}
-	pe := e.peers[replyClient(p)]
+	pe := e.peers.get(replyClient(p))
 	return pe != nil && pe.nbma == from && pe.claimed == p.CIEs[0].ClientNBMA
 }
 
@@ -365,7 +368,7 @@ func replyClient(p *nhrp.Packet) netip.Addr {
 func (e *Engine) replyVouched(in *inbound) (*peer, DropReason) {
 	p := in.p
 	c := &p.CIEs[0]
-	pe := e.peers[c.ClientProto]
+	pe := e.peers.get(c.ClientProto)
 	if pe == nil || pe.kind != KindRegistered || pe.nbma != in.from {
 		return nil, DropNotRegistered
 	}

@@ -88,11 +88,11 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 	if holding <= 0 {
 		holding = e.cfg.HoldingTime
 	}
-	pe := e.peers[proto]
+	pe := e.peers.get(proto)
 	switch {
 	case pe == nil:
 		pe = &peer{proto: proto, kind: KindResolved, claimed: claimed, observed: observed,
-			nbma: e.directNBMA(claimed, observed), group: group, shortcuts: map[netip.Prefix]*shortcut{}}
+			nbma: e.directNBMA(claimed, observed), group: group, extra: &peerExtra{shortcuts: map[netip.Prefix]*shortcut{}}}
 		if !e.addPeer(pe, "resolved") {
 			return
 		}
@@ -102,7 +102,7 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 		pe.heard = pe.heard && pe.nbma == nbma
 		pe.kind, pe.claimed, pe.observed = KindResolved, claimed, observed
 		pe.nbma = nbma
-		pe.shortcuts = map[netip.Prefix]*shortcut{}
+		pe.more().shortcuts = map[netip.Prefix]*shortcut{}
 		e.setGroup(pe, group)
 		e.startPath(pe)
 	case pe.kind == KindResolved:
@@ -135,7 +135,7 @@ func (e *Engine) resolved(target netip.Addr, pfx netip.Prefix, proto, claimed, o
 		sc = &shortcut{prefix: pfx, target: target, via: pe}
 		sc.t = newTimer(func() { e.shortcutTimer(sc) })
 		e.shortcuts[pfx] = sc
-		pe.shortcuts[pfx] = sc
+		pe.extra.shortcuts[pfx] = sc
 		e.setShortcut(sc, shortcutStateFor(pe.path), "resolved")
 	}
 	sc.holding = holding
@@ -156,7 +156,7 @@ func (e *Engine) shortcutTimer(sc *shortcut) {
 		e.removeShortcut(sc, "expired: idle")
 		return
 	}
-	if sc.via.lastUsed.After(sc.lastRefresh) && !sc.refreshing {
+	if sc.via.extra.lastUsed.After(sc.lastRefresh) && !sc.refreshing {
 		sc.refreshing = true
 		e.resolve(sc.target)
 	}
@@ -178,10 +178,10 @@ func (e *Engine) removeShortcut(sc *shortcut, reason string) {
 		return
 	}
 	delete(e.shortcuts, sc.prefix)
-	delete(sc.via.shortcuts, sc.prefix)
+	delete(sc.via.extra.shortcuts, sc.prefix)
 	e.cancel(sc.t)
 	e.setShortcut(sc, ShortcutRemoved, reason)
-	if pe := sc.via; len(pe.shortcuts) == 0 && pe.kind == KindResolved && e.peers[pe.proto] == pe {
+	if pe := sc.via; len(pe.shortcuts()) == 0 && pe.kind == KindResolved && e.peers.get(pe.proto) == pe {
 		e.removePeer(pe, reason)
 	}
 }

@@ -66,8 +66,8 @@ func (s pathState) String() string {
 // while iterating).
 func (e *Engine) Peers() iter.Seq[CacheEntry] {
 	return func(yield func(CacheEntry) bool) {
-		for _, pe := range e.peers {
-			if !yield(pe.entry()) {
+		for pe := range e.peers.all() {
+			if !yield(e.entry(pe)) {
 				return
 			}
 		}
@@ -79,8 +79,8 @@ func (e *Engine) Peers() iter.Seq[CacheEntry] {
 // others: a hub whose spokes claim none walks its cache without a copy.
 func (e *Engine) GroupPeers() iter.Seq[CacheEntry] {
 	return func(yield func(CacheEntry) bool) {
-		for _, pe := range e.peers {
-			if pe.group != "" && !yield(pe.entry()) {
+		for pe := range e.peers.all() {
+			if pe.group != "" && !yield(e.entry(pe)) {
 				return
 			}
 		}
@@ -94,7 +94,7 @@ func (e *Engine) GroupPeers() iter.Seq[CacheEntry] {
 // entry.
 func (e *Engine) PermanentBindings() iter.Seq2[netip.Addr, netip.Addr] {
 	return func(yield func(netip.Addr, netip.Addr) bool) {
-		for _, pe := range e.peers {
+		for pe := range e.peers.all() {
 			if pe.kind.Permanent() && pe.bound.IsValid() && !yield(pe.proto, pe.bound) {
 				return
 			}
@@ -105,7 +105,7 @@ func (e *Engine) PermanentBindings() iter.Seq2[netip.Addr, netip.Addr] {
 // PermanentBinding is PermanentBindings' entry for proto: the programmed
 // NBMA address, ok false when proto has no such entry.
 func (e *Engine) PermanentBinding(proto netip.Addr) (netip.Addr, bool) {
-	pe := e.peers[proto]
+	pe := e.peers.get(proto)
 	if pe == nil || !pe.kind.Permanent() || !pe.bound.IsValid() {
 		return netip.Addr{}, false
 	}
@@ -114,11 +114,11 @@ func (e *Engine) PermanentBinding(proto netip.Addr) (netip.Addr, bool) {
 
 // CacheLen is the number of cache entries, negative ones included: the
 // length of Cache().
-func (e *Engine) CacheLen() int { return len(e.peers) + len(e.negative) }
+func (e *Engine) CacheLen() int { return e.peers.len() + len(e.negative) }
 
-func (pe *peer) entry() CacheEntry {
+func (e *Engine) entry(pe *peer) CacheEntry {
 	ce := CacheEntry{Proto: pe.proto, Kind: pe.kind, NBMA: pe.nbma, Bound: pe.bound, Claimed: pe.claimed,
-		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires, Since: pe.since}
+		Observed: pe.observed, Unique: pe.unique, Group: pe.group, Expires: pe.expires(), Since: e.sinceTime(pe)}
 	if pe.kind == KindResolved {
 		ce.Path = pe.path.String()
 	}
@@ -128,9 +128,9 @@ func (pe *peer) entry() CacheEntry {
 // Cache returns the cache sorted by protocol address, negative entries
 // included.
 func (e *Engine) Cache() []CacheEntry {
-	out := make([]CacheEntry, 0, len(e.peers)+len(e.negative))
-	for _, pe := range e.peers {
-		out = append(out, pe.entry())
+	out := make([]CacheEntry, 0, e.peers.len()+len(e.negative))
+	for pe := range e.peers.all() {
+		out = append(out, e.entry(pe))
 	}
 	for _, n := range e.negative {
 		out = append(out, CacheEntry{Proto: n.addr, Kind: KindNegative, Expires: n.expires, Reason: n.reason})
