@@ -80,6 +80,13 @@ func (v *mmsgVec) release() {
 // htons converts a protocol number to network byte order.
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
+// recv and send call recvmmsg and sendmmsg with MSG_DONTWAIT as raw
+// system calls: they never block (a full queue is EAGAIN, and the poller
+// waits), so the runtime's system call bookkeeping is not needed, and it
+// is what woke the sleeping sysmon thread on the first call after every
+// idle spell: one thread wake-up more per packet when spokes refresh one
+// at a time.
+
 // recv is the RawConn.Read callback: one recvmmsg without waiting; false
 // (wait for data) when nothing is queued. After a short batch (drained)
 // its first call returns false at once: the poller's readiness is edge
@@ -92,7 +99,7 @@ func (v *mmsgVec) recv(fd uintptr) bool {
 		return false
 	}
 	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case unix.EAGAIN:
@@ -115,7 +122,7 @@ func (v *mmsgVec) recv(fd uintptr) bool {
 func (v *mmsgVec) send(fd uintptr) bool {
 	for v.off < v.n {
 		chunk := min(v.n-v.off, maxBatch)
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[v.off])), uintptr(chunk),
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[v.off])), uintptr(chunk),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EAGAIN:
