@@ -139,9 +139,20 @@ type blWatch struct {
 	Count     int           `json:"count"`
 	ExecNS    int64         `json:"exec_ns"`
 	ExecEndNS int64         `json:"exec_end_ns"`
+	ExecCPUNS int64         `json:"exec_cpu_ns"`
 	ExecErr   string        `json:"exec_error"`
 	Overflows int           `json:"overflows"`
 	TimedOut  bool          `json:"timed_out"`
+}
+
+// blFloorCPUPerEntry is the floor's CPU per kernel entry in ms: the
+// utime+stime of the ip -batch that programmed n entries, beside which
+// dmvpnd's CPU per registration is judged (0: not measured).
+func blFloorCPUPerEntry(ws blWatch, n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64(ws.ExecCPUNS) / 1e6 / float64(n)
 }
 
 // blLastJSON decodes the last line of a log file into v.

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,26 @@ func TestBLAccount(t *testing.T) {
 	got = blAccount(f, hub, nil, -1, -1, nil)
 	if got.SocketDrops != -1 || got.EngineDrops != -1 || got.Unaccounted != 760 {
 		t.Errorf("without socket and daemon counters: %+v", got)
+	}
+}
+
+// TestBLFloorCPUPerEntry: the floor's CPU per entry comes from
+// neighwatch's summary line (its exec_cpu_ns), in ms per entry.
+func TestBLFloorCPUPerEntry(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "neighwatch.log")
+	line := `{"reached_ns":{"10000":7000000000},"first_ns":1,"last_ns":7000000000,"count":10000,"exec_ns":1000,"exec_end_ns":6000000000,"exec_cpu_ns":2500000000,"overflows":0}`
+	if err := os.WriteFile(log, []byte("ready\n"+line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ws blWatch
+	if err := blLastJSON(log, &ws); err != nil {
+		t.Fatal(err)
+	}
+	if got := blFloorCPUPerEntry(ws, 10000); got != 0.25 {
+		t.Errorf("2.5 s of CPU for 10000 entries: %v ms per entry, want 0.25", got)
+	}
+	if got := blFloorCPUPerEntry(blWatch{}, 10000); got != 0 {
+		t.Errorf("no CPU measured: %v ms per entry, want 0 (not measured)", got)
 	}
 }

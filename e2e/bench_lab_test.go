@@ -526,6 +526,7 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 		if ws.ExecErr != "" {
 			t.Fatalf("floor N=%d: %s", n, ws.ExecErr)
 		}
+		out.CPUPerReg = blFloorCPUPerEntry(ws, n)
 		if at, ok := ws.ReachedNS[n]; ok {
 			out.TimeToN = float64(at-ws.ExecNS) / 1e9
 		} else {

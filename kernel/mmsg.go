@@ -29,6 +29,10 @@ type mmsgVec struct {
 	n, off, done int // messages, progress
 	err          error
 	fn           func(fd uintptr) bool // recv or send bound once
+	// drained: the last recv took fewer messages than it had room for,
+	// so the queue was empty then; the next recv waits for data before
+	// its first system call instead of learning so from EAGAIN.
+	drained bool
 }
 
 func (v *mmsgVec) grow(n int) {
@@ -76,11 +80,26 @@ func (v *mmsgVec) release() {
 // htons converts a protocol number to network byte order.
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
+// recv and send call recvmmsg and sendmmsg with MSG_DONTWAIT as raw
+// system calls: they never block (a full queue is EAGAIN, and the poller
+// waits), so the runtime's system call bookkeeping is not needed, and it
+// is what woke the sleeping sysmon thread on the first call after every
+// idle spell: one thread wake-up more per packet when spokes refresh one
+// at a time.
+
 // recv is the RawConn.Read callback: one recvmmsg without waiting; false
-// (wait for data) when nothing is queued.
+// (wait for data) when nothing is queued. After a short batch (drained)
+// its first call returns false at once: the poller's readiness is edge
+// triggered on every packet queued, so a packet that came after that
+// recvmmsg wakes the wait, and one that came during it leaves at worst
+// a spurious wake-up (EAGAIN, wait again).
 func (v *mmsgVec) recv(fd uintptr) bool {
+	if v.drained {
+		v.drained = false
+		return false
+	}
 	for {
-		r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case unix.EAGAIN:
@@ -89,6 +108,7 @@ func (v *mmsgVec) recv(fd uintptr) bool {
 			continue
 		case 0:
 			v.done = int(r)
+			v.drained = v.done < v.n
 		default:
 			v.err = errno
 		}
@@ -102,7 +122,7 @@ func (v *mmsgVec) recv(fd uintptr) bool {
 func (v *mmsgVec) send(fd uintptr) bool {
 	for v.off < v.n {
 		chunk := min(v.n-v.off, maxBatch)
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[v.off])), uintptr(chunk),
+		r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[v.off])), uintptr(chunk),
 			unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EAGAIN:

@@ -80,7 +80,6 @@ func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
 
 // WriteBatch implements BatchPacketConn with sendmmsg.
 func (c *NHRPConn) WriteBatch(ds []Datagram) (int, error) {
-	obj := fmt.Sprintf("ifindex %d", c.ifindex)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	v := &c.wv
@@ -98,7 +97,7 @@ func (c *NHRPConn) WriteBatch(ds []Datagram) (int, error) {
 		n++
 	}
 	if n == 0 {
-		return 0, opErr("send NHRP packets", obj, bad)
+		return 0, c.sendErr(bad)
 	}
 	v.startSend(n)
 	err := c.rc.Write(v.fn)
@@ -109,5 +108,14 @@ func (c *NHRPConn) WriteBatch(ds []Datagram) (int, error) {
 	if err == nil {
 		err = bad
 	}
-	return v.done, opErr("send NHRP packets", obj, err)
+	return v.done, c.sendErr(err)
+}
+
+// sendErr is WriteBatch's error for err (nil for nil: the error's text
+// is built only for a failure, not per batch sent).
+func (c *NHRPConn) sendErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return opErr("send NHRP packets", fmt.Sprintf("ifindex %d", c.ifindex), err)
 }

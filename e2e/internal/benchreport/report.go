@@ -47,7 +47,8 @@ type Burst struct {
 	Refused       int `json:"refused,omitempty"`
 	MisAcked      int `json:"mis_acked,omitempty"` // acked, but not in the table
 	// CPUPerReg is the hub daemons' utime+stime during the burst per
-	// successful registration, milliseconds.
+	// successful registration, milliseconds; for Floor, the ip -batch's
+	// per entry it programmed (the kernel's own cost of an entry).
 	CPUPerReg float64 `json:"cpu_per_registration_ms,omitempty"`
 	// RSSPerSpoke is the daemons' RSS growth over the burst per entry,
 	// bytes.
@@ -177,6 +178,15 @@ func num(v float64, prec int, unit string) string {
 	return fmt.Sprintf("%.*f%s", prec, v, unit)
 }
 
+// floorCPU is a floor burst's CPU per entry, NaN when not measured
+// (results from before the bench measured it).
+func floorCPU(b Burst) float64 {
+	if b.CPUPerReg == 0 {
+		return math.NaN()
+	}
+	return b.CPUPerReg
+}
+
 // ratio renders a/b as "N.Nx".
 func ratio(a, b float64) string {
 	if math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || math.IsInf(b, 0) || b == 0 {
@@ -204,15 +214,16 @@ func (r *Results) Markdown() string {
 		d, f, k := r.MedianTimeToN(DMVPND, n), r.MedianTimeToN(FRR, n), r.MedianTimeToN(Floor, n)
 		fmt.Fprintf(&w, "| %d | %s | %s | %s | %s | %s |\n", n, num(d, 2, " s"), num(f, 2, " s"), num(k, 2, " s"), ratio(d, k), ratio(f, d))
 	}
-	w.WriteString("\n| N | last success reply dmvpnd | FRR | CPU per registration dmvpnd | FRR | FRR / dmvpnd | RSS per spoke dmvpnd | FRR |\n|---|---|---|---|---|---|---|---|\n")
+	w.WriteString("\n| N | last success reply dmvpnd | FRR | CPU per registration dmvpnd | FRR | FRR / dmvpnd | floor (`ip -batch` per entry) | dmvpnd / floor | RSS per spoke dmvpnd | FRR |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range r.Sizes {
-		bd, bf := r.bursts(DMVPND, n), r.bursts(FRR, n)
+		bd, bf, bk := r.bursts(DMVPND, n), r.bursts(FRR, n), r.bursts(Floor, n)
 		lastOK := func(b Burst) float64 { return b.LastOK }
 		cpu := func(b Burst) float64 { return b.CPUPerReg }
 		rss := func(b Burst) float64 { return b.RSSPerSpoke / 1024 }
-		fmt.Fprintf(&w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", n,
+		fmt.Fprintf(&w, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", n,
 			num(median(bd, lastOK), 2, " s"), num(median(bf, lastOK), 2, " s"),
 			num(median(bd, cpu), 3, " ms"), num(median(bf, cpu), 3, " ms"), ratio(median(bf, cpu), median(bd, cpu)),
+			num(median(bk, floorCPU), 3, " ms"), ratio(median(bd, cpu), median(bk, floorCPU)),
 			num(median(bd, rss), 2, " KB"), num(median(bf, rss), 2, " KB"))
 	}
 	w.WriteString("\nSums over all repetitions: requests sent, of which retransmissions; lost: requests the generator saw no answer to by its end (answers the hub sent later count here too); hub unanswered: requests the hub received and never answered (its IPv4 in minus out); spokes never answered; spokes refused; mis-acked: spokes acknowledged with success whose entry the hub kernel did not hold at the end:\n\n")

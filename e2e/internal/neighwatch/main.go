@@ -49,10 +49,13 @@ type result struct {
 	Count     int           `json:"count"`              // entries at exit
 	ExecNS    int64         `json:"exec_ns,omitempty"`  // -exec started
 	ExecEndNS int64         `json:"exec_end_ns,omitempty"`
-	ExecErr   string        `json:"exec_error,omitempty"`
-	Overflows int           `json:"overflows"`
-	TimedOut  bool          `json:"timed_out,omitempty"`
-	Idle      bool          `json:"idle,omitempty"` // no new entry for -idle
+	// ExecCPUNS is the -exec command's utime+stime (with its children's:
+	// the shell and the command it runs).
+	ExecCPUNS int64  `json:"exec_cpu_ns,omitempty"`
+	ExecErr   string `json:"exec_error,omitempty"`
+	Overflows int    `json:"overflows"`
+	TimedOut  bool   `json:"timed_out,omitempty"`
+	Idle      bool   `json:"idle,omitempty"` // no new entry for -idle
 
 }
 
@@ -117,11 +120,11 @@ func run(args []string) error {
 		w.res.ExecNS = time.Now().UnixNano()
 		go func() {
 			defer close(execDone)
-			out, err := exec.Command("/bin/sh", "-c", *execCmd).CombinedOutput()
+			cpu, err := runExec(*execCmd)
 			if err != nil {
-				w.execErr = fmt.Sprintf("%v: %s", err, out)
+				w.execErr = err.Error()
 			}
-			w.execEnd = time.Now().UnixNano()
+			w.execEnd, w.execCPU = time.Now().UnixNano(), cpu.Nanoseconds()
 		}()
 	} else {
 		close(execDone)
@@ -162,7 +165,7 @@ func run(args []string) error {
 	}
 	if *execCmd != "" {
 		<-execDone
-		w.res.ExecEndNS, w.res.ExecErr = w.execEnd, w.execErr
+		w.res.ExecEndNS, w.res.ExecCPUNS, w.res.ExecErr = w.execEnd, w.execCPU, w.execErr
 	}
 	w.res.Count = len(w.seen)
 	b, err := json.Marshal(w.res)
@@ -212,6 +215,21 @@ func (s subscription) stop() {
 	}
 }
 
+// runExec runs line with /bin/sh and returns its CPU time: utime+stime
+// of the shell and of what it ran and waited for (wait4's rusage).
+func runExec(line string) (time.Duration, error) {
+	cmd := exec.Command("/bin/sh", "-c", line)
+	out, err := cmd.CombinedOutput()
+	var cpu time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		cpu = ps.UserTime() + ps.SystemTime()
+	}
+	if err != nil {
+		return cpu, fmt.Errorf("%v: %s", err, out)
+	}
+	return cpu, nil
+}
+
 type watcher struct {
 	ifindex int
 	prefix  netip.Prefix
@@ -219,6 +237,7 @@ type watcher struct {
 	seen    map[netip.Addr]bool
 	res     result
 	execEnd int64
+	execCPU int64
 	execErr string
 	now     func() int64 // Unix ns; nil: the realtime clock
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -45,5 +46,22 @@ func TestWatcherCounts(t *testing.T) {
 	want := result{ReachedNS: map[int]int64{2: 6, 3: 9}, FirstNS: 1, LastNS: 9}
 	if diff := cmp.Diff(want, w.res); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
+	}
+}
+
+// TestRunExecCPU: the -exec command's CPU includes what the shell ran
+// and waited for (the floor's ip runs under /bin/sh -c), and a failing
+// command reports its output.
+func TestRunExecCPU(t *testing.T) {
+	// The work is a grandchild's: sh -c runs sh, then true.
+	cpu, err := runExec(`sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done'; true`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu <= 0 {
+		t.Errorf("CPU of a shell loop in a grandchild: %v, want > 0", cpu)
+	}
+	if _, err := runExec("echo refused >&2; exit 3"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("failing command: error %v, want its output", err)
 	}
 }
