@@ -43,6 +43,9 @@ type blSample struct {
 	at    time.Time
 	ticks int64 // utime + stime of all pids, clock ticks
 	rss   int64 // VmRSS of all pids, bytes
+	// anon and file split rss: RssAnon (heap, stacks) and RssFile (the
+	// binary's and libraries' pages), bytes.
+	anon, file int64
 }
 
 // blSampleScript prints the guest's realtime clock, then per pid its
@@ -51,7 +54,7 @@ func blSampleScript(pids []int) string {
 	var b strings.Builder
 	b.WriteString("date +%s%N")
 	for _, p := range pids {
-		fmt.Fprintf(&b, "; read -r l < /proc/%[1]d/stat && echo \"stat $l\"; while read -r k v u; do case $k in VmRSS:) echo \"rss $v\";; esac; done < /proc/%[1]d/status", p)
+		fmt.Fprintf(&b, "; read -r l < /proc/%[1]d/stat && echo \"stat $l\"; while read -r k v u; do case $k in VmRSS:) echo \"rss $v\";; RssAnon:) echo \"anon $v\";; RssFile:) echo \"file $v\";; esac; done < /proc/%[1]d/status", p)
 	}
 	return b.String()
 }
@@ -93,6 +96,16 @@ func blParseSample(out string, npids int) (blSample, error) {
 			}
 			s.rss += kb << 10
 			rsss++
+		case "anon", "file":
+			kb, err := strconv.ParseInt(rest, 10, 64)
+			if err != nil {
+				return s, fmt.Errorf("sample: %s %q", kind, rest)
+			}
+			if kind == "anon" {
+				s.anon += kb << 10
+			} else {
+				s.file += kb << 10
+			}
 		}
 	}
 	if stats != npids || rsss != npids {

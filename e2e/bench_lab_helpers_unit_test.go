@@ -21,19 +21,23 @@ func TestBLParseSample(t *testing.T) {
 		"1764662400000000000",
 		"stat 812 (dmvpnd) S 1 812 812 0 -1 4194560 3305 0 0 0 150 70 0 0 20 0 9 0 1234 1300000000 10240 18446744073709551615",
 		"rss 41000",
+		"anon 39000",
+		"file 2000",
 		"stat 900 (odd) name) S 1 900 900 0 -1 4194560 3305 0 0 0 5 6 0 0 20 0 9 0 1234 1300000000 10240 18446744073709551615",
 		"rss 1000",
+		"anon 600",
+		"file 400",
 	}, "\n")
 	got, err := blParseSample(out, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := blSample{at: time.Unix(0, 1764662400000000000), ticks: 150 + 70 + 5 + 6, rss: 42000 << 10}
+	want := blSample{at: time.Unix(0, 1764662400000000000), ticks: 150 + 70 + 5 + 6, rss: 42000 << 10, anon: 39600 << 10, file: 2400 << 10}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(blSample{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	// A pid gone: its lines are missing, which is an error, not zero.
-	if _, err := blParseSample(strings.Join(strings.Split(out, "\n")[:3], "\n"), 2); err == nil {
+	if _, err := blParseSample(strings.Join(strings.Split(out, "\n")[:5], "\n"), 2); err == nil {
 		t.Error("a missing pid parsed without error")
 	}
 }

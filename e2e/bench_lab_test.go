@@ -639,8 +639,8 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	if f.Success > 0 {
 		s.RefreshCPUPer = float64(r1.ticks-r0.ticks) * 1000 / float64(b.clockTicks()) / float64(f.Success)
 	}
-	t.Logf("steady %s N=%d: idle %.2f%% of a vCPU over %.0f s (RSS %d -> %d KB); refresh %.2f%% at %.0f/s (%d acked, %d lost)",
-		impl, n, s.IdleCPU, s.IdleWindow, s.RSSStart>>10, s.RSSEnd>>10, s.RefreshCPU, s.RefreshRate, f.Success, f.Lost)
+	t.Logf("steady %s N=%d: idle %.2f%% of a vCPU over %.0f s (RSS %d -> %d KB: anon %d -> %d KB, file %d -> %d KB); refresh %.2f%% at %.0f/s (%d acked, %d lost)",
+		impl, n, s.IdleCPU, s.IdleWindow, s.RSSStart>>10, s.RSSEnd>>10, s0.anon>>10, s1.anon>>10, s0.file>>10, s1.file>>10, s.RefreshCPU, s.RefreshRate, f.Success, f.Lost)
 	return s
 }
 
