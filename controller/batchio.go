@@ -37,12 +37,11 @@ func (c *Controller) batcher() (kernel.NeighborBatcher, bool) {
 	return nb, ok
 }
 
-// readPackets reads packets off the socket in batches (all that is
-// queued, up to maxReadBatch) and hands each to the loop (handlePackets)
-// until ctx ends, the loop stops or the socket fails. The loop drops
-// nothing here: while a batch is handled the kernel's socket buffer
-// absorbs bursts.
-func (c *Controller) readPackets(ctx context.Context) {
+// readPackets copies packets off the socket in batches (all that is queued,
+// up to maxReadBatch) until ctx ends or the socket fails. The loop drops
+// nothing here: a full channel blocks the reader and the kernel's socket
+// buffer absorbs bursts.
+func (c *Controller) readPackets(ctx context.Context, out chan<- []packet) {
 	go func() {
 		<-ctx.Done()
 		_ = c.conn.Close()
@@ -55,7 +54,6 @@ func (c *Controller) readPackets(ctx context.Context) {
 	for i := range ds {
 		ds[i].B = make([]byte, maxPacket)
 	}
-	started := false
 	for {
 		n, err := bc.ReadBatch(ds)
 		if err != nil {
@@ -67,8 +65,6 @@ func (c *Controller) readPackets(ctx context.Context) {
 		if n == 0 {
 			continue
 		}
-		// The engine may keep what it is handed: each batch gets its
-		// own copy.
 		size := 0
 		for _, d := range ds[:n] {
 			size += len(d.B)
@@ -80,15 +76,9 @@ func (c *Controller) readPackets(ctx context.Context) {
 			slab = append(slab, d.B...)
 			batch[i] = packet{from: d.NBMA, b: slab[off:len(slab):len(slab)]}
 		}
-		if !started {
-			select {
-			case <-c.lt.started:
-				started = true
-			case <-ctx.Done():
-				return
-			}
-		}
-		if !c.handlePackets(ctx, batch) {
+		select {
+		case out <- batch:
+		case <-ctx.Done():
 			return
 		}
 	}
