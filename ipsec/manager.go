@@ -256,7 +256,7 @@ func (m *Manager) call(ctx context.Context, cmd string, in *vici.Message) (*vici
 
 // connect dials charon and loads credentials and the responder connection.
 func (m *Manager) connect(ctx context.Context) error {
-	l, err := dial(m.cfg.SocketPath)
+	l, err := dial(&m.cfg)
 	if err != nil {
 		return err
 	}
