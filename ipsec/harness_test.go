@@ -2,11 +2,15 @@ package ipsec_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
@@ -19,15 +23,21 @@ import (
 
 const waitFor = 5 * time.Second
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+// t0 is when a synctest bubble starts (midnight UTC, 2000-01-01), so the
+// time a harness in a bubble starts at; the fake clock starts there too.
+var t0 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type harness struct {
 	t     *testing.T
 	srv   *vicitest.Server
-	clock *ipsectest.Clock
-	m     *ipsec.Manager
-	logs  *observer.ObservedLogs
-	stop  func()
+	clock *ipsectest.Clock // nil in a bubble
+	// bubble: the harness runs inside synctest.Test, the fake charon
+	// serves over pipes and the Manager uses the bubble's fake time.
+	bubble bool
+	m      *ipsec.Manager
+	logs   *observer.ObservedLogs
+	stop   func()
+	ndial  atomic.Int64 // connection attempts to the fake charon (in a bubble)
 }
 
 const testPSK = "correct horse battery staple 1337"
@@ -60,19 +70,52 @@ func newHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
 // before the Manager first connects.
 func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server)) *harness {
 	t.Helper()
-	srv, err := vicitest.NewServer(filepath.Join(shortDir(t), "charon.vici"))
-	if err != nil {
-		t.Fatal(err)
+	return startHarness(t, cfg, peers, setup, false)
+}
+
+// newSyncHarness is newHarness for a test inside synctest.Test: the fake
+// charon serves over in-memory pipes and the Manager runs on the bubble's
+// fake time, which a test moves with time.Sleep; waits are synctest.Wait.
+func newSyncHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
+	t.Helper()
+	return startHarness(t, cfg, peers, nil, true)
+}
+
+// newSyncHarnessWith is newHarnessWith in a bubble (see newSyncHarness).
+func newSyncHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server)) *harness {
+	t.Helper()
+	return startHarness(t, cfg, peers, setup, true)
+}
+
+func startHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server), bubble bool) *harness {
+	t.Helper()
+	var srv *vicitest.Server
+	var clock *ipsectest.Clock
+	if bubble {
+		srv = vicitest.NewPipeServer()
+	} else {
+		var err error
+		srv, err = vicitest.NewServer(filepath.Join(shortDir(t), "charon.vici"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock = ipsectest.NewClock(t0)
+		cfg.SocketPath = srv.Path()
+		cfg.Clock = clock
 	}
 	t.Cleanup(srv.Close)
 	if setup != nil {
 		setup(srv)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	clock := ipsectest.NewClock(t0)
-	cfg.SocketPath = srv.Path()
-	cfg.Clock = clock
 	cfg.Logger = zap.New(core)
+	h := &harness{t: t, srv: srv, clock: clock, bubble: bubble, logs: logs}
+	if bubble {
+		cfg.Dial = func(ctx context.Context) (net.Conn, error) {
+			h.ndial.Add(1)
+			return srv.Dial(ctx)
+		}
+	}
 	m, err := ipsec.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +133,8 @@ func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup fu
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	h := &harness{t: t, srv: srv, clock: clock, m: m, logs: logs, stop: func() { cancel(); <-done }}
+	h.m = m
+	h.stop = func() { cancel(); <-done }
 	t.Cleanup(h.stop)
 	return h
 }
@@ -99,7 +143,7 @@ func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup fu
 func (h *harness) waitCmd(what string, pred func(c vicitest.Command) bool) vicitest.Command {
 	h.t.Helper()
 	var found vicitest.Command
-	err := h.srv.Wait(waitFor, func(s *vicitest.Server) bool {
+	cond := func(s *vicitest.Server) bool {
 		for _, c := range s.Commands() {
 			if pred(c) {
 				found = c
@@ -107,7 +151,16 @@ func (h *harness) waitCmd(what string, pred func(c vicitest.Command) bool) vicit
 			}
 		}
 		return false
-	})
+	}
+	var err error
+	if h.bubble {
+		synctest.Wait()
+		if !cond(h.srv) {
+			err = errNotNow
+		}
+	} else {
+		err = h.srv.Wait(waitFor, cond)
+	}
 	if err != nil {
 		h.t.Fatalf("waiting for %s: %v; commands:\n%s", what, err, renderCommands(h.srv.Commands()))
 	}
@@ -124,9 +177,22 @@ func (h *harness) count(pred func(c vicitest.Command) bool) int {
 	return n
 }
 
-// waitState polls State until cond holds.
+// errNotNow: in a bubble, the condition a test waits for does not hold once
+// every goroutine is durably blocked, so it cannot hold before time moves.
+var errNotNow = errors.New("not so once the bubble is idle")
+
+// waitState polls State until cond holds; in a bubble it waits until the
+// bubble is idle and checks once.
 func (h *harness) waitState(what string, cond func(ipsec.State) bool) ipsec.State {
 	h.t.Helper()
+	if h.bubble {
+		synctest.Wait()
+		st := h.m.State()
+		if !cond(st) {
+			h.t.Fatalf("waiting for %s: %v; state: %+v", what, errNotNow, st)
+		}
+		return st
+	}
 	deadline := time.Now().Add(waitFor)
 	for {
 		st := h.m.State()
@@ -146,9 +212,31 @@ func (h *harness) settle(gen uint64) ipsec.State {
 	return h.waitState("a new snapshot", func(s ipsec.State) bool { return s.Generation > gen })
 }
 
-// waitEvent reads events until one satisfies pred.
+// waitEvent reads events until one satisfies pred; in a bubble it fails
+// once the bubble is idle with no such event sent.
 func (h *harness) waitEvent(what string, pred func(ipsec.Event) bool) ipsec.Event {
 	h.t.Helper()
+	if h.bubble {
+		for {
+			select {
+			case ev := <-h.m.Events():
+				if pred(ev) {
+					return ev
+				}
+				continue
+			default:
+			}
+			synctest.Wait()
+			select {
+			case ev := <-h.m.Events():
+				if pred(ev) {
+					return ev
+				}
+			default:
+				h.t.Fatalf("waiting for event %s: %v; state %+v", what, errNotNow, h.m.State())
+			}
+		}
+	}
 	timeout := time.After(waitFor)
 	for {
 		select {
@@ -211,6 +299,15 @@ func (h *harness) firstBackoff() time.Duration { return 200 * time.Millisecond }
 // failed), and advances the clock by d.
 func (h *harness) startCharonAfter(d time.Duration) {
 	h.t.Helper()
+	if h.bubble {
+		synctest.Wait()
+		h.srv.ResetCommands()
+		if err := h.srv.Start(); err != nil {
+			h.t.Fatal(err)
+		}
+		h.advance(d)
+		return
+	}
 	if err := h.clock.WaitForWaiter(d, waitFor); err != nil {
 		h.t.Fatal(err)
 	}
@@ -233,8 +330,42 @@ func (h *harness) restartCharon(after time.Duration, reset bool) {
 	if err := h.srv.Start(); err != nil {
 		h.t.Fatal(err)
 	}
+	if h.bubble {
+		h.advance(after)
+		return
+	}
 	if err := h.clock.WaitForWaiter(after, waitFor); err != nil {
 		h.t.Fatal(err)
 	}
 	h.clock.Advance(after)
+}
+
+// advance moves the bubble's fake time on by d and waits until the bubble
+// is idle again: the timers due by then have fired and been handled.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	if !h.bubble {
+		h.t.Fatal("advance outside a synctest bubble")
+	}
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// dials returns how many connections the Manager opened or tried to open
+// to the fake charon (two per successful connection: commands, events).
+func (h *harness) dials() int64 { return h.ndial.Load() }
+
+// after checks that happened turns true d from now, not earlier: it moves
+// the bubble's fake time to just before d, checks that nothing happened,
+// then to d and checks that it did.
+func (h *harness) after(d time.Duration, what string, happened func() bool) {
+	h.t.Helper()
+	h.advance(d - time.Millisecond)
+	if happened() {
+		h.t.Fatalf("%s: happened before %v", what, d)
+	}
+	h.advance(time.Millisecond)
+	if !happened() {
+		h.t.Fatalf("%s: not happened after %v", what, d)
+	}
 }
