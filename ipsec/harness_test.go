@@ -369,3 +369,10 @@ func (h *harness) after(d time.Duration, what string, happened func() bool) {
 		h.t.Fatalf("%s: not happened after %v", what, d)
 	}
 }
+
+// syncRun runs f as the subtest name inside its own synctest bubble
+// (t.Run is not allowed inside a bubble, so each subtest gets one).
+func syncRun(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) { synctest.Test(t, f) })
+}
