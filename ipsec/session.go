@@ -111,7 +111,10 @@ func (l *link) listSAs(ctx context.Context) ([]*vici.Message, error) {
 func (l *link) stream(ctx context.Context, cmd, event string) ([]*vici.Message, error) {
 	for drained := false; !drained; {
 		select {
-		case <-l.lists: // stale, from an earlier aborted call
+		case _, ok := <-l.lists: // stale, from an earlier aborted call
+			if !ok { // closed with the session: draining would spin
+				return nil, fmt.Errorf("%w: %s: session closed", ErrConnection, cmd)
+			}
 		default:
 			drained = true
 		}
