@@ -38,7 +38,7 @@ func TestSADetails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var bytesIn atomic.Uint64
 		bytesIn.Store(1024)
-		h := newSyncHarnessWith(t, pskConfig("192.0.2.50"), nil, func(s *vicitest.Server) {
+		h := newHarnessWith(t, pskConfig("192.0.2.50"), nil, func(s *vicitest.Server) {
 			s.Handle("list-sas", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 				return []*vicitest.Message{vicitest.ListSA(detailedSA(bytesIn.Load()))}, nil
 			})

@@ -75,7 +75,7 @@ func TestEventsToState(t *testing.T) {
 			{"ike-updown", vicitest.IKEUpdown(false, hubSA(4, true)), "hub",
 				peerView{Status: ipsec.StatusConnecting, Reason: "IKE_SA deleted"}}, // re-initiated at once
 		}
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub, nattedPeer})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub, nattedPeer})
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		for i, s := range steps {
 			if n := h.srv.Emit(s.event, s.msg); n != 1 {
@@ -98,7 +98,7 @@ func TestEventsToState(t *testing.T) {
 // initiated again.
 func TestReinitiateAfterChildDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		initiates := isCmd("initiate", "ike", "dmvpn-peer-hub")
 		h.waitCmd("first initiate", initiates)
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, hubSA(1, true)))
@@ -112,15 +112,17 @@ func TestReinitiateAfterChildDown(t *testing.T) {
 		if ev.Reason != "CHILD_SA deleted" {
 			t.Errorf("reason %q, want CHILD_SA deleted", ev.Reason)
 		}
-		if err := h.srv.Wait(waitFor, func(*vicitest.Server) bool { return h.count(initiates) == 2 }); err != nil {
-			t.Fatalf("no second initiate: %v", err)
+		synctest.Wait()
+		if n := h.count(initiates); n != 2 {
+			t.Fatalf("%d initiates, want 2 (no second initiate)", n)
 		}
 		// The retry is on the IKE_SA that is still up; then the IKE_SA dies too.
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, hubSA(1, true, greChild(5, "INSTALLED"))))
 		h.waitEvent("hub up again", func(e ipsec.Event) bool { return e.Peer == "hub" && e.Status == ipsec.StatusUp })
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(false, hubSA(1, true)))
-		if err := h.srv.Wait(waitFor, func(*vicitest.Server) bool { return h.count(initiates) == 3 }); err != nil {
-			t.Fatalf("no third initiate: %v", err)
+		synctest.Wait()
+		if n := h.count(initiates); n != 3 {
+			t.Fatalf("%d initiates, want 3 (no third initiate)", n)
 		}
 	})
 }
@@ -132,7 +134,7 @@ func TestInitiateTimeoutBackoff(t *testing.T) {
 		cfg := pskConfig("192.0.2.50")
 		cfg.ConnectTimeout = 10 * time.Second
 		cfg.RetryMin = 2 * time.Second
-		h := newSyncHarness(t, cfg, []ipsec.Peer{plainHub})
+		h := newHarness(t, cfg, []ipsec.Peer{plainHub})
 		initiates := isCmd("initiate", "ike", "dmvpn-peer-hub")
 		h.waitCmd("first initiate", initiates)
 		advance := func(d time.Duration) {
@@ -162,7 +164,7 @@ func TestInitiateTimeoutBackoff(t *testing.T) {
 // TestMalformedEventCounted: broken events are counted and dropped.
 func TestMalformedEventCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate"))
 		h.srv.Emit("ike-updown", vicitest.NewMessage().Set("up", "yes"))
 		h.srv.Emit("child-updown", vicitest.NewMessage().Set("x", vicitest.NewMessage().Set("state", "INSTALLED")))
@@ -177,7 +179,7 @@ func TestMalformedEventCounted(t *testing.T) {
 // number without copying it, and a change in charon's state makes it grow.
 func TestGenerationFollowsSnapshots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		before := h.m.State().Generation
 		if g := h.m.Generation(); g < before {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -24,20 +21,16 @@ import (
 const waitFor = 5 * time.Second
 
 // t0 is when a synctest bubble starts (midnight UTC, 2000-01-01), so the
-// time a harness in a bubble starts at; the fake clock starts there too.
+// time every harness starts at.
 var t0 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type harness struct {
 	t     *testing.T
 	srv   *vicitest.Server
-	clock *ipsectest.Clock // nil in a bubble
-	// bubble: the harness runs inside synctest.Test, the fake charon
-	// serves over pipes and the Manager uses the bubble's fake time.
-	bubble bool
-	m      *ipsec.Manager
-	logs   *observer.ObservedLogs
-	stop   func()
-	ndial  atomic.Int64 // connection attempts to the fake charon (in a bubble)
+	m     *ipsec.Manager
+	logs  *observer.ObservedLogs
+	stop  func()
+	ndial atomic.Int64 // connection attempts to the fake charon (in a bubble)
 }
 
 const testPSK = "correct horse battery staple 1337"
@@ -49,18 +42,11 @@ func pskConfig(local string) ipsec.Config {
 	}
 }
 
-// shortDir returns a directory whose path fits a unix socket name.
-func shortDir(t *testing.T) string {
-	d, err := os.MkdirTemp("", "vici")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
-// newHarness starts a fake charon and a Manager on a fake clock. peers, if
-// not nil, are set before Run so the first reconcile sees them.
+// newHarness starts a fake charon and a Manager inside the synctest
+// bubble of t (synctest.Test): the fake charon serves over in-memory pipes
+// and the Manager runs on the bubble's fake time, which a test moves with
+// advance or after; waits are synctest.Wait. peers, if not nil, are set
+// before Run so the first reconcile sees them.
 func newHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
 	t.Helper()
 	return newHarnessWith(t, cfg, peers, nil)
@@ -70,51 +56,17 @@ func newHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
 // before the Manager first connects.
 func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server)) *harness {
 	t.Helper()
-	return startHarness(t, cfg, peers, setup, false)
-}
-
-// newSyncHarness is newHarness for a test inside synctest.Test: the fake
-// charon serves over in-memory pipes and the Manager runs on the bubble's
-// fake time, which a test moves with time.Sleep; waits are synctest.Wait.
-func newSyncHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
-	t.Helper()
-	return startHarness(t, cfg, peers, nil, true)
-}
-
-// newSyncHarnessWith is newHarnessWith in a bubble (see newSyncHarness).
-func newSyncHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server)) *harness {
-	t.Helper()
-	return startHarness(t, cfg, peers, setup, true)
-}
-
-func startHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server), bubble bool) *harness {
-	t.Helper()
-	var srv *vicitest.Server
-	var clock *ipsectest.Clock
-	if bubble {
-		srv = vicitest.NewPipeServer()
-	} else {
-		var err error
-		srv, err = vicitest.NewServer(filepath.Join(shortDir(t), "charon.vici"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		clock = ipsectest.NewClock(t0)
-		cfg.SocketPath = srv.Path()
-		cfg.Clock = clock
-	}
+	srv := vicitest.NewPipeServer()
 	t.Cleanup(srv.Close)
 	if setup != nil {
 		setup(srv)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	cfg.Logger = zap.New(core)
-	h := &harness{t: t, srv: srv, clock: clock, bubble: bubble, logs: logs}
-	if bubble {
-		cfg.Dial = func(ctx context.Context) (net.Conn, error) {
-			h.ndial.Add(1)
-			return srv.Dial(ctx)
-		}
+	h := &harness{t: t, srv: srv, logs: logs}
+	cfg.Dial = func(ctx context.Context) (net.Conn, error) {
+		h.ndial.Add(1)
+		return srv.Dial(ctx)
 	}
 	m, err := ipsec.New(cfg)
 	if err != nil {
@@ -152,17 +104,9 @@ func (h *harness) waitCmd(what string, pred func(c vicitest.Command) bool) vicit
 		}
 		return false
 	}
-	var err error
-	if h.bubble {
-		synctest.Wait()
-		if !cond(h.srv) {
-			err = errNotNow
-		}
-	} else {
-		err = h.srv.Wait(waitFor, cond)
-	}
-	if err != nil {
-		h.t.Fatalf("waiting for %s: %v; commands:\n%s", what, err, renderCommands(h.srv.Commands()))
+	synctest.Wait()
+	if !cond(h.srv) {
+		h.t.Fatalf("waiting for %s: %v; commands:\n%s", what, errNotNow, renderCommands(h.srv.Commands()))
 	}
 	return found
 }
@@ -181,29 +125,15 @@ func (h *harness) count(pred func(c vicitest.Command) bool) int {
 // every goroutine is durably blocked, so it cannot hold before time moves.
 var errNotNow = errors.New("not so once the bubble is idle")
 
-// waitState polls State until cond holds; in a bubble it waits until the
-// bubble is idle and checks once.
+// waitState waits until the bubble is idle and checks that cond holds.
 func (h *harness) waitState(what string, cond func(ipsec.State) bool) ipsec.State {
 	h.t.Helper()
-	if h.bubble {
-		synctest.Wait()
-		st := h.m.State()
-		if !cond(st) {
-			h.t.Fatalf("waiting for %s: %v; state: %+v", what, errNotNow, st)
-		}
-		return st
+	synctest.Wait()
+	st := h.m.State()
+	if !cond(st) {
+		h.t.Fatalf("waiting for %s: %v; state: %+v", what, errNotNow, st)
 	}
-	deadline := time.Now().Add(waitFor)
-	for {
-		st := h.m.State()
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("waiting for %s; state: %+v", what, st)
-		}
-		time.Sleep(time.Millisecond) // polling with a deadline, not waiting for state by sleeping
-	}
+	return st
 }
 
 // settle waits for the Manager to publish a snapshot newer than gen.
@@ -212,40 +142,27 @@ func (h *harness) settle(gen uint64) ipsec.State {
 	return h.waitState("a new snapshot", func(s ipsec.State) bool { return s.Generation > gen })
 }
 
-// waitEvent reads events until one satisfies pred; in a bubble it fails
-// once the bubble is idle with no such event sent.
+// waitEvent reads events until one satisfies pred; it fails once the
+// bubble is idle with no such event sent.
 func (h *harness) waitEvent(what string, pred func(ipsec.Event) bool) ipsec.Event {
 	h.t.Helper()
-	if h.bubble {
-		for {
-			select {
-			case ev := <-h.m.Events():
-				if pred(ev) {
-					return ev
-				}
-				continue
-			default:
-			}
-			synctest.Wait()
-			select {
-			case ev := <-h.m.Events():
-				if pred(ev) {
-					return ev
-				}
-			default:
-				h.t.Fatalf("waiting for event %s: %v; state %+v", what, errNotNow, h.m.State())
-			}
-		}
-	}
-	timeout := time.After(waitFor)
 	for {
 		select {
 		case ev := <-h.m.Events():
 			if pred(ev) {
 				return ev
 			}
-		case <-timeout:
-			h.t.Fatalf("waiting for event %s; state %+v", what, h.m.State())
+			continue
+		default:
+		}
+		synctest.Wait()
+		select {
+		case ev := <-h.m.Events():
+			if pred(ev) {
+				return ev
+			}
+		default:
+			h.t.Fatalf("waiting for event %s: %v; state %+v", what, errNotNow, h.m.State())
 		}
 	}
 }
@@ -296,31 +213,20 @@ func (h *harness) firstBackoff() time.Duration { return 200 * time.Millisecond }
 
 // startCharonAfter starts the stopped fake charon, its recorded commands
 // forgotten, once the Manager waits d to reconnect (its attempts so far
-// failed), and advances the clock by d.
+// failed), and advances the fake time by d.
 func (h *harness) startCharonAfter(d time.Duration) {
 	h.t.Helper()
-	if h.bubble {
-		synctest.Wait()
-		h.srv.ResetCommands()
-		if err := h.srv.Start(); err != nil {
-			h.t.Fatal(err)
-		}
-		h.advance(d)
-		return
-	}
-	if err := h.clock.WaitForWaiter(d, waitFor); err != nil {
-		h.t.Fatal(err)
-	}
+	synctest.Wait()
 	h.srv.ResetCommands()
 	if err := h.srv.Start(); err != nil {
 		h.t.Fatal(err)
 	}
-	h.clock.Advance(d)
+	h.advance(d)
 }
 
 // restartCharon stops the fake charon (every loaded object is forgotten)
 // and starts it again, forgetting the recorded commands too when reset,
-// then advances the clock by after, past the Manager's reconnect wait.
+// then advances the fake time by after, past the Manager's reconnect wait.
 func (h *harness) restartCharon(after time.Duration, reset bool) {
 	h.t.Helper()
 	h.srv.Stop()
@@ -330,23 +236,13 @@ func (h *harness) restartCharon(after time.Duration, reset bool) {
 	if err := h.srv.Start(); err != nil {
 		h.t.Fatal(err)
 	}
-	if h.bubble {
-		h.advance(after)
-		return
-	}
-	if err := h.clock.WaitForWaiter(after, waitFor); err != nil {
-		h.t.Fatal(err)
-	}
-	h.clock.Advance(after)
+	h.advance(after)
 }
 
 // advance moves the bubble's fake time on by d and waits until the bubble
 // is idle again: the timers due by then have fired and been handled.
 func (h *harness) advance(d time.Duration) {
 	h.t.Helper()
-	if !h.bubble {
-		h.t.Fatal("advance outside a synctest bubble")
-	}
 	time.Sleep(d)
 	synctest.Wait()
 }

@@ -22,7 +22,7 @@ func TestAdoptsEarlierRunsConns(t *testing.T) {
 		cfg := pskConfig("192.0.2.1")
 		cfg.AdoptGrace = grace
 		left := []string{"dmvpn-peer-spoke", "dmvpn-peer-old"}
-		h := newSyncHarnessWith(t, cfg, nil, func(s *vicitest.Server) {
+		h := newHarnessWith(t, cfg, nil, func(s *vicitest.Server) {
 			s.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 				return nil, vicitest.NewMessage().Set("conns", append(s.Conns(), left...))
 			})
@@ -71,7 +71,7 @@ func TestAdoptsEarlierRunsConns(t *testing.T) {
 // earlier run left are unloaded at connect, as before.
 func TestConnectPrunesWithoutGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarnessWith(t, pskConfig("192.0.2.1"), nil, func(s *vicitest.Server) {
+		h := newHarnessWith(t, pskConfig("192.0.2.1"), nil, func(s *vicitest.Server) {
 			s.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 				return nil, vicitest.NewMessage().Set("conns", append(s.Conns(), "dmvpn-peer-old"))
 			})

@@ -28,7 +28,7 @@ func TestMessagesPSK(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := pskConfig("192.0.2.50")
 		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-		h := newSyncHarness(t, cfg, []ipsec.Peer{plainHub, lowerSpoke, nattedPeer, higherPeer})
+		h := newHarness(t, cfg, []ipsec.Peer{plainHub, lowerSpoke, nattedPeer, higherPeer})
 		// Initiate for the hub; the tie-break peer .20 is lower than us (.50),
 		// so we wait; .99 is higher, so we initiate at once.
 		h.waitCmd("initiate to the hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
@@ -69,7 +69,7 @@ func TestMessagesX509(t *testing.T) {
 			IKEProposals: []string{"aes256-sha256-modp3072"},
 			ESPProposals: []string{"aes256gcm16"},
 		}
-		h := newSyncHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
+		h := newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
 		h.waitCmd("initiate to hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		h.waitReconciled()
 		golden.File(t, "x509.golden", renderCommands(h.srv.Commands()))
@@ -79,7 +79,7 @@ func TestMessagesX509(t *testing.T) {
 		// identity the CA certified.
 		cfg.LocalID = "10.0.0.50"
 		cfg.CertifiedIdentities = true
-		h = newSyncHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
+		h = newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
 		h.waitCmd("initiate to hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		h.waitReconciled()
 		golden.File(t, "x509-certified.golden", renderCommands(h.srv.Commands()))
@@ -90,7 +90,7 @@ func TestMessagesX509(t *testing.T) {
 // no ECP) the defaults fall back to the modp3072 suites.
 func TestProposalDefaultsFollowCharon(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), nil)
+		h := newHarness(t, pskConfig("192.0.2.50"), nil)
 		h.srv.Handle("get-algorithms", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 			return nil, vicitest.NewMessage().
 				Set("encryption", vicitest.NewMessage().Set("AES_CBC", "aes")).
@@ -121,7 +121,7 @@ func TestMessagesMarkNAT(t *testing.T) {
 		cfg := pskConfig("192.0.2.50")
 		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
 		cfg.MarkNAT = true
-		h := newSyncHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
+		h := newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
 		h.waitCmd("initiate to the hub", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		h.waitReconciled()
 		var loads []vicitest.Command

@@ -20,7 +20,7 @@ import (
 // the new material, the old one keeps working until it rekeys.
 func TestSetCredentialsRotatesPSKAndProposals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, hubSA(1, true)))
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, hubSA(1, true, greChild(2, "INSTALLED"))))
@@ -67,7 +67,7 @@ func TestSetCredentialsRotatesPSKAndProposals(t *testing.T) {
 // an unreadable certificate is refused before anything is sent.
 func TestSetCredentialsRefusesWhatNeedsARestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), nil)
+		h := newHarness(t, pskConfig("192.0.2.50"), nil)
 		h.waitCmd("responder", isCmd("load-conn"))
 		err := h.m.SetCredentials(ipsec.Auth{Method: ipsec.AuthX509, CertFile: "/nonexistent/c.pem", KeyFile: "/k", CAFile: "/ca"}, nil, nil)
 		if !errors.Is(err, ipsec.ErrInvalidConfig) || !strings.Contains(err.Error(), "authentication method cannot change") {

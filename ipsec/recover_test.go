@@ -33,7 +33,7 @@ func TestRecoverAfterCharonLoss(t *testing.T) {
 		natted := ipsec.Peer{Name: "natted", RemoteNBMA: netip.MustParseAddr("198.51.100.7"), ClaimedNBMA: netip.MustParseAddr("172.16.0.2")}
 		cfg := pskConfig("192.0.2.1")
 		cfg.ReconnectMin = 100 * time.Millisecond
-		h := newSyncHarness(t, cfg, []ipsec.Peer{up, down, natted})
+		h := newHarness(t, cfg, []ipsec.Peer{up, down, natted})
 		natSA := hubSideSA("dmvpn-peer-natted", "198.51.100.7", 3)
 		natSA.NATRemote = true
 		natSA.Children[0].Mode, natSA.Children[0].RemoteTS = "TUNNEL", []string{"172.16.0.2/32[gre]"}

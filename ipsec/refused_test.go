@@ -23,7 +23,7 @@ func TestRefusedPeerConn(t *testing.T) {
 		peers := []ipsec.Peer{plainHub, bad, nattedPeer}
 		cfg := pskConfig("192.0.2.50")
 		cfg.RetryMin, cfg.RetryMax = time.Second, 4*time.Second
-		h := newSyncHarnessWith(t, cfg, peers, func(s *vicitest.Server) { s.RefuseConn("dmvpn-peer-bad", errmsg) })
+		h := newHarnessWith(t, cfg, peers, func(s *vicitest.Server) { s.RefuseConn("dmvpn-peer-bad", errmsg) })
 		loads := func() int { return h.count(isCmd("load-conn")) }
 		badLoads := func() int {
 			return h.count(func(c vicitest.Command) bool {

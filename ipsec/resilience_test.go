@@ -19,7 +19,7 @@ func TestReconnectReload(t *testing.T) {
 		cfg := pskConfig("192.0.2.50")
 		cfg.ReconnectMin = 100 * time.Millisecond
 		cfg.ReconnectMax = 400 * time.Millisecond
-		h := newSyncHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
+		h := newHarness(t, cfg, []ipsec.Peer{plainHub, nattedPeer})
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, hubSA(1, true)))
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, hubSA(1, true, greChild(2, "INSTALLED"))))
@@ -74,7 +74,7 @@ func equal(a, b []string) bool {
 func TestPrunesOwnStaleConns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srvConns := []string{"dmvpn-peer-old", "roadwarrior", "dmvpn-peer-hub"}
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), nil)
+		h := newHarness(t, pskConfig("192.0.2.50"), nil)
 		h.srv.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 			return nil, vicitest.NewMessage().Set("conns", srvConns)
 		})
@@ -128,7 +128,7 @@ func TestSetPeersRejectsInvalid(t *testing.T) {
 // gets its old connection terminated and unloaded and a new one loaded.
 func TestPeerMoves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		moved := plainHub
 		moved.RemoteNBMA = netip.MustParseAddr("192.0.2.2")
@@ -156,7 +156,7 @@ func TestPeerMoves(t *testing.T) {
 // the SAs are brought up again.
 func TestNATDetected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("172.16.0.2"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("172.16.0.2"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-hub"))
 		h.srv.ResetCommands()
 		sa := hubSA(1, true)

@@ -85,7 +85,7 @@ func TestSecretValue(t *testing.T) {
 // charon did receive it.
 func TestSecretNotLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate"))
 		h.srv.Handle("load-shared", func(req *vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
 			return nil, vicitest.Failure("invalid data: " + req.String("data"))

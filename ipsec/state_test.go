@@ -18,7 +18,7 @@ import (
 // enums and addresses.
 func TestStateJSON(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
 		h.waitCmd("initiate", isCmd("initiate"))
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, hubSA(1, true, greChild(2, "INSTALLED"))))
 		st := h.waitState("up", func(s ipsec.State) bool { return len(s.Peers) == 1 && s.Peers[0].Status == ipsec.StatusUp })
@@ -50,7 +50,7 @@ func TestResyncSeesEverySA(t *testing.T) {
 		}
 		stream = append(stream, vicitest.ListSA(vicitest.SA{Conn: "someone-else", UniqueID: 9999, State: "ESTABLISHED"}))
 		for round := range 5 {
-			h := newSyncHarnessWith(t, pskConfig("192.0.2.50"), nil, func(s *vicitest.Server) {
+			h := newHarnessWith(t, pskConfig("192.0.2.50"), nil, func(s *vicitest.Server) {
 				s.Handle("list-sas", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) { return stream, nil })
 			})
 			st := h.waitState("connected", func(s ipsec.State) bool { return s.Connected })

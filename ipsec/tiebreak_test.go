@@ -36,12 +36,12 @@ func TestTieBreak(t *testing.T) {
 	}
 
 	syncRun(t, "lower initiates at once", func(t *testing.T) {
-		h := newSyncHarness(t, cfgFor(a), pair(b))
+		h := newHarness(t, cfgFor(a), pair(b))
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-"+b))
 	})
 
 	syncRun(t, "higher waits and falls back", func(t *testing.T) {
-		h := newSyncHarness(t, cfgFor(b), pair(a))
+		h := newHarness(t, cfgFor(b), pair(a))
 		h.waitCmd("peer loaded", isCmd("load-conn"))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		if n := h.count(isCmd("initiate")); n != 0 {
@@ -54,7 +54,7 @@ func TestTieBreak(t *testing.T) {
 	})
 
 	syncRun(t, "higher responds and never initiates", func(t *testing.T) {
-		h := newSyncHarness(t, cfgFor(b), pair(a))
+		h := newHarness(t, cfgFor(b), pair(a))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		conn := "dmvpn-peer-" + a
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, spokeSA(conn, 1, b, a, false)))
@@ -69,7 +69,7 @@ func TestTieBreak(t *testing.T) {
 	})
 
 	syncRun(t, "after a loss the higher end waits again", func(t *testing.T) {
-		h := newSyncHarness(t, cfgFor(b), pair(a))
+		h := newHarness(t, cfgFor(b), pair(a))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		conn := "dmvpn-peer-" + a
 		h.advance(10 * time.Second) // long after the first fallback delay
@@ -88,7 +88,7 @@ func TestTieBreak(t *testing.T) {
 	// Both ends initiated: two IKE_SAs. Only the higher end acts, and only
 	// on the SA it initiated, so exactly one remains.
 	dup := func(t *testing.T, local, remote string, mineInitiated uint32) (*harness, string) {
-		h := newSyncHarness(t, cfgFor(local), pair(remote))
+		h := newHarness(t, cfgFor(local), pair(remote))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		conn := "dmvpn-peer-" + remote
 		for _, id := range []uint32{1, 3} {
@@ -134,7 +134,7 @@ func TestDuplicateFromRetries(t *testing.T) {
 	} {
 		syncRun(t, tc.name, func(t *testing.T) {
 			// We are higher than the hub, so the mixed rule does not apply.
-			h := newSyncHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{{Name: "hub", RemoteNBMA: netip.MustParseAddr("192.0.2.1")}})
+			h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{{Name: "hub", RemoteNBMA: netip.MustParseAddr("192.0.2.1")}})
 			h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 			for _, id := range []uint32{4, 9} {
 				h.srv.Emit("child-updown", vicitest.ChildUpdown(true, hubSA(id, tc.initiator, greChild(id+1, "INSTALLED"))))
@@ -167,7 +167,7 @@ func TestNATBinding(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := pskConfig("192.0.2.1")
 		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-		h := newSyncHarness(t, cfg, []ipsec.Peer{})
+		h := newHarness(t, cfg, []ipsec.Peer{})
 		h.waitCmd("responder", isCmd("load-conn"))
 		sa := func(id uint32, remoteID, inner string) vicitest.SA {
 			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
@@ -228,7 +228,7 @@ func TestNATInnerFirstComeFirstServed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := pskConfig("192.0.2.1")
 		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-		h := newSyncHarness(t, cfg, []ipsec.Peer{})
+		h := newHarness(t, cfg, []ipsec.Peer{})
 		h.waitCmd("responder", isCmd("load-conn"))
 		sa := func(id uint32, remoteID, remote, inner string) vicitest.SA {
 			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
@@ -263,7 +263,7 @@ func TestNATInnerMarked(t *testing.T) {
 		cfg := pskConfig("192.0.2.1")
 		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
 		cfg.MarkNAT = true
-		h := newSyncHarness(t, cfg, []ipsec.Peer{})
+		h := newHarness(t, cfg, []ipsec.Peer{})
 		h.waitCmd("responder", isCmd("load-conn"))
 		sa := func(id uint32, remote string, mark uint32) vicitest.SA {
 			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",

@@ -130,7 +130,7 @@ func TestVerifyRepairs(t *testing.T) {
 		syncRun(t, tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.VerifyInterval = period
-			h := newSyncHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
+			h := newHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
 			// Idle: connected, loaded, verified once, waiting for the period.
 			synctest.Wait()
 			if st := h.m.State(); st.RepairedConns != 0 || st.RepairedCreds != 0 {
@@ -186,7 +186,7 @@ func TestVerifyTracksLoads(t *testing.T) {
 		const period = 10 * time.Second
 		cfg := pskConfig("192.0.2.50")
 		cfg.VerifyInterval = period
-		h := newSyncHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
+		h := newHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
 		synctest.Wait() // connected, loaded, verified once
 		if err := h.m.SetPeers([]ipsec.Peer{respondPeer, {Name: "s10", RemoteNBMA: netip.MustParseAddr("198.51.100.10")}}); err != nil {
 			t.Fatal(err)
