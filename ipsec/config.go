@@ -118,7 +118,6 @@ type Config struct {
 	Dial func(ctx context.Context) (net.Conn, error) `json:"-"`
 
 	Logger *zap.Logger
-	Clock  Clock
 }
 
 // DefaultVerifyInterval is Config.VerifyInterval's default: how long a
@@ -146,9 +145,6 @@ func (c *Config) setDefaults() {
 	def(&c.CommandTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
-	}
-	if c.Clock == nil {
-		c.Clock = realClock{}
 	}
 }
 
