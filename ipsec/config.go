@@ -1,8 +1,10 @@
 package ipsec
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -109,9 +111,13 @@ type Config struct {
 	AdoptGrace time.Duration
 	// CommandTimeout bounds every VICI command (default 10s).
 	CommandTimeout time.Duration
+	// Dial, if set, opens each connection to charon instead of dialling
+	// SocketPath. Tests use it to reach a fake charon over an in-memory
+	// pipe (vicitest.NewPipeServer), which testing/synctest can run. Not
+	// part of a Config's JSON.
+	Dial func(ctx context.Context) (net.Conn, error) `json:"-"`
 
 	Logger *zap.Logger
-	Clock  Clock
 }
 
 // DefaultVerifyInterval is Config.VerifyInterval's default: how long a
@@ -139,9 +145,6 @@ func (c *Config) setDefaults() {
 	def(&c.CommandTimeout, 10*time.Second)
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
-	}
-	if c.Clock == nil {
-		c.Clock = realClock{}
 	}
 }
 

@@ -154,6 +154,8 @@
 // which 5.9.8 needs for IKEv2 key derivation, and paths) are kept in
 // charon.go; StrongswanConf renders the strongswan.conf of a charon
 // dedicated to dmvpnd (explicit plugin list, no bypass-lan, no routes): the
-// one the package ships, and the tests' and the lab's. Time comes from an injected Clock, logs go to an injected zap
-// logger.
+// one the package ships, and the tests' and the lab's. Time is the time
+// package's (the tests run the Manager in testing/synctest bubbles, against
+// a fake charon over in-memory pipes: Config.Dial), logs go to an injected
+// zap logger.
 package ipsec

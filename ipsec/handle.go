@@ -12,7 +12,7 @@ import (
 // handleEvent applies one charon event to the SA table. Malformed events
 // are logged, counted and dropped.
 func (m *Manager) handleEvent(e vici.Event) {
-	ev, err := parseEvent(e.Name, e.Message, m.clock.Now())
+	ev, err := parseEvent(e.Name, e.Message, time.Now())
 	if err != nil {
 		m.log.Warn("dropping malformed event", zap.String("event", e.Name), zap.Error(err))
 		m.mu.Lock()
@@ -24,7 +24,7 @@ func (m *Manager) handleEvent(e vici.Event) {
 		return
 	}
 	id := ev.sa.UniqueID
-	now := m.clock.Now()
+	now := time.Now()
 	switch ev.kind {
 	case evIKEUpdown:
 		if ev.up {

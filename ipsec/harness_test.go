@@ -2,15 +2,16 @@ package ipsec_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
-	"github.com/dmvpnd/dmvpnd/ipsec/ipsectest"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -19,15 +20,17 @@ import (
 
 const waitFor = 5 * time.Second
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+// t0 is when a synctest bubble starts (midnight UTC, 2000-01-01), so the
+// time every harness starts at.
+var t0 = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type harness struct {
 	t     *testing.T
 	srv   *vicitest.Server
-	clock *ipsectest.Clock
 	m     *ipsec.Manager
 	logs  *observer.ObservedLogs
 	stop  func()
+	ndial atomic.Int64 // connection attempts to the fake charon (in a bubble)
 }
 
 const testPSK = "correct horse battery staple 1337"
@@ -39,18 +42,11 @@ func pskConfig(local string) ipsec.Config {
 	}
 }
 
-// shortDir returns a directory whose path fits a unix socket name.
-func shortDir(t *testing.T) string {
-	d, err := os.MkdirTemp("", "vici")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
-// newHarness starts a fake charon and a Manager on a fake clock. peers, if
-// not nil, are set before Run so the first reconcile sees them.
+// newHarness starts a fake charon and a Manager inside the synctest
+// bubble of t (synctest.Test): the fake charon serves over in-memory pipes
+// and the Manager runs on the bubble's fake time, which a test moves with
+// advance or after; waits are synctest.Wait. peers, if not nil, are set
+// before Run so the first reconcile sees them.
 func newHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
 	t.Helper()
 	return newHarnessWith(t, cfg, peers, nil)
@@ -60,19 +56,18 @@ func newHarness(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer) *harness {
 // before the Manager first connects.
 func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup func(*vicitest.Server)) *harness {
 	t.Helper()
-	srv, err := vicitest.NewServer(filepath.Join(shortDir(t), "charon.vici"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := vicitest.NewPipeServer()
 	t.Cleanup(srv.Close)
 	if setup != nil {
 		setup(srv)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	clock := ipsectest.NewClock(t0)
-	cfg.SocketPath = srv.Path()
-	cfg.Clock = clock
 	cfg.Logger = zap.New(core)
+	h := &harness{t: t, srv: srv, logs: logs}
+	cfg.Dial = func(ctx context.Context) (net.Conn, error) {
+		h.ndial.Add(1)
+		return srv.Dial(ctx)
+	}
 	m, err := ipsec.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +85,8 @@ func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup fu
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	h := &harness{t: t, srv: srv, clock: clock, m: m, logs: logs, stop: func() { cancel(); <-done }}
+	h.m = m
+	h.stop = func() { cancel(); <-done }
 	t.Cleanup(h.stop)
 	return h
 }
@@ -99,7 +95,7 @@ func newHarnessWith(t *testing.T, cfg ipsec.Config, peers []ipsec.Peer, setup fu
 func (h *harness) waitCmd(what string, pred func(c vicitest.Command) bool) vicitest.Command {
 	h.t.Helper()
 	var found vicitest.Command
-	err := h.srv.Wait(waitFor, func(s *vicitest.Server) bool {
+	cond := func(s *vicitest.Server) bool {
 		for _, c := range s.Commands() {
 			if pred(c) {
 				found = c
@@ -107,9 +103,10 @@ func (h *harness) waitCmd(what string, pred func(c vicitest.Command) bool) vicit
 			}
 		}
 		return false
-	})
-	if err != nil {
-		h.t.Fatalf("waiting for %s: %v; commands:\n%s", what, err, renderCommands(h.srv.Commands()))
+	}
+	synctest.Wait()
+	if !cond(h.srv) {
+		h.t.Fatalf("waiting for %s: %v; commands:\n%s", what, errNotNow, renderCommands(h.srv.Commands()))
 	}
 	return found
 }
@@ -124,20 +121,19 @@ func (h *harness) count(pred func(c vicitest.Command) bool) int {
 	return n
 }
 
-// waitState polls State until cond holds.
+// errNotNow: in a bubble, the condition a test waits for does not hold once
+// every goroutine is durably blocked, so it cannot hold before time moves.
+var errNotNow = errors.New("not so once the bubble is idle")
+
+// waitState waits until the bubble is idle and checks that cond holds.
 func (h *harness) waitState(what string, cond func(ipsec.State) bool) ipsec.State {
 	h.t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		st := h.m.State()
-		if cond(st) {
-			return st
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("waiting for %s; state: %+v", what, st)
-		}
-		time.Sleep(time.Millisecond) // polling with a deadline, not waiting for state by sleeping
+	synctest.Wait()
+	st := h.m.State()
+	if !cond(st) {
+		h.t.Fatalf("waiting for %s: %v; state: %+v", what, errNotNow, st)
 	}
+	return st
 }
 
 // settle waits for the Manager to publish a snapshot newer than gen.
@@ -146,18 +142,27 @@ func (h *harness) settle(gen uint64) ipsec.State {
 	return h.waitState("a new snapshot", func(s ipsec.State) bool { return s.Generation > gen })
 }
 
-// waitEvent reads events until one satisfies pred.
+// waitEvent reads events until one satisfies pred; it fails once the
+// bubble is idle with no such event sent.
 func (h *harness) waitEvent(what string, pred func(ipsec.Event) bool) ipsec.Event {
 	h.t.Helper()
-	timeout := time.After(waitFor)
 	for {
 		select {
 		case ev := <-h.m.Events():
 			if pred(ev) {
 				return ev
 			}
-		case <-timeout:
-			h.t.Fatalf("waiting for event %s; state %+v", what, h.m.State())
+			continue
+		default:
+		}
+		synctest.Wait()
+		select {
+		case ev := <-h.m.Events():
+			if pred(ev) {
+				return ev
+			}
+		default:
+			h.t.Fatalf("waiting for event %s: %v; state %+v", what, errNotNow, h.m.State())
 		}
 	}
 }
@@ -208,22 +213,20 @@ func (h *harness) firstBackoff() time.Duration { return 200 * time.Millisecond }
 
 // startCharonAfter starts the stopped fake charon, its recorded commands
 // forgotten, once the Manager waits d to reconnect (its attempts so far
-// failed), and advances the clock by d.
+// failed), and advances the fake time by d.
 func (h *harness) startCharonAfter(d time.Duration) {
 	h.t.Helper()
-	if err := h.clock.WaitForWaiter(d, waitFor); err != nil {
-		h.t.Fatal(err)
-	}
+	synctest.Wait()
 	h.srv.ResetCommands()
 	if err := h.srv.Start(); err != nil {
 		h.t.Fatal(err)
 	}
-	h.clock.Advance(d)
+	h.advance(d)
 }
 
 // restartCharon stops the fake charon (every loaded object is forgotten)
 // and starts it again, forgetting the recorded commands too when reset,
-// then advances the clock by after, past the Manager's reconnect wait.
+// then advances the fake time by after, past the Manager's reconnect wait.
 func (h *harness) restartCharon(after time.Duration, reset bool) {
 	h.t.Helper()
 	h.srv.Stop()
@@ -233,8 +236,39 @@ func (h *harness) restartCharon(after time.Duration, reset bool) {
 	if err := h.srv.Start(); err != nil {
 		h.t.Fatal(err)
 	}
-	if err := h.clock.WaitForWaiter(after, waitFor); err != nil {
-		h.t.Fatal(err)
+	h.advance(after)
+}
+
+// advance moves the bubble's fake time on by d and waits until the bubble
+// is idle again: the timers due by then have fired and been handled.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// dials returns how many connections the Manager opened or tried to open
+// to the fake charon (two per successful connection: commands, events).
+func (h *harness) dials() int64 { return h.ndial.Load() }
+
+// after checks that happened turns true d from now, not earlier: it moves
+// the bubble's fake time to just before d, checks that nothing happened,
+// then to d and checks that it did.
+func (h *harness) after(d time.Duration, what string, happened func() bool) {
+	h.t.Helper()
+	h.advance(d - time.Millisecond)
+	if happened() {
+		h.t.Fatalf("%s: happened before %v", what, d)
 	}
-	h.clock.Advance(after)
+	h.advance(time.Millisecond)
+	if !happened() {
+		h.t.Fatalf("%s: not happened after %v", what, d)
+	}
+}
+
+// syncRun runs f as the subtest name inside its own synctest bubble
+// (t.Run is not allowed inside a bubble, so each subtest gets one).
+func syncRun(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) { synctest.Test(t, f) })
 }

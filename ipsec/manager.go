@@ -22,7 +22,6 @@ import (
 type Manager struct {
 	cfg    Config
 	log    *zap.Logger
-	clock  Clock
 	creds  *credentials
 	events chan Event
 	// method and local are cfg.Auth.Method and cfg.LocalNBMA, which never
@@ -112,7 +111,6 @@ func New(cfg Config) (*Manager, error) {
 	return &Manager{
 		cfg:         cfg,
 		log:         cfg.Logger,
-		clock:       cfg.Clock,
 		creds:       creds,
 		method:      cfg.Auth.Method,
 		local:       cfg.LocalNBMA,
@@ -234,12 +232,12 @@ func (m *Manager) Run(ctx context.Context) error {
 		wait := retry.Next()
 		m.log.Warn("charon session failed, reconnecting", zap.Error(err), zap.Duration("retry_in", wait))
 		m.lost(ReasonCharonLost)
-		t := m.clock.NewTimer(wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-t.C():
+		case <-t.C:
 		}
 	}
 }
@@ -256,7 +254,7 @@ func (m *Manager) call(ctx context.Context, cmd string, in *vici.Message) (*vici
 
 // connect dials charon and loads credentials and the responder connection.
 func (m *Manager) connect(ctx context.Context) error {
-	l, err := dial(m.cfg.SocketPath)
+	l, err := dial(&m.cfg)
 	if err != nil {
 		return err
 	}
@@ -386,7 +384,7 @@ func (m *Manager) pruneConns(ctx context.Context) error {
 		return err
 	}
 	want := m.wantedConns()
-	now := m.clock.Now()
+	now := time.Now()
 	for _, c := range list(resp, "conns") {
 		if !ownConn(c) || want[c] || c == responderConn {
 			continue
@@ -469,7 +467,7 @@ func (m *Manager) resync(ctx context.Context) error {
 		return err
 	}
 	sas := map[string]SAInfo{}
-	now := m.clock.Now()
+	now := time.Now()
 	for _, msg := range msgs {
 		for _, conn := range msg.Keys() {
 			b := section(msg, conn)
@@ -490,7 +488,7 @@ func (m *Manager) resync(ctx context.Context) error {
 			delete(m.killed, id)
 		}
 	}
-	m.nextResync = m.clock.Now().Add(m.cfg.ResyncInterval)
+	m.nextResync = time.Now().Add(m.cfg.ResyncInterval)
 	return nil
 }
 
@@ -503,7 +501,7 @@ func (m *Manager) lost(reason string) {
 	m.sas = map[string]SAInfo{}
 	m.loaded = map[string]string{}
 	m.killed = map[string]bool{}
-	now := m.clock.Now()
+	now := time.Now()
 	for _, ps := range m.peers {
 		if ps.status == StatusUp {
 			ps.recover = true // sticky across failed reconnection attempts
@@ -531,7 +529,7 @@ func (m *Manager) serve(ctx context.Context) error {
 			m.log.Warn("reconcile", zap.Error(err))
 		}
 		m.publish(true)
-		t := m.clock.NewTimer(m.nextWake())
+		t := time.NewTimer(m.nextWake())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -557,18 +555,18 @@ func (m *Manager) serve(ctx context.Context) error {
 			if errors.Is(err, ErrConnection) {
 				return err
 			}
-		case <-t.C():
+		case <-t.C:
 		}
-		if !m.clock.Now().Before(m.nextResync) {
+		if !time.Now().Before(m.nextResync) {
 			if err := m.resync(ctx); err != nil {
 				if errors.Is(err, ErrConnection) {
 					return err
 				}
 				m.log.Warn("resync", zap.Error(err))
-				m.nextResync = m.clock.Now().Add(m.cfg.RetryMin)
+				m.nextResync = time.Now().Add(m.cfg.RetryMin)
 			}
 		}
-		if !m.clock.Now().Before(m.nextVerify) {
+		if !time.Now().Before(m.nextVerify) {
 			// Repairs take effect in the reconcile at the top of the loop.
 			if err := m.verify(ctx); err != nil {
 				if errors.Is(err, ErrConnection) {
@@ -598,7 +596,7 @@ func (m *Manager) drainEvents() error {
 
 // nextWake is the time until the next timer-driven action.
 func (m *Manager) nextWake() time.Duration {
-	now := m.clock.Now()
+	now := time.Now()
 	next := m.nextResync
 	if m.nextVerify.Before(next) {
 		next = m.nextVerify
@@ -642,7 +640,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	m.mu.Lock()
 	desired := maps.Clone(m.desired)
 	m.mu.Unlock()
-	now := m.clock.Now()
+	now := time.Now()
 
 	if err := m.loadConn(ctx, responderConn, m.renderResponderConn()); err != nil {
 		return err

@@ -3,6 +3,7 @@ package ipsec_test
 import (
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
@@ -16,79 +17,65 @@ import (
 // still unwanted when the grace ends is terminated and unloaded then, not
 // before.
 func TestAdoptsEarlierRunsConns(t *testing.T) {
-	const grace = 2 * time.Minute
-	cfg := pskConfig("192.0.2.1")
-	cfg.AdoptGrace = grace
-	left := []string{"dmvpn-peer-spoke", "dmvpn-peer-old"}
-	h := newHarnessWith(t, cfg, nil, func(s *vicitest.Server) {
-		s.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
-			return nil, vicitest.NewMessage().Set("conns", append(s.Conns(), left...))
+	synctest.Test(t, func(t *testing.T) {
+		const grace = 2 * time.Minute
+		cfg := pskConfig("192.0.2.1")
+		cfg.AdoptGrace = grace
+		left := []string{"dmvpn-peer-spoke", "dmvpn-peer-old"}
+		h := newHarnessWith(t, cfg, nil, func(s *vicitest.Server) {
+			s.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
+				return nil, vicitest.NewMessage().Set("conns", append(s.Conns(), left...))
+			})
+			s.Handle("list-sas", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
+				return []*vicitest.Message{
+					vicitest.ListSA(hubSideSA("dmvpn-peer-spoke", "198.51.100.9", 1)),
+					vicitest.ListSA(hubSideSA("dmvpn-peer-old", "198.51.100.8", 2)),
+				}, nil
+			})
 		})
-		s.Handle("list-sas", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
-			return []*vicitest.Message{
-				vicitest.ListSA(hubSideSA("dmvpn-peer-spoke", "198.51.100.9", 1)),
-				vicitest.ListSA(hubSideSA("dmvpn-peer-old", "198.51.100.8", 2)),
-			}, nil
-		})
-	})
-	h.waitState("connected", func(s ipsec.State) bool { return s.Connected })
-	touched := func(conn string) int {
-		return h.count(isCmd("unload-conn", "name", conn)) + h.count(isCmd("terminate", "ike", conn))
-	}
-	for _, conn := range left {
-		if n := touched(conn); n != 0 {
-			t.Errorf("%s terminated or unloaded at connect (%d commands); want it kept during the grace", conn, n)
+		h.waitState("connected", func(s ipsec.State) bool { return s.Connected })
+		touched := func(conn string) int {
+			return h.count(isCmd("unload-conn", "name", conn)) + h.count(isCmd("terminate", "ike", conn))
 		}
-	}
-
-	// The new run re-resolves the spoke's shortcut: its peer is wanted.
-	spoke := ipsec.Peer{Name: "spoke", RemoteNBMA: netip.MustParseAddr("198.51.100.9"), Initiate: ipsec.InitiateTieBreak}
-	if err := h.m.SetPeers([]ipsec.Peer{spoke}); err != nil {
-		t.Fatal(err)
-	}
-	h.waitEvent("spoke up", func(e ipsec.Event) bool { return e.Peer == "spoke" && e.Status == ipsec.StatusUp })
-
-	advance := func(d time.Duration) {
-		t.Helper()
-		for d > 0 {
-			step := min(d, 10*time.Second)
-			// The Manager is idle on its timer (the verify period is
-			// at most 30 s away), having handled the last step.
-			if err := h.clock.WaitForWaiter(time.Minute, waitFor); err != nil {
-				t.Fatal(err)
+		for _, conn := range left {
+			if n := touched(conn); n != 0 {
+				t.Errorf("%s terminated or unloaded at connect (%d commands); want it kept during the grace", conn, n)
 			}
-			h.clock.Advance(step)
-			d -= step
 		}
-		if err := h.clock.WaitForWaiter(time.Minute, waitFor); err != nil {
+
+		// The new run re-resolves the spoke's shortcut: its peer is wanted.
+		spoke := ipsec.Peer{Name: "spoke", RemoteNBMA: netip.MustParseAddr("198.51.100.9"), Initiate: ipsec.InitiateTieBreak}
+		if err := h.m.SetPeers([]ipsec.Peer{spoke}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	advance(grace - 10*time.Second)
-	if n := touched("dmvpn-peer-old"); n != 0 {
-		t.Errorf("dmvpn-peer-old terminated or unloaded %d times before the grace ended", n)
-	}
-	advance(10 * time.Second)
-	h.waitCmd("terminate of the unwanted adopted conn", isCmd("terminate", "ike", "dmvpn-peer-old"))
-	h.waitCmd("unload of the unwanted adopted conn", isCmd("unload-conn", "name", "dmvpn-peer-old"))
-	if n := touched("dmvpn-peer-spoke"); n != 0 {
-		t.Errorf("the wanted adopted conn was terminated or unloaded (%d commands)", n)
-	}
-	if n := h.count(isCmd("initiate")); n != 0 {
-		t.Errorf("initiated %d times; the adopted SA was up", n)
-	}
-	if st := view(h.m.State(), "spoke"); st.Status != ipsec.StatusUp {
-		t.Errorf("spoke after the grace: %+v; want up on the adopted SA", st)
-	}
+		h.waitEvent("spoke up", func(e ipsec.Event) bool { return e.Peer == "spoke" && e.Status == ipsec.StatusUp })
+
+		// The grace runs from the first connection, at the bubble's start.
+		h.after(grace-time.Since(t0), "the unwanted adopted conn terminated or unloaded at the end of the grace",
+			func() bool { return touched("dmvpn-peer-old") > 0 })
+		h.waitCmd("terminate of the unwanted adopted conn", isCmd("terminate", "ike", "dmvpn-peer-old"))
+		h.waitCmd("unload of the unwanted adopted conn", isCmd("unload-conn", "name", "dmvpn-peer-old"))
+		if n := touched("dmvpn-peer-spoke"); n != 0 {
+			t.Errorf("the wanted adopted conn was terminated or unloaded (%d commands)", n)
+		}
+		if n := h.count(isCmd("initiate")); n != 0 {
+			t.Errorf("initiated %d times; the adopted SA was up", n)
+		}
+		if st := view(h.m.State(), "spoke"); st.Status != ipsec.StatusUp {
+			t.Errorf("spoke after the grace: %+v; want up on the adopted SA", st)
+		}
+	})
 }
 
 // TestConnectPrunesWithoutGrace: without Config.AdoptGrace, connections an
 // earlier run left are unloaded at connect, as before.
 func TestConnectPrunesWithoutGrace(t *testing.T) {
-	h := newHarnessWith(t, pskConfig("192.0.2.1"), nil, func(s *vicitest.Server) {
-		s.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
-			return nil, vicitest.NewMessage().Set("conns", append(s.Conns(), "dmvpn-peer-old"))
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarnessWith(t, pskConfig("192.0.2.1"), nil, func(s *vicitest.Server) {
+			s.Handle("get-conns", func(*vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
+				return nil, vicitest.NewMessage().Set("conns", append(s.Conns(), "dmvpn-peer-old"))
+			})
 		})
+		h.waitCmd("unload of the stale conn", isCmd("unload-conn", "name", "dmvpn-peer-old"))
 	})
-	h.waitCmd("unload of the stale conn", isCmd("unload-conn", "name", "dmvpn-peer-old"))
 }

@@ -3,6 +3,7 @@ package ipsec
 import (
 	"maps"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -10,7 +11,7 @@ import (
 // publish rebuilds the State snapshot and emits an Event for every peer
 // whose status, reason or observed endpoint changed.
 func (m *Manager) publish(connected bool) {
-	now := m.clock.Now()
+	now := time.Now()
 	st := State{Connected: connected, Daemon: m.daemon, Reconnects: max(m.reconnects-1, 0)}
 	attributed := map[string]bool{}
 	var evs []peerEvent

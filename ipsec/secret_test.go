@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/ipsec/vicitest"
@@ -83,29 +84,31 @@ func TestSecretValue(t *testing.T) {
 // refused load-shared, and checks that no log entry carries the key while
 // charon did receive it.
 func TestSecretNotLogged(t *testing.T) {
-	h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
-	h.waitCmd("initiate", isCmd("initiate"))
-	h.srv.Handle("load-shared", func(req *vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
-		return nil, vicitest.Failure("invalid data: " + req.String("data"))
-	})
-	h.restartCharon(h.firstBackoff(), false)
-	h.waitCmd("refused load-shared", func(c vicitest.Command) bool {
-		return c.Name == "load-shared" && h.srv.Accepts() >= 3
-	})
-	if got := h.srv.Commands()[2].Message.String("data"); got != testPSK {
-		t.Fatalf("charon got key %q", got)
-	}
-	h.waitState("reconnect attempt logged", func(ipsec.State) bool {
-		return h.logs.FilterMessage("charon session failed, reconnecting").Len() >= 2
-	})
-	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	for _, e := range h.logs.All() {
-		buf, err := enc.EncodeEntry(e.Entry, e.Context)
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{plainHub})
+		h.waitCmd("initiate", isCmd("initiate"))
+		h.srv.Handle("load-shared", func(req *vicitest.Message) ([]*vicitest.Message, *vicitest.Message) {
+			return nil, vicitest.Failure("invalid data: " + req.String("data"))
+		})
+		h.restartCharon(h.firstBackoff(), false)
+		h.waitCmd("refused load-shared", func(c vicitest.Command) bool {
+			return c.Name == "load-shared" && h.srv.Accepts() >= 3
+		})
+		if got := h.srv.Commands()[2].Message.String("data"); got != testPSK {
+			t.Fatalf("charon got key %q", got)
 		}
-		if strings.Contains(buf.String(), testPSK) {
-			t.Errorf("log entry leaks the key: %s", buf.String())
+		h.waitState("reconnect attempt logged", func(ipsec.State) bool {
+			return h.logs.FilterMessage("charon session failed, reconnecting").Len() >= 2
+		})
+		enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+		for _, e := range h.logs.All() {
+			buf, err := enc.EncodeEntry(e.Entry, e.Context)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(buf.String(), testPSK) {
+				t.Errorf("log entry leaks the key: %s", buf.String())
+			}
 		}
-	}
+	})
 }

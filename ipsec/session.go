@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/strongswan/govici/vici"
@@ -38,12 +39,21 @@ type link struct {
 	lists   chan vici.Event // list-sa, list-conn and list-cert events streamed to the command session
 }
 
-func dial(path string) (*link, error) {
-	cmd, err := vici.NewSession(vici.WithSocketPath(path))
+// dial opens the two sessions, over cfg.Dial when it is set and to the
+// socket at cfg.SocketPath otherwise.
+func dial(cfg *Config) (*link, error) {
+	opts := []vici.SessionOption{vici.WithSocketPath(cfg.SocketPath)}
+	if cfg.Dial != nil {
+		d := cfg.Dial
+		opts = append(opts, vici.WithDialContext(func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d(ctx)
+		}))
+	}
+	cmd, err := vici.NewSession(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConnection, err)
 	}
-	ev, err := vici.NewSession(vici.WithSocketPath(path))
+	ev, err := vici.NewSession(opts...)
 	if err != nil {
 		_ = cmd.Close()
 		return nil, fmt.Errorf("%w: %v", ErrConnection, err)
@@ -101,7 +111,10 @@ func (l *link) listSAs(ctx context.Context) ([]*vici.Message, error) {
 func (l *link) stream(ctx context.Context, cmd, event string) ([]*vici.Message, error) {
 	for drained := false; !drained; {
 		select {
-		case <-l.lists: // stale, from an earlier aborted call
+		case _, ok := <-l.lists: // stale, from an earlier aborted call
+			if !ok { // closed with the session: draining would spin
+				return nil, fmt.Errorf("%w: %s: session closed", ErrConnection, cmd)
+			}
 		default:
 			drained = true
 		}

@@ -3,6 +3,7 @@ package ipsec_test
 import (
 	"net/netip"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -34,77 +35,59 @@ func TestTieBreak(t *testing.T) {
 		return c
 	}
 
-	t.Run("lower initiates at once", func(t *testing.T) {
+	syncRun(t, "lower initiates at once", func(t *testing.T) {
 		h := newHarness(t, cfgFor(a), pair(b))
 		h.waitCmd("initiate", isCmd("initiate", "ike", "dmvpn-peer-"+b))
 	})
 
-	t.Run("higher waits and falls back", func(t *testing.T) {
+	syncRun(t, "higher waits and falls back", func(t *testing.T) {
 		h := newHarness(t, cfgFor(b), pair(a))
 		h.waitCmd("peer loaded", isCmd("load-conn"))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
-		if err := h.clock.WaitForWaiter(3*time.Second, waitFor); err != nil {
-			t.Fatal(err)
-		}
 		if n := h.count(isCmd("initiate")); n != 0 {
 			t.Fatalf("higher end initiated %d times before the fallback delay", n)
 		}
 		gen := h.m.State().Generation
-		h.clock.Advance(2 * time.Second)
-		if n := h.count(isCmd("initiate")); n != 0 {
-			t.Fatalf("initiated after 2s of 3s")
-		}
-		h.clock.Advance(time.Second)
+		h.after(3*time.Second, "fallback initiate", func() bool { return h.count(isCmd("initiate")) > 0 })
 		h.settle(gen)
 		h.waitCmd("fallback initiate", isCmd("initiate", "ike", "dmvpn-peer-"+a))
 	})
 
-	t.Run("higher responds and never initiates", func(t *testing.T) {
+	syncRun(t, "higher responds and never initiates", func(t *testing.T) {
 		h := newHarness(t, cfgFor(b), pair(a))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		conn := "dmvpn-peer-" + a
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, spokeSA(conn, 1, b, a, false)))
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, spokeSA(conn, 1, b, a, false, spokeChild(2, b, a))))
 		h.waitEvent("up", func(e ipsec.Event) bool { return e.Status == ipsec.StatusUp })
-		if err := h.clock.WaitForWaiter(time.Minute, waitFor); err != nil {
-			t.Fatal(err)
-		}
 		gen := h.m.State().Generation
-		h.clock.Advance(5 * time.Second)
+		h.advance(5 * time.Second)
 		h.settle(gen)
 		if n := h.count(isCmd("initiate")); n != 0 {
 			t.Fatalf("higher end initiated although the SA from the lower end is up")
 		}
 	})
 
-	t.Run("after a loss the higher end waits again", func(t *testing.T) {
+	syncRun(t, "after a loss the higher end waits again", func(t *testing.T) {
 		h := newHarness(t, cfgFor(b), pair(a))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		conn := "dmvpn-peer-" + a
-		if err := h.clock.WaitForWaiter(3*time.Second, waitFor); err != nil {
-			t.Fatal(err)
-		}
-		h.clock.Advance(10 * time.Second) // long after the first fallback delay
+		h.advance(10 * time.Second) // long after the first fallback delay
 		h.waitCmd("fallback initiate", isCmd("initiate"))
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, spokeSA(conn, 1, b, a, true, spokeChild(2, b, a))))
 		h.waitEvent("up", func(e ipsec.Event) bool { return e.Status == ipsec.StatusUp })
 		h.srv.Emit("ike-updown", vicitest.IKEUpdown(false, spokeSA(conn, 1, b, a, true)))
 		h.waitEvent("down", func(e ipsec.Event) bool { return e.Status == ipsec.StatusDown })
-		if err := h.clock.WaitForWaiter(3*time.Second, waitFor); err != nil {
-			t.Fatal(err)
-		}
 		if n := h.count(isCmd("initiate")); n != 1 {
 			t.Fatalf("re-initiated at once after the loss (%d initiates)", n)
 		}
-		h.clock.Advance(3 * time.Second)
-		if err := h.srv.Wait(waitFor, func(*vicitest.Server) bool { return h.count(isCmd("initiate")) == 2 }); err != nil {
-			t.Fatal("no initiate after the fallback delay following the loss")
-		}
+		h.after(3*time.Second, "initiate after the fallback delay following the loss",
+			func() bool { return h.count(isCmd("initiate")) == 2 })
 	})
 
 	// Both ends initiated: two IKE_SAs. Only the higher end acts, and only
 	// on the SA it initiated, so exactly one remains.
-	dup := func(local, remote string, mineInitiated uint32) (*harness, string) {
+	dup := func(t *testing.T, local, remote string, mineInitiated uint32) (*harness, string) {
 		h := newHarness(t, cfgFor(local), pair(remote))
 		h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
 		conn := "dmvpn-peer-" + remote
@@ -117,16 +100,16 @@ func TestTieBreak(t *testing.T) {
 		h.waitState("two SAs", func(s ipsec.State) bool { return len(s.Peers) == 1 && len(s.Peers[0].SAs) == 2 })
 		return h, conn
 	}
-	t.Run("duplicate: higher terminates its own", func(t *testing.T) {
-		h, _ := dup(b, a, 3)
+	syncRun(t, "duplicate: higher terminates its own", func(t *testing.T) {
+		h, _ := dup(t, b, a, 3)
 		h.waitCmd("terminate of own SA", isCmd("terminate", "ike-id", "3"))
 		if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
 			t.Error("terminated the SA the lower end initiated")
 		}
 		h.waitState("terminated counted", func(s ipsec.State) bool { return s.Terminated == 1 })
 	})
-	t.Run("duplicate: lower does nothing", func(t *testing.T) {
-		h, _ := dup(a, b, 1)
+	syncRun(t, "duplicate: lower does nothing", func(t *testing.T) {
+		h, _ := dup(t, a, b, 1)
 		gen := h.m.State().Generation
 		h.srv.Emit("ike-rekey", vicitest.IKERekey(spokeSA("dmvpn-peer-"+b, 1, a, b, true), spokeSA("dmvpn-peer-"+b, 5, a, b, true)))
 		h.settle(gen)
@@ -149,7 +132,7 @@ func TestDuplicateFromRetries(t *testing.T) {
 		{"peer initiated both", false, "4"},
 		{"we initiated both", true, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		syncRun(t, tc.name, func(t *testing.T) {
 			// We are higher than the hub, so the mixed rule does not apply.
 			h := newHarness(t, pskConfig("192.0.2.50"), []ipsec.Peer{{Name: "hub", RemoteNBMA: netip.MustParseAddr("192.0.2.1")}})
 			h.waitState("peer known", func(s ipsec.State) bool { return len(s.Peers) == 1 })
@@ -181,56 +164,58 @@ func TestDuplicateFromRetries(t *testing.T) {
 // TestNATBinding: the responder's NAT child must carry an inner address
 // bound to the peer's identity.
 func TestNATBinding(t *testing.T) {
-	cfg := pskConfig("192.0.2.1")
-	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-	h := newHarness(t, cfg, []ipsec.Peer{})
-	h.waitCmd("responder", isCmd("load-conn"))
-	sa := func(id uint32, remoteID, inner string) vicitest.SA {
-		return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
-			LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: "198.51.100.7", RemotePort: 40000 + uint16(id),
-			RemoteID: remoteID, NATRemote: true,
-			Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
-				Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
-	}
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "172.16.0.2", "172.16.0.2")))
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.3", "172.16.0.2"))) // claims .2
-	h.waitCmd("terminate of the impostor", isCmd("terminate", "ike-id", "2"))
-	st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
-	for addr, want := range map[string]bool{"172.16.0.2": true, "172.16.0.3": false, "198.51.100.7": false} {
-		if got := protects(st, addr); got != want {
-			t.Errorf("protects(%s) = %v, want %v; protections %+v", addr, got, want, st.Protections())
+	synctest.Test(t, func(t *testing.T) {
+		cfg := pskConfig("192.0.2.1")
+		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+		h := newHarness(t, cfg, []ipsec.Peer{})
+		h.waitCmd("responder", isCmd("load-conn"))
+		sa := func(id uint32, remoteID, inner string) vicitest.SA {
+			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
+				LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: "198.51.100.7", RemotePort: 40000 + uint16(id),
+				RemoteID: remoteID, NATRemote: true,
+				Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
+					Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
 		}
-	}
-	// The impostor's SA no longer protects anything, even before charon
-	// reports it gone.
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(false, sa(1, "172.16.0.2", "172.16.0.2")))
-	st = h.waitState("bound SA gone", func(s ipsec.State) bool {
-		for _, u := range s.Unattributed {
-			if u.UniqueID == "1" && len(u.Children) == 0 {
-				return true
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "172.16.0.2", "172.16.0.2")))
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.3", "172.16.0.2"))) // claims .2
+		h.waitCmd("terminate of the impostor", isCmd("terminate", "ike-id", "2"))
+		st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
+		for addr, want := range map[string]bool{"172.16.0.2": true, "172.16.0.3": false, "198.51.100.7": false} {
+			if got := protects(st, addr); got != want {
+				t.Errorf("protects(%s) = %v, want %v; protections %+v", addr, got, want, st.Protections())
 			}
 		}
-		return false
-	})
-	if protects(st, "172.16.0.2") {
-		t.Error("172.16.0.2 still protected by the impostor's SA being terminated")
-	}
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "172.16.0.2", "172.16.0.2")))
-	h.waitState("bound SA back", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
-	if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
-		t.Error("terminated the bound SA")
-	}
-	if len(st.Unattributed) != 2 {
-		t.Errorf("unattributed SAs: %d, want 2", len(st.Unattributed))
-	}
-	// Once the controller wants the peer, the responder SA counts for it.
-	if err := h.m.SetPeers([]ipsec.Peer{{RemoteNBMA: netip.MustParseAddr("198.51.100.7"),
-		ClaimedNBMA: netip.MustParseAddr("172.16.0.2")}}); err != nil {
-		t.Fatal(err)
-	}
-	h.waitState("peer up via responder SA", func(s ipsec.State) bool {
-		return len(s.Peers) == 1 && s.Peers[0].Status == ipsec.StatusUp &&
-			s.Peers[0].Observed == netip.MustParseAddrPort("198.51.100.7:40001")
+		// The impostor's SA no longer protects anything, even before charon
+		// reports it gone.
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(false, sa(1, "172.16.0.2", "172.16.0.2")))
+		st = h.waitState("bound SA gone", func(s ipsec.State) bool {
+			for _, u := range s.Unattributed {
+				if u.UniqueID == "1" && len(u.Children) == 0 {
+					return true
+				}
+			}
+			return false
+		})
+		if protects(st, "172.16.0.2") {
+			t.Error("172.16.0.2 still protected by the impostor's SA being terminated")
+		}
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "172.16.0.2", "172.16.0.2")))
+		h.waitState("bound SA back", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
+		if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
+			t.Error("terminated the bound SA")
+		}
+		if len(st.Unattributed) != 2 {
+			t.Errorf("unattributed SAs: %d, want 2", len(st.Unattributed))
+		}
+		// Once the controller wants the peer, the responder SA counts for it.
+		if err := h.m.SetPeers([]ipsec.Peer{{RemoteNBMA: netip.MustParseAddr("198.51.100.7"),
+			ClaimedNBMA: netip.MustParseAddr("172.16.0.2")}}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState("peer up via responder SA", func(s ipsec.State) bool {
+			return len(s.Peers) == 1 && s.Peers[0].Status == ipsec.StatusUp &&
+				s.Peers[0].Observed == netip.MustParseAddrPort("198.51.100.7:40001")
+		})
 	})
 }
 
@@ -240,31 +225,33 @@ func TestNATBinding(t *testing.T) {
 // NATed spoke's private address with that spoke's identity, from its own
 // address); the older SA keeps proving the address throughout.
 func TestNATInnerFirstComeFirstServed(t *testing.T) {
-	cfg := pskConfig("192.0.2.1")
-	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-	h := newHarness(t, cfg, []ipsec.Peer{})
-	h.waitCmd("responder", isCmd("load-conn"))
-	sa := func(id uint32, remoteID, remote, inner string) vicitest.SA {
-		return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
-			LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 40000 + uint16(id),
-			RemoteID: remoteID, NATRemote: true,
-			Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
-				Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
-	}
-	victim := sa(1, "172.16.0.2", "198.51.100.7", "172.16.0.2")
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, victim))
-	h.waitState("victim up", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
-	// The attacker asserts the victim's identity (a PSK proves none) from its own address.
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.2", "203.0.113.66", "172.16.0.2")))
-	h.waitCmd("terminate of the newcomer", isCmd("terminate", "ike-id", "2"))
-	st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
-	want := []ipsec.Protection{{NBMA: netip.MustParseAddr("172.16.0.2"), Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2", ReqID: 101}}
-	if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
-		t.Errorf("protections after the takeover attempt (-want +got):\n%s", d)
-	}
-	if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
-		t.Error("terminated the older SA")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := pskConfig("192.0.2.1")
+		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+		h := newHarness(t, cfg, []ipsec.Peer{})
+		h.waitCmd("responder", isCmd("load-conn"))
+		sa := func(id uint32, remoteID, remote, inner string) vicitest.SA {
+			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
+				LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 40000 + uint16(id),
+				RemoteID: remoteID, NATRemote: true,
+				Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
+					Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
+		}
+		victim := sa(1, "172.16.0.2", "198.51.100.7", "172.16.0.2")
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, victim))
+		h.waitState("victim up", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
+		// The attacker asserts the victim's identity (a PSK proves none) from its own address.
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.2", "203.0.113.66", "172.16.0.2")))
+		h.waitCmd("terminate of the newcomer", isCmd("terminate", "ike-id", "2"))
+		st := h.waitState("counted", func(s ipsec.State) bool { return s.Terminated == 1 })
+		want := []ipsec.Protection{{NBMA: netip.MustParseAddr("172.16.0.2"), Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2", ReqID: 101}}
+		if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+			t.Errorf("protections after the takeover attempt (-want +got):\n%s", d)
+		}
+		if n := h.count(isCmd("terminate", "ike-id", "1")); n != 0 {
+			t.Error("terminated the older SA")
+		}
+	})
 }
 
 // TestNATInnerMarked: with Config.MarkNAT, two SAs of different peers
@@ -272,34 +259,36 @@ func TestNATInnerFirstComeFirstServed(t *testing.T) {
 // marks of its own, and Protections lists both with their marks, reqids
 // and outer addresses for the caller to tell apart.
 func TestNATInnerMarked(t *testing.T) {
-	cfg := pskConfig("192.0.2.1")
-	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-	cfg.MarkNAT = true
-	h := newHarness(t, cfg, []ipsec.Peer{})
-	h.waitCmd("responder", isCmd("load-conn"))
-	sa := func(id uint32, remote string, mark uint32) vicitest.SA {
-		return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
-			LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 4500,
-			RemoteID: "172.16.0.2", NATRemote: true,
-			Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
-				Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{"172.16.0.2/32[gre]"},
-				MarkIn: mark, MarkOut: mark + 1}}}
-	}
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "198.51.100.7", 0x10)))
-	h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "203.0.113.9", 0x20)))
-	st := h.waitState("both up", func(s ipsec.State) bool { return len(s.Protections()) == 2 })
-	inner := netip.MustParseAddr("172.16.0.2")
-	want := []ipsec.Protection{
-		{NBMA: inner, Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2", ReqID: 101, MarkIn: 0x10, MarkOut: 0x11},
-		{NBMA: inner, Outer: netip.MustParseAddr("203.0.113.9"), Identity: "172.16.0.2", ReqID: 102, MarkIn: 0x20, MarkOut: 0x21},
-	}
-	if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
-		t.Errorf("protections (-want +got):\n%s", d)
-	}
-	if n := h.count(isCmd("terminate")); n != 0 {
-		t.Errorf("%d terminates, want none", n)
-	}
-	if st.Terminated != 0 {
-		t.Errorf("Terminated = %d, want 0", st.Terminated)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := pskConfig("192.0.2.1")
+		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+		cfg.MarkNAT = true
+		h := newHarness(t, cfg, []ipsec.Peer{})
+		h.waitCmd("responder", isCmd("load-conn"))
+		sa := func(id uint32, remote string, mark uint32) vicitest.SA {
+			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
+				LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 4500,
+				RemoteID: "172.16.0.2", NATRemote: true,
+				Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
+					Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{"172.16.0.2/32[gre]"},
+					MarkIn: mark, MarkOut: mark + 1}}}
+		}
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "198.51.100.7", 0x10)))
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "203.0.113.9", 0x20)))
+		st := h.waitState("both up", func(s ipsec.State) bool { return len(s.Protections()) == 2 })
+		inner := netip.MustParseAddr("172.16.0.2")
+		want := []ipsec.Protection{
+			{NBMA: inner, Outer: netip.MustParseAddr("198.51.100.7"), Identity: "172.16.0.2", ReqID: 101, MarkIn: 0x10, MarkOut: 0x11},
+			{NBMA: inner, Outer: netip.MustParseAddr("203.0.113.9"), Identity: "172.16.0.2", ReqID: 102, MarkIn: 0x20, MarkOut: 0x21},
+		}
+		if d := cmp.Diff(want, st.Protections(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+			t.Errorf("protections (-want +got):\n%s", d)
+		}
+		if n := h.count(isCmd("terminate")); n != 0 {
+			t.Errorf("%d terminates, want none", n)
+		}
+		if st.Terminated != 0 {
+			t.Errorf("Terminated = %d, want 0", st.Terminated)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/strongswan/govici/vici"
 	"go.uber.org/zap"
@@ -32,7 +33,7 @@ const (
 // from m.loaded, so the reconcile that follows loads it again; missing
 // credentials are loaded again here.
 func (m *Manager) verify(ctx context.Context) error {
-	m.nextVerify = m.clock.Now().Add(m.cfg.VerifyInterval)
+	m.nextVerify = time.Now().Add(m.cfg.VerifyInterval)
 	if err := m.verifyConns(ctx); err != nil {
 		return err
 	}

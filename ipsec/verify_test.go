@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -26,9 +27,9 @@ type meddler struct {
 	s *vici.Session
 }
 
-func newMeddler(t *testing.T, path string) *meddler {
+func newMeddler(t *testing.T, srv *vicitest.Server) *meddler {
 	t.Helper()
-	return &meddler{t: t, s: vicitest.Dial(t, path)}
+	return &meddler{t: t, s: vicitest.Connect(t, srv)}
 }
 
 func (m *meddler) call(cmd string, kv ...string) *vici.Message {
@@ -126,31 +127,22 @@ func TestVerifyRepairs(t *testing.T) {
 			conns:  3, creds: 3, // key, CA, certificate
 			reloads: []string{"load-cert", "load-cert", "load-key", "load-conn dmvpn-responder", "load-conn dmvpn-peer-172.16.0.2", "load-conn dmvpn-peer-s9"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		syncRun(t, tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.VerifyInterval = period
 			h := newHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
 			// Idle: connected, loaded, verified once, waiting for the period.
-			if err := h.clock.WaitForWaiter(period, waitFor); err != nil {
-				t.Fatal(err)
-			}
+			synctest.Wait()
 			if st := h.m.State(); st.RepairedConns != 0 || st.RepairedCreds != 0 {
 				t.Fatalf("repairs right after connecting: %d connections, %d credentials", st.RepairedConns, st.RepairedCreds)
 			}
-			tc.tamper(newMeddler(t, h.srv.Path()))
+			tc.tamper(newMeddler(t, h.srv))
 			h.srv.ResetCommands()
 
-			// Just before the period nothing is due; at it, verify runs.
-			if err := h.clock.WaitForWaiter(period-time.Millisecond, 20*time.Millisecond); err == nil {
-				t.Fatalf("a timer is due before the verification period")
-			}
-			h.clock.Advance(period)
-			h.waitCmd("verification", isCmd("list-conns"))
-			// The reconcile after the verification is done once the
-			// Manager waits again.
-			if err := h.clock.WaitForWaiter(period, waitFor); err != nil {
-				t.Fatal(err)
-			}
+			// Just before the period (from the connection, at the
+			// bubble's start) nothing is due; at it, verify runs, and the
+			// reconcile after it is done once the bubble is idle.
+			h.after(period-time.Since(t0), "verification", func() bool { return h.count(isCmd("list-conns")) > 0 })
 			var got []string
 			for _, c := range h.srv.Commands() {
 				switch c.Name {
@@ -178,11 +170,8 @@ func TestVerifyRepairs(t *testing.T) {
 			}
 			// Repaired means repaired: the next period finds nothing to do.
 			h.srv.ResetCommands()
-			h.clock.Advance(period)
+			h.advance(period)
 			h.waitCmd("second verification", isCmd("list-conns"))
-			if err := h.clock.WaitForWaiter(period, waitFor); err != nil {
-				t.Fatal(err)
-			}
 			if st2 := h.m.State(); st2.RepairedConns != st.RepairedConns || st2.RepairedCreds != st.RepairedCreds {
 				t.Errorf("second period repaired again: %+v", st2)
 			}
@@ -193,31 +182,25 @@ func TestVerifyRepairs(t *testing.T) {
 // TestVerifyTracksLoads: a peer added or removed after the verification
 // is not reported as a repair at the next one.
 func TestVerifyTracksLoads(t *testing.T) {
-	const period = 10 * time.Second
-	cfg := pskConfig("192.0.2.50")
-	cfg.VerifyInterval = period
-	h := newHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
-	if err := h.clock.WaitForWaiter(period, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.m.SetPeers([]ipsec.Peer{respondPeer, {Name: "s10", RemoteNBMA: netip.MustParseAddr("198.51.100.10")}}); err != nil {
-		t.Fatal(err)
-	}
-	h.waitCmd("load s10", func(c vicitest.Command) bool { return c.Name == "load-conn" && c.Message.Keys()[0] == "dmvpn-peer-s10" })
-	h.waitCmd("unload natted peer", isCmd("unload-conn", "name", "dmvpn-peer-172.16.0.2"))
-	if err := h.clock.WaitForWaiter(period, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	h.srv.ResetCommands()
-	h.clock.Advance(period)
-	h.waitCmd("verification", isCmd("get-shared"))
-	if err := h.clock.WaitForWaiter(period, waitFor); err != nil {
-		t.Fatal(err)
-	}
-	if st := h.m.State(); st.RepairedConns != 0 || st.RepairedCreds != 0 {
-		t.Errorf("repairs after SetPeers: %+v", st)
-	}
-	if n := h.count(isCmd("load-conn")); n != 0 {
-		t.Errorf("%d load-conn at verification:\n%s", n, renderCommands(h.srv.Commands()))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const period = 10 * time.Second
+		cfg := pskConfig("192.0.2.50")
+		cfg.VerifyInterval = period
+		h := newHarness(t, cfg, []ipsec.Peer{nattedPeer, respondPeer})
+		synctest.Wait() // connected, loaded, verified once
+		if err := h.m.SetPeers([]ipsec.Peer{respondPeer, {Name: "s10", RemoteNBMA: netip.MustParseAddr("198.51.100.10")}}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitCmd("load s10", func(c vicitest.Command) bool { return c.Name == "load-conn" && c.Message.Keys()[0] == "dmvpn-peer-s10" })
+		h.waitCmd("unload natted peer", isCmd("unload-conn", "name", "dmvpn-peer-172.16.0.2"))
+		h.srv.ResetCommands()
+		h.advance(period)
+		h.waitCmd("verification", isCmd("get-shared"))
+		if st := h.m.State(); st.RepairedConns != 0 || st.RepairedCreds != 0 {
+			t.Errorf("repairs after SetPeers: %+v", st)
+		}
+		if n := h.count(isCmd("load-conn")); n != 0 {
+			t.Errorf("%d load-conn at verification:\n%s", n, renderCommands(h.srv.Commands()))
+		}
+	})
 }

@@ -1,3 +1,5 @@
+// Package ipsectest has fakes for code that uses package ipsec: a Protector
+// that records the desired peers, and a test PKI.
 package ipsectest
 
 import (

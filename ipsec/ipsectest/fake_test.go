@@ -42,33 +42,3 @@ func TestFake(t *testing.T) {
 		t.Errorf("after removal: %+v, %d calls", st, f.Calls())
 	}
 }
-
-func TestClock(t *testing.T) {
-	c := NewClock(time.Unix(100, 0))
-	a := c.NewTimer(2 * time.Second)
-	b := c.NewTimer(5 * time.Second)
-	if err := c.WaitForWaiter(2*time.Second, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitForWaiter(time.Second, 10*time.Millisecond); err == nil {
-		t.Error("found a timer due within 1s")
-	}
-	c.Advance(3 * time.Second)
-	select {
-	case got := <-a.C():
-		if !got.Equal(time.Unix(103, 0)) {
-			t.Errorf("fired at %v", got)
-		}
-	default:
-		t.Fatal("2s timer did not fire after 3s")
-	}
-	if !b.Stop() || c.Pending() != 0 {
-		t.Errorf("Stop of a pending timer: pending %d", c.Pending())
-	}
-	c.Advance(time.Hour)
-	select {
-	case <-b.C():
-		t.Error("stopped timer fired")
-	default:
-	}
-}

@@ -41,6 +41,7 @@ var knownEvents = []string{
 // simulate charon restarting.
 type Server struct {
 	path string
+	pipe bool // listens on in-memory pipes (NewPipeServer), not on path
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -64,7 +65,15 @@ type client struct {
 
 // NewServer listens on path and serves until Stop or Close.
 func NewServer(path string) (*Server, error) {
-	s := &Server{
+	s := newServer(path)
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newServer(path string) *Server {
+	return &Server{
 		path:     path,
 		clients:  map[*client]struct{}{},
 		handlers: map[string]HandlerFunc{},
@@ -73,21 +82,22 @@ func NewServer(path string) (*Server, error) {
 		confs:    map[string]*Message{},
 		sas:      map[string]string{},
 	}
-	if err := s.Start(); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
-// Path returns the socket path.
+// Path returns the socket path (empty for a pipe Server).
 func (s *Server) Path() string { return s.path }
 
 // Start listens again after Stop (a "restarted charon": loaded state is gone).
 func (s *Server) Start() error {
-	_ = os.Remove(s.path)
-	ln, err := net.Listen("unix", s.path)
-	if err != nil {
-		return err
+	var ln net.Listener
+	if s.pipe {
+		ln = newPipeListener()
+	} else {
+		_ = os.Remove(s.path)
+		var err error
+		if ln, err = net.Listen("unix", s.path); err != nil {
+			return err
+		}
 	}
 	s.mu.Lock()
 	s.ln = ln
@@ -122,7 +132,9 @@ func (s *Server) Stop() {
 	for _, c := range cl {
 		_ = c.conn.Close()
 	}
-	_ = os.Remove(s.path)
+	if !s.pipe {
+		_ = os.Remove(s.path)
+	}
 	s.notify()
 }
 
