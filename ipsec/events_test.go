@@ -153,9 +153,9 @@ func TestInitiateTimeoutBackoff(t *testing.T) {
 		}
 		h.after(2*time.Second, "retry after the timeout", func() bool { return h.count(initiates) == 2 })
 		advance(10 * time.Second) // second timeout: next retry after 4s
-		if p := h.m.State().Peers[0]; p.NextAttempt.Sub(time.Now()) != 4*time.Second || p.Attempts != 2 {
+		if p := h.m.State().Peers[0]; time.Until(p.NextAttempt) != 4*time.Second || p.Attempts != 2 {
 			t.Fatalf("after second timeout: next attempt in %v after %d attempts, want 4s after 2",
-				p.NextAttempt.Sub(time.Now()), p.Attempts)
+				time.Until(p.NextAttempt), p.Attempts)
 		}
 		h.after(4*time.Second, "retry after the second timeout", func() bool { return h.count(initiates) == 3 })
 	})
