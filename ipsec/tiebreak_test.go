@@ -165,17 +165,8 @@ func TestDuplicateFromRetries(t *testing.T) {
 // bound to the peer's identity.
 func TestNATBinding(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := pskConfig("192.0.2.1")
-		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-		h := newHarness(t, cfg, []ipsec.Peer{})
-		h.waitCmd("responder", isCmd("load-conn"))
-		sa := func(id uint32, remoteID, inner string) vicitest.SA {
-			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
-				LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: "198.51.100.7", RemotePort: 40000 + uint16(id),
-				RemoteID: remoteID, NATRemote: true,
-				Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
-					Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
-		}
+		h := natResponder(t)
+		sa := func(id uint32, remoteID, inner string) vicitest.SA { return natSA(id, remoteID, "198.51.100.7", inner) }
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(1, "172.16.0.2", "172.16.0.2")))
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, sa(2, "172.16.0.3", "172.16.0.2"))) // claims .2
 		h.waitCmd("terminate of the impostor", isCmd("terminate", "ike-id", "2"))
@@ -226,17 +217,8 @@ func TestNATBinding(t *testing.T) {
 // address); the older SA keeps proving the address throughout.
 func TestNATInnerFirstComeFirstServed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cfg := pskConfig("192.0.2.1")
-		cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
-		h := newHarness(t, cfg, []ipsec.Peer{})
-		h.waitCmd("responder", isCmd("load-conn"))
-		sa := func(id uint32, remoteID, remote, inner string) vicitest.SA {
-			return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
-				LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 40000 + uint16(id),
-				RemoteID: remoteID, NATRemote: true,
-				Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
-					Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
-		}
+		h := natResponder(t)
+		sa := natSA
 		victim := sa(1, "172.16.0.2", "198.51.100.7", "172.16.0.2")
 		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, victim))
 		h.waitState("victim up", func(s ipsec.State) bool { return protects(s, "172.16.0.2") })
@@ -291,4 +273,26 @@ func TestNATInnerMarked(t *testing.T) {
 			t.Errorf("Terminated = %d, want 0", st.Terminated)
 		}
 	})
+}
+
+// natResponder is a harness whose responder connection accepts
+// tunnel-mode SAs with inner addresses in 172.16.0.0/12.
+func natResponder(t *testing.T) *harness {
+	t.Helper()
+	cfg := pskConfig("192.0.2.1")
+	cfg.NATInnerPrefixes = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
+	h := newHarness(t, cfg, []ipsec.Peer{})
+	h.waitCmd("responder", isCmd("load-conn"))
+	return h
+}
+
+// natSA is an established responder SA from remote (post-NAT, port
+// 40000+id) with identity remoteID whose tunnel-mode child carries GRE
+// from inner.
+func natSA(id uint32, remoteID, remote, inner string) vicitest.SA {
+	return vicitest.SA{Conn: "dmvpn-responder", UniqueID: id, State: "ESTABLISHED",
+		LocalHost: "192.0.2.1", LocalPort: 4500, RemoteHost: remote, RemotePort: 40000 + uint16(id),
+		RemoteID: remoteID, NATRemote: true,
+		Children: []vicitest.ChildSA{{Name: "gre-nat", UniqueID: id + 100, State: "INSTALLED", Mode: "TUNNEL",
+			Encap: true, LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{inner + "/32[gre]"}}}}
 }
