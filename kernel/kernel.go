@@ -55,7 +55,7 @@ type Kernel struct {
 	batchMu sync.Mutex
 	batch   *nlBatcher
 
-	subscribe    neighSubscribeFunc // nil: netlink.NeighSubscribeWithOptions
+	subscribe    neighSubscribeFunc // nil: k.neighSubscribe
 	resubscribes atomic.Int64
 	nchanges     neighChanges // what the miss watch heard (NeighborChanges)
 

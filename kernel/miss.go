@@ -13,7 +13,8 @@ import (
 	"github.com/dmvpnd/dmvpnd/nhrp/backoff"
 )
 
-// neighSubscribeFunc is netlink.NeighSubscribeWithOptions; tests replace it.
+// neighSubscribeFunc subscribes to neighbour events (Kernel.neighSubscribe);
+// tests replace it.
 type neighSubscribeFunc func(ch chan<- netlink.NeighUpdate, done <-chan struct{}, opts netlink.NeighSubscribeOptions) error
 
 const (
@@ -75,7 +76,7 @@ func (k *Kernel) subscribeNeigh() (neighSub, error) {
 	}
 	subscribe := k.subscribe
 	if subscribe == nil {
-		subscribe = netlink.NeighSubscribeWithOptions
+		subscribe = k.neighSubscribe
 	}
 	if err := subscribe(s.updates, s.done, opts); err != nil {
 		return neighSub{}, opErr("subscribe", "neighbor events", err)

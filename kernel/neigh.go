@@ -114,7 +114,8 @@ func neighborFromNetlink(n netlink.Neigh) (Neighbor, bool) {
 // tunnel changed since the last dump that found it as wanted.
 type NeighborChangeCounter interface {
 	// NeighborChanges returns a generation that moves whenever the kernel
-	// reports a change to one of the tunnel's neighbor entries, or when
+	// reports a change to one of the tunnel's neighbor entries that the
+	// dataplane's batch writes (ApplyNeighbors) did not make, or when
 	// such a report may have been lost (the watch restarted); ok is false
 	// while no watch runs: then nothing can be concluded from it.
 	NeighborChanges() (gen uint64, ok bool)
@@ -137,7 +138,8 @@ func (n *neighChanges) watch(on bool) {
 }
 
 // note counts a notification about an entry of the tunnel ifindex
-// (RTM_NEWNEIGH, RTM_DELNEIGH: every change, ours included).
+// (RTM_NEWNEIGH, RTM_DELNEIGH): every change the watch hears, which is
+// every change but those of the batch socket (neighSubscribe).
 func (n *neighChanges) note(u netlink.NeighUpdate, ifindex int) {
 	if u.Neigh.LinkIndex == ifindex && (u.Type == unix.RTM_NEWNEIGH || u.Type == unix.RTM_DELNEIGH) {
 		n.gen.Add(1)

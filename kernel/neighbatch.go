@@ -511,3 +511,17 @@ func (s *batchSocket) recv(b []byte) (int, error) {
 }
 
 func (s *batchSocket) close() error { return unix.Close(s.fd) }
+
+// portID is the netlink port the kernel bound the socket to: the
+// nlmsg_pid of the notifications its requests cause.
+func (s *batchSocket) portID() (uint32, error) {
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return 0, err
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if !ok {
+		return 0, fmt.Errorf("getsockname: %T, want a netlink address", sa)
+	}
+	return nl.Pid, nil
+}

@@ -167,3 +167,51 @@ func TestPrivNeighborBatchScale(t *testing.T) {
 			float64(single)/float64(batched), rewrite.Round(time.Millisecond), walk.Round(time.Millisecond)))
 	}
 }
+
+// TestPrivMissWatchIgnoresOwnWrites: the miss watch does not hear the
+// notifications of the batch socket's writes (neighSubscribe's filter),
+// but hears a change made through another socket. Notifications reach the
+// watch in the order the kernel sent them, so once the foreign change is
+// counted every batch write before it would have been counted too.
+func TestPrivMissWatchIgnoresOwnWrites(t *testing.T) {
+	node := singleTunnel(t)
+	h, k, ifindex := node.h, node.k, node.idx
+	watchMisses(t, k)
+	var gen0 uint64
+	waitFor(t, "the watch running", 5*time.Second, func() (bool, error) {
+		var ok bool
+		gen0, ok = k.NeighborChanges()
+		return ok, nil
+	})
+	const n = 64
+	ops := make([]NeighborOp, n)
+	for i := range ops {
+		ops[i] = NeighborOp{Addr: addrN(i), NBMA: netip.AddrFrom4([4]byte{172, 20, 0, byte(i)}), Permanent: true}
+	}
+	for i, err := range k.ApplyNeighbors(ops) {
+		if err != nil {
+			t.Fatalf("op %d: %v", i, err)
+		}
+	}
+	foreign := &netlink.Neigh{LinkIndex: ifindex, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		IP: addrN(n).AsSlice(), LLIPAddr: netip.MustParseAddr("172.20.1.1").AsSlice()}
+	if err := h.NeighSet(foreign); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the foreign change counted", 5*time.Second, func() (bool, error) {
+		gen, _ := k.NeighborChanges()
+		return gen != gen0, nil
+	})
+	if gen, _ := k.NeighborChanges(); gen != gen0+1 {
+		t.Errorf("NeighborChanges moved by %d after %d batch writes and one foreign change, want 1", gen-gen0, n)
+	}
+	// The batch writes are in the kernel: the filter hid them, it did not
+	// lose them.
+	got, err := k.ListNeighbors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n+1 {
+		t.Errorf("%d neighbour entries on the tunnel, want %d", len(got), n+1)
+	}
+}
