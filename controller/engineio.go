@@ -82,11 +82,24 @@ func (b engineBinder) Unbind(bd engine.Binding) {
 	}
 }
 
+// eventStatNames are the counters of engine events by kind
+// ("nhrp_event_peer-up"), made once rather than per event.
+var eventStatNames = func() (names [256]string) {
+	for k := range names {
+		names[k] = "nhrp_event_" + engine.EventKind(k).String()
+	}
+	return names
+}()
+
 // onEngineEvent turns engine events into desired state. It runs on the loop
 // goroutine, inside an engine call, and must not call back into the engine.
 func (c *Controller) onEngineEvent(ev engine.Event) {
-	c.log.Debug("nhrp event", zap.Stringer("event", ev))
-	c.stats.inc("nhrp_event_" + ev.Kind.String())
+	// Check first: the field would box the event (an allocation per
+	// registration in a burst) even with debug off.
+	if ce := c.log.Check(zap.DebugLevel, "nhrp event"); ce != nil {
+		ce.Write(zap.Stringer("event", ev))
+	}
+	c.stats.inc(eventStatNames[ev.Kind])
 	if oe, ok := engineEvent(ev); ok {
 		c.event(oe)
 	}

@@ -44,15 +44,16 @@ func (c *Controller) event(ev api.Event) {
 	if ev.Level == "" {
 		ev.Level = "info"
 	}
-	msg := strings.ReplaceAll(string(ev.Kind), "-", " ")
 	lvl := zap.InfoLevel
 	if ev.Level == "warn" {
 		lvl = zap.WarnLevel
 	}
-	// The fields are built only for a level the logger writes: a hub
-	// logging at warn takes 10k peer-up events in a burst.
-	if ce := c.log.Check(lvl, msg); ce != nil {
-		ce.Write(eventFields(ev)...)
+	// The message and fields are built only for a level the logger
+	// writes: a hub logging at warn takes 10k peer-up events in a burst.
+	if c.log.Level().Enabled(lvl) {
+		if ce := c.log.Check(lvl, strings.ReplaceAll(string(ev.Kind), "-", " ")); ce != nil {
+			ce.Write(eventFields(ev)...)
+		}
 	}
 	c.events.Publish(ev)
 }
