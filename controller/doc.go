@@ -26,6 +26,15 @@
 // and skips the dump while the kernel reported no change to the tunnel's
 // entries since the last one found them as wanted (resync.go).
 //
+// A packet can reach the engine before the IPsec event of the SA that
+// carried it (charon installs the SA, the peer sends at once, the reader
+// does not wait for the loop goroutine): the engine holds it until
+// SetProtections proves its NBMA, at most 2 s (nhrp/engine, "Trust").
+// Before every packet the loop hands the engine the IPsec manager's
+// current snapshot when it changed (syncProtections), so a held packet is
+// released by the SA's event or by the next packet from anyone, whichever
+// comes first.
+//
 // Flows:
 //   - NHRP peer wanted (registration, NHS, resolved peer) -> IPsec peer
 //     wanted -> SA initiated (where this side initiates);
