@@ -37,11 +37,12 @@ func (c *Controller) batcher() (kernel.NeighborBatcher, bool) {
 	return nb, ok
 }
 
-// readPackets copies packets off the socket in batches (all that is queued,
-// up to maxReadBatch) until ctx ends or the socket fails. The loop drops
-// nothing here: a full channel blocks the reader and the kernel's socket
-// buffer absorbs bursts.
-func (c *Controller) readPackets(ctx context.Context, out chan<- []packet) {
+// readPackets reads packets off the socket in batches (all that is
+// queued, up to maxReadBatch) and hands each to the loop (handlePackets)
+// until ctx ends, the loop stops or the socket fails. The loop drops
+// nothing here: while a batch is handled the kernel's socket buffer
+// absorbs bursts.
+func (c *Controller) readPackets(ctx context.Context) {
 	go func() {
 		<-ctx.Done()
 		_ = c.conn.Close()
@@ -54,6 +55,7 @@ func (c *Controller) readPackets(ctx context.Context, out chan<- []packet) {
 	for i := range ds {
 		ds[i].B = make([]byte, maxPacket)
 	}
+	started := false
 	for {
 		n, err := bc.ReadBatch(ds)
 		if err != nil {
@@ -65,6 +67,8 @@ func (c *Controller) readPackets(ctx context.Context, out chan<- []packet) {
 		if n == 0 {
 			continue
 		}
+		// The engine may keep what it is handed: each batch gets its
+		// own copy.
 		size := 0
 		for _, d := range ds[:n] {
 			size += len(d.B)
@@ -76,9 +80,15 @@ func (c *Controller) readPackets(ctx context.Context, out chan<- []packet) {
 			slab = append(slab, d.B...)
 			batch[i] = packet{from: d.NBMA, b: slab[off:len(slab):len(slab)]}
 		}
-		select {
-		case out <- batch:
-		case <-ctx.Done():
+		if !started {
+			select {
+			case <-c.lt.started:
+				started = true
+			case <-ctx.Done():
+				return
+			}
+		}
+		if !c.handlePackets(ctx, batch) {
 			return
 		}
 	}

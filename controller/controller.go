@@ -50,7 +50,12 @@ type Controller struct {
 	// and the metrics publisher both emit).
 	eventMu sync.Mutex
 
-	// Loop-owned state (only the Run goroutine touches it).
+	// lt makes the loop goroutine and the packet reader one owner of the
+	// loop-owned state (loop.go).
+	lt loopState
+
+	// Loop-owned state (only the holder of lt.mu touches it: the loop
+	// goroutine, or the packet reader handing the engine a batch).
 	cfgp      atomic.Pointer[config.Config]
 	nbma      netip.Addr
 	ifindex   int
@@ -145,6 +150,7 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 		deps:   deps,
 		reqs:   make(chan func()),
 		wake:   make(chan struct{}, 1),
+		lt:     loopState{started: make(chan struct{}), kick: make(chan struct{}, 1)},
 		ready:  make(chan struct{}),
 		events: api.NewBroker(eventBuffer, eventKeep),
 
@@ -246,9 +252,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err := c.startEngine(); err != nil {
 		return err
 	}
-	in := inputs{packets: make(chan []packet, 4)}
+	var in inputs
 	wg.Add(1)
-	go func() { defer wg.Done(); c.readPackets(ctx, in.packets) }()
+	go func() { defer wg.Done(); c.readPackets(ctx) }()
 	if in.misses, err = c.deps.Misses.WatchMisses(ctx); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

@@ -2,16 +2,20 @@
 // (nhrp/engine), the kernel dataplane (kernel), IPsec through strongSwan
 // (ipsec) and BGP (routing).
 //
-// One goroutine, the loop, owns the engine and the desired state. Everything
-// else talks to it through channels: NHRP packets read from the tunnel's
-// packet socket, neighbor misses, hub hairpin notifications, IPsec events,
-// BGP best paths, timers and control API requests. The loop derives the
+// The loop owns the engine and the desired state: one owner, run by two
+// goroutines that hold its lock in turn (loop.go). The loop goroutine
+// takes everything but NHRP packets through channels: neighbor misses, hub
+// hairpin notifications, IPsec events, BGP best paths, timers and control
+// API requests. The packet reader hands the engine the batches it reads
+// from the tunnel's packet socket itself, under the same lock, rather than
+// waking the loop goroutine per batch (a thread wake-up per packet when
+// spokes refresh one at a time). The loop derives the
 // desired state (neighbors, routes, IPsec peers) from the engine's events and
 // reconciles each outside system level-triggered: the whole desired set is
 // pushed, errors are retried with capped backoff, and a periodic full resync
 // repairs whatever changed behind dmvpnd's back.
 //
-// NHRP packets reach the loop in batches (up to 128, all that the socket
+// NHRP packets reach the engine in batches (up to 128, all that the socket
 // had queued, read with recvmmsg). The engine handles the batch while the
 // registrations' neighbor writes are queued (engine.ErrBindDeferred); then
 // the queue is written in one netlink transaction, the engine learns each
@@ -21,6 +25,15 @@
 // neighbor table once and writes only the permanent entries that differ,
 // and skips the dump while the kernel reported no change to the tunnel's
 // entries since the last one found them as wanted (resync.go).
+//
+// A packet can reach the engine before the IPsec event of the SA that
+// carried it (charon installs the SA, the peer sends at once, the reader
+// does not wait for the loop goroutine): the engine holds it until
+// SetProtections proves its NBMA, at most 2 s (nhrp/engine, "Trust").
+// Before every packet the loop hands the engine the IPsec manager's
+// current snapshot when it changed (syncProtections), so a held packet is
+// released by the SA's event or by the next packet from anyone, whichever
+// comes first.
 //
 // Flows:
 //   - NHRP peer wanted (registration, NHS, resolved peer) -> IPsec peer

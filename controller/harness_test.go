@@ -268,7 +268,7 @@ func (n *node) has(parts ...string) bool {
 }
 
 // metricValue reads a counter or gauge.
-func metricValue(t *testing.T, m prometheus.Metric) float64 {
+func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	t.Helper()
 	var d dto.Metric
 	if err := m.Write(&d); err != nil {

@@ -69,6 +69,10 @@ func engineCounterMetrics(m *metrics.Metrics, name string, delta float64) {
 		m.Redirects.WithLabelValues("sent").Add(delta)
 	case "traffic_indications_received":
 		m.Redirects.WithLabelValues("received").Add(delta)
+	case "rx_held_for_sa":
+		m.HeldForSA.Add(delta)
+	case "rx_released_by_sa":
+		m.ReleasedBySA.Add(delta)
 	default:
 		if reason, ok := dropReason(name); ok {
 			m.Drops.WithLabelValues(reason).Add(delta)

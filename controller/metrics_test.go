@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/dmvpnd/dmvpnd/controller/api"
+	"github.com/dmvpnd/dmvpnd/controller/metrics"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
@@ -151,6 +153,16 @@ nhrp: {role: hub, network_id: 1, holding_time: 600s, limits: {cache_size: 1}}
 			t.Errorf("drop series differ from the engine's drop counters (-engine +metrics):\n%s", diff)
 		}
 	})
+}
+
+// The engine's counters of packets held for an SA feed their own series.
+func TestHeldForSAMetrics(t *testing.T) {
+	m := metrics.New("test")
+	engineCounterMetrics(m, "rx_held_for_sa", 3)
+	engineCounterMetrics(m, "rx_released_by_sa", 2)
+	if held, released := testutil.ToFloat64(m.HeldForSA), testutil.ToFloat64(m.ReleasedBySA); held != 3 || released != 2 {
+		t.Errorf("held_for_sa_total %v, released_by_sa_total %v; want 3, 2", held, released)
+	}
 }
 
 func label(m *dto.Metric, name string) string {

@@ -72,6 +72,11 @@ type Metrics struct {
 	PacketsSent     *prometheus.CounterVec
 	// Drops counts NHRP packets dropped, by reason.
 	Drops *prometheus.CounterVec
+	// HeldForSA counts NHRP packets received before the IPsec SA that
+	// proves their source was reported, and held for it; ReleasedBySA
+	// those of them handled once it was (the others are counted as
+	// dropped, reason untrusted or ambiguous_sa).
+	HeldForSA, ReleasedBySA prometheus.Counter
 	// ReconcileErrors counts failed reconcile passes by subsystem.
 	ReconcileErrors *prometheus.CounterVec
 	// ConfigReloads counts configuration reloads by result.
@@ -139,6 +144,8 @@ func New(version string) *Metrics {
 		PacketsReceived:    nhrp.counterVec("packets_received_total", "NHRP packets received by type.", "type"),
 		PacketsSent:        nhrp.counterVec("packets_sent_total", "NHRP packets sent by type.", "type"),
 		Drops:              nhrp.counterVec("drops_total", "NHRP packets dropped by reason.", "reason"),
+		HeldForSA:          nhrp.counter("held_for_sa_total", "NHRP packets received before the IPsec SA proving their source was reported, held for it."),
+		ReleasedBySA:       nhrp.counter("released_by_sa_total", "NHRP packets held for their IPsec SA and handled once it was reported."),
 		NHSUp:              nhrp.gaugeVec("nhs_up", "1 while registered with the NHS (label nhs: its NBMA address), else 0.", "nhs"),
 		NHSLastRegistration: nhrp.gaugeVec("nhs_last_registration_timestamp_seconds",
 			"Unix time of the last successful registration with the NHS.", "nhs"),

@@ -45,6 +45,8 @@ func TestScrape(t *testing.T) {
 	m.PacketsSent.WithLabelValues("traffic_indication").Inc()
 	m.PrecreateDrops([]string{"malformed", "auth"})
 	m.Drops.WithLabelValues("auth").Inc()
+	m.HeldForSA.Add(2)
+	m.ReleasedBySA.Inc()
 	m.SetNHSs(map[string]bool{"192.0.2.1": true, "192.0.2.2": false}, map[string]time.Time{"192.0.2.1": time.Unix(1700000000, 0)})
 	m.Ready.Set(1)
 	m.CacheEntries.Set(7)
@@ -72,6 +74,8 @@ func TestScrape(t *testing.T) {
 		`dmvpnd_nhrp_packets_sent_total{type="traffic_indication"} 1`,
 		`dmvpnd_nhrp_drops_total{reason="auth"} 1`,
 		`dmvpnd_nhrp_drops_total{reason="malformed"} 0`,
+		`dmvpnd_nhrp_held_for_sa_total 2`,
+		`dmvpnd_nhrp_released_by_sa_total 1`,
 		`dmvpnd_reconcile_errors_total{subsystem="kernel"} 1`,
 		`dmvpnd_peers{state="up"} 3`,
 		`dmvpnd_peers{state="nhrp"} 0`,

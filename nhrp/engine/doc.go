@@ -165,6 +165,19 @@
 // (drop_send_no_sa); what waited is sent when the NBMA becomes proven. A
 // NAT's public address is never proven by a tunnel-mode SA behind it.
 //
+// An SA can carry NHRP before its event reaches SetProtections (charon
+// installs it, the peer sends at once, the packet is read before the
+// event), so a packet from an NBMA no SA proves is held rather than
+// dropped (rx_held_for_sa): a copy, for at most 2 s, at most 4 per NBMA
+// and 256 (256 KiB) in all. When SetProtections proves its NBMA, the
+// NBMA's held packets are handled in arrival order (rx_released_by_sa),
+// before what is resent to it; at their deadline (run by Tick), or over a
+// cap, they are dropped as drop_untrusted. An ambiguous NBMA's packets are
+// never held, and held ones are dropped as drop_ambiguous_sa when their
+// NBMA becomes ambiguous. The hold admits nothing the engine would not
+// take anyway: it cannot tell decrypted NHRP from cleartext (the kernel
+// guard does), and takes both from a proven NBMA.
+//
 // A peer is, with IPsec, its IKE identity and the address its SA comes
 // from (post-NAT behind NAT), or the identity alone when a certificate
 // binding proves it (Protection.Bound); without IPsec its source NBMA

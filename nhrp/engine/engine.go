@@ -43,6 +43,8 @@ type Engine struct {
 	// the replies waiting for them (see CommitBindings).
 	deferred []*peer
 	held     []heldReply
+
+	waiting saWaits // packets from an NBMA no SA proves yet (Config.IPsec)
 }
 
 // New returns an engine. It sends nothing until Start.
@@ -89,7 +91,11 @@ func (e *Engine) newID() uint32 {
 // HandlePacket processes one NHRP packet received from the NBMA address
 // from (the GRE source; with IPsec the inner source after decryption).
 // Malformed, unauthenticated, unprotected or rate-limited packets are
-// counted and dropped; HandlePacket never panics on any input.
+// counted and dropped; HandlePacket never panics on any input. With
+// Config.IPsec a packet from an NBMA no SA proves yet is held (a copy:
+// b may be reused) for a short bounded time and handled when
+// SetProtections proves the NBMA, else dropped as untrusted (see the
+// package doc, "Trust").
 func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 	e.now = e.cfg.Clock.Now()
 	e.counters.inc(cRxPackets)
@@ -97,17 +103,25 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 		e.drop(DropSelf)
 		return
 	}
+	pr, why := e.proven(from)
+	if e.cfg.IPsec && pr == nil {
+		if why != DropUntrusted || !e.awaitSA(from, b) {
+			e.drop(why)
+		}
+		return
+	}
+	e.receive(from, b, pr)
+}
+
+// receive handles the packet b from the NBMA from, whose SA proof (with
+// Config.IPsec) is pr.
+func (e *Engine) receive(from netip.Addr, b []byte, pr *proof) {
 	// The post-NAT address comes from the SA, never from an NHRP claim.
 	outer, owner, nbma := from, ownerKey{addr: from}, from
-	pr, why := e.proven(from)
 	if pr != nil && pr.outer.IsValid() {
 		outer = pr.outer
 	}
 	if e.cfg.IPsec {
-		if pr == nil {
-			e.drop(why)
-			return
-		}
 		owner = ownerKey{identity: pr.identity, addr: pr.ownerAddr(from)}
 		if pr.inner.IsValid() {
 			nbma = pr.inner

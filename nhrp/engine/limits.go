@@ -5,6 +5,8 @@ import "maps"
 // Counter names. Drops are counted by DropReason (drop.go).
 const (
 	cRxPackets          = "rx_packets"
+	cHeldForSA          = "rx_held_for_sa"    // received before the SA proving the source: held (sawait.go)
+	cReleasedBySA       = "rx_released_by_sa" // held, then handled when the SA was reported
 	cTxPackets          = "tx_packets"
 	cTxErrors           = "tx_errors"
 	cRegAccepted        = "registrations_accepted"

@@ -109,6 +109,7 @@ func TestSamePrivateNBMABehindTwoNATsIPsec(t *testing.T) {
 	if got := codes(recv(alias, registration(t, priv, "10.255.0.6", 8, false, cie{"10.255.0.6", priv, 600}))); got != nil {
 		t.Errorf("B without SA: answered %v", got)
 	}
+	r.advance(engine.SAWaitFor)
 	if r.counter("drop_untrusted") != 1 {
 		t.Errorf("drop_untrusted = %d, want 1", r.counter("drop_untrusted"))
 	}

@@ -60,8 +60,12 @@ type proof struct {
 // victim's own SA is up, the address is ambiguous and both are refused
 // rather than the victim hijacked (docs/security.md).
 //
-// For every NBMA that becomes proven (with or without Config.IPsec), what
-// waited for it is sent at once instead of at its next backed-off retry:
+// For every NBMA that becomes proven, the packets received from it before
+// its SA was reported and held since (Config.IPsec, see HandlePacket) are
+// handled first, in arrival order; those held from an NBMA that becomes
+// ambiguous are dropped (drop_ambiguous_sa). Then (with or without
+// Config.IPsec) what waited for the NBMA is sent at once instead of at its
+// next backed-off retry:
 //   - an unanswered Registration Request to the NHS at that NBMA is resent
 //     and its backoff restarts; a server that refused us, or one we are
 //     registered with, is left alone;
@@ -94,12 +98,13 @@ func (e *Engine) SetProtections(ps []Protection) {
 		}
 		next[p.NBMA] = &proof{outer: outer, inner: inner, identity: p.Identity, bound: appendBound(nil, p.Bound)}
 	}
-	var up []netip.Addr
+	var up, ambiguous []netip.Addr
 	for a, pr := range next {
 		if pr.ambiguous {
 			if old := e.prot[a]; old == nil || !old.ambiguous {
 				e.log.Warn("two IPsec SAs claim one NBMA address: neither proves it", zap.Stringer("nbma", a))
 			}
+			ambiguous = append(ambiguous, a)
 			continue
 		}
 		if old := e.prot[a]; old == nil || old.ambiguous || old.identity != pr.identity || old.outer != pr.outer || old.inner != pr.inner {
@@ -107,8 +112,12 @@ func (e *Engine) SetProtections(ps []Protection) {
 		}
 	}
 	e.prot = next
+	for _, a := range ambiguous {
+		e.dropWaiting(a, DropAmbiguousSA)
+	}
 	slices.SortFunc(up, netip.Addr.Compare)
 	for _, a := range up {
+		e.releaseWaiting(a, next[a])
 		e.resendTo(a)
 	}
 }

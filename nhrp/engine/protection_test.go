@@ -47,6 +47,10 @@ func TestProtectionGatesReceive(t *testing.T) {
 			if diff := cmp.Diff(tc.wantState, r.state()); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)
 			}
+			r.advance(engine.SAWaitFor) // a packet held for an SA that never comes is dropped
+			if len(r.sent) != tc.wantAnswer {
+				t.Errorf("engine sent %d packets in all, want %d", len(r.sent), tc.wantAnswer)
+			}
 			if tc.wantDrop != "" && r.counter(tc.wantDrop) != 1 {
 				t.Errorf("%s = %d, want 1 (counters %v)", tc.wantDrop, r.counter(tc.wantDrop), r.node.Engine.Counters())
 			}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
@@ -72,6 +73,15 @@ func (r *rig) recv(from string, b []byte) []sentPacket {
 		r.t.Fatal(err)
 	}
 	return r.sent[n:]
+}
+
+// advance moves the clock forward by d, running the engine's timers and
+// recording what they send.
+func (r *rig) advance(d time.Duration) {
+	r.t.Helper()
+	if err := r.net.Advance(d); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // state renders the engine's cache, neighbor table and shortcuts as text.
