@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +26,9 @@ type mmsgVec struct {
 	addrs []unix.RawSockaddrLinklayer
 	iovs  []unix.Iovec
 	msgs  []mmsghdr
+	// ctl are the receive vector's control buffers (growControl): room
+	// for the kernel's receive timestamp of each message.
+	ctl [][]byte
 
 	n, off, done int // messages, progress
 	err          error
@@ -49,6 +53,47 @@ func (v *mmsgVec) grow(n int) {
 		h.Iov = &v.iovs[i]
 		h.SetIovlen(1)
 	}
+}
+
+// timestampSpace is the control buffer of one received message: one
+// SCM_TIMESTAMPNS (a struct timespec).
+var timestampSpace = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
+
+// growControl gives each of the first n messages a control buffer for its
+// receive timestamp (a receive vector only).
+func (v *mmsgVec) growControl(n int) {
+	if n <= len(v.ctl) {
+		return
+	}
+	buf := make([]byte, n*timestampSpace)
+	v.ctl = make([][]byte, n)
+	for i := range v.ctl {
+		v.ctl[i] = buf[i*timestampSpace : (i+1)*timestampSpace : (i+1)*timestampSpace]
+	}
+}
+
+// received returns the receive time the kernel attached to message i
+// (SO_TIMESTAMPNS), zero when it attached none.
+func (v *mmsgVec) received(i int) time.Time {
+	n := int(v.msgs[i].hdr.Controllen)
+	if i >= len(v.ctl) || n < unix.SizeofCmsghdr {
+		return time.Time{}
+	}
+	b := v.ctl[i][:min(n, len(v.ctl[i]))]
+	for len(b) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(b) {
+			return time.Time{}
+		}
+		data := b[unix.CmsgLen(0):l]
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+			return time.Unix(ts.Unix())
+		}
+		b = b[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(b)):]
+	}
+	return time.Time{}
 }
 
 // setSend prepares message i to send b to nbma (IPv4) as protocol proto

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,6 +13,9 @@ import (
 type Datagram struct {
 	B    []byte
 	NBMA netip.Addr
+	// Received is when the kernel received the packet (ReadBatch on the
+	// NHRP socket; zero when it did not say).
+	Received time.Time
 }
 
 // BatchPacketConn is a PacketConn that moves many packets per system call.
@@ -42,6 +46,7 @@ func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
 		v.fn = v.recv
 	}
 	v.grow(len(ds))
+	v.growControl(len(ds))
 	for i := range ds {
 		if cap(ds[i].B) == 0 {
 			return 0, opErr("read NHRP packets", fmt.Sprintf("ifindex %d", c.ifindex), errors.New("empty buffer"))
@@ -51,6 +56,8 @@ func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
 		v.iovs[i].SetLen(len(b))
 		v.msgs[i].hdr.Namelen = unix.SizeofSockaddrLinklayer
 		v.msgs[i].hdr.Flags = 0
+		v.msgs[i].hdr.Control = &v.ctl[i][0]
+		v.msgs[i].hdr.SetControllen(len(v.ctl[i]))
 		v.msgs[i].len = 0
 	}
 	v.n, v.done, v.err = len(ds), 0, nil
@@ -73,6 +80,7 @@ func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
 		}
 		ds[n].B = ds[n].B[:min(int(v.msgs[i].len), cap(ds[n].B))]
 		ds[n].NBMA = netip.AddrFrom4([4]byte(a.Addr[:4]))
+		ds[n].Received = v.received(i)
 		n++
 	}
 	return n, nil

@@ -65,6 +65,13 @@ func ListenNHRP(cfg ListenNHRPConfig) (*NHRPConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each packet's receive time (Datagram.Received): how long it waited
+	// in the socket, which tells a retransmission that crossed its answer.
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }); err != nil || serr != nil {
+		_ = c.Close()
+		return nil, opErr("set NHRP socket SO_TIMESTAMPNS", fmt.Sprintf("ifindex %d", cfg.Ifindex), errors.Join(err, serr))
+	}
 	return &NHRPConn{c: c, rc: rc, ifindex: cfg.Ifindex}, nil
 }
 

@@ -21,6 +21,7 @@ func TestPrivNHRPBatch(t *testing.T) {
 		sc = append(sc, s.listenNHRP(t, 0))
 	}
 	const per = 200
+	sent := time.Now()
 	for i, c := range sc {
 		ds := make([]Datagram, per)
 		for j := range ds {
@@ -42,8 +43,21 @@ func TestPrivNHRPBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	read := time.Now()
 	if n != 2*per {
 		t.Fatalf("one ReadBatch took %d packets, want all %d queued", n, 2*per)
+	}
+	// Each packet carries the kernel's receive time: after it was sent,
+	// before it was read, in queue order per spoke.
+	last := map[netip.Addr]time.Time{}
+	for i, d := range ds[:n] {
+		if d.Received.Before(sent) || d.Received.After(read) {
+			t.Fatalf("packet %d: received %v, not within [%v, %v]", i, d.Received, sent, read)
+		}
+		if d.Received.Before(last[d.NBMA]) {
+			t.Fatalf("packet %d from %s: received %v, before the one ahead of it (%v)", i, d.NBMA, d.Received, last[d.NBMA])
+		}
+		last[d.NBMA] = d.Received
 	}
 	seen := map[[3]byte]bool{}
 	var replies []Datagram
