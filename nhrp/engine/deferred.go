@@ -102,4 +102,5 @@ func (e *Engine) release(h heldReply) {
 		e.refused(DropCacheFull, a.pe.proto, a.claimed, &h.in)
 	}
 	e.send(h.p, h.in.from)
+	e.noteAnswered(&h.in, h.p)
 }

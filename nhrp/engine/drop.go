@@ -51,6 +51,8 @@ const (
 	DropIndicationRate // traffic indication within IndicationEvery of the last
 	// NHRP group (Per-Tunnel QoS).
 	DropGroupInvalid // a Cisco vendor-private extension that is not a valid group: the claim is ignored, the packet served
+	// Load.
+	DropRetransmitAnswered // a retransmitted Registration Request queued before its answer went out (crossing.go)
 	dropReasonEnd
 )
 
@@ -89,6 +91,8 @@ var dropNames = [...]string{
 	DropNegative:       "negative_cached",
 	DropIndicationRate: "indication_rate",
 	DropGroupInvalid:   "group_invalid",
+
+	DropRetransmitAnswered: "retransmit_answered",
 }
 
 // String is the reason's name: the metrics label and, after "drop_", the

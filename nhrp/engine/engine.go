@@ -44,7 +44,8 @@ type Engine struct {
 	deferred []*peer
 	held     []heldReply
 
-	waiting saWaits // packets from an NBMA no SA proves yet (Config.IPsec)
+	waiting   saWaits   // packets from an NBMA no SA proves yet (Config.IPsec)
+	crossings crossings // answers retransmissions may cross (crossing.go)
 }
 
 // New returns an engine. It sends nothing until Start.
@@ -97,6 +98,14 @@ func (e *Engine) newID() uint32 {
 // SetProtections proves the NBMA, else dropped as untrusted (see the
 // package doc, "Trust").
 func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
+	e.HandlePacketReceived(from, b, time.Time{})
+}
+
+// HandlePacketReceived is HandlePacket for a packet the kernel received at
+// the time given (zero: unknown). A hub that falls behind its socket then
+// drops a retransmitted Registration Request that was already queued when
+// the answer to its request went out (crossing.go).
+func (e *Engine) HandlePacketReceived(from netip.Addr, b []byte, received time.Time) {
 	e.now = e.cfg.Clock.Now()
 	e.counters.inc(cRxPackets)
 	if from == e.cfg.NBMA {
@@ -110,12 +119,15 @@ func (e *Engine) HandlePacket(from netip.Addr, b []byte) {
 		}
 		return
 	}
-	e.receive(from, b, pr)
+	e.receive(from, b, pr, received)
 }
 
 // receive handles the packet b from the NBMA from, whose SA proof (with
 // Config.IPsec) is pr.
-func (e *Engine) receive(from netip.Addr, b []byte, pr *proof) {
+func (e *Engine) receive(from netip.Addr, b []byte, pr *proof, received time.Time) {
+	if !received.IsZero() {
+		e.crossings.forgetBefore(received)
+	}
 	// The post-NAT address comes from the SA, never from an NHRP claim.
 	outer, owner, nbma := from, ownerKey{addr: from}, from
 	if pr != nil && pr.outer.IsValid() {
@@ -151,7 +163,7 @@ func (e *Engine) receive(from netip.Addr, b []byte, pr *proof) {
 		e.sendError(nhrp.ErrorAuthenticationFailure, 0, p, b, from)
 		return
 	}
-	in := &inbound{p: p, raw: b, from: from, outer: outer, nbma: nbma, owner: owner}
+	in := &inbound{p: p, raw: b, from: from, outer: outer, nbma: nbma, owner: owner, received: received}
 	switch p.Type {
 	case nhrp.TypeRegistrationRequest:
 		e.handleRegistration(in)
@@ -184,6 +196,8 @@ type inbound struct {
 	outer netip.Addr // post-NAT source: from, or the outer address of from's SA
 	nbma  netip.Addr // the NBMA the sender may claim: from, or its SA's inner address when from is an alias
 	owner ownerKey   // who sent it
+	// received is when the kernel received it; zero when unknown.
+	received time.Time
 }
 
 // ownerKey names the peer that sent a packet and owns what it registers:

@@ -20,6 +20,10 @@ func (e *Engine) handleRegistration(in *inbound) {
 		e.drop(DropNotServer)
 		return
 	}
+	if e.crossed(in) {
+		e.drop(DropRetransmitAnswered)
+		return
+	}
 	if perr := p.UnrecognizedCompulsory(); perr != nil {
 		e.drop(DropUnknownExt)
 		e.sendError(perr.Code, perr.Offset, p, in.raw, in.from)
@@ -73,6 +77,7 @@ func (e *Engine) handleRegistration(in *inbound) {
 		return
 	}
 	e.send(p, in.from)
+	e.noteAnswered(in, p)
 }
 
 // overQuota reports whether accepting every CIE of the registration in

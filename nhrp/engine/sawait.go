@@ -115,7 +115,7 @@ func (e *Engine) releaseWaiting(nbma netip.Addr, pr *proof) {
 			continue
 		}
 		e.counters.inc(cReleasedBySA)
-		e.receive(nbma, p.b, pr)
+		e.receive(nbma, p.b, pr, time.Time{})
 	}
 }
 
