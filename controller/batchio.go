@@ -78,7 +78,7 @@ func (c *Controller) readPackets(ctx context.Context) {
 		for i, d := range ds[:n] {
 			off := len(slab)
 			slab = append(slab, d.B...)
-			batch[i] = packet{from: d.NBMA, b: slab[off:len(slab):len(slab)]}
+			batch[i] = packet{from: d.NBMA, b: slab[off:len(slab):len(slab)], at: d.Received}
 		}
 		if !started {
 			select {

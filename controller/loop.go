@@ -15,6 +15,7 @@ import (
 type packet struct {
 	from netip.Addr
 	b    []byte
+	at   time.Time // when the kernel received it; zero when unknown
 }
 
 // inputs are the channels the loop selects on; a nil channel is never ready.

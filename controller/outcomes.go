@@ -19,7 +19,7 @@ func (c *Controller) handlePacket(p packet) {
 	if watch {
 		drops = dropTotal(c.eng.Counters())
 	}
-	c.eng.HandlePacket(p.from, p.b)
+	c.eng.HandlePacketReceived(p.from, p.b, p.at)
 	if !watch || dropTotal(c.eng.Counters()) != drops {
 		return
 	}
