@@ -38,7 +38,7 @@ type Burst struct {
 	LastOK      float64 `json:"last_success_s,omitempty"`
 	Sent        int     `json:"sent,omitempty"`
 	Retransmits int     `json:"retransmits,omitempty"`
-	Lost        int     `json:"lost,omitempty"` // requests the generator saw no answer to
+	Lost        int     `json:"lost,omitempty"` // transmissions without a reply: sent - replies
 	// HubUnanswered is the IPv4 packets the hub received during the
 	// burst minus those it sent (NHRP is its only IPv4 then): requests
 	// it never answered, however late, unlike Lost.
@@ -226,7 +226,7 @@ func (r *Results) Markdown() string {
 			num(median(bk, floorCPU), 3, " ms"), ratio(median(bd, cpu), median(bk, floorCPU)),
 			num(median(bd, rss), 2, " KB"), num(median(bf, rss), 2, " KB"))
 	}
-	w.WriteString("\nSums over all repetitions: requests sent, of which retransmissions; lost: requests the generator saw no answer to by its end (answers the hub sent later count here too); hub unanswered: requests the hub received and never answered (its IPv4 in minus out); spokes never answered; spokes refused; mis-acked: spokes acknowledged with success whose entry the hub kernel did not hold at the end:\n\n")
+	w.WriteString("\nSums over all repetitions: requests sent, of which retransmissions; lost: transmissions the generator got no reply for by its end, sent minus replies (a spoke's retransmissions carry its request id, so a hub may answer them once; answers the hub sent later count here too); hub unanswered: requests the hub received and never answered (its IPv4 in minus out); spokes never answered; spokes refused; mis-acked: spokes acknowledged with success whose entry the hub kernel did not hold at the end:\n\n")
 	w.WriteString("| N | impl | sent | retransmitted | lost | hub unanswered | spokes unanswered | refused | mis-acked |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range r.Sizes {
 		for _, impl := range []string{DMVPND, FRR} {

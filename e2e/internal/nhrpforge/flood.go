@@ -28,8 +28,8 @@ import (
 // addresses: the namespace it runs in must accept them as local (a local
 // route for the range, e.g. `ip route add local 100.64.0.0/16 dev lo`) and
 // a raw GRE socket receives a copy of each. A spoke without an answer
-// retransmits after -retry, doubling, at most -tries times in all, as a
-// spoke does. It prints one JSON summary (floodResult) on stdout and
+// retransmits its request (same request id) after -retry, doubling, at
+// most -tries times in all, as a spoke does. It prints one JSON summary (floodResult) on stdout and
 // writes the tunnel and NBMA address of every spoke acknowledged with
 // success to -acked.
 
@@ -43,7 +43,7 @@ type floodResult struct {
 	Refused     int            `json:"refused"`     // spokes answered with another code
 	Codes       map[string]int `json:"codes,omitempty"`
 	ErrorInds   int            `json:"error_indications"`
-	Lost        int            `json:"lost"`       // requests never answered (of Sent), after a drain
+	Lost        int            `json:"lost"`       // transmissions beyond the replies received (Sent - Replies), after a drain
 	Unanswered  int            `json:"unanswered"` // spokes never answered at all
 	Replies     int            `json:"replies"`    // registration replies received
 	Unmatched   int            `json:"unmatched"`  // replies matching no request sent
@@ -162,10 +162,7 @@ func flood(c floodConfig) (floodResult, []int, error) {
 		mu     sync.Mutex
 		res    = floodResult{Spokes: c.n, Codes: map[string]int{}}
 		spokes = make([]spokeState, c.n)
-		byID   []int32 // request id - idBase -> spoke
-		reqOK  []bool  // request id - idBase -> answered
 		done   int
-		reqs   int // requests answered (of len(reqOK))
 		lastRx time.Time
 	)
 	idBase := randomID() &^ 0xffffff // room for 16M requests above it
@@ -199,15 +196,11 @@ func flood(c floodConfig) (floodResult, []int, error) {
 			case nhrp.TypeRegistrationReply:
 				res.Replies++
 				k := int64(p.RequestID) - int64(idBase)
-				if k < 0 || k >= int64(len(byID)) {
+				if k < 0 || k >= int64(c.n) {
 					res.Unmatched++
 					break
 				}
-				if !reqOK[k] {
-					reqs++
-				}
-				reqOK[k] = true
-				s := &spokes[byID[k]]
+				s := &spokes[k]
 				if s.answered {
 					break // an answer to an earlier transmission came late
 				}
@@ -237,9 +230,9 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	sendOne := func(i int) {
 		nbma, proto := c.spokeAddrs(i)
 		mu.Lock()
-		id := idBase + uint32(len(byID))
-		byID = append(byID, int32(i))
-		reqOK = append(reqOK, false)
+		// Retransmissions keep the request id, as FRR nhrpd's and
+		// dmvpnd's clients do: they are the same request.
+		id := idBase + uint32(i)
 		s := &spokes[i]
 		s.tries++
 		s.lastSent = time.Now()
@@ -315,7 +308,7 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	}
 	for end := time.Now().Add(drain); ctx.Err() == nil && time.Now().Before(end); {
 		mu.Lock()
-		quiet := time.Since(lastRx) >= c.quiet || reqs == len(reqOK)
+		quiet := time.Since(lastRx) >= c.quiet || done == c.n && res.Replies >= res.Sent
 		mu.Unlock()
 		if quiet {
 			break
@@ -339,11 +332,9 @@ func flood(c floodConfig) (floodResult, []int, error) {
 			acked = append(acked, i)
 		}
 	}
-	for _, ok := range reqOK {
-		if !ok {
-			res.Lost++
-		}
-	}
+	// A reply answers one transmission; which one, the shared request
+	// id does not tell: what is lost is what was sent beyond the replies.
+	res.Lost = max(res.Sent-res.Replies, 0)
 	return res, acked, nil
 }
 
