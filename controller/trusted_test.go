@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
 
@@ -62,6 +63,40 @@ func TestTrustsSAsInitiatedByPeers(t *testing.T) {
 	got := engineProtections(ip.State().Protections(), false)
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("protections handed to the engine (-want +got):\n%s", diff)
+	}
+}
+
+// TestHeldUntilSAEvent: a registration that reaches the hub before the
+// IPsec manager has reported the SA it came through (the packet reader
+// does not wait for the loop goroutine's IPsec events) is held by the
+// engine and answered once the event is processed, not dropped as
+// untrusted.
+func TestHeldUntilSAEvent(t *testing.T) {
+	ip := &responderOnly{}
+	c, rc := engineWith(t, hubYAML("198.51.100.1", "10.0.0.1/24"), Deps{IPsec: ip})
+	spoke := netip.MustParseAddr("198.51.100.2")
+	b, err := nhrp.NewRegistrationRequest(spoke, netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), 7, 600, 0, false).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.handleBatch([]packet{{from: spoke, b: b}})
+	if len(rc.sent) != 0 {
+		t.Fatalf("answered %v before the SA was reported", rc.sent)
+	}
+	ip.sas = []ipsec.SAInfo{{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(spoke, 500), RemoteID: "198.51.100.2",
+		Children: []ipsec.ChildInfo{{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT", RemoteTS: []string{"198.51.100.2/32[gre]"}}}}}
+	c.onIPsecEvent(ipsec.Event{Peer: "198.51.100.2", Status: ipsec.StatusUp})
+	if diff := cmp.Diff([]netip.Addr{spoke}, rc.sent, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("sent after the SA's event (-want +got):\n%s", diff)
+	}
+	// (This harness has no tunnel interface: the fake kernel refuses the
+	// neighbor entry and the reply carries code 5; an answer all the same.)
+	got := c.eng.Counters()
+	want := map[string]uint64{"rx_held_for_sa": 1, "rx_released_by_sa": 1, "drop_untrusted": 0, "tx_packets": 1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d (counters %v)", k, got[k], v, got)
+		}
 	}
 }
 
