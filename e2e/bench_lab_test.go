@@ -592,18 +592,23 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	if impl == benchreport.DMVPND {
 		prof = b.startCPUProfile(ctx, "idle", b.cfg.idle)
 	}
-	// One guest command: sample, sleep the window, sample.
-	script := blSampleScript(h.pids) + fmt.Sprintf("; echo ---; sleep %.3f; ", b.cfg.idle.Seconds()) + blSampleScript(h.pids)
-	res, err := b.hub.Run(ctx, script)
+	// One guest command: sample at the start, every blIdleStep and at
+	// the end of the window; in profile mode with dmvpnd's Go memory
+	// figures (each costs dmvpnd an HTTP request).
+	extra := ""
+	if impl == benchreport.DMVPND && b.cfg.profile {
+		extra = blGoMemScript(blPprofAddr)
+	}
+	res, err := b.hub.Run(ctx, blIdleScript(h.pids, b.cfg.idle, blIdleStep(b.cfg.idle), extra))
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, second, _ := strings.Cut(string(res.Stdout), "---\n")
-	s0, err1 := blParseSample(first, len(h.pids))
-	s1, err2 := blParseSample(second, len(h.pids))
-	if err := errors.Join(err1, err2); err != nil {
+	samples, err := blParseSamples(string(res.Stdout), len(h.pids))
+	if err != nil {
 		t.Fatal(err)
 	}
+	blLogIdle(t, impl, samples)
+	s0, s1 := samples[0], samples[len(samples)-1]
 	s.IdleWindow = s1.at.Sub(s0.at).Seconds()
 	s.IdleCPU = b.cpuPct(s0, s1)
 	s.RSSStart, s.RSSEnd = s0.rss, s1.rss
@@ -616,7 +621,7 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	k := min(n, int(b.cfg.refreshRate*b.cfg.refresh.Seconds()))
 	// One guest command again: sample, refresh, sample (the pids are
 	// visible from gen's namespace: one pid namespace).
-	script = blSampleScript(h.pids) + "; echo ---; " + b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -tries 1 -wait 2s",
+	script := blSampleScript(h.pids) + "; echo ---; " + b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -tries 1 -wait 2s",
 		k, blFirstNBMA, blFirstProto, blHold, b.cfg.refreshRate)) + "; echo ---; " + blSampleScript(h.pids)
 	if res, err = b.gen.Run(ctx, script); err != nil {
 		t.Fatalf("%s refresh: %v", impl, err)
