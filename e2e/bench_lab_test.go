@@ -50,7 +50,10 @@ import (
 // DMVPND_BENCH_PROFILE=1 (CPU and heap profiles of dmvpnd at the largest
 // N, bench_lab_profile_test.go; the profiling costs dmvpnd CPU too),
 // DMVPND_BENCH_GOMAXPROCS=N (the bursts' dmvpnd runs with GOMAXPROCS=N:
-// an experiment, stated in the results' setup notes).
+// an experiment, stated in the results' setup notes),
+// DMVPND_BENCH_GODEBUG=S (the bursts' dmvpnd runs with GODEBUG=S, e.g.
+// memprofilerate=4096 for heap profiles that see the idle window's few
+// allocations: an experiment, stated in the setup notes).
 //
 // It asserts only that the harness works (every burst's output decodes,
 // the kernel floor reaches N, the readiness probe is answered, every
@@ -152,6 +155,7 @@ type blConfig struct {
 	budget        time.Duration // 0: none
 	profile       bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
 	gomaxprocs    int           // DMVPND_BENCH_GOMAXPROCS: GOMAXPROCS of the bursts' dmvpnd (0: the runtime's default)
+	godebug       string        // DMVPND_BENCH_GODEBUG: GODEBUG of the bursts' dmvpnd
 }
 
 func blConfigFromEnv() (blConfig, error) {
@@ -192,6 +196,10 @@ func blConfigFromEnv() (blConfig, error) {
 	}
 	c.out = os.Getenv("DMVPND_BENCH_OUT")
 	c.profile = os.Getenv("DMVPND_BENCH_PROFILE") == "1"
+	c.godebug = os.Getenv("DMVPND_BENCH_GODEBUG")
+	if strings.ContainsAny(c.godebug, " '\"\\$`;") {
+		return c, fmt.Errorf("DMVPND_BENCH_GODEBUG=%q: want key=value[,key=value]", c.godebug)
+	}
 	if s := os.Getenv("DMVPND_BENCH_GOMAXPROCS"); s != "" {
 		if c.gomaxprocs, err = strconv.Atoi(s); err != nil || c.gomaxprocs < 0 {
 			return c, fmt.Errorf("DMVPND_BENCH_GOMAXPROCS=%q: want an integer >= 0", s)
@@ -298,6 +306,9 @@ func (b *blBench) setupNotes() []string {
 	if b.cfg.gomaxprocs > 0 {
 		notes = append(notes, fmt.Sprintf("experiment: the bursts' dmvpnd ran with GOMAXPROCS=%d (DMVPND_BENCH_GOMAXPROCS)", b.cfg.gomaxprocs))
 	}
+	if b.cfg.godebug != "" {
+		notes = append(notes, fmt.Sprintf("experiment: the bursts' dmvpnd ran with GODEBUG=%s (DMVPND_BENCH_GODEBUG)", b.cfg.godebug))
+	}
 	if b.cfg.profile {
 		notes = append(notes, "profiled: the bursts' dmvpnd served pprof and was profiled at the largest N (DMVPND_BENCH_PROFILE=1): its CPU figures there include the profiling's")
 	}
@@ -349,6 +360,9 @@ log: {level: warn}
 		}
 		if b.cfg.gomaxprocs > 0 {
 			cmd = fmt.Sprintf("env GOMAXPROCS=%d %s", b.cfg.gomaxprocs, cmd)
+		}
+		if b.cfg.godebug != "" {
+			cmd = fmt.Sprintf("env GODEBUG=%s %s", b.cfg.godebug, cmd)
 		}
 		p, err := b.hub.Start(ctx, fmt.Sprintf("dmvpnd-%d", b.runs), cmd)
 		if err != nil {
