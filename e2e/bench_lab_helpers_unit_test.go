@@ -222,3 +222,33 @@ func TestBLFloorCPUPerEntry(t *testing.T) {
 		t.Errorf("no CPU measured: %v ms per entry, want 0 (not measured)", got)
 	}
 }
+
+// dmvpnd idles 10 min by default (issue 21's RSS flatness), FRR at most
+// 1 min unless told otherwise.
+func TestBLConfigIdle(t *testing.T) {
+	for _, tc := range []struct {
+		env           map[string]string
+		idle, idleFRR time.Duration
+	}{
+		{nil, 10 * time.Minute, time.Minute},
+		{map[string]string{"DMVPND_BENCH_QUICK": "1"}, 15 * time.Second, 15 * time.Second},
+		{map[string]string{"DMVPND_BENCH_IDLE": "30s"}, 30 * time.Second, 30 * time.Second},
+		{map[string]string{"DMVPND_BENCH_IDLE": "120s"}, 2 * time.Minute, time.Minute},
+		{map[string]string{"DMVPND_BENCH_IDLE": "120s", "DMVPND_BENCH_IDLE_FRR": "5m"}, 2 * time.Minute, 5 * time.Minute},
+	} {
+		for _, k := range []string{"DMVPND_BENCH_QUICK", "DMVPND_BENCH_IDLE", "DMVPND_BENCH_IDLE_FRR", "DMVPND_BENCH_SIZES", "DMVPND_BENCH_REPS", "DMVPND_BENCH_P3_REPS", "DMVPND_BENCH_REFRESH", "DMVPND_BENCH_BUDGET", "DMVPND_BENCH_GOMAXPROCS", "DMVPND_BENCH_GODEBUG"} {
+			t.Setenv(k, tc.env[k])
+		}
+		c, err := blConfigFromEnv()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.idle != tc.idle || c.idleFRR != tc.idleFRR {
+			t.Errorf("%v: idle %v, FRR %v; want %v, %v", tc.env, c.idle, c.idleFRR, tc.idle, tc.idleFRR)
+		}
+	}
+	t.Setenv("DMVPND_BENCH_GODEBUG", "a=1; reboot")
+	if _, err := blConfigFromEnv(); err == nil {
+		t.Error("DMVPND_BENCH_GODEBUG with a shell command accepted")
+	}
+}
