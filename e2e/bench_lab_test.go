@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -496,8 +497,7 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 		w.Log, fmt.Sprintf(`{ read -r _ _ st _ < /proc/%d/stat && [ "$st" != Z ]; } 2>/dev/null`, w.PID))); err != nil {
 		t.Fatalf("%s N=%d: %v", impl, n, err)
 	}
-	hubC0, genC0 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
-	sock0, dc0 := b.socketDrops(ctx, h.pids), b.daemonCounters(ctx, h)
+	hubC0, genC0, sock0, dc0 := b.probe(ctx, h)
 	var prof *blProfile
 	if steady && impl == benchreport.DMVPND {
 		prof = b.startCPUProfile(ctx, fmt.Sprintf("burst-%d", n), 40*time.Second)
@@ -541,8 +541,7 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 			t.Fatal(err)
 		}
 	}
-	hubC1, genC1 := b.counters(ctx, b.hub), b.counters(ctx, b.gen)
-	sock1, dc1 := b.socketDrops(ctx, h.pids), b.daemonCounters(ctx, h)
+	hubC1, genC1, sock1, dc1 := b.probe(ctx, h)
 	keep := []string{"Discard", "Drop", "Err", "Overflow", "Softnet", "Rcvbuf", "InReceives", "OutRequests", "Prune", "Backlog", "Fail"}
 	t.Logf("%s N=%d rep %d: kernel counters hub: %s; gen: %s", impl, n, rep, blCounterDelta(hubC0, hubC1, keep...), blCounterDelta(genC0, genC1, keep...))
 	if dc1 != nil {
@@ -687,48 +686,66 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	return s
 }
 
+// probe reads, before and after a burst, the kernel counters of the hub
+// and of gen, the hub's NHRP socket drops and dmvpnd's counters: four
+// guest commands at once (each is a round trip to the guest; in a row
+// they took 2-3 s per burst).
+func (b *blBench) probe(ctx context.Context, h *blHub) (hub, gen map[string]int64, sock int64, daemon map[string]int64) {
+	var errs [4]error
+	var wg sync.WaitGroup
+	wg.Go(func() { hub, errs[0] = b.counters(ctx, b.hub) })
+	wg.Go(func() { gen, errs[1] = b.counters(ctx, b.gen) })
+	wg.Go(func() { sock, errs[2] = b.socketDrops(ctx, h.pids) })
+	wg.Go(func() { daemon, errs[3] = b.daemonCounters(ctx, h) })
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		b.t.Fatal(err)
+	}
+	return hub, gen, sock, daemon
+}
+
 // socketDrops is the drop counter of the NHRP packet sockets of pids
 // (the hub's daemons), -1 when none is found.
-func (b *blBench) socketDrops(ctx context.Context, pids []int) int64 {
+func (b *blBench) socketDrops(ctx context.Context, pids []int) (int64, error) {
 	if len(pids) == 0 {
-		return -1
+		return -1, nil
 	}
 	res, err := b.hub.Run(ctx, blSocketsScript)
 	if err != nil {
-		b.t.Fatal(err)
+		return 0, fmt.Errorf("sockets: %w", err)
 	}
 	d, ok := blSocketDrops(string(res.Stdout), pids)
 	if !ok {
 		b.t.Logf("no NHRP packet socket of pids %v in:\n%s", pids, res.Stdout)
-		return -1
+		return -1, nil
 	}
-	return d
+	return d, nil
 }
 
 // daemonCounters is dmvpnd's `show counters`, nil for the others.
-func (b *blBench) daemonCounters(ctx context.Context, h *blHub) map[string]int64 {
+func (b *blBench) daemonCounters(ctx context.Context, h *blHub) (map[string]int64, error) {
 	if h.ctl == "" {
-		return nil
+		return nil, nil
 	}
 	res, err := b.hub.Run(ctx, h.ctl+" show counters --json")
 	if err != nil {
-		b.t.Fatalf("show counters: %v", err)
+		return nil, fmt.Errorf("show counters: %w", err)
 	}
 	var c map[string]int64
 	if err := json.Unmarshal(res.Stdout, &c); err != nil {
-		b.t.Fatalf("show counters: %v: %q", err, res.Stdout)
+		return nil, fmt.Errorf("show counters: %w: %q", err, res.Stdout)
 	}
-	return c
+	return c, nil
 }
 
 // counters reads a node's kernel counters (for the log: where packets
 // were lost).
-func (b *blBench) counters(ctx context.Context, n *lab.Node) map[string]int64 {
+func (b *blBench) counters(ctx context.Context, n *lab.Node) (map[string]int64, error) {
 	res, err := n.Run(ctx, blCountersScript)
 	if err != nil {
-		b.t.Fatal(err)
+		return nil, fmt.Errorf("%s counters: %w", n.Name, err)
 	}
-	return blParseCounters(string(res.Stdout))
+	return blParseCounters(string(res.Stdout)), nil
 }
 
 // cpuPct is the CPU between two samples in percent of one vCPU.
