@@ -15,8 +15,8 @@ import (
 // scavenger had returned to the kernel: a hub's RSS then creeps up while
 // it is idle and allocates nothing, and a burst's memory is never given
 // back (go.dev/issue/64332; the Go GC guide's "Linux transparent huge
-// pages"). In the lab (docs/bench/README.md, "Idle memory"), 22 of the
-// 24 MB of an idle 10k-spoke hub's anonymous memory were huge pages, and
+// pages"). In the lab (docs/bench/README.md, "Idle memory"), 22.0 of the
+// 23.5 MB of an idle 10k-spoke hub's anonymous memory were huge pages, and
 // the 4.8 MB the scavenger released after a GC were resident again 30 s
 // later. dmvpnd's heap is small and walked rarely: the TLB gain of huge
 // pages does not pay for that. The flag is the process's own (the host's
