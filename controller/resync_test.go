@@ -203,7 +203,7 @@ func benchHub(b *testing.B, n int) *node {
 
 // readyBigHub starts a hub for n spokes outside a synctest bubble and
 // waits until it is ready.
-func readyBigHub(b *testing.B, n int) *node {
+func readyBigHub(b testing.TB, n int) *node {
 	b.Helper()
 	hub := start(b, kerneltest.NewNetwork(), "hub", bigHubYAML(n), nil)
 	select {

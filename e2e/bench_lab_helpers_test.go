@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/dmvpnd/dmvpnd/e2e/internal/benchreport"
@@ -46,6 +47,21 @@ type blSample struct {
 	// anon and file split rss: RssAnon (heap, stacks) and RssFile (the
 	// binary's and libraries' pages), bytes.
 	anon, file int64
+	// thp is the part of anon in transparent huge pages (smaps_rollup
+	// AnonHugePages), bytes.
+	thp int64
+	// gomem is the Go runtime's memory figures of the first pid (expvar
+	// memstats: dmvpnd in profile mode), nil when not sampled.
+	gomem *blGoMem
+}
+
+// blGoMem is the part of runtime.MemStats the idle window logs (expvar's
+// /debug/vars "memstats", whose keys are the field names).
+type blGoMem struct {
+	TotalAlloc, Mallocs, Frees                            uint64
+	HeapAlloc, HeapInuse, HeapIdle, HeapReleased, HeapSys uint64
+	StackInuse, Sys, NextGC                               uint64
+	NumGC, NumForcedGC                                    uint32
 }
 
 // blSampleScript prints the guest's realtime clock, then per pid its
@@ -55,8 +71,78 @@ func blSampleScript(pids []int) string {
 	b.WriteString("date +%s%N")
 	for _, p := range pids {
 		fmt.Fprintf(&b, "; read -r l < /proc/%[1]d/stat && echo \"stat $l\"; while read -r k v u; do case $k in VmRSS:) echo \"rss $v\";; RssAnon:) echo \"anon $v\";; RssFile:) echo \"file $v\";; esac; done < /proc/%[1]d/status", p)
+		fmt.Fprintf(&b, "; while read -r k v u; do case $k in AnonHugePages:) echo \"thp $v\";; esac; done < /proc/%d/smaps_rollup", p)
 	}
 	return b.String()
+}
+
+// blGoMemScript prints the Go memory figures a daemon serves on its
+// expvar endpoint (http://ADDR/debug/vars) as one "gomem JSON" line.
+func blGoMemScript(addr string) string {
+	return fmt.Sprintf("; curl -sS --max-time 5 http://%s/debug/vars | sed -n 's/^\"memstats\": /gomem /p'", addr)
+}
+
+// blIdleScript samples (blSampleScript, then extra) at the window's
+// start and every step until its end, on the guest's clock: the
+// samples' outputs are separated by "---" lines.
+func blIdleScript(pids []int, window, step time.Duration, extra string) string {
+	sample := blSampleScript(pids) + extra
+	return fmt.Sprintf(`t0=$(date +%%s%%N); %[1]s
+for i in $(seq %[2]d); do
+	t=$((t0 + i * %[3]d)); [ $t -gt $((t0 + %[4]d)) ] && t=$((t0 + %[4]d))
+	d=$((t - $(date +%%s%%N))); [ $d -gt 0 ] && sleep $((d / 1000000000)).$(printf %%09d $((d %% 1000000000)))
+	echo ---; %[1]s
+done`, sample, blIdleSteps(window, step), step.Nanoseconds(), window.Nanoseconds())
+}
+
+// blIdleSteps is how many samples blIdleScript takes after the first.
+func blIdleSteps(window, step time.Duration) int {
+	if step <= 0 || step >= window {
+		return 1
+	}
+	return int((window + step - 1) / step)
+}
+
+// blIdleStep is the idle window's sampling interval: a dozen samples,
+// at least 5 s apart.
+func blIdleStep(window time.Duration) time.Duration { return max(window/12, 5*time.Second) }
+
+// blLogIdle logs the idle window's trajectory: per sample, the time since
+// the start, RSS (anon, of which huge pages, file) and, when sampled, the
+// Go runtime's bytes allocated since the start, heap in use, idle and
+// released, and GCs since the start.
+func blLogIdle(t testing.TB, impl string, ss []blSample) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "idle %s trajectory (t s: RSS KB, anon KB, of which THP KB, file KB", impl)
+	if ss[0].gomem != nil {
+		b.WriteString("; Go: allocated since start KB, mallocs since start, heap alloc/inuse/idle/released KB, next GC KB, GCs since start (forced)")
+	}
+	b.WriteString("):")
+	for _, s := range ss {
+		fmt.Fprintf(&b, "\n  %6.1f: %d, %d, %d, %d", s.at.Sub(ss[0].at).Seconds(), s.rss>>10, s.anon>>10, s.thp>>10, s.file>>10)
+		if m, m0 := s.gomem, ss[0].gomem; m != nil && m0 != nil {
+			fmt.Fprintf(&b, "; Go: %d, %d, %d/%d/%d/%d, %d, %d (%d)", (m.TotalAlloc-m0.TotalAlloc)>>10, m.Mallocs-m0.Mallocs,
+				m.HeapAlloc>>10, m.HeapInuse>>10, m.HeapIdle>>10, m.HeapReleased>>10, m.NextGC>>10, m.NumGC-m0.NumGC, m.NumForcedGC-m0.NumForcedGC)
+		}
+	}
+	t.Log(b.String())
+}
+
+// blParseSamples parses blIdleScript's output.
+func blParseSamples(out string, npids int) ([]blSample, error) {
+	var ss []blSample
+	for part := range strings.SplitSeq(out, "---\n") {
+		s, err := blParseSample(part, npids)
+		if err != nil {
+			return nil, fmt.Errorf("sample %d: %w", len(ss), err)
+		}
+		ss = append(ss, s)
+	}
+	if len(ss) < 2 {
+		return nil, fmt.Errorf("%d samples, want 2 at least", len(ss))
+	}
+	return ss, nil
 }
 
 // blParseSample parses blSampleScript's output.
@@ -96,16 +182,25 @@ func blParseSample(out string, npids int) (blSample, error) {
 			}
 			s.rss += kb << 10
 			rsss++
-		case "anon", "file":
+		case "anon", "file", "thp":
 			kb, err := strconv.ParseInt(rest, 10, 64)
 			if err != nil {
 				return s, fmt.Errorf("sample: %s %q", kind, rest)
 			}
-			if kind == "anon" {
+			switch kind {
+			case "anon":
 				s.anon += kb << 10
-			} else {
+			case "file":
 				s.file += kb << 10
+			default:
+				s.thp += kb << 10
 			}
+		case "gomem":
+			var m blGoMem
+			if err := json.Unmarshal([]byte(rest), &m); err != nil {
+				return s, fmt.Errorf("sample: gomem: %w", err)
+			}
+			s.gomem = &m
 		}
 	}
 	if stats != npids || rsss != npids {

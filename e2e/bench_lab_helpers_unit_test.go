@@ -23,6 +23,8 @@ func TestBLParseSample(t *testing.T) {
 		"rss 41000",
 		"anon 39000",
 		"file 2000",
+		"thp 2048",
+		`gomem {"Alloc":1,"TotalAlloc":5000,"Mallocs":70,"HeapReleased":4096,"NumGC":3,"BySize":[{"Size":0}]}`,
 		"stat 900 (odd) name) S 1 900 900 0 -1 4194560 3305 0 0 0 5 6 0 0 20 0 9 0 1234 1300000000 10240 18446744073709551615",
 		"rss 1000",
 		"anon 600",
@@ -32,19 +34,59 @@ func TestBLParseSample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := blSample{at: time.Unix(0, 1764662400000000000), ticks: 150 + 70 + 5 + 6, rss: 42000 << 10, anon: 39600 << 10, file: 2400 << 10}
+	want := blSample{at: time.Unix(0, 1764662400000000000), ticks: 150 + 70 + 5 + 6, rss: 42000 << 10, anon: 39600 << 10, file: 2400 << 10,
+		thp: 2048 << 10, gomem: &blGoMem{TotalAlloc: 5000, Mallocs: 70, HeapReleased: 4096, NumGC: 3}}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(blSample{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	// A pid gone: its lines are missing, which is an error, not zero.
-	if _, err := blParseSample(strings.Join(strings.Split(out, "\n")[:5], "\n"), 2); err == nil {
+	if _, err := blParseSample(strings.Join(strings.Split(out, "\n")[:7], "\n"), 2); err == nil {
 		t.Error("a missing pid parsed without error")
+	}
+}
+
+// The idle window's script samples a live process at the start, every
+// step and at the end of the window, on time.
+func TestBLIdleScript(t *testing.T) {
+	if _, err := os.Stat("/proc/self/smaps_rollup"); err != nil {
+		t.Skip("no /proc/PID/smaps_rollup here")
+	}
+	window, step := 900*time.Millisecond, 400*time.Millisecond
+	if got := blIdleSteps(window, step); got != 3 {
+		t.Errorf("blIdleSteps(%v, %v) = %d, want 3 (0.4, 0.8, 0.9 s)", window, step, got)
+	}
+	out, err := exec.Command("sh", "-c", blIdleScript([]int{os.Getpid()}, window, step, "")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	ss, err := blParseSamples(string(out), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 4 {
+		t.Fatalf("%d samples, want 4:\n%s", len(ss), out)
+	}
+	if d := ss[3].at.Sub(ss[0].at); d < window || d > window+time.Second {
+		t.Errorf("samples span %v, want %v", d, window)
+	}
+	for i, s := range ss {
+		if s.rss <= 0 || s.anon <= 0 || s.gomem != nil {
+			t.Errorf("sample %d: %+v", i, s)
+		}
+	}
+}
+
+func TestBLIdleStep(t *testing.T) {
+	for window, want := range map[time.Duration]time.Duration{10 * time.Minute: 50 * time.Second, 2 * time.Minute: 10 * time.Second, 15 * time.Second: 5 * time.Second} {
+		if got := blIdleStep(window); got != want {
+			t.Errorf("blIdleStep(%v) = %v, want %v", window, got, want)
+		}
 	}
 }
 
 func TestBLSampleScript(t *testing.T) {
 	got := blSampleScript([]int{7})
-	for _, want := range []string{"date +%s%N", "/proc/7/stat", "/proc/7/status", "VmRSS:"} {
+	for _, want := range []string{"date +%s%N", "/proc/7/stat", "/proc/7/status", "VmRSS:", "/proc/7/smaps_rollup"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("script %q lacks %q", got, want)
 		}
@@ -95,6 +137,7 @@ func TestBLScriptsParse(t *testing.T) {
 	for name, script := range map[string]string{
 		"quiet":    blQuietScript("! true", 2),
 		"sample":   blSampleScript([]int{1, 2}),
+		"idle":     blIdleScript([]int{1, 2}, time.Minute, 5*time.Second, blGoMemScript(blPprofAddr)),
 		"counters": blCountersScript,
 	} {
 		if out, err := exec.Command("sh", "-n", "-c", script).CombinedOutput(); err != nil {
@@ -177,5 +220,35 @@ func TestBLFloorCPUPerEntry(t *testing.T) {
 	}
 	if got := blFloorCPUPerEntry(blWatch{}, 10000); got != 0 {
 		t.Errorf("no CPU measured: %v ms per entry, want 0 (not measured)", got)
+	}
+}
+
+// dmvpnd idles 10 min by default (issue 21's RSS flatness), FRR at most
+// 1 min unless told otherwise.
+func TestBLConfigIdle(t *testing.T) {
+	for _, tc := range []struct {
+		env           map[string]string
+		idle, idleFRR time.Duration
+	}{
+		{nil, 10 * time.Minute, time.Minute},
+		{map[string]string{"DMVPND_BENCH_QUICK": "1"}, 15 * time.Second, 15 * time.Second},
+		{map[string]string{"DMVPND_BENCH_IDLE": "30s"}, 30 * time.Second, 30 * time.Second},
+		{map[string]string{"DMVPND_BENCH_IDLE": "120s"}, 2 * time.Minute, time.Minute},
+		{map[string]string{"DMVPND_BENCH_IDLE": "120s", "DMVPND_BENCH_IDLE_FRR": "5m"}, 2 * time.Minute, 5 * time.Minute},
+	} {
+		for _, k := range []string{"DMVPND_BENCH_QUICK", "DMVPND_BENCH_IDLE", "DMVPND_BENCH_IDLE_FRR", "DMVPND_BENCH_SIZES", "DMVPND_BENCH_REPS", "DMVPND_BENCH_P3_REPS", "DMVPND_BENCH_REFRESH", "DMVPND_BENCH_BUDGET", "DMVPND_BENCH_GOMAXPROCS", "DMVPND_BENCH_GODEBUG"} {
+			t.Setenv(k, tc.env[k])
+		}
+		c, err := blConfigFromEnv()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.idle != tc.idle || c.idleFRR != tc.idleFRR {
+			t.Errorf("%v: idle %v, FRR %v; want %v, %v", tc.env, c.idle, c.idleFRR, tc.idle, tc.idleFRR)
+		}
+	}
+	t.Setenv("DMVPND_BENCH_GODEBUG", "a=1; reboot")
+	if _, err := blConfigFromEnv(); err == nil {
+		t.Error("DMVPND_BENCH_GODEBUG with a shell command accepted")
 	}
 }

@@ -15,6 +15,8 @@ import (
 )
 
 func main() {
+	// First, while the heap is still small.
+	thpErr := disableTHP()
 	if addr := os.Getenv(pprofEnv); addr != "" {
 		if err := servePprof(addr); err != nil {
 			fmt.Fprintln(os.Stderr, "dmvpnd:", err)
@@ -34,6 +36,7 @@ func main() {
 		watchdog: func() (time.Duration, error) { return sd.SdWatchdogEnabled(false) },
 		signals:  sigs,
 		now:      time.Now,
+		thpErr:   thpErr,
 	}
 	os.Exit(rt.execute(context.Background(), os.Args[1:]))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"expvar"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 )
 
 // pprofEnv names the environment variable that turns on the profiling
-// endpoint: DMVPND_PPROF=127.0.0.1:6060 serves net/http/pprof there. It
+// endpoint: DMVPND_PPROF=127.0.0.1:6060 serves net/http/pprof there, and
+// expvar's /debug/vars (runtime.MemStats: bytes allocated, heap in use
+// and released, GC count) for sampling the heap cheaply over time. It
 // is for measuring the daemon (the lab's bench-lab, docs/bench), not for
 // production: only a loopback address is accepted, and unset means no
 // listener at all.
@@ -37,6 +40,7 @@ func servePprof(addr string) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return nil

@@ -41,6 +41,9 @@ type app struct {
 	// signals delivers SIGTERM, SIGINT and SIGHUP.
 	signals <-chan os.Signal
 	now     func() time.Time
+	// thpErr is why transparent huge pages could not be turned off for
+	// the process (disableTHP), logged at start; nil when they are off.
+	thpErr error
 
 	// metricsAddr is the bound metrics address once listening (tests).
 	metricsAddr string

@@ -32,6 +32,9 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	ver := version.Version()
 	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
 		zap.String("role", string(cfg.NHRP.Role)), zap.Uint32("nhrp_network_id", cfg.NHRP.NetworkID), zap.Stringer("tunnel", cfg.Tunnel.Address))
+	if rt.thpErr != nil {
+		log.Warn("transparent huge pages stay on for dmvpnd: where the kernel's mode is \"always\", its RSS can grow while idle", zap.Error(rt.thpErr))
+	}
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration is valid but weak", zap.String("warning", w))
 	}

@@ -47,6 +47,10 @@ var (
 // gauges for states are best set through SetPeers, SetSAs and SetBGPSessions.
 type Metrics struct {
 	reg *prometheus.Registry
+	// stateMu guards extraStates: per state gauge, the states outside
+	// its known list that have a series (setStates).
+	stateMu     sync.Mutex
+	extraStates map[*prometheus.GaugeVec]map[string]bool
 	// qos exports the per-tunnel QoS classes' counters (SetQoSSource).
 	qos *qosCollector
 
@@ -289,20 +293,46 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // SetPeers replaces the peers-by-state gauge; known states missing from
 // counts read 0.
-func (m *Metrics) SetPeers(counts map[string]int) { setStates(m.Peers, PeerStates, counts) }
+func (m *Metrics) SetPeers(counts map[string]int) { m.setStates(m.Peers, PeerStates, counts) }
 
 // SetSAs replaces the SAs-by-state gauge.
-func (m *Metrics) SetSAs(counts map[string]int) { setStates(m.SAs, SAStates, counts) }
+func (m *Metrics) SetSAs(counts map[string]int) { m.setStates(m.SAs, SAStates, counts) }
 
 // SetBGPSessions replaces the BGP-sessions-by-state gauge.
-func (m *Metrics) SetBGPSessions(counts map[string]int) { setStates(m.BGPSessions, BGPStates, counts) }
+func (m *Metrics) SetBGPSessions(counts map[string]int) {
+	m.setStates(m.BGPSessions, BGPStates, counts)
+}
 
-func setStates(g *prometheus.GaugeVec, known []string, counts map[string]int) {
-	g.Reset()
+// setStates replaces the series of g with counts: a known state missing
+// from counts reads 0, another state's series is deleted once it is no
+// longer counted. The series are updated in place, not reset and made
+// again: this runs at every publication (every 5 s on an idle hub), and
+// a reset vector allocates each of its series anew.
+func (m *Metrics) setStates(g *prometheus.GaugeVec, known []string, counts map[string]int) {
 	for _, s := range known {
-		g.WithLabelValues(s).Set(0)
+		g.WithLabelValues(s).Set(float64(counts[s]))
+	}
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	extra := m.extraStates[g]
+	for s := range extra {
+		if _, ok := counts[s]; !ok {
+			g.DeleteLabelValues(s)
+			delete(extra, s)
+		}
 	}
 	for s, n := range counts {
+		if slices.Contains(known, s) {
+			continue
+		}
+		if extra == nil {
+			extra = map[string]bool{}
+			if m.extraStates == nil {
+				m.extraStates = map[*prometheus.GaugeVec]map[string]bool{}
+			}
+			m.extraStates[g] = extra
+		}
+		extra[s] = true
 		g.WithLabelValues(s).Set(float64(n))
 	}
 }

@@ -127,6 +127,34 @@ func TestSetStatesReplaces(t *testing.T) {
 	if got := value(t, m.Peers.WithLabelValues("down")); got != 1 {
 		t.Errorf("peers{down} = %v, want 1", got)
 	}
+	// A state outside the known ones loses its series once not counted.
+	m.SetPeers(map[string]int{"up": 2})
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "dmvpnd_peers" {
+			for _, s := range mf.GetMetric() {
+				got[s.GetLabel()[0].GetValue()] = s.GetGauge().GetValue()
+			}
+		}
+	}
+	if diff := cmp.Diff(map[string]float64{"up": 2, "nhrp": 0, "ike": 0}, got); diff != "" {
+		t.Errorf("dmvpnd_peers series (-want +got):\n%s", diff)
+	}
+}
+
+// Publishing the same states again (every metricsInterval on an idle
+// hub) allocates nothing.
+func TestSetStatesAllocs(t *testing.T) {
+	m := New("test")
+	counts := map[string]int{"up": 10000, "down": 3}
+	m.SetPeers(counts)
+	if n := testing.AllocsPerRun(100, func() { m.SetPeers(counts) }); n != 0 {
+		t.Errorf("SetPeers with unchanged states: %v allocations, want 0", n)
+	}
 }
 
 func TestDedicatedRegistry(t *testing.T) {

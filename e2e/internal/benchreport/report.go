@@ -75,6 +75,9 @@ type Steady struct {
 	// RSS at the start and end of the idle window, bytes.
 	RSSStart int64 `json:"rss_start_bytes"`
 	RSSEnd   int64 `json:"rss_end_bytes"`
+	// IdleSamples is the idle window's trajectory, the first sample at
+	// its start and the last at its end.
+	IdleSamples []IdleSample `json:"idle_samples,omitempty"`
 	// Refresh: re-registrations of registered spokes at RefreshRate per
 	// second for RefreshWindow seconds.
 	RefreshRate    float64 `json:"refresh_rate"`
@@ -83,6 +86,16 @@ type Steady struct {
 	RefreshCPUPer  float64 `json:"refresh_cpu_per_registration_ms"`
 	RefreshSuccess int     `json:"refresh_success"`
 	RefreshLost    int     `json:"refresh_lost"`
+}
+
+// IdleSample is the daemons' memory at one instant of the idle window.
+type IdleSample struct {
+	At float64 `json:"t_s"` // since the window's start
+	// RSS (VmRSS), of which anonymous (RssAnon), of which in transparent
+	// huge pages (AnonHugePages), bytes.
+	RSS  int64 `json:"rss_bytes"`
+	Anon int64 `json:"anon_bytes"`
+	THP  int64 `json:"thp_bytes"`
 }
 
 // Results is one bench-lab run.
@@ -251,6 +264,20 @@ func (r *Results) Markdown() string {
 		}
 		if d, f := r.steady(DMVPND), r.steady(FRR); d != nil && f != nil {
 			fmt.Fprintf(&w, "\nRatios dmvpnd / FRR: idle CPU %s, refresh CPU %s.\n", ratio(d.IdleCPU, f.IdleCPU), ratio(d.RefreshCPU, f.RefreshCPU))
+		}
+		for _, s := range r.Steady {
+			if len(s.IdleSamples) == 0 {
+				continue
+			}
+			fmt.Fprintf(&w, "\nIdle memory of %s (t: RSS, of which anonymous, of which in transparent huge pages, MB):", s.Impl)
+			for i, x := range s.IdleSamples {
+				sep := ";"
+				if i == 0 {
+					sep = ""
+				}
+				fmt.Fprintf(&w, "%s %.0f s: %.1f, %.1f, %.1f", sep, x.At, float64(x.RSS)/(1<<20), float64(x.Anon)/(1<<20), float64(x.THP)/(1<<20))
+			}
+			w.WriteString(".\n")
 		}
 	}
 	r.phase3Table(&w)

@@ -32,7 +32,8 @@ func sample() *Results {
 			{Impl: FRR, N: 2000, Rep: 2, Reached: 1990, LastOK: 9.0, Sent: 2100, Unanswered: 10, Refused: 0, CPUPerReg: 2.0, RSSPerSpoke: 7000},
 		},
 		Steady: []Steady{
-			{Impl: DMVPND, N: 2000, IdleWindow: 60, IdleCPU: 11.5, RSSStart: 41 << 20, RSSEnd: 54 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 6, RefreshCPUPer: 1.2, RefreshSuccess: 1000},
+			{Impl: DMVPND, N: 2000, IdleWindow: 600.004, IdleCPU: 11.5, RSSStart: 41 << 20, RSSEnd: 54 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 6, RefreshCPUPer: 1.2, RefreshSuccess: 1000,
+				IdleSamples: []IdleSample{{At: 0, RSS: 41 << 20, Anon: 20 << 20, THP: 2 << 20}, {At: 300, RSS: 56 << 20, Anon: 35 << 20, THP: 16 << 20}, {At: 600.004, RSS: 54 << 20, Anon: 33 << 20, THP: 14 << 20}}},
 			{Impl: FRR, N: 2000, IdleWindow: 60, IdleCPU: 0.2, RSSStart: 20 << 20, RSSEnd: 20 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 2, RefreshCPUPer: 0.4, RefreshSuccess: 990, RefreshLost: 10},
 		},
 		Phase3: []Phase3{
@@ -147,6 +148,26 @@ func TestJudge(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+	// RSS flatness is judged over issue 21's 10 min only.
+	for _, tc := range []struct {
+		window float64
+		end    int64
+		want   string
+	}{
+		{600, 41<<20 + 41<<20/100, "PASS 1"},
+		{599, 42 << 20, "MISS 2.439"},
+		{60, 41 << 20, "n/a 0"},
+	} {
+		r := sample()
+		r.Steady[0].IdleWindow, r.Steady[0].RSSEnd, r.Steady[0].IdleSamples = tc.window, tc.end, nil
+		for _, tg := range r.Judge() {
+			if strings.HasPrefix(tg.Name, "RSS flat when idle") {
+				if got := tg.Verdict + " " + fmtG(*tg.Measured); got != tc.want {
+					t.Errorf("RSS flat over %v s: %s, want %s (%s)", tc.window, got, tc.want, tg.Basis)
+				}
+			}
+		}
 	}
 	// A miss turns into a pass at the bound, not beyond it.
 	r := sample()
