@@ -224,16 +224,16 @@ func TestBLFloorCPUPerEntry(t *testing.T) {
 }
 
 // dmvpnd idles 10 min by default (issue 21's RSS flatness), FRR at most
-// 1 min unless told otherwise.
+// 15 s unless told otherwise.
 func TestBLConfigIdle(t *testing.T) {
 	for _, tc := range []struct {
 		env           map[string]string
 		idle, idleFRR time.Duration
 	}{
-		{nil, 10 * time.Minute, time.Minute},
+		{nil, 10 * time.Minute, 15 * time.Second},
 		{map[string]string{"DMVPND_BENCH_QUICK": "1"}, 15 * time.Second, 15 * time.Second},
-		{map[string]string{"DMVPND_BENCH_IDLE": "30s"}, 30 * time.Second, 30 * time.Second},
-		{map[string]string{"DMVPND_BENCH_IDLE": "120s"}, 2 * time.Minute, time.Minute},
+		{map[string]string{"DMVPND_BENCH_IDLE": "10s"}, 10 * time.Second, 10 * time.Second},
+		{map[string]string{"DMVPND_BENCH_IDLE": "120s"}, 2 * time.Minute, 15 * time.Second},
 		{map[string]string{"DMVPND_BENCH_IDLE": "120s", "DMVPND_BENCH_IDLE_FRR": "5m"}, 2 * time.Minute, 5 * time.Minute},
 	} {
 		for _, k := range []string{"DMVPND_BENCH_QUICK", "DMVPND_BENCH_IDLE", "DMVPND_BENCH_IDLE_FRR", "DMVPND_BENCH_SIZES", "DMVPND_BENCH_REPS", "DMVPND_BENCH_P3_REPS", "DMVPND_BENCH_REFRESH", "DMVPND_BENCH_BUDGET", "DMVPND_BENCH_GOMAXPROCS", "DMVPND_BENCH_GODEBUG"} {

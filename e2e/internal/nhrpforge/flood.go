@@ -298,17 +298,20 @@ func flood(c floodConfig) (floodResult, []int, error) {
 	}
 	res.EndNS = time.Now().UnixNano()
 	// Drain: answers to retransmitted requests may still be on their
-	// way (a hub busy with a burst answers seconds late); a request is
-	// lost only when none comes. Wait until nothing arrived for -quiet,
-	// at most -drain (default -wait), or until every request sent has
-	// its answer (a hub answers a request once: nothing more can come).
+	// way (a hub busy with a burst answers seconds late); a transmission
+	// is lost only when no answer comes. Wait until nothing arrived for
+	// -quiet, at most -drain (default -wait); once every spoke has its
+	// answer, until every transmission has one or nothing arrived for 1 s
+	// (the rest are copies of answered requests, which a hub may answer
+	// once: see the lost count).
 	drain := c.drain
 	if drain <= 0 {
 		drain = c.wait
 	}
 	for end := time.Now().Add(drain); ctx.Err() == nil && time.Now().Before(end); {
 		mu.Lock()
-		quiet := time.Since(lastRx) >= c.quiet || done == c.n && res.Replies >= res.Sent
+		silent := time.Since(lastRx)
+		quiet := silent >= c.quiet || done == c.n && (res.Replies >= res.Sent || silent >= min(c.quiet, time.Second))
 		mu.Unlock()
 		if quiet {
 			break
