@@ -335,7 +335,7 @@ func (b *blBench) setupNotes() []string {
 		"full rate: the generator sends every first registration back to back; an unanswered spoke retransmits its request (same request id, as FRR's and dmvpnd's clients do) after 1, 2, 4, 8 s (5 transmissions at most) and is given up 3 s after its last; the generator then listens until the hub has sent nothing for 5 s (at most 10 min), so that an answer however late counts as an answer, or until every request sent has its answer",
 		"where requests went: the hub namespace's IPv4 in/out (nstat), its NHRP packet socket's drop counter (ss -0 -m: skmem d), dmvpnd's drop_ counters (show counters), the guest's softnet drops, the generator's socket drops",
 		"time to N: first registration sent -> N-th spoke entry (with its NBMA address) seen in the hub's gre1 neighbour table by a netlink listener, which waits past the generator's end; a burst ends when the hub is quiet (nothing queued in its packet sockets, nothing sent for 2 s after the generator stopped, 1 s when every request was answered); floor: ip started -> N-th entry",
-		"CPU per registration: utime+stime of dmvpnd, or of nhrpd + zebra, from just before the burst until the hub was quiet, per entry in the table (retransmissions the hub processed cost CPU too); RSS per spoke: VmRSS growth over the same span per entry",
+		"CPU per registration: utime+stime of dmvpnd, or of nhrpd + zebra, from just before the burst until the hub was quiet, per entry in the table (retransmissions the hub processed cost CPU too); RSS per spoke over the burst: VmRSS growth over the same span per entry; of the idle hub (judged): VmRSS at the end of the idle window minus VmRSS before the burst, per entry",
 		"dmvpnd: role hub, log level warn, nhrp.limits.cache_size 65536 (default 10000 would refuse the 10k burst's last entries), other settings default; FRR 8.4.4: nhrpd (ip nhrp registration no-unique, holdtime 3600) + zebra, logging at warnings, default limits",
 		"guest sysctls: net.core.netdev_max_backlog 65536, neigh gc_thresh1-3 65536",
 		fmt.Sprintf("steady state at the largest N (first repetition): idle window with nothing sent (dmvpnd %v, FRR %v), sampled every %v (dmvpnd) and %v (FRR), then re-registrations of registered spokes at %.0f/s for %v",
@@ -599,7 +599,9 @@ func (b *blBench) run(impl string, n, rep int, steady bool) (benchreport.Burst, 
 	if !steady {
 		return out, nil
 	}
-	return out, b.steady(ctx, impl, n, h)
+	st := b.steady(ctx, impl, n, h)
+	st.RSSBefore, st.Entries = before.rss, ws.Count
+	return out, st
 }
 
 // steady measures the idle CPU over cfg.idle (FRR: cfg.idleFRR), then the CPU of refreshing

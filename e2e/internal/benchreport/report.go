@@ -75,6 +75,11 @@ type Steady struct {
 	// RSS at the start and end of the idle window, bytes.
 	RSSStart int64 `json:"rss_start_bytes"`
 	RSSEnd   int64 `json:"rss_end_bytes"`
+	// RSSBefore is the daemons' RSS just before the burst that filled the
+	// table (its Entries entries): (RSSEnd - RSSBefore) / Entries is the
+	// idle hub's RSS per spoke.
+	RSSBefore int64 `json:"rss_before_burst_bytes,omitempty"`
+	Entries   int   `json:"entries,omitempty"`
 	// IdleSamples is the idle window's trajectory, the first sample at
 	// its start and the last at its end.
 	IdleSamples []IdleSample `json:"idle_samples,omitempty"`
@@ -305,4 +310,13 @@ func (r *Results) steady(impl string) *Steady {
 		}
 	}
 	return nil
+}
+
+// IdleRSSPerSpoke is the idle hub's RSS per table entry at the end of the
+// idle window, over its RSS before the burst; NaN when not measured.
+func (s *Steady) IdleRSSPerSpoke() float64 {
+	if s == nil || s.Entries == 0 || s.RSSBefore == 0 {
+		return math.NaN()
+	}
+	return float64(s.RSSEnd-s.RSSBefore) / float64(s.Entries)
 }

@@ -32,7 +32,7 @@ func sample() *Results {
 			{Impl: FRR, N: 2000, Rep: 2, Reached: 1990, LastOK: 9.0, Sent: 2100, Unanswered: 10, Refused: 0, CPUPerReg: 2.0, RSSPerSpoke: 7000},
 		},
 		Steady: []Steady{
-			{Impl: DMVPND, N: 2000, IdleWindow: 600.004, IdleCPU: 11.5, RSSStart: 41 << 20, RSSEnd: 54 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 6, RefreshCPUPer: 1.2, RefreshSuccess: 1000,
+			{Impl: DMVPND, N: 2000, IdleWindow: 600.004, IdleCPU: 11.5, RSSStart: 41 << 20, RSSEnd: 54 << 20, RSSBefore: 52 << 20, Entries: 2000, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 6, RefreshCPUPer: 1.2, RefreshSuccess: 1000,
 				IdleSamples: []IdleSample{{At: 0, RSS: 41 << 20, Anon: 20 << 20, THP: 2 << 20}, {At: 300, RSS: 56 << 20, Anon: 35 << 20, THP: 16 << 20}, {At: 600.004, RSS: 54 << 20, Anon: 33 << 20, THP: 14 << 20}}},
 			{Impl: FRR, N: 2000, IdleWindow: 60, IdleCPU: 0.2, RSSStart: 20 << 20, RSSEnd: 20 << 20, RefreshRate: 50, RefreshWindow: 20, RefreshCPU: 2, RefreshCPUPer: 0.4, RefreshSuccess: 990, RefreshLost: 10},
 		},
@@ -139,7 +139,7 @@ func TestJudge(t *testing.T) {
 		"CPU per registration, dmvpnd at N=2000":                            "MISS 1",
 		"refresh CPU: dmvpnd / FRR at N=2000":                               "MISS 3",
 		"idle CPU, dmvpnd at N=2000":                                        "MISS 11.5",
-		"RSS per spoke, dmvpnd at N=2000":                                   "MISS 1900",
+		"RSS per spoke of the idle hub, dmvpnd at N=2000":                   "MISS 1048.576",
 		"RSS flat when idle, dmvpnd at N=2000":                              "MISS 31.707",
 		"Phase 3 no IPsec: hairpinned packet -> traffic indication, dmvpnd": "PASS 8",
 		"Phase 3 no IPsec: first packet -> shortcut route, dmvpnd":          "PASS 70",

@@ -123,8 +123,9 @@ func (r *Results) Judge() []Target {
 	out = append(out,
 		Target{Name: "refresh CPU: dmvpnd / FRR" + at, Unit: "x", Limit: 1, Basis: refreshBasis}.judge(refresh),
 		Target{Name: "idle CPU, dmvpnd" + at, Unit: " % of a vCPU", Limit: 0.5, Basis: fmt.Sprintf("FRR %s", num(idleFRR, 2, " %"))}.judge(idle),
-		Target{Name: "RSS per spoke, dmvpnd" + at, Unit: " B", Limit: 1024,
-			Basis: fmt.Sprintf("RSS growth over the burst per entry; FRR %s", num(median(r.bursts(FRR, n), rss), 0, " B"))}.judge(median(r.bursts(DMVPND, n), rss)),
+		Target{Name: "RSS per spoke of the idle hub, dmvpnd" + at, Unit: " B", Limit: 1024,
+			Basis: fmt.Sprintf("RSS at the end of the idle window over RSS before the burst, per entry (FRR %s); growth over the burst alone (burst's garbage not yet collected): dmvpnd %s, FRR %s",
+				num(fs.IdleRSSPerSpoke(), 0, " B"), num(median(r.bursts(DMVPND, n), rss), 0, " B"), num(median(r.bursts(FRR, n), rss), 0, " B"))}.judge(ds.IdleRSSPerSpoke()),
 		flatTarget(flat, flatBasis, at, ds))
 	for _, p := range []struct {
 		name  string
