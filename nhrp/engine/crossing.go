@@ -90,6 +90,12 @@ func (e *Engine) noteAnswered(in *inbound, p *nhrp.Packet) {
 	if len(x.order)-x.head >= maxCrossings {
 		x.forgetOldest()
 	}
+	if x.head > 0 && x.head >= len(x.order)/2 {
+		// A hub that stays behind never empties order: move what is
+		// remembered to the front rather than grow it for ever.
+		x.order = append(x.order[:0], x.order[x.head:]...)
+		x.head = 0
+	}
 	k, at := x.key(in.from, p), e.now.UnixNano()
 	x.order = append(x.order, answered{key: k, at: at})
 	x.last[k] = at
