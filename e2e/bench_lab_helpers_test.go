@@ -457,13 +457,14 @@ func blAccount(f blFlood, hub, gen map[string]int64, sock0, sock1 int64, daemon 
 		// Each refused CIE counts once in registrations_refused and once
 		// in its drop_ reason, and is answered; a request without CIEs
 		// dropped silently counts in its drop_ reason only.
+		// `show counters` names the engine's counters nhrp_<name>.
 		var drops int64
 		for k, v := range daemon {
-			if strings.HasPrefix(k, "drop_") {
+			if strings.HasPrefix(k, "nhrp_drop_") {
 				drops += v
 			}
 		}
-		a.EngineDrops = int(drops - daemon["registrations_refused"])
+		a.EngineDrops = int(drops - daemon["nhrp_registrations_refused"])
 		rest -= a.EngineDrops
 	}
 	a.Unaccounted = rest

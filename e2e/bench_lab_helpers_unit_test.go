@@ -176,12 +176,12 @@ func TestBLSocketDrops(t *testing.T) {
 func TestBLAccount(t *testing.T) {
 	// 12000 requests sent; the hub's IP layer got 11900 (100 lost on the
 	// way, 90 of them in the softnet backlog); its socket dropped 700,
-	// the engine 50 silently (60 drop_ counts, 10 of them refusals it
-	// answered); it answered 11140, of which the generator received
+	// the engine 50 silently (60 nhrp_drop_ counts, 10 of them refusals
+	// it answered); it answered 11140, of which the generator received
 	// 11000 and its socket dropped 30.
 	f := blFlood{Sent: 12000, Replies: 10990, ErrorInds: 10, RxDrops: 30}
 	hub := map[string]int64{"IpInReceives": 11900, "IpOutRequests": 11140, "SoftnetDropped": 90}
-	daemon := map[string]int64{"drop_rate_limited": 45, "drop_cache_full": 10, "drop_malformed": 5, "registrations_refused": 10, "registrations_accepted": 11000}
+	daemon := map[string]int64{"nhrp_drop_rate_limited": 45, "nhrp_drop_cache_full": 10, "nhrp_drop_malformed": 5, "nhrp_registrations_refused": 10, "nhrp_registrations_accepted": 11000}
 	got := blAccount(f, hub, map[string]int64{}, 100, 800, daemon)
 	want := benchreport.Account{
 		Sent: 12000, Answered: 11000, HubReceived: 11900, HubSent: 11140,

@@ -91,7 +91,7 @@ func (r *Results) accountTable(w *strings.Builder) {
 	}
 	w.WriteString("\nWhere the requests went, summed over repetitions (sent - answered = in transit + hub socket drops + hub engine drops + hub unaccounted + generator socket drops + answered after the generator stopped; " +
 		"in transit: sent - the hub namespace's IpInReceives, of which the guest's softnet backlog drops; hub socket drops: the hub's NHRP packet socket's skmem d (receive buffer full); " +
-		"hub engine drops: dmvpnd's drop_ counters minus registrations_refused (FRR counts none: \"-\"); hub unaccounted: received, neither answered nor counted):\n\n")
+		"hub engine drops: dmvpnd's nhrp_drop_ counters minus nhrp_registrations_refused (FRR counts none: \"-\"); hub unaccounted: received, neither answered nor counted):\n\n")
 	w.WriteString("| N | impl | sent | answered | in transit (softnet drops) | hub socket drops | hub engine drops | hub unaccounted | generator socket drops | answered after the generator stopped |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, n := range r.Sizes {
 		for _, impl := range []string{DMVPND, FRR} {
