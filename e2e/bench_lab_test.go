@@ -53,8 +53,9 @@ import (
 // loaded host, where the default run would outlast the test timeout),
 // DMVPND_BENCH_PROFILE=1 (CPU and heap profiles of dmvpnd at the largest
 // N, bench_lab_profile_test.go; the profiling costs dmvpnd CPU too),
-// DMVPND_BENCH_GOMAXPROCS=N (the bursts' dmvpnd runs with GOMAXPROCS=N:
-// an experiment, stated in the results' setup notes),
+// DMVPND_BENCH_GOMAXPROCS=N (the bursts' dmvpnd runs with GOMAXPROCS=N
+// in its environment instead of its default of one processor,
+// cmd/dmvpnd/procs.go: an experiment, stated in the results' setup notes),
 // DMVPND_BENCH_GODEBUG=S (the bursts' dmvpnd runs with GODEBUG=S, e.g.
 // memprofilerate=4096 for heap profiles that see the idle window's few
 // allocations: an experiment, stated in the setup notes).
@@ -159,7 +160,7 @@ type blConfig struct {
 	out           string
 	budget        time.Duration // 0: none
 	profile       bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
-	gomaxprocs    int           // DMVPND_BENCH_GOMAXPROCS: GOMAXPROCS of the bursts' dmvpnd (0: the runtime's default)
+	gomaxprocs    int           // DMVPND_BENCH_GOMAXPROCS: GOMAXPROCS of the bursts' dmvpnd (0: dmvpnd's default, one)
 	godebug       string        // DMVPND_BENCH_GODEBUG: GODEBUG of the bursts' dmvpnd
 }
 

@@ -17,6 +17,7 @@ import (
 func main() {
 	// First, while the heap is still small.
 	thpErr := disableTHP()
+	procs, procsDefault := limitProcs(os.Getenv)
 	if addr := os.Getenv(pprofEnv); addr != "" {
 		if err := servePprof(addr); err != nil {
 			fmt.Fprintln(os.Stderr, "dmvpnd:", err)
@@ -33,10 +34,12 @@ func main() {
 		notify: func(state string) {
 			_, _ = sd.SdNotify(false, state) // no-op outside systemd
 		},
-		watchdog: func() (time.Duration, error) { return sd.SdWatchdogEnabled(false) },
-		signals:  sigs,
-		now:      time.Now,
-		thpErr:   thpErr,
+		watchdog:     func() (time.Duration, error) { return sd.SdWatchdogEnabled(false) },
+		signals:      sigs,
+		now:          time.Now,
+		thpErr:       thpErr,
+		procs:        procs,
+		procsDefault: procsDefault,
 	}
 	os.Exit(rt.execute(context.Background(), os.Args[1:]))
 }

@@ -44,6 +44,11 @@ type app struct {
 	// thpErr is why transparent huge pages could not be turned off for
 	// the process (disableTHP), logged at start; nil when they are off.
 	thpErr error
+	// procs is the number of processors running Go code (limitProcs),
+	// procsDefault whether it is dmvpnd's default rather than the
+	// environment's GOMAXPROCS; logged at start.
+	procs        int
+	procsDefault bool
 
 	// metricsAddr is the bound metrics address once listening (tests).
 	metricsAddr string

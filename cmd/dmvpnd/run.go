@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -32,6 +33,13 @@ func (rt *app) serve(ctx context.Context, path string, cfg *config.Config) int {
 	ver := version.Version()
 	log.Info("dmvpnd starting", zap.String("version", ver), zap.String("commit", version.Commit()), zap.String("config", path),
 		zap.String("role", string(cfg.NHRP.Role)), zap.Uint32("nhrp_network_id", cfg.NHRP.NetworkID), zap.Stringer("tunnel", cfg.Tunnel.Address))
+	if rt.procs > 0 {
+		source := "dmvpnd's default (one event loop: a second processor only adds thread wake-ups)"
+		if !rt.procsDefault {
+			source = "the environment's " + procsEnv
+		}
+		log.Info("Go code runs on "+strconv.Itoa(rt.procs)+" processor(s)", zap.Int("gomaxprocs", rt.procs), zap.String("from", source))
+	}
 	if rt.thpErr != nil {
 		log.Warn("transparent huge pages stay on for dmvpnd: where the kernel's mode is \"always\", its RSS can grow while idle", zap.Error(rt.thpErr))
 	}
