@@ -57,6 +57,9 @@ type fakeNL struct {
 	perRead  int
 	deliver  int // datagrams delivered per send before the rest is lost (0: all)
 	dump     func(seq uint32) [][]byte
+	// askedAck: sequence numbers of the messages sent with NLM_F_ACK;
+	// lastSeqs: that of each datagram's last message.
+	askedAck, lastSeqs []uint32
 }
 
 func (f *fakeNL) send(b []byte) error {
@@ -84,11 +87,16 @@ func (f *fakeNL) send(b []byte) error {
 		case f.refuse != nil:
 			code = f.refuse(m.Header.Type, netip.AddrFrom4([4]byte(m.Data[ndmsgLen+rtaHdrLen:ndmsgLen+rtaHdrLen+4])))
 		}
-		acks = append(acks, ackMsg(m.Header.Seq, code))
+		// As netlink_rcv_skb: in order, an error always, success only
+		// when asked for.
+		if m.Header.Flags&unix.NLM_F_ACK != 0 {
+			f.askedAck = append(f.askedAck, m.Header.Seq)
+		}
+		if code != 0 || m.Header.Flags&unix.NLM_F_ACK != 0 {
+			acks = append(acks, ackMsg(m.Header.Seq, code))
+		}
 	}
-	for i, j := 1, len(acks)-1; i < j; i, j = i+1, j-1 {
-		acks[i], acks[j] = acks[j], acks[i]
-	}
+	f.lastSeqs = append(f.lastSeqs, msgs[len(msgs)-1].Header.Seq)
 	per := max(f.perRead, 1)
 	for len(acks) > 0 {
 		n := min(per, len(acks))
@@ -163,6 +171,12 @@ func TestNeighBatchAckMapping(t *testing.T) {
 			want:  map[int]string{4: "no buffer space available"}, wantSends: 1,
 		},
 		{
+			name:  "the last one refused: its error is its answer",
+			items: replace(5),
+			nl:    &fakeNL{refuse: refuseAddr(addrN(4), syscall.ENOBUFS)},
+			want:  map[int]string{4: "no buffer space available"}, wantSends: 1,
+		},
+		{
 			name:  "chunks of maxNLBatch, refusal in the second",
 			items: replace(maxNLBatch + 10),
 			nl:    &fakeNL{refuse: refuseAddr(addrN(maxNLBatch+3), syscall.ENODEV), perRead: 50},
@@ -211,21 +225,30 @@ func TestNeighBatchAckMapping(t *testing.T) {
 			if len(tc.nl.queue) != 0 {
 				t.Errorf("%d datagrams left unread", len(tc.nl.queue))
 			}
+			// Only each datagram's last message asks for an
+			// acknowledgement.
+			if d := cmp.Diff(tc.nl.lastSeqs, tc.nl.askedAck); d != "" {
+				t.Errorf("messages sent with NLM_F_ACK (-each datagram's last +asked):\n%s", d)
+			}
 		})
 	}
 }
 
-// TestNeighBatchLostAcks: when the socket fails while acks are due, the
-// acknowledged items keep their outcome and the rest fail with the error.
+// TestNeighBatchLostAcks: when the socket fails before the last message's
+// answer, the items already answered keep their outcome and the rest fail
+// with the error (whether the kernel applied them is unknown).
 func TestNeighBatchLostAcks(t *testing.T) {
-	// The stale ack and the ack of item 2 arrive, then the socket reports
-	// an overrun.
-	nl := &fakeNL{perRead: 1, recvErr: syscall.ENOBUFS, deliver: 2}
+	// The stale ack and item 1's refusal arrive, then the socket reports
+	// an overrun instead of item 3's acknowledgement.
+	nl := &fakeNL{perRead: 1, recvErr: syscall.ENOBUFS, deliver: 2, refuse: func(_ uint16, d netip.Addr) syscall.Errno {
+		return map[bool]syscall.Errno{true: syscall.ENODEV}[d == addrN(1)]
+	}}
 	b := &nlBatcher{conn: nl}
 	items := []neighItem{
 		{ifindex: 7, op: NeighborOp{Addr: addrN(0), NBMA: addrN(100)}},
 		{ifindex: 7, op: NeighborOp{Addr: addrN(1), NBMA: addrN(101)}},
 		{ifindex: 7, op: NeighborOp{Addr: addrN(2), NBMA: addrN(102)}},
+		{ifindex: 7, op: NeighborOp{Addr: addrN(3), NBMA: addrN(103)}},
 	}
 	errs := make([]error, len(items))
 	batchApply(b, items, errs)
@@ -233,7 +256,8 @@ func TestNeighBatchLostAcks(t *testing.T) {
 	for _, err := range errs {
 		got = append(got, errString(err))
 	}
-	want := []string{"receive acknowledgements: no buffer space available", "receive acknowledgements: no buffer space available", ""}
+	lost := "receive acknowledgements: no buffer space available"
+	want := []string{lost, "no such device", lost, lost}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
 	}
