@@ -184,6 +184,15 @@ func (e *Extension) CleartextPassword() ([]byte, bool) {
 // Indication (§5.3); nil when there is none. Transit NHSs pass such
 // extensions on instead.
 func (p *Packet) UnrecognizedCompulsory() *ParseError {
+	// The offset is needed only for an error: a hub asks this of every
+	// request, and Len walks the whole packet.
+	bad := false
+	for i := range p.Extensions {
+		bad = bad || p.Extensions[i].Compulsory && !p.Extensions[i].Type.Known()
+	}
+	if !bad {
+		return nil
+	}
 	off := p.Len()
 	for i := range p.Extensions {
 		off -= p.Extensions[i].len()
