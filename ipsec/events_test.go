@@ -192,3 +192,52 @@ func TestGenerationFollowsSnapshots(t *testing.T) {
 		}
 	})
 }
+
+// TestChangedCoversResponderSAs: an SA a spoke starts towards the hub
+// belongs to no peer, so no Event reports it; Changed signals the new
+// State all the same (the controller's SA hold waits on it), and one
+// pending value stands for any number of snapshots.
+func TestChangedCoversResponderSAs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, pskConfig("192.0.2.1"), nil)
+		h.waitState("connected", func(s ipsec.State) bool { return s.Connected })
+		synctest.Wait()
+		select { // what the start published
+		case <-h.m.Changed():
+		default:
+		}
+		spoke := vicitest.SA{
+			Conn: "dmvpn-responder", UniqueID: 11, State: "ESTABLISHED",
+			LocalHost: "192.0.2.1", LocalPort: 500, RemoteHost: "198.51.100.2", RemotePort: 500,
+			LocalID: "192.0.2.1", RemoteID: "198.51.100.2",
+			Children: []vicitest.ChildSA{{Name: "gre", UniqueID: 12, State: "INSTALLED", Mode: "TRANSPORT",
+				LocalTS: []string{"192.0.2.1/32[gre]"}, RemoteTS: []string{"198.51.100.2/32[gre]"}}},
+		}
+		gen := h.m.State().Generation
+		h.srv.Emit("ike-updown", vicitest.IKEUpdown(true, spoke))
+		h.srv.Emit("child-updown", vicitest.ChildUpdown(true, spoke))
+		synctest.Wait()
+		select {
+		case <-h.m.Changed():
+		default:
+			t.Fatal("no change signalled for the responder SA")
+		}
+		st := h.m.State()
+		if st.Generation < gen+2 {
+			t.Errorf("generation %d -> %d: want two snapshots for two charon events", gen, st.Generation)
+		}
+		if len(st.Unattributed) != 1 || st.Unattributed[0].Remote != netip.MustParseAddrPort("198.51.100.2:500") {
+			t.Errorf("unattributed SAs %+v, want the spoke's", st.Unattributed)
+		}
+		select {
+		case <-h.m.Changed():
+			t.Error("two values pending for two snapshots: want them coalesced into one")
+		default:
+		}
+		select {
+		case ev := <-h.m.Events():
+			t.Errorf("event %+v for an SA of no peer", ev)
+		default:
+		}
+	})
+}

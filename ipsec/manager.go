@@ -24,6 +24,8 @@ type Manager struct {
 	log    *zap.Logger
 	creds  *credentials
 	events chan Event
+	// changed has a value pending after a snapshot was published (Changed).
+	changed chan struct{}
 	// method and local are cfg.Auth.Method and cfg.LocalNBMA, which never
 	// change, for SetCredentials (cfg belongs to the Run goroutine).
 	method AuthMethod
@@ -115,6 +117,7 @@ func New(cfg Config) (*Manager, error) {
 		method:      cfg.Auth.Method,
 		local:       cfg.LocalNBMA,
 		events:      make(chan Event, 256),
+		changed:     make(chan struct{}, 1),
 		kick:        make(chan struct{}, 1),
 		refresh:     make(chan chan error),
 		desired:     map[string]Peer{},
@@ -131,6 +134,13 @@ func New(cfg Config) (*Manager, error) {
 // reader falls behind, events are dropped and counted (State is the level
 // truth).
 func (m *Manager) Events() <-chan Event { return m.events }
+
+// Changed has a value whenever a new State was published since it was last
+// read (one pending value stands for any number of snapshots). Unlike
+// Events it covers SAs that belong to no peer, such as those spokes start
+// towards a hub (a hub's responder SAs), and it loses nothing: a reader
+// that reads State after each value sees every change.
+func (m *Manager) Changed() <-chan struct{} { return m.changed }
 
 // SetPeers replaces the set of peers to protect. It may be called any
 // number of times with the same set. An invalid set is rejected whole.

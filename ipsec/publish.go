@@ -69,6 +69,10 @@ func (m *Manager) publish(connected bool) {
 	st.Generation = m.snap.Generation + 1
 	m.snap = st
 	m.mu.Unlock()
+	select {
+	case m.changed <- struct{}{}:
+	default: // one is pending: its reader will see this snapshot
+	}
 	// Events go out after the snapshot, so a reader of an event sees a
 	// State at least as new.
 	for _, e := range evs {
