@@ -282,6 +282,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer stopMulticast()
 	if c.deps.IPsec != nil {
 		in.ipsec = c.deps.IPsec.Events()
+		if n, ok := c.deps.IPsec.(snapshotNotifier); ok {
+			in.ipsecChanged = n.Changed()
+		}
 		// The NHS peers are wanted before the manager first talks to
 		// charon: it unloads dmvpnd connections it does not want, and
 		// after a restart the SAs to the hubs must survive that.

@@ -23,6 +23,8 @@ type inputs struct {
 	misses   <-chan kernel.Miss
 	hairpins <-chan kernel.Hairpin
 	ipsec    <-chan ipsec.Event
+	// ipsecChanged: the IPsec side published a new State (snapshotNotifier).
+	ipsecChanged <-chan struct{}
 }
 
 // maxPacket bounds an NHRP packet read from the socket (the tunnel MTU is
@@ -107,6 +109,12 @@ func (c *Controller) loop(ctx context.Context, in inputs) error {
 		case ev := <-in.ipsec:
 			lt.mu.Lock()
 			c.onIPsecEvent(ev)
+		case <-in.ipsecChanged:
+			// SAs no peer event reports (a hub's responder SAs) prove
+			// their NBMAs now, not at the next packet: packets held
+			// for them are handled at once.
+			lt.mu.Lock()
+			c.syncProtections()
 		case <-lt.engine.C:
 			lt.mu.Lock()
 			c.eng.Tick()

@@ -47,6 +47,10 @@ func (c *Controller) syncProtections() {
 // Generation that changes with every new snapshot.
 type snapshotGeneration interface{ Generation() uint64 }
 
+// snapshotNotifier is implemented by an IPsec side that signals each new
+// snapshot (ipsec.Manager.Changed), including changes no event reports.
+type snapshotNotifier interface{ Changed() <-chan struct{} }
+
 // engineProtections converts what the SAs prove for the engine. With
 // bind (ipsec.auth.bind_tunnel_address) every identity is bound to the
 // tunnel address it is (its certificate carries it as an IP SAN, which

@@ -3,12 +3,15 @@ package controller
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 
 	"github.com/dmvpnd/dmvpnd/ipsec"
+	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp"
 	"github.com/dmvpnd/dmvpnd/nhrp/engine"
 )
@@ -146,5 +149,103 @@ func TestBindTunnelAddress(t *testing.T) {
 		if p.Bound != nil {
 			t.Errorf("without binding %s got Bound %v", p.Identity, p.Bound)
 		}
+	}
+}
+
+// responderNotifying is responderOnly as ipsec.Manager behaves: each new
+// snapshot moves Generation and is signalled on Changed, still without an
+// Event.
+type responderNotifying struct {
+	mu      sync.Mutex
+	sas     []ipsec.SAInfo
+	gen     uint64
+	changed chan struct{}
+}
+
+func (r *responderNotifying) SetPeers([]ipsec.Peer) error { return nil }
+func (r *responderNotifying) State() ipsec.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return ipsec.State{Connected: true, Generation: r.gen, Unattributed: r.sas}
+}
+func (r *responderNotifying) Generation() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen
+}
+func (r *responderNotifying) Changed() <-chan struct{}                            { return r.changed }
+func (r *responderNotifying) Events() <-chan ipsec.Event                          { return nil }
+func (r *responderNotifying) Run(ctx context.Context) error                       { <-ctx.Done(); return nil }
+func (r *responderNotifying) SetCredentials(ipsec.Auth, []string, []string) error { return nil }
+
+// TestHeldReleasedBySnapshot: a registration that came before the
+// spoke's SA (one the spoke started, which no event reports) is answered
+// when the IPsec side signals the new snapshot, not dropped when the hold
+// expires (2 s) on a hub where no other packet comes.
+func TestHeldReleasedBySnapshot(t *testing.T) {
+	netw := kerneltest.NewNetwork()
+	ip := &responderNotifying{changed: make(chan struct{}, 1)}
+	hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil, func(d *Deps) { d.IPsec = ip })
+	defer hub.stop(t)
+	select {
+	case <-hub.ctl.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("hub not ready")
+	}
+	counter := func(name string) uint64 {
+		cs, err := hub.ctl.Counters(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs[name]
+	}
+	spoke := netip.MustParseAddr("198.51.100.2")
+	conn, err := netw.Listen(spoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	replies := make(chan []byte, 4)
+	go func() {
+		buf := make([]byte, 9000)
+		for {
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			replies <- append([]byte(nil), buf[:n]...)
+		}
+	}()
+	b, err := nhrp.NewRegistrationRequest(spoke, netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.1"), 7, 600, 0, false).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.WriteTo(b, netip.MustParseAddr("198.51.100.1")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for counter("nhrp_rx_held_for_sa") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the registration was not held")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ip.mu.Lock()
+	ip.sas = []ipsec.SAInfo{{Conn: "dmvpn-responder", State: "ESTABLISHED", Remote: netip.AddrPortFrom(spoke, 500), RemoteID: "198.51.100.2",
+		Children: []ipsec.ChildInfo{{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT", RemoteTS: []string{"198.51.100.2/32[gre]"}}}}}
+	ip.gen++
+	ip.mu.Unlock()
+	ip.changed <- struct{}{}
+	select {
+	case r := <-replies:
+		var p nhrp.Packet
+		if err := p.Unmarshal(r); err != nil || p.Type != nhrp.TypeRegistrationReply {
+			t.Fatalf("got %v (%v), want a Registration Reply", p.Type, err)
+		}
+	case <-time.After(time.Second): // the hold lasts 2 s
+		t.Fatal("no reply within 1 s of the snapshot: the held registration waited for another packet or its expiry")
+	}
+	if got := counter("nhrp_rx_released_by_sa"); got != 1 {
+		t.Errorf("rx_released_by_sa = %d, want 1", got)
 	}
 }
