@@ -328,28 +328,12 @@ func advScenario(t *testing.T, v advVariant) {
 	r.run(ctx, "6f outsider as s1: deregistration of s1 to the hub",
 		spoof(s1, hub, s1.tunnel, hub.tunnel, fmt.Sprintf("register -cie %s,%s,0", s1.tunnel, s1.nbma)), []advWant{guard(hub, 3)})
 	for _, d := range []*dnode{hub, s1} {
-		// A packet the engine holds for its SA is counted untrusted only
-		// when the hold expires (2 s): wait until every held packet has
-		// been released by its SA (a cleartext one never is).
-		var held, released uint64
-		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-		err := lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) error {
-			c, err := nodeCounters(ctx, d)
-			if err != nil {
-				return err
-			}
-			held, released = c["nhrp_rx_held_for_sa"], c["nhrp_rx_released_by_sa"]
-			if held != released {
-				return fmt.Errorf("%s: %d NHRP packets held for an SA, %d released", d.name, held, released)
-			}
-			return nil
-		})
-		wcancel()
-		t.Logf("%s's engine held %d packets for their SA and released %d", d.name, held, released)
+		c, err := settledCounters(ctx, d)
+		t.Logf("%s's engine held %d packets for their SA and released %d", d.name, c["nhrp_rx_held_for_sa"], c["nhrp_rx_released_by_sa"])
 		if err != nil {
 			t.Error(err)
 		}
-		if n := r.counter(ctx, d, "nhrp_drop_untrusted"); n != 0 {
+		if n := c["nhrp_drop_untrusted"]; n != 0 {
 			t.Errorf("%s's engine saw %d packets without an SA: cleartext NHRP passed the kernel guard", d.name, n)
 		}
 	}

@@ -186,6 +186,30 @@ func nodeCounters(ctx context.Context, d *dnode) (api.Counters, error) {
 	return ctlJSON[api.Counters](ctx, d, "show counters")
 }
 
+// settledCounters waits (up to 10 s) until d's engine has released every
+// NHRP packet it held for an SA, and returns its counters then: a packet
+// held for its SA is counted drop_untrusted only when its hold expires
+// (2 s), so a test reading drop_untrusted at once could miss a cleartext
+// packet that passed the kernel guard. Such a packet is never released:
+// the wait then fails, naming the counts.
+func settledCounters(ctx context.Context, d *dnode) (api.Counters, error) {
+	var c api.Counters
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) error {
+		got, err := nodeCounters(ctx, d)
+		if err != nil {
+			return err
+		}
+		c = got
+		if held, released := got["nhrp_rx_held_for_sa"], got["nhrp_rx_released_by_sa"]; held != released {
+			return fmt.Errorf("%s: %d NHRP packets held for an SA, %d released", d.name, held, released)
+		}
+		return nil
+	})
+	return c, err
+}
+
 // showDMVPN returns the node's show dmvpn view.
 func (d *dnode) showDMVPN(ctx context.Context) (api.DMVPN, error) {
 	return ctlJSON[api.DMVPN](ctx, d, "show dmvpn")

@@ -62,6 +62,9 @@ func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the hub's GRE guard never counted the unprotected spoke's cleartext GRE: %v", err)
 	}
+	if c, err = settledCounters(ctx, hub); err != nil {
+		t.Error(err)
+	}
 	t.Logf("hub counters after s2's attempts: gre_clear_in_dropped %d, drop_untrusted %d, rx_packets %d, registrations_accepted %d (before: %d, %d, %d, %d)",
 		c["ipsec_gre_clear_in_dropped"], c["nhrp_drop_untrusted"], c["nhrp_rx_packets"], c["nhrp_registrations_accepted"],
 		base["ipsec_gre_clear_in_dropped"], base["nhrp_drop_untrusted"], base["nhrp_rx_packets"], base["nhrp_registrations_accepted"])

@@ -140,7 +140,7 @@ func phase3(t *testing.T, r *scRun, v phase3Variant) {
 			}
 			t.Logf("timing: %s registered %v after its SA with the hub came up (show ipsec, show nhrp nhs)", s.name, scMS(reg.Sub(up)))
 		}
-		c, err := nodeCounters(ctx, hub)
+		c, err := settledCounters(ctx, hub)
 		if err != nil {
 			t.Fatal(err)
 		}
