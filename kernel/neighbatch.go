@@ -171,7 +171,7 @@ func batchApply[T batchItem](b *nlBatcher, items []T, errs []error) {
 // That spares the kernel an acknowledgement per entry and the reader the
 // reading of it, and the receive buffer holds only refusals (in the lab's
 // 10k burst the CPU per registration moved less than its run-to-run
-// noise: 3 repetitions each, docs/linux.md "One processor"). Items
+// noise: 3 repetitions each, docs/linux.md "Batches"). Items
 // that cannot be encoded fail without being sent; when the socket fails
 // before the last answer, every item without an answer gets that error
 // (the kernel may or may not have applied it: the caller's resync finds
