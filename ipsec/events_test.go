@@ -223,15 +223,15 @@ func TestChangedCoversResponderSAs(t *testing.T) {
 			t.Fatal("no change signalled for the responder SA")
 		}
 		st := h.m.State()
-		if st.Generation < gen+2 {
-			t.Errorf("generation %d -> %d: want two snapshots for two charon events", gen, st.Generation)
+		if st.Generation <= gen {
+			t.Errorf("generation %d -> %d: no new snapshot", gen, st.Generation)
 		}
 		if len(st.Unattributed) != 1 || st.Unattributed[0].Remote != netip.MustParseAddrPort("198.51.100.2:500") {
 			t.Errorf("unattributed SAs %+v, want the spoke's", st.Unattributed)
 		}
-		select {
+		select { // charon's two events: one or two snapshots, one value
 		case <-h.m.Changed():
-			t.Error("two values pending for two snapshots: want them coalesced into one")
+			t.Error("a second value pending: want the snapshots coalesced into one")
 		default:
 		}
 		select {
