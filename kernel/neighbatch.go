@@ -241,10 +241,7 @@ func batchTransact[T batchItem](b *nlBatcher, items []T, errs []error) {
 		}
 	}
 	// The last message is answered: the ones before it without an error
-	// were applied (errs[i] is nil for them).
-	for i := range done {
-		done[i] = true
-	}
+	// were applied (errs[i] is nil for them; done is not read again).
 }
 
 // clearAckFlag takes NLM_F_ACK off the netlink message msg (its header
