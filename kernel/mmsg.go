@@ -33,10 +33,6 @@ type mmsgVec struct {
 	n, off, done int // messages, progress
 	err          error
 	fn           func(fd uintptr) bool // recv or send bound once
-	// drained: the last recv took fewer messages than it had room for,
-	// so the queue was empty then; the next recv waits for data before
-	// its first system call instead of learning so from EAGAIN.
-	drained bool
 }
 
 func (v *mmsgVec) grow(n int) {
@@ -133,16 +129,13 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 // at a time.
 
 // recv is the RawConn.Read callback: one recvmmsg without waiting; false
-// (wait for data) when nothing is queued. After a short batch (drained)
-// its first call returns false at once: the poller's readiness is edge
-// triggered on every packet queued, so a packet that came after that
-// recvmmsg wakes the wait, and one that came during it leaves at worst
-// a spurious wake-up (EAGAIN, wait again).
+// (wait for data) when nothing is queued. Every read starts with the
+// system call, even after a short batch: RawConn.Read clears the poller's
+// readiness before calling it, and the runtime may have taken the edge of
+// a packet queued since the last recvmmsg (any netpoll while the batch
+// was handled, a netlink round trip for one), so waiting first would
+// leave that packet queued until the next one arrives.
 func (v *mmsgVec) recv(fd uintptr) bool {
-	if v.drained {
-		v.drained = false
-		return false
-	}
 	for {
 		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
 			unix.MSG_DONTWAIT, 0, 0)
@@ -153,7 +146,6 @@ func (v *mmsgVec) recv(fd uintptr) bool {
 			continue
 		case 0:
 			v.done = int(r)
-			v.drained = v.done < v.n
 		default:
 			v.err = errno
 		}
