@@ -66,6 +66,10 @@ type Controller struct {
 	bgpRoutes []routing.Route
 	peers     map[netip.Addr]ipsec.Peer // wanted IPsec peers by claimed NBMA
 	saUp      map[string]bool           // IPsec peers (Event.Peer) whose SA is up
+	// ipsecEvents is the IPsec side's event channel (the loop's
+	// inputs.ipsec); syncProtections drains it before acting on a new
+	// snapshot.
+	ipsecEvents <-chan ipsec.Event
 	// protGen is the IPsec snapshot generation the engine's protections
 	// were derived from; protGenKnown says it may be compared.
 	protGen      uint64
@@ -282,6 +286,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer stopMulticast()
 	if c.deps.IPsec != nil {
 		in.ipsec = c.deps.IPsec.Events()
+		c.ipsecEvents = in.ipsec
 		if n, ok := c.deps.IPsec.(snapshotNotifier); ok {
 			in.ipsecChanged = n.Changed()
 		}

@@ -129,6 +129,13 @@ func (c *Controller) reconcileIPsec() error {
 // onIPsecEvent reports SA changes (event, IKE failure counter) and hands
 // the engine the SAs' new protections.
 func (c *Controller) onIPsecEvent(ev ipsec.Event) {
+	c.reportIPsecEvent(ev)
+	c.syncProtections()
+}
+
+// reportIPsecEvent counts ev, keeps which peers' SAs are up and reports
+// it to the operator. Loop only.
+func (c *Controller) reportIPsecEvent(ev ipsec.Event) {
 	c.stats.inc("ipsec_event_" + ev.Status.String())
 	// An initiator whose established SA is deleted re-initiates at once:
 	// it goes from up to connecting, never down. That is a loss all the
@@ -148,7 +155,25 @@ func (c *Controller) onIPsecEvent(ev ipsec.Event) {
 		c.log.Debug("ipsec peer", zap.String("peer", ev.Peer), zap.Stringer("status", ev.Status),
 			zap.String("reason", ev.Reason))
 	}
-	c.syncProtections()
+}
+
+// reportQueuedIPsecEvents reports the IPsec events already queued. The
+// IPsec side queues a snapshot's events before its Generation shows
+// (ipsec.Manager.publish), so after this the operator has heard of every
+// SA the snapshot about to be acted on holds: an SA is reported up
+// before the shortcut or registration it protects. Loop only.
+func (c *Controller) reportQueuedIPsecEvents() {
+	for {
+		select {
+		case ev, ok := <-c.ipsecEvents:
+			if !ok {
+				return
+			}
+			c.reportIPsecEvent(ev)
+		default:
+			return
+		}
+	}
 }
 
 // newLoadsRefusedMetric exports, at scrape time and off the loop, how many

@@ -26,6 +26,9 @@ func (c *Controller) syncProtections() {
 		return
 	}
 	st := c.deps.IPsec.State()
+	// st's events, queued before st could be read, are reported before
+	// anything acts on it.
+	c.reportQueuedIPsecEvents()
 	c.protGen, c.protGenKnown = st.Generation, numbered
 	cfg := c.config()
 	eps, steer, exhausted := c.nat.assign(st.Protections(), cfg.IPsec.NATAliasPrefix, c.heldNBMAs(), cfg.IPsec.Auth.BindTunnelAddress)

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
 
+	"github.com/dmvpnd/dmvpnd/controller/api"
 	"github.com/dmvpnd/dmvpnd/ipsec"
 	"github.com/dmvpnd/dmvpnd/kernel/kerneltest"
 	"github.com/dmvpnd/dmvpnd/nhrp"
@@ -160,6 +162,7 @@ type responderNotifying struct {
 	sas     []ipsec.SAInfo
 	gen     uint64
 	changed chan struct{}
+	events  chan ipsec.Event // nil: none
 }
 
 func (r *responderNotifying) SetPeers([]ipsec.Peer) error { return nil }
@@ -174,7 +177,7 @@ func (r *responderNotifying) Generation() uint64 {
 	return r.gen
 }
 func (r *responderNotifying) Changed() <-chan struct{}                            { return r.changed }
-func (r *responderNotifying) Events() <-chan ipsec.Event                          { return nil }
+func (r *responderNotifying) Events() <-chan ipsec.Event                          { return r.events }
 func (r *responderNotifying) Run(ctx context.Context) error                       { <-ctx.Done(); return nil }
 func (r *responderNotifying) SetCredentials(ipsec.Auth, []string, []string) error { return nil }
 
@@ -247,5 +250,53 @@ func TestHeldReleasedBySnapshot(t *testing.T) {
 	}
 	if got := counter("nhrp_rx_released_by_sa"); got != 1 {
 		t.Errorf("rx_released_by_sa = %d, want 1", got)
+	}
+}
+
+// TestSnapshotEventsReportedFirst: acting on a new IPsec snapshot reports
+// the events the IPsec side queued with it first, so an SA is reported up
+// before the registration or shortcut it lets through. In the lab a
+// spoke's monitor once showed a shortcut up 20 ms before the SA that
+// carried its resolution reply: the loop took the snapshot's signal
+// before the event queued beside it. The fake publishes as
+// ipsec.Manager does (snapshot and event visible together), inside the
+// loop, so that only syncProtections can have reported the event.
+func TestSnapshotEventsReportedFirst(t *testing.T) {
+	netw := kerneltest.NewNetwork()
+	ip := &responderNotifying{changed: make(chan struct{}, 1), events: make(chan ipsec.Event, 4)}
+	hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil, func(d *Deps) { d.IPsec = ip })
+	defer hub.stop(t)
+	select {
+	case <-hub.ctl.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("hub not ready")
+	}
+	sub := hub.ctl.Subscribe()
+	defer sub.Close()
+	spoke := netip.MustParseAddr("198.51.100.2")
+	var got []api.Event
+	err := hub.ctl.run(context.Background(), func() {
+		ip.mu.Lock()
+		ip.sas = []ipsec.SAInfo{{Conn: "dmvpn-peer-198.51.100.2", State: "ESTABLISHED", Remote: netip.AddrPortFrom(spoke, 500), RemoteID: "198.51.100.2",
+			Children: []ipsec.ChildInfo{{Name: "gre", State: "INSTALLED", Mode: "TRANSPORT", RemoteTS: []string{"198.51.100.2/32[gre]"}}}}}
+		ip.gen++
+		ip.events <- ipsec.Event{Peer: spoke.String(), Status: ipsec.StatusUp, Time: time.Now()}
+		ip.mu.Unlock()
+		hub.ctl.syncProtections()
+		for {
+			select {
+			case ev := <-sub.C():
+				got = append(got, ev)
+				continue
+			default:
+			}
+			return
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(got, func(e api.Event) bool { return e.Kind == api.EventSAUp && e.NBMA == spoke }) {
+		t.Fatalf("events reported while the snapshot was taken: %v; want sa-up for %s", got, spoke)
 	}
 }

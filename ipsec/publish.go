@@ -65,18 +65,21 @@ func (m *Manager) publish(connected bool) {
 			st.Unattributed = append(st.Unattributed, sa)
 		}
 	}
+	// The snapshot and its events become visible at once: a reader of an
+	// event sees a State at least as new, and a reader that sees the new
+	// Generation finds the snapshot's events already queued (the
+	// controller drains them before it acts on the snapshot, so an SA is
+	// reported up before anything it protects).
 	m.mu.Lock()
 	st.Generation = m.snap.Generation + 1
 	m.snap = st
+	for _, e := range evs {
+		m.emitLocked(e.ps, e.ev)
+	}
 	m.mu.Unlock()
 	select {
 	case m.changed <- struct{}{}:
 	default: // one is pending: its reader will see this snapshot
-	}
-	// Events go out after the snapshot, so a reader of an event sees a
-	// State at least as new.
-	for _, e := range evs {
-		m.emit(e.ps, e.ev)
 	}
 }
 
@@ -87,6 +90,13 @@ type peerEvent struct {
 
 // emit sends ev if it differs from the last event sent for the peer.
 func (m *Manager) emit(ps *peerState, ev Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.emitLocked(ps, ev)
+}
+
+// emitLocked is emit with m.mu held.
+func (m *Manager) emitLocked(ps *peerState, ev Event) {
 	last := ps.emitted
 	if last.Status == ev.Status && last.Reason == ev.Reason && last.Observed == ev.Observed &&
 		last.NATRemote == ev.NATRemote && last.Peer == ev.Peer {
@@ -100,8 +110,6 @@ func (m *Manager) emit(ps *peerState, ev Event) {
 	select {
 	case m.events <- ev:
 	default:
-		m.mu.Lock()
 		m.dropped++
-		m.mu.Unlock()
 	}
 }
