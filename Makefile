@@ -11,8 +11,6 @@ FUZZTIME   ?= 60s
 # out under load (go.dev/issue/75804, fixed in Go 1.27); a count has no deadline to race.
 SHORTFUZZ  ?= 50000x
 LABTIMEOUT ?= 60m
-# Lab scenarios that call shareMachine run this many at a time, after the others (1: one at a time).
-LABPARALLEL ?= 2
 # The least unit-test coverage of the controller package `make cover` accepts (percent).
 COVERMIN   ?= 85
 BENCHTIMEOUT ?= 40m
@@ -62,7 +60,7 @@ test-rollout: deps build ## only issue 16's fleet rollout in the lab (TestAnsibl
 
 test-lab: deps build ## lab scenarios in the VM (or natively on a full kernel); logs under .cache/lab/runs
 	@mkdir -p $(CACHE)
-	DMVPND_LAB_TESTS=1 $(GO) test -p 1 -parallel $(LABPARALLEL) -count=1 -timeout $(LABTIMEOUT) -v ./e2e/... 2>&1 | tee $(CACHE)/lab-last.log | \
+	DMVPND_LAB_TESTS=1 $(GO) test -p 1 -count=1 -timeout $(LABTIMEOUT) -v ./e2e/... 2>&1 | tee $(CACHE)/lab-last.log | \
 	  grep -E '^\s*(--- |PASS|FAIL|ok |panic)|timing:|_test.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
 
 fuzz: ## run every fuzz target for FUZZTIME (default 60s) each

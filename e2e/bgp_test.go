@@ -43,7 +43,6 @@ var bgpSummary = netip.MustParsePrefix("10.1.0.0/16")
 //     back restores it (pings work), and gre1 is never re-created (same
 //     ifindex).
 func TestBGPPhase2(t *testing.T) {
-	shareMachine(t)
 	l, nodes := bgpLab(t, 3)
 	hub, s1, s2, s3 := nodes[0], nodes[1], nodes[2], nodes[3]
 	spokes := nodes[1:]
@@ -260,7 +259,6 @@ func bgpCtlReload(ctx context.Context, t *testing.T, l *lab.Lab, d *dnode, cfg s
 //     within the holding time), its route disappears on both spokes, s1
 //     drops the SA with s2, and traffic still flows through the hub.
 func TestBGPPhase3Summary(t *testing.T) {
-	shareMachine(t)
 	const holding = 30 * time.Second
 	l, nodes := bgpLab(t, 3)
 	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
@@ -384,7 +382,6 @@ func TestBGPPhase3Summary(t *testing.T) {
 // the receiving spoke's underlay port) and no spoke ever installs a
 // shortcut; the hub shows three registered peers.
 func TestBGPPhase1(t *testing.T) {
-	shareMachine(t)
 	l, nodes := bgpLab(t, 3)
 	hub, spokes := nodes[0], nodes[1:]
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

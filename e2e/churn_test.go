@@ -30,7 +30,6 @@ import (
 // address; s1's neighbor entry no longer points at the old address; the
 // hub and s1 reach s2's tunnel address and LAN again.
 func TestDMVPNChurn(t *testing.T) {
-	shareMachine(t)
 	l, n := scLab(t,
 		scSpec{name: "hub", nbma: "198.51.100.1", tunnel: "10.0.0.1", hub: true},
 		scSpec{name: "s1", nbma: "198.51.100.2", tunnel: "10.0.0.2", lan: "10.1.1.1/24"},

@@ -49,18 +49,6 @@ var binaries = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
-// shareMachine lets a scenario run beside one other (t.Parallel; make
-// test-lab runs the package with -parallel 2, LABPARALLEL=1 runs them one
-// at a time). Only scenarios whose checks are about state and events call
-// it: none asserts a latency, a loss window or a loss-free ping that a
-// guest slowed by another one could break (TestAnsibleRollout's probe
-// allowance is the headroom for late replies it was given for a loaded
-// host). Those that do (redundancy, QoS, OSPF's dead interval, the
-// restarts, the attacks, the reloads under a ping, the kernel's latency
-// checks) run alone, before these start. Why: e2e/README.md, "How long it
-// takes".
-func shareMachine(t *testing.T) { t.Parallel() }
-
 // dnode is one node running dmvpnd in the lab.
 type dnode struct {
 	name    string

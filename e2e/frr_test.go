@@ -152,7 +152,6 @@ func frrFinishCapture(ctx context.Context, t *testing.T, c *frrCapture) {
 // capture decodes cleanly. ipsec: the hub's charon lists an established
 // SA with each spoke, and only IKE and ESP cross the underlay.
 func TestFRRHubDMVPNDSpokes(t *testing.T) {
-	shareMachine(t)
 	newFRRLab(t, frrKindFRR, frrKindDMVPND, frrKindDMVPND).variants(t, frrHubDMVPNDSpokes)
 }
 
@@ -256,7 +255,6 @@ func frrUnknownDestination(ctx context.Context, t *testing.T, s *frrSite) {
 // the capture decodes cleanly. ipsec: only IKE and ESP cross the
 // underlay, and the OSPF subtest (ospfMixedCloud) runs on the cloud.
 func TestFRRSpokesDMVPNDHub(t *testing.T) {
-	shareMachine(t)
 	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindFRR, frrKindDMVPND)
 	// The OSPF subtest's multicast replication, on from the start
 	// (nhrp.multicast is not reloadable).
@@ -311,7 +309,6 @@ func frrCheckESPOnly(ctx context.Context, t *testing.T, capt *frrCapture) {
 // traffic: s1 (FRR) sends first to s2 (dmvpnd); s4 (dmvpnd) sends first to
 // s3 (FRR).
 func TestFRRMixedSpokes(t *testing.T) {
-	shareMachine(t)
 	il := newFRRLab(t, frrKindDMVPND, frrKindFRR, frrKindDMVPND, frrKindFRR, frrKindDMVPND)
 	ctx, capt := il.begin(t, "mixed", 5*time.Minute)
 	s := il.sites

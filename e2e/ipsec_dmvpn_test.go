@@ -20,7 +20,6 @@ import (
 // must not answer; s1 stays registered. (The engine's own refusal of NHRP
 // without an SA, behind the guard, is unit-tested in nhrp/engine.)
 func TestDMVPNIPsecUnprotectedPeer(t *testing.T) {
-	shareMachine(t)
 	l, nodes := dmvpnLab(t, 2)
 	hub, s1, s2 := nodes[0], nodes[1], nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)

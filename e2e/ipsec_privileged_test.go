@@ -13,7 +13,6 @@ import (
 // per namespace, gated there by DMVPND_PRIVILEGED=1) as root inside the lab.
 // DMVPND_IPSEC_RUN selects a subset (a -test.run pattern).
 func TestIPsecPrivileged(t *testing.T) {
-	shareMachine(t)
 	l := lab.New(t, lab.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()

@@ -439,7 +439,6 @@ func parsePing(log string) pingResult {
 // lab, where it can create its GRE tunnel. Both the test binary and dmvpnd
 // are built on the host (DMVPND_BIN).
 func TestDaemonProcess(t *testing.T) {
-	shareMachine(t)
 	bin, err := binaries()
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,6 @@ const rolloutMaxLost = 2
 // reaches every host first, so the four bootstraps overlap), the package
 // copy and apt in the first run and the upgrade, and the readiness waits.
 func TestAnsibleRollout(t *testing.T) {
-	shareMachine(t)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)

@@ -155,7 +155,6 @@ func (g *errgroup) Wait() error {
 }
 
 func TestSmoke(t *testing.T) {
-	shareMachine(t)
 	t0 := time.Now()
 	l := lab.New(t, lab.Options{})
 	boot := time.Since(t0)

@@ -15,7 +15,6 @@ import (
 // router's public address, LAN dummies carry their prefixes, and FRR
 // daemons start per namespace and answer vtysh.
 func TestTopologyNATAndFRR(t *testing.T) {
-	shareMachine(t)
 	l := lab.New(t, lab.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
