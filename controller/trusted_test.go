@@ -181,6 +181,20 @@ func (r *responderNotifying) Events() <-chan ipsec.Event                        
 func (r *responderNotifying) Run(ctx context.Context) error                       { <-ctx.Done(); return nil }
 func (r *responderNotifying) SetCredentials(ipsec.Auth, []string, []string) error { return nil }
 
+// startReadyHub starts a hub (198.51.100.1, 10.0.0.1/24) on ip and waits
+// until it is ready.
+func startReadyHub(t *testing.T, netw *kerneltest.Network, ip *responderNotifying) *node {
+	t.Helper()
+	hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil, func(d *Deps) { d.IPsec = ip })
+	select {
+	case <-hub.ctl.Ready():
+	case <-time.After(5 * time.Second):
+		hub.stop(t)
+		t.Fatal("hub not ready")
+	}
+	return hub
+}
+
 // TestHeldReleasedBySnapshot: a registration that came before the
 // spoke's SA (one the spoke started, which no event reports) is answered
 // when the IPsec side signals the new snapshot, not dropped when the hold
@@ -188,13 +202,8 @@ func (r *responderNotifying) SetCredentials(ipsec.Auth, []string, []string) erro
 func TestHeldReleasedBySnapshot(t *testing.T) {
 	netw := kerneltest.NewNetwork()
 	ip := &responderNotifying{changed: make(chan struct{}, 1)}
-	hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil, func(d *Deps) { d.IPsec = ip })
+	hub := startReadyHub(t, netw, ip)
 	defer hub.stop(t)
-	select {
-	case <-hub.ctl.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("hub not ready")
-	}
 	counter := func(name string) uint64 {
 		cs, err := hub.ctl.Counters(context.Background())
 		if err != nil {
@@ -264,13 +273,8 @@ func TestHeldReleasedBySnapshot(t *testing.T) {
 func TestSnapshotEventsReportedFirst(t *testing.T) {
 	netw := kerneltest.NewNetwork()
 	ip := &responderNotifying{changed: make(chan struct{}, 1), events: make(chan ipsec.Event, 4)}
-	hub := start(t, netw, "hub", hubYAML("198.51.100.1", "10.0.0.1/24"), nil, func(d *Deps) { d.IPsec = ip })
+	hub := startReadyHub(t, netw, ip)
 	defer hub.stop(t)
-	select {
-	case <-hub.ctl.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("hub not ready")
-	}
 	sub := hub.ctl.Subscribe()
 	defer sub.Close()
 	spoke := netip.MustParseAddr("198.51.100.2")
