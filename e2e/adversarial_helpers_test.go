@@ -58,15 +58,11 @@ func (r *advRunner) counters(ctx context.Context, d *dnode) api.Counters {
 	return c
 }
 
-func (r *advRunner) counter(ctx context.Context, d *dnode, name string) uint64 {
-	r.t.Helper()
-	return r.counters(ctx, d)[name]
-}
-
-// reached reports whether every counter of want grew by at least n since
-// base (counters per node).
-func (r *advRunner) reached(ctx context.Context, base map[*dnode]api.Counters, want []advWant) error {
-	now := map[*dnode]api.Counters{}
+// reached reads the counters of want's nodes into now and reports
+// whether every counter of want grew by at least n since base (counters
+// per node).
+func (r *advRunner) reached(ctx context.Context, base, now map[*dnode]api.Counters, want []advWant) error {
+	clear(now)
 	for _, w := range want {
 		if now[w.d] == nil {
 			c, err := nodeCounters(ctx, w.d)
@@ -82,14 +78,15 @@ func (r *advRunner) reached(ctx context.Context, base map[*dnode]api.Counters, w
 	return nil
 }
 
-// check logs the counters' growth and fails an exact one that grew by
-// more than expected.
-func (r *advRunner) check(ctx context.Context, name string, base map[*dnode]api.Counters, want []advWant, took time.Duration) {
+// check logs the counters' growth from base to now (the read that
+// showed every counter grown) and fails an exact one that grew by more
+// than expected.
+func (r *advRunner) check(name string, base, now map[*dnode]api.Counters, want []advWant, took time.Duration) {
 	r.t.Helper()
 	r.steps++
 	var got []string
 	for _, w := range want {
-		d := r.counter(ctx, w.d, w.counter) - base[w.d][w.counter]
+		d := now[w.d][w.counter] - base[w.d][w.counter]
 		got = append(got, fmt.Sprintf("%s %s +%d", w.d.name, w.counter, d))
 		if !w.atLeast && d != w.n {
 			r.t.Errorf("%s: %s %s grew by %d, want exactly %d", name, w.d.name, w.counter, d, w.n)
@@ -130,15 +127,16 @@ func (r *advRunner) run(ctx context.Context, name string, c advCmd, want []advWa
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var last error
+	now := map[*dnode]api.Counters{}
 	err = lab.WaitFor(wctx, 250*time.Millisecond, func(ctx context.Context) error {
-		last = r.reached(ctx, base, want)
+		last = r.reached(ctx, base, now, want)
 		return last
 	})
 	if err != nil {
 		t.Errorf("attack %s: its refusal was never counted: %v (last: %v)", name, err, last)
 		return
 	}
-	r.check(ctx, name, base, want, time.Since(t0))
+	r.check(name, base, now, want, time.Since(t0))
 }
 
 // advCheckRemoteID checks that c holds an established IKE_SA with the peer

@@ -395,11 +395,12 @@ func advAnswerRealRequest(ctx context.Context, r *advRunner, hub, s1, s2, m *dno
 	}
 	ping := fmt.Sprintf("ping -n -c 1 -W 1 -I %s %s", s1.lan.Addr(), m.lan.Addr())
 	want := []advWant{{hub, "nhrp_drop_not_registered", 1, false}, {hub, "nhrp_drop_prefix_too_wide", 1, false}}
+	now := map[*dnode]api.Counters{}
 	wctx, cancel = context.WithTimeout(ctx, 90*time.Second)
 	err = lab.WaitFor(wctx, 500*time.Millisecond, func(ctx context.Context) error {
 		// Traffic through the hub: its redirect makes s1 resolve.
 		_, _ = s1.node.Exec(ctx, ping)
-		return r.reached(ctx, base, want)
+		return r.reached(ctx, base, now, want)
 	})
 	cancel()
 	b, _ := os.ReadFile(p.Log)
@@ -408,7 +409,7 @@ func advAnswerRealRequest(ctx context.Context, r *advRunner, hub, s1, s2, m *dno
 		t.Errorf("%s: %v", name, err)
 		return
 	}
-	r.check(ctx, name, base, want, time.Since(t0))
+	r.check(name, base, now, want, time.Since(t0))
 	if !strings.Contains(string(b), `"dir":"recv","type":"resolution-request"`) {
 		t.Errorf("%s: the forge never saw the request", name)
 	}
