@@ -331,11 +331,15 @@ func natSamePrivate(ctx context.Context, t *testing.T, l *lab.Lab, forge string,
 		}
 		return errors.Join(<-errs, <-errs)
 	}
-	err := both(ctx)
+	// With IPsec the pings run once, under the captures of both NATs'
+	// outside ports.
+	var err error
 	if ipsec {
 		err = l.CheckESPOnUnderlay(ctx, ports[a], "esp-same-private-"+ports[a], 50, func(ctx context.Context) error {
 			return l.CheckESPOnUnderlay(ctx, ports[b], "esp-same-private-"+ports[b], 50, both)
 		})
+	} else {
+		err = both(ctx)
 	}
 	if err != nil {
 		t.Errorf("%s and %s (same private NBMA, different NATs) -> hub: %v", a.name, b.name, err)
