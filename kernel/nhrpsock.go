@@ -107,15 +107,17 @@ func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
 
 // WriteTo sends one NHRP packet to an NBMA address through the tunnel.
 func (c *NHRPConn) WriteTo(b []byte, nbma netip.Addr) (int, error) {
-	if !nbma.Is4() {
-		return 0, opErr("send NHRP packet", "to "+nbma.String(), errors.New("NBMA address must be IPv4"))
+	if !nbma.Is4() || len(b) == 0 {
+		return 0, opErr("send NHRP packet", "to "+nbma.String(), errors.New("NBMA address must be IPv4 and the packet not empty"))
 	}
-	a4 := nbma.As4()
-	n, err := c.c.WriteTo(b, &packet.Addr{HardwareAddr: net.HardwareAddr(a4[:])})
-	if err != nil {
-		return n, opErr("send NHRP packet", fmt.Sprintf("to %s ifindex %d", nbma, c.ifindex), err)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wv.grow(1)
+	c.wv.setSend(0, b, nbma, EtherTypeNHRP, int32(c.ifindex))
+	if _, err := c.sendLocked(1); err != nil {
+		return 0, opErr("send NHRP packet", fmt.Sprintf("ifindex %d", c.ifindex), err)
 	}
-	return n, nil
+	return len(b), nil
 }
 
 // Stats returns the kernel's packet and drop counters since the socket was
