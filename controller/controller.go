@@ -61,6 +61,7 @@ type Controller struct {
 	ifindex   int
 	eng       *engine.Engine
 	conn      kernel.PacketConn
+	sock      atomic.Pointer[socketStats] // the running socket's counters (socketstats.go)
 	bgp       BGP
 	shortcuts map[netip.Prefix]netip.Addr // usable shortcuts: prefix -> via
 	bgpRoutes []routing.Route
@@ -199,6 +200,11 @@ func New(cfg *config.Config, deps Deps) (*Controller, error) {
 			return nil, fmt.Errorf("controller: %w", err)
 		}
 	}
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Registry().Register(newSocketCollector(c)); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
+	}
 	if deps.Metrics != nil && deps.Guard != nil && deps.IPsec != nil {
 		if err := deps.Metrics.Registry().Register(newGuardCollector(deps.Guard, cfg.BindsTunnelSources())); err != nil {
 			return nil, fmt.Errorf("controller: %w", err)
@@ -245,7 +251,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("controller: %w", err)
 	}
 	c.conn = conn
-	defer conn.Close()
+	c.setSocket(conn)
+	defer func() {
+		c.setSocket(nil)
+		_ = conn.Close()
+	}()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

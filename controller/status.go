@@ -121,6 +121,7 @@ func (c *Controller) Counters(ctx context.Context) (api.Counters, error) {
 		maps.Copy(out, c.stats)
 	})
 	c.guardCounters(out)
+	c.socketCounters(out)
 	c.ipsecRepairCounters(out)
 	if c.deps.IPsec != nil {
 		out["ipsec_peer_loads_refused"] = c.deps.IPsec.State().LoadsRefused
