@@ -21,9 +21,10 @@ import (
 // says "nothing more" (one per wake-up with recvmmsg).
 const (
 	// ringFrameSize is one frame: the frame header, the sender's address
-	// and up to ringFrameSize-ringDataOff bytes of packet. A longer
-	// packet (a tunnel MTU beyond 1968) is truncated by the kernel: it is
-	// dropped and counted (NHRPStats.Truncated).
+	// and, from byte 80 (TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 for a
+	// datagram socket), up to 1968 bytes of packet. A longer packet (a
+	// tunnel MTU beyond 1968) is truncated by the kernel: it is dropped
+	// and counted (NHRPStats.Truncated).
 	ringFrameSize = 2048
 	// ringBlockSize is the unit the kernel allocates the ring in (32
 	// frames).

@@ -23,7 +23,7 @@ func fakeRing(frames int) *rxRing {
 // captured length (less than len(b): truncated).
 func (r *rxRing) put(t *testing.T, i int, b []byte, nbma netip.Addr, halen int, snap int, at time.Time) {
 	t.Helper()
-	const dataOff = 80 // TPACKET_ALIGN(TPACKET2_HDRLEN + 16), SOCK_DGRAM
+	const dataOff = 80 // TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 for SOCK_DGRAM
 	f := r.mem[i*ringFrameSize : (i+1)*ringFrameSize]
 	copy(f[dataOff:], b[:snap])
 	a := f[ringAddrOff:]
