@@ -15,8 +15,8 @@
 // pushed, errors are retried with capped backoff, and a periodic full resync
 // repairs whatever changed behind dmvpnd's back.
 //
-// NHRP packets reach the engine in batches (up to 128, all that the
-// socket's receive ring held). The engine handles the batch while the
+// NHRP packets reach the engine in batches (up to 128, all that the socket
+// had queued, read with recvmmsg). The engine handles the batch while the
 // registrations' neighbor writes are queued (engine.ErrBindDeferred); then
 // the queue is written in one netlink transaction, the engine learns each
 // entry's outcome (CommitBindings) and answers the registrations that

@@ -7,9 +7,8 @@ import (
 	"github.com/dmvpnd/dmvpnd/kernel"
 )
 
-// socketStats is the NHRP socket's own drop counters (kernel.NHRPConn):
-// packets the kernel dropped because the receive ring was full, and
-// packets longer than a ring frame, dropped by the reader.
+// socketStats is the NHRP socket's own drop counter (kernel.NHRPConn):
+// packets the kernel dropped because the receive buffer was full.
 type socketStats interface {
 	Stats() (kernel.NHRPStats, error)
 }
@@ -23,7 +22,7 @@ func (c *Controller) setSocket(conn kernel.PacketConn) {
 	c.sock.Store(nil)
 }
 
-// socketDrops reads the socket's counters; ok is false when no socket
+// socketDrops reads the socket's counter; ok is false when no socket
 // that counts runs.
 func (c *Controller) socketDrops() (kernel.NHRPStats, bool, error) {
 	s := c.sock.Load()
@@ -42,8 +41,7 @@ func (c *Controller) socketCounters(out map[string]uint64) {
 		return
 	}
 	if ok {
-		out["nhrp_socket_ring_full_dropped"] = st.Drops
-		out["nhrp_socket_truncated_dropped"] = st.Truncated
+		out["nhrp_socket_buffer_full_dropped"] = st.Drops
 	}
 }
 
@@ -55,8 +53,8 @@ type socketCollector struct {
 
 func newSocketCollector(c *Controller) *socketCollector {
 	return &socketCollector{c: c, desc: prometheus.NewDesc("dmvpnd_nhrp_socket_dropped_total",
-		"NHRP packets dropped on the tunnel's packet socket, by reason (ring_full: the kernel found no free frame in the receive ring; truncated: longer than a ring frame).",
-		[]string{"reason"}, nil)}
+		"NHRP packets the kernel dropped on the tunnel's packet socket because its receive buffer was full.",
+		nil, nil)}
 }
 
 func (sc *socketCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sc.desc }
@@ -67,7 +65,6 @@ func (sc *socketCollector) Collect(ch chan<- prometheus.Metric) {
 	case err != nil:
 		ch <- prometheus.NewInvalidMetric(sc.desc, err)
 	case ok:
-		ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.CounterValue, float64(st.Drops), "ring_full")
-		ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.CounterValue, float64(st.Truncated), "truncated")
+		ch <- prometheus.MustNewConstMetric(sc.desc, prometheus.CounterValue, float64(st.Drops))
 	}
 }

@@ -29,7 +29,7 @@ func (s statsConn) Stats() (kernel.NHRPStats, error)          { return s.st, s.e
 
 type noStatsConn struct{ kernel.PacketConn }
 
-// TestSocketDropsVisible: the NHRP socket's drops (ring full, truncated)
+// TestSocketDropsVisible: the NHRP socket's drops (receive buffer full)
 // are in show counters and in dmvpnd_nhrp_socket_dropped_total while a
 // socket runs, and absent when none does or it cannot be read.
 func TestSocketDropsVisible(t *testing.T) {
@@ -44,15 +44,14 @@ func TestSocketDropsVisible(t *testing.T) {
 		t.Errorf("%d metrics without a socket", n)
 	}
 
-	c.setSocket(statsConn{st: kernel.NHRPStats{Packets: 100, Drops: 3, Truncated: 2}})
+	c.setSocket(statsConn{st: kernel.NHRPStats{Packets: 100, Drops: 3}})
 	c.socketCounters(out)
-	if out["nhrp_socket_ring_full_dropped"] != 3 || out["nhrp_socket_truncated_dropped"] != 2 {
-		t.Errorf("counters: %v, want ring_full 3 and truncated 2", out)
+	if len(out) != 1 || out["nhrp_socket_buffer_full_dropped"] != 3 {
+		t.Errorf("counters: %v, want nhrp_socket_buffer_full_dropped 3", out)
 	}
-	want := `# HELP dmvpnd_nhrp_socket_dropped_total NHRP packets dropped on the tunnel's packet socket, by reason (ring_full: the kernel found no free frame in the receive ring; truncated: longer than a ring frame).
+	want := `# HELP dmvpnd_nhrp_socket_dropped_total NHRP packets the kernel dropped on the tunnel's packet socket because its receive buffer was full.
 # TYPE dmvpnd_nhrp_socket_dropped_total counter
-dmvpnd_nhrp_socket_dropped_total{reason="ring_full"} 3
-dmvpnd_nhrp_socket_dropped_total{reason="truncated"} 2
+dmvpnd_nhrp_socket_dropped_total 3
 `
 	if err := testutil.CollectAndCompare(col, strings.NewReader(want)); err != nil {
 		t.Error(err)

@@ -36,7 +36,7 @@ func NewSystem(cfg *config.Config, log *zap.Logger, m *metrics.Metrics, version 
 		Misses:    k,
 		Lookup:    k,
 		Listen: func(ifindex int) (kernel.PacketConn, error) {
-			return kernel.ListenNHRP(kernel.ListenNHRPConfig{Ifindex: ifindex, RcvBuf: nhrpRing(cfg.NHRP.Role)})
+			return kernel.ListenNHRP(kernel.ListenNHRPConfig{Ifindex: ifindex})
 		},
 		DeviceAddr: k.DeviceIPv4,
 		SizeNeighborTable: func(peers int) error {
@@ -156,19 +156,4 @@ func natInnerPrefixes() []netip.Prefix {
 		netip.MustParsePrefix("192.168.0.0/16"),
 		netip.MustParsePrefix("100.64.0.0/10"),
 	}
-}
-
-// spokeNHRPRing is a spoke's NHRP receive ring (512 frames): a spoke hears
-// from its NHSs and the spokes resolving it, not from the whole cloud at
-// once. The ring counts in the process's RSS from the start.
-const spokeNHRPRing = 1 << 20
-
-// nhrpRing is the NHRP receive ring's size for role: a hub's is
-// kernel.DefaultNHRPRcvBuf (every spoke registering at once after it
-// restarts).
-func nhrpRing(role config.Role) int {
-	if role == config.RoleSpoke {
-		return spokeNHRPRing
-	}
-	return kernel.DefaultNHRPRcvBuf
 }

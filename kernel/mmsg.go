@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -17,18 +18,21 @@ type mmsghdr struct {
 	len uint32
 }
 
-// mmsgVec is the sendmmsg state of a batch on an AF_PACKET socket of the
-// tunnel (NHRPConn, MulticastConn): one link-layer address
+// mmsgVec is the recvmmsg/sendmmsg state of a batch on an AF_PACKET
+// socket of the tunnel (NHRPConn, MulticastConn): one link-layer address
 // (the peer's 4-byte NBMA address) and one iovec per message, grown once
 // to the largest batch so that steady state allocates nothing.
 type mmsgVec struct {
 	addrs []unix.RawSockaddrLinklayer
 	iovs  []unix.Iovec
 	msgs  []mmsghdr
+	// ctl are the receive vector's control buffers (growControl): room
+	// for the kernel's receive timestamp of each message.
+	ctl [][]byte
 
 	n, off, done int // messages, progress
 	err          error
-	fn           func(fd uintptr) bool // send bound once
+	fn           func(fd uintptr) bool // recv or send bound once
 }
 
 func (v *mmsgVec) grow(n int) {
@@ -47,8 +51,50 @@ func (v *mmsgVec) grow(n int) {
 	}
 }
 
+// timestampSpace is the control buffer of one received message: one
+// SCM_TIMESTAMPNS (a struct timespec).
+var timestampSpace = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
+
+// growControl gives each of the first n messages a control buffer for its
+// receive timestamp (a receive vector only).
+func (v *mmsgVec) growControl(n int) {
+	if n <= len(v.ctl) {
+		return
+	}
+	buf := make([]byte, n*timestampSpace)
+	v.ctl = make([][]byte, n)
+	for i := range v.ctl {
+		v.ctl[i] = buf[i*timestampSpace : (i+1)*timestampSpace : (i+1)*timestampSpace]
+	}
+}
+
+// received returns the receive time the kernel attached to message i
+// (SO_TIMESTAMPNS), zero when it attached none.
+func (v *mmsgVec) received(i int) time.Time {
+	n := int(v.msgs[i].hdr.Controllen)
+	if i >= len(v.ctl) || n < unix.SizeofCmsghdr {
+		return time.Time{}
+	}
+	b := v.ctl[i][:min(n, len(v.ctl[i]))]
+	for len(b) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(b) {
+			return time.Time{}
+		}
+		data := b[unix.CmsgLen(0):l]
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
+			return time.Unix(ts.Unix())
+		}
+		b = b[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(b)):]
+	}
+	return time.Time{}
+}
+
 // setSend prepares message i to send b to nbma (IPv4) as protocol proto
-// on the tunnel ifindex (the name length is grow's).
+// on the tunnel ifindex. The name length set by grow holds: only recv
+// changes it, on a vector that only receives.
 func (v *mmsgVec) setSend(i int, b []byte, nbma netip.Addr, proto uint16, ifindex int32) {
 	v.addrs[i] = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: ifindex, Halen: 4}
 	a := nbma.As4()
@@ -75,10 +121,37 @@ func (v *mmsgVec) release() {
 // htons converts a protocol number to network byte order.
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// send calls sendmmsg with MSG_DONTWAIT as a raw system call: it never
-// blocks (a full buffer is EAGAIN, and the poller waits), so the
-// runtime's system call bookkeeping is not needed, and it is what woke the
-// sleeping sysmon thread on the first call after every idle spell.
+// recv and send call recvmmsg and sendmmsg with MSG_DONTWAIT as raw
+// system calls: they never block (a full queue is EAGAIN, and the poller
+// waits), so the runtime's system call bookkeeping is not needed, and it
+// is what woke the sleeping sysmon thread on the first call after every
+// idle spell: one thread wake-up more per packet when spokes refresh one
+// at a time.
+
+// recv is the RawConn.Read callback: one recvmmsg without waiting; false
+// (wait for data) when nothing is queued. Every read starts with the
+// system call, even after a short batch: RawConn.Read clears the poller's
+// readiness before calling it, and the runtime may have taken the edge of
+// a packet queued since the last recvmmsg (any netpoll while the batch
+// was handled, a netlink round trip for one), so waiting first would
+// leave that packet queued until the next one arrives.
+func (v *mmsgVec) recv(fd uintptr) bool {
+	for {
+		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&v.msgs[0])), uintptr(v.n),
+			unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+			continue
+		case 0:
+			v.done = int(r)
+		default:
+			v.err = errno
+		}
+		return true
+	}
+}
 
 // send is the RawConn.Write callback: sendmmsg in chunks of maxBatch,
 // skipping a refused message; false (wait for room) on EAGAIN. done counts

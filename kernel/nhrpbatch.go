@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Datagram is one NHRP packet and the NBMA address it came from or goes to.
@@ -32,40 +34,56 @@ type BatchPacketConn interface {
 
 var _ BatchPacketConn = (*NHRPConn)(nil)
 
-// ReadBatch implements BatchPacketConn from the receive ring: it waits
-// until a frame is ready, then copies every ready frame, up to len(ds),
-// and hands the frames back to the kernel. Packets the ring truncated or
-// that do not come from an NBMA address are skipped (and the wait goes
-// on if nothing else was there).
+// ReadBatch implements BatchPacketConn with recvmmsg.
 func (c *NHRPConn) ReadBatch(ds []Datagram) (int, error) {
 	if len(ds) == 0 {
 		return 0, nil
 	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	v := &c.rv
+	if v.fn == nil {
+		v.fn = v.recv
+	}
+	v.grow(len(ds))
+	v.growControl(len(ds))
 	for i := range ds {
 		if cap(ds[i].B) == 0 {
 			return 0, opErr("read NHRP packets", fmt.Sprintf("ifindex %d", c.ifindex), errors.New("empty buffer"))
 		}
+		b := ds[i].B[:cap(ds[i].B)]
+		v.iovs[i].Base = &b[0]
+		v.iovs[i].SetLen(len(b))
+		v.msgs[i].hdr.Namelen = unix.SizeofSockaddrLinklayer
+		v.msgs[i].hdr.Flags = 0
+		v.msgs[i].hdr.Control = &v.ctl[i][0]
+		v.msgs[i].hdr.SetControllen(len(v.ctl[i]))
+		v.msgs[i].len = 0
 	}
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	if c.ring == nil {
-		return 0, opErr("read NHRP packets", fmt.Sprintf("ifindex %d", c.ifindex), errRingClosed)
+	v.n, v.done, v.err = len(ds), 0, nil
+	err := c.rc.Read(v.fn)
+	v.release()
+	if err == nil {
+		err = v.err
 	}
-	c.rds, c.rn = ds, 0
-	err := c.rc.Read(c.readFn)
-	n := c.rn
-	c.rds = nil
 	if err != nil {
 		return 0, fmt.Errorf("kernel: read NHRP packets: %w", err)
 	}
+	n := 0
+	for i := range v.done {
+		a := &v.addrs[i]
+		if a.Halen != 4 {
+			continue // not from an NBMA address: cannot be answered
+		}
+		if n != i { // swap, so that every buffer stays in ds exactly once
+			ds[n].B, ds[i].B = ds[i].B, ds[n].B
+		}
+		ds[n].B = ds[n].B[:min(int(v.msgs[i].len), cap(ds[n].B))]
+		ds[n].NBMA = netip.AddrFrom4([4]byte(a.Addr[:4]))
+		ds[n].Received = v.received(i)
+		n++
+	}
 	return n, nil
-}
-
-// readRing is ReadBatch's RawConn.Read callback (bound once, so that a
-// read allocates nothing): false (wait) while no frame is ready.
-func (c *NHRPConn) readRing(uintptr) bool {
-	c.rn = c.ring.take(c.rds)
-	return c.rn > 0
 }
 
 // WriteBatch implements BatchPacketConn with sendmmsg.

@@ -4,21 +4,21 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 // EtherTypeNHRP is the protocol number NHRP uses over GRE (RFC 2332 §3,
 // "NHRP over GRE").
 const EtherTypeNHRP = 0x2001
 
-// DefaultNHRPRcvBuf is the size of the NHRP socket's receive ring (4096
-// frames): room for thousands of registrations arriving at once after a
-// hub reboot.
+// DefaultNHRPRcvBuf is the NHRP socket's receive buffer: room for thousands
+// of registrations arriving at once after a hub reboot.
 const DefaultNHRPRcvBuf = 8 << 20
 
 // NHRPConn is the NHRP packet socket: AF_PACKET, SOCK_DGRAM, protocol 0x2001,
@@ -30,18 +30,10 @@ type NHRPConn struct {
 	rc      syscall.RawConn
 	ifindex int
 
-	// rmu is held by a read for as long as it waits: nothing else that
-	// may run meanwhile takes it (Close does, after the close woke the
-	// read).
-	rmu       sync.Mutex
-	ring      *rxRing // nil once closed
-	ringBytes int
-	truncated atomic.Uint64 // packets longer than a frame
-	rds       []Datagram    // the read in progress (readRing)
-	rn        int
-	readFn    func(uintptr) bool
-	wmu       sync.Mutex // WriteBatch
-	wv        mmsgVec
+	rmu sync.Mutex // ReadBatch
+	rv  mmsgVec
+	wmu sync.Mutex // WriteBatch
+	wv  mmsgVec
 
 	mu    sync.Mutex
 	stats NHRPStats // accumulated: the kernel resets its counters on read
@@ -50,11 +42,8 @@ type NHRPConn struct {
 // NHRPStats are the socket's kernel counters since it was opened.
 type NHRPStats struct {
 	// Packets is every packet that reached the socket, Drops those of them
-	// the kernel dropped because the receive ring was full.
+	// the kernel dropped because the receive buffer was full.
 	Packets, Drops uint64
-	// Truncated are packets longer than a ring frame, dropped by the
-	// reader.
-	Truncated uint64
 }
 
 var _ PacketConn = (*NHRPConn)(nil)
@@ -65,41 +54,55 @@ type ListenNHRPConfig struct {
 	NetNS int
 	// Ifindex of the tunnel.
 	Ifindex int
-	// RcvBuf is the receive ring's size in bytes (whole blocks of 32
-	// frames of 2 KiB; at least one); 0 means DefaultNHRPRcvBuf. The ring
-	// is mapped into the process: it counts in its RSS from the start.
+	// RcvBuf is SO_RCVBUF in bytes; 0 means DefaultNHRPRcvBuf. As root it is
+	// set with SO_RCVBUFFORCE, beyond net.core.rmem_max.
 	RcvBuf int
 }
 
 // ListenNHRP opens the NHRP socket on the tunnel.
 func ListenNHRP(cfg ListenNHRPConfig) (*NHRPConn, error) {
-	c, rc, err := listenTunnel("NHRP socket", cfg.NetNS, cfg.Ifindex, EtherTypeNHRP, rcvBuf, 0)
+	c, rc, err := listenTunnel("NHRP socket", cfg.NetNS, cfg.Ifindex, EtherTypeNHRP, rcvBuf, cmp.Or(cfg.RcvBuf, DefaultNHRPRcvBuf))
 	if err != nil {
 		return nil, err
 	}
-	var ring *rxRing
+	// Each packet's receive time (Datagram.Received): how long it waited
+	// in the socket, which tells a retransmission that crossed its answer.
 	var serr error
-	if err := rc.Control(func(fd uintptr) { ring, serr = setupRing(int(fd), cmp.Or(cfg.RcvBuf, DefaultNHRPRcvBuf)) }); err != nil || serr != nil {
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }); err != nil || serr != nil {
 		_ = c.Close()
-		return nil, opErr("set up the NHRP socket's receive ring", fmt.Sprintf("ifindex %d", cfg.Ifindex), errors.Join(err, serr))
+		return nil, opErr("set NHRP socket SO_TIMESTAMPNS", fmt.Sprintf("ifindex %d", cfg.Ifindex), errors.Join(err, serr))
 	}
-	conn := &NHRPConn{c: c, rc: rc, ifindex: cfg.Ifindex, ring: ring, ringBytes: ring.frames * ringFrameSize}
-	ring.truncated = &conn.truncated
-	conn.readFn = conn.readRing
-	return conn, nil
+	return &NHRPConn{c: c, rc: rc, ifindex: cfg.Ifindex}, nil
 }
 
-// RcvBuf returns the size of the socket's receive ring in bytes.
-func (c *NHRPConn) RcvBuf() (int, error) { return c.ringBytes, nil }
-
-// ReadFrom reads one NHRP packet and returns the sender's NBMA address
-// (ReadBatch of one).
-func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
-	ds := [1]Datagram{{B: b}}
-	if _, err := c.ReadBatch(ds[:]); err != nil {
-		return 0, netip.Addr{}, err
+// RcvBuf returns the socket's effective receive buffer (the kernel doubles
+// the requested value for bookkeeping).
+func (c *NHRPConn) RcvBuf() (int, error) {
+	rc, err := c.c.SyscallConn()
+	if err != nil {
+		return 0, err
 	}
-	return len(ds[0].B), ds[0].NBMA, nil
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		v, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil {
+		return 0, err
+	}
+	return v, gerr
+}
+
+// ReadFrom reads one NHRP packet and returns the sender's NBMA address.
+func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
+	n, addr, err := c.c.ReadFrom(b)
+	if err != nil {
+		return n, netip.Addr{}, fmt.Errorf("kernel: read NHRP packet: %w", err)
+	}
+	nbma, err := nbmaFromLinkAddr(addr)
+	if err != nil {
+		return n, netip.Addr{}, fmt.Errorf("kernel: read NHRP packet: %w", err)
+	}
+	return n, nbma, nil
 }
 
 // WriteTo sends one NHRP packet to an NBMA address through the tunnel.
@@ -128,17 +131,19 @@ func (c *NHRPConn) Stats() (NHRPStats, error) {
 	}
 	c.stats.Packets += uint64(st.Packets)
 	c.stats.Drops += uint64(st.Drops)
-	c.stats.Truncated = c.truncated.Load()
 	return c.stats, nil
 }
 
-// Close closes the socket (a blocked read returns an error), then unmaps
-// the ring once no read uses it.
-func (c *NHRPConn) Close() error {
-	err := c.c.Close()
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	err = errors.Join(err, c.ring.close())
-	c.ring = nil
-	return err
+// Close closes the socket; a blocked ReadFrom returns an error.
+func (c *NHRPConn) Close() error { return c.c.Close() }
+
+func nbmaFromLinkAddr(a net.Addr) (netip.Addr, error) {
+	pa, ok := a.(*packet.Addr)
+	if !ok || pa == nil {
+		return netip.Addr{}, fmt.Errorf("unexpected source address %v", a)
+	}
+	if len(pa.HardwareAddr) != 4 {
+		return netip.Addr{}, fmt.Errorf("source link-layer address %x is not a 4-byte NBMA address", []byte(pa.HardwareAddr))
+	}
+	return netip.AddrFrom4([4]byte(pa.HardwareAddr)), nil
 }

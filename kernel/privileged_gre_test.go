@@ -110,7 +110,7 @@ func TestPrivNHRPSocket(t *testing.T) {
 	open := func(g *greNode) *NHRPConn {
 		c := g.listenNHRP(t, 4<<20)
 		if rb, err := c.RcvBuf(); err != nil || rb < 4<<20 {
-			t.Errorf("receive ring of %d bytes (%v), want >= %d", rb, err, 4<<20)
+			t.Errorf("SO_RCVBUF = %d (%v), want >= %d", rb, err, 4<<20)
 		}
 		return c
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // TestPrivNHRPBatch sends numbered packets from two spokes with sendmmsg
-// and reads them at the hub with one ReadBatch: every packet arrives exactly
+// and reads them at the hub with recvmmsg: every packet arrives exactly
 // once with its sender's NBMA address, and one call takes everything
 // already queued. The hub answers all in one WriteBatch. Order is not
 // checked: veth hands packets to the per-CPU backlog of the CPU that sent
@@ -95,5 +95,5 @@ func TestPrivNHRPBatch(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%s", fmt.Sprintf("%d packets in one ReadBatch; %d replies in one WriteBatch", n, n))
+	t.Logf("%s", fmt.Sprintf("%d packets in one recvmmsg; %d replies in one WriteBatch", n, n))
 }

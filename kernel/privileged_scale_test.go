@@ -44,7 +44,7 @@ func TestPrivNHRPBurstAfterReboot(t *testing.T) {
 		t.Fatal(err)
 	}
 	rb, _ := big.RcvBuf()
-	t.Logf("%d packets in %s; default socket (ring of %d bytes): %+v; 64 KiB socket: %+v", total, elapsed, rb, bigStats, smallStats)
+	t.Logf("%d packets in %s; default socket (SO_RCVBUF %d): %+v; 64 KiB socket: %+v", total, elapsed, rb, bigStats, smallStats)
 	if bigStats.Packets != total || bigStats.Drops != 0 {
 		t.Errorf("default buffer: %+v, want %d packets and no drops", bigStats, total)
 	}

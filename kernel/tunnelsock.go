@@ -33,7 +33,7 @@ func (b sockBuf) set(fd, size int) error {
 
 // listenTunnel opens an AF_PACKET datagram socket for etherType (0: none
 // received) on the tunnel ifindex in the namespace netNS (0: current) and
-// sets its buffer buf to size (0: leaves it). what names the socket in errors ("NHRP
+// sets its buffer buf to size. what names the socket in errors ("NHRP
 // socket").
 func listenTunnel(what string, netNS, ifindex int, etherType uint16, buf sockBuf, size int) (*packet.Conn, syscall.RawConn, error) {
 	obj := fmt.Sprintf("ifindex %d", ifindex)
@@ -53,9 +53,6 @@ func listenTunnel(what string, netNS, ifindex int, etherType uint16, buf sockBuf
 	if err != nil {
 		_ = c.Close()
 		return nil, nil, opErr("open "+what, obj, err)
-	}
-	if size <= 0 {
-		return c, rc, nil
 	}
 	var serr error
 	if err := rc.Control(func(fd uintptr) { serr = buf.set(int(fd), size) }); err != nil || serr != nil {
