@@ -107,26 +107,16 @@ func (c *NHRPConn) WriteBatch(ds []Datagram) (int, error) {
 	if n == 0 {
 		return 0, c.sendErr(bad)
 	}
-	done, err := c.sendLocked(n)
-	if err == nil {
-		err = bad
-	}
-	return done, c.sendErr(err)
-}
-
-// sendLocked sends the first n messages prepared in c.wv (setSend) with
-// sendmmsg: WriteBatch's path and WriteTo's (one message), so that a
-// single packet and a batch leave through the same code. It returns how
-// many the kernel took and the first refusal. Called with c.wmu held.
-func (c *NHRPConn) sendLocked(n int) (int, error) {
-	v := &c.wv
 	v.startSend(n)
 	err := c.rc.Write(v.fn)
 	v.release()
 	if err == nil {
 		err = v.err
 	}
-	return v.done, err
+	if err == nil {
+		err = bad
+	}
+	return v.done, c.sendErr(err)
 }
 
 // sendErr is WriteBatch's error for err (nil for nil: the error's text

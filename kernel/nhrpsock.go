@@ -105,17 +105,13 @@ func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
 	return n, nbma, nil
 }
 
-// WriteTo sends one NHRP packet to an NBMA address through the tunnel.
+// WriteTo sends one NHRP packet to an NBMA address through the tunnel: a
+// WriteBatch of one, so that single packets and batches leave through the
+// same sendmmsg code.
 func (c *NHRPConn) WriteTo(b []byte, nbma netip.Addr) (int, error) {
-	if !nbma.Is4() || len(b) == 0 {
-		return 0, opErr("send NHRP packet", "to "+nbma.String(), errors.New("NBMA address must be IPv4 and the packet not empty"))
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wv.grow(1)
-	c.wv.setSend(0, b, nbma, EtherTypeNHRP, int32(c.ifindex))
-	if _, err := c.sendLocked(1); err != nil {
-		return 0, opErr("send NHRP packet", fmt.Sprintf("ifindex %d", c.ifindex), err)
+	ds := [1]Datagram{{B: b, NBMA: nbma}}
+	if _, err := c.WriteBatch(ds[:]); err != nil {
+		return 0, err
 	}
 	return len(b), nil
 }
