@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -205,7 +206,21 @@ func benchHub(b *testing.B, n int) *node {
 // waits until it is ready.
 func readyBigHub(b testing.TB, n int) *node {
 	b.Helper()
-	hub := start(b, kerneltest.NewNetwork(), "hub", bigHubYAML(n), nil)
+	return readyHub(b, kerneltest.NewNetwork(), bigHubYAML(n))
+}
+
+// refreshHubYAML is bigHubYAML(n) with a per-source rate no benchmark
+// reaches: a refresh benchmark re-registers each spoke far more often
+// than the default 10/s admits.
+func refreshHubYAML(n int) string {
+	return strings.Replace(bigHubYAML(n), "limits: {", "limits: {per_source_rate: 1000000, ", 1)
+}
+
+// readyHub starts a hub with yaml on netw outside a synctest bubble and
+// waits until it is ready.
+func readyHub(b testing.TB, netw *kerneltest.Network, yaml string) *node {
+	b.Helper()
+	hub := start(b, netw, "hub", yaml, nil)
 	select {
 	case <-hub.ctl.ready:
 	case <-time.After(10 * time.Second):
