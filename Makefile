@@ -61,7 +61,9 @@ test-rollout: deps build ## only issue 16's fleet rollout in the lab (TestAnsibl
 test-lab: deps build ## lab scenarios in the VM (or natively on a full kernel); logs under .cache/lab/runs
 	@mkdir -p $(CACHE)
 	DMVPND_LAB_TESTS=1 $(GO) test -p 1 -count=1 -timeout $(LABTIMEOUT) -v ./e2e/... 2>&1 | tee $(CACHE)/lab-last.log | \
-	  grep -E '^\s*(--- |PASS|FAIL|ok |panic)|timing:|_test.go:[0-9]+: ' ; exit $${PIPESTATUS[0]}
+	  grep -E '^\s*(--- |PASS|FAIL|ok |panic)|timing:|_test.go:[0-9]+: ' ; st=$${PIPESTATUS[0]}; \
+	  [ $$st = 0 ] || { echo "failure context: the 60 lines before each FAIL in $(CACHE)/lab-last.log (a message's later lines, e.g. a guest console, are filtered above)"; \
+	    grep -B 60 -E '^\s*--- FAIL' $(CACHE)/lab-last.log | tail -n 400 | sed 's/^/| /'; }; exit $$st
 
 fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
 	@sh e2e/scripts/fuzz.sh $(FUZZTIME)
