@@ -17,6 +17,7 @@ type vmConfig struct {
 	Agent      string   // agent binary path (inside ResultsDir or on the host root)
 	Console    string   // file receiving the guest's serial console
 	Socket     string   // unix socket qemu listens on for the agent's virtio-serial port
+	Monitor    string   // unix socket qemu serves its human monitor on
 	BIOS       string   // firmware for -bios; empty: qemu's default (SeaBIOS)
 	ExtraArgs  []string // appended to the kernel command line
 	NICs       []hostNIC
@@ -55,7 +56,7 @@ func (c vmConfig) kernelCmdline() string {
 // host's network is never touched; the exception are NICs, each a
 // restricted user-mode network that only carries the host's forwards in.
 func (c vmConfig) qemuArgs() ([]string, error) {
-	for _, s := range []string{c.ResultsDir, c.Agent, c.Kernel.ModulesDir, c.Console, c.Socket} {
+	for _, s := range []string{c.ResultsDir, c.Agent, c.Kernel.ModulesDir, c.Console, c.Socket, c.Monitor} {
 		// qemu's option syntax uses ',' as a separator, the cmdline uses spaces.
 		if strings.ContainsAny(s, ", \t\n") {
 			return nil, fmt.Errorf("lab: path %q contains a comma or space", s)
@@ -87,6 +88,9 @@ func (c vmConfig) qemuArgs() ([]string, error) {
 		"-device", "virtio-serial-pci",
 		"-chardev", "socket,id=agent,path=" + c.Socket + ",server=on,wait=off",
 		"-device", "virtserialport,chardev=agent,name=" + agent.PortName,
+	}
+	if c.Monitor != "" {
+		args = append(args, "-monitor", "unix:"+c.Monitor+",server=on,wait=off")
 	}
 	if c.BIOS != "" {
 		args = append(args, "-bios", c.BIOS)

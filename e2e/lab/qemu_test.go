@@ -18,6 +18,7 @@ func TestQemuArgs(t *testing.T) {
 		Agent:      "/c/lab/runs/TestSmoke/labagent",
 		Console:    "/c/lab/runs/TestSmoke/console.log",
 		Socket:     "/tmp/lab1/agent.sock",
+		Monitor:    "/tmp/lab1/monitor.sock",
 	}
 	args, err := c.qemuArgs()
 	if err != nil {

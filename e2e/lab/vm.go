@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -73,6 +74,7 @@ func startVM(ctx context.Context, cfg vmConfig, log *zap.Logger) (*vm, error) {
 		return nil, fmt.Errorf("lab: %w", err)
 	}
 	cfg.Socket = filepath.Join(sockDir, "agent.sock")
+	cfg.Monitor = filepath.Join(sockDir, "monitor.sock")
 	args, err := cfg.qemuArgs()
 	if err != nil {
 		os.RemoveAll(sockDir)
@@ -111,7 +113,7 @@ func (v *vm) connect(ctx context.Context) error {
 			what += fmt.Sprintf(" (qemu exited: %v)", v.waitErr)
 		default:
 		}
-		return fmt.Errorf("lab: %s: %w\n%s", what, err, v.consoleTail(30))
+		return fmt.Errorf("lab: %s: %w\n%s\n%s", what, err, v.consoleTail(30), v.vcpuState())
 	}
 	var conn net.Conn
 	for {
@@ -159,6 +161,76 @@ func (v *vm) pause(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// vcpuState asks qemu's monitor for every vCPU's registers (general
+// purpose, instruction pointer, HLT flag, control registers): for a guest
+// that never answered, whether it is still in the firmware, in the
+// kernel, spinning or halted.
+func (v *vm) vcpuState() string {
+	conn, err := net.DialTimeout("unix", v.cfg.Monitor, time.Second)
+	if err != nil {
+		return fmt.Sprintf("(no qemu monitor: %v)", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// Each answer ends with the next prompt; the first prompt follows
+	// the banner.
+	buf := make([]byte, 4096)
+	var got []byte
+	for _, cmd := range []string{"", "info registers -a"} {
+		if cmd != "" {
+			if _, err := conn.Write([]byte(cmd + "\n")); err != nil {
+				return fmt.Sprintf("(qemu monitor: %v)", err)
+			}
+		}
+		got = got[:0]
+		for !bytes.HasSuffix(got, []byte("(qemu) ")) {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return fmt.Sprintf("(qemu monitor: %q: %v)", cmd, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+	}
+	var out strings.Builder
+	out.WriteString("qemu monitor, info registers -a (floating point, vector and segment registers left out):")
+	for line := range strings.SplitSeq(monitorText(got), "\n") {
+		for _, p := range []string{"CPU#", "RAX=", "EAX=", "RSI=", "ESI=", "R8 =", "R12=", "RIP=", "EIP=", "CR0="} {
+			if strings.HasPrefix(line, p) {
+				out.WriteString("\n" + line)
+				break
+			}
+		}
+	}
+	return out.String()
+}
+
+// monitorText is a monitor answer without the echoed command line, the
+// terminal's escape sequences and the closing prompt.
+func monitorText(b []byte) string {
+	var clean []byte
+	for i := 0; i < len(b); i++ {
+		if b[i] == 0x1b { // ESC [ params final
+			j := i + 1
+			if j < len(b) && b[j] == '[' {
+				j++
+				for j < len(b) && (b[j] < 0x40 || b[j] > 0x7e) {
+					j++
+				}
+			}
+			i = j
+			continue
+		}
+		if b[i] != '\r' {
+			clean = append(clean, b[i])
+		}
+	}
+	clean = bytes.TrimSuffix(clean, []byte("(qemu) "))
+	if _, rest, ok := bytes.Cut(clean, []byte("\n")); ok { // the echoed command
+		clean = rest
+	}
+	return string(bytes.TrimRight(clean, "\n"))
 }
 
 // consoleTail returns the last n lines of the guest console.

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,5 +116,41 @@ func TestConnectSlowAgent(t *testing.T) {
 	defer v.client.Close()
 	if took := time.Since(start); took < delay {
 		t.Errorf("connected after %v, before the agent's first answer could come (%v)", took, delay)
+	}
+}
+
+// TestVCPUState: what a failed boot reports of the guest's vCPUs comes
+// from a real qemu's monitor (a guest held before its first instruction,
+// -S): each vCPU's general and control registers and its instruction
+// pointer, without the terminal's escape sequences, prompts or the
+// floating point and vector registers.
+func TestVCPUState(t *testing.T) {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip(err) // make deps installs it
+	}
+	dir := t.TempDir()
+	v := &vm{cfg: vmConfig{Monitor: filepath.Join(dir, "monitor.sock")}}
+	cmd := exec.Command("qemu-system-x86_64", "-nodefaults", "-nographic", "-S", "-accel", "tcg", "-smp", "2",
+		"-monitor", "unix:"+v.cfg.Monitor+",server=on,wait=off")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(v.cfg.Monitor); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got := v.vcpuState()
+	t.Logf("%s", got)
+	for _, want := range []string{"\nCPU#0\nEAX=", "\nCPU#1\nEAX=", "\nEIP=0000fff0 ", "\nCR0="} {
+		if !strings.Contains(got, want) {
+			t.Errorf("vcpuState lacks %q", want)
+		}
+	}
+	if strings.ContainsAny(got, "\x1b\r") || strings.Contains(got, "(qemu)") || strings.Contains(got, "XMM") {
+		t.Errorf("vcpuState kept escapes or prompts: %q", got)
 	}
 }
