@@ -145,6 +145,41 @@ func blParseSamples(out string, npids int) ([]blSample, error) {
 	return ss, nil
 }
 
+// blRefreshScript samples pids, then for each of windows runs flood and
+// samples again: window i runs from sample i to sample i+1. The outputs
+// are separated by "---" lines.
+func blRefreshScript(pids []int, flood string, windows int) string {
+	sample := blSampleScript(pids)
+	return sample + strings.Repeat("; echo ---; "+flood+"; echo ---; "+sample, windows)
+}
+
+// blParseRefresh parses blRefreshScript's output: windows+1 samples and
+// the windows' flood results.
+func blParseRefresh(out string, npids, windows int) ([]blSample, []blFlood, error) {
+	parts := strings.Split(out, "---\n")
+	if len(parts) != 2*windows+1 {
+		return nil, nil, fmt.Errorf("%d parts, want %d for %d windows", len(parts), 2*windows+1, windows)
+	}
+	var ss []blSample
+	var fs []blFlood
+	for i, p := range parts {
+		if i%2 == 0 {
+			s, err := blParseSample(p, npids)
+			if err != nil {
+				return nil, nil, fmt.Errorf("sample %d: %w", i/2, err)
+			}
+			ss = append(ss, s)
+			continue
+		}
+		var f blFlood
+		if err := json.Unmarshal([]byte(strings.TrimSpace(p)), &f); err != nil {
+			return nil, nil, fmt.Errorf("window %d's flood: %w", i/2, err)
+		}
+		fs = append(fs, f)
+	}
+	return ss, fs, nil
+}
+
 // blParseSample parses blSampleScript's output.
 func blParseSample(out string, npids int) (blSample, error) {
 	var s blSample

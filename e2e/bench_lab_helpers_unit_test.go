@@ -76,6 +76,37 @@ func TestBLIdleScript(t *testing.T) {
 	}
 }
 
+// The refresh script samples a live process before the first window and
+// after each; a flood's result between two samples is that window's.
+func TestBLRefreshScript(t *testing.T) {
+	if _, err := os.Stat("/proc/self/smaps_rollup"); err != nil {
+		t.Skip("no /proc/PID/smaps_rollup here")
+	}
+	flood := `sleep 0.2; echo '{"spokes": 5, "sent": 5, "success": 4, "lost": 1}'`
+	out, err := exec.Command("sh", "-c", blRefreshScript([]int{os.Getpid()}, flood, 3)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	ss, fs, err := blParseRefresh(string(out), 1, 3)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(ss) != 4 || len(fs) != 3 {
+		t.Fatalf("%d samples and %d floods, want 4 and 3:\n%s", len(ss), len(fs), out)
+	}
+	for i, f := range fs {
+		if d := ss[i+1].at.Sub(ss[i].at); d < 200*time.Millisecond {
+			t.Errorf("window %d lasted %v, shorter than its flood", i, d)
+		}
+		if f.Success != 4 || f.Lost != 1 {
+			t.Errorf("window %d: %+v", i, f)
+		}
+	}
+	if _, _, err := blParseRefresh(string(out), 1, 2); err == nil {
+		t.Error("three windows' output parsed as two")
+	}
+}
+
 func TestBLIdleStep(t *testing.T) {
 	for window, want := range map[time.Duration]time.Duration{10 * time.Minute: 50 * time.Second, 2 * time.Minute: 10 * time.Second, 15 * time.Second: 5 * time.Second} {
 		if got := blIdleStep(window); got != want {

@@ -48,7 +48,8 @@ import (
 // DMVPND_BENCH_IDLE=10m (dmvpnd's idle window: issue 21 asks its RSS
 // flat over 10 min), DMVPND_BENCH_IDLE_FRR (FRR's, default 15 s or
 // DMVPND_BENCH_IDLE if shorter: FRR's idle figures are only compared),
-// DMVPND_BENCH_REFRESH=20s (at 50/s),
+// DMVPND_BENCH_REFRESH=5s and DMVPND_BENCH_REFRESH_WINDOWS=4 (refresh
+// windows at 50/s: their median is the refresh CPU),
 // DMVPND_BENCH_BUDGET (e.g. 50m: start no burst after that long; on a
 // loaded host, where the default run would outlast the test timeout),
 // DMVPND_BENCH_PROFILE=1 (CPU and heap profiles of dmvpnd at the largest
@@ -153,21 +154,24 @@ p3:
 type blConfig struct {
 	sizes         []int
 	reps          int
-	p3reps        int // Phase 3 repetitions (each: dmvpnd and FRR, without and with IPsec)
-	idle, refresh time.Duration
+	p3reps        int           // Phase 3 repetitions (each: dmvpnd and FRR, without and with IPsec)
+	idle, refresh time.Duration // refresh: each refresh window's length
 	idleFRR       time.Duration // FRR's idle window (idle: dmvpnd's)
 	refreshRate   float64
-	out           string
-	budget        time.Duration // 0: none
-	profile       bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
-	gomaxprocs    int           // DMVPND_BENCH_GOMAXPROCS: GOMAXPROCS of the bursts' dmvpnd (0: dmvpnd's default, one)
-	godebug       string        // DMVPND_BENCH_GODEBUG: GODEBUG of the bursts' dmvpnd
+	// refreshWindows: the refresh CPU is the median of this many windows
+	// (one window's figure moves by about 10 % from the next).
+	refreshWindows int
+	out            string
+	budget         time.Duration // 0: none
+	profile        bool          // DMVPND_BENCH_PROFILE=1: pprof of dmvpnd (bench_lab_profile_test.go)
+	gomaxprocs     int           // DMVPND_BENCH_GOMAXPROCS: GOMAXPROCS of the bursts' dmvpnd (0: dmvpnd's default, one)
+	godebug        string        // DMVPND_BENCH_GODEBUG: GODEBUG of the bursts' dmvpnd
 }
 
 func blConfigFromEnv() (blConfig, error) {
-	c := blConfig{sizes: []int{1000, 5000, 10000}, reps: 3, p3reps: 2, idle: 10 * time.Minute, refresh: 20 * time.Second, refreshRate: 50}
+	c := blConfig{sizes: []int{1000, 5000, 10000}, reps: 3, p3reps: 2, idle: 10 * time.Minute, refresh: 5 * time.Second, refreshRate: 50, refreshWindows: 4}
 	if os.Getenv("DMVPND_BENCH_QUICK") == "1" {
-		c.sizes, c.reps, c.p3reps, c.idle, c.refresh = []int{250, 1000}, 1, 1, 15*time.Second, 10*time.Second
+		c.sizes, c.reps, c.p3reps, c.idle, c.refreshWindows = []int{250, 1000}, 1, 1, 15*time.Second, 2
 	}
 	c.idleFRR = blIdleFRR
 	var err error
@@ -183,6 +187,13 @@ func blConfigFromEnv() (blConfig, error) {
 			return c, fmt.Errorf("DMVPND_BENCH_REPS=%q: want one positive integer", s)
 		}
 		c.reps = v[0]
+	}
+	if s := os.Getenv("DMVPND_BENCH_REFRESH_WINDOWS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("DMVPND_BENCH_REFRESH_WINDOWS=%q: want a positive integer", s)
+		}
+		c.refreshWindows = n
 	}
 	if s := os.Getenv("DMVPND_BENCH_P3_REPS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -339,8 +350,8 @@ func (b *blBench) setupNotes() []string {
 		"CPU per registration: utime+stime of dmvpnd, or of nhrpd + zebra, from just before the burst until the hub was quiet, per entry in the table (retransmissions the hub processed cost CPU too); RSS per spoke over the burst: VmRSS growth over the same span per entry; of the idle hub (judged): VmRSS at the end of the idle window minus VmRSS before the burst, per entry",
 		"dmvpnd: role hub, log level warn, nhrp.limits.cache_size 65536 (default 10000 would refuse the 10k burst's last entries), other settings default; FRR 8.4.4: nhrpd (ip nhrp registration no-unique, holdtime 3600) + zebra, logging at warnings, default limits",
 		"guest sysctls: net.core.netdev_max_backlog 65536, neigh gc_thresh1-3 65536",
-		fmt.Sprintf("steady state at the largest N (first repetition): idle window with nothing sent (dmvpnd %v, FRR %v), sampled every %v (dmvpnd) and %v (FRR), then re-registrations of registered spokes at %.0f/s for %v",
-			b.cfg.idle, b.cfg.idleFRR, blIdleStep(b.cfg.idle), blIdleStep(b.cfg.idleFRR), b.cfg.refreshRate, b.cfg.refresh),
+		fmt.Sprintf("steady state at the largest N (first repetition): idle window with nothing sent (dmvpnd %v, FRR %v), sampled every %v (dmvpnd) and %v (FRR), then re-registrations of registered spokes at %.0f/s in %d windows, each %v of sending and up to 1 s for the last replies; refresh CPU is the median of the windows",
+			b.cfg.idle, b.cfg.idleFRR, blIdleStep(b.cfg.idle), blIdleStep(b.cfg.idleFRR), b.cfg.refreshRate, b.cfg.refreshWindows, b.cfg.refresh),
 		fmt.Sprintf("Phase 3 (%d repetition(s), after the bursts, same boot): the hub namespace and two spokes s1, s2 (LANs 10.1.1.0/24, 10.1.2.0/24), all dmvpnd or all FRR (the interop scenarios' configurations: debug logging, FRR's hub hairpin NFLOG rule, strongSwan in trap mode for FRR, over VICI for dmvpnd), without and with IPsec; a 10/s ping from s1's LAN to s2's until s1 has the shortcut route (and with IPsec the SA to s2) plus 1 s; times from tcpdump on the hub's and s1's gre1 and s1's eth0 and `ip -ts monitor route` on s1, one guest clock", b.cfg.p3reps),
 	)
 }
@@ -656,37 +667,34 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	prof.wait(ctx, t)
 	if impl == benchreport.DMVPND {
 		b.heapProfile(ctx, "heap-idle-end")
-		prof = b.startCPUProfile(ctx, "refresh", b.cfg.refresh+2*time.Second)
+		prof = b.startCPUProfile(ctx, "refresh", time.Duration(b.cfg.refreshWindows)*(b.cfg.refresh+time.Second)+2*time.Second)
 	}
 
 	k := min(n, int(b.cfg.refreshRate*b.cfg.refresh.Seconds()))
-	// One guest command again: sample, refresh, sample (the pids are
-	// visible from gen's namespace: one pid namespace).
-	script := blSampleScript(h.pids) + "; echo ---; " + b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -tries 1 -wait 2s",
-		k, blFirstNBMA, blFirstProto, blHold, b.cfg.refreshRate)) + "; echo ---; " + blSampleScript(h.pids)
-	if res, err = b.gen.Run(ctx, script); err != nil {
+	flood := b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -tries 1 -wait 1s",
+		k, blFirstNBMA, blFirstProto, blHold, b.cfg.refreshRate))
+	// One guest command again: a sample, then per window the refresh and
+	// a sample (the pids are visible from gen's namespace: one pid
+	// namespace).
+	if res, err = b.gen.Run(ctx, blRefreshScript(h.pids, flood, b.cfg.refreshWindows)); err != nil {
 		t.Fatalf("%s refresh: %v", impl, err)
 	}
-	parts := strings.SplitN(string(res.Stdout), "---\n", 3)
-	if len(parts) != 3 {
-		t.Fatalf("%s refresh: output %q", impl, res.Stdout)
-	}
-	r0, err1 := blParseSample(parts[0], len(h.pids))
-	r1, err2 := blParseSample(parts[2], len(h.pids))
-	var f blFlood
-	err3 := json.Unmarshal(bytes.TrimSpace([]byte(parts[1])), &f)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	rs, fs, err := blParseRefresh(string(res.Stdout), len(h.pids), b.cfg.refreshWindows)
+	if err != nil {
 		t.Fatalf("%s refresh: %v", impl, err)
 	}
 	prof.wait(ctx, t)
-	s.RefreshWindow = r1.at.Sub(r0.at).Seconds()
-	s.RefreshCPU = b.cpuPct(r0, r1)
-	s.RefreshSuccess, s.RefreshLost = f.Success, f.Lost
-	if f.Success > 0 {
-		s.RefreshCPUPer = float64(r1.ticks-r0.ticks) * 1000 / float64(b.clockTicks()) / float64(f.Success)
+	ws := make([]benchreport.RefreshWindow, len(fs))
+	for i, f := range fs {
+		ws[i] = benchreport.RefreshWindow{Seconds: rs[i+1].at.Sub(rs[i].at).Seconds(), CPU: b.cpuPct(rs[i], rs[i+1]), Success: f.Success, Lost: f.Lost}
+		if f.Success > 0 {
+			ws[i].CPUPer = float64(rs[i+1].ticks-rs[i].ticks) * 1000 / float64(b.clockTicks()) / float64(f.Success)
+		}
+		t.Logf("refresh %s window %d: %.2f %% of a vCPU over %.1f s, %.3f ms per refresh (%d acked, %d lost)", impl, i+1, ws[i].CPU, ws[i].Seconds, ws[i].CPUPer, f.Success, f.Lost)
 	}
-	t.Logf("steady %s N=%d: idle %.2f%% of a vCPU over %.0f s (RSS %d -> %d KB: anon %d -> %d KB, file %d -> %d KB); refresh %.2f%% at %.0f/s (%d acked, %d lost)",
-		impl, n, s.IdleCPU, s.IdleWindow, s.RSSStart>>10, s.RSSEnd>>10, s0.anon>>10, s1.anon>>10, s0.file>>10, s1.file>>10, s.RefreshCPU, s.RefreshRate, f.Success, f.Lost)
+	s.SetRefreshWindows(ws)
+	t.Logf("steady %s N=%d: idle %.2f%% of a vCPU over %.0f s (RSS %d -> %d KB: anon %d -> %d KB, file %d -> %d KB); refresh %.2f%% at %.0f/s (median of %d windows; %d acked, %d lost)",
+		impl, n, s.IdleCPU, s.IdleWindow, s.RSSStart>>10, s.RSSEnd>>10, s0.anon>>10, s1.anon>>10, s0.file>>10, s1.file>>10, s.RefreshCPU, s.RefreshRate, len(ws), s.RefreshSuccess, s.RefreshLost)
 	return s
 }
 

@@ -84,13 +84,54 @@ type Steady struct {
 	// its start and the last at its end.
 	IdleSamples []IdleSample `json:"idle_samples,omitempty"`
 	// Refresh: re-registrations of registered spokes at RefreshRate per
-	// second for RefreshWindow seconds.
-	RefreshRate    float64 `json:"refresh_rate"`
-	RefreshWindow  float64 `json:"refresh_window_s"`
-	RefreshCPU     float64 `json:"refresh_cpu_pct"`
-	RefreshCPUPer  float64 `json:"refresh_cpu_per_registration_ms"`
-	RefreshSuccess int     `json:"refresh_success"`
-	RefreshLost    int     `json:"refresh_lost"`
+	// second in RefreshWindows; RefreshWindow, RefreshCPU and
+	// RefreshCPUPer are the windows' medians, RefreshSuccess and
+	// RefreshLost their sums (SetRefreshWindows).
+	RefreshRate    float64         `json:"refresh_rate"`
+	RefreshWindow  float64         `json:"refresh_window_s"`
+	RefreshCPU     float64         `json:"refresh_cpu_pct"`
+	RefreshCPUPer  float64         `json:"refresh_cpu_per_registration_ms"`
+	RefreshSuccess int             `json:"refresh_success"`
+	RefreshLost    int             `json:"refresh_lost"`
+	RefreshWindows []RefreshWindow `json:"refresh_windows,omitempty"`
+}
+
+// RefreshWindow is one window of steady refreshes: its length, the
+// daemons' CPU over it (percent of one vCPU) and per acknowledged
+// refresh (ms), the refreshes acknowledged and lost.
+type RefreshWindow struct {
+	Seconds float64 `json:"s"`
+	CPU     float64 `json:"cpu_pct"`
+	CPUPer  float64 `json:"cpu_per_registration_ms"`
+	Success int     `json:"success"`
+	Lost    int     `json:"lost"`
+}
+
+// SetRefreshWindows records ws and sets the refresh figures from them:
+// one window's CPU moves by about 10 % from the next under TCG, so the
+// judged figure is the median of several.
+func (s *Steady) SetRefreshWindows(ws []RefreshWindow) {
+	s.RefreshWindows = ws
+	s.RefreshWindow = median(ws, func(w RefreshWindow) float64 { return w.Seconds })
+	s.RefreshCPU = median(ws, func(w RefreshWindow) float64 { return w.CPU })
+	s.RefreshCPUPer = median(ws, func(w RefreshWindow) float64 { return w.CPUPer })
+	s.RefreshSuccess, s.RefreshLost = 0, 0
+	for _, w := range ws {
+		s.RefreshSuccess += w.Success
+		s.RefreshLost += w.Lost
+	}
+}
+
+// refreshRange is the lowest and highest window CPU, "" without windows.
+func (s *Steady) refreshRange() string {
+	if len(s.RefreshWindows) == 0 {
+		return ""
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, w := range s.RefreshWindows {
+		lo, hi = min(lo, w.CPU), max(hi, w.CPU)
+	}
+	return fmt.Sprintf("%.2f-%.2f %%", lo, hi)
 }
 
 // IdleSample is the daemons' memory at one instant of the idle window.
@@ -148,13 +189,13 @@ func (r *Results) bursts(impl string, n int) []Burst {
 // median of the values f picks, NaN when there are none. A burst that
 // never reached N counts as +Inf for TimeToN, so a median is finite only
 // when most repetitions got there.
-func median(bs []Burst, f func(Burst) float64) float64 {
-	if len(bs) == 0 {
+func median[T any](xs []T, f func(T) float64) float64 {
+	if len(xs) == 0 {
 		return math.NaN()
 	}
-	v := make([]float64, len(bs))
-	for i, b := range bs {
-		v[i] = f(b)
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
 	}
 	slices.Sort(v)
 	if len(v)%2 == 1 {
@@ -261,11 +302,20 @@ func (r *Results) Markdown() string {
 	}
 	r.accountTable(&w)
 	if len(r.Steady) > 0 {
-		w.WriteString("\n## Steady state\n\n| impl | N | quiet after | idle CPU (% of a vCPU) | window | RSS start -> end | refresh CPU (% of a vCPU) | rate | CPU per refresh | refreshes acked / lost |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		w.WriteString("\n## Steady state\n\n")
+		if slices.ContainsFunc(r.Steady, func(s Steady) bool { return len(s.RefreshWindows) > 0 }) {
+			w.WriteString("Refresh CPU: the median of the windows (the lowest and highest in brackets).\n\n")
+		}
+		w.WriteString("| impl | N | quiet after | idle CPU (% of a vCPU) | window | RSS start -> end | refresh CPU (% of a vCPU) | rate | CPU per refresh | refreshes acked / lost |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.Steady {
-			fmt.Fprintf(&w, "| %s | %d | %.0f s | %.2f %% | %.0f s | %.1f -> %.1f MB | %.2f %% | %.0f/s for %.0f s | %.3f ms | %d / %d |\n",
+			cpu, windows := fmt.Sprintf("%.2f %%", s.RefreshCPU), fmt.Sprintf("for %.0f s", s.RefreshWindow)
+			if rg := s.refreshRange(); rg != "" {
+				cpu += " (" + rg + ")"
+				windows = fmt.Sprintf("in %d windows of %.0f s", len(s.RefreshWindows), s.RefreshWindow)
+			}
+			fmt.Fprintf(&w, "| %s | %d | %.0f s | %.2f %% | %.0f s | %.1f -> %.1f MB | %s | %.0f/s %s | %.3f ms | %d / %d |\n",
 				s.Impl, s.N, s.QuietWait, s.IdleCPU, s.IdleWindow, float64(s.RSSStart)/(1<<20), float64(s.RSSEnd)/(1<<20),
-				s.RefreshCPU, s.RefreshRate, s.RefreshWindow, s.RefreshCPUPer, s.RefreshSuccess, s.RefreshLost)
+				cpu, s.RefreshRate, windows, s.RefreshCPUPer, s.RefreshSuccess, s.RefreshLost)
 		}
 		if d, f := r.steady(DMVPND), r.steady(FRR); d != nil && f != nil {
 			fmt.Fprintf(&w, "\nRatios dmvpnd / FRR: idle CPU %s, refresh CPU %s.\n", ratio(d.IdleCPU, f.IdleCPU), ratio(d.RefreshCPU, f.RefreshCPU))

@@ -14,7 +14,7 @@ import (
 // sample is two sizes, two repetitions: FRR's second 2k burst never
 // reached N, the floor has no 2k burst.
 func sample() *Results {
-	return &Results{
+	r := &Results{
 		Date: "2026-12-02", Commit: "abc1234", Guest: "6.1, 2 vCPUs, tcg", Load: "0.10 0.20 0.30",
 		Sizes: []int{1000, 2000}, Reps: 2, Setup: []string{"holding time 3600 s"},
 		Bursts: []Burst{
@@ -45,6 +45,55 @@ func sample() *Results {
 			{Impl: FRR, IPsec: true, Rep: 1, HairpinToIndication: ptr(30), FirstToRoute: ptr(1500), FirstToESP: ptr(1400)},
 		},
 		Seconds: 321,
+	}
+	// dmvpnd's refresh in windows, FRR's in one (a result from before
+	// the windows).
+	r.Steady[0].SetRefreshWindows([]RefreshWindow{{Seconds: 20, CPU: 6.5, CPUPer: 1.3, Success: 333}, {Seconds: 20, CPU: 5.5, CPUPer: 1.1, Success: 333}, {Seconds: 20, CPU: 6, CPUPer: 1.2, Success: 334}})
+	return r
+}
+
+// TestRefreshTargetBasis: with windows on both sides the refresh target
+// says what its figures are medians of; else (a side from before the
+// windows) the single figures.
+func TestRefreshTargetBasis(t *testing.T) {
+	basis := func(r *Results) string {
+		for _, tg := range r.Judge() {
+			if strings.HasPrefix(tg.Name, "refresh CPU") {
+				return tg.Basis
+			}
+		}
+		t.Fatal("no refresh target")
+		return ""
+	}
+	r := sample()
+	if got, want := basis(r), "refresh at 50/s: dmvpnd 6.00 %, FRR 2.00 % of a vCPU"; got != want {
+		t.Errorf("FRR without windows: %q, want %q", got, want)
+	}
+	r.Steady[0].SetRefreshWindows([]RefreshWindow{{Seconds: 6, CPU: 6.5}, {Seconds: 6, CPU: 5.5}, {Seconds: 6, CPU: 6}})
+	r.Steady[1].SetRefreshWindows([]RefreshWindow{{Seconds: 6, CPU: 2.5}, {Seconds: 6, CPU: 1.5}})
+	if got, want := basis(r), "refresh at 50/s, medians of 3 and 2 windows of 6 s: dmvpnd 6.00 % (5.50-6.50 %), FRR 2.00 % (1.50-2.50 %) of a vCPU"; got != want {
+		t.Errorf("with windows: %q, want %q", got, want)
+	}
+}
+
+// TestSetRefreshWindows: the judged refresh figures are the windows'
+// medians (an even count: the mean of the middle two), the counts their
+// sums, and the range in the report their extremes.
+func TestSetRefreshWindows(t *testing.T) {
+	var s Steady
+	s.SetRefreshWindows([]RefreshWindow{
+		{Seconds: 6.1, CPU: 9.0, CPUPer: 1.9, Success: 250},
+		{Seconds: 6.0, CPU: 7.4, CPUPer: 1.5, Success: 249, Lost: 1},
+		{Seconds: 6.2, CPU: 8.2, CPUPer: 1.6, Success: 250},
+		{Seconds: 6.0, CPU: 8.0, CPUPer: 1.7, Success: 250},
+	})
+	got := []float64{s.RefreshWindow, s.RefreshCPU, s.RefreshCPUPer, float64(s.RefreshSuccess), float64(s.RefreshLost)}
+	want := []float64{6.05, 8.1, 1.65, 999, 1}
+	if !cmp.Equal(got, want, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })) {
+		t.Errorf("window, CPU, CPU per refresh, acked, lost = %v, want %v", got, want)
+	}
+	if got, want := s.refreshRange(), "7.40-9.00 %"; got != want {
+		t.Errorf("range %q, want %q", got, want)
 	}
 }
 

@@ -118,6 +118,10 @@ func (r *Results) Judge() []Target {
 		if fs != nil {
 			refresh, idleFRR = div(ds.RefreshCPU, fs.RefreshCPU), fs.IdleCPU
 			refreshBasis = fmt.Sprintf("refresh at %.0f/s: dmvpnd %.2f %%, FRR %.2f %% of a vCPU", ds.RefreshRate, ds.RefreshCPU, fs.RefreshCPU)
+			if dr, fr := ds.refreshRange(), fs.refreshRange(); dr != "" && fr != "" {
+				refreshBasis = fmt.Sprintf("refresh at %.0f/s, medians of %d and %d windows of %.0f s: dmvpnd %.2f %% (%s), FRR %.2f %% (%s) of a vCPU",
+					ds.RefreshRate, len(ds.RefreshWindows), len(fs.RefreshWindows), ds.RefreshWindow, ds.RefreshCPU, dr, fs.RefreshCPU, fr)
+			}
 		}
 	}
 	out = append(out,
