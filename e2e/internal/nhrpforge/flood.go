@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"strconv"
@@ -62,6 +63,8 @@ type floodConfig struct {
 	firstProto   netip.Addr
 	hold         uint
 	rate         float64
+	poisson      bool
+	seed         uint64
 	retry        time.Duration
 	tries        int
 	wait         time.Duration
@@ -72,6 +75,33 @@ type floodConfig struct {
 	rcvbuf       int
 	to, hubProto netip.Addr
 	key          uint32
+}
+
+// sendOffsets returns when each of n first transmissions is due, from the
+// start, at rate per second: one every 1/rate, or with poisson gaps drawn
+// from an exponential distribution of mean 1/rate (seeded: the same seed,
+// the same schedule). nil for rate 0 (as fast as the socket takes them).
+// Evenly spaced sends are periodic: at 50/s against a 250 Hz kernel tick,
+// the hub's work falls on the tick, or between ticks, for seconds at a
+// time, and the tick's work is charged to the task it interrupts.
+func sendOffsets(n int, rate float64, poisson bool, seed uint64) []time.Duration {
+	if rate <= 0 {
+		return nil
+	}
+	out := make([]time.Duration, n)
+	r := rand.New(rand.NewPCG(seed, 0))
+	at := 0.0 // seconds
+	for i := range out {
+		if poisson {
+			if i > 0 {
+				at += r.ExpFloat64() / rate
+			}
+		} else {
+			at = float64(i) / rate
+		}
+		out[i] = time.Duration(at * float64(time.Second))
+	}
+	return out
 }
 
 // spokeState is one simulated spoke's progress.
@@ -91,6 +121,8 @@ func runFlood(g globals, args []string) error {
 	addrFlag(fs, &c.firstProto, "proto", "tunnel address of the first spoke (required)")
 	fs.UintVar(&c.hold, "hold", 3600, "holding time of the registrations (s)")
 	fs.Float64Var(&c.rate, "rate", 0, "first transmissions per second (0: as fast as the socket takes them)")
+	fs.BoolVar(&c.poisson, "poisson", false, "with -rate: Poisson arrivals (exponential gaps of mean 1/rate, drawn from -seed) rather than one every 1/rate")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed of the -poisson gaps: the same seed, the same schedule")
 	fs.DurationVar(&c.retry, "retry", time.Second, "first retransmission timeout, doubled for each further one")
 	fs.IntVar(&c.tries, "tries", 5, "transmissions per spoke at most (1: no retransmission)")
 	fs.DurationVar(&c.wait, "wait", 3*time.Second, "after a spoke's last transmission, how long to wait for its answer")
@@ -253,9 +285,10 @@ func flood(c floodConfig) (floodResult, []int, error) {
 		}
 		mu.Unlock()
 	}
+	due := sendOffsets(c.n, c.rate, c.poisson, c.seed)
 	for i := range c.n {
-		if c.rate > 0 {
-			if d := time.Until(start.Add(time.Duration(float64(i) / c.rate * float64(time.Second)))); d > 0 {
+		if due != nil {
+			if d := time.Until(start.Add(due[i])); d > 0 {
 				time.Sleep(d)
 			}
 		}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -70,5 +72,53 @@ func TestDropsOf(t *testing.T) {
 	}
 	if _, err := dropsOf(table, 1); err == nil {
 		t.Error("dropsOf of a missing inode: no error")
+	}
+}
+
+func TestSendOffsets(t *testing.T) {
+	if got := sendOffsets(10, 0, true, 1); got != nil {
+		t.Errorf("rate 0: %v, want nil (full rate)", got)
+	}
+	even := sendOffsets(4, 50, false, 1)
+	if want := []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond}; !slices.Equal(even, want) {
+		t.Errorf("even at 50/s: %v, want %v", even, want)
+	}
+
+	const n, rate = 20000, 50.0
+	p := sendOffsets(n, rate, true, 7)
+	if !slices.Equal(p, sendOffsets(n, rate, true, 7)) {
+		t.Error("poisson: the same seed gave another schedule")
+	}
+	if slices.Equal(p, sendOffsets(n, rate, true, 8)) {
+		t.Error("poisson: another seed gave the same schedule")
+	}
+	if p[0] != 0 {
+		t.Errorf("poisson: first send at %v, want at the start", p[0])
+	}
+	// Exponential gaps: mean 1/rate, and as many as the distribution
+	// puts there below half the mean (1 - e^-0.5 = 39.3 %) and above
+	// twice it (e^-2 = 13.5 %); evenly spaced sends have none.
+	var short, long int
+	for i := 1; i < n; i++ {
+		g := p[i] - p[i-1]
+		if g < 0 {
+			t.Fatalf("poisson: send %d before send %d", i, i-1)
+		}
+		switch mean := time.Duration(float64(time.Second) / rate); {
+		case g < mean/2:
+			short++
+		case g > 2*mean:
+			long++
+		}
+	}
+	mean := p[n-1].Seconds() / (n - 1)
+	if d := mean*rate - 1; d < -0.03 || d > 0.03 {
+		t.Errorf("poisson: mean gap %.4f s, want 1/%g within 3 %%", mean, rate)
+	}
+	if f := float64(short) / (n - 1); f < 0.37 || f > 0.42 {
+		t.Errorf("poisson: %.3f of the gaps below half the mean, want 0.393", f)
+	}
+	if f := float64(long) / (n - 1); f < 0.12 || f > 0.15 {
+		t.Errorf("poisson: %.3f of the gaps above twice the mean, want 0.135", f)
 	}
 }
