@@ -145,6 +145,16 @@ func blParseSamples(out string, npids int) ([]blSample, error) {
 	return ss, nil
 }
 
+// blPinScript pins every thread of pids to one CPU (threads started
+// later inherit it).
+func blPinScript(pids []int, cpu int) string {
+	cmds := make([]string, len(pids))
+	for i, p := range pids {
+		cmds[i] = fmt.Sprintf("taskset -a -p -c %d %d > /dev/null", cpu, p)
+	}
+	return strings.Join(cmds, " && ")
+}
+
 // blRefreshScript samples pids, then for each of windows runs flood and
 // samples again: window i runs from sample i to sample i+1. The outputs
 // are separated by "---" lines.

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +106,78 @@ func TestBLRefreshScript(t *testing.T) {
 	}
 	if _, _, err := blParseRefresh(string(out), 1, 2); err == nil {
 		t.Error("three windows' output parsed as two")
+	}
+}
+
+// TestBLPinScript pins two processes, one of them a Go program with
+// several threads, and reads every thread's CPU list back.
+func TestBLPinScript(t *testing.T) {
+	if os.Getenv("DMVPND_BL_PIN_HELPER") == "1" {
+		time.Sleep(time.Minute) // a process to pin; killed by the test
+		return
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: pinning to CPU 0 changes nothing to see")
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("no taskset here")
+	}
+	var pids []int
+	for _, argv := range [][]string{{os.Args[0], "-test.run=^TestBLPinScript$"}, {"sleep", "60"}} {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "DMVPND_BL_PIN_HELPER=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		pids = append(pids, cmd.Process.Pid)
+	}
+	// The Go helper has several threads once its runtime is up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pids[0]))
+		if len(tasks) > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("helper %d still has %d threads", pids[0], len(tasks))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	allowed := func() map[string]string {
+		got := map[string]string{}
+		for _, p := range pids {
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", p))
+			for _, task := range tasks {
+				b, err := os.ReadFile(task + "/status")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for l := range strings.Lines(string(b)) {
+					if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+						got[task] = strings.TrimSpace(v)
+					}
+				}
+			}
+		}
+		return got
+	}
+	for task, cpus := range allowed() {
+		if cpus == "0" {
+			t.Fatalf("%s already on CPU 0 alone: the test would prove nothing", task)
+		}
+	}
+	if out, err := exec.Command("sh", "-c", blPinScript(pids, 0)).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := allowed()
+	if len(got) < 3 {
+		t.Fatalf("%d threads read, want the helper's several and sleep's", len(got))
+	}
+	for task, cpus := range got {
+		if cpus != "0" {
+			t.Errorf("%s: CPUs %s after pinning to 0", task, cpus)
+		}
 	}
 }
 

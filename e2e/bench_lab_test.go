@@ -350,11 +350,19 @@ func (b *blBench) setupNotes() []string {
 		"CPU per registration: utime+stime of dmvpnd, or of nhrpd + zebra, from just before the burst until the hub was quiet, per entry in the table (retransmissions the hub processed cost CPU too); RSS per spoke over the burst: VmRSS growth over the same span per entry; of the idle hub (judged): VmRSS at the end of the idle window minus VmRSS before the burst, per entry",
 		"dmvpnd: role hub, log level warn, nhrp.limits.cache_size 65536 (default 10000 would refuse the 10k burst's last entries), other settings default; FRR 8.4.4: nhrpd (ip nhrp registration no-unique, holdtime 3600) + zebra, logging at warnings, default limits",
 		"guest sysctls: net.core.netdev_max_backlog 65536, neigh gc_thresh1-3 65536",
-		fmt.Sprintf("steady state at the largest N (first repetition): idle window with nothing sent (dmvpnd %v, FRR %v), sampled every %v (dmvpnd) and %v (FRR), then re-registrations of registered spokes at %.0f/s in %d windows, each %v of sending and up to 1 s for the last replies; refresh CPU is the median of the windows",
-			b.cfg.idle, b.cfg.idleFRR, blIdleStep(b.cfg.idle), blIdleStep(b.cfg.idleFRR), b.cfg.refreshRate, b.cfg.refreshWindows, b.cfg.refresh),
+		fmt.Sprintf("steady state at the largest N (first repetition), the hub's daemons (every thread) pinned to vCPU %d and the generator to vCPU %d: idle window with nothing sent (dmvpnd %v, FRR %v), sampled every %v (dmvpnd) and %v (FRR), then re-registrations of registered spokes at %.0f/s (Poisson arrivals, the same schedule in every window) in %d windows, each %v of sending and up to 1 s for the last replies; refresh CPU is the median of the windows",
+			blHubCPU, blGenCPU, b.cfg.idle, b.cfg.idleFRR, blIdleStep(b.cfg.idle), blIdleStep(b.cfg.idleFRR), b.cfg.refreshRate, b.cfg.refreshWindows, b.cfg.refresh),
 		fmt.Sprintf("Phase 3 (%d repetition(s), after the bursts, same boot): the hub namespace and two spokes s1, s2 (LANs 10.1.1.0/24, 10.1.2.0/24), all dmvpnd or all FRR (the interop scenarios' configurations: debug logging, FRR's hub hairpin NFLOG rule, strongSwan in trap mode for FRR, over VICI for dmvpnd), without and with IPsec; a 10/s ping from s1's LAN to s2's until s1 has the shortcut route (and with IPsec the SA to s2) plus 1 s; times from tcpdump on the hub's and s1's gre1 and s1's eth0 and `ip -ts monitor route` on s1, one guest clock", b.cfg.p3reps),
 	)
 }
+
+// The steady windows' vCPUs (the guest has two): the hub's daemons on
+// one, the load generator on the other.
+const blHubCPU, blGenCPU = 1, 0
+
+// blRefreshSeed seeds the refresh windows' Poisson arrival times: every
+// window of every implementation gets the same schedule.
+const blRefreshSeed = 1
 
 // blHub is one implementation running as the hub.
 type blHub struct {
@@ -629,6 +637,13 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 		t.Fatalf("%s: hub never went quiet: %v", impl, err)
 	}
 	s.QuietWait = time.Since(q0).Seconds()
+	// The steady windows measure the hub alone: its daemons on one vCPU,
+	// the generator on the other, for every implementation (left to the
+	// scheduler, where it put them moved a window's figure by up to a
+	// third).
+	if _, err := b.hub.Run(ctx, blPinScript(h.pids, blHubCPU)); err != nil {
+		t.Fatalf("%s: pin the hub to vCPU %d: %v", impl, blHubCPU, err)
+	}
 	if impl == benchreport.DMVPND {
 		b.heapProfile(ctx, "heap-idle-start")
 		defer b.heapProfile(ctx, "heap-refresh-end")
@@ -671,8 +686,12 @@ func (b *blBench) steady(ctx context.Context, impl string, n int, h *blHub) *ben
 	}
 
 	k := min(n, int(b.cfg.refreshRate*b.cfg.refresh.Seconds()))
-	flood := b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -tries 1 -wait 1s",
-		k, blFirstNBMA, blFirstProto, blHold, b.cfg.refreshRate))
+	// Poisson arrivals, as 10k spokes' independent timers make them:
+	// evenly spaced at 50/s against the guest's 250 Hz tick, the hub's
+	// work fell on the tick, or between ticks, for seconds at a time
+	// (docs/bench/README.md, "Refresh CPU").
+	flood := fmt.Sprintf("taskset -c %d ", blGenCPU) + b.floodCmd(fmt.Sprintf("-n %d -nbma %s -proto %s -hold %d -rate %g -poisson -seed %d -tries 1 -wait 1s",
+		k, blFirstNBMA, blFirstProto, blHold, b.cfg.refreshRate, blRefreshSeed))
 	// One guest command again: a sample, then per window the refresh and
 	// a sample (the pids are visible from gen's namespace: one pid
 	// namespace).
