@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -92,17 +91,20 @@ func (c *NHRPConn) RcvBuf() (int, error) {
 	return v, gerr
 }
 
-// ReadFrom reads one NHRP packet and returns the sender's NBMA address.
+// ReadFrom reads one NHRP packet and returns the sender's NBMA address: a
+// ReadBatch of one, so that single packets and batches arrive through the
+// same recvmmsg code (a packet from no NBMA address is skipped alike).
 func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
-	n, addr, err := c.c.ReadFrom(b)
-	if err != nil {
-		return n, netip.Addr{}, fmt.Errorf("kernel: read NHRP packet: %w", err)
+	ds := [1]Datagram{{B: b}}
+	for {
+		n, err := c.ReadBatch(ds[:])
+		if err != nil {
+			return 0, netip.Addr{}, err
+		}
+		if n == 1 {
+			return len(ds[0].B), ds[0].NBMA, nil
+		}
 	}
-	nbma, err := nbmaFromLinkAddr(addr)
-	if err != nil {
-		return n, netip.Addr{}, fmt.Errorf("kernel: read NHRP packet: %w", err)
-	}
-	return n, nbma, nil
 }
 
 // WriteTo sends one NHRP packet to an NBMA address through the tunnel: a
@@ -132,14 +134,3 @@ func (c *NHRPConn) Stats() (NHRPStats, error) {
 
 // Close closes the socket; a blocked ReadFrom returns an error.
 func (c *NHRPConn) Close() error { return c.c.Close() }
-
-func nbmaFromLinkAddr(a net.Addr) (netip.Addr, error) {
-	pa, ok := a.(*packet.Addr)
-	if !ok || pa == nil {
-		return netip.Addr{}, fmt.Errorf("unexpected source address %v", a)
-	}
-	if len(pa.HardwareAddr) != 4 {
-		return netip.Addr{}, fmt.Errorf("source link-layer address %x is not a 4-byte NBMA address", []byte(pa.HardwareAddr))
-	}
-	return netip.AddrFrom4([4]byte(pa.HardwareAddr)), nil
-}

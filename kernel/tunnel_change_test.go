@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -143,17 +142,5 @@ func TestReadGretunUnderlay(t *testing.T) {
 	}
 	if readGretun(&netlink.Dummy{}) != nil {
 		t.Error("dummy read as gre")
-	}
-}
-
-func TestNBMAFromLinkAddr(t *testing.T) {
-	got, err := nbmaFromLinkAddr(&packet.Addr{HardwareAddr: net.HardwareAddr{198, 51, 100, 7}})
-	if err != nil || got.String() != "198.51.100.7" {
-		t.Errorf("4-byte address: %v %v", got, err)
-	}
-	for _, bad := range []net.Addr{nil, &packet.Addr{HardwareAddr: net.HardwareAddr{0, 1, 2, 3, 4, 5}}, &net.UDPAddr{}} {
-		if _, err := nbmaFromLinkAddr(bad); err == nil {
-			t.Errorf("nbmaFromLinkAddr(%v) accepted", bad)
-		}
 	}
 }
