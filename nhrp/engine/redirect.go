@@ -19,11 +19,12 @@ type flowKey struct{ src, dst netip.Addr }
 // from its IP header on (the controller dispatches by inbound interface).
 func (e *Engine) Hairpin(pkt []byte) {
 	e.now = e.cfg.Clock.Now()
-	src, dst, ok := ipAddrs(pkt)
+	h, ok := nhrp.ParseIPHeader(pkt)
 	if !ok {
 		e.drop(DropBadHairpin)
 		return
 	}
+	src, dst := h.Src, h.Dst
 	k := flowKey{src, dst}
 	if last, ok := e.flows[k]; ok && e.now.Sub(last) < e.cfg.IndicationEvery {
 		e.drop(DropIndicationRate)
@@ -81,11 +82,12 @@ func (e *Engine) handleTrafficIndication(in *inbound) {
 		return
 	}
 	e.counters.inc(cIndicationsRecv)
-	src, dst, ok := ipAddrs(in.p.Payload)
+	h, ok := nhrp.ParseIPHeader(in.p.Payload)
 	if !ok {
 		e.drop(DropMalformed)
 		return
 	}
+	src, dst := h.Src, h.Dst
 	if r, ok := e.route(src); !ok || r.ViaTunnel {
 		e.drop(DropNotIngress)
 		return

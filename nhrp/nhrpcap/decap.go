@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"time"
+
+	"github.com/dmvpnd/dmvpnd/nhrp"
 )
 
 // Ethertypes and IP protocol numbers met on the way to NHRP.
@@ -129,46 +131,38 @@ func Extract(f Frame) (p Packet, ok bool) {
 }
 
 func (p Packet) ipv4(b []byte) (Packet, bool) {
-	if len(b) < 20 || b[0]>>4 != 4 {
+	h, ok := nhrp.ParseIPHeader(b)
+	if !ok || h.Version != 4 || len(b) < h.Len || h.Length < h.Len {
 		return p, false
 	}
-	ihl := int(b[0]&0x0F) * 4
-	total := int(binary.BigEndian.Uint16(b[2:]))
-	if ihl < 20 || len(b) < ihl || total < ihl {
-		return p, false
-	}
-	fragOff := binary.BigEndian.Uint16(b[6:])
-	if fragOff&0x1FFF != 0 {
+	if h.FragOffset != 0 {
 		return p, false // not the first fragment
 	}
-	p.Src = netip.AddrFrom4([4]byte(b[12:16]))
-	p.Dst = netip.AddrFrom4([4]byte(b[16:20]))
-	proto := b[9]
-	payload := b[ihl:]
-	want := total - ihl
+	p.Src, p.Dst = h.Src, h.Dst
+	payload := b[h.Len:]
+	want := h.Length - h.Len
 	if len(payload) > want {
 		payload = payload[:want] // link-layer padding
 	} else if len(payload) < want {
 		p.Truncated = true
 	}
-	if fragOff&0x2000 != 0 { // more fragments
+	if h.MoreFragments {
 		p.Truncated = true
 	}
-	return p.transport(proto, payload)
+	return p.transport(h.Protocol, payload)
 }
 
 func (p Packet) ipv6(b []byte) (Packet, bool) {
-	if len(b) < 40 || b[0]>>4 != 6 {
+	h, ok := nhrp.ParseIPHeader(b)
+	if !ok || h.Version != 6 {
 		return p, false
 	}
-	p.Src = netip.AddrFrom16([16]byte(b[8:24]))
-	p.Dst = netip.AddrFrom16([16]byte(b[24:40]))
-	next := b[6]
-	want := int(binary.BigEndian.Uint16(b[4:]))
-	payload := b[40:]
-	if len(payload) > want {
-		payload = payload[:want]
-	} else if len(payload) < want {
+	p.Src, p.Dst = h.Src, h.Dst
+	next := h.Protocol
+	payload := b[h.Len:]
+	if len(payload) > h.Length {
+		payload = payload[:h.Length]
+	} else if len(payload) < h.Length {
 		p.Truncated = true
 	}
 	// Skip extension headers (RFC 8200 §4).
