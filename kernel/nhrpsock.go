@@ -91,11 +91,12 @@ func (c *NHRPConn) RcvBuf() (int, error) {
 	return v, gerr
 }
 
-// ReadFrom reads one NHRP packet and returns the sender's NBMA address: a
-// ReadBatch of one, so that single packets and batches arrive through the
-// same recvmmsg code (a packet from no NBMA address is skipped alike).
+// ReadFrom reads one NHRP packet into b (at most len(b) octets) and
+// returns the sender's NBMA address: a ReadBatch of one, so that single
+// packets and batches arrive through the same recvmmsg code (a packet from
+// no NBMA address is skipped alike).
 func (c *NHRPConn) ReadFrom(b []byte) (int, netip.Addr, error) {
-	ds := [1]Datagram{{B: b}}
+	ds := [1]Datagram{{B: b[:len(b):len(b)]}} // ReadBatch fills up to the capacity
 	for {
 		n, err := c.ReadBatch(ds[:])
 		if err != nil {

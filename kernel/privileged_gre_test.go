@@ -81,6 +81,12 @@ func TestPrivNeighborMiss(t *testing.T) {
 // to unblock the reader).
 func readWithin(t *testing.T, c *NHRPConn, timeout time.Duration) ([]byte, netip.Addr) {
 	t.Helper()
+	return readWithinInto(t, c, make([]byte, 1500), timeout)
+}
+
+// readWithinInto is readWithin reading into buf.
+func readWithinInto(t *testing.T, c *NHRPConn, buf []byte, timeout time.Duration) ([]byte, netip.Addr) {
+	t.Helper()
 	type res struct {
 		b    []byte
 		from netip.Addr
@@ -88,7 +94,6 @@ func readWithin(t *testing.T, c *NHRPConn, timeout time.Duration) ([]byte, netip
 	}
 	ch := make(chan res, 1)
 	go func() {
-		buf := make([]byte, 1500)
 		n, from, err := c.ReadFrom(buf)
 		ch <- res{buf[:n], from, err}
 	}()
@@ -124,6 +129,24 @@ func TestPrivNHRPSocket(t *testing.T) {
 	got, from := readWithin(t, hc, 10*time.Second)
 	if string(got) != string(payload) || from != spokes[0].nbma {
 		t.Errorf("hub got %q from %s, want %q from %s", got, from, payload, spokes[0].nbma)
+	}
+	// A buffer shorter than the packet: ReadFrom fills its length, not
+	// its capacity.
+	if _, err := s1.WriteTo(payload, netip.MustParseAddr("172.16.1.1")); err != nil {
+		t.Fatal(err)
+	}
+	short := make([]byte, 8, 64)
+	for i := range short[:cap(short)] {
+		short[:cap(short)][i] = 0xaa // sentinel past the length
+	}
+	got, from = readWithinInto(t, hc, short, 10*time.Second)
+	if string(got) != string(payload[:8]) || from != spokes[0].nbma {
+		t.Errorf("hub got %q from %s into 8 octets, want %q from %s", got, from, payload[:8], spokes[0].nbma)
+	}
+	for i, b := range short[8:cap(short)] {
+		if b != 0xaa {
+			t.Fatalf("ReadFrom wrote octet %d, past the buffer's length 8", 8+i)
+		}
 	}
 	// Hub -> spoke 2, no neighbor entry needed for the NBMA destination.
 	payload = []byte("reply to spoke 2")
