@@ -423,14 +423,11 @@ func dropsOf(table string, ino uint64) (int64, error) {
 // (as a raw IPPROTO_GRE socket delivers it: IP header included), or false
 // when it is something else.
 func parseGREIPv4(b []byte, key uint32) ([]byte, bool) {
-	if len(b) < 20 || b[0]>>4 != 4 {
+	h, ok := nhrp.ParseIPHeader(b)
+	if !ok || h.Version != 4 || len(b) < h.Len+4 || h.Protocol != unix.IPPROTO_GRE {
 		return nil, false
 	}
-	ihl := int(b[0]&0x0f) * 4
-	if ihl < 20 || len(b) < ihl+4 || b[9] != unix.IPPROTO_GRE {
-		return nil, false
-	}
-	g := b[ihl:]
+	g := b[h.Len:]
 	flags := binary.BigEndian.Uint16(g)
 	if flags&0x0007 != 0 || binary.BigEndian.Uint16(g[2:]) != kernel.EtherTypeNHRP {
 		return nil, false // version != 0, or not NHRP

@@ -37,6 +37,9 @@ func TestParseGREIPv4(t *testing.T) {
 		{"not NHRP", append(append(append([]byte(nil), pkt[:22]...), 0x08, 0x00), pkt[24:]...), 42, nil, false},
 		{"truncated", pkt[:26], 42, nil, false},
 		{"not IPv4", append([]byte{0x65}, pkt[1:]...), 42, nil, false},
+		{"IHL 4", append([]byte{0x44}, pkt[1:]...), 42, nil, false},
+		{"IP header cut short", pkt[:19], 42, nil, false},
+		{"not GRE", append(append(append([]byte(nil), pkt[:9]...), 17), pkt[10:]...), 42, nil, false},
 	} {
 		got, ok := parseGREIPv4(tc.in, tc.key)
 		if ok != tc.ok || !cmp.Equal(tc.want, got) {
