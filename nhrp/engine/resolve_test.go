@@ -286,3 +286,34 @@ func TestResolutionRetransmitsWithSameID(t *testing.T) {
 		t.Errorf("no negative entry after a NAK: %+v", s2.Engine.Cache())
 	}
 }
+
+// A hairpinned packet, or the payload of a Traffic Indication from the
+// NHS, that is not an IP header nhrp.ParseIPHeader accepts (cut short,
+// IHL below 5, version 5) changes nothing and is counted.
+func TestMalformedIPHeadersCounted(t *testing.T) {
+	tp := newTopo(t)
+	s2 := tp.spoke(2, "198.51.100.2", nil)
+	tp.spoke(3, "198.51.100.3", nil)
+	tp.start()
+	good := ipv4("10.0.2.5", "10.0.3.7")
+	bad := [][]byte{good[:19], append([]byte{0x44}, good[1:]...), append([]byte{0x55}, good[1:]...)}
+	for _, b := range bad {
+		tp.hub.Engine.Hairpin(b)
+	}
+	tp.run()
+	wantCounter(t, tp.hub, "drop_bad_hairpin", uint64(len(bad)))
+	wantCounter(t, s2, "traffic_indications_received", 0)
+	for _, b := range bad {
+		ti, err := nhrp.NewTrafficIndication(addr(hubNBMA), addr(hubProto), addr("10.255.0.2"), b).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.net.Inject(tp.hub, addr("198.51.100.2"), ti)
+	}
+	tp.run()
+	wantCounter(t, s2, "traffic_indications_received", uint64(len(bad)))
+	wantCounter(t, s2, "drop_malformed", uint64(len(bad)))
+	if len(s2.Engine.Shortcuts()) != 0 {
+		t.Errorf("shortcut from a malformed indication: %+v", s2.Engine.Shortcuts())
+	}
+}
